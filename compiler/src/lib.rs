@@ -1,0 +1,1 @@
+//! edgefuse-compiler: ONNX → IR → passes → `.efm`.

@@ -1,0 +1,4 @@
+//! CPU kernels of the elementwise family.
+
+pub mod binary;
+pub mod unary;

@@ -1,0 +1,4 @@
+//! CPU kernels of the linalg family.
+
+pub mod gemm;
+pub mod matmul;

@@ -1,0 +1,4 @@
+//! CPU kernels of the quant family.
+
+pub mod dequantize;
+pub mod quantize;

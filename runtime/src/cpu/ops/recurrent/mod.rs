@@ -1,0 +1,4 @@
+//! CPU kernels of the recurrent family.
+
+pub mod gru;
+pub mod lstm;

@@ -1,0 +1,4 @@
+//! CPU kernels of the reduce family.
+
+pub mod reduce;
+pub mod softmax;

@@ -1,0 +1,165 @@
+//! The intermediate representation: a static, fully shaped dataflow graph.
+//!
+//! The compiler builds it (import, fold, fuse, quantize) and writes it into the `.efm` metadata;
+//! the runtime reads it back and plans it. Every tensor has a static shape and dtype; every op's
+//! attributes are resolved (no shape subgraphs, no constant inputs that change an op's meaning).
+
+pub mod ops;
+
+use serde::{Deserialize, Serialize};
+
+pub use ops::{Fact, Op};
+
+use crate::tensor::DType;
+
+/// Index of a tensor in [`Graph::tensors`].
+pub type TensorId = usize;
+
+/// Where a constant tensor's bytes live in the weights section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightRef {
+    /// Byte offset from the start of the weights section; a multiple of 64.
+    pub offset: u64,
+    /// Byte length; equals `dtype.size() * product(shape)`.
+    pub len: u64,
+}
+
+/// Quantization parameters of an int8/uint8 tensor (per tensor or per channel along `axis`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantParams {
+    pub scale: Vec<f32>,
+    pub zero_point: Vec<i32>,
+    pub axis: Option<usize>,
+}
+
+/// One tensor of the graph: an input, a constant (weights) or an intermediate/output value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    /// Set for constants: where the data is in the weights section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<WeightRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quant: Option<QuantParams>,
+}
+
+impl TensorInfo {
+    pub fn fact(&self) -> Fact {
+        Fact {
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+        }
+    }
+    pub fn byte_len(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.size()
+    }
+}
+
+/// One operation. `inputs` lists only the inputs present (optional ONNX inputs that are absent are
+/// recorded in the op's attributes, e.g. `Lstm::has_h0`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+}
+
+/// A graph in topological order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    pub tensors: Vec<TensorInfo>,
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+}
+
+impl Graph {
+    /// Checks the structural invariants a reader relies on: ids in range, topological order, each
+    /// tensor produced once, shapes agreeing with each op's inference. Run on every loaded file.
+    pub fn validate(&self) -> crate::Result<()> {
+        let n = self.tensors.len();
+        let mut defined = vec![false; n];
+        for &i in &self.inputs {
+            if i >= n {
+                crate::invalid!("graph input id {i} out of range ({n} tensors)");
+            }
+            defined[i] = true;
+        }
+        for (i, t) in self.tensors.iter().enumerate() {
+            if t.weight.is_some() {
+                defined[i] = true;
+            }
+            let elems = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            match elems.and_then(|e| e.checked_mul(t.dtype.size())) {
+                Some(b) if b <= (1usize << 40) => {}
+                _ => crate::invalid!(
+                    "tensor {i} \"{}\" has an impossible shape {:?}",
+                    t.name,
+                    t.shape
+                ),
+            }
+            if let Some(w) = t.weight {
+                if w.len as usize != t.byte_len() {
+                    crate::invalid!(
+                        "constant \"{}\" claims {} bytes but shape {:?} {} needs {}",
+                        t.name,
+                        w.len,
+                        t.shape,
+                        t.dtype,
+                        t.byte_len()
+                    );
+                }
+            }
+        }
+        for (k, node) in self.nodes.iter().enumerate() {
+            let ctx = |msg: String| crate::Error::Node {
+                index: k,
+                name: node.name.clone(),
+                op: node.op.name().to_string(),
+                msg,
+            };
+            let mut facts = Vec::with_capacity(node.inputs.len());
+            for &i in &node.inputs {
+                if i >= n || !defined[i] {
+                    return Err(ctx(format!("input tensor {i} is not defined before use")));
+                }
+                facts.push(self.tensors[i].fact());
+            }
+            let inferred = node.op.infer(&facts).map_err(|e| ctx(e.to_string()))?;
+            if inferred.len() != node.outputs.len() {
+                return Err(ctx(format!(
+                    "op yields {} outputs, node lists {}",
+                    inferred.len(),
+                    node.outputs.len()
+                )));
+            }
+            for (&o, f) in node.outputs.iter().zip(&inferred) {
+                if o >= n || defined[o] {
+                    return Err(ctx(format!(
+                        "output tensor {o} is out of range or defined twice"
+                    )));
+                }
+                if self.tensors[o].dtype != f.dtype || self.tensors[o].shape != f.shape {
+                    return Err(ctx(format!(
+                        "output \"{}\" recorded as {:?} {} but the op gives {:?} {}",
+                        self.tensors[o].name,
+                        self.tensors[o].shape,
+                        self.tensors[o].dtype,
+                        f.shape,
+                        f.dtype
+                    )));
+                }
+                defined[o] = true;
+            }
+        }
+        for &o in &self.outputs {
+            if o >= n || !defined[o] {
+                crate::invalid!("graph output {o} is never computed");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! Element-wise ops: binary with numpy broadcasting, unary activations.
+
+use serde::{Deserialize, Serialize};
+
+use super::{broadcast_shapes, expect_inputs, Fact, OpInfo};
+use crate::tensor::DType;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+    Equal,
+    Less,
+    Greater,
+}
+
+impl BinaryOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinaryOp::Equal | BinaryOp::Less | BinaryOp::Greater)
+    }
+}
+
+/// `out = a (op) b` with numpy broadcasting. f32 and integer types; comparisons give bool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Binary {
+    pub op: BinaryOp,
+}
+
+impl OpInfo for Binary {
+    fn name(&self) -> &'static str {
+        match self.op {
+            BinaryOp::Add => "Add",
+            BinaryOp::Sub => "Sub",
+            BinaryOp::Mul => "Mul",
+            BinaryOp::Div => "Div",
+            BinaryOp::Pow => "Pow",
+            BinaryOp::Max => "Max",
+            BinaryOp::Min => "Min",
+            BinaryOp::Equal => "Equal",
+            BinaryOp::Less => "Less",
+            BinaryOp::Greater => "Greater",
+        }
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs(self.name(), inputs, 2, 2)?;
+        let (a, b) = (&inputs[0], &inputs[1]);
+        // Pow may take an exponent of another type; every other op needs equal types.
+        if a.dtype != b.dtype && self.op != BinaryOp::Pow {
+            return Err(Error::invalid(format!(
+                "{} of {} and {}",
+                self.name(),
+                a.dtype,
+                b.dtype
+            )));
+        }
+        let shape = broadcast_shapes(&a.shape, &b.shape)?;
+        let dtype = if self.op.is_comparison() {
+            DType::Bool
+        } else {
+            a.dtype
+        };
+        Ok(vec![Fact::new(dtype, shape)])
+    }
+}
+
+/// Unary element-wise functions, activations included. Parameters are resolved constants.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum UnaryOp {
+    Identity,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Sqrt,
+    Exp,
+    Log,
+    Neg,
+    Abs,
+    Reciprocal,
+    Floor,
+    Ceil,
+    Round,
+    Erf,
+    Softplus,
+    /// x · sigmoid(x) (SiLU).
+    Swish,
+    /// x · tanh(softplus(x)).
+    Mish,
+    HardSwish,
+    Gelu,
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    Elu {
+        alpha: f32,
+    },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    Not,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unary {
+    pub op: UnaryOp,
+}
+
+impl OpInfo for Unary {
+    fn name(&self) -> &'static str {
+        match self.op {
+            UnaryOp::Identity => "Identity",
+            UnaryOp::Relu => "Relu",
+            UnaryOp::Sigmoid => "Sigmoid",
+            UnaryOp::Tanh => "Tanh",
+            UnaryOp::Sqrt => "Sqrt",
+            UnaryOp::Exp => "Exp",
+            UnaryOp::Log => "Log",
+            UnaryOp::Neg => "Neg",
+            UnaryOp::Abs => "Abs",
+            UnaryOp::Reciprocal => "Reciprocal",
+            UnaryOp::Floor => "Floor",
+            UnaryOp::Ceil => "Ceil",
+            UnaryOp::Round => "Round",
+            UnaryOp::Erf => "Erf",
+            UnaryOp::Softplus => "Softplus",
+            UnaryOp::Swish => "Swish",
+            UnaryOp::Mish => "Mish",
+            UnaryOp::HardSwish => "HardSwish",
+            UnaryOp::Gelu => "Gelu",
+            UnaryOp::Clip { .. } => "Clip",
+            UnaryOp::LeakyRelu { .. } => "LeakyRelu",
+            UnaryOp::Elu { .. } => "Elu",
+            UnaryOp::HardSigmoid { .. } => "HardSigmoid",
+            UnaryOp::Not => "Not",
+        }
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs(self.name(), inputs, 1, 1)?;
+        let ok = match self.op {
+            UnaryOp::Identity => true,
+            UnaryOp::Not => inputs[0].dtype == DType::Bool,
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Clip { .. } => {
+                matches!(inputs[0].dtype, DType::F32 | DType::I64 | DType::I32)
+            }
+            _ => inputs[0].dtype == DType::F32,
+        };
+        if !ok {
+            return Err(Error::invalid(format!(
+                "{} does not take {}",
+                self.name(),
+                inputs[0].dtype
+            )));
+        }
+        Ok(vec![inputs[0].clone()])
+    }
+}

@@ -1,0 +1,293 @@
+//! Convolutional-network ops: Conv, ConvTranspose, pooling, BatchNormalization.
+//!
+//! Layout is NCHW (NCL for 1-D). Padding is explicit (`auto_pad` is resolved by the importer):
+//! `pads = [begin_0, .., begin_{s-1}, end_0, .., end_{s-1}]` as in ONNX.
+
+use serde::{Deserialize, Serialize};
+
+use super::{expect_inputs, Fact, OpInfo, UnaryOp};
+use crate::tensor::DType;
+use crate::{Error, Result};
+
+/// Output length of one spatial axis of a convolution or pooling window.
+pub fn conv_out_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pad_begin: usize,
+    pad_end: usize,
+    ceil: bool,
+) -> Result<usize> {
+    let eff = dilation * (kernel - 1) + 1;
+    let padded = input + pad_begin + pad_end;
+    if kernel == 0 || stride == 0 || dilation == 0 || padded < eff {
+        return Err(Error::invalid(format!(
+            "window {kernel} (dilation {dilation}, stride {stride}) does not fit input {input} padded by {pad_begin}+{pad_end}"
+        )));
+    }
+    let span = padded - eff;
+    let mut out = span / stride + 1;
+    if ceil && span % stride != 0 {
+        out += 1;
+        // The last window must start inside the input or the begin padding.
+        if (out - 1) * stride >= input + pad_begin {
+            out -= 1;
+        }
+    }
+    Ok(out)
+}
+
+fn check_spatial(
+    name: &str,
+    x: &Fact,
+    k: &[usize],
+    strides: &[usize],
+    pads: &[usize],
+    dil: &[usize],
+) -> Result<()> {
+    let s = k.len();
+    if x.rank() != s + 2 || strides.len() != s || dil.len() != s || pads.len() != 2 * s {
+        return Err(Error::invalid(format!(
+            "{name}: input {:?} with kernel {k:?}, strides {strides:?}, pads {pads:?}, dilations {dil:?} disagree in rank",
+            x.shape
+        )));
+    }
+    if x.dtype != DType::F32 {
+        return Err(Error::invalid(format!(
+            "{name} needs f32 input, got {}",
+            x.dtype
+        )));
+    }
+    Ok(())
+}
+
+/// Convolution. Inputs: X [N, C, *S], W [M, C/group, *K], optional B [M].
+/// `act` is an epilogue activation set by fusion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conv {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub group: usize,
+    pub has_bias: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<UnaryOp>,
+}
+
+impl OpInfo for Conv {
+    fn name(&self) -> &'static str {
+        "Conv"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs("Conv", inputs, 2, 3)?;
+        let (x, w) = (&inputs[0], &inputs[1]);
+        check_spatial(
+            "Conv",
+            x,
+            &self.kernel,
+            &self.strides,
+            &self.pads,
+            &self.dilations,
+        )?;
+        let s = self.kernel.len();
+        let (c, m) = (x.shape[1], w.shape.first().copied().unwrap_or(0));
+        if self.group == 0
+            || w.rank() != s + 2
+            || c % self.group != 0
+            || m % self.group != 0
+            || w.shape[1] != c / self.group
+            || w.shape[2..] != self.kernel[..]
+        {
+            return Err(Error::invalid(format!(
+                "Conv weight {:?} does not match input {:?} with group {} and kernel {:?}",
+                w.shape, x.shape, self.group, self.kernel
+            )));
+        }
+        if self.has_bias != (inputs.len() == 3) || inputs.get(2).is_some_and(|b| b.shape != [m]) {
+            return Err(Error::invalid(format!("Conv bias must be [{m}]")));
+        }
+        let mut out = vec![x.shape[0], m];
+        for i in 0..s {
+            out.push(conv_out_len(
+                x.shape[2 + i],
+                self.kernel[i],
+                self.strides[i],
+                self.dilations[i],
+                self.pads[i],
+                self.pads[s + i],
+                false,
+            )?);
+        }
+        Ok(vec![Fact::new(DType::F32, out)])
+    }
+}
+
+/// Transposed convolution. Inputs: X [N, C, *S], W [C, M/group, *K], optional B [M].
+/// `output_shape` is resolved by the importer into explicit `pads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvTranspose {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub output_padding: Vec<usize>,
+    pub group: usize,
+    pub has_bias: bool,
+}
+
+impl OpInfo for ConvTranspose {
+    fn name(&self) -> &'static str {
+        "ConvTranspose"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs("ConvTranspose", inputs, 2, 3)?;
+        let (x, w) = (&inputs[0], &inputs[1]);
+        check_spatial(
+            "ConvTranspose",
+            x,
+            &self.kernel,
+            &self.strides,
+            &self.pads,
+            &self.dilations,
+        )?;
+        let s = self.kernel.len();
+        if self.group == 0
+            || w.rank() != s + 2
+            || w.shape[0] != x.shape[1]
+            || w.shape[2..] != self.kernel[..]
+            || self.output_padding.len() != s
+        {
+            return Err(Error::invalid(format!(
+                "ConvTranspose weight {:?} does not match input {:?}",
+                w.shape, x.shape
+            )));
+        }
+        let m = w.shape[1] * self.group;
+        if self.has_bias != (inputs.len() == 3) {
+            return Err(Error::invalid(
+                "ConvTranspose bias presence disagrees with its attributes",
+            ));
+        }
+        let mut out = vec![x.shape[0], m];
+        for i in 0..s {
+            let full = self.strides[i] * (x.shape[2 + i] - 1)
+                + self.output_padding[i]
+                + (self.kernel[i] - 1) * self.dilations[i]
+                + 1;
+            let pads = self.pads[i] + self.pads[s + i];
+            if full <= pads {
+                return Err(Error::invalid("ConvTranspose pads remove the whole output"));
+            }
+            out.push(full - pads);
+        }
+        Ok(vec![Fact::new(DType::F32, out)])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+/// MaxPool / AveragePool over explicit windows. `ceil_mode` is applied to the output shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub kind: PoolKind,
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub ceil_mode: bool,
+    /// AveragePool: divide by the full window (true) or by the elements inside the input.
+    pub count_include_pad: bool,
+}
+
+impl OpInfo for Pool {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            PoolKind::Max => "MaxPool",
+            PoolKind::Avg => "AveragePool",
+        }
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs(self.name(), inputs, 1, 1)?;
+        let x = &inputs[0];
+        check_spatial(
+            self.name(),
+            x,
+            &self.kernel,
+            &self.strides,
+            &self.pads,
+            &self.dilations,
+        )?;
+        let s = self.kernel.len();
+        let mut out = x.shape[..2].to_vec();
+        for i in 0..s {
+            out.push(conv_out_len(
+                x.shape[2 + i],
+                self.kernel[i],
+                self.strides[i],
+                self.dilations[i],
+                self.pads[i],
+                self.pads[s + i],
+                self.ceil_mode,
+            )?);
+        }
+        Ok(vec![Fact::new(DType::F32, out)])
+    }
+}
+
+/// GlobalAveragePool / GlobalMaxPool: [N, C, *S] → [N, C, 1, ..].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalPool {
+    pub kind: PoolKind,
+}
+
+impl OpInfo for GlobalPool {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            PoolKind::Max => "GlobalMaxPool",
+            PoolKind::Avg => "GlobalAveragePool",
+        }
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs(self.name(), inputs, 1, 1)?;
+        let x = &inputs[0];
+        if x.rank() < 3 || x.dtype != DType::F32 {
+            return Err(Error::invalid(format!(
+                "{} needs f32 [N, C, ...], got {:?}",
+                self.name(),
+                x.shape
+            )));
+        }
+        let mut out = x.shape.clone();
+        out[2..].iter_mut().for_each(|d| *d = 1);
+        Ok(vec![Fact::new(DType::F32, out)])
+    }
+}
+
+/// Inference-mode BatchNormalization. Inputs: X [N, C, ...], scale, B, mean, var (each [C]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchNorm {
+    pub epsilon: f32,
+}
+
+impl OpInfo for BatchNorm {
+    fn name(&self) -> &'static str {
+        "BatchNormalization"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs("BatchNormalization", inputs, 5, 5)?;
+        let x = &inputs[0];
+        if x.rank() < 2 || inputs[1..].iter().any(|p| p.shape != [x.shape[1]]) {
+            return Err(Error::invalid(format!(
+                "BatchNormalization parameters must be [C] for input {:?}",
+                x.shape
+            )));
+        }
+        Ok(vec![x.clone()])
+    }
+}

@@ -1,0 +1,19 @@
+//! edgefuse-runtime: everything a field device needs to execute a compiled model.
+//!
+//! - [`ir`]: the graph the compiler emits and the runtime executes (ops, tensors, shapes).
+//! - [`format`]: the `.efm` container (header, checksummed sections, 64-byte-aligned weights, mmap).
+//! - [`tensor`]: owned tensors and borrowed views used at the API boundary and while folding.
+//! - [`cpu`]: the CPU backend: a static plan, one arena, one kernel per node.
+//!
+//! Boundary: this crate never depends on the compiler or on tract; the device binary links it alone.
+
+pub mod cpu;
+pub mod error;
+pub mod format;
+pub mod ir;
+pub mod model;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use model::Model;
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,4 @@
+//! A loaded model.
+
+/// A compiled model, loaded from a `.efm` file.
+pub struct Model {}

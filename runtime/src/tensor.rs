@@ -1,0 +1,287 @@
+//! Element types, owned tensors and borrowed views.
+//!
+//! Kernels see plain byte slices plus a static shape; these types are the typed, checked wrapper
+//! used at the API boundary (feeding inputs, reading outputs) and by the compiler while folding.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F32,
+    F16,
+    I64,
+    I32,
+    I8,
+    U8,
+    Bool,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::F16 => 2,
+            DType::I64 => 8,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::I64 => "i64",
+            DType::I32 => "i32",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::Bool => "bool",
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Element types a tensor can be viewed as.
+pub trait Element: bytemuck::Pod {
+    const DTYPE: DType;
+}
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl Element for half::f16 {
+    const DTYPE: DType = DType::F16;
+}
+impl Element for i64 {
+    const DTYPE: DType = DType::I64;
+}
+impl Element for i32 {
+    const DTYPE: DType = DType::I32;
+}
+impl Element for i8 {
+    const DTYPE: DType = DType::I8;
+}
+impl Element for u8 {
+    const DTYPE: DType = DType::U8;
+}
+
+/// A 64-byte block: the unit of aligned storage.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub struct Block(pub [u8; 64]);
+
+/// A byte buffer whose start is 64-byte aligned, so any element type can be viewed in place.
+#[derive(Clone, Default)]
+pub struct AlignedBuf {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub fn zeroed(len: usize) -> Self {
+        AlignedBuf {
+            blocks: vec![Block([0; 64]); len.div_ceil(64)],
+            len,
+        }
+    }
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut b = Self::zeroed(bytes.len());
+        b.as_mut_slice().copy_from_slice(bytes);
+        b
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `Block` is `repr(C)` plain bytes; `blocks` holds at least `len` bytes.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr() as *const u8, self.len) }
+    }
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr() as *mut u8, self.len) }
+    }
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} bytes)", self.len)
+    }
+}
+
+/// An owned tensor: dtype, shape and 64-byte-aligned data.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    data: AlignedBuf,
+}
+
+impl Tensor {
+    pub fn zeros(dtype: DType, shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        Tensor {
+            dtype,
+            shape: shape.to_vec(),
+            data: AlignedBuf::zeroed(n * dtype.size()),
+        }
+    }
+
+    /// Builds a tensor from raw little-endian bytes; the length must match the shape.
+    pub fn from_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n * dtype.size() != bytes.len() {
+            return Err(Error::invalid(format!(
+                "tensor of shape {shape:?} {dtype} needs {} bytes, got {}",
+                n * dtype.size(),
+                bytes.len()
+            )));
+        }
+        Ok(Tensor {
+            dtype,
+            shape: shape.to_vec(),
+            data: AlignedBuf::from_bytes(bytes),
+        })
+    }
+
+    pub fn from_vec<T: Element>(shape: &[usize], data: Vec<T>) -> Result<Tensor> {
+        Self::from_bytes(T::DTYPE, shape, bytemuck::cast_slice(&data))
+    }
+
+    pub fn scalar<T: Element>(v: T) -> Tensor {
+        Self::from_bytes(T::DTYPE, &[], bytemuck::bytes_of(&v)).expect("one element")
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn bytes(&self) -> &[u8] {
+        self.data.as_slice()
+    }
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.data.as_mut_slice()
+    }
+
+    /// The data as a typed slice; fails when `T` is not this tensor's dtype.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        if T::DTYPE != self.dtype {
+            return Err(Error::invalid(format!(
+                "tensor is {}, not {}",
+                self.dtype,
+                T::DTYPE
+            )));
+        }
+        Ok(bytemuck::cast_slice(self.data.as_slice()))
+    }
+    pub fn as_slice_mut<T: Element>(&mut self) -> Result<&mut [T]> {
+        if T::DTYPE != self.dtype {
+            return Err(Error::invalid(format!(
+                "tensor is {}, not {}",
+                self.dtype,
+                T::DTYPE
+            )));
+        }
+        Ok(bytemuck::cast_slice_mut(self.data.as_mut_slice()))
+    }
+
+    /// Integer contents widened to i64 (shape arithmetic while folding).
+    pub fn to_i64_vec(&self) -> Result<Vec<i64>> {
+        Ok(match self.dtype {
+            DType::I64 => self.as_slice::<i64>()?.to_vec(),
+            DType::I32 => self.as_slice::<i32>()?.iter().map(|&v| v as i64).collect(),
+            DType::I8 => self.as_slice::<i8>()?.iter().map(|&v| v as i64).collect(),
+            DType::U8 | DType::Bool => self.bytes().iter().map(|&v| v as i64).collect(),
+            DType::F32 => self.as_slice::<f32>()?.iter().map(|&v| v as i64).collect(),
+            DType::F16 => self
+                .as_slice::<half::f16>()?
+                .iter()
+                .map(|v| v.to_f32() as i64)
+                .collect(),
+        })
+    }
+
+    /// Contents converted to f32 (any dtype).
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        Ok(match self.dtype {
+            DType::F32 => self.as_slice::<f32>()?.to_vec(),
+            DType::F16 => self
+                .as_slice::<half::f16>()?
+                .iter()
+                .map(|v| v.to_f32())
+                .collect(),
+            DType::I8 => self.as_slice::<i8>()?.iter().map(|&v| v as f32).collect(),
+            _ => self.to_i64_vec()?.into_iter().map(|v| v as f32).collect(),
+        })
+    }
+
+    pub fn view(&self) -> TensorView<'_> {
+        TensorView {
+            dtype: self.dtype,
+            shape: &self.shape,
+            data: self.data.as_slice(),
+        }
+    }
+    pub fn view_mut(&mut self) -> TensorViewMut<'_> {
+        TensorViewMut {
+            dtype: self.dtype,
+            shape: &self.shape,
+            data: self.data.as_mut_slice(),
+        }
+    }
+}
+
+/// A borrowed, read-only tensor: what a kernel receives as input.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorView<'a> {
+    pub dtype: DType,
+    pub shape: &'a [usize],
+    pub data: &'a [u8],
+}
+
+impl<'a> TensorView<'a> {
+    /// Typed view. Panics only on a planner bug (dtype or alignment), never on user data:
+    /// dtypes are checked when the plan is built and every buffer is 64-byte aligned.
+    pub fn typed<T: Element>(&self) -> &'a [T] {
+        debug_assert_eq!(T::DTYPE, self.dtype);
+        bytemuck::cast_slice(self.data)
+    }
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A borrowed, writable tensor: what a kernel writes its output into.
+#[derive(Debug)]
+pub struct TensorViewMut<'a> {
+    pub dtype: DType,
+    pub shape: &'a [usize],
+    pub data: &'a mut [u8],
+}
+
+impl TensorViewMut<'_> {
+    pub fn typed<T: Element>(&mut self) -> &mut [T] {
+        debug_assert_eq!(T::DTYPE, self.dtype);
+        bytemuck::cast_slice_mut(self.data)
+    }
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
