@@ -2,11 +2,14 @@
 //!
 //! - [`onnx`]: import with tract-onnx's protobuf parser; static shapes; shape subgraphs folded.
 //! - [`module`]: the graph under compilation with its constants.
+//! - [`compile`]: the driver the CLI calls.
 //!
 //! Boundary: may depend on the runtime (to evaluate while folding and calibrating) and on tract;
 //! nothing on the device side depends on this crate.
 
+pub mod compile;
 pub mod module;
 pub mod onnx;
 
+pub use compile::{compile_onnx, CompileOptions, CompileReport, Precision};
 pub use module::Module;

@@ -1,4 +1,111 @@
-//! A loaded model.
+//! A loaded model: the checked metadata plus the file's bytes, memory-mapped.
 
-/// A compiled model, loaded from a `.efm` file.
-pub struct Model {}
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::format::{self, Meta};
+use crate::ir::{Graph, TensorId};
+use crate::tensor::{AlignedBuf, TensorView};
+use crate::{Error, Result};
+
+enum Storage {
+    Mapped(memmap2::Mmap),
+    Owned(AlignedBuf),
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Mapped(m) => m,
+            Storage::Owned(b) => b.as_slice(),
+        }
+    }
+}
+
+/// A compiled model, loaded and checked. Weights stay in the mapped file and are used in place.
+pub struct Model {
+    storage: Storage,
+    meta: Meta,
+    weights: std::ops::Range<usize>,
+    version: (u16, u16),
+}
+
+impl Model {
+    /// Maps and checks a `.efm` file. A bad file gives `Error::BadFile` naming the problem.
+    pub fn load(path: impl AsRef<Path>) -> Result<Arc<Model>> {
+        let path = path.as_ref();
+        let io = |e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Err(Error::BadFile(format!(
+                "{}: the file is empty",
+                path.display()
+            )));
+        }
+        // SAFETY: the map is read-only and private to this process. Model files are replaced by
+        // atomic rename, never rewritten in place, so the mapped bytes do not change under us.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::from_storage(Storage::Mapped(map)).map_err(|e| match e {
+            Error::BadFile(m) => Error::BadFile(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Checks `.efm` bytes held in memory (copied into aligned storage).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Arc<Model>> {
+        Self::from_storage(Storage::Owned(AlignedBuf::from_bytes(bytes)))
+    }
+
+    fn from_storage(storage: Storage) -> Result<Arc<Model>> {
+        let parsed = format::parse(storage.bytes())?;
+        Ok(Arc::new(Model {
+            storage,
+            meta: parsed.meta,
+            weights: parsed.weights,
+            version: parsed.version,
+        }))
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+    pub fn graph(&self) -> &Graph {
+        &self.meta.graph
+    }
+    pub fn version(&self) -> (u16, u16) {
+        self.version
+    }
+    pub fn file_len(&self) -> usize {
+        self.storage.bytes().len()
+    }
+    pub fn weights_len(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// The value of constant tensor `id`, in place (64-byte aligned), or None for non-constants.
+    pub fn constant(&self, id: TensorId) -> Option<TensorView<'_>> {
+        let info = self.meta.graph.tensors.get(id)?;
+        let w = info.weight?;
+        let start = self.weights.start + w.offset as usize;
+        // Bounds were checked by `format::parse`.
+        Some(TensorView {
+            dtype: info.dtype,
+            shape: &info.shape,
+            data: &self.storage.bytes()[start..start + w.len as usize],
+        })
+    }
+
+    /// Index of the graph input or output named `name`.
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        let g = &self.meta.graph;
+        g.inputs.iter().position(|&i| g.tensors[i].name == name)
+    }
+    pub fn output_index(&self, name: &str) -> Option<usize> {
+        let g = &self.meta.graph;
+        g.outputs.iter().position(|&i| g.tensors[i].name == name)
+    }
+}

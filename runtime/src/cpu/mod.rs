@@ -1,3 +1,10 @@
 //! The CPU backend: a static plan over one arena, then one kernel call per node.
+//!
+//! [`plan`] assigns every tensor a place (constant in the file, or an arena offset by liveness);
+//! [`ops`] builds one prepared kernel per node; [`Session`] runs them in order.
 
 pub mod ops;
+pub mod plan;
+pub mod session;
+
+pub use session::{Session, SessionOptions};

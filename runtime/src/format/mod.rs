@@ -1,1 +1,109 @@
-//! The `.efm` container.
+//! The `.efm` container: one file per compiled model.
+//!
+//! ```text
+//! offset 0    header (64 bytes)
+//!             magic "EDGEFUSE", major u16, minor u16, section count u32, header crc32 u32,
+//!             file length u64, rest zero
+//! offset 64   section table: per section 32 bytes
+//!             kind u32, reserved u32, offset u64, length u64, crc32 u32, reserved u32
+//! ...         sections, each starting on a 64-byte boundary:
+//!             META    JSON-encoded [`Meta`]: graph, provenance, preprocessing, labels
+//!             WEIGHTS constant tensors, each 64-byte aligned (offsets relative to the section)
+//! ```
+//! All integers little-endian. The header crc covers the header (with its crc field zeroed) and
+//! the section table; every section has its own crc32. A reader checks every bound before use.
+
+mod meta;
+mod reader;
+mod writer;
+
+pub use meta::{Meta, Provenance};
+pub use reader::{parse, Parsed};
+pub use writer::{write, write_file};
+
+pub const MAGIC: &[u8; 8] = b"EDGEFUSE";
+/// Readers refuse files with a newer major version; minor versions only add optional fields.
+pub const VERSION_MAJOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 0;
+pub const HEADER_LEN: usize = 64;
+pub const SECTION_ENTRY_LEN: usize = 32;
+pub const ALIGN: usize = 64;
+
+pub const SECTION_META: u32 = 1;
+pub const SECTION_WEIGHTS: u32 = 2;
+
+pub(crate) fn align_up(x: usize) -> usize {
+    x.div_ceil(ALIGN) * ALIGN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::ops::{Binary, BinaryOp};
+    use crate::ir::{Graph, Node, Op, TensorInfo};
+    use crate::{DType, Error, Model, Tensor};
+
+    fn info(name: &str, shape: &[usize]) -> TensorInfo {
+        TensorInfo {
+            name: name.into(),
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            weight: None,
+            quant: None,
+        }
+    }
+
+    /// y = x + w, with w a constant of 3 elements.
+    pub(crate) fn tiny() -> (Meta, Vec<Option<Tensor>>) {
+        let graph = Graph {
+            tensors: vec![info("x", &[3]), info("w", &[3]), info("y", &[3])],
+            nodes: vec![Node {
+                name: "add".into(),
+                op: Op::Binary(Binary { op: BinaryOp::Add }),
+                inputs: vec![0, 1],
+                outputs: vec![2],
+            }],
+            inputs: vec![0],
+            outputs: vec![2],
+        };
+        let w = Tensor::from_vec(&[3], vec![1.0f32, 2.0, 3.0]).unwrap();
+        (
+            Meta {
+                graph,
+                ..Default::default()
+            },
+            vec![None, Some(w), None],
+        )
+    }
+
+    #[test]
+    fn round_trip_keeps_graph_and_aligned_weights() {
+        let (meta, consts) = tiny();
+        let refs: Vec<_> = consts.iter().map(|c| c.as_ref()).collect();
+        let bytes = write(meta.clone(), &refs).unwrap();
+        let m = Model::from_bytes(&bytes).unwrap();
+        assert_eq!(m.graph().nodes, meta.graph.nodes);
+        let w = m.constant(1).unwrap();
+        assert_eq!(w.data.as_ptr() as usize % ALIGN, 0);
+        assert_eq!(w.typed::<f32>(), &[1.0, 2.0, 3.0]);
+        assert!(m.constant(0).is_none());
+    }
+
+    #[test]
+    fn damaged_bytes_are_refused_by_kind() {
+        let (meta, consts) = tiny();
+        let refs: Vec<_> = consts.iter().map(|c| c.as_ref()).collect();
+        let bytes = write(meta, &refs).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(
+                matches!(parse(&bytes[..cut]), Err(Error::BadFile(_))),
+                "truncated to {cut}"
+            );
+        }
+        for pos in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[pos] ^= 0x10;
+            assert!(parse(&b).is_err(), "flip at {pos} accepted");
+        }
+    }
+}

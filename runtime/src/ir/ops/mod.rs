@@ -54,7 +54,7 @@ impl Fact {
 
 /// Every operation the runtime can execute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op")]
+#[serde(tag = "type")]
 pub enum Op {
     Conv(Conv),
     ConvTranspose(ConvTranspose),

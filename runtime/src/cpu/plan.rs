@@ -1,0 +1,228 @@
+//! Static memory plan: where every tensor lives during an inference.
+//!
+//! Constants stay in the model file. Every other tensor gets an offset in one arena, chosen by
+//! liveness: two tensors share bytes only when their lifetimes (first write to last read, in node
+//! order) do not overlap. Views (Reshape) alias their input's storage and extend its lifetime.
+//! One scratch region, sized for the hungriest kernel, follows the tensors.
+
+use crate::ir::{Graph, TensorId};
+use crate::{Error, Result};
+
+/// Where one tensor's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// A constant, read from the model file.
+    Const(TensorId),
+    /// `len` bytes at `offset` in the arena.
+    Arena { offset: usize, len: usize },
+}
+
+/// The memory plan of one graph.
+#[derive(Debug, Clone)]
+pub struct MemoryPlan {
+    pub slots: Vec<Slot>,
+    /// Bytes for all arena tensors (scratch excluded).
+    pub tensor_bytes: usize,
+    /// Offset and size of the scratch region.
+    pub scratch_offset: usize,
+    pub scratch_bytes: usize,
+    /// What the arena would need without reuse (for `inspect`).
+    pub unshared_bytes: usize,
+}
+
+impl MemoryPlan {
+    pub fn arena_bytes(&self) -> usize {
+        self.scratch_offset + self.scratch_bytes
+    }
+}
+
+const ALIGN: usize = 64;
+
+/// Plans `graph` with `scratch` bytes of kernel scratch.
+pub fn plan(graph: &Graph, scratch: usize) -> Result<MemoryPlan> {
+    let n = graph.tensors.len();
+    let nodes = graph.nodes.len();
+    // Root storage of each tensor (views resolve to their input's root).
+    let mut root: Vec<TensorId> = (0..n).collect();
+    for node in &graph.nodes {
+        if node.op.is_view() {
+            root[node.outputs[0]] = root[node.inputs[0]];
+        }
+    }
+    // Lifetime of each root, in "time" units: inputs live from 0, node k writes at k + 1.
+    let mut first = vec![usize::MAX; n];
+    let mut last = vec![0usize; n];
+    for &i in &graph.inputs {
+        first[root[i]] = 0;
+    }
+    for (k, node) in graph.nodes.iter().enumerate() {
+        let t = k + 1;
+        for &i in &node.inputs {
+            last[root[i]] = last[root[i]].max(t);
+        }
+        for &o in &node.outputs {
+            let r = root[o];
+            first[r] = first[r].min(t);
+            last[r] = last[r].max(t);
+        }
+    }
+    for &o in &graph.outputs {
+        last[root[o]] = nodes + 1;
+    }
+    for &i in &graph.inputs {
+        // Inputs are written by the caller before the run: they must not be reused until read.
+        last[root[i]] = last[root[i]].max(1);
+    }
+
+    // Roots that need arena space, largest first (ties by earliest start): greedy first fit.
+    let mut order: Vec<TensorId> = (0..n)
+        .filter(|&t| root[t] == t && graph.tensors[t].weight.is_none() && first[t] != usize::MAX)
+        .collect();
+    order.sort_by_key(|&t| (std::cmp::Reverse(graph.tensors[t].byte_len()), first[t]));
+    let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // offset, len, first, last
+    let mut offsets = vec![usize::MAX; n];
+    let mut tensor_bytes = 0;
+    let mut unshared = 0;
+    for &t in &order {
+        let len = graph.tensors[t].byte_len().div_ceil(ALIGN) * ALIGN;
+        unshared += len;
+        let mut conflicts: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|p| p.2 <= last[t] && first[t] <= p.3)
+            .map(|p| (p.0, p.1))
+            .collect();
+        conflicts.sort_unstable();
+        let mut offset = 0;
+        for (o, l) in conflicts {
+            if offset + len <= o {
+                break;
+            }
+            offset = offset.max(o + l);
+        }
+        placed.push((offset, len, first[t], last[t]));
+        offsets[t] = offset;
+        tensor_bytes = tensor_bytes.max(offset + len);
+    }
+
+    let mut slots = Vec::with_capacity(n);
+    for t in 0..n {
+        let r = root[t];
+        let slot = if graph.tensors[r].weight.is_some() {
+            Slot::Const(r)
+        } else if offsets[r] == usize::MAX {
+            // Never written (an unused tensor): give it no space; nothing reads it.
+            Slot::Arena { offset: 0, len: 0 }
+        } else {
+            Slot::Arena {
+                offset: offsets[r],
+                len: graph.tensors[t].byte_len(),
+            }
+        };
+        slots.push(slot);
+    }
+    // A view may not be a graph output aliasing a graph input: the caller would see its input
+    // change under it. The compiler inserts an Identity copy in that case.
+    for &o in &graph.outputs {
+        if graph.inputs.iter().any(|&i| root[i] == root[o]) {
+            return Err(Error::invalid(format!(
+                "output \"{}\" aliases a graph input",
+                graph.tensors[o].name
+            )));
+        }
+    }
+    Ok(MemoryPlan {
+        slots,
+        tensor_bytes,
+        scratch_offset: tensor_bytes.div_ceil(ALIGN) * ALIGN,
+        scratch_bytes: scratch.div_ceil(ALIGN) * ALIGN,
+        unshared_bytes: unshared,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::ops::{Reshape, Unary, UnaryOp};
+    use crate::ir::{Node, Op, TensorInfo};
+    use crate::DType;
+
+    fn t(name: &str, shape: &[usize]) -> TensorInfo {
+        TensorInfo {
+            name: name.into(),
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            weight: None,
+            quant: None,
+        }
+    }
+
+    /// x → relu → a → relu → b → reshape → c → relu → d (output).
+    fn chain() -> Graph {
+        let relu = || Op::Unary(Unary { op: UnaryOp::Relu });
+        Graph {
+            tensors: vec![
+                t("x", &[1000]),
+                t("a", &[1000]),
+                t("b", &[1000]),
+                t("c", &[10, 100]),
+                t("d", &[10, 100]),
+            ],
+            nodes: vec![
+                Node {
+                    name: "r1".into(),
+                    op: relu(),
+                    inputs: vec![0],
+                    outputs: vec![1],
+                },
+                Node {
+                    name: "r2".into(),
+                    op: relu(),
+                    inputs: vec![1],
+                    outputs: vec![2],
+                },
+                Node {
+                    name: "v".into(),
+                    op: Op::Reshape(Reshape {
+                        shape: vec![10, 100],
+                    }),
+                    inputs: vec![2],
+                    outputs: vec![3],
+                },
+                Node {
+                    name: "r3".into(),
+                    op: relu(),
+                    inputs: vec![3],
+                    outputs: vec![4],
+                },
+            ],
+            inputs: vec![0],
+            outputs: vec![4],
+        }
+    }
+
+    fn range(s: Slot) -> std::ops::Range<usize> {
+        match s {
+            Slot::Arena { offset, len } => offset..offset + len,
+            Slot::Const(_) => panic!("not in the arena"),
+        }
+    }
+
+    #[test]
+    fn live_tensors_are_disjoint_dead_ones_are_reused_views_alias() {
+        let g = chain();
+        g.validate().unwrap();
+        let p = plan(&g, 256).unwrap();
+        let r: Vec<_> = p.slots.iter().map(|&s| range(s)).collect();
+        let disjoint = |a: &std::ops::Range<usize>, b: &std::ops::Range<usize>| {
+            a.end <= b.start || b.end <= a.start
+        };
+        // Each node's input and output are live together.
+        assert!(disjoint(&r[0], &r[1]) && disjoint(&r[1], &r[2]) && disjoint(&r[3], &r[4]));
+        // The reshape is a view: same bytes as its input.
+        assert_eq!(r[2], r[3]);
+        // Three 4000-byte tensors alive at most two at a time: two slots suffice.
+        assert_eq!(p.tensor_bytes, 2 * 4032);
+        assert!(p.unshared_bytes > p.tensor_bytes);
+        assert!(p.scratch_offset >= p.tensor_bytes && p.scratch_bytes == 256);
+    }
+}

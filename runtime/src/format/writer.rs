@@ -1,0 +1,89 @@
+//! Writes a `.efm` file. Used by the compiler; lives here because it defines the layout.
+
+use std::io::Write;
+
+use super::*;
+use crate::ir::WeightRef;
+use crate::{Error, Result, Tensor};
+
+/// Serialises `meta` and the constants into `.efm` bytes. `consts[id]` is the value of tensor
+/// `id` when it is a constant; each constant's `weight` reference is filled in here.
+pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
+    if consts.len() != meta.graph.tensors.len() {
+        return Err(Error::invalid("one constant slot per tensor expected"));
+    }
+    let mut weights: Vec<u8> = Vec::new();
+    for (info, c) in meta.graph.tensors.iter_mut().zip(consts) {
+        info.weight = None;
+        if let Some(t) = c {
+            if t.dtype != info.dtype || t.shape != info.shape {
+                return Err(Error::invalid(format!(
+                    "constant \"{}\" does not match its tensor info",
+                    info.name
+                )));
+            }
+            let offset = align_up(weights.len());
+            weights.resize(offset, 0);
+            weights.extend_from_slice(t.bytes());
+            info.weight = Some(WeightRef {
+                offset: offset as u64,
+                len: t.bytes().len() as u64,
+            });
+        }
+    }
+    let meta_bytes =
+        serde_json::to_vec(&meta).map_err(|e| Error::invalid(format!("metadata: {e}")))?;
+
+    let sections: [(u32, &[u8]); 2] = [(SECTION_META, &meta_bytes), (SECTION_WEIGHTS, &weights)];
+    let table_end = HEADER_LEN + SECTION_ENTRY_LEN * sections.len();
+    let mut offsets = Vec::new();
+    let mut pos = align_up(table_end);
+    for (_, bytes) in &sections {
+        offsets.push(pos);
+        pos = align_up(pos + bytes.len());
+    }
+    let total = pos;
+
+    let mut out = vec![0u8; total];
+    out[..8].copy_from_slice(MAGIC);
+    out[8..10].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
+    out[10..12].copy_from_slice(&VERSION_MINOR.to_le_bytes());
+    out[12..16].copy_from_slice(&(sections.len() as u32).to_le_bytes());
+    out[20..28].copy_from_slice(&(total as u64).to_le_bytes());
+    for (i, ((kind, bytes), &off)) in sections.iter().zip(&offsets).enumerate() {
+        let e = HEADER_LEN + i * SECTION_ENTRY_LEN;
+        out[e..e + 4].copy_from_slice(&kind.to_le_bytes());
+        out[e + 8..e + 16].copy_from_slice(&(off as u64).to_le_bytes());
+        out[e + 16..e + 24].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out[e + 24..e + 28].copy_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+        out[off..off + bytes.len()].copy_from_slice(bytes);
+    }
+    let crc = crc32fast::hash(&out[..table_end]);
+    out[16..20].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Writes `.efm` bytes to `path` atomically: a temporary file beside it, fsync, rename.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}

@@ -1,0 +1,127 @@
+//! `edgefuse bench`: load time, first run, median and p99 latency, peak memory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use edgefuse_runtime::cpu::Session;
+use edgefuse_runtime::{DType, Model, Tensor};
+use serde_json::json;
+
+use super::Backend;
+
+#[derive(clap::Args)]
+#[command(about = "Measure load time, first-run time, latency percentiles and peak memory")]
+pub struct Args {
+    /// The compiled model.
+    model: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: Backend,
+    /// Timed iterations after one warm-up run.
+    #[arg(long, default_value_t = 100)]
+    iters: usize,
+    /// CPU threads (default: the machine's cores, at most 8).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Deterministic pseudo-random inputs: values in [0, 1) for floats, small indices for integers.
+fn synthetic_input(dtype: DType, shape: &[usize]) -> Tensor {
+    let mut t = Tensor::zeros(dtype, shape);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    match dtype {
+        DType::F32 => t
+            .as_slice_mut::<f32>()
+            .unwrap()
+            .iter_mut()
+            .for_each(|v| *v = (next() % 1000) as f32 / 1000.0),
+        DType::I64 => t
+            .as_slice_mut::<i64>()
+            .unwrap()
+            .iter_mut()
+            .for_each(|v| *v = (next() % 10) as i64),
+        DType::I32 => t
+            .as_slice_mut::<i32>()
+            .unwrap()
+            .iter_mut()
+            .for_each(|v| *v = (next() % 10) as i32),
+        _ => t
+            .bytes_mut()
+            .iter_mut()
+            .for_each(|v| *v = (next() % 10) as u8),
+    }
+    t
+}
+
+pub fn run(a: Args) -> Result<()> {
+    super::check_backend(a.backend)?;
+    let t0 = Instant::now();
+    let model = Model::load(&a.model)?;
+    let mut session = Session::new(model.clone(), super::session_options(a.threads))?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let g = model.graph();
+    for (i, &id) in g.inputs.iter().enumerate() {
+        let t = synthetic_input(g.tensors[id].dtype, &g.tensors[id].shape);
+        session.set_input(i, t.view())?;
+    }
+    let t1 = Instant::now();
+    session.run()?;
+    let first_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let load_to_first_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let mut times = Vec::with_capacity(a.iters);
+    for _ in 0..a.iters.max(1) {
+        let t = Instant::now();
+        session.run()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    let (median, p90, p99) = (pct(0.5), pct(0.9), pct(0.99));
+    let peak = peak_rss_bytes();
+    if a.json {
+        let doc = json!({
+            "model": a.model.display().to_string(), "backend": "cpu", "threads": session.threads(),
+            "iters": times.len(), "load_ms": load_ms, "first_run_ms": first_ms, "load_to_first_ms": load_to_first_ms,
+            "median_ms": median, "p90_ms": p90, "p99_ms": p99, "min_ms": times[0],
+            "peak_rss_bytes": peak, "arena_bytes": session.plan().arena_bytes(),
+        });
+        println!("{doc}");
+    } else {
+        println!(
+            "{} on cpu, {} thread(s), {} iterations",
+            a.model.display(),
+            session.threads(),
+            times.len()
+        );
+        println!("load {load_ms:.2} ms, first run {first_ms:.2} ms (load to first result {load_to_first_ms:.2} ms)");
+        println!(
+            "latency median {median:.3} ms, p90 {p90:.3} ms, p99 {p99:.3} ms, min {:.3} ms",
+            times[0]
+        );
+        if let Some(p) = peak {
+            println!(
+                "peak resident memory {:.1} MB (arena {:.2} MB)",
+                p as f64 / 1e6,
+                session.plan().arena_bytes() as f64 / 1e6
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `edgefuse inspect`: what a `.efm` holds — ops, tensors, precisions, placement, memory, provenance.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use edgefuse_runtime::cpu::{Session, SessionOptions};
+use edgefuse_runtime::Model;
+use serde_json::json;
+
+#[derive(clap::Args)]
+#[command(about = "Show what a .efm file holds: ops, tensors, precision, memory, provenance")]
+pub struct Args {
+    /// The compiled model.
+    model: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let model = Model::load(&a.model)?;
+    let g = model.graph();
+    let meta = model.meta();
+    let plan = Session::new(model.clone(), SessionOptions { threads: 1 }).map(|s| s.plan().clone());
+    let mut op_counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &g.nodes {
+        *op_counts.entry(n.op.name()).or_default() += 1;
+    }
+    let io = |ids: &[usize]| -> Vec<serde_json::Value> {
+        ids.iter().map(|&i| json!({"name": g.tensors[i].name, "dtype": g.tensors[i].dtype, "shape": g.tensors[i].shape})).collect()
+    };
+    let nodes: Vec<serde_json::Value> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(k, n)| {
+            let out = &g.tensors[n.outputs[0]];
+            json!({"index": k, "name": n.name, "op": n.op.name(), "backend": "cpu",
+                   "precision": out.dtype, "output_shape": out.shape, "attrs": n.op})
+        })
+        .collect();
+    let (arena, unshared) = match &plan {
+        Ok(p) => (Some(p.arena_bytes()), Some(p.unshared_bytes)),
+        Err(_) => (None, None),
+    };
+    if a.json {
+        let doc = json!({
+            "file": a.model.display().to_string(),
+            "format_version": format!("{}.{}", model.version().0, model.version().1),
+            "file_bytes": model.file_len(),
+            "weight_bytes": model.weights_len(),
+            "arena_bytes": arena,
+            "arena_bytes_without_reuse": unshared,
+            "inputs": io(&g.inputs),
+            "outputs": io(&g.outputs),
+            "op_counts": op_counts,
+            "nodes": nodes,
+            "provenance": meta.provenance,
+            "labels": meta.labels.as_ref().map(|l| l.len()),
+            "plan_error": plan.as_ref().err().map(|e| e.to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    let p = &meta.provenance;
+    println!(
+        "{}  (.efm {}.{}, {:.2} MB, weights {:.2} MB)",
+        a.model.display(),
+        model.version().0,
+        model.version().1,
+        model.file_len() as f64 / 1e6,
+        model.weights_len() as f64 / 1e6
+    );
+    println!(
+        "source     {} (sha256 {}…)",
+        p.source,
+        &p.source_sha256.get(..16).unwrap_or("")
+    );
+    println!("compiler   {}, precision {}", p.compiler, p.precision);
+    for &i in &g.inputs {
+        println!(
+            "input      {} {} {:?}",
+            g.tensors[i].name, g.tensors[i].dtype, g.tensors[i].shape
+        );
+    }
+    for &o in &g.outputs {
+        println!(
+            "output     {} {} {:?}",
+            g.tensors[o].name, g.tensors[o].dtype, g.tensors[o].shape
+        );
+    }
+    match &plan {
+        Ok(pl) => println!(
+            "memory     arena {:.2} MB (without reuse {:.2} MB), scratch {:.2} MB",
+            pl.arena_bytes() as f64 / 1e6,
+            pl.unshared_bytes as f64 / 1e6,
+            pl.scratch_bytes as f64 / 1e6
+        ),
+        Err(e) => println!("memory     cannot plan on this CPU backend: {e}"),
+    }
+    if !p.rules_fired.is_empty() {
+        let rules: Vec<String> = p
+            .rules_fired
+            .iter()
+            .map(|(r, n)| format!("{r} ×{n}"))
+            .collect();
+        println!("rewrites   {}", rules.join(", "));
+    }
+    if let Some(l) = &meta.labels {
+        println!(
+            "labels     {} (first: {})",
+            l.len(),
+            l.first().map(String::as_str).unwrap_or("")
+        );
+    }
+    let counts: Vec<String> = op_counts.iter().map(|(o, n)| format!("{o} ×{n}")).collect();
+    println!("ops        {} nodes: {}", g.nodes.len(), counts.join(", "));
+    println!();
+    println!(
+        "{:>4}  {:<18} {:<28} {:<5} {:<5} output",
+        "#", "op", "name", "on", "type"
+    );
+    for (k, n) in g.nodes.iter().enumerate() {
+        let out = &g.tensors[n.outputs[0]];
+        let name: String = n.name.chars().take(28).collect();
+        println!(
+            "{k:>4}  {:<18} {:<28} {:<5} {:<5} {:?}",
+            n.op.name(),
+            name,
+            "cpu",
+            out.dtype.name(),
+            out.shape
+        );
+    }
+    Ok(())
+}

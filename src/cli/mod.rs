@@ -1,0 +1,113 @@
+//! Command-line interface: argument parsing and one module per subcommand.
+//! The contract (names, flags, output files) is fixed in DESIGN.md; tests call it.
+
+mod bench;
+#[cfg(feature = "compiler")]
+mod compile;
+mod inspect;
+mod run;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "edgefuse",
+    version,
+    about = "Compile ONNX CNNs and LSTMs into one portable .efm file, and run it on edge devices.",
+    long_about = "Compile ONNX CNNs and LSTMs into one portable .efm file, and run it on edge devices.\n\n\
+        Typical use:\n  \
+        edgefuse compile model.onnx -o model.efm          # on the host\n  \
+        edgefuse inspect model.efm                        # what is inside\n  \
+        edgefuse run model.efm --input x=x.npy --output-dir out/\n  \
+        edgefuse bench model.efm                          # latency and memory"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[cfg(feature = "compiler")]
+    Compile(compile::Args),
+    Inspect(inspect::Args),
+    Run(run::Args),
+    Bench(bench::Args),
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        #[cfg(feature = "compiler")]
+        Command::Compile(a) => compile::run(a)?,
+        Command::Inspect(a) => inspect::run(a)?,
+        Command::Run(a) => run::run(a)?,
+        Command::Bench(a) => bench::run(a)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `NAME=VALUE`.
+#[cfg_attr(not(feature = "compiler"), allow(dead_code))]
+pub(crate) fn split_assignment(s: &str, what: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, v)) if !n.is_empty() && !v.is_empty() => Ok((n.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME={what}, got \"{s}\"")),
+    }
+}
+
+/// Parses a shape written `1x3x224x224` (or with commas).
+#[cfg_attr(not(feature = "compiler"), allow(dead_code))]
+pub(crate) fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
+    s.split(['x', ',', 'X'])
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("\"{s}\" is not a shape like 1x3x224x224"))
+        })
+        .collect()
+}
+
+/// The CPU thread count: `--threads`, else the machine's cores (at most 8).
+pub(crate) fn session_options(threads: Option<usize>) -> edgefuse_runtime::cpu::SessionOptions {
+    let mut o = edgefuse_runtime::cpu::SessionOptions::default();
+    if let Some(t) = threads {
+        o.threads = t.max(1);
+    }
+    o
+}
+
+/// Backend selection shared by `run` and `bench`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Backend {
+    /// CUDA when this build has it and a GPU is present, else CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+pub(crate) fn check_backend(b: Backend) -> Result<()> {
+    if b == Backend::Cuda {
+        anyhow::bail!(
+            "--backend cuda: this build of edgefuse has no CUDA backend yet; use --backend cpu"
+        );
+    }
+    Ok(())
+}
+
+/// Output file stem for a tensor name: characters outside [A-Za-z0-9_.-] become '_'.
+pub fn sanitize_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

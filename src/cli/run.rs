@@ -1,0 +1,90 @@
+//! `edgefuse run`: `.npy` inputs in, one `.npy` per output.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use edgefuse_runtime::cpu::Session;
+use edgefuse_runtime::Model;
+
+use super::Backend;
+
+#[derive(clap::Args)]
+#[command(
+    about = "Run a .efm model on .npy inputs; writes one NAME.npy per output",
+    long_about = "Run a .efm model on .npy inputs and write one NAME.npy per output into --output-dir.\n\n\
+    Output file names are the model's tensor names with characters outside [A-Za-z0-9_.-]\n\
+    replaced by '_'. A model with a single input also accepts --input FILE.npy.\n\n\
+    Example: edgefuse run mnist.efm --input image=digits.npy --output-dir out/"
+)]
+pub struct Args {
+    /// The compiled model.
+    model: PathBuf,
+    /// An input, NAME=FILE.npy (repeatable).
+    #[arg(long = "input", value_name = "NAME=FILE.npy", required = true)]
+    inputs: Vec<String>,
+    /// Directory for the output .npy files (created if missing).
+    #[arg(long)]
+    output_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: Backend,
+    /// CPU threads (default: the machine's cores, at most 8).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    super::check_backend(a.backend)?;
+    let model = Model::load(&a.model)?;
+    let g = model.graph();
+    let mut session = Session::new(model.clone(), super::session_options(a.threads))?;
+    let mut given = vec![false; g.inputs.len()];
+    for spec in &a.inputs {
+        let (name, file) = match spec.split_once('=') {
+            Some((n, f)) => (n.to_string(), f.to_string()),
+            None if g.inputs.len() == 1 => (g.tensors[g.inputs[0]].name.clone(), spec.clone()),
+            None => bail!(
+                "--input {spec}: the model has {} inputs, name them: NAME=FILE.npy",
+                g.inputs.len()
+            ),
+        };
+        let Some(index) = model.input_index(&name) else {
+            let names: Vec<&str> = g
+                .inputs
+                .iter()
+                .map(|&i| g.tensors[i].name.as_str())
+                .collect();
+            bail!(
+                "--input {name}: the model has no input named \"{name}\" (inputs: {})",
+                names.join(", ")
+            );
+        };
+        let t = crate::npy::read(std::path::Path::new(&file))?;
+        session
+            .set_input(index, t.view())
+            .with_context(|| format!("--input {name}={file}"))?;
+        given[index] = true;
+    }
+    if let Some(missing) = given.iter().position(|g| !g) {
+        bail!(
+            "input \"{}\" was not given (--input {}=FILE.npy)",
+            g.tensors[g.inputs[missing]].name,
+            g.tensors[g.inputs[missing]].name
+        );
+    }
+    session.run()?;
+    std::fs::create_dir_all(&a.output_dir)
+        .with_context(|| format!("creating {}", a.output_dir.display()))?;
+    for (i, &o) in g.outputs.iter().enumerate() {
+        let path = a
+            .output_dir
+            .join(format!("{}.npy", super::sanitize_name(&g.tensors[o].name)));
+        crate::npy::write(&path, session.output(i))?;
+        println!(
+            "{} {:?} → {}",
+            g.tensors[o].name,
+            g.tensors[o].shape,
+            path.display()
+        );
+    }
+    Ok(())
+}

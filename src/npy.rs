@@ -1,0 +1,107 @@
+//! `.npy` files in and out of edgefuse tensors, through the `npyz` crate.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use edgefuse_runtime::tensor::TensorView;
+use edgefuse_runtime::{DType, Tensor};
+use npyz::WriterBuilder;
+
+/// Reads a C-order `.npy` file of f32, f16, i64, i32, i8, u8 or bool.
+pub fn read(path: &Path) -> Result<Tensor> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&bytes).with_context(|| format!("{} is not a usable .npy file", path.display()))
+}
+
+/// Parses `.npy` bytes.
+pub fn parse(bytes: &[u8]) -> Result<Tensor> {
+    let npy = npyz::NpyFile::new(bytes)?;
+    if npy.order() != npyz::Order::C {
+        bail!("Fortran-order arrays are not supported; save with np.ascontiguousarray");
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let descr = match npy.dtype() {
+        npyz::DType::Plain(ty) => ty.to_string(),
+        other => bail!("structured dtype {} is not supported", other.descr()),
+    };
+    let t = match descr.as_str() {
+        "<f4" => Tensor::from_vec(&shape, npy.into_vec::<f32>()?)?,
+        "<f8" => Tensor::from_vec(
+            &shape,
+            npy.into_vec::<f64>()?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+        )?,
+        "<i8" => Tensor::from_vec(&shape, npy.into_vec::<i64>()?)?,
+        "<i4" => Tensor::from_vec(&shape, npy.into_vec::<i32>()?)?,
+        "|i1" => Tensor::from_vec(&shape, npy.into_vec::<i8>()?)?,
+        "|u1" => Tensor::from_vec(&shape, npy.into_vec::<u8>()?)?,
+        "|b1" => Tensor::from_bytes(
+            DType::Bool,
+            &shape,
+            &npy.into_vec::<bool>()?
+                .into_iter()
+                .map(u8::from)
+                .collect::<Vec<_>>(),
+        )?,
+        "<f2" => {
+            let bits = npy.into_vec::<u16>().context("f16 data")?;
+            Tensor::from_bytes(DType::F16, &shape, bytemuck_u16(&bits))?
+        }
+        other => {
+            bail!("dtype {other} is not supported (use float32, int64, int32, int8, uint8 or bool)")
+        }
+    };
+    Ok(t)
+}
+
+fn bytemuck_u16(v: &[u16]) -> &[u8] {
+    // SAFETY: u16 has no padding and any byte pattern is a valid u8; length is 2 bytes per item.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 2) }
+}
+
+/// Writes a tensor as a C-order `.npy` file (f16 tensors are widened to float32).
+pub fn write(path: &Path, t: TensorView) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
+    macro_rules! put {
+        ($ty:ty) => {{
+            let mut wr = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut w)
+                .begin_nd()?;
+            wr.extend(t.typed::<$ty>().iter().copied())?;
+            wr.finish()?;
+        }};
+    }
+    match t.dtype {
+        DType::F32 => put!(f32),
+        DType::I64 => put!(i64),
+        DType::I32 => put!(i32),
+        DType::I8 => put!(i8),
+        DType::U8 => put!(u8),
+        DType::Bool => {
+            let mut wr = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut w)
+                .begin_nd()?;
+            wr.extend(t.data.iter().map(|&b| b != 0))?;
+            wr.finish()?;
+        }
+        DType::F16 => {
+            let mut wr = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut w)
+                .begin_nd()?;
+            wr.extend(t.typed::<half::f16>().iter().map(|v| v.to_f32()))?;
+            wr.finish()?;
+        }
+    }
+    Ok(())
+}

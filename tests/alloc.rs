@@ -1,0 +1,76 @@
+//! No heap allocation per inference: a counting global allocator around `Session::run`.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::*;
+use edgefuse_runtime::cpu::{Session, SessionOptions};
+use edgefuse_runtime::{Model, Tensor};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn inference_allocates_nothing() {
+    let Some(models) = models_dir() else { return };
+    for case in CASES {
+        let efm = compiled(&models, case.model);
+        let r = refs(&models, case.model);
+        let inputs: Vec<Tensor> = r
+            .inputs
+            .iter()
+            .map(|(_, f, _)| edgefuse::npy::read(f).unwrap())
+            .collect();
+        for threads in [1, 2] {
+            let model = Model::load(&efm).unwrap();
+            let mut s = Session::new(model, SessionOptions { threads }).unwrap();
+            for (i, t) in inputs.iter().enumerate() {
+                s.set_input(i, t.view()).unwrap();
+            }
+            s.run().unwrap(); // warm-up: thread pools and lazily initialised state
+            s.run().unwrap();
+            ALLOCS.store(0, Ordering::SeqCst);
+            COUNTING.store(true, Ordering::SeqCst);
+            for _ in 0..5 {
+                s.run().unwrap();
+            }
+            COUNTING.store(false, Ordering::SeqCst);
+            let n = ALLOCS.load(Ordering::SeqCst);
+            eprintln!(
+                "{} with {threads} thread(s): {n} allocations in 5 runs",
+                case.model
+            );
+            assert_eq!(
+                n, 0,
+                "{} allocated {n} times in 5 inferences with {threads} thread(s)",
+                case.model
+            );
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Truncated, bit-flipped and foreign files, made from every reference model, fed to the loader
+//! and to the CLI: each must give a clear error, never a panic.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use common::*;
+use edgefuse_runtime::cpu::{Session, SessionOptions};
+use edgefuse_runtime::{Error, Model};
+
+/// Loads `bytes` and, if they load, plans and runs them: must not panic. Returns the load error.
+fn load_never_panics(bytes: &[u8], what: &str) -> Option<Error> {
+    let r = catch_unwind(AssertUnwindSafe(|| match Model::from_bytes(bytes) {
+        Err(e) => Some(e),
+        Ok(m) => {
+            if let Ok(mut s) = Session::new(m.clone(), SessionOptions { threads: 1 }) {
+                let _ = s.run();
+            }
+            None
+        }
+    }));
+    match r {
+        Ok(e) => e,
+        Err(_) => panic!("{what}: the runtime panicked"),
+    }
+}
+
+fn fix_header_crc(b: &mut [u8]) {
+    let count = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
+    let end = 64 + 32 * count;
+    b[16..20].fill(0);
+    let crc = crc32fast::hash(&b[..end]);
+    b[16..20].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Rewrites the metadata section's checksum so corrupt contents get past the crc check.
+fn fix_meta_crc(b: &mut [u8]) {
+    let off = u64::from_le_bytes(b[72..80].try_into().unwrap()) as usize;
+    let len = u64::from_le_bytes(b[80..88].try_into().unwrap()) as usize;
+    let crc = crc32fast::hash(&b[off..off + len]);
+    b[88..92].copy_from_slice(&crc.to_le_bytes());
+    fix_header_crc(b);
+}
+
+fn cli_refuses(path: &std::path::Path, what: &str) {
+    for args in [vec!["inspect"], vec!["bench", "--iters", "1"]] {
+        let o = edgefuse().args(&args).arg(path).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "{what}: `edgefuse {}` accepted a bad file",
+            args[0]
+        );
+        assert!(err.starts_with("error: "), "{what}: unclear error: {err}");
+        assert!(!err.contains("panicked"), "{what}: the CLI panicked: {err}");
+    }
+}
+
+#[test]
+fn every_damaged_file_is_refused_with_a_clear_error() {
+    let Some(models) = models_dir() else { return };
+    let mut checked = 0;
+    for case in CASES {
+        let efm = compiled(&models, case.model);
+        let good = std::fs::read(&efm).unwrap();
+        assert!(
+            load_never_panics(&good, "intact").is_none(),
+            "{}: the intact file does not load",
+            case.model
+        );
+        let n = good.len();
+
+        // Truncations: empty, inside the header, inside the table, inside each section, one short.
+        for cut in [0, 7, 63, 64, 100, 128, n / 3, n / 2, n - 64, n - 1] {
+            let e = load_never_panics(&good[..cut], "truncated")
+                .unwrap_or_else(|| panic!("{}: truncated to {cut} loaded", case.model));
+            assert!(
+                matches!(e, Error::BadFile(_)),
+                "{}: truncated to {cut}: {e}",
+                case.model
+            );
+            checked += 1;
+        }
+        // Single bit flips across the file: caught by a checksum (or the magic/version check).
+        for k in 0..24 {
+            let pos = (k * 7919 + 13) % n;
+            let mut b = good.clone();
+            b[pos] ^= 1 << (k % 8);
+            let e = load_never_panics(&b, "bit flip")
+                .unwrap_or_else(|| panic!("{}: flip at {pos} loaded", case.model));
+            assert!(
+                matches!(e, Error::BadFile(_) | Error::NewerVersion { .. }),
+                "{}: flip at {pos}: {e}",
+                case.model
+            );
+            checked += 1;
+        }
+        // Corrupt metadata with a valid checksum: the reader's own checks must stop it.
+        let meta_off = u64::from_le_bytes(good[72..80].try_into().unwrap()) as usize;
+        let meta_len = u64::from_le_bytes(good[80..88].try_into().unwrap()) as usize;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
+        for _ in 0..40 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let pos = meta_off + (seed >> 33) as usize % meta_len;
+            let mut b = good.clone();
+            b[pos] = b"0123456789[]{},:\"-9e"[(seed >> 20) as usize % 20];
+            fix_meta_crc(&mut b);
+            load_never_panics(&b, "metadata mutation");
+            checked += 1;
+        }
+        // A newer major version is refused with the version it needs.
+        let mut b = good.clone();
+        b[8..10].copy_from_slice(&2u16.to_le_bytes());
+        fix_header_crc(&mut b);
+        let e = load_never_panics(&b, "newer version").expect("newer version loaded");
+        assert!(e.to_string().contains("version 2"), "{e}");
+
+        // The CLI on a damaged copy.
+        let bad = scratch_dir().join(format!("{}-damaged.efm", case.model));
+        std::fs::write(&bad, &good[..n / 2]).unwrap();
+        cli_refuses(&bad, "truncated file");
+    }
+    // Foreign files: the ONNX model itself, an image, a .npy, random bytes, a directory.
+    let foreign = [
+        models.join("seed_cnn_mnist.onnx"),
+        models.join("../data/images/chelsea.png"),
+        models.join("refs/seed_cnn_mnist/input_0.npy"),
+    ];
+    for f in &foreign {
+        let bytes = std::fs::read(f).unwrap();
+        let e = load_never_panics(&bytes, "foreign").expect("a foreign file loaded");
+        assert!(e.to_string().contains("EDGEFUSE"), "{}: {e}", f.display());
+        cli_refuses(f, "foreign file");
+    }
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    assert!(load_never_panics(&noise, "noise").is_some());
+    cli_refuses(&models, "a directory");
+    eprintln!("{checked} damaged files refused");
+}

@@ -1,0 +1,77 @@
+//! Golden tests: every reference model compiled (fp32) and run through the CLI, outputs compared
+//! with onnxruntime's within `tol · max(1, max|ref|)`.
+
+mod common;
+
+use common::*;
+
+fn golden(model: &str) {
+    let Some(models) = models_dir() else { return };
+    let case = CASES.iter().find(|c| c.model == model).unwrap();
+    let efm = compiled(&models, model);
+    let r = refs(&models, model);
+    let out_dir = scratch_dir().join(format!("{model}-out"));
+    let mut cmd = edgefuse();
+    cmd.arg("run")
+        .arg(&efm)
+        .arg("--output-dir")
+        .arg(&out_dir)
+        .arg("--threads")
+        .arg("2");
+    for (name, file, _) in &r.inputs {
+        cmd.arg("--input").arg(format!("{name}={}", file.display()));
+    }
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "run {model} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (name, file, shape) in &r.outputs {
+        let want = edgefuse::npy::read(file).unwrap();
+        let got = edgefuse::npy::read(
+            &out_dir.join(format!("{}.npy", edgefuse::cli::sanitize_name(name))),
+        )
+        .unwrap();
+        assert_eq!(&got.shape, shape, "{model} output {name} shape");
+        let (d, m) = max_diff(
+            got.as_slice::<f32>().unwrap(),
+            want.as_slice::<f32>().unwrap(),
+        );
+        let bound = case.tol * m.max(1.0);
+        eprintln!("{model} {name}: max |diff| {d:.3e}, bound {bound:.3e}");
+        assert!(
+            d <= bound,
+            "{model} output {name}: max |diff| {d:e} exceeds {bound:e}"
+        );
+    }
+}
+
+#[test]
+fn seed_cnn_mnist() {
+    golden("seed_cnn_mnist");
+}
+#[test]
+fn seed_cnn_fashion() {
+    golden("seed_cnn_fashion");
+}
+#[test]
+fn seed_lstm_textgen() {
+    golden("seed_lstm_textgen");
+}
+#[test]
+fn efficientnet_lite0() {
+    golden("efficientnet_lite0");
+}
+#[test]
+fn mobilenet_v2_int8_qdq() {
+    golden("mobilenet_v2_int8_qdq");
+}
+#[test]
+fn silero_vad_16k_sequence() {
+    golden("silero_vad_16k_sequence");
+}
+#[test]
+fn ddddocr_crnn() {
+    golden("ddddocr_crnn");
+}
