@@ -6,3 +6,4 @@
 //! Boundary: depends on nothing heavier than a GEMM library.
 
 pub mod gemm;
+pub mod rnn;

@@ -1,4 +1,138 @@
-//! CPU kernels of the recurrent family.
+//! CPU kernels of the recurrent family (LSTM, GRU): build-time checks and weight packing here,
+//! the loops in `edgefuse_kernels::rnn`.
 
 pub mod gru;
 pub mod lstm;
+
+#[cfg(test)]
+mod tests;
+
+use edgefuse_kernels::gemm::MatRef;
+use edgefuse_kernels::rnn::{self, RnnDims};
+
+use crate::cpu::ops::BuildCtx;
+use crate::ir::ops::Direction;
+use crate::tensor::{DType, TensorView, TensorViewMut};
+use crate::{Error, Result};
+
+/// What LSTM and GRU kernels share: sizes, the element count of every input and output (checked
+/// on each run), and Wᵀ / Rᵀ packed at build when W / R are constants.
+pub(super) struct Recurrent {
+    pub dims: RnnDims,
+    gates: usize,
+    input_lens: Vec<usize>,
+    output_lens: Vec<usize>,
+    /// Wᵀ `[I, D·G·H]`, when W is a constant.
+    w_t: Option<Vec<f32>>,
+    /// Rᵀ `[H, D·G·H]`, when R is a constant.
+    r_t: Option<Vec<f32>>,
+}
+
+impl Recurrent {
+    /// `b.inputs` must already have passed the op's shape inference.
+    pub fn new(
+        b: &BuildCtx,
+        gates: usize,
+        hidden: usize,
+        direction: Direction,
+        batch_first: bool,
+    ) -> Result<Recurrent> {
+        let x = &b.inputs[0].shape;
+        let (seq, batch) = if batch_first {
+            (x[1], x[0])
+        } else {
+            (x[0], x[1])
+        };
+        let dims = RnnDims {
+            seq,
+            batch,
+            input: x[2],
+            hidden,
+            dirs: direction.count(),
+            reverse: direction == Direction::Reverse,
+            batch_first,
+        };
+        if b.outputs.iter().any(|f| f.dtype != DType::F32) {
+            return Err(Error::invalid("recurrent outputs must be f32"));
+        }
+        let gh = dims.dirs * gates * hidden;
+        let pack = |k: usize, cols: usize| {
+            b.consts
+                .get(k)
+                .and_then(|c| c.as_ref())
+                .map(|v| rnn::pack_transposed(v.typed::<f32>(), gh, cols))
+        };
+        Ok(Recurrent {
+            dims,
+            gates,
+            input_lens: b.inputs.iter().map(|f| f.len()).collect(),
+            output_lens: b.outputs.iter().map(|f| f.len()).collect(),
+            w_t: pack(1, dims.input),
+            r_t: pack(2, hidden),
+        })
+    }
+
+    /// Checks the run-time buffers against the build-time facts, so that data never reaches a
+    /// kernel's bounds assertions.
+    pub fn check(
+        &self,
+        name: &str,
+        inputs: &[TensorView],
+        outputs: &[TensorViewMut],
+        scratch: &[u8],
+        scratch_floats: usize,
+    ) -> Result<()> {
+        let ok = inputs.len() == self.input_lens.len()
+            && outputs.len() == self.output_lens.len()
+            && inputs
+                .iter()
+                .zip(&self.input_lens)
+                .all(|(v, &n)| v.dtype == DType::F32 && v.data.len() == 4 * n)
+            && outputs
+                .iter()
+                .zip(&self.output_lens)
+                .all(|(v, &n)| v.dtype == DType::F32 && v.data.len() == 4 * n)
+            && scratch.len() >= 4 * scratch_floats;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "{name}: buffers do not match the planned shapes"
+            )))
+        }
+    }
+
+    /// Wᵀ and Rᵀ: the packed copies, or transposed views of the W and R inputs.
+    pub fn weights<'a>(&'a self, inputs: &[TensorView<'a>]) -> (MatRef<'a>, MatRef<'a>) {
+        let d = &self.dims;
+        let gh = d.dirs * self.gates * d.hidden;
+        let view = |packed: &'a Option<Vec<f32>>, input: &TensorView<'a>, k: usize| match packed {
+            Some(p) => MatRef::row_major(p, k, gh),
+            None => MatRef::transposed(input.typed::<f32>(), k, gh),
+        };
+        (
+            view(&self.w_t, &inputs[1], d.input),
+            view(&self.r_t, &inputs[2], d.hidden),
+        )
+    }
+}
+
+/// The first `n` floats of the scratch buffer (64-byte aligned by contract, checked anyway).
+pub(super) fn scratch_f32(scratch: &mut [u8], n: usize) -> Result<&mut [f32]> {
+    bytemuck::try_cast_slice_mut(&mut scratch[..4 * n])
+        .map_err(|e| Error::invalid(format!("recurrent scratch: {e}")))
+}
+
+/// An optional input: the `k`-th present one when `present`, advancing `k`.
+pub(super) fn optional<'a>(
+    inputs: &[TensorView<'a>],
+    present: bool,
+    k: &mut usize,
+) -> Option<&'a [f32]> {
+    if !present {
+        return None;
+    }
+    let v = inputs[*k].typed::<f32>();
+    *k += 1;
+    Some(v)
+}
