@@ -19,7 +19,9 @@ fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut data = Vec::new();
     if raw.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut data).with_context(|| format!("gunzip {}", path.display()))?;
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut data)
+            .with_context(|| format!("gunzip {}", path.display()))?;
     } else {
         data = raw;
     }
@@ -31,7 +33,9 @@ fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     if data.len() < header {
         bail!("{} is truncated", path.display());
     }
-    let dims: Vec<usize> = (0..rank).map(|i| u32::from_be_bytes(data[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| u32::from_be_bytes(data[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
+        .collect();
     if data.len() != header + dims.iter().product::<usize>() {
         bail!("{}: size does not match dims {dims:?}", path.display());
     }
@@ -41,9 +45,18 @@ fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    let model_path = args.first().map(PathBuf::from).unwrap_or_else(|| shared.join("models/seed_cnn_mnist.onnx"));
-    let images = args.get(1).map(PathBuf::from).unwrap_or_else(|| shared.join("data/mnist/test-images-idx3-ubyte.gz"));
-    let labels = args.get(2).map(PathBuf::from).unwrap_or_else(|| shared.join("data/mnist/test-labels-idx1-ubyte.gz"));
+    let model_path = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared.join("models/seed_cnn_mnist.onnx"));
+    let images = args
+        .get(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared.join("data/mnist/test-images-idx3-ubyte.gz"));
+    let labels = args
+        .get(2)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared.join("data/mnist/test-labels-idx1-ubyte.gz"));
 
     let (dims, pixels) = read_idx(&images)?;
     let (_, truth) = read_idx(&labels)?;
@@ -53,9 +66,17 @@ fn main() -> Result<()> {
     }
     let batch = 1;
     let model = if model_path.extension().is_some_and(|e| e == "onnx") {
-        let opts = edgefuse_compiler::CompileOptions { input_shapes: vec![("image".into(), vec![batch, 1, h, w])], ..Default::default() };
+        let opts = edgefuse_compiler::CompileOptions {
+            input_shapes: vec![("image".into(), vec![batch, 1, h, w])],
+            ..Default::default()
+        };
         let (bytes, report) = edgefuse_compiler::compile_onnx(&model_path, &opts)?;
-        println!("compiled {}: {} nodes, {:.2} MB", model_path.display(), report.nodes, report.file_bytes as f64 / 1e6);
+        println!(
+            "compiled {}: {} nodes, {:.2} MB",
+            model_path.display(),
+            report.nodes,
+            report.file_bytes as f64 / 1e6
+        );
         Model::from_bytes(&bytes)?
     } else {
         Model::load(&model_path)?
@@ -64,19 +85,30 @@ fn main() -> Result<()> {
     let mut correct = 0;
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
-        let img: Vec<f32> = pixels[i * h * w..(i + 1) * h * w].iter().map(|&p| p as f32 / 255.0).collect();
+        let img: Vec<f32> = pixels[i * h * w..(i + 1) * h * w]
+            .iter()
+            .map(|&p| p as f32 / 255.0)
+            .collect();
         let x = Tensor::from_vec(&[batch, 1, h, w], img)?;
         let t = Instant::now();
         session.set_input(0, x.view())?;
         session.run()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
         let probs = session.output(0).typed::<f32>();
-        let pred = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(k, _)| k).unwrap_or(0);
+        let pred = probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(k, _)| k)
+            .unwrap_or(0);
         if pred == truth[i] as usize {
             correct += 1;
         }
         if i < 8 {
-            println!("digit #{i}: predicted {pred} (p = {:.3}), label {}", probs[pred], truth[i]);
+            println!(
+                "digit #{i}: predicted {pred} (p = {:.3}), label {}",
+                probs[pred], truth[i]
+            );
         }
     }
     times.sort_by(f64::total_cmp);

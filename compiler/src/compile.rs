@@ -48,6 +48,8 @@ pub struct CompileOptions {
     /// Static shapes for inputs with symbolic dimensions: (name, shape).
     pub input_shapes: Vec<(String, Vec<usize>)>,
     pub labels: Option<Vec<String>>,
+    /// Skip the rewrite rules (fusion); for debugging the importer.
+    pub no_fuse: bool,
 }
 
 /// What a compile produced, for the summary the CLI prints.
@@ -68,7 +70,12 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
         );
     }
     let source = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let module = crate::onnx::import_onnx(path, &opts.input_shapes)?;
+    let mut module = crate::onnx::import_onnx(path, &opts.input_shapes)?;
+    let rules_fired = if opts.no_fuse {
+        Vec::new()
+    } else {
+        crate::passes::optimize(&mut module, &crate::passes::rules())?
+    };
     let sha = Sha256::digest(&source);
     let meta = Meta {
         graph: module.graph.clone(),
@@ -84,7 +91,7 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            rules_fired: Vec::new(),
+            rules_fired,
         },
         preprocess: None,
         labels: opts.labels.clone(),

@@ -28,6 +28,9 @@ pub struct Args {
     /// A text file of class labels, one per line, stored in the model.
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Skip fusion and the other rewrite rules (for debugging).
+    #[arg(long)]
+    no_fuse: bool,
 }
 
 fn parse_input(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -50,6 +53,7 @@ pub fn run(a: Args) -> Result<()> {
         precision: a.precision,
         input_shapes: a.inputs,
         labels,
+        no_fuse: a.no_fuse,
     };
     let start = std::time::Instant::now();
     let (bytes, report) = edgefuse_compiler::compile_onnx(&a.model, &opts)

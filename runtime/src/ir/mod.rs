@@ -80,6 +80,12 @@ impl Graph {
     /// Checks the structural invariants a reader relies on: ids in range, topological order, each
     /// tensor produced once, shapes agreeing with each op's inference. Run on every loaded file.
     pub fn validate(&self) -> crate::Result<()> {
+        self.validate_with_consts(&|i| self.tensors[i].weight.is_some())
+    }
+
+    /// [`Graph::validate`] for a graph whose constants are not laid out yet (the compiler's):
+    /// `is_const(id)` says which tensors hold data.
+    pub fn validate_with_consts(&self, is_const: &dyn Fn(TensorId) -> bool) -> crate::Result<()> {
         let n = self.tensors.len();
         let mut defined = vec![false; n];
         for &i in &self.inputs {
@@ -89,7 +95,7 @@ impl Graph {
             defined[i] = true;
         }
         for (i, t) in self.tensors.iter().enumerate() {
-            if t.weight.is_some() {
+            if is_const(i) {
                 defined[i] = true;
             }
             let elems = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
