@@ -5,5 +5,8 @@
 //!
 //! Boundary: depends on nothing heavier than a GEMM library.
 
+pub mod activation;
+pub mod conv;
 pub mod gemm;
+pub mod pool;
 pub mod rnn;

@@ -1,9 +1,554 @@
-//! CPU kernel for Conv.
+//! CPU kernel for Conv (1-D and 2-D, grouped), with the fused bias + activation epilogue.
+//!
+//! Three strategies, chosen at build time:
+//! - depthwise (group == C == M): a direct per-channel kernel, no scratch;
+//! - pointwise (1×1, stride 1, no padding): GEMM straight on the input planes;
+//! - general: im2col into scratch, then GEMM per group and image.
 
-use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel};
-use crate::ir::ops::Conv;
+use edgefuse_kernels::activation as act;
+use edgefuse_kernels::conv::{depthwise, im2col, Window2d};
+use edgefuse_kernels::gemm::{sgemm, MatRef};
+use rayon::prelude::*;
+
+use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
+use crate::ir::ops::{Conv, UnaryOp};
+use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
 
-pub fn build(_op: &Conv, _b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
-    unsupported("Conv")
+/// Below this many multiply-adds per call, threading costs more than it saves.
+pub(crate) const PAR_MIN_WORK: usize = 1 << 16;
+
+/// A fused activation, checked when the kernel is built and applied in place after the bias.
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue(Option<UnaryOp>);
+
+impl Epilogue {
+    /// Accepts every f32 → f32 unary function.
+    pub fn new(op: Option<UnaryOp>) -> Result<Epilogue> {
+        match op {
+            Some(UnaryOp::Not) => unsupported("a fused Not epilogue"),
+            _ => Ok(Epilogue(op)),
+        }
+    }
+
+    /// `xs[i] = act(xs[i] + bias)`.
+    pub fn apply(&self, bias: f32, xs: &mut [f32]) {
+        fn map(xs: &mut [f32], bias: f32, f: impl Fn(f32) -> f32) {
+            xs.iter_mut().for_each(|x| *x = f(*x + bias));
+        }
+        let Some(op) = self.0 else {
+            if bias != 0.0 {
+                map(xs, bias, |x| x);
+            }
+            return;
+        };
+        match op {
+            UnaryOp::Identity => map(xs, bias, |x| x),
+            UnaryOp::Relu => map(xs, bias, act::relu),
+            UnaryOp::Sigmoid => map(xs, bias, act::sigmoid),
+            UnaryOp::Tanh => map(xs, bias, f32::tanh),
+            UnaryOp::Sqrt => map(xs, bias, f32::sqrt),
+            UnaryOp::Exp => map(xs, bias, f32::exp),
+            UnaryOp::Log => map(xs, bias, f32::ln),
+            UnaryOp::Neg => map(xs, bias, |x| -x),
+            UnaryOp::Abs => map(xs, bias, f32::abs),
+            UnaryOp::Reciprocal => map(xs, bias, |x| 1.0 / x),
+            UnaryOp::Floor => map(xs, bias, f32::floor),
+            UnaryOp::Ceil => map(xs, bias, f32::ceil),
+            UnaryOp::Round => map(xs, bias, f32::round_ties_even),
+            UnaryOp::Erf => map(xs, bias, act::erf),
+            UnaryOp::Softplus => map(xs, bias, act::softplus),
+            UnaryOp::Swish => map(xs, bias, act::swish),
+            UnaryOp::Mish => map(xs, bias, act::mish),
+            UnaryOp::HardSwish => map(xs, bias, act::hard_swish),
+            UnaryOp::Gelu => map(xs, bias, act::gelu),
+            UnaryOp::Clip { min, max } => map(xs, bias, |x| x.max(min).min(max)),
+            UnaryOp::LeakyRelu { alpha } => map(xs, bias, |x| act::leaky_relu(x, alpha)),
+            UnaryOp::Elu { alpha } => map(xs, bias, |x| act::elu(x, alpha)),
+            UnaryOp::HardSigmoid { alpha, beta } => {
+                map(xs, bias, |x| act::hard_sigmoid(x, alpha, beta))
+            }
+            // Rejected by `new`.
+            UnaryOp::Not => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    Depthwise,
+    Pointwise,
+    Im2col,
+}
+
+struct ConvKernel {
+    n: usize,
+    c: usize,
+    m: usize,
+    group: usize,
+    geom: Window2d,
+    strategy: Strategy,
+    has_bias: bool,
+    epilogue: Epilogue,
+}
+
+pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
+    if b.inputs.iter().any(|f| f.dtype != DType::F32) {
+        return unsupported("Conv on non-f32 tensors");
+    }
+    let (x, w, y) = (&b.inputs[0], &b.inputs[1], &b.outputs[0]);
+    let Some(geom) = Window2d::from_axes(
+        &x.shape[2..],
+        &op.kernel,
+        &op.strides,
+        &op.dilations,
+        &op.pads,
+        &y.shape[2..],
+    ) else {
+        return unsupported(format!("Conv with {} spatial axes", op.kernel.len()));
+    };
+    let (c, m) = (x.shape[1], w.shape[0]);
+    let strategy = if op.group == c && c == m {
+        Strategy::Depthwise
+    } else if geom.taps() == 1 && geom.sh == 1 && geom.sw == 1 && op.pads.iter().all(|&p| p == 0) {
+        Strategy::Pointwise
+    } else {
+        Strategy::Im2col
+    };
+    Ok(Box::new(ConvKernel {
+        n: x.shape[0],
+        c,
+        m,
+        group: op.group,
+        geom,
+        strategy,
+        has_bias: op.has_bias,
+        epilogue: Epilogue::new(op.act)?,
+    }))
+}
+
+impl ConvKernel {
+    /// Rows of the unfolded input per group: (C/group)·kh·kw.
+    fn col_rows(&self) -> usize {
+        self.c / self.group * self.geom.taps()
+    }
+}
+
+impl CpuKernel for ConvKernel {
+    fn scratch_bytes(&self) -> usize {
+        match self.strategy {
+            Strategy::Im2col => self.col_rows() * self.geom.out_size() * 4,
+            _ => 0,
+        }
+    }
+
+    fn run(
+        &self,
+        inputs: &[TensorView],
+        outputs: &mut [TensorViewMut],
+        scratch: &mut [u8],
+        ctx: &Ctx,
+    ) -> Result<()> {
+        let x = inputs[0].typed::<f32>();
+        let w = inputs[1].typed::<f32>();
+        let bias = if self.has_bias {
+            Some(inputs[2].typed::<f32>())
+        } else {
+            None
+        };
+        let y = outputs[0].typed::<f32>();
+        if y.is_empty() {
+            return Ok(());
+        }
+        let g = &self.geom;
+        let (isz, osz) = (g.in_size(), g.out_size());
+        let bias_of = |ch: usize| bias.map_or(0.0, |b| b[ch]);
+
+        if self.strategy == Strategy::Depthwise {
+            let taps = g.taps();
+            let plane = |(i, yp): (usize, &mut [f32])| {
+                let ch = i % self.c;
+                depthwise(g, &x[i * isz..], &w[ch * taps..], bias_of(ch), yp);
+                self.epilogue.apply(0.0, yp);
+            };
+            let y = &mut y[..self.n * self.m * osz];
+            if ctx.threads > 1 && y.len() * taps >= PAR_MIN_WORK {
+                y.par_chunks_mut(osz).enumerate().for_each(plane);
+            } else {
+                y.chunks_mut(osz).enumerate().for_each(plane);
+            }
+            return Ok(());
+        }
+
+        let (cg, mg) = (self.c / self.group, self.m / self.group);
+        let k = self.col_rows();
+        let col: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[..self.scratch_bytes()]);
+        for n in 0..self.n {
+            for grp in 0..self.group {
+                let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
+                let rhs = if self.strategy == Strategy::Pointwise {
+                    MatRef::row_major(xg, cg, isz)
+                } else {
+                    im2col(g, cg, xg, col);
+                    MatRef::row_major(col, k, osz)
+                };
+                let yg = &mut y[(n * self.m + grp * mg) * osz..][..mg * osz];
+                let wg = MatRef::row_major(&w[grp * mg * k..][..mg * k], mg, k);
+                sgemm(mg, osz, k, wg, rhs, yg, osz, 0.0, 1.0, ctx.threads);
+                for (j, yp) in yg.chunks_exact_mut(osz).enumerate() {
+                    self.epilogue.apply(bias_of(grp * mg + j), yp);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cpu::ops::{build as build_op, BuildCtx, Ctx};
+    use crate::ir::ops::OpInfo;
+    use crate::ir::{Fact, Op};
+    use crate::tensor::AlignedBuf;
+    use crate::Tensor;
+
+    /// Deterministic values in [-1, 1).
+    pub(crate) fn data(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    pub(crate) fn tensor(shape: &[usize], seed: u64) -> Tensor {
+        Tensor::from_vec(shape, data(shape.iter().product(), seed)).unwrap()
+    }
+
+    /// The golden-test criterion: |got − want| ≤ 1e-4 · max(1, max|want|).
+    pub(crate) fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4 * scale,
+                "{what}: element {i} is {g}, want {w}"
+            );
+        }
+    }
+
+    /// Runs one op with all inputs non-constant and a chosen thread budget.
+    pub(crate) fn run_op(op: &Op, inputs: &[&Tensor], threads: usize) -> Vec<Tensor> {
+        let facts: Vec<Fact> = inputs
+            .iter()
+            .map(|t| Fact::new(t.dtype, t.shape.clone()))
+            .collect();
+        let out_facts = op.infer(&facts).unwrap();
+        let consts: Vec<Option<TensorView>> = inputs.iter().map(|_| None).collect();
+        let kernel = build_op(
+            op,
+            &BuildCtx {
+                inputs: &facts,
+                outputs: &out_facts,
+                consts: &consts,
+            },
+        )
+        .unwrap();
+        let mut outs: Vec<Tensor> = out_facts
+            .iter()
+            .map(|f| Tensor::zeros(f.dtype, &f.shape))
+            .collect();
+        let mut scratch = AlignedBuf::zeroed(kernel.scratch_bytes());
+        let views: Vec<TensorView> = inputs.iter().map(|t| t.view()).collect();
+        let mut out_views: Vec<TensorViewMut> = outs.iter_mut().map(|t| t.view_mut()).collect();
+        kernel
+            .run(
+                &views,
+                &mut out_views,
+                scratch.as_mut_slice(),
+                &Ctx { threads },
+            )
+            .unwrap();
+        drop(out_views);
+        outs
+    }
+
+    pub(crate) fn act_ref(act: Option<UnaryOp>, x: f32) -> f32 {
+        match act {
+            None => x,
+            Some(UnaryOp::Relu) => x.max(0.0),
+            Some(UnaryOp::Clip { min, max }) => x.clamp(min, max),
+            Some(UnaryOp::HardSwish) => x * ((x + 3.0).clamp(0.0, 6.0) / 6.0),
+            Some(UnaryOp::Sigmoid) => 1.0 / (1.0 + (-x).exp()),
+            Some(other) => panic!("no reference for {other:?}"),
+        }
+    }
+
+    /// Spatial lists of a 1-D case lifted to 2-D (height 1).
+    fn lift(v: &[usize], one: usize) -> Vec<usize> {
+        if v.len() == 1 {
+            vec![one, v[0]]
+        } else {
+            v.to_vec()
+        }
+    }
+
+    /// Direct 7-loop convolution; returns the output data.
+    fn naive(op: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Vec<f32> {
+        let (xs, ws) = (x.as_slice::<f32>().unwrap(), w.as_slice::<f32>().unwrap());
+        let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0]);
+        let sp = lift(&x.shape[2..], 1);
+        let k = lift(&op.kernel, 1);
+        let s = lift(&op.strides, 1);
+        let d = lift(&op.dilations, 1);
+        let p = if op.pads.len() == 2 {
+            vec![0, op.pads[0], 0, op.pads[1]]
+        } else {
+            op.pads.clone()
+        };
+        let o: Vec<usize> = (0..2)
+            .map(|a| (sp[a] + p[a] + p[a + 2] - d[a] * (k[a] - 1) - 1) / s[a] + 1)
+            .collect();
+        let (cg, mg) = (c / op.group, m / op.group);
+        let mut out = vec![0.0; n * m * o[0] * o[1]];
+        for ni in 0..n {
+            for mi in 0..m {
+                let grp = mi / mg;
+                for oy in 0..o[0] {
+                    for ox in 0..o[1] {
+                        let mut acc = b.map_or(0.0, |b| b.as_slice::<f32>().unwrap()[mi]);
+                        for ci in 0..cg {
+                            for ki in 0..k[0] {
+                                for kj in 0..k[1] {
+                                    let iy = (oy * s[0] + ki * d[0]) as isize - p[0] as isize;
+                                    let ix = (ox * s[1] + kj * d[1]) as isize - p[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= sp[0] as isize
+                                        || ix >= sp[1] as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = xs[((ni * c + grp * cg + ci) * sp[0] + iy as usize)
+                                        * sp[1]
+                                        + ix as usize];
+                                    let wv = ws[((mi * cg + ci) * k[0] + ki) * k[1] + kj];
+                                    acc += xv * wv;
+                                }
+                            }
+                        }
+                        out[((ni * m + mi) * o[0] + oy) * o[1] + ox] = act_ref(op.act, acc);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    struct Case {
+        name: &'static str,
+        x: Vec<usize>,
+        m: usize,
+        group: usize,
+        kernel: Vec<usize>,
+        strides: Vec<usize>,
+        pads: Vec<usize>,
+        dilations: Vec<usize>,
+        bias: bool,
+        act: Option<UnaryOp>,
+    }
+
+    fn case(name: &'static str, x: &[usize], m: usize, kernel: &[usize]) -> Case {
+        let s = kernel.len();
+        Case {
+            name,
+            x: x.to_vec(),
+            m,
+            group: 1,
+            kernel: kernel.to_vec(),
+            strides: vec![1; s],
+            pads: vec![0; 2 * s],
+            dilations: vec![1; s],
+            bias: false,
+            act: None,
+        }
+    }
+
+    fn cases() -> Vec<Case> {
+        let relu6 = Some(UnaryOp::Clip { min: 0.0, max: 6.0 });
+        vec![
+            case("2d 3x3", &[1, 3, 8, 9], 4, &[3, 3]),
+            Case {
+                pads: vec![1, 1, 1, 1],
+                bias: true,
+                act: Some(UnaryOp::Relu),
+                ..case("2d padded bias relu", &[2, 3, 7, 6], 5, &[3, 3])
+            },
+            Case {
+                strides: vec![2, 2],
+                pads: vec![0, 1, 2, 1],
+                bias: true,
+                ..case("2d strided asymmetric pads", &[1, 4, 9, 10], 6, &[3, 3])
+            },
+            Case {
+                dilations: vec![2, 3],
+                pads: vec![2, 3, 2, 3],
+                ..case("2d dilated", &[1, 2, 10, 11], 3, &[3, 3])
+            },
+            Case {
+                group: 2,
+                bias: true,
+                pads: vec![1, 0, 1, 2],
+                ..case("2d grouped", &[2, 4, 6, 7], 6, &[3, 2])
+            },
+            Case {
+                group: 8,
+                pads: vec![1, 1, 1, 1],
+                bias: true,
+                act: relu6,
+                ..case("depthwise 3x3", &[2, 8, 9, 9], 8, &[3, 3])
+            },
+            Case {
+                group: 6,
+                strides: vec![2, 2],
+                pads: vec![1, 2, 2, 1],
+                bias: true,
+                act: Some(UnaryOp::HardSwish),
+                ..case("depthwise 5x5 strided", &[1, 6, 11, 10], 6, &[5, 5])
+            },
+            Case {
+                group: 4,
+                dilations: vec![2, 2],
+                pads: vec![2, 2, 2, 2],
+                ..case("depthwise dilated", &[1, 4, 8, 8], 4, &[3, 3])
+            },
+            Case {
+                group: 3,
+                pads: vec![1, 1, 1, 1],
+                ..case("depthwise multiplier 2", &[1, 3, 6, 6], 6, &[3, 3])
+            },
+            Case {
+                bias: true,
+                act: relu6,
+                ..case("1x1", &[2, 16, 5, 7], 8, &[1, 1])
+            },
+            Case {
+                group: 4,
+                ..case("1x1 grouped", &[1, 8, 4, 4], 12, &[1, 1])
+            },
+            Case {
+                strides: vec![2, 2],
+                ..case("1x1 strided", &[1, 4, 7, 7], 3, &[1, 1])
+            },
+            Case {
+                pads: vec![2, 1],
+                bias: true,
+                act: Some(UnaryOp::Sigmoid),
+                ..case("1d", &[2, 3, 20], 4, &[5])
+            },
+            Case {
+                strides: vec![3],
+                dilations: vec![2],
+                pads: vec![0, 4],
+                ..case("1d strided dilated", &[1, 5, 31], 2, &[4])
+            },
+            Case {
+                group: 6,
+                pads: vec![1, 1],
+                bias: true,
+                ..case("1d depthwise", &[1, 6, 16], 6, &[3])
+            },
+            Case {
+                strides: vec![4],
+                bias: true,
+                ..case("1d stft-like", &[1, 1, 64], 8, &[16])
+            },
+        ]
+    }
+
+    #[test]
+    fn conv_matches_direct_convolution() {
+        for (i, c) in cases().into_iter().enumerate() {
+            let op = Conv {
+                kernel: c.kernel.clone(),
+                strides: c.strides.clone(),
+                pads: c.pads.clone(),
+                dilations: c.dilations.clone(),
+                group: c.group,
+                has_bias: c.bias,
+                act: c.act,
+            };
+            let x = tensor(&c.x, i as u64);
+            let mut wshape = vec![c.m, c.x[1] / c.group];
+            wshape.extend(&c.kernel);
+            let w = tensor(&wshape, 100 + i as u64);
+            let b = tensor(&[c.m], 200 + i as u64);
+            let mut inputs = vec![&x, &w];
+            if c.bias {
+                inputs.push(&b);
+            }
+            let want = naive(&op, &x, &w, c.bias.then_some(&b));
+            let got = crate::cpu::ops::eval(&Op::Conv(op.clone()), &inputs).unwrap();
+            assert_close(got[0].as_slice::<f32>().unwrap(), &want, c.name);
+            let got = run_op(&Op::Conv(op), &inputs, 2);
+            assert_close(got[0].as_slice::<f32>().unwrap(), &want, c.name);
+        }
+    }
+
+    #[test]
+    fn conv_picks_the_cheap_strategy() {
+        let op = |group, kernel: &[usize]| Conv {
+            kernel: kernel.to_vec(),
+            strides: vec![1; 2],
+            pads: vec![0; 4],
+            dilations: vec![1; 2],
+            group,
+            has_bias: false,
+            act: None,
+        };
+        let scratch = |op: &Conv, x: &[usize], w: &[usize]| {
+            let inputs = [Fact::new(DType::F32, x), Fact::new(DType::F32, w)];
+            let outputs = op.infer(&inputs).unwrap();
+            build(
+                op,
+                &BuildCtx {
+                    inputs: &inputs,
+                    outputs: &outputs,
+                    consts: &[None, None],
+                },
+            )
+            .unwrap()
+            .scratch_bytes()
+        };
+        assert_eq!(scratch(&op(1, &[1, 1]), &[1, 8, 5, 5], &[4, 8, 1, 1]), 0);
+        assert_eq!(scratch(&op(8, &[3, 3]), &[1, 8, 5, 5], &[8, 1, 3, 3]), 0);
+        assert_eq!(
+            scratch(&op(1, &[3, 3]), &[1, 8, 5, 5], &[4, 8, 3, 3]),
+            8 * 9 * 3 * 3 * 4
+        );
+    }
+
+    #[test]
+    fn conv_3d_is_reported_unsupported() {
+        let op = Conv {
+            kernel: vec![1, 1, 1],
+            strides: vec![1; 3],
+            pads: vec![0; 6],
+            dilations: vec![1; 3],
+            group: 1,
+            has_bias: false,
+            act: None,
+        };
+        let x = tensor(&[1, 2, 2, 2, 2], 1);
+        let w = tensor(&[1, 2, 1, 1, 1], 2);
+        let err = crate::cpu::ops::eval(&Op::Conv(op), &[&x, &w]).unwrap_err();
+        assert!(matches!(err, crate::Error::Unsupported(_)), "{err}");
+    }
 }

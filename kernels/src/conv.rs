@@ -1,0 +1,357 @@
+//! Sliding-window loops for convolutions: im2col, its adjoint col2im, and a direct depthwise
+//! convolution. Single images, NCHW planes; 1-D is a 2-D window of height 1.
+
+/// Geometry of a 2-D sliding window over one `ih × iw` plane producing an `oh × ow` plane.
+/// Output position `o` with tap `k` reads input `o·stride + k·dilation − pad_begin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window2d {
+    pub ih: usize,
+    pub iw: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    /// Begin paddings (top, left).
+    pub pt: usize,
+    pub pl: usize,
+    /// End paddings (bottom, right); only pooling's count-include-pad divisor reads them.
+    pub pb: usize,
+    pub pr: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Window2d {
+    /// A window from per-axis lists of length 1 (a 1-D window, height 1) or 2, in ONNX order
+    /// (`pads = [begins.., ends..]`). `None` for any other rank.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_axes(
+        input: &[usize],
+        kernel: &[usize],
+        strides: &[usize],
+        dilations: &[usize],
+        pads: &[usize],
+        output: &[usize],
+    ) -> Option<Window2d> {
+        match kernel.len() {
+            1 => Some(Window2d {
+                ih: 1,
+                iw: input[0],
+                kh: 1,
+                kw: kernel[0],
+                sh: 1,
+                sw: strides[0],
+                dh: 1,
+                dw: dilations[0],
+                pt: 0,
+                pl: pads[0],
+                pb: 0,
+                pr: pads[1],
+                oh: 1,
+                ow: output[0],
+            }),
+            2 => Some(Window2d {
+                ih: input[0],
+                iw: input[1],
+                kh: kernel[0],
+                kw: kernel[1],
+                sh: strides[0],
+                sw: strides[1],
+                dh: dilations[0],
+                dw: dilations[1],
+                pt: pads[0],
+                pl: pads[1],
+                pb: pads[2],
+                pr: pads[3],
+                oh: output[0],
+                ow: output[1],
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn in_size(&self) -> usize {
+        self.ih * self.iw
+    }
+    pub fn out_size(&self) -> usize {
+        self.oh * self.ow
+    }
+    pub fn taps(&self) -> usize {
+        self.kh * self.kw
+    }
+}
+
+/// Outputs `[lo, hi)` among `0..out` whose tap at offset `off` (= k·dilation) reads inside
+/// `0..len` of an input padded by `pad` at the start: `pad ≤ o·stride + off < pad + len`.
+#[inline]
+pub fn valid_outputs(
+    out: usize,
+    stride: usize,
+    off: usize,
+    pad: usize,
+    len: usize,
+) -> (usize, usize) {
+    let lo = if pad > off {
+        (pad - off).div_ceil(stride)
+    } else {
+        0
+    };
+    let hi = if pad + len > off {
+        (pad + len - off).div_ceil(stride).min(out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// Taps `[lo, hi)` among `0..k` of a window starting at `start` (may be negative) with
+/// `dilation` that fall inside `0..len`.
+#[inline]
+pub fn valid_taps(start: isize, dilation: usize, k: usize, len: usize) -> (usize, usize) {
+    let d = dilation as isize;
+    let lo = if start < 0 {
+        ((-start + d - 1) / d) as usize
+    } else {
+        0
+    };
+    let hi = if start >= len as isize {
+        0
+    } else {
+        (((len as isize - start + d - 1) / d) as usize).min(k)
+    };
+    (lo.min(hi), hi)
+}
+
+/// Unfolds `channels` planes of `x` (each `ih × iw`) into `col`, a row-major
+/// `(channels·kh·kw) × (oh·ow)` matrix whose row `(c·kh + i)·kw + j` holds tap (i, j) of
+/// channel c for every output position (zero where the tap reads padding).
+pub fn im2col(g: &Window2d, channels: usize, x: &[f32], col: &mut [f32]) {
+    let (isz, osz) = (g.in_size(), g.out_size());
+    let col = &mut col[..channels * g.taps() * osz];
+    let mut rows = col.chunks_exact_mut(osz);
+    for c in 0..channels {
+        let xc = &x[c * isz..][..isz];
+        for ki in 0..g.kh {
+            let (ylo, yhi) = valid_outputs(g.oh, g.sh, ki * g.dh, g.pt, g.ih);
+            for kj in 0..g.kw {
+                let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
+                let row = rows.next().expect("col holds every tap row");
+                for (oy, out) in row.chunks_exact_mut(g.ow).enumerate() {
+                    if oy < ylo || oy >= yhi || xlo == xhi {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let iy = oy * g.sh + ki * g.dh - g.pt;
+                    let xrow = &xc[iy * g.iw..][..g.iw];
+                    out[..xlo].fill(0.0);
+                    out[xhi..].fill(0.0);
+                    let ix0 = xlo * g.sw + kj * g.dw - g.pl;
+                    let dst = &mut out[xlo..xhi];
+                    if g.sw == 1 {
+                        dst.copy_from_slice(&xrow[ix0..ix0 + dst.len()]);
+                    } else {
+                        for (o, v) in dst.iter_mut().zip(xrow[ix0..].iter().step_by(g.sw)) {
+                            *o = *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: accumulates each column entry of `col` into the `channels` planes
+/// of `img` (each `ih × iw`) that the corresponding tap reads. Entries landing in padding are
+/// dropped. `img` is added to, not overwritten.
+pub fn col2im(g: &Window2d, channels: usize, col: &[f32], img: &mut [f32]) {
+    let (isz, osz) = (g.in_size(), g.out_size());
+    let mut rows = col[..channels * g.taps() * osz].chunks_exact(osz);
+    for c in 0..channels {
+        let ic = &mut img[c * isz..][..isz];
+        for ki in 0..g.kh {
+            let (ylo, yhi) = valid_outputs(g.oh, g.sh, ki * g.dh, g.pt, g.ih);
+            for kj in 0..g.kw {
+                let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
+                let row = rows.next().expect("col holds every tap row");
+                if xlo == xhi {
+                    continue;
+                }
+                for oy in ylo..yhi {
+                    let iy = oy * g.sh + ki * g.dh - g.pt;
+                    let irow = &mut ic[iy * g.iw..][..g.iw];
+                    let src = &row[oy * g.ow + xlo..oy * g.ow + xhi];
+                    let ix0 = xlo * g.sw + kj * g.dw - g.pl;
+                    if g.sw == 1 {
+                        for (o, v) in irow[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                            *o += *v;
+                        }
+                    } else {
+                        for (o, v) in irow[ix0..].iter_mut().step_by(g.sw).zip(src) {
+                            *o += *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Direct convolution of one plane `x` (`ih × iw`) with one filter `w` (`kh × kw`), plus `bias`,
+/// into `y` (`oh × ow`), overwriting it: one channel of a depthwise convolution.
+pub fn depthwise(g: &Window2d, x: &[f32], w: &[f32], bias: f32, y: &mut [f32]) {
+    let x = &x[..g.in_size()];
+    let w = &w[..g.taps()];
+    let y = &mut y[..g.out_size()];
+    y.fill(bias);
+    for (oy, out) in y.chunks_exact_mut(g.ow).enumerate() {
+        let (klo, khi) = valid_taps(
+            oy as isize * g.sh as isize - g.pt as isize,
+            g.dh,
+            g.kh,
+            g.ih,
+        );
+        for ki in klo..khi {
+            let iy = oy * g.sh + ki * g.dh - g.pt;
+            let xrow = &x[iy * g.iw..][..g.iw];
+            for kj in 0..g.kw {
+                let wv = w[ki * g.kw + kj];
+                let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
+                if xlo == xhi {
+                    continue;
+                }
+                let ix0 = xlo * g.sw + kj * g.dw - g.pl;
+                let dst = &mut out[xlo..xhi];
+                if g.sw == 1 {
+                    for (o, v) in dst.iter_mut().zip(&xrow[ix0..ix0 + (xhi - xlo)]) {
+                        *o += wv * *v;
+                    }
+                } else {
+                    for (o, v) in dst.iter_mut().zip(xrow[ix0..].iter().step_by(g.sw)) {
+                        *o += wv * *v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(ih: usize, iw: usize, k: usize, s: usize, d: usize, p: usize) -> Window2d {
+        let o = |i: usize| (i + 2 * p - d * (k - 1) - 1) / s + 1;
+        Window2d {
+            ih,
+            iw,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            dh: d,
+            dw: d,
+            pt: p,
+            pl: p,
+            pb: p,
+            pr: p,
+            oh: o(ih),
+            ow: o(iw),
+        }
+    }
+
+    /// Reads input (iy, ix) for output (oy, ox) and tap (ki, kj), or 0 in the padding.
+    fn tap(g: &Window2d, x: &[f32], oy: usize, ox: usize, ki: usize, kj: usize) -> f32 {
+        let iy = (oy * g.sh + ki * g.dh) as isize - g.pt as isize;
+        let ix = (ox * g.sw + kj * g.dw) as isize - g.pl as isize;
+        if iy < 0 || ix < 0 || iy >= g.ih as isize || ix >= g.iw as isize {
+            0.0
+        } else {
+            x[iy as usize * g.iw + ix as usize]
+        }
+    }
+
+    fn data(n: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect()
+    }
+
+    #[test]
+    fn im2col_matches_direct_indexing() {
+        for g in [
+            geom(5, 6, 3, 1, 1, 1),
+            geom(7, 5, 3, 2, 1, 0),
+            geom(8, 8, 3, 2, 2, 2),
+        ] {
+            let c = 2;
+            let x = data(c * g.in_size());
+            let mut col = vec![f32::NAN; c * g.taps() * g.out_size()];
+            im2col(&g, c, &x, &mut col);
+            for ch in 0..c {
+                for ki in 0..g.kh {
+                    for kj in 0..g.kw {
+                        for oy in 0..g.oh {
+                            for ox in 0..g.ow {
+                                let row = (ch * g.kh + ki) * g.kw + kj;
+                                let want = tap(&g, &x[ch * g.in_size()..], oy, ox, ki, kj);
+                                assert_eq!(col[row * g.out_size() + oy * g.ow + ox], want);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), y> == <x, col2im(y)> for any x, y.
+        let g = geom(6, 7, 3, 2, 2, 2);
+        let c = 3;
+        let x = data(c * g.in_size());
+        let y: Vec<f32> = (0..c * g.taps() * g.out_size())
+            .map(|i| (i % 5) as f32 - 2.0)
+            .collect();
+        let mut col = vec![0.0; y.len()];
+        im2col(&g, c, &x, &mut col);
+        let mut img = vec![0.0; x.len()];
+        col2im(&g, c, &y, &mut img);
+        let lhs: f32 = col.iter().zip(&y).map(|(a, b)| a * b).sum();
+        let rhs: f32 = x.iter().zip(&img).map(|(a, b)| a * b).sum();
+        assert_eq!(lhs, rhs);
+    }
+
+    #[test]
+    fn depthwise_matches_direct_sum() {
+        for g in [
+            geom(5, 6, 3, 1, 1, 1),
+            geom(9, 7, 5, 2, 1, 2),
+            geom(8, 8, 3, 1, 3, 3),
+        ] {
+            let x = data(g.in_size());
+            let w: Vec<f32> = (0..g.taps()).map(|i| i as f32 * 0.25 - 1.0).collect();
+            let mut y = vec![f32::NAN; g.out_size()];
+            depthwise(&g, &x, &w, 0.5, &mut y);
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut want = 0.5;
+                    for ki in 0..g.kh {
+                        for kj in 0..g.kw {
+                            want += w[ki * g.kw + kj] * tap(&g, &x, oy, ox, ki, kj);
+                        }
+                    }
+                    assert!((y[oy * g.ow + ox] - want).abs() < 1e-4);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tap_and_output_ranges() {
+        assert_eq!(valid_taps(-2, 1, 3, 5), (2, 3));
+        assert_eq!(valid_taps(3, 2, 3, 5), (0, 1));
+        assert_eq!(valid_taps(5, 1, 3, 5), (0, 0));
+        assert_eq!(valid_outputs(4, 2, 0, 1, 6), (1, 4));
+        assert_eq!(valid_outputs(3, 1, 4, 0, 2), (0, 0));
+    }
+}

@@ -1,0 +1,102 @@
+//! Max and average pooling over one plane, with the window geometry of [`crate::conv::Window2d`].
+//!
+//! Windows are clipped to the input: taps in the padding (or, with ceil mode, past it) are
+//! skipped. Semantics follow onnxruntime's reference pooling functors.
+
+use crate::conv::{valid_taps, Window2d};
+
+/// Max over the in-bounds taps of each window; a window entirely in the padding gives
+/// `f32::MIN` (onnxruntime's `lowest()`).
+pub fn max_pool(g: &Window2d, x: &[f32], y: &mut [f32]) {
+    let x = &x[..g.in_size()];
+    for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
+        let ys = oy as isize * g.sh as isize - g.pt as isize;
+        let (ylo, yhi) = valid_taps(ys, g.dh, g.kh, g.ih);
+        for (ox, o) in out.iter_mut().enumerate() {
+            let xs = ox as isize * g.sw as isize - g.pl as isize;
+            let (xlo, xhi) = valid_taps(xs, g.dw, g.kw, g.iw);
+            let mut m = f32::MIN;
+            for ki in ylo..yhi {
+                let row = &x[(ys + (ki * g.dh) as isize) as usize * g.iw..][..g.iw];
+                for kj in xlo..xhi {
+                    let v = row[(xs + (kj * g.dw) as isize) as usize];
+                    if v > m {
+                        m = v;
+                    }
+                }
+            }
+            *o = m;
+        }
+    }
+}
+
+/// Mean of each window. With `count_include_pad` the divisor counts the taps inside the padded
+/// input (`-pad_begin .. len + pad_end`), so a ceil-mode overhang past the end padding is not
+/// counted; without it, only the taps inside the input. A window with no input tap gives 0.
+pub fn avg_pool(g: &Window2d, count_include_pad: bool, x: &[f32], y: &mut [f32]) {
+    let x = &x[..g.in_size()];
+    for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
+        let ys = oy as isize * g.sh as isize - g.pt as isize;
+        let (ylo, yhi) = valid_taps(ys, g.dh, g.kh, g.ih);
+        let ypad = valid_taps(ys + g.pt as isize, g.dh, g.kh, g.ih + g.pt + g.pb);
+        for (ox, o) in out.iter_mut().enumerate() {
+            let xs = ox as isize * g.sw as isize - g.pl as isize;
+            let (xlo, xhi) = valid_taps(xs, g.dw, g.kw, g.iw);
+            let mut sum = 0.0f32;
+            for ki in ylo..yhi {
+                let row = &x[(ys + (ki * g.dh) as isize) as usize * g.iw..][..g.iw];
+                for kj in xlo..xhi {
+                    sum += row[(xs + (kj * g.dw) as isize) as usize];
+                }
+            }
+            let inside = (yhi - ylo) * (xhi - xlo);
+            *o = if inside == 0 {
+                0.0
+            } else if count_include_pad {
+                let xpad = valid_taps(xs + g.pl as isize, g.dw, g.kw, g.iw + g.pl + g.pr);
+                sum / ((ypad.1 - ypad.0) * (xpad.1 - xpad.0)) as f32
+            } else {
+                sum / inside as f32
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(iw: usize, kw: usize, sw: usize, pl: usize, pr: usize, ow: usize) -> Window2d {
+        Window2d {
+            ih: 1,
+            iw,
+            kh: 1,
+            kw,
+            sh: 1,
+            sw,
+            dh: 1,
+            dw: 1,
+            pt: 0,
+            pl,
+            pb: 0,
+            pr,
+            oh: 1,
+            ow,
+        }
+    }
+
+    #[test]
+    fn ceil_mode_overhang_is_not_counted_as_padding() {
+        // Input 5, kernel 2, stride 2, pads 1/0, ceil mode: windows [-1,0], [1,2], [3,4];
+        // with pad_end 0 and input 4 the last window [3,4] overhangs by one.
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let g = line(4, 2, 2, 1, 0, 3);
+        let mut y = [0.0; 3];
+        avg_pool(&g, true, &x, &mut y);
+        assert_eq!(y, [0.5, 2.5, 4.0]);
+        avg_pool(&g, false, &x, &mut y);
+        assert_eq!(y, [1.0, 2.5, 4.0]);
+        max_pool(&g, &x, &mut y);
+        assert_eq!(y, [1.0, 3.0, 4.0]);
+    }
+}
