@@ -41,6 +41,11 @@ impl Precision {
     }
 }
 
+/// Whether this build can compile to `p`.
+pub fn available(p: Precision) -> bool {
+    p == Precision::Fp32
+}
+
 /// Everything `edgefuse compile` can be asked for.
 #[derive(Debug, Clone, Default)]
 pub struct CompileOptions {
@@ -63,7 +68,7 @@ pub struct CompileReport {
 
 /// Compiles an ONNX model into `.efm` bytes.
 pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, CompileReport)> {
-    if opts.precision != Precision::Fp32 {
+    if !available(opts.precision) {
         bail!(
             "--precision {} is not available yet: this build compiles fp32 only",
             opts.precision.name()

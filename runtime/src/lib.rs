@@ -3,11 +3,16 @@
 //! - [`ir`]: the graph the compiler emits and the runtime executes (ops, tensors, shapes).
 //! - [`format`]: the `.efm` container (header, checksummed sections, 64-byte-aligned weights, mmap).
 //! - [`tensor`]: owned tensors and borrowed views used at the API boundary and while folding.
+//! - [`board`]: board profiles (`boards/*.toml`, built in).
 //! - [`cpu`]: the CPU backend: a static plan, one arena, one kernel per node.
+//! - `deploy` (feature `deploy`): signed bundles, the A/B slot store and agent, `ActiveModel`.
 //!
 //! Boundary: this crate never depends on the compiler or on tract; the device binary links it alone.
 
+pub mod board;
 pub mod cpu;
+#[cfg(feature = "deploy")]
+pub mod deploy;
 pub mod error;
 pub mod format;
 pub mod ir;

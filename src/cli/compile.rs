@@ -19,9 +19,12 @@ pub struct Args {
     /// Where to write the compiled model.
     #[arg(short, long)]
     output: PathBuf,
-    /// Weight and compute precision.
-    #[arg(long, default_value = "fp32")]
-    precision: Precision,
+    /// Weight and compute precision (default: fp32, or the board's default with --board).
+    #[arg(long)]
+    precision: Option<Precision>,
+    /// Target board (see `edgefuse boards`): checks the model fits and takes the board's defaults.
+    #[arg(long)]
+    board: Option<String>,
     /// Static shape of an input, NAME=1x3x224x224 (repeatable).
     #[arg(long = "input", value_name = "NAME=SHAPE", value_parser = parse_input)]
     inputs: Vec<(String, Vec<usize>)>,
@@ -49,8 +52,26 @@ pub fn run(a: Args) -> Result<()> {
         ),
         None => None,
     };
+    let board = a
+        .board
+        .as_deref()
+        .map(edgefuse_runtime::board::Board::find)
+        .transpose()?;
+    let precision = match (a.precision, &board) {
+        (Some(p), _) => p,
+        (None, Some(b)) => {
+            let p: Precision = b.defaults.precision.parse().map_err(anyhow::Error::msg)?;
+            if edgefuse_compiler::compile::available(p) {
+                p
+            } else {
+                println!("note: {}'s default precision {} is not available in this build yet; compiling fp32", b.name, p.name());
+                Precision::Fp32
+            }
+        }
+        (None, None) => Precision::Fp32,
+    };
     let opts = CompileOptions {
-        precision: a.precision,
+        precision,
         input_shapes: a.inputs,
         labels,
         no_fuse: a.no_fuse,
@@ -58,9 +79,17 @@ pub fn run(a: Args) -> Result<()> {
     let start = std::time::Instant::now();
     let (bytes, report) = edgefuse_compiler::compile_onnx(&a.model, &opts)
         .with_context(|| format!("compiling {}", a.model.display()))?;
-    // Check the result loads before it replaces anything.
-    edgefuse_runtime::Model::from_bytes(&bytes)
+    // Check the result loads (and fits the board) before it replaces anything.
+    let model = edgefuse_runtime::Model::from_bytes(&bytes)
         .context("the compiled model does not load back (compiler bug)")?;
+    if let Some(b) = &board {
+        for note in b
+            .check(&model)
+            .with_context(|| format!("--board {}", b.name))?
+        {
+            println!("{note}");
+        }
+    }
     edgefuse_runtime::format::write_file(&a.output, &bytes)?;
     let src = std::fs::metadata(&a.model).map(|m| m.len()).unwrap_or(0);
     println!(
