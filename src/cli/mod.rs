@@ -1,11 +1,20 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 //! The contract (names, flags, output files) is fixed in DESIGN.md; tests call it.
 
+mod agent;
 mod bench;
+mod boards;
+mod bundle;
 #[cfg(feature = "compiler")]
 mod compile;
+mod flash;
 mod inspect;
+mod keygen;
+mod rollback;
 mod run;
+mod status;
+mod target;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -36,6 +45,14 @@ enum Command {
     Inspect(inspect::Args),
     Run(run::Args),
     Bench(bench::Args),
+    Boards(boards::Args),
+    Keygen(keygen::Args),
+    Bundle(bundle::Args),
+    Verify(verify::Args),
+    Agent(agent::Args),
+    Flash(flash::Args),
+    Rollback(rollback::Args),
+    Status(status::Args),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -47,6 +64,14 @@ pub fn main() -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a)?,
         Command::Run(a) => run::run(a)?,
         Command::Bench(a) => bench::run(a)?,
+        Command::Boards(a) => boards::run(a)?,
+        Command::Keygen(a) => keygen::run(a)?,
+        Command::Bundle(a) => bundle::run(a)?,
+        Command::Verify(a) => verify::run(a)?,
+        Command::Agent(a) => agent::run(a)?,
+        Command::Flash(a) => flash::run(a)?,
+        Command::Rollback(a) => rollback::run(a)?,
+        Command::Status(a) => status::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

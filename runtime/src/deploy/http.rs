@@ -1,0 +1,345 @@
+//! Just enough HTTP/1.1 for the agent and its client: one request per connection, bodies framed by
+//! `Content-Length` (no chunked encoding), JSON responses, optional TLS (rustls, ring provider).
+//! The agent's API is three routes, so this stays small instead of pulling in a server framework.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use super::{DeployError, DeployResult, ErrorKind};
+
+/// Largest request or response head accepted.
+const MAX_HEAD: usize = 16 << 10;
+
+/// A byte stream, plain or TLS.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A request line and headers.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// Method for a request; the status code for a response.
+    pub first: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length")
+            .and_then(|v| v.trim().parse().ok())
+    }
+    /// The path without its query string.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+    /// Value of query parameter `key`.
+    pub fn query(&self, key: &str) -> Option<&str> {
+        let q = self.target.split_once('?')?.1;
+        q.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == key).then_some(v)
+        })
+    }
+}
+
+/// Reads a head (request or response). Returns it and the body bytes read past it.
+pub fn read_head(s: &mut dyn Stream) -> io::Result<(Head, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before the end of the HTTP head",
+            ));
+        }
+        let from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            break from + p + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "HTTP head longer than 16 KiB",
+            ));
+        }
+    };
+    let text = std::str::from_utf8(&buf[..end - 4])
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "HTTP head is not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (a, b) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+    // Request: METHOD TARGET VERSION. Response: VERSION CODE REASON.
+    let (first, target) = if a.starts_with("HTTP/") {
+        (b.to_string(), String::new())
+    } else {
+        (a.to_string(), b.to_string())
+    };
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok((
+        Head {
+            first,
+            target,
+            headers,
+        },
+        buf[end..].to_vec(),
+    ))
+}
+
+/// Reads exactly `len` body bytes (some may already be in `have`); a short read is an
+/// `UnexpectedEof` whose message gives the count received.
+pub fn read_body(s: &mut dyn Stream, mut have: Vec<u8>, len: u64) -> io::Result<Vec<u8>> {
+    let len = len as usize;
+    have.truncate(len);
+    have.reserve_exact(len - have.len());
+    let mut chunk = vec![0u8; 256 << 10];
+    while have.len() < len {
+        let want = (len - have.len()).min(chunk.len());
+        let n = match s.read(&mut chunk[..want]) {
+            Ok(0) => 0,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A peer that stops sending (TLS without close_notify, reset) is a short upload too.
+            Err(e)
+                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::TimedOut =>
+            {
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("upload truncated: received {} of {len} bytes", have.len()),
+            ));
+        }
+        have.extend_from_slice(&chunk[..n]);
+    }
+    Ok(have)
+}
+
+pub fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Continue",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        503 => "Service Unavailable",
+        507 => "Insufficient Storage",
+        _ => "Internal Server Error",
+    }
+}
+
+/// Writes a complete JSON response and flushes.
+pub fn write_response(s: &mut dyn Stream, code: u16, body: &[u8]) -> io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {code} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reason(code),
+        body.len()
+    );
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    s.write_all(&out)?;
+    s.flush()
+}
+
+/// An agent address: `http://HOST:PORT` or `https://HOST:PORT` (a path after it is ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Url {
+    pub fn parse(s: &str) -> DeployResult<Url> {
+        let bad = |why: &str| {
+            DeployError::new(
+                ErrorKind::BadRequest,
+                format!("\"{s}\" is not an agent URL like http://10.0.0.7:7443 ({why})"),
+            )
+        };
+        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(bad("scheme must be http or https"));
+        };
+        let auth = rest.split('/').next().unwrap_or("");
+        let (host, port) = if let Some(r) = auth.strip_prefix('[') {
+            let (h, p) = r.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+            (h, p.strip_prefix(':'))
+        } else {
+            match auth.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (auth, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None if tls => 443,
+            None => 80,
+        };
+        Ok(Url {
+            tls,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.authority())
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_err(what: String) -> DeployError {
+    DeployError::new(ErrorKind::BadRequest, what)
+}
+
+/// Server TLS from a PEM certificate chain and a PEM private key.
+pub fn server_tls(cert: &Path, key: &Path) -> DeployResult<Arc<rustls::ServerConfig>> {
+    let pem = std::fs::read(cert).map_err(|e| DeployError::io("reading", cert, e))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_err(format!("{}: not a PEM certificate: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(tls_err(format!(
+            "{}: no certificate in the file",
+            cert.display()
+        )));
+    }
+    let kpem = std::fs::read(key).map_err(|e| DeployError::io("reading", key, e))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&kpem)
+        .map_err(|e| tls_err(format!("{}: not a PEM private key: {e}", key.display())))?;
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
+        .map_err(|e| tls_err(format!("TLS setup with {}: {e}", cert.display())))?;
+    Ok(Arc::new(cfg))
+}
+
+/// Client TLS trusting the certificates in a PEM file (the agents' certificate or their CA).
+pub fn client_tls(ca: &Path) -> DeployResult<Arc<rustls::ClientConfig>> {
+    let pem = std::fs::read(ca).map_err(|e| DeployError::io("reading", ca, e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&pem) {
+        let c = c.map_err(|e| tls_err(format!("{}: not a PEM certificate: {e}", ca.display())))?;
+        roots
+            .add(c)
+            .map_err(|e| tls_err(format!("{}: unusable certificate: {e}", ca.display())))?;
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// Sends one request and returns the status code and body.
+pub fn request(
+    url: &Url,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    target: &str,
+    token: Option<&str>,
+    body: &[u8],
+    timeout: Duration,
+) -> DeployResult<(u16, Vec<u8>)> {
+    let net = |e: io::Error| DeployError::new(ErrorKind::Io, format!("{url}: {e}"));
+    let addrs: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&url.authority())
+        .map_err(net)?
+        .collect();
+    let addr = addrs
+        .first()
+        .ok_or_else(|| net(io::Error::other("host has no address")))?;
+    let tcp = TcpStream::connect_timeout(addr, timeout).map_err(net)?;
+    tcp.set_read_timeout(Some(timeout)).map_err(net)?;
+    tcp.set_write_timeout(Some(timeout)).map_err(net)?;
+    tcp.set_nodelay(true).map_err(net)?;
+    let mut stream: Box<dyn Stream> = if url.tls {
+        let cfg = tls.ok_or_else(|| {
+            DeployError::new(
+                ErrorKind::BadRequest,
+                format!("{url}: https needs --ca FILE (the agent's certificate or its CA)"),
+            )
+        })?;
+        let name =
+            ServerName::try_from(url.host.clone()).map_err(|e| tls_err(format!("{url}: {e}")))?;
+        let conn = rustls::ClientConnection::new(Arc::clone(cfg), name)
+            .map_err(|e| tls_err(format!("{url}: {e}")))?;
+        Box::new(rustls::StreamOwned::new(conn, tcp))
+    } else {
+        Box::new(tcp)
+    };
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        url.authority(),
+        body.len()
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    let sent = stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(body))
+        .and_then(|_| stream.flush());
+    // If sending failed, the agent may still have answered (a refusal before the body was read).
+    let answer = read_head(stream.as_mut()).and_then(|(h, rest)| {
+        let len = h.content_length().unwrap_or(rest.len() as u64);
+        let code = h
+            .first
+            .parse::<u16>()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response"))?;
+        Ok((code, read_body(stream.as_mut(), rest, len)?))
+    });
+    match (answer, sent) {
+        (Ok(a), _) => Ok(a),
+        (Err(_), Err(e)) => Err(net(e)),
+        (Err(e), Ok(())) => Err(net(e)),
+    }
+}
