@@ -25,7 +25,7 @@ use tract_onnx::prelude::*;
 
 use crate::Module;
 
-pub use context::NodeCtx;
+pub use context::{eval, NodeCtx};
 pub use prune::{prune, validate_module};
 pub use registry::{ImportFn, Registry};
 pub use tensor::{dtype_from_onnx, tensor_from_proto};

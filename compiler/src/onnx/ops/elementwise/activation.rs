@@ -1,0 +1,96 @@
+//! Unary functions and activations, parameters resolved from attributes (or, for Clip from
+//! opset 11, from constant inputs).
+
+use anyhow::{bail, Result};
+use edgefuse_runtime::ir::ops::{Op, Unary, UnaryOp};
+
+use crate::onnx::{NodeCtx, Registry};
+
+pub fn register(reg: &mut Registry) {
+    reg.insert("Relu", |c| plain(c, UnaryOp::Relu));
+    reg.insert("Sigmoid", |c| plain(c, UnaryOp::Sigmoid));
+    reg.insert("Tanh", |c| plain(c, UnaryOp::Tanh));
+    reg.insert("Sqrt", |c| plain(c, UnaryOp::Sqrt));
+    reg.insert("Exp", |c| plain(c, UnaryOp::Exp));
+    reg.insert("Log", |c| plain(c, UnaryOp::Log));
+    reg.insert("Neg", |c| plain(c, UnaryOp::Neg));
+    reg.insert("Abs", |c| plain(c, UnaryOp::Abs));
+    reg.insert("Reciprocal", |c| plain(c, UnaryOp::Reciprocal));
+    reg.insert("Floor", |c| plain(c, UnaryOp::Floor));
+    reg.insert("Ceil", |c| plain(c, UnaryOp::Ceil));
+    reg.insert("Round", |c| plain(c, UnaryOp::Round));
+    reg.insert("Erf", |c| plain(c, UnaryOp::Erf));
+    reg.insert("Softplus", |c| plain(c, UnaryOp::Softplus));
+    reg.insert("Mish", |c| plain(c, UnaryOp::Mish));
+    reg.insert("HardSwish", |c| plain(c, UnaryOp::HardSwish));
+    reg.insert("Not", |c| plain(c, UnaryOp::Not));
+    reg.insert("Gelu", gelu);
+    reg.insert("LeakyRelu", leaky_relu);
+    reg.insert("Elu", elu);
+    reg.insert("HardSigmoid", hard_sigmoid);
+    reg.insert("Clip", clip);
+}
+
+fn unary(ctx: &mut NodeCtx, op: UnaryOp) -> Result<()> {
+    let x = ctx.input(0)?;
+    ctx.emit_outputs(Op::Unary(Unary { op }), &[x])
+}
+
+fn plain(ctx: &mut NodeCtx, op: UnaryOp) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    unary(ctx, op)
+}
+
+fn gelu(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    let approx = ctx.string("approximate", "none")?;
+    if approx != "none" {
+        bail!("Gelu with approximate=\"{approx}\" is not supported (only \"none\")");
+    }
+    unary(ctx, UnaryOp::Gelu)
+}
+
+fn leaky_relu(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    let alpha = ctx.float("alpha", 0.01)?;
+    unary(ctx, UnaryOp::LeakyRelu { alpha })
+}
+
+fn elu(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    let alpha = ctx.float("alpha", 1.0)?;
+    unary(ctx, UnaryOp::Elu { alpha })
+}
+
+fn hard_sigmoid(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    let alpha = ctx.float("alpha", 0.2)?;
+    let beta = ctx.float("beta", 0.5)?;
+    unary(ctx, UnaryOp::HardSigmoid { alpha, beta })
+}
+
+/// Clip bounds: attributes before opset 11, optional constant scalar inputs from 11. Absent
+/// bounds are ±f32::MAX (finite, so the serialized graph stays plain JSON).
+fn clip(ctx: &mut NodeCtx) -> Result<()> {
+    let (min, max) = if ctx.opset < 11 {
+        ctx.expect_inputs(1, 1)?;
+        (ctx.float("min", f32::MIN)?, ctx.float("max", f32::MAX)?)
+    } else {
+        ctx.expect_inputs(1, 3)?;
+        let bound = |ctx: &NodeCtx, i: usize, what: &str, default: f32| -> Result<f32> {
+            if ctx.opt_input(i).is_none() {
+                return Ok(default);
+            }
+            let v = ctx.const_f32s(i, what)?;
+            match v.as_slice() {
+                [x] => Ok(x.clamp(f32::MIN, f32::MAX)),
+                _ => bail!("Clip {what} must be a scalar, got {} values", v.len()),
+            }
+        };
+        (
+            bound(ctx, 1, "min", f32::MIN)?,
+            bound(ctx, 2, "max", f32::MAX)?,
+        )
+    };
+    unary(ctx, UnaryOp::Clip { min, max })
+}

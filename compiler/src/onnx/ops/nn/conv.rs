@@ -1,0 +1,35 @@
+//! Conv (1-D, 2-D, 3-D; grouped and depthwise; dilations; auto_pad).
+
+use anyhow::{bail, Result};
+use edgefuse_runtime::ir::ops::{Conv, Op};
+
+use super::window;
+use crate::onnx::NodeCtx;
+
+pub fn conv(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(2, 3)?;
+    let (x, w) = (ctx.input_fact(0)?, ctx.input_fact(1)?);
+    if x.rank() < 3 || w.rank() != x.rank() {
+        bail!(
+            "input {:?} and weight {:?} must both be [N, C, ...] of the same rank",
+            x.shape,
+            w.shape
+        );
+    }
+    let kernel = ctx.usizes_attr("kernel_shape", w.shape[2..].to_vec())?;
+    let win = window(ctx, &x.shape[2..], kernel)?;
+    let group = ctx.usize_attr("group", 1)?;
+    let bias = ctx.opt_input(2);
+    let op = Op::Conv(Conv {
+        kernel: win.kernel,
+        strides: win.strides,
+        pads: win.pads,
+        dilations: win.dilations,
+        group,
+        has_bias: bias.is_some(),
+        act: None,
+    });
+    let mut inputs = vec![ctx.input(0)?, ctx.input(1)?];
+    inputs.extend(bias);
+    ctx.emit_outputs(op, &inputs)
+}
