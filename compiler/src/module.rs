@@ -15,15 +15,31 @@ pub struct Module {
 
 impl Module {
     /// Adds a tensor without data (an input or an intermediate value) and returns its id.
-    pub fn add_value(&mut self, name: impl Into<String>, fact: edgefuse_runtime::ir::Fact) -> TensorId {
-        self.graph.tensors.push(TensorInfo { name: name.into(), dtype: fact.dtype, shape: fact.shape, weight: None, quant: None });
+    pub fn add_value(
+        &mut self,
+        name: impl Into<String>,
+        fact: edgefuse_runtime::ir::Fact,
+    ) -> TensorId {
+        self.graph.tensors.push(TensorInfo {
+            name: name.into(),
+            dtype: fact.dtype,
+            shape: fact.shape,
+            weight: None,
+            quant: None,
+        });
         self.consts.push(None);
         self.graph.tensors.len() - 1
     }
 
     /// Adds a constant tensor and returns its id.
     pub fn add_const(&mut self, name: impl Into<String>, t: Tensor) -> TensorId {
-        self.graph.tensors.push(TensorInfo { name: name.into(), dtype: t.dtype, shape: t.shape.clone(), weight: None, quant: None });
+        self.graph.tensors.push(TensorInfo {
+            name: name.into(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            weight: None,
+            quant: None,
+        });
         self.consts.push(Some(t));
         self.graph.tensors.len() - 1
     }

@@ -355,19 +355,8 @@ impl<'a> NodeCtx<'a> {
     }
 }
 
-/// Evaluates `op` on constants. View ops (Reshape) are planned as aliases by the runtime, so its
-/// `eval` leaves their output unwritten; their bytes are copied here.
+/// Evaluates `op` on constants with the runtime's own kernels (so folded and executed results agree).
 pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>, RtError> {
-    if op.is_view() {
-        let facts: Vec<Fact> = inputs
-            .iter()
-            .map(|t| Fact::new(t.dtype, t.shape.clone()))
-            .collect();
-        let out = op.infer(&facts)?;
-        if let ([x], [f]) = (inputs, out.as_slice()) {
-            return Ok(vec![Tensor::from_bytes(f.dtype, &f.shape, x.bytes())?]);
-        }
-    }
     edgefuse_runtime::cpu::ops::eval(op, inputs)
 }
 

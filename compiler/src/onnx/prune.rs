@@ -1,7 +1,7 @@
 //! Dead-code removal after import: drops nodes whose outputs nothing reads and constants no node
 //! reads, renumbering tensors.
 
-use edgefuse_runtime::ir::{Graph, Node, TensorId, WeightRef};
+use edgefuse_runtime::ir::{Node, TensorId};
 
 use crate::Module;
 
@@ -58,17 +58,9 @@ pub fn prune(m: Module) -> Module {
     out
 }
 
-/// Checks the module's graph as a reader would, treating constants as already laid out in a
-/// weights section (the writer assigns the real offsets).
+/// Checks the module's graph as a reader would, treating its constants as defined.
 pub fn validate_module(m: &Module) -> anyhow::Result<()> {
-    let mut g: Graph = m.graph.clone();
-    let mut offset = 0u64;
-    for (t, c) in g.tensors.iter_mut().zip(&m.consts) {
-        if c.is_some() && t.weight.is_none() {
-            let len = t.byte_len() as u64;
-            t.weight = Some(WeightRef { offset, len });
-            offset += len.div_ceil(64) * 64;
-        }
-    }
-    g.validate().map_err(|e| anyhow::anyhow!("{e}"))
+    m.graph
+        .validate_with_consts(&|i| m.is_const(i))
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
