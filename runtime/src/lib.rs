@@ -6,14 +6,11 @@
 //! - [`board`]: board profiles (`boards/*.toml`, built in).
 //! - [`cpu`]: the CPU backend: a static plan, one arena, one kernel per node.
 //! - `deploy` (feature `deploy`): signed bundles, the A/B slot store and agent, `ActiveModel`.
-//! - `deploy` (feature `deploy`): signed bundles, the A/B slot store and agent, `ActiveModel`.
 //!
 //! Boundary: this crate never depends on the compiler or on tract; the device binary links it alone.
 
 pub mod board;
 pub mod cpu;
-#[cfg(feature = "deploy")]
-pub mod deploy;
 #[cfg(feature = "deploy")]
 pub mod deploy;
 pub mod error;
