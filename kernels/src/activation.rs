@@ -4,6 +4,9 @@
 //! Accuracy contract: `erf`, `erfc` are ports of FreeBSD's `s_erff.c` (within about 1 ulp);
 //! `sigmoid` and the functions built on it keep full relative precision for large |x|.
 
+// The erf coefficients are kept digit for digit as published.
+#![allow(clippy::excessive_precision)]
+
 /// max(x, 0).
 #[inline]
 pub fn relu(x: f32) -> f32 {

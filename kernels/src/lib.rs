@@ -8,5 +8,7 @@
 pub mod activation;
 pub mod conv;
 pub mod gemm;
+pub mod movement;
 pub mod pool;
 pub mod rnn;
+pub mod strided;

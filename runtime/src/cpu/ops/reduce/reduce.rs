@@ -1,9 +1,311 @@
-//! CPU kernel for Reduce.
+//! CPU kernel for Reduce: Mean, Sum, Max, Min, Prod and L2 over sorted axes.
+//!
+//! The input is walked once in memory order through a [`Strided`] layout whose second operand is
+//! the output with stride 0 on reduced axes: a row along a reduced axis folds into one output
+//! element, a row along a kept axis combines element-wise. f32 for every op; i64 and i32 for
+//! Sum, Max, Min, Prod and Mean (integer Mean truncates).
 
-use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel};
-use crate::ir::ops::Reduce;
+use edgefuse_kernels::strided::{contiguous_strides, Strided};
+
+use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
+use crate::ir::ops::{OpInfo as _, Reduce, ReduceOp};
+use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
 
-pub fn build(_op: &Reduce, _b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
-    unsupported("Reduce")
+pub fn build(op: &Reduce, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
+    let x = &b.inputs[0];
+    let ok = match x.dtype {
+        DType::F32 => true,
+        DType::I64 | DType::I32 => op.op != ReduceOp::L2,
+        _ => false,
+    };
+    if !ok || op.axes.iter().any(|&a| a >= x.rank()) {
+        return unsupported(format!("{} on {}", op.name(), x.dtype));
+    }
+    // Output strides over the input's axes: 0 on reduced axes.
+    let kept: Vec<usize> = (0..x.rank())
+        .map(|i| if op.axes.contains(&i) { 1 } else { x.shape[i] })
+        .collect();
+    let mut so = contiguous_strides(&kept);
+    for &a in &op.axes {
+        so[a] = 0;
+    }
+    let si = contiguous_strides(&x.shape);
+    let Some(layout) = Strided::new(&x.shape, [&si, &so]) else {
+        return unsupported(format!("{} of rank {}", op.name(), x.rank()));
+    };
+    let count = op.axes.iter().map(|&a| x.shape[a]).product();
+    Ok(Box::new(ReduceKernel {
+        op: op.op,
+        dtype: x.dtype,
+        layout,
+        count,
+    }))
+}
+
+struct ReduceKernel {
+    op: ReduceOp,
+    dtype: DType,
+    /// Operand 0: the input; operand 1: the output.
+    layout: Strided<2>,
+    /// Elements folded into each output.
+    count: usize,
+}
+
+/// What a reduction needs of its element type.
+trait Acc: bytemuck::Pod + PartialOrd {
+    const ZERO: Self;
+    const ONE: Self;
+    const LOWEST: Self;
+    const HIGHEST: Self;
+    fn add(self, o: Self) -> Self;
+    fn mul(self, o: Self) -> Self;
+    fn max(self, o: Self) -> Self;
+    fn min(self, o: Self) -> Self;
+    fn div_count(self, n: usize) -> Self;
+}
+
+impl Acc for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    const LOWEST: f32 = f32::NEG_INFINITY;
+    const HIGHEST: f32 = f32::INFINITY;
+    #[inline(always)]
+    fn add(self, o: f32) -> f32 {
+        self + o
+    }
+    #[inline(always)]
+    fn mul(self, o: f32) -> f32 {
+        self * o
+    }
+    /// NaN propagates.
+    #[inline(always)]
+    fn max(self, o: f32) -> f32 {
+        if o > self || o.is_nan() {
+            o
+        } else {
+            self
+        }
+    }
+    #[inline(always)]
+    fn min(self, o: f32) -> f32 {
+        if o < self || o.is_nan() {
+            o
+        } else {
+            self
+        }
+    }
+    fn div_count(self, n: usize) -> f32 {
+        self / n as f32
+    }
+}
+
+macro_rules! int_acc {
+    ($($t:ty),*) => {$(
+        impl Acc for $t {
+            const ZERO: $t = 0;
+            const ONE: $t = 1;
+            const LOWEST: $t = <$t>::MIN;
+            const HIGHEST: $t = <$t>::MAX;
+            #[inline(always)]
+            fn add(self, o: $t) -> $t {
+                self.wrapping_add(o)
+            }
+            #[inline(always)]
+            fn mul(self, o: $t) -> $t {
+                self.wrapping_mul(o)
+            }
+            #[inline(always)]
+            fn max(self, o: $t) -> $t {
+                Ord::max(self, o)
+            }
+            #[inline(always)]
+            fn min(self, o: $t) -> $t {
+                Ord::min(self, o)
+            }
+            fn div_count(self, n: usize) -> $t {
+                if n == 0 { 0 } else { self / n as $t }
+            }
+        }
+    )*};
+}
+int_acc!(i64, i32);
+
+impl CpuKernel for ReduceKernel {
+    fn run(
+        &self,
+        inputs: &[TensorView],
+        outputs: &mut [TensorViewMut],
+        _scratch: &mut [u8],
+        _ctx: &Ctx,
+    ) -> Result<()> {
+        let (x, out) = (&inputs[0], &mut outputs[0]);
+        match self.dtype {
+            DType::F32 => self.typed(x.typed::<f32>(), out.typed::<f32>()),
+            DType::I64 => self.typed(x.typed::<i64>(), out.typed::<i64>()),
+            _ => self.typed(x.typed::<i32>(), out.typed::<i32>()),
+        }
+        Ok(())
+    }
+}
+
+impl ReduceKernel {
+    fn typed<T: Acc>(&self, x: &[T], out: &mut [T]) {
+        match self.op {
+            ReduceOp::Sum | ReduceOp::Mean => self.fold(x, out, T::ZERO, |v| v, T::add),
+            ReduceOp::Prod => self.fold(x, out, T::ONE, |v| v, T::mul),
+            ReduceOp::Max => self.fold(x, out, T::LOWEST, |v| v, T::max),
+            ReduceOp::Min => self.fold(x, out, T::HIGHEST, |v| v, T::min),
+            ReduceOp::L2 => self.fold(x, out, T::ZERO, |v: T| v.mul(v), T::add),
+        }
+        match self.op {
+            ReduceOp::Mean => out.iter_mut().for_each(|o| *o = o.div_count(self.count)),
+            ReduceOp::L2 => {
+                // L2 only exists for f32 (checked at build).
+                let o: &mut [f32] = bytemuck::cast_slice_mut(out);
+                o.iter_mut().for_each(|o| *o = o.sqrt());
+            }
+            _ => {}
+        }
+    }
+
+    /// out[o] = f(init, map(x) for every x reduced into o).
+    fn fold<T: Acc>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        init: T,
+        map: impl Fn(T) -> T,
+        f: impl Fn(T, T) -> T,
+    ) {
+        out.fill(init);
+        let l = &self.layout;
+        let n = l.inner();
+        let [sx, so] = l.inner_strides();
+        l.for_rows(0, l.rows(), |_, [ox, oo]| {
+            let (ox, oo) = (ox as usize, oo as usize);
+            let row = &x[ox..ox + n];
+            match (sx, so) {
+                (1, 0) => {
+                    let acc = row.iter().fold(out[oo], |a, &v| f(a, map(v)));
+                    out[oo] = acc;
+                }
+                (1, 1) => {
+                    for (o, &v) in out[oo..oo + n].iter_mut().zip(row) {
+                        *o = f(*o, map(v));
+                    }
+                }
+                // A layout with one element per row (every axis reduced, or a size-1 input).
+                _ => {
+                    for j in 0..n {
+                        let o = oo + j * so as usize;
+                        out[o] = f(out[o], map(x[ox + j * sx as usize]));
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::ops::eval;
+    use crate::ir::ops::{Op, Reduce, ReduceOp};
+    use crate::Tensor;
+
+    fn reduce(x: &Tensor, op: ReduceOp, axes: &[usize], keepdims: bool) -> Tensor {
+        let op = Op::Reduce(Reduce {
+            op,
+            axes: axes.to_vec(),
+            keepdims,
+        });
+        eval(&op, &[x]).unwrap().remove(0)
+    }
+
+    /// x[i,j,k] = i*12 + j*4 + k over [2, 3, 4].
+    fn x234() -> Tensor {
+        Tensor::from_vec(&[2, 3, 4], (0..24).map(|v| v as f32).collect()).unwrap()
+    }
+
+    #[test]
+    fn sum_mean_over_each_axis_set() {
+        let x = x234();
+        let s = reduce(&x, ReduceOp::Sum, &[2], false);
+        assert_eq!(s.shape, vec![2, 3]);
+        assert_eq!(
+            s.as_slice::<f32>().unwrap(),
+            &[6.0, 22.0, 38.0, 54.0, 70.0, 86.0]
+        );
+        let s = reduce(&x, ReduceOp::Sum, &[1], true);
+        assert_eq!(s.shape, vec![2, 1, 4]);
+        assert_eq!(
+            s.as_slice::<f32>().unwrap(),
+            &[12.0, 15.0, 18.0, 21.0, 48.0, 51.0, 54.0, 57.0]
+        );
+        let m = reduce(&x, ReduceOp::Mean, &[0, 2], true);
+        assert_eq!(m.shape, vec![1, 3, 1]);
+        // Mean of {j*4+k, 12+j*4+k}: 7.5 + 4j.
+        assert_eq!(m.as_slice::<f32>().unwrap(), &[7.5, 11.5, 15.5]);
+        let all = reduce(&x, ReduceOp::Sum, &[0, 1, 2], false);
+        assert_eq!(all.shape, Vec::<usize>::new());
+        assert_eq!(all.as_slice::<f32>().unwrap(), &[276.0]);
+    }
+
+    #[test]
+    fn max_min_prod_l2() {
+        let x = Tensor::from_vec(&[2, 3], vec![1.0f32, -4.0, 2.0, 3.0, 0.5, -1.0]).unwrap();
+        assert_eq!(
+            reduce(&x, ReduceOp::Max, &[1], false)
+                .as_slice::<f32>()
+                .unwrap(),
+            &[2.0, 3.0]
+        );
+        assert_eq!(
+            reduce(&x, ReduceOp::Min, &[0], true)
+                .as_slice::<f32>()
+                .unwrap(),
+            &[1.0, -4.0, -1.0]
+        );
+        assert_eq!(
+            reduce(&x, ReduceOp::Prod, &[1], false)
+                .as_slice::<f32>()
+                .unwrap(),
+            &[-8.0, -1.5]
+        );
+        let l2 = reduce(&x, ReduceOp::L2, &[0], false);
+        let want = [10f32.sqrt(), 16.25f32.sqrt(), 5f32.sqrt()];
+        for (g, w) in l2.as_slice::<f32>().unwrap().iter().zip(want) {
+            assert!((g - w).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn integers() {
+        let x = Tensor::from_vec(&[2, 3], vec![1i64, -4, 2, 3, 5, -1]).unwrap();
+        assert_eq!(
+            reduce(&x, ReduceOp::Sum, &[1], false)
+                .as_slice::<i64>()
+                .unwrap(),
+            &[-1, 7]
+        );
+        assert_eq!(
+            reduce(&x, ReduceOp::Max, &[0], false)
+                .as_slice::<i64>()
+                .unwrap(),
+            &[3, 5, 2]
+        );
+        assert_eq!(
+            reduce(&x, ReduceOp::Prod, &[0, 1], true)
+                .as_slice::<i64>()
+                .unwrap(),
+            &[120]
+        );
+        let x32 = Tensor::from_vec(&[3], vec![4i32, -2, 9]).unwrap();
+        assert_eq!(
+            reduce(&x32, ReduceOp::Min, &[0], false)
+                .as_slice::<i32>()
+                .unwrap(),
+            &[-2]
+        );
+    }
 }

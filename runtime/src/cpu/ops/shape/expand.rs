@@ -1,9 +1,73 @@
-//! CPU kernel for Expand.
+//! CPU kernel for Expand: a strided copy with stride 0 on broadcast axes. Any dtype.
 
-use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel};
+use edgefuse_kernels::movement::copy_strided;
+use edgefuse_kernels::strided::{broadcast_strides, contiguous_strides, Strided};
+
+use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::Expand;
+use crate::tensor::{TensorView, TensorViewMut};
 use crate::Result;
 
-pub fn build(_op: &Expand, _b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
-    unsupported("Expand")
+pub fn build(op: &Expand, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
+    let x = &b.inputs[0];
+    let out = &b.outputs[0].shape;
+    let src = broadcast_strides(&x.shape, out);
+    let Some(layout) = Strided::new(out, [&contiguous_strides(out), &src]) else {
+        return unsupported(format!("Expand to rank {}", op.shape.len()));
+    };
+    Ok(Box::new(ExpandKernel {
+        layout,
+        elsize: x.dtype.size(),
+    }))
+}
+
+struct ExpandKernel {
+    /// Operand 0: the output (contiguous); operand 1: the input.
+    layout: Strided<2>,
+    elsize: usize,
+}
+
+impl CpuKernel for ExpandKernel {
+    fn run(
+        &self,
+        inputs: &[TensorView],
+        outputs: &mut [TensorViewMut],
+        _scratch: &mut [u8],
+        _ctx: &Ctx,
+    ) -> Result<()> {
+        copy_strided(
+            &self.layout,
+            self.elsize,
+            outputs[0].data,
+            inputs[0].data,
+            0,
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::ops::eval;
+    use crate::ir::ops::{Expand, Op};
+    use crate::Tensor;
+
+    #[test]
+    fn broadcasts_rows_and_columns() {
+        let x = Tensor::from_vec(&[3, 1], vec![1.0f32, 2.0, 3.0]).unwrap();
+        let got = eval(
+            &Op::Expand(Expand {
+                shape: vec![2, 3, 2],
+            }),
+            &[&x],
+        )
+        .unwrap();
+        assert_eq!(
+            got[0].as_slice::<f32>().unwrap(),
+            &[1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+        );
+        let r = Tensor::from_vec(&[2], vec![7i64, 8]).unwrap();
+        let got = eval(&Op::Expand(Expand { shape: vec![2, 2] }), &[&r]).unwrap();
+        assert_eq!(got[0].as_slice::<i64>().unwrap(), &[7, 8, 7, 8]);
+    }
 }

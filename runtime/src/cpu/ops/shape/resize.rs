@@ -1,9 +1,399 @@
-//! CPU kernel for Resize.
+//! CPU kernel for Resize (f32): nearest with every ONNX `nearest_mode`, and N-linear, under every
+//! supported `coordinate_transformation_mode`.
+//!
+//! Build maps each output index of each axis to its source: one input index for nearest (rounded
+//! by the mode, then clamped), or two neighbours and their weights for linear (the source
+//! coordinate clamped to [0, len − 1] first, as onnxruntime does). Axes whose map is the identity
+//! cost nothing at run time; linear interpolates along at most [`MAX_LERP_OUTER`] axes besides
+//! the last.
 
-use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel};
-use crate::ir::ops::Resize;
+use edgefuse_kernels::strided::{contiguous_strides, MAX_RANK};
+
+use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
+use crate::ir::ops::{NearestMode, Resize, ResizeCoord, ResizeMode};
+use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
 
-pub fn build(_op: &Resize, _b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
-    unsupported("Resize")
+/// Interpolated axes allowed besides the last (2³ = 8 corner rows per output row).
+const MAX_LERP_OUTER: usize = 3;
+
+/// The source coordinate of output index `x` (ONNX `coordinate_transformation_mode`), in f32 like
+/// onnxruntime.
+fn source_coord(coord: ResizeCoord, x: usize, scale: f32, len_in: usize, len_out: usize) -> f32 {
+    let x = x as f32;
+    match coord {
+        ResizeCoord::HalfPixel => (x + 0.5) / scale - 0.5,
+        ResizeCoord::PytorchHalfPixel => {
+            if len_out > 1 {
+                (x + 0.5) / scale - 0.5
+            } else {
+                0.0
+            }
+        }
+        ResizeCoord::AlignCorners => {
+            if len_out == 1 {
+                0.0
+            } else {
+                x * (len_in as f32 - 1.0) / (len_out as f32 - 1.0)
+            }
+        }
+        ResizeCoord::Asymmetric => x / scale,
+        ResizeCoord::TfHalfPixelForNn => (x + 0.5) / scale,
+    }
+}
+
+/// The input index nearest to coordinate `c` under `mode`, clamped to [0, len − 1].
+fn nearest(mode: NearestMode, c: f32, len: usize) -> usize {
+    let half_way = c == c.trunc() + 0.5;
+    let i = match mode {
+        NearestMode::RoundPreferFloor if half_way => c.floor(),
+        NearestMode::RoundPreferCeil if half_way => c.ceil(),
+        NearestMode::RoundPreferFloor | NearestMode::RoundPreferCeil => c.round(),
+        NearestMode::Floor => c.floor(),
+        NearestMode::Ceil => c.ceil(),
+    };
+    (i.max(0.0) as usize).min(len - 1)
+}
+
+/// One output index's source along one axis: element offsets of the two neighbours and weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tap {
+    off0: usize,
+    off1: usize,
+    w0: f32,
+    w1: f32,
+}
+
+pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
+    let x = &b.inputs[0];
+    let r = x.rank();
+    let out = op.out_shape.clone();
+    if x.dtype != DType::F32 || r == 0 || r > MAX_RANK + 1 {
+        return unsupported(format!("Resize of {} rank {r}", x.dtype));
+    }
+    if out.contains(&0) {
+        return Ok(Box::new(ResizeKernel::empty(out)));
+    }
+    if x.shape.contains(&0) {
+        return unsupported("Resize of an empty input to a non-empty output");
+    }
+    let strides = contiguous_strides(&x.shape);
+    let mut taps: Vec<Vec<Tap>> = Vec::with_capacity(r);
+    for a in 0..r {
+        let (n_in, n_out) = (x.shape[a], out[a]);
+        let scale = match op.scales.get(a) {
+            Some(&s) if s > 0.0 => s,
+            _ => n_out as f32 / n_in as f32,
+        };
+        let stride = strides[a] as usize;
+        let axis = (0..n_out)
+            .map(|o| {
+                let c = source_coord(op.coord, o, scale, n_in, n_out);
+                match op.mode {
+                    ResizeMode::Nearest(m) => {
+                        let i = nearest(m, c, n_in) * stride;
+                        Tap {
+                            off0: i,
+                            off1: i,
+                            w0: 1.0,
+                            w1: 0.0,
+                        }
+                    }
+                    ResizeMode::Linear => {
+                        let c = c.clamp(0.0, (n_in - 1) as f32);
+                        let i0 = (c as usize).min(n_in - 1);
+                        let i1 = (i0 + 1).min(n_in - 1);
+                        let w1 = if i1 == i0 { 0.0 } else { c - i0 as f32 };
+                        Tap {
+                            off0: i0 * stride,
+                            off1: i1 * stride,
+                            w0: 1.0 - w1,
+                            w1,
+                        }
+                    }
+                }
+            })
+            .collect();
+        taps.push(axis);
+    }
+    let lerp: Vec<bool> = taps.iter().map(|t| t.iter().any(|t| t.w1 != 0.0)).collect();
+    let outer_lerp = lerp[..r - 1].iter().filter(|&&l| l).count();
+    if outer_lerp > MAX_LERP_OUTER {
+        return unsupported(format!("linear Resize along {} axes", outer_lerp + 1));
+    }
+    Ok(Box::new(ResizeKernel {
+        out_shape: out,
+        last_lerp: lerp[r - 1],
+        lerp,
+        taps,
+    }))
+}
+
+struct ResizeKernel {
+    out_shape: Vec<usize>,
+    /// Per axis: whether any output index mixes two inputs.
+    lerp: Vec<bool>,
+    last_lerp: bool,
+    /// Per axis, per output index.
+    taps: Vec<Vec<Tap>>,
+}
+
+impl ResizeKernel {
+    fn empty(out_shape: Vec<usize>) -> ResizeKernel {
+        ResizeKernel {
+            out_shape,
+            lerp: Vec::new(),
+            last_lerp: false,
+            taps: Vec::new(),
+        }
+    }
+}
+
+impl CpuKernel for ResizeKernel {
+    fn run(
+        &self,
+        inputs: &[TensorView],
+        outputs: &mut [TensorViewMut],
+        _scratch: &mut [u8],
+        _ctx: &Ctx,
+    ) -> Result<()> {
+        let x = inputs[0].typed::<f32>();
+        let out = outputs[0].typed::<f32>();
+        if out.is_empty() {
+            return Ok(());
+        }
+        let r = self.out_shape.len();
+        let wo = self.out_shape[r - 1];
+        let last = &self.taps[r - 1];
+        let outer = &self.out_shape[..r - 1];
+        let mut idx = [0usize; MAX_RANK];
+        // Corner rows of the current output row: input offsets and weights.
+        let mut corners = [(0usize, 1.0f32); 1 << MAX_LERP_OUTER];
+        for dst in out.chunks_exact_mut(wo) {
+            let mut n = 1;
+            corners[0] = (0, 1.0);
+            for (a, &i) in idx[..r - 1].iter().enumerate() {
+                let t = self.taps[a][i];
+                if self.lerp[a] {
+                    for c in 0..n {
+                        let (off, w) = corners[c];
+                        corners[c] = (off + t.off0, w * t.w0);
+                        corners[c + n] = (off + t.off1, w * t.w1);
+                    }
+                    n *= 2;
+                } else {
+                    for c in corners[..n].iter_mut() {
+                        c.0 += t.off0;
+                    }
+                }
+            }
+            let corners = &corners[..n];
+            if n == 1 {
+                let src = &x[corners[0].0..];
+                if self.last_lerp {
+                    for (o, t) in dst.iter_mut().zip(last) {
+                        *o = t.w0 * src[t.off0] + t.w1 * src[t.off1];
+                    }
+                } else {
+                    for (o, t) in dst.iter_mut().zip(last) {
+                        *o = src[t.off0];
+                    }
+                }
+            } else {
+                dst.fill(0.0);
+                for &(off, w) in corners {
+                    let src = &x[off..];
+                    if self.last_lerp {
+                        for (o, t) in dst.iter_mut().zip(last) {
+                            *o += w * (t.w0 * src[t.off0] + t.w1 * src[t.off1]);
+                        }
+                    } else {
+                        for (o, t) in dst.iter_mut().zip(last) {
+                            *o += w * src[t.off0];
+                        }
+                    }
+                }
+            }
+            for a in (0..r - 1).rev() {
+                idx[a] += 1;
+                if idx[a] < outer[a] {
+                    break;
+                }
+                idx[a] = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::ops::eval;
+    use crate::ir::ops::{NearestMode, Op, Resize, ResizeCoord, ResizeMode};
+    use crate::Tensor;
+
+    fn resize(x: &Tensor, mode: ResizeMode, coord: ResizeCoord, out: &[usize]) -> Vec<f32> {
+        let scales = x
+            .shape
+            .iter()
+            .zip(out)
+            .map(|(&i, &o)| o as f32 / i as f32)
+            .collect();
+        let op = Op::Resize(Resize {
+            mode,
+            coord,
+            scales,
+            out_shape: out.to_vec(),
+        });
+        eval(&op, &[x]).unwrap()[0]
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec()
+    }
+
+    /// [[1, 2], [3, 4]] as [1, 1, 2, 2].
+    fn x22() -> Tensor {
+        Tensor::from_vec(&[1, 1, 2, 2], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap()
+    }
+
+    fn close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() < 1e-6, "[{i}] {g} vs {w}\n{got:?}");
+        }
+    }
+
+    #[test]
+    fn linear_half_pixel_2x2_to_4x4() {
+        // Source coords: (x + 0.5)/2 - 0.5 = -0.25, 0.25, 0.75, 1.25 → clamped 0, .25, .75, 1.
+        let got = resize(
+            &x22(),
+            ResizeMode::Linear,
+            ResizeCoord::HalfPixel,
+            &[1, 1, 4, 4],
+        );
+        #[rustfmt::skip]
+        let want = [
+            1.0, 1.25, 1.75, 2.0,
+            1.5, 1.75, 2.25, 2.5,
+            2.5, 2.75, 3.25, 3.5,
+            3.0, 3.25, 3.75, 4.0,
+        ];
+        close(&got, &want);
+    }
+
+    #[test]
+    fn linear_align_corners_2x2_to_4x4() {
+        // Source coords: x/3 → 0, 1/3, 2/3, 1.
+        let got = resize(
+            &x22(),
+            ResizeMode::Linear,
+            ResizeCoord::AlignCorners,
+            &[1, 1, 4, 4],
+        );
+        let t = 1.0 / 3.0;
+        let row = |a: f32| [a, a + t, a + 2.0 * t, a + 1.0];
+        let want: Vec<f32> = [1.0, 1.0 + 2.0 * t, 1.0 + 4.0 * t, 3.0]
+            .iter()
+            .flat_map(|&a| row(a))
+            .collect();
+        close(&got, &want);
+    }
+
+    #[test]
+    fn linear_asymmetric_2x2_to_4x4() {
+        // Source coords: x/2 → 0, .5, 1, 1.5 → clamped to 1.
+        let got = resize(
+            &x22(),
+            ResizeMode::Linear,
+            ResizeCoord::Asymmetric,
+            &[1, 1, 4, 4],
+        );
+        #[rustfmt::skip]
+        let want = [
+            1.0, 1.5, 2.0, 2.0,
+            2.0, 2.5, 3.0, 3.0,
+            3.0, 3.5, 4.0, 4.0,
+            3.0, 3.5, 4.0, 4.0,
+        ];
+        close(&got, &want);
+    }
+
+    #[test]
+    fn nearest_modes_2x2_to_4x4() {
+        use NearestMode::*;
+        // Asymmetric: x/2 = 0, .5, 1, 1.5.
+        let row = |m| {
+            resize(
+                &x22(),
+                ResizeMode::Nearest(m),
+                ResizeCoord::Asymmetric,
+                &[1, 1, 4, 4],
+            )[..4]
+                .to_vec()
+        };
+        assert_eq!(row(RoundPreferFloor), vec![1.0, 1.0, 2.0, 2.0]);
+        assert_eq!(row(RoundPreferCeil), vec![1.0, 2.0, 2.0, 2.0]);
+        assert_eq!(row(Floor), vec![1.0, 1.0, 2.0, 2.0]);
+        assert_eq!(row(Ceil), vec![1.0, 2.0, 2.0, 2.0]);
+        // Half pixel: -0.25, 0.25, 0.75, 1.25 → 0, 0, 1, 1 under round_prefer_floor.
+        let got = resize(
+            &x22(),
+            ResizeMode::Nearest(RoundPreferFloor),
+            ResizeCoord::HalfPixel,
+            &[1, 1, 4, 4],
+        );
+        #[rustfmt::skip]
+        let want = [
+            1.0, 1.0, 2.0, 2.0,
+            1.0, 1.0, 2.0, 2.0,
+            3.0, 3.0, 4.0, 4.0,
+            3.0, 3.0, 4.0, 4.0,
+        ];
+        assert_eq!(got, want);
+        // Align corners: 0, 1/3, 2/3, 1 → 0, 0, 1, 1.
+        let got = resize(
+            &x22(),
+            ResizeMode::Nearest(RoundPreferFloor),
+            ResizeCoord::AlignCorners,
+            &[1, 1, 4, 4],
+        );
+        assert_eq!(got, want);
+        // Downsampling 4 → 2 with tf_half_pixel_for_nn: (x + .5)·2 = 1, 3.
+        let x = Tensor::from_vec(&[4], vec![10.0f32, 11.0, 12.0, 13.0]).unwrap();
+        let got = resize(
+            &x,
+            ResizeMode::Nearest(Floor),
+            ResizeCoord::TfHalfPixelForNn,
+            &[2],
+        );
+        assert_eq!(got, vec![11.0, 13.0]);
+    }
+
+    #[test]
+    fn trilinear_matches_separable_reference() {
+        let x = Tensor::from_vec(&[2, 2, 2], (0..8).map(|v| (v * v) as f32).collect()).unwrap();
+        let got = resize(
+            &x,
+            ResizeMode::Linear,
+            ResizeCoord::AlignCorners,
+            &[3, 3, 3],
+        );
+        // Align corners 2 → 3: coordinates 0, .5, 1 on every axis.
+        let v = |i: usize, j: usize, k: usize| ((i * 4 + j * 2 + k) * (i * 4 + j * 2 + k)) as f32;
+        let lerp1 = |f: &dyn Fn(usize) -> f32, c: usize| match c {
+            0 => f(0),
+            1 => 0.5 * (f(0) + f(1)),
+            _ => f(1),
+        };
+        let mut want = Vec::new();
+        for a in 0..3 {
+            for b in 0..3 {
+                for c in 0..3 {
+                    want.push(lerp1(&|i| lerp1(&|j| lerp1(&|k| v(i, j, k), c), b), a));
+                }
+            }
+        }
+        close(&got, &want);
+    }
 }
