@@ -1,5 +1,33 @@
-//! Single-precision matrix multiply through the `gemm` crate, with strides so callers can
-//! express transposes without copying.
+//! Single-precision matrix multiply: our own Goto/BLIS-style blocked SGEMM, with strides so
+//! callers can express transposes without copying.
+//!
+//! Layout of the module:
+//! - `mod.rs` (this file): the public API — [`MatRef`], [`sgemm`], [`PackedA`], [`pack_a`],
+//!   [`sgemm_packed`] — argument checks and the choice between the paths below.
+//! - `isa.rs`: which micro-kernel family the CPU runs ([`Kernel`]), detected once and cached.
+//! - `driver.rs`: the blocked loops (pack B panel, pack A panel, micro-kernel over tiles) and the
+//!   split of the output over the rayon pool.
+//! - `pack.rs`: panel packing and the workspace pool that makes steady-state calls allocation-free.
+//! - `gemv.rs`: the matrix-vector paths (m == 1 or n == 1), portable bodies compiled per ISA.
+//! - `portable.rs`, `x86.rs`, `neon.rs`: the micro-kernels.
+//!
+//! Contract shared by every path: `c = alpha·c + beta·(a·b)`; `alpha == 0` overwrites c without
+//! reading it. Nothing here allocates once the workspace pool holds a buffer big enough for the
+//! call's shape (the first call of a shape may allocate).
+
+mod driver;
+mod gemv;
+mod isa;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod pack;
+mod portable;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use isa::Kernel;
 
 /// A row/column-strided matrix view: element (i, j) is at `ptr[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -42,12 +70,57 @@ impl<'a> MatRef<'a> {
             "matrix view out of bounds"
         );
     }
+    /// The view as raw parts, for the packing and gemv code. Only call after `check`.
+    fn raw(&self) -> driver::Raw {
+        driver::Raw {
+            ptr: self.data.as_ptr(),
+            rs: self.rs as usize,
+            cs: self.cs as usize,
+        }
+    }
 }
+
+/// Below this many multiply-adds (m·n·k) a call runs on the caller's thread even when
+/// `threads > 1`: splitting costs more than it saves.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// `c = alpha·c + beta·(a · b)` where c is dense row-major `m × n` with row stride `ldc`.
 /// `alpha = 0` overwrites c (its prior contents are ignored, NaNs included).
-/// `threads > 1` lets the GEMM library split the work over the current rayon pool.
+/// `threads > 1` lets large products split the output over the current rayon pool.
+#[allow(clippy::too_many_arguments)]
 pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    threads: usize,
+) {
+    sgemm_with(
+        Kernel::detect(),
+        m,
+        n,
+        k,
+        a,
+        b,
+        c,
+        ldc,
+        alpha,
+        beta,
+        threads,
+    )
+}
+
+/// [`sgemm`] with the micro-kernel family forced; for tests and benchmarks.
+/// Panics if the CPU cannot run `kernel`.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_with(
+    kernel: Kernel,
     m: usize,
     n: usize,
     k: usize,
@@ -65,98 +138,130 @@ pub fn sgemm(
     );
     a.check();
     b.check();
-    assert!(
-        m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(),
-        "sgemm output out of bounds"
-    );
+    check_c(m, n, c, ldc);
+    let isa = kernel.isa();
     if m == 0 || n == 0 {
         return;
     }
-    let par = if threads > 1 && m * n * k >= 64 * 64 * 64 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
+    let par = threads > 1 && m * n * k >= PARALLEL_MIN_WORK;
+    let out = driver::Out {
+        ptr: c.as_mut_ptr(),
+        ldc,
     };
-    // SAFETY: all three views were bounds-checked above; `c` is uniquely borrowed and does not
-    // overlap `a` or `b` (distinct borrows).
-    unsafe {
-        gemm::gemm(
+    let (ar, br) = (a.raw(), b.raw());
+    if k == 0 {
+        driver::scale(m, n, out, alpha);
+    } else if !gemv::try_gemv(isa, m, n, k, ar, br, out, alpha, beta, par, threads) {
+        driver::gemm(
+            isa,
             m,
             n,
             k,
-            c.as_mut_ptr(),
-            1,
-            ldc as isize,
-            alpha != 0.0,
-            a.data.as_ptr(),
-            a.cs,
-            a.rs,
-            b.data.as_ptr(),
-            b.cs,
-            b.rs,
+            driver::Lhs::Strided(ar),
+            br,
+            out,
             alpha,
             beta,
-            false,
-            false,
-            false,
             par,
+            threads,
         );
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn check_c(m: usize, n: usize, c: &[f32], ldc: usize) {
+    assert!(
+        m == 0 || n == 0 || ((m - 1) * ldc + n <= c.len() && (m == 1 || ldc >= n)),
+        "sgemm output out of bounds"
+    );
+}
 
-    fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-            }
-        }
-        c
+/// A constant left operand packed once into the micro-kernel's panel layout, for
+/// [`sgemm_packed`]; convolution and Gemm weights are the intended use.
+#[derive(Clone, Debug)]
+pub struct PackedA {
+    kernel: Kernel,
+    m: usize,
+    k: usize,
+    /// Padded so that `data[offset..]` starts on a 64-byte boundary.
+    data: Vec<f32>,
+    offset: usize,
+}
+
+impl PackedA {
+    pub fn rows(&self) -> usize {
+        self.m
     }
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+    fn panels(&self) -> &[f32] {
+        &self.data[self.offset..]
+    }
+}
 
-    #[test]
-    fn matches_naive_product_with_and_without_transpose() {
-        let (m, n, k) = (7, 5, 9);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
-        let want = naive(m, n, k, &a, &b);
-        let mut c = vec![f32::NAN; m * n];
-        sgemm(
-            m,
-            n,
-            k,
-            MatRef::row_major(&a, m, k),
-            MatRef::row_major(&b, k, n),
-            &mut c,
-            n,
-            0.0,
-            1.0,
-            1,
-        );
-        for (x, y) in c.iter().zip(&want) {
-            assert!((x - y).abs() < 1e-5);
-        }
-        // b stored transposed (n × k row-major).
-        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-        let mut c2 = vec![0.0; m * n];
-        sgemm(
-            m,
-            n,
-            k,
-            MatRef::row_major(&a, m, k),
-            MatRef::transposed(&bt, k, n),
-            &mut c2,
-            n,
-            0.0,
-            1.0,
-            1,
-        );
-        for (x, y) in c2.iter().zip(&want) {
-            assert!((x - y).abs() < 1e-5);
-        }
+/// Packs the `m × k` matrix `a` for [`sgemm_packed`] with the CPU's micro-kernel.
+pub fn pack_a(a: MatRef, m: usize, k: usize) -> PackedA {
+    pack_a_with(Kernel::detect(), a, m, k)
+}
+
+/// [`pack_a`] for a forced micro-kernel family; for tests and benchmarks.
+#[doc(hidden)]
+pub fn pack_a_with(kernel: Kernel, a: MatRef, m: usize, k: usize) -> PackedA {
+    assert!(a.rows == m && a.cols == k, "pack_a dimensions disagree");
+    a.check();
+    let isa = kernel.isa();
+    let len = pack::packed_a_len(isa, m, k);
+    let mut data = vec![0.0f32; len + pack::ALIGN_F32];
+    let offset = pack::align_offset(&data);
+    if m > 0 && k > 0 {
+        pack::pack_a_full(isa, a.raw(), m, k, &mut data[offset..offset + len]);
+    }
+    PackedA {
+        kernel,
+        m,
+        k,
+        data,
+        offset,
+    }
+}
+
+/// [`sgemm`] with a pre-packed left operand: `c = alpha·c + beta·(a · b)`, `a` being `m × k`
+/// as packed and `b` `k × n`.
+pub fn sgemm_packed(
+    a: &PackedA,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    threads: usize,
+) {
+    let (m, k, n) = (a.m, a.k, b.cols);
+    assert!(b.rows == k, "sgemm_packed dimensions disagree");
+    b.check();
+    check_c(m, n, c, ldc);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let isa = a.kernel.isa();
+    let par = threads > 1 && m * n * k >= PARALLEL_MIN_WORK;
+    let out = driver::Out {
+        ptr: c.as_mut_ptr(),
+        ldc,
+    };
+    let br = b.raw();
+    if k == 0 {
+        driver::scale(m, n, out, alpha);
+    } else if m == 1 && br.cs == 1 {
+        // Row 0 of each MR-tall panel strip: element p sits at p·MR across all KC blocks.
+        let x = driver::Raw {
+            ptr: a.panels().as_ptr(),
+            rs: 0,
+            cs: isa.mr,
+        };
+        gemv::axpy_path(isa, n, k, x, br, out, alpha, beta, par, threads);
+    } else {
+        let lhs = driver::Lhs::Packed(a.panels());
+        driver::gemm(isa, m, n, k, lhs, br, out, alpha, beta, par, threads);
     }
 }

@@ -1,0 +1,244 @@
+//! The blocked product (Goto/BLIS loop nest) and its split over the rayon pool.
+//!
+//! For each `NC`-wide block of columns and `KC`-deep block of depth, pack that B block once;
+//! for each `MC`-tall block of rows, pack (or find pre-packed) the A block; then run the
+//! micro-kernel over every `MR × NR` tile, B strip outermost so it stays in L1 while the A
+//! block streams from L2. With several threads the output is cut into disjoint blocks along
+//! its longer side, one per thread, each packing what it reads into its own workspace slice.
+
+use super::isa::{Isa, MAX_TILE};
+use super::pack::{pack_a, pack_b, Workspace};
+
+/// A bounds-checked strided input view as raw parts: element (i, j) at `ptr[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Raw {
+    pub ptr: *const f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// A bounds-checked row-major output view as raw parts.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
+    pub ptr: *mut f32,
+    pub ldc: usize,
+}
+
+// SAFETY: `Raw` only reads through its pointer, from data borrowed immutably for the whole
+// call; sharing it across the call's worker threads is like sharing the `&[f32]`.
+unsafe impl Send for Raw {}
+// SAFETY: as above.
+unsafe impl Sync for Raw {}
+// SAFETY: `Out` points into a `&mut [f32]` held for the whole call; tasks sharing it write
+// disjoint elements (each function that forks says which).
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+/// The left operand: a strided view, or panels pre-packed by [`super::pack_a`].
+#[derive(Clone, Copy)]
+pub(crate) enum Lhs<'a> {
+    Strided(Raw),
+    Packed(&'a [f32]),
+}
+
+/// Runs `f(0) .. f(tasks - 1)`, in parallel on the current rayon pool when `tasks > 1`.
+/// `rayon::join` runs on stack-allocated jobs: no heap allocation.
+pub(crate) fn par_for(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+    fn go(lo: usize, hi: usize, f: &(dyn Fn(usize) + Sync)) {
+        if hi - lo == 1 {
+            f(lo);
+        } else {
+            let mid = lo + (hi - lo) / 2;
+            rayon::join(|| go(lo, mid, f), || go(mid, hi, f));
+        }
+    }
+    if tasks > 0 {
+        go(0, tasks, f);
+    }
+}
+
+/// `c = alpha·c` over `m × n` (zeros when `alpha == 0`): the product with `k == 0`.
+pub(crate) fn scale(m: usize, n: usize, out: Out, alpha: f32) {
+    for i in 0..m {
+        // SAFETY: row i of the bounds-checked output.
+        let row = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(i * out.ldc), n) };
+        if alpha == 0.0 {
+            row.fill(0.0);
+        } else {
+            row.iter_mut().for_each(|v| *v *= alpha);
+        }
+    }
+}
+
+/// The blocked product over the whole `m × n` output. All views were bounds-checked.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    isa: &Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Lhs,
+    b: Raw,
+    out: Out,
+    alpha: f32,
+    beta: f32,
+    par: bool,
+    threads: usize,
+) {
+    let threads = if par { threads } else { 1 };
+    // Cut along the longer side, in whole micro-tiles.
+    let split_n = n >= m;
+    let (len, unit) = if split_n { (n, isa.nr) } else { (m, isa.mr) };
+    let chunk = len.div_ceil(threads).next_multiple_of(unit);
+    let tasks = len.div_ceil(chunk);
+    let (tm, tn) = if split_n {
+        (m, chunk.min(n))
+    } else {
+        (chunk.min(m), n)
+    };
+    let kc = isa.kc.min(k);
+    let b_len = kc * tn.min(isa.nc).next_multiple_of(isa.nr);
+    let a_len = match a {
+        Lhs::Strided(_) => tm.min(isa.mc).next_multiple_of(isa.mr) * kc,
+        Lhs::Packed(_) => 0,
+    };
+    let per_task = (b_len + a_len).next_multiple_of(16);
+    let mut workspace = Workspace::take(per_task * tasks);
+    let ws = Out {
+        ptr: workspace.aligned().as_mut_ptr(),
+        ldc: per_task,
+    };
+    par_for(tasks, &|t| {
+        // Whole-struct captures: the structs are Sync, their raw-pointer fields are not.
+        let (ws, b, out) = (&ws, &b, &out);
+        let lo = t * chunk;
+        let hi = ((t + 1) * chunk).min(len);
+        let (rows, cols) = if split_n {
+            ((0, m), (lo, hi))
+        } else {
+            ((lo, hi), (0, n))
+        };
+        // SAFETY: task t owns workspace floats [t·per_task, (t+1)·per_task) and output
+        // block rows × cols; blocks of different tasks are disjoint.
+        unsafe {
+            let bp = ws.ptr.add(t * ws.ldc);
+            block(
+                isa,
+                rows,
+                cols,
+                k,
+                a,
+                m,
+                *b,
+                *out,
+                alpha,
+                beta,
+                bp,
+                bp.add(b_len),
+            );
+        }
+    });
+}
+
+/// The loop nest over output rows `rows.0..rows.1` and columns `cols.0..cols.1`.
+///
+/// # Safety
+/// The views are bounds-checked for the full product (`m` rows of A); `bp` and `ap` hold the
+/// packed B and A blocks sized as in [`gemm`]; no other thread touches this output block.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(
+    isa: &Isa,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    k: usize,
+    a: Lhs,
+    m: usize,
+    b: Raw,
+    out: Out,
+    alpha: f32,
+    beta: f32,
+    bp: *mut f32,
+    ap: *mut f32,
+) {
+    let mp = m.next_multiple_of(isa.mr);
+    for jc in (cols.0..cols.1).step_by(isa.nc) {
+        let nc = isa.nc.min(cols.1 - jc);
+        for pc in (0..k).step_by(isa.kc) {
+            let kc = isa.kc.min(k - pc);
+            // Later depth blocks accumulate onto the first.
+            let alpha = if pc == 0 { alpha } else { 1.0 };
+            // SAFETY: in bounds of `b`, and `bp` is sized for kc × round_up(nc, NR).
+            unsafe { pack_b(isa.nr, b, pc, kc, jc, nc, bp) };
+            for ic in (rows.0..rows.1).step_by(isa.mc) {
+                let mc = isa.mc.min(rows.1 - ic);
+                let apan = match a {
+                    Lhs::Strided(a) => {
+                        // SAFETY: in bounds of `a`; `ap` is sized for round_up(mc, MR) × kc.
+                        unsafe { pack_a(isa.mr, a, ic, mc, pc, kc, ap) };
+                        ap as *const f32
+                    }
+                    // SAFETY: `ic` is a multiple of MR (task cuts and MC are), so this is the
+                    // start of strip ic/MR of depth block pc, laid out by `pack_a_full`.
+                    Lhs::Packed(p) => unsafe { p.as_ptr().add(pc * mp + ic * kc) },
+                };
+                // SAFETY: the output block rows ic..ic+mc, columns jc..jc+nc is ours.
+                unsafe {
+                    let c = out.ptr.add(ic * out.ldc + jc);
+                    macro_kernel(isa, mc, nc, kc, apan, bp, c, out.ldc, alpha, beta);
+                }
+            }
+        }
+    }
+}
+
+/// Every `MR × NR` tile of an `mc × nc` output block from packed panels; edge tiles go through
+/// a stack tile.
+///
+/// # Safety
+/// `ap` and `bp` hold the packed blocks; `c` is valid for `mc × nc` with row stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn macro_kernel(
+    isa: &Isa,
+    mc: usize,
+    nc: usize,
+    kc: usize,
+    ap: *const f32,
+    bp: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    let (mr, nr) = (isa.mr, isa.nr);
+    let mut tile = [0.0f32; MAX_TILE];
+    for jr in (0..nc).step_by(nr) {
+        let w = nr.min(nc - jr);
+        // SAFETY: strip jr/NR of the packed B block.
+        let bs = unsafe { bp.add(jr * kc) };
+        for ir in (0..mc).step_by(mr) {
+            let h = mr.min(mc - ir);
+            // SAFETY: strip ir/MR of the packed A block; the tile at (ir, jr) is inside `c`
+            // when full, and the stack tile holds MR × NR <= MAX_TILE floats otherwise.
+            unsafe {
+                let as_ = ap.add(ir * kc);
+                let ct = c.add(ir * ldc + jr);
+                if h == mr && w == nr {
+                    (isa.micro)(kc, as_, bs, ct, ldc, alpha, beta);
+                } else {
+                    (isa.micro)(kc, as_, bs, tile.as_mut_ptr(), nr, 0.0, 1.0);
+                    for i in 0..h {
+                        let row = std::slice::from_raw_parts_mut(ct.add(i * ldc), w);
+                        for (o, v) in row.iter_mut().zip(&tile[i * nr..i * nr + w]) {
+                            *o = if alpha == 0.0 {
+                                beta * v
+                            } else {
+                                alpha * *o + beta * v
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Which micro-kernel family runs: detected once per process, cached, overridable for tests.
+//!
+//! An [`Isa`] bundles everything that depends on the instruction set: the micro-kernel and its
+//! tile shape, the cache blocking, and the matrix-vector bodies compiled for that target.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::{gemv, portable};
+
+/// `c[i·ldc + j] = (alpha == 0 ? 0 : alpha·c[i·ldc + j]) + beta·Σ_p a[p·MR + i]·b[p·NR + j]`
+/// over one full `MR × NR` tile; `a` and `b` are packed panels `kc` deep.
+pub(crate) type MicroFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+);
+
+/// A micro-kernel family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Plain Rust that LLVM vectorises for the baseline target (SSE2, NEON).
+    Portable,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+    /// x86-64 AVX-512F.
+    Avx512,
+    /// aarch64 Advanced SIMD.
+    Neon,
+}
+
+/// Everything the drivers need for one family.
+pub(crate) struct Isa {
+    /// Micro-tile rows (A panel height) and columns (B panel width).
+    pub mr: usize,
+    pub nr: usize,
+    /// Cache blocking: depth of a panel, rows of an A block, columns of a B block.
+    pub kc: usize,
+    pub mc: usize,
+    pub nc: usize,
+    pub micro: MicroFn,
+    pub axpy: gemv::AxpyFn,
+    pub dots: gemv::DotsFn,
+}
+
+/// The largest `MR·NR` of any family: edge tiles go through a stack buffer this big.
+pub(crate) const MAX_TILE: usize = 16 * 32;
+
+static PORTABLE: Isa = Isa {
+    mr: portable::MR,
+    nr: portable::NR,
+    kc: 256,
+    mc: 64,
+    nc: 2048,
+    micro: portable::micro,
+    axpy: gemv::axpy_portable,
+    dots: gemv::dots_portable,
+};
+
+impl Kernel {
+    /// The fastest family this CPU runs, detected on first use.
+    pub fn detect() -> Kernel {
+        static CACHED: AtomicU8 = AtomicU8::new(u8::MAX);
+        let code = CACHED.load(Ordering::Relaxed);
+        if let Some(k) = Kernel::from_code(code) {
+            return k;
+        }
+        let best = *Kernel::supported().last().unwrap_or(&Kernel::Portable);
+        CACHED.store(best as u8, Ordering::Relaxed);
+        best
+    }
+
+    fn from_code(code: u8) -> Option<Kernel> {
+        [Kernel::Portable, Kernel::Avx2, Kernel::Avx512, Kernel::Neon]
+            .into_iter()
+            .find(|k| *k as u8 == code)
+    }
+
+    /// Every family this CPU runs, slowest first.
+    pub fn supported() -> &'static [Kernel] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let avx512 = avx2 && is_x86_feature_detected!("avx512f");
+            if avx512 {
+                &[Kernel::Portable, Kernel::Avx2, Kernel::Avx512]
+            } else if avx2 {
+                &[Kernel::Portable, Kernel::Avx2]
+            } else {
+                &[Kernel::Portable]
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            &[Kernel::Portable, Kernel::Neon]
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            &[Kernel::Portable]
+        }
+    }
+
+    /// The family's parameters. Panics if this CPU cannot run it.
+    pub(crate) fn isa(self) -> &'static Isa {
+        assert!(
+            Kernel::supported().contains(&self),
+            "sgemm: this CPU cannot run the {self:?} kernels"
+        );
+        match self {
+            Kernel::Portable => &PORTABLE,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => &super::x86::AVX2,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => &super::x86::AVX512,
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => &super::neon::NEON,
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("checked by supported()"),
+        }
+    }
+}

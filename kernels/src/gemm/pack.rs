@@ -1,0 +1,162 @@
+//! Panel packing and the workspace pool.
+//!
+//! A packed A block is a run of `MR`-tall strips, each `kc` deep and stored depth-major
+//! (`strip[p·MR + i]`); a packed B block is a run of `NR`-wide strips stored the same way
+//! (`strip[p·NR + j]`). Strips past the matrix edge are zero-padded.
+//!
+//! Workspaces come from a process-wide free list rather than thread-locals: a call takes one
+//! buffer for all of its tasks before it forks, so which rayon worker runs which task does not
+//! matter, and a second call of the same shape finds a buffer already big enough.
+
+use std::sync::Mutex;
+
+use super::driver::Raw;
+use super::isa::Isa;
+
+/// Floats of slack that let a buffer start on a 64-byte boundary.
+pub(crate) const ALIGN_F32: usize = 16;
+
+/// Index of the first 64-byte-aligned element of `v` (within `ALIGN_F32`).
+pub(crate) fn align_offset(v: &[f32]) -> usize {
+    v.as_ptr().align_offset(64).min(ALIGN_F32)
+}
+
+static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// A buffer borrowed from the pool, returned on drop.
+pub(crate) struct Workspace {
+    buf: Vec<f32>,
+}
+
+impl Workspace {
+    /// A buffer of at least `len` floats; allocates only when the pool has none that size.
+    pub(crate) fn take(len: usize) -> Workspace {
+        let mut buf = {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            // The largest pooled buffer: concurrent callers of different sizes keep theirs.
+            let best = (0..pool.len()).max_by_key(|&i| pool[i].len());
+            best.map(|i| pool.swap_remove(i)).unwrap_or_default()
+        };
+        if buf.len() < len + ALIGN_F32 {
+            buf.resize(len + ALIGN_F32, 0.0);
+        }
+        Workspace { buf }
+    }
+
+    /// The buffer from its first 64-byte boundary.
+    pub(crate) fn aligned(&mut self) -> &mut [f32] {
+        let off = align_offset(&self.buf);
+        &mut self.buf[off..]
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        POOL.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
+    }
+}
+
+/// Floats in a whole packed A of `m × k`.
+pub(crate) fn packed_a_len(isa: &Isa, m: usize, k: usize) -> usize {
+    m.next_multiple_of(isa.mr) * k
+}
+
+/// Packs rows `i0..i0 + mc`, depths `p0..p0 + kc` of `a` into `dst` as `MR`-tall strips.
+///
+/// # Safety
+/// The rows and depths are inside the bounds-checked view `a`; `dst` holds
+/// `round_up(mc, MR)·kc` floats.
+pub(crate) unsafe fn pack_a(
+    mr: usize,
+    a: Raw,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+    dst: *mut f32,
+) {
+    for s in 0..mc.div_ceil(mr) {
+        let i = i0 + s * mr;
+        let h = mr.min(i0 + mc - i);
+        // SAFETY: strip s occupies dst[s·MR·kc .. (s+1)·MR·kc]; source elements are in
+        // bounds by the caller's contract.
+        unsafe {
+            let d = dst.add(s * mr * kc);
+            let src = a.ptr.add(i * a.rs + p0 * a.cs);
+            if a.rs == 1 {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(src.add(p * a.cs), d.add(p * mr), h);
+                }
+            } else {
+                for ii in 0..h {
+                    let row = src.add(ii * a.rs);
+                    for p in 0..kc {
+                        *d.add(p * mr + ii) = *row.add(p * a.cs);
+                    }
+                }
+            }
+            if h < mr {
+                for p in 0..kc {
+                    std::ptr::write_bytes(d.add(p * mr + h), 0, mr - h);
+                }
+            }
+        }
+    }
+}
+
+/// Packs depths `p0..p0 + kc`, columns `j0..j0 + nc` of `b` into `dst` as `NR`-wide strips.
+///
+/// # Safety
+/// The depths and columns are inside the bounds-checked view `b`; `dst` holds
+/// `kc·round_up(nc, NR)` floats.
+pub(crate) unsafe fn pack_b(
+    nr: usize,
+    b: Raw,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    dst: *mut f32,
+) {
+    for s in 0..nc.div_ceil(nr) {
+        let j = j0 + s * nr;
+        let w = nr.min(j0 + nc - j);
+        // SAFETY: strip s occupies dst[s·NR·kc .. (s+1)·NR·kc]; source elements are in
+        // bounds by the caller's contract.
+        unsafe {
+            let d = dst.add(s * nr * kc);
+            let src = b.ptr.add(p0 * b.rs + j * b.cs);
+            if b.cs == 1 {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(src.add(p * b.rs), d.add(p * nr), w);
+                }
+            } else {
+                for jj in 0..w {
+                    let col = src.add(jj * b.cs);
+                    for p in 0..kc {
+                        *d.add(p * nr + jj) = *col.add(p * b.rs);
+                    }
+                }
+            }
+            if w < nr {
+                for p in 0..kc {
+                    std::ptr::write_bytes(d.add(p * nr + w), 0, nr - w);
+                }
+            }
+        }
+    }
+}
+
+/// Packs all of `a` (`m × k`) for [`super::PackedA`]: for each `KC` block of depth in turn,
+/// all of its `MR`-tall strips. `dst` holds [`packed_a_len`] floats.
+pub(crate) fn pack_a_full(isa: &Isa, a: Raw, m: usize, k: usize, dst: &mut [f32]) {
+    assert!(dst.len() >= packed_a_len(isa, m, k));
+    let mp = m.next_multiple_of(isa.mr);
+    for p0 in (0..k).step_by(isa.kc) {
+        let kc = isa.kc.min(k - p0);
+        // SAFETY: `a` was bounds-checked for m × k; this block occupies dst[p0·mp ..
+        // p0·mp + mp·kc], inside the length asserted above.
+        unsafe { pack_a(isa.mr, a, 0, m, p0, kc, dst.as_mut_ptr().add(p0 * mp)) };
+    }
+}

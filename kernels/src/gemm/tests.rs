@@ -1,0 +1,430 @@
+//! Every path of `sgemm` against a naive triple loop: a table of shapes × operand layouts ×
+//! alpha/beta × threads, run for every micro-kernel family the CPU supports.
+
+use super::*;
+
+/// How an operand is stored.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    RowMajor,
+    ColMajor,
+    /// Row-major inside a wider matrix (row stride cols + 3).
+    RowPadded,
+    /// Column-major inside a taller matrix (column stride rows + 2).
+    ColPadded,
+    /// Every other element of every other row: neither stride is 1.
+    Gapped,
+}
+
+const LAYOUTS: [Layout; 5] = [
+    Layout::RowMajor,
+    Layout::ColMajor,
+    Layout::RowPadded,
+    Layout::ColPadded,
+    Layout::Gapped,
+];
+
+struct Mat {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl Mat {
+    fn new(rows: usize, cols: usize, layout: Layout, seed: u64) -> Mat {
+        let (rs, cs) = match layout {
+            Layout::RowMajor => (cols, 1),
+            Layout::ColMajor => (1, rows),
+            Layout::RowPadded => (cols + 3, 1),
+            Layout::ColPadded => (1, rows + 2),
+            Layout::Gapped => (4 * cols + 1, 2),
+        };
+        let len = if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        };
+        let mut s = Lcg(seed);
+        let data = (0..len).map(|_| s.unit()).collect();
+        Mat {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+    fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
+    fn view(&self) -> MatRef<'_> {
+        MatRef {
+            data: &self.data,
+            rows: self.rows,
+            cols: self.cols,
+            rs: self.rs as isize,
+            cs: self.cs as isize,
+        }
+    }
+}
+
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() % 2001) as f32 / 1000.0 - 1.0
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.next() as usize % xs.len()]
+    }
+}
+
+/// One call: which operands, which scalars, where c lives.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    la: Layout,
+    lb: Layout,
+    /// Extra columns of c past n (untouched by the product).
+    ldc_pad: usize,
+    alpha: f32,
+    beta: f32,
+    threads: usize,
+}
+
+/// Runs `case` through `kernel` (or `pack_a` + `sgemm_packed` when `packed`) and checks every
+/// element of c, including the padding, against the naive product.
+fn check(kernel: Kernel, case: Case, packed: bool) {
+    let Case {
+        m,
+        n,
+        k,
+        la,
+        lb,
+        ldc_pad,
+        alpha,
+        beta,
+        threads,
+    } = case;
+    let seed = (m * 1_000_003 + n * 1009 + k) as u64;
+    let a = Mat::new(m, k, la, seed);
+    let b = Mat::new(k, n, lb, seed ^ 0x5555);
+    let ldc = n + ldc_pad;
+    let mut c0: Vec<f32> = {
+        let mut s = Lcg(seed ^ 0xaaaa);
+        (0..m * ldc).map(|_| s.unit()).collect()
+    };
+    if alpha == 0.0 {
+        // Overwritten without being read: NaNs must not leak through.
+        for i in 0..m {
+            c0[i * ldc..i * ldc + n].fill(f32::NAN);
+        }
+    }
+    let mut c = c0.clone();
+    if packed {
+        let p = pack_a_with(kernel, a.view(), m, k);
+        sgemm_packed(&p, b.view(), &mut c, ldc, alpha, beta, threads);
+    } else {
+        sgemm_with(
+            kernel,
+            m,
+            n,
+            k,
+            a.view(),
+            b.view(),
+            &mut c,
+            ldc,
+            alpha,
+            beta,
+            threads,
+        );
+    }
+    for i in 0..m {
+        for j in 0..ldc {
+            let got = c[i * ldc + j];
+            let old = c0[i * ldc + j];
+            if j >= n {
+                assert_eq!(got.to_bits(), old.to_bits(), "{case:?} padding ({i},{j})");
+                continue;
+            }
+            let (mut dot, mut mag) = (0.0f64, 0.0f64);
+            for p in 0..k {
+                let t = a.get(i, p) as f64 * b.get(p, j) as f64;
+                dot += t;
+                mag += t.abs();
+            }
+            let keep = if alpha == 0.0 {
+                0.0
+            } else {
+                alpha as f64 * old as f64
+            };
+            let want = keep + beta as f64 * dot;
+            let tol = 1e-5 + 4e-7 * (k as f64 + 1.0) * (beta.abs() as f64 * mag + keep.abs());
+            assert!(
+                (got as f64 - want).abs() <= tol,
+                "{kernel:?} packed={packed} {case:?} at ({i},{j}): got {got}, want {want}"
+            );
+        }
+    }
+}
+
+const DIMS: [usize; 12] = [1, 2, 3, 5, 7, 13, 16, 17, 31, 64, 100, 257];
+
+/// A reproducible sample of the shape × layout × scalar space.
+fn sampled_cases(count: usize, seed: u64) -> Vec<Case> {
+    let mut s = Lcg(seed);
+    let mut cases = vec![Case {
+        m: 1,
+        n: 1,
+        k: 1,
+        la: Layout::RowMajor,
+        lb: Layout::RowMajor,
+        ldc_pad: 0,
+        alpha: 0.0,
+        beta: 1.0,
+        threads: 1,
+    }];
+    for _ in 0..count {
+        cases.push(Case {
+            m: s.pick(&DIMS),
+            n: s.pick(&DIMS),
+            k: s.pick(&DIMS),
+            la: s.pick(&LAYOUTS),
+            lb: s.pick(&LAYOUTS),
+            ldc_pad: s.pick(&[0, 0, 3]),
+            alpha: s.pick(&[0.0, 1.0, -0.5]),
+            beta: s.pick(&[1.0, 2.0, -1.0, 0.0]),
+            threads: s.pick(&[1, 2]),
+        });
+    }
+    cases
+}
+
+#[test]
+fn every_kernel_matches_naive_on_sampled_shapes() {
+    for &kernel in Kernel::supported() {
+        for case in sampled_cases(160, 7) {
+            check(kernel, case, false);
+        }
+    }
+}
+
+#[test]
+fn every_layout_pair_for_small_and_edge_shapes() {
+    let shapes = [
+        (1, 1, 1),
+        (1, 17, 31),
+        (13, 1, 17),
+        (5, 7, 3),
+        (17, 33, 13),
+        (31, 16, 64),
+    ];
+    for &kernel in Kernel::supported() {
+        for (m, n, k) in shapes {
+            for la in LAYOUTS {
+                for lb in LAYOUTS {
+                    let case = Case {
+                        m,
+                        n,
+                        k,
+                        la,
+                        lb,
+                        ldc_pad: 2,
+                        alpha: 0.5,
+                        beta: -1.5,
+                        threads: 1,
+                    };
+                    check(kernel, case, false);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn large_shapes_split_over_two_threads() {
+    // Each is above PARALLEL_MIN_WORK, split along N, M, and the matrix-vector paths.
+    let shapes = [
+        (64, 600, 9),
+        (300, 40, 33),
+        (257, 257, 17),
+        (1, 2048, 512),
+        (2048, 1, 512),
+        (20, 512, 600),
+    ];
+    for &kernel in Kernel::supported() {
+        for (m, n, k) in shapes {
+            for (la, lb) in [
+                (Layout::RowMajor, Layout::RowMajor),
+                (Layout::ColMajor, Layout::ColMajor),
+                (Layout::RowMajor, Layout::ColMajor),
+            ] {
+                for (alpha, threads) in [(0.0, 2), (1.0, 2), (0.0, 3)] {
+                    let case = Case {
+                        m,
+                        n,
+                        k,
+                        la,
+                        lb,
+                        ldc_pad: 1,
+                        alpha,
+                        beta: 1.0,
+                        threads,
+                    };
+                    check(kernel, case, false);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn depth_longer_than_one_panel_accumulates() {
+    // k > KC: later depth blocks must add to (not overwrite, not rescale) the first.
+    for &kernel in Kernel::supported() {
+        for k in [255, 256, 257, 700] {
+            for alpha in [0.0, 1.0, 2.0] {
+                let case = Case {
+                    m: 19,
+                    n: 37,
+                    k,
+                    la: Layout::RowMajor,
+                    lb: Layout::RowMajor,
+                    ldc_pad: 0,
+                    alpha,
+                    beta: 0.75,
+                    threads: 1,
+                };
+                check(kernel, case, false);
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_a_matches_naive() {
+    let mut cases = sampled_cases(60, 11);
+    cases.push(Case {
+        m: 64,
+        n: 700,
+        k: 300,
+        la: Layout::RowMajor,
+        lb: Layout::RowMajor,
+        ldc_pad: 0,
+        alpha: 0.0,
+        beta: 1.0,
+        threads: 2,
+    });
+    cases.push(Case {
+        m: 1,
+        n: 300,
+        k: 600,
+        la: Layout::Gapped,
+        lb: Layout::RowMajor,
+        ldc_pad: 0,
+        alpha: 1.0,
+        beta: 1.0,
+        threads: 1,
+    });
+    for &kernel in Kernel::supported() {
+        for &case in &cases {
+            check(kernel, case, true);
+        }
+    }
+}
+
+#[test]
+fn every_kernel_agrees_with_portable() {
+    let (m, n, k) = (45, 77, 300);
+    let a = Mat::new(m, k, Layout::RowMajor, 1);
+    let b = Mat::new(k, n, Layout::ColPadded, 2);
+    let run = |kernel| {
+        let mut c = vec![f32::NAN; m * n];
+        sgemm_with(kernel, m, n, k, a.view(), b.view(), &mut c, n, 0.0, 1.0, 1);
+        c
+    };
+    let want = run(Kernel::Portable);
+    for &kernel in Kernel::supported() {
+        for (x, y) in run(kernel).iter().zip(&want) {
+            assert!((x - y).abs() <= 1e-4, "{kernel:?}: {x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn zero_depth_scales_c() {
+    for alpha in [0.0, 2.0] {
+        let mut c = vec![f32::NAN, 1.0, 3.0, f32::NAN];
+        if alpha != 0.0 {
+            c = vec![1.0, 2.0, 3.0, 4.0];
+        }
+        let e = MatRef::row_major(&[], 2, 0);
+        let f = MatRef::row_major(&[], 0, 2);
+        sgemm(2, 2, 0, e, f, &mut c, 2, alpha, 1.0, 1);
+        let want = if alpha == 0.0 {
+            vec![0.0; 4]
+        } else {
+            vec![2.0, 4.0, 6.0, 8.0]
+        };
+        assert_eq!(c, want);
+    }
+}
+
+#[test]
+fn zero_strides_broadcast() {
+    // A view repeating one row (rs = 0) and one repeating one column (cs = 0).
+    let (m, n, k) = (9, 40, 20);
+    let arow: Vec<f32> = (0..k).map(|i| i as f32 * 0.1).collect();
+    let bcol: Vec<f32> = (0..k).map(|i| 1.0 - i as f32 * 0.05).collect();
+    let a = MatRef {
+        data: &arow,
+        rows: m,
+        cols: k,
+        rs: 0,
+        cs: 1,
+    };
+    let b = MatRef {
+        data: &bcol,
+        rows: k,
+        cols: n,
+        rs: 1,
+        cs: 0,
+    };
+    let want: f32 = arow.iter().zip(&bcol).map(|(x, y)| x * y).sum();
+    for &kernel in Kernel::supported() {
+        let mut c = vec![f32::NAN; m * n];
+        sgemm_with(kernel, m, n, k, a, b, &mut c, n, 0.0, 1.0, 1);
+        assert!(c.iter().all(|v| (v - want).abs() < 1e-4), "{kernel:?}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "out of bounds")]
+fn short_output_panics() {
+    let a = [1.0; 4];
+    let mut c = [0.0; 3];
+    sgemm(
+        2,
+        2,
+        2,
+        MatRef::row_major(&a, 2, 2),
+        MatRef::row_major(&a, 2, 2),
+        &mut c,
+        2,
+        0.0,
+        1.0,
+        1,
+    );
+}

@@ -1,0 +1,212 @@
+//! x86-64 micro-kernels (AVX-512F, AVX2 + FMA) and the matrix-vector bodies compiled for them.
+//!
+//! Each micro-kernel keeps an `MR × NV` grid of vector accumulators in registers, loads `NV`
+//! vectors of the B panel per depth step and broadcasts `MR` scalars of the A panel.
+
+use std::arch::x86_64::*;
+
+use super::gemv;
+use super::isa::Isa;
+
+const AVX512_MR: usize = 8;
+const AVX512_NV: usize = 2;
+const AVX2_MR: usize = 6;
+const AVX2_NV: usize = 2;
+
+pub(crate) static AVX512: Isa = Isa {
+    mr: AVX512_MR,
+    nr: 16 * AVX512_NV,
+    kc: 256,
+    mc: AVX512_MR * 16,
+    nc: 2048,
+    micro: avx512_micro::<AVX512_MR, AVX512_NV>,
+    axpy: axpy_avx512,
+    dots: dots_avx512,
+};
+
+pub(crate) static AVX2: Isa = Isa {
+    mr: AVX2_MR,
+    nr: 8 * AVX2_NV,
+    kc: 256,
+    mc: AVX2_MR * 16,
+    nc: 2048,
+    micro: avx2_micro::<AVX2_MR, AVX2_NV>,
+    axpy: axpy_avx2,
+    dots: dots_avx2,
+};
+
+/// See [`super::isa::MicroFn`]; the tile is `MR × 16·NV`.
+///
+/// # Safety
+/// The CPU supports AVX-512F; `a` holds `kc·MR` floats, `b` holds `kc·16·NV`, and `c` is valid
+/// for the tile with row stride `ldc`.
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_micro<const MR: usize, const NV: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: every load stays inside the panels (`p < kc`, `i < MR`, `v < NV`) and every
+    // store inside the tile, as the caller guarantees.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(b.add(16 * v));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*a.add(i));
+                for v in 0..NV {
+                    row[v] = _mm512_fmadd_ps(ai, bv[v], row[v]);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(16 * NV);
+        }
+        let betav = _mm512_set1_ps(beta);
+        let alphav = _mm512_set1_ps(alpha);
+        for (i, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                let p = c.add(i * ldc + 16 * v);
+                let r = if alpha == 0.0 {
+                    _mm512_mul_ps(betav, *x)
+                } else {
+                    _mm512_fmadd_ps(alphav, _mm512_loadu_ps(p), _mm512_mul_ps(betav, *x))
+                };
+                _mm512_storeu_ps(p, r);
+            }
+        }
+    }
+}
+
+/// See [`super::isa::MicroFn`]; the tile is `MR × 8·NV`.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA; `a` holds `kc·MR` floats, `b` holds `kc·8·NV`, and `c` is
+/// valid for the tile with row stride `ldc`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_micro<const MR: usize, const NV: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: every load stays inside the panels and every store inside the tile, as the
+    // caller guarantees.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let mut bv = [_mm256_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(b.add(8 * v));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm256_broadcast_ss(&*a.add(i));
+                for v in 0..NV {
+                    row[v] = _mm256_fmadd_ps(ai, bv[v], row[v]);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(8 * NV);
+        }
+        let betav = _mm256_set1_ps(beta);
+        let alphav = _mm256_set1_ps(alpha);
+        for (i, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                let p = c.add(i * ldc + 8 * v);
+                let r = if alpha == 0.0 {
+                    _mm256_mul_ps(betav, *x)
+                } else {
+                    _mm256_fmadd_ps(alphav, _mm256_loadu_ps(p), _mm256_mul_ps(betav, *x))
+                };
+                _mm256_storeu_ps(p, r);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// The CPU supports AVX-512F; otherwise as [`gemv::AxpyFn`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn axpy_avx512(
+    len: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    rows: *const f32,
+    rstride: usize,
+    out: *mut f32,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gemv::axpy_body::<true>(len, k, x, xs, rows, rstride, out, alpha, beta) }
+}
+
+/// # Safety
+/// The CPU supports AVX2 and FMA; otherwise as [`gemv::AxpyFn`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn axpy_avx2(
+    len: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    rows: *const f32,
+    rstride: usize,
+    out: *mut f32,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gemv::axpy_body::<true>(len, k, x, xs, rows, rstride, out, alpha, beta) }
+}
+
+/// # Safety
+/// The CPU supports AVX-512F; otherwise as [`gemv::DotsFn`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots_avx512(
+    count: usize,
+    k: usize,
+    x: *const f32,
+    v: *const f32,
+    vstride: usize,
+    out: *mut f32,
+    os: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gemv::dots_body::<true>(count, k, x, v, vstride, out, os, alpha, beta) }
+}
+
+/// # Safety
+/// The CPU supports AVX2 and FMA; otherwise as [`gemv::DotsFn`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots_avx2(
+    count: usize,
+    k: usize,
+    x: *const f32,
+    v: *const f32,
+    vstride: usize,
+    out: *mut f32,
+    os: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gemv::dots_body::<true>(count, k, x, v, vstride, out, os, alpha, beta) }
+}
