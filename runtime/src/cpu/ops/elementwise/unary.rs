@@ -100,36 +100,65 @@ impl CpuKernel for UnaryKernel {
     }
 }
 
+/// Something that applies a scalar f32 function; [`with_f32_fn`] hands it the op's function.
+/// Generic (not a `dyn Fn`), so every loop is monomorphised and stays tight.
+pub(crate) trait F32Map {
+    fn apply<F: Fn(f32) -> f32 + Sync + Copy>(self, f: F);
+}
+
+/// The one table from [`UnaryOp`] to its f32 function, shared by this kernel and the fused
+/// Conv/Gemm epilogues. `Identity` is the identity; `Not` has no f32 form (callers refuse it).
+pub(crate) fn with_f32_fn<M: F32Map>(op: UnaryOp, m: M) {
+    match op {
+        UnaryOp::Identity | UnaryOp::Not => m.apply(|v: f32| v),
+        UnaryOp::Relu => m.apply(act::relu),
+        UnaryOp::Sigmoid => m.apply(act::sigmoid),
+        UnaryOp::Tanh => m.apply(f32::tanh),
+        UnaryOp::Sqrt => m.apply(f32::sqrt),
+        UnaryOp::Exp => m.apply(f32::exp),
+        UnaryOp::Log => m.apply(f32::ln),
+        UnaryOp::Neg => m.apply(|v: f32| -v),
+        UnaryOp::Abs => m.apply(f32::abs),
+        UnaryOp::Reciprocal => m.apply(|v: f32| 1.0 / v),
+        UnaryOp::Floor => m.apply(f32::floor),
+        UnaryOp::Ceil => m.apply(f32::ceil),
+        // ONNX Round: half to even.
+        UnaryOp::Round => m.apply(f32::round_ties_even),
+        UnaryOp::Erf => m.apply(act::erf),
+        UnaryOp::Softplus => m.apply(act::softplus),
+        UnaryOp::Swish => m.apply(act::swish),
+        UnaryOp::Mish => m.apply(act::mish),
+        UnaryOp::HardSwish => m.apply(act::hard_swish),
+        UnaryOp::Gelu => m.apply(act::gelu),
+        UnaryOp::Clip { min, max } => m.apply(move |v: f32| v.max(min).min(max)),
+        UnaryOp::LeakyRelu { alpha } => m.apply(move |v| act::leaky_relu(v, alpha)),
+        UnaryOp::Elu { alpha } => m.apply(move |v| act::elu(v, alpha)),
+        UnaryOp::HardSigmoid { alpha, beta } => m.apply(move |v| act::hard_sigmoid(v, alpha, beta)),
+    }
+}
+
+struct MapInto<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+    threads: usize,
+}
+
+impl F32Map for MapInto<'_> {
+    fn apply<F: Fn(f32) -> f32 + Sync + Copy>(self, f: F) {
+        map(self.x, self.out, self.threads, f)
+    }
+}
+
 impl UnaryKernel {
     fn run_f32(&self, x: &[f32], o: &mut [f32], t: usize) {
-        match self.op {
-            UnaryOp::Relu => map(x, o, t, act::relu),
-            UnaryOp::Sigmoid => map(x, o, t, act::sigmoid),
-            UnaryOp::Tanh => map(x, o, t, f32::tanh),
-            UnaryOp::Sqrt => map(x, o, t, f32::sqrt),
-            UnaryOp::Exp => map(x, o, t, f32::exp),
-            UnaryOp::Log => map(x, o, t, f32::ln),
-            UnaryOp::Neg => map(x, o, t, |v: f32| -v),
-            UnaryOp::Abs => map(x, o, t, f32::abs),
-            UnaryOp::Reciprocal => map(x, o, t, |v: f32| 1.0 / v),
-            UnaryOp::Floor => map(x, o, t, f32::floor),
-            UnaryOp::Ceil => map(x, o, t, f32::ceil),
-            // ONNX Round: half to even.
-            UnaryOp::Round => map(x, o, t, f32::round_ties_even),
-            UnaryOp::Erf => map(x, o, t, act::erf),
-            UnaryOp::Softplus => map(x, o, t, act::softplus),
-            UnaryOp::Swish => map(x, o, t, act::swish),
-            UnaryOp::Mish => map(x, o, t, act::mish),
-            UnaryOp::HardSwish => map(x, o, t, act::hard_swish),
-            UnaryOp::Gelu => map(x, o, t, act::gelu),
-            UnaryOp::Clip { min, max } => map(x, o, t, move |v: f32| v.max(min).min(max)),
-            UnaryOp::LeakyRelu { alpha } => map(x, o, t, move |v| act::leaky_relu(v, alpha)),
-            UnaryOp::Elu { alpha } => map(x, o, t, move |v| act::elu(v, alpha)),
-            UnaryOp::HardSigmoid { alpha, beta } => {
-                map(x, o, t, move |v| act::hard_sigmoid(v, alpha, beta))
-            }
-            UnaryOp::Identity | UnaryOp::Not => unreachable!("handled in run"),
-        }
+        with_f32_fn(
+            self.op,
+            MapInto {
+                x,
+                out: o,
+                threads: t,
+            },
+        );
     }
 }
 

@@ -5,11 +5,11 @@
 //! - pointwise (1×1, stride 1, no padding): GEMM straight on the input planes;
 //! - general: im2col into scratch, then GEMM per group and image.
 
-use edgefuse_kernels::activation as act;
 use edgefuse_kernels::conv::{depthwise, im2col, Window2d};
 use edgefuse_kernels::gemm::{sgemm, MatRef};
 use rayon::prelude::*;
 
+use crate::cpu::ops::elementwise::unary::{with_f32_fn, F32Map};
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::{Conv, UnaryOp};
 use crate::tensor::{DType, TensorView, TensorViewMut};
@@ -33,43 +33,20 @@ impl Epilogue {
 
     /// `xs[i] = act(xs[i] + bias)`.
     pub fn apply(&self, bias: f32, xs: &mut [f32]) {
-        fn map(xs: &mut [f32], bias: f32, f: impl Fn(f32) -> f32) {
-            xs.iter_mut().for_each(|x| *x = f(*x + bias));
+        struct AddBias<'a> {
+            xs: &'a mut [f32],
+            bias: f32,
         }
-        let Some(op) = self.0 else {
-            if bias != 0.0 {
-                map(xs, bias, |x| x);
+        impl F32Map for AddBias<'_> {
+            fn apply<F: Fn(f32) -> f32 + Sync + Copy>(self, f: F) {
+                let b = self.bias;
+                self.xs.iter_mut().for_each(|x| *x = f(*x + b));
             }
-            return;
-        };
-        match op {
-            UnaryOp::Identity => map(xs, bias, |x| x),
-            UnaryOp::Relu => map(xs, bias, act::relu),
-            UnaryOp::Sigmoid => map(xs, bias, act::sigmoid),
-            UnaryOp::Tanh => map(xs, bias, f32::tanh),
-            UnaryOp::Sqrt => map(xs, bias, f32::sqrt),
-            UnaryOp::Exp => map(xs, bias, f32::exp),
-            UnaryOp::Log => map(xs, bias, f32::ln),
-            UnaryOp::Neg => map(xs, bias, |x| -x),
-            UnaryOp::Abs => map(xs, bias, f32::abs),
-            UnaryOp::Reciprocal => map(xs, bias, |x| 1.0 / x),
-            UnaryOp::Floor => map(xs, bias, f32::floor),
-            UnaryOp::Ceil => map(xs, bias, f32::ceil),
-            UnaryOp::Round => map(xs, bias, f32::round_ties_even),
-            UnaryOp::Erf => map(xs, bias, act::erf),
-            UnaryOp::Softplus => map(xs, bias, act::softplus),
-            UnaryOp::Swish => map(xs, bias, act::swish),
-            UnaryOp::Mish => map(xs, bias, act::mish),
-            UnaryOp::HardSwish => map(xs, bias, act::hard_swish),
-            UnaryOp::Gelu => map(xs, bias, act::gelu),
-            UnaryOp::Clip { min, max } => map(xs, bias, |x| x.max(min).min(max)),
-            UnaryOp::LeakyRelu { alpha } => map(xs, bias, |x| act::leaky_relu(x, alpha)),
-            UnaryOp::Elu { alpha } => map(xs, bias, |x| act::elu(x, alpha)),
-            UnaryOp::HardSigmoid { alpha, beta } => {
-                map(xs, bias, |x| act::hard_sigmoid(x, alpha, beta))
-            }
-            // Rejected by `new`.
-            UnaryOp::Not => {}
+        }
+        match self.0 {
+            None if bias == 0.0 => {}
+            None => xs.iter_mut().for_each(|x| *x += bias),
+            Some(op) => with_f32_fn(op, AddBias { xs, bias }),
         }
     }
 }
