@@ -153,8 +153,9 @@ fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
         }
     }
     http::write_response(stream.as_mut(), code, &body)?;
-    if code == 413 {
-        // Let the client finish sending (bounded) so it reads the refusal instead of a reset.
+    if code == 413 || code == 401 {
+        // The body was not read: let the client finish sending (bounded) so it reads the refusal
+        // instead of a connection reset.
         let mut sink = [0u8; 64 << 10];
         let mut drained = 0usize;
         let deadline = std::time::Instant::now() + Duration::from_secs(2);

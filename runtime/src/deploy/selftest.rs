@@ -184,7 +184,9 @@ pub fn check(test: &SelfTest, model: Arc<Model>) -> DeployResult<()> {
         }
         for (i, (&g, &w)) in got.iter().zip(&want.values).enumerate() {
             let same_nan = g.is_nan() && w.is_nan();
-            if !same_nan && !((g - w).abs() <= test.tolerance * (1.0 + w.abs())) {
+            // Written so that a NaN where a number is expected fails.
+            let within = (g - w).abs() <= test.tolerance * (1.0 + w.abs());
+            if !same_nan && !within {
                 return Err(fail(format!(
                     "output {}[{i}] = {g}, expected {w} (tolerance {})",
                     want.name, test.tolerance
