@@ -1,10 +1,12 @@
 //! The CPU backend: a static plan over one arena, then one kernel call per node.
 //!
 //! [`plan`] assigns every tensor a place (constant in the file, or an arena offset by liveness);
-//! [`ops`] builds one prepared kernel per node; [`Session`] runs them in order.
+//! [`ops`] builds one prepared kernel per node; [`Session`] runs them in order, on the caller's
+//! thread or (threads > 1) on a pool entered without allocation (`worker`).
 
 pub mod ops;
 pub mod plan;
 pub mod session;
+mod worker;
 
 pub use session::{Session, SessionOptions};

@@ -41,7 +41,7 @@ pub struct Session {
     plan: MemoryPlan,
     steps: Vec<Step>,
     arena: AlignedBuf,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<super::worker::Worker>,
     threads: usize,
 }
 
@@ -88,13 +88,9 @@ impl Session {
         let arena = AlignedBuf::zeroed(plan.arena_bytes());
         let threads = opts.threads.max(1);
         let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("edgefuse-cpu-{i}"))
-                    .build()
-                    .map_err(|e| Error::invalid(format!("cannot start {threads} threads: {e}")))?,
-            )
+            let w = super::worker::Worker::new(threads)
+                .map_err(|e| Error::invalid(format!("cannot start {threads} threads: {e}")))?;
+            Some(w)
         } else {
             None
         };
@@ -164,7 +160,16 @@ impl Session {
             ..
         } = self;
         match pool {
-            Some(p) => p.install(|| execute(model, plan, steps, arena, &ctx)),
+            Some(w) => {
+                let mut result = Ok(());
+                let mut job = || result = execute(model, plan, steps, arena, &ctx);
+                if !w.run(&mut job) {
+                    return Err(Error::invalid(
+                        "the CPU worker thread stopped after a kernel panicked",
+                    ));
+                }
+                result
+            }
             None => execute(model, plan, steps, arena, &ctx),
         }
     }
