@@ -1,5 +1,15 @@
 #!/usr/bin/env bash
-# The test command: the whole workspace, release profile (the golden tests run real models).
+# The test command (README's second command; .ci/run calls it).
+#  1. the whole workspace on this host, profile `ci` (release optimisation, no LTO): the golden
+#     tests run the real models, so they need optimised code;
+#  2. the aarch64 leg (scripts/test-aarch64.sh): device binary, runtime and kernels suites and the
+#     reference models under qemu-aarch64. Skip it with EDGEFUSE_AARCH64=0.
+# Arguments go to the host `cargo test` (e.g. `./scripts/test.sh --test golden`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --workspace "$@"
+t0=$(date +%s)
+cargo test --profile ci --workspace "$@"
+echo "host leg: $(( $(date +%s) - t0 )) s"
+if [ "${EDGEFUSE_AARCH64:-1}" != 0 ]; then
+    ./scripts/test-aarch64.sh
+fi

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The aarch64 leg: cross-compile the device binary and the runtime + kernels test suites for
+# aarch64-unknown-linux-gnu with Debian's cross gcc (no Docker), and run them under qemu-aarch64
+# with QEMU_CPU=max (NEON, dotprod, fp16): every kernel family the emulated CPU supports is checked
+# against the portable path, and the reference models, compiled to .efm on this x86-64 host, must
+# match onnxruntime's outputs within the exactness tolerance when run on aarch64.
+#
+# Needs: ../shared; builds the host binary (profile ci, as scripts/test.sh does) if missing. Installs the
+# aarch64 target, gcc-aarch64-linux-gnu and qemu-user when they are missing (apt, as root or sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET=aarch64-unknown-linux-gnu
+SHARED=${EDGEFUSE_SHARED:-../shared}
+t0=$(date +%s)
+
+need_apt=()
+command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
+if ((${#need_apt[@]})); then
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+rustup target list --installed | grep -qx $TARGET || rustup target add $TARGET
+
+# 1. Reference models compiled on the host (fp32), to be run on aarch64.
+HOST_BIN=${EDGEFUSE_HOST_BIN:-target/ci/edgefuse}
+[ -x $HOST_BIN ] || cargo build --profile ci -p edgefuse
+EFM_DIR=$PWD/target/aarch64-efm
+mkdir -p "$EFM_DIR"
+for refs in "$SHARED"/models/refs/*/; do
+    model=$(basename "$refs")
+    [ -f "$SHARED/models/$model.onnx" ] || continue
+    # --input NAME=SHAPE for every input, from refs.json.
+    mapfile -t inputs < <(python3 -c '
+import json, sys
+for e in json.load(open(sys.argv[1]))["inputs"]:
+    print("%s=%s" % (e["name"], "x".join(str(d) for d in e["shape"])))' "$refs/refs.json")
+    args=()
+    for i in "${inputs[@]}"; do args+=(--input "$i"); done
+    $HOST_BIN compile "$SHARED/models/$model.onnx" -o "$EFM_DIR/$model.efm" "${args[@]}" >/dev/null
+done
+echo "aarch64 leg: $(ls "$EFM_DIR" | wc -l) models compiled on $(uname -m)"
+
+# 2. The device binary (CPU-only) and its stripped size.
+cargo build --release --target $TARGET -p edgefuse --no-default-features
+aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cpu target/$TARGET/release/edgefuse
+echo "aarch64 device binary (cpu, stripped): $(stat -c %s target/edgefuse-aarch64-cpu) bytes"
+QEMU_CPU=max qemu-aarch64 -L /usr/aarch64-linux-gnu target/edgefuse-aarch64-cpu inspect "$EFM_DIR/seed_cnn_mnist.efm" >/dev/null
+
+# 3. Runtime and kernels suites under emulation, the portability golden test included.
+export QEMU_CPU=max EDGEFUSE_EFM_DIR=$EFM_DIR EDGEFUSE_REQUIRE_EFM=${EDGEFUSE_REQUIRE_SHARED:-0}
+cargo test --release --target $TARGET -p edgefuse-runtime -p edgefuse-kernels "$@"
+echo "aarch64 leg: $(( $(date +%s) - t0 )) s"
