@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod conv;
 pub mod gemm;
+pub mod qgemm;
 pub mod movement;
 pub mod pool;
 pub mod rnn;

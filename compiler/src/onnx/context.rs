@@ -217,6 +217,16 @@ impl<'a> NodeCtx<'a> {
     /// constant, evaluates it and returns constants instead; an op the CPU backend cannot
     /// evaluate yet is kept as a node.
     pub fn emit(&mut self, op: Op, inputs: &[TensorId]) -> Result<Vec<TensorId>> {
+        self.emit_with(op, inputs, true)
+    }
+
+    /// [`NodeCtx::emit`] without folding: the node is kept even when every input is constant
+    /// (DequantizeLinear of quantized weights, which the int8 rewrite rules consume).
+    pub fn emit_unfolded(&mut self, op: Op, inputs: &[TensorId]) -> Result<Vec<TensorId>> {
+        self.emit_with(op, inputs, false)
+    }
+
+    fn emit_with(&mut self, op: Op, inputs: &[TensorId], fold: bool) -> Result<Vec<TensorId>> {
         let facts: Vec<Fact> = inputs.iter().map(|&i| self.fact(i)).collect();
         let out_facts = op.infer(&facts).map_err(|e| anyhow!("{e}"))?;
         let base = self
@@ -225,7 +235,7 @@ impl<'a> NodeCtx<'a> {
             .first()
             .cloned()
             .unwrap_or_else(|| self.name());
-        let all_const = !inputs.is_empty() && inputs.iter().all(|&i| self.is_const(i));
+        let all_const = fold && !inputs.is_empty() && inputs.iter().all(|&i| self.is_const(i));
         let mut why_not = inputs.iter().find_map(|i| self.b.unfolded.get(i).cloned());
         if all_const {
             let vals: Vec<&Tensor> = inputs
@@ -313,6 +323,16 @@ impl<'a> NodeCtx<'a> {
     /// Emits `op` and binds all its outputs in order.
     pub fn emit_outputs(&mut self, op: Op, inputs: &[TensorId]) -> Result<()> {
         let ids = self.emit(op, inputs)?;
+        self.bind_all(ids)
+    }
+
+    /// [`NodeCtx::emit_outputs`] through [`NodeCtx::emit_unfolded`].
+    pub fn emit_outputs_unfolded(&mut self, op: Op, inputs: &[TensorId]) -> Result<()> {
+        let ids = self.emit_unfolded(op, inputs)?;
+        self.bind_all(ids)
+    }
+
+    fn bind_all(&mut self, ids: Vec<TensorId>) -> Result<()> {
         if self.n_outputs() > ids.len()
             && (ids.len()..self.n_outputs()).any(|k| self.wants_output(k))
         {

@@ -9,6 +9,8 @@ mod activation;
 mod batchnorm;
 mod gemm;
 mod pad;
+mod qdq;
+mod qops;
 pub(crate) mod query;
 mod reshape;
 mod transpose;
@@ -61,6 +63,40 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "fuse_gemm_activation",
             apply: activation::fuse_gemm_activation,
+        },
+        // Int8: QuantizeLinear/DequantizeLinear pairs folded into int8 ops. The last rule folds
+        // the DequantizeLinear of constants none of them took (it must stay last).
+        Rule {
+            name: "fold_qdq_into_qconv",
+            apply: qops::fold_qdq_into_qconv,
+        },
+        Rule {
+            name: "fold_qdq_into_qgemm",
+            apply: qops::fold_qdq_into_qgemm,
+        },
+        Rule {
+            name: "fold_qdq_into_qadd",
+            apply: qops::fold_qdq_into_qadd,
+        },
+        Rule {
+            name: "fold_qdq_into_qpool",
+            apply: qops::fold_qdq_into_qpool,
+        },
+        Rule {
+            name: "fold_clip_into_qdq",
+            apply: qdq::fold_clip_into_qdq,
+        },
+        Rule {
+            name: "push_dequantize_through_movement",
+            apply: qdq::push_dequantize_through_movement,
+        },
+        Rule {
+            name: "cancel_qdq_pairs",
+            apply: qdq::cancel_qdq_pairs,
+        },
+        Rule {
+            name: "fold_constant_dequantize",
+            apply: qdq::fold_constant_dequantize,
         },
     ]
 }

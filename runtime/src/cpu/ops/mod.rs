@@ -77,6 +77,10 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Op::Gru(o) => recurrent::gru::build(o, b),
         Op::QuantizeLinear(o) => quant::quantize::build(o, b),
         Op::DequantizeLinear(o) => quant::dequantize::build(o, b),
+        Op::QConv(o) => quant::qconv::build(o, b),
+        Op::QGemm(o) => quant::qgemm::build(o, b),
+        Op::QAdd(o) => quant::qadd::build(o, b),
+        Op::QPool(o) => quant::qpool::build(o, b),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod elementwise;
 pub mod linalg;
 pub mod nn;
+pub mod qlinear;
 pub mod quant;
 pub mod recurrent;
 pub mod reduce;
@@ -19,6 +20,7 @@ use crate::{Error, Result};
 pub use elementwise::{Binary, BinaryOp, Unary, UnaryOp};
 pub use linalg::{Gemm, MatMul};
 pub use nn::{BatchNorm, Conv, ConvTranspose, GlobalPool, Pool, PoolKind};
+pub use qlinear::{QAdd, QConv, QGemm, QOut, QPool, QScale};
 pub use quant::{DequantizeLinear, QuantizeLinear};
 pub use recurrent::{Direction, Gru, Lstm};
 pub use reduce::{Reduce, ReduceOp, Softmax};
@@ -82,6 +84,10 @@ pub enum Op {
     Gru(Gru),
     QuantizeLinear(QuantizeLinear),
     DequantizeLinear(DequantizeLinear),
+    QConv(QConv),
+    QGemm(QGemm),
+    QAdd(QAdd),
+    QPool(QPool),
 }
 
 macro_rules! dispatch {
@@ -113,6 +119,10 @@ macro_rules! dispatch {
             Op::Gru($o) => $e,
             Op::QuantizeLinear($o) => $e,
             Op::DequantizeLinear($o) => $e,
+            Op::QConv($o) => $e,
+            Op::QGemm($o) => $e,
+            Op::QAdd($o) => $e,
+            Op::QPool($o) => $e,
         }
     };
 }

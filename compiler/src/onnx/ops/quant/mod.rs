@@ -81,5 +81,10 @@ fn dequantize(ctx: &mut NodeCtx) -> Result<()> {
     }
     let mut inputs = vec![ctx.input(0)?, ctx.input(1)?];
     inputs.extend(zp);
+    // Quantized constants (weights) stay quantized: the int8 rewrite rules read their scales,
+    // and `fold_constant_dequantize` folds whatever those rules leave.
+    if ctx.is_const(inputs[0]) && matches!(ctx.fact(inputs[0]).dtype, DType::U8 | DType::I8) {
+        return ctx.emit_outputs_unfolded(Op::DequantizeLinear(DequantizeLinear { axis }), &inputs);
+    }
     ctx.emit_outputs(Op::DequantizeLinear(DequantizeLinear { axis }), &inputs)
 }

@@ -1,0 +1,294 @@
+//! Integer GEMM for quantized convolutions and matrix products: u8 activations times i8 (or
+//! i16) weights with i32 accumulation, and a requantizing epilogue.
+//!
+//! For output row `m` (an output channel) and column `p` (an output pixel, or a row of a GEMM's
+//! left operand) it computes `acc = Σ_k (x[p][k] − zx)·w[m][k]` exactly, where `w` are the
+//! weights minus their zero point (so −255..255), and then
+//! `y = acc·mult[m] + add[m]` in f32, written as f32 or rounded (half to even), offset by the
+//! output zero point and clamped (which is where ReLU and ReLU6 go).
+//!
+//! Weights are packed once ([`QWeights::new`]); `run` packs one 16-column panel of activations at
+//! a time into the caller's scratch (im2col on the fly for convolutions) and allocates nothing.
+//! Three panel formats exist, chosen per weight tensor and instruction set ([`QKernel`]):
+//! - `U8`: groups of 4 along k, raw u8 activations × i8 weights (`vpdpbusd`); the zero point is a
+//!   per-row correction `−zx·Σw`, computed when packing. Needs weights that fit i8.
+//! - `S8`: as `U8` with activations shifted to i8 (`x − 128`, NEON `sdot`); correction
+//!   `(128 − zx)·Σw`.
+//! - `I16`: groups of 2, `x − zx` and weights as i16 (`vpmaddwd`, `vpdpwssd`, NEON `smlal`):
+//!   never saturates, takes any weight zero point.
+
+pub mod depthwise;
+mod isa;
+mod pack;
+mod portable;
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use isa::QKernel;
+pub use pack::Source;
+
+/// Columns of one activation panel (and of a micro-tile).
+pub const NR: usize = 16;
+/// Rows of a micro-tile.
+pub const MR: usize = 8;
+
+/// How activations and weights are laid out for the micro-kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    U8,
+    S8,
+    I16,
+}
+
+impl Format {
+    /// Values of k per 32-bit group.
+    pub fn group(self) -> usize {
+        match self {
+            Format::I16 => 2,
+            _ => 4,
+        }
+    }
+}
+
+/// What the epilogue writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutKind {
+    /// `clamp(round(y) + zp, lo, hi)` stored as a byte (`lo..hi` within 0..255, or −128..127
+    /// for i8 outputs, whose bytes are the two's complement).
+    Int { zp: f32, lo: f32, hi: f32 },
+    /// `clamp(y, lo, hi)` as f32 (±∞ when there is no activation).
+    F32 { lo: f32, hi: f32 },
+}
+
+/// The output of one `run`: element (m, p) is at `m·row_stride + p·col_stride`.
+pub enum Out<'a> {
+    Bytes(&'a mut [u8]),
+    F32(&'a mut [f32]),
+}
+
+/// Per-row scale and offset of the epilogue, and the output kind.
+#[derive(Debug, Clone)]
+pub struct Epilogue {
+    pub mult: Vec<f32>,
+    pub add: Vec<f32>,
+    pub kind: OutKind,
+}
+
+/// Weights packed for one kernel family, with their zero-point correction.
+#[derive(Debug, Clone)]
+pub struct QWeights {
+    kernel: QKernel,
+    format: Format,
+    m: usize,
+    k: usize,
+    /// Groups along k (k padded to a multiple of the group size).
+    kg: usize,
+    /// `[m][kg]` groups, each 4 i8 or 2 i16 in one i32.
+    w: Vec<i32>,
+    /// Per row, added to the accumulator before the epilogue.
+    corr: Vec<i32>,
+    /// Byte xor-ed into every u8-domain activation while packing (0x80 for `S8`).
+    xor: u8,
+    /// Activation zero point in the u8 domain.
+    zx: i32,
+}
+
+impl QWeights {
+    /// Packs `w` (`m × k` row-major, weights minus their zero point, each in −255..=255) for
+    /// activations whose zero point is `zx` (u8 domain: an i8 tensor is read as `x ^ 0x80` with
+    /// zero point `zx + 128`). `kernel` must be supported by this CPU.
+    pub fn new(kernel: QKernel, w: &[i32], m: usize, k: usize, zx: i32) -> QWeights {
+        assert_eq!(w.len(), m * k, "qgemm: weights are not m × k");
+        let fits_i8 = w.iter().all(|&v| (-128..=127).contains(&v));
+        let format = kernel.format(fits_i8);
+        let gs = format.group();
+        let kg = k.div_ceil(gs).max(1);
+        let mut packed = vec![0i32; m * kg];
+        let mut corr = vec![0i32; m];
+        for r in 0..m {
+            let row = &w[r * k..(r + 1) * k];
+            let sum: i32 = row.iter().sum();
+            corr[r] = match format {
+                Format::U8 => -zx * sum,
+                Format::S8 => (128 - zx) * sum,
+                Format::I16 => 0,
+            };
+            for g in 0..kg {
+                let mut bytes = [0u8; 4];
+                for t in 0..gs {
+                    let v = row.get(g * gs + t).copied().unwrap_or(0);
+                    match format {
+                        Format::I16 => bytes[2 * t..2 * t + 2].copy_from_slice(&(v as i16).to_le_bytes()),
+                        _ => bytes[t] = v as i8 as u8,
+                    }
+                }
+                packed[r * kg + g] = i32::from_le_bytes(bytes);
+            }
+        }
+        QWeights {
+            kernel,
+            format,
+            m,
+            k,
+            kg,
+            w: packed,
+            corr,
+            xor: if format == Format::S8 { 0x80 } else { 0 },
+            zx,
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+    pub fn rows(&self) -> usize {
+        self.m
+    }
+    pub fn depth(&self) -> usize {
+        self.k
+    }
+
+    /// Scratch bytes `run` needs: one packed panel.
+    pub fn scratch_bytes(&self) -> usize {
+        self.kg * NR * 4
+    }
+
+    /// Computes the `m × cols` product of these weights with the activations `src` (whose
+    /// bytes are xor-ed with `src_xor` to reach the u8 domain: 0x80 for i8 tensors) and writes
+    /// it through `epi` into `out` at `m·row_stride + p·col_stride`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        src: &Source,
+        src_xor: u8,
+        cols: usize,
+        epi: &Epilogue,
+        out: &mut Out,
+        row_stride: usize,
+        col_stride: usize,
+        scratch: &mut [u8],
+    ) {
+        assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
+        assert!(scratch.len() >= self.scratch_bytes(), "qgemm: scratch too small");
+        let last = (self.m.max(1) - 1) * row_stride + cols.max(1).saturating_sub(1) * col_stride;
+        let out_len = match out {
+            Out::Bytes(b) => b.len(),
+            Out::F32(f) => f.len(),
+        };
+        assert!(cols == 0 || self.m == 0 || last < out_len, "qgemm: output too small");
+        src.check(self.k, cols);
+        let job = Job {
+            wts: self,
+            src,
+            xor: src_xor ^ self.xor,
+            cols,
+            epi,
+            row_stride,
+            col_stride,
+        };
+        // SAFETY: the kernel family was checked to be supported when the weights were packed
+        // (`QKernel::format` asserts it); bounds are checked above.
+        unsafe { (self.kernel.driver())(&job, out, scratch) }
+    }
+}
+
+/// Everything one `run` needs, handed to the per-family driver.
+pub(crate) struct Job<'a> {
+    pub wts: &'a QWeights,
+    pub src: &'a Source<'a>,
+    pub xor: u8,
+    pub cols: usize,
+    pub epi: &'a Epilogue,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+/// Rounds half to even for |v| < 2^22 (the epilogue clamps first), vectorisable without SSE4.1.
+#[inline(always)]
+pub fn round_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    (v + MAGIC) - MAGIC
+}
+
+/// The driver loop shared by every family: panel by panel, tile by tile, then the epilogue.
+/// Inlined into each family's `#[target_feature]` wrapper so packing and epilogue vectorise.
+#[inline(always)]
+pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: MicroFn) {
+    let w = job.wts;
+    let panel = &mut scratch[..w.kg * NR * 4];
+    let mut acc = [[0i32; NR]; MR];
+    let mut p0 = 0;
+    while p0 < job.cols {
+        let np = NR.min(job.cols - p0);
+        let pad = (w.zx as u8) ^ w.xor;
+        pack::pack_panel(job.src, w.format, w.k, w.kg, p0, np, job.xor, w.zx, pad, panel);
+        let mut m0 = 0;
+        while m0 < w.m {
+            let rows = MR.min(w.m - m0);
+            // SAFETY: `w.w` holds `m × kg` groups, `panel` `kg × NR × 4` bytes, `acc` MR × NR.
+            micro(w.kg, w.w.as_ptr().add(m0 * w.kg), w.kg, rows, panel.as_ptr(), &mut acc);
+            epilogue(job, out, &acc, m0, rows, p0, np);
+            m0 += MR;
+        }
+        p0 += NR;
+    }
+}
+
+#[inline(always)]
+fn epilogue(job: &Job, out: &mut Out, acc: &[[i32; NR]; MR], m0: usize, rows: usize, p0: usize, np: usize) {
+    let (rs, cs) = (job.row_stride, job.col_stride);
+    for (i, a) in acc.iter().enumerate().take(rows) {
+        let m = m0 + i;
+        let (mult, add, corr) = (job.epi.mult[m], job.epi.add[m], job.wts.corr[m]);
+        let mut y = [0f32; NR];
+        for j in 0..NR {
+            y[j] = (a[j].wrapping_add(corr)) as f32 * mult + add;
+        }
+        match (job.epi.kind, &mut *out) {
+            (OutKind::Int { zp, lo, hi }, Out::Bytes(o)) => {
+                let mut q = [0u8; NR];
+                for j in 0..NR {
+                    let v = round_even(y[j].clamp(lo - zp - 1.0, hi - zp + 1.0)) + zp;
+                    q[j] = v.clamp(lo, hi) as i32 as u8;
+                }
+                let base = m * rs + p0 * cs;
+                if cs == 1 {
+                    o[base..base + np].copy_from_slice(&q[..np]);
+                } else {
+                    for j in 0..np {
+                        o[base + j * cs] = q[j];
+                    }
+                }
+            }
+            (OutKind::F32 { lo, hi }, Out::F32(o)) => {
+                let base = m * rs + p0 * cs;
+                if cs == 1 {
+                    for (d, v) in o[base..base + np].iter_mut().zip(&y) {
+                        *d = v.max(lo).min(hi);
+                    }
+                } else {
+                    for j in 0..np {
+                        o[base + j * cs] = y[j].max(lo).min(hi);
+                    }
+                }
+            }
+            _ => panic!("qgemm: output buffer does not match the epilogue's kind"),
+        }
+    }
+}
+
+/// `acc[i][j] = Σ_g dot(w[i·ldw + g], panel[g][j])` for `i < MR` (rows past `rows` may be
+/// computed from any valid row and are ignored), over `kg` groups.
+pub(crate) type MicroFn = unsafe fn(
+    kg: usize,
+    w: *const i32,
+    ldw: usize,
+    rows: usize,
+    panel: *const u8,
+    acc: &mut [[i32; NR]; MR],
+);

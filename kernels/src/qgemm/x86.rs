@@ -1,0 +1,76 @@
+//! x86-64 integer micro-kernels: AVX-512 VNNI (`vpdpbusd` for u8 × i8, `vpdpwssd` for i16
+//! pairs) and AVX2 (`vpmaddwd` on i16 pairs, which cannot saturate, unlike `vpmaddubsw`).
+
+use std::arch::x86_64::*;
+
+use super::{drive, Format, Job, Out, MR, NR};
+
+/// # Safety
+/// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u8]) {
+    match job.wts.format {
+        Format::U8 => drive(job, out, scratch, micro_vnni_u8),
+        _ => drive(job, out, scratch, micro_vnni_i16),
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2; `job` checked by `QWeights::run`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn drive_avx2(job: &Job, out: &mut Out, scratch: &mut [u8]) {
+    debug_assert_eq!(job.wts.format, Format::I16);
+    drive(job, out, scratch, micro_avx2_i16)
+}
+
+macro_rules! vnni_micro {
+    ($name:ident, $dp:ident) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn $name(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+            // Rows past `rows` recompute the last valid row (their results are ignored).
+            let r: [*const i32; MR] = std::array::from_fn(|i| w.add(i.min(rows - 1) * ldw));
+            let mut c = [_mm512_setzero_si512(); MR];
+            for g in 0..kg {
+                // SAFETY: the panel holds `kg` groups of 64 bytes; each row `kg` i32 groups.
+                let x = _mm512_loadu_si512(panel.add(g * 64) as *const _);
+                for i in 0..MR {
+                    c[i] = $dp(c[i], x, _mm512_set1_epi32(*r[i].add(g)));
+                }
+            }
+            for i in 0..MR {
+                _mm512_storeu_si512(acc[i].as_mut_ptr() as *mut _, c[i]);
+            }
+        }
+    };
+}
+
+vnni_micro!(micro_vnni_u8, _mm512_dpbusd_epi32);
+vnni_micro!(micro_vnni_i16, _mm512_dpwssd_epi32);
+
+#[target_feature(enable = "avx2")]
+unsafe fn micro_avx2_i16(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+    // Two passes of four rows: 4 rows × 2 registers of 8 columns stay in registers.
+    for half in 0..2 {
+        let r: [*const i32; 4] = std::array::from_fn(|i| w.add((half * 4 + i).min(rows - 1) * ldw));
+        let mut lo = [_mm256_setzero_si256(); 4];
+        let mut hi = [_mm256_setzero_si256(); 4];
+        for g in 0..kg {
+            // SAFETY: as in the VNNI kernels.
+            let x0 = _mm256_loadu_si256(panel.add(g * 64) as *const __m256i);
+            let x1 = _mm256_loadu_si256(panel.add(g * 64 + 32) as *const __m256i);
+            for i in 0..4 {
+                let wv = _mm256_set1_epi32(*r[i].add(g));
+                lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(x0, wv));
+                hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(x1, wv));
+            }
+        }
+        for i in 0..4 {
+            let a = acc[half * 4 + i].as_mut_ptr();
+            _mm256_storeu_si256(a as *mut __m256i, lo[i]);
+            _mm256_storeu_si256(a.add(8) as *mut __m256i, hi[i]);
+        }
+        if rows <= 4 {
+            break;
+        }
+    }
+}
