@@ -2,6 +2,9 @@
 //!
 //! - [`cli`]: one module per subcommand (`compile`, `inspect`, `run`, `bench`).
 //! - [`npy`]: `.npy` input and output.
+//! - [`dataset`]: calibration/validation data for `compile --calibrate/--validate` (IDX, `.npy`).
 
 pub mod cli;
+#[cfg(feature = "compiler")]
+pub mod dataset;
 pub mod npy;

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use edgefuse_runtime::format::{self, Meta, Provenance};
+use edgefuse_runtime::format::{self, Calibration, Meta, Provenance};
+use edgefuse_runtime::Tensor;
 use sha2::{Digest, Sha256};
 
 use crate::Module;
@@ -41,9 +42,9 @@ impl Precision {
     }
 }
 
-/// Whether this build can compile to `p`.
-pub fn available(p: Precision) -> bool {
-    p == Precision::Fp32
+/// Whether this build can compile to `p` (int8 also needs calibration data).
+pub fn available(_p: Precision) -> bool {
+    true
 }
 
 /// Everything `edgefuse compile` can be asked for.
@@ -55,6 +56,8 @@ pub struct CompileOptions {
     pub labels: Option<Vec<String>>,
     /// Skip the rewrite rules (fusion); for debugging the importer.
     pub no_fuse: bool,
+    /// Calibration (and validation) for `Precision::Int8`.
+    pub quant: Option<crate::quant::QuantOptions>,
 }
 
 /// What a compile produced, for the summary the CLI prints.
@@ -64,22 +67,54 @@ pub struct CompileReport {
     pub constants: usize,
     pub weight_bytes: usize,
     pub file_bytes: usize,
+    /// Weight bytes of the fused fp32 module (for comparison).
+    pub fp32_weight_bytes: usize,
+    /// fp16: how many weight tensors are stored in half precision.
+    pub f16_weights: usize,
+    /// int8: the calibration summary and the per-layer error table.
+    pub calibration: Option<Calibration>,
+    pub layers: Vec<crate::quant::LayerRow>,
 }
 
 /// Compiles an ONNX model into `.efm` bytes.
 pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, CompileReport)> {
-    if !available(opts.precision) {
-        bail!(
-            "--precision {} is not available yet: this build compiles fp32 only",
-            opts.precision.name()
-        );
-    }
     let source = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut module = crate::onnx::import_onnx(path, &opts.input_shapes)?;
-    let rules_fired = if opts.no_fuse {
+    let rules = crate::passes::rules();
+    let mut rules_fired = if opts.no_fuse {
         Vec::new()
     } else {
-        crate::passes::optimize(&mut module, &crate::passes::rules())?
+        crate::passes::optimize(&mut module, &rules)?
+    };
+    let fp32_weight_bytes = module.consts.iter().flatten().map(|t| t.bytes().len()).sum();
+    let mut calibration = None;
+    let mut layers = Vec::new();
+    if opts.precision == Precision::Int8 {
+        let Some(q) = &opts.quant else {
+            bail!("--precision int8 needs calibration data: give --calibrate DATA");
+        };
+        let finish = |mut m: Module| -> Result<Module> {
+            if !opts.no_fuse {
+                crate::passes::optimize(&mut m, &rules)?;
+            }
+            Ok(m)
+        };
+        let quantized = crate::quant::quantize(&module, q, &finish)?;
+        module = quantized.module;
+        if !opts.no_fuse {
+            for (rule, n) in crate::passes::optimize(&mut module, &rules)? {
+                match rules_fired.iter_mut().find(|(r, _)| *r == rule) {
+                    Some(e) => e.1 += n,
+                    None => rules_fired.push((rule, n)),
+                }
+            }
+        }
+        calibration = Some(quantized.summary);
+        layers = quantized.layers;
+    }
+    let (consts, f16_weights): (Vec<Option<Tensor>>, usize) = match opts.precision {
+        Precision::Fp16 => crate::fp16::half_weights(&module),
+        _ => (module.consts.clone(), 0),
     };
     let sha = Sha256::digest(&source);
     let meta = Meta {
@@ -97,21 +132,22 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             rules_fired,
+            calibration: calibration.clone(),
         },
         preprocess: None,
         labels: opts.labels.clone(),
     };
-    let bytes = write_module(&module, meta)?;
+    let refs: Vec<_> = consts.iter().map(|c| c.as_ref()).collect();
+    let bytes = format::write(meta, &refs)?;
     let report = CompileReport {
         nodes: module.graph.nodes.len(),
-        constants: module.consts.iter().filter(|c| c.is_some()).count(),
-        weight_bytes: module
-            .consts
-            .iter()
-            .flatten()
-            .map(|t| t.bytes().len())
-            .sum(),
+        constants: consts.iter().filter(|c| c.is_some()).count(),
+        weight_bytes: consts.iter().flatten().map(|t| t.bytes().len()).sum(),
         file_bytes: bytes.len(),
+        fp32_weight_bytes,
+        f16_weights,
+        calibration,
+        layers,
     };
     Ok((bytes, report))
 }

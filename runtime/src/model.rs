@@ -22,12 +22,15 @@ impl Storage {
     }
 }
 
-/// A compiled model, loaded and checked. Weights stay in the mapped file and are used in place.
+/// A compiled model, loaded and checked. Weights stay in the mapped file and are used in place,
+/// except f16-stored weights (`compile --precision fp16`), which are widened to f32 once, here.
 pub struct Model {
     storage: Storage,
     meta: Meta,
     weights: std::ops::Range<usize>,
     version: (u16, u16),
+    /// `widened[id]`: the f32 copy of an f16-stored constant (empty when the file has none).
+    widened: Vec<Option<AlignedBuf>>,
 }
 
 impl Model {
@@ -62,11 +65,13 @@ impl Model {
 
     fn from_storage(storage: Storage) -> Result<Arc<Model>> {
         let parsed = format::parse(storage.bytes())?;
+        let widened = widen_f16(&parsed.meta, &storage.bytes()[parsed.weights.clone()]);
         Ok(Arc::new(Model {
             storage,
             meta: parsed.meta,
             weights: parsed.weights,
             version: parsed.version,
+            widened,
         }))
     }
 
@@ -90,6 +95,13 @@ impl Model {
     pub fn constant(&self, id: TensorId) -> Option<TensorView<'_>> {
         let info = self.meta.graph.tensors.get(id)?;
         let w = info.weight?;
+        if let Some(Some(buf)) = self.widened.get(id) {
+            return Some(TensorView {
+                dtype: info.dtype,
+                shape: &info.shape,
+                data: buf.as_slice(),
+            });
+        }
         let start = self.weights.start + w.offset as usize;
         // Bounds were checked by `format::parse`.
         Some(TensorView {
@@ -108,4 +120,32 @@ impl Model {
         let g = &self.meta.graph;
         g.outputs.iter().position(|&i| g.tensors[i].name == name)
     }
+}
+
+/// f32 copies of the constants stored as f16 (bounds were checked by `format::parse`).
+fn widen_f16(meta: &Meta, weights: &[u8]) -> Vec<Option<AlignedBuf>> {
+    let tensors = &meta.graph.tensors;
+    if !tensors
+        .iter()
+        .any(|t| t.weight.is_some_and(|w| w.stored.is_some()))
+    {
+        return Vec::new();
+    }
+    tensors
+        .iter()
+        .map(|t| {
+            let w = t.weight.filter(|w| w.stored == Some(crate::DType::F16))?;
+            let src = &weights[w.offset as usize..(w.offset + w.len) as usize];
+            let mut buf = AlignedBuf::zeroed(src.len() * 2);
+            for (d, s) in buf
+                .as_mut_slice()
+                .chunks_exact_mut(4)
+                .zip(src.chunks_exact(2))
+            {
+                let v = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
+                d.copy_from_slice(&v.to_le_bytes());
+            }
+            Some(buf)
+        })
+        .collect()
 }

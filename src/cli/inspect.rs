@@ -107,6 +107,33 @@ pub fn run(a: Args) -> Result<()> {
             .collect();
         println!("rewrites   {}", rules.join(", "));
     }
+    if let Some(c) = &p.calibration {
+        println!(
+            "int8       {} calibration on {} samples; {} of {} layers int8",
+            c.method, c.samples, c.layers_int8, c.layers_total
+        );
+        if let (Some(m), Some(f), Some(q)) = (&c.metric, c.fp32, c.int8) {
+            println!(
+                "accuracy   {m} on {} samples: fp32 {f:.2}, int8 {q:.2} (drop {:.2}{})",
+                c.validate_samples,
+                f - q,
+                c.max_drop
+                    .map(|d| format!(", allowed {d}"))
+                    .unwrap_or_default()
+            );
+        }
+        for (layer, why) in &c.fallback {
+            println!("kept fp32  {layer}: {why}");
+        }
+    }
+    let f16 = g
+        .tensors
+        .iter()
+        .filter(|t| t.weight.is_some_and(|w| w.stored.is_some()))
+        .count();
+    if f16 > 0 {
+        println!("weights    {f16} tensors stored as f16, widened to f32 on load");
+    }
     if let Some(l) = &meta.labels {
         println!(
             "labels     {} (first: {})",

@@ -20,6 +20,35 @@ pub struct Provenance {
     /// Rewrite rules that fired, in order, with counts (filled by the pass driver).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules_fired: Vec<(String, usize)>,
+    /// How an int8 model was calibrated and what it measured (`compile --precision int8`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// The calibration summary of an int8 model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// minmax, percentile P or entropy.
+    pub method: String,
+    /// Calibration samples (model runs).
+    pub samples: usize,
+    /// Quantizable layers, and how many of them are int8.
+    pub layers_total: usize,
+    pub layers_int8: usize,
+    /// The metric measured with `--validate` (e.g. "top-1 %"), on how many samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default)]
+    pub validate_samples: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp32: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_drop: Option<f64>,
+    /// Layers the accuracy guard kept in fp32: (layer, why).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<(String, String)>,
 }
 
 /// The metadata section of a `.efm` file.

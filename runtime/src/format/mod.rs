@@ -17,7 +17,7 @@ mod meta;
 mod reader;
 mod writer;
 
-pub use meta::{Meta, Provenance};
+pub use meta::{Calibration, Meta, Provenance};
 pub use reader::{parse, Parsed};
 pub use writer::{write, write_file};
 
@@ -87,6 +87,33 @@ mod tests {
         assert_eq!(w.data.as_ptr() as usize % ALIGN, 0);
         assert_eq!(w.typed::<f32>(), &[1.0, 2.0, 3.0]);
         assert!(m.constant(0).is_none());
+    }
+
+    #[test]
+    fn f16_stored_weights_are_half_the_bytes_and_load_as_f32() {
+        let (meta, _) = tiny();
+        let w16 = Tensor::from_vec(
+            &[3],
+            vec![
+                half::f16::from_f32(1.0),
+                half::f16::from_f32(-2.5),
+                half::f16::from_f32(1e-3),
+            ],
+        )
+        .unwrap();
+        let bytes = write(meta, &[None, Some(&w16), None]).unwrap();
+        let m = Model::from_bytes(&bytes).unwrap();
+        let info = &m.graph().tensors[1];
+        assert_eq!(info.dtype, DType::F32);
+        let w = info.weight.unwrap();
+        assert_eq!((w.len, w.stored), (6, Some(DType::F16)));
+        let v = m.constant(1).unwrap();
+        assert_eq!(v.dtype, DType::F32);
+        assert_eq!(v.typed::<f32>(), &[1.0, -2.5, half::f16::from_f32(1e-3).to_f32()]);
+        // An f16 constant cannot stand for an i64 tensor.
+        let (mut meta, _) = tiny();
+        meta.graph.tensors[1].dtype = DType::I64;
+        assert!(write(meta, &[None, Some(&w16), None]).is_err());
     }
 
     #[test]

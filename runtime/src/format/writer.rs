@@ -4,10 +4,11 @@ use std::io::Write;
 
 use super::*;
 use crate::ir::WeightRef;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Error, Result, Tensor};
 
 /// Serialises `meta` and the constants into `.efm` bytes. `consts[id]` is the value of tensor
-/// `id` when it is a constant; each constant's `weight` reference is filled in here.
+/// `id` when it is a constant; each constant's `weight` reference is filled in here. An f16
+/// constant for an f32 tensor is stored as f16 (`WeightRef::stored`); the loader widens it.
 pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
     if consts.len() != meta.graph.tensors.len() {
         return Err(Error::invalid("one constant slot per tensor expected"));
@@ -16,7 +17,8 @@ pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
     for (info, c) in meta.graph.tensors.iter_mut().zip(consts) {
         info.weight = None;
         if let Some(t) = c {
-            if t.dtype != info.dtype || t.shape != info.shape {
+            let stored = (t.dtype == DType::F16 && info.dtype == DType::F32).then_some(DType::F16);
+            if (t.dtype != info.dtype && stored.is_none()) || t.shape != info.shape {
                 return Err(Error::invalid(format!(
                     "constant \"{}\" does not match its tensor info",
                     info.name
@@ -28,6 +30,7 @@ pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
             info.weight = Some(WeightRef {
                 offset: offset as u64,
                 len: t.bytes().len() as u64,
+                stored,
             });
         }
     }

@@ -20,8 +20,24 @@ pub type TensorId = usize;
 pub struct WeightRef {
     /// Byte offset from the start of the weights section; a multiple of 64.
     pub offset: u64,
-    /// Byte length; equals `dtype.size() * product(shape)`.
+    /// Byte length; equals `size * product(shape)`, where size is that of `stored` if set,
+    /// else of the tensor's dtype.
     pub len: u64,
+    /// How the bytes are stored when it differs from the tensor's dtype: only `F16` for an `F32`
+    /// tensor (`compile --precision fp16`); the loader widens such weights to f32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<DType>,
+}
+
+impl WeightRef {
+    /// The stored element type of a constant of type `dtype`, checked.
+    pub fn stored_dtype(&self, dtype: DType) -> Option<DType> {
+        match (self.stored, dtype) {
+            (None, d) => Some(d),
+            (Some(DType::F16), DType::F32) => Some(DType::F16),
+            _ => None,
+        }
+    }
 }
 
 /// Quantization parameters of an int8/uint8 tensor (per tensor or per channel along `axis`).
@@ -108,14 +124,23 @@ impl Graph {
                 ),
             }
             if let Some(w) = t.weight {
-                if w.len as usize != t.byte_len() {
+                let Some(stored) = w.stored_dtype(t.dtype) else {
+                    crate::invalid!(
+                        "constant \"{}\" of type {} cannot be stored as {:?}",
+                        t.name,
+                        t.dtype,
+                        w.stored
+                    );
+                };
+                let need = t.shape.iter().product::<usize>() * stored.size();
+                if w.len as usize != need {
                     crate::invalid!(
                         "constant \"{}\" claims {} bytes but shape {:?} {} needs {}",
                         t.name,
                         w.len,
                         t.shape,
-                        t.dtype,
-                        t.byte_len()
+                        stored,
+                        need
                     );
                 }
             }

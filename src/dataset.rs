@@ -1,0 +1,260 @@
+//! Calibration and validation data for `compile --calibrate / --validate`: IDX files (MNIST and
+//! Fashion-MNIST format, gzipped or not), `.npy` batches (first axis counts samples), or a folder
+//! of either. Everything becomes one tensor per input whose first axis counts samples; the
+//! compiler splits it into per-sample inputs of the model's shape.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use edgefuse_compiler::quant::{Batch, Dataset};
+use edgefuse_runtime::{DType, Tensor};
+
+/// Reads `--calibrate` values: `FILE_OR_DIR` for a one-input model, `NAME=FILE_OR_DIR` per input.
+pub fn load_inputs(specs: &[String]) -> Result<Vec<Batch>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, path) = match s.split_once('=') {
+                Some((n, p)) if !n.is_empty() && !Path::new(s).exists() => {
+                    (Some(n.to_string()), PathBuf::from(p))
+                }
+                _ => (None, PathBuf::from(s)),
+            };
+            let data = load_samples(&path)?;
+            Ok(Batch { input: name, data })
+        })
+        .collect()
+}
+
+/// Reads `--validate DATA` with its labels: IDX images (labels found beside them, `images` →
+/// `labels`), or `.npy` inputs with `labels` given (or found beside as `_x` → `_y`).
+pub fn load_labelled(spec: &str, labels: Option<&Path>) -> Result<Dataset> {
+    let inputs = load_inputs(&[spec.to_string()])?;
+    let data_path = PathBuf::from(spec.split_once('=').map(|(_, p)| p).unwrap_or(spec));
+    let label_path = match labels {
+        Some(p) => p.to_path_buf(),
+        None => guess_labels(&data_path).with_context(|| {
+            format!(
+                "--validate {}: no labels file found beside it; give --validate-labels FILE",
+                data_path.display()
+            )
+        })?,
+    };
+    let labels = read_labels(&label_path)?;
+    Ok(Dataset {
+        inputs,
+        labels: Some(labels),
+    })
+}
+
+fn guess_labels(data: &Path) -> Option<PathBuf> {
+    let name = data.file_name()?.to_str()?;
+    let candidates = [
+        name.replace("images-idx3", "labels-idx1"),
+        name.replace("images", "labels"),
+        name.replace("_x.", "_y."),
+        name.replace("inputs", "labels"),
+    ];
+    candidates
+        .into_iter()
+        .filter(|c| c != name)
+        .map(|c| data.with_file_name(c))
+        .find(|p| p.is_file())
+}
+
+/// Labels as class indices: IDX (u8), `.npy` (integers), or text (one integer per line).
+pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
+    let ctx = || format!("reading labels {}", path.display());
+    let t = if is_npy(path) {
+        crate::npy::read(path)?
+    } else {
+        let bytes = read_maybe_gz(path).with_context(ctx)?;
+        if let Some(t) = parse_idx(&bytes).with_context(ctx)? {
+            t
+        } else {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow::anyhow!("{}: not IDX, .npy or text", path.display()))?;
+            let v = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .enumerate()
+                .map(|(k, l)| {
+                    l.trim().parse::<i64>().with_context(|| {
+                        format!("{} line {}: \"{l}\" is not a class index", path.display(), k + 1)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::from_vec(&[v.len()], v)?
+        }
+    };
+    match t.dtype {
+        DType::F32 | DType::F16 | DType::Bool => {
+            bail!("{}: labels must be integers, got {}", path.display(), t.dtype)
+        }
+        _ => Ok(t.to_i64_vec()?),
+    }
+}
+
+/// One input's samples from a file or a folder (files in name order, concatenated).
+fn load_samples(path: &Path) -> Result<Tensor> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && (is_npy(p) || looks_idx(p)))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!(
+                "{}: no .npy or IDX files in this folder (image folders need --preprocess)",
+                path.display()
+            );
+        }
+        let parts = files
+            .iter()
+            .map(|f| load_file(f))
+            .collect::<Result<Vec<_>>>()?;
+        return concat(path, parts);
+    }
+    load_file(path)
+}
+
+fn load_file(path: &Path) -> Result<Tensor> {
+    if is_npy(path) {
+        return crate::npy::read(path);
+    }
+    let bytes = read_maybe_gz(path).with_context(|| format!("reading {}", path.display()))?;
+    match parse_idx(&bytes).with_context(|| format!("{} is not a valid IDX file", path.display()))? {
+        // IDX images are u8 pixels; the models take them in 0..1.
+        Some(t) if t.dtype == DType::U8 => {
+            let v: Vec<f32> = t.bytes().iter().map(|&b| b as f32 / 255.0).collect();
+            Ok(Tensor::from_vec(&t.shape, v)?)
+        }
+        Some(t) => Ok(t),
+        None => bail!(
+            "{}: not a .npy or IDX file (calibration data is IDX, .npy, or a folder of them)",
+            path.display()
+        ),
+    }
+}
+
+fn concat(path: &Path, parts: Vec<Tensor>) -> Result<Tensor> {
+    let first = &parts[0];
+    let mut bytes = Vec::new();
+    let mut n = 0;
+    for p in &parts {
+        if p.dtype != first.dtype || p.shape.get(1..) != first.shape.get(1..) {
+            bail!(
+                "{}: files disagree on sample type/shape ({} {:?} vs {} {:?})",
+                path.display(),
+                p.dtype,
+                p.shape,
+                first.dtype,
+                first.shape
+            );
+        }
+        n += p.shape.first().copied().unwrap_or(1);
+        bytes.extend_from_slice(p.bytes());
+    }
+    let mut shape = first.shape.clone();
+    if shape.is_empty() {
+        shape.push(n);
+    } else {
+        shape[0] = n;
+    }
+    Ok(Tensor::from_bytes(first.dtype, &shape, &bytes)?)
+}
+
+fn is_npy(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "npy")
+}
+
+fn looks_idx(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.contains("idx3") || n.contains("idx1") || n.ends_with("-ubyte"))
+}
+
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path)?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .context("gzip data is damaged")?;
+        return Ok(out);
+    }
+    Ok(raw)
+}
+
+/// Parses IDX bytes (`00 00 type ndim`, big-endian dims, data). None when the magic is not IDX.
+fn parse_idx(b: &[u8]) -> Result<Option<Tensor>> {
+    if b.len() < 4 || b[0] != 0 || b[1] != 0 {
+        return Ok(None);
+    }
+    let (dtype, size) = match b[2] {
+        0x08 => (DType::U8, 1),
+        0x09 => (DType::I8, 1),
+        0x0C => (DType::I32, 4),
+        0x0D => (DType::F32, 4),
+        _ => return Ok(None),
+    };
+    let ndim = b[3] as usize;
+    if ndim == 0 || b.len() < 4 + 4 * ndim {
+        bail!("header is truncated");
+    }
+    let shape: Vec<usize> = (0..ndim)
+        .map(|k| u32::from_be_bytes(b[4 + 4 * k..8 + 4 * k].try_into().unwrap()) as usize)
+        .collect();
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .and_then(|c| c.checked_mul(size))
+        .filter(|&c| c <= b.len())
+        .with_context(|| format!("dimensions {shape:?} do not fit the file"))?;
+    let data = &b[4 + 4 * ndim..];
+    if data.len() != count {
+        bail!(
+            "dimensions {shape:?} need {count} bytes of data, the file has {}",
+            data.len()
+        );
+    }
+    let t = match dtype {
+        DType::I32 => {
+            let v: Vec<i32> = data
+                .chunks_exact(4)
+                .map(|c| i32::from_be_bytes(c.try_into().unwrap()))
+                .collect();
+            Tensor::from_vec(&shape, v)?
+        }
+        DType::F32 => {
+            let v: Vec<f32> = data
+                .chunks_exact(4)
+                .map(|c| f32::from_be_bytes(c.try_into().unwrap()))
+                .collect();
+            Tensor::from_vec(&shape, v)?
+        }
+        d => Tensor::from_bytes(d, &shape, data)?,
+    };
+    Ok(Some(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idx_round_trip_and_damage() {
+        let mut b = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2];
+        b.extend([0u8, 255, 7, 9]);
+        let t = parse_idx(&b).unwrap().unwrap();
+        assert_eq!(t.shape, vec![2, 1, 2]);
+        assert_eq!(t.bytes(), &[0, 255, 7, 9]);
+        assert!(parse_idx(&b[..18]).is_err());
+        assert!(parse_idx(b"\x89PNG").unwrap().is_none());
+        let mut huge = b.clone();
+        huge[4] = 0xff;
+        assert!(parse_idx(&huge).is_err());
+    }
+}
