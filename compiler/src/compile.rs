@@ -53,6 +53,8 @@ pub struct CompileOptions {
     /// Static shapes for inputs with symbolic dimensions: (name, shape).
     pub input_shapes: Vec<(String, Vec<usize>)>,
     pub labels: Option<Vec<String>>,
+    /// Input preprocessing for camera frames (`--preprocess`), checked against the input.
+    pub preprocess: Option<edgefuse_runtime::preprocess::PreprocessSpec>,
     /// Skip the rewrite rules (fusion); for debugging the importer.
     pub no_fuse: bool,
 }
@@ -98,7 +100,7 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
                 .unwrap_or(0),
             rules_fired,
         },
-        preprocess: None,
+        preprocess: opts.preprocess.clone(),
         labels: opts.labels.clone(),
     };
     let bytes = write_module(&module, meta)?;
