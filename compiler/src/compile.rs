@@ -54,6 +54,8 @@ pub struct CompileOptions {
     /// Static shapes for inputs with symbolic dimensions: (name, shape).
     pub input_shapes: Vec<(String, Vec<usize>)>,
     pub labels: Option<Vec<String>>,
+    /// Input preprocessing for camera frames (`--preprocess`), checked against the input.
+    pub preprocess: Option<edgefuse_runtime::preprocess::PreprocessSpec>,
     /// Skip the rewrite rules (fusion); for debugging the importer.
     pub no_fuse: bool,
     /// Calibration (and validation) for `Precision::Int8`.
@@ -134,7 +136,7 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
             rules_fired,
             calibration: calibration.clone(),
         },
-        preprocess: None,
+        preprocess: opts.preprocess.clone(),
         labels: opts.labels.clone(),
     };
     let refs: Vec<_> = consts.iter().map(|c| c.as_ref()).collect();

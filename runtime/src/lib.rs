@@ -5,11 +5,16 @@
 //! - [`tensor`]: owned tensors and borrowed views used at the API boundary and while folding.
 //! - [`board`]: board profiles (`boards/*.toml`, built in).
 //! - [`cpu`]: the CPU backend: a static plan, one arena, one kernel per node.
+//! - [`capture`]: frame sources (V4L2 behind feature `v4l`, image files and folders, raw frame
+//!   files, synthetic) and a capture thread; [`preprocess`]: frame → model input in one fused
+//!   step, per the spec in the `.efm`; [`classify`]: both around a session, with top-K.
 //! - `deploy` (feature `deploy`): signed bundles, the A/B slot store and agent, `ActiveModel`.
 //!
 //! Boundary: this crate never depends on the compiler or on tract; the device binary links it alone.
 
 pub mod board;
+pub mod capture;
+pub mod classify;
 pub mod cpu;
 #[cfg(feature = "deploy")]
 pub mod deploy;
@@ -17,6 +22,7 @@ pub mod error;
 pub mod format;
 pub mod ir;
 pub mod model;
+pub mod preprocess;
 pub mod tensor;
 
 pub use error::{Error, Result};

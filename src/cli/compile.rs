@@ -35,6 +35,12 @@ pub struct Args {
     /// A text file of class labels, one per line, stored in the model.
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Camera preprocessing recorded for `classify`: a preset (imagenet, efficientnet_lite0,
+    /// mobilenet, inception, mnist) or KEY=VALUE,... e.g. resize=256,crop=224,mean=127,std=128
+    /// (keys: resize, crop, mean, std, scale, pad, fit=crop|letterbox|stretch, interp=bilinear|area,
+    /// color=rgb|bgr|gray, layout=nchw|nhwc; mean/std per channel as 123.7/116.3/103.5).
+    #[arg(long, value_name = "SPEC", value_parser = parse_preprocess)]
+    preprocess: Option<edgefuse_runtime::preprocess::PreprocessSpec>,
     /// Skip fusion and the other rewrite rules (for debugging).
     #[arg(long)]
     no_fuse: bool,
@@ -68,6 +74,10 @@ enum CalibrationMethod {
     Minmax,
     Percentile,
     Entropy,
+}
+
+fn parse_preprocess(s: &str) -> Result<edgefuse_runtime::preprocess::PreprocessSpec, String> {
+    edgefuse_runtime::preprocess::PreprocessSpec::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_input(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -112,6 +122,7 @@ pub fn run(a: Args) -> Result<()> {
         precision,
         input_shapes: a.inputs,
         labels,
+        preprocess: a.preprocess.clone(),
         no_fuse: a.no_fuse,
         quant,
     };
@@ -128,6 +139,14 @@ pub fn run(a: Args) -> Result<()> {
         {
             println!("{note}");
         }
+    }
+    if let Some(spec) = &a.preprocess {
+        let g = model.graph();
+        if g.inputs.len() != 1 {
+            anyhow::bail!("--preprocess: the model has {} inputs; preprocessing feeds a model with one image input", g.inputs.len());
+        }
+        edgefuse_runtime::preprocess::Target::for_input(spec, &g.tensors[g.inputs[0]])
+            .context("--preprocess does not fit the model input")?;
     }
     edgefuse_runtime::format::write_file(&a.output, &bytes)?;
     let src = std::fs::metadata(&a.model).map(|m| m.len()).unwrap_or(0);

@@ -58,6 +58,7 @@ pub fn run(a: Args) -> Result<()> {
             "nodes": nodes,
             "provenance": meta.provenance,
             "labels": meta.labels.as_ref().map(|l| l.len()),
+            "preprocess": meta.preprocess.as_ref().map(|p| p.to_string()),
             "plan_error": plan.as_ref().err().map(|e| e.to_string()),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -133,6 +134,12 @@ pub fn run(a: Args) -> Result<()> {
         .count();
     if f16 > 0 {
         println!("weights    {f16} tensors stored as f16, widened to f32 on load");
+    }
+    if let Some(p) = &meta.preprocess {
+        match &p.preset {
+            Some(name) => println!("preprocess {name}: {p}"),
+            None => println!("preprocess {p}"),
+        }
     }
     if let Some(l) = &meta.labels {
         println!(

@@ -5,6 +5,7 @@ mod agent;
 mod bench;
 mod boards;
 mod bundle;
+mod classify;
 #[cfg(feature = "compiler")]
 mod compile;
 mod flash;
@@ -31,7 +32,8 @@ use clap::{Parser, Subcommand};
         edgefuse compile model.onnx -o model.efm          # on the host\n  \
         edgefuse inspect model.efm                        # what is inside\n  \
         edgefuse run model.efm --input x=x.npy --output-dir out/\n  \
-        edgefuse bench model.efm                          # latency and memory"
+        edgefuse bench model.efm                          # latency and memory\n  \
+        edgefuse classify model.efm --source /dev/video0  # camera → labels"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +47,7 @@ enum Command {
     Inspect(inspect::Args),
     Run(run::Args),
     Bench(bench::Args),
+    Classify(classify::Args),
     Boards(boards::Args),
     Keygen(keygen::Args),
     Bundle(bundle::Args),
@@ -64,6 +67,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a)?,
         Command::Run(a) => run::run(a)?,
         Command::Bench(a) => bench::run(a)?,
+        Command::Classify(a) => classify::run(a)?,
         Command::Boards(a) => boards::run(a)?,
         Command::Keygen(a) => keygen::run(a)?,
         Command::Bundle(a) => bundle::run(a)?,
@@ -115,6 +119,7 @@ pub(crate) enum Backend {
     Cuda,
 }
 
+/// The one place that decides which backend a command gets (`run`, `bench`, `classify`).
 pub(crate) fn check_backend(b: Backend) -> Result<()> {
     if b == Backend::Cuda {
         anyhow::bail!(
@@ -122,6 +127,16 @@ pub(crate) fn check_backend(b: Backend) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Reads a labels file: one label per line.
+pub(crate) fn read_labels(path: &std::path::Path) -> Result<Vec<String>> {
+    use anyhow::Context;
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading labels {}", path.display()))?
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect())
 }
 
 /// Output file stem for a tensor name: characters outside [A-Za-z0-9_.-] become '_'.

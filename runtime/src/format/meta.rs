@@ -58,7 +58,7 @@ pub struct Meta {
     pub provenance: Provenance,
     /// Input preprocessing spec recorded by `compile --preprocess` (camera path), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preprocess: Option<serde_json::Value>,
+    pub preprocess: Option<crate::preprocess::PreprocessSpec>,
     /// Class labels recorded by `compile --labels`, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,

@@ -1,0 +1,100 @@
+//! An image file or a folder of images (PNG, JPEG, BMP), decoded with the `image` crate into
+//! RGB24 frames. A file that does not decode is an error for that frame; the folder goes on.
+
+use std::path::{Path, PathBuf};
+
+use super::{Frame, FrameSource, PixelFormat};
+use crate::{Error, Result};
+
+const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp"];
+
+/// Whether the path has an image extension this source reads.
+pub fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// One image, or every image in a folder (sorted by name), once each.
+pub struct ImageSource {
+    what: String,
+    files: Vec<PathBuf>,
+    next: usize,
+}
+
+impl ImageSource {
+    pub fn file(path: &Path) -> Result<ImageSource> {
+        Ok(ImageSource {
+            what: path.display().to_string(),
+            files: vec![path.to_path_buf()],
+            next: 0,
+        })
+    }
+
+    pub fn folder(dir: &Path) -> Result<ImageSource> {
+        let io = |e| Error::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_image(p))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::invalid(format!(
+                "--source {}: the folder has no .png, .jpg or .bmp images",
+                dir.display()
+            )));
+        }
+        Ok(ImageSource {
+            what: dir.display().to_string(),
+            files,
+            next: 0,
+        })
+    }
+
+    /// The file the last frame came from.
+    pub fn current(&self) -> Option<&Path> {
+        self.next.checked_sub(1).map(|i| self.files[i].as_path())
+    }
+}
+
+/// Decodes one image file into an RGB24 frame.
+pub fn load(path: &Path, frame: &mut Frame) -> Result<()> {
+    let img = image::open(path)
+        .map_err(|e| Error::invalid(format!("{}: cannot decode the image: {e}", path.display())))?
+        .into_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    frame.data.clear();
+    frame.data.extend_from_slice(img.as_raw());
+    frame.format = PixelFormat::Rgb24;
+    (frame.width, frame.height, frame.stride) = (w, h, w * 3);
+    Ok(())
+}
+
+impl FrameSource for ImageSource {
+    fn describe(&self) -> String {
+        if self.files.len() == 1 {
+            self.what.clone()
+        } else {
+            format!("{} ({} images)", self.what, self.files.len())
+        }
+    }
+
+    fn next_frame(&mut self, frame: &mut Frame) -> Result<bool> {
+        let Some(path) = self.files.get(self.next) else {
+            return Ok(false);
+        };
+        frame.index = self.next as u64;
+        self.next += 1;
+        load(path, frame)?;
+        Ok(true)
+    }
+
+    fn rewind(&mut self) -> bool {
+        self.next = 0;
+        true
+    }
+}

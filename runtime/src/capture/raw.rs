@@ -1,0 +1,210 @@
+//! A raw frame file: frames of one format and size back to back, named `PATH[:FMT]:WxH`
+//! (format from the extension when not given: `frames.yuyv:1920x1080`). MJPEG files hold
+//! concatenated JPEGs. A short last frame is an error for that frame, then the stream ends.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use super::{Frame, FrameSource, PixelFormat};
+use crate::{Error, Result};
+
+/// A parsed raw-file source name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSpec {
+    pub path: PathBuf,
+    pub format: PixelFormat,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl RawSpec {
+    /// `Ok(None)` when `spec` does not end in `:WxH` (so it is not meant as a raw file).
+    pub fn parse(spec: &str) -> Result<Option<RawSpec>> {
+        let Some((rest, size)) = spec.rsplit_once(':') else {
+            return Ok(None);
+        };
+        let Some((width, height)) = super::parse_size(size) else {
+            return Ok(None);
+        };
+        let (path, format) = match rest.rsplit_once(':') {
+            Some((p, f)) if f.parse::<PixelFormat>().is_ok() => (p, f.parse()?),
+            _ => {
+                let ext = std::path::Path::new(rest)
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("");
+                let format = ext.parse::<PixelFormat>().map_err(|_| {
+                    Error::invalid(format!(
+                        "--source {spec}: cannot tell the pixel format from \".{ext}\"; name it: {rest}:yuyv:{width}x{height} (yuyv, uyvy, nv12, mjpeg, rgb24, bgr24, grey)"
+                    ))
+                })?;
+                (rest, format)
+            }
+        };
+        if width == 0 || height == 0 {
+            return Err(Error::invalid(format!("--source {spec}: empty frame size")));
+        }
+        Ok(Some(RawSpec {
+            path: PathBuf::from(path),
+            format,
+            width,
+            height,
+        }))
+    }
+}
+
+enum Body {
+    /// Fixed-size frames read one at a time.
+    Fixed { reader: BufReader<File>, frame_len: usize },
+    /// Concatenated JPEGs, split at start-of-image markers.
+    Jpegs { data: Vec<u8>, starts: Vec<usize> },
+}
+
+pub struct RawSource {
+    spec: RawSpec,
+    body: Body,
+    next: u64,
+    done: bool,
+}
+
+impl RawSource {
+    pub fn open(spec: RawSpec) -> Result<RawSource> {
+        let io = |e| Error::Io {
+            path: spec.path.clone(),
+            source: e,
+        };
+        let body = match spec.format.frame_len(spec.format.min_stride(spec.width), spec.height) {
+            Some(frame_len) => Body::Fixed {
+                reader: BufReader::with_capacity(1 << 20, File::open(&spec.path).map_err(io)?),
+                frame_len,
+            },
+            None => {
+                let data = std::fs::read(&spec.path).map_err(io)?;
+                let starts = jpeg_starts(&data);
+                Body::Jpegs { data, starts }
+            }
+        };
+        Ok(RawSource {
+            spec,
+            body,
+            next: 0,
+            done: false,
+        })
+    }
+}
+
+/// Offsets of each JPEG in concatenated JPEG data: an SOI marker at the start or right after an EOI.
+fn jpeg_starts(d: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    if d.is_empty() {
+        return starts;
+    }
+    starts.push(0);
+    let mut i = 2;
+    while i + 3 < d.len() {
+        if d[i] == 0xFF && d[i + 1] == 0xD9 && d[i + 2] == 0xFF && d[i + 3] == 0xD8 {
+            starts.push(i + 2);
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    starts
+}
+
+impl FrameSource for RawSource {
+    fn describe(&self) -> String {
+        format!(
+            "{} ({} {}x{})",
+            self.spec.path.display(),
+            self.spec.format,
+            self.spec.width,
+            self.spec.height
+        )
+    }
+
+    fn next_frame(&mut self, frame: &mut Frame) -> Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        frame.format = self.spec.format;
+        (frame.width, frame.height) = (self.spec.width, self.spec.height);
+        frame.stride = self.spec.format.min_stride(self.spec.width);
+        frame.index = self.next;
+        self.next += 1;
+        match &mut self.body {
+            Body::Fixed { reader, frame_len } => {
+                frame.data.resize(*frame_len, 0);
+                let mut got = 0;
+                while got < *frame_len {
+                    match reader.read(&mut frame.data[got..]) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            return Err(Error::Io {
+                                path: self.spec.path.clone(),
+                                source: e,
+                            })
+                        }
+                    }
+                }
+                if got == 0 {
+                    self.done = true;
+                    return Ok(false);
+                }
+                if got < *frame_len {
+                    self.done = true;
+                    frame.data.truncate(got);
+                    return Err(Error::invalid(format!(
+                        "{}: frame {}: short frame: {got} of {frame_len} bytes",
+                        self.spec.path.display(),
+                        frame.index
+                    )));
+                }
+            }
+            Body::Jpegs { data, starts } => {
+                let k = frame.index as usize;
+                let Some(&start) = starts.get(k) else {
+                    self.done = true;
+                    return Ok(false);
+                };
+                let end = starts.get(k + 1).copied().unwrap_or(data.len());
+                frame.data.clear();
+                frame.data.extend_from_slice(&data[start..end]);
+            }
+        }
+        Ok(true)
+    }
+
+    fn rewind(&mut self) -> bool {
+        self.next = 0;
+        self.done = false;
+        match &mut self.body {
+            Body::Fixed { reader, .. } => reader.seek(SeekFrom::Start(0)).is_ok(),
+            Body::Jpegs { .. } => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_specs_parse() {
+        let s = RawSpec::parse("clip/frames.yuyv:1920x1080").unwrap().unwrap();
+        assert_eq!((s.format, s.width, s.height), (PixelFormat::Yuyv, 1920, 1080));
+        let s = RawSpec::parse("x.bin:nv12:64x48").unwrap().unwrap();
+        assert_eq!((s.path.to_str().unwrap(), s.format), ("x.bin", PixelFormat::Nv12));
+        assert!(RawSpec::parse("photo.png").unwrap().is_none());
+        assert!(RawSpec::parse("x.bin:64x48").unwrap_err().to_string().contains("pixel format"));
+    }
+
+    #[test]
+    fn jpegs_split_at_markers() {
+        let d = [0xFF, 0xD8, 1, 2, 0xFF, 0xD9, 0xFF, 0xD8, 3, 0xFF, 0xD9];
+        assert_eq!(jpeg_starts(&d), vec![0, 6]);
+    }
+}

@@ -1,0 +1,365 @@
+//! The fused CPU step: frame bytes in, model input out, in one pass. For each output row it
+//! gathers only the source pixels the resampling taps name, converts them to RGB (`pixel`),
+//! accumulates them with the tap weights, normalises, and stores in the input's layout and
+//! element type. Rows are split across threads with `rayon::join`; every buffer is sized when
+//! the frame size changes, so a stream of same-sized frames allocates nothing (MJPEG decoding
+//! aside).
+
+use std::ops::Range;
+
+use half::f16;
+
+use super::geometry::{Axis, Geometry};
+use super::pixel::{self, Quant, Store};
+use super::spec::{Color, Layout, PreprocessSpec};
+use crate::capture::decode::Decoder;
+use crate::capture::{Frame, PixelFormat};
+use crate::ir::TensorInfo;
+use crate::{DType, Error, Result};
+
+/// Shape and element type of the model input the step writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub dtype: DType,
+    pub quant: Quant,
+}
+
+impl Target {
+    /// The target for a model input of rank 4 (`[1, C, H, W]` or `[1, H, W, C]` per the layout).
+    pub fn for_input(spec: &PreprocessSpec, info: &TensorInfo) -> Result<Target> {
+        let s = &info.shape;
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "input \"{}\" {} {:?}: {why}",
+                info.name, info.dtype, info.shape
+            ))
+        };
+        if s.len() != 4 || s[0] != 1 {
+            return Err(bad("preprocessing needs a [1, C, H, W] or [1, H, W, C] input"));
+        }
+        let (c, h, w) = match spec.layout {
+            Layout::Nchw => (s[1], s[2], s[3]),
+            Layout::Nhwc => (s[3], s[1], s[2]),
+        };
+        if c != spec.channels() {
+            return Err(bad(&format!(
+                "has {c} channels but the preprocessing (color={}, layout={}) makes {}",
+                match spec.color {
+                    Color::Gray => "gray",
+                    Color::Rgb => "rgb",
+                    Color::Bgr => "bgr",
+                },
+                if spec.layout == Layout::Nchw { "nchw" } else { "nhwc" },
+                spec.channels()
+            )));
+        }
+        if let Some((cw, ch)) = spec.crop {
+            if (cw as usize, ch as usize) != (w, h) {
+                return Err(bad(&format!(
+                    "is {w}x{h} but the preprocessing crops {cw}x{ch}"
+                )));
+            }
+        }
+        if !matches!(info.dtype, DType::F32 | DType::F16 | DType::U8 | DType::I8) {
+            return Err(bad("preprocessing writes f32, f16, u8 or i8 inputs only"));
+        }
+        let quant = match &info.quant {
+            Some(q) if !q.scale.is_empty() => Quant {
+                scale: q.scale[0],
+                zero_point: q.zero_point.first().copied().unwrap_or(0) as f32,
+            },
+            _ => Quant::default(),
+        };
+        Ok(Target {
+            width: w,
+            height: h,
+            channels: c,
+            dtype: info.dtype,
+            quant,
+        })
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.width * self.height * self.channels * self.dtype.size()
+    }
+}
+
+/// Per-thread buffers, one output row wide.
+struct Scratch {
+    raw: [Vec<f32>; 3],
+    acc: [Vec<f32>; 3],
+}
+
+/// A preprocessing step ready to run: the spec, the target, and the tap tables for the
+/// current frame size (rebuilt when it changes).
+pub struct CpuPreprocessor {
+    spec: PreprocessSpec,
+    target: Target,
+    geometry: Option<Geometry>,
+    scratch: Vec<Scratch>,
+    threads: usize,
+    decoder: Decoder,
+    /// `x * scale + bias` per output channel, and the padding value per output channel.
+    scale: [f32; 3],
+    bias: [f32; 3],
+}
+
+impl CpuPreprocessor {
+    pub fn new(spec: PreprocessSpec, target: Target) -> Result<CpuPreprocessor> {
+        spec.validate()?;
+        let mut scale = [1.0; 3];
+        let mut bias = [0.0; 3];
+        for c in 0..target.channels.min(3) {
+            let (m, s) = spec.mean_std(c);
+            (scale[c], bias[c]) = pixel::norm_coeffs(m, s);
+        }
+        Ok(CpuPreprocessor {
+            spec,
+            target,
+            geometry: None,
+            scratch: Vec::new(),
+            threads: rayon::current_num_threads().clamp(1, 8),
+            decoder: Decoder::default(),
+            scale,
+            bias,
+        })
+    }
+
+    /// Threads used per frame (default: rayon's pool size, at most 8).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+        self.scratch.clear();
+    }
+
+    pub fn spec(&self) -> &PreprocessSpec {
+        &self.spec
+    }
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Preprocesses one frame into `out` (the model input's bytes, aligned for its element
+    /// type). A bad frame (short, wrong size, corrupt JPEG) is an error for that frame only.
+    pub fn run(&mut self, frame: &Frame, out: &mut [u8]) -> Result<()> {
+        frame.check()?;
+        if out.len() != self.target.byte_len() {
+            return Err(Error::invalid(format!(
+                "preprocess: output buffer is {} bytes, the input needs {}",
+                out.len(),
+                self.target.byte_len()
+            )));
+        }
+        let frame = if frame.format == PixelFormat::Mjpeg {
+            self.decoder.decode(frame)?
+        } else {
+            frame
+        };
+        let (w, h) = (frame.width, frame.height);
+        if self.geometry.as_ref().map(|g| g.src) != Some((w, h)) {
+            self.geometry = Some(Geometry::new(&self.spec, w, h, self.target.width, self.target.height)?);
+        }
+        if self.scratch.len() != self.threads || self.scratch[0].acc[0].len() != self.target.width {
+            let row = || [0, 1, 2].map(|_| vec![0f32; self.target.width]);
+            self.scratch = (0..self.threads).map(|_| Scratch { raw: row(), acc: row() }).collect();
+        }
+        let ctx = Ctx {
+            frame,
+            geo: self.geometry.as_ref().expect("set above"),
+            spec: &self.spec,
+            t: self.target,
+            scale: self.scale,
+            bias: self.bias,
+        };
+        let misaligned = || Error::invalid("preprocess: output buffer is not aligned for the input's element type");
+        match self.target.dtype {
+            DType::F32 => ctx.start(bytemuck::try_cast_slice_mut::<u8, f32>(out).map_err(|_| misaligned())?, &mut self.scratch),
+            DType::F16 => ctx.start(bytemuck::try_cast_slice_mut::<u8, f16>(out).map_err(|_| misaligned())?, &mut self.scratch),
+            DType::U8 => ctx.start(out, &mut self.scratch),
+            DType::I8 => ctx.start(bytemuck::cast_slice_mut::<u8, i8>(out), &mut self.scratch),
+            other => return Err(Error::invalid(format!("preprocess: cannot write {other} inputs"))),
+        }
+        Ok(())
+    }
+}
+
+/// Everything one frame's rows need, shared by the threads.
+struct Ctx<'a> {
+    frame: &'a Frame,
+    geo: &'a Geometry,
+    spec: &'a PreprocessSpec,
+    t: Target,
+    scale: [f32; 3],
+    bias: [f32; 3],
+}
+
+impl Ctx<'_> {
+    /// Elements of one output row in each part: NCHW has one plane per channel, NHWC one part.
+    fn row_len(&self) -> usize {
+        match self.spec.layout {
+            Layout::Nchw => self.t.width,
+            Layout::Nhwc => self.t.width * self.t.channels,
+        }
+    }
+
+    fn start<T: Store>(&self, out: &mut [T], scratch: &mut [Scratch]) {
+        let plane = self.t.width * self.t.height;
+        let (p0, rest) = out.split_at_mut(if self.spec.layout == Layout::Nchw { plane } else { out.len() });
+        let (p1, p2) = rest.split_at_mut(rest.len().min(plane));
+        self.rows(0..self.t.height, [p0, p1, p2], scratch);
+    }
+
+    /// Splits rows (and the matching slices of each output part) across the scratch buffers.
+    fn rows<T: Store>(&self, rows: Range<usize>, parts: [&mut [T]; 3], scratch: &mut [Scratch]) {
+        if scratch.len() <= 1 || rows.len() < 8 {
+            let mut parts = parts;
+            for (k, oy) in rows.enumerate() {
+                self.row(oy, k, &mut parts, &mut scratch[0]);
+            }
+            return;
+        }
+        let half = scratch.len() / 2;
+        let mid = rows.start + rows.len() * half / scratch.len();
+        let (sa, sb) = scratch.split_at_mut(half);
+        let at = (mid - rows.start) * self.row_len();
+        let [a0, a1, a2] = parts.map(|p| {
+            let n = at.min(p.len());
+            p.split_at_mut(n)
+        });
+        rayon::join(
+            || self.rows(rows.start..mid, [a0.0, a1.0, a2.0], sa),
+            || self.rows(mid..rows.end, [a0.1, a1.1, a2.1], sb),
+        );
+    }
+
+    /// Output row `oy`, written at row `k` of `parts`.
+    fn row<T: Store>(&self, oy: usize, k: usize, parts: &mut [&mut [T]; 3], s: &mut Scratch) {
+        let w = self.t.width;
+        let (gx, gy) = (&self.geo.x, &self.geo.y);
+        let cols = gx.inside.clone();
+        for a in &mut s.acc {
+            a[..w].fill(self.spec.pad);
+        }
+        if gy.inside.contains(&oy) {
+            for a in &mut s.acc {
+                a[cols.clone()].fill(0.0);
+            }
+            for ky in 0..gy.taps {
+                let wy = gy.w[ky * gy.n + oy];
+                if wy == 0.0 {
+                    continue;
+                }
+                let sy = gy.idx[ky * gy.n + oy] as usize;
+                for kx in 0..gx.taps {
+                    self.gather(sy, gx, kx, cols.clone(), &mut s.raw);
+                    let wx = &gx.w[kx * gx.n..][cols.clone()];
+                    let [r0, r1, r2] = &s.raw;
+                    let [a0, a1, a2] = &mut s.acc;
+                    let n = cols.len();
+                    let (a0, a1, a2) = (&mut a0[cols.clone()], &mut a1[cols.clone()], &mut a2[cols.clone()]);
+                    for j in 0..n {
+                        let f = wy * wx[j];
+                        a0[j] += f * r0[j];
+                        a1[j] += f * r1[j];
+                        a2[j] += f * r2[j];
+                    }
+                }
+            }
+        }
+        self.store(k, parts, &s.acc);
+    }
+
+    /// Gathers tap `kx` of columns `cols` on source row `sy` as RGB in 0..255 into `raw[c][..n]`.
+    fn gather(&self, sy: usize, gx: &Axis, kx: usize, cols: Range<usize>, raw: &mut [Vec<f32>; 3]) {
+        let f = self.frame;
+        let d = &f.data[..];
+        let xs = &gx.idx[kx * gx.n..][cols];
+        let n = xs.len();
+        let [r, g, b] = raw;
+        let (r, g, b) = (&mut r[..n], &mut g[..n], &mut b[..n]);
+        let line = sy * f.stride;
+        match f.format {
+            PixelFormat::Yuyv | PixelFormat::Uyvy => {
+                let (yo, uo, vo) = if f.format == PixelFormat::Yuyv { (0, 1, 3) } else { (1, 0, 2) };
+                let row = &d[line..line + f.format.min_stride(f.width)];
+                for (j, &x) in xs.iter().enumerate() {
+                    let x = x as usize;
+                    let pair = (x & !1) * 2;
+                    r[j] = row[2 * x + yo] as f32;
+                    g[j] = row[pair + uo] as f32;
+                    b[j] = row[pair + vo] as f32;
+                }
+                pixel::yuv_planes_to_rgb(r, g, b);
+            }
+            PixelFormat::Nv12 => {
+                let luma = &d[line..line + f.width];
+                let c = f.stride * f.height + (sy / 2) * f.stride;
+                let chroma = &d[c..c + f.width.div_ceil(2) * 2];
+                for (j, &x) in xs.iter().enumerate() {
+                    let x = x as usize;
+                    r[j] = luma[x] as f32;
+                    g[j] = chroma[x & !1] as f32;
+                    b[j] = chroma[(x & !1) + 1] as f32;
+                }
+                pixel::yuv_planes_to_rgb(r, g, b);
+            }
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => {
+                let (ro, bo) = if f.format == PixelFormat::Rgb24 { (0, 2) } else { (2, 0) };
+                let row = &d[line..line + 3 * f.width];
+                for (j, &x) in xs.iter().enumerate() {
+                    let p = &row[3 * x as usize..3 * x as usize + 3];
+                    r[j] = p[ro] as f32;
+                    g[j] = p[1] as f32;
+                    b[j] = p[bo] as f32;
+                }
+            }
+            PixelFormat::Grey => {
+                let row = &d[line..line + f.width];
+                for (j, &x) in xs.iter().enumerate() {
+                    let v = row[x as usize] as f32;
+                    (r[j], g[j], b[j]) = (v, v, v);
+                }
+            }
+            PixelFormat::Mjpeg => unreachable!("MJPEG frames are decoded before sampling"),
+        }
+    }
+
+    /// Colour order or gray, normalisation, layout and element type for output row `k`.
+    fn store<T: Store>(&self, k: usize, parts: &mut [&mut [T]; 3], acc: &[Vec<f32>; 3]) {
+        let w = self.t.width;
+        let q = self.t.quant;
+        let (sc, bi) = (self.scale, self.bias);
+        let src: [&[f32]; 3] = match self.spec.color {
+            Color::Rgb | Color::Gray => [&acc[0][..w], &acc[1][..w], &acc[2][..w]],
+            Color::Bgr => [&acc[2][..w], &acc[1][..w], &acc[0][..w]],
+        };
+        match (self.spec.layout, self.spec.color) {
+            (Layout::Nchw, Color::Gray) | (Layout::Nhwc, Color::Gray) => {
+                let out = &mut parts[0][k * w..(k + 1) * w];
+                let [lr, lg, lb] = pixel::LUMA;
+                for j in 0..w {
+                    let v = lr * src[0][j] + lg * src[1][j] + lb * src[2][j];
+                    out[j] = T::store(v * sc[0] + bi[0], q);
+                }
+            }
+            (Layout::Nchw, _) => {
+                for c in 0..3 {
+                    let out = &mut parts[c][k * w..(k + 1) * w];
+                    for j in 0..w {
+                        out[j] = T::store(src[c][j] * sc[c] + bi[c], q);
+                    }
+                }
+            }
+            (Layout::Nhwc, _) => {
+                let out = &mut parts[0][k * w * 3..(k + 1) * w * 3];
+                for j in 0..w {
+                    for c in 0..3 {
+                        out[3 * j + c] = T::store(src[c][j] * sc[c] + bi[c], q);
+                    }
+                }
+            }
+        }
+    }
+}
