@@ -5,14 +5,19 @@
 //! - [`tensor`]: owned tensors and borrowed views used at the API boundary and while folding.
 //! - [`board`]: board profiles (`boards/*.toml`, built in).
 //! - [`cpu`]: the CPU backend: a static plan, one arena, one kernel per node.
+//! - `cuda` (feature `cuda`): the CUDA backend: the same plan on a GPU, CUDA graphs, CPU fallback.
+//! - [`engine`]: picks a backend (`auto`, `cpu`, `cuda`) and runs either behind one type.
 //! - `deploy` (feature `deploy`): signed bundles, the A/B slot store and agent, `ActiveModel`.
 //!
 //! Boundary: this crate never depends on the compiler or on tract; the device binary links it alone.
 
 pub mod board;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 #[cfg(feature = "deploy")]
 pub mod deploy;
+pub mod engine;
 pub mod error;
 pub mod format;
 pub mod ir;
