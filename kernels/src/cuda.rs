@@ -35,6 +35,10 @@ pub const SOURCES: &[Source] = &[
         code: include_str!("../cuda/shape.cu"),
     },
     Source {
+        name: "quant",
+        code: include_str!("../cuda/quant.cu"),
+    },
+    Source {
         name: "recurrent",
         code: include_str!("../cuda/recurrent.cu"),
     },

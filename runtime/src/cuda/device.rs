@@ -223,9 +223,11 @@ impl DeviceBuffer {
         // SAFETY: a plain allocation of at least one byte; freed exactly once in Drop.
         let ptr = unsafe { dr::malloc_sync(len.max(1)) }
             .map_err(|e| cuda_err(&format!("allocating {len} bytes on the GPU"), e))?;
+        let b = DeviceBuffer { ptr, len };
         // SAFETY: `ptr` covers `len.max(1)` bytes.
         unsafe { dr::memset_d8_sync(ptr, 0, len.max(1)) }.map_err(|e| cuda_err("memset", e))?;
-        Ok(DeviceBuffer { ptr, len })
+        dev.ctx.synchronize().map_err(|e| cuda_err("memset", e))?;
+        Ok(b)
     }
 
     /// Uploads `bytes` (synchronously: load time only).
@@ -234,6 +236,10 @@ impl DeviceBuffer {
         if !bytes.is_empty() {
             // SAFETY: the buffer holds `bytes.len()` bytes.
             unsafe { dr::memcpy_htod_sync(b.ptr, bytes) }
+                .map_err(|e| cuda_err("uploading weights", e))?;
+            // The copy ran on the legacy stream; finish it before any other stream reads.
+            dev.ctx
+                .synchronize()
                 .map_err(|e| cuda_err("uploading weights", e))?;
         }
         Ok(b)

@@ -13,6 +13,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use cudarc::driver::{result as dr, sys as ds, CudaGraph};
+use smallvec::SmallVec;
 
 use super::device::{cuda_err, Device, DeviceBuffer, HostBuffer};
 use super::ops::{self, BuildCtx, CudaKernel, Io};
@@ -136,6 +137,11 @@ impl CudaSession {
                 }
             }
         }
+
+        // The uploads above ran on the legacy stream: finish them before our stream reads.
+        dev.ctx
+            .synchronize()
+            .map_err(|e| cuda_err("uploading weights", e))?;
 
         // Kernels (GPU, else CPU), then the plan with the largest scratch either needs.
         let mut placements = super::placement::placements(graph);
@@ -488,12 +494,15 @@ impl CudaSession {
         else {
             return Ok(());
         };
+        let stream = self.dev.cu_stream();
         let host = self.host.as_mut_slice();
         for &(dev, off, len) in to_host {
-            // SAFETY: the device address holds `len` bytes; the stream is idle.
-            unsafe { dr::memcpy_dtoh_sync(&mut host[off..off + len], dev) }
+            // SAFETY: the device address holds `len` bytes; the copy is ordered on the session's
+            // stream and completes before the synchronisation below.
+            unsafe { dr::memcpy_dtoh_async(&mut host[off..off + len], dev, stream) }
                 .map_err(|e| cuda_err("copying a CPU node's input down", e))?;
         }
+        self.dev.synchronize()?;
         let graph = self.model.graph();
         let n = &graph.nodes[*node];
         let base = host.as_mut_ptr();
@@ -507,7 +516,7 @@ impl CudaSession {
                 },
             }
         };
-        let ins: Vec<TensorView> = n
+        let ins: SmallVec<[TensorView; 8]> = n
             .inputs
             .iter()
             .map(|&t| TensorView {
@@ -516,7 +525,7 @@ impl CudaSession {
                 data: view_of(t),
             })
             .collect();
-        let mut outs: Vec<TensorViewMut> = n
+        let mut outs: SmallVec<[TensorViewMut; 4]> = n
             .outputs
             .iter()
             .map(|&t| {
@@ -546,8 +555,10 @@ impl CudaSession {
         drop(outs);
         let host = self.host.as_slice();
         for &(dev, off, len) in to_device {
-            // SAFETY: the device address holds `len` bytes; copies are synchronous.
-            unsafe { dr::memcpy_htod_sync(dev, &host[off..off + len]) }
+            // SAFETY: the device address holds `len` bytes. From pageable memory the driver
+            // stages the bytes before returning, and the copy is ordered on the session's stream
+            // before the nodes that read it.
+            unsafe { dr::memcpy_htod_async(dev, &host[off..off + len], stream) }
                 .map_err(|e| cuda_err("copying a CPU node's output up", e))?;
         }
         Ok(())

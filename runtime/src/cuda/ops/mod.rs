@@ -9,6 +9,7 @@
 pub mod elementwise;
 pub mod linalg;
 pub mod nn;
+pub mod quant;
 pub mod recurrent;
 pub mod reduce;
 pub mod shape;
@@ -73,6 +74,8 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
         Op::Pad(_) => shape::pad::supports(inputs),
         Op::Lstm(o) => recurrent::lstm::supports(o, inputs, outputs),
         Op::Gru(o) => recurrent::gru::supports(o, inputs, outputs),
+        Op::QuantizeLinear(o) => quant::quantize::supports(o, inputs),
+        Op::DequantizeLinear(_) => quant::dequantize::supports(inputs),
         other => Err(format!("no CUDA kernel for {}", other.name())),
     }
 }
@@ -101,6 +104,8 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         Op::Pad(o) => shape::pad::build(o, b),
         Op::Lstm(o) => recurrent::lstm::build(o, b),
         Op::Gru(o) => recurrent::gru::build(o, b),
+        Op::QuantizeLinear(o) => quant::quantize::build(o, b),
+        Op::DequantizeLinear(o) => quant::dequantize::build(o, b),
         other => Err(crate::Error::Unsupported(format!(
             "no CUDA kernel for {}",
             other.name()
