@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod cuda;
 pub mod gemm;
 pub mod qgemm;
 pub mod movement;

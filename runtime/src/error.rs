@@ -28,6 +28,9 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
+    /// The CUDA backend: no usable GPU or library, or a driver error.
+    #[error("CUDA: {0}")]
+    Cuda(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,6 +8,8 @@
 //! - [`capture`]: frame sources (V4L2 behind feature `v4l`, image files and folders, raw frame
 //!   files, synthetic) and a capture thread; [`preprocess`]: frame → model input in one fused
 //!   step, per the spec in the `.efm`; [`classify`]: both around a session, with top-K.
+//! - `cuda` (feature `cuda`): the CUDA backend: the same plan on a GPU, CUDA graphs, CPU fallback.
+//! - [`engine`]: picks a backend (`auto`, `cpu`, `cuda`) and runs either behind one type.
 //! - `deploy` (feature `deploy`): signed bundles, the A/B slot store and agent, `ActiveModel`.
 //!
 //! Boundary: this crate never depends on the compiler or on tract; the device binary links it alone.
@@ -16,8 +18,11 @@ pub mod board;
 pub mod capture;
 pub mod classify;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 #[cfg(feature = "deploy")]
 pub mod deploy;
+pub mod engine;
 pub mod error;
 pub mod format;
 pub mod ir;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use edgefuse_runtime::cpu::Session;
 use edgefuse_runtime::{DType, Model, Tensor};
 use serde_json::json;
 
@@ -71,10 +70,9 @@ fn synthetic_input(dtype: DType, shape: &[usize]) -> Tensor {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    super::check_backend(a.backend)?;
     let t0 = Instant::now();
     let model = Model::load(&a.model)?;
-    let mut session = Session::new(model.clone(), super::session_options(a.threads))?;
+    let mut session = super::open_session(model.clone(), a.backend, a.threads)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let g = model.graph();
     for (i, &id) in g.inputs.iter().enumerate() {
@@ -97,17 +95,17 @@ pub fn run(a: Args) -> Result<()> {
     let peak = peak_rss_bytes();
     if a.json {
         let doc = json!({
-            "model": a.model.display().to_string(), "backend": "cpu", "threads": session.threads(),
+            "model": a.model.display().to_string(), "backend": session.backend_name(), "on": session.describe(), "threads": session.threads(),
             "iters": times.len(), "load_ms": load_ms, "first_run_ms": first_ms, "load_to_first_ms": load_to_first_ms,
             "median_ms": median, "p90_ms": p90, "p99_ms": p99, "min_ms": times[0],
-            "peak_rss_bytes": peak, "arena_bytes": session.plan().arena_bytes(),
+            "peak_rss_bytes": peak, "arena_bytes": session.arena_bytes(),
         });
         println!("{doc}");
     } else {
         println!(
-            "{} on cpu, {} thread(s), {} iterations",
+            "{} on {}, {} iterations",
             a.model.display(),
-            session.threads(),
+            session.describe(),
             times.len()
         );
         println!("load {load_ms:.2} ms, first run {first_ms:.2} ms (load to first result {load_to_first_ms:.2} ms)");
@@ -119,7 +117,7 @@ pub fn run(a: Args) -> Result<()> {
             println!(
                 "peak resident memory {:.1} MB (arena {:.2} MB)",
                 p as f64 / 1e6,
-                session.plan().arena_bytes() as f64 / 1e6
+                session.arena_bytes() as f64 / 1e6
             );
         }
     }

@@ -16,6 +16,40 @@ pub struct Args {
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    /// Show each node's placement on this backend: `cuda` lists which nodes have CUDA kernels
+    /// and which fall back to the CPU (decided from the file alone; no GPU needed).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: super::Backend,
+}
+
+/// Per node: where it runs on `backend`, and why when a CUDA run keeps it on the CPU.
+fn placements(
+    g: &edgefuse_runtime::ir::Graph,
+    backend: super::Backend,
+) -> Result<Vec<(&'static str, Option<String>)>> {
+    let cuda = match backend {
+        super::Backend::Cpu => false,
+        super::Backend::Cuda => true,
+        super::Backend::Auto => edgefuse_runtime::engine::cuda_status().is_ok(),
+    };
+    if !cuda {
+        return Ok(vec![("cpu", None); g.nodes.len()]);
+    }
+    #[cfg(feature = "cuda")]
+    {
+        use edgefuse_runtime::cuda::Placement;
+        Ok(edgefuse_runtime::cuda::placements(g)
+            .into_iter()
+            .map(|p| match p {
+                Placement::Gpu => ("cuda", None),
+                Placement::Cpu(why) => ("cpu", Some(why)),
+            })
+            .collect())
+    }
+    #[cfg(not(feature = "cuda"))]
+    anyhow::bail!(
+        "--backend cuda: this build of edgefuse has no CUDA backend (build with --features cuda)"
+    )
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -23,6 +57,7 @@ pub fn run(a: Args) -> Result<()> {
     let g = model.graph();
     let meta = model.meta();
     let plan = Session::new(model.clone(), SessionOptions { threads: 1 }).map(|s| s.plan().clone());
+    let placed = placements(g, a.backend)?;
     let mut op_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for n in &g.nodes {
         *op_counts.entry(n.op.name()).or_default() += 1;
@@ -36,7 +71,7 @@ pub fn run(a: Args) -> Result<()> {
         .enumerate()
         .map(|(k, n)| {
             let out = &g.tensors[n.outputs[0]];
-            json!({"index": k, "name": n.name, "op": n.op.name(), "backend": "cpu",
+            json!({"index": k, "name": n.name, "op": n.op.name(), "backend": placed[k].0, "fallback_reason": placed[k].1,
                    "precision": out.dtype, "output_shape": out.shape, "attrs": n.op})
         })
         .collect();
@@ -149,6 +184,14 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let counts: Vec<String> = op_counts.iter().map(|(o, n)| format!("{o} ×{n}")).collect();
+    if a.backend != super::Backend::Cpu {
+        let on_cpu = placed.iter().filter(|p| p.0 == "cpu").count();
+        println!(
+            "placement  {} of {} nodes on cuda, {on_cpu} on the cpu",
+            g.nodes.len() - on_cpu,
+            g.nodes.len()
+        );
+    }
     println!("ops        {} nodes: {}", g.nodes.len(), counts.join(", "));
     println!();
     println!(
@@ -159,12 +202,17 @@ pub fn run(a: Args) -> Result<()> {
         let out = &g.tensors[n.outputs[0]];
         let name: String = n.name.chars().take(28).collect();
         println!(
-            "{k:>4}  {:<18} {:<28} {:<5} {:<5} {:?}",
+            "{k:>4}  {:<18} {:<28} {:<5} {:<5} {:?}{}",
             n.op.name(),
             name,
-            "cpu",
+            placed[k].0,
             out.dtype.name(),
-            out.shape
+            out.shape,
+            placed[k]
+                .1
+                .as_ref()
+                .map(|w| format!("  ({w})"))
+                .unwrap_or_default()
         );
     }
     Ok(())

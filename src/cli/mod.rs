@@ -110,21 +110,32 @@ pub(crate) fn session_options(threads: Option<usize>) -> edgefuse_runtime::cpu::
     o
 }
 
-/// Backend selection shared by `run` and `bench`.
+/// Backend selection shared by `run`, `bench` and `classify`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Backend {
-    /// CUDA when this build has it and a GPU is present, else CPU.
+    /// CUDA when this build has it and a GPU is usable, else CPU (says which on stderr).
     Auto,
     Cpu,
     Cuda,
 }
 
-/// The one place that decides which backend a command gets (`run`, `bench`, `classify`).
+impl From<Backend> for edgefuse_runtime::engine::Backend {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Auto => Self::Auto,
+            Backend::Cpu => Self::Cpu,
+            Backend::Cuda => Self::Cuda,
+        }
+    }
+}
+
+/// Fails early, in one line, when `--backend cuda` cannot work here.
+#[allow(dead_code)]
 pub(crate) fn check_backend(b: Backend) -> Result<()> {
     if b == Backend::Cuda {
-        anyhow::bail!(
-            "--backend cuda: this build of edgefuse has no CUDA backend yet; use --backend cpu"
-        );
+        if let Err(why) = edgefuse_runtime::engine::cuda_status() {
+            anyhow::bail!("--backend cuda: {why}");
+        }
     }
     Ok(())
 }
@@ -137,6 +148,24 @@ pub(crate) fn read_labels(path: &std::path::Path) -> Result<Vec<String>> {
         .lines()
         .map(|l| l.trim_end().to_string())
         .collect())
+}
+
+/// Opens `model` on the chosen backend: the one place `run`, `bench` and `classify` pick it.
+/// With `auto`, says on stderr which backend was picked and why.
+pub(crate) fn open_session(
+    model: std::sync::Arc<edgefuse_runtime::Model>,
+    backend: Backend,
+    threads: Option<usize>,
+) -> Result<edgefuse_runtime::engine::Engine> {
+    let opts = edgefuse_runtime::engine::EngineOptions {
+        cpu: session_options(threads),
+        ..Default::default()
+    };
+    let (engine, note) = edgefuse_runtime::engine::Engine::open(model, backend.into(), &opts)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    Ok(engine)
 }
 
 /// Output file stem for a tensor name: characters outside [A-Za-z0-9_.-] become '_'.

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use edgefuse_runtime::cpu::Session;
 use edgefuse_runtime::Model;
 
 use super::Backend;
@@ -33,10 +32,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    super::check_backend(a.backend)?;
     let model = Model::load(&a.model)?;
     let g = model.graph();
-    let mut session = Session::new(model.clone(), super::session_options(a.threads))?;
+    let mut session = super::open_session(model.clone(), a.backend, a.threads)?;
     let mut given = vec![false; g.inputs.len()];
     for spec in &a.inputs {
         let (name, file) = match spec.split_once('=') {

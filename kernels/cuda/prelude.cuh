@@ -1,0 +1,65 @@
+// Prepended to every kernel source before NVRTC compiles it (no #include: NVRTC gets one string).
+// fp16 is handled as raw 16-bit storage converted with PTX cvt, so no cuda_fp16.h is needed.
+// Element loads and stores go through ld/st so each kernel is written once for f32 and f16.
+
+typedef unsigned short f16_t;
+typedef long long i64_t;
+
+#define MAX_RANK 6
+
+// Shapes and strides passed by value (the Rust side mirrors this struct, `Dims`).
+struct Dims {
+    i64_t d[MAX_RANK];
+};
+
+__device__ __forceinline__ float ld(const float* p, i64_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const f16_t* p, i64_t i) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i]));
+    return f;
+}
+__device__ __forceinline__ void st(float* p, i64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void st(f16_t* p, i64_t i, float v) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    p[i] = h;
+}
+
+// Activation codes shared with runtime/src/cuda/ops/elementwise/unary.rs (`act_code`).
+__device__ __forceinline__ float softplus_f(float x) {
+    return x > 20.0f ? x : log1pf(expf(x));
+}
+__device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+__device__ __forceinline__ float act_apply(int op, float x, float p0, float p1) {
+    switch (op) {
+    case 0: return x;                                   // Identity
+    case 1: return x > 0.0f ? x : 0.0f;                 // Relu
+    case 2: return sigmoid_f(x);                        // Sigmoid
+    case 3: return tanhf(x);                            // Tanh
+    case 4: return sqrtf(x);                            // Sqrt
+    case 5: return expf(x);                             // Exp
+    case 6: return logf(x);                             // Log
+    case 7: return -x;                                  // Neg
+    case 8: return fabsf(x);                            // Abs
+    case 9: return 1.0f / x;                            // Reciprocal
+    case 10: return floorf(x);                          // Floor
+    case 11: return ceilf(x);                           // Ceil
+    case 12: return rintf(x);                           // Round (half to even)
+    case 13: return erff(x);                            // Erf
+    case 14: return softplus_f(x);                      // Softplus
+    case 15: return x * sigmoid_f(x);                   // Swish
+    case 16: return x * tanhf(softplus_f(x));           // Mish
+    case 17: return x * fminf(fmaxf(x / 6.0f + 0.5f, 0.0f), 1.0f); // HardSwish
+    case 18: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); // Gelu
+    case 19: return fminf(fmaxf(x, p0), p1);            // Clip
+    case 20: return x >= 0.0f ? x : p0 * x;             // LeakyRelu
+    case 21: return x > 0.0f ? x : p0 * expm1f(x);      // Elu
+    case 22: return fminf(fmaxf(p0 * x + p1, 0.0f), 1.0f); // HardSigmoid
+    default: return x;
+    }
+}
+
+// Grid-stride loop over n elements.
+#define FOR_EACH(i, n) \
+    for (i64_t i = (i64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64_t)blockDim.x * gridDim.x)

@@ -1,0 +1,85 @@
+// Fused gate kernels of LSTM and GRU (ONNX semantics, default activations). Per step the host
+// side runs one GEMM for the recurrent term; these kernels do everything else for that step.
+// `xw` holds the input projection of this step for this direction, [B, G*H] with row stride
+// `xw_stride`; `hr` the recurrent projection h_{t-1} R^T, [B, G*H]; `bias` [2*G*H] (Wb then Rb) or
+// null. State h and c are [B, H]; `y` (may be null) receives h_t with row stride `y_stride`.
+
+// LSTM, gate order i, o, f, c. `peep` [3H] (i, o, f) or null; clip <= 0 means none.
+template <typename T>
+__device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bias, const T* peep,
+                           T* h, T* c, T* y, i64_t y_stride, i64_t batch, i64_t hidden, float clip,
+                           int input_forget) {
+    FOR_EACH(idx, batch * hidden) {
+        i64_t b = idx / hidden, j = idx % hidden, g = 4 * hidden;
+        const T* x = xw + b * xw_stride;
+        const T* r = hr + b * g;
+        float pre[4];
+        for (int q = 0; q < 4; ++q) {
+            float v = ld(x, q * hidden + j) + ld(r, q * hidden + j);
+            if (bias) v += ld(bias, q * hidden + j) + ld(bias, g + q * hidden + j);
+            if (clip > 0.0f) v = fminf(fmaxf(v, -clip), clip);
+            pre[q] = v;
+        }
+        float c_prev = ld(c, idx);
+        float pi = pre[0], po = pre[1], pf = pre[2];
+        if (peep) {
+            pi += ld(peep, j) * c_prev;
+            pf += ld(peep, 2 * hidden + j) * c_prev;
+        }
+        float ig = sigmoid_f(pi);
+        float fg = input_forget ? 1.0f - ig : sigmoid_f(pf);
+        float cn = fg * c_prev + ig * tanhf(pre[3]);
+        if (peep) po += ld(peep, hidden + j) * cn;
+        float hn = sigmoid_f(po) * tanhf(cn);
+        st(c, idx, cn);
+        st(h, idx, hn);
+        if (y) st(y, b * y_stride + j, hn);
+    }
+}
+
+// GRU with linear_before_reset = 1, gate order z, r, h:
+// h~ = tanh(xw_h + Wbh + r * (hr_h + Rbh)); h = (1 - z) * h~ + z * h_prev.
+template <typename T>
+__device__ void gru_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bias, T* h, T* y,
+                          i64_t y_stride, i64_t batch, i64_t hidden, float clip) {
+    FOR_EACH(idx, batch * hidden) {
+        i64_t b = idx / hidden, j = idx % hidden, g = 3 * hidden;
+        const T* x = xw + b * xw_stride;
+        const T* r = hr + b * g;
+        float wb[3] = {0.0f, 0.0f, 0.0f}, rb[3] = {0.0f, 0.0f, 0.0f};
+        if (bias) {
+            for (int q = 0; q < 3; ++q) {
+                wb[q] = ld(bias, q * hidden + j);
+                rb[q] = ld(bias, g + q * hidden + j);
+            }
+        }
+        float pz = ld(x, j) + wb[0] + ld(r, j) + rb[0];
+        float pr = ld(x, hidden + j) + wb[1] + ld(r, hidden + j) + rb[1];
+        if (clip > 0.0f) {
+            pz = fminf(fmaxf(pz, -clip), clip);
+            pr = fminf(fmaxf(pr, -clip), clip);
+        }
+        float z = sigmoid_f(pz), rg = sigmoid_f(pr);
+        float ph = ld(x, 2 * hidden + j) + wb[2] + rg * (ld(r, 2 * hidden + j) + rb[2]);
+        if (clip > 0.0f) ph = fminf(fmaxf(ph, -clip), clip);
+        float hn = (1.0f - z) * tanhf(ph) + z * ld(h, idx);
+        st(h, idx, hn);
+        if (y) st(y, b * y_stride + j, hn);
+    }
+}
+
+#define RECURRENT(T, S)                                                                              \
+    extern "C" __global__ void recurrent_lstm_gates_##S(                                             \
+        const T* xw, i64_t xw_stride, const T* hr, const T* bias, const T* peep, T* h, T* c, T* y,   \
+        i64_t y_stride, i64_t batch, i64_t hidden, float clip, int input_forget) {                   \
+        lstm_gates(xw, xw_stride, hr, bias, peep, h, c, y, y_stride, batch, hidden, clip,            \
+                   input_forget);                                                                    \
+    }                                                                                                \
+    extern "C" __global__ void recurrent_gru_gates_##S(const T* xw, i64_t xw_stride, const T* hr,    \
+                                                       const T* bias, T* h, T* y, i64_t y_stride,    \
+                                                       i64_t batch, i64_t hidden, float clip) {      \
+        gru_gates(xw, xw_stride, hr, bias, h, y, y_stride, batch, hidden, clip);                     \
+    }
+
+RECURRENT(float, f32)
+RECURRENT(f16_t, f16)

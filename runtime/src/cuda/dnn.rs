@@ -1,0 +1,325 @@
+//! cuDNN: the handle and a prepared 2-D convolution (1-D runs as height 1). fp32 uses FMA math
+//! (no TF32, so results match the CPU); fp16 uses tensor cores. Bias + ReLU run fused in
+//! `cudnnConvolutionBiasActivationForward`; other epilogues are our `elementwise_bias_act`.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use cudarc::cudnn::sys as cs;
+use cudarc::driver::CudaStream;
+
+use crate::tensor::DType;
+use crate::{Error, Result};
+
+/// Most workspace a convolution algorithm may ask for; faster ones needing more are skipped.
+const MAX_WORKSPACE: usize = 256 << 20;
+
+fn check(what: &str, s: cs::cudnnStatus_t) -> Result<()> {
+    if s == cs::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(Error::Cuda(format!("{what}: {s:?}")))
+    }
+}
+
+pub struct Dnn {
+    handle: cs::cudnnHandle_t,
+}
+
+// SAFETY: used by one session at a time (the session owns its Device).
+unsafe impl Send for Dnn {}
+// SAFETY: as above.
+unsafe impl Sync for Dnn {}
+
+impl Dnn {
+    pub fn new(stream: &Arc<CudaStream>) -> Result<Dnn> {
+        // SAFETY: only tries to dlopen the library.
+        if !unsafe { cs::is_culib_present() } {
+            return Err(Error::Cuda("libcudnn not found".into()));
+        }
+        let mut handle = std::ptr::null_mut();
+        // SAFETY: the library is present; the stream outlives the handle (Device owns both).
+        unsafe {
+            check("cudnnCreate", cs::cudnnCreate(&mut handle))?;
+            check(
+                "cudnnSetStream",
+                cs::cudnnSetStream(handle, stream.cu_stream() as cs::cudaStream_t),
+            )?;
+        }
+        Ok(Dnn { handle })
+    }
+}
+
+impl Drop for Dnn {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`, destroyed once.
+        let _ = unsafe { cs::cudnnDestroy(self.handle) };
+    }
+}
+
+/// Geometry of one convolution, NCHW, symmetric padding.
+#[derive(Debug, Clone)]
+pub struct ConvShape {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub group: usize,
+    pub pad: (usize, usize),
+    pub stride: (usize, usize),
+    pub dilation: (usize, usize),
+}
+
+/// Descriptors and the chosen algorithm of one convolution.
+pub struct ConvPlan {
+    x: cs::cudnnTensorDescriptor_t,
+    y: cs::cudnnTensorDescriptor_t,
+    bias: cs::cudnnTensorDescriptor_t,
+    w: cs::cudnnFilterDescriptor_t,
+    conv: cs::cudnnConvolutionDescriptor_t,
+    act: cs::cudnnActivationDescriptor_t,
+    algo: cs::cudnnConvolutionFwdAlgo_t,
+    pub workspace: usize,
+}
+
+// SAFETY: descriptors are plain host-side objects, only read after construction.
+unsafe impl Send for ConvPlan {}
+// SAFETY: as above.
+unsafe impl Sync for ConvPlan {}
+
+fn i(v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::Unsupported(format!("cuDNN dimension {v} is too large")))
+}
+
+impl ConvPlan {
+    pub fn new(dnn: &Dnn, s: &ConvShape, dtype: DType) -> Result<ConvPlan> {
+        let (ty, math) = match dtype {
+            DType::F32 => (
+                cs::cudnnDataType_t::CUDNN_DATA_FLOAT,
+                cs::cudnnMathType_t::CUDNN_FMA_MATH,
+            ),
+            DType::F16 => (
+                cs::cudnnDataType_t::CUDNN_DATA_HALF,
+                cs::cudnnMathType_t::CUDNN_TENSOR_OP_MATH,
+            ),
+            other => return Err(Error::Unsupported(format!("cuDNN convolution of {other}"))),
+        };
+        let nchw = cs::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
+        let mut p = ConvPlan {
+            x: std::ptr::null_mut(),
+            y: std::ptr::null_mut(),
+            bias: std::ptr::null_mut(),
+            w: std::ptr::null_mut(),
+            conv: std::ptr::null_mut(),
+            act: std::ptr::null_mut(),
+            algo: cs::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+            workspace: 0,
+        };
+        // SAFETY: each descriptor is created before it is set, and destroyed in Drop (null ones
+        // are skipped); every out-pointer is valid.
+        unsafe {
+            check(
+                "tensor descriptor",
+                cs::cudnnCreateTensorDescriptor(&mut p.x),
+            )?;
+            check(
+                "tensor descriptor",
+                cs::cudnnCreateTensorDescriptor(&mut p.y),
+            )?;
+            check(
+                "tensor descriptor",
+                cs::cudnnCreateTensorDescriptor(&mut p.bias),
+            )?;
+            check(
+                "filter descriptor",
+                cs::cudnnCreateFilterDescriptor(&mut p.w),
+            )?;
+            check(
+                "conv descriptor",
+                cs::cudnnCreateConvolutionDescriptor(&mut p.conv),
+            )?;
+            check(
+                "activation descriptor",
+                cs::cudnnCreateActivationDescriptor(&mut p.act),
+            )?;
+            check(
+                "input shape",
+                cs::cudnnSetTensor4dDescriptor(p.x, nchw, ty, i(s.n)?, i(s.c)?, i(s.h)?, i(s.w)?),
+            )?;
+            check(
+                "output shape",
+                cs::cudnnSetTensor4dDescriptor(p.y, nchw, ty, i(s.n)?, i(s.k)?, i(s.oh)?, i(s.ow)?),
+            )?;
+            check(
+                "bias shape",
+                cs::cudnnSetTensor4dDescriptor(p.bias, nchw, ty, 1, i(s.k)?, 1, 1),
+            )?;
+            check(
+                "filter shape",
+                cs::cudnnSetFilter4dDescriptor(
+                    p.w,
+                    ty,
+                    nchw,
+                    i(s.k)?,
+                    i(s.c / s.group)?,
+                    i(s.kh)?,
+                    i(s.kw)?,
+                ),
+            )?;
+            // fp16 accumulates in fp32 (pseudo-half would lose accuracy).
+            check(
+                "convolution",
+                cs::cudnnSetConvolution2dDescriptor(
+                    p.conv,
+                    i(s.pad.0)?,
+                    i(s.pad.1)?,
+                    i(s.stride.0)?,
+                    i(s.stride.1)?,
+                    i(s.dilation.0)?,
+                    i(s.dilation.1)?,
+                    cs::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
+                    cs::cudnnDataType_t::CUDNN_DATA_FLOAT,
+                ),
+            )?;
+            check(
+                "group count",
+                cs::cudnnSetConvolutionGroupCount(p.conv, i(s.group)?),
+            )?;
+            check("math type", cs::cudnnSetConvolutionMathType(p.conv, math))?;
+            check(
+                "activation",
+                cs::cudnnSetActivationDescriptor(
+                    p.act,
+                    cs::cudnnActivationMode_t::CUDNN_ACTIVATION_RELU,
+                    cs::cudnnNanPropagation_t::CUDNN_PROPAGATE_NAN,
+                    0.0,
+                ),
+            )?;
+            let mut perf = [std::mem::zeroed::<cs::cudnnConvolutionFwdAlgoPerfStruct>(); 8];
+            let mut found = 0;
+            check(
+                "choosing an algorithm",
+                cs::cudnnGetConvolutionForwardAlgorithm_v7(
+                    dnn.handle,
+                    p.x,
+                    p.w,
+                    p.conv,
+                    p.y,
+                    perf.len() as i32,
+                    &mut found,
+                    perf.as_mut_ptr(),
+                ),
+            )?;
+            let pick = perf[..found.max(0) as usize].iter().find(|a| {
+                a.status == cs::cudnnStatus_t::CUDNN_STATUS_SUCCESS
+                    && a.memory <= MAX_WORKSPACE
+                    && (dtype != DType::F32
+                        || a.mathType != cs::cudnnMathType_t::CUDNN_TENSOR_OP_MATH)
+            });
+            let Some(pick) = pick else {
+                return Err(Error::Unsupported(
+                    "cuDNN has no algorithm for this convolution".into(),
+                ));
+            };
+            p.algo = pick.algo;
+            check(
+                "workspace size",
+                cs::cudnnGetConvolutionForwardWorkspaceSize(
+                    dnn.handle,
+                    p.x,
+                    p.w,
+                    p.conv,
+                    p.y,
+                    p.algo,
+                    &mut p.workspace,
+                ),
+            )?;
+        }
+        Ok(p)
+    }
+
+    /// `y = conv(x, w)`, or with `bias_relu`, `y = relu(conv(x, w) + bias)` in one cuDNN call.
+    ///
+    /// # Safety
+    /// Device buffers must match the shapes given to `new`; `workspace` must hold
+    /// `self.workspace` bytes.
+    pub unsafe fn run(
+        &self,
+        dnn: &Dnn,
+        x: u64,
+        w: u64,
+        bias_relu: Option<u64>,
+        y: u64,
+        workspace: u64,
+    ) -> Result<()> {
+        let (one, zero) = (1.0f32, 0.0f32);
+        let one = &one as *const f32 as *const c_void;
+        let zero = &zero as *const f32 as *const c_void;
+        let ws = workspace as *mut c_void;
+        let status = match bias_relu {
+            Some(b) => cs::cudnnConvolutionBiasActivationForward(
+                dnn.handle,
+                one,
+                self.x,
+                x as *const c_void,
+                self.w,
+                w as *const c_void,
+                self.conv,
+                self.algo,
+                ws,
+                self.workspace,
+                zero,
+                self.y,
+                y as *const c_void,
+                self.bias,
+                b as *const c_void,
+                self.act,
+                self.y,
+                y as *mut c_void,
+            ),
+            None => cs::cudnnConvolutionForward(
+                dnn.handle,
+                one,
+                self.x,
+                x as *const c_void,
+                self.w,
+                w as *const c_void,
+                self.conv,
+                self.algo,
+                ws,
+                self.workspace,
+                zero,
+                self.y,
+                y as *mut c_void,
+            ),
+        };
+        check("cuDNN convolution", status)
+    }
+}
+
+impl Drop for ConvPlan {
+    fn drop(&mut self) {
+        // SAFETY: each non-null descriptor was created in `new` and is destroyed once.
+        unsafe {
+            for d in [self.x, self.y, self.bias] {
+                if !d.is_null() {
+                    cs::cudnnDestroyTensorDescriptor(d);
+                }
+            }
+            if !self.w.is_null() {
+                cs::cudnnDestroyFilterDescriptor(self.w);
+            }
+            if !self.conv.is_null() {
+                cs::cudnnDestroyConvolutionDescriptor(self.conv);
+            }
+            if !self.act.is_null() {
+                cs::cudnnDestroyActivationDescriptor(self.act);
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The CUDA backend (feature `cuda`): the same plan as the CPU backend, executed on a GPU.
+//!
+//! [`device`] opens the GPU and loads CUDA at run time (nothing is linked: a build with this
+//! feature runs on machines without CUDA, where [`probe`] says why there is no GPU);
+//! [`nvrtc`] compiles `kernels/cuda/*.cu` for the device's arch, cached on disk; [`blas`] and
+//! [`dnn`] wrap cuBLAS and cuDNN; [`ops`] mirrors `cpu::ops`, one file per op; [`placement`]
+//! says which nodes have CUDA kernels (no GPU needed); [`CudaSession`] uploads the weights once,
+//! captures the plan as CUDA graphs and replays them, running unsupported nodes on the CPU with
+//! explicit copies.
+
+pub mod blas;
+pub mod device;
+pub mod dnn;
+pub mod nvrtc;
+pub mod ops;
+pub mod placement;
+pub mod session;
+
+pub use device::{driver_present, probe, DeviceInfo};
+pub use placement::{placements, Placement};
+pub use session::{CudaOptions, CudaSession};

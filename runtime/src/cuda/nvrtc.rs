@@ -1,0 +1,253 @@
+//! NVRTC: compiles the embedded `.cu` sources for one GPU architecture, with a disk cache.
+//!
+//! The runtime and CI use the same function ([`compile`]), so a kernel that compiles in CI
+//! compiles on a device with the same NVRTC. Output is a CUBIN for `sm_XX` (no JIT at load).
+//! Cache key: FNV-1a of prelude + source, the arch and the NVRTC version; the cache lives in
+//! `$EDGEFUSE_KERNEL_CACHE`, else `$XDG_CACHE_HOME/edgefuse/kernels`, else
+//! `~/.cache/edgefuse/kernels`. A cache that cannot be written is skipped silently.
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::PathBuf;
+
+use cudarc::nvrtc::{result as nr, sys as ns};
+use edgefuse_kernels::cuda::{Source, PRELUDE};
+
+use crate::{Error, Result};
+
+/// Whether libnvrtc can be loaded.
+pub fn present() -> bool {
+    // SAFETY: only tries to dlopen the library.
+    unsafe { ns::is_culib_present() }
+}
+
+fn require() -> Result<()> {
+    if present() {
+        Ok(())
+    } else {
+        Err(Error::Cuda(
+            "NVRTC (libnvrtc.so) not found: the CUDA backend compiles its kernels at load time"
+                .into(),
+        ))
+    }
+}
+
+/// NVRTC's version, (major, minor).
+pub fn version() -> Result<(i32, i32)> {
+    require()?;
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: the library is present; both out-pointers are valid.
+    unsafe { ns::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|e| Error::Cuda(format!("nvrtcVersion: {e:?}")))?;
+    Ok((major, minor))
+}
+
+/// The `sm_NN` targets this NVRTC can compile for (CUDA 13 dropped sm_72, for instance).
+pub fn supported_archs() -> Result<Vec<String>> {
+    require()?;
+    let mut n = 0;
+    // SAFETY: the library is present; `n` is a valid out-pointer, then the buffer holds n ints.
+    let archs = unsafe {
+        ns::nvrtcGetNumSupportedArchs(&mut n)
+            .result()
+            .map_err(|e| Error::Cuda(format!("nvrtcGetNumSupportedArchs: {e:?}")))?;
+        let mut v = vec![0i32; n.max(0) as usize];
+        ns::nvrtcGetSupportedArchs(v.as_mut_ptr())
+            .result()
+            .map_err(|e| Error::Cuda(format!("nvrtcGetSupportedArchs: {e:?}")))?;
+        v
+    };
+    Ok(archs.into_iter().map(|a| format!("sm_{a}")).collect())
+}
+
+/// Checks an arch string (`sm_72`, `sm_87`, `sm_90`, …).
+fn check_arch(arch: &str) -> Result<()> {
+    let ok = arch
+        .strip_prefix("sm_")
+        .is_some_and(|n| n.len() >= 2 && n.chars().all(|c| c.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "GPU arch \"{arch}\" is not of the form sm_NN (e.g. sm_87)"
+        )))
+    }
+}
+
+/// Compiles `src` (with the prelude) to a CUBIN for `arch`. Errors carry NVRTC's log.
+pub fn compile(src: &Source, arch: &str) -> Result<Vec<u8>> {
+    require()?;
+    check_arch(arch)?;
+    let code = CString::new(format!("{PRELUDE}\n{}", src.code))
+        .map_err(|_| Error::invalid(format!("kernel source {} holds a NUL byte", src.name)))?;
+    let name = CString::new(format!("{}.cu", src.name)).expect("no NUL in a file name");
+    let prog = nr::create_program(&code, Some(&name))
+        .map_err(|e| Error::Cuda(format!("nvrtcCreateProgram({}): {e:?}", src.name)))?;
+    let options = [
+        format!("--gpu-architecture={arch}"),
+        "--std=c++14".to_string(),
+        "--fmad=true".to_string(),
+    ];
+    // SAFETY: `prog` is a valid program until destroyed below; options are plain strings.
+    let compiled = unsafe { nr::compile_program(prog, &options) };
+    let result = match compiled {
+        Err(e) => {
+            // SAFETY: as above; the log is a NUL-terminated string NVRTC wrote.
+            let log = unsafe { nr::get_program_log(prog) }
+                .map(|l| {
+                    unsafe { CStr::from_ptr(l.as_ptr()) }
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .unwrap_or_default();
+            Err(Error::Cuda(format!(
+                "NVRTC could not compile kernels/cuda/{}.cu for {arch} ({e:?}):\n{log}",
+                src.name
+            )))
+        }
+        // SAFETY: compilation succeeded, so the CUBIN is available.
+        Ok(()) => unsafe { cubin(prog) },
+    };
+    // SAFETY: destroyed once; errors at teardown are ignored.
+    let _ = unsafe { nr::destroy_program(prog) };
+    result
+}
+
+/// # Safety
+/// `prog` must be a successfully compiled program.
+unsafe fn cubin(prog: ns::nvrtcProgram) -> Result<Vec<u8>> {
+    let mut size = 0usize;
+    ns::nvrtcGetCUBINSize(prog, &mut size)
+        .result()
+        .map_err(|e| Error::Cuda(format!("nvrtcGetCUBINSize: {e:?}")))?;
+    let mut buf = vec![0u8; size];
+    ns::nvrtcGetCUBIN(prog, buf.as_mut_ptr() as *mut c_char)
+        .result()
+        .map_err(|e| Error::Cuda(format!("nvrtcGetCUBIN: {e:?}")))?;
+    Ok(buf)
+}
+
+/// FNV-1a, 64 bits: a stable cache key (not a security boundary; the cache is the user's own).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for p in parts {
+        for &b in *p {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The cache directory, if one can be named.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("EDGEFUSE_KERNEL_CACHE") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("edgefuse/kernels"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgefuse/kernels"))
+}
+
+/// [`compile`], through the disk cache.
+pub fn compile_cached(src: &Source, arch: &str) -> Result<Vec<u8>> {
+    let (major, minor) = version()?;
+    let key = fnv1a(&[
+        PRELUDE.as_bytes(),
+        src.code.as_bytes(),
+        arch.as_bytes(),
+        format!("{major}.{minor}").as_bytes(),
+    ]);
+    let path = cache_dir().map(|d| d.join(format!("{}-{arch}-{key:016x}.cubin", src.name)));
+    if let Some(p) = &path {
+        if let Ok(bytes) = std::fs::read(p) {
+            if !bytes.is_empty() {
+                return Ok(bytes);
+            }
+        }
+    }
+    let image = compile(src, arch)?;
+    if let Some(p) = &path {
+        let _ = store(p, &image);
+    }
+    Ok(image)
+}
+
+/// Writes under a temporary name and renames, so a reader never sees half a file.
+fn store(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CI's kernel check: every source compiles for Xavier (sm_72), Orin (sm_87) and H100
+    /// (sm_90) through the runtime's own path. Skips without libnvrtc unless
+    /// EDGEFUSE_REQUIRE_NVRTC=1.
+    #[test]
+    fn every_kernel_compiles_for_jetson_and_h100() {
+        if !present() {
+            assert!(
+                std::env::var("EDGEFUSE_REQUIRE_NVRTC").as_deref() != Ok("1"),
+                "EDGEFUSE_REQUIRE_NVRTC=1 but libnvrtc.so cannot be loaded (LD_LIBRARY_PATH?)"
+            );
+            eprintln!("skipped: libnvrtc not found (scripts/ci-nvrtc.sh installs it)");
+            return;
+        }
+        let (major, minor) = version().unwrap();
+        let supported = supported_archs().unwrap();
+        for arch in ["sm_72", "sm_87", "sm_90"] {
+            if !supported.iter().any(|a| a == arch) {
+                // CI pins NVRTC 12.x, which has all three; a newer toolkit on a GPU machine may not.
+                assert!(
+                    std::env::var("EDGEFUSE_REQUIRE_NVRTC").as_deref() != Ok("1"),
+                    "NVRTC {major}.{minor} cannot target {arch}"
+                );
+                eprintln!("skipped {arch}: NVRTC {major}.{minor} does not support it");
+                continue;
+            }
+            for src in edgefuse_kernels::cuda::SOURCES {
+                let cubin = compile(src, arch).unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    cubin.starts_with(b"\x7fELF"),
+                    "{} {arch}: not an ELF cubin",
+                    src.name
+                );
+                let text = String::from_utf8_lossy(&cubin);
+                for line in src.code.lines() {
+                    if let Some(rest) = line.split("__global__ void ").nth(1) {
+                        let stem = rest.split('#').next().unwrap();
+                        // Macro-generated names end in `_##S`; check the stem is in the image.
+                        let stem = stem.split('(').next().unwrap();
+                        assert!(text.contains(stem), "{} {arch}: {stem} missing", src.name);
+                    }
+                }
+            }
+            eprintln!("NVRTC {major}.{minor}: all kernels compile for {arch}");
+        }
+    }
+
+    #[test]
+    fn bad_arch_is_an_error_not_a_panic() {
+        assert!(check_arch("sm_87").is_ok());
+        assert!(check_arch("compute_87").is_err());
+        assert!(check_arch("sm_").is_err());
+    }
+
+    #[test]
+    fn cache_key_depends_on_every_part() {
+        let a = fnv1a(&[b"x", b"sm_87"]);
+        assert_ne!(a, fnv1a(&[b"x", b"sm_90"]));
+        assert_ne!(a, fnv1a(&[b"xs", b"m_87"]));
+        assert_eq!(a, fnv1a(&[b"x", b"sm_87"]));
+    }
+}

@@ -1,0 +1,180 @@
+//! Gemm: `Y = act(alpha · op(A) · op(B) + beta · C)` as one cuBLAS call, then
+//! `elementwise_bias_act` when C is a row/column/scalar bias or an activation is fused.
+//! A full `[M, N]` C is copied into Y first and accumulated by cuBLAS (beta).
+
+use cudarc::driver::CudaFunction;
+
+use super::super::elementwise::unary::epilogue;
+use crate::cuda::blas::Gemm as BlasGemm;
+use crate::cuda::device::{arg, cuda_err, Device};
+use crate::cuda::ops::{check_float, float_suffix, BuildCtx, CudaKernel, Io, Support};
+use crate::ir::ops::Gemm;
+use crate::ir::Fact;
+use crate::Result;
+
+/// How C enters the result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Bias {
+    None,
+    /// Added by the epilogue: element i of Y takes `c[(i / inner) % channels]`.
+    Epilogue {
+        inner: i64,
+        channels: i64,
+    },
+    /// Copied into Y, then cuBLAS adds the product (beta).
+    Full,
+}
+
+fn bias_kind(op: &Gemm, inputs: &[Fact], m: usize, n: usize) -> std::result::Result<Bias, String> {
+    let Some(c) = inputs.get(2) else {
+        return Ok(Bias::None);
+    };
+    let len = c.len();
+    if len == m * n
+        && c.shape.iter().rev().next() == Some(&n)
+        && (c.rank() < 2 || c.shape[c.rank() - 2] == m)
+    {
+        return Ok(Bias::Full);
+    }
+    if op.beta != 1.0 {
+        return Err(format!("Gemm with a broadcast C and beta {}", op.beta));
+    }
+    if len == 1 {
+        Ok(Bias::Epilogue {
+            inner: 1,
+            channels: 1,
+        })
+    } else if len == n && c.shape.last() == Some(&n) {
+        Ok(Bias::Epilogue {
+            inner: 1,
+            channels: n as i64,
+        })
+    } else if len == m && c.shape.last() == Some(&1) {
+        Ok(Bias::Epilogue {
+            inner: n as i64,
+            channels: m as i64,
+        })
+    } else {
+        Err(format!("Gemm with C of shape {:?}", c.shape))
+    }
+}
+
+fn dims(op: &Gemm, inputs: &[Fact]) -> (usize, usize, usize) {
+    let (a, b) = (&inputs[0].shape, &inputs[1].shape);
+    let (m, k) = if op.trans_a {
+        (a[1], a[0])
+    } else {
+        (a[0], a[1])
+    };
+    let n = if op.trans_b { b[0] } else { b[1] };
+    (m, n, k)
+}
+
+pub fn supports(op: &Gemm, inputs: &[Fact], _outputs: &[Fact]) -> Support {
+    check_float(&inputs[0])?;
+    if inputs.iter().any(|f| f.dtype != inputs[0].dtype) {
+        return Err("Gemm with mixed dtypes".into());
+    }
+    let (m, n, _) = dims(op, inputs);
+    bias_kind(op, inputs, m, n)?;
+    epilogue(op.act)?;
+    Ok(())
+}
+
+struct GemmKernel {
+    gemm: BlasGemm,
+    bias: Bias,
+    out_bytes: usize,
+    epilogue: Option<(CudaFunction, (i32, f32, f32))>,
+    n_out: i64,
+}
+
+pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    let dtype = b.inputs[0].dtype;
+    let (m, n, k) = dims(op, b.inputs);
+    let bias = bias_kind(op, b.inputs, m, n).map_err(crate::Error::Unsupported)?;
+    let mut gemm = BlasGemm::new(dtype, op.trans_a, op.trans_b, m, n, k);
+    gemm.alpha = op.alpha;
+    gemm.beta = if bias == Bias::Full { op.beta } else { 0.0 };
+    gemm.check()?;
+    b.dev.blas()?;
+    let act = epilogue(op.act).map_err(crate::Error::Unsupported)?;
+    let needs_epilogue = matches!(bias, Bias::Epilogue { .. }) || op.act.is_some();
+    let s = float_suffix(dtype).expect("checked by supports");
+    Ok(Box::new(GemmKernel {
+        gemm,
+        bias,
+        out_bytes: m * n * dtype.size(),
+        epilogue: if needs_epilogue {
+            Some((b.dev.function(&format!("elementwise_bias_act_{s}"))?, act))
+        } else {
+            None
+        },
+        n_out: (m * n) as i64,
+    }))
+}
+
+impl CudaKernel for GemmKernel {
+    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
+        let y = io.outputs[0];
+        if self.bias == Bias::Full {
+            // SAFETY: C and Y both hold M·N elements.
+            unsafe {
+                cudarc::driver::result::memcpy_dtod_async(
+                    y,
+                    io.inputs[2],
+                    self.out_bytes,
+                    dev.cu_stream(),
+                )
+            }
+            .map_err(|e| cuda_err("copying Gemm's C", e))?;
+        }
+        // SAFETY: A, B, Y hold the matrices the sizes describe (checked against the facts).
+        unsafe { self.gemm.run(dev.blas()?, io.inputs[0], io.inputs[1], y)? };
+        if let Some((f, (act, p0, p1))) = &self.epilogue {
+            let (bias, inner, channels) = match self.bias {
+                Bias::Epilogue { inner, channels } => (io.inputs[2], inner, channels),
+                _ => (0u64, 1i64, 1i64),
+            };
+            // SAFETY: (T* y, const T* bias, i64 n, i64 inner, i64 channels, int act, float p0,
+            // float p1); bias (or null) holds `channels` elements.
+            unsafe {
+                dev.launch(
+                    f,
+                    self.n_out as usize,
+                    &mut [
+                        arg(&y),
+                        arg(&bias),
+                        arg(&self.n_out),
+                        arg(&inner),
+                        arg(&channels),
+                        arg(act),
+                        arg(p0),
+                        arg(p1),
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cuda::ops::testing::{check, values};
+    use crate::ir::ops::{Gemm, UnaryOp};
+    use crate::ir::Op;
+
+    #[test]
+    fn gemm_with_bias_and_relu_matches_the_cpu() {
+        let op = Op::Gemm(Gemm {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_a: false,
+            trans_b: true,
+            act: Some(UnaryOp::Relu),
+        });
+        let (a, w, c) = (values(&[5, 64], 1), values(&[10, 64], 2), values(&[10], 3));
+        check(&op, &[a, w, c], &[false, true, true], 1e-5);
+    }
+}

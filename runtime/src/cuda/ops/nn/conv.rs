@@ -1,0 +1,235 @@
+//! Conv (1-D and 2-D) through cuDNN. Bias + ReLU run fused inside cuDNN; other fused activations
+//! (ReLU6, Swish, …) run as `elementwise_bias_act` right after. Asymmetric padding (TF "same")
+//! first pads the input into scratch with `shape_pad`, then convolves without padding.
+
+use cudarc::driver::CudaFunction;
+
+use super::super::elementwise::unary::epilogue;
+use crate::cuda::device::{arg, Device};
+use crate::cuda::dnn::{ConvPlan, ConvShape};
+use crate::cuda::ops::{
+    check_float, float_suffix, size_suffix, BuildCtx, CudaKernel, Dims, Io, Support,
+};
+use crate::ir::ops::{Conv, UnaryOp};
+use crate::ir::Fact;
+use crate::Result;
+
+pub fn supports(op: &Conv, inputs: &[Fact], outputs: &[Fact]) -> Support {
+    check_float(&inputs[0])?;
+    if inputs
+        .iter()
+        .chain(outputs)
+        .any(|f| f.dtype != inputs[0].dtype)
+    {
+        return Err("Conv with mixed dtypes".into());
+    }
+    if !(1..=2).contains(&op.kernel.len()) {
+        return Err(format!("{}-D convolution", op.kernel.len()));
+    }
+    epilogue(op.act)?;
+    Ok(())
+}
+
+/// Pre-padding of the input into scratch, for asymmetric pads.
+struct PrePad {
+    f: CudaFunction,
+    n: i64,
+    od: Dims,
+    xd: Dims,
+    begin: Dims,
+    rank: i32,
+    bytes: usize,
+}
+
+struct ConvKernel {
+    plan: ConvPlan,
+    fused_relu: bool,
+    has_bias: bool,
+    epilogue: Option<(CudaFunction, (i32, f32, f32), i64, i64, i64)>,
+    prepad: Option<PrePad>,
+}
+
+/// Spatial axes as (h, w): a 1-D axis becomes (1, len).
+fn hw(v: &[usize], one: usize) -> (usize, usize) {
+    match v {
+        [w] => (one, *w),
+        [h, w, ..] => (*h, *w),
+        [] => (one, one),
+    }
+}
+
+pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    let (x, y) = (&b.inputs[0], &b.outputs[0]);
+    let dtype = x.dtype;
+    let s = op.kernel.len();
+    let (begin, end) = (&op.pads[..s], &op.pads[s..]);
+    let symmetric = begin == end;
+    let (mut h, mut w) = hw(&x.shape[2..], 1);
+    let mut pad = hw(begin, 0);
+    let prepad = if symmetric {
+        None
+    } else {
+        let mut od = x.shape.clone();
+        for i in 0..s {
+            od[2 + i] += begin[i] + end[i];
+        }
+        (h, w) = hw(&od[2..], 1);
+        pad = (0, 0);
+        let mut pb = vec![0i64; x.rank()];
+        for i in 0..s {
+            pb[2 + i] = begin[i] as i64;
+        }
+        Some(PrePad {
+            f: b.dev
+                .function(&format!("shape_pad_{}", size_suffix(dtype)))?,
+            n: od.iter().product::<usize>() as i64,
+            bytes: (od.iter().product::<usize>() * dtype.size()).div_ceil(256) * 256,
+            od: Dims::from(od.iter().map(|&d| d as i64)),
+            xd: Dims::from(x.shape.iter().map(|&d| d as i64)),
+            begin: Dims::from(pb),
+            rank: x.rank() as i32,
+        })
+    };
+    let (kh, kw) = hw(&op.kernel, 1);
+    let (oh, ow) = hw(&y.shape[2..], 1);
+    let shape = ConvShape {
+        n: x.shape[0],
+        c: x.shape[1],
+        h,
+        w,
+        k: y.shape[1],
+        kh,
+        kw,
+        oh,
+        ow,
+        group: op.group,
+        pad,
+        stride: hw(&op.strides, 1),
+        dilation: hw(&op.dilations, 1),
+    };
+    let plan = ConvPlan::new(b.dev.dnn()?, &shape, dtype)?;
+    let fused_relu = op.has_bias && op.act == Some(UnaryOp::Relu);
+    let needs_epilogue = !fused_relu && (op.has_bias || op.act.is_some());
+    let epilogue = if needs_epilogue {
+        let code = epilogue(op.act).map_err(crate::Error::Unsupported)?;
+        let f = b.dev.function(&format!(
+            "elementwise_bias_act_{}",
+            float_suffix(dtype).unwrap()
+        ))?;
+        Some((f, code, y.len() as i64, (oh * ow) as i64, y.shape[1] as i64))
+    } else {
+        None
+    };
+    Ok(Box::new(ConvKernel {
+        plan,
+        fused_relu,
+        has_bias: op.has_bias,
+        epilogue,
+        prepad,
+    }))
+}
+
+impl CudaKernel for ConvKernel {
+    fn scratch_bytes(&self) -> usize {
+        self.plan.workspace + self.prepad.as_ref().map_or(0, |p| p.bytes)
+    }
+
+    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
+        let (mut x, w, y) = (io.inputs[0], io.inputs[1], io.outputs[0]);
+        let bias = if self.has_bias { io.inputs[2] } else { 0 };
+        let mut workspace = io.scratch;
+        if let Some(p) = &self.prepad {
+            let (mode, zero) = (0i32, 0u32);
+            let dst = io.scratch;
+            // SAFETY: (const T* x, T* y, i64 n, int rank, Dims od, Dims xd, Dims begin, int mode,
+            // T value); `dst` has `p.bytes` of scratch. The zero value is passed as 4 bytes; the
+            // kernel reads only its element size (little-endian, so the low bytes are zero too).
+            unsafe {
+                dev.launch(
+                    &p.f,
+                    p.n as usize,
+                    &mut [
+                        arg(&x),
+                        arg(&dst),
+                        arg(&p.n),
+                        arg(&p.rank),
+                        arg(&p.od),
+                        arg(&p.xd),
+                        arg(&p.begin),
+                        arg(&mode),
+                        arg(&zero),
+                    ],
+                )?;
+            }
+            x = dst;
+            workspace += p.bytes as u64;
+        }
+        let fused = self.fused_relu.then_some(bias);
+        // SAFETY: buffers match the facts the plan was built from; workspace follows the padded
+        // input inside scratch.
+        unsafe { self.plan.run(dev.dnn()?, x, w, fused, y, workspace)? };
+        if let Some((f, (act, p0, p1), n, inner, channels)) = &self.epilogue {
+            // SAFETY: (T* y, const T* bias, i64 n, i64 inner, i64 channels, int act, float p0,
+            // float p1); bias (or null) holds `channels` elements.
+            unsafe {
+                dev.launch(
+                    f,
+                    *n as usize,
+                    &mut [
+                        arg(&y),
+                        arg(&bias),
+                        arg(n),
+                        arg(inner),
+                        arg(channels),
+                        arg(act),
+                        arg(p0),
+                        arg(p1),
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cuda::ops::testing::{check, values};
+    use crate::ir::ops::{Conv, UnaryOp};
+    use crate::ir::Op;
+
+    fn conv(pads: Vec<usize>, group: usize, act: Option<UnaryOp>) -> Op {
+        Op::Conv(Conv {
+            kernel: vec![3, 3],
+            strides: vec![2, 2],
+            pads,
+            dilations: vec![1, 1],
+            group,
+            has_bias: true,
+            act,
+        })
+    }
+
+    #[test]
+    fn conv_variants_match_the_cpu() {
+        let x = values(&[1, 4, 9, 9], 1);
+        let b = values(&[8], 3);
+        for (op, w) in [
+            (
+                conv(vec![1, 1, 1, 1], 1, Some(UnaryOp::Relu)),
+                values(&[8, 4, 3, 3], 2),
+            ),
+            (
+                conv(
+                    vec![0, 0, 1, 1],
+                    1,
+                    Some(UnaryOp::Clip { min: 0.0, max: 6.0 }),
+                ),
+                values(&[8, 4, 3, 3], 2),
+            ),
+            (conv(vec![1, 1, 1, 1], 4, None), values(&[8, 1, 3, 3], 2)),
+        ] {
+            check(&op, &[x.clone(), w, b.clone()], &[false, true, true], 1e-5);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! LSTM and GRU on the GPU: the input projection of every time step and direction as one cuBLAS
+//! GEMM, then per step and direction one recurrent GEMM (`h · Rᵀ`) and one fused gate kernel
+//! (`kernels/cuda/recurrent.cu`) that updates h (and c) in place in Y_h (Y_c) and writes Y.
+
+pub mod gru;
+pub mod lstm;
+
+use cudarc::driver::{result as dr, CudaFunction};
+
+use crate::cuda::blas::Gemm;
+use crate::cuda::device::{cuda_err, Device};
+use crate::cuda::ops::{check_float, float_suffix, BuildCtx, Support};
+use crate::ir::ops::Direction;
+use crate::ir::Fact;
+use crate::tensor::DType;
+use crate::Result;
+
+/// Sizes and prepared pieces shared by LSTM (G = 4) and GRU (G = 3).
+pub(super) struct Rnn {
+    pub dtype: DType,
+    pub seq: usize,
+    pub batch: usize,
+    pub hidden: usize,
+    pub dirs: usize,
+    pub gates: usize,
+    pub reverse: bool,
+    pub batch_first: bool,
+    /// xw [T·B, D·G·H] = X [T·B, I] · Wᵀ.
+    pub proj: Gemm,
+    /// hr [B, G·H] = h [B, H] · R_dᵀ.
+    pub rec: Gemm,
+    pub gate: CudaFunction,
+}
+
+pub(super) fn supports(inputs: &[Fact], outputs: &[Fact]) -> Support {
+    check_float(&inputs[0])?;
+    if inputs
+        .iter()
+        .chain(outputs)
+        .any(|f| f.dtype != inputs[0].dtype)
+    {
+        return Err("recurrent op with mixed dtypes".into());
+    }
+    Ok(())
+}
+
+impl Rnn {
+    pub fn new(
+        b: &BuildCtx,
+        gates: usize,
+        hidden: usize,
+        direction: Direction,
+        batch_first: bool,
+        kernel: &str,
+    ) -> Result<Rnn> {
+        let x = &b.inputs[0];
+        let dtype = x.dtype;
+        let (seq, batch) = if batch_first {
+            (x.shape[1], x.shape[0])
+        } else {
+            (x.shape[0], x.shape[1])
+        };
+        let dirs = direction.count();
+        let proj = Gemm::new(
+            dtype,
+            false,
+            true,
+            seq * batch,
+            dirs * gates * hidden,
+            x.shape[2],
+        );
+        let rec = Gemm::new(dtype, false, true, batch, gates * hidden, hidden);
+        proj.check()?;
+        rec.check()?;
+        b.dev.blas()?;
+        let s = float_suffix(dtype).expect("checked by supports");
+        Ok(Rnn {
+            dtype,
+            seq,
+            batch,
+            hidden,
+            dirs,
+            gates,
+            reverse: direction == Direction::Reverse,
+            batch_first,
+            proj,
+            rec,
+            gate: b.dev.function(&format!("recurrent_{kernel}_gates_{s}"))?,
+        })
+    }
+
+    fn el(&self) -> u64 {
+        self.dtype.size() as u64
+    }
+    fn xw_bytes(&self) -> usize {
+        (self.seq * self.batch * self.dirs * self.gates * self.hidden * self.dtype.size())
+            .div_ceil(256)
+            * 256
+    }
+    pub fn scratch_bytes(&self) -> usize {
+        self.xw_bytes() + self.batch * self.gates * self.hidden * self.dtype.size()
+    }
+    /// Scratch addresses of xw and hr.
+    pub fn scratch(&self, base: u64) -> (u64, u64) {
+        (base, base + self.xw_bytes() as u64)
+    }
+
+    /// Runs the input projection for every step and direction.
+    pub fn project(&self, dev: &Device, x: u64, w: u64, xw: u64) -> Result<()> {
+        // SAFETY: X [T·B, I], W [D·G·H, I] and xw (scratch) hold what `proj` describes.
+        unsafe { self.proj.run(dev.blas()?, x, w, xw) }
+    }
+
+    /// hr = h · R_dᵀ for direction `d`.
+    pub fn recurrent(&self, dev: &Device, h: u64, r: u64, d: usize, hr: u64) -> Result<()> {
+        let r_d = r + (d * self.gates * self.hidden * self.hidden) as u64 * self.el();
+        // SAFETY: h [B, H], R_d [G·H, H], hr [B, G·H] (scratch).
+        unsafe { self.rec.run(dev.blas()?, h, r_d, hr) }
+    }
+
+    /// The state of direction `d` inside a `[D, B, H]` tensor.
+    pub fn state(&self, base: u64, d: usize) -> u64 {
+        base + (d * self.batch * self.hidden) as u64 * self.el()
+    }
+
+    /// Sets a `[D, B, H]` state from an initial value, or zeros.
+    pub fn init_state(&self, dev: &Device, dst: u64, init: Option<u64>) -> Result<()> {
+        let bytes = self.dirs * self.batch * self.hidden * self.dtype.size();
+        // SAFETY: dst (and init) hold D·B·H elements.
+        unsafe {
+            match init {
+                Some(src) => dr::memcpy_dtod_async(dst, src, bytes, dev.cu_stream()),
+                None => dr::memset_d8_async(dst, 0, bytes, dev.cu_stream()),
+            }
+        }
+        .map_err(|e| cuda_err("initialising the recurrent state", e))
+    }
+
+    /// Step `s` of direction `d`: the time index it processes.
+    pub fn time(&self, s: usize, d: usize) -> usize {
+        if self.reverse || d == 1 {
+            self.seq - 1 - s
+        } else {
+            s
+        }
+    }
+
+    /// This step's rows of xw for direction `d`: (address of batch row 0, row stride).
+    pub fn xw_rows(&self, xw: u64, t: usize, d: usize) -> (u64, i64) {
+        let g = self.gates * self.hidden;
+        let dg = self.dirs * g;
+        let (row0, stride) = if self.batch_first {
+            (t * dg + d * g, self.seq * dg)
+        } else {
+            (t * self.batch * dg + d * g, dg)
+        };
+        (xw + row0 as u64 * self.el(), stride as i64)
+    }
+
+    /// Where Y receives h_t of direction `d`: (address for batch 0, row stride).
+    pub fn y_rows(&self, y: u64, t: usize, d: usize) -> (u64, i64) {
+        let h = self.hidden;
+        let (off, stride) = if self.batch_first {
+            ((t * self.dirs + d) * h, self.seq * self.dirs * h)
+        } else {
+            ((t * self.dirs + d) * self.batch * h, h)
+        };
+        (y + off as u64 * self.el(), stride as i64)
+    }
+}
+
+/// Address of an optional input (the `k`-th present one when `present`), else null.
+pub(super) fn optional(inputs: &[u64], present: bool, k: &mut usize) -> u64 {
+    if !present {
+        return 0;
+    }
+    let p = inputs[*k];
+    *k += 1;
+    p
+}

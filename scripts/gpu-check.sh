@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The CUDA device check, in two steps.
+#
+#   scripts/gpu-check.sh prepare   # here (cargo, ../shared): builds and collects into carry/gpu-check/
+#   scripts/gpu-check.sh run       # on the GPU machine (no cargo, no network), from the repo root
+#
+# prepare: the device binary (--no-default-features --features cuda), the runtime's CUDA unit
+# tests and tests/cuda_models.rs as executables, the seven reference models compiled fp32 (and
+# fp16 where this build can), batch-1 copies of the seed models for benchmarking, and the refs,
+# all in carry/gpu-check/ (ignored by git), kept under 64 MiB: what does not fit is listed in
+# carry/gpu-check/MANIFEST and its tests say they were skipped.
+#
+# run: the CUDA test suite (every model equal to the refs: fp32 within 1e-4·max(1,max|ref|),
+# fp16 same top-1 and within 1e-2), then `edgefuse bench --backend cuda` per model beside
+# PyTorch (eager and CUDA-graph replay) on the same card, printed as one table; logs and the
+# table go to $OUT (or carry/gpu-check/out).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=carry/gpu-check
+BUDGET=$((62 * 1024 * 1024))   # 64 MiB carry limit, minus room for the scripts' own tree
+MODELS="seed_cnn_mnist seed_cnn_fashion seed_lstm_textgen efficientnet_lite0 mobilenet_v2_int8_qdq silero_vad_16k_sequence ddddocr_crnn"
+
+# The executable cargo built for a `--no-run --message-format=json` invocation.
+executable() {
+    python3 -c '
+import json, sys
+exe = [j["executable"] for j in map(json.loads, sys.stdin)
+       if j.get("reason") == "compiler-artifact" and j.get("executable") and j["profile"]["test"]]
+print(exe[-1])'
+}
+
+# Input shapes from refs.json, as NAME=AxBxC (batch replaced by 1 when $2 is "b1").
+shapes() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for i in j["inputs"]:
+    s = list(i["shape"])
+    if sys.argv[2] == "b1":
+        s[0] = 1
+    print(f'--input {i["name"]}={"x".join(map(str, s))}')
+PY
+}
+
+prepare() {
+    local shared=${EDGEFUSE_SHARED:-../shared}/models
+    [ -f "$shared/MANIFEST.md" ] || { echo "gpu-check prepare: $shared not found" >&2; exit 1; }
+    rm -rf "$D" && mkdir -p "$D"/{bin,models,bench,refs,staged}
+    echo "== building (release): compiler CLI, device binary, test executables"
+    cargo build --release --bin edgefuse
+    local host_cli=target/release/edgefuse.host
+    cp target/release/edgefuse "$host_cli"
+    cargo build --release --no-default-features --features cuda --bin edgefuse
+    cp target/release/edgefuse "$D/bin/edgefuse"
+    cargo test --release -p edgefuse-runtime --features cuda --lib --no-run --message-format=json \
+        | executable | xargs -I{} cp {} "$D/bin/runtime-tests"
+    cargo test --release --no-default-features --features cuda --test cuda_models --no-run \
+        --message-format=json | executable | xargs -I{} cp {} "$D/bin/cuda_models"
+    command -v strip >/dev/null && strip "$D"/bin/* || true
+
+    echo "== compiling the reference models"
+    for m in $MODELS; do
+        cp -r "$shared/refs/$m" "$D/refs/"
+        # shellcheck disable=SC2046
+        "$host_cli" compile "$shared/$m.onnx" -o "$D/staged/$m.fp32.efm" $(shapes "$shared/refs/$m/refs.json" full) >/dev/null
+        # shellcheck disable=SC2046
+        if ! "$host_cli" compile "$shared/$m.onnx" -o "$D/staged/$m.fp16.efm" --precision fp16 \
+                $(shapes "$shared/refs/$m/refs.json" full) >/dev/null 2>"$D/staged/$m.fp16.err"; then
+            echo "fp16 $m: $(head -1 "$D/staged/$m.fp16.err")" >> "$D/MANIFEST.omitted"
+            rm -f "$D/staged/$m.fp16.efm"
+        fi
+        case $m in seed_*)
+            # shellcheck disable=SC2046
+            "$host_cli" compile "$shared/$m.onnx" -o "$D/staged/$m.b1.fp32.efm" $(shapes "$shared/refs/$m/refs.json" b1) >/dev/null
+            # shellcheck disable=SC2046
+            "$host_cli" compile "$shared/$m.onnx" -o "$D/staged/$m.b1.fp16.efm" --precision fp16 \
+                $(shapes "$shared/refs/$m/refs.json" b1) >/dev/null 2>&1 || rm -f "$D/staged/$m.b1.fp16.efm"
+        esac
+        rm -f "$D/staged/$m.fp16.err"
+    done
+
+    echo "== packing within $((BUDGET / 1024 / 1024)) MiB"
+    local used
+    used=$(du -sb "$D" --exclude=staged | cut -f1)
+    # Smallest first, so as many models as possible make it; a model's bench copy is its own file.
+    for f in $(ls -S -r "$D"/staged/*.efm); do
+        local size
+        size=$(stat -c %s "$f")
+        local name
+        name=$(basename "$f")
+        if [ $((used + size)) -le $BUDGET ]; then
+            case $name in *.b1.*) mv "$f" "$D/bench/${name/.b1/}" ;; *) mv "$f" "$D/models/$name" ;; esac
+            used=$((used + size))
+        else
+            echo "$name: $((size / 1024 / 1024)) MiB does not fit the 64 MiB carry" >> "$D/MANIFEST.omitted"
+        fi
+    done
+    rmdir "$D/staged" 2>/dev/null || rm -rf "$D/staged"
+    {
+        echo "# gpu-check carry, prepared $(date -u +%FT%TZ) at $(git rev-parse --short HEAD)"
+        (cd "$D" && find . -type f ! -name MANIFEST ! -name MANIFEST.omitted | sort | xargs ls -l | awk '{print $5, $9}')
+        echo "# omitted"
+        cat "$D/MANIFEST.omitted" 2>/dev/null || true
+    } > "$D/MANIFEST"
+    rm -f "$D/MANIFEST.omitted"
+    du -sh "$D"
+    cat "$D/MANIFEST"
+}
+
+run() {
+    [ -x "$D/bin/edgefuse" ] || { echo "gpu-check run: $D is missing; run 'prepare' first" >&2; exit 1; }
+    local out=${OUT:-$D/out}
+    mkdir -p "$out"
+    export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export EDGEFUSE_GPU_CHECK_DIR="$PWD/$D"
+    export EDGEFUSE_KERNEL_CACHE="$out/kernel-cache"
+    nvidia-smi -L | tee "$out/device.txt" || true
+    local status=0
+    echo "== CUDA unit tests (each op against the CPU kernel, NVRTC for sm_72/87/90 and this card)"
+    "$D/bin/runtime-tests" cuda:: --test-threads=1 2>&1 | tee "$out/runtime-tests.log" || status=1
+    echo "== the seven reference models on the GPU against the refs"
+    "$D/bin/cuda_models" --test-threads=1 --nocapture 2>&1 | tee "$out/cuda-models.log" || status=1
+    echo "== edgefuse bench --backend cuda"
+    : > "$out/bench.jsonl"
+    for m in $MODELS; do
+        for p in fp32 fp16; do
+            local f="$D/bench/$m.$p.efm"
+            [ -f "$f" ] || f="$D/models/$m.$p.efm"
+            [ -f "$f" ] || continue
+            # Once to fill the kernel cache, then the measured run (load to first result warm).
+            "$D/bin/edgefuse" bench "$f" --backend cuda --iters 20 --json >/dev/null 2>&1 || true
+            if line=$("$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json 2>"$out/bench-$m-$p.err"); then
+                echo "$line" | python3 -c "import json,sys; j=json.load(sys.stdin); j['case']={'model':'$m','precision':'$p'}; print(json.dumps(j))" >> "$out/bench.jsonl"
+            else
+                echo "{\"case\": {\"model\": \"$m\", \"precision\": \"$p\"}, \"error\": $(head -c 200 "$out/bench-$m-$p.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}" >> "$out/bench.jsonl"
+                status=1
+            fi
+        done
+    done
+    echo "== PyTorch on the same card"
+    python3 scripts/gpu/torch_bench.py --iters 2000 > "$out/torch.jsonl" 2>"$out/torch.err" || status=1
+    python3 scripts/gpu/table.py "$out/bench.jsonl" "$out/torch.jsonl" | tee "$out/table.md"
+    return $status
+}
+
+case "${1:-}" in
+    prepare) prepare ;;
+    run) run ;;
+    *) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+esac

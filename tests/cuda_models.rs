@@ -1,0 +1,235 @@
+//! The CUDA device check: every reference model on the GPU against onnxruntime's outputs.
+//! fp32 within `1e-4 · max(1, max|ref|)`; fp16 with the same top-1 per row and within
+//! `1e-2 · max(1, max|ref|)`. Runs through the library (no CLI), so `scripts/gpu-check.sh` can
+//! carry this executable to a GPU machine without cargo: models then come from
+//! `$EDGEFUSE_GPU_CHECK_DIR/models/<model>.{fp32,fp16}.efm` and refs from
+//! `$EDGEFUSE_GPU_CHECK_DIR/refs/<model>/`. Without that variable, fp32 models are compiled from
+//! ../shared. Without a usable GPU every test says it was skipped.
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use edgefuse_runtime::cuda::{CudaOptions, CudaSession};
+use edgefuse_runtime::Model;
+
+/// Counts heap allocations while `COUNTING` is set (no allocation per inference on the GPU).
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// GPU-check folder (models and refs), if one is given.
+fn check_dir() -> Option<PathBuf> {
+    std::env::var_os("EDGEFUSE_GPU_CHECK_DIR").map(PathBuf::from)
+}
+
+fn gpu_usable() -> bool {
+    match edgefuse_runtime::engine::cuda_status() {
+        Ok(gpu) => {
+            eprintln!("GPU: {gpu}");
+            true
+        }
+        Err(why) => {
+            eprintln!("SKIPPED: no usable GPU ({why})");
+            false
+        }
+    }
+}
+
+/// (model file, refs root) for `model` at `precision`, or None (after saying why).
+fn locate(model: &str, precision: &str) -> Option<(PathBuf, PathBuf)> {
+    if let Some(dir) = check_dir() {
+        let efm = dir.join("models").join(format!("{model}.{precision}.efm"));
+        if !efm.exists() {
+            eprintln!(
+                "SKIPPED: {} not carried (see {}/MANIFEST)",
+                efm.display(),
+                dir.display()
+            );
+            return None;
+        }
+        return Some((efm, dir));
+    }
+    if precision != "fp32" {
+        eprintln!("SKIPPED: {model} {precision}: only fp32 is compiled here without EDGEFUSE_GPU_CHECK_DIR");
+        return None;
+    }
+    let models = models_dir()?;
+    Some((compiled(&models, model), models))
+}
+
+fn argmax_rows(v: &[f32], row: usize) -> Vec<usize> {
+    v.chunks(row.max(1))
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+                )
+                .0
+        })
+        .collect()
+}
+
+fn check(model: &str, precision: &str) {
+    if !gpu_usable() {
+        return;
+    }
+    let Some((efm, refs_root)) = locate(model, precision) else {
+        return;
+    };
+    let r = refs(&refs_root, model);
+    let m: Arc<Model> = Model::load(&efm).unwrap();
+    let mut s = CudaSession::new(m.clone(), &CudaOptions::default()).unwrap();
+    let on_cpu: Vec<String> = m
+        .graph()
+        .nodes
+        .iter()
+        .zip(s.placements())
+        .filter(|(_, p)| !p.is_gpu())
+        .map(|(n, p)| format!("{} ({p:?})", n.name))
+        .collect();
+    eprintln!(
+        "{model} {precision}: {} nodes, on the CPU: {on_cpu:?}",
+        m.graph().nodes.len()
+    );
+    for (name, file, _) in &r.inputs {
+        let t = edgefuse::npy::read(file).unwrap();
+        let i = m
+            .input_index(name)
+            .unwrap_or_else(|| panic!("{model}: no input {name}"));
+        let t = if m.graph().tensors[m.graph().inputs[i]].dtype == edgefuse_runtime::DType::F16 {
+            let v: Vec<half::f16> = t
+                .to_f32_vec()
+                .unwrap()
+                .into_iter()
+                .map(half::f16::from_f32)
+                .collect();
+            edgefuse_runtime::Tensor::from_vec(&t.shape, v).unwrap()
+        } else {
+            t
+        };
+        s.set_input(i, t.view()).unwrap();
+    }
+    s.run().unwrap();
+    // Again, counting: a replayed graph must give the same answer and allocate nothing. (Tests
+    // run with --test-threads=1 in gpu-check, so other tests do not count here.)
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for _ in 0..20 {
+        s.run().unwrap();
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocs = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(
+        allocs, 0,
+        "{model} {precision}: {allocs} host allocations in 20 GPU inferences"
+    );
+    for (name, file, shape) in &r.outputs {
+        let want = edgefuse::npy::read(file).unwrap();
+        let o = m
+            .output_index(name)
+            .unwrap_or_else(|| panic!("{model}: no output {name}"));
+        let got = s.output(o);
+        assert_eq!(got.shape, &shape[..], "{model} output {name} shape");
+        let got = edgefuse_runtime::Tensor::from_bytes(got.dtype, got.shape, got.data)
+            .unwrap()
+            .to_f32_vec()
+            .unwrap();
+        let want = want.to_f32_vec().unwrap();
+        let (d, mx) = max_diff(&got, &want);
+        let tol = if precision == "fp32" { 1e-4 } else { 1e-2 };
+        let bound = tol * mx.max(1.0);
+        eprintln!("{model} {precision} {name}: max |diff| {d:.3e}, bound {bound:.3e}");
+        assert!(
+            d <= bound,
+            "{model} {precision} output {name}: max |diff| {d:e} exceeds {bound:e}"
+        );
+        if precision != "fp32" {
+            let row = *shape.last().unwrap_or(&1);
+            assert_eq!(
+                argmax_rows(&got, row),
+                argmax_rows(&want, row),
+                "{model} {precision} {name}: top-1 differs"
+            );
+        }
+    }
+}
+
+macro_rules! cases {
+    ($($model:ident),*) => {
+        mod fp32 { $( #[test] fn $model() { super::check(stringify!($model), "fp32"); } )* }
+        mod fp16 { $( #[test] fn $model() { super::check(stringify!($model), "fp16"); } )* }
+    };
+}
+
+cases!(
+    seed_cnn_mnist,
+    seed_cnn_fashion,
+    seed_lstm_textgen,
+    efficientnet_lite0,
+    mobilenet_v2_int8_qdq,
+    silero_vad_16k_sequence,
+    ddddocr_crnn
+);
+
+/// `--backend cuda` without a GPU is one line on stderr and a non-zero exit, never a panic;
+/// `--backend auto` runs on the CPU and says so.
+#[test]
+fn backend_flags_without_a_gpu() {
+    if edgefuse_runtime::engine::cuda_status().is_ok() {
+        eprintln!("SKIPPED: a GPU is present; this test is for machines without one");
+        return;
+    }
+    let Some(models) = models_dir() else { return };
+    let efm = compiled(&models, "seed_cnn_mnist");
+    let o = edgefuse()
+        .arg("bench")
+        .arg(&efm)
+        .args(["--backend", "cuda", "--iters", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("--backend cuda"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let o = edgefuse()
+        .arg("bench")
+        .arg(&efm)
+        .args(["--backend", "auto", "--iters", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("backend: cpu"), "{err}");
+}
