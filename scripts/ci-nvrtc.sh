@@ -10,4 +10,4 @@ python3 -m pip install --quiet --disable-pip-version-check nvidia-cuda-nvrtc-cu1
 lib=$(python3 -c 'import nvidia.cuda_nvrtc as m, os; print(os.path.join(list(m.__path__)[0], "lib"))')
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export EDGEFUSE_REQUIRE_NVRTC=1
-cargo test --release -p edgefuse-runtime --features cuda --lib cuda::nvrtc -- --nocapture
+cargo test --profile ci -p edgefuse-runtime --features cuda --lib cuda::nvrtc -- --nocapture

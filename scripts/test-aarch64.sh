@@ -16,6 +16,8 @@ t0=$(date +%s)
 need_apt=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
+# bindgen (the v4l crate) needs libclang to generate the V4L2 bindings.
+ldconfig -p | grep -q 'libclang[-.0-9]*\.so' || need_apt+=(libclang-dev)
 if ((${#need_apt[@]})); then
     SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
@@ -42,11 +44,25 @@ for e in json.load(open(sys.argv[1]))["inputs"]:
 done
 echo "aarch64 leg: $(ls "$EFM_DIR" | wc -l) models compiled on $(uname -m)"
 
-# 2. The device binary (CPU-only) and its stripped size.
-cargo build --release --target $TARGET -p edgefuse --no-default-features
+# 2. The device binaries, as the boards build them, and their stripped sizes (targets: CPU-only
+#    <= 6 MB, with CUDA <= 10 MB). The CPU one must run here under emulation.
+size_of() { stat -c %s "$1"; }
+cargo build --release --target $TARGET -p edgefuse --no-default-features --features v4l
 aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cpu target/$TARGET/release/edgefuse
-echo "aarch64 device binary (cpu, stripped): $(stat -c %s target/edgefuse-aarch64-cpu) bytes"
+cargo build --release --target $TARGET -p edgefuse --no-default-features --features cuda,v4l
+aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cuda target/$TARGET/release/edgefuse
+cpu=$(size_of target/edgefuse-aarch64-cpu); cuda=$(size_of target/edgefuse-aarch64-cuda)
+echo "aarch64 device binary, stripped: cpu+v4l $cpu bytes, cuda+v4l $cuda bytes"
+[ "$cpu" -le 6000000 ] || { echo "error: CPU-only device binary is $cpu bytes, over 6 MB"; exit 1; }
+[ "$cuda" -le 10000000 ] || { echo "error: CUDA device binary is $cuda bytes, over 10 MB"; exit 1; }
 QEMU_CPU=max qemu-aarch64 -L /usr/aarch64-linux-gnu target/edgefuse-aarch64-cpu inspect "$EFM_DIR/seed_cnn_mnist.efm" >/dev/null
+# The CUDA build on a machine without CUDA: `--backend auto` must fall back to the CPU.
+ref=$SHARED/models/refs/seed_cnn_mnist
+inp=$(python3 -c 'import json, sys
+e = json.load(open(sys.argv[1] + "/refs.json"))["inputs"][0]
+print(e["name"] + "=" + sys.argv[1] + "/" + e["file"])' "$ref")
+QEMU_CPU=max qemu-aarch64 -L /usr/aarch64-linux-gnu target/edgefuse-aarch64-cuda run \
+    "$EFM_DIR/seed_cnn_mnist.efm" --input "$inp" --output-dir target/aarch64-run --backend auto
 
 # 3. Runtime and kernels suites under emulation, the portability golden test included.
 export QEMU_CPU=max EDGEFUSE_EFM_DIR=$EFM_DIR EDGEFUSE_REQUIRE_EFM=${EDGEFUSE_REQUIRE_SHARED:-0}

@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
+# NVRTC from PyPI (nvidia-cuda-nvrtc-cu12), when installed, lets the CUDA kernel compile test run
+# without a GPU; .ci/run installs it and sets EDGEFUSE_REQUIRE_NVRTC=1.
+nvrtc=$(python3 -c 'import nvidia.cuda_nvrtc as m, os; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)
+[ -n "$nvrtc" ] && export LD_LIBRARY_PATH="$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cargo test --profile ci --workspace "$@"
 echo "host leg: $(( $(date +%s) - t0 )) s"
 if [ "${EDGEFUSE_AARCH64:-1}" != 0 ]; then
