@@ -31,9 +31,12 @@ pub const CASES: &[Case] = &[
         model: "efficientnet_lite0",
         tol: 1e-4,
     },
+    // Executed in int8 (QConv/QAdd/QPool) while the refs simulate it in f32: requantization
+    // rounds differently now and then, and one step of a logit (scale 0.099) moves the
+    // softmax by several of its 1/256 output steps. Measured 0.027; bound 12 steps.
     Case {
         model: "mobilenet_v2_int8_qdq",
-        tol: 1e-4,
+        tol: 0.047,
     },
     Case {
         model: "silero_vad_16k_sequence",

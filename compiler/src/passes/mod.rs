@@ -83,6 +83,10 @@ pub fn rules() -> Vec<Rule> {
             apply: qops::fold_qdq_into_qpool,
         },
         Rule {
+            name: "fold_pad_into_qconv",
+            apply: qops::fold_pad_into_qconv,
+        },
+        Rule {
             name: "fold_clip_into_qdq",
             apply: qdq::fold_clip_into_qdq,
         },

@@ -253,3 +253,66 @@ pub fn fold_qdq_into_qpool(m: &mut Module) -> Result<bool> {
     }
     Ok(false)
 }
+
+/// `QConv(Q(Pad(DQ(q), 0)))` with one set of per-tensor parameters throughout and zero padding
+/// of the spatial axes only → `QConv(q)` with the pads added: the padded positions hold
+/// `Q(0) = zero point`, which is exactly what the QConv pads with.
+pub fn fold_pad_into_qconv(m: &mut Module) -> Result<bool> {
+    use edgefuse_runtime::ir::ops::PadMode;
+    let prod = producers(&m.graph);
+    for k in 0..m.graph.nodes.len() {
+        let Op::QConv(c) = &m.graph.nodes[k].op else { continue };
+        let t = m.graph.nodes[k].inputs[0];
+        let Some(qk) = prod[t] else { continue };
+        let qnode = &m.graph.nodes[qk];
+        let Op::QuantizeLinear(_) = qnode.op else { continue };
+        let Some((_, Some(qs))) = sole_q_params(m, qk) else { continue };
+        let Some(pk) = prod[qnode.inputs[0]] else { continue };
+        let Op::Pad(p) = &m.graph.nodes[pk].op else { continue };
+        let r = p.pads.len() / 2;
+        let spatial_zero = p.mode == PadMode::Constant
+            && p.value == 0.0
+            && r >= 3
+            && p.pads[0] == 0
+            && p.pads[1] == 0
+            && p.pads[r] == 0
+            && p.pads[r + 1] == 0;
+        if !spatial_zero {
+            continue;
+        }
+        let Some((q0, xs)) = activation(m, &prod, m.graph.nodes[pk].inputs[0]) else { continue };
+        if xs != c.x || qs != c.x || m.graph.tensors[q0].dtype != m.graph.tensors[t].dtype {
+            continue;
+        }
+        let p = p.clone();
+        let node = &mut m.graph.nodes[k];
+        if let Op::QConv(c) = &mut node.op {
+            let s = r - 2;
+            for i in 0..s {
+                c.conv.pads[i] += p.pads[2 + i];
+                c.conv.pads[s + i] += p.pads[r + 2 + i];
+            }
+        }
+        node.inputs[0] = q0;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// A QuantizeLinear node's output type and per-tensor parameters.
+fn sole_q_params(m: &Module, k: usize) -> Option<(DType, Option<QScale>)> {
+    let node = &m.graph.nodes[k];
+    let Op::QuantizeLinear(q) = &node.op else { return None };
+    let s = m.consts[*node.inputs.get(1)?].as_ref()?.to_f32_vec().ok()?;
+    let z = match node.inputs.get(2) {
+        Some(&z) => m.consts[z].as_ref()?.to_i64_vec().ok()?,
+        None => vec![0],
+    };
+    (s.len() == 1 && z.len() == 1).then_some((
+        q.to,
+        Some(QScale {
+            scale: s[0],
+            zero_point: z[0] as i32,
+        }),
+    ))
+}

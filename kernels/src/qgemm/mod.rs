@@ -173,14 +173,34 @@ impl QWeights {
         col_stride: usize,
         scratch: &mut [u8],
     ) {
+        self.run_rows(src, src_xor, cols, epi, out, row_stride, col_stride, scratch, 0..self.m)
+    }
+
+    /// [`QWeights::run`] for rows `rows` only (a thread's share), written to `out` from row
+    /// `rows.start` on: element (m, p) at `(m − rows.start)·row_stride + p·col_stride`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_rows(
+        &self,
+        src: &Source,
+        src_xor: u8,
+        cols: usize,
+        epi: &Epilogue,
+        out: &mut Out,
+        row_stride: usize,
+        col_stride: usize,
+        scratch: &mut [u8],
+        rows: std::ops::Range<usize>,
+    ) {
+        assert!(rows.start <= rows.end && rows.end <= self.m, "qgemm: rows out of range");
         assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
         assert!(scratch.len() >= self.scratch_bytes(), "qgemm: scratch too small");
-        let last = (self.m.max(1) - 1) * row_stride + cols.max(1).saturating_sub(1) * col_stride;
+        let n = rows.end - rows.start;
+        let last = (n.max(1) - 1) * row_stride + cols.max(1).saturating_sub(1) * col_stride;
         let out_len = match out {
             Out::Bytes(b) => b.len(),
             Out::F32(f) => f.len(),
         };
-        assert!(cols == 0 || self.m == 0 || last < out_len, "qgemm: output too small");
+        assert!(cols == 0 || n == 0 || last < out_len, "qgemm: output too small");
         src.check(self.k, cols);
         let job = Job {
             wts: self,
@@ -190,6 +210,7 @@ impl QWeights {
             epi,
             row_stride,
             col_stride,
+            rows,
         };
         // SAFETY: the kernel family was checked to be supported when the weights were packed
         // (`QKernel::format` asserts it); bounds are checked above.
@@ -206,6 +227,7 @@ pub(crate) struct Job<'a> {
     pub epi: &'a Epilogue,
     pub row_stride: usize,
     pub col_stride: usize,
+    pub rows: std::ops::Range<usize>,
 }
 
 /// Rounds half to even for |v| < 2^22 (the epilogue clamps first), vectorisable without SSE4.1.
@@ -213,6 +235,15 @@ pub(crate) struct Job<'a> {
 pub fn round_even(v: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
     (v + MAGIC) - MAGIC
+}
+
+/// `clamp(round_half_even(v), lo, hi)` as the low byte of its i32 (u8, or i8 two's complement),
+/// for integer bounds within ±2^22: rounding by adding 1.5·2^23 and reading the mantissa bits,
+/// which vectorises (a saturating `as i32` does not).
+#[inline(always)]
+pub fn quantize_byte(v: f32, lo: f32, hi: f32) -> u8 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    (v.max(lo).min(hi) + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits()) as u8
 }
 
 /// The driver loop shared by every family: panel by panel, tile by tile, then the epilogue.
@@ -227,9 +258,9 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
         let np = NR.min(job.cols - p0);
         let pad = (w.zx as u8) ^ w.xor;
         pack::pack_panel(job.src, w.format, w.k, w.kg, p0, np, job.xor, w.zx, pad, panel);
-        let mut m0 = 0;
-        while m0 < w.m {
-            let rows = MR.min(w.m - m0);
+        let mut m0 = job.rows.start;
+        while m0 < job.rows.end {
+            let rows = MR.min(job.rows.end - m0);
             // SAFETY: `w.w` holds `m × kg` groups, `panel` `kg × NR × 4` bytes, `acc` MR × NR.
             micro(w.kg, w.w.as_ptr().add(m0 * w.kg), w.kg, rows, panel.as_ptr(), &mut acc);
             epilogue(job, out, &acc, m0, rows, p0, np);
@@ -253,10 +284,9 @@ fn epilogue(job: &Job, out: &mut Out, acc: &[[i32; NR]; MR], m0: usize, rows: us
             (OutKind::Int { zp, lo, hi }, Out::Bytes(o)) => {
                 let mut q = [0u8; NR];
                 for j in 0..NR {
-                    let v = round_even(y[j].clamp(lo - zp - 1.0, hi - zp + 1.0)) + zp;
-                    q[j] = v.clamp(lo, hi) as i32 as u8;
+                    q[j] = quantize_byte(y[j] + zp, lo, hi);
                 }
-                let base = m * rs + p0 * cs;
+                let base = (m - job.rows.start) * rs + p0 * cs;
                 if cs == 1 {
                     o[base..base + np].copy_from_slice(&q[..np]);
                 } else {
@@ -266,7 +296,7 @@ fn epilogue(job: &Job, out: &mut Out, acc: &[[i32; NR]; MR], m0: usize, rows: us
                 }
             }
             (OutKind::F32 { lo, hi }, Out::F32(o)) => {
-                let base = m * rs + p0 * cs;
+                let base = (m - job.rows.start) * rs + p0 * cs;
                 if cs == 1 {
                     for (d, v) in o[base..base + np].iter_mut().zip(&y) {
                         *d = v.max(lo).min(hi);

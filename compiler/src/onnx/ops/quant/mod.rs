@@ -81,9 +81,16 @@ fn dequantize(ctx: &mut NodeCtx) -> Result<()> {
     }
     let mut inputs = vec![ctx.input(0)?, ctx.input(1)?];
     inputs.extend(zp);
-    // Quantized constants (weights) stay quantized: the int8 rewrite rules read their scales,
-    // and `fold_constant_dequantize` folds whatever those rules leave.
-    if ctx.is_const(inputs[0]) && matches!(ctx.fact(inputs[0]).dtype, DType::U8 | DType::I8) {
+    // Quantized weights (u8/i8, rank ≥ 2) and biases (i32, rank 1) stay quantized: the int8
+    // rewrite rules read their scales, and `fold_constant_dequantize` folds what they leave.
+    // Scalars fold at once (importers such as Pad's need their values).
+    let f = ctx.fact(inputs[0]);
+    let weight_like = match f.dtype {
+        DType::U8 | DType::I8 => f.rank() >= 2,
+        DType::I32 => f.rank() == 1,
+        _ => false,
+    };
+    if ctx.is_const(inputs[0]) && weight_like {
         return ctx.emit_outputs_unfolded(Op::DequantizeLinear(DequantizeLinear { axis }), &inputs);
     }
     ctx.emit_outputs(Op::DequantizeLinear(DequantizeLinear { axis }), &inputs)

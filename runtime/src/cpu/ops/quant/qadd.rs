@@ -1,6 +1,6 @@
 //! CPU kernel for QAdd: `y = (a − za)·sa + (b − zb)·sb`, requantized (or f32), elementwise.
 
-use edgefuse_kernels::qgemm::{round_even, OutKind};
+use edgefuse_kernels::qgemm::{quantize_byte, OutKind};
 
 use super::requant::{int_kind, Domain};
 use crate::cpu::ops::{BuildCtx, CpuKernel, Ctx};
@@ -62,8 +62,7 @@ impl CpuKernel for QAddKernel {
         match self.kind {
             OutKind::Int { zp, lo, hi } => {
                 for (i, o) in outputs[0].data.iter_mut().enumerate() {
-                    let v = round_even(real(i).clamp(lo - zp - 1.0, hi - zp + 1.0)) + zp;
-                    *o = (v.clamp(lo, hi) as u8) ^ self.out_xor;
+                    *o = quantize_byte(real(i) + zp, lo, hi) ^ self.out_xor;
                 }
             }
             OutKind::F32 { lo, hi } => {

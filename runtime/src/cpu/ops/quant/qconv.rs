@@ -6,9 +6,11 @@
 
 use edgefuse_kernels::conv::Window2d;
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
-use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source};
+use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR};
+use rayon::prelude::*;
 
 use super::requant::{constant, stage, weights_minus_zp, Domain, Stage};
+use crate::cpu::ops::nn::conv::PAR_MIN_WORK;
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::QConv;
 use crate::tensor::{DType, TensorView, TensorViewMut};
@@ -55,7 +57,7 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let xd = Domain::new(x.dtype, &op.x);
     let kernel = QKernel::detect();
     let stage = stage(&op.out, op.conv.act, op.x.scale, &op.w_scale, &bias, m)?;
-    let plan = if group == c && c == m {
+    let plan = if group == c && c == m && geom.taps() <= depthwise::MAX_TAPS {
         Plan::Depthwise { kernel, taps: wq }
     } else {
         let (mg, k) = (m / group, c / group * geom.taps());
@@ -84,12 +86,86 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     }))
 }
 
-impl CpuKernel for QConvKernel {
-    fn scratch_bytes(&self) -> usize {
-        match &self.plan {
+/// Most threads one QConv splits its work over (each gets its own scratch).
+const MAX_LANES: usize = 8;
+
+impl QConvKernel {
+    fn lane_scratch(&self) -> usize {
+        let b = match &self.plan {
             Plan::Depthwise { .. } => depthwise::scratch_bytes(&self.geom),
             Plan::Gemm { groups, .. } => groups.iter().map(|g| g.scratch_bytes()).max().unwrap_or(0),
+        };
+        b.next_multiple_of(64)
+    }
+
+    /// Threads worth using: one per `PAR_MIN_WORK` multiply-adds, at most the session's.
+    fn lanes(&self, ctx: &Ctx) -> usize {
+        let work = self.m * self.geom.out_size() * self.geom.taps() * (self.c / self.group);
+        ctx.threads.min(MAX_LANES).min(work / PAR_MIN_WORK).max(1)
+    }
+
+    /// Depthwise: each lane takes a run of channels of one image.
+    fn depthwise<T: Send>(&self, taps: &[i32], kernel: QKernel, x: &[u8], out: &mut [T], plane: fn(&mut [T]) -> PlaneOut, scratch: &mut [u8], lanes: usize) {
+        let (isz, osz, t) = (self.geom.in_size(), self.geom.out_size(), self.geom.taps());
+        let per = self.lane_scratch();
+        let chunk = self.c.div_ceil(lanes);
+        for img in 0..self.n {
+            let out_img = &mut out[img * self.c * osz..(img + 1) * self.c * osz];
+            let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
+                for (j, op) in o.chunks_mut(osz).enumerate() {
+                    let ch = lane * chunk + j;
+                    let plane_x = &x[(img * self.c + ch) * isz..(img * self.c + ch + 1) * isz];
+                    let e = &self.stage.epi;
+                    depthwise::run_channel(kernel, &self.geom, plane_x, self.x.xor, self.x.zp, &taps[ch * t..(ch + 1) * t], e.mult[ch], e.add[ch], e.kind, plane(op), sc);
+                }
+            };
+            if lanes == 1 {
+                work((0, (out_img, &mut scratch[..per])));
+            } else {
+                out_img
+                    .par_chunks_mut(chunk * osz)
+                    .zip(scratch[..per * lanes].par_chunks_mut(per))
+                    .enumerate()
+                    .for_each(work);
+            }
         }
+    }
+
+    /// GEMM: per image and group, each lane takes a run of output channels.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm<T: Send>(&self, groups: &[QWeights], epis: &[Epilogue], x: &[u8], out: &mut [T], wrap: fn(&mut [T]) -> Out, scratch: &mut [u8], lanes: usize) {
+        let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
+        let (cg, mg) = (self.c / self.group, self.m / self.group);
+        let per = self.lane_scratch();
+        let chunk = mg.div_ceil(lanes).next_multiple_of(MR);
+        for img in 0..self.n {
+            for (g, wts) in groups.iter().enumerate() {
+                let x0 = (img * self.c + g * cg) * isz;
+                let src = Source::Conv { x: &x[x0..x0 + cg * isz], g: self.geom, channels: cg };
+                let y0 = (img * self.m + g * mg) * osz;
+                let out_g = &mut out[y0..y0 + mg * osz];
+                let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
+                    let first = lane * chunk;
+                    let rows = first..(first + chunk).min(mg);
+                    wts.run_rows(&src, self.x.xor, osz, &epis[g], &mut wrap(o), osz, 1, sc, rows);
+                };
+                if lanes == 1 || chunk >= mg {
+                    work((0, (out_g, &mut scratch[..per])));
+                } else {
+                    out_g
+                        .par_chunks_mut(chunk * osz)
+                        .zip(scratch[..per * lanes].par_chunks_mut(per))
+                        .enumerate()
+                        .for_each(work);
+                }
+            }
+        }
+    }
+}
+
+impl CpuKernel for QConvKernel {
+    fn scratch_bytes(&self) -> usize {
+        self.lane_scratch() * MAX_LANES
     }
 
     fn run(
@@ -97,50 +173,19 @@ impl CpuKernel for QConvKernel {
         inputs: &[TensorView],
         outputs: &mut [TensorViewMut],
         scratch: &mut [u8],
-        _ctx: &Ctx,
+        ctx: &Ctx,
     ) -> Result<()> {
         let x = inputs[0].data;
-        let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
+        let lanes = self.lanes(ctx);
         let out = &mut outputs[0];
-        let mut out_all = if self.out_f32 {
-            Out::F32(out.typed::<f32>())
-        } else {
-            Out::Bytes(&mut *out.data)
-        };
-        match &self.plan {
-            Plan::Depthwise { kernel, taps } => {
-                let t = self.geom.taps();
-                for img in 0..self.n {
-                    for ch in 0..self.c {
-                        let plane = img * self.c + ch;
-                        let xs = &x[plane * isz..(plane + 1) * isz];
-                        let o = match &mut out_all {
-                            Out::F32(f) => PlaneOut::F32(&mut f[plane * osz..(plane + 1) * osz]),
-                            Out::Bytes(bb) => PlaneOut::Bytes(&mut bb[plane * osz..(plane + 1) * osz]),
-                        };
-                        let e = &self.stage.epi;
-                        depthwise::run_channel(*kernel, &self.geom, xs, self.x.xor, self.x.zp, &taps[ch * t..(ch + 1) * t], e.mult[ch], e.add[ch], e.kind, o, scratch);
-                    }
-                }
-            }
-            Plan::Gemm { groups, epis } => {
-                let (cg, mg) = (self.c / self.group, self.m / self.group);
-                for img in 0..self.n {
-                    for (g, wts) in groups.iter().enumerate() {
-                        let x0 = (img * self.c + g * cg) * isz;
-                        let src = Source::Conv { x: &x[x0..x0 + cg * isz], g: self.geom, channels: cg };
-                        let y0 = (img * self.m + g * mg) * osz;
-                        let mut o = match &mut out_all {
-                            Out::F32(f) => Out::F32(&mut f[y0..y0 + mg * osz]),
-                            Out::Bytes(bb) => Out::Bytes(&mut bb[y0..y0 + mg * osz]),
-                        };
-                        wts.run(&src, self.x.xor, osz, &epis[g], &mut o, osz, 1, scratch);
-                    }
-                }
-            }
+        match (&self.plan, self.out_f32) {
+            (Plan::Depthwise { kernel, taps }, false) => self.depthwise(taps, *kernel, x, &mut *out.data, |o| PlaneOut::Bytes(o), scratch, lanes),
+            (Plan::Depthwise { kernel, taps }, true) => self.depthwise(taps, *kernel, x, out.typed::<f32>(), |o| PlaneOut::F32(o), scratch, lanes),
+            (Plan::Gemm { groups, epis }, false) => self.gemm(groups, epis, x, &mut *out.data, |o| Out::Bytes(o), scratch, lanes),
+            (Plan::Gemm { groups, epis }, true) => self.gemm(groups, epis, x, out.typed::<f32>(), |o| Out::F32(o), scratch, lanes),
         }
-        if let (Some(post), Out::F32(f)) = (&self.stage.post, &mut out_all) {
-            post.apply(0.0, f);
+        if let Some(post) = &self.stage.post {
+            post.apply(0.0, out.typed::<f32>());
         }
         Ok(())
     }
