@@ -92,7 +92,7 @@ pub fn quantize(
         .zip(&stats)
         .map(|(n, s)| (n.clone(), s.range(opts.method)))
         .collect();
-    if std::env::var_os("EDGEFUSE_QUANT_DEBUG").is_some() {
+    if qdq::debug("ranges") {
         for (n, s) in names.iter().zip(&stats) {
             eprintln!("range {n}: seen [{}, {}] → {:?}", s.min, s.max, ranges[n]);
         }

@@ -43,6 +43,13 @@ pub struct Layer {
     pub weights: Vec<(usize, usize)>,
 }
 
+/// Debugging switches for comparing variants, from `EDGEFUSE_QUANT_DEBUG` (comma-separated):
+/// `weights` / `acts` (quantize only those), `nobc` (no bias correction), `nomse` (plain
+/// max|w| weight scales), `addq` (quantize residual Adds), `ranges` (print calibrated ranges).
+pub fn debug(flag: &str) -> bool {
+    std::env::var("EDGEFUSE_QUANT_DEBUG").is_ok_and(|d| d.split(',').any(|f| f == flag))
+}
+
 fn const_f32(m: &Module, id: TensorId) -> bool {
     m.is_const(id) && m.graph.tensors[id].dtype == DType::F32
 }
@@ -79,11 +86,14 @@ pub fn find_layers(m: &Module) -> Vec<Layer> {
     out
 }
 
-/// Ops that carry int8 between quantized layers.
+/// Ops that carry int8 between quantized layers. A residual Add stays float by default: its
+/// inputs are then not rounded (the projection's wide-ranged output especially), which measured
+/// better on EfficientNet-Lite0; its output is still quantized for the next layer.
+/// `EDGEFUSE_QUANT_DEBUG=addq` quantizes it as ORT's QDQ quantizer does.
 fn pass_through(op: &Op) -> bool {
     matches!(
         op,
-        Op::Binary(b) if b.op == BinaryOp::Add
+        Op::Binary(b) if b.op == BinaryOp::Add && debug("addq")
     ) || matches!(
         op,
         Op::Concat(_) | Op::Pool(_) | Op::GlobalPool(_) | Op::Reshape(_) | Op::Transpose(_)
@@ -219,11 +229,7 @@ pub fn quantize_weight(w: &Tensor, axis: usize) -> Result<(Tensor, Vec<f32>, f64
                     })
                     .sum()
             };
-            let steps = if std::env::var("EDGEFUSE_QUANT_DEBUG").is_ok_and(|d| d.contains("nomse")) {
-                1
-            } else {
-                16
-            };
+            let steps = if debug("nomse") { 1 } else { 16 };
             (0..steps)
                 .map(|k| a * (1.0 - 0.02 * k as f32) / 127.0)
                 .map(|s| (err(s), s))
@@ -259,7 +265,7 @@ fn correct_bias(
     axis: usize,
     means: &HashMap<String, Vec<f64>>,
 ) -> Result<()> {
-    if std::env::var("EDGEFUSE_QUANT_DEBUG").is_ok_and(|d| d.contains("nobc")) {
+    if debug("nobc") {
         return Ok(());
     }
     let node = &orig.graph.nodes[k];
@@ -323,8 +329,7 @@ pub fn insert(
     means: &HashMap<String, Vec<f64>>,
 ) -> Result<(Module, HashMap<String, f64>)> {
     let (mut acts, shared) = activations(m, layers, enabled);
-    let debug = std::env::var("EDGEFUSE_QUANT_DEBUG").unwrap_or_default();
-    if debug == "weights" {
+    if debug("weights") {
         acts.clear();
     }
     let mut ranges = ranges.clone();
@@ -402,7 +407,7 @@ pub fn insert(
         let Some(layer) = layers.iter().find(|l| l.key == key) else {
             continue;
         };
-        if !enabled.contains(&key) || debug == "acts" {
+        if !enabled.contains(&key) || debug("acts") {
             continue;
         }
         let (mut sig_noise, mut sig) = (0f64, 0f64);
