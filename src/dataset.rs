@@ -107,7 +107,8 @@ fn load_samples(path: &Path) -> Result<Tensor> {
         files.sort();
         if files.is_empty() {
             bail!(
-                "{}: no .npy or IDX files in this folder (image folders need --preprocess)",
+                "{}: no .npy or IDX files in this folder (for photographs, write preprocessed .npy \
+                 batches first, e.g. with scripts/quant/images_to_npy.py)",
                 path.display()
             );
         }

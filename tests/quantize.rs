@@ -13,8 +13,9 @@ fn data_dir(models: &Path) -> PathBuf {
     models.parent().unwrap().join("data")
 }
 
-/// `edgefuse compile` with `args`; panics with stderr on failure; returns stdout.
-fn compile(models: &Path, model: &str, out: &Path, args: &[&str]) -> String {
+/// `edgefuse compile` with `args` (with the refs' input shapes when `ref_shapes`, else batch 1);
+/// panics with stderr on failure; returns stdout.
+fn compile(models: &Path, model: &str, out: &Path, args: &[&str], ref_shapes: bool) -> String {
     let r = refs(models, model);
     let mut cmd = edgefuse();
     cmd.arg("compile")
@@ -22,7 +23,7 @@ fn compile(models: &Path, model: &str, out: &Path, args: &[&str]) -> String {
         .arg("-o")
         .arg(out)
         .args(args);
-    for (name, _, shape) in &r.inputs {
+    for (name, _, shape) in r.inputs.iter().filter(|_| ref_shapes) {
         let s: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
         cmd.arg("--input").arg(format!("{name}={}", s.join("x")));
     }
@@ -70,7 +71,7 @@ fn fp16_halves_the_weights_and_keeps_every_top1() {
     ] {
         let fp32 = compiled(&models, model);
         let fp16 = scratch_dir().join(format!("{model}-fp16.efm"));
-        let stdout = compile(&models, model, &fp16, &["--precision", "fp16"]);
+        let stdout = compile(&models, model, &fp16, &["--precision", "fp16"], true);
         assert!(stdout.contains("half precision"), "{stdout}");
         let (a, b) = (
             Model::load(&fp32).unwrap().weights_len() as f64,
@@ -89,7 +90,7 @@ fn int8(models: &Path, model: &str, tag: &str, args: &[&str]) -> (String, serde_
     let out = scratch_dir().join(format!("{model}-{tag}.efm"));
     let mut all = vec!["--precision", "int8"];
     all.extend_from_slice(args);
-    let stdout = compile(models, model, &out, &all);
+    let stdout = compile(models, model, &out, &all, false);
     eprintln!("{stdout}");
     let o = edgefuse()
         .args(["inspect", "--json"])

@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, value_name = "DATA")]
     calibrate: Vec<String>,
     /// How activation ranges are chosen from the calibration data.
-    #[arg(long, value_enum, default_value_t = CalibrationMethod::Percentile)]
+    #[arg(long, value_enum, default_value_t = CalibrationMethod::Minmax)]
     calibration: CalibrationMethod,
     /// The percentile kept by --calibration percentile.
     #[arg(long, default_value_t = 99.99)]

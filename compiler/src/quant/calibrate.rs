@@ -13,7 +13,7 @@ use super::runner::Runner;
 
 pub const BINS: usize = 2048;
 /// Samples the first (range-finding) pass of histogram methods looks at.
-const RANGE_SAMPLES: usize = 16;
+const RANGE_SAMPLES: usize = 8;
 
 /// How activation ranges are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -38,11 +38,21 @@ impl Method {
     }
 }
 
+/// How a probed tensor splits into channels for per-channel means: `[outer, channels, inner]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Channels {
+    pub channels: usize,
+    pub inner: usize,
+}
+
 /// What was seen of one tensor.
 #[derive(Debug, Clone)]
 pub struct Stats {
     pub min: f32,
     pub max: f32,
+    /// Per-channel sums and the number of values per channel (when asked for channels).
+    sums: Vec<f64>,
+    per_channel: u64,
     /// Histogram range and counts (empty for min/max calibration).
     lo: f32,
     hi: f32,
@@ -54,6 +64,8 @@ impl Stats {
         Stats {
             min: f32::INFINITY,
             max: f32::NEG_INFINITY,
+            sums: Vec::new(),
+            per_channel: 0,
             lo: 0.0,
             hi: 0.0,
             hist: Vec::new(),
@@ -67,6 +79,32 @@ impl Stats {
                 self.max = self.max.max(x);
             }
         }
+    }
+
+    fn observe_channels(&mut self, xs: &[f32], ch: Channels) {
+        if self.sums.is_empty() {
+            self.sums = vec![0.0; ch.channels];
+        }
+        let block = ch.channels * ch.inner;
+        if block == 0 || xs.len() % block != 0 {
+            return;
+        }
+        for outer in xs.chunks_exact(block) {
+            for (c, plane) in outer.chunks_exact(ch.inner).enumerate() {
+                self.sums[c] += plane.iter().map(|&x| x as f64).sum::<f64>();
+            }
+        }
+        self.per_channel += (xs.len() / ch.channels) as u64;
+    }
+
+    /// Per-channel means, when channels were asked for.
+    pub fn channel_means(&self) -> Option<Vec<f64>> {
+        (self.per_channel > 0).then(|| {
+            self.sums
+                .iter()
+                .map(|s| s / self.per_channel as f64)
+                .collect()
+        })
     }
 
     fn start_histogram(&mut self) {
@@ -114,7 +152,10 @@ impl Stats {
             }
             Method::Entropy => {
                 if self.lo >= 0.0 {
-                    let t = kl_threshold(&self.hist, 256) * (self.hi - self.lo) / BINS as f32;
+                    // Exact zeros (ReLU's) quantize exactly; they must not pull the threshold.
+                    let mut h = self.hist.clone();
+                    h[0] = 0;
+                    let t = kl_threshold(&h, 256) * (self.hi - self.lo) / BINS as f32;
                     (0.0, t.min(max))
                 } else {
                     let (abs, width) = self.abs_histogram();
@@ -214,12 +255,12 @@ pub fn runs(n: usize, method: Method) -> u64 {
 /// Observes the probed tensors over the samples; `tick` is called once per model run.
 pub fn observe(
     runner: &mut Runner,
-    n_probes: usize,
+    channels: &[Option<Channels>],
     samples: &[Sample],
     method: Method,
     tick: &dyn Fn(),
 ) -> Result<Vec<Stats>> {
-    let mut stats: Vec<Stats> = (0..n_probes).map(|_| Stats::new()).collect();
+    let mut stats: Vec<Stats> = (0..channels.len()).map(|_| Stats::new()).collect();
     if method.needs_histogram() {
         for s in samples.iter().take(RANGE_SAMPLES) {
             runner.run(s)?;
@@ -233,10 +274,14 @@ pub fn observe(
     for s in samples {
         runner.run(s)?;
         for (j, st) in stats.iter_mut().enumerate() {
+            let xs = runner.probe(j);
             if method.needs_histogram() {
-                st.observe_histogram(runner.probe(j));
+                st.observe_histogram(xs);
             } else {
-                st.observe_range(runner.probe(j));
+                st.observe_range(xs);
+            }
+            if let Some(ch) = channels[j] {
+                st.observe_channels(xs, ch);
             }
         }
         tick();

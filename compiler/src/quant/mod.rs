@@ -4,6 +4,7 @@
 //! - [`runner`]: runs a module on the CPU runtime with intermediate tensors exposed.
 //! - [`calibrate`]: activation ranges (min/max, percentile, entropy/KL).
 //! - [`qdq`]: which layers quantize, and the QuantizeLinear/DequantizeLinear pattern.
+//! - [`bias`]: bias correction for the weight rounding.
 //! - [`guard`]: the metric before/after, per-layer sensitivity, fallback to fp32.
 //! - [`report`]: the per-layer error table and the HTML page.
 //!
@@ -11,6 +12,7 @@
 //! layer, measure (per-layer SQNR against fp32; top-1 with `--validate`), and while the drop
 //! exceeds `--max-drop` move the most sensitive layers back to fp32.
 
+pub mod bias;
 pub mod calibrate;
 pub mod data;
 pub mod guard;
@@ -28,6 +30,9 @@ pub use data::{Batch, Dataset, Sample};
 pub use report::LayerRow;
 
 use crate::Module;
+
+/// Calibration samples the per-layer error table is measured on.
+const REPORT_SAMPLES: usize = 8;
 
 /// What `--precision int8` was asked for.
 #[derive(Debug, Clone)]
@@ -70,19 +75,31 @@ pub fn quantize(
         calibrate::runs(samples.len(), opts.method),
         "calibrating",
     );
+    let channels: Vec<Option<calibrate::Channels>> =
+        names.iter().map(|n| input_channels(m, &layers, n)).collect();
     let mut runner = runner::Runner::new(m, &names).context("calibration model")?;
-    let stats = calibrate::observe(&mut runner, names.len(), &samples, opts.method, &|| {
+    let stats = calibrate::observe(&mut runner, &channels, &samples, opts.method, &|| {
         bar.inc(1)
     })?;
+    let means: HashMap<String, Vec<f64>> = names
+        .iter()
+        .zip(&stats)
+        .filter_map(|(n, s)| Some((n.clone(), s.channel_means()?)))
+        .collect();
     bar.finish_and_clear();
     let ranges: HashMap<String, (f32, f32)> = names
         .iter()
         .zip(&stats)
         .map(|(n, s)| (n.clone(), s.range(opts.method)))
         .collect();
+    if qdq::debug("ranges") {
+        for (n, s) in names.iter().zip(&stats) {
+            eprintln!("range {n}: seen [{}, {}] → {:?}", s.min, s.max, ranges[n]);
+        }
+    }
 
     let build = |enabled: &HashSet<String>| -> Result<(Module, HashMap<String, f64>)> {
-        qdq::insert(m, &layers, enabled, &ranges)
+        qdq::insert(m, &layers, enabled, &ranges, &means)
     };
     let mut summary = Calibration {
         method: opts.method.name(),
@@ -112,13 +129,44 @@ pub fn quantize(
         summary.fallback = outcome.fallback;
     }
     let (module, weight_sqnr) = build(&enabled)?;
-    // Per-layer error against fp32, on up to 32 calibration samples.
-    let probe: Vec<&[Sample]> = vec![&samples[..samples.len().min(32)]];
-    let rows = report::layer_errors(m, &module, &layers, &enabled, &weight_sqnr, &ranges, probe[0])?;
+    // Per-layer error against fp32, on a few calibration samples.
+    let probe = &samples[..samples.len().min(REPORT_SAMPLES)];
+    let rows = report::layer_errors(m, &module, &layers, &enabled, &weight_sqnr, probe)?;
     summary.layers_int8 = enabled.len();
     Ok(Quantized {
         module,
         summary,
         layers: rows,
     })
+}
+
+/// How the tensor `name` splits into channels when it is the input of a Conv or Gemm layer (for
+/// the per-channel means bias correction needs).
+fn input_channels(m: &Module, layers: &[qdq::Layer], name: &str) -> Option<calibrate::Channels> {
+    let g = &m.graph;
+    let node = g.nodes.iter().find(|n| {
+        g.tensors[n.inputs[0]].name == name
+            && layers
+                .iter()
+                .any(|l| l.key == g.tensors[n.outputs[0]].name && l.kind == qdq::Kind::Full)
+    })?;
+    let shape = &g.tensors[node.inputs[0]].shape;
+    match &node.op {
+        edgefuse_runtime::ir::Op::Conv(_) if shape.len() >= 3 => Some(calibrate::Channels {
+            channels: shape[1],
+            inner: shape[2..].iter().product(),
+        }),
+        edgefuse_runtime::ir::Op::Gemm(gm) if shape.len() == 2 => Some(if gm.trans_a {
+            calibrate::Channels {
+                channels: shape[0],
+                inner: shape[1],
+            }
+        } else {
+            calibrate::Channels {
+                channels: shape[1],
+                inner: 1,
+            }
+        }),
+        _ => None,
+    }
 }

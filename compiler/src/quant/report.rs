@@ -30,14 +30,12 @@ pub struct LayerRow {
 }
 
 /// Runs fp32 and quantized side by side on `samples` and measures each layer's output error.
-#[allow(clippy::too_many_arguments)]
 pub fn layer_errors(
     fp32: &Module,
     quant: &Module,
     layers: &[Layer],
     enabled: &HashSet<String>,
     weight_sqnr: &HashMap<String, f64>,
-    _ranges: &HashMap<String, (f32, f32)>,
     samples: &[Sample],
 ) -> Result<Vec<LayerRow>> {
     let out_name = fp32.graph.tensors[fp32.graph.outputs[0]].name.clone();
