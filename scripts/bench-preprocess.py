@@ -4,7 +4,9 @@
 (x - 127) / 128 as f32 NCHW. OpenCV: cvtColor(YUV2RGB_YUYV) + resize(INTER_LINEAR) + crop +
 normalise + transpose, cv2.setNumThreads(2). Also checks both give the same tensor (max abs
 difference, in 0..1 units). Needs opencv-python-headless, numpy, pillow, and a release build of
-the `preprocess_bench` example. Usage: scripts/bench-preprocess.py [ITERS] [ROUNDS]"""
+the `preprocess_bench` example and of `edgefuse`. Then `edgefuse classify` with EfficientNet-Lite0
+(fp32) on a 1080p YUYV raw-frame file of the same frame: frames per second, and top-1 against
+`edgefuse run` on the saved model input. Usage: scripts/bench-preprocess.py [ITERS] [ROUNDS] [FRAMES]"""
 import json
 import os
 import statistics
@@ -20,6 +22,7 @@ root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 shared = os.environ.get("EDGEFUSE_SHARED", os.path.join(root, "..", "shared"))
 iters = int(sys.argv[1]) if len(sys.argv) > 1 else 500
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+frames = int(sys.argv[3]) if len(sys.argv) > 3 else 100
 exe = os.path.join(root, "target", "release", "examples", "preprocess_bench")
 
 rgb = np.asarray(Image.open(os.path.join(shared, "data", "images", "cat_1080p.jpg")).convert("RGB"))
@@ -76,4 +79,34 @@ summary["opencv_checksum"] = float(ref.astype(np.float64).sum())
 summary["edgefuse_checksum"] = ours["checksum"]
 summary["opencv_version"] = cv2.__version__
 summary["rounds"] = results
+
+
+def classify_bench():
+    ef = os.path.join(root, "target", "release", "edgefuse")
+    out = os.path.join(root, "target", "bench-classify")
+    os.makedirs(out, exist_ok=True)
+    clip = os.path.join(out, "cat_1080p.yuyv")
+    with open(clip, "wb") as f:
+        f.write(yuyv.tobytes())
+    efm = os.path.join(out, "effnet.efm")
+    subprocess.run([ef, "compile", os.path.join(shared, "models", "efficientnet_lite0.onnx"), "-o", efm,
+                    "--preprocess", "efficientnet_lite0", "--labels",
+                    os.path.join(shared, "data", "imagenet_labels_1000.txt")], check=True, capture_output=True)
+    x = os.path.join(out, "input.npy")
+    r = subprocess.run([ef, "classify", efm, "--source", clip + ":1920x1080", "--loop", "--frames", str(frames),
+                        "--json", "--top", "1", "--save-input", x], check=True, capture_output=True, text=True)
+    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    top1 = {l["top"][0]["index"] for l in lines}
+    subprocess.run([ef, "run", efm, "--input", "input=" + x, "--output-dir", out], check=True, capture_output=True)
+    logits = np.load(os.path.join(out, "logits.npy"))
+    return {
+        "summary": r.stderr.strip(),
+        "frames": len(lines),
+        "top1_labels": sorted({l["top"][0]["label"] for l in lines}),
+        "top1_equals_run": top1 == {int(logits.argmax())},
+        "median_ms": {k: statistics.median(l["timings_ms"][k] for l in lines) for k in ("capture", "preprocess", "infer")},
+    }
+
+
+summary["classify"] = classify_bench()
 print(json.dumps(summary, indent=1))

@@ -362,7 +362,7 @@ fn classify_text_output_on_the_demo_folder() {
     assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
     println!("{stdout}");
     assert!(stdout.contains("4 frames, 0 errors"), "{stdout}");
-    for label in ["cup", "hotdog"] {
+    for label in ["cat", "espresso", "hotdog"] {
         assert!(stdout.contains(label), "{label} missing:\n{stdout}");
     }
 }

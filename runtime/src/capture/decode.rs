@@ -23,8 +23,15 @@ impl Default for Decoder {
 impl Decoder {
     /// Decodes an MJPEG frame to RGB24. A corrupt or truncated JPEG is an error naming the frame.
     pub fn decode(&mut self, frame: &Frame) -> Result<&Frame> {
-        let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("frame {}: corrupt MJPEG: {e}", frame.index));
-        let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+        let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("corrupt MJPEG frame: {e}"));
+        // A truncated frame lacks the end-of-image marker (cameras may pad with zeros after it).
+        let end = frame.data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        if end < 4 || frame.data[end - 2..end] != [0xFF, 0xD9] {
+            return Err(bad(&format!("{} bytes, no end-of-image marker (truncated)", frame.data.len())));
+        }
+        let options = DecoderOptions::default()
+            .jpeg_set_out_colorspace(ColorSpace::RGB)
+            .set_strict_mode(true);
         let mut dec = JpegDecoder::new_with_options(Cursor::new(&frame.data[..]), options);
         dec.decode_headers().map_err(|e| bad(&e))?;
         let (w, h) = dec.dimensions().ok_or_else(|| bad(&"no image size"))?;

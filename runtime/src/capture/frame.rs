@@ -154,15 +154,14 @@ impl Frame {
     pub fn check(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 {
             return Err(Error::invalid(format!(
-                "frame {}: empty size {}x{}",
-                self.index, self.width, self.height
+                "empty frame size {}x{}",
+                self.width, self.height
             )));
         }
         if self.format == PixelFormat::Mjpeg {
             if self.data.len() < 4 || self.data[..2] != [0xFF, 0xD8] {
                 return Err(Error::invalid(format!(
-                    "frame {}: not a JPEG ({} bytes, no SOI marker)",
-                    self.index,
+                    "not a JPEG ({} bytes, no start-of-image marker)",
                     self.data.len()
                 )));
             }
@@ -170,8 +169,7 @@ impl Frame {
         }
         if self.stride < self.format.min_stride(self.width) {
             return Err(Error::invalid(format!(
-                "frame {}: {} line stride {} is less than {} for width {}",
-                self.index,
+                "{} line stride {} is less than {} for width {}",
                 self.format,
                 self.stride,
                 self.format.min_stride(self.width),
@@ -181,8 +179,7 @@ impl Frame {
         let want = self.format.frame_len(self.stride, self.height).unwrap_or(0);
         if self.data.len() < want {
             return Err(Error::invalid(format!(
-                "frame {}: short {} frame: {} bytes, {}x{} needs {want}",
-                self.index,
+                "short {} frame: {} bytes, {}x{} needs {want}",
                 self.format,
                 self.data.len(),
                 self.width,

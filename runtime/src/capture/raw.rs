@@ -158,9 +158,8 @@ impl FrameSource for RawSource {
                     self.done = true;
                     frame.data.truncate(got);
                     return Err(Error::invalid(format!(
-                        "{}: frame {}: short frame: {got} of {frame_len} bytes",
-                        self.spec.path.display(),
-                        frame.index
+                        "{}: short frame at the end of the file: {got} of {frame_len} bytes",
+                        self.spec.path.display()
                     )));
                 }
             }

@@ -163,7 +163,7 @@ impl FrameSource for V4l2Source {
             }
             self.last_try = Some(Instant::now());
             self.open = Some(negotiate(&self.req).map_err(|e| {
-                Error::invalid(format!("frame {}: camera unavailable, retrying: {e}", frame.index))
+                Error::invalid(format!("camera unavailable, retrying: {e}"))
             })?);
         }
         let o = self.open.as_mut().expect("opened above");
@@ -172,8 +172,8 @@ impl FrameSource for V4l2Source {
             Err(e) => {
                 self.open = None;
                 return Err(Error::invalid(format!(
-                    "frame {}: {} dropped out ({e}); reopening",
-                    frame.index, self.req.path
+                    "{} dropped out ({e}); reopening",
+                    self.req.path
                 )));
             }
         };
