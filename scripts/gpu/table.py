@@ -30,7 +30,7 @@ def main():
         med = e.get("median_ms")
         graph = t.get("graph_ms")
         cell = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "—"
-        note = t.get("skipped") or t.get("error") or e.get("error") or ""
+        note = " ".join(str(t.get("skipped") or t.get("error") or e.get("error") or "").split())
         ratio = f"{graph / med:.2f}× faster" if med and graph and med < graph else (
             f"{med / graph:.2f}× slower" if med and graph else note)
         print(f"| {k[0]} | {k[1]} | {cell(med)} | {cell(e.get('p99_ms'))} | "

@@ -1,7 +1,7 @@
 //! Executes a planned graph on the GPU.
 //!
 //! Load: the memory plan is the CPU backend's (`cpu::plan`), laid over one device arena; every
-//! constant is uploaded once into one device buffer at its weights-section offset; each node
+//! constant is uploaded once into one device buffer (as `Model::constant` gives it); each node
 //! gets a CUDA kernel or, when it has none, a CPU kernel plus explicit copies (device → host
 //! before, host → device after). Consecutive GPU nodes form a segment; each segment is captured
 //! as a CUDA graph after one warm-up run, so an inference is one graph launch per segment (one
@@ -125,19 +125,29 @@ impl CudaSession {
         let graph = model.graph();
         let mapped = opts.mapped_io.unwrap_or(dev.info.integrated);
 
-        // Weights: one buffer laid out like the file's weights section.
-        let weights = DeviceBuffer::zeroed(&dev, model.weights_len())?;
+        // Weights: one device buffer, each constant at its own aligned offset, uploaded once.
+        // Offsets are ours, not the file's: a constant's bytes as the model gives them may
+        // differ in size from what the file stores (f16-stored weights are widened on load).
+        let mut const_offsets: Vec<Option<u64>> = vec![None; graph.tensors.len()];
+        let mut weights_len = 0usize;
         for (id, t) in graph.tensors.iter().enumerate() {
-            if let (Some(w), Some(c)) = (t.weight, model.constant(id)) {
+            if t.weight.is_some() {
+                if let Some(c) = model.constant(id) {
+                    const_offsets[id] = Some(weights_len as u64);
+                    weights_len += c.data.len().div_ceil(ALIGN) * ALIGN;
+                }
+            }
+        }
+        let weights = DeviceBuffer::zeroed(&dev, weights_len)?;
+        for (id, off) in const_offsets.iter().enumerate() {
+            if let (Some(off), Some(c)) = (off, model.constant(id)) {
                 if !c.data.is_empty() {
-                    // SAFETY: `w.offset + len` lies inside the weights section (checked by the
-                    // reader), which the buffer mirrors.
-                    unsafe { dr::memcpy_htod_sync(weights.ptr + w.offset, c.data) }
+                    // SAFETY: the buffer reserved `c.data.len()` bytes at `off` above.
+                    unsafe { dr::memcpy_htod_sync(weights.ptr + off, c.data) }
                         .map_err(|e| cuda_err("uploading weights", e))?;
                 }
             }
         }
-
         // The uploads above ran on the legacy stream: finish them before our stream reads.
         dev.ctx
             .synchronize()
@@ -226,7 +236,7 @@ impl CudaSession {
                 return p;
             }
             match plan.slots[t] {
-                Slot::Const(r) => weights.ptr + graph.tensors[r].weight.map_or(0, |w| w.offset),
+                Slot::Const(r) => weights.ptr + const_offsets[r].unwrap_or(0),
                 Slot::Arena { offset, .. } => arena.ptr + offset as u64,
             }
         };
