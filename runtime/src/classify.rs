@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::capture::Frame;
 use crate::cpu::{Session, SessionOptions};
+use crate::engine::Engine;
 use crate::preprocess::{CpuPreprocessor, PreprocessSpec, Target};
 use crate::{DType, Error, Model, Result, Tensor};
 
@@ -29,7 +30,7 @@ pub struct Timings {
 
 /// A model with its preprocessing and labels, ready for frames.
 pub struct Classifier {
-    session: Session,
+    session: Engine,
     pre: CpuPreprocessor,
     input: Tensor,
     labels: Vec<String>,
@@ -45,6 +46,17 @@ impl Classifier {
         labels: Option<Vec<String>>,
         opts: SessionOptions,
     ) -> Result<Classifier> {
+        let session = Session::new(model, opts)?;
+        Classifier::with_engine(Engine::Cpu(session), spec, labels)
+    }
+
+    /// As [`Classifier::new`], on an engine already opened on any backend (`engine::Engine::open`).
+    pub fn with_engine(
+        session: Engine,
+        spec: Option<PreprocessSpec>,
+        labels: Option<Vec<String>>,
+    ) -> Result<Classifier> {
+        let model = session.model().clone();
         let g = model.graph();
         if g.inputs.len() != 1 || g.outputs.is_empty() {
             return Err(Error::invalid(format!(
@@ -75,7 +87,6 @@ impl Classifier {
             .unwrap_or_default();
         let pre = CpuPreprocessor::new(spec, target)?;
         let input = Tensor::zeros(info.dtype, &info.shape);
-        let session = Session::new(model, opts)?;
         Ok(Classifier {
             session,
             pre,

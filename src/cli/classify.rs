@@ -69,7 +69,8 @@ pub fn run(a: Args) -> Result<()> {
         .transpose()
         .context("--preprocess")?;
     let labels = a.labels.as_deref().map(super::read_labels).transpose()?;
-    let mut classifier = Classifier::new(model, spec, labels, super::session_options(a.threads))
+    let engine = super::open_session(model, a.backend, a.threads)?;
+    let mut classifier = Classifier::with_engine(engine, spec, labels)
         .with_context(|| format!("{}", a.model.display()))?;
     let source = edgefuse_runtime::capture::open(&a.source)?;
     let what = source.describe();
