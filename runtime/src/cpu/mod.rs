@@ -7,6 +7,6 @@
 pub mod ops;
 pub mod plan;
 pub mod session;
-mod worker;
+pub(crate) mod worker;
 
 pub use session::{Session, SessionOptions};

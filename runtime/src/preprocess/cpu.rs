@@ -1,9 +1,9 @@
 //! The fused CPU step: frame bytes in, model input out, in one pass. For each output row it
 //! gathers only the source pixels the resampling taps name, converts them to RGB (`pixel`),
 //! accumulates them with the tap weights, normalises, and stores in the input's layout and
-//! element type. Rows are split across threads with `rayon::join`; every buffer is sized when
-//! the frame size changes, so a stream of same-sized frames allocates nothing (MJPEG decoding
-//! aside).
+//! element type. Rows are split across threads with `rayon::join` inside a resident pool worker
+//! (`cpu::worker`, so entering the pool allocates nothing); every buffer is sized when the frame
+//! size changes, so a stream of same-sized frames allocates nothing (MJPEG decoding aside).
 
 use std::ops::Range;
 
@@ -14,6 +14,7 @@ use super::pixel::{self, Quant, Store};
 use super::spec::{Color, Layout, PreprocessSpec};
 use crate::capture::decode::Decoder;
 use crate::capture::{Frame, PixelFormat};
+use crate::cpu::worker::Worker;
 use crate::ir::TensorInfo;
 use crate::{DType, Error, Result};
 
@@ -101,6 +102,7 @@ pub struct CpuPreprocessor {
     geometry: Option<Geometry>,
     scratch: Vec<Scratch>,
     threads: usize,
+    pool: Option<Worker>,
     decoder: Decoder,
     /// `x * scale + bias` per output channel, and the padding value per output channel.
     scale: [f32; 3],
@@ -121,17 +123,19 @@ impl CpuPreprocessor {
             target,
             geometry: None,
             scratch: Vec::new(),
-            threads: rayon::current_num_threads().clamp(1, 8),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8),
+            pool: None,
             decoder: Decoder::default(),
             scale,
             bias,
         })
     }
 
-    /// Threads used per frame (default: rayon's pool size, at most 8).
+    /// Threads used per frame (default: the machine's cores, at most 8).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
         self.scratch.clear();
+        self.pool = None;
     }
 
     pub fn spec(&self) -> &PreprocessSpec {
@@ -173,15 +177,24 @@ impl CpuPreprocessor {
             scale: self.scale,
             bias: self.bias,
         };
-        let misaligned = || Error::invalid("preprocess: output buffer is not aligned for the input's element type");
-        match self.target.dtype {
-            DType::F32 => ctx.start(bytemuck::try_cast_slice_mut::<u8, f32>(out).map_err(|_| misaligned())?, &mut self.scratch),
-            DType::F16 => ctx.start(bytemuck::try_cast_slice_mut::<u8, f16>(out).map_err(|_| misaligned())?, &mut self.scratch),
-            DType::U8 => ctx.start(out, &mut self.scratch),
-            DType::I8 => ctx.start(bytemuck::cast_slice_mut::<u8, i8>(out), &mut self.scratch),
-            other => return Err(Error::invalid(format!("preprocess: cannot write {other} inputs"))),
+        if self.threads > 1 && self.pool.is_none() {
+            let w = Worker::new(self.threads).map_err(|e| {
+                Error::invalid(format!("preprocess: cannot start {} threads: {e}", self.threads))
+            })?;
+            self.pool = Some(w);
         }
-        Ok(())
+        let scratch = &mut self.scratch;
+        let mut result = Ok(());
+        let mut job = || result = ctx.write(out, scratch);
+        match &self.pool {
+            Some(w) => {
+                if !w.run(&mut job) {
+                    return Err(Error::invalid("preprocess: the worker thread stopped after a panic"));
+                }
+            }
+            None => job(),
+        }
+        result
     }
 }
 
@@ -202,6 +215,19 @@ impl Ctx<'_> {
             Layout::Nchw => self.t.width,
             Layout::Nhwc => self.t.width * self.t.channels,
         }
+    }
+
+    /// Writes the frame into `out`, typed as the target's element type.
+    fn write(&self, out: &mut [u8], scratch: &mut [Scratch]) -> Result<()> {
+        let misaligned = || Error::invalid("preprocess: output buffer is not aligned for the input's element type");
+        match self.t.dtype {
+            DType::F32 => self.start(bytemuck::try_cast_slice_mut::<u8, f32>(out).map_err(|_| misaligned())?, scratch),
+            DType::F16 => self.start(bytemuck::try_cast_slice_mut::<u8, f16>(out).map_err(|_| misaligned())?, scratch),
+            DType::U8 => self.start(out, scratch),
+            DType::I8 => self.start(bytemuck::cast_slice_mut::<u8, i8>(out), scratch),
+            other => return Err(Error::invalid(format!("preprocess: cannot write {other} inputs"))),
+        }
+        Ok(())
     }
 
     fn start<T: Store>(&self, out: &mut [T], scratch: &mut [Scratch]) {
