@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=aarch64-unknown-linux-gnu
+TD=${CARGO_TARGET_DIR:-target}
 SHARED=${EDGEFUSE_SHARED:-../shared}
 t0=$(date +%s)
 
@@ -48,9 +49,9 @@ echo "aarch64 leg: $(ls "$EFM_DIR" | wc -l) models compiled on $(uname -m)"
 #    <= 6 MB, with CUDA <= 10 MB). The CPU one must run here under emulation.
 size_of() { stat -c %s "$1"; }
 cargo build --release --target $TARGET -p edgefuse --no-default-features --features v4l
-aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cpu target/$TARGET/release/edgefuse
+aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cpu $TD/$TARGET/release/edgefuse
 cargo build --release --target $TARGET -p edgefuse --no-default-features --features cuda,v4l
-aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cuda target/$TARGET/release/edgefuse
+aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cuda $TD/$TARGET/release/edgefuse
 cpu=$(size_of target/edgefuse-aarch64-cpu); cuda=$(size_of target/edgefuse-aarch64-cuda)
 echo "aarch64 device binary, stripped: cpu+v4l $cpu bytes, cuda+v4l $cuda bytes"
 [ "$cpu" -le 6000000 ] || { echo "error: CPU-only device binary is $cpu bytes, over 6 MB"; exit 1; }
