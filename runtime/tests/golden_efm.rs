@@ -1,5 +1,5 @@
 //! `.efm` files compiled elsewhere (on the x86-64 host) run here and match onnxruntime's outputs
-//! within `1e-4 · max(1, max|ref|)`. This is how the aarch64 leg proves a file is portable: the
+//! within `tol · max(1, max|ref|)` (1e-4; int8 models their own bound). This is how the aarch64 leg proves a file is portable: the
 //! host compiles, `scripts/test-aarch64.sh` runs this test under qemu-aarch64.
 //!
 //! `EDGEFUSE_EFM_DIR` names a folder of `<model>.efm` files; the references are read from
@@ -12,14 +12,16 @@ use std::sync::Arc;
 use edgefuse_runtime::cpu::{Session, SessionOptions};
 use edgefuse_runtime::{DType, Model, Tensor};
 
-const MODELS: &[&str] = &[
-    "seed_cnn_mnist",
-    "seed_cnn_fashion",
-    "seed_lstm_textgen",
-    "efficientnet_lite0",
-    "mobilenet_v2_int8_qdq",
-    "silero_vad_16k_sequence",
-    "ddddocr_crnn",
+/// Model and tolerance factor, as in the root package's `tests/common` table: MobileNetV2 QDQ runs
+/// in int8 while its refs simulate the QDQ in float, so it may differ by 12 steps of its 1/256 output.
+const MODELS: &[(&str, f32)] = &[
+    ("seed_cnn_mnist", 1e-4),
+    ("seed_cnn_fashion", 1e-4),
+    ("seed_lstm_textgen", 1e-4),
+    ("efficientnet_lite0", 1e-4),
+    ("mobilenet_v2_int8_qdq", 0.047),
+    ("silero_vad_16k_sequence", 1e-4),
+    ("ddddocr_crnn", 1e-4),
 ];
 
 fn required() -> bool {
@@ -50,7 +52,7 @@ fn read_npy(path: &Path) -> Tensor {
     }
 }
 
-fn check(efm_dir: &Path, model: &str) {
+fn check(efm_dir: &Path, model: &str, tol: f32) {
     let efm = efm_dir.join(format!("{model}.efm"));
     if !efm.exists() {
         assert!(!required(), "{} missing", efm.display());
@@ -95,7 +97,7 @@ fn check(efm_dir: &Path, model: &str) {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, |m, v| if v.is_nan() { f32::NAN } else { m.max(v) });
         let r = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let bound = 1e-4 * r.max(1.0);
+        let bound = tol * r.max(1.0);
         eprintln!("{model} {name}: max |diff| {d:.3e}, bound {bound:.3e}");
         assert!(d <= bound, "{model} output {name}: max |diff| {d:e} exceeds {bound:e}");
     }
@@ -114,7 +116,7 @@ fn precompiled_models_match_references() {
         return;
     }
     eprintln!("arch {}: running .efm files from {}", std::env::consts::ARCH, dir.display());
-    for model in MODELS {
-        check(&dir, model);
+    for &(model, tol) in MODELS {
+        check(&dir, model, tol);
     }
 }
