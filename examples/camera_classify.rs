@@ -30,7 +30,9 @@ fn main() -> Result<()> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--source" => sources.push(args.next().context("--source needs a value")?),
-            "--model" => model_path = Some(PathBuf::from(args.next().context("--model needs a value")?)),
+            "--model" => {
+                model_path = Some(PathBuf::from(args.next().context("--model needs a value")?))
+            }
             "--frames" => frames = Some(args.next().context("--frames needs a value")?.parse()?),
             other => bail!("unknown argument {other} (use --source SRC, --model M, --frames N)"),
         }
@@ -77,7 +79,10 @@ fn main() -> Result<()> {
     for source in &sources {
         let src = edgefuse_runtime::capture::open(source)?;
         println!("\n{}", src.describe());
-        let opts = CaptureOptions { max_frames: frames, ..Default::default() };
+        let opts = CaptureOptions {
+            max_frames: frames,
+            ..Default::default()
+        };
         let capture = CaptureThread::spawn(src, opts, stop.clone());
         let (start, mut n) = (Instant::now(), 0);
         while let Some(c) = capture.next() {
@@ -85,7 +90,10 @@ fn main() -> Result<()> {
             match c.result.and_then(|()| classifier.classify(&c.frame, 3)) {
                 Ok((top, t)) => {
                     n += 1;
-                    let labels: Vec<String> = top.iter().map(|t| format!("{} ({:.2})", t.label, t.score)).collect();
+                    let labels: Vec<String> = top
+                        .iter()
+                        .map(|t| format!("{} ({:.2})", t.label, t.score))
+                        .collect();
                     println!(
                         "  frame {index}: {}   [capture {:.1} ms, preprocess {:.2} ms, infer {:.1} ms]",
                         labels.join(", "),

@@ -25,9 +25,20 @@ fn main() -> Result<()> {
     let mut rgb = Frame::empty();
     edgefuse_runtime::capture::image::load(&shared.join("data/images/cat_1080p.jpg"), &mut rgb)?;
     let (w, h) = (rgb.width, rgb.height);
-    let frame = Frame::new(PixelFormat::Yuyv, w, h, encode::encode(&rgb.data, w, h, PixelFormat::Yuyv)?);
+    let frame = Frame::new(
+        PixelFormat::Yuyv,
+        w,
+        h,
+        encode::encode(&rgb.data, w, h, PixelFormat::Yuyv)?,
+    );
     let spec = PreprocessSpec::parse("resize=256,crop=224,mean=127,std=128")?;
-    let target = Target { width: 224, height: 224, channels: 3, dtype: DType::F32, quant: Default::default() };
+    let target = Target {
+        width: 224,
+        height: 224,
+        channels: 3,
+        dtype: DType::F32,
+        quant: Default::default(),
+    };
     let mut pre = CpuPreprocessor::new(spec, target)?;
     pre.set_threads(threads);
     let mut out = Tensor::zeros(DType::F32, &[1, 3, 224, 224]);

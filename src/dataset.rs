@@ -81,7 +81,11 @@ pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
                 .enumerate()
                 .map(|(k, l)| {
                     l.trim().parse::<i64>().with_context(|| {
-                        format!("{} line {}: \"{l}\" is not a class index", path.display(), k + 1)
+                        format!(
+                            "{} line {}: \"{l}\" is not a class index",
+                            path.display(),
+                            k + 1
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -90,7 +94,11 @@ pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
     };
     match t.dtype {
         DType::F32 | DType::F16 | DType::Bool => {
-            bail!("{}: labels must be integers, got {}", path.display(), t.dtype)
+            bail!(
+                "{}: labels must be integers, got {}",
+                path.display(),
+                t.dtype
+            )
         }
         _ => Ok(t.to_i64_vec()?),
     }
@@ -126,7 +134,9 @@ fn load_file(path: &Path) -> Result<Tensor> {
         return crate::npy::read(path);
     }
     let bytes = read_maybe_gz(path).with_context(|| format!("reading {}", path.display()))?;
-    match parse_idx(&bytes).with_context(|| format!("{} is not a valid IDX file", path.display()))? {
+    match parse_idx(&bytes)
+        .with_context(|| format!("{} is not a valid IDX file", path.display()))?
+    {
         // IDX images are u8 pixels; the models take them in 0..1.
         Some(t) if t.dtype == DType::U8 => {
             let v: Vec<f32> = t.bytes().iter().map(|&b| b as f32 / 255.0).collect();

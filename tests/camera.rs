@@ -61,7 +61,13 @@ fn reference_rgb(format: PixelFormat, d: &[u8], w: usize, h: usize) -> Vec<[f64;
 
 /// torchvision Resize(short side `resize`) (bilinear, half-pixel centres, no antialias, as
 /// OpenCV INTER_LINEAR) + CenterCrop(crop), as CHW in 0..255, from a whole RGB image.
-fn reference_resize_crop(rgb: &[[f64; 3]], w: usize, h: usize, resize: usize, crop: usize) -> Vec<f64> {
+fn reference_resize_crop(
+    rgb: &[[f64; 3]],
+    w: usize,
+    h: usize,
+    resize: usize,
+    crop: usize,
+) -> Vec<f64> {
     let (rw, rh) = if w <= h {
         (resize, (resize as f64 * h as f64 / w as f64) as usize)
     } else {
@@ -110,7 +116,9 @@ fn preprocess(pre: &mut CpuPreprocessor, frame: &Frame) -> edgefuse_runtime::Res
 
 #[test]
 fn every_pixel_format_matches_the_reference_within_one_level() {
-    let Some(p) = photo("chelsea.png") else { return };
+    let Some(p) = photo("chelsea.png") else {
+        return;
+    };
     // Even sizes so every format holds the whole image; pixel units (mean 0, std 1).
     let (w, h) = (p.1 & !1, p.2 & !1);
     let rgb = photo_even(&p);
@@ -145,16 +153,30 @@ fn every_pixel_format_matches_the_reference_within_one_level() {
     for format in PixelFormat::ALL {
         let frame = Frame::new(format, w, h, encode::encode(&rgb, w, h, format).unwrap());
         let got = preprocess(&mut pre, &frame).unwrap();
-        let mean: f64 = got.iter().zip(&base).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / got.len() as f64;
-        let limit = if format == PixelFormat::Grey { 40.0 } else { 3.0 };
-        assert!(mean < limit, "{format} differs from rgb24 by {mean} levels on average");
+        let mean: f64 = got
+            .iter()
+            .zip(&base)
+            .map(|(a, b)| (a - b).abs() as f64)
+            .sum::<f64>()
+            / got.len() as f64;
+        let limit = if format == PixelFormat::Grey {
+            40.0
+        } else {
+            3.0
+        };
+        assert!(
+            mean < limit,
+            "{format} differs from rgb24 by {mean} levels on average"
+        );
     }
 }
 
 /// The photo cropped to even width and height.
 fn photo_even((rgb, w, h): &(Vec<u8>, usize, usize)) -> Vec<u8> {
     let (ew, eh) = (w & !1, h & !1);
-    (0..eh).flat_map(|y| rgb[y * w * 3..y * w * 3 + ew * 3].to_vec()).collect()
+    (0..eh)
+        .flat_map(|y| rgb[y * w * 3..y * w * 3 + ew * 3].to_vec())
+        .collect()
 }
 
 #[test]
@@ -162,15 +184,27 @@ fn layouts_colours_and_types_are_consistent() {
     let Some(p) = photo("coffee.png") else { return };
     let (w, h) = (p.1 & !1, p.2 & !1);
     let rgb = photo_even(&p);
-    let frame = Frame::new(PixelFormat::Yuyv, w, h, encode::encode(&rgb, w, h, PixelFormat::Yuyv).unwrap());
+    let frame = Frame::new(
+        PixelFormat::Yuyv,
+        w,
+        h,
+        encode::encode(&rgb, w, h, PixelFormat::Yuyv).unwrap(),
+    );
     let run = |text: &str, dtype: DType| {
         let spec = PreprocessSpec::parse(text).unwrap();
         let c = spec.channels();
-        let t = Target { width: 64, height: 48, channels: c, dtype, quant: Default::default() };
+        let t = Target {
+            width: 64,
+            height: 48,
+            channels: c,
+            dtype,
+            quant: Default::default(),
+        };
         let mut pre = CpuPreprocessor::new(spec, t).unwrap();
         let mut out = edgefuse_runtime::Tensor::zeros(dtype, &[1, c, 48, 64]);
         pre.run(&frame, out.bytes_mut()).unwrap();
-        out.to_f32_vec().unwrap_or_else(|_| out.bytes().iter().map(|&b| b as f32).collect())
+        out.to_f32_vec()
+            .unwrap_or_else(|_| out.bytes().iter().map(|&b| b as f32).collect())
     };
     let nchw = run("crop=64x48,mean=127,std=128", DType::F32);
     let nhwc = run("crop=64x48,mean=127,std=128,layout=nhwc", DType::F32);
@@ -197,7 +231,12 @@ fn layouts_colours_and_types_are_consistent() {
 fn bad_frames_give_errors_and_the_stream_goes_on() {
     let (w, h) = (64, 48);
     let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
-    let good = Frame::new(PixelFormat::Yuyv, w, h, encode::encode(&rgb, w, h, PixelFormat::Yuyv).unwrap());
+    let good = Frame::new(
+        PixelFormat::Yuyv,
+        w,
+        h,
+        encode::encode(&rgb, w, h, PixelFormat::Yuyv).unwrap(),
+    );
     let mut short = good.clone();
     short.data.truncate(1000);
     let jpeg = encode::encode(&rgb, w, h, PixelFormat::Mjpeg).unwrap();
@@ -206,7 +245,15 @@ fn bad_frames_give_errors_and_the_stream_goes_on() {
     let mut wrong_size = good.clone();
     (wrong_size.width, wrong_size.stride) = (128, 256);
     let not_jpeg = Frame::new(PixelFormat::Mjpeg, w, h, vec![1, 2, 3, 4, 5]);
-    let frames = vec![good.clone(), short, good.clone(), corrupt, wrong_size, not_jpeg, good];
+    let frames = vec![
+        good.clone(),
+        short,
+        good.clone(),
+        corrupt,
+        wrong_size,
+        not_jpeg,
+        good,
+    ];
     let capture = CaptureThread::spawn(
         Box::new(MemorySource::new(frames)),
         CaptureOptions::default(),
@@ -216,7 +263,9 @@ fn bad_frames_give_errors_and_the_stream_goes_on() {
     let mut pre = CpuPreprocessor::new(spec, target(32)).unwrap();
     let mut outcome = Vec::new();
     while let Some(c) = capture.next() {
-        let r = c.result.and_then(|()| preprocess(&mut pre, &c.frame).map(|_| ()));
+        let r = c
+            .result
+            .and_then(|()| preprocess(&mut pre, &c.frame).map(|_| ()));
         if let Err(e) = &r {
             println!("frame {}: {e}", c.frame.index);
         }
@@ -250,7 +299,11 @@ fn v4l2_camera_when_present() {
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("video")))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("video"))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -259,12 +312,17 @@ fn v4l2_camera_when_present() {
         return;
     }
     if !cfg!(feature = "v4l") {
-        eprintln!("SKIPPED: {} camera(s) present but this test was built without --features v4l", cams.len());
+        eprintln!(
+            "SKIPPED: {} camera(s) present but this test was built without --features v4l",
+            cams.len()
+        );
         return;
     }
     let mut delivered = 0;
     for cam in &cams {
-        let Ok(mut src) = capture::open(&cam.display().to_string()) else { continue };
+        let Ok(mut src) = capture::open(&cam.display().to_string()) else {
+            continue;
+        };
         let mut f = Frame::empty();
         for _ in 0..3 {
             if src.next_frame(&mut f).unwrap_or(false) && f.check().is_ok() {
@@ -273,7 +331,10 @@ fn v4l2_camera_when_present() {
         }
         println!("{}: {}", cam.display(), src.describe());
     }
-    assert!(delivered > 0, "no /dev/video* device delivered a frame: {cams:?}");
+    assert!(
+        delivered > 0,
+        "no /dev/video* device delivered a frame: {cams:?}"
+    );
 }
 
 /// Compiles EfficientNet-Lite0 with its preprocessing and labels (once per test binary).
@@ -285,7 +346,14 @@ fn efficientnet(models: &Path) -> std::path::PathBuf {
         let o = common::edgefuse()
             .arg("compile")
             .arg(models.join("efficientnet_lite0.onnx"))
-            .args(["-o", out.to_str().unwrap(), "--input", "input=1x3x224x224", "--preprocess", "efficientnet_lite0"])
+            .args([
+                "-o",
+                out.to_str().unwrap(),
+                "--input",
+                "input=1x3x224x224",
+                "--preprocess",
+                "efficientnet_lite0",
+            ])
             .arg("--labels")
             .arg(models.join("../data/imagenet_labels_1000.txt"))
             .output()
@@ -297,8 +365,12 @@ fn efficientnet(models: &Path) -> std::path::PathBuf {
 
 #[test]
 fn classify_json_shape_and_top1_equals_run() {
-    let Some(models) = common::models_dir() else { return };
-    let Some((rgb, w, h)) = photo("cat_1080p.jpg") else { return };
+    let Some(models) = common::models_dir() else {
+        return;
+    };
+    let Some((rgb, w, h)) = photo("cat_1080p.jpg") else {
+        return;
+    };
     assert_eq!((w, h), (1920, 1080));
     let efm = efficientnet(&models);
     let dir = common::scratch_dir();
@@ -308,15 +380,29 @@ fn classify_json_shape_and_top1_equals_run() {
     std::fs::write(&clip, &data).unwrap();
     let input = dir.join("classify_input.npy");
     let o = common::edgefuse()
-        .args(["classify", efm.to_str().unwrap(), "--json", "--top", "3", "--source"])
+        .args([
+            "classify",
+            efm.to_str().unwrap(),
+            "--json",
+            "--top",
+            "3",
+            "--source",
+        ])
         .arg(format!("{}:1920x1080", clip.display()))
         .arg("--save-input")
         .arg(&input)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     let f = &lines[0];
     assert_eq!(f["frame"], 0);
@@ -329,9 +415,16 @@ fn classify_json_shape_and_top1_equals_run() {
     for k in ["capture", "preprocess", "infer"] {
         assert!(f["timings_ms"][k].as_f64().unwrap() >= 0.0, "{k}");
     }
-    assert!(lines[1]["error"].as_str().unwrap().contains("short frame"), "{}", lines[1]);
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("short frame"),
+        "{}",
+        lines[1]
+    );
     let label = top[0]["label"].as_str().unwrap();
-    assert!(["tiger cat", "tabby", "Egyptian cat"].contains(&label), "top-1 {label}");
+    assert!(
+        ["tiger cat", "tabby", "Egyptian cat"].contains(&label),
+        "top-1 {label}"
+    );
 
     // `run` on the same model input gives the same top-1.
     let out = dir.join("classify_run");
@@ -343,15 +436,27 @@ fn classify_json_shape_and_top1_equals_run() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let npy = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
-    let logits: Vec<f32> = npyz::NpyFile::new(&std::fs::read(npy).unwrap()[..]).unwrap().into_vec().unwrap();
-    let best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+    let npy = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let logits: Vec<f32> = npyz::NpyFile::new(&std::fs::read(npy).unwrap()[..])
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    let best = (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap();
     assert_eq!(best as u64, top[0]["index"].as_u64().unwrap());
 }
 
 #[test]
 fn classify_text_output_on_the_demo_folder() {
-    let Some(models) = common::models_dir() else { return };
+    let Some(models) = common::models_dir() else {
+        return;
+    };
     let efm = efficientnet(&models);
     let o = common::edgefuse()
         .args(["classify", efm.to_str().unwrap(), "--top", "1", "--source"])
@@ -359,7 +464,11 @@ fn classify_text_output_on_the_demo_folder() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     println!("{stdout}");
     assert!(stdout.contains("4 frames, 0 errors"), "{stdout}");
     for label in ["cat", "espresso", "hotdog"] {
@@ -369,23 +478,48 @@ fn classify_text_output_on_the_demo_folder() {
 
 #[test]
 fn bad_sources_and_specs_are_one_clear_error() {
-    let Some(models) = common::models_dir() else { return };
+    let Some(models) = common::models_dir() else {
+        return;
+    };
     let efm = efficientnet(&models);
     for (args, needle) in [
         (vec!["--source", "/nonexistent/x.png"], "no such file"),
-        (vec!["--source", "Cargo.toml"], "raw frame file needs its size"),
-        (vec!["--source", "synthetic", "--preprocess", "crop=100"], "crops 100x100"),
-        (vec!["--source", "synthetic", "--preprocess", "resnet"], "unknown preset"),
+        (
+            vec!["--source", "Cargo.toml"],
+            "raw frame file needs its size",
+        ),
+        (
+            vec!["--source", "synthetic", "--preprocess", "crop=100"],
+            "crops 100x100",
+        ),
+        (
+            vec!["--source", "synthetic", "--preprocess", "resnet"],
+            "unknown preset",
+        ),
     ] {
-        let o = common::edgefuse().arg("classify").arg(&efm).args(&args).output().unwrap();
+        let o = common::edgefuse()
+            .arg("classify")
+            .arg(&efm)
+            .args(&args)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !o.status.success() && err.contains(needle),
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
     let o = common::edgefuse()
         .arg("classify")
         .arg(&efm)
-        .args(["--source", "synthetic:320x240:nv12", "--frames", "3", "--json"])
+        .args([
+            "--source",
+            "synthetic:320x240:nv12",
+            "--frames",
+            "3",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -46,7 +46,13 @@ fn preprocessing_allocates_nothing_per_frame() {
         let frame = Frame::new(format, w, h, encode::encode(&rgb, w, h, format).unwrap());
         for threads in [1, 2] {
             let spec = PreprocessSpec::parse("resize=256,crop=224,mean=127,std=128").unwrap();
-            let t = Target { width: 224, height: 224, channels: 3, dtype: DType::F32, quant: Default::default() };
+            let t = Target {
+                width: 224,
+                height: 224,
+                channels: 3,
+                dtype: DType::F32,
+                quant: Default::default(),
+            };
             let mut pre = CpuPreprocessor::new(spec, t).unwrap();
             pre.set_threads(threads);
             let mut out = Tensor::zeros(DType::F32, &[1, 3, 224, 224]);
@@ -59,7 +65,10 @@ fn preprocessing_allocates_nothing_per_frame() {
             }
             COUNTING.store(false, Ordering::SeqCst);
             let n = ALLOCS.load(Ordering::SeqCst);
-            assert_eq!(n, 0, "{format}, {threads} thread(s): {n} allocations in 100 frames");
+            assert_eq!(
+                n, 0,
+                "{format}, {threads} thread(s): {n} allocations in 100 frames"
+            );
             keep.push(pre);
         }
     }

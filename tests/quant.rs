@@ -19,10 +19,21 @@ fn mobilenet_compiles_to_int8_ops() {
     let model = Model::load(compiled(&models, MODEL)).unwrap();
     let g = model.graph();
     let count = |f: fn(&Op) -> bool| g.nodes.iter().filter(|n| f(&n.op)).count();
-    assert_eq!(count(|o| matches!(o, Op::QConv(_))), 53, "every Conv becomes a QConv");
-    assert_eq!(count(|o| matches!(o, Op::QAdd(_))), 10, "every residual Add becomes a QAdd");
+    assert_eq!(
+        count(|o| matches!(o, Op::QConv(_))),
+        53,
+        "every Conv becomes a QConv"
+    );
+    assert_eq!(
+        count(|o| matches!(o, Op::QAdd(_))),
+        10,
+        "every residual Add becomes a QAdd"
+    );
     assert_eq!(count(|o| matches!(o, Op::QPool(_))), 1);
-    assert_eq!(count(|o| matches!(o, Op::Conv(_) | Op::Binary(_) | Op::Unary(_))), 0);
+    assert_eq!(
+        count(|o| matches!(o, Op::Conv(_) | Op::Binary(_) | Op::Unary(_))),
+        0
+    );
     // Float only at the edges: the input's QuantizeLinear, and the Softmax with its pair.
     assert!(count(|o| matches!(o, Op::DequantizeLinear(_))) <= 2);
     assert!(count(|o| matches!(o, Op::QuantizeLinear(_))) <= 2);
@@ -38,8 +49,14 @@ fn mobilenet_int8_top1_matches_onnxruntime_on_every_image() {
             .unwrap();
     let images = refs["images"].as_array().unwrap();
     assert_eq!(pixels.shape, [images.len(), 3, 224, 224]);
-    let on_disk = std::fs::read_dir(models.join("../data/images")).unwrap().count();
-    assert_eq!(images.len(), on_disk, "the fixture covers every image; rerun the script");
+    let on_disk = std::fs::read_dir(models.join("../data/images"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        images.len(),
+        on_disk,
+        "the fixture covers every image; rerun the script"
+    );
     let model = Model::load(compiled(&models, MODEL)).unwrap();
     let mut s = Session::new(model, SessionOptions { threads: 2 }).unwrap();
     let per = 3 * 224 * 224;
@@ -53,14 +70,19 @@ fn mobilenet_int8_top1_matches_onnxruntime_on_every_image() {
         s.set_input(0, x.view()).unwrap();
         s.run().unwrap();
         let probs = s.output(0).typed::<f32>().to_vec();
-        let top1 = (0..probs.len())
-            .fold(0, |b, k| if probs[k] > probs[b] { k } else { b });
+        let top1 = (0..probs.len()).fold(0, |b, k| if probs[k] > probs[b] { k } else { b });
         let want = row["top1"].as_u64().unwrap() as usize;
         let name = row["image"].as_str().unwrap();
-        eprintln!("{name}: top-1 {top1} p={:.4} (onnxruntime {want} p={})", probs[top1], row["p1"]);
+        eprintln!(
+            "{name}: top-1 {top1} p={:.4} (onnxruntime {want} p={})",
+            probs[top1], row["p1"]
+        );
         if top1 != want {
             wrong.push(format!("{name}: {top1} instead of {want}"));
         }
     }
-    assert!(wrong.is_empty(), "top-1 differs from onnxruntime: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "top-1 differs from onnxruntime: {wrong:?}"
+    );
 }

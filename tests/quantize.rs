@@ -46,7 +46,10 @@ fn top1_on_refs(efm: &Path, models: &Path, model: &str) -> Vec<usize> {
         .collect();
     let mut s = Session::new(Model::load(efm).unwrap(), SessionOptions { threads: 2 }).unwrap();
     let out = s.run_tensors(&inputs).unwrap();
-    argmax_rows(out[0].as_slice::<f32>().unwrap(), *out[0].shape.last().unwrap())
+    argmax_rows(
+        out[0].as_slice::<f32>().unwrap(),
+        *out[0].shape.last().unwrap(),
+    )
 }
 
 fn argmax_rows(v: &[f32], classes: usize) -> Vec<usize> {
@@ -54,7 +57,10 @@ fn argmax_rows(v: &[f32], classes: usize) -> Vec<usize> {
         .map(|row| {
             row.iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |b, (k, &x)| if x > b.1 { (k, x) } else { b })
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (k, &x)| if x > b.1 { (k, x) } else { b },
+                )
                 .0
         })
         .collect()
@@ -101,7 +107,10 @@ fn int8(models: &Path, model: &str, tag: &str, args: &[&str]) -> (String, serde_
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let o = edgefuse().arg("inspect").arg(&out).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("int8       "), "inspect shows no calibration:\n{text}");
+    assert!(
+        text.contains("int8       "),
+        "inspect shows no calibration:\n{text}"
+    );
     (stdout, j)
 }
 
@@ -137,9 +146,14 @@ fn mnist_int8_drops_at_most_0_3_points_on_2000_digits() {
     assert!(stdout.contains("out SQNR"), "{stdout}");
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("<svg") && html.contains("<table"));
-    assert!(!html.contains("src=") && !html.contains("href="), "the page loads nothing");
+    assert!(
+        !html.contains("src=") && !html.contains("href="),
+        "the page loads nothing"
+    );
     // int8 weights: the file is about a quarter of the fp32 one.
-    let fp32 = std::fs::metadata(compiled(&models, "seed_cnn_mnist")).unwrap().len() as f64;
+    let fp32 = std::fs::metadata(compiled(&models, "seed_cnn_mnist"))
+        .unwrap()
+        .len() as f64;
     let int8 = j["file_bytes"].as_f64().unwrap();
     assert!(int8 <= 0.4 * fp32, "int8 file {int8} vs fp32 {fp32}");
 }
@@ -216,15 +230,30 @@ fn bad_quantization_options_and_data_are_refused_with_one_line() {
             "--precision int8",
         ),
         (
-            vec!["--precision".into(), "int8".into(), "--calibrate".into(), junk.display().to_string()],
+            vec![
+                "--precision".into(),
+                "int8".into(),
+                "--calibrate".into(),
+                junk.display().to_string(),
+            ],
             "junk.npy",
         ),
         (
-            vec!["--precision".into(), "int8".into(), "--calibrate".into(), missing.display().to_string()],
+            vec![
+                "--precision".into(),
+                "int8".into(),
+                "--calibrate".into(),
+                missing.display().to_string(),
+            ],
             "missing.npy",
         ),
         (
-            vec!["--precision".into(), "int8".into(), "--calibrate".into(), wrong.display().to_string()],
+            vec![
+                "--precision".into(),
+                "int8".into(),
+                "--calibrate".into(),
+                wrong.display().to_string(),
+            ],
             "does not split",
         ),
         (
@@ -251,6 +280,9 @@ fn bad_quantization_options_and_data_are_refused_with_one_line() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{args:?} was accepted");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-        assert!(err.contains(needle), "{args:?}: error does not name {needle}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: error does not name {needle}: {err}"
+        );
     }
 }

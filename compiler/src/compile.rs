@@ -88,7 +88,12 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
     } else {
         crate::passes::optimize(&mut module, &rules)?
     };
-    let fp32_weight_bytes = module.consts.iter().flatten().map(|t| t.bytes().len()).sum();
+    let fp32_weight_bytes = module
+        .consts
+        .iter()
+        .flatten()
+        .map(|t| t.bytes().len())
+        .sum();
     let mut calibration = None;
     let mut layers = Vec::new();
     if opts.precision == Precision::Int8 {

@@ -46,7 +46,10 @@ pub fn half_weights(m: &Module) -> (Vec<Option<Tensor>>, usize) {
             }
             let v = c.as_slice::<f32>().ok()?;
             let h: Vec<half::f16> = v.iter().map(|&x| half::f16::from_f32(x)).collect();
-            if h.iter().zip(v).any(|(h, x)| !h.is_finite() && x.is_finite()) {
+            if h.iter()
+                .zip(v)
+                .any(|(h, x)| !h.is_finite() && x.is_finite())
+            {
                 return Some(c.clone());
             }
             converted += 1;

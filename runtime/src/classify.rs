@@ -139,7 +139,11 @@ impl Classifier {
         best.iter()
             .map(|&i| Top {
                 index: i,
-                label: self.labels.get(i).cloned().unwrap_or_else(|| format!("class {i}")),
+                label: self
+                    .labels
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {i}")),
                 score: p[i],
             })
             .collect()

@@ -99,14 +99,20 @@ fn check(efm_dir: &Path, model: &str, tol: f32) {
         let r = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let bound = tol * r.max(1.0);
         eprintln!("{model} {name}: max |diff| {d:.3e}, bound {bound:.3e}");
-        assert!(d <= bound, "{model} output {name}: max |diff| {d:e} exceeds {bound:e}");
+        assert!(
+            d <= bound,
+            "{model} output {name}: max |diff| {d:e} exceeds {bound:e}"
+        );
     }
 }
 
 #[test]
 fn precompiled_models_match_references() {
     let Some(dir) = std::env::var_os("EDGEFUSE_EFM_DIR").map(PathBuf::from) else {
-        assert!(!required(), "EDGEFUSE_REQUIRE_EFM=1 but EDGEFUSE_EFM_DIR is not set");
+        assert!(
+            !required(),
+            "EDGEFUSE_REQUIRE_EFM=1 but EDGEFUSE_EFM_DIR is not set"
+        );
         eprintln!("SKIPPED: EDGEFUSE_EFM_DIR not set (scripts/test-aarch64.sh sets it)");
         return;
     };
@@ -115,7 +121,11 @@ fn precompiled_models_match_references() {
         eprintln!("SKIPPED: {} not found", refs_dir().display());
         return;
     }
-    eprintln!("arch {}: running .efm files from {}", std::env::consts::ARCH, dir.display());
+    eprintln!(
+        "arch {}: running .efm files from {}",
+        std::env::consts::ARCH,
+        dir.display()
+    );
     for &(model, tol) in MODELS {
         check(&dir, model, tol);
     }

@@ -99,12 +99,19 @@ pub fn run(a: Args) -> Result<()> {
             if stats.frames == 0 {
                 if let Some(path) = &a.save_input {
                     crate::npy::write(path, classifier.input().view()).map_err(|e| {
-                        edgefuse_runtime::Error::invalid(format!("--save-input {}: {e}", path.display()))
+                        edgefuse_runtime::Error::invalid(format!(
+                            "--save-input {}: {e}",
+                            path.display()
+                        ))
                     })?;
                 }
             }
             let infer = classifier.infer()?;
-            Ok(Timings { capture: c.capture_ms, preprocess: pre, infer })
+            Ok(Timings {
+                capture: c.capture_ms,
+                preprocess: pre,
+                infer,
+            })
         });
         capture.recycle(c.frame);
         match result {
@@ -120,7 +127,8 @@ pub fn run(a: Args) -> Result<()> {
             Err(e) => {
                 stats.errors += 1;
                 if a.json {
-                    let doc = serde_json::json!({"frame": index, "source": what, "error": e.to_string()});
+                    let doc =
+                        serde_json::json!({"frame": index, "source": what, "error": e.to_string()});
                     writeln!(out, "{doc}")?;
                 } else {
                     eprintln!("frame {index}: {e}");

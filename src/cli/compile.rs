@@ -242,7 +242,10 @@ fn quant_options(
     }))
 }
 
-fn print_int8_summary(report: &edgefuse_compiler::CompileReport, cal: &edgefuse_runtime::format::Calibration) {
+fn print_int8_summary(
+    report: &edgefuse_compiler::CompileReport,
+    cal: &edgefuse_runtime::format::Calibration,
+) {
     println!(
         "int8: {} calibration, {} samples; {} of {} layers int8; weights {:.2} MB → {:.2} MB",
         cal.method,

@@ -45,7 +45,8 @@ fn params(m: &Module, node: &Node) -> Option<(Vec<f32>, Vec<i32>)> {
             .collect(),
         None => vec![0; s.len()],
     };
-    (z.len() == s.len() && !s.is_empty() && s.iter().all(|v| v.is_finite() && *v > 0.0)).then_some((s, z))
+    (z.len() == s.len() && !s.is_empty() && s.iter().all(|v| v.is_finite() && *v > 0.0))
+        .then_some((s, z))
 }
 
 /// The DequantizeLinear producing `t`, with constant parameters.
@@ -104,11 +105,22 @@ pub fn cancel_qdq_pairs(m: &mut Module) -> Result<bool> {
     let prod = producers(&m.graph);
     for k in 0..m.graph.nodes.len() {
         let node = &m.graph.nodes[k];
-        let Op::QuantizeLinear(q) = &node.op else { continue };
-        let Some(dq) = dq_of(m, &prod, node.inputs[0]) else { continue };
-        let Some((s, z)) = params(m, node) else { continue };
+        let Op::QuantizeLinear(q) = &node.op else {
+            continue;
+        };
+        let Some(dq) = dq_of(m, &prod, node.inputs[0]) else {
+            continue;
+        };
+        let Some((s, z)) = params(m, node) else {
+            continue;
+        };
         let out = node.outputs[0];
-        if dq.dtype == q.to && s.len() == 1 && dq.scale == s && dq.zero_point == z && !m.graph.outputs.contains(&out) {
+        if dq.dtype == q.to
+            && s.len() == 1
+            && dq.scale == s
+            && dq.zero_point == z
+            && !m.graph.outputs.contains(&out)
+        {
             replace_uses(&mut m.graph, out, dq.q);
             m.graph.nodes.remove(k);
             return Ok(true);
@@ -125,17 +137,27 @@ pub fn fold_clip_into_qdq(m: &mut Module) -> Result<bool> {
     let uses = use_counts(&m.graph);
     for k in 0..m.graph.nodes.len() {
         let node = &m.graph.nodes[k];
-        let Op::Unary(Unary { op: act }) = node.op else { continue };
+        let Op::Unary(Unary { op: act }) = node.op else {
+            continue;
+        };
         if !matches!(act, UnaryOp::Relu | UnaryOp::Clip { .. }) {
             continue;
         }
-        let Some(dq) = dq_of(m, &prod, node.inputs[0]) else { continue };
+        let Some(dq) = dq_of(m, &prod, node.inputs[0]) else {
+            continue;
+        };
         let Some(qs) = dq.per_tensor() else { continue };
-        let Some((qk, out)) = sole_q_reader(m, &uses, node.outputs[0]) else { continue };
+        let Some((qk, out)) = sole_q_reader(m, &uses, node.outputs[0]) else {
+            continue;
+        };
         if out.dtype != dq.dtype || out.q != Some(qs) {
             continue;
         }
-        let (lo, hi) = if dq.dtype == DType::I8 { (-128.0, 127.0) } else { (0.0, 255.0) };
+        let (lo, hi) = if dq.dtype == DType::I8 {
+            (-128.0, 127.0)
+        } else {
+            (0.0, 255.0)
+        };
         let quant = |v: f32| (v / qs.scale).round_ties_even() + qs.zero_point as f32;
         let (alo, ahi) = match act {
             UnaryOp::Clip { min, max } => (quant(min), quant(max)),
@@ -180,7 +202,9 @@ pub fn push_dequantize_through_movement(m: &mut Module) -> Result<bool> {
             continue;
         }
         let x = node.inputs[0];
-        let Some(dq) = dq_of(m, &prod, x) else { continue };
+        let Some(dq) = dq_of(m, &prod, x) else {
+            continue;
+        };
         if dq.per_tensor().is_none() || uses[x] != 1 || m.is_const(dq.q) {
             continue;
         }
@@ -207,10 +231,16 @@ pub fn push_dequantize_through_movement(m: &mut Module) -> Result<bool> {
 pub fn fold_constant_dequantize(m: &mut Module) -> Result<bool> {
     for k in 0..m.graph.nodes.len() {
         let node = &m.graph.nodes[k];
-        if !matches!(node.op, Op::DequantizeLinear(_)) || !node.inputs.iter().all(|&i| m.is_const(i)) {
+        if !matches!(node.op, Op::DequantizeLinear(_))
+            || !node.inputs.iter().all(|&i| m.is_const(i))
+        {
             continue;
         }
-        let vals: Vec<&Tensor> = node.inputs.iter().map(|&i| m.consts[i].as_ref().unwrap()).collect();
+        let vals: Vec<&Tensor> = node
+            .inputs
+            .iter()
+            .map(|&i| m.consts[i].as_ref().unwrap())
+            .collect();
         let out = node.outputs[0];
         if m.graph.outputs.contains(&out) {
             continue;

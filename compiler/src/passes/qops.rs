@@ -44,7 +44,11 @@ fn bias(m: &Module, prod: &[Option<usize>], t: TensorId) -> Option<Vec<f32>> {
         .iter()
         .map(|&i| m.consts[i].as_ref())
         .collect::<Option<_>>()?;
-    crate::onnx::eval(&node.op, &vals).ok()?.remove(0).to_f32_vec().ok()
+    crate::onnx::eval(&node.op, &vals)
+        .ok()?
+        .remove(0)
+        .to_f32_vec()
+        .ok()
 }
 
 /// The output: quantized through the sole QuantizeLinear reader (returned, to be removed) when
@@ -87,8 +91,12 @@ pub fn fold_qdq_into_qconv(m: &mut Module) -> Result<bool> {
     for k in 0..m.graph.nodes.len() {
         let node = &m.graph.nodes[k];
         let Op::Conv(conv) = &node.op else { continue };
-        let Some((xq, xs)) = activation(m, &prod, node.inputs[0]) else { continue };
-        let Some(w) = weight(m, &prod, node.inputs[1], 0) else { continue };
+        let Some((xq, xs)) = activation(m, &prod, node.inputs[0]) else {
+            continue;
+        };
+        let Some(w) = weight(m, &prod, node.inputs[1], 0) else {
+            continue;
+        };
         let b = match node.inputs.get(2) {
             Some(&t) => match bias(m, &prod, t) {
                 Some(b) => Some(b),
@@ -138,14 +146,22 @@ pub fn fold_qdq_into_qgemm(m: &mut Module) -> Result<bool> {
         if !(alpha.is_finite() && alpha > 0.0) {
             continue;
         }
-        let Some((xq, xs)) = activation(m, &prod, node.inputs[0]) else { continue };
+        let Some((xq, xs)) = activation(m, &prod, node.inputs[0]) else {
+            continue;
+        };
         let wshape = m.graph.tensors[node.inputs[1]].shape.clone();
         if wshape.len() != 2 {
             continue;
         }
         let n_axis = if trans_b { 0 } else { 1 };
-        let Some(w) = weight(m, &prod, node.inputs[1], n_axis) else { continue };
-        let (kk, n) = if trans_b { (wshape[1], wshape[0]) } else { (wshape[0], wshape[1]) };
+        let Some(w) = weight(m, &prod, node.inputs[1], n_axis) else {
+            continue;
+        };
+        let (kk, n) = if trans_b {
+            (wshape[1], wshape[0])
+        } else {
+            (wshape[0], wshape[1])
+        };
         let b = match node.inputs.get(2) {
             Some(&t) => match bias(m, &prod, t) {
                 Some(b) if b.len() == n => Some(b.iter().map(|v| v * beta).collect::<Vec<f32>>()),
@@ -197,8 +213,12 @@ pub fn fold_qdq_into_qadd(m: &mut Module) -> Result<bool> {
         if !matches!(&node.op, Op::Binary(b) if b.op == edgefuse_runtime::ir::ops::BinaryOp::Add) {
             continue;
         }
-        let Some((aq, as_)) = activation(m, &prod, node.inputs[0]) else { continue };
-        let Some((bq, bs)) = activation(m, &prod, node.inputs[1]) else { continue };
+        let Some((aq, as_)) = activation(m, &prod, node.inputs[0]) else {
+            continue;
+        };
+        let Some((bq, bs)) = activation(m, &prod, node.inputs[1]) else {
+            continue;
+        };
         if m.graph.tensors[aq].shape != m.graph.tensors[bq].shape {
             continue;
         }
@@ -221,7 +241,9 @@ pub fn fold_qdq_into_qpool(m: &mut Module) -> Result<bool> {
     let uses = use_counts(&m.graph);
     for k in 0..m.graph.nodes.len() {
         let node = &m.graph.nodes[k];
-        let Some((xq, xs)) = activation(m, &prod, node.inputs[0]) else { continue };
+        let Some((xq, xs)) = activation(m, &prod, node.inputs[0]) else {
+            continue;
+        };
         let shape = &m.graph.tensors[xq].shape;
         if !(3..=4).contains(&shape.len()) {
             continue;
@@ -243,11 +265,17 @@ pub fn fold_qdq_into_qpool(m: &mut Module) -> Result<bool> {
             _ => continue,
         };
         let (out, q_node) = output(m, &uses, node.outputs[0], true);
-        let (Some(q_node), Some(oq)) = (q_node, out.q) else { continue };
+        let (Some(q_node), Some(oq)) = (q_node, out.q) else {
+            continue;
+        };
         if out.dtype != m.graph.tensors[xq].dtype {
             continue;
         }
-        let op = Op::QPool(QPool { pool, x: xs, out: oq });
+        let op = Op::QPool(QPool {
+            pool,
+            x: xs,
+            out: oq,
+        });
         replace(m, k, op, vec![xq], Some(q_node));
         return Ok(true);
     }
@@ -261,14 +289,24 @@ pub fn fold_pad_into_qconv(m: &mut Module) -> Result<bool> {
     use edgefuse_runtime::ir::ops::PadMode;
     let prod = producers(&m.graph);
     for k in 0..m.graph.nodes.len() {
-        let Op::QConv(c) = &m.graph.nodes[k].op else { continue };
+        let Op::QConv(c) = &m.graph.nodes[k].op else {
+            continue;
+        };
         let t = m.graph.nodes[k].inputs[0];
         let Some(qk) = prod[t] else { continue };
         let qnode = &m.graph.nodes[qk];
-        let Op::QuantizeLinear(_) = qnode.op else { continue };
-        let Some((_, Some(qs))) = sole_q_params(m, qk) else { continue };
-        let Some(pk) = prod[qnode.inputs[0]] else { continue };
-        let Op::Pad(p) = &m.graph.nodes[pk].op else { continue };
+        let Op::QuantizeLinear(_) = qnode.op else {
+            continue;
+        };
+        let Some((_, Some(qs))) = sole_q_params(m, qk) else {
+            continue;
+        };
+        let Some(pk) = prod[qnode.inputs[0]] else {
+            continue;
+        };
+        let Op::Pad(p) = &m.graph.nodes[pk].op else {
+            continue;
+        };
         let r = p.pads.len() / 2;
         let spatial_zero = p.mode == PadMode::Constant
             && p.value == 0.0
@@ -280,7 +318,9 @@ pub fn fold_pad_into_qconv(m: &mut Module) -> Result<bool> {
         if !spatial_zero {
             continue;
         }
-        let Some((q0, xs)) = activation(m, &prod, m.graph.nodes[pk].inputs[0]) else { continue };
+        let Some((q0, xs)) = activation(m, &prod, m.graph.nodes[pk].inputs[0]) else {
+            continue;
+        };
         if xs != c.x || qs != c.x || m.graph.tensors[q0].dtype != m.graph.tensors[t].dtype {
             continue;
         }
@@ -302,7 +342,9 @@ pub fn fold_pad_into_qconv(m: &mut Module) -> Result<bool> {
 /// A QuantizeLinear node's output type and per-tensor parameters.
 fn sole_q_params(m: &Module, k: usize) -> Option<(DType, Option<QScale>)> {
     let node = &m.graph.nodes[k];
-    let Op::QuantizeLinear(q) = &node.op else { return None };
+    let Op::QuantizeLinear(q) = &node.op else {
+        return None;
+    };
     let s = m.consts[*node.inputs.get(1)?].as_ref()?.to_f32_vec().ok()?;
     let z = match node.inputs.get(2) {
         Some(&z) => m.consts[z].as_ref()?.to_i64_vec().ok()?,

@@ -223,7 +223,11 @@ pub fn kl_threshold(hist: &[u64], levels: usize) -> f32 {
             let end = ((j + 1) * i / levels).max(start + 1);
             let sum: f64 = h[start..end].iter().sum();
             let nonzero = h[start..end].iter().filter(|&&c| c > 0.0).count();
-            let v = if nonzero > 0 { sum / nonzero as f64 } else { 0.0 };
+            let v = if nonzero > 0 {
+                sum / nonzero as f64
+            } else {
+                0.0
+            };
             for k in start..end {
                 q[k] = if h[k] > 0.0 { v } else { 0.0 };
             }
@@ -237,7 +241,11 @@ pub fn kl_threshold(hist: &[u64], levels: usize) -> f32 {
             if p[k] > 0.0 {
                 let pk = p[k] / ps;
                 let qk = q[k] / qs;
-                kl += if qk > 0.0 { pk * (pk / qk).ln() } else { pk * 1e3 };
+                kl += if qk > 0.0 {
+                    pk * (pk / qk).ln()
+                } else {
+                    pk * 1e3
+                };
             }
         }
         if kl < best.0 {
@@ -249,7 +257,11 @@ pub fn kl_threshold(hist: &[u64], levels: usize) -> f32 {
 
 /// Model runs [`observe`] makes for `n` samples.
 pub fn runs(n: usize, method: Method) -> u64 {
-    (n + if method.needs_histogram() { n.min(RANGE_SAMPLES) } else { 0 }) as u64
+    (n + if method.needs_histogram() {
+        n.min(RANGE_SAMPLES)
+    } else {
+        0
+    }) as u64
 }
 
 /// Observes the probed tensors over the samples; `tick` is called once per model run.

@@ -56,7 +56,10 @@ pub fn evaluate(
             let best = row
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |b, (k, &x)| if x > b.1 { (k, x) } else { b })
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (k, &x)| if x > b.1 { (k, x) } else { b },
+                )
                 .0;
             right += (best as i64 == label) as usize;
             rows += 1;

@@ -75,8 +75,10 @@ pub fn quantize(
         calibrate::runs(samples.len(), opts.method),
         "calibrating",
     );
-    let channels: Vec<Option<calibrate::Channels>> =
-        names.iter().map(|n| input_channels(m, &layers, n)).collect();
+    let channels: Vec<Option<calibrate::Channels>> = names
+        .iter()
+        .map(|n| input_channels(m, &layers, n))
+        .collect();
     let mut runner = runner::Runner::new(m, &names).context("calibration model")?;
     let stats = calibrate::observe(&mut runner, &channels, &samples, opts.method, &|| {
         bar.inc(1)

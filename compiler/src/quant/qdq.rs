@@ -142,9 +142,9 @@ pub fn activations(
         if pass_through(&n.op) {
             let ins = float_values(n);
             q[k] = !ins.is_empty()
-                && ins
-                    .iter()
-                    .all(|&i| producer[i].is_some_and(|p| q[p]) && g.tensors[i].dtype == DType::F32);
+                && ins.iter().all(|&i| {
+                    producer[i].is_some_and(|p| q[p]) && g.tensors[i].dtype == DType::F32
+                });
         }
     }
     // Backward: ... and when some reader of its output is quantized.
@@ -232,7 +232,10 @@ pub fn quantize_weight(w: &Tensor, axis: usize) -> Result<(Tensor, Vec<f32>, f64
             (0..steps)
                 .map(|k| a * (1.0 - 0.02 * k as f32) / 127.0)
                 .map(|s| (err(s), s))
-                .fold((f64::INFINITY, a / 127.0), |b, c| if c.0 < b.0 { c } else { b })
+                .fold(
+                    (f64::INFINITY, a / 127.0),
+                    |b, c| if c.0 < b.0 { c } else { b },
+                )
                 .1
         })
         .collect();
@@ -284,7 +287,8 @@ fn correct_bias(
         .enumerate()
         .map(|(i, &x)| x as f32 * scale[(i / inner) % scale.len()])
         .collect();
-    let Some(shift) = super::bias::shift(&node.op, w.as_slice::<f32>()?, &wq, &w.shape, mean) else {
+    let Some(shift) = super::bias::shift(&node.op, w.as_slice::<f32>()?, &wq, &w.shape, mean)
+    else {
         return Ok(());
     };
     let beta = match &node.op {
@@ -402,7 +406,9 @@ pub fn insert(
     let mut done: HashMap<(TensorId, usize), TensorId> = HashMap::new();
     let mut weight_sqnr = HashMap::new();
     for k in 0..n_old {
-        let key = out.graph.tensors[out.graph.nodes[k].outputs[0]].name.clone();
+        let key = out.graph.tensors[out.graph.nodes[k].outputs[0]]
+            .name
+            .clone();
         let Some(layer) = layers.iter().find(|l| l.key == key) else {
             continue;
         };
@@ -430,7 +436,10 @@ pub fn insert(
                     correct_bias(&mut out, m, k, &value, &q, &scale, axis, means)?;
                 }
                 let wq = out.add_const(format!("{}_quantized", info.name), q);
-                let s = out.add_const(format!("{}_scale", info.name), Tensor::from_vec(&[c], scale)?);
+                let s = out.add_const(
+                    format!("{}_scale", info.name),
+                    Tensor::from_vec(&[c], scale)?,
+                );
                 let z = out.add_const(
                     format!("{}_zero_point", info.name),
                     Tensor::from_vec(&[c], vec![0i8; c])?,

@@ -210,7 +210,11 @@ pub fn html(info: &PageInfo, cal: &Calibration, rows: &[LayerRow]) -> String {
          <th>weight SQNR (dB)</th><th>output SQNR (dB)</th><th>max |err|</th><th>mean |err|</th></tr>\n",
     );
     for (k, r) in rows.iter().enumerate() {
-        let cls = if r.precision == "fp32" { " class=\"fp32\"" } else { "" };
+        let cls = if r.precision == "fp32" {
+            " class=\"fp32\""
+        } else {
+            ""
+        };
         let _ = writeln!(
             h,
             "<tr{cls}><td>{k}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.3e}</td><td>{:.3e}</td></tr>",

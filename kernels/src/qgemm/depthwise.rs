@@ -51,8 +51,14 @@ pub fn run_channel(
     scratch: &mut [u8],
 ) {
     assert!(x.len() >= g.ih * g.iw && w.len() >= g.kh * g.kw);
-    assert!(g.kh * g.kw <= MAX_TAPS, "qdepthwise: window too large for exact sums");
-    assert!(scratch.len() >= scratch_bytes(g), "qdepthwise: scratch too small");
+    assert!(
+        g.kh * g.kw <= MAX_TAPS,
+        "qdepthwise: window too large for exact sums"
+    );
+    assert!(
+        scratch.len() >= scratch_bytes(g),
+        "qdepthwise: scratch too small"
+    );
     match &out {
         PlaneOut::Bytes(o) => assert!(o.len() >= g.oh * g.ow),
         PlaneOut::F32(o) => assert!(o.len() >= g.oh * g.ow),
@@ -75,20 +81,53 @@ pub fn run_channel(
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-unsafe fn channel_avx512(g: &Window2d, x: &[u8], xor: u8, zx: i32, w: &[i32], mult: f32, add: f32, kind: OutKind, out: PlaneOut, scratch: &mut [u8]) {
+unsafe fn channel_avx512(
+    g: &Window2d,
+    x: &[u8],
+    xor: u8,
+    zx: i32,
+    w: &[i32],
+    mult: f32,
+    add: f32,
+    kind: OutKind,
+    out: PlaneOut,
+    scratch: &mut [u8],
+) {
     channel(g, x, xor, zx, w, mult, add, kind, out, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn channel_avx2(g: &Window2d, x: &[u8], xor: u8, zx: i32, w: &[i32], mult: f32, add: f32, kind: OutKind, out: PlaneOut, scratch: &mut [u8]) {
+unsafe fn channel_avx2(
+    g: &Window2d,
+    x: &[u8],
+    xor: u8,
+    zx: i32,
+    w: &[i32],
+    mult: f32,
+    add: f32,
+    kind: OutKind,
+    out: PlaneOut,
+    scratch: &mut [u8],
+) {
     channel(g, x, xor, zx, w, mult, add, kind, out, scratch)
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn channel(g: &Window2d, x: &[u8], xor: u8, zx: i32, w: &[i32], mult: f32, add: f32, kind: OutKind, mut out: PlaneOut, scratch: &mut [u8]) {
+fn channel(
+    g: &Window2d,
+    x: &[u8],
+    xor: u8,
+    zx: i32,
+    w: &[i32],
+    mult: f32,
+    add: f32,
+    kind: OutKind,
+    mut out: PlaneOut,
+    scratch: &mut [u8],
+) {
     let (hp, wp) = padded(g);
     let wph = wp.div_ceil(g.sw);
     let plane_len = g.sw * hp * wph;
@@ -155,7 +194,10 @@ fn channel(g: &Window2d, x: &[u8], xor: u8, zx: i32, w: &[i32], mult: f32, add: 
 fn align_mut<T: Copy>(bytes: &mut [u8], len: usize) -> &mut [T] {
     let off = bytes.as_ptr().align_offset(std::mem::align_of::<T>());
     let bytes = &mut bytes[off..];
-    assert!(bytes.len() >= len * std::mem::size_of::<T>(), "qdepthwise: scratch too small");
+    assert!(
+        bytes.len() >= len * std::mem::size_of::<T>(),
+        "qdepthwise: scratch too small"
+    );
     // SAFETY: the pointer is aligned for T, the range is in bounds, and T (f32) has no
     // invalid bit patterns.
     unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr() as *mut T, len) }

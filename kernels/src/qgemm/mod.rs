@@ -123,7 +123,9 @@ impl QWeights {
                 for t in 0..gs {
                     let v = row.get(g * gs + t).copied().unwrap_or(0);
                     match format {
-                        Format::I16 => bytes[2 * t..2 * t + 2].copy_from_slice(&(v as i16).to_le_bytes()),
+                        Format::I16 => {
+                            bytes[2 * t..2 * t + 2].copy_from_slice(&(v as i16).to_le_bytes())
+                        }
                         _ => bytes[t] = v as i8 as u8,
                     }
                 }
@@ -173,7 +175,17 @@ impl QWeights {
         col_stride: usize,
         scratch: &mut [u8],
     ) {
-        self.run_rows(src, src_xor, cols, epi, out, row_stride, col_stride, scratch, 0..self.m)
+        self.run_rows(
+            src,
+            src_xor,
+            cols,
+            epi,
+            out,
+            row_stride,
+            col_stride,
+            scratch,
+            0..self.m,
+        )
     }
 
     /// [`QWeights::run`] for rows `rows` only (a thread's share), written to `out` from row
@@ -191,16 +203,25 @@ impl QWeights {
         scratch: &mut [u8],
         rows: std::ops::Range<usize>,
     ) {
-        assert!(rows.start <= rows.end && rows.end <= self.m, "qgemm: rows out of range");
+        assert!(
+            rows.start <= rows.end && rows.end <= self.m,
+            "qgemm: rows out of range"
+        );
         assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
-        assert!(scratch.len() >= self.scratch_bytes(), "qgemm: scratch too small");
+        assert!(
+            scratch.len() >= self.scratch_bytes(),
+            "qgemm: scratch too small"
+        );
         let n = rows.end - rows.start;
         let last = (n.max(1) - 1) * row_stride + cols.max(1).saturating_sub(1) * col_stride;
         let out_len = match out {
             Out::Bytes(b) => b.len(),
             Out::F32(f) => f.len(),
         };
-        assert!(cols == 0 || n == 0 || last < out_len, "qgemm: output too small");
+        assert!(
+            cols == 0 || n == 0 || last < out_len,
+            "qgemm: output too small"
+        );
         src.check(self.k, cols);
         let job = Job {
             wts: self,
@@ -243,7 +264,9 @@ pub fn round_even(v: f32) -> f32 {
 #[inline(always)]
 pub fn quantize_byte(v: f32, lo: f32, hi: f32) -> u8 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-    (v.max(lo).min(hi) + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits()) as u8
+    (v.max(lo).min(hi) + MAGIC)
+        .to_bits()
+        .wrapping_sub(MAGIC.to_bits()) as u8
 }
 
 /// The driver loop shared by every family: panel by panel, tile by tile, then the epilogue.
@@ -257,12 +280,21 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
     while p0 < job.cols {
         let np = NR.min(job.cols - p0);
         let pad = (w.zx as u8) ^ w.xor;
-        pack::pack_panel(job.src, w.format, w.k, w.kg, p0, np, job.xor, w.zx, pad, panel);
+        pack::pack_panel(
+            job.src, w.format, w.k, w.kg, p0, np, job.xor, w.zx, pad, panel,
+        );
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
             let rows = MR.min(job.rows.end - m0);
             // SAFETY: `w.w` holds `m × kg` groups, `panel` `kg × NR × 4` bytes, `acc` MR × NR.
-            micro(w.kg, w.w.as_ptr().add(m0 * w.kg), w.kg, rows, panel.as_ptr(), &mut acc);
+            micro(
+                w.kg,
+                w.w.as_ptr().add(m0 * w.kg),
+                w.kg,
+                rows,
+                panel.as_ptr(),
+                &mut acc,
+            );
             epilogue(job, out, &acc, m0, rows, p0, np);
             m0 += MR;
         }
@@ -271,7 +303,15 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
 }
 
 #[inline(always)]
-fn epilogue(job: &Job, out: &mut Out, acc: &[[i32; NR]; MR], m0: usize, rows: usize, p0: usize, np: usize) {
+fn epilogue(
+    job: &Job,
+    out: &mut Out,
+    acc: &[[i32; NR]; MR],
+    m0: usize,
+    rows: usize,
+    p0: usize,
+    np: usize,
+) {
     let (rs, cs) = (job.row_stride, job.col_stride);
     for (i, a) in acc.iter().enumerate().take(rows) {
         let m = m0 + i;

@@ -22,7 +22,14 @@ pub(crate) unsafe fn drive_neon_dot(job: &Job, out: &mut Out, scratch: &mut [u8]
     }
 }
 
-unsafe fn micro_i16(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+unsafe fn micro_i16(
+    kg: usize,
+    w: *const i32,
+    ldw: usize,
+    rows: usize,
+    panel: *const u8,
+    acc: &mut [[i32; NR]; MR],
+) {
     for half in 0..2 {
         let r: [*const i32; 4] = std::array::from_fn(|i| w.add((half * 4 + i).min(rows - 1) * ldw));
         let mut c = [[vdupq_n_s32(0); 4]; 4];
@@ -34,9 +41,17 @@ unsafe fn micro_i16(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *c
             for i in 0..4 {
                 let wv = *r[i].add(g);
                 let (w0, w1) = (wv as i16, (wv >> 16) as i16);
-                c[i][0] = vmlal_n_s16(vmlal_n_s16(c[i][0], vget_low_s16(a.0), w0), vget_low_s16(a.1), w1);
+                c[i][0] = vmlal_n_s16(
+                    vmlal_n_s16(c[i][0], vget_low_s16(a.0), w0),
+                    vget_low_s16(a.1),
+                    w1,
+                );
                 c[i][1] = vmlal_high_n_s16(vmlal_high_n_s16(c[i][1], a.0, w0), a.1, w1);
-                c[i][2] = vmlal_n_s16(vmlal_n_s16(c[i][2], vget_low_s16(b.0), w0), vget_low_s16(b.1), w1);
+                c[i][2] = vmlal_n_s16(
+                    vmlal_n_s16(c[i][2], vget_low_s16(b.0), w0),
+                    vget_low_s16(b.1),
+                    w1,
+                );
                 c[i][3] = vmlal_high_n_s16(vmlal_high_n_s16(c[i][3], b.0, w0), b.1, w1);
             }
         }
@@ -69,14 +84,26 @@ unsafe fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 }
 
 #[target_feature(enable = "dotprod")]
-unsafe fn micro_sdot(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+unsafe fn micro_sdot(
+    kg: usize,
+    w: *const i32,
+    ldw: usize,
+    rows: usize,
+    panel: *const u8,
+    acc: &mut [[i32; NR]; MR],
+) {
     for half in 0..2 {
         let r: [*const i32; 4] = std::array::from_fn(|i| w.add((half * 4 + i).min(rows - 1) * ldw));
         let mut c = [[vdupq_n_s32(0); 4]; 4];
         for g in 0..kg {
             // SAFETY: the panel holds `kg` groups of 64 bytes (16 columns × 4 i8).
             let p = panel.add(g * 64) as *const i8;
-            let x = [vld1q_s8(p), vld1q_s8(p.add(16)), vld1q_s8(p.add(32)), vld1q_s8(p.add(48))];
+            let x = [
+                vld1q_s8(p),
+                vld1q_s8(p.add(16)),
+                vld1q_s8(p.add(32)),
+                vld1q_s8(p.add(48)),
+            ];
             for i in 0..4 {
                 let wv = vreinterpretq_s8_s32(vdupq_n_s32(*r[i].add(g)));
                 for q in 0..4 {

@@ -24,13 +24,23 @@ impl Source<'_> {
     pub(crate) fn check(&self, k: usize, cols: usize) {
         match self {
             Source::Conv { x, g, channels } => {
-                assert_eq!(channels * g.kh * g.kw, k, "qgemm: conv taps disagree with k");
+                assert_eq!(
+                    channels * g.kh * g.kw,
+                    k,
+                    "qgemm: conv taps disagree with k"
+                );
                 assert_eq!(g.oh * g.ow, cols, "qgemm: conv output disagrees with cols");
-                assert!(x.len() >= channels * g.ih * g.iw, "qgemm: conv input too small");
+                assert!(
+                    x.len() >= channels * g.ih * g.iw,
+                    "qgemm: conv input too small"
+                );
             }
             Source::Rows { x, ld } => {
                 assert!(*ld >= k, "qgemm: row stride below k");
-                assert!(cols == 0 || x.len() >= (cols - 1) * ld + k, "qgemm: rows too small");
+                assert!(
+                    cols == 0 || x.len() >= (cols - 1) * ld + k,
+                    "qgemm: rows too small"
+                );
             }
         }
     }
@@ -84,8 +94,14 @@ pub(crate) fn pack_panel(
         }
         Source::Conv { x, g, channels } => {
             let isz = g.ih * g.iw;
-            let direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0
-                && g.oh == g.ih && g.ow == g.iw;
+            let direct = g.kh == 1
+                && g.kw == 1
+                && g.sh == 1
+                && g.sw == 1
+                && g.pt == 0
+                && g.pl == 0
+                && g.oh == g.ih
+                && g.ow == g.iw;
             let mut oy = [0isize; NR];
             let mut ox = [0isize; NR];
             for j in 0..np {
@@ -106,7 +122,11 @@ pub(crate) fn pack_panel(
                             let (dy, dx) = ((ki * g.dh) as isize, (kj * g.dw) as isize);
                             for j in 0..np {
                                 let (iy, ix) = (oy[j] + dy, ox[j] + dx);
-                                col[j] = if iy >= 0 && ix >= 0 && (iy as usize) < g.ih && (ix as usize) < g.iw {
+                                col[j] = if iy >= 0
+                                    && ix >= 0
+                                    && (iy as usize) < g.ih
+                                    && (ix as usize) < g.iw
+                                {
                                     plane[iy as usize * g.iw + ix as usize] ^ xor
                                 } else {
                                     pad

@@ -36,26 +36,52 @@ unsafe fn micro_generic(
             let wv = (*w.add(i * ldw + g)).to_le_bytes();
             let p = panel.add(g * NR * 4);
             for (j, aj) in a.iter_mut().enumerate() {
-                let x = [*p.add(j * 4), *p.add(j * 4 + 1), *p.add(j * 4 + 2), *p.add(j * 4 + 3)];
+                let x = [
+                    *p.add(j * 4),
+                    *p.add(j * 4 + 1),
+                    *p.add(j * 4 + 2),
+                    *p.add(j * 4 + 3),
+                ];
                 *aj += dot(x, wv);
             }
         }
     }
 }
 
-unsafe fn micro_u8(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+unsafe fn micro_u8(
+    kg: usize,
+    w: *const i32,
+    ldw: usize,
+    rows: usize,
+    panel: *const u8,
+    acc: &mut [[i32; NR]; MR],
+) {
     micro_generic(kg, w, ldw, rows, panel, acc, |x, w| {
         (0..4).map(|t| x[t] as i32 * w[t] as i8 as i32).sum()
     })
 }
 
-unsafe fn micro_s8(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+unsafe fn micro_s8(
+    kg: usize,
+    w: *const i32,
+    ldw: usize,
+    rows: usize,
+    panel: *const u8,
+    acc: &mut [[i32; NR]; MR],
+) {
     micro_generic(kg, w, ldw, rows, panel, acc, |x, w| {
         (0..4).map(|t| x[t] as i8 as i32 * w[t] as i8 as i32).sum()
     })
 }
 
-unsafe fn micro_i16(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+unsafe fn micro_i16(
+    kg: usize,
+    w: *const i32,
+    ldw: usize,
+    rows: usize,
+    panel: *const u8,
+    acc: &mut [[i32; NR]; MR],
+) {
     micro_generic(kg, w, ldw, rows, panel, acc, |x, w| {
         let xi = |t: usize| i16::from_le_bytes([x[2 * t], x[2 * t + 1]]) as i32;
         let wi = |t: usize| i16::from_le_bytes([w[2 * t], w[2 * t + 1]]) as i32;

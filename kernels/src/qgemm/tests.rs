@@ -18,11 +18,34 @@ impl Rng {
 
 fn window(ih: usize, iw: usize, k: usize, s: usize, p: usize, d: usize) -> Window2d {
     let o = |i: usize| (i + 2 * p - d * (k - 1) - 1) / s + 1;
-    Window2d { ih, iw, kh: k, kw: k, sh: s, sw: s, dh: d, dw: d, pt: p, pl: p, pb: p, pr: p, oh: o(ih), ow: o(iw) }
+    Window2d {
+        ih,
+        iw,
+        kh: k,
+        kw: k,
+        sh: s,
+        sw: s,
+        dh: d,
+        dw: d,
+        pt: p,
+        pl: p,
+        pb: p,
+        pr: p,
+        oh: o(ih),
+        ow: o(iw),
+    }
 }
 
 /// `acc[m][p]` computed directly from the definition.
-fn reference(src: &Source, xor: u8, zx: i32, w: &[i32], m: usize, k: usize, cols: usize) -> Vec<i64> {
+fn reference(
+    src: &Source,
+    xor: u8,
+    zx: i32,
+    w: &[i32],
+    m: usize,
+    k: usize,
+    cols: usize,
+) -> Vec<i64> {
     let mut out = vec![0i64; m * cols];
     for p in 0..cols {
         let xs: Vec<i32> = (0..k)
@@ -48,27 +71,79 @@ fn reference(src: &Source, xor: u8, zx: i32, w: &[i32], m: usize, k: usize, cols
     out
 }
 
-fn check_product(rng: &mut Rng, src: &Source, xor: u8, m: usize, k: usize, cols: usize, wide: bool) {
+fn check_product(
+    rng: &mut Rng,
+    src: &Source,
+    xor: u8,
+    m: usize,
+    k: usize,
+    cols: usize,
+    wide: bool,
+) {
     let zx = rng.range(0, 255);
     let w: Vec<i32> = (0..m * k)
-        .map(|_| if wide { rng.range(-255, 255) } else { rng.range(-128, 127) })
+        .map(|_| {
+            if wide {
+                rng.range(-255, 255)
+            } else {
+                rng.range(-128, 127)
+            }
+        })
         .collect();
     let want = reference(src, xor, zx, &w, m, k, cols);
     for kernel in QKernel::supported() {
         let qw = QWeights::new(kernel, &w, m, k, zx);
         let mut scratch = vec![0u8; qw.scratch_bytes()];
         // Exact accumulators through the f32 epilogue (mult 1, values small enough).
-        let epi = Epilogue { mult: vec![1.0; m], add: vec![0.5; m], kind: OutKind::F32 { lo: f32::NEG_INFINITY, hi: f32::INFINITY } };
+        let epi = Epilogue {
+            mult: vec![1.0; m],
+            add: vec![0.5; m],
+            kind: OutKind::F32 {
+                lo: f32::NEG_INFINITY,
+                hi: f32::INFINITY,
+            },
+        };
         let mut got = vec![f32::NAN; m * cols];
-        qw.run(src, xor, cols, &epi, &mut Out::F32(&mut got), cols, 1, &mut scratch);
+        qw.run(
+            src,
+            xor,
+            cols,
+            &epi,
+            &mut Out::F32(&mut got),
+            cols,
+            1,
+            &mut scratch,
+        );
         for (i, (&g, &r)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(g, r as f32 + 0.5, "{kernel:?} {:?} m={m} k={k} cols={cols} at {i}", qw.format());
+            assert_eq!(
+                g,
+                r as f32 + 0.5,
+                "{kernel:?} {:?} m={m} k={k} cols={cols} at {i}",
+                qw.format()
+            );
         }
         // Requantized, transposed output (GEMM layout): element (r, p) at p·m + r.
         let scale: Vec<f32> = (0..m).map(|r| 0.001 * (r + 1) as f32).collect();
-        let epi = Epilogue { mult: scale.clone(), add: vec![3.0; m], kind: OutKind::Int { zp: 10.0, lo: 10.0, hi: 255.0 } };
+        let epi = Epilogue {
+            mult: scale.clone(),
+            add: vec![3.0; m],
+            kind: OutKind::Int {
+                zp: 10.0,
+                lo: 10.0,
+                hi: 255.0,
+            },
+        };
         let mut got = vec![0u8; m * cols];
-        qw.run(src, xor, cols, &epi, &mut Out::Bytes(&mut got), 1, m, &mut scratch);
+        qw.run(
+            src,
+            xor,
+            cols,
+            &epi,
+            &mut Out::Bytes(&mut got),
+            1,
+            m,
+            &mut scratch,
+        );
         for r in 0..m {
             for p in 0..cols {
                 let y = want[r * cols + p] as f32 * scale[r] + 3.0;
@@ -82,11 +157,26 @@ fn check_product(rng: &mut Rng, src: &Source, xor: u8, m: usize, k: usize, cols:
 #[test]
 fn every_kernel_matches_the_definition_on_rows() {
     let mut rng = Rng(0x9e3779b97f4a7c15);
-    for &(m, k, cols) in &[(1, 1, 1), (3, 5, 7), (8, 16, 16), (9, 33, 17), (20, 70, 40), (1001, 64, 1)] {
+    for &(m, k, cols) in &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (8, 16, 16),
+        (9, 33, 17),
+        (20, 70, 40),
+        (1001, 64, 1),
+    ] {
         for wide in [false, true] {
             for xor in [0u8, 0x80] {
                 let x: Vec<u8> = (0..cols * (k + 3)).map(|_| rng.next() as u8).collect();
-                check_product(&mut rng, &Source::Rows { x: &x, ld: k + 3 }, xor, m, k, cols, wide);
+                check_product(
+                    &mut rng,
+                    &Source::Rows { x: &x, ld: k + 3 },
+                    xor,
+                    m,
+                    k,
+                    cols,
+                    wide,
+                );
             }
         }
     }
@@ -103,7 +193,11 @@ fn every_kernel_matches_the_definition_on_convolutions() {
         (window(5, 5, 5, 2, 0, 1), 3, 3),
     ] {
         let x: Vec<u8> = (0..c * g.ih * g.iw).map(|_| rng.next() as u8).collect();
-        let src = Source::Conv { x: &x, g, channels: c };
+        let src = Source::Conv {
+            x: &x,
+            g,
+            channels: c,
+        };
         for wide in [false, true] {
             check_product(&mut rng, &src, 0, m, c * g.kh * g.kw, g.oh * g.ow, wide);
         }
@@ -113,24 +207,65 @@ fn every_kernel_matches_the_definition_on_convolutions() {
 #[test]
 fn depthwise_matches_the_definition() {
     let mut rng = Rng(7);
-    for g in [window(7, 9, 3, 1, 1, 1), window(12, 11, 3, 2, 1, 1), window(9, 9, 5, 2, 2, 1), window(8, 8, 3, 1, 2, 2)] {
+    for g in [
+        window(7, 9, 3, 1, 1, 1),
+        window(12, 11, 3, 2, 1, 1),
+        window(9, 9, 5, 2, 2, 1),
+        window(8, 8, 3, 1, 2, 2),
+    ] {
         let x: Vec<u8> = (0..g.ih * g.iw).map(|_| rng.next() as u8).collect();
         let w: Vec<i32> = (0..g.kh * g.kw).map(|_| rng.range(-255, 255)).collect();
         let zx = rng.range(0, 255);
-        let src = Source::Conv { x: &x, g, channels: 1 };
+        let src = Source::Conv {
+            x: &x,
+            g,
+            channels: 1,
+        };
         let want = reference(&src, 0x80, zx, &w, 1, g.kh * g.kw, g.oh * g.ow);
         for kernel in QKernel::supported() {
             let mut scratch = vec![0u8; depthwise::scratch_bytes(&g) + 3];
             let mut got = vec![f32::NAN; g.oh * g.ow];
-            let kind = OutKind::F32 { lo: f32::NEG_INFINITY, hi: f32::INFINITY };
-            depthwise::run_channel(kernel, &g, &x, 0x80, zx, &w, 1.0, 0.0, kind, PlaneOut::F32(&mut got), &mut scratch[3..]);
+            let kind = OutKind::F32 {
+                lo: f32::NEG_INFINITY,
+                hi: f32::INFINITY,
+            };
+            depthwise::run_channel(
+                kernel,
+                &g,
+                &x,
+                0x80,
+                zx,
+                &w,
+                1.0,
+                0.0,
+                kind,
+                PlaneOut::F32(&mut got),
+                &mut scratch[3..],
+            );
             let want_f: Vec<f32> = want.iter().map(|&v| v as f32).collect();
             assert_eq!(got, want_f, "{kernel:?} {g:?}");
             let mut q = vec![0u8; g.oh * g.ow];
-            let kind = OutKind::Int { zp: 128.0, lo: 0.0, hi: 255.0 };
-            depthwise::run_channel(kernel, &g, &x, 0x80, zx, &w, 0.01, 0.25, kind, PlaneOut::Bytes(&mut q), &mut scratch[3..]);
+            let kind = OutKind::Int {
+                zp: 128.0,
+                lo: 0.0,
+                hi: 255.0,
+            };
+            depthwise::run_channel(
+                kernel,
+                &g,
+                &x,
+                0x80,
+                zx,
+                &w,
+                0.01,
+                0.25,
+                kind,
+                PlaneOut::Bytes(&mut q),
+                &mut scratch[3..],
+            );
             for (i, &v) in want.iter().enumerate() {
-                let e = ((v as f32 * 0.01 + 0.25).round_ties_even() + 128.0).clamp(0.0, 255.0) as u8;
+                let e =
+                    ((v as f32 * 0.01 + 0.25).round_ties_even() + 128.0).clamp(0.0, 255.0) as u8;
                 assert_eq!(q[i], e, "{kernel:?} requantized at {i}");
             }
         }

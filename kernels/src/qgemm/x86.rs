@@ -26,7 +26,14 @@ pub(crate) unsafe fn drive_avx2(job: &Job, out: &mut Out, scratch: &mut [u8]) {
 macro_rules! vnni_micro {
     ($name:ident, $dp:ident) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        unsafe fn $name(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+        unsafe fn $name(
+            kg: usize,
+            w: *const i32,
+            ldw: usize,
+            rows: usize,
+            panel: *const u8,
+            acc: &mut [[i32; NR]; MR],
+        ) {
             // Rows past `rows` recompute the last valid row (their results are ignored).
             let r: [*const i32; MR] = std::array::from_fn(|i| w.add(i.min(rows - 1) * ldw));
             let mut c = [_mm512_setzero_si512(); MR];
@@ -48,7 +55,14 @@ vnni_micro!(micro_vnni_u8, _mm512_dpbusd_epi32);
 vnni_micro!(micro_vnni_i16, _mm512_dpwssd_epi32);
 
 #[target_feature(enable = "avx2")]
-unsafe fn micro_avx2_i16(kg: usize, w: *const i32, ldw: usize, rows: usize, panel: *const u8, acc: &mut [[i32; NR]; MR]) {
+unsafe fn micro_avx2_i16(
+    kg: usize,
+    w: *const i32,
+    ldw: usize,
+    rows: usize,
+    panel: *const u8,
+    acc: &mut [[i32; NR]; MR],
+) {
     // Two passes of four rows: 4 rows × 2 registers of 8 columns stay in registers.
     for half in 0..2 {
         let r: [*const i32; 4] = std::array::from_fn(|i| w.add((half * 4 + i).min(rows - 1) * ldw));

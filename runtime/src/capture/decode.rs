@@ -16,7 +16,9 @@ pub struct Decoder {
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { out: Frame::empty() }
+        Decoder {
+            out: Frame::empty(),
+        }
     }
 }
 
@@ -25,9 +27,16 @@ impl Decoder {
     pub fn decode(&mut self, frame: &Frame) -> Result<&Frame> {
         let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("corrupt MJPEG frame: {e}"));
         // A truncated frame lacks the end-of-image marker (cameras may pad with zeros after it).
-        let end = frame.data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let end = frame
+            .data
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |i| i + 1);
         if end < 4 || frame.data[end - 2..end] != [0xFF, 0xD9] {
-            return Err(bad(&format!("{} bytes, no end-of-image marker (truncated)", frame.data.len())));
+            return Err(bad(&format!(
+                "{} bytes, no end-of-image marker (truncated)",
+                frame.data.len()
+            )));
         }
         let options = DecoderOptions::default()
             .jpeg_set_out_colorspace(ColorSpace::RGB)
@@ -35,7 +44,9 @@ impl Decoder {
         let mut dec = JpegDecoder::new_with_options(Cursor::new(&frame.data[..]), options);
         dec.decode_headers().map_err(|e| bad(&e))?;
         let (w, h) = dec.dimensions().ok_or_else(|| bad(&"no image size"))?;
-        let len = dec.output_buffer_size().ok_or_else(|| bad(&"no image size"))?;
+        let len = dec
+            .output_buffer_size()
+            .ok_or_else(|| bad(&"no image size"))?;
         if len != w * h * 3 {
             return Err(bad(&format!("{len} output bytes for {w}x{h} RGB")));
         }

@@ -7,9 +7,18 @@ use crate::{Error, Result};
 
 /// Encodes a packed RGB24 image (`w * h * 3` bytes) as `format` into `out` (packed lines).
 /// Chroma of 4:2:2 and 4:2:0 formats is the average of the pixels it covers.
-pub fn encode_into(rgb: &[u8], w: usize, h: usize, format: PixelFormat, out: &mut Vec<u8>) -> Result<()> {
+pub fn encode_into(
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    format: PixelFormat,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     if rgb.len() != w * h * 3 || w == 0 || h == 0 {
-        return Err(Error::invalid(format!("encode: {} bytes is not a {w}x{h} RGB image", rgb.len())));
+        return Err(Error::invalid(format!(
+            "encode: {} bytes is not a {w}x{h} RGB image",
+            rgb.len()
+        )));
     }
     out.clear();
     let px = |x: usize, y: usize| {
@@ -76,8 +85,14 @@ pub fn encode_into(rgb: &[u8], w: usize, h: usize, format: PixelFormat, out: &mu
         }
         PixelFormat::Mjpeg => {
             let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut *out, 95);
-            image::ImageEncoder::write_image(enc, rgb, w as u32, h as u32, image::ExtendedColorType::Rgb8)
-                .map_err(|e| Error::invalid(format!("encode JPEG: {e}")))?;
+            image::ImageEncoder::write_image(
+                enc,
+                rgb,
+                w as u32,
+                h as u32,
+                image::ExtendedColorType::Rgb8,
+            )
+            .map_err(|e| Error::invalid(format!("encode JPEG: {e}")))?;
         }
     }
     Ok(())

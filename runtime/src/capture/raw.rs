@@ -56,7 +56,10 @@ impl RawSpec {
 
 enum Body {
     /// Fixed-size frames read one at a time.
-    Fixed { reader: BufReader<File>, frame_len: usize },
+    Fixed {
+        reader: BufReader<File>,
+        frame_len: usize,
+    },
     /// Concatenated JPEGs, split at start-of-image markers.
     Jpegs { data: Vec<u8>, starts: Vec<usize> },
 }
@@ -74,7 +77,10 @@ impl RawSource {
             path: spec.path.clone(),
             source: e,
         };
-        let body = match spec.format.frame_len(spec.format.min_stride(spec.width), spec.height) {
+        let body = match spec
+            .format
+            .frame_len(spec.format.min_stride(spec.width), spec.height)
+        {
             Some(frame_len) => Body::Fixed {
                 reader: BufReader::with_capacity(1 << 20, File::open(&spec.path).map_err(io)?),
                 frame_len,
@@ -193,12 +199,23 @@ mod tests {
 
     #[test]
     fn raw_specs_parse() {
-        let s = RawSpec::parse("clip/frames.yuyv:1920x1080").unwrap().unwrap();
-        assert_eq!((s.format, s.width, s.height), (PixelFormat::Yuyv, 1920, 1080));
+        let s = RawSpec::parse("clip/frames.yuyv:1920x1080")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s.format, s.width, s.height),
+            (PixelFormat::Yuyv, 1920, 1080)
+        );
         let s = RawSpec::parse("x.bin:nv12:64x48").unwrap().unwrap();
-        assert_eq!((s.path.to_str().unwrap(), s.format), ("x.bin", PixelFormat::Nv12));
+        assert_eq!(
+            (s.path.to_str().unwrap(), s.format),
+            ("x.bin", PixelFormat::Nv12)
+        );
         assert!(RawSpec::parse("photo.png").unwrap().is_none());
-        assert!(RawSpec::parse("x.bin:64x48").unwrap_err().to_string().contains("pixel format"));
+        assert!(RawSpec::parse("x.bin:64x48")
+            .unwrap_err()
+            .to_string()
+            .contains("pixel format"));
     }
 
     #[test]

@@ -23,7 +23,9 @@ impl Synthetic {
             }
         }
         if w == 0 || h == 0 || w > 8192 || h > 8192 {
-            return Err(Error::invalid(format!("--source {spec}: size must be 1..8192 on each side")));
+            return Err(Error::invalid(format!(
+                "--source {spec}: size must be 1..8192 on each side"
+            )));
         }
         Ok(Synthetic::new(format, w, h))
     }

@@ -49,7 +49,11 @@ pub struct CaptureThread {
 impl CaptureThread {
     /// Starts reading `source` on its own thread. Setting `stop` ends the stream after the
     /// frame in progress.
-    pub fn spawn(mut source: Box<dyn FrameSource>, opts: CaptureOptions, stop: Arc<AtomicBool>) -> CaptureThread {
+    pub fn spawn(
+        mut source: Box<dyn FrameSource>,
+        opts: CaptureOptions,
+        stop: Arc<AtomicBool>,
+    ) -> CaptureThread {
         let ring = opts.ring.max(2);
         let (full_tx, full) = sync_channel::<Captured>(ring);
         let (free, free_rx) = sync_channel::<Frame>(ring);

@@ -55,7 +55,12 @@ impl Request {
                 format = Some(p.parse()?);
             }
         }
-        Ok(Request { path, size, format, fps })
+        Ok(Request {
+            path,
+            size,
+            format,
+            fps,
+        })
     }
 }
 
@@ -109,29 +114,42 @@ fn negotiate(req: &Request) -> Result<Open> {
             return Err(Error::invalid(format!(
                 "{}: the camera does not offer {f} (it offers: {})",
                 req.path,
-                offered.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+                offered
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )))
         }
-        None => *PREFERENCE.iter().find(|f| offered.contains(f)).ok_or_else(|| {
-            Error::invalid(format!(
-                "{}: the camera offers none of yuyv, uyvy, nv12, mjpeg, rgb24, bgr24, grey",
-                req.path
-            ))
-        })?,
+        None => *PREFERENCE
+            .iter()
+            .find(|f| offered.contains(f))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{}: the camera offers none of yuyv, uyvy, nv12, mjpeg, rgb24, bgr24, grey",
+                    req.path
+                ))
+            })?,
     };
     let mut fmt = dev.format().map_err(|e| ctx("cannot read the format", e))?;
     fmt.fourcc = FourCC::new(&format.fourcc());
     if let Some((w, h)) = req.size {
         (fmt.width, fmt.height) = (w as u32, h as u32);
     }
-    let fmt = dev.set_format(&fmt).map_err(|e| ctx("cannot set the format", e))?;
+    let fmt = dev
+        .set_format(&fmt)
+        .map_err(|e| ctx("cannot set the format", e))?;
     let got = PixelFormat::from_fourcc(fmt.fourcc.repr).ok_or_else(|| {
-        Error::invalid(format!("{}: the driver switched to an unsupported format {}", req.path, fmt.fourcc))
+        Error::invalid(format!(
+            "{}: the driver switched to an unsupported format {}",
+            req.path, fmt.fourcc
+        ))
     })?;
     if let Some(fps) = req.fps {
         let _ = dev.set_params(&v4l::video::capture::Parameters::with_fps(fps));
     }
-    let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, 4).map_err(|e| ctx("cannot start streaming", e))?;
+    let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, 4)
+        .map_err(|e| ctx("cannot start streaming", e))?;
     stream.set_timeout(Duration::from_secs(2));
     let (width, height) = (fmt.width as usize, fmt.height as usize);
     Ok(Open {
@@ -162,9 +180,10 @@ impl FrameSource for V4l2Source {
                 std::thread::sleep(wait);
             }
             self.last_try = Some(Instant::now());
-            self.open = Some(negotiate(&self.req).map_err(|e| {
-                Error::invalid(format!("camera unavailable, retrying: {e}"))
-            })?);
+            self.open = Some(
+                negotiate(&self.req)
+                    .map_err(|e| Error::invalid(format!("camera unavailable, retrying: {e}")))?,
+            );
         }
         let o = self.open.as_mut().expect("opened above");
         let (buf, meta) = match o.stream.next() {
@@ -194,7 +213,10 @@ mod tests {
     fn requests_parse() {
         let r = Request::parse("/dev/video2:1280x720:mjpeg@30").unwrap();
         assert_eq!(r.path, "/dev/video2");
-        assert_eq!((r.size, r.format, r.fps), (Some((1280, 720)), Some(PixelFormat::Mjpeg), Some(30)));
+        assert_eq!(
+            (r.size, r.format, r.fps),
+            (Some((1280, 720)), Some(PixelFormat::Mjpeg), Some(30))
+        );
         assert_eq!(Request::parse("/dev/video0").unwrap().size, None);
     }
 }

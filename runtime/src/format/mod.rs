@@ -109,7 +109,10 @@ mod tests {
         assert_eq!((w.len, w.stored), (6, Some(DType::F16)));
         let v = m.constant(1).unwrap();
         assert_eq!(v.dtype, DType::F32);
-        assert_eq!(v.typed::<f32>(), &[1.0, -2.5, half::f16::from_f32(1e-3).to_f32()]);
+        assert_eq!(
+            v.typed::<f32>(),
+            &[1.0, -2.5, half::f16::from_f32(1e-3).to_f32()]
+        );
         // An f16 constant cannot stand for an i64 tensor.
         let (mut meta, _) = tiny();
         meta.graph.tensors[1].dtype = DType::I64;

@@ -39,7 +39,9 @@ impl Target {
             ))
         };
         if s.len() != 4 || s[0] != 1 {
-            return Err(bad("preprocessing needs a [1, C, H, W] or [1, H, W, C] input"));
+            return Err(bad(
+                "preprocessing needs a [1, C, H, W] or [1, H, W, C] input",
+            ));
         }
         let (c, h, w) = match spec.layout {
             Layout::Nchw => (s[1], s[2], s[3]),
@@ -53,7 +55,11 @@ impl Target {
                     Color::Rgb => "rgb",
                     Color::Bgr => "bgr",
                 },
-                if spec.layout == Layout::Nchw { "nchw" } else { "nhwc" },
+                if spec.layout == Layout::Nchw {
+                    "nchw"
+                } else {
+                    "nhwc"
+                },
                 spec.channels()
             )));
         }
@@ -123,7 +129,9 @@ impl CpuPreprocessor {
             target,
             geometry: None,
             scratch: Vec::new(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8),
+            threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 8),
             pool: None,
             decoder: Decoder::default(),
             scale,
@@ -163,11 +171,22 @@ impl CpuPreprocessor {
         };
         let (w, h) = (frame.width, frame.height);
         if self.geometry.as_ref().map(|g| g.src) != Some((w, h)) {
-            self.geometry = Some(Geometry::new(&self.spec, w, h, self.target.width, self.target.height)?);
+            self.geometry = Some(Geometry::new(
+                &self.spec,
+                w,
+                h,
+                self.target.width,
+                self.target.height,
+            )?);
         }
         if self.scratch.len() != self.threads || self.scratch[0].acc[0].len() != self.target.width {
             let row = || [0, 1, 2].map(|_| vec![0f32; self.target.width]);
-            self.scratch = (0..self.threads).map(|_| Scratch { raw: row(), acc: row() }).collect();
+            self.scratch = (0..self.threads)
+                .map(|_| Scratch {
+                    raw: row(),
+                    acc: row(),
+                })
+                .collect();
         }
         let ctx = Ctx {
             frame,
@@ -179,7 +198,10 @@ impl CpuPreprocessor {
         };
         if self.threads > 1 && self.pool.is_none() {
             let w = Worker::new(self.threads).map_err(|e| {
-                Error::invalid(format!("preprocess: cannot start {} threads: {e}", self.threads))
+                Error::invalid(format!(
+                    "preprocess: cannot start {} threads: {e}",
+                    self.threads
+                ))
             })?;
             self.pool = Some(w);
         }
@@ -189,7 +211,9 @@ impl CpuPreprocessor {
         match &self.pool {
             Some(w) => {
                 if !w.run(&mut job) {
-                    return Err(Error::invalid("preprocess: the worker thread stopped after a panic"));
+                    return Err(Error::invalid(
+                        "preprocess: the worker thread stopped after a panic",
+                    ));
                 }
             }
             None => job(),
@@ -219,20 +243,36 @@ impl Ctx<'_> {
 
     /// Writes the frame into `out`, typed as the target's element type.
     fn write(&self, out: &mut [u8], scratch: &mut [Scratch]) -> Result<()> {
-        let misaligned = || Error::invalid("preprocess: output buffer is not aligned for the input's element type");
+        let misaligned = || {
+            Error::invalid("preprocess: output buffer is not aligned for the input's element type")
+        };
         match self.t.dtype {
-            DType::F32 => self.start(bytemuck::try_cast_slice_mut::<u8, f32>(out).map_err(|_| misaligned())?, scratch),
-            DType::F16 => self.start(bytemuck::try_cast_slice_mut::<u8, f16>(out).map_err(|_| misaligned())?, scratch),
+            DType::F32 => self.start(
+                bytemuck::try_cast_slice_mut::<u8, f32>(out).map_err(|_| misaligned())?,
+                scratch,
+            ),
+            DType::F16 => self.start(
+                bytemuck::try_cast_slice_mut::<u8, f16>(out).map_err(|_| misaligned())?,
+                scratch,
+            ),
             DType::U8 => self.start(out, scratch),
             DType::I8 => self.start(bytemuck::cast_slice_mut::<u8, i8>(out), scratch),
-            other => return Err(Error::invalid(format!("preprocess: cannot write {other} inputs"))),
+            other => {
+                return Err(Error::invalid(format!(
+                    "preprocess: cannot write {other} inputs"
+                )))
+            }
         }
         Ok(())
     }
 
     fn start<T: Store>(&self, out: &mut [T], scratch: &mut [Scratch]) {
         let plane = self.t.width * self.t.height;
-        let (p0, rest) = out.split_at_mut(if self.spec.layout == Layout::Nchw { plane } else { out.len() });
+        let (p0, rest) = out.split_at_mut(if self.spec.layout == Layout::Nchw {
+            plane
+        } else {
+            out.len()
+        });
         let (p1, p2) = rest.split_at_mut(rest.len().min(plane));
         self.rows(0..self.t.height, [p0, p1, p2], scratch);
     }
@@ -284,7 +324,11 @@ impl Ctx<'_> {
                     let [r0, r1, r2] = &s.raw;
                     let [a0, a1, a2] = &mut s.acc;
                     let n = cols.len();
-                    let (a0, a1, a2) = (&mut a0[cols.clone()], &mut a1[cols.clone()], &mut a2[cols.clone()]);
+                    let (a0, a1, a2) = (
+                        &mut a0[cols.clone()],
+                        &mut a1[cols.clone()],
+                        &mut a2[cols.clone()],
+                    );
                     for j in 0..n {
                         let f = wy * wx[j];
                         a0[j] += f * r0[j];
@@ -308,7 +352,11 @@ impl Ctx<'_> {
         let line = sy * f.stride;
         match f.format {
             PixelFormat::Yuyv | PixelFormat::Uyvy => {
-                let (yo, uo, vo) = if f.format == PixelFormat::Yuyv { (0, 1, 3) } else { (1, 0, 2) };
+                let (yo, uo, vo) = if f.format == PixelFormat::Yuyv {
+                    (0, 1, 3)
+                } else {
+                    (1, 0, 2)
+                };
                 let row = &d[line..line + f.format.min_stride(f.width)];
                 for (j, &x) in xs.iter().enumerate() {
                     let x = x as usize;
@@ -332,7 +380,11 @@ impl Ctx<'_> {
                 pixel::yuv_planes_to_rgb(r, g, b);
             }
             PixelFormat::Rgb24 | PixelFormat::Bgr24 => {
-                let (ro, bo) = if f.format == PixelFormat::Rgb24 { (0, 2) } else { (2, 0) };
+                let (ro, bo) = if f.format == PixelFormat::Rgb24 {
+                    (0, 2)
+                } else {
+                    (2, 0)
+                };
                 let row = &d[line..line + 3 * f.width];
                 for (j, &x) in xs.iter().enumerate() {
                     let p = &row[3 * x as usize..3 * x as usize + 3];

@@ -30,9 +30,17 @@ pub struct Geometry {
 
 impl Geometry {
     /// Tap tables for a `src_w x src_h` frame into an `out_w x out_h` model input.
-    pub fn new(spec: &PreprocessSpec, src_w: usize, src_h: usize, out_w: usize, out_h: usize) -> Result<Geometry> {
+    pub fn new(
+        spec: &PreprocessSpec,
+        src_w: usize,
+        src_h: usize,
+        out_w: usize,
+        out_h: usize,
+    ) -> Result<Geometry> {
         if src_w == 0 || src_h == 0 || out_w == 0 || out_h == 0 {
-            return Err(Error::invalid(format!("preprocess: empty size {src_w}x{src_h} -> {out_w}x{out_h}")));
+            return Err(Error::invalid(format!(
+                "preprocess: empty size {src_w}x{src_h} -> {out_w}x{out_h}"
+            )));
         }
         let (sw, sh) = (src_w as f64, src_h as f64);
         // (resized width, height) and where output (0, 0) lies in the resized image.
@@ -50,7 +58,10 @@ impl Geometry {
                     }
                     None => {
                         let s = (out_w as f64 / sw).max(out_h as f64 / sh);
-                        (((sw * s).round() as usize).max(out_w), ((sh * s).round() as usize).max(out_h))
+                        (
+                            ((sw * s).round() as usize).max(out_w),
+                            ((sh * s).round() as usize).max(out_h),
+                        )
                     }
                 };
                 if rw < out_w || rh < out_h {
@@ -65,7 +76,12 @@ impl Geometry {
                 let s = (out_w as f64 / sw).min(out_h as f64 / sh);
                 let rw = ((sw * s).round() as usize).clamp(1, out_w);
                 let rh = ((sh * s).round() as usize).clamp(1, out_h);
-                (rw, rh, -(((out_w - rw) / 2) as i64), -(((out_h - rh) / 2) as i64))
+                (
+                    rw,
+                    rh,
+                    -(((out_w - rw) / 2) as i64),
+                    -(((out_h - rh) / 2) as i64),
+                )
             }
         };
         Ok(Geometry {
@@ -112,7 +128,13 @@ fn axis(src: usize, resized: usize, n: usize, offset: i64, interp: Interp) -> Ax
             w[n + o] = f as f32;
         }
     }
-    Axis { n, taps, idx, w, inside: lo..hi }
+    Axis {
+        n,
+        taps,
+        idx,
+        w,
+        inside: lo..hi,
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +156,11 @@ mod tests {
 
     #[test]
     fn weights_sum_to_one_and_letterbox_pads() {
-        for text in ["fit=letterbox,crop=100", "interp=area,crop=50", "fit=stretch,crop=64x48"] {
+        for text in [
+            "fit=letterbox,crop=100",
+            "interp=area,crop=50",
+            "fit=stretch,crop=64x48",
+        ] {
             let spec = PreprocessSpec::parse(text).unwrap();
             let (w, h) = spec.crop.unwrap();
             let g = Geometry::new(&spec, 640, 360, w as usize, h as usize).unwrap();

@@ -113,7 +113,12 @@ mod tests {
 
     #[test]
     fn yuv_round_trip_is_within_one_level() {
-        for &(r, g, b) in &[(0.0, 0.0, 0.0), (255.0, 255.0, 255.0), (200.0, 30.0, 90.0), (12.0, 250.0, 128.0)] {
+        for &(r, g, b) in &[
+            (0.0, 0.0, 0.0),
+            (255.0, 255.0, 255.0),
+            (200.0, 30.0, 90.0),
+            (12.0, 250.0, 128.0),
+        ] {
             let [y, u, v] = rgb_to_yuv(r, g, b);
             let back = yuv_to_rgb(y as f32, u as f32, v as f32);
             for (x, w) in back.iter().zip([r, g, b]) {

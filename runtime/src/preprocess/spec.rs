@@ -182,7 +182,9 @@ impl PreprocessSpec {
                 )));
             }
             if v.iter().any(|x| !x.is_finite()) {
-                return Err(Error::invalid(format!("preprocess {name}: values must be finite")));
+                return Err(Error::invalid(format!(
+                    "preprocess {name}: values must be finite"
+                )));
             }
         }
         if self.std.iter().any(|&s| s == 0.0) {
@@ -213,7 +215,12 @@ impl PreprocessSpec {
 /// The explicit form, which parses back to the same spec (less the preset name).
 impl fmt::Display for PreprocessSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |v: &Vec<f32>| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("/");
+        let list = |v: &Vec<f32>| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
         if let Some(r) = self.resize {
             write!(f, "resize={r},")?;
         }
@@ -254,7 +261,8 @@ fn bad(text: &str, msg: &str) -> Error {
 }
 
 fn parse_u32(v: &str) -> std::result::Result<u32, String> {
-    v.parse().map_err(|_| format!("\"{v}\" is not a positive integer"))
+    v.parse()
+        .map_err(|_| format!("\"{v}\" is not a positive integer"))
 }
 
 fn parse_size(v: &str) -> std::result::Result<(u32, u32), String> {
@@ -266,7 +274,11 @@ fn parse_size(v: &str) -> std::result::Result<(u32, u32), String> {
 
 fn parse_list(v: &str) -> std::result::Result<Vec<f32>, String> {
     v.split('/')
-        .map(|x| x.trim().parse::<f32>().map_err(|_| format!("\"{x}\" is not a number")))
+        .map(|x| {
+            x.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("\"{x}\" is not a number"))
+        })
         .collect()
 }
 
@@ -288,19 +300,35 @@ mod tests {
     #[test]
     fn presets_and_explicit_forms_parse() {
         let s = PreprocessSpec::parse("resize=256,crop=224,mean=127,std=128").unwrap();
-        assert_eq!((s.resize, s.crop, s.mean.clone(), s.std.clone()), (Some(256), Some((224, 224)), vec![127.0], vec![128.0]));
+        assert_eq!(
+            (s.resize, s.crop, s.mean.clone(), s.std.clone()),
+            (Some(256), Some((224, 224)), vec![127.0], vec![128.0])
+        );
         let p = PreprocessSpec::parse("efficientnet_lite0").unwrap();
         assert_eq!(p.preset.as_deref(), Some("efficientnet_lite0"));
-        assert_eq!(PreprocessSpec { preset: None, ..p.clone() }, s);
-        let n = PreprocessSpec::parse("imagenet,layout=nhwc,color=bgr,fit=letterbox,pad=114").unwrap();
-        assert_eq!((n.layout, n.color, n.fit, n.pad), (Layout::Nhwc, Color::Bgr, Fit::Letterbox, 114.0));
+        assert_eq!(
+            PreprocessSpec {
+                preset: None,
+                ..p.clone()
+            },
+            s
+        );
+        let n =
+            PreprocessSpec::parse("imagenet,layout=nhwc,color=bgr,fit=letterbox,pad=114").unwrap();
+        assert_eq!(
+            (n.layout, n.color, n.fit, n.pad),
+            (Layout::Nhwc, Color::Bgr, Fit::Letterbox, 114.0)
+        );
         assert_eq!(n.mean_std(2), (103.53, 57.375));
         for (name, _, _) in PRESETS {
             let a = PreprocessSpec::parse(name).unwrap();
             let b = PreprocessSpec::parse(&a.to_string()).unwrap();
             assert_eq!(PreprocessSpec { preset: None, ..a }, b, "{name} round trip");
         }
-        assert_eq!(PreprocessSpec::parse("crop=320x240").unwrap().crop, Some((320, 240)));
+        assert_eq!(
+            PreprocessSpec::parse("crop=320x240").unwrap().crop,
+            Some((320, 240))
+        );
     }
 
     #[test]

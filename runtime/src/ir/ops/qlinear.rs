@@ -30,7 +30,11 @@ fn is_q8(d: DType) -> bool {
 }
 
 fn check_scale(what: &str, s: &QScale, dtype: DType) -> Result<()> {
-    let range = if dtype == DType::I8 { -128..=127 } else { 0..=255 };
+    let range = if dtype == DType::I8 {
+        -128..=127
+    } else {
+        0..=255
+    };
     if !(s.scale.is_finite() && s.scale > 0.0) || !range.contains(&s.zero_point) {
         return Err(Error::invalid(format!(
             "{what}: scale {} / zero point {} invalid for {dtype}",
@@ -53,7 +57,9 @@ impl QOut {
                     ))),
                 }
             }
-            _ => Err(Error::invalid(format!("{what}: output must be u8/i8 with a scale, or f32"))),
+            _ => Err(Error::invalid(format!(
+                "{what}: output must be u8/i8 with a scale, or f32"
+            ))),
         }
     }
 }
@@ -94,11 +100,22 @@ impl OpInfo for QConv {
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
         expect_inputs("QConv", inputs, 2, 3)?;
         let (x, w) = (&inputs[0], &inputs[1]);
-        if !is_q8(x.dtype) || !is_q8(w.dtype) || inputs.get(2).is_some_and(|b| b.dtype != DType::F32) {
-            return Err(Error::invalid("QConv takes u8/i8 input and weights and an f32 bias"));
+        if !is_q8(x.dtype)
+            || !is_q8(w.dtype)
+            || inputs.get(2).is_some_and(|b| b.dtype != DType::F32)
+        {
+            return Err(Error::invalid(
+                "QConv takes u8/i8 input and weights and an f32 bias",
+            ));
         }
         check_scale("QConv input", &self.x, x.dtype)?;
-        check_weights("QConv", &self.w_scale, &self.w_zero_point, w.shape.first().copied().unwrap_or(0), w.dtype)?;
+        check_weights(
+            "QConv",
+            &self.w_scale,
+            &self.w_zero_point,
+            w.shape.first().copied().unwrap_or(0),
+            w.dtype,
+        )?;
         self.out.check("QConv", self.conv.act)?;
         let mut f: Vec<Fact> = inputs.to_vec();
         f[0].dtype = DType::F32;
@@ -134,9 +151,16 @@ impl OpInfo for QGemm {
         }
         let (n, k) = (w.shape[0], w.shape[1]);
         if x.shape[x.rank() - 1] != k {
-            return Err(Error::invalid(format!("QGemm: X {:?} does not match W {:?}", x.shape, w.shape)));
+            return Err(Error::invalid(format!(
+                "QGemm: X {:?} does not match W {:?}",
+                x.shape, w.shape
+            )));
         }
-        if self.has_bias != (inputs.len() == 3) || inputs.get(2).is_some_and(|b| b.dtype != DType::F32 || b.shape != [n]) {
+        if self.has_bias != (inputs.len() == 3)
+            || inputs
+                .get(2)
+                .is_some_and(|b| b.dtype != DType::F32 || b.shape != [n])
+        {
             return Err(Error::invalid(format!("QGemm bias must be f32 [{n}]")));
         }
         check_scale("QGemm input", &self.x, x.dtype)?;

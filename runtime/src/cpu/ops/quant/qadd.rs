@@ -25,7 +25,14 @@ pub fn build(op: &QAdd, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Some(q) => {
             // Work in the u8 domain for the output too: an i8 output is stored xor 0x80.
             let d = Domain::new(op.out.dtype, &q);
-            let k = int_kind(DType::U8, &crate::ir::ops::QScale { scale: q.scale, zero_point: d.zp }, op.act)?;
+            let k = int_kind(
+                DType::U8,
+                &crate::ir::ops::QScale {
+                    scale: q.scale,
+                    zero_point: d.zp,
+                },
+                op.act,
+            )?;
             (op.a.scale / q.scale, op.b.scale / q.scale, k, d.xor)
         }
         None => {
@@ -58,7 +65,8 @@ impl CpuKernel for QAddKernel {
         let (a, b) = (inputs[0].data, inputs[1].data);
         let (za, zb) = (self.a.zp as f32, self.b.zp as f32);
         let (xa, xb) = (self.a.xor, self.b.xor);
-        let real = |i: usize| ((a[i] ^ xa) as f32 - za) * self.ka + ((b[i] ^ xb) as f32 - zb) * self.kb;
+        let real =
+            |i: usize| ((a[i] ^ xa) as f32 - za) * self.ka + ((b[i] ^ xb) as f32 - zb) * self.kb;
         match self.kind {
             OutKind::Int { zp, lo, hi } => {
                 for (i, o) in outputs[0].data.iter_mut().enumerate() {

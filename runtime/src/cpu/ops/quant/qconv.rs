@@ -17,9 +17,15 @@ use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
 
 enum Plan {
-    Depthwise { kernel: QKernel, taps: Vec<i32> },
+    Depthwise {
+        kernel: QKernel,
+        taps: Vec<i32>,
+    },
     /// Per group: packed weights and that group's rows of the epilogue.
-    Gemm { groups: Vec<QWeights>, epis: Vec<Epilogue> },
+    Gemm {
+        groups: Vec<QWeights>,
+        epis: Vec<Epilogue>,
+    },
 }
 
 struct QConvKernel {
@@ -49,7 +55,9 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let (n, c, m, group) = (x.shape[0], x.shape[1], w.shape[0], op.conv.group);
     let wv = constant(b.consts, 1, "QConv weights")?;
     let bias = if op.conv.has_bias {
-        constant(b.consts, 2, "a QConv bias")?.typed::<f32>().to_vec()
+        constant(b.consts, 2, "a QConv bias")?
+            .typed::<f32>()
+            .to_vec()
     } else {
         Vec::new()
     };
@@ -93,7 +101,9 @@ impl QConvKernel {
     fn lane_scratch(&self) -> usize {
         let b = match &self.plan {
             Plan::Depthwise { .. } => depthwise::scratch_bytes(&self.geom),
-            Plan::Gemm { groups, .. } => groups.iter().map(|g| g.scratch_bytes()).max().unwrap_or(0),
+            Plan::Gemm { groups, .. } => {
+                groups.iter().map(|g| g.scratch_bytes()).max().unwrap_or(0)
+            }
         };
         b.next_multiple_of(64)
     }
@@ -105,7 +115,16 @@ impl QConvKernel {
     }
 
     /// Depthwise: each lane takes a run of channels of one image.
-    fn depthwise<T: Send>(&self, taps: &[i32], kernel: QKernel, x: &[u8], out: &mut [T], plane: fn(&mut [T]) -> PlaneOut, scratch: &mut [u8], lanes: usize) {
+    fn depthwise<T: Send>(
+        &self,
+        taps: &[i32],
+        kernel: QKernel,
+        x: &[u8],
+        out: &mut [T],
+        plane: fn(&mut [T]) -> PlaneOut,
+        scratch: &mut [u8],
+        lanes: usize,
+    ) {
         let (isz, osz, t) = (self.geom.in_size(), self.geom.out_size(), self.geom.taps());
         let per = self.lane_scratch();
         let chunk = self.c.div_ceil(lanes);
@@ -116,7 +135,19 @@ impl QConvKernel {
                     let ch = lane * chunk + j;
                     let plane_x = &x[(img * self.c + ch) * isz..(img * self.c + ch + 1) * isz];
                     let e = &self.stage.epi;
-                    depthwise::run_channel(kernel, &self.geom, plane_x, self.x.xor, self.x.zp, &taps[ch * t..(ch + 1) * t], e.mult[ch], e.add[ch], e.kind, plane(op), sc);
+                    depthwise::run_channel(
+                        kernel,
+                        &self.geom,
+                        plane_x,
+                        self.x.xor,
+                        self.x.zp,
+                        &taps[ch * t..(ch + 1) * t],
+                        e.mult[ch],
+                        e.add[ch],
+                        e.kind,
+                        plane(op),
+                        sc,
+                    );
                 }
             };
             if lanes == 1 {
@@ -133,7 +164,16 @@ impl QConvKernel {
 
     /// GEMM: per image and group, each lane takes a run of output channels.
     #[allow(clippy::too_many_arguments)]
-    fn gemm<T: Send>(&self, groups: &[QWeights], epis: &[Epilogue], x: &[u8], out: &mut [T], wrap: fn(&mut [T]) -> Out, scratch: &mut [u8], lanes: usize) {
+    fn gemm<T: Send>(
+        &self,
+        groups: &[QWeights],
+        epis: &[Epilogue],
+        x: &[u8],
+        out: &mut [T],
+        wrap: fn(&mut [T]) -> Out,
+        scratch: &mut [u8],
+        lanes: usize,
+    ) {
         let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
         let (cg, mg) = (self.c / self.group, self.m / self.group);
         let per = self.lane_scratch();
@@ -141,13 +181,27 @@ impl QConvKernel {
         for img in 0..self.n {
             for (g, wts) in groups.iter().enumerate() {
                 let x0 = (img * self.c + g * cg) * isz;
-                let src = Source::Conv { x: &x[x0..x0 + cg * isz], g: self.geom, channels: cg };
+                let src = Source::Conv {
+                    x: &x[x0..x0 + cg * isz],
+                    g: self.geom,
+                    channels: cg,
+                };
                 let y0 = (img * self.m + g * mg) * osz;
                 let out_g = &mut out[y0..y0 + mg * osz];
                 let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
                     let first = lane * chunk;
                     let rows = first..(first + chunk).min(mg);
-                    wts.run_rows(&src, self.x.xor, osz, &epis[g], &mut wrap(o), osz, 1, sc, rows);
+                    wts.run_rows(
+                        &src,
+                        self.x.xor,
+                        osz,
+                        &epis[g],
+                        &mut wrap(o),
+                        osz,
+                        1,
+                        sc,
+                        rows,
+                    );
                 };
                 if lanes == 1 || chunk >= mg {
                     work((0, (out_g, &mut scratch[..per])));
@@ -179,10 +233,42 @@ impl CpuKernel for QConvKernel {
         let lanes = self.lanes(ctx);
         let out = &mut outputs[0];
         match (&self.plan, self.out_f32) {
-            (Plan::Depthwise { kernel, taps }, false) => self.depthwise(taps, *kernel, x, &mut *out.data, |o| PlaneOut::Bytes(o), scratch, lanes),
-            (Plan::Depthwise { kernel, taps }, true) => self.depthwise(taps, *kernel, x, out.typed::<f32>(), |o| PlaneOut::F32(o), scratch, lanes),
-            (Plan::Gemm { groups, epis }, false) => self.gemm(groups, epis, x, &mut *out.data, |o| Out::Bytes(o), scratch, lanes),
-            (Plan::Gemm { groups, epis }, true) => self.gemm(groups, epis, x, out.typed::<f32>(), |o| Out::F32(o), scratch, lanes),
+            (Plan::Depthwise { kernel, taps }, false) => self.depthwise(
+                taps,
+                *kernel,
+                x,
+                &mut *out.data,
+                |o| PlaneOut::Bytes(o),
+                scratch,
+                lanes,
+            ),
+            (Plan::Depthwise { kernel, taps }, true) => self.depthwise(
+                taps,
+                *kernel,
+                x,
+                out.typed::<f32>(),
+                |o| PlaneOut::F32(o),
+                scratch,
+                lanes,
+            ),
+            (Plan::Gemm { groups, epis }, false) => self.gemm(
+                groups,
+                epis,
+                x,
+                &mut *out.data,
+                |o| Out::Bytes(o),
+                scratch,
+                lanes,
+            ),
+            (Plan::Gemm { groups, epis }, true) => self.gemm(
+                groups,
+                epis,
+                x,
+                out.typed::<f32>(),
+                |o| Out::F32(o),
+                scratch,
+                lanes,
+            ),
         }
         if let Some(post) = &self.stage.post {
             post.apply(0.0, out.typed::<f32>());

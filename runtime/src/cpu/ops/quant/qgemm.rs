@@ -24,7 +24,9 @@ pub fn build(op: &QGemm, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let (n, k) = (w.shape[0], w.shape[1]);
     let wv = constant(b.consts, 1, "QGemm weights")?;
     let bias = if op.has_bias {
-        constant(b.consts, 2, "a QGemm bias")?.typed::<f32>().to_vec()
+        constant(b.consts, 2, "a QGemm bias")?
+            .typed::<f32>()
+            .to_vec()
     } else {
         Vec::new()
     };
@@ -56,14 +58,26 @@ impl CpuKernel for QGemmKernel {
         if self.rows == 0 || self.n == 0 {
             return Ok(());
         }
-        let src = Source::Rows { x: inputs[0].data, ld: self.k };
+        let src = Source::Rows {
+            x: inputs[0].data,
+            ld: self.k,
+        };
         let out = &mut outputs[0];
         let mut o = if self.out_f32 {
             Out::F32(out.typed::<f32>())
         } else {
             Out::Bytes(&mut *out.data)
         };
-        self.w.run(&src, self.x.xor, self.rows, &self.stage.epi, &mut o, 1, self.n, scratch);
+        self.w.run(
+            &src,
+            self.x.xor,
+            self.rows,
+            &self.stage.epi,
+            &mut o,
+            1,
+            self.n,
+            scratch,
+        );
         if let (Some(post), Out::F32(f)) = (&self.stage.post, &mut o) {
             post.apply(0.0, f);
         }

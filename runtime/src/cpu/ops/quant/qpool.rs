@@ -25,7 +25,14 @@ struct QPoolKernel {
 pub fn build(op: &QPool, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let (x, y) = (&b.inputs[0], &b.outputs[0]);
     let p = &op.pool;
-    let Some(geom) = Window2d::from_axes(&x.shape[2..], &p.kernel, &p.strides, &p.dilations, &p.pads, &y.shape[2..]) else {
+    let Some(geom) = Window2d::from_axes(
+        &x.shape[2..],
+        &p.kernel,
+        &p.strides,
+        &p.dilations,
+        &p.pads,
+        &y.shape[2..],
+    ) else {
         return unsupported(format!("QPool with {} spatial axes", p.kernel.len()));
     };
     Ok(Box::new(QPoolKernel {
@@ -55,17 +62,26 @@ impl CpuKernel for QPoolKernel {
             let plane = &x[p * isz..(p + 1) * isz];
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
-                    let (y0, x0) = ((oy * g.sh) as isize - g.pt as isize, (ox * g.sw) as isize - g.pl as isize);
+                    let (y0, x0) = (
+                        (oy * g.sh) as isize - g.pt as isize,
+                        (ox * g.sw) as isize - g.pl as isize,
+                    );
                     let (mut sum, mut max, mut valid, mut padded) = (0i32, i32::MIN, 0i32, 0i32);
                     for ki in 0..g.kh {
                         let iy = y0 + (ki * g.dh) as isize;
                         for kj in 0..g.kw {
                             let ix = x0 + (kj * g.dw) as isize;
-                            if iy >= -(g.pt as isize) && iy < (g.ih + g.pb) as isize && ix >= -(g.pl as isize) && ix < (g.iw + g.pr) as isize {
+                            if iy >= -(g.pt as isize)
+                                && iy < (g.ih + g.pb) as isize
+                                && ix >= -(g.pl as isize)
+                                && ix < (g.iw + g.pr) as isize
+                            {
                                 padded += 1;
                             }
                             if iy >= 0 && ix >= 0 && (iy as usize) < g.ih && (ix as usize) < g.iw {
-                                let v = (plane[iy as usize * g.iw + ix as usize] ^ self.x.xor) as i32 - zx;
+                                let v = (plane[iy as usize * g.iw + ix as usize] ^ self.x.xor)
+                                    as i32
+                                    - zx;
                                 sum += v;
                                 max = max.max(v);
                                 valid += 1;
@@ -76,7 +92,11 @@ impl CpuKernel for QPoolKernel {
                         PoolKind::Max if valid > 0 => max as f32,
                         PoolKind::Max => 0.0,
                         PoolKind::Avg => {
-                            let div = if self.count_include_pad { padded } else { valid };
+                            let div = if self.count_include_pad {
+                                padded
+                            } else {
+                                valid
+                            };
                             sum as f32 / div.max(1) as f32
                         }
                     };

@@ -19,8 +19,14 @@ pub struct Domain {
 impl Domain {
     pub fn new(dtype: DType, q: &QScale) -> Domain {
         match dtype {
-            DType::I8 => Domain { xor: 0x80, zp: q.zero_point + 128 },
-            _ => Domain { xor: 0, zp: q.zero_point },
+            DType::I8 => Domain {
+                xor: 0x80,
+                zp: q.zero_point + 128,
+            },
+            _ => Domain {
+                xor: 0,
+                zp: q.zero_point,
+            },
         }
     }
 }
@@ -33,8 +39,21 @@ pub struct Stage {
 }
 
 /// Builds the stage for accumulators in units of `in_scale·w_scale[m]` plus a real-valued bias.
-pub fn stage(out: &QOut, act: Option<UnaryOp>, in_scale: f32, w_scale: &[f32], bias: &[f32], m: usize) -> Result<Stage> {
-    let ws = |i: usize| if w_scale.len() == 1 { w_scale[0] } else { w_scale[i] };
+pub fn stage(
+    out: &QOut,
+    act: Option<UnaryOp>,
+    in_scale: f32,
+    w_scale: &[f32],
+    bias: &[f32],
+    m: usize,
+) -> Result<Stage> {
+    let ws = |i: usize| {
+        if w_scale.len() == 1 {
+            w_scale[0]
+        } else {
+            w_scale[i]
+        }
+    };
     let b = |i: usize| bias.get(i).copied().unwrap_or(0.0);
     match (out.dtype, out.q) {
         (DType::F32, None) => {
@@ -42,7 +61,11 @@ pub fn stage(out: &QOut, act: Option<UnaryOp>, in_scale: f32, w_scale: &[f32], b
                 None => (f32::NEG_INFINITY, f32::INFINITY, None),
                 Some(UnaryOp::Relu) => (0.0, f32::INFINITY, None),
                 Some(UnaryOp::Clip { min, max }) => (min, max, None),
-                Some(a) => (f32::NEG_INFINITY, f32::INFINITY, Some(FloatAct::new(Some(a))?)),
+                Some(a) => (
+                    f32::NEG_INFINITY,
+                    f32::INFINITY,
+                    Some(FloatAct::new(Some(a))?),
+                ),
             };
             Ok(Stage {
                 epi: Epilogue {
@@ -71,7 +94,11 @@ pub fn stage(out: &QOut, act: Option<UnaryOp>, in_scale: f32, w_scale: &[f32], b
 /// The clamp of a u8/i8 output with an optional ReLU/Clip folded in.
 pub fn int_kind(dt: DType, q: &QScale, act: Option<UnaryOp>) -> Result<OutKind> {
     let zp = q.zero_point as f32;
-    let (mut lo, mut hi) = if dt == DType::I8 { (-128.0, 127.0) } else { (0.0, 255.0) };
+    let (mut lo, mut hi) = if dt == DType::I8 {
+        (-128.0, 127.0)
+    } else {
+        (0.0, 255.0)
+    };
     let quant = |v: f32| (v / q.scale).round_ties_even() + zp;
     match act {
         None => {}
@@ -82,7 +109,11 @@ pub fn int_kind(dt: DType, q: &QScale, act: Option<UnaryOp>) -> Result<OutKind> 
         }
         Some(a) => return unsupported(format!("a quantized output after {a:?}")),
     }
-    Ok(OutKind::Int { zp, lo, hi: hi.max(lo) })
+    Ok(OutKind::Int {
+        zp,
+        lo,
+        hi: hi.max(lo),
+    })
 }
 
 /// A constant's values as i32 minus a per-row zero point (`rows` rows; `zp` of length 1 or
@@ -102,7 +133,11 @@ pub fn weights_minus_zp(w: &TensorView, rows: usize, zp: &[i32]) -> Vec<i32> {
 }
 
 /// The value of a constant input, or an error naming it.
-pub fn constant<'a>(consts: &'a [Option<TensorView<'a>>], i: usize, what: &str) -> Result<TensorView<'a>> {
+pub fn constant<'a>(
+    consts: &'a [Option<TensorView<'a>>],
+    i: usize,
+    what: &str,
+) -> Result<TensorView<'a>> {
     match consts.get(i).copied().flatten() {
         Some(v) => Ok(v),
         None => unsupported(format!("{what} that is not a constant")),
