@@ -1,36 +1,15 @@
 //! No heap allocation per frame in the CPU preprocessing step (after the first frame of a size):
 //! a counting global allocator around `CpuPreprocessor::run`, 1 and 2 threads.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use edgefuse_runtime::capture::{encode, Frame, PixelFormat};
 use edgefuse_runtime::preprocess::{CpuPreprocessor, PreprocessSpec, Target};
 use edgefuse_runtime::{DType, Tensor};
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.realloc(p, l, n)
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::{Counting, ALLOCS, COUNTING};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
