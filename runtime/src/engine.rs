@@ -155,6 +155,25 @@ impl Engine {
             Engine::Cuda(s) => s.set_input(index, value),
         }
     }
+    /// Per-node timing (CPU backend only; false where the backend has none).
+    pub fn set_profiling(&mut self, on: bool) -> bool {
+        match self {
+            Engine::Cpu(s) => {
+                s.set_profiling(on);
+                true
+            }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(_) => false,
+        }
+    }
+    /// Per-node times since profiling was turned on, indexed like the graph's nodes.
+    pub fn profile(&self) -> Option<&[cpu::NodeTime]> {
+        match self {
+            Engine::Cpu(s) => s.profile(),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(_) => None,
+        }
+    }
     pub fn run(&mut self) -> Result<()> {
         match self {
             Engine::Cpu(s) => s.run(),

@@ -25,6 +25,9 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also time every node (CPU backend) and print the slowest, with their share of the run.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -83,6 +86,12 @@ pub fn run(a: Args) -> Result<()> {
     session.run()?;
     let first_ms = t1.elapsed().as_secs_f64() * 1e3;
     let load_to_first_ms = t0.elapsed().as_secs_f64() * 1e3;
+    if a.profile && !session.set_profiling(true) {
+        anyhow::bail!(
+            "--profile: the {} backend has no per-node timing",
+            session.backend_name()
+        );
+    }
     let mut times = Vec::with_capacity(a.iters);
     for _ in 0..a.iters.max(1) {
         let t = Instant::now();
@@ -121,5 +130,46 @@ pub fn run(a: Args) -> Result<()> {
             );
         }
     }
+    if let Some(p) = session.profile() {
+        print_profile(&model, p);
+    }
     Ok(())
+}
+
+/// The nodes by time spent, slowest first, until 99 % of the total is listed.
+fn print_profile(model: &Model, p: &[edgefuse_runtime::cpu::NodeTime]) {
+    let g = model.graph();
+    let total: u64 = p.iter().map(|t| t.nanos).sum();
+    let runs = p.iter().map(|t| t.calls).max().unwrap_or(0).max(1);
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(p[i].nanos));
+    println!(
+        "per node (mean over {runs} runs, {:.3} ms in nodes):",
+        total as f64 / runs as f64 / 1e6
+    );
+    println!(
+        "  {:>4}  {:>9}  {:>6}  {:<14} {:<32} output",
+        "#", "ms", "share", "op", "name"
+    );
+    let mut shown = 0u64;
+    for i in order {
+        if shown as f64 >= 0.99 * total as f64 || p[i].nanos == 0 {
+            break;
+        }
+        shown += p[i].nanos;
+        let node = &g.nodes[i];
+        let out = node
+            .outputs
+            .first()
+            .map(|&o| format!("{:?}", g.tensors[o].shape))
+            .unwrap_or_default();
+        println!(
+            "  {:>4}  {:>9.4}  {:>5.1}%  {:<14} {:<32} {out}",
+            i,
+            p[i].nanos as f64 / runs as f64 / 1e6,
+            100.0 * p[i].nanos as f64 / total.max(1) as f64,
+            node.op.name(),
+            node.name.chars().take(32).collect::<String>(),
+        );
+    }
 }

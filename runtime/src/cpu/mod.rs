@@ -9,4 +9,4 @@ pub mod plan;
 pub mod session;
 pub(crate) mod worker;
 
-pub use session::{Session, SessionOptions};
+pub use session::{NodeTime, Session, SessionOptions};

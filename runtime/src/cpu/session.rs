@@ -43,6 +43,15 @@ pub struct Session {
     arena: AlignedBuf,
     pool: Option<super::worker::Worker>,
     threads: usize,
+    /// Per-node wall time, summed over runs, when profiling is on (`set_profiling`).
+    profile: Option<Vec<NodeTime>>,
+}
+
+/// Time spent in one node over every profiled run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeTime {
+    pub nanos: u64,
+    pub calls: u64,
 }
 
 impl Session {
@@ -101,7 +110,19 @@ impl Session {
             arena,
             pool,
             threads,
+            profile: None,
         })
+    }
+
+    /// Turns per-node timing on (clearing earlier times) or off. Timing reads the clock twice
+    /// per node, so it stays off unless asked for.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| vec![NodeTime::default(); self.steps.len()]);
+    }
+
+    /// Per-node times since profiling was turned on, indexed like the graph's nodes.
+    pub fn profile(&self) -> Option<&[NodeTime]> {
+        self.profile.as_deref()
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -157,12 +178,15 @@ impl Session {
             steps,
             arena,
             pool,
+            profile,
             ..
         } = self;
+        let mut profile = profile.as_deref_mut();
         match pool {
             Some(w) => {
                 let mut result = Ok(());
-                let mut job = || result = execute(model, plan, steps, arena, &ctx);
+                let mut job =
+                    || result = execute(model, plan, steps, arena, &ctx, profile.as_deref_mut());
                 if !w.run(&mut job) {
                     return Err(Error::invalid(
                         "the CPU worker thread stopped after a kernel panicked",
@@ -170,7 +194,7 @@ impl Session {
                 }
                 result
             }
-            None => execute(model, plan, steps, arena, &ctx),
+            None => execute(model, plan, steps, arena, &ctx, profile),
         }
     }
 
@@ -232,6 +256,7 @@ fn execute(
     steps: &[Step],
     arena: &mut AlignedBuf,
     ctx: &Ctx,
+    mut profile: Option<&mut [NodeTime]>,
 ) -> Result<()> {
     let graph = model.graph();
     let base = arena.as_mut_slice().as_mut_ptr();
@@ -284,17 +309,21 @@ fn execute(
         let scratch = unsafe {
             std::slice::from_raw_parts_mut(base.add(plan.scratch_offset), plan.scratch_bytes)
         };
-        step.kernel
-            .run(&ins, &mut outs, scratch, ctx)
-            .map_err(|e| {
-                let node = &graph.nodes[k];
-                Error::Node {
-                    index: k,
-                    name: node.name.clone(),
-                    op: node.op.name().into(),
-                    msg: e.to_string(),
-                }
-            })?;
+        let t0 = profile.is_some().then(std::time::Instant::now);
+        let result = step.kernel.run(&ins, &mut outs, scratch, ctx);
+        if let (Some(p), Some(t0)) = (profile.as_deref_mut(), t0) {
+            p[k].nanos += t0.elapsed().as_nanos() as u64;
+            p[k].calls += 1;
+        }
+        result.map_err(|e| {
+            let node = &graph.nodes[k];
+            Error::Node {
+                index: k,
+                name: node.name.clone(),
+                op: node.op.name().into(),
+                msg: e.to_string(),
+            }
+        })?;
     }
     Ok(())
 }
