@@ -128,16 +128,28 @@ pub fn valid_taps(start: isize, dilation: usize, k: usize, len: usize) -> (usize
 /// `(channels·kh·kw) × (oh·ow)` matrix whose row `(c·kh + i)·kw + j` holds tap (i, j) of
 /// channel c for every output position (zero where the tap reads padding).
 pub fn im2col(g: &Window2d, channels: usize, x: &[f32], col: &mut [f32]) {
+    im2col_ld(g, channels, x, col, g.out_size(), 0);
+}
+
+/// [`im2col`] into a wider matrix: row r of the unfolded image goes to
+/// `col[r·ld + at .. r·ld + at + oh·ow]`, so several images can sit side by side.
+pub fn im2col_ld(g: &Window2d, channels: usize, x: &[f32], col: &mut [f32], ld: usize, at: usize) {
     let (isz, osz) = (g.in_size(), g.out_size());
-    let col = &mut col[..channels * g.taps() * osz];
-    let mut rows = col.chunks_exact_mut(osz);
+    assert!(at + osz <= ld, "im2col_ld: columns past the row");
+    let rows_n = channels * g.taps();
+    if rows_n == 0 || osz == 0 {
+        return;
+    }
+    let col = &mut col[..(rows_n - 1) * ld + at + osz];
+    let mut rows = (0..rows_n).map(|r| r * ld + at);
     for c in 0..channels {
         let xc = &x[c * isz..][..isz];
         for ki in 0..g.kh {
             let (ylo, yhi) = valid_outputs(g.oh, g.sh, ki * g.dh, g.pt, g.ih);
             for kj in 0..g.kw {
                 let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
-                let row = rows.next().expect("col holds every tap row");
+                let start = rows.next().expect("col holds every tap row");
+                let row = &mut col[start..start + osz];
                 for (oy, out) in row.chunks_exact_mut(g.ow).enumerate() {
                     if oy < ylo || oy >= yhi || xlo == xhi {
                         out.fill(0.0);
@@ -300,6 +312,35 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn im2col_ld_places_images_side_by_side() {
+        let g = geom(7, 5, 3, 2, 1, 1);
+        let (c, osz) = (2, g.out_size());
+        let rows = c * g.taps();
+        let (x0, x1) = (
+            data(c * g.in_size()),
+            data(c * g.in_size() + 3)[3..].to_vec(),
+        );
+        let (mut a, mut b) = (vec![0.0; rows * osz], vec![0.0; rows * osz]);
+        im2col(&g, c, &x0, &mut a);
+        im2col(&g, c, &x1, &mut b);
+        let ld = 2 * osz + 1;
+        let mut wide = vec![f32::NAN; rows * ld];
+        im2col_ld(&g, c, &x0, &mut wide, ld, 0);
+        im2col_ld(&g, c, &x1, &mut wide, ld, osz);
+        for r in 0..rows {
+            assert_eq!(&wide[r * ld..r * ld + osz], &a[r * osz..(r + 1) * osz]);
+            assert_eq!(
+                &wide[r * ld + osz..r * ld + 2 * osz],
+                &b[r * osz..(r + 1) * osz]
+            );
+            assert!(
+                wide[r * ld + 2 * osz].is_nan(),
+                "the column past both images is untouched"
+            );
         }
     }
 

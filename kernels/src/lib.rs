@@ -14,3 +14,4 @@ pub mod pool;
 pub mod qgemm;
 pub mod rnn;
 pub mod strided;
+pub mod vmath;

@@ -3,29 +3,69 @@
 //! Windows are clipped to the input: taps in the padding (or, with ceil mode, past it) are
 //! skipped. Semantics follow onnxruntime's reference pooling functors.
 
-use crate::conv::{valid_taps, Window2d};
+use crate::conv::{valid_outputs, valid_taps, Window2d};
 
 /// Max over the in-bounds taps of each window; a window entirely in the padding gives
 /// `f32::MIN` (onnxruntime's `lowest()`).
 pub fn max_pool(g: &Window2d, x: &[f32], y: &mut [f32]) {
     let x = &x[..g.in_size()];
+    let tiled = g.pt == 0
+        && g.pl == 0
+        && (g.dh, g.dw) == (1, 1)
+        && g.kh == g.sh
+        && g.kw == g.sw
+        && g.oh * g.sh <= g.ih
+        && g.ow * g.sw <= g.iw;
+    if tiled {
+        match g.kw {
+            2 => return max_pool_tiled::<2>(g, x, y),
+            3 => return max_pool_tiled::<3>(g, x, y),
+            _ => {}
+        }
+    }
+    // Row by row and tap by tap: each tap is a run of outputs reading one input row at a
+    // fixed stride, so the inner loop has no window bookkeeping.
     for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
+        out.fill(f32::MIN);
         let ys = oy as isize * g.sh as isize - g.pt as isize;
         let (ylo, yhi) = valid_taps(ys, g.dh, g.kh, g.ih);
-        for (ox, o) in out.iter_mut().enumerate() {
-            let xs = ox as isize * g.sw as isize - g.pl as isize;
-            let (xlo, xhi) = valid_taps(xs, g.dw, g.kw, g.iw);
-            let mut m = f32::MIN;
-            for ki in ylo..yhi {
-                let row = &x[(ys + (ki * g.dh) as isize) as usize * g.iw..][..g.iw];
-                for kj in xlo..xhi {
-                    let v = row[(xs + (kj * g.dw) as isize) as usize];
-                    if v > m {
-                        m = v;
+        for ki in ylo..yhi {
+            let row = &x[(ys + (ki * g.dh) as isize) as usize * g.iw..][..g.iw];
+            for kj in 0..g.kw {
+                let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
+                if xlo == xhi {
+                    continue;
+                }
+                let ix0 = xlo * g.sw + kj * g.dw - g.pl;
+                let dst = &mut out[xlo..xhi];
+                if g.sw == 1 {
+                    let src = &row[ix0..ix0 + (xhi - xlo)];
+                    for (o, v) in dst.iter_mut().zip(src) {
+                        *o = o.max(*v);
+                    }
+                } else {
+                    for (o, v) in dst.iter_mut().zip(row[ix0..].iter().step_by(g.sw)) {
+                        *o = o.max(*v);
                     }
                 }
             }
-            *o = m;
+        }
+    }
+}
+
+/// `max_pool` where the windows tile the input without padding or overlap (`K × K`, stride
+/// `K`, all inside): fixed-width window rows that LLVM vectorises. `m = if v > m { v } else
+/// { m }` keeps the general path's NaN behaviour (NaNs are skipped) and compiles to `maxps`.
+fn max_pool_tiled<const K: usize>(g: &Window2d, x: &[f32], y: &mut [f32]) {
+    for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
+        out.fill(f32::MIN);
+        for ki in 0..g.kh {
+            let row = &x[(oy * g.sh + ki) * g.iw..][..g.ow * K];
+            for (m, w) in out.iter_mut().zip(row.chunks_exact(K)) {
+                for &v in w {
+                    *m = if v > *m { v } else { *m };
+                }
+            }
         }
     }
 }

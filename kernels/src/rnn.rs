@@ -11,7 +11,8 @@
 //! `[D, 2·G·H]`, W half then R half. Peepholes are `[D, 3·H]` in the order i, o, f.
 
 use crate::activation::sigmoid;
-use crate::gemm::{sgemm, MatRef};
+use crate::gemm::{sgemm, sgemm_packed_b, MatRef, PackedB};
+use crate::vmath::{sigmoid_inplace, tanh_inplace};
 
 /// Static sizes of one recurrent layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +86,9 @@ pub struct RnnWeights<'a> {
     pub h0: Option<&'a [f32]>,
     /// Gate pre-activations are clamped to `[-clip, clip]`.
     pub clip: Option<f32>,
+    /// Rᵀ of each direction (`[H, G·H]`) packed by [`crate::gemm::pack_b`], when R is a
+    /// constant: the recurrent GEMM then repacks nothing per step. Used by [`lstm`].
+    pub r_packed: Option<&'a [PackedB]>,
 }
 
 /// LSTM-only inputs.
@@ -285,29 +289,49 @@ pub fn lstm(
         load_state(d, dir, e.c0, c);
         let r_t = col_block(w.r_t, dir * gh, gh);
         let peep = e.peepholes.map(|p| &p[dir * 3 * hs..(dir + 1) * 3 * hs]);
+        let r_packed = w.r_packed.map(|p| &p[dir]);
         for step in 0..d.seq {
             let t = if d.runs_reversed(dir) {
                 d.seq - 1 - step
             } else {
                 step
             };
-            sgemm(
-                bs,
-                gh,
-                hs,
-                MatRef::row_major(h, bs, hs),
-                r_t,
-                gates,
-                gh,
-                0.0,
-                1.0,
-                threads,
-            );
+            // Fast path: the projection goes in as the GEMM's C, the gates are activated by
+            // the vectorised functions, whole slices at a time.
+            let fast = peep.is_none() && w.clip.is_none() && !e.input_forget;
+            if fast {
+                for b in 0..bs {
+                    let p = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
+                    gates[b * gh..(b + 1) * gh].copy_from_slice(p);
+                }
+            }
+            let keep = if fast { 1.0 } else { 0.0 };
+            let hm = MatRef::row_major(h, bs, hs);
+            match r_packed {
+                Some(rp) => sgemm_packed_b(hm, rp, gates, gh, keep, 1.0, threads),
+                None => sgemm(bs, gh, hs, hm, r_t, gates, gh, keep, 1.0, threads),
+            }
             for b in 0..bs {
-                let p = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
-                let g = &gates[b * gh..(b + 1) * gh];
                 let hb = &mut h[b * hs..(b + 1) * hs];
                 let cb = &mut c[b * hs..(b + 1) * hs];
+                if fast {
+                    let g = &mut gates[b * gh..(b + 1) * gh];
+                    let (ifo, cand) = g.split_at_mut(3 * hs);
+                    sigmoid_inplace(ifo);
+                    tanh_inplace(cand);
+                    let (i, rest) = ifo.split_at(hs);
+                    let (o, f) = rest.split_at(hs);
+                    for j in 0..hs {
+                        cb[j] = f[j] * cb[j] + i[j] * cand[j];
+                    }
+                    hb.copy_from_slice(cb);
+                    tanh_inplace(hb);
+                    hb.iter_mut().zip(o).for_each(|(h, o)| *h *= o);
+                    y[d.y_at(t, dir, b)..][..hs].copy_from_slice(hb);
+                    continue;
+                }
+                let p = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
+                let g = &gates[b * gh..(b + 1) * gh];
                 for j in 0..hs {
                     let c_prev = cb[j];
                     let mut i = p[j] + g[j];
@@ -473,6 +497,7 @@ mod tests {
         let w = RnnWeights {
             w_t: MatRef::row_major(&wv, 1, 4),
             r_t: MatRef::row_major(&rv, 1, 4),
+            r_packed: None,
             bias: None,
             h0: Some(&[0.5]),
             clip: None,

@@ -42,6 +42,13 @@ pub(crate) enum Lhs<'a> {
     Packed(&'a [f32]),
 }
 
+/// The right operand: a strided view, or panels pre-packed by [`super::pack_b`].
+#[derive(Clone, Copy)]
+pub(crate) enum Rhs<'a> {
+    Strided(Raw),
+    Packed(&'a [f32]),
+}
+
 /// Runs `f(0) .. f(tasks - 1)`, in parallel on the current rayon pool when `tasks > 1`.
 /// `rayon::join` runs on stack-allocated jobs: no heap allocation.
 pub(crate) fn par_for(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
@@ -79,7 +86,7 @@ pub(crate) fn gemm(
     n: usize,
     k: usize,
     a: Lhs,
-    b: Raw,
+    b: Rhs,
     out: Out,
     alpha: f32,
     beta: f32,
@@ -98,7 +105,10 @@ pub(crate) fn gemm(
         (chunk.min(m), n)
     };
     let kc = isa.kc.min(k);
-    let b_len = kc * tn.min(isa.nc).next_multiple_of(isa.nr);
+    let b_len = match b {
+        Rhs::Strided(_) => kc * tn.min(isa.nc).next_multiple_of(isa.nr),
+        Rhs::Packed(_) => 0,
+    };
     let a_len = match a {
         Lhs::Strided(_) => tm.min(isa.mc).next_multiple_of(isa.mr) * kc,
         Lhs::Packed(_) => 0,
@@ -131,6 +141,7 @@ pub(crate) fn gemm(
                 a,
                 m,
                 *b,
+                n,
                 *out,
                 alpha,
                 beta,
@@ -144,8 +155,9 @@ pub(crate) fn gemm(
 /// The loop nest over output rows `rows.0..rows.1` and columns `cols.0..cols.1`.
 ///
 /// # Safety
-/// The views are bounds-checked for the full product (`m` rows of A); `bp` and `ap` hold the
-/// packed B and A blocks sized as in [`gemm`]; no other thread touches this output block.
+/// The views are bounds-checked for the full product (`m` rows of A, `n` columns of B); `bp`
+/// and `ap` hold the packed B and A blocks sized as in [`gemm`]; no other thread touches this
+/// output block.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
     isa: &Isa,
@@ -154,7 +166,8 @@ unsafe fn block(
     k: usize,
     a: Lhs,
     m: usize,
-    b: Raw,
+    b: Rhs,
+    n: usize,
     out: Out,
     alpha: f32,
     beta: f32,
@@ -162,14 +175,23 @@ unsafe fn block(
     ap: *mut f32,
 ) {
     let mp = m.next_multiple_of(isa.mr);
+    let np = n.next_multiple_of(isa.nr);
     for jc in (cols.0..cols.1).step_by(isa.nc) {
         let nc = isa.nc.min(cols.1 - jc);
         for pc in (0..k).step_by(isa.kc) {
             let kc = isa.kc.min(k - pc);
             // Later depth blocks accumulate onto the first.
             let alpha = if pc == 0 { alpha } else { 1.0 };
-            // SAFETY: in bounds of `b`, and `bp` is sized for kc × round_up(nc, NR).
-            unsafe { pack_b(isa.nr, b, pc, kc, jc, nc, bp) };
+            let bpan = match b {
+                Rhs::Strided(b) => {
+                    // SAFETY: in bounds of `b`, and `bp` is sized for kc × round_up(nc, NR).
+                    unsafe { pack_b(isa.nr, b, pc, kc, jc, nc, bp) };
+                    bp as *const f32
+                }
+                // SAFETY: `jc` is a multiple of NR (task cuts and NC are), so this is the
+                // start of strip jc/NR of depth block pc, laid out by `pack_b_full`.
+                Rhs::Packed(p) => unsafe { p.as_ptr().add(pc * np + jc * kc) },
+            };
             for ic in (rows.0..rows.1).step_by(isa.mc) {
                 let mc = isa.mc.min(rows.1 - ic);
                 let apan = match a {
@@ -185,7 +207,7 @@ unsafe fn block(
                 // SAFETY: the output block rows ic..ic+mc, columns jc..jc+nc is ours.
                 unsafe {
                     let c = out.ptr.add(ic * out.ldc + jc);
-                    macro_kernel(isa, mc, nc, kc, apan, bp, c, out.ldc, alpha, beta);
+                    macro_kernel(isa, mc, nc, kc, apan, bpan, c, out.ldc, alpha, beta);
                 }
             }
         }
@@ -241,4 +263,58 @@ unsafe fn macro_kernel(
             }
         }
     }
+}
+
+/// `c = alpha·c + beta·(a · b)` for a single row `a` (`1 × k`, element p at `a.ptr[p·a.cs]`)
+/// and a B packed whole by `pack_b_full`: one `axpy` per `NR`-wide strip and depth block, the
+/// strips split over the pool when `par`.
+///
+/// # Safety
+/// `a` holds `k` elements; `bp` is the packed `k × n` B for this ISA; `c` is valid for `n`
+/// elements.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn packed_b_row(
+    isa: &Isa,
+    n: usize,
+    k: usize,
+    a: Raw,
+    bp: &[f32],
+    out: Out,
+    alpha: f32,
+    beta: f32,
+    par: bool,
+    threads: usize,
+) {
+    let nr = isa.nr;
+    let np = n.next_multiple_of(nr);
+    let strips = np / nr;
+    let tasks = if par { threads.min(strips) } else { 1 };
+    let per = strips.div_ceil(tasks.max(1));
+    par_for(tasks, &|t| {
+        let (a, out) = (&a, &out);
+        for s in t * per..((t + 1) * per).min(strips) {
+            let j = s * nr;
+            let w = nr.min(n - j);
+            for p0 in (0..k).step_by(isa.kc) {
+                let kc = isa.kc.min(k - p0);
+                let alpha = if p0 == 0 { alpha } else { 1.0 };
+                // SAFETY: strip s of depth block p0 lies at p0·np + j·kc in `bp` (see
+                // `pack_b_full`), `kc·NR` floats; row elements p0..p0+kc of `a`; output
+                // columns j..j+w, owned by this task.
+                unsafe {
+                    (isa.axpy)(
+                        w,
+                        kc,
+                        a.ptr.add(p0 * a.cs),
+                        a.cs,
+                        bp.as_ptr().add(p0 * np + j * kc),
+                        nr,
+                        out.ptr.add(j),
+                        alpha,
+                        beta,
+                    )
+                }
+            }
+        }
+    });
 }

@@ -158,7 +158,7 @@ pub fn sgemm_with(
             n,
             k,
             driver::Lhs::Strided(ar),
-            br,
+            driver::Rhs::Strided(br),
             out,
             alpha,
             beta,
@@ -262,6 +262,95 @@ pub fn sgemm_packed(
         gemv::axpy_path(isa, n, k, x, br, out, alpha, beta, par, threads);
     } else {
         let lhs = driver::Lhs::Packed(a.panels());
-        driver::gemm(isa, m, n, k, lhs, br, out, alpha, beta, par, threads);
+        let rhs = driver::Rhs::Strided(br);
+        driver::gemm(isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads);
+    }
+}
+
+/// A constant right operand packed once into the micro-kernel's panel layout, for
+/// [`sgemm_packed_b`]: fully connected and recurrent weights are the intended use, where the
+/// left operand (activations) changes every call but B does not.
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    kernel: Kernel,
+    k: usize,
+    n: usize,
+    /// Padded so that `data[offset..]` starts on a 64-byte boundary.
+    data: Vec<f32>,
+    offset: usize,
+}
+
+impl PackedB {
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+    fn panels(&self) -> &[f32] {
+        &self.data[self.offset..]
+    }
+}
+
+/// Packs the `k × n` matrix `b` for [`sgemm_packed_b`] with the CPU's micro-kernel.
+pub fn pack_b(b: MatRef, k: usize, n: usize) -> PackedB {
+    pack_b_with(Kernel::detect(), b, k, n)
+}
+
+/// [`pack_b`] for a forced micro-kernel family; for tests and benchmarks.
+#[doc(hidden)]
+pub fn pack_b_with(kernel: Kernel, b: MatRef, k: usize, n: usize) -> PackedB {
+    assert!(b.rows == k && b.cols == n, "pack_b dimensions disagree");
+    b.check();
+    let isa = kernel.isa();
+    let len = pack::packed_b_len(isa, k, n);
+    let mut data = vec![0.0f32; len + pack::ALIGN_F32];
+    let offset = pack::align_offset(&data);
+    if n > 0 && k > 0 {
+        pack::pack_b_full(isa, b.raw(), k, n, &mut data[offset..offset + len]);
+    }
+    PackedB {
+        kernel,
+        k,
+        n,
+        data,
+        offset,
+    }
+}
+
+/// [`sgemm`] with a pre-packed right operand: `c = alpha·c + beta·(a · b)`, `a` being `m × k`
+/// and `b` `k × n` as packed.
+pub fn sgemm_packed_b(
+    a: MatRef,
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    threads: usize,
+) {
+    let (m, k, n) = (a.rows, b.k, b.n);
+    assert!(a.cols == k, "sgemm_packed_b dimensions disagree");
+    a.check();
+    check_c(m, n, c, ldc);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let isa = b.kernel.isa();
+    let par = threads > 1 && m * n * k >= PARALLEL_MIN_WORK;
+    let out = driver::Out {
+        ptr: c.as_mut_ptr(),
+        ldc,
+    };
+    let ar = a.raw();
+    if k == 0 {
+        driver::scale(m, n, out, alpha);
+    } else if m == 1 {
+        // SAFETY: `a` was checked for 1 × k, `c` for n elements, and the panels were packed
+        // for this ISA and shape.
+        unsafe { driver::packed_b_row(isa, n, k, ar, b.panels(), out, alpha, beta, par, threads) };
+    } else {
+        let (lhs, rhs) = (driver::Lhs::Strided(ar), driver::Rhs::Packed(b.panels()));
+        driver::gemm(isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads);
     }
 }

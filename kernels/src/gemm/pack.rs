@@ -160,3 +160,21 @@ pub(crate) fn pack_a_full(isa: &Isa, a: Raw, m: usize, k: usize, dst: &mut [f32]
         unsafe { pack_a(isa.mr, a, 0, m, p0, kc, dst.as_mut_ptr().add(p0 * mp)) };
     }
 }
+
+/// Floats in a whole packed B of `k × n`.
+pub(crate) fn packed_b_len(isa: &Isa, k: usize, n: usize) -> usize {
+    k * n.next_multiple_of(isa.nr)
+}
+
+/// Packs all of `b` (`k × n`) for [`super::PackedB`]: for each `KC` block of depth in turn,
+/// all of its `NR`-wide strips. `dst` holds [`packed_b_len`] floats.
+pub(crate) fn pack_b_full(isa: &Isa, b: Raw, k: usize, n: usize, dst: &mut [f32]) {
+    assert!(dst.len() >= packed_b_len(isa, k, n));
+    let np = n.next_multiple_of(isa.nr);
+    for p0 in (0..k).step_by(isa.kc) {
+        let kc = isa.kc.min(k - p0);
+        // SAFETY: `b` was bounds-checked for k × n; this block occupies dst[p0·np ..
+        // p0·np + kc·np], inside the length asserted above.
+        unsafe { pack_b(isa.nr, b, p0, kc, 0, n, dst.as_mut_ptr().add(p0 * np)) };
+    }
+}

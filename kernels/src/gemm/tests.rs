@@ -104,9 +104,20 @@ struct Case {
     threads: usize,
 }
 
-/// Runs `case` through `kernel` (or `pack_a` + `sgemm_packed` when `packed`) and checks every
-/// element of c, including the padding, against the naive product.
-fn check(kernel: Kernel, case: Case, packed: bool) {
+/// Which entry point a case goes through.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Path {
+    Plain,
+    /// `pack_a` + `sgemm_packed`.
+    PackedA,
+    /// `pack_b` + `sgemm_packed_b`.
+    PackedB,
+}
+
+/// Runs `case` through `kernel` by `path` and checks every element of c, including the
+/// padding, against the naive product.
+fn check(kernel: Kernel, case: Case, packed: impl Into<PathArg>) {
+    let packed = packed.into().0;
     let Case {
         m,
         n,
@@ -133,9 +144,12 @@ fn check(kernel: Kernel, case: Case, packed: bool) {
         }
     }
     let mut c = c0.clone();
-    if packed {
+    if packed == Path::PackedA {
         let p = pack_a_with(kernel, a.view(), m, k);
         sgemm_packed(&p, b.view(), &mut c, ldc, alpha, beta, threads);
+    } else if packed == Path::PackedB {
+        let p = pack_b_with(kernel, b.view(), k, n);
+        sgemm_packed_b(a.view(), &p, &mut c, ldc, alpha, beta, threads);
     } else {
         sgemm_with(
             kernel,
@@ -174,9 +188,22 @@ fn check(kernel: Kernel, case: Case, packed: bool) {
             let tol = 1e-5 + 4e-7 * (k as f64 + 1.0) * (beta.abs() as f64 * mag + keep.abs());
             assert!(
                 (got as f64 - want).abs() <= tol,
-                "{kernel:?} packed={packed} {case:?} at ({i},{j}): got {got}, want {want}"
+                "{kernel:?} {packed:?} {case:?} at ({i},{j}): got {got}, want {want}"
             );
         }
+    }
+}
+
+/// `check`'s path argument: a `Path`, or a bool meaning `PackedA` when true.
+struct PathArg(Path);
+impl From<bool> for PathArg {
+    fn from(packed: bool) -> Self {
+        PathArg(if packed { Path::PackedA } else { Path::Plain })
+    }
+}
+impl From<Path> for PathArg {
+    fn from(p: Path) -> Self {
+        PathArg(p)
     }
 }
 
@@ -341,6 +368,34 @@ fn packed_a_matches_naive() {
     for &kernel in Kernel::supported() {
         for &case in &cases {
             check(kernel, case, true);
+        }
+    }
+}
+
+#[test]
+fn packed_b_matches_naive() {
+    let mut cases = sampled_cases(60, 13);
+    for (m, n, k, threads) in [
+        (20, 700, 600, 2),
+        (1, 2100, 600, 2),
+        (1, 33, 5, 1),
+        (9, 65, 257, 1),
+    ] {
+        cases.push(Case {
+            m,
+            n,
+            k,
+            la: Layout::RowMajor,
+            lb: Layout::ColMajor,
+            ldc_pad: 3,
+            alpha: 1.0,
+            beta: 0.5,
+            threads,
+        });
+    }
+    for &kernel in Kernel::supported() {
+        for &case in &cases {
+            check(kernel, case, Path::PackedB);
         }
     }
 }

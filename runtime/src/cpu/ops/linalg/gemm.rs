@@ -1,7 +1,7 @@
 //! CPU kernel for ONNX Gemm: `Y = act(alpha · op(A) · op(B) + beta · C)`, transposes expressed
 //! as strides (no copies), C broadcast by zero strides.
 
-use edgefuse_kernels::gemm::{sgemm, MatRef};
+use edgefuse_kernels::gemm::{pack_b, sgemm, sgemm_packed_b, MatRef, PackedB};
 
 use crate::cpu::ops::nn::conv::Epilogue;
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
@@ -20,6 +20,8 @@ struct GemmKernel {
     /// Row and column strides of C broadcast to [M, N], when C is present and beta ≠ 0.
     c_strides: Option<(usize, usize)>,
     epilogue: Epilogue,
+    /// op(B) packed for the GEMM at build, when B is a constant (weights).
+    b_packed: Option<PackedB>,
 }
 
 pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
@@ -40,7 +42,17 @@ pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         }
         _ => None,
     };
+    let b_packed = b.consts.get(1).and_then(|c| c.as_ref()).map(|c| {
+        let data = c.typed::<f32>();
+        let view = if op.trans_b {
+            MatRef::transposed(data, k, n)
+        } else {
+            MatRef::row_major(data, k, n)
+        };
+        pack_b(view, k, n)
+    });
     Ok(Box::new(GemmKernel {
+        b_packed,
         m,
         n,
         k,
@@ -90,7 +102,10 @@ impl CpuKernel for GemmKernel {
             }
             None => 0.0,
         };
-        sgemm(m, n, k, a, b, y, n, keep, self.alpha, ctx.threads);
+        match &self.b_packed {
+            Some(bp) => sgemm_packed_b(a, bp, y, n, keep, self.alpha, ctx.threads),
+            None => sgemm(m, n, k, a, b, y, n, keep, self.alpha, ctx.threads),
+        }
         self.epilogue.apply(0.0, y);
         Ok(())
     }

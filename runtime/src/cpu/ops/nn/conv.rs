@@ -4,9 +4,14 @@
 //! - depthwise (group == C == M): a direct per-channel kernel, no scratch;
 //! - pointwise (1×1, stride 1, no padding): GEMM straight on the input planes;
 //! - general: im2col into scratch, then GEMM per group and image.
+//!
+//! Constant weights are packed for the GEMM once, at build. When the output planes are small
+//! and the batch is not 1, the images are unfolded side by side and each group runs as one
+//! GEMM over all of them (N = batch · plane), then is scattered back to NCHW: a 3×3 output
+//! plane alone would leave most of a micro-tile empty.
 
-use edgefuse_kernels::conv::{depthwise, im2col, Window2d};
-use edgefuse_kernels::gemm::{sgemm, MatRef};
+use edgefuse_kernels::conv::{depthwise, im2col, im2col_ld, Window2d};
+use edgefuse_kernels::gemm::{pack_a, sgemm, sgemm_packed, MatRef, PackedA};
 use rayon::prelude::*;
 
 use crate::cpu::ops::elementwise::unary::{with_f32_fn, F32Map};
@@ -67,7 +72,14 @@ struct ConvKernel {
     strategy: Strategy,
     has_bias: bool,
     epilogue: Epilogue,
+    /// Each group's weights packed for the GEMM, when the weights are a constant.
+    packed: Option<Vec<PackedA>>,
+    /// One GEMM per group over the whole batch (see the module doc).
+    batched: bool,
 }
+
+/// Output planes smaller than this are batched into one GEMM when the batch is not 1.
+const BATCH_BELOW_PLANE: usize = 512;
 
 pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     if b.inputs.iter().any(|f| f.dtype != DType::F32) {
@@ -92,7 +104,24 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     } else {
         Strategy::Im2col
     };
+    let group = op.group.max(1);
+    let packed = match (strategy, b.consts.get(1).and_then(|c| c.as_ref())) {
+        (Strategy::Depthwise, _) | (_, None) => None,
+        (_, Some(wc)) => {
+            let w = wc.typed::<f32>();
+            let (mg, k) = (m / group, c / group * geom.taps());
+            Some(
+                (0..group)
+                    .map(|g| pack_a(MatRef::row_major(&w[g * mg * k..][..mg * k], mg, k), mg, k))
+                    .collect(),
+            )
+        }
+    };
+    let batched =
+        strategy != Strategy::Depthwise && x.shape[0] > 1 && geom.out_size() < BATCH_BELOW_PLANE;
     Ok(Box::new(ConvKernel {
+        packed,
+        batched,
         n: x.shape[0],
         c,
         m,
@@ -113,9 +142,15 @@ impl ConvKernel {
 
 impl CpuKernel for ConvKernel {
     fn scratch_bytes(&self) -> usize {
-        match self.strategy {
-            Strategy::Im2col => self.col_rows() * self.geom.out_size() * 4,
-            _ => 0,
+        let osz = self.geom.out_size();
+        if self.batched {
+            // All images unfolded side by side, then one group's output before the scatter.
+            (self.col_rows() + self.m / self.group) * self.n * osz * 4
+        } else {
+            match self.strategy {
+                Strategy::Im2col => self.col_rows() * osz * 4,
+                _ => 0,
+            }
         }
     }
 
@@ -160,6 +195,43 @@ impl CpuKernel for ConvKernel {
         let (cg, mg) = (self.c / self.group, self.m / self.group);
         let k = self.col_rows();
         let col: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[..self.scratch_bytes()]);
+        let gemm = |grp: usize, rhs: MatRef, out: &mut [f32], ldc: usize| match &self.packed {
+            Some(p) => sgemm_packed(&p[grp], rhs, out, ldc, 0.0, 1.0, ctx.threads),
+            None => {
+                let wg = MatRef::row_major(&w[grp * mg * k..][..mg * k], mg, k);
+                let n = rhs.cols;
+                sgemm(mg, n, k, wg, rhs, out, ldc, 0.0, 1.0, ctx.threads)
+            }
+        };
+        if self.batched {
+            let wide = self.n * osz;
+            let (cols, tmp) = col.split_at_mut(k * wide);
+            let tmp = &mut tmp[..mg * wide];
+            for grp in 0..self.group {
+                for n in 0..self.n {
+                    let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
+                    // Unfold image n into columns n·osz.. of every row of `cols`.
+                    let rows = cols.chunks_exact_mut(wide);
+                    if self.strategy == Strategy::Pointwise {
+                        for (row, plane) in rows.zip(xg.chunks_exact(isz)) {
+                            row[n * osz..(n + 1) * osz].copy_from_slice(plane);
+                        }
+                    } else {
+                        im2col_ld(g, cg, xg, cols, wide, n * osz);
+                    }
+                }
+                gemm(grp, MatRef::row_major(cols, k, wide), tmp, wide);
+                for (j, row) in tmp.chunks_exact_mut(wide).enumerate() {
+                    let ch = grp * mg + j;
+                    for n in 0..self.n {
+                        let yp = &mut y[(n * self.m + ch) * osz..][..osz];
+                        yp.copy_from_slice(&row[n * osz..(n + 1) * osz]);
+                        self.epilogue.apply(bias_of(ch), yp);
+                    }
+                }
+            }
+            return Ok(());
+        }
         for n in 0..self.n {
             for grp in 0..self.group {
                 let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
@@ -170,8 +242,7 @@ impl CpuKernel for ConvKernel {
                     MatRef::row_major(col, k, osz)
                 };
                 let yg = &mut y[(n * self.m + grp * mg) * osz..][..mg * osz];
-                let wg = MatRef::row_major(&w[grp * mg * k..][..mg * k], mg, k);
-                sgemm(mg, osz, k, wg, rhs, yg, osz, 0.0, 1.0, ctx.threads);
+                gemm(grp, rhs, yg, osz);
                 for (j, yp) in yg.chunks_exact_mut(osz).enumerate() {
                     self.epilogue.apply(bias_of(grp * mg + j), yp);
                 }

@@ -49,6 +49,7 @@ impl CpuKernel for GruKernel {
         let weights = RnnWeights {
             w_t,
             r_t,
+            r_packed: None,
             bias,
             h0,
             clip: op.clip,

@@ -50,6 +50,7 @@ impl CpuKernel for LstmKernel {
         let weights = RnnWeights {
             w_t,
             r_t,
+            r_packed: self.rec.r_packed(),
             bias,
             h0,
             clip: op.clip,

@@ -7,7 +7,7 @@ pub mod lstm;
 #[cfg(test)]
 mod tests;
 
-use edgefuse_kernels::gemm::MatRef;
+use edgefuse_kernels::gemm::{pack_b, MatRef, PackedB};
 use edgefuse_kernels::rnn::{self, RnnDims};
 
 use crate::cpu::ops::BuildCtx;
@@ -26,6 +26,8 @@ pub(super) struct Recurrent {
     w_t: Option<Vec<f32>>,
     /// Rᵀ `[H, D·G·H]`, when R is a constant.
     r_t: Option<Vec<f32>>,
+    /// Each direction's block of Rᵀ packed for the recurrent GEMM, when R is a constant.
+    r_packed: Option<Vec<PackedB>>,
 }
 
 impl Recurrent {
@@ -62,13 +64,29 @@ impl Recurrent {
                 .and_then(|c| c.as_ref())
                 .map(|v| rnn::pack_transposed(v.typed::<f32>(), gh, cols))
         };
+        let r_t = pack(2, hidden);
+        let g1 = gates * hidden;
+        let r_packed = r_t.as_ref().map(|r| {
+            let all = MatRef::row_major(r, hidden, gh);
+            (0..dims.dirs)
+                .map(|d| {
+                    let block = MatRef {
+                        data: &all.data[d * g1..],
+                        cols: g1,
+                        ..all
+                    };
+                    pack_b(block, hidden, g1)
+                })
+                .collect()
+        });
         Ok(Recurrent {
             dims,
             gates,
             input_lens: b.inputs.iter().map(|f| f.len()).collect(),
             output_lens: b.outputs.iter().map(|f| f.len()).collect(),
             w_t: pack(1, dims.input),
-            r_t: pack(2, hidden),
+            r_t,
+            r_packed,
         })
     }
 
@@ -100,6 +118,11 @@ impl Recurrent {
                 "{name}: buffers do not match the planned shapes"
             )))
         }
+    }
+
+    /// Rᵀ per direction packed for the GEMM, when R is a constant.
+    pub fn r_packed(&self) -> Option<&[PackedB]> {
+        self.r_packed.as_deref()
     }
 
     /// Wᵀ and Rᵀ: the packed copies, or transposed views of the W and R inputs.
