@@ -134,6 +134,25 @@ pub fn im2col(g: &Window2d, channels: usize, x: &[f32], col: &mut [f32]) {
 /// [`im2col`] into a wider matrix: row r of the unfolded image goes to
 /// `col[r·ld + at .. r·ld + at + oh·ow]`, so several images can sit side by side.
 pub fn im2col_ld(g: &Window2d, channels: usize, x: &[f32], col: &mut [f32], ld: usize, at: usize) {
+    unfold(g, channels, x, col, ld, at, 0.0);
+}
+
+/// [`im2col`] of a byte tensor (the int8 path), with `pad` where a tap reads padding (the raw
+/// byte of the zero point).
+pub fn im2col_u8(g: &Window2d, channels: usize, x: &[u8], col: &mut [u8], pad: u8) {
+    unfold(g, channels, x, col, g.out_size(), 0, pad);
+}
+
+/// The unfolding behind the `im2col` functions, for any element type.
+fn unfold<T: Copy>(
+    g: &Window2d,
+    channels: usize,
+    x: &[T],
+    col: &mut [T],
+    ld: usize,
+    at: usize,
+    zero: T,
+) {
     let (isz, osz) = (g.in_size(), g.out_size());
     assert!(at + osz <= ld, "im2col_ld: columns past the row");
     let rows_n = channels * g.taps();
@@ -152,13 +171,13 @@ pub fn im2col_ld(g: &Window2d, channels: usize, x: &[f32], col: &mut [f32], ld: 
                 let row = &mut col[start..start + osz];
                 for (oy, out) in row.chunks_exact_mut(g.ow).enumerate() {
                     if oy < ylo || oy >= yhi || xlo == xhi {
-                        out.fill(0.0);
+                        out.fill(zero);
                         continue;
                     }
                     let iy = oy * g.sh + ki * g.dh - g.pt;
                     let xrow = &xc[iy * g.iw..][..g.iw];
-                    out[..xlo].fill(0.0);
-                    out[xhi..].fill(0.0);
+                    out[..xlo].fill(zero);
+                    out[xhi..].fill(zero);
                     let ix0 = xlo * g.sw + kj * g.dw - g.pl;
                     let dst = &mut out[xlo..xhi];
                     if g.sw == 1 {

@@ -9,17 +9,10 @@ use crate::conv::{valid_outputs, valid_taps, Window2d};
 /// `f32::MIN` (onnxruntime's `lowest()`).
 pub fn max_pool(g: &Window2d, x: &[f32], y: &mut [f32]) {
     let x = &x[..g.in_size()];
-    let tiled = g.pt == 0
-        && g.pl == 0
-        && (g.dh, g.dw) == (1, 1)
-        && g.kh == g.sh
-        && g.kw == g.sw
-        && g.oh * g.sh <= g.ih
-        && g.ow * g.sw <= g.iw;
-    if tiled {
+    if tiles(g) {
         match g.kw {
-            2 => return max_pool_tiled::<2>(g, x, y),
-            3 => return max_pool_tiled::<3>(g, x, y),
+            2 => return max_pool_tiled::<f32, 2>(g, x, y, f32::MIN, |v| v),
+            3 => return max_pool_tiled::<f32, 3>(g, x, y, f32::MIN, |v| v),
             _ => {}
         }
     }
@@ -56,18 +49,92 @@ pub fn max_pool(g: &Window2d, x: &[f32], y: &mut [f32]) {
 /// `max_pool` where the windows tile the input without padding or overlap (`K × K`, stride
 /// `K`, all inside): fixed-width window rows that LLVM vectorises. `m = if v > m { v } else
 /// { m }` keeps the general path's NaN behaviour (NaNs are skipped) and compiles to `maxps`.
-fn max_pool_tiled<const K: usize>(g: &Window2d, x: &[f32], y: &mut [f32]) {
+/// Inputs pass through `map` before the comparison (the byte domain's xor).
+#[inline(always)]
+fn max_pool_tiled<T: Copy + PartialOrd, const K: usize>(
+    g: &Window2d,
+    x: &[T],
+    y: &mut [T],
+    lowest: T,
+    map: impl Fn(T) -> T,
+) {
     for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
-        out.fill(f32::MIN);
+        out.fill(lowest);
         for ki in 0..g.kh {
             let row = &x[(oy * g.sh + ki) * g.iw..][..g.ow * K];
             for (m, w) in out.iter_mut().zip(row.chunks_exact(K)) {
                 for &v in w {
+                    let v = map(v);
                     *m = if v > *m { v } else { *m };
                 }
             }
         }
     }
+}
+
+/// Whether `g`'s windows tile the input: `K × K`, stride `K`, unpadded, all inside.
+fn tiles(g: &Window2d) -> bool {
+    g.pt == 0
+        && g.pl == 0
+        && (g.dh, g.dw) == (1, 1)
+        && g.kh == g.sh
+        && g.kw == g.sw
+        && g.oh * g.sh <= g.ih
+        && g.ow * g.sw <= g.iw
+}
+
+/// Max over the taps of each window of a byte plane, compared as `byte ^ xor` (the u8 domain
+/// of a u8 or i8 tensor) and written in that domain. Every window must hold at least one
+/// input tap ([`windows_all_nonempty`]); a window in the padding only would read 0.
+pub fn max_pool_u8(g: &Window2d, x: &[u8], xor: u8, y: &mut [u8]) {
+    let x = &x[..g.in_size()];
+    if tiles(g) {
+        match g.kw {
+            2 => return max_pool_tiled::<u8, 2>(g, x, y, 0, |v| v ^ xor),
+            3 => return max_pool_tiled::<u8, 3>(g, x, y, 0, |v| v ^ xor),
+            _ => {}
+        }
+    }
+    for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
+        out.fill(0);
+        let ys = oy as isize * g.sh as isize - g.pt as isize;
+        let (ylo, yhi) = valid_taps(ys, g.dh, g.kh, g.ih);
+        for ki in ylo..yhi {
+            let row = &x[(ys + (ki * g.dh) as isize) as usize * g.iw..][..g.iw];
+            for kj in 0..g.kw {
+                let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
+                if xlo == xhi {
+                    continue;
+                }
+                let ix0 = xlo * g.sw + kj * g.dw - g.pl;
+                let dst = &mut out[xlo..xhi];
+                if g.sw == 1 {
+                    let src = &row[ix0..ix0 + (xhi - xlo)];
+                    for (o, v) in dst.iter_mut().zip(src) {
+                        *o = (*o).max(*v ^ xor);
+                    }
+                } else {
+                    for (o, v) in dst.iter_mut().zip(row[ix0..].iter().step_by(g.sw)) {
+                        *o = (*o).max(*v ^ xor);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether every output window of `g` reads at least one input tap (none lies wholly in the
+/// padding or past a ceil-mode edge).
+pub fn windows_all_nonempty(g: &Window2d) -> bool {
+    let rows = (0..g.oh).all(|oy| {
+        let (lo, hi) = valid_taps(oy as isize * g.sh as isize - g.pt as isize, g.dh, g.kh, g.ih);
+        lo < hi
+    });
+    let cols = (0..g.ow).all(|ox| {
+        let (lo, hi) = valid_taps(ox as isize * g.sw as isize - g.pl as isize, g.dw, g.kw, g.iw);
+        lo < hi
+    });
+    rows && cols
 }
 
 /// Mean of each window. With `count_include_pad` the divisor counts the taps inside the padded

@@ -49,6 +49,9 @@ impl Source<'_> {
 /// Fills `panel` (`kg` groups × NR columns × 4 bytes) with columns `p0..p0 + np` of `src`.
 /// Values are `x ^ xor`; positions in padding or past `np`/`k` get `pad`, the zero point in the
 /// panel's domain. For `I16` each value is then `v − zx` (so padding, `pad == zx`, is 0).
+///
+/// Each group's `gs` rows of `NR` bytes are gathered first, then interleaved into the group's
+/// 64 bytes with whole-row arithmetic (zero-extend, shift, or) that LLVM vectorises.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn pack_panel(
@@ -64,37 +67,64 @@ pub(crate) fn pack_panel(
     panel: &mut [u8],
 ) {
     let gs = format.group();
-    let mut col = [pad; NR];
-    let put = |kk: usize, col: &[u8; NR], panel: &mut [u8]| {
-        let (g, t) = (kk / gs, kk % gs);
-        let base = g * NR * 4;
+    let panel = &mut panel[..kg * NR * 4];
+    let mut rows = [[pad; NR]; 4];
+    let mut fill = Gather::new(src, p0, np, xor, pad);
+    for (g, dst) in panel.chunks_exact_mut(NR * 4).enumerate() {
+        for (t, row) in rows.iter_mut().enumerate().take(gs) {
+            let kk = g * gs + t;
+            if kk < k {
+                fill.row(kk, row);
+            } else {
+                // The tail of the last group (k not a multiple of the group size) meets zero
+                // weights.
+                *row = [pad; NR];
+            }
+        }
+        let mut words = [0u32; NR];
         match format {
             Format::I16 => {
                 for j in 0..NR {
-                    let v = if j < np { col[j] as i32 - zx } else { 0 } as i16;
-                    let at = base + j * 4 + t * 2;
-                    panel[at..at + 2].copy_from_slice(&v.to_le_bytes());
+                    let live = (j < np) as i32;
+                    let lo = ((rows[0][j] as i32 - zx) * live) as u16 as u32;
+                    let hi = ((rows[1][j] as i32 - zx) * live) as u16 as u32;
+                    words[j] = lo | hi << 16;
                 }
             }
             _ => {
                 for j in 0..NR {
-                    panel[base + j * 4 + t] = col[j];
+                    words[j] = rows[0][j] as u32
+                        | (rows[1][j] as u32) << 8
+                        | (rows[2][j] as u32) << 16
+                        | (rows[3][j] as u32) << 24;
                 }
             }
         }
-    };
-    match src {
-        Source::Rows { x, ld } => {
-            for kk in 0..k {
-                for j in 0..np {
-                    col[j] = x[(p0 + j) * ld + kk] ^ xor;
-                }
-                put(kk, &col, panel);
-            }
+        for (d, w) in dst.chunks_exact_mut(4).zip(words) {
+            d.copy_from_slice(&w.to_le_bytes());
         }
-        Source::Conv { x, g, channels } => {
-            let isz = g.ih * g.iw;
-            let direct = g.kh == 1
+    }
+}
+
+/// Reads row `kk` of the product's right operand for one panel's columns.
+struct Gather<'a, 's> {
+    src: &'s Source<'a>,
+    p0: usize,
+    np: usize,
+    xor: u8,
+    pad: u8,
+    /// Top-left input position of each column's window (convolutions).
+    oy: [isize; NR],
+    ox: [isize; NR],
+    direct: bool,
+}
+
+impl<'a, 's> Gather<'a, 's> {
+    #[inline(always)]
+    fn new(src: &'s Source<'a>, p0: usize, np: usize, xor: u8, pad: u8) -> Self {
+        let (mut oy, mut ox, mut direct) = ([0isize; NR], [0isize; NR], false);
+        if let Source::Conv { g, .. } = src {
+            direct = g.kh == 1
                 && g.kw == 1
                 && g.sh == 1
                 && g.sw == 1
@@ -102,47 +132,54 @@ pub(crate) fn pack_panel(
                 && g.pl == 0
                 && g.oh == g.ih
                 && g.ow == g.iw;
-            let mut oy = [0isize; NR];
-            let mut ox = [0isize; NR];
             for j in 0..np {
                 let p = p0 + j;
                 oy[j] = ((p / g.ow) * g.sh) as isize - g.pt as isize;
                 ox[j] = ((p % g.ow) * g.sw) as isize - g.pl as isize;
             }
-            let mut kk = 0;
-            for c in 0..*channels {
+        }
+        Gather {
+            src,
+            p0,
+            np,
+            xor,
+            pad,
+            oy,
+            ox,
+            direct,
+        }
+    }
+
+    #[inline(always)]
+    fn row(&mut self, kk: usize, row: &mut [u8; NR]) {
+        let (p0, np, xor) = (self.p0, self.np, self.xor);
+        *row = [self.pad; NR];
+        match self.src {
+            Source::Rows { x, ld } => {
+                for j in 0..np {
+                    row[j] = x[(p0 + j) * ld + kk] ^ xor;
+                }
+            }
+            Source::Conv { x, g, .. } => {
+                let isz = g.ih * g.iw;
+                let taps = g.kh * g.kw;
+                let (c, t) = (kk / taps, kk % taps);
                 let plane = &x[c * isz..(c + 1) * isz];
-                for ki in 0..g.kh {
-                    for kj in 0..g.kw {
-                        if direct {
-                            for j in 0..np {
-                                col[j] = plane[p0 + j] ^ xor;
-                            }
-                        } else {
-                            let (dy, dx) = ((ki * g.dh) as isize, (kj * g.dw) as isize);
-                            for j in 0..np {
-                                let (iy, ix) = (oy[j] + dy, ox[j] + dx);
-                                col[j] = if iy >= 0
-                                    && ix >= 0
-                                    && (iy as usize) < g.ih
-                                    && (ix as usize) < g.iw
-                                {
-                                    plane[iy as usize * g.iw + ix as usize] ^ xor
-                                } else {
-                                    pad
-                                };
-                            }
+                if self.direct {
+                    for (r, v) in row[..np].iter_mut().zip(&plane[p0..p0 + np]) {
+                        *r = v ^ xor;
+                    }
+                } else {
+                    let (ki, kj) = (t / g.kw, t % g.kw);
+                    let (dy, dx) = ((ki * g.dh) as isize, (kj * g.dw) as isize);
+                    for j in 0..np {
+                        let (iy, ix) = (self.oy[j] + dy, self.ox[j] + dx);
+                        if iy >= 0 && ix >= 0 && (iy as usize) < g.ih && (ix as usize) < g.iw {
+                            row[j] = plane[iy as usize * g.iw + ix as usize] ^ xor;
                         }
-                        put(kk, &col, panel);
-                        kk += 1;
                     }
                 }
             }
         }
-    }
-    // The tail of the last group (k not a multiple of the group size) meets zero weights.
-    col = [pad; NR];
-    for kk in k..kg * gs {
-        put(kk, &col, panel);
     }
 }

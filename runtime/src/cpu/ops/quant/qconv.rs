@@ -1,10 +1,12 @@
 //! CPU kernel for QConv: u8/i8 convolution with i32 accumulation and a requantizing epilogue.
 //!
 //! Depthwise convolutions (group == C == M) run `qgemm::depthwise` per channel; everything else
-//! runs the integer GEMM per image and group, unfolding the input one panel at a time. Weights
-//! are packed when the kernel is built.
+//! runs the integer GEMM per image and group. A 1×1 stride-1 convolution reads its input planes
+//! as they are; any other is first unfolded (byte im2col) once per image and group into shared
+//! scratch, so the panels every thread packs are contiguous runs. Weights are packed when the
+//! kernel is built.
 
-use edgefuse_kernels::conv::Window2d;
+use edgefuse_kernels::conv::{im2col_u8, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
 use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR};
 use rayon::prelude::*;
@@ -38,6 +40,8 @@ struct QConvKernel {
     plan: Plan,
     stage: Stage,
     out_f32: bool,
+    /// GEMM plan over an unfolded input (anything but 1×1, stride 1, unpadded).
+    unfold: bool,
 }
 
 pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
@@ -81,7 +85,13 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
             .collect();
         Plan::Gemm { groups, epis }
     };
+    let g = &geom;
+    let direct = g.taps() == 1
+        && (g.sh, g.sw, g.pt, g.pl) == (1, 1, 0, 0)
+        && (g.oh, g.ow) == (g.ih, g.iw);
+    let unfold = matches!(plan, Plan::Gemm { .. }) && !direct;
     Ok(Box::new(QConvKernel {
+        unfold,
         n,
         c,
         m,
@@ -98,6 +108,15 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
 const MAX_LANES: usize = 8;
 
 impl QConvKernel {
+    /// Bytes of one image-and-group's unfolded input (0 without unfolding).
+    fn unfold_bytes(&self) -> usize {
+        if self.unfold {
+            (self.c / self.group * self.geom.taps() * self.geom.out_size()).next_multiple_of(64)
+        } else {
+            0
+        }
+    }
+
     fn lane_scratch(&self) -> usize {
         let b = match &self.plan {
             Plan::Depthwise { .. } => depthwise::scratch_bytes(&self.geom),
@@ -178,13 +197,43 @@ impl QConvKernel {
         let (cg, mg) = (self.c / self.group, self.m / self.group);
         let per = self.lane_scratch();
         let chunk = mg.div_ceil(lanes).next_multiple_of(MR);
+        let (col, scratch) = scratch.split_at_mut(self.unfold_bytes());
+        let k = cg * self.geom.taps();
+        // The unfolded input read as 1×1 convolution over k planes of the output's size.
+        let flat = Window2d {
+            ih: self.geom.oh,
+            iw: self.geom.ow,
+            kh: 1,
+            kw: 1,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: 0,
+            pl: 0,
+            pb: 0,
+            pr: 0,
+            ..self.geom
+        };
         for img in 0..self.n {
             for (g, wts) in groups.iter().enumerate() {
                 let x0 = (img * self.c + g * cg) * isz;
-                let src = Source::Conv {
-                    x: &x[x0..x0 + cg * isz],
-                    g: self.geom,
-                    channels: cg,
+                let xg = &x[x0..x0 + cg * isz];
+                let src = if self.unfold {
+                    // Padding reads the zero point, as its raw byte.
+                    let pad = (self.x.zp as u8) ^ self.x.xor;
+                    im2col_u8(&self.geom, cg, xg, col, pad);
+                    Source::Conv {
+                        x: &col[..k * osz],
+                        g: flat,
+                        channels: k,
+                    }
+                } else {
+                    Source::Conv {
+                        x: xg,
+                        g: self.geom,
+                        channels: cg,
+                    }
                 };
                 let y0 = (img * self.m + g * mg) * osz;
                 let out_g = &mut out[y0..y0 + mg * osz];
@@ -219,7 +268,7 @@ impl QConvKernel {
 
 impl CpuKernel for QConvKernel {
     fn scratch_bytes(&self) -> usize {
-        self.lane_scratch() * MAX_LANES
+        self.unfold_bytes() + self.lane_scratch() * MAX_LANES
     }
 
     fn run(
