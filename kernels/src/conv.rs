@@ -143,6 +143,19 @@ pub fn im2col_u8(g: &Window2d, channels: usize, x: &[u8], col: &mut [u8], pad: u
     unfold(g, channels, x, col, g.out_size(), 0, pad);
 }
 
+/// [`im2col_u8`] into a wider matrix, as [`im2col_ld`].
+pub fn im2col_u8_ld(
+    g: &Window2d,
+    channels: usize,
+    x: &[u8],
+    col: &mut [u8],
+    ld: usize,
+    at: usize,
+    pad: u8,
+) {
+    unfold(g, channels, x, col, ld, at, pad);
+}
+
 /// The unfolding behind the `im2col` functions, for any element type.
 fn unfold<T: Copy>(
     g: &Window2d,

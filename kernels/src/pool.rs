@@ -127,11 +127,21 @@ pub fn max_pool_u8(g: &Window2d, x: &[u8], xor: u8, y: &mut [u8]) {
 /// padding or past a ceil-mode edge).
 pub fn windows_all_nonempty(g: &Window2d) -> bool {
     let rows = (0..g.oh).all(|oy| {
-        let (lo, hi) = valid_taps(oy as isize * g.sh as isize - g.pt as isize, g.dh, g.kh, g.ih);
+        let (lo, hi) = valid_taps(
+            oy as isize * g.sh as isize - g.pt as isize,
+            g.dh,
+            g.kh,
+            g.ih,
+        );
         lo < hi
     });
     let cols = (0..g.ow).all(|ox| {
-        let (lo, hi) = valid_taps(ox as isize * g.sw as isize - g.pl as isize, g.dw, g.kw, g.iw);
+        let (lo, hi) = valid_taps(
+            ox as isize * g.sw as isize - g.pl as isize,
+            g.dw,
+            g.kw,
+            g.iw,
+        );
         lo < hi
     });
     rows && cols

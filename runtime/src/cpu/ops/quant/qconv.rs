@@ -6,7 +6,7 @@
 //! scratch, so the panels every thread packs are contiguous runs. Weights are packed when the
 //! kernel is built.
 
-use edgefuse_kernels::conv::{im2col_u8, Window2d};
+use edgefuse_kernels::conv::{im2col_u8_ld, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
 use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR};
 use rayon::prelude::*;
@@ -42,7 +42,13 @@ struct QConvKernel {
     out_f32: bool,
     /// GEMM plan over an unfolded input (anything but 1×1, stride 1, unpadded).
     unfold: bool,
+    /// GEMM plan with small output planes and a batch: all images side by side in one
+    /// product per group (always unfolded), then scattered back to NCHW.
+    batched: bool,
 }
+
+/// Output planes smaller than this are batched into one product when the batch is not 1.
+const BATCH_BELOW_PLANE: usize = 512;
 
 pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let (x, w, y) = (&b.inputs[0], &b.inputs[1], &b.outputs[0]);
@@ -86,12 +92,14 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Plan::Gemm { groups, epis }
     };
     let g = &geom;
-    let direct = g.taps() == 1
-        && (g.sh, g.sw, g.pt, g.pl) == (1, 1, 0, 0)
-        && (g.oh, g.ow) == (g.ih, g.iw);
-    let unfold = matches!(plan, Plan::Gemm { .. }) && !direct;
+    let direct =
+        g.taps() == 1 && (g.sh, g.sw, g.pt, g.pl) == (1, 1, 0, 0) && (g.oh, g.ow) == (g.ih, g.iw);
+    let gemm = matches!(plan, Plan::Gemm { .. });
+    let batched = gemm && n > 1 && g.out_size() < BATCH_BELOW_PLANE;
+    let unfold = gemm && (!direct || batched);
     Ok(Box::new(QConvKernel {
         unfold,
+        batched,
         n,
         c,
         m,
@@ -110,8 +118,20 @@ const MAX_LANES: usize = 8;
 impl QConvKernel {
     /// Bytes of one image-and-group's unfolded input (0 without unfolding).
     fn unfold_bytes(&self) -> usize {
+        let images = if self.batched { self.n } else { 1 };
+        let k = self.c / self.group * self.geom.taps();
         if self.unfold {
-            (self.c / self.group * self.geom.taps() * self.geom.out_size()).next_multiple_of(64)
+            (k * images * self.geom.out_size()).next_multiple_of(64)
+        } else {
+            0
+        }
+    }
+
+    /// Bytes of one group's batched product before the scatter (0 unless batched).
+    fn batch_out_bytes(&self) -> usize {
+        if self.batched {
+            let elem = if self.out_f32 { 4 } else { 1 };
+            (self.m / self.group * self.n * self.geom.out_size() * elem).next_multiple_of(64)
         } else {
             0
         }
@@ -181,9 +201,10 @@ impl QConvKernel {
         }
     }
 
-    /// GEMM: per image and group, each lane takes a run of output channels.
+    /// GEMM: per image (or, batched, all images at once) and group, each lane takes a run of
+    /// output channels.
     #[allow(clippy::too_many_arguments)]
-    fn gemm<T: Send>(
+    fn gemm<T: Send + bytemuck::Pod>(
         &self,
         groups: &[QWeights],
         epis: &[Epilogue],
@@ -198,11 +219,19 @@ impl QConvKernel {
         let per = self.lane_scratch();
         let chunk = mg.div_ceil(lanes).next_multiple_of(MR);
         let (col, scratch) = scratch.split_at_mut(self.unfold_bytes());
+        let (staged, scratch) = scratch.split_at_mut(self.batch_out_bytes());
         let k = cg * self.geom.taps();
-        // The unfolded input read as 1×1 convolution over k planes of the output's size.
+        // Images per product and the product's columns.
+        let (per_run, runs) = if self.batched {
+            (self.n, 1)
+        } else {
+            (1, self.n)
+        };
+        let wide = per_run * osz;
+        // The unfolded input read as a 1×1 convolution over k planes of `wide` pixels.
         let flat = Window2d {
-            ih: self.geom.oh,
-            iw: self.geom.ow,
+            ih: 1,
+            iw: wide,
             kh: 1,
             kw: 1,
             sh: 1,
@@ -213,53 +242,71 @@ impl QConvKernel {
             pl: 0,
             pb: 0,
             pr: 0,
-            ..self.geom
+            oh: 1,
+            ow: wide,
         };
-        for img in 0..self.n {
+        // Padding reads the zero point, as its raw byte.
+        let pad = (self.x.zp as u8) ^ self.x.xor;
+        for run in 0..runs {
             for (g, wts) in groups.iter().enumerate() {
-                let x0 = (img * self.c + g * cg) * isz;
-                let xg = &x[x0..x0 + cg * isz];
                 let src = if self.unfold {
-                    // Padding reads the zero point, as its raw byte.
-                    let pad = (self.x.zp as u8) ^ self.x.xor;
-                    im2col_u8(&self.geom, cg, xg, col, pad);
+                    for i in 0..per_run {
+                        let img = run * per_run + i;
+                        let x0 = (img * self.c + g * cg) * isz;
+                        let xg = &x[x0..x0 + cg * isz];
+                        im2col_u8_ld(&self.geom, cg, xg, col, wide, i * osz, pad);
+                    }
                     Source::Conv {
-                        x: &col[..k * osz],
+                        x: &col[..k * wide],
                         g: flat,
                         channels: k,
                     }
                 } else {
+                    let x0 = (run * self.c + g * cg) * isz;
                     Source::Conv {
-                        x: xg,
+                        x: &x[x0..x0 + cg * isz],
                         g: self.geom,
                         channels: cg,
                     }
                 };
-                let y0 = (img * self.m + g * mg) * osz;
-                let out_g = &mut out[y0..y0 + mg * osz];
-                let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
-                    let first = lane * chunk;
-                    let rows = first..(first + chunk).min(mg);
-                    wts.run_rows(
-                        &src,
-                        self.x.xor,
-                        osz,
-                        &epis[g],
-                        &mut wrap(o),
-                        osz,
-                        1,
-                        sc,
-                        rows,
-                    );
+                let mut compute = |out_g: &mut [T]| {
+                    let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
+                        let first = lane * chunk;
+                        let rows = first..(first + chunk).min(mg);
+                        wts.run_rows(
+                            &src,
+                            self.x.xor,
+                            wide,
+                            &epis[g],
+                            &mut wrap(o),
+                            wide,
+                            1,
+                            sc,
+                            rows,
+                        );
+                    };
+                    if lanes == 1 || chunk >= mg {
+                        work((0, (out_g, &mut scratch[..per])));
+                    } else {
+                        out_g
+                            .par_chunks_mut(chunk * wide)
+                            .zip(scratch[..per * lanes].par_chunks_mut(per))
+                            .enumerate()
+                            .for_each(work);
+                    }
                 };
-                if lanes == 1 || chunk >= mg {
-                    work((0, (out_g, &mut scratch[..per])));
+                if self.batched {
+                    let st: &mut [T] = &mut bytemuck::cast_slice_mut(staged)[..mg * wide];
+                    compute(st);
+                    for (j, row) in st.chunks_exact(wide).enumerate() {
+                        for (img, src) in row.chunks_exact(osz).enumerate() {
+                            let y0 = (img * self.m + g * mg + j) * osz;
+                            out[y0..y0 + osz].copy_from_slice(src);
+                        }
+                    }
                 } else {
-                    out_g
-                        .par_chunks_mut(chunk * osz)
-                        .zip(scratch[..per * lanes].par_chunks_mut(per))
-                        .enumerate()
-                        .for_each(work);
+                    let y0 = (run * self.m + g * mg) * osz;
+                    compute(&mut out[y0..y0 + mg * osz]);
                 }
             }
         }
@@ -268,7 +315,7 @@ impl QConvKernel {
 
 impl CpuKernel for QConvKernel {
     fn scratch_bytes(&self) -> usize {
-        self.unfold_bytes() + self.lane_scratch() * MAX_LANES
+        self.unfold_bytes() + self.batch_out_bytes() + self.lane_scratch() * MAX_LANES
     }
 
     fn run(
@@ -323,5 +370,162 @@ impl CpuKernel for QConvKernel {
             post.apply(0.0, out.typed::<f32>());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::ops::eval;
+    use crate::ir::ops::{Conv, QConv, QOut, QScale, UnaryOp};
+    use crate::ir::Op;
+    use crate::tensor::DType;
+    use crate::Tensor;
+
+    fn bytes(dtype: DType, shape: &[usize], seed: usize) -> Tensor {
+        let mut t = Tensor::zeros(dtype, shape);
+        for (i, b) in t.bytes_mut().iter_mut().enumerate() {
+            *b = ((i * 131 + seed * 17) % 251) as u8;
+        }
+        t
+    }
+
+    /// Float reference: dequantize, convolve, then the op's requantization (or f32 out).
+    fn reference(op: &QConv, x: &Tensor, w: &Tensor, bias: &Tensor) -> Vec<f32> {
+        let deq =
+            |t: &Tensor, scale: &dyn Fn(usize) -> f32, zp: &dyn Fn(usize) -> i32, per: usize| {
+                let v: Vec<f32> = t
+                    .bytes()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| {
+                        let q = if t.dtype == DType::I8 {
+                            b as i8 as i32
+                        } else {
+                            b as i32
+                        };
+                        (q - zp(i / per)) as f32 * scale(i / per)
+                    })
+                    .collect();
+                Tensor::from_vec(&t.shape, v).unwrap()
+            };
+        let xf = deq(x, &|_| op.x.scale, &|_| op.x.zero_point, usize::MAX);
+        let per = w.shape[1..].iter().product();
+        let wf = deq(w, &|m| op.w_scale[m], &|m| op.w_zero_point[m], per);
+        let y = eval(&Op::Conv(op.conv.clone()), &[&xf, &wf, bias]).unwrap();
+        let y = y[0].as_slice::<f32>().unwrap().to_vec();
+        match op.out.q {
+            None => y,
+            Some(q) => y
+                .iter()
+                .map(|v| {
+                    let r = (v / q.scale).round_ties_even() + q.zero_point as f32;
+                    let (lo, hi) = if op.out.dtype == DType::I8 {
+                        (-128.0, 127.0)
+                    } else {
+                        (0.0, 255.0)
+                    };
+                    (r.clamp(lo, hi) - q.zero_point as f32) * q.scale
+                })
+                .collect(),
+        }
+    }
+
+    fn values(t: &Tensor, op: &QConv) -> Vec<f32> {
+        match op.out.q {
+            None => t.as_slice::<f32>().unwrap().to_vec(),
+            Some(q) => t
+                .bytes()
+                .iter()
+                .map(|&b| {
+                    let v = if t.dtype == DType::I8 {
+                        b as i8 as i32
+                    } else {
+                        b as i32
+                    };
+                    (v - q.zero_point) as f32 * q.scale
+                })
+                .collect(),
+        }
+    }
+
+    /// Batched (small planes, several images), unfolded and direct plans against the float
+    /// definition: each output within one output step (or 1e-4 relative for f32 outputs).
+    #[test]
+    fn qconv_plans_match_the_float_definition() {
+        let cases: [(&[usize], usize, [usize; 2], [usize; 2], [usize; 4], usize); 5] = [
+            (&[3, 4, 7, 6], 5, [3, 3], [1, 1], [1, 1, 1, 1], 1),
+            (&[2, 6, 9, 9], 8, [3, 3], [2, 2], [0, 1, 1, 0], 2),
+            (&[3, 8, 4, 5], 6, [1, 1], [1, 1], [0, 0, 0, 0], 1),
+            (&[1, 4, 30, 30], 3, [3, 3], [1, 1], [1, 1, 1, 1], 1),
+            (&[1, 16, 24, 24], 7, [1, 1], [1, 1], [0, 0, 0, 0], 1),
+        ];
+        for (i, (xs, m, kernel, strides, pads, group)) in cases.into_iter().enumerate() {
+            for (xd, out) in [
+                (
+                    DType::U8,
+                    QOut {
+                        dtype: DType::U8,
+                        q: Some(QScale {
+                            scale: 0.02,
+                            zero_point: 100,
+                        }),
+                    },
+                ),
+                (
+                    DType::I8,
+                    QOut {
+                        dtype: DType::I8,
+                        q: Some(QScale {
+                            scale: 0.03,
+                            zero_point: -5,
+                        }),
+                    },
+                ),
+                (
+                    DType::U8,
+                    QOut {
+                        dtype: DType::F32,
+                        q: None,
+                    },
+                ),
+            ] {
+                let op = QConv {
+                    conv: Conv {
+                        kernel: kernel.to_vec(),
+                        strides: strides.to_vec(),
+                        pads: pads.to_vec(),
+                        dilations: vec![1, 1],
+                        group,
+                        has_bias: true,
+                        act: Some(UnaryOp::Relu).filter(|_| i % 2 == 0 && out.q.is_none()),
+                    },
+                    x: QScale {
+                        scale: 0.01,
+                        zero_point: if xd == DType::I8 { 3 } else { 120 },
+                    },
+                    w_scale: (0..m).map(|j| 0.002 + 0.0005 * j as f32).collect(),
+                    w_zero_point: vec![0; m],
+                    out,
+                };
+                let x = bytes(xd, xs, i);
+                let w = bytes(DType::I8, &[m, xs[1] / group, kernel[0], kernel[1]], i + 7);
+                let bias = Tensor::from_vec(
+                    &[m],
+                    (0..m).map(|j| j as f32 * 0.01 - 0.02).collect::<Vec<f32>>(),
+                )
+                .unwrap();
+                let got = eval(&Op::QConv(op.clone()), &[&x, &w, &bias]).unwrap();
+                let got = values(&got[0], &op);
+                let want = reference(&op, &x, &w, &bias);
+                let step = op.out.q.map_or(0.0, |q| q.scale);
+                for (j, (g, r)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - r).abs() <= step * 1.01 + 1e-4 * r.abs().max(1.0),
+                        "case {i} {xd:?}→{:?} at {j}: got {g}, want {r}",
+                        op.out.dtype
+                    );
+                }
+            }
+        }
     }
 }

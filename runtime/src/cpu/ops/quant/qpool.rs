@@ -214,7 +214,11 @@ mod tests {
                 }
                 let got = eval(&Op::QPool(op.clone()), &[&x]).unwrap();
                 let want = naive_max(&op, &x, dtype);
-                assert_eq!(got[0].bytes(), &want[..], "{dtype:?} {kernel:?} {strides:?} {pads:?}");
+                assert_eq!(
+                    got[0].bytes(),
+                    &want[..],
+                    "{dtype:?} {kernel:?} {strides:?} {pads:?}"
+                );
             }
         }
     }
