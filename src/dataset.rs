@@ -1,17 +1,23 @@
 //! Calibration and validation data for `compile --calibrate / --validate`: IDX files (MNIST and
-//! Fashion-MNIST format, gzipped or not), `.npy` batches (first axis counts samples), or a folder
-//! of either. Everything becomes one tensor per input whose first axis counts samples; the
-//! compiler splits it into per-sample inputs of the model's shape.
+//! Fashion-MNIST format, gzipped or not), `.npy` batches (first axis counts samples), a folder
+//! of either, or photographs (an image file or a folder of them), which go through the
+//! compile's `--preprocess` spec exactly as `classify` will feed the model. Everything becomes
+//! one tensor per input whose first axis counts samples; the compiler splits it into per-sample
+//! inputs of the model's shape.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use edgefuse_compiler::quant::{Batch, Dataset};
+use edgefuse_runtime::capture::frame::Frame;
+use edgefuse_runtime::ir::TensorInfo;
+use edgefuse_runtime::preprocess::{Color, CpuPreprocessor, Layout, PreprocessSpec, Target};
 use edgefuse_runtime::{DType, Tensor};
 
 /// Reads `--calibrate` values: `FILE_OR_DIR` for a one-input model, `NAME=FILE_OR_DIR` per input.
-pub fn load_inputs(specs: &[String]) -> Result<Vec<Batch>> {
+/// Photographs need `prep`, the compile's `--preprocess` spec.
+pub fn load_inputs(specs: &[String], prep: Option<&PreprocessSpec>) -> Result<Vec<Batch>> {
     specs
         .iter()
         .map(|s| {
@@ -21,7 +27,7 @@ pub fn load_inputs(specs: &[String]) -> Result<Vec<Batch>> {
                 }
                 _ => (None, PathBuf::from(s)),
             };
-            let data = load_samples(&path)?;
+            let data = load_samples(&path, prep)?;
             Ok(Batch { input: name, data })
         })
         .collect()
@@ -30,7 +36,7 @@ pub fn load_inputs(specs: &[String]) -> Result<Vec<Batch>> {
 /// Reads `--validate DATA` with its labels: IDX images (labels found beside them, `images` →
 /// `labels`), or `.npy` inputs with `labels` given (or found beside as `_x` → `_y`).
 pub fn load_labelled(spec: &str, labels: Option<&Path>) -> Result<Dataset> {
-    let inputs = load_inputs(&[spec.to_string()])?;
+    let inputs = load_inputs(&[spec.to_string()], None)?;
     let data_path = PathBuf::from(spec.split_once('=').map(|(_, p)| p).unwrap_or(spec));
     let label_path = match labels {
         Some(p) => p.to_path_buf(),
@@ -105,8 +111,20 @@ pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
 }
 
 /// One input's samples from a file or a folder (files in name order, concatenated).
-fn load_samples(path: &Path) -> Result<Tensor> {
+fn load_samples(path: &Path, prep: Option<&PreprocessSpec>) -> Result<Tensor> {
+    if is_image(path) {
+        return load_images(path, &[path.to_path_buf()], prep);
+    }
     if path.is_dir() {
+        let mut images: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_image(p))
+            .collect();
+        images.sort();
+        if !images.is_empty() {
+            return load_images(path, &images, prep);
+        }
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("reading {}", path.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -115,8 +133,7 @@ fn load_samples(path: &Path) -> Result<Tensor> {
         files.sort();
         if files.is_empty() {
             bail!(
-                "{}: no .npy or IDX files in this folder (for photographs, write preprocessed .npy \
-                 batches first, e.g. with scripts/quant/images_to_npy.py)",
+                "{}: no images, .npy or IDX files in this folder",
                 path.display()
             );
         }
@@ -127,6 +144,53 @@ fn load_samples(path: &Path) -> Result<Tensor> {
         return concat(path, parts);
     }
     load_file(path)
+}
+
+/// Photographs preprocessed by `prep` into one f32 tensor `[n, …]` (NCHW or NHWC as the spec
+/// says). The output size is the spec's crop (or its resize): the model's input shape is not
+/// known yet, and the compiler checks the samples against it.
+fn load_images(what: &Path, files: &[PathBuf], prep: Option<&PreprocessSpec>) -> Result<Tensor> {
+    let Some(spec) = prep else {
+        bail!(
+            "{}: calibrating on images needs the model's preprocessing: give --preprocess \
+             (a preset such as efficientnet_lite0, or e.g. resize=256,crop=224,mean=127,std=128)",
+            what.display()
+        );
+    };
+    let Some((w, h)) = spec.crop.or(spec.resize.map(|r| (r, r))) else {
+        bail!("--preprocess: calibrating on images needs an output size in the spec (crop=W or crop=WxH)");
+    };
+    let (w, h) = (w as usize, h as usize);
+    let c = if spec.color == Color::Gray { 1 } else { 3 };
+    let shape = if spec.layout == Layout::Nhwc {
+        vec![1, h, w, c]
+    } else {
+        vec![1, c, h, w]
+    };
+    let info = TensorInfo {
+        name: "calibration".into(),
+        dtype: DType::F32,
+        shape: shape.clone(),
+        weight: None,
+        quant: None,
+    };
+    let target = Target::for_input(spec, &info)?;
+    let mut pre = CpuPreprocessor::new(spec.clone(), target)?;
+    let per = target.byte_len();
+    let mut bytes = vec![0u8; per * files.len()];
+    let mut frame = Frame::empty();
+    for (f, out) in files.iter().zip(bytes.chunks_exact_mut(per)) {
+        edgefuse_runtime::capture::image::load(f, &mut frame)?;
+        pre.run(&frame, out)
+            .with_context(|| format!("preprocessing {}", f.display()))?;
+    }
+    let mut shape = shape;
+    shape[0] = files.len();
+    Ok(Tensor::from_bytes(DType::F32, &shape, &bytes)?)
+}
+
+fn is_image(p: &Path) -> bool {
+    p.is_file() && edgefuse_runtime::capture::image::is_image(p)
 }
 
 fn load_file(path: &Path) -> Result<Tensor> {

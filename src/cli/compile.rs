@@ -226,7 +226,8 @@ fn quant_options(
         CalibrationMethod::Percentile => Method::Percentile(a.percentile),
         CalibrationMethod::Entropy => Method::Entropy,
     };
-    let calibrate = crate::dataset::load_inputs(&a.calibrate).context("--calibrate")?;
+    let calibrate =
+        crate::dataset::load_inputs(&a.calibrate, a.preprocess.as_ref()).context("--calibrate")?;
     let validate = a
         .validate
         .as_deref()
