@@ -34,6 +34,32 @@ fn fix_header_crc(b: &mut [u8]) {
     b[16..20].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// The same model with its metadata stored as plain JSON (section kind 1, which readers still
+/// accept), so mutations reach the JSON checks rather than stopping at inflation.
+fn with_plain_meta(good: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let at = |o: usize| u64::from_le_bytes(good[o..o + 8].try_into().unwrap()) as usize;
+    assert_eq!(u32::from_le_bytes(good[64..68].try_into().unwrap()), 3, "deflated metadata first");
+    let (moff, mlen, woff, wlen) = (at(72), at(80), at(104), at(112));
+    let mut json = Vec::new();
+    flate2::read::DeflateDecoder::new(&good[moff..moff + mlen])
+        .read_to_end(&mut json)
+        .unwrap();
+    let align = |v: usize| v.div_ceil(64) * 64;
+    let new_woff = align(128 + json.len());
+    let mut b = vec![0u8; align(new_woff + wlen)];
+    b[..128].copy_from_slice(&good[..128]);
+    b[128..128 + json.len()].copy_from_slice(&json);
+    b[new_woff..new_woff + wlen].copy_from_slice(&good[woff..woff + wlen]);
+    b[64..68].copy_from_slice(&1u32.to_le_bytes());
+    b[80..88].copy_from_slice(&(json.len() as u64).to_le_bytes());
+    b[104..112].copy_from_slice(&(new_woff as u64).to_le_bytes());
+    let total = b.len() as u64;
+    b[20..28].copy_from_slice(&total.to_le_bytes());
+    fix_meta_crc(&mut b);
+    b
+}
+
 /// Rewrites the metadata section's checksum so corrupt contents get past the crc check.
 fn fix_meta_crc(b: &mut [u8]) {
     let off = u64::from_le_bytes(b[72..80].try_into().unwrap()) as usize;
@@ -96,20 +122,25 @@ fn every_damaged_file_is_refused_with_a_clear_error() {
             );
             checked += 1;
         }
-        // Corrupt metadata with a valid checksum: the reader's own checks must stop it.
-        let meta_off = u64::from_le_bytes(good[72..80].try_into().unwrap()) as usize;
-        let meta_len = u64::from_le_bytes(good[80..88].try_into().unwrap()) as usize;
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
-        for _ in 0..40 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let pos = meta_off + (seed >> 33) as usize % meta_len;
-            let mut b = good.clone();
-            b[pos] = b"0123456789[]{},:\"-9e"[(seed >> 20) as usize % 20];
-            fix_meta_crc(&mut b);
-            load_never_panics(&b, "metadata mutation");
-            checked += 1;
+        // Corrupt metadata with a valid checksum: the reader's own checks must stop it, both
+        // in the deflated stream and (through a plain-JSON copy that loads) in the JSON.
+        let plain = with_plain_meta(&good);
+        assert!(load_never_panics(&plain, "plain metadata").is_none(), "plain copy refused");
+        for base in [&good, &plain] {
+            let meta_off = u64::from_le_bytes(base[72..80].try_into().unwrap()) as usize;
+            let meta_len = u64::from_le_bytes(base[80..88].try_into().unwrap()) as usize;
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
+            for _ in 0..40 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let pos = meta_off + (seed >> 33) as usize % meta_len;
+                let mut b = base.clone();
+                b[pos] = b"0123456789[]{},:\"-9e"[(seed >> 20) as usize % 20];
+                fix_meta_crc(&mut b);
+                load_never_panics(&b, "metadata mutation");
+                checked += 1;
+            }
         }
         // A newer major version is refused with the version it needs.
         let mut b = good.clone();

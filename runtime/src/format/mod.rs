@@ -7,7 +7,10 @@
 //! offset 64   section table: per section 32 bytes
 //!             kind u32, reserved u32, offset u64, length u64, crc32 u32, reserved u32
 //! ...         sections, each starting on a 64-byte boundary:
-//!             META    JSON-encoded [`Meta`]: graph, provenance, preprocessing, labels
+//!             META_Z  JSON-encoded [`Meta`] (graph, provenance, preprocessing, labels),
+//!                     raw-deflate compressed: per-channel scales written as decimal text
+//!                     would otherwise be a tenth of an int8 model (META, uncompressed, is
+//!                     still read)
 //!             WEIGHTS constant tensors, each 64-byte aligned (offsets relative to the section)
 //! ```
 //! All integers little-endian. The header crc covers the header (with its crc field zeroed) and
@@ -24,13 +27,18 @@ pub use writer::{write, write_file};
 pub const MAGIC: &[u8; 8] = b"EDGEFUSE";
 /// Readers refuse files with a newer major version; minor versions only add optional fields.
 pub const VERSION_MAJOR: u16 = 1;
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 pub const HEADER_LEN: usize = 64;
 pub const SECTION_ENTRY_LEN: usize = 32;
 pub const ALIGN: usize = 64;
 
 pub const SECTION_META: u32 = 1;
 pub const SECTION_WEIGHTS: u32 = 2;
+/// The metadata, raw-deflate compressed (minor version 1 on).
+pub const SECTION_META_Z: u32 = 3;
+/// Largest inflated metadata a reader accepts: a corrupt or hostile file cannot make it
+/// allocate more.
+pub const MAX_META_BYTES: usize = 256 << 20;
 
 pub(crate) fn align_up(x: usize) -> usize {
     x.div_ceil(ALIGN) * ALIGN

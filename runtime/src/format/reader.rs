@@ -86,7 +86,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed> {
         let range = off as usize..end as usize;
         if crc32fast::hash(&bytes[range.clone()]) != u32_at(bytes, e + 24) {
             let what = match kind {
-                SECTION_META => "metadata",
+                SECTION_META | SECTION_META_Z => "metadata",
                 SECTION_WEIGHTS => "weights",
                 _ => "a",
             };
@@ -95,7 +95,8 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed> {
             )));
         }
         match kind {
-            SECTION_META => meta_range = Some(range),
+            SECTION_META => meta_range = Some((range, false)),
+            SECTION_META_Z => meta_range = Some((range, true)),
             SECTION_WEIGHTS => weights_range = Some(range),
             _ => {} // unknown sections from newer minor versions are skipped
         }
@@ -128,7 +129,15 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed> {
     }
     let meta_range = meta_range.ok_or_else(|| bad("no metadata section"))?;
     let weights = weights_range.ok_or_else(|| bad("no weights section"))?;
-    let meta: Meta = serde_json::from_slice(&bytes[meta_range])
+    let (meta_range, deflated) = meta_range;
+    let inflated;
+    let json = if deflated {
+        inflated = inflate(&bytes[meta_range]).map_err(bad)?;
+        &inflated[..]
+    } else {
+        &bytes[meta_range]
+    };
+    let meta: Meta = serde_json::from_slice(json)
         .map_err(|e| bad(format!("metadata does not parse: {e}")))?;
     let wlen = weights.len() as u64;
     for t in &meta.graph.tensors {
@@ -151,4 +160,21 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed> {
         weights,
         version: (major, minor),
     })
+}
+
+/// Inflates the compressed metadata, refusing more than [`MAX_META_BYTES`].
+fn inflate(z: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(z)
+        .take(MAX_META_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("metadata does not inflate: {e}"))?;
+    if out.len() > MAX_META_BYTES {
+        return Err(format!(
+            "metadata inflates past {} MB: the file is corrupt",
+            MAX_META_BYTES >> 20
+        ));
+    }
+    Ok(out)
 }

@@ -34,10 +34,16 @@ pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
             });
         }
     }
-    let meta_bytes =
-        serde_json::to_vec(&meta).map_err(|e| Error::invalid(format!("metadata: {e}")))?;
+    let json = serde_json::to_vec(&meta).map_err(|e| Error::invalid(format!("metadata: {e}")))?;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&json)
+        .map_err(|e| Error::invalid(format!("compressing the metadata: {e}")))?;
+    let meta_bytes = z
+        .finish()
+        .map_err(|e| Error::invalid(format!("compressing the metadata: {e}")))?;
 
-    let sections: [(u32, &[u8]); 2] = [(SECTION_META, &meta_bytes), (SECTION_WEIGHTS, &weights)];
+    let sections: [(u32, &[u8]); 2] =
+        [(SECTION_META_Z, &meta_bytes), (SECTION_WEIGHTS, &weights)];
     let table_end = HEADER_LEN + SECTION_ENTRY_LEN * sections.len();
     let mut offsets = Vec::new();
     let mut pos = align_up(table_end);
