@@ -39,7 +39,11 @@ fn fix_header_crc(b: &mut [u8]) {
 fn with_plain_meta(good: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let at = |o: usize| u64::from_le_bytes(good[o..o + 8].try_into().unwrap()) as usize;
-    assert_eq!(u32::from_le_bytes(good[64..68].try_into().unwrap()), 3, "deflated metadata first");
+    assert_eq!(
+        u32::from_le_bytes(good[64..68].try_into().unwrap()),
+        3,
+        "deflated metadata first"
+    );
     let (moff, mlen, woff, wlen) = (at(72), at(80), at(104), at(112));
     let mut json = Vec::new();
     flate2::read::DeflateDecoder::new(&good[moff..moff + mlen])
@@ -125,7 +129,10 @@ fn every_damaged_file_is_refused_with_a_clear_error() {
         // Corrupt metadata with a valid checksum: the reader's own checks must stop it, both
         // in the deflated stream and (through a plain-JSON copy that loads) in the JSON.
         let plain = with_plain_meta(&good);
-        assert!(load_never_panics(&plain, "plain metadata").is_none(), "plain copy refused");
+        assert!(
+            load_never_panics(&plain, "plain metadata").is_none(),
+            "plain copy refused"
+        );
         for base in [&good, &plain] {
             let meta_off = u64::from_le_bytes(base[72..80].try_into().unwrap()) as usize;
             let meta_len = u64::from_le_bytes(base[80..88].try_into().unwrap()) as usize;

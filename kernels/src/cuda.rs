@@ -42,6 +42,10 @@ pub const SOURCES: &[Source] = &[
         name: "recurrent",
         code: include_str!("../cuda/recurrent.cu"),
     },
+    Source {
+        name: "preprocess",
+        code: include_str!("../cuda/preprocess.cu"),
+    },
 ];
 
 /// The source named `name`.

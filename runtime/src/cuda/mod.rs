@@ -4,7 +4,8 @@
 //! feature runs on machines without CUDA, where [`probe`] says why there is no GPU);
 //! [`nvrtc`] compiles `kernels/cuda/*.cu` for the device's arch, cached on disk; [`blas`] and
 //! [`dnn`] wrap cuBLAS and cuDNN; [`ops`] mirrors `cpu::ops`, one file per op; [`placement`]
-//! says which nodes have CUDA kernels (no GPU needed); [`CudaSession`] uploads the weights once,
+//! says which nodes have CUDA kernels (no GPU needed); [`preprocess`] runs camera
+//! preprocessing as one kernel; [`CudaSession`] uploads the weights once,
 //! captures the plan as CUDA graphs and replays them, running unsupported nodes on the CPU with
 //! explicit copies.
 
@@ -14,6 +15,7 @@ pub mod dnn;
 pub mod nvrtc;
 pub mod ops;
 pub mod placement;
+pub mod preprocess;
 pub mod session;
 
 pub use device::{driver_present, probe, DeviceInfo};

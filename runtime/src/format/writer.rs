@@ -42,8 +42,7 @@ pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
         .finish()
         .map_err(|e| Error::invalid(format!("compressing the metadata: {e}")))?;
 
-    let sections: [(u32, &[u8]); 2] =
-        [(SECTION_META_Z, &meta_bytes), (SECTION_WEIGHTS, &weights)];
+    let sections: [(u32, &[u8]); 2] = [(SECTION_META_Z, &meta_bytes), (SECTION_WEIGHTS, &weights)];
     let table_end = HEADER_LEN + SECTION_ENTRY_LEN * sections.len();
     let mut offsets = Vec::new();
     let mut pos = align_up(table_end);
