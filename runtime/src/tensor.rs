@@ -73,7 +73,7 @@ impl Element for u8 {
 }
 
 /// A 64-byte block: the unit of aligned storage.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 pub struct Block(pub [u8; 64]);
 
@@ -85,9 +85,11 @@ pub struct AlignedBuf {
 }
 
 impl AlignedBuf {
+    /// Zeroed through the allocator (`alloc_zeroed`): a large arena comes straight from the
+    /// kernel as untouched zero pages instead of being written at load.
     pub fn zeroed(len: usize) -> Self {
         AlignedBuf {
-            blocks: vec![Block([0; 64]); len.div_ceil(64)],
+            blocks: bytemuck::zeroed_vec(len.div_ceil(64)),
             len,
         }
     }
