@@ -1,0 +1,380 @@
+//! Depthwise convolution vectorised across channels.
+//!
+//! A block of up to `L` channels (16 for AVX-512, 8 for AVX2, 4 for NEON and the portable
+//! path) is copied into scratch as `[padded_h][padded_w][L]` with the zero padding written
+//! out, the filters as `[taps][L]`; every output pixel is then a run of `L`-wide multiply-adds
+//! with no bounds logic (4 or 8 pixels at a time), and each output row is scattered back into
+//! the `L` NCHW output planes. On x86 both layout changes go through 8 × 8 AVX transposes.
+//! The family is chosen like SGEMM's ([`Kernel::detect`]); the FMA bodies are one generic
+//! function compiled per target feature set.
+
+use super::Window2d;
+use crate::gemm::Kernel;
+
+/// A depthwise convolution planned for one geometry and one instruction set.
+#[derive(Debug, Clone, Copy)]
+pub struct DepthwisePlan {
+    g: Window2d,
+    kernel: Kernel,
+    lanes: usize,
+    /// Rows and columns of the padded input block: exactly what the outputs read.
+    ph: usize,
+    pw: usize,
+}
+
+impl DepthwisePlan {
+    /// Plans for the fastest family this CPU runs.
+    pub fn new(g: &Window2d) -> DepthwisePlan {
+        DepthwisePlan::with_kernel(g, Kernel::detect())
+    }
+
+    /// Plans for a chosen family (tests run every one the CPU supports).
+    pub fn with_kernel(g: &Window2d, kernel: Kernel) -> DepthwisePlan {
+        let lanes = match kernel {
+            Kernel::Avx512 => 16,
+            Kernel::Avx2 => 8,
+            Kernel::Neon | Kernel::Portable => 4,
+        };
+        let span = |o: usize, s: usize, k: usize, d: usize| {
+            if o == 0 {
+                0
+            } else {
+                (o - 1) * s + (k - 1) * d + 1
+            }
+        };
+        DepthwisePlan {
+            g: *g,
+            kernel,
+            lanes,
+            ph: span(g.oh, g.sh, g.kh, g.dh),
+            pw: span(g.ow, g.sw, g.kw, g.dw),
+        }
+    }
+
+    /// Channels per block.
+    pub fn lanes(&self) -> usize {
+        self.lanes
+    }
+
+    /// f32s of scratch one [`run_block`](Self::run_block) call needs.
+    pub fn scratch_len(&self) -> usize {
+        (self.ph * self.pw + self.g.taps() + 1 + self.g.ow) * self.lanes
+    }
+
+    /// Convolves `channels ≤ lanes()` consecutive planes of `x` (each `ih × iw`) with their
+    /// filters `w` (each `kh × kw`) plus `bias`, overwriting the `channels` planes of `y`
+    /// (each `oh × ow`).
+    pub fn run_block(
+        &self,
+        channels: usize,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (g, l) = (&self.g, self.lanes);
+        assert!(
+            channels >= 1 && channels <= l,
+            "depthwise block of {channels} channels"
+        );
+        let b = Block {
+            channels,
+            x: &x[..channels * g.in_size()],
+            w: &w[..channels * g.taps()],
+            bias: bias.map(|b| &b[..channels]),
+        };
+        let y = &mut y[..channels * g.out_size()];
+        let scratch = &mut scratch[..self.scratch_len()];
+        match self.kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                assert!(Kernel::supported().contains(&Kernel::Avx512));
+                // SAFETY: the CPU runs AVX-512F and FMA (checked just above).
+                unsafe { block_avx512(self, &b, y, scratch) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                assert!(Kernel::supported().contains(&Kernel::Avx2));
+                // SAFETY: the CPU runs AVX2 and FMA (checked just above).
+                unsafe { block_avx2(self, &b, y, scratch) }
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => block::<4, true, false, 4>(self, &b, y, scratch),
+            _ => block::<4, false, false, 4>(self, &b, y, scratch),
+        }
+    }
+}
+
+/// One block's inputs: `channels` planes, filters and biases.
+struct Block<'a> {
+    channels: usize,
+    x: &'a [f32],
+    w: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
+/// Pixels transposed together between planes and lane vectors.
+const TILE: usize = 8;
+
+/// Prepares the block in scratch (`[ph][pw][L]` input, `[taps][L]` filters, `[L]` bias, one
+/// `[ow][L]` output row), then runs the accumulation loops, `NB` output pixels together.
+#[inline(always)]
+fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
+    p: &DepthwisePlan,
+    b: &Block,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let g = &p.g;
+    let (buf, rest) = scratch.split_at_mut(p.ph * p.pw * L);
+    let (wp, rest) = rest.split_at_mut(g.taps() * L);
+    let (bp, row) = rest.split_at_mut(L);
+    pad_input::<L, AVX>(p, b, buf);
+    let (wp, _) = wp.as_chunks_mut::<L>();
+    for (t, wt) in wp.iter_mut().enumerate() {
+        for (c, v) in wt.iter_mut().enumerate() {
+            *v = if c < b.channels {
+                b.w[c * g.taps() + t]
+            } else {
+                0.0
+            };
+        }
+    }
+    for (c, v) in bp.iter_mut().enumerate() {
+        *v = match b.bias {
+            Some(bias) if c < b.channels => bias[c],
+            _ => 0.0,
+        };
+    }
+    let bias: [f32; L] = bp[..L].try_into().expect("bias holds L lanes");
+    compute::<L, FMA, AVX, NB>(p, buf, wp, &bias, row, y, b.channels);
+}
+
+/// Writes the `[ph][pw][L]` input block, zeros in the padding. Lanes past `channels` repeat
+/// channel 0 (their filters are zero and their outputs never stored).
+#[inline(always)]
+fn pad_input<const L: usize, const AVX: bool>(p: &DepthwisePlan, b: &Block, buf: &mut [f32]) {
+    let (g, pw) = (&p.g, p.pw);
+    let left = g.pl.min(pw);
+    let right = (g.pl + g.iw).min(pw);
+    let (buf, _) = buf.as_chunks_mut::<L>();
+    for (py, row) in buf.chunks_exact_mut(pw).enumerate() {
+        let iy = py as isize - g.pt as isize;
+        if iy < 0 || iy >= g.ih as isize || left >= right {
+            row.fill([0.0; L]);
+            continue;
+        }
+        let iy = iy as usize;
+        row[..left].fill([0.0; L]);
+        row[right..].fill([0.0; L]);
+        let n = right - left;
+        let src: [&[f32]; L] = std::array::from_fn(|c| {
+            let c = if c < b.channels { c } else { 0 };
+            &b.x[c * g.in_size() + iy * g.iw..][..n]
+        });
+        let mid = &mut row[left..right];
+        let mut j = 0;
+        while L.is_multiple_of(TILE) && j + TILE <= n {
+            for c0 in (0..L).step_by(TILE) {
+                let mut dst = mid[j..j + TILE].iter_mut();
+                transpose8::<AVX>(
+                    std::array::from_fn(|i| &src[c0 + i][j..j + TILE]),
+                    std::array::from_fn(|_| &mut dst.next().expect("tile")[c0..c0 + TILE]),
+                );
+            }
+            j += TILE;
+        }
+        for (k, d) in mid.iter_mut().enumerate().skip(j) {
+            *d = std::array::from_fn(|c| src[c][k]);
+        }
+    }
+}
+
+/// `dst[k][i] = src[i][k]` for an 8 × 8 tile (rows at least 8 long).
+#[inline(always)]
+fn transpose8<const AVX: bool>(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        // SAFETY: AVX is true only inside `block_avx2` and `block_avx512`, which run after
+        // their callers checked that the CPU has AVX2 (which includes AVX).
+        unsafe { transpose8_avx(src, dst) };
+        return;
+    }
+    for (i, s) in src.iter().enumerate() {
+        for (k, v) in s[..TILE].iter().enumerate() {
+            dst[k][i] = *v;
+        }
+    }
+}
+
+/// The 8 × 8 transpose in AVX registers: unpack pairs, shuffle quads, swap 128-bit halves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn transpose8_avx(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
+    use std::arch::x86_64::*;
+    assert!(src.iter().all(|s| s.len() >= 8) && dst.iter().all(|d| d.len() >= 8));
+    // SAFETY: every row holds at least 8 floats (asserted above); unaligned loads and stores.
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src[i].as_ptr()));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let out = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (d, v) in dst.into_iter().zip(out) {
+            _mm256_storeu_ps(d.as_mut_ptr(), v);
+        }
+    }
+}
+
+/// Scatters one `[ow][L]` output row into row `oy` of the first `channels` planes of `y`.
+#[inline(always)]
+fn store_row<const L: usize, const AVX: bool>(
+    g: &Window2d,
+    row: &[[f32; L]],
+    oy: usize,
+    y: &mut [f32],
+    channels: usize,
+) {
+    let (osz, ow) = (g.out_size(), g.ow);
+    if channels == L {
+        let mut dst: [&mut [f32]; L] = {
+            let mut planes = y.chunks_exact_mut(osz);
+            std::array::from_fn(|_| &mut planes.next().expect("L planes")[oy * ow..(oy + 1) * ow])
+        };
+        let mut j = 0;
+        while L.is_multiple_of(TILE) && j + TILE <= ow {
+            for (c0, d8) in dst.chunks_exact_mut(TILE).enumerate() {
+                let c0 = c0 * TILE;
+                let mut d8 = d8.iter_mut();
+                transpose8::<AVX>(
+                    std::array::from_fn(|k| &row[j + k][c0..c0 + TILE]),
+                    std::array::from_fn(|_| &mut d8.next().expect("tile")[j..j + TILE]),
+                );
+            }
+            j += TILE;
+        }
+        for (k, v) in row.iter().enumerate().skip(j) {
+            for (c, d) in dst.iter_mut().enumerate() {
+                d[k] = v[c];
+            }
+        }
+    } else {
+        for (c, plane) in y.chunks_exact_mut(osz).take(channels).enumerate() {
+            for (d, v) in plane[oy * ow..(oy + 1) * ow].iter_mut().zip(row) {
+                *d = v[c];
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// `acc[l] += w[l] · x[l]` over one lane vector.
+#[inline(always)]
+fn lane_madd<const L: usize, const FMA: bool>(acc: &mut [f32; L], w: &[f32; L], x: &[f32; L]) {
+    for i in 0..L {
+        acc[i] = madd::<FMA>(w[i], x[i], acc[i]);
+    }
+}
+
+/// The accumulation loops over a prepared block (`buf` `[ph][pw][L]`, `w` `[taps][L]`), one
+/// output row at a time into `row` (`[ow][L]`), then scattered into `y`'s planes.
+#[inline(always)]
+fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
+    p: &DepthwisePlan,
+    buf: &[f32],
+    w: &[[f32; L]],
+    bias: &[f32; L],
+    row: &mut [f32],
+    y: &mut [f32],
+    channels: usize,
+) {
+    let g = &p.g;
+    let (buf, _) = buf.as_chunks::<L>();
+    let buf = &buf[..p.ph * p.pw];
+    let w = &w[..g.taps()];
+    let (row, _) = row.as_chunks_mut::<L>();
+    let row = &mut row[..g.ow];
+    // Every tap of every output reads inside the block: `ph` and `pw` are the spans of the
+    // window over all outputs, so `oy·sh + ki·dh < ph` and `ox·sw + kj·dw < pw`.
+    let at = |i: usize| -> &[f32; L] {
+        debug_assert!(i < buf.len());
+        // SAFETY: `i = (oy·sh + ki·dh)·pw + ox·sw + kj·dw < ph·pw = buf.len()` (see above).
+        unsafe { buf.get_unchecked(i) }
+    };
+    for oy in 0..g.oh {
+        let mut ox = 0;
+        while ox + NB <= g.ow {
+            let mut acc = [*bias; NB];
+            for ki in 0..g.kh {
+                let base = (oy * g.sh + ki * g.dh) * p.pw + ox * g.sw;
+                for (kj, wv) in w[ki * g.kw..(ki + 1) * g.kw].iter().enumerate() {
+                    let i0 = base + kj * g.dw;
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        lane_madd::<L, FMA>(a, wv, at(i0 + j * g.sw));
+                    }
+                }
+            }
+            row[ox..ox + NB].copy_from_slice(&acc);
+            ox += NB;
+        }
+        while ox < g.ow {
+            let mut acc = *bias;
+            for ki in 0..g.kh {
+                let base = (oy * g.sh + ki * g.dh) * p.pw + ox * g.sw;
+                for (kj, wv) in w[ki * g.kw..(ki + 1) * g.kw].iter().enumerate() {
+                    lane_madd::<L, FMA>(&mut acc, wv, at(base + kj * g.dw));
+                }
+            }
+            row[ox] = acc;
+            ox += 1;
+        }
+        store_row::<L, AVX>(g, row, oy, y, channels);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn block_avx512(p: &DepthwisePlan, b: &Block, y: &mut [f32], scratch: &mut [f32]) {
+    block::<16, true, true, 8>(p, b, y, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn block_avx2(p: &DepthwisePlan, b: &Block, y: &mut [f32], scratch: &mut [f32]) {
+    block::<8, true, true, 8>(p, b, y, scratch)
+}
+
+#[cfg(test)]
+#[path = "depthwise_tests.rs"]
+mod tests;
