@@ -185,8 +185,26 @@ fn pad_input<const L: usize, const AVX: bool>(p: &DepthwisePlan, b: &Block, buf:
             }
             j += TILE;
         }
-        for (k, d) in mid.iter_mut().enumerate().skip(j) {
-            *d = std::array::from_fn(|c| src[c][k]);
+        if L.is_multiple_of(TILE) && j < n {
+            // The last few pixels: through a zero-filled tile, still one transpose.
+            let r = n - j;
+            let mut tin = [[0.0f32; TILE]; L];
+            for (t, s) in tin.iter_mut().zip(&src) {
+                t[..r].copy_from_slice(&s[j..n]);
+            }
+            let mut tout = [[0.0f32; L]; TILE];
+            for c0 in (0..L).step_by(TILE) {
+                let mut d = tout.iter_mut();
+                transpose8::<AVX>(
+                    std::array::from_fn(|i| &tin[c0 + i][..]),
+                    std::array::from_fn(|_| &mut d.next().expect("tile")[c0..c0 + TILE]),
+                );
+            }
+            mid[j..n].copy_from_slice(&tout[..r]);
+        } else {
+            for (k, d) in mid.iter_mut().enumerate().skip(j) {
+                *d = std::array::from_fn(|c| src[c][k]);
+            }
         }
     }
 }
@@ -276,9 +294,26 @@ fn store_row<const L: usize, const AVX: bool>(
             }
             j += TILE;
         }
-        for (k, v) in row.iter().enumerate().skip(j) {
-            for (c, d) in dst.iter_mut().enumerate() {
-                d[k] = v[c];
+        if L.is_multiple_of(TILE) && j < ow {
+            let r = ow - j;
+            let mut tin = [[0.0f32; L]; TILE];
+            tin[..r].copy_from_slice(&row[j..ow]);
+            let mut tout = [[0.0f32; TILE]; L];
+            for c0 in (0..L).step_by(TILE) {
+                let mut d = tout[c0..c0 + TILE].iter_mut();
+                transpose8::<AVX>(
+                    std::array::from_fn(|k| &tin[k][c0..c0 + TILE]),
+                    std::array::from_fn(|_| &mut d.next().expect("tile")[..]),
+                );
+            }
+            for (d, t) in dst.iter_mut().zip(&tout) {
+                d[j..ow].copy_from_slice(&t[..r]);
+            }
+        } else {
+            for (k, v) in row.iter().enumerate().skip(j) {
+                for (c, d) in dst.iter_mut().enumerate() {
+                    d[k] = v[c];
+                }
             }
         }
     } else {
@@ -325,42 +360,62 @@ fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
     let w = &w[..g.taps()];
     let (row, _) = row.as_chunks_mut::<L>();
     let row = &mut row[..g.ow];
+    for oy in 0..g.oh {
+        // Groups of NB (or 4) pixels; the last group of a row slides back to end at `ow`,
+        // recomputing a few pixels rather than running a latency-bound single-pixel tail.
+        let mut ox = 0;
+        if g.ow >= NB {
+            while ox < g.ow {
+                let s = ox.min(g.ow - NB);
+                row[s..s + NB].copy_from_slice(&pixels::<L, FMA, NB>(p, buf, w, bias, oy, s));
+                ox = s + NB;
+            }
+        } else if g.ow >= 4 {
+            while ox < g.ow {
+                let s = ox.min(g.ow - 4);
+                row[s..s + 4].copy_from_slice(&pixels::<L, FMA, 4>(p, buf, w, bias, oy, s));
+                ox = s + 4;
+            }
+        } else {
+            for (ox, r) in row.iter_mut().enumerate() {
+                *r = pixels::<L, FMA, 1>(p, buf, w, bias, oy, ox)[0];
+            }
+        }
+        store_row::<L, AVX>(g, row, oy, y, channels);
+    }
+}
+
+/// Output pixels `ox..ox + N` of row `oy`, all lanes.
+#[inline(always)]
+fn pixels<const L: usize, const FMA: bool, const N: usize>(
+    p: &DepthwisePlan,
+    buf: &[[f32; L]],
+    w: &[[f32; L]],
+    bias: &[f32; L],
+    oy: usize,
+    ox: usize,
+) -> [[f32; L]; N] {
+    let g = &p.g;
+    assert!(buf.len() >= p.ph * p.pw && oy < g.oh && ox + N <= g.ow);
     // Every tap of every output reads inside the block: `ph` and `pw` are the spans of the
     // window over all outputs, so `oy·sh + ki·dh < ph` and `ox·sw + kj·dw < pw`.
     let at = |i: usize| -> &[f32; L] {
         debug_assert!(i < buf.len());
-        // SAFETY: `i = (oy·sh + ki·dh)·pw + ox·sw + kj·dw < ph·pw = buf.len()` (see above).
+        // SAFETY: `i = (oy·sh + ki·dh)·pw + ox·sw + kj·dw < ph·pw ≤ buf.len()` (asserted
+        // above, with `oy < oh` and `ox < ow`).
         unsafe { buf.get_unchecked(i) }
     };
-    for oy in 0..g.oh {
-        let mut ox = 0;
-        while ox + NB <= g.ow {
-            let mut acc = [*bias; NB];
-            for ki in 0..g.kh {
-                let base = (oy * g.sh + ki * g.dh) * p.pw + ox * g.sw;
-                for (kj, wv) in w[ki * g.kw..(ki + 1) * g.kw].iter().enumerate() {
-                    let i0 = base + kj * g.dw;
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        lane_madd::<L, FMA>(a, wv, at(i0 + j * g.sw));
-                    }
-                }
+    let mut acc = [*bias; N];
+    for ki in 0..g.kh {
+        let base = (oy * g.sh + ki * g.dh) * p.pw + ox * g.sw;
+        for (kj, wv) in w[ki * g.kw..(ki + 1) * g.kw].iter().enumerate() {
+            let i0 = base + kj * g.dw;
+            for (j, a) in acc.iter_mut().enumerate() {
+                lane_madd::<L, FMA>(a, wv, at(i0 + j * g.sw));
             }
-            row[ox..ox + NB].copy_from_slice(&acc);
-            ox += NB;
         }
-        while ox < g.ow {
-            let mut acc = *bias;
-            for ki in 0..g.kh {
-                let base = (oy * g.sh + ki * g.dh) * p.pw + ox * g.sw;
-                for (kj, wv) in w[ki * g.kw..(ki + 1) * g.kw].iter().enumerate() {
-                    lane_madd::<L, FMA>(&mut acc, wv, at(base + kj * g.dw));
-                }
-            }
-            row[ox] = acc;
-            ox += 1;
-        }
-        store_row::<L, AVX>(g, row, oy, y, channels);
     }
+    acc
 }
 
 #[cfg(target_arch = "x86_64")]
