@@ -17,10 +17,16 @@ pub struct DepthwisePlan {
     g: Window2d,
     kernel: Kernel,
     lanes: usize,
-    /// Rows and columns of the padded input block: exactly what the outputs read.
-    ph: usize,
+    /// Output rows per band, and padded input rows the band reads: the input block is
+    /// materialised one band at a time so it stays in cache.
+    band: usize,
+    bh: usize,
+    /// Columns of the padded input block: exactly what the outputs read.
     pw: usize,
 }
+
+/// Bytes of padded input one band aims at (well inside L2).
+const BAND_BYTES: usize = 128 << 10;
 
 impl DepthwisePlan {
     /// Plans for the fastest family this CPU runs.
@@ -35,20 +41,32 @@ impl DepthwisePlan {
             Kernel::Avx2 => 8,
             Kernel::Neon | Kernel::Portable => 4,
         };
-        let span = |o: usize, s: usize, k: usize, d: usize| {
-            if o == 0 {
-                0
-            } else {
-                (o - 1) * s + (k - 1) * d + 1
-            }
+        let pw = span(g.ow, g.sw, g.kw, g.dw);
+        let fit = BAND_BYTES / (pw * lanes * 4).max(1);
+        let halo = (g.kh - 1) * g.dh;
+        let band = if fit > halo {
+            (fit - halo - 1) / g.sh + 1
+        } else {
+            1
         };
+        let band = band.clamp(1, g.oh.max(1));
         DepthwisePlan {
             g: *g,
             kernel,
             lanes,
-            ph: span(g.oh, g.sh, g.kh, g.dh),
-            pw: span(g.ow, g.sw, g.kw, g.dw),
+            band,
+            bh: span(band, g.sh, g.kh, g.dh),
+            pw,
         }
+    }
+
+    /// The same plan with `band` output rows per band (tests cover many bands on small planes).
+    #[cfg(test)]
+    fn with_band(mut self, band: usize) -> DepthwisePlan {
+        let g = &self.g;
+        self.band = band.clamp(1, g.oh.max(1));
+        self.bh = span(self.band, g.sh, g.kh, g.dh);
+        self
     }
 
     /// Channels per block.
@@ -58,7 +76,7 @@ impl DepthwisePlan {
 
     /// f32s of scratch one [`run_block`](Self::run_block) call needs.
     pub fn scratch_len(&self) -> usize {
-        (self.ph * self.pw + self.g.taps() + 1 + self.g.ow) * self.lanes
+        (self.bh * self.pw + self.g.taps() + 1 + self.g.ow) * self.lanes
     }
 
     /// Convolves `channels ≤ lanes()` consecutive planes of `x` (each `ih × iw`) with their
@@ -117,7 +135,7 @@ struct Block<'a> {
 /// Pixels transposed together between planes and lane vectors.
 const TILE: usize = 8;
 
-/// Prepares the block in scratch (`[ph][pw][L]` input, `[taps][L]` filters, `[L]` bias, one
+/// Prepares the block in scratch (`[bh][pw][L]` input band, `[taps][L]` filters, `[L]` bias, one
 /// `[ow][L]` output row), then runs the accumulation loops, `NB` output pixels together.
 #[inline(always)]
 fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
@@ -127,10 +145,9 @@ fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
     scratch: &mut [f32],
 ) {
     let g = &p.g;
-    let (buf, rest) = scratch.split_at_mut(p.ph * p.pw * L);
+    let (buf, rest) = scratch.split_at_mut(p.bh * p.pw * L);
     let (wp, rest) = rest.split_at_mut(g.taps() * L);
     let (bp, row) = rest.split_at_mut(L);
-    pad_input::<L, AVX>(p, b, buf);
     let (wp, _) = wp.as_chunks_mut::<L>();
     for (t, wt) in wp.iter_mut().enumerate() {
         for (c, v) in wt.iter_mut().enumerate() {
@@ -148,19 +165,39 @@ fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
         };
     }
     let bias: [f32; L] = bp[..L].try_into().expect("bias holds L lanes");
-    compute::<L, FMA, AVX, NB>(p, buf, wp, &bias, row, y, b.channels);
+    for oy0 in (0..g.oh).step_by(p.band) {
+        let oys = oy0..(oy0 + p.band).min(g.oh);
+        pad_input::<L, AVX>(p, b, buf, oy0 * g.sh, span(oys.len(), g.sh, g.kh, g.dh));
+        compute::<L, FMA, AVX, NB>(p, buf, wp, &bias, row, y, b.channels, oys);
+    }
 }
 
-/// Writes the `[ph][pw][L]` input block, zeros in the padding. Lanes past `channels` repeat
+/// Input rows (or columns) that `o` outputs of a window read: `(o−1)·s + (k−1)·d + 1`.
+fn span(o: usize, s: usize, k: usize, d: usize) -> usize {
+    if o == 0 {
+        0
+    } else {
+        (o - 1) * s + (k - 1) * d + 1
+    }
+}
+
+/// Writes padded rows `py0..py0 + rows` of the `[rows][pw][L]` input block, zeros in the
+/// padding. Lanes past `channels` repeat
 /// channel 0 (their filters are zero and their outputs never stored).
 #[inline(always)]
-fn pad_input<const L: usize, const AVX: bool>(p: &DepthwisePlan, b: &Block, buf: &mut [f32]) {
+fn pad_input<const L: usize, const AVX: bool>(
+    p: &DepthwisePlan,
+    b: &Block,
+    buf: &mut [f32],
+    py0: usize,
+    rows: usize,
+) {
     let (g, pw) = (&p.g, p.pw);
     let left = g.pl.min(pw);
     let right = (g.pl + g.iw).min(pw);
     let (buf, _) = buf.as_chunks_mut::<L>();
-    for (py, row) in buf.chunks_exact_mut(pw).enumerate() {
-        let iy = py as isize - g.pt as isize;
+    for (r, row) in buf.chunks_exact_mut(pw).take(rows).enumerate() {
+        let iy = (py0 + r) as isize - g.pt as isize;
         if iy < 0 || iy >= g.ih as isize || left >= right {
             row.fill([0.0; L]);
             continue;
@@ -342,8 +379,10 @@ fn lane_madd<const L: usize, const FMA: bool>(acc: &mut [f32; L], w: &[f32; L], 
     }
 }
 
-/// The accumulation loops over a prepared block (`buf` `[ph][pw][L]`, `w` `[taps][L]`), one
-/// output row at a time into `row` (`[ow][L]`), then scattered into `y`'s planes.
+/// The accumulation loops for output rows `oys` over their prepared band (`buf`
+/// `[bh][pw][L]` starting at padded row `oys.start·sh`, `w` `[taps][L]`), one output row at a
+/// time into `row` (`[ow][L]`), then scattered into `y`'s planes.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
     p: &DepthwisePlan,
@@ -353,39 +392,40 @@ fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
     row: &mut [f32],
     y: &mut [f32],
     channels: usize,
+    oys: std::ops::Range<usize>,
 ) {
     let g = &p.g;
     let (buf, _) = buf.as_chunks::<L>();
-    let buf = &buf[..p.ph * p.pw];
+    let buf = &buf[..span(oys.len(), g.sh, g.kh, g.dh) * p.pw];
     let w = &w[..g.taps()];
     let (row, _) = row.as_chunks_mut::<L>();
     let row = &mut row[..g.ow];
-    for oy in 0..g.oh {
+    for (oy, band_row) in oys.zip(0..) {
         // Groups of NB (or 4) pixels; the last group of a row slides back to end at `ow`,
         // recomputing a few pixels rather than running a latency-bound single-pixel tail.
         let mut ox = 0;
         if g.ow >= NB {
             while ox < g.ow {
                 let s = ox.min(g.ow - NB);
-                row[s..s + NB].copy_from_slice(&pixels::<L, FMA, NB>(p, buf, w, bias, oy, s));
+                row[s..s + NB].copy_from_slice(&pixels::<L, FMA, NB>(p, buf, w, bias, band_row, s));
                 ox = s + NB;
             }
         } else if g.ow >= 4 {
             while ox < g.ow {
                 let s = ox.min(g.ow - 4);
-                row[s..s + 4].copy_from_slice(&pixels::<L, FMA, 4>(p, buf, w, bias, oy, s));
+                row[s..s + 4].copy_from_slice(&pixels::<L, FMA, 4>(p, buf, w, bias, band_row, s));
                 ox = s + 4;
             }
         } else {
             for (ox, r) in row.iter_mut().enumerate() {
-                *r = pixels::<L, FMA, 1>(p, buf, w, bias, oy, ox)[0];
+                *r = pixels::<L, FMA, 1>(p, buf, w, bias, band_row, ox)[0];
             }
         }
         store_row::<L, AVX>(g, row, oy, y, channels);
     }
 }
 
-/// Output pixels `ox..ox + N` of row `oy`, all lanes.
+/// Output pixels `ox..ox + N` of the band's row `oy`, all lanes.
 #[inline(always)]
 fn pixels<const L: usize, const FMA: bool, const N: usize>(
     p: &DepthwisePlan,
@@ -396,13 +436,13 @@ fn pixels<const L: usize, const FMA: bool, const N: usize>(
     ox: usize,
 ) -> [[f32; L]; N] {
     let g = &p.g;
-    assert!(buf.len() >= p.ph * p.pw && oy < g.oh && ox + N <= g.ow);
-    // Every tap of every output reads inside the block: `ph` and `pw` are the spans of the
-    // window over all outputs, so `oy·sh + ki·dh < ph` and `ox·sw + kj·dw < pw`.
+    // Every tap reads inside the band: `oy·sh + ki·dh < span(oy + 1)` rows, and `pw` is the
+    // span of the window over all `ow` outputs, so `ox·sw + kj·dw < pw`.
+    assert!(buf.len() >= span(oy + 1, g.sh, g.kh, g.dh) * p.pw && ox + N <= g.ow);
     let at = |i: usize| -> &[f32; L] {
         debug_assert!(i < buf.len());
-        // SAFETY: `i = (oy·sh + ki·dh)·pw + ox·sw + kj·dw < ph·pw ≤ buf.len()` (asserted
-        // above, with `oy < oh` and `ox < ow`).
+        // SAFETY: `i = (oy·sh + ki·dh)·pw + ox·sw + kj·dw < span(oy + 1)·pw ≤ buf.len()`
+        // (asserted above, with `ox + N ≤ ow`).
         unsafe { buf.get_unchecked(i) }
     };
     let mut acc = [*bias; N];

@@ -121,19 +121,26 @@ fn every_family_matches_the_direct_sum() {
                 let b = data(c, 7);
                 let want = reference(g, c, &x, &w, &b);
                 let plan = DepthwisePlan::with_kernel(g, kernel);
-                let mut y = vec![f32::NAN; c * g.out_size() + 5];
-                let mut scratch = vec![f32::NAN; plan.scratch_len()];
-                run_all(&plan, g, c, &x, &w, &b, &mut y, &mut scratch);
-                for (k, (got, want)) in y.iter().zip(&want).enumerate() {
+                for plan in [
+                    plan,
+                    plan.with_band(1),
+                    plan.with_band(2),
+                    plan.with_band(3),
+                ] {
+                    let mut y = vec![f32::NAN; c * g.out_size() + 5];
+                    let mut scratch = vec![f32::NAN; plan.scratch_len()];
+                    run_all(&plan, g, c, &x, &w, &b, &mut y, &mut scratch);
+                    for (k, (got, want)) in y.iter().zip(&want).enumerate() {
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{kernel:?} {plan:?} c={c}: y[{k}] = {got}, want {want}"
+                        );
+                    }
                     assert!(
-                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "{kernel:?} {g:?} c={c}: y[{k}] = {got}, want {want}"
+                        y[want.len()..].iter().all(|v| v.is_nan()),
+                        "wrote past the planes"
                     );
                 }
-                assert!(
-                    y[want.len()..].iter().all(|v| v.is_nan()),
-                    "wrote past the planes"
-                );
             }
         }
     }
