@@ -1,5 +1,10 @@
 //! Sliding-window loops for convolutions: im2col, its adjoint col2im, and a direct depthwise
-//! convolution. Single images, NCHW planes; 1-D is a 2-D window of height 1.
+//! convolution (per plane here, blocked across channels in [`DepthwisePlan`]). Single images, NCHW
+//! planes; 1-D is a 2-D window of height 1.
+
+pub mod depthwise;
+
+pub use depthwise::DepthwisePlan;
 
 /// Geometry of a 2-D sliding window over one `ih × iw` plane producing an `oh × ow` plane.
 /// Output position `o` with tap `k` reads input `o·stride + k·dilation − pad_begin`.

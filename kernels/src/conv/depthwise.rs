@@ -1,0 +1,475 @@
+//! Depthwise convolution vectorised across channels.
+//!
+//! A block of up to `L` channels (16 for AVX-512, 8 for AVX2, 4 for NEON and the portable
+//! path) is copied into scratch as `[padded_h][padded_w][L]` with the zero padding written
+//! out, the filters as `[taps][L]`; every output pixel is then a run of `L`-wide multiply-adds
+//! with no bounds logic (4 or 8 pixels at a time), and each output row is scattered back into
+//! the `L` NCHW output planes. On x86 both layout changes go through 8 × 8 AVX transposes.
+//! The family is chosen like SGEMM's ([`Kernel::detect`]); the FMA bodies are one generic
+//! function compiled per target feature set.
+
+use super::Window2d;
+use crate::gemm::Kernel;
+
+/// A depthwise convolution planned for one geometry and one instruction set.
+#[derive(Debug, Clone, Copy)]
+pub struct DepthwisePlan {
+    g: Window2d,
+    kernel: Kernel,
+    lanes: usize,
+    /// Output rows per band, and padded input rows the band reads: the input block is
+    /// materialised one band at a time so it stays in cache.
+    band: usize,
+    bh: usize,
+    /// Columns of the padded input block: exactly what the outputs read.
+    pw: usize,
+}
+
+/// Bytes of padded input one band aims at (well inside L2).
+const BAND_BYTES: usize = 128 << 10;
+
+impl DepthwisePlan {
+    /// Plans for the fastest family this CPU runs.
+    pub fn new(g: &Window2d) -> DepthwisePlan {
+        DepthwisePlan::with_kernel(g, Kernel::detect())
+    }
+
+    /// Plans for a chosen family (tests run every one the CPU supports).
+    pub fn with_kernel(g: &Window2d, kernel: Kernel) -> DepthwisePlan {
+        let lanes = match kernel {
+            Kernel::Avx512 => 16,
+            Kernel::Avx2 => 8,
+            Kernel::Neon | Kernel::Portable => 4,
+        };
+        let pw = span(g.ow, g.sw, g.kw, g.dw);
+        let fit = BAND_BYTES / (pw * lanes * 4).max(1);
+        let halo = (g.kh - 1) * g.dh;
+        let band = if fit > halo {
+            (fit - halo - 1) / g.sh + 1
+        } else {
+            1
+        };
+        let band = band.clamp(1, g.oh.max(1));
+        DepthwisePlan {
+            g: *g,
+            kernel,
+            lanes,
+            band,
+            bh: span(band, g.sh, g.kh, g.dh),
+            pw,
+        }
+    }
+
+    /// The same plan with `band` output rows per band (tests cover many bands on small planes).
+    #[cfg(test)]
+    fn with_band(mut self, band: usize) -> DepthwisePlan {
+        let g = &self.g;
+        self.band = band.clamp(1, g.oh.max(1));
+        self.bh = span(self.band, g.sh, g.kh, g.dh);
+        self
+    }
+
+    /// Channels per block.
+    pub fn lanes(&self) -> usize {
+        self.lanes
+    }
+
+    /// f32s of scratch one [`run_block`](Self::run_block) call needs.
+    pub fn scratch_len(&self) -> usize {
+        (self.bh * self.pw + self.g.taps() + 1 + self.g.ow) * self.lanes
+    }
+
+    /// Convolves `channels ≤ lanes()` consecutive planes of `x` (each `ih × iw`) with their
+    /// filters `w` (each `kh × kw`) plus `bias`, overwriting the `channels` planes of `y`
+    /// (each `oh × ow`).
+    pub fn run_block(
+        &self,
+        channels: usize,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (g, l) = (&self.g, self.lanes);
+        assert!(
+            channels >= 1 && channels <= l,
+            "depthwise block of {channels} channels"
+        );
+        let b = Block {
+            channels,
+            x: &x[..channels * g.in_size()],
+            w: &w[..channels * g.taps()],
+            bias: bias.map(|b| &b[..channels]),
+        };
+        let y = &mut y[..channels * g.out_size()];
+        let scratch = &mut scratch[..self.scratch_len()];
+        match self.kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                assert!(Kernel::supported().contains(&Kernel::Avx512));
+                // SAFETY: the CPU runs AVX-512F and FMA (checked just above).
+                unsafe { block_avx512(self, &b, y, scratch) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                assert!(Kernel::supported().contains(&Kernel::Avx2));
+                // SAFETY: the CPU runs AVX2 and FMA (checked just above).
+                unsafe { block_avx2(self, &b, y, scratch) }
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => block::<4, true, false, 4>(self, &b, y, scratch),
+            _ => block::<4, false, false, 4>(self, &b, y, scratch),
+        }
+    }
+}
+
+/// One block's inputs: `channels` planes, filters and biases.
+struct Block<'a> {
+    channels: usize,
+    x: &'a [f32],
+    w: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
+/// Pixels transposed together between planes and lane vectors.
+const TILE: usize = 8;
+
+/// Prepares the block in scratch (`[bh][pw][L]` input band, `[taps][L]` filters, `[L]` bias, one
+/// `[ow][L]` output row), then runs the accumulation loops, `NB` output pixels together.
+#[inline(always)]
+fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
+    p: &DepthwisePlan,
+    b: &Block,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let g = &p.g;
+    let (buf, rest) = scratch.split_at_mut(p.bh * p.pw * L);
+    let (wp, rest) = rest.split_at_mut(g.taps() * L);
+    let (bp, row) = rest.split_at_mut(L);
+    let (wp, _) = wp.as_chunks_mut::<L>();
+    for (t, wt) in wp.iter_mut().enumerate() {
+        for (c, v) in wt.iter_mut().enumerate() {
+            *v = if c < b.channels {
+                b.w[c * g.taps() + t]
+            } else {
+                0.0
+            };
+        }
+    }
+    for (c, v) in bp.iter_mut().enumerate() {
+        *v = match b.bias {
+            Some(bias) if c < b.channels => bias[c],
+            _ => 0.0,
+        };
+    }
+    let bias: [f32; L] = bp[..L].try_into().expect("bias holds L lanes");
+    for oy0 in (0..g.oh).step_by(p.band) {
+        let oys = oy0..(oy0 + p.band).min(g.oh);
+        pad_input::<L, AVX>(p, b, buf, oy0 * g.sh, span(oys.len(), g.sh, g.kh, g.dh));
+        compute::<L, FMA, AVX, NB>(p, buf, wp, &bias, row, y, b.channels, oys);
+    }
+}
+
+/// Input rows (or columns) that `o` outputs of a window read: `(o−1)·s + (k−1)·d + 1`.
+fn span(o: usize, s: usize, k: usize, d: usize) -> usize {
+    if o == 0 {
+        0
+    } else {
+        (o - 1) * s + (k - 1) * d + 1
+    }
+}
+
+/// Writes padded rows `py0..py0 + rows` of the `[rows][pw][L]` input block, zeros in the
+/// padding. Lanes past `channels` repeat
+/// channel 0 (their filters are zero and their outputs never stored).
+#[inline(always)]
+fn pad_input<const L: usize, const AVX: bool>(
+    p: &DepthwisePlan,
+    b: &Block,
+    buf: &mut [f32],
+    py0: usize,
+    rows: usize,
+) {
+    let (g, pw) = (&p.g, p.pw);
+    let left = g.pl.min(pw);
+    let right = (g.pl + g.iw).min(pw);
+    let (buf, _) = buf.as_chunks_mut::<L>();
+    for (r, row) in buf.chunks_exact_mut(pw).take(rows).enumerate() {
+        let iy = (py0 + r) as isize - g.pt as isize;
+        if iy < 0 || iy >= g.ih as isize || left >= right {
+            row.fill([0.0; L]);
+            continue;
+        }
+        let iy = iy as usize;
+        row[..left].fill([0.0; L]);
+        row[right..].fill([0.0; L]);
+        let n = right - left;
+        let src: [&[f32]; L] = std::array::from_fn(|c| {
+            let c = if c < b.channels { c } else { 0 };
+            &b.x[c * g.in_size() + iy * g.iw..][..n]
+        });
+        let mid = &mut row[left..right];
+        let mut j = 0;
+        while L.is_multiple_of(TILE) && j + TILE <= n {
+            for c0 in (0..L).step_by(TILE) {
+                let mut dst = mid[j..j + TILE].iter_mut();
+                transpose8::<AVX>(
+                    std::array::from_fn(|i| &src[c0 + i][j..j + TILE]),
+                    std::array::from_fn(|_| &mut dst.next().expect("tile")[c0..c0 + TILE]),
+                );
+            }
+            j += TILE;
+        }
+        if L.is_multiple_of(TILE) && j < n {
+            // The last few pixels: through a zero-filled tile, still one transpose.
+            let r = n - j;
+            let mut tin = [[0.0f32; TILE]; L];
+            for (t, s) in tin.iter_mut().zip(&src) {
+                t[..r].copy_from_slice(&s[j..n]);
+            }
+            let mut tout = [[0.0f32; L]; TILE];
+            for c0 in (0..L).step_by(TILE) {
+                let mut d = tout.iter_mut();
+                transpose8::<AVX>(
+                    std::array::from_fn(|i| &tin[c0 + i][..]),
+                    std::array::from_fn(|_| &mut d.next().expect("tile")[c0..c0 + TILE]),
+                );
+            }
+            mid[j..n].copy_from_slice(&tout[..r]);
+        } else {
+            for (k, d) in mid.iter_mut().enumerate().skip(j) {
+                *d = std::array::from_fn(|c| src[c][k]);
+            }
+        }
+    }
+}
+
+/// `dst[k][i] = src[i][k]` for an 8 × 8 tile (rows at least 8 long).
+#[inline(always)]
+fn transpose8<const AVX: bool>(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        // SAFETY: AVX is true only inside `block_avx2` and `block_avx512`, which run after
+        // their callers checked that the CPU has AVX2 (which includes AVX).
+        unsafe { transpose8_avx(src, dst) };
+        return;
+    }
+    for (i, s) in src.iter().enumerate() {
+        for (k, v) in s[..TILE].iter().enumerate() {
+            dst[k][i] = *v;
+        }
+    }
+}
+
+/// The 8 × 8 transpose in AVX registers: unpack pairs, shuffle quads, swap 128-bit halves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn transpose8_avx(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
+    use std::arch::x86_64::*;
+    assert!(src.iter().all(|s| s.len() >= 8) && dst.iter().all(|d| d.len() >= 8));
+    // SAFETY: every row holds at least 8 floats (asserted above); unaligned loads and stores.
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src[i].as_ptr()));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let out = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (d, v) in dst.into_iter().zip(out) {
+            _mm256_storeu_ps(d.as_mut_ptr(), v);
+        }
+    }
+}
+
+/// Scatters one `[ow][L]` output row into row `oy` of the first `channels` planes of `y`.
+#[inline(always)]
+fn store_row<const L: usize, const AVX: bool>(
+    g: &Window2d,
+    row: &[[f32; L]],
+    oy: usize,
+    y: &mut [f32],
+    channels: usize,
+) {
+    let (osz, ow) = (g.out_size(), g.ow);
+    if channels == L {
+        let mut dst: [&mut [f32]; L] = {
+            let mut planes = y.chunks_exact_mut(osz);
+            std::array::from_fn(|_| &mut planes.next().expect("L planes")[oy * ow..(oy + 1) * ow])
+        };
+        let mut j = 0;
+        while L.is_multiple_of(TILE) && j + TILE <= ow {
+            for (c0, d8) in dst.chunks_exact_mut(TILE).enumerate() {
+                let c0 = c0 * TILE;
+                let mut d8 = d8.iter_mut();
+                transpose8::<AVX>(
+                    std::array::from_fn(|k| &row[j + k][c0..c0 + TILE]),
+                    std::array::from_fn(|_| &mut d8.next().expect("tile")[j..j + TILE]),
+                );
+            }
+            j += TILE;
+        }
+        if L.is_multiple_of(TILE) && j < ow {
+            let r = ow - j;
+            let mut tin = [[0.0f32; L]; TILE];
+            tin[..r].copy_from_slice(&row[j..ow]);
+            let mut tout = [[0.0f32; TILE]; L];
+            for c0 in (0..L).step_by(TILE) {
+                let mut d = tout[c0..c0 + TILE].iter_mut();
+                transpose8::<AVX>(
+                    std::array::from_fn(|k| &tin[k][c0..c0 + TILE]),
+                    std::array::from_fn(|_| &mut d.next().expect("tile")[..]),
+                );
+            }
+            for (d, t) in dst.iter_mut().zip(&tout) {
+                d[j..ow].copy_from_slice(&t[..r]);
+            }
+        } else {
+            for (k, v) in row.iter().enumerate().skip(j) {
+                for (c, d) in dst.iter_mut().enumerate() {
+                    d[k] = v[c];
+                }
+            }
+        }
+    } else {
+        for (c, plane) in y.chunks_exact_mut(osz).take(channels).enumerate() {
+            for (d, v) in plane[oy * ow..(oy + 1) * ow].iter_mut().zip(row) {
+                *d = v[c];
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// `acc[l] += w[l] · x[l]` over one lane vector.
+#[inline(always)]
+fn lane_madd<const L: usize, const FMA: bool>(acc: &mut [f32; L], w: &[f32; L], x: &[f32; L]) {
+    for i in 0..L {
+        acc[i] = madd::<FMA>(w[i], x[i], acc[i]);
+    }
+}
+
+/// The accumulation loops for output rows `oys` over their prepared band (`buf`
+/// `[bh][pw][L]` starting at padded row `oys.start·sh`, `w` `[taps][L]`), one output row at a
+/// time into `row` (`[ow][L]`), then scattered into `y`'s planes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
+    p: &DepthwisePlan,
+    buf: &[f32],
+    w: &[[f32; L]],
+    bias: &[f32; L],
+    row: &mut [f32],
+    y: &mut [f32],
+    channels: usize,
+    oys: std::ops::Range<usize>,
+) {
+    let g = &p.g;
+    let (buf, _) = buf.as_chunks::<L>();
+    let buf = &buf[..span(oys.len(), g.sh, g.kh, g.dh) * p.pw];
+    let w = &w[..g.taps()];
+    let (row, _) = row.as_chunks_mut::<L>();
+    let row = &mut row[..g.ow];
+    for (oy, band_row) in oys.zip(0..) {
+        // Groups of NB (or 4) pixels; the last group of a row slides back to end at `ow`,
+        // recomputing a few pixels rather than running a latency-bound single-pixel tail.
+        let mut ox = 0;
+        if g.ow >= NB {
+            while ox < g.ow {
+                let s = ox.min(g.ow - NB);
+                row[s..s + NB].copy_from_slice(&pixels::<L, FMA, NB>(p, buf, w, bias, band_row, s));
+                ox = s + NB;
+            }
+        } else if g.ow >= 4 {
+            while ox < g.ow {
+                let s = ox.min(g.ow - 4);
+                row[s..s + 4].copy_from_slice(&pixels::<L, FMA, 4>(p, buf, w, bias, band_row, s));
+                ox = s + 4;
+            }
+        } else {
+            for (ox, r) in row.iter_mut().enumerate() {
+                *r = pixels::<L, FMA, 1>(p, buf, w, bias, band_row, ox)[0];
+            }
+        }
+        store_row::<L, AVX>(g, row, oy, y, channels);
+    }
+}
+
+/// Output pixels `ox..ox + N` of the band's row `oy`, all lanes.
+#[inline(always)]
+fn pixels<const L: usize, const FMA: bool, const N: usize>(
+    p: &DepthwisePlan,
+    buf: &[[f32; L]],
+    w: &[[f32; L]],
+    bias: &[f32; L],
+    oy: usize,
+    ox: usize,
+) -> [[f32; L]; N] {
+    let g = &p.g;
+    // Every tap reads inside the band: `oy·sh + ki·dh < span(oy + 1)` rows, and `pw` is the
+    // span of the window over all `ow` outputs, so `ox·sw + kj·dw < pw`.
+    assert!(buf.len() >= span(oy + 1, g.sh, g.kh, g.dh) * p.pw && ox + N <= g.ow);
+    let at = |i: usize| -> &[f32; L] {
+        debug_assert!(i < buf.len());
+        // SAFETY: `i = (oy·sh + ki·dh)·pw + ox·sw + kj·dw < span(oy + 1)·pw ≤ buf.len()`
+        // (asserted above, with `ox + N ≤ ow`).
+        unsafe { buf.get_unchecked(i) }
+    };
+    let mut acc = [*bias; N];
+    for ki in 0..g.kh {
+        let base = (oy * g.sh + ki * g.dh) * p.pw + ox * g.sw;
+        for (kj, wv) in w[ki * g.kw..(ki + 1) * g.kw].iter().enumerate() {
+            let i0 = base + kj * g.dw;
+            for (j, a) in acc.iter_mut().enumerate() {
+                lane_madd::<L, FMA>(a, wv, at(i0 + j * g.sw));
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn block_avx512(p: &DepthwisePlan, b: &Block, y: &mut [f32], scratch: &mut [f32]) {
+    block::<16, true, true, 8>(p, b, y, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn block_avx2(p: &DepthwisePlan, b: &Block, y: &mut [f32], scratch: &mut [f32]) {
+    block::<8, true, true, 8>(p, b, y, scratch)
+}
+
+#[cfg(test)]
+#[path = "depthwise_tests.rs"]
+mod tests;
