@@ -91,6 +91,9 @@ pub fn fold_qdq_into_qconv(m: &mut Module) -> Result<bool> {
     for k in 0..m.graph.nodes.len() {
         let node = &m.graph.nodes[k];
         let Op::Conv(conv) = &node.op else { continue };
+        if conv.residual {
+            continue;
+        }
         let Some((xq, xs)) = activation(m, &prod, node.inputs[0]) else {
             continue;
         };

@@ -72,8 +72,20 @@ pub struct Conv {
     pub dilations: Vec<usize>,
     pub group: usize,
     pub has_bias: bool,
+    /// The fused activation, applied after the bias and the residual.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<UnaryOp>,
+    /// A residual input (last, shaped like the output) added before the activation: the
+    /// `fold_residual_add_into_conv` rule's `act(conv(x) + b + r)`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub residual: bool,
+}
+
+impl Conv {
+    /// Where the residual input sits: after X, W and the optional bias.
+    pub fn residual_index(&self) -> Option<usize> {
+        self.residual.then_some(2 + usize::from(self.has_bias))
+    }
 }
 
 impl OpInfo for Conv {
@@ -81,8 +93,17 @@ impl OpInfo for Conv {
         "Conv"
     }
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
-        expect_inputs("Conv", inputs, 2, 3)?;
+        expect_inputs("Conv", inputs, 2, 4)?;
         let (x, w) = (&inputs[0], &inputs[1]);
+        let want = 2 + usize::from(self.has_bias) + usize::from(self.residual);
+        if inputs.len() != want {
+            return Err(Error::invalid(format!(
+                "Conv with{} bias and with{} residual takes {want} inputs, got {}",
+                if self.has_bias { "" } else { "out" },
+                if self.residual { "" } else { "out" },
+                inputs.len()
+            )));
+        }
         check_spatial(
             "Conv",
             x,
@@ -105,7 +126,7 @@ impl OpInfo for Conv {
                 w.shape, x.shape, self.group, self.kernel
             )));
         }
-        if self.has_bias != (inputs.len() == 3) || inputs.get(2).is_some_and(|b| b.shape != [m]) {
+        if self.has_bias && inputs[2].shape != [m] {
             return Err(Error::invalid(format!("Conv bias must be [{m}]")));
         }
         let mut out = vec![x.shape[0], m];
@@ -119,6 +140,14 @@ impl OpInfo for Conv {
                 self.pads[s + i],
                 false,
             )?);
+        }
+        if let Some(r) = self.residual_index().map(|i| &inputs[i]) {
+            if r.shape != out || r.dtype != DType::F32 {
+                return Err(Error::invalid(format!(
+                    "Conv residual {} {:?} must be f32 {out:?}, the output's shape",
+                    r.dtype, r.shape
+                )));
+            }
         }
         Ok(vec![Fact::new(DType::F32, out)])
     }

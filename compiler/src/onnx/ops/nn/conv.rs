@@ -28,6 +28,7 @@ pub fn conv(ctx: &mut NodeCtx) -> Result<()> {
         group,
         has_bias: bias.is_some(),
         act: None,
+        residual: false,
     });
     let mut inputs = vec![ctx.input(0)?, ctx.input(1)?];
     inputs.extend(bias);

@@ -405,7 +405,7 @@ pub(crate) mod tests {
     }
 
     /// Direct 7-loop convolution; returns the output data.
-    fn naive(op: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Vec<f32> {
+    fn naive(op: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>, r: Option<&Tensor>) -> Vec<f32> {
         let (xs, ws) = (x.as_slice::<f32>().unwrap(), w.as_slice::<f32>().unwrap());
         let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0]);
         let sp = lift(&x.shape[2..], 1);
@@ -448,7 +448,9 @@ pub(crate) mod tests {
                                 }
                             }
                         }
-                        out[((ni * m + mi) * o[0] + oy) * o[1] + ox] = act_ref(op.act, acc);
+                        let at = ((ni * m + mi) * o[0] + oy) * o[1] + ox;
+                        acc += r.map_or(0.0, |r| r.as_slice::<f32>().unwrap()[at]);
+                        out[at] = act_ref(op.act, acc);
                     }
                 }
             }
@@ -467,6 +469,7 @@ pub(crate) mod tests {
         dilations: Vec<usize>,
         bias: bool,
         act: Option<UnaryOp>,
+        residual: bool,
     }
 
     fn case(name: &'static str, x: &[usize], m: usize, kernel: &[usize]) -> Case {
@@ -482,6 +485,7 @@ pub(crate) mod tests {
             dilations: vec![1; s],
             bias: false,
             act: None,
+            residual: false,
         }
     }
 
@@ -583,6 +587,23 @@ pub(crate) mod tests {
                 bias: true,
                 ..case("1d stft-like", &[1, 1, 64], 8, &[16])
             },
+            Case {
+                pads: vec![1, 1, 1, 1],
+                bias: true,
+                residual: true,
+                act: Some(UnaryOp::Relu),
+                ..case("residual relu, batched planes", &[3, 4, 6, 5], 6, &[3, 3])
+            },
+            Case {
+                residual: true,
+                ..case("residual 1x1 no bias", &[1, 8, 9, 9], 4, &[1, 1])
+            },
+            Case {
+                bias: true,
+                residual: true,
+                act: Some(UnaryOp::Swish),
+                ..case("residual large plane", &[1, 3, 30, 30], 5, &[3, 3])
+            },
         ]
     }
 
@@ -597,17 +618,48 @@ pub(crate) mod tests {
                 group: c.group,
                 has_bias: c.bias,
                 act: c.act,
+                residual: c.residual,
             };
             let x = tensor(&c.x, i as u64);
             let mut wshape = vec![c.m, c.x[1] / c.group];
             wshape.extend(&c.kernel);
             let w = tensor(&wshape, 100 + i as u64);
             let b = tensor(&[c.m], 200 + i as u64);
+            let out_shape = op.infer(&[
+                Fact::new(DType::F32, c.x.clone()),
+                Fact::new(DType::F32, wshape.clone()),
+            ]
+            .into_iter()
+            .chain(c.bias.then(|| Fact::new(DType::F32, vec![c.m])))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .chain(c.residual.then(|| Fact::new(DType::F32, vec![0])))
+            .collect::<Vec<_>>());
+            let r_shape = match out_shape {
+                Ok(f) => f[0].shape.clone(),
+                // The placeholder residual shape is refused: take the shape from the message-free
+                // path by inferring without the residual.
+                Err(_) => Conv { residual: false, ..op.clone() }
+                    .infer(&[
+                        Fact::new(DType::F32, c.x.clone()),
+                        Fact::new(DType::F32, wshape.clone()),
+                    ]
+                    .into_iter()
+                    .chain(c.bias.then(|| Fact::new(DType::F32, vec![c.m])))
+                    .collect::<Vec<_>>())
+                    .unwrap()[0]
+                    .shape
+                    .clone(),
+            };
+            let r = tensor(&r_shape, 300 + i as u64);
             let mut inputs = vec![&x, &w];
             if c.bias {
                 inputs.push(&b);
             }
-            let want = naive(&op, &x, &w, c.bias.then_some(&b));
+            if c.residual {
+                inputs.push(&r);
+            }
+            let want = naive(&op, &x, &w, c.bias.then_some(&b), c.residual.then_some(&r));
             let got = crate::cpu::ops::eval(&Op::Conv(op.clone()), &inputs).unwrap();
             assert_close(got[0].as_slice::<f32>().unwrap(), &want, c.name);
             let got = run_op(&Op::Conv(op), &inputs, 2);
@@ -625,6 +677,7 @@ pub(crate) mod tests {
             group,
             has_bias: false,
             act: None,
+            residual: false,
         };
         let scratch = |op: &Conv, x: &[usize], w: &[usize]| {
             let inputs = [Fact::new(DType::F32, x), Fact::new(DType::F32, w)];
@@ -658,6 +711,7 @@ pub(crate) mod tests {
             group: 1,
             has_bias: false,
             act: None,
+            residual: false,
         };
         let x = tensor(&[1, 2, 2, 2, 2], 1);
         let w = tensor(&[1, 2, 1, 1, 1], 2);

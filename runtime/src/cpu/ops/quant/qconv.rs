@@ -498,6 +498,7 @@ mod tests {
                         group,
                         has_bias: true,
                         act: Some(UnaryOp::Relu).filter(|_| i % 2 == 0 && out.q.is_none()),
+                        residual: false,
                     },
                     x: QScale {
                         scale: 0.01,

@@ -207,6 +207,7 @@ mod tests {
             group,
             has_bias: true,
             act,
+            residual: false,
         })
     }
 
