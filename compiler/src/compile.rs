@@ -82,7 +82,17 @@ pub struct CompileReport {
 pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, CompileReport)> {
     let source = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut module = crate::onnx::import_onnx(path, &opts.input_shapes)?;
-    let rules = crate::passes::rules();
+    let all_rules = crate::passes::rules();
+    // Quantization inserts QuantizeLinear/DequantizeLinear around plain Conv inputs, so a Conv
+    // does not take its residual Add until the int8 rules have run.
+    let rules: Vec<crate::passes::Rule> = if opts.precision == Precision::Int8 {
+        crate::passes::rules()
+            .into_iter()
+            .filter(|r| r.name != "fold_residual_add_into_conv")
+            .collect()
+    } else {
+        crate::passes::rules()
+    };
     let mut rules_fired = if opts.no_fuse {
         Vec::new()
     } else {
@@ -109,7 +119,7 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
         let quantized = crate::quant::quantize(&module, q, &finish)?;
         module = quantized.module;
         if !opts.no_fuse {
-            for (rule, n) in crate::passes::optimize(&mut module, &rules)? {
+            for (rule, n) in crate::passes::optimize(&mut module, &all_rules)? {
                 match rules_fired.iter_mut().find(|(r, _)| *r == rule) {
                     Some(e) => e.1 += n,
                     None => rules_fired.push((rule, n)),

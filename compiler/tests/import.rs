@@ -210,3 +210,49 @@ fn unsupported_op_names_node_op_and_opset() {
         "{msg}"
     );
 }
+
+/// The residual Adds of ddddocr (8) and EfficientNet-Lite0 (9) fold into the Convs that produce
+/// them, no float Add is left, and the rewritten graph still reproduces onnxruntime's outputs.
+#[test]
+fn residual_adds_fold_into_their_convs() {
+    let Some(models) = common::models_dir() else {
+        return;
+    };
+    for (model, adds) in [("ddddocr_crnn", 8), ("efficientnet_lite0", 9)] {
+        let case = CASES.iter().find(|c| c.model == model).unwrap();
+        let (mut m, refs) = import_case(&models, case).unwrap();
+        let fired =
+            edgefuse_compiler::passes::optimize(&mut m, &edgefuse_compiler::passes::rules())
+                .unwrap();
+        let n = fired
+            .iter()
+            .find(|(r, _)| r == "fold_residual_add_into_conv")
+            .map_or(0, |(_, n)| *n);
+        assert_eq!(n, adds, "{model}: {fired:?}");
+        assert!(
+            !m.graph.nodes.iter().any(|n| n.op.name() == "Add"),
+            "{model}: an Add is left"
+        );
+        let residual_convs = m
+            .graph
+            .nodes
+            .iter()
+            .filter(|n| matches!(&n.op, Op::Conv(c) if c.residual))
+            .count();
+        assert_eq!(residual_convs, adds, "{model}");
+        let inputs: Vec<_> = refs
+            .inputs
+            .iter()
+            .map(|i| common::read_npy(&i.file))
+            .collect();
+        let outs = common::run(&m, &inputs).unwrap();
+        for (got, io) in outs.iter().zip(&refs.outputs) {
+            let (diff, tol) = common::compare(got, &common::read_npy(&io.file));
+            assert!(
+                diff <= tol,
+                "{model} {}: max diff {diff:e} > {tol:e}",
+                io.name
+            );
+        }
+    }
+}

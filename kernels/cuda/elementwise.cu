@@ -47,6 +47,17 @@ __device__ void bias_act(T* y, const T* bias, i64_t n, i64_t inner, i64_t channe
     }
 }
 
+// y[i] = act(y[i] + bias[(i / inner) % channels] + res[i]): a Conv's residual epilogue.
+template <typename T>
+__device__ void bias_res_act(T* y, const T* bias, const T* res, i64_t n, i64_t inner,
+                             i64_t channels, int act, float p0, float p1) {
+    FOR_EACH(i, n) {
+        float v = ld(y, i) + ld(res, i);
+        if (bias) v += ld(bias, (i / inner) % channels);
+        st(y, i, act_apply(act, v, p0, p1));
+    }
+}
+
 #define ELEMENTWISE(T, S)                                                                            \
     extern "C" __global__ void elementwise_unary_##S(const T* x, T* y, i64_t n, int op, float p0,    \
                                                      float p1) {                                     \
@@ -60,6 +71,11 @@ __device__ void bias_act(T* y, const T* bias, i64_t n, i64_t inner, i64_t channe
     extern "C" __global__ void elementwise_bias_act_##S(T* y, const T* bias, i64_t n, i64_t inner,   \
                                                         i64_t channels, int act, float p0, float p1) {\
         bias_act(y, bias, n, inner, channels, act, p0, p1);                                          \
+    }                                                                                                \
+    extern "C" __global__ void elementwise_bias_res_act_##S(T* y, const T* bias, const T* res,        \
+                                                            i64_t n, i64_t inner, i64_t channels,    \
+                                                            int act, float p0, float p1) {           \
+        bias_res_act(y, bias, res, n, inner, channels, act, p0, p1);                                 \
     }
 
 ELEMENTWISE(float, f32)

@@ -57,6 +57,10 @@ pub fn rules() -> Vec<Rule> {
             apply: activation::fuse_swish,
         },
         Rule {
+            name: "fold_residual_add_into_conv",
+            apply: activation::fold_residual_add_into_conv,
+        },
+        Rule {
             name: "fuse_conv_activation",
             apply: activation::fuse_conv_activation,
         },

@@ -45,6 +45,8 @@ struct ConvKernel {
     plan: ConvPlan,
     fused_relu: bool,
     has_bias: bool,
+    /// Input index of the residual, added in the epilogue (`elementwise_bias_res_act`).
+    residual: Option<usize>,
     epilogue: Option<(CudaFunction, (i32, f32, f32), i64, i64, i64)>,
     prepad: Option<PrePad>,
 }
@@ -108,12 +110,18 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         dilation: hw(&op.dilations, 1),
     };
     let plan = ConvPlan::new(b.dev.dnn()?, &shape, dtype)?;
-    let fused_relu = op.has_bias && op.act == Some(UnaryOp::Relu);
-    let needs_epilogue = !fused_relu && (op.has_bias || op.act.is_some());
+    // cuDNN's fused bias + ReLU would apply the ReLU before the residual is added.
+    let fused_relu = op.has_bias && op.act == Some(UnaryOp::Relu) && !op.residual;
+    let needs_epilogue = !fused_relu && (op.has_bias || op.act.is_some() || op.residual);
     let epilogue = if needs_epilogue {
         let code = epilogue(op.act).map_err(crate::Error::Unsupported)?;
+        let which = if op.residual {
+            "bias_res_act"
+        } else {
+            "bias_act"
+        };
         let f = b.dev.function(&format!(
-            "elementwise_bias_act_{}",
+            "elementwise_{which}_{}",
             float_suffix(dtype).unwrap()
         ))?;
         Some((f, code, y.len() as i64, (oh * ow) as i64, y.shape[1] as i64))
@@ -124,6 +132,7 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         plan,
         fused_relu,
         has_bias: op.has_bias,
+        residual: op.residual_index(),
         epilogue,
         prepad,
     }))
@@ -168,7 +177,30 @@ impl CudaKernel for ConvKernel {
         // SAFETY: buffers match the facts the plan was built from; workspace follows the padded
         // input inside scratch.
         unsafe { self.plan.run(dev.dnn()?, x, w, fused, y, workspace)? };
-        if let Some((f, (act, p0, p1), n, inner, channels)) = &self.epilogue {
+        if let (Some((f, (act, p0, p1), n, inner, channels)), Some(r)) =
+            (&self.epilogue, self.residual)
+        {
+            let res = io.inputs[r];
+            // SAFETY: (T* y, const T* bias, const T* res, i64 n, i64 inner, i64 channels, int act,
+            // float p0, float p1); bias (or null) holds `channels` elements, res `n`.
+            unsafe {
+                dev.launch(
+                    f,
+                    *n as usize,
+                    &mut [
+                        arg(&y),
+                        arg(&bias),
+                        arg(&res),
+                        arg(n),
+                        arg(inner),
+                        arg(channels),
+                        arg(act),
+                        arg(p0),
+                        arg(p1),
+                    ],
+                )?;
+            }
+        } else if let Some((f, (act, p0, p1), n, inner, channels)) = &self.epilogue {
             // SAFETY: (T* y, const T* bias, i64 n, i64 inner, i64 channels, int act, float p0,
             // float p1); bias (or null) holds `channels` elements.
             unsafe {
@@ -197,6 +229,26 @@ mod tests {
     use crate::cuda::ops::testing::{check, values};
     use crate::ir::ops::{Conv, UnaryOp};
     use crate::ir::Op;
+
+    #[test]
+    fn conv_with_residual_matches_the_cpu() {
+        let x = values(&[1, 4, 9, 9], 1);
+        let b = values(&[8], 3);
+        let r = values(&[1, 8, 5, 5], 4);
+        let op = Op::Conv(Conv {
+            residual: true,
+            ..match conv(vec![1, 1, 1, 1], 1, Some(UnaryOp::Relu)) {
+                Op::Conv(c) => c,
+                _ => unreachable!(),
+            }
+        });
+        check(
+            &op,
+            &[x, values(&[8, 4, 3, 3], 2), b, r],
+            &[false, true, true, false],
+            1e-5,
+        );
+    }
 
     fn conv(pads: Vec<usize>, group: usize, act: Option<UnaryOp>) -> Op {
         Op::Conv(Conv {
