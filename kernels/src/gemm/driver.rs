@@ -42,6 +42,11 @@ pub(crate) enum Lhs<'a> {
     Packed(&'a [f32]),
 }
 
+/// A block epilogue: `f(row, col, seg)` with `seg` the finished output elements of row `row`,
+/// columns `col..col + seg.len()`; every element is passed once, right after the cache block
+/// that holds it is finished (while it is still in L2).
+pub type TileFn<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
+
 /// The right operand: a strided view, or panels pre-packed by [`super::pack_b`].
 #[derive(Clone, Copy)]
 pub(crate) enum Rhs<'a> {
@@ -92,6 +97,7 @@ pub(crate) fn gemm(
     beta: f32,
     par: bool,
     threads: usize,
+    epi: Option<TileFn>,
 ) {
     let threads = if par { threads } else { 1 };
     // Cut along the longer side, in whole micro-tiles.
@@ -147,6 +153,7 @@ pub(crate) fn gemm(
                 beta,
                 bp,
                 bp.add(b_len),
+                epi,
             );
         }
     });
@@ -173,6 +180,7 @@ unsafe fn block(
     beta: f32,
     bp: *mut f32,
     ap: *mut f32,
+    epi: Option<TileFn>,
 ) {
     let mp = m.next_multiple_of(isa.mr);
     let np = n.next_multiple_of(isa.nr);
@@ -208,6 +216,14 @@ unsafe fn block(
                 unsafe {
                     let c = out.ptr.add(ic * out.ldc + jc);
                     macro_kernel(isa, mc, nc, kc, apan, bpan, c, out.ldc, alpha, beta);
+                    // The epilogue runs on the block once its last depth block is in, while
+                    // the block is still in L2.
+                    if let Some(f) = epi.filter(|_| pc + kc >= k) {
+                        for i in 0..mc {
+                            let row = std::slice::from_raw_parts_mut(c.add(i * out.ldc), nc);
+                            f(ic + i, jc, row);
+                        }
+                    }
                 }
             }
         }

@@ -27,6 +27,7 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use driver::TileFn;
 pub use isa::Kernel;
 
 /// A row/column-strided matrix view: element (i, j) is at `ptr[i * rs + j * cs]`.
@@ -164,6 +165,7 @@ pub fn sgemm_with(
             beta,
             par,
             threads,
+            None,
         );
     }
 }
@@ -236,6 +238,23 @@ pub fn sgemm_packed(
     beta: f32,
     threads: usize,
 ) {
+    sgemm_packed_epi(a, b, c, ldc, alpha, beta, threads, None)
+}
+
+/// [`sgemm_packed`] with a tile epilogue (bias, activation, residual) applied to each output
+/// element once, right after its tile is finished (while it is in L1), instead of in another
+/// pass over the output.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed_epi(
+    a: &PackedA,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    threads: usize,
+    epi: Option<TileFn>,
+) {
     let (m, k, n) = (a.m, a.k, b.cols);
     assert!(b.rows == k, "sgemm_packed dimensions disagree");
     b.check();
@@ -252,6 +271,11 @@ pub fn sgemm_packed(
     let br = b.raw();
     if k == 0 {
         driver::scale(m, n, out, alpha);
+        if let Some(f) = epi {
+            for i in 0..m {
+                f(i, 0, &mut c[i * ldc..i * ldc + n]);
+            }
+        }
     } else if m == 1 && br.cs == 1 {
         // Row 0 of each MR-tall panel strip: element p sits at p·MR across all KC blocks.
         let x = driver::Raw {
@@ -260,10 +284,13 @@ pub fn sgemm_packed(
             cs: isa.mr,
         };
         gemv::axpy_path(isa, n, k, x, br, out, alpha, beta, par, threads);
+        if let Some(f) = epi {
+            f(0, 0, &mut c[..n]);
+        }
     } else {
         let lhs = driver::Lhs::Packed(a.panels());
         let rhs = driver::Rhs::Strided(br);
-        driver::gemm(isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads);
+        driver::gemm(isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads, epi);
     }
 }
 
@@ -351,6 +378,6 @@ pub fn sgemm_packed_b(
         unsafe { driver::packed_b_row(isa, n, k, ar, b.panels(), out, alpha, beta, par, threads) };
     } else {
         let (lhs, rhs) = (driver::Lhs::Strided(ar), driver::Rhs::Packed(b.panels()));
-        driver::gemm(isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads);
+        driver::gemm(isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads, None);
     }
 }

@@ -372,6 +372,38 @@ fn packed_a_matches_naive() {
     }
 }
 
+/// The tile epilogue sees every output element exactly once, after its full depth: adding
+/// `row·1000 + col` in the epilogue equals adding it after a plain product.
+#[test]
+fn tile_epilogue_runs_once_per_element_after_the_full_depth() {
+    for &kernel in Kernel::supported() {
+        for (m, n, k, threads) in [
+            (37, 300, 700, 2),
+            (1, 90, 40, 1),
+            (8, 33, 0, 1),
+            (64, 2100, 20, 2),
+        ] {
+            let a = Mat::new(m, k, Layout::RowMajor, 3);
+            let b = Mat::new(k, n, Layout::RowMajor, 4);
+            let p = pack_a_with(kernel, a.view(), m, k);
+            let (mut want, mut got) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+            sgemm_packed(&p, b.view(), &mut want, n, 0.0, 1.0, threads);
+            for (i, row) in want.chunks_exact_mut(n).enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = (*v + (i * 1000 + j) as f32).max(0.0);
+                }
+            }
+            let epi = |row: usize, col: usize, seg: &mut [f32]| {
+                for (j, v) in seg.iter_mut().enumerate() {
+                    *v = (*v + (row * 1000 + col + j) as f32).max(0.0);
+                }
+            };
+            sgemm_packed_epi(&p, b.view(), &mut got, n, 0.0, 1.0, threads, Some(&epi));
+            assert_eq!(got, want, "{kernel:?} {m}x{n}x{k} threads {threads}");
+        }
+    }
+}
+
 #[test]
 fn packed_b_matches_naive() {
     let mut cases = sampled_cases(60, 13);

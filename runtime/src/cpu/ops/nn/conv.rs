@@ -12,7 +12,7 @@
 //! plane alone would leave most of a micro-tile empty.
 
 use edgefuse_kernels::conv::{im2col, im2col_ld, DepthwisePlan, Window2d};
-use edgefuse_kernels::gemm::{pack_a, sgemm, sgemm_packed, MatRef, PackedA};
+use edgefuse_kernels::gemm::{pack_a, sgemm, sgemm_packed, sgemm_packed_epi, MatRef, PackedA};
 use rayon::prelude::*;
 
 use crate::cpu::ops::elementwise::unary::{with_f32_fn, F32Map};
@@ -314,6 +314,16 @@ impl CpuKernel for ConvKernel {
                     MatRef::row_major(col, k, osz)
                 };
                 let yg = &mut y[(n * self.m + grp * mg) * osz..][..mg * osz];
+                if let Some(p) = &self.packed {
+                    // Bias, residual and activation on each tile as the GEMM finishes it.
+                    let epi = |row: usize, col: usize, seg: &mut [f32]| {
+                        let ch = grp * mg + row;
+                        let r = res_of(n, ch).map(|r| &r[col..col + seg.len()]);
+                        self.epilogue.apply_res(bias_of(ch), seg, r);
+                    };
+                    sgemm_packed_epi(&p[grp], rhs, yg, osz, 0.0, 1.0, ctx.threads, Some(&epi));
+                    continue;
+                }
                 gemm(grp, rhs, yg, osz);
                 for (j, yp) in yg.chunks_exact_mut(osz).enumerate() {
                     let ch = grp * mg + j;
