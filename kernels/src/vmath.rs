@@ -14,8 +14,6 @@
 // The polynomial coefficients are kept digit for digit as published.
 #![allow(clippy::excessive_precision)]
 
-use crate::gemm::Kernel;
-
 /// e^x for x in [-87, 88] (clamped outside): Cephes' `expf` polynomial after the reduction
 /// x = n·ln2 + r, |r| ≤ ln2/2, with 2^n built from its bits.
 #[inline(always)]
@@ -79,11 +77,11 @@ macro_rules! per_isa {
                 unsafe fn avx2(xs: &mut [f32]) {
                     body(xs)
                 }
-                match Kernel::detect() {
+                match crate::gemm::Kernel::detect() {
                     // SAFETY: `Kernel::detect` only reports families this CPU runs.
-                    Kernel::Avx512 => return unsafe { avx512(xs) },
+                    crate::gemm::Kernel::Avx512 => return unsafe { avx512(xs) },
                     // SAFETY: as above.
-                    Kernel::Avx2 => return unsafe { avx2(xs) },
+                    crate::gemm::Kernel::Avx2 => return unsafe { avx2(xs) },
                     _ => {}
                 }
             }
