@@ -69,8 +69,8 @@ pub fn run_block(
     plan.run_block_into(channels, x, w, None, &mut sink, scratch);
 }
 
-/// The epilogue as a [`RowSink`]: per lane `acc·mult + add`, then rounded and clamped (kept as
-/// the f32 of the byte's value until the store) or clamped as f32.
+/// The epilogue as a [`RowSink`]: per lane `acc·mult + add`, then clamped and rounded (the byte
+/// in the low bits of an f32 until the store) or clamped as f32.
 struct Requant<'a> {
     mult: [f32; MAX_LANES],
     add: [f32; MAX_LANES],
@@ -87,26 +87,15 @@ impl RowSink for Requant<'_> {
         oy: usize,
         channels: usize,
     ) {
-        let mult: [f32; L] = std::array::from_fn(|i| self.mult[i]);
-        let add: [f32; L] = std::array::from_fn(|i| self.add[i]);
+        let (mult, add) = (&self.mult[..L], &self.add[..L]);
         match (self.kind, &mut self.out) {
             (OutKind::Int { zp, lo, hi }, PlaneOut::Bytes(o)) => {
-                // `quantize_byte`'s arithmetic, stopping before the bits: the same rounding.
-                const MAGIC: f32 = 12_582_912.0;
-                for v in row.iter_mut() {
-                    for i in 0..L {
-                        let y = v[i] * mult[i] + add[i] + zp;
-                        v[i] = (y.max(lo).min(hi) + MAGIC) - MAGIC;
-                    }
-                }
+                // `quantize_byte`'s arithmetic; its low byte is taken when storing.
+                epilogue::<L, AVX, true>(row, mult, add, zp, lo, hi);
                 store_bytes::<L, AVX>(g, row, oy, o, channels);
             }
             (OutKind::F32 { lo, hi }, PlaneOut::F32(o)) => {
-                for v in row.iter_mut() {
-                    for i in 0..L {
-                        v[i] = (v[i] * mult[i] + add[i]).max(lo).min(hi);
-                    }
-                }
+                epilogue::<L, AVX, false>(row, mult, add, 0.0, lo, hi);
                 store_row::<L, AVX>(g, row, oy, o, channels);
             }
             _ => panic!("qdepthwise: output buffer does not match the epilogue's kind"),
@@ -114,8 +103,89 @@ impl RowSink for Requant<'_> {
     }
 }
 
-/// Stores row `oy` of the first `channels` byte planes of `y` from `row[ox][lane]`, whose
-/// values are whole numbers in −128..=255 (an i8's byte is its two's complement).
+/// `quantize_byte`'s rounding constant, 1.5 · 2^23.
+const MAGIC: f32 = 12_582_912.0;
+
+/// Per lane `v = clamp(v·mult + add + zp, lo, hi) + MAGIC` for byte outputs (`Q`), else
+/// `clamp(v·mult + add, lo, hi)`: the same operations in the same order as [`run_channel`].
+#[inline(always)]
+fn epilogue<const L: usize, const AVX: bool, const Q: bool>(
+    row: &mut [[f32; L]],
+    mult: &[f32],
+    add: &[f32],
+    zp: f32,
+    lo: f32,
+    hi: f32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX && L.is_multiple_of(8) {
+        // SAFETY: AVX is true only inside the AVX2 / AVX-512 bodies of `DepthwisePlan`, which
+        // run after checking that the CPU has AVX2 (which includes AVX).
+        unsafe { epilogue_avx::<Q>(row.as_flattened_mut(), L, mult, add, zp, lo, hi) };
+        return;
+    }
+    let (mult, add) = (&mult[..L], &add[..L]);
+    for v in row.iter_mut() {
+        for i in 0..L {
+            v[i] = if Q {
+                (v[i] * mult[i] + add[i] + zp).max(lo).min(hi) + MAGIC
+            } else {
+                (v[i] * mult[i] + add[i]).max(lo).min(hi)
+            };
+        }
+    }
+}
+
+/// [`epilogue`] in AVX registers, 8 lanes at a time (`l` lanes per pixel, a multiple of 8).
+/// Left to itself LLVM vectorises that loop across pixels with gathers and scatters.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn epilogue_avx<const Q: bool>(
+    row: &mut [f32],
+    l: usize,
+    mult: &[f32],
+    add: &[f32],
+    zp: f32,
+    lo: f32,
+    hi: f32,
+) {
+    use std::arch::x86_64::*;
+    assert!(l.is_multiple_of(8) && mult.len() >= l && add.len() >= l);
+    let (zp, lo, hi, magic) = (
+        _mm256_set1_ps(zp),
+        _mm256_set1_ps(lo),
+        _mm256_set1_ps(hi),
+        _mm256_set1_ps(MAGIC),
+    );
+    for c0 in (0..l).step_by(8) {
+        // SAFETY: `c0 + 8 ≤ l ≤ len` of both (asserted above); unaligned loads.
+        let (m, a) = unsafe {
+            (
+                _mm256_loadu_ps(mult[c0..].as_ptr()),
+                _mm256_loadu_ps(add[c0..].as_ptr()),
+            )
+        };
+        for px in row.chunks_exact_mut(l) {
+            let v = &mut px[c0..c0 + 8];
+            // SAFETY: `v` holds 8 floats; unaligned load and store.
+            unsafe {
+                let mut y = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v.as_ptr()), m), a);
+                if Q {
+                    y = _mm256_add_ps(y, zp);
+                }
+                // `f32::max(y, lo)` and `min(…, hi)` as LLVM lowers them (y is never NaN).
+                y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+                if Q {
+                    y = _mm256_add_ps(y, magic);
+                }
+                _mm256_storeu_ps(v.as_mut_ptr(), y);
+            }
+        }
+    }
+}
+
+/// Stores row `oy` of the first `channels` byte planes of `y` from `row[ox][lane]`: the low
+/// byte of each value's bits (`quantize_byte`'s result).
 #[inline(always)]
 fn store_bytes<const L: usize, const AVX: bool>(
     g: &Window2d,
@@ -138,14 +208,14 @@ fn store_bytes<const L: usize, const AVX: bool>(
         for (c, tc) in t.iter().enumerate().take(channels) {
             let d = &mut y[c * osz + oy * ow + j..][..TILE];
             for (d, &v) in d.iter_mut().zip(tc) {
-                *d = v as i32 as u8;
+                *d = v.to_bits() as u8;
             }
         }
         j += TILE;
     }
     for (k, v) in row.iter().enumerate().take(ow).skip(j) {
         for (c, &v) in v.iter().enumerate().take(channels) {
-            y[c * osz + oy * ow + k] = v as i32 as u8;
+            y[c * osz + oy * ow + k] = v.to_bits() as u8;
         }
     }
 }

@@ -213,3 +213,123 @@ fn extreme_window_is_exact() {
     // The centre pixel sees all 225 taps.
     assert_eq!(y[7 * 15 + 7], -(225 * 255 * 255) as f32);
 }
+
+/// Times the blocked int8 path against `run_channel` and the fp32 blocked kernel on
+/// EfficientNet-Lite0's depthwise layers (one thread):
+/// `cargo test --release -p edgefuse-kernels qdepthwise_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn qdepthwise_speed() {
+    use std::time::Instant;
+    let same = |i: usize, k: usize, s: usize| {
+        let o = i.div_ceil(s);
+        let pad = ((o - 1) * s + k).saturating_sub(i);
+        win(
+            i,
+            i,
+            k,
+            s,
+            1,
+            [pad / 2, pad / 2, pad - pad / 2, pad - pad / 2],
+        )
+    };
+    let layers = [
+        (32, same(112, 3, 1)),
+        (96, same(112, 3, 2)),
+        (144, same(56, 3, 1)),
+        (144, same(56, 5, 2)),
+        (240, same(28, 5, 1)),
+        (240, same(28, 3, 2)),
+        (480, same(14, 3, 1)),
+        (480, same(14, 5, 1)),
+        (672, same(14, 5, 1)),
+        (672, same(14, 5, 2)),
+        (1152, same(7, 5, 1)),
+        (1152, same(7, 3, 1)),
+    ];
+    let best = |f: &mut dyn FnMut()| {
+        f();
+        (0..30)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let mut rng = Rng(5);
+    let kind = OutKind::Int {
+        zp: 0.0,
+        lo: 0.0,
+        hi: 255.0,
+    };
+    let (mut t_old, mut t_new, mut t_f32) = (0.0, 0.0, 0.0);
+    for (c, g) in layers {
+        let (isz, osz, t) = (g.in_size(), g.out_size(), g.taps());
+        let x: Vec<u8> = (0..c * isz).map(|_| rng.next() as u8).collect();
+        let wq: Vec<i32> = (0..c * t).map(|_| rng.range(-127, 127)).collect();
+        let w = taps_f32(&wq);
+        let (mult, add) = (vec![0.001f32; c], vec![3.0f32; c]);
+        let mut y = vec![0u8; c * osz];
+        let mut sc = vec![0u8; scratch_bytes(&g) + 64];
+        let old = best(&mut || {
+            for ch in 0..c {
+                let out = PlaneOut::Bytes(&mut y[ch * osz..(ch + 1) * osz]);
+                let (xc, wc) = (&x[ch * isz..(ch + 1) * isz], &wq[ch * t..(ch + 1) * t]);
+                let k = QKernel::detect();
+                run_channel(k, &g, xc, 0, 3, wc, 0.001, 3.0, kind, out, &mut sc);
+            }
+        });
+        let plan = DepthwisePlan::new(&g);
+        let l = plan.lanes();
+        let mut scratch = vec![0f32; plan.scratch_len()];
+        let new = best(&mut || {
+            for c0 in (0..c).step_by(l) {
+                let n = l.min(c - c0);
+                let out = PlaneOut::Bytes(&mut y[c0 * osz..]);
+                let (xb, wb) = (&x[c0 * isz..], &w[c0 * t..]);
+                let (mb, ab) = (&mult[c0..], &add[c0..]);
+                run_block(&plan, n, xb, 0, 3, wb, mb, ab, kind, out, &mut scratch);
+            }
+        });
+        let kf = OutKind::F32 { lo: 0.0, hi: 6.0 };
+        let mut yq = vec![0f32; c * osz];
+        let newf = best(&mut || {
+            for c0 in (0..c).step_by(l) {
+                let n = l.min(c - c0);
+                let out = PlaneOut::F32(&mut yq[c0 * osz..]);
+                let (xb, wb) = (&x[c0 * isz..], &w[c0 * t..]);
+                let (mb, ab) = (&mult[c0..], &add[c0..]);
+                run_block(&plan, n, xb, 0, 3, wb, mb, ab, kf, out, &mut scratch);
+            }
+        });
+        println!("f32 out {newf:7.3}");
+        let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let mut yf = vec![0f32; c * osz];
+        let fp = best(&mut || {
+            for c0 in (0..c).step_by(l) {
+                let n = l.min(c - c0);
+                let (xb, wb) = (&xf[c0 * isz..], &w[c0 * t..]);
+                plan.run_block(
+                    n,
+                    xb,
+                    wb,
+                    Some(&add[c0..]),
+                    &mut yf[c0 * osz..],
+                    &mut scratch,
+                );
+            }
+        });
+        println!(
+            "{c:5} ch {:3}x{:<3} k{} s{}: run_channel {old:7.3} ms, blocked {new:7.3} ms \
+             ({:.1}x), fp32 blocked {fp:7.3} ms",
+            g.ih,
+            g.iw,
+            g.kh,
+            g.sh,
+            old / new
+        );
+        (t_old, t_new, t_f32) = (t_old + old, t_new + new, t_f32 + fp);
+    }
+    println!("total: run_channel {t_old:.3} ms, blocked {t_new:.3} ms, fp32 blocked {t_f32:.3} ms");
+}
