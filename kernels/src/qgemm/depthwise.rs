@@ -195,27 +195,50 @@ fn store_bytes<const L: usize, const AVX: bool>(
     channels: usize,
 ) {
     let (osz, ow) = (g.out_size(), g.ow);
-    let mut j = 0;
-    while L.is_multiple_of(TILE) && j + TILE <= ow {
-        let mut t = [[0.0f32; TILE]; L];
-        for c0 in (0..L).step_by(TILE) {
-            let mut d = t[c0..c0 + TILE].iter_mut();
-            transpose8::<AVX>(
-                std::array::from_fn(|k| &row[j + k][c0..c0 + TILE]),
-                std::array::from_fn(|_| &mut d.next().expect("tile")[..]),
-            );
-        }
-        for (c, tc) in t.iter().enumerate().take(channels) {
-            let d = &mut y[c * osz + oy * ow + j..][..TILE];
-            for (d, &v) in d.iter_mut().zip(tc) {
-                *d = v.to_bits() as u8;
+    let at = oy * ow;
+    if !L.is_multiple_of(TILE) {
+        for (k, v) in row.iter().enumerate().take(ow) {
+            for (c, &v) in v.iter().enumerate().take(channels) {
+                y[c * osz + at + k] = v.to_bits() as u8;
             }
         }
+        return;
+    }
+    let mut j = 0;
+    while j + TILE <= ow {
+        bytes_tile::<L, AVX>(&row[j..j + TILE], TILE, y, at + j, osz, channels);
         j += TILE;
     }
-    for (k, v) in row.iter().enumerate().take(ow).skip(j) {
-        for (c, &v) in v.iter().enumerate().take(channels) {
-            y[c * osz + oy * ow + k] = v.to_bits() as u8;
+    if j < ow {
+        // The last few pixels through a padded tile.
+        let mut tin = [[0.0f32; L]; TILE];
+        tin[..ow - j].copy_from_slice(&row[j..ow]);
+        bytes_tile::<L, AVX>(&tin, ow - j, y, at + j, osz, channels);
+    }
+}
+
+/// Stores `r ≤ 8` pixels of `src` (8 × `L`, transposed one 8 × 8 tile at a time) at offset `at`
+/// of the first `channels` planes (`osz` bytes apart) of `y`.
+#[inline(always)]
+fn bytes_tile<const L: usize, const AVX: bool>(
+    src: &[[f32; L]],
+    r: usize,
+    y: &mut [u8],
+    at: usize,
+    osz: usize,
+    channels: usize,
+) {
+    let mut t = [[0.0f32; TILE]; L];
+    for c0 in (0..L).step_by(TILE) {
+        let mut d = t[c0..c0 + TILE].iter_mut();
+        transpose8::<AVX>(
+            std::array::from_fn(|k| &src[k][c0..c0 + TILE]),
+            std::array::from_fn(|_| &mut d.next().expect("tile")[..]),
+        );
+    }
+    for (c, tc) in t.iter().enumerate().take(channels) {
+        for (d, &v) in y[c * osz + at..][..r].iter_mut().zip(tc) {
+            *d = v.to_bits() as u8;
         }
     }
 }
