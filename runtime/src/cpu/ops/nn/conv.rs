@@ -405,13 +405,7 @@ pub(crate) mod tests {
     }
 
     /// Direct 7-loop convolution; returns the output data.
-    fn naive(
-        op: &Conv,
-        x: &Tensor,
-        w: &Tensor,
-        b: Option<&Tensor>,
-        r: Option<&Tensor>,
-    ) -> Vec<f32> {
+    fn naive(op: &Conv, x: &Tensor, w: &Tensor, b: Option<&Tensor>, r: Option<&Tensor>) -> Vec<f32> {
         let (xs, ws) = (x.as_slice::<f32>().unwrap(), w.as_slice::<f32>().unwrap());
         let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0]);
         let sp = lift(&x.shape[2..], 1);
@@ -631,36 +625,29 @@ pub(crate) mod tests {
             wshape.extend(&c.kernel);
             let w = tensor(&wshape, 100 + i as u64);
             let b = tensor(&[c.m], 200 + i as u64);
-            let out_shape = op.infer(
-                &[
-                    Fact::new(DType::F32, c.x.clone()),
-                    Fact::new(DType::F32, wshape.clone()),
-                ]
-                .into_iter()
-                .chain(c.bias.then(|| Fact::new(DType::F32, vec![c.m])))
-                .collect::<Vec<_>>()
-                .into_iter()
-                .chain(c.residual.then(|| Fact::new(DType::F32, vec![0])))
-                .collect::<Vec<_>>(),
-            );
+            let out_shape = op.infer(&[
+                Fact::new(DType::F32, c.x.clone()),
+                Fact::new(DType::F32, wshape.clone()),
+            ]
+            .into_iter()
+            .chain(c.bias.then(|| Fact::new(DType::F32, vec![c.m])))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .chain(c.residual.then(|| Fact::new(DType::F32, vec![0])))
+            .collect::<Vec<_>>());
             let r_shape = match out_shape {
                 Ok(f) => f[0].shape.clone(),
                 // The placeholder residual shape is refused: take the shape from the message-free
                 // path by inferring without the residual.
-                Err(_) => Conv {
-                    residual: false,
-                    ..op.clone()
-                }
-                .infer(
-                    &[
+                Err(_) => Conv { residual: false, ..op.clone() }
+                    .infer(&[
                         Fact::new(DType::F32, c.x.clone()),
                         Fact::new(DType::F32, wshape.clone()),
                     ]
                     .into_iter()
                     .chain(c.bias.then(|| Fact::new(DType::F32, vec![c.m])))
-                    .collect::<Vec<_>>(),
-                )
-                .unwrap()[0]
+                    .collect::<Vec<_>>())
+                    .unwrap()[0]
                     .shape
                     .clone(),
             };
