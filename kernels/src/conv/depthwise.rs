@@ -85,7 +85,7 @@ impl DepthwisePlan {
 
     /// f32s of scratch one [`run_block`](Self::run_block) call needs (byte inputs included).
     pub fn scratch_len(&self) -> usize {
-        (self.bh * self.pw + self.g.taps() + 1 + self.g.ow + self.g.iw) * self.lanes
+        (self.bh * (self.pw + self.g.iw) + self.g.taps() + 1 + self.g.ow) * self.lanes
     }
 
     /// Convolves `channels ≤ lanes()` consecutive planes of `x` (each `ih × iw`) with their
@@ -265,8 +265,8 @@ fn span(o: usize, s: usize, k: usize, d: usize) -> usize {
 
 /// Writes padded rows `py0..py0 + rows` of the `[rows][pw][L]` input block, zeros in the
 /// padding. Lanes past `channels` repeat
-/// channel 0 (their filters are zero and their outputs never stored). Byte planes go through
-/// `cvt` (`L × iw` f32s), one converted row per channel.
+/// channel 0 (their filters are zero and their outputs never stored). Byte planes are first
+/// converted into `cvt` (`L × bh × iw` f32s), the band's input rows of each channel in one run.
 #[inline(always)]
 fn pad_input<const L: usize, const AVX: bool>(
     p: &DepthwisePlan,
@@ -280,6 +280,20 @@ fn pad_input<const L: usize, const AVX: bool>(
     let left = g.pl.min(pw);
     let right = (g.pl + g.iw).min(pw);
     let (buf, _) = buf.as_chunks_mut::<L>();
+    // The band's input rows `iy0..iy1`.
+    let iy0 = py0.saturating_sub(g.pt).min(g.ih);
+    let iy1 = (py0 + rows).saturating_sub(g.pt).min(g.ih).max(iy0);
+    let per = p.bh * g.iw;
+    if let Planes::Bytes { x, xor, zx } = b.x {
+        let len = (iy1 - iy0) * g.iw;
+        for (c, d) in cvt.chunks_exact_mut(per).take(b.channels).enumerate() {
+            let s = &x[c * g.in_size() + iy0 * g.iw..][..len];
+            for (d, &v) in d[..len].iter_mut().zip(s) {
+                *d = ((v ^ xor) as i32 - zx) as f32;
+            }
+        }
+    }
+    let cvt = &*cvt;
     for (r, row) in buf.chunks_exact_mut(pw).take(rows).enumerate() {
         let iy = (py0 + r) as isize - g.pt as isize;
         if iy < 0 || iy >= g.ih as isize || left >= right {
@@ -295,19 +309,10 @@ fn pad_input<const L: usize, const AVX: bool>(
                 let c = if c < b.channels { c } else { 0 };
                 &x[c * g.in_size() + iy * g.iw..][..n]
             }),
-            Planes::Bytes { x, xor, zx } => {
-                for (c, d) in cvt.chunks_exact_mut(g.iw).take(b.channels).enumerate() {
-                    let s = &x[c * g.in_size() + iy * g.iw..][..n];
-                    for (d, &v) in d[..n].iter_mut().zip(s) {
-                        *d = ((v ^ xor) as i32 - zx) as f32;
-                    }
-                }
-                let cvt = &*cvt;
-                std::array::from_fn(|c| {
-                    let c = if c < b.channels { c } else { 0 };
-                    &cvt[c * g.iw..][..n]
-                })
-            }
+            Planes::Bytes { .. } => std::array::from_fn(|c| {
+                let c = if c < b.channels { c } else { 0 };
+                &cvt[c * per + (iy - iy0) * g.iw..][..n]
+            }),
         };
         let mid = &mut row[left..right];
         let mut j = 0;
