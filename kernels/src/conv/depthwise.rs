@@ -7,6 +7,10 @@
 //! the `L` NCHW output planes. On x86 both layout changes go through 8 × 8 AVX transposes.
 //! The family is chosen like SGEMM's ([`Kernel::detect`]); the FMA bodies are one generic
 //! function compiled per target feature set.
+//!
+//! The input planes may also be bytes read as `(b ^ xor) − zx` ([`Planes::Bytes`]) and the
+//! output rows may go to any [`RowSink`]: the int8 depthwise convolution runs this same kernel on
+//! exact integers held in f32, with its requantizing epilogue as the sink.
 
 use super::Window2d;
 use crate::gemm::Kernel;
@@ -62,7 +66,7 @@ impl DepthwisePlan {
 
     /// The same plan with `band` output rows per band (tests cover many bands on small planes).
     #[cfg(test)]
-    fn with_band(mut self, band: usize) -> DepthwisePlan {
+    pub(crate) fn with_band(mut self, band: usize) -> DepthwisePlan {
         let g = &self.g;
         self.band = band.clamp(1, g.oh.max(1));
         self.bh = span(self.band, g.sh, g.kh, g.dh);
@@ -74,9 +78,14 @@ impl DepthwisePlan {
         self.lanes
     }
 
-    /// f32s of scratch one [`run_block`](Self::run_block) call needs.
+    /// The window this plan convolves.
+    pub fn window(&self) -> &Window2d {
+        &self.g
+    }
+
+    /// f32s of scratch one [`run_block`](Self::run_block) call needs (byte inputs included).
     pub fn scratch_len(&self) -> usize {
-        (self.bh * self.pw + self.g.taps() + 1 + self.g.ow) * self.lanes
+        (self.bh * (self.pw + self.g.iw) + self.g.taps() + 1 + self.g.ow) * self.lanes
     }
 
     /// Convolves `channels ≤ lanes()` consecutive planes of `x` (each `ih × iw`) with their
@@ -91,63 +100,135 @@ impl DepthwisePlan {
         y: &mut [f32],
         scratch: &mut [f32],
     ) {
+        let y = &mut y[..channels * self.g.out_size()];
+        self.run_block_into(
+            channels,
+            Planes::F32(x),
+            w,
+            bias,
+            &mut F32Planes(y),
+            scratch,
+        );
+    }
+
+    /// As [`run_block`](Self::run_block), for any input planes, with every output row (sums
+    /// plus bias, `[ow][lanes]`) handed to `sink`.
+    pub fn run_block_into<S: RowSink>(
+        &self,
+        channels: usize,
+        x: Planes,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        sink: &mut S,
+        scratch: &mut [f32],
+    ) {
         let (g, l) = (&self.g, self.lanes);
         assert!(
             channels >= 1 && channels <= l,
             "depthwise block of {channels} channels"
         );
+        let n = channels * g.in_size();
         let b = Block {
             channels,
-            x: &x[..channels * g.in_size()],
+            x: match x {
+                Planes::F32(x) => Planes::F32(&x[..n]),
+                Planes::Bytes { x, xor, zx } => Planes::Bytes {
+                    x: &x[..n],
+                    xor,
+                    zx,
+                },
+            },
             w: &w[..channels * g.taps()],
             bias: bias.map(|b| &b[..channels]),
         };
-        let y = &mut y[..channels * g.out_size()];
         let scratch = &mut scratch[..self.scratch_len()];
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
                 assert!(Kernel::supported().contains(&Kernel::Avx512));
                 // SAFETY: the CPU runs AVX-512F and FMA (checked just above).
-                unsafe { block_avx512(self, &b, y, scratch) }
+                unsafe { block_avx512(self, &b, sink, scratch) }
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => {
                 assert!(Kernel::supported().contains(&Kernel::Avx2));
                 // SAFETY: the CPU runs AVX2 and FMA (checked just above).
-                unsafe { block_avx2(self, &b, y, scratch) }
+                unsafe { block_avx2(self, &b, sink, scratch) }
             }
             #[cfg(target_arch = "aarch64")]
-            Kernel::Neon => block::<4, true, false, 4>(self, &b, y, scratch),
-            _ => block::<4, false, false, 4>(self, &b, y, scratch),
+            Kernel::Neon => block::<4, true, false, 4, S>(self, &b, sink, scratch),
+            _ => block::<4, false, false, 4, S>(self, &b, sink, scratch),
         }
+    }
+}
+
+/// A block's input planes (each `ih × iw`).
+#[derive(Debug, Clone, Copy)]
+pub enum Planes<'a> {
+    F32(&'a [f32]),
+    /// Quantized activations: byte `b` is the value `(b ^ xor) − zx`.
+    Bytes {
+        x: &'a [u8],
+        xor: u8,
+        zx: i32,
+    },
+}
+
+/// Receives a block's output rows.
+pub trait RowSink {
+    /// Row `oy` of the block's first `channels` output planes, as `row[ox][lane]` (the sink may
+    /// overwrite it). `AVX` is true inside the AVX2 / AVX-512 bodies, where
+    /// the crate's 8 × 8 transposes may use AVX.
+    fn row<const L: usize, const AVX: bool>(
+        &mut self,
+        g: &Window2d,
+        row: &mut [[f32; L]],
+        oy: usize,
+        channels: usize,
+    );
+}
+
+/// The f32 sink: the block's output planes.
+struct F32Planes<'a>(&'a mut [f32]);
+
+impl RowSink for F32Planes<'_> {
+    #[inline(always)]
+    fn row<const L: usize, const AVX: bool>(
+        &mut self,
+        g: &Window2d,
+        row: &mut [[f32; L]],
+        oy: usize,
+        channels: usize,
+    ) {
+        store_row::<L, AVX>(g, row, oy, self.0, channels);
     }
 }
 
 /// One block's inputs: `channels` planes, filters and biases.
 struct Block<'a> {
     channels: usize,
-    x: &'a [f32],
+    x: Planes<'a>,
     w: &'a [f32],
     bias: Option<&'a [f32]>,
 }
 
 /// Pixels transposed together between planes and lane vectors.
-const TILE: usize = 8;
+pub(crate) const TILE: usize = 8;
 
 /// Prepares the block in scratch (`[bh][pw][L]` input band, `[taps][L]` filters, `[L]` bias, one
 /// `[ow][L]` output row), then runs the accumulation loops, `NB` output pixels together.
 #[inline(always)]
-fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
+fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize, S: RowSink>(
     p: &DepthwisePlan,
     b: &Block,
-    y: &mut [f32],
+    sink: &mut S,
     scratch: &mut [f32],
 ) {
     let g = &p.g;
     let (buf, rest) = scratch.split_at_mut(p.bh * p.pw * L);
     let (wp, rest) = rest.split_at_mut(g.taps() * L);
-    let (bp, row) = rest.split_at_mut(L);
+    let (bp, rest) = rest.split_at_mut(L);
+    let (row, cvt) = rest.split_at_mut(g.ow * L);
     let (wp, _) = wp.as_chunks_mut::<L>();
     for (t, wt) in wp.iter_mut().enumerate() {
         for (c, v) in wt.iter_mut().enumerate() {
@@ -167,8 +248,9 @@ fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
     let bias: [f32; L] = bp[..L].try_into().expect("bias holds L lanes");
     for oy0 in (0..g.oh).step_by(p.band) {
         let oys = oy0..(oy0 + p.band).min(g.oh);
-        pad_input::<L, AVX>(p, b, buf, oy0 * g.sh, span(oys.len(), g.sh, g.kh, g.dh));
-        compute::<L, FMA, AVX, NB>(p, buf, wp, &bias, row, y, b.channels, oys);
+        let rows = span(oys.len(), g.sh, g.kh, g.dh);
+        pad_input::<L, AVX>(p, b, buf, cvt, oy0 * g.sh, rows);
+        compute::<L, FMA, AVX, NB, S>(p, buf, wp, &bias, row, sink, b.channels, oys);
     }
 }
 
@@ -183,12 +265,14 @@ fn span(o: usize, s: usize, k: usize, d: usize) -> usize {
 
 /// Writes padded rows `py0..py0 + rows` of the `[rows][pw][L]` input block, zeros in the
 /// padding. Lanes past `channels` repeat
-/// channel 0 (their filters are zero and their outputs never stored).
+/// channel 0 (their filters are zero and their outputs never stored). Byte planes are first
+/// converted into `cvt` (`L × bh × iw` f32s), the band's input rows of each channel in one run.
 #[inline(always)]
 fn pad_input<const L: usize, const AVX: bool>(
     p: &DepthwisePlan,
     b: &Block,
     buf: &mut [f32],
+    cvt: &mut [f32],
     py0: usize,
     rows: usize,
 ) {
@@ -196,6 +280,20 @@ fn pad_input<const L: usize, const AVX: bool>(
     let left = g.pl.min(pw);
     let right = (g.pl + g.iw).min(pw);
     let (buf, _) = buf.as_chunks_mut::<L>();
+    // The band's input rows `iy0..iy1`.
+    let iy0 = py0.saturating_sub(g.pt).min(g.ih);
+    let iy1 = (py0 + rows).saturating_sub(g.pt).min(g.ih).max(iy0);
+    let per = p.bh * g.iw;
+    if let Planes::Bytes { x, xor, zx } = b.x {
+        let len = (iy1 - iy0) * g.iw;
+        for (c, d) in cvt.chunks_exact_mut(per).take(b.channels).enumerate() {
+            let s = &x[c * g.in_size() + iy0 * g.iw..][..len];
+            for (d, &v) in d[..len].iter_mut().zip(s) {
+                *d = ((v ^ xor) as i32 - zx) as f32;
+            }
+        }
+    }
+    let cvt = &*cvt;
     for (r, row) in buf.chunks_exact_mut(pw).take(rows).enumerate() {
         let iy = (py0 + r) as isize - g.pt as isize;
         if iy < 0 || iy >= g.ih as isize || left >= right {
@@ -206,10 +304,16 @@ fn pad_input<const L: usize, const AVX: bool>(
         row[..left].fill([0.0; L]);
         row[right..].fill([0.0; L]);
         let n = right - left;
-        let src: [&[f32]; L] = std::array::from_fn(|c| {
-            let c = if c < b.channels { c } else { 0 };
-            &b.x[c * g.in_size() + iy * g.iw..][..n]
-        });
+        let src: [&[f32]; L] = match b.x {
+            Planes::F32(x) => std::array::from_fn(|c| {
+                let c = if c < b.channels { c } else { 0 };
+                &x[c * g.in_size() + iy * g.iw..][..n]
+            }),
+            Planes::Bytes { .. } => std::array::from_fn(|c| {
+                let c = if c < b.channels { c } else { 0 };
+                &cvt[c * per + (iy - iy0) * g.iw..][..n]
+            }),
+        };
         let mid = &mut row[left..right];
         let mut j = 0;
         while L.is_multiple_of(TILE) && j + TILE <= n {
@@ -248,7 +352,7 @@ fn pad_input<const L: usize, const AVX: bool>(
 
 /// `dst[k][i] = src[i][k]` for an 8 × 8 tile (rows at least 8 long).
 #[inline(always)]
-fn transpose8<const AVX: bool>(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
+pub(crate) fn transpose8<const AVX: bool>(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
     #[cfg(target_arch = "x86_64")]
     if AVX {
         // SAFETY: AVX is true only inside `block_avx2` and `block_avx512`, which run after
@@ -306,7 +410,7 @@ fn transpose8_avx(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
 
 /// Scatters one `[ow][L]` output row into row `oy` of the first `channels` planes of `y`.
 #[inline(always)]
-fn store_row<const L: usize, const AVX: bool>(
+pub(crate) fn store_row<const L: usize, const AVX: bool>(
     g: &Window2d,
     row: &[[f32; L]],
     oy: usize,
@@ -384,13 +488,13 @@ fn lane_madd<const L: usize, const FMA: bool>(acc: &mut [f32; L], w: &[f32; L], 
 /// time into `row` (`[ow][L]`), then scattered into `y`'s planes.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
+fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize, S: RowSink>(
     p: &DepthwisePlan,
     buf: &[f32],
     w: &[[f32; L]],
     bias: &[f32; L],
     row: &mut [f32],
-    y: &mut [f32],
+    sink: &mut S,
     channels: usize,
     oys: std::ops::Range<usize>,
 ) {
@@ -421,7 +525,7 @@ fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize>(
                 *r = pixels::<L, FMA, 1>(p, buf, w, bias, band_row, ox)[0];
             }
         }
-        store_row::<L, AVX>(g, row, oy, y, channels);
+        sink.row::<L, AVX>(g, row, oy, channels);
     }
 }
 
@@ -460,14 +564,14 @@ fn pixels<const L: usize, const FMA: bool, const N: usize>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-fn block_avx512(p: &DepthwisePlan, b: &Block, y: &mut [f32], scratch: &mut [f32]) {
-    block::<16, true, true, 8>(p, b, y, scratch)
+fn block_avx512<S: RowSink>(p: &DepthwisePlan, b: &Block, sink: &mut S, scratch: &mut [f32]) {
+    block::<16, true, true, 8, S>(p, b, sink, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn block_avx2(p: &DepthwisePlan, b: &Block, y: &mut [f32], scratch: &mut [f32]) {
-    block::<8, true, true, 8>(p, b, y, scratch)
+fn block_avx2<S: RowSink>(p: &DepthwisePlan, b: &Block, sink: &mut S, scratch: &mut [f32]) {
+    block::<8, true, true, 8, S>(p, b, sink, scratch)
 }
 
 #[cfg(test)]

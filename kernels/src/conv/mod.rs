@@ -4,7 +4,7 @@
 
 pub mod depthwise;
 
-pub use depthwise::DepthwisePlan;
+pub use depthwise::{DepthwisePlan, Planes, RowSink};
 
 /// Geometry of a 2-D sliding window over one `ih × iw` plane producing an `oh × ow` plane.
 /// Output position `o` with tap `k` reads input `o·stride + k·dilation − pad_begin`.

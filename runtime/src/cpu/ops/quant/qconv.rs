@@ -1,12 +1,13 @@
 //! CPU kernel for QConv: u8/i8 convolution with i32 accumulation and a requantizing epilogue.
 //!
-//! Depthwise convolutions (group == C == M) run `qgemm::depthwise` per channel; everything else
+//! Depthwise convolutions (group == C == M) run `qgemm::depthwise::run_block` over blocks of
+//! channels (the fp32 blocked kernel on exact integers), threaded over the blocks; everything else
 //! runs the integer GEMM per image and group. A 1×1 stride-1 convolution reads its input planes
 //! as they are; any other is first unfolded (byte im2col) once per image and group into shared
 //! scratch, so the panels every thread packs are contiguous runs. Weights are packed when the
 //! kernel is built.
 
-use edgefuse_kernels::conv::{im2col_u8_ld, Window2d};
+use edgefuse_kernels::conv::{im2col_u8_ld, DepthwisePlan, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
 use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR};
 use rayon::prelude::*;
@@ -19,10 +20,8 @@ use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
 
 enum Plan {
-    Depthwise {
-        kernel: QKernel,
-        taps: Vec<i32>,
-    },
+    /// The blocked plan and the filters `w − zw` as f32.
+    Depthwise { plan: DepthwisePlan, taps: Vec<f32> },
     /// Per group: packed weights and that group's rows of the epilogue.
     Gemm {
         groups: Vec<QWeights>,
@@ -76,7 +75,10 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let kernel = QKernel::detect();
     let stage = stage(&op.out, op.conv.act, op.x.scale, &op.w_scale, &bias, m)?;
     let plan = if group == c && c == m && geom.taps() <= depthwise::MAX_TAPS {
-        Plan::Depthwise { kernel, taps: wq }
+        Plan::Depthwise {
+            plan: DepthwisePlan::new(&geom),
+            taps: depthwise::taps_f32(&wq),
+        }
     } else {
         let (mg, k) = (m / group, c / group * geom.taps());
         let groups = (0..group)
@@ -139,7 +141,7 @@ impl QConvKernel {
 
     fn lane_scratch(&self) -> usize {
         let b = match &self.plan {
-            Plan::Depthwise { .. } => depthwise::scratch_bytes(&self.geom),
+            Plan::Depthwise { plan, .. } => plan.scratch_len() * 4,
             Plan::Gemm { groups, .. } => {
                 groups.iter().map(|g| g.scratch_bytes()).max().unwrap_or(0)
             }
@@ -153,38 +155,46 @@ impl QConvKernel {
         ctx.threads.min(MAX_LANES).min(work / PAR_MIN_WORK).max(1)
     }
 
-    /// Depthwise: each lane takes a run of channels of one image.
+    /// Depthwise: each lane takes a run of channel blocks of one image.
+    #[allow(clippy::too_many_arguments)]
     fn depthwise<T: Send>(
         &self,
-        taps: &[i32],
-        kernel: QKernel,
+        plan: &DepthwisePlan,
+        taps: &[f32],
         x: &[u8],
         out: &mut [T],
         plane: fn(&mut [T]) -> PlaneOut,
         scratch: &mut [u8],
         lanes: usize,
     ) {
-        let (isz, osz, t) = (self.geom.in_size(), self.geom.out_size(), self.geom.taps());
+        let (isz, osz, t, l) = (
+            self.geom.in_size(),
+            self.geom.out_size(),
+            self.geom.taps(),
+            plan.lanes(),
+        );
         let per = self.lane_scratch();
-        let chunk = self.c.div_ceil(lanes);
+        let lanes = lanes.min(self.c.div_ceil(l));
+        let chunk = self.c.div_ceil(l).div_ceil(lanes) * l;
+        let e = &self.stage.epi;
         for img in 0..self.n {
             let out_img = &mut out[img * self.c * osz..(img + 1) * self.c * osz];
+            let x_img = &x[img * self.c * isz..(img + 1) * self.c * isz];
             let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
-                for (j, op) in o.chunks_mut(osz).enumerate() {
-                    let ch = lane * chunk + j;
-                    let plane_x = &x[(img * self.c + ch) * isz..(img * self.c + ch + 1) * isz];
-                    let e = &self.stage.epi;
-                    depthwise::run_channel(
-                        kernel,
-                        &self.geom,
-                        plane_x,
+                let sc: &mut [f32] = bytemuck::cast_slice_mut(sc);
+                for (b, ob) in o.chunks_mut(l * osz).enumerate() {
+                    let c0 = lane * chunk + b * l;
+                    depthwise::run_block(
+                        plan,
+                        ob.len() / osz,
+                        &x_img[c0 * isz..],
                         self.x.xor,
                         self.x.zp,
-                        &taps[ch * t..(ch + 1) * t],
-                        e.mult[ch],
-                        e.add[ch],
+                        &taps[c0 * t..],
+                        &e.mult[c0..],
+                        &e.add[c0..],
                         e.kind,
-                        plane(op),
+                        plane(ob),
                         sc,
                     );
                 }
@@ -329,18 +339,18 @@ impl CpuKernel for QConvKernel {
         let lanes = self.lanes(ctx);
         let out = &mut outputs[0];
         match (&self.plan, self.out_f32) {
-            (Plan::Depthwise { kernel, taps }, false) => self.depthwise(
+            (Plan::Depthwise { plan, taps }, false) => self.depthwise(
+                plan,
                 taps,
-                *kernel,
                 x,
                 &mut *out.data,
                 |o| PlaneOut::Bytes(o),
                 scratch,
                 lanes,
             ),
-            (Plan::Depthwise { kernel, taps }, true) => self.depthwise(
+            (Plan::Depthwise { plan, taps }, true) => self.depthwise(
+                plan,
                 taps,
-                *kernel,
                 x,
                 out.typed::<f32>(),
                 |o| PlaneOut::F32(o),
