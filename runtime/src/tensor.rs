@@ -72,26 +72,21 @@ impl Element for u8 {
     const DTYPE: DType = DType::U8;
 }
 
-/// A 64-byte block: the unit of aligned storage.
-#[derive(Clone, Copy, bytemuck::Zeroable)]
-#[repr(C, align(64))]
-pub struct Block(pub [u8; 64]);
-
 /// A byte buffer whose start is 64-byte aligned, so any element type can be viewed in place.
-#[derive(Clone, Default)]
+///
+/// Backed by a plain zeroed `Vec<u8>` (the allocator's `calloc`: a large arena arrives as
+/// untouched zero pages, not written at load) with the start moved to a 64-byte boundary.
 pub struct AlignedBuf {
-    blocks: Vec<Block>,
+    buf: Vec<u8>,
+    offset: usize,
     len: usize,
 }
 
 impl AlignedBuf {
-    /// Zeroed through the allocator (`alloc_zeroed`): a large arena comes straight from the
-    /// kernel as untouched zero pages instead of being written at load.
     pub fn zeroed(len: usize) -> Self {
-        AlignedBuf {
-            blocks: bytemuck::zeroed_vec(len.div_ceil(64)),
-            len,
-        }
+        let buf = vec![0u8; len + 63];
+        let offset = buf.as_ptr().align_offset(64).min(63);
+        AlignedBuf { buf, offset, len }
     }
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut b = Self::zeroed(bytes.len());
@@ -105,12 +100,23 @@ impl AlignedBuf {
         self.len == 0
     }
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `Block` is `repr(C)` plain bytes; `blocks` holds at least `len` bytes.
-        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr() as *const u8, self.len) }
+        &self.buf[self.offset..self.offset + self.len]
     }
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
-        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr() as *mut u8, self.len) }
+        &mut self.buf[self.offset..self.offset + self.len]
+    }
+}
+
+impl Clone for AlignedBuf {
+    /// A fresh aligned buffer (a cloned `Vec` need not share the original's alignment).
+    fn clone(&self) -> Self {
+        Self::from_bytes(self.as_slice())
+    }
+}
+
+impl Default for AlignedBuf {
+    fn default() -> Self {
+        Self::zeroed(0)
     }
 }
 
@@ -285,5 +291,26 @@ impl TensorViewMut<'_> {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod aligned_tests {
+    use super::AlignedBuf;
+
+    #[test]
+    fn aligned_buffers_start_on_64_bytes_and_clones_too() {
+        for len in [0, 1, 63, 64, 65, 4096, 1 << 20] {
+            let mut b = AlignedBuf::zeroed(len);
+            assert_eq!(b.as_slice().as_ptr() as usize % 64, 0, "{len}");
+            assert!(b.as_slice().iter().all(|&v| v == 0));
+            assert_eq!(b.len(), len);
+            if len > 0 {
+                b.as_mut_slice()[len - 1] = 7;
+            }
+            let c = b.clone();
+            assert_eq!(c.as_slice().as_ptr() as usize % 64, 0, "{len}");
+            assert_eq!(c.as_slice(), b.as_slice());
+        }
     }
 }

@@ -10,3 +10,10 @@ pub mod session;
 pub(crate) mod worker;
 
 pub use session::{NodeTime, Session, SessionOptions};
+
+/// The machine's usable cores (`available_parallelism`, which reads cgroup files on every call
+/// on Linux), looked up once per process.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

@@ -129,9 +129,7 @@ impl CpuPreprocessor {
             target,
             geometry: None,
             scratch: Vec::new(),
-            threads: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .clamp(1, 8),
+            threads: crate::cpu::cores().clamp(1, 8),
             pool: None,
             decoder: Decoder::default(),
             scale,

@@ -141,7 +141,7 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         return unsupported("a depthwise Conv with a residual input");
     }
     let dw = (strategy == Strategy::Depthwise).then(|| DepthwisePlan::new(&geom));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::cpu::cores();
     let dw_slices = dw.map_or(0, |p| c.div_ceil(p.lanes()).min(MAX_LANES).min(cores));
     Ok(Box::new(ConvKernel {
         packed,
