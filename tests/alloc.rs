@@ -21,6 +21,10 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn inference_allocates_nothing() {
     let Some(models) = models_dir() else { return };
+    // Sessions with a thread pool stay alive to the end: a dropped pool's threads exit in the
+    // background, and their exit (thread-local teardown) could allocate inside the next model's
+    // counting window on a loaded machine, which is not an inference's allocation.
+    let mut keep = Vec::new();
     for case in CASES {
         let efm = compiled(&models, case.model);
         let r = refs(&models, case.model);
@@ -53,6 +57,9 @@ fn inference_allocates_nothing() {
                 "{} allocated {n} times in {RUNS} inferences with {threads} thread(s)",
                 case.model
             );
+            if threads > 1 {
+                keep.push(s);
+            }
         }
     }
 }
