@@ -8,18 +8,36 @@ use crate::conv::{valid_outputs, valid_taps, Window2d};
 /// Max over the in-bounds taps of each window; a window entirely in the padding gives
 /// `f32::MIN` (onnxruntime's `lowest()`).
 pub fn max_pool(g: &Window2d, x: &[f32], y: &mut [f32]) {
+    max_pool_mapped(g, x, y, f32::MIN, |v| v)
+}
+
+/// The max pool behind [`max_pool`] and [`max_pool_u8`]: inputs pass through `map` before the
+/// comparison (the byte domain's xor); windows with no input tap give `lowest`.
+/// `m = if v > m { v } else { m }` skips NaNs (as onnxruntime does) and compiles to `maxps`.
+#[inline(always)]
+fn max_pool_mapped<T: Copy + PartialOrd>(
+    g: &Window2d,
+    x: &[T],
+    y: &mut [T],
+    lowest: T,
+    map: impl Fn(T) -> T + Copy,
+) {
     let x = &x[..g.in_size()];
     if tiles(g) {
         match g.kw {
-            2 => return max_pool_tiled::<f32, 2>(g, x, y, f32::MIN, |v| v),
-            3 => return max_pool_tiled::<f32, 3>(g, x, y, f32::MIN, |v| v),
+            2 => return max_pool_tiled::<T, 2>(g, x, y, lowest, map),
+            3 => return max_pool_tiled::<T, 3>(g, x, y, lowest, map),
             _ => {}
         }
     }
     // Row by row and tap by tap: each tap is a run of outputs reading one input row at a
     // fixed stride, so the inner loop has no window bookkeeping.
+    let keep = |o: &mut T, v: T| {
+        let v = map(v);
+        *o = if v > *o { v } else { *o };
+    };
     for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
-        out.fill(f32::MIN);
+        out.fill(lowest);
         let ys = oy as isize * g.sh as isize - g.pt as isize;
         let (ylo, yhi) = valid_taps(ys, g.dh, g.kh, g.ih);
         for ki in ylo..yhi {
@@ -33,23 +51,18 @@ pub fn max_pool(g: &Window2d, x: &[f32], y: &mut [f32]) {
                 let dst = &mut out[xlo..xhi];
                 if g.sw == 1 {
                     let src = &row[ix0..ix0 + (xhi - xlo)];
-                    for (o, v) in dst.iter_mut().zip(src) {
-                        *o = o.max(*v);
-                    }
+                    dst.iter_mut().zip(src).for_each(|(o, v)| keep(o, *v));
                 } else {
-                    for (o, v) in dst.iter_mut().zip(row[ix0..].iter().step_by(g.sw)) {
-                        *o = o.max(*v);
-                    }
+                    let src = row[ix0..].iter().step_by(g.sw);
+                    dst.iter_mut().zip(src).for_each(|(o, v)| keep(o, *v));
                 }
             }
         }
     }
 }
 
-/// `max_pool` where the windows tile the input without padding or overlap (`K × K`, stride
-/// `K`, all inside): fixed-width window rows that LLVM vectorises. `m = if v > m { v } else
-/// { m }` keeps the general path's NaN behaviour (NaNs are skipped) and compiles to `maxps`.
-/// Inputs pass through `map` before the comparison (the byte domain's xor).
+/// [`max_pool_mapped`] where the windows tile the input without padding or overlap (`K × K`,
+/// stride `K`, all inside): fixed-width window rows that LLVM vectorises.
 #[inline(always)]
 fn max_pool_tiled<T: Copy + PartialOrd, const K: usize>(
     g: &Window2d,
@@ -87,40 +100,7 @@ fn tiles(g: &Window2d) -> bool {
 /// of a u8 or i8 tensor) and written in that domain. Every window must hold at least one
 /// input tap ([`windows_all_nonempty`]); a window in the padding only would read 0.
 pub fn max_pool_u8(g: &Window2d, x: &[u8], xor: u8, y: &mut [u8]) {
-    let x = &x[..g.in_size()];
-    if tiles(g) {
-        match g.kw {
-            2 => return max_pool_tiled::<u8, 2>(g, x, y, 0, |v| v ^ xor),
-            3 => return max_pool_tiled::<u8, 3>(g, x, y, 0, |v| v ^ xor),
-            _ => {}
-        }
-    }
-    for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
-        out.fill(0);
-        let ys = oy as isize * g.sh as isize - g.pt as isize;
-        let (ylo, yhi) = valid_taps(ys, g.dh, g.kh, g.ih);
-        for ki in ylo..yhi {
-            let row = &x[(ys + (ki * g.dh) as isize) as usize * g.iw..][..g.iw];
-            for kj in 0..g.kw {
-                let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
-                if xlo == xhi {
-                    continue;
-                }
-                let ix0 = xlo * g.sw + kj * g.dw - g.pl;
-                let dst = &mut out[xlo..xhi];
-                if g.sw == 1 {
-                    let src = &row[ix0..ix0 + (xhi - xlo)];
-                    for (o, v) in dst.iter_mut().zip(src) {
-                        *o = (*o).max(*v ^ xor);
-                    }
-                } else {
-                    for (o, v) in dst.iter_mut().zip(row[ix0..].iter().step_by(g.sw)) {
-                        *o = (*o).max(*v ^ xor);
-                    }
-                }
-            }
-        }
-    }
+    max_pool_mapped(g, x, y, 0, |v| v ^ xor)
 }
 
 /// Whether every output window of `g` reads at least one input tap (none lies wholly in the
