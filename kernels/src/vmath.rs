@@ -160,8 +160,8 @@ mod tests {
     }
 
     #[test]
-    fn every_path_agrees_with_the_scalar_body() {
-        // Whatever ISA the slice functions picked, each element equals the inline scalar.
+    fn slice_functions_equal_the_inline_scalar() {
+        // Whichever ISA body this CPU picked, each element equals the inline scalar formula.
         let xs = grid();
         let mut t = xs.clone();
         tanh_inplace(&mut t);

@@ -177,6 +177,29 @@ fn check_c(m: usize, n: usize, c: &[f32], ldc: usize) {
     );
 }
 
+/// Packed panels of a constant operand, starting on a 64-byte boundary.
+#[derive(Clone, Debug)]
+struct Panels {
+    /// Padded so that `data[offset..]` starts on a 64-byte boundary.
+    data: Vec<f32>,
+    offset: usize,
+}
+
+impl Panels {
+    /// `len` floats, zeroed, then filled by `pack` (skipped when `len` is 0).
+    fn new(len: usize, pack: impl FnOnce(&mut [f32])) -> Panels {
+        let mut data = vec![0.0f32; len + pack::ALIGN_F32];
+        let offset = pack::align_offset(&data);
+        if len > 0 {
+            pack(&mut data[offset..offset + len]);
+        }
+        Panels { data, offset }
+    }
+    fn get(&self) -> &[f32] {
+        &self.data[self.offset..]
+    }
+}
+
 /// A constant left operand packed once into the micro-kernel's panel layout, for
 /// [`sgemm_packed`]; convolution and Gemm weights are the intended use.
 #[derive(Clone, Debug)]
@@ -184,9 +207,7 @@ pub struct PackedA {
     kernel: Kernel,
     m: usize,
     k: usize,
-    /// Padded so that `data[offset..]` starts on a 64-byte boundary.
-    data: Vec<f32>,
-    offset: usize,
+    data: Panels,
 }
 
 impl PackedA {
@@ -197,7 +218,7 @@ impl PackedA {
         self.k
     }
     fn panels(&self) -> &[f32] {
-        &self.data[self.offset..]
+        self.data.get()
     }
 }
 
@@ -212,19 +233,10 @@ pub fn pack_a_with(kernel: Kernel, a: MatRef, m: usize, k: usize) -> PackedA {
     assert!(a.rows == m && a.cols == k, "pack_a dimensions disagree");
     a.check();
     let isa = kernel.isa();
-    let len = pack::packed_a_len(isa, m, k);
-    let mut data = vec![0.0f32; len + pack::ALIGN_F32];
-    let offset = pack::align_offset(&data);
-    if m > 0 && k > 0 {
-        pack::pack_a_full(isa, a.raw(), m, k, &mut data[offset..offset + len]);
-    }
-    PackedA {
-        kernel,
-        m,
-        k,
-        data,
-        offset,
-    }
+    let data = Panels::new(pack::packed_a_len(isa, m, k), |dst| {
+        pack::pack_a_full(isa, a.raw(), m, k, dst)
+    });
+    PackedA { kernel, m, k, data }
 }
 
 /// [`sgemm`] with a pre-packed left operand: `c = alpha·c + beta·(a · b)`, `a` being `m × k`
@@ -302,9 +314,7 @@ pub struct PackedB {
     kernel: Kernel,
     k: usize,
     n: usize,
-    /// Padded so that `data[offset..]` starts on a 64-byte boundary.
-    data: Vec<f32>,
-    offset: usize,
+    data: Panels,
 }
 
 impl PackedB {
@@ -315,7 +325,7 @@ impl PackedB {
         self.n
     }
     fn panels(&self) -> &[f32] {
-        &self.data[self.offset..]
+        self.data.get()
     }
 }
 
@@ -330,19 +340,10 @@ pub fn pack_b_with(kernel: Kernel, b: MatRef, k: usize, n: usize) -> PackedB {
     assert!(b.rows == k && b.cols == n, "pack_b dimensions disagree");
     b.check();
     let isa = kernel.isa();
-    let len = pack::packed_b_len(isa, k, n);
-    let mut data = vec![0.0f32; len + pack::ALIGN_F32];
-    let offset = pack::align_offset(&data);
-    if n > 0 && k > 0 {
-        pack::pack_b_full(isa, b.raw(), k, n, &mut data[offset..offset + len]);
-    }
-    PackedB {
-        kernel,
-        k,
-        n,
-        data,
-        offset,
-    }
+    let data = Panels::new(pack::packed_b_len(isa, k, n), |dst| {
+        pack::pack_b_full(isa, b.raw(), k, n, dst)
+    });
+    PackedB { kernel, k, n, data }
 }
 
 /// [`sgemm`] with a pre-packed right operand: `c = alpha·c + beta·(a · b)`, `a` being `m × k`
