@@ -1,5 +1,5 @@
 //! Per-node CPU timing of a compiled model, without the compiler in the build: the quick loop
-//! for kernel work. `cargo run --release -p edgefuse-runtime --example profile_efm -- M.efm [THREADS] [ITERS]`
+//! for kernel work. `cargo run --release -p edgefuse-runtime --example profile_efm -- M.efm [THREADS] [ITERS] [TOP]`
 //! (`edgefuse bench --profile` prints the same table from the full CLI).
 
 use std::sync::Arc;
@@ -12,10 +12,11 @@ use edgefuse_runtime::{Model, Tensor};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let Some(path) = args.get(1) else {
-        return Err("usage: profile_efm MODEL.efm [THREADS] [ITERS]".into());
+        return Err("usage: profile_efm MODEL.efm [THREADS] [ITERS] [TOP]".into());
     };
     let threads = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let iters: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(50);
+    let top: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(12);
     let model: Arc<Model> = Model::load(path)?;
     let mut s = Session::new(model.clone(), SessionOptions { threads })?;
     let g = model.graph();
@@ -44,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total: u64 = p.iter().map(|t| t.nanos).sum();
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(p[i].nanos));
-    for &i in order.iter().take(12) {
+    for &i in order.iter().take(top) {
         let n = &g.nodes[i];
         let out = n
             .outputs
@@ -52,11 +53,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|&o| format!("{:?}", g.tensors[o].shape))
             .unwrap_or_default();
         println!(
-            "  {:>4} {:>8.4} ms {:>5.1}%  {:<10} {out}",
+            "  {:>4} {:>8.4} ms {:>5.1}%  {:<10} {out} {}",
             i,
             p[i].nanos as f64 / iters as f64 / 1e6,
             100.0 * p[i].nanos as f64 / total.max(1) as f64,
-            n.op.name()
+            n.op.name(),
+            n.name
         );
     }
     Ok(())

@@ -17,6 +17,16 @@ pub enum Source<'a> {
     },
     /// A row-major matrix with `ld` bytes per row: column p of the product is row p.
     Rows { x: &'a [u8], ld: usize },
+    /// A stride-1 convolution read in place, on a "wide" output grid as wide as the input:
+    /// row k = (c, t) of column p is `x[c·plane + taps[t] + p]` (`taps[t]` is tap t's offset
+    /// `ki·dh·iw + kj·dw`). Column `oy·iw + ox` is output pixel (oy, ox) for `ox < ow`; the
+    /// columns past `ow` in each row are computed and discarded by the caller. No unfolding.
+    Shifted {
+        x: &'a [u8],
+        channels: usize,
+        plane: usize,
+        taps: &'a [usize],
+    },
 }
 
 impl Source<'_> {
@@ -33,6 +43,23 @@ impl Source<'_> {
                 assert!(
                     x.len() >= channels * g.ih * g.iw,
                     "qgemm: conv input too small"
+                );
+            }
+            Source::Shifted {
+                x,
+                channels,
+                plane,
+                taps,
+            } => {
+                assert_eq!(
+                    channels * taps.len(),
+                    k,
+                    "qgemm: shifted taps disagree with k"
+                );
+                let last = taps.iter().max().copied().unwrap_or(0) + cols;
+                assert!(
+                    cols == 0 || *channels == 0 || x.len() >= (channels - 1) * plane + last,
+                    "qgemm: shifted input too small"
                 );
             }
             Source::Rows { x, ld } => {
@@ -158,6 +185,13 @@ impl<'a, 's> Gather<'a, 's> {
             Source::Rows { x, ld } => {
                 for j in 0..np {
                     row[j] = x[(p0 + j) * ld + kk] ^ xor;
+                }
+            }
+            Source::Shifted { x, plane, taps, .. } => {
+                let (c, t) = (kk / taps.len(), kk % taps.len());
+                let at = c * plane + taps[t] + p0;
+                for (r, v) in row[..np].iter_mut().zip(&x[at..at + np]) {
+                    *r = v ^ xor;
                 }
             }
             Source::Conv { x, g, .. } => {

@@ -51,6 +51,10 @@ fn reference(
         let xs: Vec<i32> = (0..k)
             .map(|kk| match src {
                 Source::Rows { x, ld } => (x[p * ld + kk] ^ xor) as i32 - zx,
+                Source::Shifted { x, plane, taps, .. } => {
+                    let (c, t) = (kk / taps.len(), kk % taps.len());
+                    (x[c * plane + taps[t] + p] ^ xor) as i32 - zx
+                }
                 Source::Conv { x, g, .. } => {
                     let (c, t) = (kk / (g.kh * g.kw), kk % (g.kh * g.kw));
                     let (ki, kj) = (t / g.kw, t % g.kw);
@@ -200,6 +204,50 @@ fn every_kernel_matches_the_definition_on_convolutions() {
         };
         for wide in [false, true] {
             check_product(&mut rng, &src, 0, m, c * g.kh * g.kw, g.oh * g.ow, wide);
+        }
+    }
+}
+
+/// The in-place stride-1 form: on the wide grid, every column with `ox < ow` equals the
+/// convolution's output pixel, and the product matches the definition on every column.
+#[test]
+fn every_kernel_matches_the_definition_on_shifted_convolutions() {
+    let mut rng = Rng(43);
+    for (g, c, m) in [
+        (window(7, 6, 3, 1, 0, 1), 3, 5),
+        (window(13, 13, 3, 1, 0, 1), 32, 17),
+        (window(5, 5, 3, 1, 0, 1), 64, 9),
+        (window(10, 7, 3, 1, 0, 2), 2, 8),
+        (window(28, 28, 3, 1, 0, 1), 1, 32),
+    ] {
+        let x: Vec<u8> = (0..c * g.ih * g.iw).map(|_| rng.next() as u8).collect();
+        let taps: Vec<usize> = (0..g.kh * g.kw)
+            .map(|t| (t / g.kw) * g.dh * g.iw + (t % g.kw) * g.dw)
+            .collect();
+        let cols = (g.oh - 1) * g.iw + g.ow;
+        let src = Source::Shifted {
+            x: &x,
+            channels: c,
+            plane: g.ih * g.iw,
+            taps: &taps,
+        };
+        let k = c * taps.len();
+        let w: Vec<i32> = (0..m * k).map(|_| rng.range(-127, 127)).collect();
+        let wide = reference(&src, 0, 9, &w, m, k, cols);
+        let conv = Source::Conv {
+            x: &x,
+            g,
+            channels: c,
+        };
+        let dense = reference(&conv, 0, 9, &w, m, k, g.oh * g.ow);
+        for r in 0..m {
+            for p in 0..g.oh * g.ow {
+                let (oy, ox) = (p / g.ow, p % g.ow);
+                assert_eq!(wide[r * cols + oy * g.iw + ox], dense[r * g.oh * g.ow + p]);
+            }
+        }
+        for wide in [false, true] {
+            check_product(&mut rng, &src, 0, m, k, cols, wide);
         }
     }
 }

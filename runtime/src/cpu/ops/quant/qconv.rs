@@ -44,6 +44,23 @@ struct QConvKernel {
     /// GEMM plan with small output planes and a batch: all images side by side in one
     /// product per group (always unfolded), then scattered back to NCHW.
     batched: bool,
+    /// GEMM plan for other stride-1 convolutions: the input read in place (`Source::Shifted`).
+    shift: Option<Shift>,
+}
+
+/// A stride-1 convolution computed on a wide output grid as wide as its (padded) input, so
+/// every tap is a contiguous run of the input plane and nothing is unfolded; the extra
+/// columns of each output row are dropped when the rows are copied out.
+struct Shift {
+    /// Offset of each tap in the padded plane.
+    taps: Vec<usize>,
+    /// Padded plane height and width.
+    ph: usize,
+    pw: usize,
+    /// Whether the input is first copied into a zero-point-padded plane.
+    padded: bool,
+    /// Columns of the wide product: `(oh − 1)·pw + ow`.
+    cols: usize,
 }
 
 /// Output planes smaller than this are batched into one product when the batch is not 1.
@@ -98,10 +115,23 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         g.taps() == 1 && (g.sh, g.sw, g.pt, g.pl) == (1, 1, 0, 0) && (g.oh, g.ow) == (g.ih, g.iw);
     let gemm = matches!(plan, Plan::Gemm { .. });
     let batched = gemm && n > 1 && g.out_size() < BATCH_BELOW_PLANE;
-    let unfold = gemm && (!direct || batched);
+    let shift = (gemm && !direct && !batched && (g.sh, g.sw) == (1, 1)).then(|| {
+        let (ph, pw) = (g.ih + g.pt + g.pb, g.iw + g.pl + g.pr);
+        Shift {
+            taps: (0..g.taps())
+                .map(|t| (t / g.kw) * g.dh * pw + (t % g.kw) * g.dw)
+                .collect(),
+            ph,
+            pw,
+            padded: (g.pt, g.pl, g.pb, g.pr) != (0, 0, 0, 0),
+            cols: (g.oh - 1) * pw + g.ow,
+        }
+    });
+    let unfold = gemm && (!direct || batched) && shift.is_none();
     Ok(Box::new(QConvKernel {
         unfold,
         batched,
+        shift,
         n,
         c,
         m,
@@ -118,24 +148,28 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
 const MAX_LANES: usize = 8;
 
 impl QConvKernel {
-    /// Bytes of one image-and-group's unfolded input (0 without unfolding).
+    /// Bytes of one image-and-group's unfolded (or padded) input (0 when read in place).
     fn unfold_bytes(&self) -> usize {
         let images = if self.batched { self.n } else { 1 };
         let k = self.c / self.group * self.geom.taps();
-        if self.unfold {
-            (k * images * self.geom.out_size()).next_multiple_of(64)
-        } else {
-            0
+        match &self.shift {
+            Some(s) if s.padded => (self.c / self.group * s.ph * s.pw).next_multiple_of(64),
+            Some(_) => 0,
+            None if self.unfold => (k * images * self.geom.out_size()).next_multiple_of(64),
+            None => 0,
         }
     }
 
-    /// Bytes of one group's batched product before the scatter (0 unless batched).
+    /// Bytes of one group's product before it is scattered (batched) or compacted (shifted).
     fn batch_out_bytes(&self) -> usize {
-        if self.batched {
-            let elem = if self.out_f32 { 4 } else { 1 };
-            (self.m / self.group * self.n * self.geom.out_size() * elem).next_multiple_of(64)
-        } else {
-            0
+        let elem = if self.out_f32 { 4 } else { 1 };
+        let mg = self.m / self.group;
+        match &self.shift {
+            Some(s) => (mg * s.cols * elem).next_multiple_of(64),
+            None if self.batched => {
+                (mg * self.n * self.geom.out_size() * elem).next_multiple_of(64)
+            }
+            None => 0,
         }
     }
 
@@ -237,7 +271,10 @@ impl QConvKernel {
         } else {
             (1, self.n)
         };
-        let wide = per_run * osz;
+        let wide = match &self.shift {
+            Some(s) => s.cols,
+            None => per_run * osz,
+        };
         // The unfolded input read as a 1×1 convolution over k planes of `wide` pixels.
         let flat = Window2d {
             ih: 1,
@@ -259,7 +296,33 @@ impl QConvKernel {
         let pad = (self.x.zp as u8) ^ self.x.xor;
         for run in 0..runs {
             for (g, wts) in groups.iter().enumerate() {
-                let src = if self.unfold {
+                let src = if let Some(s) = &self.shift {
+                    let x0 = (run * self.c + g * cg) * isz;
+                    let xg = &x[x0..x0 + cg * isz];
+                    let xs: &[u8] = if s.padded {
+                        let g = &self.geom;
+                        let padded = &mut col[..cg * s.ph * s.pw];
+                        padded.fill(pad);
+                        for (src, dst) in xg
+                            .chunks_exact(isz)
+                            .zip(padded.chunks_exact_mut(s.ph * s.pw))
+                        {
+                            for (r, row) in src.chunks_exact(g.iw).enumerate() {
+                                let at = (r + g.pt) * s.pw + g.pl;
+                                dst[at..at + g.iw].copy_from_slice(row);
+                            }
+                        }
+                        padded
+                    } else {
+                        xg
+                    };
+                    Source::Shifted {
+                        x: xs,
+                        channels: cg,
+                        plane: s.ph * s.pw,
+                        taps: &s.taps,
+                    }
+                } else if self.unfold {
                     for i in 0..per_run {
                         let img = run * per_run + i;
                         let x0 = (img * self.c + g * cg) * isz;
@@ -305,7 +368,18 @@ impl QConvKernel {
                             .for_each(work);
                     }
                 };
-                if self.batched {
+                if let Some(s) = &self.shift {
+                    let st: &mut [T] = &mut bytemuck::cast_slice_mut(staged)[..mg * wide];
+                    compute(st);
+                    let (ow, oh) = (self.geom.ow, self.geom.oh);
+                    let y0 = (run * self.m + g * mg) * osz;
+                    for (j, row) in st.chunks_exact(wide).enumerate() {
+                        let dst = &mut out[y0 + j * osz..y0 + (j + 1) * osz];
+                        for (oy, d) in dst.chunks_exact_mut(ow).enumerate().take(oh) {
+                            d.copy_from_slice(&row[oy * s.pw..oy * s.pw + ow]);
+                        }
+                    }
+                } else if self.batched {
                     let st: &mut [T] = &mut bytemuck::cast_slice_mut(staged)[..mg * wide];
                     compute(st);
                     for (j, row) in st.chunks_exact(wide).enumerate() {
@@ -458,12 +532,15 @@ mod tests {
         }
     }
 
-    /// Batched (small planes, several images), unfolded and direct plans against the float
-    /// definition: each output within one output step (or 1e-4 relative for f32 outputs).
+    /// Batched (small planes, several images), unfolded, shifted (stride 1, padded or not) and
+    /// direct plans against the float definition: each output within one output step (or 1e-4
+    /// relative for f32 outputs).
     #[test]
     fn qconv_plans_match_the_float_definition() {
-        let cases: [(&[usize], usize, [usize; 2], [usize; 2], [usize; 4], usize); 5] = [
+        let cases: [(&[usize], usize, [usize; 2], [usize; 2], [usize; 4], usize); 7] = [
             (&[3, 4, 7, 6], 5, [3, 3], [1, 1], [1, 1, 1, 1], 1),
+            (&[1, 6, 9, 8], 4, [3, 3], [1, 1], [0, 0, 0, 0], 2),
+            (&[1, 3, 8, 7], 5, [3, 2], [1, 1], [0, 1, 2, 0], 1),
             (&[2, 6, 9, 9], 8, [3, 3], [2, 2], [0, 1, 1, 0], 2),
             (&[3, 8, 4, 5], 6, [1, 1], [1, 1], [0, 0, 0, 0], 1),
             (&[1, 4, 30, 30], 3, [3, 3], [1, 1], [1, 1, 1, 1], 1),

@@ -23,7 +23,11 @@ struct QPoolKernel {
     ratio: f32,
     /// Max pooling where every window has an input tap: the byte max in the u8 domain, then
     /// this table (requantization is monotonic, so it commutes with max) to the output byte.
+    /// Max pooling as a byte max, remapped through `max_table` unless that is the identity.
+    max_bytes: bool,
     max_table: Option<Box<[u8; 256]>>,
+    /// One window over each whole, unpadded plane (GlobalAveragePool).
+    global_avg: bool,
 }
 
 impl QPoolKernel {
@@ -55,14 +59,21 @@ pub fn build(op: &QPool, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         x: Domain::new(x.dtype, &op.x),
         out: Domain::new(y.dtype, &op.out),
         ratio: op.x.scale / op.out.scale,
+        max_bytes: false,
         max_table: None,
+        global_avg: p.kind == PoolKind::Avg
+            && (geom.kh, geom.kw, geom.oh, geom.ow) == (geom.ih, geom.iw, 1, 1)
+            && (geom.pt, geom.pl, geom.pb, geom.pr) == (0, 0, 0, 0),
     };
     if k.kind == PoolKind::Max && windows_all_nonempty(&geom) {
         let mut t = Box::new([0u8; 256]);
         for (u, o) in t.iter_mut().enumerate() {
             *o = k.requant((u as i32 - k.x.zp) as f32);
         }
-        k.max_table = Some(t);
+        // Same scale and zero point in and out (max pooling keeps its input's): no table.
+        let identity = t.iter().enumerate().all(|(u, &o)| o == u as u8 ^ k.x.xor);
+        k.max_table = (!identity).then_some(t);
+        k.max_bytes = true;
     }
     Ok(Box::new(k))
 }
@@ -78,14 +89,27 @@ impl CpuKernel for QPoolKernel {
         let g = &self.geom;
         let (isz, osz) = (g.in_size(), g.out_size());
         let (x, y) = (inputs[0].data, &mut *outputs[0].data);
-        if let Some(t) = &self.max_table {
+        if self.max_bytes {
             for (xp, yp) in x.chunks_exact(isz).zip(y.chunks_exact_mut(osz)) {
                 max_pool_u8(g, xp, self.x.xor, yp);
-                yp.iter_mut().for_each(|v| *v = t[*v as usize]);
+                match &self.max_table {
+                    Some(t) => yp.iter_mut().for_each(|v| *v = t[*v as usize]),
+                    // The pool compares and writes in the u8 domain; back to the tensor's bytes.
+                    None => yp.iter_mut().for_each(|v| *v ^= self.x.xor),
+                }
             }
             return Ok(());
         }
         let zx = self.x.zp;
+        if self.global_avg {
+            // The same arithmetic as the general loop below: an exact integer sum, one division.
+            for (xp, o) in x.chunks_exact(isz).zip(y.iter_mut()) {
+                let raw: u32 = xp.iter().map(|&b| (b ^ self.x.xor) as u32).sum();
+                let sum = raw as i32 - zx * isz as i32;
+                *o = self.requant(sum as f32 / isz as f32);
+            }
+            return Ok(());
+        }
         for p in 0..self.planes {
             let plane = &x[p * isz..(p + 1) * isz];
             for oy in 0..g.oh {

@@ -5,6 +5,8 @@
 //! by the scale, rounding in f32, the zero point added in f32, then clamping — so results match
 //! it bit for bit.
 
+use edgefuse_kernels::qgemm::round_even;
+
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::QuantizeLinear;
 use crate::tensor::{DType, TensorView, TensorViewMut};
@@ -71,8 +73,11 @@ impl CpuKernel for QuantizeKernel {
                     None => 0.0,
                 };
                 let (xs, os) = (&x[at..at + self.inner], &mut out[at..at + self.inner]);
+                // Values beyond ±300 saturate either way; within that range adding and
+                // subtracting 1.5·2^23 rounds half to even and vectorises (`round_ties_even`
+                // is a library call without SSE4.1). NaN stays NaN and becomes 0, as before.
                 for (o, &v) in os.iter_mut().zip(xs) {
-                    let q = ((v / s).round_ties_even() + z).clamp(lo, hi);
+                    let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(lo, hi);
                     *o = if signed { q as i8 as u8 } else { q as u8 };
                 }
                 at += self.inner;
