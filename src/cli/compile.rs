@@ -74,6 +74,8 @@ enum CalibrationMethod {
     Minmax,
     Percentile,
     Entropy,
+    /// The range with the least squared error (clipping plus rounding) on the histogram.
+    Mse,
 }
 
 fn parse_preprocess(s: &str) -> Result<edgefuse_runtime::preprocess::PreprocessSpec, String> {
@@ -225,6 +227,7 @@ fn quant_options(
         CalibrationMethod::Minmax => Method::MinMax,
         CalibrationMethod::Percentile => Method::Percentile(a.percentile),
         CalibrationMethod::Entropy => Method::Entropy,
+        CalibrationMethod::Mse => Method::Mse,
     };
     let calibrate =
         crate::dataset::load_inputs(&a.calibrate, a.preprocess.as_ref()).context("--calibrate")?;

@@ -23,6 +23,9 @@ pub enum Method {
     Percentile(f64),
     /// The threshold minimising KL(fp32 histogram ‖ quantized histogram).
     Entropy,
+    /// The range minimising the expected squared error of quantizing the observed values:
+    /// clipping error beyond it plus rounding noise (step²/12) within it.
+    Mse,
 }
 
 impl Method {
@@ -31,6 +34,7 @@ impl Method {
             Method::MinMax => "minmax".into(),
             Method::Percentile(p) => format!("percentile {p}"),
             Method::Entropy => "entropy".into(),
+            Method::Mse => "mse".into(),
         }
     }
     fn needs_histogram(&self) -> bool {
@@ -150,6 +154,7 @@ impl Stats {
                 };
                 (lo.min(0.0), hi.max(0.0))
             }
+            Method::Mse => self.mse_range(min, max),
             Method::Entropy => {
                 if self.lo >= 0.0 {
                     // Exact zeros (ReLU's) quantize exactly; they must not pull the threshold.
@@ -164,6 +169,41 @@ impl Stats {
                 }
             }
         }
+    }
+
+    /// The range `[lo·s, hi·s]` (s in (0, 1], the observed range scaled) with the least
+    /// expected squared quantization error over the histogram: values outside are clipped to
+    /// the edge, values inside round to a 256-level grid (noise step²/12).
+    fn mse_range(&self, min: f32, max: f32) -> (f32, f32) {
+        let w = ((self.hi - self.lo) / BINS as f32) as f64;
+        let centres: Vec<(f64, f64)> = self
+            .hist
+            .iter()
+            .enumerate()
+            // Exact zeros (ReLU's) quantize exactly, wherever the range ends.
+            .filter(|(b, &c)| c > 0 && !(*b == 0 && self.lo >= 0.0))
+            .map(|(b, &c)| (self.lo as f64 + (b as f64 + 0.5) * w, c as f64))
+            .collect();
+        let (mut best, mut best_err) = (1.0f64, f64::INFINITY);
+        for step in 0..=120 {
+            let s = 1.0 - step as f64 * 0.0075; // down to 0.1 of the observed range
+            let (lo, hi) = (min as f64 * s, max as f64 * s);
+            let q = (hi - lo) / 255.0;
+            let mut err = 0.0;
+            for &(x, c) in &centres {
+                err += c * if x > hi {
+                    (x - hi) * (x - hi)
+                } else if x < lo {
+                    (lo - x) * (lo - x)
+                } else {
+                    q * q / 12.0
+                };
+            }
+            if err < best_err {
+                (best, best_err) = (s, err);
+            }
+        }
+        (min * best as f32, max * best as f32)
     }
 
     /// The value below which a fraction `q` of the observed values lie (bin upper edge).
@@ -322,6 +362,27 @@ mod tests {
         s.start_histogram();
         s.observe_histogram(xs);
         s
+    }
+
+    #[test]
+    fn mse_clips_a_long_tail_and_keeps_a_compact_range() {
+        // Exponential (mean 0.2) with a tail to ~2.4: rounding noise over the full range costs
+        // more than clipping the last few values, so the range shrinks, but not below the bulk.
+        let xs: Vec<f32> = (0..100_000)
+            .map(|i| -((i as f32 + 0.5) / 100_000.0).ln() * 0.2)
+            .collect();
+        let s = stats_of(&xs);
+        let (lo, hi) = s.range(Method::Mse);
+        let max = s.max;
+        assert_eq!(lo, 0.0);
+        assert!(hi < max && hi > 0.3 * max, "mse hi {hi} of max {max}");
+        // Uniform values: every value is "bulk", so the full range is best.
+        let flat: Vec<f32> = (0..10_000).map(|i| i as f32 / 10_000.0 - 0.5).collect();
+        let (lo, hi) = stats_of(&flat).range(Method::Mse);
+        assert!(
+            lo < -0.49 && hi > 0.49,
+            "mse range [{lo}, {hi}] on uniform values"
+        );
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The accuracy guard: top-1 of fp32 and of the quantized model on labelled data; while the drop
 //! exceeds `--max-drop`, per-layer sensitivity (each layer alone back in fp32, on a subset) ranks
 //! the layers, and the most sensitive go back to fp32 one at a time until the drop fits.
+//!
+//! Sensitivity is measured as how close the model's output gets to fp32's (mean absolute
+//! difference) with that one layer back in fp32, on a small subset: a continuous measure is
+//! steady on a few samples, where top-1 on a few hundred flips on near-ties (on Fashion-MNIST,
+//! ranking by top-1 over 1,000 samples was noise at these drops). The fallback itself is judged
+//! by top-1 on the whole validation set.
 
 use std::collections::HashSet;
 
@@ -13,7 +19,7 @@ use super::runner::Runner;
 use crate::Module;
 
 /// Samples the sensitivity scan runs per layer.
-const SENSITIVITY_SAMPLES: usize = 1000;
+const SENSITIVITY_SAMPLES: usize = 16;
 
 /// A progress bar on stderr (drawn only on a terminal, and only when `show`).
 pub fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
@@ -121,10 +127,11 @@ pub fn guard(
         });
     }
 
-    // Sensitivity: each layer alone back in fp32, on a subset, ranked by the top-1 it recovers
-    // (then by how close its output gets to fp32's).
+    // Sensitivity: each layer alone back in fp32, on a subset, ranked by how close the output
+    // gets to fp32's.
     let n = val.len().min(SENSITIVITY_SAMPLES);
     let (sub, sub_labels) = subset(val, labels, n);
+    let (sub, sub_labels) = (&sub[..], &sub_labels[..]);
     let hidden = ProgressBar::hidden();
     let (f_sub, ref_out) = evaluate(fp32, sub, sub_labels, &hidden)?;
     let (q_sub, _) = evaluate(&build(&enabled)?, sub, sub_labels, &hidden)?;
@@ -144,7 +151,7 @@ pub fn guard(
         b.inc(1);
     }
     b.finish_and_clear();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.total_cmp(&b.2)));
+    ranked.sort_by(|a, b| a.2.total_cmp(&b.2));
     for (l, t, err) in ranked {
         if f - q <= max_drop || enabled.len() == 0 {
             break;
@@ -172,8 +179,19 @@ pub fn guard(
     })
 }
 
-/// The first `n` samples and their labels (labels per sample = rows of output 0 per run).
-fn subset<'a>(val: &'a [Sample], labels: &'a [i64], n: usize) -> (&'a [Sample], &'a [i64]) {
+/// `n` samples spread evenly over `val` (validation sets are often ordered: by class, or by
+/// photograph and its variants), and their labels (labels per sample = rows of output 0 per run).
+fn subset(val: &[Sample], labels: &[i64], n: usize) -> (Vec<Sample>, Vec<i64>) {
     let per = labels.len() / val.len().max(1);
-    (&val[..n], &labels[..(n * per).min(labels.len())])
+    let picks: Vec<usize> = (0..n).map(|i| i * val.len() / n.max(1)).collect();
+    let samples = picks.iter().map(|&i| val[i].clone()).collect();
+    let labels = picks
+        .iter()
+        .flat_map(|&i| {
+            labels[(i * per).min(labels.len())..((i + 1) * per).min(labels.len())]
+                .iter()
+                .copied()
+        })
+        .collect();
+    (samples, labels)
 }

@@ -18,6 +18,8 @@
 //!   never saturates, takes any weight zero point.
 
 pub mod depthwise;
+#[cfg(target_arch = "x86_64")]
+pub mod dw_vnni;
 mod isa;
 mod pack;
 mod portable;
@@ -327,7 +329,10 @@ fn epilogue(
                     q[j] = quantize_byte(y[j] + zp, lo, hi);
                 }
                 let base = (m - job.rows.start) * rs + p0 * cs;
-                if cs == 1 {
+                if cs == 1 && np == NR {
+                    // A fixed-size copy is one store, not a call to memcpy.
+                    o[base..base + NR].copy_from_slice(&q);
+                } else if cs == 1 {
                     o[base..base + np].copy_from_slice(&q[..np]);
                 } else {
                     for j in 0..np {
@@ -337,7 +342,11 @@ fn epilogue(
             }
             (OutKind::F32 { lo, hi }, Out::F32(o)) => {
                 let base = (m - job.rows.start) * rs + p0 * cs;
-                if cs == 1 {
+                if cs == 1 && np == NR {
+                    for (d, v) in o[base..base + NR].iter_mut().zip(&y) {
+                        *d = v.max(lo).min(hi);
+                    }
+                } else if cs == 1 {
                     for (d, v) in o[base..base + np].iter_mut().zip(&y) {
                         *d = v.max(lo).min(hi);
                     }

@@ -9,6 +9,8 @@
 
 use edgefuse_kernels::conv::{im2col_u8_ld, DepthwisePlan, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
+#[cfg(target_arch = "x86_64")]
+use edgefuse_kernels::qgemm::dw_vnni::DwVnni;
 use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR};
 use rayon::prelude::*;
 
@@ -20,8 +22,13 @@ use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
 
 enum Plan {
-    /// The blocked plan and the filters `w − zw` as f32.
-    Depthwise { plan: DepthwisePlan, taps: Vec<f32> },
+    /// The blocked plan and the filters `w − zw` as f32; with byte outputs on a CPU with
+    /// AVX-512 VNNI/VBMI, the byte kernel too (same results).
+    Depthwise {
+        plan: DepthwisePlan,
+        taps: Vec<f32>,
+        vnni: Option<Vnni>,
+    },
     /// Per group: packed weights and that group's rows of the epilogue.
     Gemm {
         groups: Vec<QWeights>,
@@ -46,6 +53,25 @@ struct QConvKernel {
     batched: bool,
     /// GEMM plan for other stride-1 convolutions: the input read in place (`Source::Shifted`).
     shift: Option<Shift>,
+}
+
+/// The VNNI byte depthwise kernel, its packed filters and each channel's Σw.
+#[cfg(target_arch = "x86_64")]
+struct Vnni {
+    plan: DwVnni,
+    w: Vec<i8>,
+    sums: Vec<i32>,
+}
+#[cfg(not(target_arch = "x86_64"))]
+enum Vnni {}
+
+impl Vnni {
+    fn scratch_bytes(&self) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        return self.plan.scratch_bytes();
+        #[cfg(not(target_arch = "x86_64"))]
+        match *self {}
+    }
 }
 
 /// A stride-1 convolution computed on a wide output grid as wide as its (padded) input, so
@@ -95,6 +121,11 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Plan::Depthwise {
             plan: DepthwisePlan::new(&geom),
             taps: depthwise::taps_f32(&wq),
+            vnni: if y.dtype == DType::F32 {
+                None
+            } else {
+                vnni(&geom, &wq, c)
+            },
         }
     } else {
         let (mg, k) = (m / group, c / group * geom.taps());
@@ -144,6 +175,20 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     }))
 }
 
+#[cfg(target_arch = "x86_64")]
+fn vnni(g: &Window2d, wq: &[i32], c: usize) -> Option<Vnni> {
+    let plan = DwVnni::new(g)?;
+    Some(Vnni {
+        w: plan.pack(wq, c)?,
+        sums: wq.chunks(g.taps()).map(|t| t.iter().sum()).collect(),
+        plan,
+    })
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn vnni(_: &Window2d, _: &[i32], _: usize) -> Option<Vnni> {
+    None
+}
+
 /// Most threads one QConv splits its work over (each gets its own scratch).
 const MAX_LANES: usize = 8;
 
@@ -175,7 +220,10 @@ impl QConvKernel {
 
     fn lane_scratch(&self) -> usize {
         let b = match &self.plan {
-            Plan::Depthwise { plan, .. } => plan.scratch_len() * 4,
+            Plan::Depthwise { plan, vnni, .. } => {
+                let v = vnni.as_ref().map_or(0, |v| v.scratch_bytes());
+                (plan.scratch_len() * 4).max(v)
+            }
             Plan::Gemm { groups, .. } => {
                 groups.iter().map(|g| g.scratch_bytes()).max().unwrap_or(0)
             }
@@ -229,6 +277,49 @@ impl QConvKernel {
                         &e.add[c0..],
                         e.kind,
                         plane(ob),
+                        sc,
+                    );
+                }
+            };
+            if lanes == 1 {
+                work((0, (out_img, &mut scratch[..per])));
+            } else {
+                out_img
+                    .par_chunks_mut(chunk * osz)
+                    .zip(scratch[..per * lanes].par_chunks_mut(per))
+                    .enumerate()
+                    .for_each(work);
+            }
+        }
+    }
+
+    /// Depthwise through the VNNI byte kernel: each lane takes a run of 16-channel blocks.
+    #[cfg(target_arch = "x86_64")]
+    fn depthwise_vnni(&self, v: &Vnni, x: &[u8], out: &mut [u8], scratch: &mut [u8], lanes: usize) {
+        use edgefuse_kernels::qgemm::dw_vnni::LANES as L;
+        let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
+        let per = self.lane_scratch();
+        let lanes = lanes.min(self.c.div_ceil(L));
+        let chunk = self.c.div_ceil(L).div_ceil(lanes) * L;
+        let e = &self.stage.epi;
+        let wb = v.plan.block_weights();
+        for img in 0..self.n {
+            let out_img = &mut out[img * self.c * osz..(img + 1) * self.c * osz];
+            let x_img = &x[img * self.c * isz..(img + 1) * self.c * isz];
+            let work = |(lane, (o, sc)): (usize, (&mut [u8], &mut [u8]))| {
+                for (b, ob) in o.chunks_mut(L * osz).enumerate() {
+                    let c0 = lane * chunk + b * L;
+                    v.plan.run_block(
+                        ob.len() / osz,
+                        &x_img[c0 * isz..],
+                        self.x.xor,
+                        self.x.zp,
+                        &v.w[c0 / L * wb..],
+                        &v.sums[c0..],
+                        &e.mult[c0..],
+                        &e.add[c0..],
+                        e.kind,
+                        ob,
                         sc,
                     );
                 }
@@ -413,7 +504,11 @@ impl CpuKernel for QConvKernel {
         let lanes = self.lanes(ctx);
         let out = &mut outputs[0];
         match (&self.plan, self.out_f32) {
-            (Plan::Depthwise { plan, taps }, false) => self.depthwise(
+            #[cfg(target_arch = "x86_64")]
+            (Plan::Depthwise { vnni: Some(v), .. }, false) => {
+                self.depthwise_vnni(v, x, &mut *out.data, scratch, lanes)
+            }
+            (Plan::Depthwise { plan, taps, .. }, false) => self.depthwise(
                 plan,
                 taps,
                 x,
@@ -422,7 +517,7 @@ impl CpuKernel for QConvKernel {
                 scratch,
                 lanes,
             ),
-            (Plan::Depthwise { plan, taps }, true) => self.depthwise(
+            (Plan::Depthwise { plan, taps, .. }, true) => self.depthwise(
                 plan,
                 taps,
                 x,
@@ -532,12 +627,15 @@ mod tests {
         }
     }
 
-    /// Batched (small planes, several images), unfolded, shifted (stride 1, padded or not) and
-    /// direct plans against the float definition: each output within one output step (or 1e-4
+    /// Depthwise (blocks of channels, byte and f32 outputs), batched (small planes, several
+    /// images), unfolded, shifted (stride 1, padded or not) and direct plans against the float
+    /// definition: each output within one output step (or 1e-4
     /// relative for f32 outputs).
     #[test]
     fn qconv_plans_match_the_float_definition() {
-        let cases: [(&[usize], usize, [usize; 2], [usize; 2], [usize; 4], usize); 7] = [
+        let cases: [(&[usize], usize, [usize; 2], [usize; 2], [usize; 4], usize); 9] = [
+            (&[1, 20, 9, 11], 20, [3, 3], [2, 2], [1, 1, 1, 1], 20),
+            (&[2, 17, 12, 12], 17, [5, 5], [1, 1], [2, 2, 2, 2], 17),
             (&[3, 4, 7, 6], 5, [3, 3], [1, 1], [1, 1, 1, 1], 1),
             (&[1, 6, 9, 8], 4, [3, 3], [1, 1], [0, 0, 0, 0], 2),
             (&[1, 3, 8, 7], 5, [3, 2], [1, 1], [0, 1, 2, 0], 1),

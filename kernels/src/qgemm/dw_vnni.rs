@@ -1,0 +1,493 @@
+//! Quantized depthwise convolution on bytes with AVX-512 VNNI (`vpdpbusd`) and VBMI
+//! (`vpermb`): 16 channels in the lanes, four taps of a kernel row per instruction.
+//!
+//! A block of 16 channels is copied into scratch as `[rows][cols][16]` u8 (16×16 byte
+//! transposes; the padding holds the zero point), one band of output rows at a time. For each
+//! output pixel and kernel row, one 64-byte load covers four neighbouring input pixels × 16
+//! channels; `vpermb` regroups it so each 32-bit lane holds that channel's four taps, and
+//! `vpdpbusd` multiplies them by the channel's four i8 weights and adds them to the i32
+//! accumulator. Taps past the kernel width meet zero weights. The accumulator minus
+//! `zx·Σw` is the exact integer sum, so the requantizing epilogue (the same f32 operations, in
+//! the same order, as [`super::depthwise`]) gives the same bytes as the fp32-plan path, which
+//! the tests check. Rows of 16 output bytes per pixel are transposed back into NCHW planes.
+//!
+//! Used for byte outputs, dilation 1 and kernels up to 8 wide whose weights fit i8; everything
+//! else takes [`super::depthwise::run_block`].
+
+use std::arch::x86_64::*;
+
+use super::OutKind;
+use crate::conv::Window2d;
+
+/// Channels per block (lanes of one accumulator).
+pub const LANES: usize = 16;
+
+/// Kernel rows the filters of one block hold in registers (two groups each at most).
+const MAX_ROWS: usize = 8;
+
+/// Bytes of padded input one band aims at.
+const BAND_BYTES: usize = 96 << 10;
+
+/// A depthwise geometry planned for the VNNI kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct DwVnni {
+    g: Window2d,
+    /// Groups of four taps per kernel row.
+    groups: usize,
+    /// Columns of the padded band: every 64-byte load stays inside.
+    cols: usize,
+    /// Output rows per band and the input rows they read.
+    band: usize,
+    bh: usize,
+}
+
+impl DwVnni {
+    /// Plans `g` when this CPU has AVX-512 BW/VNNI/VBMI and the window suits the kernel
+    /// (dilation 1, at most 8 taps wide, some output).
+    pub fn new(g: &Window2d) -> Option<DwVnni> {
+        let cpu = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vbmi");
+        let fits = (g.dh, g.dw) == (1, 1)
+            && g.kw <= 8
+            && (1..=MAX_ROWS).contains(&g.kh)
+            && g.oh > 0
+            && g.ow > 0;
+        if !(cpu && fits) {
+            return None;
+        }
+        let groups = g.kw.div_ceil(4);
+        let cols = (g.ow - 1) * g.sw + 4 * groups;
+        let fit = BAND_BYTES / (cols * LANES);
+        let band = if fit > g.kh {
+            ((fit - g.kh) / g.sh + 1).clamp(1, g.oh)
+        } else {
+            1
+        };
+        Some(DwVnni {
+            g: *g,
+            groups,
+            cols,
+            band,
+            bh: (band - 1) * g.sh + g.kh,
+        })
+    }
+
+    /// Bytes of scratch one [`run_block`](Self::run_block) needs.
+    pub fn scratch_bytes(&self) -> usize {
+        self.bh * self.cols * LANES + self.g.ow.next_multiple_of(16) * LANES + 64
+    }
+
+    /// The filters (`[channel][kh·kw]`, weights minus their zero point) packed per block of 16
+    /// channels as `[kh][groups][64]` i8: byte `4c + t` of group `q` is tap `4q + t` of
+    /// channel `c`. None when a weight does not fit i8.
+    pub fn pack(&self, w: &[i32], channels: usize) -> Option<Vec<i8>> {
+        let (kh, kw) = (self.g.kh, self.g.kw);
+        if w.len() != channels * kh * kw || w.iter().any(|&v| !(-128..=127).contains(&v)) {
+            return None;
+        }
+        let per = kh * self.groups * 64;
+        let mut out = vec![0i8; channels.div_ceil(LANES) * per];
+        for c in 0..channels {
+            let (b, l) = (c / LANES, c % LANES);
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let (q, t) = (kj / 4, kj % 4);
+                    out[b * per + (ki * self.groups + q) * 64 + 4 * l + t] =
+                        w[(c * kh + ki) * kw + kj] as i8;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Bytes of packed filters per block.
+    pub fn block_weights(&self) -> usize {
+        self.g.kh * self.groups * 64
+    }
+
+    /// Convolves `channels ≤ 16` consecutive channels: `x` holds their input planes (byte ^
+    /// `xor` is the u8 value, zero point `zx`), `w` their block of [`pack`](Self::pack)ed
+    /// filters and `sums` each channel's Σw; channel `c`'s `acc·mult[c] + add[c]` is
+    /// requantized by `kind` (byte outputs only) into its plane of `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_block(
+        &self,
+        channels: usize,
+        x: &[u8],
+        xor: u8,
+        zx: i32,
+        w: &[i8],
+        sums: &[i32],
+        mult: &[f32],
+        add: &[f32],
+        kind: OutKind,
+        out: &mut [u8],
+        scratch: &mut [u8],
+    ) {
+        let g = &self.g;
+        assert!(
+            (1..=LANES).contains(&channels),
+            "dw_vnni: block of {channels}"
+        );
+        assert!(
+            x.len() >= channels * g.in_size(),
+            "dw_vnni: input too small"
+        );
+        assert!(
+            out.len() >= channels * g.out_size(),
+            "dw_vnni: output too small"
+        );
+        assert!(
+            w.len() >= self.block_weights(),
+            "dw_vnni: filters too small"
+        );
+        assert!(sums.len() >= channels && mult.len() >= channels && add.len() >= channels);
+        assert!(
+            scratch.len() >= self.scratch_bytes(),
+            "dw_vnni: scratch too small"
+        );
+        let OutKind::Int { zp, lo, hi } = kind else {
+            panic!("dw_vnni: byte outputs only");
+        };
+        let lane = |v: &[f32], c: usize| if c < channels { v[c] } else { 0.0 };
+        let e = Epi {
+            mult: std::array::from_fn(|c| lane(mult, c)),
+            add: std::array::from_fn(|c| lane(add, c)),
+            corr: std::array::from_fn(|c| if c < channels { -zx * sums[c] } else { 0 }),
+            zp,
+            lo,
+            hi,
+        };
+        // SAFETY: `new` returned this plan only on a CPU with AVX-512 F/BW/VNNI/VBMI; every
+        // length the kernel relies on is asserted above.
+        unsafe { self.block(channels, x, xor, zx as u8, w, &e, out, scratch) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block(
+        &self,
+        channels: usize,
+        x: &[u8],
+        xor: u8,
+        pad: u8,
+        w: &[i8],
+        e: &Epi,
+        out: &mut [u8],
+        scratch: &mut [u8],
+    ) {
+        let g = &self.g;
+        let (buf, orow) = scratch.split_at_mut(self.bh * self.cols * LANES);
+        // `vpermb`: lane c's byte t ← pixel t's channel c.
+        let idx: [u8; 64] = std::array::from_fn(|i| ((i % 4) * 16 + i / 4) as u8);
+        let idx = _mm512_loadu_si512(idx.as_ptr() as *const _);
+        let mut wv = [_mm512_setzero_si512(); 2 * MAX_ROWS];
+        for (i, v) in wv.iter_mut().enumerate().take(g.kh * self.groups) {
+            *v = _mm512_loadu_si512(w[i * 64..].as_ptr() as *const _);
+        }
+        let corr = _mm512_loadu_si512(e.corr.as_ptr() as *const _);
+        let (mult, add) = (
+            _mm512_loadu_ps(e.mult.as_ptr()),
+            _mm512_loadu_ps(e.add.as_ptr()),
+        );
+        let (zp, lo, hi, magic) = (
+            _mm512_set1_ps(e.zp),
+            _mm512_set1_ps(e.lo),
+            _mm512_set1_ps(e.hi),
+            _mm512_set1_ps(12_582_912.0),
+        );
+        let row_bytes = self.cols * LANES;
+        for oy0 in (0..g.oh).step_by(self.band) {
+            let rows = self.band.min(g.oh - oy0);
+            let py0 = oy0 * g.sh;
+            let bh = (rows - 1) * g.sh + g.kh;
+            self.fill(channels, x, xor, pad, py0, bh, buf);
+            for oy in oy0..oy0 + rows {
+                let base = buf.as_ptr().add((oy * g.sh - py0) * row_bytes);
+                for ox in 0..g.ow {
+                    let mut acc = corr;
+                    for ki in 0..g.kh {
+                        let r = base.add(ki * row_bytes + ox * g.sw * LANES);
+                        for q in 0..self.groups {
+                            // SAFETY: `cols` covers the last pixel's last group of four.
+                            let v = _mm512_loadu_si512(r.add(q * 64) as *const _);
+                            let v = _mm512_permutexvar_epi8(idx, v);
+                            acc = _mm512_dpbusd_epi32(acc, v, wv[ki * self.groups + q]);
+                        }
+                    }
+                    // The f32 path's epilogue: mul, add, + zp, max lo, min hi, + MAGIC.
+                    let mut y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult), add);
+                    y = _mm512_add_ps(y, zp);
+                    y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
+                    y = _mm512_add_ps(y, magic);
+                    let b = _mm512_cvtepi32_epi8(_mm512_castps_si512(y));
+                    _mm_storeu_si128(orow.as_mut_ptr().add(ox * LANES) as *mut __m128i, b);
+                }
+                store_row(g, orow, oy, out, channels);
+            }
+        }
+    }
+
+    /// Padded input rows `py0..py0 + bh` of the block as `[row][cols][16]` bytes, the padding
+    /// (and lanes past `channels`) holding `pad`, the zero point.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn fill(
+        &self,
+        channels: usize,
+        x: &[u8],
+        xor: u8,
+        pad: u8,
+        py0: usize,
+        bh: usize,
+        buf: &mut [u8],
+    ) {
+        let g = &self.g;
+        let row_bytes = self.cols * LANES;
+        let isz = g.in_size();
+        let mut tile = [[pad; 16]; 16];
+        for r in 0..bh {
+            let dst = &mut buf[r * row_bytes..(r + 1) * row_bytes];
+            let iy = (py0 + r) as isize - g.pt as isize;
+            if iy < 0 || iy >= g.ih as isize {
+                dst.fill(pad);
+                continue;
+            }
+            let iy = iy as usize;
+            // Columns `pl .. pl + iw` hold the input; the rest is padding.
+            let left = g.pl.min(self.cols);
+            let right = (g.pl + g.iw).min(self.cols);
+            dst[..left * LANES].fill(pad);
+            dst[right * LANES..].fill(pad);
+            let n = right.saturating_sub(left);
+            let xor_v = _mm_set1_epi8(xor as i8);
+            let mut j = 0;
+            while j < n {
+                let m = 16.min(n - j);
+                let mut rows = [_mm_set1_epi8(pad as i8); 16];
+                for (c, v) in rows.iter_mut().enumerate().take(channels) {
+                    let s = &x[c * isz + iy * g.iw + j..][..m];
+                    *v = if m == 16 {
+                        _mm_xor_si128(_mm_loadu_si128(s.as_ptr() as *const __m128i), xor_v)
+                    } else {
+                        let mut t = [pad ^ xor; 16];
+                        t[..m].copy_from_slice(s);
+                        _mm_xor_si128(_mm_loadu_si128(t.as_ptr() as *const __m128i), xor_v)
+                    };
+                }
+                let t = transpose16(rows);
+                for (k, v) in t.iter().enumerate() {
+                    _mm_storeu_si128(tile[k].as_mut_ptr() as *mut __m128i, *v);
+                }
+                let at = (left + j) * LANES;
+                dst[at..at + m * LANES].copy_from_slice(tile[..m].as_flattened());
+                j += 16;
+            }
+        }
+    }
+}
+
+/// The epilogue's per-lane constants.
+struct Epi {
+    mult: [f32; LANES],
+    add: [f32; LANES],
+    corr: [i32; LANES],
+    zp: f32,
+    lo: f32,
+    hi: f32,
+}
+
+/// Row `oy` of the block's output planes from `orow` (`[ow][16]` bytes), through 16 × 16
+/// transposes.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn store_row(g: &Window2d, orow: &[u8], oy: usize, out: &mut [u8], channels: usize) {
+    let (osz, ow) = (g.out_size(), g.ow);
+    let mut j = 0;
+    while j < ow {
+        let m = 16.min(ow - j);
+        let mut px = [_mm_setzero_si128(); 16];
+        for (k, v) in px.iter_mut().enumerate().take(m) {
+            *v = _mm_loadu_si128(orow[(j + k) * LANES..].as_ptr() as *const __m128i);
+        }
+        let t = transpose16(px);
+        let mut b = [0u8; 16];
+        for (c, v) in t.iter().enumerate().take(channels) {
+            let at = c * osz + oy * ow + j;
+            if m == 16 {
+                _mm_storeu_si128(out[at..at + 16].as_mut_ptr() as *mut __m128i, *v);
+            } else {
+                _mm_storeu_si128(b.as_mut_ptr() as *mut __m128i, *v);
+                out[at..at + m].copy_from_slice(&b[..m]);
+            }
+        }
+        j += 16;
+    }
+}
+
+/// Transposes a 16 × 16 byte matrix held as 16 rows: `out[p]` byte `c` = `rows[c]` byte `p`.
+#[inline(always)]
+unsafe fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
+    // SAFETY (whole body): SSE2 only, always present on x86-64.
+    // Bytes of row pairs, then 16-, 32- and 64-bit units: after the four stages register p
+    // holds pixel p's 16 rows (see the module tests).
+    let mut s1 = [_mm_setzero_si128(); 16];
+    for i in 0..8 {
+        s1[2 * i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+        s1[2 * i + 1] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+    }
+    // s2[j][q]: rows 4j..4j+3, pixels 4q..4q+3.
+    let mut s2 = [[_mm_setzero_si128(); 4]; 4];
+    for j in 0..4 {
+        for h in 0..2 {
+            let (a, b) = (s1[4 * j + h], s1[4 * j + 2 + h]);
+            s2[j][2 * h] = _mm_unpacklo_epi16(a, b);
+            s2[j][2 * h + 1] = _mm_unpackhi_epi16(a, b);
+        }
+    }
+    // s3[jj][pp]: rows 8jj..8jj+7, pixels 2pp, 2pp+1.
+    let mut s3 = [[_mm_setzero_si128(); 8]; 2];
+    for jj in 0..2 {
+        for q in 0..4 {
+            let (a, b) = (s2[2 * jj][q], s2[2 * jj + 1][q]);
+            s3[jj][2 * q] = _mm_unpacklo_epi32(a, b);
+            s3[jj][2 * q + 1] = _mm_unpackhi_epi32(a, b);
+        }
+    }
+    let mut out = [_mm_setzero_si128(); 16];
+    for pp in 0..8 {
+        out[2 * pp] = _mm_unpacklo_epi64(s3[0][pp], s3[1][pp]);
+        out[2 * pp + 1] = _mm_unpackhi_epi64(s3[0][pp], s3[1][pp]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::DepthwisePlan;
+    use crate::qgemm::depthwise::{self, PlaneOut};
+
+    fn window(ih: usize, iw: usize, k: usize, s: usize, p: [usize; 4]) -> Window2d {
+        let oh = (ih + p[0] + p[2] - k) / s + 1;
+        let ow = (iw + p[1] + p[3] - k) / s + 1;
+        Window2d {
+            ih,
+            iw,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            dh: 1,
+            dw: 1,
+            pt: p[0],
+            pl: p[1],
+            pb: p[2],
+            pr: p[3],
+            oh,
+            ow,
+        }
+    }
+
+    #[test]
+    fn transpose16_transposes() {
+        let m: Vec<[u8; 16]> = (0..16)
+            .map(|r| std::array::from_fn(|c| (r * 16 + c) as u8))
+            .collect();
+        // SAFETY: SSE2 is baseline on x86-64.
+        let t = unsafe {
+            transpose16(std::array::from_fn(|r| {
+                _mm_loadu_si128(m[r].as_ptr() as *const __m128i)
+            }))
+        };
+        for (p, v) in t.iter().enumerate() {
+            let mut b = [0u8; 16];
+            // SAFETY: as above.
+            unsafe { _mm_storeu_si128(b.as_mut_ptr() as *mut __m128i, *v) };
+            for (c, &x) in b.iter().enumerate() {
+                assert_eq!(x, m[c][p], "pixel {p} channel {c}");
+            }
+        }
+    }
+
+    /// Every byte equals the fp32-plan path's (which is tested against the definition).
+    #[test]
+    fn matches_the_blocked_fp32_path_bit_for_bit() {
+        let geoms = [
+            window(112, 112, 3, 2, [0, 0, 1, 1]),
+            window(28, 28, 3, 1, [1, 1, 1, 1]),
+            window(14, 14, 5, 1, [2, 2, 2, 2]),
+            window(15, 13, 5, 2, [1, 2, 2, 1]),
+            window(9, 40, 3, 1, [0, 0, 0, 0]),
+            window(7, 7, 7, 1, [3, 3, 3, 3]),
+        ];
+        let mut seed = 1u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for (gi, g) in geoms.iter().enumerate() {
+            let Some(p) = DwVnni::new(g) else {
+                eprintln!("dw_vnni: skipped, this CPU lacks AVX-512 VNNI/VBMI");
+                return;
+            };
+            for (channels, xor, zx) in [(16, 0u8, 7i32), (5, 0x80, 131), (16, 0x80, 128)] {
+                let x: Vec<u8> = (0..channels * g.in_size()).map(|_| next() as u8).collect();
+                let w: Vec<i32> = (0..channels * g.taps())
+                    .map(|_| (next() % 255) as i32 - 127)
+                    .collect();
+                let sums: Vec<i32> = w.chunks(g.taps()).map(|c| c.iter().sum()).collect();
+                let mult: Vec<f32> = (0..channels).map(|c| 0.0007 * (c + 1) as f32).collect();
+                let add: Vec<f32> = (0..channels).map(|c| c as f32 - 3.5).collect();
+                let kind = OutKind::Int {
+                    zp: 11.0,
+                    lo: 0.0,
+                    hi: 255.0,
+                };
+                let packed = p.pack(&w, channels).expect("weights fit i8");
+                let mut got = vec![0u8; channels * g.out_size()];
+                let mut scratch = vec![0u8; p.scratch_bytes()];
+                p.run_block(
+                    channels,
+                    &x,
+                    xor,
+                    zx,
+                    &packed,
+                    &sums,
+                    &mult,
+                    &add,
+                    kind,
+                    &mut got,
+                    &mut scratch,
+                );
+                let plan = DepthwisePlan::new(g);
+                let mut want = vec![0u8; channels * g.out_size()];
+                let mut sc = vec![0f32; plan.scratch_len()];
+                let wf = depthwise::taps_f32(&w);
+                let mut c0 = 0;
+                while c0 < channels {
+                    let n = plan.lanes().min(channels - c0);
+                    let o = &mut want[c0 * g.out_size()..];
+                    depthwise::run_block(
+                        &plan,
+                        n,
+                        &x[c0 * g.in_size()..],
+                        xor,
+                        zx,
+                        &wf[c0 * g.taps()..],
+                        &mult[c0..],
+                        &add[c0..],
+                        kind,
+                        PlaneOut::Bytes(o),
+                        &mut sc,
+                    );
+                    c0 += n;
+                }
+                assert_eq!(got, want, "geometry {gi}, {channels} channels, xor {xor}");
+            }
+        }
+    }
+}
