@@ -168,6 +168,11 @@ fn every_kernel_matches_the_definition_on_rows() {
         (9, 33, 17),
         (20, 70, 40),
         (1001, 64, 1),
+        // One column (the VNNI matrix-vector path): k below, at and past whole 64-byte chunks.
+        (13, 130, 1),
+        (40, 1280, 1),
+        (7, 61, 1),
+        (5, 192, 1),
     ] {
         for wide in [false, true] {
             for xor in [0u8, 0x80] {

@@ -3,15 +3,84 @@
 
 use std::arch::x86_64::*;
 
-use super::{drive, Format, Job, Out, MR, NR};
+use super::pack::pack_panel;
+use super::{drive, quantize_byte, Format, Job, Out, OutKind, MR, NR};
 
 /// # Safety
 /// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     match job.wts.format {
+        Format::U8 if job.cols == 1 => gemv_vnni_u8(job, out, scratch),
         Format::U8 => drive(job, out, scratch, micro_vnni_u8),
         _ => drive(job, out, scratch, micro_vnni_i16),
+    }
+}
+
+/// One column (a matrix-vector product, e.g. a batch-1 Gemm): each weight row is already k
+/// contiguous bytes, so the row's dot product runs 64 bytes per `vpdpbusd` instead of one live
+/// column in a 16-column panel. Same integers, same epilogue arithmetic as [`drive`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
+    let w = job.wts;
+    let panel = &mut scratch[..w.kg * NR * 4];
+    let pad = (w.zx as u8) ^ w.xor;
+    pack_panel(
+        job.src, w.format, w.k, w.kg, 0, 1, job.xor, w.zx, pad, panel,
+    );
+    // Column 0 of each group's 64 bytes, compacted to the front: k bytes (4·kg with the pad).
+    for g in 0..w.kg {
+        panel.copy_within(g * 64..g * 64 + 4, 4 * g);
+    }
+    let n = 4 * w.kg;
+    let xs = panel.as_ptr();
+    let full = n / 64;
+    let tail: __mmask64 = if n % 64 == 0 {
+        0
+    } else {
+        (1u64 << (n % 64)) - 1
+    };
+    for m in job.rows.clone() {
+        let row = w.w.as_ptr().add(m * w.kg) as *const u8;
+        let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        let mut c = 0;
+        while c + 1 < full {
+            // SAFETY: chunks c and c + 1 lie within the row's n bytes and the panel's first n.
+            a0 = _mm512_dpbusd_epi32(
+                a0,
+                _mm512_loadu_si512(xs.add(c * 64) as *const _),
+                _mm512_loadu_si512(row.add(c * 64) as *const _),
+            );
+            a1 = _mm512_dpbusd_epi32(
+                a1,
+                _mm512_loadu_si512(xs.add(c * 64 + 64) as *const _),
+                _mm512_loadu_si512(row.add(c * 64 + 64) as *const _),
+            );
+            c += 2;
+        }
+        if c < full {
+            a0 = _mm512_dpbusd_epi32(
+                a0,
+                _mm512_loadu_si512(xs.add(c * 64) as *const _),
+                _mm512_loadu_si512(row.add(c * 64) as *const _),
+            );
+        }
+        if tail != 0 {
+            // SAFETY: masked loads touch only the n % 64 bytes left in the row and the panel.
+            a1 = _mm512_dpbusd_epi32(
+                a1,
+                _mm512_maskz_loadu_epi8(tail, xs.add(full * 64) as *const i8),
+                _mm512_maskz_loadu_epi8(tail, row.add(full * 64) as *const i8),
+            );
+        }
+        let acc = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
+        let y = acc.wrapping_add(w.corr[m]) as f32 * job.epi.mult[m] + job.epi.add[m];
+        let at = (m - job.rows.start) * job.row_stride;
+        match (job.epi.kind, &mut *out) {
+            (OutKind::Int { zp, lo, hi }, Out::Bytes(o)) => o[at] = quantize_byte(y + zp, lo, hi),
+            (OutKind::F32 { lo, hi }, Out::F32(o)) => o[at] = y.max(lo).min(hi),
+            _ => panic!("qgemm: output buffer does not match the epilogue's kind"),
+        }
     }
 }
 

@@ -43,7 +43,7 @@ impl Epilogue {
     /// `xs[i] = act(xs[i] + bias + res[i])`: [`Epilogue::apply`] after a residual, if any.
     pub fn apply_res(&self, bias: f32, xs: &mut [f32], res: Option<&[f32]>) {
         if let Some(r) = res {
-            xs.iter_mut().zip(r).for_each(|(x, r)| *x += r);
+            edgefuse_kernels::vmath::add_inplace(xs, r);
         }
         self.apply(bias, xs);
     }
@@ -57,12 +57,12 @@ impl Epilogue {
         impl F32Map for AddBias<'_> {
             fn apply<F: Fn(f32) -> f32 + Sync + Copy>(self, f: F) {
                 let b = self.bias;
-                self.xs.iter_mut().for_each(|x| *x = f(*x + b));
+                edgefuse_kernels::vmath::map_inplace(self.xs, move |x| f(x + b));
             }
         }
         match self.0 {
             None if bias == 0.0 => {}
-            None => xs.iter_mut().for_each(|x| *x += bias),
+            None => edgefuse_kernels::vmath::map_inplace(xs, move |x| x + bias),
             Some(op) => with_f32_fn(op, AddBias { xs, bias }),
         }
     }

@@ -6,6 +6,7 @@
 //! it bit for bit.
 
 use edgefuse_kernels::qgemm::round_even;
+use edgefuse_kernels::vmath::map_into;
 
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::QuantizeLinear;
@@ -76,10 +77,13 @@ impl CpuKernel for QuantizeKernel {
                 // Values beyond ±300 saturate either way; within that range adding and
                 // subtracting 1.5·2^23 rounds half to even and vectorises (`round_ties_even`
                 // is a library call without SSE4.1). NaN stays NaN and becomes 0, as before.
-                for (o, &v) in os.iter_mut().zip(xs) {
+                // `q` is a whole number in lo..=hi (or NaN): adding 1.5·2^23 puts it in the low
+                // mantissa bits, two's complement for i8 — the byte without a saturating cast,
+                // which does not vectorise. NaN's bits end in a zero byte, as `NaN as u8` is 0.
+                map_into(xs, os, move |v: f32| {
                     let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(lo, hi);
-                    *o = if signed { q as i8 as u8 } else { q as u8 };
-                }
+                    (q + 12_582_912.0).to_bits() as u8
+                });
                 at += self.inner;
             }
         }
@@ -119,6 +123,24 @@ mod tests {
             q(&x, &s, Some(&zp), None, DType::U8).bytes(),
             &[129, 131, 133, 127, 134, 255, 0, 133]
         );
+    }
+
+    #[test]
+    fn infinities_saturate_and_nan_gives_zero() {
+        let x = Tensor::from_vec(
+            &[4],
+            vec![f32::NAN, f32::NEG_INFINITY, f32::INFINITY, 299.6],
+        )
+        .unwrap();
+        let s = Tensor::scalar(1.0f32);
+        assert_eq!(q(&x, &s, None, None, DType::U8).bytes(), &[0, 0, 255, 255]);
+        let zp = Tensor::from_bytes(DType::I8, &[], &[(-100i8) as u8]).unwrap();
+        let got: Vec<i8> = q(&x, &s, Some(&zp), None, DType::I8)
+            .bytes()
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
+        assert_eq!(got, [0, -128, 127, 127]);
     }
 
     #[test]
