@@ -278,11 +278,19 @@ impl DwVnni {
                     };
                 }
                 let t = transpose16(rows);
-                for (k, v) in t.iter().enumerate() {
-                    _mm_storeu_si128(tile[k].as_mut_ptr() as *mut __m128i, *v);
-                }
                 let at = (left + j) * LANES;
-                dst[at..at + m * LANES].copy_from_slice(tile[..m].as_flattened());
+                if m == 16 {
+                    let d = &mut dst[at..at + 16 * LANES];
+                    for (k, v) in t.iter().enumerate() {
+                        // SAFETY: `d` holds 16 pixels of 16 bytes.
+                        _mm_storeu_si128(d[k * LANES..].as_mut_ptr() as *mut __m128i, *v);
+                    }
+                } else {
+                    for (k, v) in t.iter().enumerate() {
+                        _mm_storeu_si128(tile[k].as_mut_ptr() as *mut __m128i, *v);
+                    }
+                    dst[at..at + m * LANES].copy_from_slice(tile[..m].as_flattened());
+                }
                 j += 16;
             }
         }
