@@ -235,6 +235,15 @@ fn unfold<T: Copy>(
                     let dst = &mut out[xlo..xhi];
                     if g.sw == 1 {
                         copy_short(dst, &xrow[ix0..ix0 + (xhi - xlo)]);
+                    } else if g.sw == 2 {
+                        // Every other element through fixed-size pairs, which vectorises (a
+                        // `step_by` walk does not); the last one may have no partner.
+                        let n = dst.len();
+                        let pairs = xrow[ix0..ix0 + 2 * (n - 1)].chunks_exact(2);
+                        for (o, p) in dst[..n - 1].iter_mut().zip(pairs) {
+                            *o = p[0];
+                        }
+                        dst[n - 1] = xrow[ix0 + 2 * (n - 1)];
                     } else {
                         for (o, v) in dst.iter_mut().zip(xrow[ix0..].iter().step_by(g.sw)) {
                             *o = *v;
