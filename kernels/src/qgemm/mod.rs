@@ -266,9 +266,22 @@ pub fn round_even(v: f32) -> f32 {
 #[inline(always)]
 pub fn quantize_byte(v: f32, lo: f32, hi: f32) -> u8 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-    (v.max(lo).min(hi) + MAGIC)
+    (clamp(v, lo, hi) + MAGIC)
         .to_bits()
         .wrapping_sub(MAGIC.to_bits()) as u8
+}
+
+/// `v.max(lo).min(hi)` for bounds that are not NaN, NaN included (it gives `lo`), written as
+/// the comparisons `maxps`/`minps` make, so it compiles to those two instructions without the
+/// NaN fix-ups `f32::max` needs.
+#[inline(always)]
+pub fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v > lo { v } else { lo };
+    if v < hi {
+        v
+    } else {
+        hi
+    }
 }
 
 /// The driver loop shared by every family: panel by panel, tile by tile, then the epilogue.
@@ -343,16 +356,16 @@ fn epilogue(
             (OutKind::F32 { lo, hi }, Out::F32(o)) => {
                 let base = (m - job.rows.start) * rs + p0 * cs;
                 if cs == 1 && np == NR {
-                    for (d, v) in o[base..base + NR].iter_mut().zip(&y) {
-                        *d = v.max(lo).min(hi);
+                    for (d, &v) in o[base..base + NR].iter_mut().zip(&y) {
+                        *d = clamp(v, lo, hi);
                     }
                 } else if cs == 1 {
-                    for (d, v) in o[base..base + np].iter_mut().zip(&y) {
-                        *d = v.max(lo).min(hi);
+                    for (d, &v) in o[base..base + np].iter_mut().zip(&y) {
+                        *d = clamp(v, lo, hi);
                     }
                 } else {
                     for j in 0..np {
-                        o[base + j * cs] = y[j].max(lo).min(hi);
+                        o[base + j * cs] = clamp(y[j], lo, hi);
                     }
                 }
             }

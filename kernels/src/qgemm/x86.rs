@@ -78,7 +78,7 @@ unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
         let at = (m - job.rows.start) * job.row_stride;
         match (job.epi.kind, &mut *out) {
             (OutKind::Int { zp, lo, hi }, Out::Bytes(o)) => o[at] = quantize_byte(y + zp, lo, hi),
-            (OutKind::F32 { lo, hi }, Out::F32(o)) => o[at] = y.max(lo).min(hi),
+            (OutKind::F32 { lo, hi }, Out::F32(o)) => o[at] = super::clamp(y, lo, hi),
             _ => panic!("qgemm: output buffer does not match the epilogue's kind"),
         }
     }
