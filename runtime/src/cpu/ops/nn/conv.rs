@@ -267,40 +267,68 @@ impl CpuKernel for ConvKernel {
         let (cg, mg) = (self.c / self.group, self.m / self.group);
         let k = self.col_rows();
         let col: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[..self.scratch_bytes()]);
-        let gemm = |grp: usize, rhs: MatRef, out: &mut [f32], ldc: usize| match &self.packed {
-            Some(p) => sgemm_packed(&p[grp], rhs, out, ldc, 0.0, 1.0, ctx.threads),
-            None => {
-                let wg = MatRef::row_major(&w[grp * mg * k..][..mg * k], mg, k);
-                let n = rhs.cols;
-                sgemm(mg, n, k, wg, rhs, out, ldc, 0.0, 1.0, ctx.threads)
-            }
-        };
+        let gemm =
+            |grp: usize, rhs: MatRef, out: &mut [f32], ldc: usize, threads: usize| match &self
+                .packed
+            {
+                Some(p) => sgemm_packed(&p[grp], rhs, out, ldc, 0.0, 1.0, threads),
+                None => {
+                    let wg = MatRef::row_major(&w[grp * mg * k..][..mg * k], mg, k);
+                    let n = rhs.cols;
+                    sgemm(mg, n, k, wg, rhs, out, ldc, 0.0, 1.0, threads)
+                }
+            };
         if self.batched {
-            let wide = self.n * osz;
-            let (cols, tmp) = col.split_at_mut(k * wide);
-            let tmp = &mut tmp[..mg * wide];
-            for grp in 0..self.group {
-                for n in 0..self.n {
-                    let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
-                    // Unfold image n into columns n·osz.. of every row of `cols`.
-                    let rows = cols.chunks_exact_mut(wide);
-                    if self.strategy == Strategy::Pointwise {
-                        for (row, plane) in rows.zip(xg.chunks_exact(isz)) {
-                            row[n * osz..(n + 1) * osz].copy_from_slice(plane);
+            // The images split into one run per thread, each unfolded, multiplied and written
+            // back by its own thread: every step scales, not only the product.
+            let work = self.n * mg * osz * k * self.group;
+            let lanes = ctx.threads.min(self.n).min(work / PAR_MIN_WORK).max(1);
+            let per = self.n.div_ceil(lanes);
+            let lanes = self.n.div_ceil(per);
+            let inner = if lanes > 1 { 1 } else { ctx.threads };
+            let (cols_all, tmp_all) = col.split_at_mut(k * self.n * osz);
+            let tmp_all = &mut tmp_all[..mg * self.n * osz];
+            let y = &mut y[..self.n * self.m * osz];
+            type Parts<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]);
+            let job = |(lane, ((cols, tmp), yl)): (usize, Parts)| {
+                let n0 = lane * per;
+                let images = yl.len() / (self.m * osz);
+                let wide = images * osz;
+                let (cols, tmp) = (&mut cols[..k * wide], &mut tmp[..mg * wide]);
+                for grp in 0..self.group {
+                    for i in 0..images {
+                        let xg = &x[((n0 + i) * self.c + grp * cg) * isz..][..cg * isz];
+                        // Unfold image i into columns i·osz.. of every row of `cols`.
+                        if self.strategy == Strategy::Pointwise {
+                            for (row, plane) in
+                                cols.chunks_exact_mut(wide).zip(xg.chunks_exact(isz))
+                            {
+                                row[i * osz..(i + 1) * osz].copy_from_slice(plane);
+                            }
+                        } else {
+                            im2col_ld(g, cg, xg, cols, wide, i * osz);
                         }
-                    } else {
-                        im2col_ld(g, cg, xg, cols, wide, n * osz);
+                    }
+                    gemm(grp, MatRef::row_major(cols, k, wide), tmp, wide, inner);
+                    for (j, row) in tmp.chunks_exact_mut(wide).enumerate() {
+                        let ch = grp * mg + j;
+                        for i in 0..images {
+                            let yp = &mut yl[(i * self.m + ch) * osz..][..osz];
+                            yp.copy_from_slice(&row[i * osz..(i + 1) * osz]);
+                            self.epilogue.apply_res(bias_of(ch), yp, res_of(n0 + i, ch));
+                        }
                     }
                 }
-                gemm(grp, MatRef::row_major(cols, k, wide), tmp, wide);
-                for (j, row) in tmp.chunks_exact_mut(wide).enumerate() {
-                    let ch = grp * mg + j;
-                    for n in 0..self.n {
-                        let yp = &mut y[(n * self.m + ch) * osz..][..osz];
-                        yp.copy_from_slice(&row[n * osz..(n + 1) * osz]);
-                        self.epilogue.apply_res(bias_of(ch), yp, res_of(n, ch));
-                    }
-                }
+            };
+            if lanes == 1 {
+                job((0, ((cols_all, tmp_all), y)));
+            } else {
+                cols_all
+                    .par_chunks_mut(k * per * osz)
+                    .zip(tmp_all.par_chunks_mut(mg * per * osz))
+                    .zip(y.par_chunks_mut(per * self.m * osz))
+                    .enumerate()
+                    .for_each(job);
             }
             return Ok(());
         }
@@ -324,7 +352,7 @@ impl CpuKernel for ConvKernel {
                     sgemm_packed_epi(&p[grp], rhs, yg, osz, 0.0, 1.0, ctx.threads, Some(&epi));
                     continue;
                 }
-                gemm(grp, rhs, yg, osz);
+                gemm(grp, rhs, yg, osz, ctx.threads);
                 for (j, yp) in yg.chunks_exact_mut(osz).enumerate() {
                     let ch = grp * mg + j;
                     self.epilogue.apply_res(bias_of(ch), yp, res_of(n, ch));
@@ -626,6 +654,13 @@ pub(crate) mod tests {
                 residual: true,
                 act: Some(UnaryOp::Relu),
                 ..case("residual relu, batched planes", &[3, 4, 6, 5], 6, &[3, 3])
+            },
+            Case {
+                bias: true,
+                residual: true,
+                act: Some(UnaryOp::Relu),
+                // Enough work for the images to split over two threads (3 + 2).
+                ..case("batched planes threaded", &[5, 16, 12, 12], 24, &[3, 3])
             },
             Case {
                 residual: true,
