@@ -212,7 +212,8 @@ impl QWeights {
     }
 
     /// The product with activations quantized at run time (`x`: their zero point and scale,
-    /// u8 domain): `out[m·row_stride + p·col_stride]` gets (or, accumulating, is increased by)
+    /// u8 domain), for weight rows `rows`: `out[(m − rows.start)·row_stride + p·col_stride]`
+    /// gets (or, accumulating, is increased by)
     /// `x.scale·mult[m]·Σ_k (src[p][k] − zero_point)·w[m][k] + add[m]`, clamped as `epi` says.
     /// `epi.kind` must be `OutKind::F32`.
     #[allow(clippy::too_many_arguments)]
@@ -227,6 +228,7 @@ impl QWeights {
         row_stride: usize,
         col_stride: usize,
         scratch: &mut [u8],
+        rows: std::ops::Range<usize>,
     ) {
         assert!(
             matches!(epi.kind, OutKind::F32 { .. }) && (0..=255).contains(&x.zero_point),
@@ -241,7 +243,7 @@ impl QWeights {
             row_stride,
             col_stride,
             scratch,
-            0..self.m,
+            rows,
             x,
         )
     }

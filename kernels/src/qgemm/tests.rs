@@ -312,7 +312,18 @@ fn dynamic_runs_take_the_zero_point_and_scale_of_the_call() {
                     scale: 0.5,
                     accumulate,
                 };
-                wts.run_dynamic(&src, 0, cols, dynx, &epi, &mut out, 1, m, &mut scratch);
+                wts.run_dynamic(
+                    &src,
+                    0,
+                    cols,
+                    dynx,
+                    &epi,
+                    &mut out,
+                    1,
+                    m,
+                    &mut scratch,
+                    0..m,
+                );
                 for p in 0..cols {
                     for r in 0..m {
                         let y = want[r * cols + p] as f64 * 0.5 * epi.mult[r] as f64

@@ -2,8 +2,9 @@
 //! `edgefuse_kernels::rnn` computed with dynamic quantization (ONNX Runtime's
 //! DynamicQuantizeLSTM scheme). X (all time steps at once) and each step's h are quantized to u8
 //! with a per-tensor scale and zero point taken from their range; the input projection is one
-//! `qgemm` (u8 × i8 → i32, dequantized by `sx·sw[row]` and added to the biases), each step's
-//! recurrent product one `qgemm::gemv` per batch item. Gate math, c and h stay f32.
+//! `qgemm` (u8 × i8 → i32, dequantized by `sx·sw[row]` and added to the biases); each step's
+//! recurrent product is one `qgemm::gemv` for a batch of one, else one `qgemm` whose columns are
+//! the batch items. Gate math, c and h stay f32.
 
 use edgefuse_kernels::qgemm::gemv::gemv;
 use edgefuse_kernels::qgemm::Source;
@@ -36,6 +37,23 @@ pub fn quantize_u8(v: f32, inv_scale: f32, zp: i32) -> u8 {
     quantize_byte(v * inv_scale + zp as f32, 0.0, 255.0)
 }
 
+/// R for the step products: rows widened to i16 for `gemv` (batch 1), or packed for `qgemm`.
+enum RecWeights {
+    Rows(Vec<i16>),
+    Packed(QWeights),
+}
+
+fn dequantizing(scale: &[f32]) -> Epilogue {
+    Epilogue {
+        mult: scale.to_vec(),
+        add: vec![0.0; scale.len()],
+        kind: OutKind::F32 {
+            lo: f32::NEG_INFINITY,
+            hi: f32::INFINITY,
+        },
+    }
+}
+
 /// Sizes, packed weights and the element counts every run is checked against.
 pub(super) struct QRecurrent {
     pub dims: RnnDims,
@@ -45,9 +63,9 @@ pub(super) struct QRecurrent {
     /// W `[D·G·H, I]` packed for `qgemm`, with `sw` as the epilogue's multipliers.
     w: QWeights,
     w_epi: Epilogue,
-    /// R `[D·G·H, H]` widened to i16 for `gemv`, and its row scales.
-    r: Vec<i16>,
-    r_scale: Vec<f32>,
+    /// R `[D·G·H, H]`, and its row scales (the epilogue's multipliers when packed).
+    r: RecWeights,
+    r_epi: Epilogue,
     /// Floats of the float recurrence's scratch (projections, gates, states).
     floats: usize,
 }
@@ -84,18 +102,21 @@ impl QRecurrent {
         if b.outputs.iter().any(|f| f.dtype != DType::F32) {
             return Err(Error::invalid(format!("{name}: outputs must be f32")));
         }
+        if hidden >= 1 << 15 {
+            return Err(Error::Unsupported(format!(
+                "{name} with hidden size {hidden} (the int8 step product takes below 32768)"
+            )));
+        }
         let rows = dims.dirs * gates * hidden;
         let wv = constant(b.consts, 1, &format!("{name} weights W"))?;
         let rv = constant(b.consts, 2, &format!("{name} weights R"))?;
         let wi: Vec<i32> = wv.data.iter().map(|&v| v as i8 as i32).collect();
         let w = QWeights::new(QKernel::detect(), &wi, rows, dims.input, 0);
-        let w_epi = Epilogue {
-            mult: w_scale.to_vec(),
-            add: vec![0.0; rows],
-            kind: OutKind::F32 {
-                lo: f32::NEG_INFINITY,
-                hi: f32::INFINITY,
-            },
+        let r = if dims.batch == 1 {
+            RecWeights::Rows(rv.data.iter().map(|&v| v as i8 as i16).collect())
+        } else {
+            let ri: Vec<i32> = rv.data.iter().map(|&v| v as i8 as i32).collect();
+            RecWeights::Packed(QWeights::new(QKernel::detect(), &ri, rows, hidden, 0))
         };
         Ok(QRecurrent {
             dims,
@@ -103,9 +124,9 @@ impl QRecurrent {
             input_facts: b.inputs.iter().map(|f| (f.dtype, f.len())).collect(),
             output_lens: b.outputs.iter().map(|f| f.len()).collect(),
             w,
-            w_epi,
-            r: rv.data.iter().map(|&v| v as i8 as i16).collect(),
-            r_scale: r_scale.to_vec(),
+            w_epi: dequantizing(w_scale),
+            r,
+            r_epi: dequantizing(r_scale),
             floats: floats(&dims),
         })
     }
@@ -117,9 +138,16 @@ impl QRecurrent {
         (2 * self.dims.batch * self.dims.hidden + 3) & !3
     }
 
-    /// Floats for the recurrence, then h as i16, X as u8, and one `qgemm` panel.
+    fn panel_bytes(&self) -> usize {
+        match &self.r {
+            RecWeights::Packed(r) => r.scratch_bytes().max(self.w.scratch_bytes()),
+            RecWeights::Rows(_) => self.w.scratch_bytes(),
+        }
+    }
+
+    /// Floats for the recurrence, then h (i16 or u8), X as u8, and one `qgemm` panel.
     pub fn scratch_bytes(&self) -> usize {
-        4 * self.floats + self.hq_bytes() + self.xq_bytes() + self.w.scratch_bytes()
+        4 * self.floats + self.hq_bytes() + self.xq_bytes() + self.panel_bytes()
     }
 
     /// Checks the run-time buffers against the build-time facts, then splits the scratch into
@@ -152,7 +180,10 @@ impl QRecurrent {
         let (xq, panel) = rest.split_at_mut(self.xq_bytes());
         let cast = |e: bytemuck::PodCastError| Error::invalid(format!("{name} scratch: {e}"));
         let floats: &mut [f32] = bytemuck::try_cast_slice_mut(floats).map_err(cast)?;
-        let hq: &mut [i16] = bytemuck::try_cast_slice_mut(hq).map_err(cast)?;
+        let hq = match self.r {
+            RecWeights::Rows(_) => HBuf::I16(bytemuck::try_cast_slice_mut(hq).map_err(cast)?),
+            RecWeights::Packed(_) => HBuf::U8(hq),
+        };
         Ok((
             floats,
             QProducts {
@@ -165,10 +196,16 @@ impl QRecurrent {
     }
 }
 
+/// Quantized h: minus its zero point for `gemv`, or u8 for `qgemm`.
+enum HBuf<'s> {
+    I16(&'s mut [i16]),
+    U8(&'s mut [u8]),
+}
+
 /// The int8 products of one run, over the scratch.
 pub(super) struct QProducts<'s> {
     rec: &'s QRecurrent,
-    hq: &'s mut [i16],
+    hq: HBuf<'s>,
     xq: &'s mut [u8],
     panel: &'s mut [u8],
 }
@@ -192,8 +229,18 @@ impl RnnProducts for QProducts<'_> {
         if rows == 0 || n == 0 {
             return;
         }
-        rec.w
-            .run_dynamic(&src, 0, rows, dynx, &rec.w_epi, proj, 1, n, self.panel);
+        rec.w.run_dynamic(
+            &src,
+            0,
+            rows,
+            dynx,
+            &rec.w_epi,
+            proj,
+            1,
+            n,
+            self.panel,
+            0..n,
+        );
     }
 
     fn recur(
@@ -211,15 +258,37 @@ impl RnnProducts for QProducts<'_> {
         let h = &h[..bs * hs];
         let (sh, zh) = dynamic_params(h);
         let inv = 1.0 / sh;
-        for (q, &v) in self.hq.iter_mut().zip(h) {
-            *q = quantize_u8(v, inv, zh) as i16 - zh as i16;
-        }
         let row0 = dir * rec.gates * hs + col0;
-        let w = &rec.r[row0 * hs..];
-        let scale = &rec.r_scale[row0..];
-        for b in 0..bs {
-            let y = &mut gates[b * ld..b * ld + cols];
-            gemv(w, hs, &self.hq[b * hs..], sh, scale, y, accumulate);
+        match (&rec.r, &mut self.hq) {
+            (RecWeights::Rows(r), HBuf::I16(hq)) => {
+                for (q, &v) in hq.iter_mut().zip(h) {
+                    *q = quantize_u8(v, inv, zh) as i16 - zh as i16;
+                }
+                let (w, scale) = (&r[row0 * hs..], &rec.r_epi.mult[row0..]);
+                for b in 0..bs {
+                    let y = &mut gates[b * ld..b * ld + cols];
+                    gemv(w, hs, &hq[b * hs..], sh, scale, y, accumulate);
+                }
+            }
+            (RecWeights::Packed(r), HBuf::U8(hq)) => {
+                for (q, &v) in hq.iter_mut().zip(h) {
+                    *q = quantize_u8(v, inv, zh);
+                }
+                if cols == 0 || bs == 0 {
+                    return;
+                }
+                let src = Source::Rows { x: hq, ld: hs };
+                let dynh = Dynamic {
+                    zero_point: zh,
+                    scale: sh,
+                    accumulate,
+                };
+                let rows = row0..row0 + cols;
+                r.run_dynamic(
+                    &src, 0, bs, dynh, &rec.r_epi, gates, 1, ld, self.panel, rows,
+                );
+            }
+            _ => unreachable!("prepare pairs the buffer with the weights"),
         }
     }
 }
