@@ -204,6 +204,38 @@ fn lstm_int8_next_word_drop_at_most_0_5_points() {
     let (f, q) = drop_of(&j);
     assert!((f - 23.3).abs() < 0.3, "fp32 top-1 {f}");
     assert!(f - q <= 0.5, "int8 top-1 {q} vs fp32 {f}");
+
+    // The LSTM, the embedding and the output Gemm run int8: the file stores bytes.
+    let efm = scratch_dir().join("seed_lstm_textgen-int8.efm");
+    let model = Model::load(&efm).unwrap();
+    let ops: Vec<&str> = model.graph().nodes.iter().map(|n| n.op.name()).collect();
+    for op in ["QLstm", "QGather", "QGemm"] {
+        assert!(ops.contains(&op), "no {op} in {ops:?}");
+    }
+    assert!(!ops.contains(&"LSTM"), "a float LSTM is left: {ops:?}");
+    let onnx = std::fs::metadata(models.join("seed_lstm_textgen.onnx"))
+        .unwrap()
+        .len() as f64;
+    let int8 = std::fs::metadata(&efm).unwrap().len() as f64;
+    assert!(
+        int8 <= 0.27 * onnx,
+        "int8 file {int8} is {:.3}× the ONNX",
+        int8 / onnx
+    );
+
+    // Next-word top-1 of the file itself, one window at a time, against the labels.
+    let x = edgefuse::npy::read(&text.join("seed_lstm_test_x.npy")).unwrap();
+    let y = edgefuse::npy::read(&text.join("seed_lstm_test_y.npy")).unwrap();
+    let (x, y) = (x.as_slice::<i64>().unwrap(), y.as_slice::<i64>().unwrap());
+    let mut s = Session::new(model, SessionOptions { threads: 1 }).unwrap();
+    let mut hits = 0;
+    for (w, &label) in x.chunks_exact(20).zip(y) {
+        let t = edgefuse_runtime::Tensor::from_vec(&[1, 20], w.to_vec()).unwrap();
+        let out = s.run_tensors(&[t]).unwrap();
+        hits += (argmax_rows(out[0].as_slice::<f32>().unwrap(), 1000)[0] as i64 == label) as usize;
+    }
+    let top1 = 100.0 * hits as f64 / y.len() as f64;
+    assert!(f - top1 <= 0.5, "the int8 file's top-1 {top1} vs fp32 {f}");
 }
 
 #[test]

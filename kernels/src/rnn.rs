@@ -9,6 +9,10 @@
 //! Layouts follow ONNX: time-major X [T, B, I], Y [T, D, B, H], states [D, B, H]; batch-first
 //! (`layout = 1`) X [B, T, I], Y [B, T, D, H], states [B, D, H]. Biases are ONNX `B` rows,
 //! `[D, 2·G·H]`, W half then R half. Peepholes are `[D, 3·H]` in the order i, o, f.
+//!
+//! The two products go through [`RnnProducts`]: [`lstm`] and [`gru`] run them as float GEMMs;
+//! [`lstm_with`] and [`gru_with`] take any implementation (the runtime's int8 QLstm/QGru
+//! quantize X and h dynamically), with the gate math and states unchanged, in f32.
 
 use crate::activation::sigmoid;
 use crate::gemm::{sgemm, sgemm_packed_b, MatRef, PackedB};
@@ -102,6 +106,75 @@ pub struct LstmExtras<'a> {
     pub input_forget: bool,
 }
 
+/// What [`lstm_with`] and [`gru_with`] read besides X and the products: ONNX `B` (`[D, 2·G·H]`),
+/// `initial_h` (state layout) and the clip threshold.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RnnParams<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub h0: Option<&'a [f32]>,
+    pub clip: Option<f32>,
+}
+
+/// The two matrix products of a recurrent layer.
+pub trait RnnProducts {
+    /// `proj[r·n + j] += Σ_i x[r·I + i]·W[j][i]` for the `rows` rows of `x` and all
+    /// `n = D·G·H` gate rows of W (directions side by side).
+    fn project(&mut self, x: &[f32], rows: usize, proj: &mut [f32]);
+    /// `gates[b·ld + j] = (gates[b·ld + j] if accumulate) + Σ_k h[b·H + k]·R[dir][col0 + j][k]`
+    /// for `j < cols` and every batch item `b`.
+    #[allow(clippy::too_many_arguments)]
+    fn recur(
+        &mut self,
+        dir: usize,
+        col0: usize,
+        cols: usize,
+        h: &[f32],
+        gates: &mut [f32],
+        ld: usize,
+        accumulate: bool,
+    );
+}
+
+/// The float products: SGEMM with `w.w_t` / `w.r_t` (and `w.r_packed` for whole-gate steps).
+struct FloatProducts<'a> {
+    d: RnnDims,
+    gh: usize,
+    w: &'a RnnWeights<'a>,
+    threads: usize,
+}
+
+impl RnnProducts for FloatProducts<'_> {
+    fn project(&mut self, x: &[f32], rows: usize, proj: &mut [f32]) {
+        let (i, n) = (self.d.input, self.d.dirs * self.gh);
+        let xm = MatRef::row_major(&x[..rows * i], rows, i);
+        sgemm(rows, n, i, xm, self.w.w_t, proj, n, 1.0, 1.0, self.threads);
+    }
+
+    fn recur(
+        &mut self,
+        dir: usize,
+        col0: usize,
+        cols: usize,
+        h: &[f32],
+        gates: &mut [f32],
+        ld: usize,
+        accumulate: bool,
+    ) {
+        let (bs, hs) = (self.d.batch, self.d.hidden);
+        let keep = if accumulate { 1.0 } else { 0.0 };
+        let hm = MatRef::row_major(&h[..bs * hs], bs, hs);
+        match self.w.r_packed {
+            Some(rp) if col0 == 0 && cols == self.gh => {
+                sgemm_packed_b(hm, &rp[dir], gates, ld, keep, 1.0, self.threads)
+            }
+            _ => {
+                let r_t = col_block(self.w.r_t, dir * self.gh + col0, cols);
+                sgemm(bs, cols, hs, hm, r_t, gates, ld, keep, 1.0, self.threads)
+            }
+        }
+    }
+}
+
 /// Returns `data` (a dense row-major `rows × cols` matrix) transposed, dense row-major.
 /// Packing `W [D·G·H, I]` this way gives the `w_t` layout directly.
 pub fn pack_transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -156,12 +229,8 @@ fn col_block(m: MatRef<'_>, start: usize, n: usize) -> MatRef<'_> {
     }
 }
 
-fn check_common(d: &RnnDims, gates: usize, w: &RnnWeights, x: &[f32], y: &[f32], y_h: &[f32]) {
+fn check_weights(d: &RnnDims, gates: usize, w: &RnnWeights) {
     let gh = gates * d.hidden;
-    assert!(
-        d.dirs == 1 || (d.dirs == 2 && !d.reverse),
-        "rnn: bad direction"
-    );
     assert!(
         w.w_t.rows == d.input && w.w_t.cols == d.dirs * gh,
         "rnn: W shape"
@@ -169,6 +238,14 @@ fn check_common(d: &RnnDims, gates: usize, w: &RnnWeights, x: &[f32], y: &[f32],
     assert!(
         w.r_t.rows == d.hidden && w.r_t.cols == d.dirs * gh,
         "rnn: R shape"
+    );
+}
+
+fn check_common(d: &RnnDims, gates: usize, w: &RnnParams, x: &[f32], y: &[f32], y_h: &[f32]) {
+    let gh = gates * d.hidden;
+    assert!(
+        d.dirs == 1 || (d.dirs == 2 && !d.reverse),
+        "rnn: bad direction"
     );
     assert!(
         w.bias.is_none_or(|b| b.len() >= d.dirs * 2 * gh),
@@ -188,11 +265,11 @@ fn check_common(d: &RnnDims, gates: usize, w: &RnnWeights, x: &[f32], y: &[f32],
 fn project_inputs(
     d: &RnnDims,
     gates: usize,
-    w: &RnnWeights,
+    w: &RnnParams,
     fold_r: usize,
     x: &[f32],
     proj: &mut [f32],
-    threads: usize,
+    p: &mut impl RnnProducts,
 ) {
     let gh = gates * d.hidden;
     let n = d.dirs * gh;
@@ -200,7 +277,7 @@ fn project_inputs(
     if m == 0 || n == 0 {
         return;
     }
-    let keep = match w.bias {
+    match w.bias {
         Some(bias) => {
             for dir in 0..d.dirs {
                 let wb = &bias[dir * 2 * gh..dir * 2 * gh + gh];
@@ -212,22 +289,10 @@ fn project_inputs(
             for r in 1..m {
                 proj.copy_within(0..n, r * n);
             }
-            1.0
         }
-        None => 0.0,
-    };
-    sgemm(
-        m,
-        n,
-        d.input,
-        MatRef::row_major(&x[..m * d.input], m, d.input),
-        w.w_t,
-        proj,
-        n,
-        keep,
-        1.0,
-        threads,
-    );
+        None => proj[..m * n].fill(0.0),
+    }
+    p.project(x, m, &mut proj[..m * n]);
 }
 
 /// Copies the initial state of direction `dir` (or zeros) into a `[B, H]` buffer.
@@ -264,6 +329,34 @@ pub fn lstm(
     scratch: &mut [f32],
     threads: usize,
 ) {
+    check_weights(d, 4, w);
+    let params = RnnParams {
+        bias: w.bias,
+        h0: w.h0,
+        clip: w.clip,
+    };
+    let mut p = FloatProducts {
+        d: *d,
+        gh: 4 * d.hidden,
+        w,
+        threads,
+    };
+    lstm_with(d, &params, e, &mut p, x, y, y_h, y_c, scratch);
+}
+
+/// [`lstm`] with the products computed by `p`.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_with(
+    d: &RnnDims,
+    w: &RnnParams,
+    e: &LstmExtras,
+    p: &mut impl RnnProducts,
+    x: &[f32],
+    y: &mut [f32],
+    y_h: &mut [f32],
+    y_c: &mut [f32],
+    scratch: &mut [f32],
+) {
     check_common(d, 4, w, x, y, y_h);
     assert!(y_c.len() >= d.state_len(), "lstm: Y_c length");
     assert!(
@@ -282,14 +375,12 @@ pub fn lstm(
     let (gates, rest) = rest.split_at_mut(bs * gh);
     let (h, rest) = rest.split_at_mut(bs * hs);
     let c = &mut rest[..bs * hs];
-    project_inputs(d, 4, w, gh, x, proj, threads);
+    project_inputs(d, 4, w, gh, x, proj, p);
 
     for dir in 0..d.dirs {
         load_state(d, dir, w.h0, h);
         load_state(d, dir, e.c0, c);
-        let r_t = col_block(w.r_t, dir * gh, gh);
         let peep = e.peepholes.map(|p| &p[dir * 3 * hs..(dir + 1) * 3 * hs]);
-        let r_packed = w.r_packed.map(|p| &p[dir]);
         for step in 0..d.seq {
             let t = if d.runs_reversed(dir) {
                 d.seq - 1 - step
@@ -301,16 +392,11 @@ pub fn lstm(
             let fast = peep.is_none() && w.clip.is_none() && !e.input_forget;
             if fast {
                 for b in 0..bs {
-                    let p = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
-                    gates[b * gh..(b + 1) * gh].copy_from_slice(p);
+                    let src = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
+                    gates[b * gh..(b + 1) * gh].copy_from_slice(src);
                 }
             }
-            let keep = if fast { 1.0 } else { 0.0 };
-            let hm = MatRef::row_major(h, bs, hs);
-            match r_packed {
-                Some(rp) => sgemm_packed_b(hm, rp, gates, gh, keep, 1.0, threads),
-                None => sgemm(bs, gh, hs, hm, r_t, gates, gh, keep, 1.0, threads),
-            }
+            p.recur(dir, 0, gh, h, gates, gh, fast);
             for b in 0..bs {
                 let hb = &mut h[b * hs..(b + 1) * hs];
                 let cb = &mut c[b * hs..(b + 1) * hs];
@@ -330,11 +416,11 @@ pub fn lstm(
                     y[d.y_at(t, dir, b)..][..hs].copy_from_slice(hb);
                     continue;
                 }
-                let p = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
+                let pr = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
                 let g = &gates[b * gh..(b + 1) * gh];
                 for j in 0..hs {
                     let c_prev = cb[j];
-                    let mut i = p[j] + g[j];
+                    let mut i = pr[j] + g[j];
                     if let Some(pp) = peep {
                         i += pp[j] * c_prev;
                     }
@@ -342,15 +428,15 @@ pub fn lstm(
                     let f = if e.input_forget {
                         1.0 - i
                     } else {
-                        let mut f = p[2 * hs + j] + g[2 * hs + j];
+                        let mut f = pr[2 * hs + j] + g[2 * hs + j];
                         if let Some(pp) = peep {
                             f += pp[2 * hs + j] * c_prev;
                         }
                         sigmoid(clamp(f, w.clip))
                     };
-                    let cand = clamp(p[3 * hs + j] + g[3 * hs + j], w.clip).tanh();
+                    let cand = clamp(pr[3 * hs + j] + g[3 * hs + j], w.clip).tanh();
                     let c_new = f * c_prev + i * cand;
-                    let mut o = p[hs + j] + g[hs + j];
+                    let mut o = pr[hs + j] + g[hs + j];
                     if let Some(pp) = peep {
                         o += pp[hs + j] * c_new;
                     }
@@ -379,6 +465,33 @@ pub fn gru(
     scratch: &mut [f32],
     threads: usize,
 ) {
+    check_weights(d, 3, w);
+    let params = RnnParams {
+        bias: w.bias,
+        h0: w.h0,
+        clip: w.clip,
+    };
+    let mut p = FloatProducts {
+        d: *d,
+        gh: 3 * d.hidden,
+        w,
+        threads,
+    };
+    gru_with(d, &params, linear_before_reset, &mut p, x, y, y_h, scratch);
+}
+
+/// [`gru`] with the products computed by `p`.
+#[allow(clippy::too_many_arguments)]
+pub fn gru_with(
+    d: &RnnDims,
+    w: &RnnParams,
+    linear_before_reset: bool,
+    p: &mut impl RnnProducts,
+    x: &[f32],
+    y: &mut [f32],
+    y_h: &mut [f32],
+    scratch: &mut [f32],
+) {
     check_common(d, 3, w, x, y, y_h);
     assert!(scratch.len() >= gru_scratch(d), "gru: scratch");
     let (hs, bs) = (d.hidden, d.batch);
@@ -391,11 +504,10 @@ pub fn gru(
     let rh = &mut rest[..bs * hs];
     // With `linear_before_reset`, Rbh multiplies with r and stays out of the projection.
     let fold_r = if linear_before_reset { 2 * hs } else { gh };
-    project_inputs(d, 3, w, fold_r, x, proj, threads);
+    project_inputs(d, 3, w, fold_r, x, proj, p);
 
     for dir in 0..d.dirs {
         load_state(d, dir, w.h0, h);
-        let r_t = col_block(w.r_t, dir * gh, gh);
         let rbh = match (linear_before_reset, w.bias) {
             (true, Some(bias)) => Some(&bias[dir * 2 * gh + gh + 2 * hs..(dir + 1) * 2 * gh]),
             _ => None,
@@ -407,24 +519,13 @@ pub fn gru(
                 step
             };
             let first = if linear_before_reset { gh } else { 2 * hs };
-            sgemm(
-                bs,
-                first,
-                hs,
-                MatRef::row_major(h, bs, hs),
-                col_block(r_t, 0, first),
-                gates,
-                gh,
-                0.0,
-                1.0,
-                threads,
-            );
+            p.recur(dir, 0, first, h, gates, gh, false);
             // z and r, activated in place.
             for b in 0..bs {
-                let p = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
+                let pr = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
                 let g = &mut gates[b * gh..(b + 1) * gh];
                 for j in 0..2 * hs {
-                    g[j] = sigmoid(clamp(p[j] + g[j], w.clip));
+                    g[j] = sigmoid(clamp(pr[j] + g[j], w.clip));
                 }
                 if !linear_before_reset {
                     for j in 0..hs {
@@ -433,21 +534,10 @@ pub fn gru(
                 }
             }
             if !linear_before_reset && bs > 0 && hs > 0 {
-                sgemm(
-                    bs,
-                    hs,
-                    hs,
-                    MatRef::row_major(rh, bs, hs),
-                    col_block(r_t, 2 * hs, hs),
-                    &mut gates[2 * hs..],
-                    gh,
-                    0.0,
-                    1.0,
-                    threads,
-                );
+                p.recur(dir, 2 * hs, hs, rh, &mut gates[2 * hs..], gh, false);
             }
             for b in 0..bs {
-                let p = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
+                let pr = &proj[d.x_row(t, b) * stride + dir * gh..][..gh];
                 let g = &gates[b * gh..(b + 1) * gh];
                 let hb = &mut h[b * hs..(b + 1) * hs];
                 for j in 0..hs {
@@ -457,7 +547,7 @@ pub fn gru(
                         (true, None) => r * g[2 * hs + j],
                         (false, _) => g[2 * hs + j],
                     };
-                    let cand = clamp(p[2 * hs + j] + rec, w.clip).tanh();
+                    let cand = clamp(pr[2 * hs + j] + rec, w.clip).tanh();
                     hb[j] = (1.0 - z) * cand + z * hb[j];
                 }
                 y[d.y_at(t, dir, b)..][..hs].copy_from_slice(hb);

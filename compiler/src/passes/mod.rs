@@ -12,6 +12,7 @@ mod pad;
 mod qdq;
 mod qops;
 pub(crate) mod query;
+mod qweight;
 mod reshape;
 mod transpose;
 
@@ -89,6 +90,14 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "fold_pad_into_qconv",
             apply: qops::fold_pad_into_qconv,
+        },
+        Rule {
+            name: "fold_dq_into_qlstm",
+            apply: qweight::fold_dq_into_qlstm,
+        },
+        Rule {
+            name: "fold_dq_into_qgather",
+            apply: qweight::fold_dq_into_qgather,
         },
         Rule {
             name: "fold_clip_into_qdq",

@@ -16,10 +16,16 @@
 //!   `(128 − zx)·Σw`.
 //! - `I16`: groups of 2, `x − zx` and weights as i16 (`vpmaddwd`, `vpdpwssd`, NEON `smlal`):
 //!   never saturates, takes any weight zero point.
+//!
+//! [`QWeights::run_dynamic`] serves dynamic quantization (activations quantized at run time, as
+//! in ORT's DynamicQuantizeLSTM): the zero point and scale of the activations are arguments of
+//! the call, and the f32 result `sx·mult[m]·acc + add[m]` is stored or added to the output.
+//! [`gemv`] is the one-column product for the recurrent steps.
 
 pub mod depthwise;
 #[cfg(target_arch = "x86_64")]
 pub mod dw_vnni;
+pub mod gemv;
 mod isa;
 mod pack;
 mod portable;
@@ -81,6 +87,15 @@ pub struct Epilogue {
     pub kind: OutKind,
 }
 
+/// Activations quantized at run time: their u8-domain zero point and scale, and whether the
+/// f32 result is added to the output (else stored).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dynamic {
+    pub zero_point: i32,
+    pub scale: f32,
+    pub accumulate: bool,
+}
+
 /// Weights packed for one kernel family, with their zero-point correction.
 #[derive(Debug, Clone)]
 pub struct QWeights {
@@ -94,6 +109,9 @@ pub struct QWeights {
     w: Vec<i32>,
     /// Per row, added to the accumulator before the epilogue.
     corr: Vec<i32>,
+    /// Per row, `Σw` for the `U8`/`S8` formats (0 for `I16`): a run with another activation
+    /// zero point `z` adds `(zx − z)·Σw` to `corr`.
+    sums: Vec<i32>,
     /// Byte xor-ed into every u8-domain activation while packing (0x80 for `S8`).
     xor: u8,
     /// Activation zero point in the u8 domain.
@@ -112,9 +130,13 @@ impl QWeights {
         let kg = k.div_ceil(gs).max(1);
         let mut packed = vec![0i32; m * kg];
         let mut corr = vec![0i32; m];
+        let mut sums = vec![0i32; m];
         for r in 0..m {
             let row = &w[r * k..(r + 1) * k];
             let sum: i32 = row.iter().sum();
+            if format != Format::I16 {
+                sums[r] = sum;
+            }
             corr[r] = match format {
                 Format::U8 => -zx * sum,
                 Format::S8 => (128 - zx) * sum,
@@ -142,6 +164,7 @@ impl QWeights {
             kg,
             w: packed,
             corr,
+            sums,
             xor: if format == Format::S8 { 0x80 } else { 0 },
             zx,
         }
@@ -190,6 +213,43 @@ impl QWeights {
         )
     }
 
+    /// The product with activations quantized at run time (`x`: their zero point and scale,
+    /// u8 domain), for weight rows `rows`: `out[(m − rows.start)·row_stride + p·col_stride]`
+    /// gets (or, accumulating, is increased by)
+    /// `x.scale·mult[m]·Σ_k (src[p][k] − zero_point)·w[m][k] + add[m]`, clamped as `epi` says.
+    /// `epi.kind` must be `OutKind::F32`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_dynamic(
+        &self,
+        src: &Source,
+        src_xor: u8,
+        cols: usize,
+        x: Dynamic,
+        epi: &Epilogue,
+        out: &mut [f32],
+        row_stride: usize,
+        col_stride: usize,
+        scratch: &mut [u8],
+        rows: std::ops::Range<usize>,
+    ) {
+        assert!(
+            matches!(epi.kind, OutKind::F32 { .. }) && (0..=255).contains(&x.zero_point),
+            "qgemm: dynamic runs write f32 from u8-domain activations"
+        );
+        self.run_job(
+            src,
+            src_xor,
+            cols,
+            epi,
+            &mut Out::F32(out),
+            row_stride,
+            col_stride,
+            scratch,
+            rows,
+            x,
+        )
+    }
+
     /// [`QWeights::run`] for rows `rows` only (a thread's share), written to `out` from row
     /// `rows.start` on: element (m, p) at `(m − rows.start)·row_stride + p·col_stride`.
     #[allow(clippy::too_many_arguments)]
@@ -204,6 +264,30 @@ impl QWeights {
         col_stride: usize,
         scratch: &mut [u8],
         rows: std::ops::Range<usize>,
+    ) {
+        let fixed = Dynamic {
+            zero_point: self.zx,
+            scale: 1.0,
+            accumulate: false,
+        };
+        self.run_job(
+            src, src_xor, cols, epi, out, row_stride, col_stride, scratch, rows, fixed,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_job(
+        &self,
+        src: &Source,
+        src_xor: u8,
+        cols: usize,
+        epi: &Epilogue,
+        out: &mut Out,
+        row_stride: usize,
+        col_stride: usize,
+        scratch: &mut [u8],
+        rows: std::ops::Range<usize>,
+        x: Dynamic,
     ) {
         assert!(
             rows.start <= rows.end && rows.end <= self.m,
@@ -234,6 +318,7 @@ impl QWeights {
             row_stride,
             col_stride,
             rows,
+            x,
         };
         // SAFETY: the kernel family was checked to be supported when the weights were packed
         // (`QKernel::format` asserts it); bounds are checked above.
@@ -251,6 +336,8 @@ pub(crate) struct Job<'a> {
     pub row_stride: usize,
     pub col_stride: usize,
     pub rows: std::ops::Range<usize>,
+    /// The activations' zero point and scale for this run, and whether f32 results accumulate.
+    pub x: Dynamic,
 }
 
 /// Rounds half to even for |v| < 2^22 (the epilogue clamps first), vectorisable without SSE4.1.
@@ -294,9 +381,10 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
     let mut p0 = 0;
     while p0 < job.cols {
         let np = NR.min(job.cols - p0);
-        let pad = (w.zx as u8) ^ w.xor;
+        let zx = job.x.zero_point;
+        let pad = (zx as u8) ^ w.xor;
         pack::pack_panel(
-            job.src, w.format, w.k, w.kg, p0, np, job.xor, w.zx, pad, panel,
+            job.src, w.format, w.k, w.kg, p0, np, job.xor, zx, pad, panel,
         );
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
@@ -330,7 +418,9 @@ fn epilogue(
     let (rs, cs) = (job.row_stride, job.col_stride);
     for (i, a) in acc.iter().enumerate().take(rows) {
         let m = m0 + i;
-        let (mult, add, corr) = (job.epi.mult[m], job.epi.add[m], job.wts.corr[m]);
+        let w = job.wts;
+        let corr = w.corr[m] + (w.zx - job.x.zero_point) * w.sums[m];
+        let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
         let mut y = [0f32; NR];
         for j in 0..NR {
             y[j] = (a[j].wrapping_add(corr)) as f32 * mult + add;
@@ -355,17 +445,26 @@ fn epilogue(
             }
             (OutKind::F32 { lo, hi }, Out::F32(o)) => {
                 let base = (m - job.rows.start) * rs + p0 * cs;
-                if cs == 1 && np == NR {
-                    for (d, &v) in o[base..base + NR].iter_mut().zip(&y) {
-                        *d = clamp(v, lo, hi);
+                for v in &mut y {
+                    *v = clamp(*v, lo, hi);
+                }
+                match (cs == 1, job.x.accumulate) {
+                    (true, false) if np == NR => o[base..base + NR].copy_from_slice(&y),
+                    (true, false) => o[base..base + np].copy_from_slice(&y[..np]),
+                    (true, true) => {
+                        for (d, v) in o[base..base + np].iter_mut().zip(&y) {
+                            *d += v;
+                        }
                     }
-                } else if cs == 1 {
-                    for (d, &v) in o[base..base + np].iter_mut().zip(&y) {
-                        *d = clamp(v, lo, hi);
+                    (false, false) => {
+                        for j in 0..np {
+                            o[base + j * cs] = y[j];
+                        }
                     }
-                } else {
-                    for j in 0..np {
-                        o[base + j * cs] = clamp(y[j], lo, hi);
+                    (false, true) => {
+                        for j in 0..np {
+                            o[base + j * cs] += y[j];
+                        }
                     }
                 }
             }

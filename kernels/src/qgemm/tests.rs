@@ -332,3 +332,64 @@ fn round_even_matches_std() {
         assert_eq!(round_even(v), v.round_ties_even(), "{v}");
     }
 }
+
+/// `run_dynamic` with a zero point other than the packing one, stored and accumulated, on every
+/// family this CPU runs and for weights that fit i8 (U8/S8 formats) and that do not (I16).
+#[test]
+fn dynamic_runs_take_the_zero_point_and_scale_of_the_call() {
+    let mut rng = Rng(0x5eed_d1a1);
+    let (m, k, cols) = (21, 37, 19);
+    let x: Vec<u8> = (0..cols * k).map(|_| rng.range(0, 255) as u8).collect();
+    let src = Source::Rows { x: &x, ld: k };
+    for wide in [false, true] {
+        let lim = if wide { 255 } else { 127 };
+        let w: Vec<i32> = (0..m * k).map(|_| rng.range(-lim, lim)).collect();
+        for kernel in QKernel::supported() {
+            let wts = QWeights::new(kernel, &w, m, k, 3);
+            let zx = 141;
+            let want = reference(&src, 0, zx, &w, m, k, cols);
+            let epi = Epilogue {
+                mult: (0..m).map(|r| 0.01 * (r + 1) as f32).collect(),
+                add: (0..m).map(|r| r as f32).collect(),
+                kind: OutKind::F32 {
+                    lo: f32::NEG_INFINITY,
+                    hi: f32::INFINITY,
+                },
+            };
+            let mut scratch = vec![0u8; wts.scratch_bytes()];
+            // Output [cols, m]: rows of the product are columns of `out`.
+            let mut out = vec![2.0f32; cols * m];
+            for accumulate in [false, true] {
+                let dynx = Dynamic {
+                    zero_point: zx,
+                    scale: 0.5,
+                    accumulate,
+                };
+                wts.run_dynamic(
+                    &src,
+                    0,
+                    cols,
+                    dynx,
+                    &epi,
+                    &mut out,
+                    1,
+                    m,
+                    &mut scratch,
+                    0..m,
+                );
+                for p in 0..cols {
+                    for r in 0..m {
+                        let y = want[r * cols + p] as f64 * 0.5 * epi.mult[r] as f64
+                            + epi.add[r] as f64;
+                        let y = if accumulate { 2.0 * y } else { y };
+                        let got = out[p * m + r] as f64;
+                        assert!(
+                            (got - y).abs() <= 1e-4 * y.abs().max(1.0),
+                            "{kernel:?} wide {wide} acc {accumulate} ({r}, {p}): {got} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

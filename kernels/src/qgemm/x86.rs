@@ -24,10 +24,9 @@ pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u
 unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     let w = job.wts;
     let panel = &mut scratch[..w.kg * NR * 4];
-    let pad = (w.zx as u8) ^ w.xor;
-    pack_panel(
-        job.src, w.format, w.k, w.kg, 0, 1, job.xor, w.zx, pad, panel,
-    );
+    let zx = job.x.zero_point;
+    let pad = (zx as u8) ^ w.xor;
+    pack_panel(job.src, w.format, w.k, w.kg, 0, 1, job.xor, zx, pad, panel);
     // Column 0 of each group's 64 bytes, compacted to the front: k bytes (4·kg with the pad).
     for g in 0..w.kg {
         panel.copy_within(g * 64..g * 64 + 4, 4 * g);
@@ -74,10 +73,16 @@ unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
             );
         }
         let acc = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
-        let y = acc.wrapping_add(w.corr[m]) as f32 * job.epi.mult[m] + job.epi.add[m];
+        // `drive`'s epilogue for one element.
+        let corr = w.corr[m] + (w.zx - zx) * w.sums[m];
+        let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
+        let y = acc.wrapping_add(corr) as f32 * mult + add;
         let at = (m - job.rows.start) * job.row_stride;
         match (job.epi.kind, &mut *out) {
             (OutKind::Int { zp, lo, hi }, Out::Bytes(o)) => o[at] = quantize_byte(y + zp, lo, hi),
+            (OutKind::F32 { lo, hi }, Out::F32(o)) if job.x.accumulate => {
+                o[at] += super::clamp(y, lo, hi)
+            }
             (OutKind::F32 { lo, hi }, Out::F32(o)) => o[at] = super::clamp(y, lo, hi),
             _ => panic!("qgemm: output buffer does not match the epilogue's kind"),
         }

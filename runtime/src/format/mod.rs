@@ -27,7 +27,8 @@ pub use writer::{write, write_file};
 pub const MAGIC: &[u8; 8] = b"EDGEFUSE";
 /// Readers refuse files with a newer major version; minor versions only add optional fields.
 pub const VERSION_MAJOR: u16 = 1;
-pub const VERSION_MINOR: u16 = 1;
+/// Minor 1: deflated metadata; 2: the `QLstm`, `QGru` and `QGather` ops.
+pub const VERSION_MINOR: u16 = 2;
 pub const HEADER_LEN: usize = 64;
 pub const SECTION_ENTRY_LEN: usize = 32;
 pub const ALIGN: usize = 64;

@@ -81,6 +81,9 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Op::QGemm(o) => quant::qgemm::build(o, b),
         Op::QAdd(o) => quant::qadd::build(o, b),
         Op::QPool(o) => quant::qpool::build(o, b),
+        Op::QLstm(o) => quant::qlstm::build(o, b),
+        Op::QGru(o) => quant::qgru::build(o, b),
+        Op::QGather(o) => quant::qgather::build(o, b),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod linalg;
 pub mod nn;
 pub mod qlinear;
 pub mod quant;
+pub mod qweight;
 pub mod recurrent;
 pub mod reduce;
 pub mod shape;
@@ -22,6 +23,7 @@ pub use linalg::{Gemm, MatMul};
 pub use nn::{BatchNorm, Conv, ConvTranspose, GlobalPool, Pool, PoolKind};
 pub use qlinear::{QAdd, QConv, QGemm, QOut, QPool, QScale};
 pub use quant::{DequantizeLinear, QuantizeLinear};
+pub use qweight::{QGather, QGru, QLstm};
 pub use recurrent::{Direction, Gru, Lstm};
 pub use reduce::{Reduce, ReduceOp, Softmax};
 pub use shape::{
@@ -88,6 +90,9 @@ pub enum Op {
     QGemm(QGemm),
     QAdd(QAdd),
     QPool(QPool),
+    QLstm(QLstm),
+    QGru(QGru),
+    QGather(QGather),
 }
 
 macro_rules! dispatch {
@@ -123,6 +128,9 @@ macro_rules! dispatch {
             Op::QGemm($o) => $e,
             Op::QAdd($o) => $e,
             Op::QPool($o) => $e,
+            Op::QLstm($o) => $e,
+            Op::QGru($o) => $e,
+            Op::QGather($o) => $e,
         }
     };
 }

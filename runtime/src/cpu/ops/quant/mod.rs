@@ -1,10 +1,18 @@
 //! CPU kernels of the quant family: QuantizeLinear/DequantizeLinear, and the int8 compute ops
-//! (`QConv`, `QGemm`, `QAdd`, `QPool`) built on `edgefuse_kernels::qgemm`.
+//! (`QConv`, `QGemm`, `QAdd`, `QPool`) built on `edgefuse_kernels::qgemm`; the weight-only int8
+//! ops (`QLstm`, `QGru` with dynamically quantized activations, `QGather`).
 
 pub mod dequantize;
 pub mod qadd;
 pub mod qconv;
+pub mod qgather;
 pub mod qgemm;
+pub mod qgru;
+pub mod qlstm;
 pub mod qpool;
+mod qrnn;
 pub mod quantize;
 mod requant;
+
+#[cfg(test)]
+mod qlstm_tests;

@@ -5,7 +5,7 @@ pub mod gru;
 pub mod lstm;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use edgefuse_kernels::gemm::{pack_b, MatRef, PackedB};
 use edgefuse_kernels::rnn::{self, RnnDims};

@@ -13,7 +13,7 @@ use crate::Tensor;
 
 const TOLERANCE: f32 = 1e-5;
 
-fn tensor(v: &Value) -> Tensor {
+pub(crate) fn tensor(v: &Value) -> Tensor {
     let shape: Vec<usize> = v["shape"]
         .as_array()
         .unwrap()
@@ -30,7 +30,7 @@ fn tensor(v: &Value) -> Tensor {
 }
 
 /// The op and its inputs, in IR order.
-fn case_op(c: &Value) -> (Op, Vec<Tensor>) {
+pub(crate) fn case_op(c: &Value) -> (Op, Vec<Tensor>) {
     let ins = &c["inputs"];
     let has = |k: &str| !ins[k].is_null();
     let direction = match c["direction"].as_str().unwrap() {
@@ -139,17 +139,23 @@ fn compare(case: &str, how: &str, got: &[Tensor], want: &Value, names: &[&str]) 
     errors
 }
 
-#[test]
-fn rnn_cases_match_onnxruntime() {
+/// The fixture cases (LSTM and GRU, every direction, layout and optional input).
+pub(crate) fn cases() -> Vec<Value> {
     let text = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/rnn_cases.json"
     ));
     let root: Value = serde_json::from_str(text).unwrap();
-    let cases = root["cases"].as_array().unwrap();
+    let cases = root["cases"].as_array().unwrap().clone();
     assert!(!cases.is_empty());
+    cases
+}
+
+#[test]
+fn rnn_cases_match_onnxruntime() {
+    let cases = cases();
     let mut errors = Vec::new();
-    for c in cases {
+    for c in &cases {
         let name = c["name"].as_str().unwrap();
         let (op, inputs) = case_op(c);
         let names: &[&str] = if matches!(op, Op::Lstm(_)) {

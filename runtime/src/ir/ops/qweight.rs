@@ -1,0 +1,104 @@
+//! Ops with int8 constant weights and float activations: what an int8 compile makes of LSTM, GRU
+//! and embedding tables (`compiler::passes` folds their weights' DequantizeLinear into them).
+//! Weights are i8, symmetric (zero point 0), with one f32 scale per output row:
+//! `real = q·scale[row]`. QLstm/QGru quantize X and h at run time (dynamic quantization, as
+//! ONNX Runtime's DynamicQuantizeLSTM does); states and gate math stay f32.
+
+use serde::{Deserialize, Serialize};
+
+use super::{expect_inputs, Fact, Gru, Lstm, OpInfo};
+use crate::tensor::DType;
+use crate::{Error, Result};
+
+/// LSTM with i8 W `[D, 4H, I]` and R `[D, 4H, H]`; every other input and output as in [`Lstm`].
+/// `w_scale` and `r_scale` hold one scale per row of W and R (`D·4H`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QLstm {
+    pub lstm: Lstm,
+    pub w_scale: Vec<f32>,
+    pub r_scale: Vec<f32>,
+}
+
+/// GRU with i8 W `[D, 3H, I]` and R `[D, 3H, H]`, scales as in [`QLstm`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QGru {
+    pub gru: Gru,
+    pub w_scale: Vec<f32>,
+    pub r_scale: Vec<f32>,
+}
+
+/// Gather of rows (axis 0) of an i8 table `[V, ..]` with one scale per row: f32 out,
+/// `[indices.., ..]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QGather {
+    pub scale: Vec<f32>,
+}
+
+fn check_scales(what: &str, s: &[f32], rows: usize) -> Result<()> {
+    if s.len() != rows || s.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        return Err(Error::invalid(format!(
+            "{what}: {} scales for {rows} weight rows (each must be finite and positive)",
+            s.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks W and R are i8 with `rows` rows in all and their scales fit; returns the facts with W
+/// and R as f32, for the float op's shape inference.
+fn float_facts(name: &str, inputs: &[Fact], w_scale: &[f32], r_scale: &[f32]) -> Result<Vec<Fact>> {
+    expect_inputs(name, inputs, 3, 8)?;
+    if inputs[1].dtype != DType::I8 || inputs[2].dtype != DType::I8 {
+        return Err(Error::invalid(format!(
+            "{name} takes i8 W and R, got {} and {}",
+            inputs[1].dtype, inputs[2].dtype
+        )));
+    }
+    let rows = |f: &Fact| f.shape.iter().rev().skip(1).product::<usize>();
+    check_scales(&format!("{name} W"), w_scale, rows(&inputs[1]))?;
+    check_scales(&format!("{name} R"), r_scale, rows(&inputs[2]))?;
+    let mut f = inputs.to_vec();
+    f[1].dtype = DType::F32;
+    f[2].dtype = DType::F32;
+    Ok(f)
+}
+
+impl OpInfo for QLstm {
+    fn name(&self) -> &'static str {
+        "QLstm"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        let f = float_facts("QLstm", inputs, &self.w_scale, &self.r_scale)?;
+        self.lstm.infer(&f)
+    }
+}
+
+impl OpInfo for QGru {
+    fn name(&self) -> &'static str {
+        "QGru"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        let f = float_facts("QGru", inputs, &self.w_scale, &self.r_scale)?;
+        self.gru.infer(&f)
+    }
+}
+
+impl OpInfo for QGather {
+    fn name(&self) -> &'static str {
+        "QGather"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs("QGather", inputs, 2, 2)?;
+        let (x, idx) = (&inputs[0], &inputs[1]);
+        if x.dtype != DType::I8 || x.rank() < 1 || !matches!(idx.dtype, DType::I64 | DType::I32) {
+            return Err(Error::invalid(format!(
+                "QGather takes an i8 table and i64/i32 indices, got {} {:?} and {}",
+                x.dtype, x.shape, idx.dtype
+            )));
+        }
+        check_scales("QGather", &self.scale, x.shape[0])?;
+        let mut out = idx.shape.clone();
+        out.extend_from_slice(&x.shape[1..]);
+        Ok(vec![Fact::new(DType::F32, out)])
+    }
+}
