@@ -279,37 +279,39 @@ impl CpuKernel for ConvKernel {
                 }
             };
         if self.batched {
-            // The images split into one run per thread, each unfolded, multiplied and written
-            // back by its own thread: every step scales, not only the product.
+            // The images split into one run per thread; each run is unfolded and written back
+            // by its own thread, and multiplied by one GEMM call that splits over the threads
+            // itself (concurrent GEMM calls would each draw a packing buffer from the pool,
+            // which could then allocate mid-stream).
             let work = self.n * mg * osz * k * self.group;
             let lanes = ctx.threads.min(self.n).min(work / PAR_MIN_WORK).max(1);
             let per = self.n.div_ceil(lanes);
             let lanes = self.n.div_ceil(per);
-            let inner = if lanes > 1 { 1 } else { ctx.threads };
             let (cols_all, tmp_all) = col.split_at_mut(k * self.n * osz);
             let tmp_all = &mut tmp_all[..mg * self.n * osz];
             let y = &mut y[..self.n * self.m * osz];
-            type Parts<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]);
-            let job = |(lane, ((cols, tmp), yl)): (usize, Parts)| {
-                let n0 = lane * per;
-                let images = yl.len() / (self.m * osz);
-                let wide = images * osz;
-                let (cols, tmp) = (&mut cols[..k * wide], &mut tmp[..mg * wide]);
-                for grp in 0..self.group {
+            for grp in 0..self.group {
+                let unfold = |(lane, cols): (usize, &mut [f32])| {
+                    let n0 = lane * per;
+                    let images = cols.len() / (k * osz);
+                    let wide = images * osz;
                     for i in 0..images {
                         let xg = &x[((n0 + i) * self.c + grp * cg) * isz..][..cg * isz];
                         // Unfold image i into columns i·osz.. of every row of `cols`.
                         if self.strategy == Strategy::Pointwise {
-                            for (row, plane) in
-                                cols.chunks_exact_mut(wide).zip(xg.chunks_exact(isz))
-                            {
+                            let rows = cols.chunks_exact_mut(wide);
+                            for (row, plane) in rows.zip(xg.chunks_exact(isz)) {
                                 row[i * osz..(i + 1) * osz].copy_from_slice(plane);
                             }
                         } else {
                             im2col_ld(g, cg, xg, cols, wide, i * osz);
                         }
                     }
-                    gemm(grp, MatRef::row_major(cols, k, wide), tmp, wide, inner);
+                };
+                let write = |(lane, (tmp, yl)): (usize, (&mut [f32], &mut [f32]))| {
+                    let n0 = lane * per;
+                    let images = yl.len() / (self.m * osz);
+                    let wide = images * osz;
                     for (j, row) in tmp.chunks_exact_mut(wide).enumerate() {
                         let ch = grp * mg + j;
                         for i in 0..images {
@@ -318,17 +320,35 @@ impl CpuKernel for ConvKernel {
                             self.epilogue.apply_res(bias_of(ch), yp, res_of(n0 + i, ch));
                         }
                     }
+                };
+                if lanes == 1 {
+                    unfold((0, &mut *cols_all));
+                } else {
+                    cols_all
+                        .par_chunks_mut(k * per * osz)
+                        .enumerate()
+                        .for_each(unfold);
                 }
-            };
-            if lanes == 1 {
-                job((0, ((cols_all, tmp_all), y)));
-            } else {
-                cols_all
-                    .par_chunks_mut(k * per * osz)
-                    .zip(tmp_all.par_chunks_mut(mg * per * osz))
-                    .zip(y.par_chunks_mut(per * self.m * osz))
-                    .enumerate()
-                    .for_each(job);
+                let lane_tmp = tmp_all.chunks_mut(mg * per * osz);
+                for (cols, tmp) in cols_all.chunks_mut(k * per * osz).zip(lane_tmp) {
+                    let wide = cols.len() / k;
+                    gemm(
+                        grp,
+                        MatRef::row_major(cols, k, wide),
+                        tmp,
+                        wide,
+                        ctx.threads,
+                    );
+                }
+                if lanes == 1 {
+                    write((0, (&mut *tmp_all, &mut *y)));
+                } else {
+                    tmp_all
+                        .par_chunks_mut(mg * per * osz)
+                        .zip(y.par_chunks_mut(per * self.m * osz))
+                        .enumerate()
+                        .for_each(write);
+                }
             }
             return Ok(());
         }
