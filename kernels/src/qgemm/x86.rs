@@ -34,7 +34,7 @@ unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     let n = 4 * w.kg;
     let xs = panel.as_ptr();
     let full = n / 64;
-    let tail: __mmask64 = if n % 64 == 0 {
+    let tail: __mmask64 = if n.is_multiple_of(64) {
         0
     } else {
         (1u64 << (n % 64)) - 1

@@ -27,7 +27,7 @@ enum Plan {
     Depthwise {
         plan: DepthwisePlan,
         taps: Vec<f32>,
-        vnni: Option<Vnni>,
+        vnni: Option<Box<Vnni>>,
     },
     /// Per group: packed weights and that group's rows of the epilogue.
     Gemm {
@@ -176,16 +176,16 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn vnni(g: &Window2d, wq: &[i32], c: usize) -> Option<Vnni> {
+fn vnni(g: &Window2d, wq: &[i32], c: usize) -> Option<Box<Vnni>> {
     let plan = DwVnni::new(g)?;
-    Some(Vnni {
+    Some(Box::new(Vnni {
         w: plan.pack(wq, c)?,
         sums: wq.chunks(g.taps()).map(|t| t.iter().sum()).collect(),
         plan,
-    })
+    }))
 }
 #[cfg(not(target_arch = "x86_64"))]
-fn vnni(_: &Window2d, _: &[i32], _: usize) -> Option<Vnni> {
+fn vnni(_: &Window2d, _: &[i32], _: usize) -> Option<Box<Vnni>> {
     None
 }
 
