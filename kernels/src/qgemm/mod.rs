@@ -247,6 +247,7 @@ impl QWeights {
             scratch,
             rows,
             x,
+            0,
         )
     }
 
@@ -271,7 +272,41 @@ impl QWeights {
             accumulate: false,
         };
         self.run_job(
-            src, src_xor, cols, epi, out, row_stride, col_stride, scratch, rows, fixed,
+            src, src_xor, cols, epi, out, row_stride, col_stride, scratch, rows, fixed, 0,
+        )
+    }
+
+    /// [`QWeights::run`] for columns `cols` only (a thread's share of a wide product), all
+    /// rows: element (m, p) at `m·row_stride + (p − cols.start)·col_stride`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_cols(
+        &self,
+        src: &Source,
+        src_xor: u8,
+        cols: std::ops::Range<usize>,
+        epi: &Epilogue,
+        out: &mut Out,
+        row_stride: usize,
+        col_stride: usize,
+        scratch: &mut [u8],
+    ) {
+        let fixed = Dynamic {
+            zero_point: self.zx,
+            scale: 1.0,
+            accumulate: false,
+        };
+        self.run_job(
+            src,
+            src_xor,
+            cols.end,
+            epi,
+            out,
+            row_stride,
+            col_stride,
+            scratch,
+            0..self.m,
+            fixed,
+            cols.start,
         )
     }
 
@@ -288,24 +323,27 @@ impl QWeights {
         scratch: &mut [u8],
         rows: std::ops::Range<usize>,
         x: Dynamic,
+        first: usize,
     ) {
         assert!(
             rows.start <= rows.end && rows.end <= self.m,
             "qgemm: rows out of range"
         );
+        assert!(first <= cols, "qgemm: columns out of range");
         assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
         assert!(
             scratch.len() >= self.scratch_bytes(),
             "qgemm: scratch too small"
         );
         let n = rows.end - rows.start;
-        let last = (n.max(1) - 1) * row_stride + cols.max(1).saturating_sub(1) * col_stride;
+        let width = cols - first;
+        let last = (n.max(1) - 1) * row_stride + width.max(1).saturating_sub(1) * col_stride;
         let out_len = match out {
             Out::Bytes(b) => b.len(),
             Out::F32(f) => f.len(),
         };
         assert!(
-            cols == 0 || n == 0 || last < out_len,
+            width == 0 || n == 0 || last < out_len,
             "qgemm: output too small"
         );
         src.check(self.k, cols);
@@ -313,6 +351,7 @@ impl QWeights {
             wts: self,
             src,
             xor: src_xor ^ self.xor,
+            first,
             cols,
             epi,
             row_stride,
@@ -331,6 +370,8 @@ pub(crate) struct Job<'a> {
     pub wts: &'a QWeights,
     pub src: &'a Source<'a>,
     pub xor: u8,
+    /// Columns `first..cols` of the product; column p is written at `(p − first)·col_stride`.
+    pub first: usize,
     pub cols: usize,
     pub epi: &'a Epilogue,
     pub row_stride: usize,
@@ -378,7 +419,7 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
     let w = job.wts;
     let panel = &mut scratch[..w.kg * NR * 4];
     let mut acc = [[0i32; NR]; MR];
-    let mut p0 = 0;
+    let mut p0 = job.first;
     while p0 < job.cols {
         let np = NR.min(job.cols - p0);
         let zx = job.x.zero_point;
@@ -431,7 +472,7 @@ fn epilogue(
                 for j in 0..NR {
                     q[j] = quantize_byte(y[j] + zp, lo, hi);
                 }
-                let base = (m - job.rows.start) * rs + p0 * cs;
+                let base = (m - job.rows.start) * rs + (p0 - job.first) * cs;
                 if cs == 1 && np == NR {
                     // A fixed-size copy is one store, not a call to memcpy.
                     o[base..base + NR].copy_from_slice(&q);
@@ -444,7 +485,7 @@ fn epilogue(
                 }
             }
             (OutKind::F32 { lo, hi }, Out::F32(o)) => {
-                let base = (m - job.rows.start) * rs + p0 * cs;
+                let base = (m - job.rows.start) * rs + (p0 - job.first) * cs;
                 for v in &mut y {
                     *v = clamp(*v, lo, hi);
                 }

@@ -11,7 +11,7 @@ use super::{drive, quantize_byte, Format, Job, Out, OutKind, MR, NR};
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     match job.wts.format {
-        Format::U8 if job.cols == 1 => gemv_vnni_u8(job, out, scratch),
+        Format::U8 if job.cols - job.first == 1 => gemv_vnni_u8(job, out, scratch),
         Format::U8 => drive(job, out, scratch, micro_vnni_u8),
         _ => drive(job, out, scratch, micro_vnni_i16),
     }
@@ -26,7 +26,9 @@ unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     let panel = &mut scratch[..w.kg * NR * 4];
     let zx = job.x.zero_point;
     let pad = (zx as u8) ^ w.xor;
-    pack_panel(job.src, w.format, w.k, w.kg, 0, 1, job.xor, zx, pad, panel);
+    pack_panel(
+        job.src, w.format, w.k, w.kg, job.first, 1, job.xor, zx, pad, panel,
+    );
     // Column 0 of each group's 64 bytes, compacted to the front: k bytes (4·kg with the pad).
     for g in 0..w.kg {
         panel.copy_within(g * 64..g * 64 + 4, 4 * g);

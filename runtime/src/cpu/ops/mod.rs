@@ -89,6 +89,15 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
 
 /// Evaluates one op on owned tensors (the compiler's constant folding and tests).
 pub fn eval(op: &Op, inputs: &[&crate::Tensor]) -> Result<Vec<crate::Tensor>> {
+    eval_threads(op, inputs, 1)
+}
+
+/// [`eval`] with `threads` for the kernel to split its work over (tests of threaded paths).
+pub(crate) fn eval_threads(
+    op: &Op,
+    inputs: &[&crate::Tensor],
+    threads: usize,
+) -> Result<Vec<crate::Tensor>> {
     let facts: Vec<Fact> = inputs
         .iter()
         .map(|t| Fact::new(t.dtype, t.shape.clone()))
@@ -123,7 +132,7 @@ pub fn eval(op: &Op, inputs: &[&crate::Tensor]) -> Result<Vec<crate::Tensor>> {
             &views,
             &mut out_views,
             scratch.as_mut_slice(),
-            &Ctx { threads: 1 },
+            &Ctx { threads },
         )?;
     }
     Ok(outs)

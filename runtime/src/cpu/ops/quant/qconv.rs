@@ -11,7 +11,7 @@ use edgefuse_kernels::conv::{im2col_u8_ld, DepthwisePlan, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
 #[cfg(target_arch = "x86_64")]
 use edgefuse_kernels::qgemm::dw_vnni::DwVnni;
-use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR};
+use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR, NR};
 use rayon::prelude::*;
 
 use super::requant::{constant, stage, weights_minus_zp, Domain, Stage};
@@ -189,6 +189,10 @@ fn vnni(_: &Window2d, _: &[i32], _: usize) -> Option<Box<Vnni>> {
     None
 }
 
+/// Products with at most this many rows per group split their columns over threads rather
+/// than their rows: with few rows, every thread would otherwise pack every activation panel.
+const SPLIT_COLS_ROWS: usize = 256;
+
 /// Most threads one QConv splits its work over (each gets its own scratch).
 const MAX_LANES: usize = 8;
 
@@ -216,6 +220,22 @@ impl QConvKernel {
             }
             None => 0,
         }
+    }
+
+    /// Bytes of the staging buffer a column-split product writes before its rows are copied
+    /// out (GEMM plans with at most `SPLIT_COLS_ROWS` rows per group; 0 otherwise).
+    fn split_bytes(&self) -> usize {
+        let mg = self.m / self.group;
+        if !matches!(self.plan, Plan::Gemm { .. }) || mg > SPLIT_COLS_ROWS {
+            return 0;
+        }
+        let elem = if self.out_f32 { 4 } else { 1 };
+        let wide = match &self.shift {
+            Some(s) => s.cols,
+            None if self.batched => self.n * self.geom.out_size(),
+            None => self.geom.out_size(),
+        };
+        (mg * wide * elem).next_multiple_of(64)
     }
 
     fn lane_scratch(&self) -> usize {
@@ -355,6 +375,7 @@ impl QConvKernel {
         let chunk = mg.div_ceil(lanes).next_multiple_of(MR);
         let (col, scratch) = scratch.split_at_mut(self.unfold_bytes());
         let (staged, scratch) = scratch.split_at_mut(self.batch_out_bytes());
+        let (colsplit, scratch) = scratch.split_at_mut(self.split_bytes());
         let k = cg * self.geom.taps();
         // Images per product and the product's columns.
         let (per_run, runs) = if self.batched {
@@ -418,7 +439,19 @@ impl QConvKernel {
                         let img = run * per_run + i;
                         let x0 = (img * self.c + g * cg) * isz;
                         let xg = &x[x0..x0 + cg * isz];
-                        im2col_u8_ld(&self.geom, cg, xg, col, wide, i * osz, pad);
+                        let taps = self.geom.taps();
+                        if lanes > 1 && per_run == 1 && cg > 1 {
+                            // One image: its channels' rows of the unfolded matrix are
+                            // disjoint runs, unfolded in parallel (the stem's 3 channels).
+                            col[..k * wide]
+                                .par_chunks_mut(taps * wide)
+                                .zip(xg.par_chunks(isz))
+                                .for_each(|(rows, plane)| {
+                                    im2col_u8_ld(&self.geom, 1, plane, rows, wide, 0, pad)
+                                });
+                        } else {
+                            im2col_u8_ld(&self.geom, cg, xg, col, wide, i * osz, pad);
+                        }
                     }
                     Source::Conv {
                         x: &col[..k * wide],
@@ -434,6 +467,40 @@ impl QConvKernel {
                     }
                 };
                 let mut compute = |out_g: &mut [T]| {
+                    let cw = wide.div_ceil(lanes.max(1)).next_multiple_of(NR);
+                    if lanes > 1 && mg <= SPLIT_COLS_ROWS && wide >= lanes * 4 * NR {
+                        // Each thread takes a run of columns (its own panels) for every row,
+                        // into its block of the staging buffer; then the rows are copied out.
+                        let st: &mut [T] =
+                            &mut bytemuck::cast_slice_mut(&mut *colsplit)[..mg * wide];
+                        let parts = wide.div_ceil(cw);
+                        let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
+                            let c0 = lane * cw;
+                            let c1 = (c0 + cw).min(wide);
+                            wts.run_cols(
+                                &src,
+                                self.x.xor,
+                                c0..c1,
+                                &epis[g],
+                                &mut wrap(o),
+                                c1 - c0,
+                                1,
+                                sc,
+                            );
+                        };
+                        st.par_chunks_mut(mg * cw)
+                            .zip(scratch[..per * parts].par_chunks_mut(per))
+                            .enumerate()
+                            .for_each(work);
+                        for part in 0..parts {
+                            let (c0, c1) = (part * cw, ((part + 1) * cw).min(wide));
+                            let blk = &st[mg * c0..mg * c1];
+                            for (r, src_row) in blk.chunks_exact(c1 - c0).enumerate() {
+                                out_g[r * wide + c0..r * wide + c1].copy_from_slice(src_row);
+                            }
+                        }
+                        return;
+                    }
                     let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
                         let first = lane * chunk;
                         let rows = first..(first + chunk).min(mg);
@@ -490,7 +557,10 @@ impl QConvKernel {
 
 impl CpuKernel for QConvKernel {
     fn scratch_bytes(&self) -> usize {
-        self.unfold_bytes() + self.batch_out_bytes() + self.lane_scratch() * MAX_LANES
+        self.unfold_bytes()
+            + self.batch_out_bytes()
+            + self.split_bytes()
+            + self.lane_scratch() * MAX_LANES
     }
 
     fn run(
@@ -555,6 +625,7 @@ impl CpuKernel for QConvKernel {
 #[cfg(test)]
 mod tests {
     use crate::cpu::ops::eval;
+    use crate::cpu::ops::eval_threads;
     use crate::ir::ops::{Conv, QConv, QOut, QScale, UnaryOp};
     use crate::ir::Op;
     use crate::tensor::DType;
@@ -633,7 +704,10 @@ mod tests {
     /// relative for f32 outputs).
     #[test]
     fn qconv_plans_match_the_float_definition() {
-        let cases: [(&[usize], usize, [usize; 2], [usize; 2], [usize; 4], usize); 9] = [
+        let cases: [(&[usize], usize, [usize; 2], [usize; 2], [usize; 4], usize); 11] = [
+            // Enough work for two threads, few rows: the columns split over the threads.
+            (&[1, 32, 20, 20], 24, [3, 3], [1, 1], [1, 1, 1, 1], 1),
+            (&[1, 48, 16, 16], 40, [1, 1], [1, 1], [0, 0, 0, 0], 1),
             (&[1, 20, 9, 11], 20, [3, 3], [2, 2], [1, 1, 1, 1], 20),
             (&[2, 17, 12, 12], 17, [5, 5], [1, 1], [2, 2, 2, 2], 17),
             (&[3, 4, 7, 6], 5, [3, 3], [1, 1], [1, 1, 1, 1], 1),
@@ -701,6 +775,12 @@ mod tests {
                 )
                 .unwrap();
                 let got = eval(&Op::QConv(op.clone()), &[&x, &w, &bias]).unwrap();
+                let got2 = eval_threads(&Op::QConv(op.clone()), &[&x, &w, &bias], 2).unwrap();
+                assert_eq!(
+                    got[0].bytes(),
+                    got2[0].bytes(),
+                    "case {i}: 1 and 2 threads differ"
+                );
                 let got = values(&got[0], &op);
                 let want = reference(&op, &x, &w, &bias);
                 let step = op.out.q.map_or(0.0, |q| q.scale);
