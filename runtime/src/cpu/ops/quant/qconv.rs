@@ -359,7 +359,7 @@ impl QConvKernel {
     /// GEMM: per image (or, batched, all images at once) and group, each lane takes a run of
     /// output channels.
     #[allow(clippy::too_many_arguments)]
-    fn gemm<T: Send + bytemuck::Pod>(
+    fn gemm<T: Send + Sync + bytemuck::Pod>(
         &self,
         groups: &[QWeights],
         epis: &[Epilogue],
@@ -492,13 +492,19 @@ impl QConvKernel {
                             .zip(scratch[..per * parts].par_chunks_mut(per))
                             .enumerate()
                             .for_each(work);
-                        for part in 0..parts {
-                            let (c0, c1) = (part * cw, ((part + 1) * cw).min(wide));
-                            let blk = &st[mg * c0..mg * c1];
-                            for (r, src_row) in blk.chunks_exact(c1 - c0).enumerate() {
-                                out_g[r * wide + c0..r * wide + c1].copy_from_slice(src_row);
+                        // Rows out in parallel: row r gathers its run from every part.
+                        let st = &*st;
+                        let row_out = |(r, row): (usize, &mut [T])| {
+                            for part in 0..parts {
+                                let (c0, c1) = (part * cw, ((part + 1) * cw).min(wide));
+                                let w = c1 - c0;
+                                row[c0..c1].copy_from_slice(&st[mg * c0 + r * w..][..w]);
                             }
-                        }
+                        };
+                        out_g[..mg * wide]
+                            .par_chunks_mut(wide)
+                            .enumerate()
+                            .for_each(row_out);
                         return;
                     }
                     let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
