@@ -266,13 +266,18 @@ impl QWeights {
         scratch: &mut [u8],
         rows: std::ops::Range<usize>,
     ) {
-        let fixed = Dynamic {
-            zero_point: self.zx,
-            scale: 1.0,
-            accumulate: false,
-        };
         self.run_job(
-            src, src_xor, cols, epi, out, row_stride, col_stride, scratch, rows, fixed, 0,
+            src,
+            src_xor,
+            cols,
+            epi,
+            out,
+            row_stride,
+            col_stride,
+            scratch,
+            rows,
+            self.fixed(),
+            0,
         )
     }
 
@@ -290,11 +295,6 @@ impl QWeights {
         col_stride: usize,
         scratch: &mut [u8],
     ) {
-        let fixed = Dynamic {
-            zero_point: self.zx,
-            scale: 1.0,
-            accumulate: false,
-        };
         self.run_job(
             src,
             src_xor,
@@ -305,9 +305,18 @@ impl QWeights {
             col_stride,
             scratch,
             0..self.m,
-            fixed,
+            self.fixed(),
             cols.start,
         )
+    }
+
+    /// The statically quantized case: the activation zero point packed with the weights.
+    fn fixed(&self) -> Dynamic {
+        Dynamic {
+            zero_point: self.zx,
+            scale: 1.0,
+            accumulate: false,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

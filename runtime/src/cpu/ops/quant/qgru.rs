@@ -3,8 +3,8 @@
 
 use edgefuse_kernels::rnn::{self, RnnParams};
 
-use super::qlstm::optional;
 use super::qrnn::QRecurrent;
+use crate::cpu::ops::recurrent::optional;
 use crate::cpu::ops::{BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::{OpInfo, QGru};
 use crate::tensor::{TensorView, TensorViewMut};

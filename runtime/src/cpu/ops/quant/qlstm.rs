@@ -4,6 +4,7 @@
 use edgefuse_kernels::rnn::{self, LstmExtras, RnnParams};
 
 use super::qrnn::QRecurrent;
+use crate::cpu::ops::recurrent::optional;
 use crate::cpu::ops::{BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::{OpInfo, QLstm};
 use crate::tensor::{TensorView, TensorViewMut};
@@ -37,20 +38,6 @@ pub fn build(op: &QLstm, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         op: op.clone(),
         rec,
     }))
-}
-
-/// An optional f32 input: the `k`-th present one when `present`, advancing `k`.
-pub(super) fn optional<'a>(
-    inputs: &[TensorView<'a>],
-    present: bool,
-    k: &mut usize,
-) -> Option<&'a [f32]> {
-    if !present {
-        return None;
-    }
-    let v = inputs[*k].typed::<f32>();
-    *k += 1;
-    Some(v)
 }
 
 impl CpuKernel for QLstmKernel {

@@ -12,6 +12,7 @@ use edgefuse_kernels::qgemm::{quantize_byte, Dynamic, Epilogue, OutKind, QKernel
 use edgefuse_kernels::rnn::{RnnDims, RnnProducts};
 
 use super::requant::constant;
+use crate::cpu::ops::recurrent::rnn_dims;
 use crate::cpu::ops::BuildCtx;
 use crate::ir::ops::Direction;
 use crate::tensor::{DType, TensorView, TensorViewMut};
@@ -84,21 +85,7 @@ impl QRecurrent {
         r_scale: &[f32],
         floats: impl Fn(&RnnDims) -> usize,
     ) -> Result<QRecurrent> {
-        let x = &b.inputs[0].shape;
-        let (seq, batch) = if batch_first {
-            (x[1], x[0])
-        } else {
-            (x[0], x[1])
-        };
-        let dims = RnnDims {
-            seq,
-            batch,
-            input: x[2],
-            hidden,
-            dirs: direction.count(),
-            reverse: direction == Direction::Reverse,
-            batch_first,
-        };
+        let dims = rnn_dims(b, hidden, direction, batch_first);
         if b.outputs.iter().any(|f| f.dtype != DType::F32) {
             return Err(Error::invalid(format!("{name}: outputs must be f32")));
         }

@@ -39,21 +39,7 @@ impl Recurrent {
         direction: Direction,
         batch_first: bool,
     ) -> Result<Recurrent> {
-        let x = &b.inputs[0].shape;
-        let (seq, batch) = if batch_first {
-            (x[1], x[0])
-        } else {
-            (x[0], x[1])
-        };
-        let dims = RnnDims {
-            seq,
-            batch,
-            input: x[2],
-            hidden,
-            dirs: direction.count(),
-            reverse: direction == Direction::Reverse,
-            batch_first,
-        };
+        let dims = rnn_dims(b, hidden, direction, batch_first);
         if b.outputs.iter().any(|f| f.dtype != DType::F32) {
             return Err(Error::invalid("recurrent outputs must be f32"));
         }
@@ -146,8 +132,32 @@ pub(super) fn scratch_f32(scratch: &mut [u8], n: usize) -> Result<&mut [f32]> {
         .map_err(|e| Error::invalid(format!("recurrent scratch: {e}")))
 }
 
+/// The run's dimensions from the input X (`[seq, batch, input]`, or batch first).
+pub(crate) fn rnn_dims(
+    b: &BuildCtx,
+    hidden: usize,
+    direction: Direction,
+    batch_first: bool,
+) -> RnnDims {
+    let x = &b.inputs[0].shape;
+    let (seq, batch) = if batch_first {
+        (x[1], x[0])
+    } else {
+        (x[0], x[1])
+    };
+    RnnDims {
+        seq,
+        batch,
+        input: x[2],
+        hidden,
+        dirs: direction.count(),
+        reverse: direction == Direction::Reverse,
+        batch_first,
+    }
+}
+
 /// An optional input: the `k`-th present one when `present`, advancing `k`.
-pub(super) fn optional<'a>(
+pub(crate) fn optional<'a>(
     inputs: &[TensorView<'a>],
     present: bool,
     k: &mut usize,
