@@ -15,4 +15,6 @@ pub mod quantize;
 mod requant;
 
 #[cfg(test)]
+mod qconv_tests;
+#[cfg(test)]
 mod qlstm_tests;
