@@ -147,31 +147,99 @@ pub fn map_into<T: Copy, U, F: Fn(T) -> U + Copy>(xs: &[T], out: &mut [U], f: F)
     body(xs, out, f)
 }
 
+/// Calls the `#[inline(always)]` function `$body` compiled for the widest vector ISA this CPU
+/// runs (AVX-512, AVX2 + FMA, else the baseline), so LLVM vectorises it in 16 or 8 lanes.
+macro_rules! widest {
+    ($body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            match crate::gemm::Kernel::detect() {
+                // SAFETY: `Kernel::detect` only reports families this CPU runs.
+                crate::gemm::Kernel::Avx512 => return unsafe { avx512($($arg),*) },
+                // SAFETY: as above.
+                crate::gemm::Kernel::Avx2 => return unsafe { avx2($($arg),*) },
+                _ => {}
+            }
+        }
+        $body($($arg),*)
+    }};
+}
+
 /// `x += r` element-wise over the common length, vectorised as [`map_inplace`].
 pub fn add_inplace(xs: &mut [f32], r: &[f32]) {
     #[inline(always)]
     fn body(xs: &mut [f32], r: &[f32]) {
         xs.iter_mut().zip(r).for_each(|(x, r)| *x += r);
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(xs: &mut [f32], r: &[f32]) {
-            body(xs, r)
+    widest!(body(xs: &mut [f32], r: &[f32]))
+}
+
+/// Lanes of the reductions below: wide enough for one AVX-512 register.
+const LANES: usize = 16;
+
+/// Softmax of one row, max-subtracted (`out = e^(x - max) / Σ`), or LogSoftmax
+/// (`out = x - max - ln Σ`) when `log`; `x` and `out` have the same length. The exponentials
+/// are [`exp_approx`]; the max and the sum are kept per lane, then folded.
+pub fn softmax(x: &[f32], out: &mut [f32], log: bool) {
+    #[inline(always)]
+    fn body(x: &[f32], out: &mut [f32], log: bool) {
+        let mut lane = [f32::NEG_INFINITY; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let tail = chunks
+            .remainder()
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        for c in chunks {
+            for (m, &v) in lane.iter_mut().zip(c) {
+                *m = m.max(v);
+            }
         }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(xs: &mut [f32], r: &[f32]) {
-            body(xs, r)
+        let max = lane.iter().fold(tail, |m, &v| m.max(v));
+        let mut sums = [0.0f32; LANES];
+        let mut tail = 0.0f32;
+        let mut outs = out.chunks_exact_mut(LANES);
+        let mut xs = x.chunks_exact(LANES);
+        for (o, c) in (&mut outs).zip(&mut xs) {
+            for ((o, &v), s) in o.iter_mut().zip(c).zip(sums.iter_mut()) {
+                *o = exp_below_max(v - max);
+                *s += *o;
+            }
         }
-        match crate::gemm::Kernel::detect() {
-            // SAFETY: `Kernel::detect` only reports families this CPU runs.
-            crate::gemm::Kernel::Avx512 => return unsafe { avx512(xs, r) },
-            // SAFETY: as above.
-            crate::gemm::Kernel::Avx2 => return unsafe { avx2(xs, r) },
-            _ => {}
+        for (o, &v) in outs.into_remainder().iter_mut().zip(xs.remainder()) {
+            *o = exp_below_max(v - max);
+            tail += *o;
+        }
+        let sum = sums.iter().sum::<f32>() + tail;
+        if log {
+            let ln_sum = sum.ln();
+            out.iter_mut()
+                .zip(x)
+                .for_each(|(o, &v)| *o = (v - max) - ln_sum);
+        } else {
+            let inv = 1.0 / sum;
+            out.iter_mut().for_each(|o| *o *= inv);
         }
     }
-    body(xs, r)
+    /// e^d for d ≤ 0, exactly 0 where e^d is below the smallest normal f32.
+    #[inline(always)]
+    fn exp_below_max(d: f32) -> f32 {
+        let e = exp_approx(d);
+        if d < -87.0 {
+            0.0
+        } else {
+            e
+        }
+    }
+    assert_eq!(x.len(), out.len(), "softmax: row lengths differ");
+    widest!(body(x: &[f32], out: &mut [f32], log: bool))
 }
 
 per_isa!(
@@ -251,6 +319,35 @@ mod tests {
         tanh_inplace(&mut t);
         for (x, y) in xs.iter().zip(&t) {
             assert!((tanh_approx(*x) - y).abs() <= 1e-7);
+        }
+    }
+
+    /// Softmax and LogSoftmax against f64, on rows with and without a tail past the lanes.
+    #[test]
+    fn softmax_matches_f64() {
+        for n in [1, 7, 16, 37, 1000] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 113) as f32 * 0.37 - 20.0)
+                .collect();
+            let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
+            let mut out = vec![0.0; n];
+            softmax(&x, &mut out, false);
+            for (o, &v) in out.iter().zip(&x) {
+                let want = (v as f64 - max).exp() / sum;
+                assert!(
+                    (*o as f64 - want).abs() <= 1e-6 * want.max(1e-3),
+                    "n {n}: {o} vs {want}"
+                );
+            }
+            softmax(&x, &mut out, true);
+            for (o, &v) in out.iter().zip(&x) {
+                let want = v as f64 - max - sum.ln();
+                assert!(
+                    (*o as f64 - want).abs() <= 1e-5,
+                    "log, n {n}: {o} vs {want}"
+                );
+            }
         }
     }
 }

@@ -98,6 +98,7 @@ pub(crate) fn gemm(
     par: bool,
     threads: usize,
     epi: Option<TileFn>,
+    ws: Option<&mut [f32]>,
 ) {
     let threads = if par { threads } else { 1 };
     // Cut along the longer side, in whole micro-tiles.
@@ -120,9 +121,20 @@ pub(crate) fn gemm(
         Lhs::Packed(_) => 0,
     };
     let per_task = (b_len + a_len).next_multiple_of(16);
-    let mut workspace = Workspace::take(per_task * tasks);
+    let mut pooled = None;
+    let buf = match ws {
+        Some(buf) => {
+            let off = super::pack::align_offset(buf);
+            assert!(
+                buf.len() >= off + per_task * tasks,
+                "sgemm: workspace too small"
+            );
+            &mut buf[off..]
+        }
+        None => pooled.insert(Workspace::take(per_task * tasks)).aligned(),
+    };
     let ws = Out {
-        ptr: workspace.aligned().as_mut_ptr(),
+        ptr: buf.as_mut_ptr(),
         ldc: per_task,
     };
     par_for(tasks, &|t| {

@@ -27,6 +27,7 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub(crate) use driver::par_for;
 pub use driver::TileFn;
 pub use isa::Kernel;
 
@@ -166,6 +167,7 @@ pub fn sgemm_with(
             par,
             threads,
             None,
+            None,
         );
     }
 }
@@ -302,7 +304,9 @@ pub fn sgemm_packed_epi(
     } else {
         let lhs = driver::Lhs::Packed(a.panels());
         let rhs = driver::Rhs::Strided(br);
-        driver::gemm(isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads, epi);
+        driver::gemm(
+            isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads, epi, None,
+        );
     }
 }
 
@@ -357,6 +361,42 @@ pub fn sgemm_packed_b(
     beta: f32,
     threads: usize,
 ) {
+    packed_b_product(a, b, c, ldc, alpha, beta, threads, None)
+}
+
+/// Floats of workspace [`sgemm_packed_b_in`] needs for an `m × k` left operand, with the
+/// CPU's micro-kernel.
+pub fn lhs_workspace(m: usize, k: usize) -> usize {
+    let isa = Kernel::detect().isa();
+    m.min(isa.mc).next_multiple_of(isa.mr) * isa.kc.min(k) + pack::ALIGN_F32 + 16
+}
+
+/// [`sgemm_packed_b`] on the calling thread, packing `a` into `ws` (at least
+/// [`lhs_workspace`] floats, for `b` packed with the CPU's micro-kernel) rather than into a buffer from the shared pool: for callers
+/// that run several products at once and must not allocate.
+pub fn sgemm_packed_b_in(
+    a: MatRef,
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    ws: &mut [f32],
+) {
+    packed_b_product(a, b, c, ldc, alpha, beta, 1, Some(ws))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn packed_b_product(
+    a: MatRef,
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    threads: usize,
+    ws: Option<&mut [f32]>,
+) {
     let (m, k, n) = (a.rows, b.k, b.n);
     assert!(a.cols == k, "sgemm_packed_b dimensions disagree");
     a.check();
@@ -379,6 +419,8 @@ pub fn sgemm_packed_b(
         unsafe { driver::packed_b_row(isa, n, k, ar, b.panels(), out, alpha, beta, par, threads) };
     } else {
         let (lhs, rhs) = (driver::Lhs::Strided(ar), driver::Rhs::Packed(b.panels()));
-        driver::gemm(isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads, None);
+        driver::gemm(
+            isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads, None, ws,
+        );
     }
 }

@@ -72,11 +72,12 @@ impl RnnProducts for Reference {
         col0: usize,
         cols: usize,
         h: &[f32],
+        rows: usize,
         gates: &mut [f32],
         ld: usize,
         accumulate: bool,
     ) {
-        let (bs, hs) = (self.d.batch, self.d.hidden);
+        let (bs, hs) = (rows, self.d.hidden);
         let hd = fake_quant(&h[..bs * hs]);
         for b in 0..bs {
             for j in 0..cols {

@@ -236,12 +236,13 @@ impl RnnProducts for QProducts<'_> {
         col0: usize,
         cols: usize,
         h: &[f32],
+        rows: usize,
         gates: &mut [f32],
         ld: usize,
         accumulate: bool,
     ) {
         let rec = self.rec;
-        let (bs, hs) = (rec.dims.batch, rec.dims.hidden);
+        let (bs, hs) = (rows, rec.dims.hidden);
         let h = &h[..bs * hs];
         let (sh, zh) = dynamic_params(h);
         let inv = 1.0 / sh;

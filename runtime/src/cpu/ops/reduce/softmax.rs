@@ -114,23 +114,7 @@ impl CpuKernel for SoftmaxKernel {
 /// Softmax (or LogSoftmax) of one contiguous row.
 #[inline]
 fn row(x: &[f32], o: &mut [f32], log: bool) {
-    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for (o, &v) in o.iter_mut().zip(x) {
-        let e = (v - m).exp();
-        sum += e;
-        *o = e;
-    }
-    if log {
-        let ls = sum.ln();
-        for (o, &v) in o.iter_mut().zip(x) {
-            *o = v - m - ls;
-        }
-    } else {
-        for o in o.iter_mut() {
-            *o /= sum;
-        }
-    }
+    edgefuse_kernels::vmath::softmax(x, o, log);
 }
 
 #[cfg(test)]

@@ -1,0 +1,165 @@
+//! Unit tests of the recurrent cells.
+
+use super::*;
+use crate::activation::sigmoid;
+
+#[test]
+fn pack_transposed_swaps_axes() {
+    let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    assert_eq!(
+        pack_transposed(&a, 2, 3),
+        vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+    );
+}
+
+/// One-step, one-unit LSTM against the formula by hand.
+#[test]
+fn lstm_single_unit_matches_formula() {
+    let d = RnnDims {
+        seq: 1,
+        batch: 1,
+        input: 1,
+        hidden: 1,
+        dirs: 1,
+        reverse: false,
+        batch_first: false,
+    };
+    let wv = [0.5, -0.25, 0.75, 1.0]; // i o f c, as [4, 1]; Wᵀ is the same numbers.
+    let rv = [0.1, 0.2, 0.3, 0.4];
+    let w = RnnWeights {
+        w_t: MatRef::row_major(&wv, 1, 4),
+        r_t: MatRef::row_major(&rv, 1, 4),
+        r_packed: None,
+        bias: None,
+        h0: Some(&[0.5]),
+        clip: None,
+    };
+    let e = LstmExtras {
+        c0: Some(&[-0.3]),
+        peepholes: None,
+        input_forget: false,
+    };
+    let (x, h0, c0) = (2.0f32, 0.5f32, -0.3f32);
+    let (mut y, mut yh, mut yc) = ([0.0], [0.0], [0.0]);
+    let mut scratch = vec![0.0; lstm_scratch(&d)];
+    lstm(&d, &w, &e, &[x], &mut y, &mut yh, &mut yc, &mut scratch, 1);
+    let pre = |k: usize| wv[k] * x + rv[k] * h0;
+    let (i, o, f, g) = (
+        sigmoid(pre(0)),
+        sigmoid(pre(1)),
+        sigmoid(pre(2)),
+        pre(3).tanh(),
+    );
+    let c = f * c0 + i * g;
+    assert!((yc[0] - c).abs() < 1e-6);
+    assert!((yh[0] - o * c.tanh()).abs() < 1e-6);
+    assert_eq!(y, yh);
+}
+
+/// Deterministic values in [-0.5, 0.5).
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+/// A layer big enough for the lanes to run side by side, with a batch that does not split
+/// evenly, in both layouts and both directions.
+fn lane_cases() -> Vec<RnnDims> {
+    let mut v = Vec::new();
+    for (dirs, reverse) in [(1, false), (1, true), (2, false)] {
+        for batch_first in [false, true] {
+            for batch in [1, 5] {
+                v.push(RnnDims {
+                    seq: 24,
+                    batch,
+                    input: 24,
+                    hidden: 64,
+                    dirs,
+                    reverse,
+                    batch_first,
+                });
+            }
+        }
+    }
+    v
+}
+
+/// Lanes on several threads give what one thread gives (only the step products' summation
+/// order may differ, for one-row lanes). The LSTM runs its lanes side by side; the GRU, in
+/// turn, goes through the same lane code.
+#[test]
+fn lanes_match_one_thread() {
+    for d in lane_cases() {
+        for gates in [3, 4] {
+            let gh = gates * d.hidden;
+            assert!(
+                d.batch == 1 && d.dirs == 1 || lanes::plan(&d, gh, 3).1,
+                "{d:?}: expected lanes side by side"
+            );
+            let w_t = values(d.input * d.dirs * gh, 1);
+            let r_t = values(d.hidden * d.dirs * gh, 2);
+            let bias = values(d.dirs * 2 * gh, 3);
+            let (h0, c0) = (values(d.state_len(), 4), values(d.state_len(), 5));
+            let x = values(d.x_len(), 6);
+            let r_m = MatRef::row_major(&r_t, d.hidden, d.dirs * gh);
+            // Each direction's Rᵀ packed, as the runtime does for a constant R.
+            let packed: Vec<_> = (0..d.dirs)
+                .map(|dir| {
+                    let cols: Vec<f32> = r_t
+                        .chunks(d.dirs * gh)
+                        .flat_map(|row| &row[dir * gh..(dir + 1) * gh])
+                        .copied()
+                        .collect();
+                    crate::gemm::pack_b(MatRef::row_major(&cols, d.hidden, gh), d.hidden, gh)
+                })
+                .collect();
+            let w = RnnWeights {
+                w_t: MatRef::row_major(&w_t, d.input, d.dirs * gh),
+                r_t: r_m,
+                r_packed: Some(&packed),
+                bias: Some(&bias),
+                h0: Some(&h0),
+                clip: None,
+            };
+            let e = LstmExtras {
+                c0: Some(&c0),
+                peepholes: None,
+                input_forget: false,
+            };
+            let run = |threads: usize| {
+                let (mut y, mut yh, mut yc) = (
+                    vec![0.0; d.y_len()],
+                    vec![0.0; d.state_len()],
+                    vec![0.0; d.state_len()],
+                );
+                if gates == 4 {
+                    let mut s = vec![f32::NAN; lstm_scratch(&d)];
+                    lstm(&d, &w, &e, &x, &mut y, &mut yh, &mut yc, &mut s, threads);
+                } else {
+                    let mut s = vec![f32::NAN; gru_scratch(&d)];
+                    gru(&d, &w, false, &x, &mut y, &mut yh, &mut s, threads);
+                }
+                [y, yh, yc]
+            };
+            let (one, three) = (run(1), run(3));
+            for (a, b) in one.iter().zip(&three) {
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    worst <= 1e-5,
+                    "{d:?}, {gates} gates: lanes differ by {worst}"
+                );
+            }
+        }
+    }
+}
