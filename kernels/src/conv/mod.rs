@@ -3,8 +3,10 @@
 //! planes; 1-D is a 2-D window of height 1.
 
 pub mod depthwise;
+pub mod winograd;
 
 pub use depthwise::{DepthwisePlan, Planes, RowSink};
+pub use winograd::Winograd;
 
 /// Geometry of a 2-D sliding window over one `ih × iw` plane producing an `oh × ow` plane.
 /// Output position `o` with tap `k` reads input `o·stride + k·dilation − pad_begin`.

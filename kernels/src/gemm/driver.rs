@@ -123,6 +123,8 @@ pub(crate) fn gemm(
     let per_task = (b_len + a_len).next_multiple_of(16);
     let mut pooled = None;
     let buf = match ws {
+        // Both operands packed: nothing to pack into.
+        _ if per_task == 0 => &mut [][..],
         Some(buf) => {
             let off = super::pack::align_offset(buf);
             assert!(

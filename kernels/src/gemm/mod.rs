@@ -424,3 +424,92 @@ fn packed_b_product(
         );
     }
 }
+
+/// Where the packed right-operand layout ([`pack_b`], the micro-kernel's B panels) puts each
+/// element of a `k × n` matrix, for callers that write their operand straight into panels
+/// rather than packing a row-major copy (the Winograd transform does).
+#[derive(Clone, Copy, Debug)]
+pub struct PanelLayout {
+    kernel: Kernel,
+    k: usize,
+    n: usize,
+    nr: usize,
+    kc: usize,
+}
+
+impl PanelLayout {
+    /// The layout of a `k × n` operand for the CPU's micro-kernel.
+    pub fn new(k: usize, n: usize) -> PanelLayout {
+        let kernel = Kernel::detect();
+        let isa = kernel.isa();
+        PanelLayout {
+            kernel,
+            k,
+            n,
+            nr: isa.nr,
+            kc: isa.kc,
+        }
+    }
+    /// Floats the panels take (the columns rounded up to whole panels).
+    pub fn len(&self) -> usize {
+        self.k * self.n.next_multiple_of(self.nr)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Panel width: columns `j` with the same `j / nr()` share a panel, and within one depth
+    /// row of a panel consecutive columns are consecutive floats.
+    pub fn nr(&self) -> usize {
+        self.nr
+    }
+    /// Offset of element (p, j).
+    #[inline(always)]
+    pub fn at(&self, p: usize, j: usize) -> usize {
+        let pc = p - p % self.kc;
+        let kcb = self.kc.min(self.k - pc);
+        pc * self.n.next_multiple_of(self.nr)
+            + (j / self.nr) * self.nr * kcb
+            + (p - pc) * self.nr
+            + j % self.nr
+    }
+}
+
+/// `c = a · b` on the calling thread, `b` being `layout.k × layout.n` already in panels
+/// (`layout.len()` floats) and `c` row-major with row stride `ldc`. Needs no workspace, so
+/// concurrent calls neither share nor allocate anything.
+pub fn sgemm_panels(a: &PackedA, b: &[f32], layout: &PanelLayout, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.m, a.k, layout.n);
+    assert!(
+        layout.k == k && a.kernel == layout.kernel && b.len() >= layout.len(),
+        "sgemm_panels: operands disagree"
+    );
+    check_c(m, n, c, ldc);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let isa = a.kernel.isa();
+    let out = driver::Out {
+        ptr: c.as_mut_ptr(),
+        ldc,
+    };
+    if k == 0 {
+        driver::scale(m, n, out, 0.0);
+        return;
+    }
+    let (lhs, rhs) = (driver::Lhs::Packed(a.panels()), driver::Rhs::Packed(b));
+    driver::gemm(
+        isa,
+        m,
+        n,
+        k,
+        lhs,
+        rhs,
+        out,
+        0.0,
+        1.0,
+        false,
+        1,
+        None,
+        Some(&mut []),
+    );
+}

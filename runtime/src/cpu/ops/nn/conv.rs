@@ -1,8 +1,10 @@
 //! CPU kernel for Conv (1-D and 2-D, grouped), with the fused bias + activation epilogue.
 //!
-//! Three strategies, chosen at build time:
+//! Four strategies, chosen at build time:
 //! - depthwise (group == C == M): blocks of channels vectorised across channels
 //!   ([`DepthwisePlan`]), each thread with its own scratch for the padded input block;
+//! - Winograd F(2×2, 3×3) ([`Winograd`]) for 3×3 stride-1 convolutions with constant weights
+//!   and enough channels, when the output planes fill the 2×2 tiles well;
 //! - pointwise (1×1, stride 1, no padding): GEMM straight on the input planes;
 //! - general: im2col into scratch, then GEMM per group and image.
 //!
@@ -11,7 +13,7 @@
 //! GEMM over all of them (N = batch · plane), then is scattered back to NCHW: a 3×3 output
 //! plane alone would leave most of a micro-tile empty.
 
-use edgefuse_kernels::conv::{im2col, im2col_ld, DepthwisePlan, Window2d};
+use edgefuse_kernels::conv::{im2col, im2col_ld, DepthwisePlan, Window2d, Winograd};
 use edgefuse_kernels::gemm::{pack_a, sgemm, sgemm_packed, sgemm_packed_epi, MatRef, PackedA};
 use rayon::prelude::*;
 
@@ -71,8 +73,27 @@ impl Epilogue {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Strategy {
     Depthwise,
+    Winograd,
     Pointwise,
     Im2col,
+}
+
+/// Fewest input and output channels for the Winograd strategy: below, the transforms cost
+/// more than the products save.
+const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+/// Least ratio of direct multiplies (9 per output pixel) to Winograd's (16 per 2×2 tile,
+/// counting the tiles that overhang the plane) for the Winograd strategy.
+const WINOGRAD_MIN_GAIN: f32 = 1.5;
+
+/// Whether Winograd F(2×2, 3×3) should run this convolution.
+fn winograd_pays(g: &Window2d, c: usize, m: usize, group: usize) -> bool {
+    let tiles = g.oh.div_ceil(2) * g.ow.div_ceil(2);
+    let gain = (9 * g.oh * g.ow) as f32 / (16 * tiles).max(1) as f32;
+    group <= 1
+        && Winograd::fits(g)
+        && c.min(m) >= WINOGRAD_MIN_CHANNELS
+        && gain >= WINOGRAD_MIN_GAIN
 }
 
 struct ConvKernel {
@@ -94,6 +115,10 @@ struct ConvKernel {
     dw: Option<DepthwisePlan>,
     /// Depthwise scratch slices: one per thread that can help, at most one per channel block.
     dw_slices: usize,
+    /// The transformed weights, for the Winograd strategy.
+    wino: Option<Winograd>,
+    /// Threads the scratch is sized for.
+    cores: usize,
 }
 
 /// Output planes smaller than this are batched into one GEMM when the batch is not 1.
@@ -115,16 +140,19 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         return unsupported(format!("Conv with {} spatial axes", op.kernel.len()));
     };
     let (c, m) = (x.shape[1], w.shape[0]);
+    let wconst = b.consts.get(1).and_then(|c| c.as_ref());
     let strategy = if op.group == c && c == m {
         Strategy::Depthwise
+    } else if wconst.is_some() && winograd_pays(&geom, c, m, op.group) {
+        Strategy::Winograd
     } else if geom.taps() == 1 && geom.sh == 1 && geom.sw == 1 && op.pads.iter().all(|&p| p == 0) {
         Strategy::Pointwise
     } else {
         Strategy::Im2col
     };
     let group = op.group.max(1);
-    let packed = match (strategy, b.consts.get(1).and_then(|c| c.as_ref())) {
-        (Strategy::Depthwise, _) | (_, None) => None,
+    let packed = match (strategy, wconst) {
+        (Strategy::Depthwise | Strategy::Winograd, _) | (_, None) => None,
         (_, Some(wc)) => {
             let w = wc.typed::<f32>();
             let (mg, k) = (m / group, c / group * geom.taps());
@@ -135,8 +163,13 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
             )
         }
     };
-    let batched =
-        strategy != Strategy::Depthwise && x.shape[0] > 1 && geom.out_size() < BATCH_BELOW_PLANE;
+    let wino = match (strategy, wconst) {
+        (Strategy::Winograd, Some(wc)) => Some(Winograd::new(wc.typed::<f32>(), c, m, geom)),
+        _ => None,
+    };
+    let batched = matches!(strategy, Strategy::Pointwise | Strategy::Im2col)
+        && x.shape[0] > 1
+        && geom.out_size() < BATCH_BELOW_PLANE;
     if strategy == Strategy::Depthwise && op.residual {
         return unsupported("a depthwise Conv with a residual input");
     }
@@ -157,6 +190,8 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         epilogue: Epilogue::new(op.act)?,
         dw,
         dw_slices,
+        wino,
+        cores,
     }))
 }
 
@@ -219,6 +254,9 @@ impl ConvKernel {
 
 impl CpuKernel for ConvKernel {
     fn scratch_bytes(&self) -> usize {
+        if let Some(wg) = &self.wino {
+            return 4 * wg.scratch_len(self.n, self.cores);
+        }
         let osz = self.geom.out_size();
         if self.batched {
             // All images unfolded side by side, then one group's output before the scatter.
@@ -261,6 +299,25 @@ impl CpuKernel for ConvKernel {
         if let Some(plan) = &self.dw {
             let y = &mut y[..self.n * self.m * osz];
             self.depthwise(plan, x, w, bias, y, scratch, ctx.threads);
+            return Ok(());
+        }
+        if let Some(wg) = &self.wino {
+            let threads = ctx.threads.min(self.cores);
+            let scratch = &mut scratch[..4 * wg.scratch_len(self.n, threads)];
+            let run = WinogradRun {
+                wg,
+                n: self.n,
+                x,
+                bias,
+                res: self.residual.map(|i| inputs[i].typed::<f32>()),
+                y,
+                scratch: bytemuck::cast_slice_mut(scratch),
+                threads,
+            };
+            match self.epilogue.0 {
+                Some(op) => with_f32_fn(op, run),
+                None => run.apply(|v| v),
+            }
             return Ok(());
         }
 
@@ -380,6 +437,33 @@ impl CpuKernel for ConvKernel {
             }
         }
         Ok(())
+    }
+}
+
+/// One Winograd convolution, waiting for its activation (see [`F32Map`]).
+struct WinogradRun<'a> {
+    wg: &'a Winograd,
+    n: usize,
+    x: &'a [f32],
+    bias: Option<&'a [f32]>,
+    res: Option<&'a [f32]>,
+    y: &'a mut [f32],
+    scratch: &'a mut [f32],
+    threads: usize,
+}
+
+impl F32Map for WinogradRun<'_> {
+    fn apply<F: Fn(f32) -> f32 + Sync + Copy>(self, f: F) {
+        self.wg.run(
+            self.n,
+            self.x,
+            self.bias,
+            self.res,
+            f,
+            self.y,
+            self.scratch,
+            self.threads,
+        );
     }
 }
 
@@ -633,6 +717,18 @@ pub(crate) mod tests {
                 ..case("depthwise multiplier 2", &[1, 3, 6, 6], 6, &[3, 3])
             },
             Case {
+                pads: vec![1, 1, 1, 1],
+                bias: true,
+                act: Some(UnaryOp::Relu),
+                residual: true,
+                // Winograd when the weights are constant (`eval`), im2col otherwise.
+                ..case("3x3 winograd padded", &[2, 16, 9, 10], 24, &[3, 3])
+            },
+            Case {
+                act: relu6,
+                ..case("3x3 winograd unpadded", &[3, 8, 13, 13], 8, &[3, 3])
+            },
+            Case {
                 bias: true,
                 act: relu6,
                 ..case("1x1", &[2, 16, 5, 7], 8, &[1, 1])
@@ -794,6 +890,34 @@ pub(crate) mod tests {
             scratch(&op(1, &[3, 3]), &[1, 8, 5, 5], &[4, 8, 3, 3]),
             8 * 9 * 3 * 3 * 4
         );
+        // 3×3 stride 1 with enough channels and a plane that fills the 2×2 tiles.
+        let g = |ih, iw| Window2d {
+            ih,
+            iw,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: 1,
+            pl: 1,
+            pb: 1,
+            pr: 1,
+            oh: ih,
+            ow: iw,
+        };
+        assert!(winograd_pays(&g(16, 40), 48, 192, 1));
+        assert!(winograd_pays(&g(11, 11), 32, 64, 1));
+        assert!(
+            !winograd_pays(&g(3, 3), 64, 64, 1),
+            "tiles overhang a 3x3 plane"
+        );
+        assert!(
+            !winograd_pays(&g(16, 40), 4, 192, 1),
+            "too few input channels"
+        );
+        assert!(!winograd_pays(&g(16, 40), 48, 192, 2), "grouped");
     }
 
     #[test]

@@ -1,0 +1,127 @@
+//! Winograd F(2×2, 3×3) against direct convolution.
+
+use super::*;
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn window(ih: usize, iw: usize, pad: usize) -> Window2d {
+    Window2d {
+        ih,
+        iw,
+        kh: 3,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        pt: pad,
+        pl: pad,
+        pb: pad,
+        pr: pad,
+        oh: ih + 2 * pad - 2,
+        ow: iw + 2 * pad - 2,
+    }
+}
+
+/// Direct convolution in f64, with bias, residual and ReLU.
+#[allow(clippy::too_many_arguments)]
+fn direct(
+    n: usize,
+    c: usize,
+    m: usize,
+    g: &Window2d,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    res: &[f32],
+) -> Vec<f32> {
+    let mut y = vec![0.0; n * m * g.oh * g.ow];
+    for img in 0..n {
+        for o in 0..m {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut acc = b[o] as f64;
+                    for ci in 0..c {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let iy = (oy + ky) as isize - g.pt as isize;
+                                let ix = (ox + kx) as isize - g.pl as isize;
+                                if iy < 0 || ix < 0 || iy >= g.ih as isize || ix >= g.iw as isize {
+                                    continue;
+                                }
+                                let xv =
+                                    x[((img * c + ci) * g.ih + iy as usize) * g.iw + ix as usize];
+                                acc += xv as f64 * w[((o * c + ci) * 3 + ky) * 3 + kx] as f64;
+                            }
+                        }
+                    }
+                    let at = ((img * m + o) * g.oh + oy) * g.ow + ox;
+                    y[at] = (acc as f32 + res[at]).max(0.0);
+                }
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn matches_direct_convolution() {
+    // (images, C, M, ih, iw, pad): odd and even outputs, no padding, a depth past one KC block.
+    let cases = [
+        (3, 32, 64, 13, 13, 0),
+        (1, 24, 24, 9, 20, 1),
+        (2, 5, 7, 6, 7, 1),
+        (1, 300, 16, 5, 6, 1),
+        (4, 8, 40, 3, 3, 0),
+    ];
+    for (i, &(n, c, m, ih, iw, pad)) in cases.iter().enumerate() {
+        let g = window(ih, iw, pad);
+        let x = values(n * c * ih * iw, 1 + i as u32);
+        let w = values(m * c * 9, 100 + i as u32);
+        let b = values(m, 200 + i as u32);
+        let res = values(n * m * g.oh * g.ow, 300 + i as u32);
+        let want = direct(n, c, m, &g, &x, &w, &b, &res);
+        let wg = Winograd::new(&w, c, m, g);
+        for threads in [1, 2, 3] {
+            let mut y = vec![f32::NAN; want.len()];
+            let mut scratch = vec![f32::NAN; wg.scratch_len(n, threads)];
+            let relu = |v: f32| v.max(0.0);
+            wg.run(
+                n,
+                &x,
+                Some(&b),
+                Some(&res),
+                relu,
+                &mut y,
+                &mut scratch,
+                threads,
+            );
+            let scale = (c * 9) as f32;
+            for (j, (a, e)) in y.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - e).abs() <= 1e-6 * scale,
+                    "case {i}, {threads} threads, element {j}: {a} vs {e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fits_only_3x3_stride_1() {
+    let g = window(8, 8, 1);
+    assert!(Winograd::fits(&g));
+    assert!(!Winograd::fits(&Window2d { sh: 2, ..g }));
+    assert!(!Winograd::fits(&Window2d { kw: 5, ..g }));
+    assert!(!Winograd::fits(&Window2d { dh: 2, ..g }));
+}
