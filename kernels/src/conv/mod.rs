@@ -215,6 +215,9 @@ fn unfold<T: Copy>(
         return;
     }
     let col = &mut col[..(rows_n - 1) * ld + at + osz];
+    if unfold_small(g, channels, x, col, ld, at, zero) {
+        return;
+    }
     let mut rows = (0..rows_n).map(|r| r * ld + at);
     for c in 0..channels {
         let xc = &x[c * isz..][..isz];
@@ -255,6 +258,64 @@ fn unfold<T: Copy>(
             }
         }
     }
+}
+
+/// Output planes up to this many pixels unfold by gathering through an offset table.
+const SMALL_PLANE: usize = 64;
+
+/// Padded input planes up to this many elements are padded on the stack for the gather.
+const SMALL_PADDED: usize = 1024;
+
+/// [`unfold`] for small output planes, where the per-segment work of the general loop costs
+/// more than the copying (a 3×3 output row is three runs of three): each channel is padded
+/// once (on the stack, when it has padding), then every tap row is one gather through a
+/// table of the output pixels' offsets. Returns false, doing nothing, for other planes.
+fn unfold_small<T: Copy>(
+    g: &Window2d,
+    channels: usize,
+    x: &[T],
+    col: &mut [T],
+    ld: usize,
+    at: usize,
+    zero: T,
+) -> bool {
+    let (isz, osz) = (g.in_size(), g.out_size());
+    let (ph, pw) = (g.ih + g.pt + g.pb, g.iw + g.pl + g.pr);
+    let padded = g.pt + g.pb + g.pl + g.pr > 0;
+    if osz > SMALL_PLANE || (padded && ph * pw > SMALL_PADDED) {
+        return false;
+    }
+    let width = if padded { pw } else { g.iw };
+    let mut offsets = [0usize; SMALL_PLANE];
+    for (i, o) in offsets.iter_mut().take(osz).enumerate() {
+        *o = (i / g.ow) * g.sh * width + (i % g.ow) * g.sw;
+    }
+    let offsets = &offsets[..osz];
+    let mut buf = [zero; SMALL_PADDED];
+    let mut rows = col.chunks_mut(ld).map(|r| &mut r[at..at + osz]);
+    for c in 0..channels {
+        let xc = &x[c * isz..][..isz];
+        let src: &[T] = if padded {
+            let b = &mut buf[..ph * pw];
+            b.fill(zero);
+            for (iy, row) in xc.chunks_exact(g.iw).enumerate() {
+                b[(iy + g.pt) * pw + g.pl..][..g.iw].copy_from_slice(row);
+            }
+            b
+        } else {
+            xc
+        };
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let base = &src[ki * g.dh * width + kj * g.dw..];
+                let row = rows.next().expect("col holds every tap row");
+                for (o, &off) in row.iter_mut().zip(offsets) {
+                    *o = base[off];
+                }
+            }
+        }
+    }
+    true
 }
 
 /// The adjoint of [`im2col`]: accumulates each column entry of `col` into the `channels` planes
