@@ -31,7 +31,10 @@ pub fn exp_approx(x: f32) -> f32 {
     p = p * r + 1.666_666_545_9e-1;
     p = p * r + 5.000_000_120_1e-1;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n from its bits. n is a whole number in [-125, 127] here, so n + 127 + 2^23 holds
+    // n + 127 in its low mantissa bits, and shifting them into the exponent gives 2^n; unlike
+    // `n as i32` (a saturating cast, compiled lane by lane) this stays vectorised.
+    e * f32::from_bits((n + 8_388_735.0).to_bits() << 23)
 }
 
 /// 1 / (1 + e^-x).
