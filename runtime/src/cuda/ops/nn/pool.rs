@@ -109,7 +109,7 @@ impl CudaKernel for PoolKernel {
 
 #[cfg(test)]
 mod tests {
-    use crate::cuda::ops::testing::{check, values};
+    use crate::cuda::ops::testing::{check, check_f16, values};
     use crate::ir::ops::{Pool, PoolKind};
     use crate::ir::Op;
 
@@ -131,6 +131,7 @@ mod tests {
                 count_include_pad: cip,
             });
             check(&op, &[x.clone()], &[false], 1e-6);
+            check_f16(&op, &[x.clone()], &[false], 1e-2);
         }
     }
 }
