@@ -1,7 +1,9 @@
 //! The CUDA device check: every reference model on the GPU against onnxruntime's outputs.
 //! fp32 within `1e-4 · max(1, max|ref|)`; fp16 with the same top-1 per row and within
-//! `1e-2 · max(1, max|ref|)`. Runs through the library (no CLI), so `scripts/gpu-check.sh` can
-//! carry this executable to a GPU machine without cargo: models then come from
+//! `1e-2 · max(1, max|ref|)`, and fp16 really computing in f16 (the session's precision and
+//! per-node dtypes are checked and printed); fp32 files also run in fp16 on request. Runs
+//! through the library (no CLI), so `scripts/gpu-check.sh` can carry this executable to a GPU
+//! machine without cargo: models then come from
 //! `$EDGEFUSE_GPU_CHECK_DIR/models/<model>.{fp32,fp16}.efm` and refs from
 //! `$EDGEFUSE_GPU_CHECK_DIR/refs/<model>/`. Without that variable, fp32 models are compiled from
 //! ../shared. Without a usable GPU every test says it was skipped.
@@ -15,8 +17,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::*;
-use edgefuse_runtime::cuda::{CudaOptions, CudaSession};
-use edgefuse_runtime::Model;
+use edgefuse_runtime::cuda::{CudaOptions, CudaSession, Precision};
+use edgefuse_runtime::{DType, Model};
 
 #[path = "common/counting.rs"]
 mod counting;
@@ -79,7 +81,9 @@ fn argmax_rows(v: &[f32], row: usize) -> Vec<usize> {
         .collect()
 }
 
-fn check(model: &str, precision: &str) {
+/// Runs `model` compiled at `precision` (`fp32` or `fp16`, the file), on the GPU at `run_as`
+/// (None: the session's default, which follows the file's stored weights).
+fn check(model: &str, precision: &str, run_as: Option<Precision>) {
     if !gpu_usable() {
         return;
     }
@@ -88,7 +92,22 @@ fn check(model: &str, precision: &str) {
     };
     let r = refs(&refs_root, model);
     let m: Arc<Model> = Model::load(&efm).unwrap();
-    let mut s = CudaSession::new(m.clone(), &CudaOptions::default()).unwrap();
+    let opts = CudaOptions {
+        precision: run_as,
+        ..CudaOptions::default()
+    };
+    let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+    let want = run_as.unwrap_or(if precision == "fp16" {
+        Precision::F16
+    } else {
+        Precision::F32
+    });
+    assert_eq!(
+        s.precision(),
+        want,
+        "{model} {precision}: session precision"
+    );
+    let label = format!("{model} {precision} (ran as {})", s.precision().name());
     let on_cpu: Vec<String> = m
         .graph()
         .nodes
@@ -97,16 +116,37 @@ fn check(model: &str, precision: &str) {
         .filter(|(_, p)| !p.is_gpu())
         .map(|(n, p)| format!("{} ({p:?})", n.name))
         .collect();
+    let count = |d: DType| s.node_dtypes().iter().filter(|&&x| x == Some(d)).count();
+    let (f16_nodes, f32_nodes) = (count(DType::F16), count(DType::F32));
+    let casts = s.device_graph().nodes.len() - m.graph().nodes.len();
     eprintln!(
-        "{model} {precision}: {} nodes, on the CPU: {on_cpu:?}",
+        "{label}: {} nodes ({f16_nodes} compute in f16, {f32_nodes} in f32, {casts} casts \
+         inserted), on the CPU: {on_cpu:?}",
         m.graph().nodes.len()
     );
+    if want == Precision::F16 {
+        let kept: Vec<&str> = m
+            .graph()
+            .nodes
+            .iter()
+            .zip(s.node_dtypes())
+            .filter(|(_, d)| **d == Some(DType::F32))
+            .map(|(n, _)| n.name.as_str())
+            .collect();
+        eprintln!("{label}: kept in f32: {kept:?}");
+        assert!(f16_nodes > 0, "{label}: no node computes in f16");
+    }
+    let tol = if s.precision() == Precision::F32 {
+        1e-4
+    } else {
+        1e-2
+    };
     for (name, file, _) in &r.inputs {
         let t = edgefuse::npy::read(file).unwrap();
         let i = m
             .input_index(name)
             .unwrap_or_else(|| panic!("{model}: no input {name}"));
-        let t = if m.graph().tensors[m.graph().inputs[i]].dtype == edgefuse_runtime::DType::F16 {
+        let t = if m.graph().tensors[m.graph().inputs[i]].dtype == DType::F16 {
             let v: Vec<half::f16> = t
                 .to_f32_vec()
                 .unwrap()
@@ -131,7 +171,7 @@ fn check(model: &str, precision: &str) {
     let allocs = ALLOCS.load(Ordering::SeqCst);
     assert_eq!(
         allocs, 0,
-        "{model} {precision}: {allocs} host allocations in 20 GPU inferences"
+        "{label}: {allocs} host allocations in 20 GPU inferences"
     );
     for (name, file, shape) in &r.outputs {
         let want = edgefuse::npy::read(file).unwrap();
@@ -146,19 +186,18 @@ fn check(model: &str, precision: &str) {
             .unwrap();
         let want = want.to_f32_vec().unwrap();
         let (d, mx) = max_diff(&got, &want);
-        let tol = if precision == "fp32" { 1e-4 } else { 1e-2 };
         let bound = tol * mx.max(1.0);
-        eprintln!("{model} {precision} {name}: max |diff| {d:.3e}, bound {bound:.3e}");
+        eprintln!("{label} {name}: max |diff| {d:.3e}, bound {bound:.3e}");
         assert!(
             d <= bound,
-            "{model} {precision} output {name}: max |diff| {d:e} exceeds {bound:e}"
+            "{label} output {name}: max |diff| {d:e} exceeds {bound:e}"
         );
-        if precision != "fp32" {
+        if s.precision() == Precision::F16 {
             let row = *shape.last().unwrap_or(&1);
             assert_eq!(
                 argmax_rows(&got, row),
                 argmax_rows(&want, row),
-                "{model} {precision} {name}: top-1 differs"
+                "{label} {name}: top-1 differs"
             );
         }
     }
@@ -166,8 +205,14 @@ fn check(model: &str, precision: &str) {
 
 macro_rules! cases {
     ($($model:ident),*) => {
-        mod fp32 { $( #[test] fn $model() { super::check(stringify!($model), "fp32"); } )* }
-        mod fp16 { $( #[test] fn $model() { super::check(stringify!($model), "fp16"); } )* }
+        mod fp32 { $( #[test] fn $model() { super::check(stringify!($model), "fp32", None); } )* }
+        mod fp16 { $( #[test] fn $model() { super::check(stringify!($model), "fp16", None); } )* }
+        /// An fp32 file run in fp16 on request (`CudaOptions::precision`).
+        mod fp32_as_fp16 {
+            $( #[test] fn $model() {
+                super::check(stringify!($model), "fp32", Some(super::Precision::F16));
+            } )*
+        }
     };
 }
 
