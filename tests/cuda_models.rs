@@ -5,8 +5,9 @@
 //! through the library (no CLI), so `scripts/gpu-check.sh` can carry this executable to a GPU
 //! machine without cargo: models then come from
 //! `$EDGEFUSE_GPU_CHECK_DIR/models/<model>.{fp32,fp16}.efm` and refs from
-//! `$EDGEFUSE_GPU_CHECK_DIR/refs/<model>/`. Without that variable, fp32 models are compiled from
-//! ../shared. Without a usable GPU every test says it was skipped.
+//! `$EDGEFUSE_GPU_CHECK_DIR/refs/<model>/`. Without that variable, fp32 and fp16 models are
+//! compiled from ../shared. Without a usable GPU every GPU test says it was skipped; the fp16
+//! plans (what runs in f16, where the casts go) are checked without one.
 
 #![cfg(feature = "cuda")]
 
@@ -17,7 +18,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::*;
-use edgefuse_runtime::cuda::{CudaOptions, CudaSession, Precision};
+use edgefuse_runtime::cuda::{precision, CudaOptions, CudaSession, Precision};
+use edgefuse_runtime::ir::Op;
 use edgefuse_runtime::{DType, Model};
 
 #[path = "common/counting.rs"]
@@ -59,12 +61,40 @@ fn locate(model: &str, precision: &str) -> Option<(PathBuf, PathBuf)> {
         }
         return Some((efm, dir));
     }
-    if precision != "fp32" {
-        eprintln!("SKIPPED: {model} {precision}: only fp32 is compiled here without EDGEFUSE_GPU_CHECK_DIR");
+    let models = models_dir()?;
+    if precision == "fp32" {
+        return Some((compiled(&models, model), models));
+    }
+    Some((compiled_fp16(&models, model)?, models))
+}
+
+/// `model` compiled with `--precision fp16` into the scratch folder, or None (after saying
+/// why) when the compiler refuses it.
+fn compiled_fp16(models: &std::path::Path, model: &str) -> Option<PathBuf> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = scratch_dir().join(format!("{model}.fp16.efm"));
+    if out.exists() {
+        return Some(out);
+    }
+    let r = refs(models, model);
+    let mut cmd = edgefuse();
+    cmd.arg("compile")
+        .arg(models.join(format!("{model}.onnx")))
+        .arg("-o")
+        .arg(&out)
+        .args(["--precision", "fp16"]);
+    for (name, _, shape) in &r.inputs {
+        let s: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        cmd.arg("--input").arg(format!("{name}={}", s.join("x")));
+    }
+    let o = cmd.output().unwrap();
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        eprintln!("SKIPPED: {model} does not compile to fp16: {}", err.trim());
         return None;
     }
-    let models = models_dir()?;
-    Some((compiled(&models, model), models))
+    Some(out)
 }
 
 fn argmax_rows(v: &[f32], row: usize) -> Vec<usize> {
@@ -97,11 +127,12 @@ fn check(model: &str, precision: &str, run_as: Option<Precision>) {
         ..CudaOptions::default()
     };
     let mut s = CudaSession::new(m.clone(), &opts).unwrap();
-    let want = run_as.unwrap_or(if precision == "fp16" {
-        Precision::F16
-    } else {
-        Precision::F32
-    });
+    // By default, fp16 exactly when the file stores f16 weights (an int8 file compiled with
+    // `--precision fp16` has none, and runs as compiled).
+    let want = run_as.unwrap_or(Precision::of(m.graph()));
+    if precision == "fp16" && run_as.is_none() && want == Precision::F32 {
+        eprintln!("{model} fp16: the file stores no f16 weights; it runs in fp32");
+    }
     assert_eq!(
         s.precision(),
         want,
@@ -225,6 +256,59 @@ cases!(
     silero_vad_16k_sequence,
     ddddocr_crnn
 );
+
+/// The fp16 plan of every reference model, decided without a GPU (what a GPU run will
+/// compute in, and where the casts go): EfficientNet-Lite0, the fp16 speed target, runs whole
+/// in f16 on the GPU with one cast in and one out.
+#[test]
+fn fp16_plans_of_the_reference_models() {
+    let Some(models) = models_dir() else { return };
+    for model in [
+        "seed_cnn_mnist",
+        "seed_lstm_textgen",
+        "efficientnet_lite0",
+        "mobilenet_v2_int8_qdq",
+        "silero_vad_16k_sequence",
+        "ddddocr_crnn",
+    ] {
+        let Some(efm) = compiled_fp16(&models, model) else {
+            continue;
+        };
+        let m = Model::load(&efm).unwrap();
+        let g = m.graph();
+        if Precision::of(g) != Precision::F16 {
+            eprintln!("{model}: no f16 weights in its fp16 file (int8); fp32 by default");
+        }
+        let l = precision::lower(g, Precision::F16);
+        let casts = l.node_origin.iter().filter(|o| o.is_none()).count();
+        let kept: Vec<String> = g
+            .nodes
+            .iter()
+            .zip(&l.node_dtype)
+            .zip(&l.placements)
+            .filter(|((_, d), p)| **d == Some(DType::F32) || !p.is_gpu())
+            .map(|((n, d), p)| format!("{} {} {d:?} {}", n.op.name(), n.name, p.name()))
+            .collect();
+        eprintln!(
+            "{model} fp16 plan: {} nodes, {casts} casts; not f16 on the GPU: {kept:?}",
+            g.nodes.len()
+        );
+        for (k, n) in l.graph.nodes.iter().enumerate() {
+            if l.node_origin[k].is_none() {
+                assert!(matches!(n.op, Op::Cast(_)), "{model}: inserted {}", n.name);
+            }
+        }
+        let io = |ids: &[usize], g: &edgefuse_runtime::ir::Graph| -> Vec<DType> {
+            ids.iter().map(|&t| g.tensors[t].dtype).collect()
+        };
+        assert_eq!(io(&l.graph.inputs, &l.graph), io(&g.inputs, g), "{model}");
+        assert_eq!(io(&l.graph.outputs, &l.graph), io(&g.outputs, g), "{model}");
+        if model == "efficientnet_lite0" {
+            assert!(kept.is_empty(), "{model}: {kept:?}");
+            assert_eq!(casts, 2, "{model}: one cast in, one out");
+        }
+    }
+}
 
 /// `--backend cuda` without a GPU is one line on stderr and a non-zero exit, never a panic;
 /// `--backend auto` runs on the CPU and says so.

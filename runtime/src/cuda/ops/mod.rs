@@ -77,6 +77,7 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
         Op::Gru(o) => recurrent::gru::supports(o, inputs, outputs),
         Op::QuantizeLinear(o) => quant::quantize::supports(o, inputs),
         Op::DequantizeLinear(_) => quant::dequantize::supports(inputs),
+        Op::QConv(o) => quant::qconv::supports(o, inputs, outputs),
         other => Err(format!("no CUDA kernel for {}", other.name())),
     }
 }
@@ -108,6 +109,7 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         Op::Gru(o) => recurrent::gru::build(o, b),
         Op::QuantizeLinear(o) => quant::quantize::build(o, b),
         Op::DequantizeLinear(o) => quant::dequantize::build(o, b),
+        Op::QConv(o) => quant::qconv::build(o, b),
         other => Err(crate::Error::Unsupported(format!(
             "no CUDA kernel for {}",
             other.name()

@@ -1,7 +1,8 @@
 //! QuantizeLinear / DequantizeLinear on the GPU (`kernels/cuda/quant.cu`), so a QDQ model's
-//! conversions stay on the device between its convolutions.
+//! conversions stay on the device between its convolutions, and the int8 convolution (QConv).
 
 pub mod dequantize;
+pub mod qconv;
 pub mod quantize;
 
 use crate::ir::Fact;
