@@ -281,14 +281,16 @@ fn fp16_plans_of_the_reference_models() {
         }
         let l = precision::lower(g, Precision::F16);
         let casts = l.node_origin.iter().filter(|o| o.is_none()).count();
-        let kept: Vec<String> = g
-            .nodes
-            .iter()
-            .zip(&l.node_dtype)
-            .zip(&l.placements)
-            .filter(|((_, d), p)| **d == Some(DType::F32) || !p.is_gpu())
-            .map(|((n, d), p)| format!("{} {} {d:?} {}", n.op.name(), n.name, p.name()))
-            .collect();
+        // Per op and where it runs: the nodes not computing in f16 on the GPU.
+        let mut kept = std::collections::BTreeMap::<String, usize>::new();
+        for ((n, d), p) in g.nodes.iter().zip(&l.node_dtype).zip(&l.placements) {
+            if *d != Some(DType::F16) || !p.is_gpu() {
+                let dt = d.map_or("int".to_string(), |d| d.name().to_string());
+                *kept
+                    .entry(format!("{} {dt} on {}", n.op.name(), p.name()))
+                    .or_default() += 1;
+            }
+        }
         eprintln!(
             "{model} fp16 plan: {} nodes, {casts} casts; not f16 on the GPU: {kept:?}",
             g.nodes.len()

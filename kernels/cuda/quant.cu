@@ -55,14 +55,21 @@ struct QConvParams {
     float zp, lo, hi;
 };
 
-__device__ __forceinline__ void qstore(unsigned char* y, i64_t i, float v, const QConvParams& p) {
-    y[i] = (unsigned char)(int)rintf(fminf(fmaxf(__fadd_rn(v, p.zp), p.lo), p.hi));
+// The requantizing store shared by the int8 ops (the CPU's `quantize_byte`): the output's zero
+// point added in f32, the clamp, rounding half to even, then the byte (two's complement for
+// negative i8 values) xor `flip` (0x80 where an op works in the u8 domain for an i8 output).
+// f32 outputs are clamped only.
+__device__ __forceinline__ void qstore(unsigned char* y, i64_t i, float v, float zp, float lo,
+                                       float hi, int flip) {
+    y[i] = (unsigned char)((int)rintf(fminf(fmaxf(__fadd_rn(v, zp), lo), hi)) ^ flip);
 }
-__device__ __forceinline__ void qstore(signed char* y, i64_t i, float v, const QConvParams& p) {
-    y[i] = (signed char)(int)rintf(fminf(fmaxf(__fadd_rn(v, p.zp), p.lo), p.hi));
+__device__ __forceinline__ void qstore(signed char* y, i64_t i, float v, float zp, float lo,
+                                       float hi, int flip) {
+    qstore((unsigned char*)y, i, v, zp, lo, hi, flip);
 }
-__device__ __forceinline__ void qstore(float* y, i64_t i, float v, const QConvParams& p) {
-    y[i] = fminf(fmaxf(v, p.lo), p.hi);
+__device__ __forceinline__ void qstore(float* y, i64_t i, float v, float zp, float lo, float hi,
+                                       int flip) {
+    y[i] = fminf(fmaxf(v, lo), hi);
 }
 
 template <typename X, typename Y>
@@ -87,7 +94,7 @@ __device__ void qconv(const X* x, const short* w, const float* mult, const float
                 }
             }
         }
-        qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p);
+        qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p.zp, p.lo, p.hi, 0);
     }
 }
 
@@ -104,3 +111,69 @@ QCONV(unsigned char, u8, float, f32)
 QCONV(signed char, i8, unsigned char, u8)
 QCONV(signed char, i8, signed char, i8)
 QCONV(signed char, i8, float, f32)
+
+// QAdd in the u8 domain (bytes xor `xa`/`xb` with zero points `za`/`zb`, as the CPU kernel):
+// y = (a - za)·ka + (b - zb)·kb, then the store (`kb`, `ka` in output units for byte outputs).
+struct QAddParams {
+    int xa, xb, flip;
+    float za, zb, ka, kb, zp, lo, hi;
+};
+
+template <typename Y>
+__device__ void qadd(const unsigned char* a, const unsigned char* b, Y* y, i64_t n, QAddParams p) {
+    FOR_EACH(i, n) {
+        float ra = __fmul_rn((float)(a[i] ^ p.xa) - p.za, p.ka);
+        float rb = __fmul_rn((float)(b[i] ^ p.xb) - p.zb, p.kb);
+        qstore(y, i, __fadd_rn(ra, rb), p.zp, p.lo, p.hi, p.flip);
+    }
+}
+
+extern "C" __global__ void quant_add_q8(const unsigned char* a, const unsigned char* b,
+                                        unsigned char* y, i64_t n, QAddParams p) {
+    qadd(a, b, y, n, p);
+}
+extern "C" __global__ void quant_add_f32(const unsigned char* a, const unsigned char* b, float* y,
+                                         i64_t n, QAddParams p) {
+    qadd(a, b, y, n, p);
+}
+
+// QPool in the u8 domain, one thread per output, as the CPU kernel's general loop: max or the
+// exact integer sum of (x - zx) over in-bounds taps (divided by the in-bounds or the padded
+// count), then round_half_even(clamp(v·ratio, ±300)) + zp_out, clamped to 0..255, xor `flip`.
+// Mirrors `QPoolParams` in cuda/ops/quant/qpool.rs.
+struct QPoolParams {
+    i64_t planes, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+    int is_max, count_include_pad, xor_in, zx, zp_out, flip;
+    float ratio;
+};
+
+extern "C" __global__ void quant_pool_q8(const unsigned char* x, unsigned char* y, QPoolParams p) {
+    FOR_EACH(i, p.planes * p.oh * p.ow) {
+        i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, plane = i / (p.ow * p.oh);
+        const unsigned char* xp = x + plane * p.ih * p.iw;
+        i64_t y0 = oy * p.sh - p.pt, x0 = ox * p.sw - p.pl;
+        int sum = 0, mx = -2147483647 - 1, valid = 0, padded = 0;
+        for (i64_t ki = 0; ki < p.kh; ++ki) {
+            i64_t iy = y0 + ki * p.dh;
+            for (i64_t kj = 0; kj < p.kw; ++kj) {
+                i64_t ix = x0 + kj * p.dw;
+                if (iy >= -p.pt && iy < p.ih + p.pb && ix >= -p.pl && ix < p.iw + p.pr) ++padded;
+                if (iy >= 0 && ix >= 0 && iy < p.ih && ix < p.iw) {
+                    int v = (int)(xp[iy * p.iw + ix] ^ p.xor_in) - p.zx;
+                    sum += v;
+                    mx = max(mx, v);
+                    ++valid;
+                }
+            }
+        }
+        float real;
+        if (p.is_max) {
+            real = valid > 0 ? (float)mx : 0.0f;
+        } else {
+            int div = p.count_include_pad ? padded : valid;
+            real = __fdiv_rn((float)sum, (float)max(div, 1));
+        }
+        float v = rintf(fminf(fmaxf(__fmul_rn(real, p.ratio), -300.0f), 300.0f)) + (float)p.zp_out;
+        y[i] = (unsigned char)((int)fminf(fmaxf(v, 0.0f), 255.0f) ^ p.flip);
+    }
+}

@@ -35,7 +35,7 @@ struct PoolParams {
 // SAFETY: plain repr(C) integers, the layout of the CUDA struct.
 unsafe impl DeviceRepr for PoolParams {}
 
-fn window(op: &Pool, x: &Fact, y: &Fact) -> Option<Window2d> {
+pub(crate) fn window(op: &Pool, x: &Fact, y: &Fact) -> Option<Window2d> {
     Window2d::from_axes(
         &x.shape[2..],
         &op.kernel,

@@ -1,6 +1,6 @@
 //! QConv (int8 convolution, 1-D and 2-D, any group): `quant_conv_{u8,i8}_{u8,i8,f32}`, one
 //! thread per output with an exact int32 accumulator, then the requantizing epilogue the CPU
-//! kernel applies (`cpu::ops::quant::requant::stage`: `acc·mult[m] + add[m]`, the output's zero
+//! kernel applies (`cpu::ops::quant::requant::stage`, mirrored here: `acc·mult[m] + add[m]`, the output's zero
 //! point, the clamp a fused ReLU/Clip becomes, rounding half to even). The weights minus their
 //! zero points (i16) and the per-channel `mult`/`add` are uploaded once, at build, into the
 //! kernel's own device buffer. Residual QConvs and float outputs with other activations stay
@@ -8,9 +8,10 @@
 
 use cudarc::driver::{CudaFunction, DeviceRepr};
 
+use super::{byte_suffix, float_clamp, int_clamp};
 use crate::cuda::device::{arg, Device, DeviceBuffer};
 use crate::cuda::ops::{BuildCtx, CudaKernel, Io, Support};
-use crate::ir::ops::{QConv, QOut, UnaryOp};
+use crate::ir::ops::{QConv, QOut};
 use crate::ir::Fact;
 use crate::tensor::DType;
 use crate::{Error, Result};
@@ -44,14 +45,6 @@ struct QConvParams {
 // SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
 unsafe impl DeviceRepr for QConvParams {}
 
-fn byte_suffix(d: DType) -> Option<&'static str> {
-    match d {
-        DType::U8 => Some("u8"),
-        DType::I8 => Some("i8"),
-        _ => None,
-    }
-}
-
 /// The epilogue: per-channel `mult` and `add`, and (zp, lo, hi) of the output.
 #[derive(Debug, Clone, PartialEq)]
 struct Requant {
@@ -70,12 +63,7 @@ fn requant(op: &QConv, bias: &[f32], m: usize) -> std::result::Result<Requant, S
     let x_scale = op.x.scale;
     match (op.out.dtype, op.out.q) {
         (DType::F32, None) => {
-            let (lo, hi) = match op.conv.act {
-                None => (f32::NEG_INFINITY, f32::INFINITY),
-                Some(UnaryOp::Relu) => (0.0, f32::INFINITY),
-                Some(UnaryOp::Clip { min, max }) => (min, max),
-                Some(a) => return Err(format!("QConv with an f32 output and {a:?}")),
-            };
+            let (lo, hi) = float_clamp(op.conv.act).map_err(|e| format!("QConv with {e}"))?;
             Ok(Requant {
                 mult: (0..m).map(|i| x_scale * ws(i)).collect(),
                 add: (0..m).map(b).collect(),
@@ -85,28 +73,13 @@ fn requant(op: &QConv, bias: &[f32], m: usize) -> std::result::Result<Requant, S
             })
         }
         (dt, Some(q)) if byte_suffix(dt).is_some() => {
-            let zp = q.zero_point as f32;
-            let (mut lo, mut hi) = if dt == DType::I8 {
-                (-128.0f32, 127.0f32)
-            } else {
-                (0.0, 255.0)
-            };
-            let quant = |v: f32| (v / q.scale).round_ties_even() + zp;
-            match op.conv.act {
-                None => {}
-                Some(UnaryOp::Relu) => lo = lo.max(zp),
-                Some(UnaryOp::Clip { min, max }) => {
-                    lo = lo.max(quant(min));
-                    hi = hi.min(quant(max));
-                }
-                Some(a) => return Err(format!("QConv with a quantized output after {a:?}")),
-            }
+            let (lo, hi) = int_clamp(dt, &q, op.conv.act).map_err(|e| format!("QConv with {e}"))?;
             Ok(Requant {
                 mult: (0..m).map(|i| x_scale * ws(i) / q.scale).collect(),
                 add: (0..m).map(|i| b(i) / q.scale).collect(),
-                zp,
+                zp: q.zero_point as f32,
                 lo,
-                hi: hi.max(lo),
+                hi,
             })
         }
         _ => Err(format!("QConv output {:?}", op.out)),

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::cuda::ops::testing::check;
-use crate::ir::ops::{Conv, QScale};
+use crate::ir::ops::{Conv, QScale, UnaryOp};
 use crate::ir::Op;
 use crate::Tensor;
 
