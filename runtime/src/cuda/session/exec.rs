@@ -112,16 +112,13 @@ impl CudaSession {
                 .map_err(|e| cuda_err("beginning graph capture", e))?;
             let enqueued = self.enqueue(steps, first, last);
             let captured = stream.end_capture(ds::CUgraphInstantiate_flags(0));
-            match (enqueued, captured) {
-                (Ok(()), Ok(Some(g))) => {
-                    g.upload()
-                        .map_err(|e| cuda_err("uploading a CUDA graph", e))?;
-                    if let Segment::Gpu { graph, .. } = &mut self.segments[s] {
-                        *graph = Some(g);
-                    }
+            // Nothing captured (an empty segment) or capture refused: the segment stays eager.
+            if let (Ok(()), Ok(Some(g))) = (enqueued, captured) {
+                g.upload()
+                    .map_err(|e| cuda_err("uploading a CUDA graph", e))?;
+                if let Segment::Gpu { graph, .. } = &mut self.segments[s] {
+                    *graph = Some(g);
                 }
-                // Nothing captured (an empty segment) or capture refused: stay eager.
-                _ => {}
             }
         }
         self.dev.synchronize()
