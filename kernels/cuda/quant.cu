@@ -98,11 +98,68 @@ __device__ void qconv(const X* x, const short* w, const float* mult, const float
     }
 }
 
-// quant_conv_{x}_{y}
+// The same convolution with dp4a, for i8 weights with zero point 0 (the usual per-channel
+// symmetric weights) and at least four channels per group: four channels of one tap are packed
+// into a word and multiplied in one instruction. `w4` holds the weights as [M, ceil(C/g / 4),
+// KH, KW] words (channels past C/g zero). Padding taps take the input's zero point (the real
+// value 0) for every channel, so sum(x·w) over all taps minus zx·sumw[m] (the sum of row m's
+// weights) is the exact sum of (x - zx)·w.
+__device__ __forceinline__ int dp4a(unsigned a, int b, int c, const unsigned char*) {
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+__device__ __forceinline__ int dp4a(unsigned a, int b, int c, const signed char*) {
+    int d;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
+template <typename X, typename Y>
+__device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const float* mult,
+                           const float* add, Y* y, QConvParams p) {
+    const i64_t cg = p.c / p.group, mg = p.m / p.group, c4 = (cg + 3) / 4;
+    const i64_t plane = p.h * p.w;
+    const unsigned zx = (unsigned char)p.zx;
+    FOR_EACH(i, p.n * p.m * p.oh * p.ow) {
+        i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, m = (i / (p.ow * p.oh)) % p.m;
+        i64_t b = i / (p.ow * p.oh * p.m), g = m / mg;
+        i64_t ys = oy * p.sh - p.pt, xs = ox * p.sw - p.pl;
+        const unsigned char* xb = (const unsigned char*)x + (b * p.c + g * cg) * plane;
+        const int* wm = w4 + m * c4 * p.kh * p.kw;
+        int acc = 0;
+        for (i64_t q = 0; q < c4; ++q) {
+            const i64_t lanes = min(cg - 4 * q, (i64_t)4);
+            for (i64_t ky = 0; ky < p.kh; ++ky) {
+                i64_t iy = ys + ky * p.dh;
+                for (i64_t kx = 0; kx < p.kw; ++kx) {
+                    i64_t ix = xs + kx * p.dw;
+                    bool inside = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+                    const unsigned char* xp = xb + 4 * q * plane + iy * p.w + ix;
+                    unsigned packed = 0;
+                    for (i64_t j = 0; j < lanes; ++j) {
+                        unsigned v = inside ? xp[j * plane] : zx;
+                        packed |= v << (8 * j);
+                    }
+                    acc = dp4a(packed, wm[(q * p.kh + ky) * p.kw + kx], acc, x);
+                }
+            }
+        }
+        acc -= p.zx * sumw[m];
+        qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p.zp, p.lo, p.hi, 0);
+    }
+}
+
+// quant_conv_{x}_{y} and quant_conv_dp4a_{x}_{y}
 #define QCONV(X, SX, Y, SY)                                                                          \
     extern "C" __global__ void quant_conv_##SX##_##SY(const X* x, const short* w, const float* mult, \
                                                       const float* add, Y* y, QConvParams p) {       \
         qconv(x, w, mult, add, y, p);                                                                \
+    }                                                                                                \
+    extern "C" __global__ void quant_conv_dp4a_##SX##_##SY(const X* x, const int* w4,                \
+                                                           const int* sumw, const float* mult,       \
+                                                           const float* add, Y* y, QConvParams p) {  \
+        qconv_dp4a(x, w4, sumw, mult, add, y, p);                                                    \
     }
 
 QCONV(unsigned char, u8, unsigned char, u8)

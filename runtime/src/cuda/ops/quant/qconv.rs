@@ -1,9 +1,10 @@
 //! QConv (int8 convolution, 1-D and 2-D, any group): `quant_conv_{u8,i8}_{u8,i8,f32}`, one
-//! thread per output with an exact int32 accumulator, then the requantizing epilogue the CPU
+//! thread per output with an exact int32 accumulator (`quant_conv_dp4a_*`, four channels per
+//! dp4a instruction, for symmetric i8 weights and groups of four channels or more), then the requantizing epilogue the CPU
 //! kernel applies (`cpu::ops::quant::requant::stage`, mirrored here: `acc·mult[m] + add[m]`, the output's zero
-//! point, the clamp a fused ReLU/Clip becomes, rounding half to even). The weights minus their
-//! zero points (i16) and the per-channel `mult`/`add` are uploaded once, at build, into the
-//! kernel's own device buffer. Residual QConvs and float outputs with other activations stay
+//! point, the clamp a fused ReLU/Clip becomes, rounding half to even). The prepared weights
+//! and the per-channel `mult`/`add` are uploaded once, at build, into the kernel's own device
+//! buffer. Residual QConvs and float outputs with other activations stay
 //! on the CPU.
 
 use cudarc::driver::{CudaFunction, DeviceRepr};
@@ -116,11 +117,35 @@ pub fn supports(op: &QConv, inputs: &[Fact], outputs: &[Fact]) -> Support {
 struct QConvKernel {
     f: CudaFunction,
     p: QConvParams,
-    /// Weights minus zero points (i16), then `mult`, then `add` (f32).
+    /// The prepared weights (i16 weights minus zero points, or dp4a words), then (dp4a) the
+    /// row sums, then `mult` and `add` (f32).
     buf: DeviceBuffer,
+    /// Offset of the row sums: set for the dp4a kernel.
+    sumw_at: Option<u64>,
     mult_at: u64,
     add_at: u64,
     n_out: usize,
+}
+
+/// Weights as dp4a words, [M, ceil(cg/4), taps]: channels 4q..4q+3 of one tap in the bytes of
+/// word q (channels past `cg` zero), and each row's sum. `wq` is [M, cg, taps], zero point 0,
+/// every value in i8 range.
+fn pack_dp4a(wq: &[i32], m: usize, cg: usize, taps: usize) -> (Vec<i32>, Vec<i32>) {
+    let c4 = cg.div_ceil(4);
+    let mut words = vec![0i32; m * c4 * taps];
+    for row in 0..m {
+        for c in 0..cg {
+            for t in 0..taps {
+                let v = wq[(row * cg + c) * taps + t] as i8 as u8 as u32;
+                words[(row * c4 + c / 4) * taps + t] |= (v << (8 * (c % 4))) as i32;
+            }
+        }
+    }
+    let per = cg * taps;
+    let sums = (0..m)
+        .map(|r| wq[r * per..(r + 1) * per].iter().sum())
+        .collect();
+    (words, sums)
 }
 
 /// Spatial values as (h, w): a 1-D axis becomes (1, len).
@@ -151,16 +176,31 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let rq = requant(op, &bias, m).map_err(Error::Unsupported)?;
     let per = wv.len() / m.max(1);
     let zw = |row: usize| op.w_zero_point[if op.w_zero_point.len() == 1 { 0 } else { row }];
-    let mut bytes: Vec<u8> = (0..wv.len())
-        .flat_map(|i| {
+    let wq: Vec<i32> = (0..wv.len())
+        .map(|i| {
             let v = match wv.dtype {
                 DType::I8 => wv.data[i] as i8 as i32,
                 _ => wv.data[i] as i32,
             };
-            ((v - zw(i / per.max(1))) as i16).to_le_bytes()
+            v - zw(i / per.max(1))
         })
         .collect();
-    bytes.resize(bytes.len().div_ceil(256) * 256, 0);
+    // dp4a takes i8 weights as they are: symmetric (zero point 0), four channels or more.
+    let cg = w.shape[1];
+    let dp4a = wv.dtype == DType::I8 && op.w_zero_point.iter().all(|&z| z == 0) && cg >= 4;
+    let align = |b: &mut Vec<u8>| b.resize(b.len().div_ceil(256) * 256, 0);
+    let mut bytes: Vec<u8>;
+    let mut sumw_at = None;
+    if dp4a {
+        let (words, sums) = pack_dp4a(&wq, m, cg, per / cg.max(1));
+        bytes = words.iter().flat_map(|v| v.to_le_bytes()).collect();
+        align(&mut bytes);
+        sumw_at = Some(bytes.len() as u64);
+        bytes.extend(sums.iter().flat_map(|v| v.to_le_bytes()));
+    } else {
+        bytes = wq.iter().flat_map(|&v| (v as i16).to_le_bytes()).collect();
+    }
+    align(&mut bytes);
     let mult_at = bytes.len() as u64;
     bytes.extend(rq.mult.iter().flat_map(|v| v.to_le_bytes()));
     let add_at = bytes.len() as u64;
@@ -195,7 +235,8 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         hi: rq.hi,
     };
     let name = format!(
-        "quant_conv_{}_{}",
+        "quant_conv_{}{}_{}",
+        if dp4a { "dp4a_" } else { "" },
         byte_suffix(x.dtype).expect("checked by supports"),
         out_suffix(&op.out).expect("checked by supports")
     );
@@ -203,6 +244,7 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         f: b.dev.function(&name)?,
         p,
         buf: DeviceBuffer::from_bytes(b.dev, &bytes)?,
+        sumw_at,
         mult_at,
         add_at,
         n_out: y.len(),
@@ -211,27 +253,38 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
 
 impl CudaKernel for QConvKernel {
     fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
-        let (w, mult, add) = (
-            self.buf.ptr,
-            self.buf.ptr + self.mult_at,
-            self.buf.ptr + self.add_at,
-        );
-        // SAFETY: (const X* x, const short* w, const float* mult, const float* add, Y* y,
-        // QConvParams p); x and y hold the shapes `p` was built from, `buf` the prepared
-        // weights and m values each of mult and add.
-        unsafe {
-            dev.launch(
-                &self.f,
-                self.n_out,
-                &mut [
-                    arg(&io.inputs[0]),
-                    arg(&w),
-                    arg(&mult),
-                    arg(&add),
-                    arg(&io.outputs[0]),
-                    arg(&self.p),
-                ],
-            )
+        let base = self.buf.ptr;
+        let (w, mult, add) = (base, base + self.mult_at, base + self.add_at);
+        let (x, y) = (&io.inputs[0], &io.outputs[0]);
+        match self.sumw_at {
+            // SAFETY: (const X* x, const int* w4, const int* sumw, const float* mult,
+            // const float* add, Y* y, QConvParams p); x and y hold the shapes `p` was built
+            // from, `buf` the packed weights, m row sums and m values each of mult and add.
+            Some(at) => unsafe {
+                let sumw = base + at;
+                dev.launch(
+                    &self.f,
+                    self.n_out,
+                    &mut [
+                        arg(x),
+                        arg(&w),
+                        arg(&sumw),
+                        arg(&mult),
+                        arg(&add),
+                        arg(y),
+                        arg(&self.p),
+                    ],
+                )
+            },
+            // SAFETY: (const X* x, const short* w, const float* mult, const float* add, Y* y,
+            // QConvParams p); as above, with the i16 weights.
+            None => unsafe {
+                dev.launch(
+                    &self.f,
+                    self.n_out,
+                    &mut [arg(x), arg(&w), arg(&mult), arg(&add), arg(y), arg(&self.p)],
+                )
+            },
         }
     }
 }

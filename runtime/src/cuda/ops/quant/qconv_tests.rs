@@ -88,10 +88,28 @@ fn unsupported_forms_stay_on_the_cpu() {
 }
 
 #[test]
+fn dp4a_words_hold_four_channels_of_a_tap() {
+    // M = 2, cg = 5 (two words per tap, the second with one channel), 2 taps.
+    let wq: Vec<i32> = (0..20).map(|i| i - 10).collect();
+    let (words, sums) = pack_dp4a(&wq, 2, 5, 2);
+    assert_eq!(words.len(), 2 * 2 * 2);
+    let lanes = |w: i32| w.to_le_bytes().map(|b| b as i8 as i32);
+    // Row 0, word 0, tap 1: channels 0..4 at tap 1 = wq[1], wq[3], wq[5], wq[7].
+    assert_eq!(lanes(words[1]), [-9, -7, -5, -3]);
+    // Row 0, word 1, tap 0: channel 4 alone.
+    assert_eq!(lanes(words[2]), [-2, 0, 0, 0]);
+    assert_eq!(
+        sums,
+        [wq[..10].iter().sum::<i32>(), wq[10..].iter().sum::<i32>()]
+    );
+}
+
+#[test]
 fn qconv_matches_the_cpu() {
-    let x = bytes(DType::U8, &[1, 4, 9, 9], 1);
+    // 6 channels per group: dp4a with a partial word; 1 per group (depthwise): the plain kernel.
+    let x = bytes(DType::U8, &[1, 6, 9, 9], 1);
     let bias = Tensor::from_vec(&[8], (0..8).map(|i| i as f32 * 0.1 - 0.3).collect()).unwrap();
-    for (group, w_shape) in [(1, [8, 4, 3, 3]), (4, [8, 1, 3, 3])] {
+    for (group, w_shape) in [(1, [8, 6, 3, 3]), (2, [8, 3, 3, 3])] {
         let w = bytes(DType::I8, &w_shape, 2);
         let relu = Op::QConv(qconv(group, 8, Some(UnaryOp::Relu), u8_out()));
         // One quantization step of a u8 output, relative to max(1, |ref|) <= 255.
@@ -100,4 +118,24 @@ fn qconv_matches_the_cpu() {
         let float = Op::QConv(qconv(group, 8, None, F32_OUT));
         check(&float, &inputs, &[false, true, true], 1e-5);
     }
+    // An i8 input with a negative zero point through dp4a's signed form, and u8 weights with a
+    // zero point through the plain kernel.
+    let xi = bytes(DType::I8, &[1, 6, 9, 9], 3);
+    let mut op = qconv(1, 8, Some(UnaryOp::Relu), u8_out());
+    op.x.zero_point = -4;
+    let w = bytes(DType::I8, &[8, 6, 3, 3], 2);
+    check(
+        &Op::QConv(op.clone()),
+        &[xi.clone(), w, bias.clone()],
+        &[false, true, true],
+        1.0 / 255.0,
+    );
+    op.w_zero_point = vec![128; 8];
+    let wu = bytes(DType::U8, &[8, 6, 3, 3], 4);
+    check(
+        &Op::QConv(op),
+        &[xi, wu, bias],
+        &[false, true, true],
+        1.0 / 255.0,
+    );
 }
