@@ -321,3 +321,6 @@ impl CudaSession {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
