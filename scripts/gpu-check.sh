@@ -130,6 +130,8 @@ run() {
             local f="$D/bench/$m.$p.efm"
             [ -f "$f" ] || f="$D/models/$m.$p.efm"
             [ -f "$f" ] || continue
+            # Where each node ran and in which precision, for the record.
+            "$D/bin/edgefuse" inspect "$f" --backend cuda > "$out/inspect-$m-$p.txt" 2>&1 || true
             # Once to fill the kernel cache, then the measured run (load to first result warm).
             "$D/bin/edgefuse" bench "$f" --backend cuda --iters 20 --json >/dev/null 2>&1 || true
             if line=$("$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json 2>"$out/bench-$m-$p.err"); then
