@@ -78,6 +78,7 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
         Op::QuantizeLinear(o) => quant::quantize::supports(o, inputs),
         Op::DequantizeLinear(_) => quant::dequantize::supports(inputs),
         Op::QConv(o) => quant::qconv::supports(o, inputs, outputs),
+        Op::QGemm(o) => quant::qgemm::supports(o, inputs, outputs),
         Op::QAdd(o) => quant::qadd::supports(o, inputs, outputs),
         Op::QPool(o) => quant::qpool::supports(o, inputs, outputs),
         other => Err(format!("no CUDA kernel for {}", other.name())),
@@ -112,6 +113,7 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         Op::QuantizeLinear(o) => quant::quantize::build(o, b),
         Op::DequantizeLinear(o) => quant::dequantize::build(o, b),
         Op::QConv(o) => quant::qconv::build(o, b),
+        Op::QGemm(o) => quant::qgemm::build(o, b),
         Op::QAdd(o) => quant::qadd::build(o, b),
         Op::QPool(o) => quant::qpool::build(o, b),
         other => Err(crate::Error::Unsupported(format!(

@@ -1,11 +1,12 @@
 //! QuantizeLinear / DequantizeLinear on the GPU (`kernels/cuda/quant.cu`), so a QDQ model's
-//! conversions stay on the device between its convolutions, and the int8 compute ops QConv,
-//! QAdd and QPool, whose arithmetic mirrors the CPU kernels' (`cpu::ops::quant`) expression by
+//! conversions stay on the device between its convolutions, and the int8 compute ops QConv
+//! (QGemm is a 1×1 QConv), QAdd and QPool, whose arithmetic mirrors the CPU kernels' (`cpu::ops::quant`) expression by
 //! expression, so both backends round alike.
 
 pub mod dequantize;
 pub mod qadd;
 pub mod qconv;
+pub mod qgemm;
 pub mod qpool;
 pub mod quantize;
 
