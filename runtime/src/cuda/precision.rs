@@ -72,7 +72,8 @@ pub struct Lowered {
     pub node_origin: Vec<Option<usize>>,
     /// Per model node: where it runs (before any kernel fails to build on the device).
     pub placements: Vec<Placement>,
-    /// Per model node: the float dtype it computes in (None: it has no float tensors).
+    /// Per model node: the float dtype it computes in (None: its data input is not float, as
+    /// for the int8 ops).
     pub node_dtype: Vec<Option<DType>>,
 }
 
@@ -151,10 +152,11 @@ pub fn lower(graph: &Graph, precision: Precision) -> Lowered {
 /// whose f16 kernel failed to build on the device, then lowers again).
 pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Lowered {
     let n = graph.tensors.len();
+    // A node computes in the float type of its data (first) input; an int8 op (QConv, with
+    // an f32 bias) or an integer op has none.
     let node_dtype = |node: &Node| -> Option<DType> {
-        let mut ts = node.inputs.iter().chain(&node.outputs);
-        ts.find(|&&t| is_float(graph.tensors[t].dtype))
-            .map(|&t| graph.tensors[t].dtype)
+        let first = node.inputs.first().map(|&t| graph.tensors[t].dtype);
+        first.filter(|&d| is_float(d))
     };
     if precision == Precision::F32 {
         return Lowered {

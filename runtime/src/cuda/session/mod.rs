@@ -228,7 +228,7 @@ impl CudaSession {
     pub fn precision(&self) -> Precision {
         self.lowered.precision
     }
-    /// Per model node: the float dtype it computes in (None: no float tensors), after building
+    /// Per model node: the float dtype it computes in (None: an int8 or integer op), after building
     /// (an f16 kernel that failed to build ran its node in f32).
     pub fn node_dtypes(&self) -> &[Option<DType>] {
         &self.lowered.node_dtype
