@@ -1,10 +1,13 @@
 //! The CUDA device check: every reference model on the GPU against onnxruntime's outputs.
 //! fp32 within `1e-4 · max(1, max|ref|)`; fp16 with the same top-1 per row and within
-//! `1e-2 · max(1, max|ref|)`. Runs through the library (no CLI), so `scripts/gpu-check.sh` can
-//! carry this executable to a GPU machine without cargo: models then come from
+//! `1e-2 · max(1, max|ref|)`, and fp16 really computing in f16 (the session's precision and
+//! per-node dtypes are checked and printed); fp32 files also run in fp16 on request. Runs
+//! through the library (no CLI), so `scripts/gpu-check.sh` can carry this executable to a GPU
+//! machine without cargo: models then come from
 //! `$EDGEFUSE_GPU_CHECK_DIR/models/<model>.{fp32,fp16}.efm` and refs from
-//! `$EDGEFUSE_GPU_CHECK_DIR/refs/<model>/`. Without that variable, fp32 models are compiled from
-//! ../shared. Without a usable GPU every test says it was skipped.
+//! `$EDGEFUSE_GPU_CHECK_DIR/refs/<model>/`. Without that variable, fp32 and fp16 models are
+//! compiled from ../shared. Without a usable GPU every GPU test says it was skipped; the fp16
+//! plans (what runs in f16, where the casts go) are checked without one.
 
 #![cfg(feature = "cuda")]
 
@@ -15,8 +18,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::*;
-use edgefuse_runtime::cuda::{CudaOptions, CudaSession};
-use edgefuse_runtime::Model;
+use edgefuse_runtime::cuda::{precision, CudaOptions, CudaSession, Precision};
+use edgefuse_runtime::ir::Op;
+use edgefuse_runtime::{DType, Model};
 
 #[path = "common/counting.rs"]
 mod counting;
@@ -57,12 +61,40 @@ fn locate(model: &str, precision: &str) -> Option<(PathBuf, PathBuf)> {
         }
         return Some((efm, dir));
     }
-    if precision != "fp32" {
-        eprintln!("SKIPPED: {model} {precision}: only fp32 is compiled here without EDGEFUSE_GPU_CHECK_DIR");
+    let models = models_dir()?;
+    if precision == "fp32" {
+        return Some((compiled(&models, model), models));
+    }
+    Some((compiled_fp16(&models, model)?, models))
+}
+
+/// `model` compiled with `--precision fp16` into the scratch folder, or None (after saying
+/// why) when the compiler refuses it.
+fn compiled_fp16(models: &std::path::Path, model: &str) -> Option<PathBuf> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = scratch_dir().join(format!("{model}.fp16.efm"));
+    if out.exists() {
+        return Some(out);
+    }
+    let r = refs(models, model);
+    let mut cmd = edgefuse();
+    cmd.arg("compile")
+        .arg(models.join(format!("{model}.onnx")))
+        .arg("-o")
+        .arg(&out)
+        .args(["--precision", "fp16"]);
+    for (name, _, shape) in &r.inputs {
+        let s: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        cmd.arg("--input").arg(format!("{name}={}", s.join("x")));
+    }
+    let o = cmd.output().unwrap();
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        eprintln!("SKIPPED: {model} does not compile to fp16: {}", err.trim());
         return None;
     }
-    let models = models_dir()?;
-    Some((compiled(&models, model), models))
+    Some(out)
 }
 
 fn argmax_rows(v: &[f32], row: usize) -> Vec<usize> {
@@ -79,7 +111,9 @@ fn argmax_rows(v: &[f32], row: usize) -> Vec<usize> {
         .collect()
 }
 
-fn check(model: &str, precision: &str) {
+/// Runs `model` compiled at `precision` (`fp32` or `fp16`, the file), on the GPU at `run_as`
+/// (None: the session's default, which follows the file's stored weights).
+fn check(model: &str, precision: &str, run_as: Option<Precision>) {
     if !gpu_usable() {
         return;
     }
@@ -88,7 +122,23 @@ fn check(model: &str, precision: &str) {
     };
     let r = refs(&refs_root, model);
     let m: Arc<Model> = Model::load(&efm).unwrap();
-    let mut s = CudaSession::new(m.clone(), &CudaOptions::default()).unwrap();
+    let opts = CudaOptions {
+        precision: run_as,
+        ..CudaOptions::default()
+    };
+    let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+    // By default, fp16 exactly when the file stores f16 weights (an int8 file compiled with
+    // `--precision fp16` has none, and runs as compiled).
+    let want = run_as.unwrap_or(Precision::of(m.graph()));
+    if precision == "fp16" && run_as.is_none() && want == Precision::F32 {
+        eprintln!("{model} fp16: the file stores no f16 weights; it runs in fp32");
+    }
+    assert_eq!(
+        s.precision(),
+        want,
+        "{model} {precision}: session precision"
+    );
+    let label = format!("{model} {precision} (ran as {})", s.precision().name());
     let on_cpu: Vec<String> = m
         .graph()
         .nodes
@@ -97,16 +147,37 @@ fn check(model: &str, precision: &str) {
         .filter(|(_, p)| !p.is_gpu())
         .map(|(n, p)| format!("{} ({p:?})", n.name))
         .collect();
+    let count = |d: DType| s.node_dtypes().iter().filter(|&&x| x == Some(d)).count();
+    let (f16_nodes, f32_nodes) = (count(DType::F16), count(DType::F32));
+    let casts = s.device_graph().nodes.len() - m.graph().nodes.len();
     eprintln!(
-        "{model} {precision}: {} nodes, on the CPU: {on_cpu:?}",
+        "{label}: {} nodes ({f16_nodes} compute in f16, {f32_nodes} in f32, {casts} casts \
+         inserted), on the CPU: {on_cpu:?}",
         m.graph().nodes.len()
     );
+    if want == Precision::F16 {
+        let kept: Vec<&str> = m
+            .graph()
+            .nodes
+            .iter()
+            .zip(s.node_dtypes())
+            .filter(|(_, d)| **d == Some(DType::F32))
+            .map(|(n, _)| n.name.as_str())
+            .collect();
+        eprintln!("{label}: kept in f32: {kept:?}");
+        assert!(f16_nodes > 0, "{label}: no node computes in f16");
+    }
+    let tol = if s.precision() == Precision::F32 {
+        1e-4
+    } else {
+        1e-2
+    };
     for (name, file, _) in &r.inputs {
         let t = edgefuse::npy::read(file).unwrap();
         let i = m
             .input_index(name)
             .unwrap_or_else(|| panic!("{model}: no input {name}"));
-        let t = if m.graph().tensors[m.graph().inputs[i]].dtype == edgefuse_runtime::DType::F16 {
+        let t = if m.graph().tensors[m.graph().inputs[i]].dtype == DType::F16 {
             let v: Vec<half::f16> = t
                 .to_f32_vec()
                 .unwrap()
@@ -131,7 +202,7 @@ fn check(model: &str, precision: &str) {
     let allocs = ALLOCS.load(Ordering::SeqCst);
     assert_eq!(
         allocs, 0,
-        "{model} {precision}: {allocs} host allocations in 20 GPU inferences"
+        "{label}: {allocs} host allocations in 20 GPU inferences"
     );
     for (name, file, shape) in &r.outputs {
         let want = edgefuse::npy::read(file).unwrap();
@@ -146,19 +217,18 @@ fn check(model: &str, precision: &str) {
             .unwrap();
         let want = want.to_f32_vec().unwrap();
         let (d, mx) = max_diff(&got, &want);
-        let tol = if precision == "fp32" { 1e-4 } else { 1e-2 };
         let bound = tol * mx.max(1.0);
-        eprintln!("{model} {precision} {name}: max |diff| {d:.3e}, bound {bound:.3e}");
+        eprintln!("{label} {name}: max |diff| {d:.3e}, bound {bound:.3e}");
         assert!(
             d <= bound,
-            "{model} {precision} output {name}: max |diff| {d:e} exceeds {bound:e}"
+            "{label} output {name}: max |diff| {d:e} exceeds {bound:e}"
         );
-        if precision != "fp32" {
+        if s.precision() == Precision::F16 {
             let row = *shape.last().unwrap_or(&1);
             assert_eq!(
                 argmax_rows(&got, row),
                 argmax_rows(&want, row),
-                "{model} {precision} {name}: top-1 differs"
+                "{label} {name}: top-1 differs"
             );
         }
     }
@@ -166,8 +236,14 @@ fn check(model: &str, precision: &str) {
 
 macro_rules! cases {
     ($($model:ident),*) => {
-        mod fp32 { $( #[test] fn $model() { super::check(stringify!($model), "fp32"); } )* }
-        mod fp16 { $( #[test] fn $model() { super::check(stringify!($model), "fp16"); } )* }
+        mod fp32 { $( #[test] fn $model() { super::check(stringify!($model), "fp32", None); } )* }
+        mod fp16 { $( #[test] fn $model() { super::check(stringify!($model), "fp16", None); } )* }
+        /// An fp32 file run in fp16 on request (`CudaOptions::precision`).
+        mod fp32_as_fp16 {
+            $( #[test] fn $model() {
+                super::check(stringify!($model), "fp32", Some(super::Precision::F16));
+            } )*
+        }
     };
 }
 
@@ -180,6 +256,61 @@ cases!(
     silero_vad_16k_sequence,
     ddddocr_crnn
 );
+
+/// The fp16 plan of every reference model, decided without a GPU (what a GPU run will
+/// compute in, and where the casts go): EfficientNet-Lite0, the fp16 speed target, runs whole
+/// in f16 on the GPU with one cast in and one out.
+#[test]
+fn fp16_plans_of_the_reference_models() {
+    let Some(models) = models_dir() else { return };
+    for model in [
+        "seed_cnn_mnist",
+        "seed_lstm_textgen",
+        "efficientnet_lite0",
+        "mobilenet_v2_int8_qdq",
+        "silero_vad_16k_sequence",
+        "ddddocr_crnn",
+    ] {
+        let Some(efm) = compiled_fp16(&models, model) else {
+            continue;
+        };
+        let m = Model::load(&efm).unwrap();
+        let g = m.graph();
+        if Precision::of(g) != Precision::F16 {
+            eprintln!("{model}: no f16 weights in its fp16 file (int8); fp32 by default");
+        }
+        let l = precision::lower(g, Precision::F16);
+        let casts = l.node_origin.iter().filter(|o| o.is_none()).count();
+        // Per op and where it runs: the nodes not computing in f16 on the GPU.
+        let mut kept = std::collections::BTreeMap::<String, usize>::new();
+        for ((n, d), p) in g.nodes.iter().zip(&l.node_dtype).zip(&l.placements) {
+            if *d != Some(DType::F16) || !p.is_gpu() {
+                let dt = d.map_or("int".to_string(), |d| d.name().to_string());
+                *kept
+                    .entry(format!("{} {dt} on {}", n.op.name(), p.name()))
+                    .or_default() += 1;
+            }
+        }
+        eprintln!(
+            "{model} fp16 plan: {} nodes, {casts} casts; not f16 on the GPU: {kept:?}",
+            g.nodes.len()
+        );
+        for (k, n) in l.graph.nodes.iter().enumerate() {
+            if l.node_origin[k].is_none() {
+                assert!(matches!(n.op, Op::Cast(_)), "{model}: inserted {}", n.name);
+            }
+        }
+        let io = |ids: &[usize], g: &edgefuse_runtime::ir::Graph| -> Vec<DType> {
+            ids.iter().map(|&t| g.tensors[t].dtype).collect()
+        };
+        assert_eq!(io(&l.graph.inputs, &l.graph), io(&g.inputs, g), "{model}");
+        assert_eq!(io(&l.graph.outputs, &l.graph), io(&g.outputs, g), "{model}");
+        if model == "efficientnet_lite0" {
+            assert!(kept.is_empty(), "{model}: {kept:?}");
+            assert_eq!(casts, 2, "{model}: one cast in, one out");
+        }
+    }
+}
 
 /// `--backend cuda` without a GPU is one line on stderr and a non-zero exit, never a panic;
 /// `--backend auto` runs on the CPU and says so.

@@ -1,5 +1,6 @@
-// Element-wise kernels: unary activations, broadcasting binary ops, and the fused epilogue
-// (per-channel bias + activation) that Conv and Gemm run after cuDNN / cuBLAS.
+// Element-wise kernels: unary activations, broadcasting binary ops, the fused epilogue
+// (per-channel bias + activation) that Conv and Gemm run after cuDNN / cuBLAS, and the f32 <-> f16
+// casts at the edges of an fp16 plan.
 
 template <typename T>
 __device__ void unary(const T* x, T* y, i64_t n, int op, float p0, float p1) {
@@ -80,3 +81,18 @@ __device__ void bias_res_act(T* y, const T* bias, const T* res, i64_t n, i64_t i
 
 ELEMENTWISE(float, f32)
 ELEMENTWISE(f16_t, f16)
+
+// y[i] = x[i] converted between float types (round to nearest even when narrowing).
+template <typename A, typename B>
+__device__ void cast(const A* x, B* y, i64_t n) {
+    FOR_EACH(i, n) { st(y, i, ld(x, i)); }
+}
+
+// elementwise_cast_{from}_{to}
+#define CAST(A, SA, B, SB)                                                                           \
+    extern "C" __global__ void elementwise_cast_##SA##_##SB(const A* x, B* y, i64_t n) {            \
+        cast(x, y, n);                                                                               \
+    }
+
+CAST(float, f32, f16_t, f16)
+CAST(f16_t, f16, float, f32)

@@ -1,5 +1,7 @@
 // Prepended to every kernel source before NVRTC compiles it (no #include: NVRTC gets one string).
-// fp16 is handled as raw 16-bit storage converted with PTX cvt, so no cuda_fp16.h is needed.
+// fp16 is handled as raw 16-bit storage converted with PTX cvt, so no cuda_fp16.h is needed
+// (NVRTC 12.9 from pip has no built-in cuda_fp16.h: `#include <cuda_fp16.h>` fails without a
+// toolkit include path). Arithmetic happens in f32 registers: ld widens, st rounds to nearest even.
 // Element loads and stores go through ld/st so each kernel is written once for f32 and f16.
 
 typedef unsigned short f16_t;

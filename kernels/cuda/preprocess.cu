@@ -58,14 +58,16 @@ __device__ __forceinline__ void fetch(const unsigned char* src, int format, int 
 
 // Axis tables: for output o and tap k, source index idx[k * n + o] with weight w[k * n + o];
 // outputs outside [lo, hi) are letterbox padding. color: 0 rgb, 1 bgr, 2 gray. layout: 0 NCHW,
-// 1 NHWC. Output value = v * scale[c] + bias[c] (v in 0..255, or `pad` in the padding).
-extern "C" __global__ void preprocess_frame_f32(
+// 1 NHWC. Output value = v * scale[c] + bias[c] (v in 0..255, or `pad` in the padding), computed
+// in f32 and stored as T (f32, or f16 rounded to nearest even).
+template <typename T>
+__device__ void frame(
     const unsigned char* src, int format, int width, int height, int stride,
     const int* xi, const float* xw, int xtaps, int xlo, int xhi,
     const int* yi, const float* yw, int ytaps, int ylo, int yhi,
     int out_w, int out_h, int color, int layout,
     float s0, float s1, float s2, float b0, float b1, float b2, float pad,
-    float* out) {
+    T* out) {
     const int channels = color == 2 ? 1 : 3;
     const i64_t n = (i64_t)out_w * out_h;
     for (i64_t i = blockIdx.x * (i64_t)blockDim.x + threadIdx.x; i < n;
@@ -110,11 +112,20 @@ extern "C" __global__ void preprocess_frame_f32(
         const float bi[3] = {b0, b1, b2};
         for (int c = 0; c < channels; c++) {
             float y = v[c] * sc[c] + bi[c];
-            if (layout == 0) {
-                out[(i64_t)c * n + i] = y;
-            } else {
-                out[i * channels + c] = y;
-            }
+            st(out, layout == 0 ? (i64_t)c * n + i : i * channels + c, y);
         }
     }
 }
+
+#define PREPROCESS(T, S)                                                                             \
+    extern "C" __global__ void preprocess_frame_##S(                                                 \
+        const unsigned char* src, int format, int width, int height, int stride, const int* xi,     \
+        const float* xw, int xtaps, int xlo, int xhi, const int* yi, const float* yw, int ytaps,    \
+        int ylo, int yhi, int out_w, int out_h, int color, int layout, float s0, float s1,          \
+        float s2, float b0, float b1, float b2, float pad, T* out) {                                \
+        frame(src, format, width, height, stride, xi, xw, xtaps, xlo, xhi, yi, yw, ytaps, ylo, yhi, \
+              out_w, out_h, color, layout, s0, s1, s2, b0, b1, b2, pad, out);                       \
+    }
+
+PREPROCESS(float, f32)
+PREPROCESS(f16_t, f16)

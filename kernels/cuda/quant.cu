@@ -1,4 +1,5 @@
-// QuantizeLinear / DequantizeLinear, per tensor or per channel (channel c = (i / inner) % channels).
+// QuantizeLinear / DequantizeLinear, per tensor or per channel (channel c = (i / inner) % channels),
+// and QConv, the int8 convolution.
 // Arithmetic as the CPU kernels (onnxruntime's): true division, round half to even, zero point
 // added in f32, then saturation; dequantize subtracts the zero point in integers.
 
@@ -40,4 +41,196 @@ QUANT(signed char, i8)
 extern "C" __global__ void quant_dequantize_i32(const int* x, const float* scale, const int* zp,
                                                 float* y, i64_t n, i64_t inner, i64_t channels) {
     dequantize(x, scale, zp, y, n, inner, channels);
+}
+
+// QConv: int8 convolution (1-D as height 1), one thread per output. The accumulator is exact in
+// int32: sum over the group's channels and in-bounds taps of (x - zx) * w, where `w` holds the
+// weights minus their zero points (prepared once at load, i16). Out-of-bounds taps are the real
+// value 0, i.e. x = zx, and add nothing. Then y = acc * mult[m] + add[m] without contraction (as
+// the CPU's requantizing epilogue), and for byte outputs q = round_half_even(clamp(y + zp, lo,
+// hi)); for f32 outputs clamp(y, lo, hi). Mirrors `QConvParams` in cuda/ops/quant/qconv.rs.
+struct QConvParams {
+    i64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group;
+    int zx;
+    float zp, lo, hi;
+};
+
+// The requantizing store shared by the int8 ops (the CPU's `quantize_byte`): the output's zero
+// point added in f32, the clamp, rounding half to even, then the byte (two's complement for
+// negative i8 values) xor `flip` (0x80 where an op works in the u8 domain for an i8 output).
+// f32 outputs are clamped only.
+__device__ __forceinline__ void qstore(unsigned char* y, i64_t i, float v, float zp, float lo,
+                                       float hi, int flip) {
+    y[i] = (unsigned char)((int)rintf(fminf(fmaxf(__fadd_rn(v, zp), lo), hi)) ^ flip);
+}
+__device__ __forceinline__ void qstore(signed char* y, i64_t i, float v, float zp, float lo,
+                                       float hi, int flip) {
+    qstore((unsigned char*)y, i, v, zp, lo, hi, flip);
+}
+__device__ __forceinline__ void qstore(float* y, i64_t i, float v, float zp, float lo, float hi,
+                                       int flip) {
+    y[i] = fminf(fmaxf(v, lo), hi);
+}
+
+template <typename X, typename Y>
+__device__ void qconv(const X* x, const short* w, const float* mult, const float* add, Y* y,
+                      QConvParams p) {
+    const i64_t cg = p.c / p.group, mg = p.m / p.group;
+    FOR_EACH(i, p.n * p.m * p.oh * p.ow) {
+        i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, m = (i / (p.ow * p.oh)) % p.m;
+        i64_t b = i / (p.ow * p.oh * p.m), g = m / mg;
+        i64_t ys = oy * p.sh - p.pt, xs = ox * p.sw - p.pl;
+        int acc = 0;
+        for (i64_t ci = 0; ci < cg; ++ci) {
+            const X* xp = x + ((b * p.c + g * cg + ci) * p.h) * p.w;
+            const short* wp = w + ((m * cg + ci) * p.kh) * p.kw;
+            for (i64_t ky = 0; ky < p.kh; ++ky) {
+                i64_t iy = ys + ky * p.dh;
+                if (iy < 0 || iy >= p.h) continue;
+                for (i64_t kx = 0; kx < p.kw; ++kx) {
+                    i64_t ix = xs + kx * p.dw;
+                    if (ix < 0 || ix >= p.w) continue;
+                    acc += ((int)xp[iy * p.w + ix] - p.zx) * (int)wp[ky * p.kw + kx];
+                }
+            }
+        }
+        qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p.zp, p.lo, p.hi, 0);
+    }
+}
+
+// The same convolution with dp4a, for i8 weights with zero point 0 (the usual per-channel
+// symmetric weights) and at least four channels per group: four channels of one tap are packed
+// into a word and multiplied in one instruction. `w4` holds the weights as [M, ceil(C/g / 4),
+// KH, KW] words (channels past C/g zero). Padding taps take the input's zero point (the real
+// value 0) for every channel, so sum(x·w) over all taps minus zx·sumw[m] (the sum of row m's
+// weights) is the exact sum of (x - zx)·w.
+__device__ __forceinline__ int dp4a(unsigned a, int b, int c, const unsigned char*) {
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+__device__ __forceinline__ int dp4a(unsigned a, int b, int c, const signed char*) {
+    int d;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
+template <typename X, typename Y>
+__device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const float* mult,
+                           const float* add, Y* y, QConvParams p) {
+    const i64_t cg = p.c / p.group, mg = p.m / p.group, c4 = (cg + 3) / 4;
+    const i64_t plane = p.h * p.w;
+    const unsigned zx = (unsigned char)p.zx;
+    FOR_EACH(i, p.n * p.m * p.oh * p.ow) {
+        i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, m = (i / (p.ow * p.oh)) % p.m;
+        i64_t b = i / (p.ow * p.oh * p.m), g = m / mg;
+        i64_t ys = oy * p.sh - p.pt, xs = ox * p.sw - p.pl;
+        const unsigned char* xb = (const unsigned char*)x + (b * p.c + g * cg) * plane;
+        const int* wm = w4 + m * c4 * p.kh * p.kw;
+        int acc = 0;
+        for (i64_t q = 0; q < c4; ++q) {
+            const i64_t lanes = min(cg - 4 * q, (i64_t)4);
+            for (i64_t ky = 0; ky < p.kh; ++ky) {
+                i64_t iy = ys + ky * p.dh;
+                for (i64_t kx = 0; kx < p.kw; ++kx) {
+                    i64_t ix = xs + kx * p.dw;
+                    bool inside = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+                    const unsigned char* xp = xb + 4 * q * plane + iy * p.w + ix;
+                    unsigned packed = 0;
+                    for (i64_t j = 0; j < lanes; ++j) {
+                        unsigned v = inside ? xp[j * plane] : zx;
+                        packed |= v << (8 * j);
+                    }
+                    acc = dp4a(packed, wm[(q * p.kh + ky) * p.kw + kx], acc, x);
+                }
+            }
+        }
+        acc -= p.zx * sumw[m];
+        qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p.zp, p.lo, p.hi, 0);
+    }
+}
+
+// quant_conv_{x}_{y} and quant_conv_dp4a_{x}_{y}
+#define QCONV(X, SX, Y, SY)                                                                          \
+    extern "C" __global__ void quant_conv_##SX##_##SY(const X* x, const short* w, const float* mult, \
+                                                      const float* add, Y* y, QConvParams p) {       \
+        qconv(x, w, mult, add, y, p);                                                                \
+    }                                                                                                \
+    extern "C" __global__ void quant_conv_dp4a_##SX##_##SY(const X* x, const int* w4,                \
+                                                           const int* sumw, const float* mult,       \
+                                                           const float* add, Y* y, QConvParams p) {  \
+        qconv_dp4a(x, w4, sumw, mult, add, y, p);                                                    \
+    }
+
+QCONV(unsigned char, u8, unsigned char, u8)
+QCONV(unsigned char, u8, signed char, i8)
+QCONV(unsigned char, u8, float, f32)
+QCONV(signed char, i8, unsigned char, u8)
+QCONV(signed char, i8, signed char, i8)
+QCONV(signed char, i8, float, f32)
+
+// QAdd in the u8 domain (bytes xor `xa`/`xb` with zero points `za`/`zb`, as the CPU kernel):
+// y = (a - za)·ka + (b - zb)·kb, then the store (`kb`, `ka` in output units for byte outputs).
+struct QAddParams {
+    int xa, xb, flip;
+    float za, zb, ka, kb, zp, lo, hi;
+};
+
+template <typename Y>
+__device__ void qadd(const unsigned char* a, const unsigned char* b, Y* y, i64_t n, QAddParams p) {
+    FOR_EACH(i, n) {
+        float ra = __fmul_rn((float)(a[i] ^ p.xa) - p.za, p.ka);
+        float rb = __fmul_rn((float)(b[i] ^ p.xb) - p.zb, p.kb);
+        qstore(y, i, __fadd_rn(ra, rb), p.zp, p.lo, p.hi, p.flip);
+    }
+}
+
+extern "C" __global__ void quant_add_q8(const unsigned char* a, const unsigned char* b,
+                                        unsigned char* y, i64_t n, QAddParams p) {
+    qadd(a, b, y, n, p);
+}
+extern "C" __global__ void quant_add_f32(const unsigned char* a, const unsigned char* b, float* y,
+                                         i64_t n, QAddParams p) {
+    qadd(a, b, y, n, p);
+}
+
+// QPool in the u8 domain, one thread per output, as the CPU kernel's general loop: max or the
+// exact integer sum of (x - zx) over in-bounds taps (divided by the in-bounds or the padded
+// count), then round_half_even(clamp(v·ratio, ±300)) + zp_out, clamped to 0..255, xor `flip`.
+// Mirrors `QPoolParams` in cuda/ops/quant/qpool.rs.
+struct QPoolParams {
+    i64_t planes, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+    int is_max, count_include_pad, xor_in, zx, zp_out, flip;
+    float ratio;
+};
+
+extern "C" __global__ void quant_pool_q8(const unsigned char* x, unsigned char* y, QPoolParams p) {
+    FOR_EACH(i, p.planes * p.oh * p.ow) {
+        i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, plane = i / (p.ow * p.oh);
+        const unsigned char* xp = x + plane * p.ih * p.iw;
+        i64_t y0 = oy * p.sh - p.pt, x0 = ox * p.sw - p.pl;
+        int sum = 0, mx = -2147483647 - 1, valid = 0, padded = 0;
+        for (i64_t ki = 0; ki < p.kh; ++ki) {
+            i64_t iy = y0 + ki * p.dh;
+            for (i64_t kj = 0; kj < p.kw; ++kj) {
+                i64_t ix = x0 + kj * p.dw;
+                if (iy >= -p.pt && iy < p.ih + p.pb && ix >= -p.pl && ix < p.iw + p.pr) ++padded;
+                if (iy >= 0 && ix >= 0 && iy < p.ih && ix < p.iw) {
+                    int v = (int)(xp[iy * p.iw + ix] ^ p.xor_in) - p.zx;
+                    sum += v;
+                    mx = max(mx, v);
+                    ++valid;
+                }
+            }
+        }
+        float real;
+        if (p.is_max) {
+            real = valid > 0 ? (float)mx : 0.0f;
+        } else {
+            int div = p.count_include_pad ? padded : valid;
+            real = __fdiv_rn((float)sum, (float)max(div, 1));
+        }
+        float v = rintf(fminf(fmaxf(__fmul_rn(real, p.ratio), -300.0f), 300.0f)) + (float)p.zp_out;
+        y[i] = (unsigned char)((int)fminf(fmaxf(v, 0.0f), 255.0f) ^ p.flip);
+    }
 }

@@ -3,11 +3,13 @@
 // `xw` holds the input projection of this step for this direction, [B, G*H] with row stride
 // `xw_stride`; `hr` the recurrent projection h_{t-1} R^T, [B, G*H]; `bias` [2*G*H] (Wb then Rb) or
 // null. State h and c are [B, H]; `y` (may be null) receives h_t with row stride `y_stride`.
+// The LSTM cell state c is f32 for every T (an f16 plan keeps it in scratch), so it never rounds
+// to half precision between steps.
 
 // LSTM, gate order i, o, f, c. `peep` [3H] (i, o, f) or null; clip <= 0 means none.
 template <typename T>
 __device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bias, const T* peep,
-                           T* h, T* c, T* y, i64_t y_stride, i64_t batch, i64_t hidden, float clip,
+                           T* h, float* c, T* y, i64_t y_stride, i64_t batch, i64_t hidden, float clip,
                            int input_forget) {
     FOR_EACH(idx, batch * hidden) {
         i64_t b = idx / hidden, j = idx % hidden, g = 4 * hidden;
@@ -20,7 +22,7 @@ __device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* b
             if (clip > 0.0f) v = fminf(fmaxf(v, -clip), clip);
             pre[q] = v;
         }
-        float c_prev = ld(c, idx);
+        float c_prev = c[idx];
         float pi = pre[0], po = pre[1], pf = pre[2];
         if (peep) {
             pi += ld(peep, j) * c_prev;
@@ -31,7 +33,7 @@ __device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* b
         float cn = fg * c_prev + ig * tanhf(pre[3]);
         if (peep) po += ld(peep, hidden + j) * cn;
         float hn = sigmoid_f(po) * tanhf(cn);
-        st(c, idx, cn);
+        c[idx] = cn;
         st(h, idx, hn);
         if (y) st(y, b * y_stride + j, hn);
     }
@@ -70,8 +72,8 @@ __device__ void gru_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bi
 
 #define RECURRENT(T, S)                                                                              \
     extern "C" __global__ void recurrent_lstm_gates_##S(                                             \
-        const T* xw, i64_t xw_stride, const T* hr, const T* bias, const T* peep, T* h, T* c, T* y,   \
-        i64_t y_stride, i64_t batch, i64_t hidden, float clip, int input_forget) {                   \
+        const T* xw, i64_t xw_stride, const T* hr, const T* bias, const T* peep, T* h, float* c,     \
+        T* y, i64_t y_stride, i64_t batch, i64_t hidden, float clip, int input_forget) {             \
         lstm_gates(xw, xw_stride, hr, bias, peep, h, c, y, y_stride, batch, hidden, clip,            \
                    input_forget);                                                                    \
     }                                                                                                \

@@ -25,6 +25,9 @@ pub struct EngineOptions {
     pub arch: Option<String>,
     /// CUDA: replay node by node instead of CUDA graphs.
     pub no_graphs: bool,
+    /// CUDA: compute in fp16 (true) or fp32 (false); default fp16 exactly when the model's
+    /// weights are stored as f16 (`compile --precision fp16`).
+    pub fp16: Option<bool>,
 }
 
 /// A session on the backend that was picked.
@@ -85,6 +88,13 @@ impl Engine {
         let o = crate::cuda::CudaOptions {
             arch: opts.arch.clone(),
             graphs: !opts.no_graphs,
+            precision: opts.fp16.map(|h| {
+                if h {
+                    crate::cuda::Precision::F16
+                } else {
+                    crate::cuda::Precision::F32
+                }
+            }),
             ..Default::default()
         };
         Ok(Engine::Cuda(Box::new(crate::cuda::CudaSession::new(
@@ -106,7 +116,7 @@ impl Engine {
         }
     }
 
-    /// One line describing where it runs (threads, or GPU, arch and graph launches).
+    /// One line describing where it runs (threads, or GPU, arch, precision and graph launches).
     pub fn describe(&self) -> String {
         match self {
             Engine::Cpu(s) => format!("cpu, {} thread(s)", s.threads()),
@@ -115,9 +125,10 @@ impl Engine {
                 let d = s.device();
                 let on_cpu = s.placements().iter().filter(|p| !p.is_gpu()).count();
                 format!(
-                    "cuda on {} ({}), {} CUDA graph launch(es) per run, {} node(s) on the CPU{}",
+                    "cuda on {} ({}), {}, {} CUDA graph launch(es) per run, {} node(s) on the CPU{}",
                     d.name,
                     d.arch,
+                    s.precision().name(),
                     s.graph_launches(),
                     on_cpu,
                     if s.mapped_io() { ", mapped I/O" } else { "" }

@@ -22,6 +22,10 @@ pub struct Args {
     /// CPU threads (default: the machine's cores, at most 8).
     #[arg(long)]
     threads: Option<usize>,
+    /// CUDA precision: fp16 (tensor cores) or fp32 (exact); default fp16 exactly when the
+    /// model's weights are stored as f16 (`compile --precision fp16`).
+    #[arg(long, value_enum)]
+    gpu_precision: Option<super::GpuPrecision>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -75,7 +79,7 @@ fn synthetic_input(dtype: DType, shape: &[usize]) -> Tensor {
 pub fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
     let model = Model::load(&a.model)?;
-    let mut session = super::open_session(model.clone(), a.backend, a.threads)?;
+    let mut session = super::open_session(model.clone(), a.backend, a.threads, a.gpu_precision)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let g = model.graph();
     for (i, &id) in g.inputs.iter().enumerate() {

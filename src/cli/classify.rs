@@ -57,6 +57,10 @@ pub struct Args {
     /// CPU threads for inference (default: the machine's cores, at most 8).
     #[arg(long)]
     threads: Option<usize>,
+    /// CUDA precision: fp16 (tensor cores) or fp32 (exact); default fp16 exactly when the
+    /// model's weights are stored as f16 (`compile --precision fp16`).
+    #[arg(long, value_enum)]
+    gpu_precision: Option<super::GpuPrecision>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -69,7 +73,7 @@ pub fn run(a: Args) -> Result<()> {
         .transpose()
         .context("--preprocess")?;
     let labels = a.labels.as_deref().map(super::read_labels).transpose()?;
-    let engine = super::open_session(model, a.backend, a.threads)?;
+    let engine = super::open_session(model, a.backend, a.threads, a.gpu_precision)?;
     let mut classifier = Classifier::with_engine(engine, spec, labels)
         .with_context(|| format!("{}", a.model.display()))?;
     let source = edgefuse_runtime::capture::open(&a.source)?;

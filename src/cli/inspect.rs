@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use edgefuse_runtime::cpu::{Session, SessionOptions};
-use edgefuse_runtime::Model;
+use edgefuse_runtime::{DType, Model};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -20,36 +20,56 @@ pub struct Args {
     /// and which fall back to the CPU (decided from the file alone; no GPU needed).
     #[arg(long, value_enum, default_value = "cpu")]
     backend: super::Backend,
+    /// With `--backend cuda`: the precision to show placement for (default: fp16 exactly when
+    /// the weights are stored as f16); each node's type is then the one it computes in.
+    #[arg(long, value_enum)]
+    gpu_precision: Option<super::GpuPrecision>,
 }
 
-/// Per node: where it runs on `backend`, and why when a CUDA run keeps it on the CPU.
+/// Per node: where it runs on `backend`, why when a CUDA run keeps it on the CPU, and the
+/// float dtype a CUDA run computes it in; plus the CUDA precision, when CUDA is shown.
+type Placed = (
+    Vec<(&'static str, Option<String>, Option<DType>)>,
+    Option<&'static str>,
+);
+
 fn placements(
     g: &edgefuse_runtime::ir::Graph,
     backend: super::Backend,
-) -> Result<Vec<(&'static str, Option<String>)>> {
+    gpu_precision: Option<super::GpuPrecision>,
+) -> Result<Placed> {
     let cuda = match backend {
         super::Backend::Cpu => false,
         super::Backend::Cuda => true,
         super::Backend::Auto => edgefuse_runtime::engine::cuda_status().is_ok(),
     };
     if !cuda {
-        return Ok(vec![("cpu", None); g.nodes.len()]);
+        return Ok((vec![("cpu", None, None); g.nodes.len()], None));
     }
     #[cfg(feature = "cuda")]
     {
-        use edgefuse_runtime::cuda::Placement;
-        Ok(edgefuse_runtime::cuda::placements(g)
+        use edgefuse_runtime::cuda::{precision, Placement, Precision};
+        let p = match gpu_precision {
+            Some(super::GpuPrecision::Fp16) => Precision::F16,
+            Some(super::GpuPrecision::Fp32) => Precision::F32,
+            None => Precision::of(g),
+        };
+        let nodes = precision::placements(g, p)
             .into_iter()
-            .map(|p| match p {
-                Placement::Gpu => ("cuda", None),
-                Placement::Cpu(why) => ("cpu", Some(why)),
+            .map(|(placed, dtype)| match placed {
+                Placement::Gpu => ("cuda", None, dtype),
+                Placement::Cpu(why) => ("cpu", Some(why), dtype),
             })
-            .collect())
+            .collect();
+        Ok((nodes, Some(p.name())))
     }
     #[cfg(not(feature = "cuda"))]
-    anyhow::bail!(
-        "--backend cuda: this build of edgefuse has no CUDA backend (build with --features cuda)"
-    )
+    {
+        let _ = gpu_precision;
+        anyhow::bail!(
+            "--backend cuda: this build of edgefuse has no CUDA backend (build with --features cuda)"
+        )
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -57,7 +77,7 @@ pub fn run(a: Args) -> Result<()> {
     let g = model.graph();
     let meta = model.meta();
     let plan = Session::new(model.clone(), SessionOptions { threads: 1 }).map(|s| s.plan().clone());
-    let placed = placements(g, a.backend)?;
+    let (placed, cuda_precision) = placements(g, a.backend, a.gpu_precision)?;
     let mut op_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for n in &g.nodes {
         *op_counts.entry(n.op.name()).or_default() += 1;
@@ -72,7 +92,7 @@ pub fn run(a: Args) -> Result<()> {
         .map(|(k, n)| {
             let out = &g.tensors[n.outputs[0]];
             json!({"index": k, "name": n.name, "op": n.op.name(), "backend": placed[k].0, "fallback_reason": placed[k].1,
-                   "precision": out.dtype, "output_shape": out.shape, "attrs": n.op})
+                   "precision": placed[k].2.unwrap_or(out.dtype), "output_shape": out.shape, "attrs": n.op})
         })
         .collect();
     let (arena, unshared) = match &plan {
@@ -87,6 +107,7 @@ pub fn run(a: Args) -> Result<()> {
             "weight_bytes": model.weights_len(),
             "arena_bytes": arena,
             "arena_bytes_without_reuse": unshared,
+            "cuda_precision": cuda_precision,
             "inputs": io(&g.inputs),
             "outputs": io(&g.outputs),
             "op_counts": op_counts,
@@ -168,7 +189,7 @@ pub fn run(a: Args) -> Result<()> {
         .filter(|t| t.weight.is_some_and(|w| w.stored.is_some()))
         .count();
     if f16 > 0 {
-        println!("weights    {f16} tensors stored as f16, widened to f32 on load");
+        println!("weights    {f16} tensors stored as f16, widened to f32 on the CPU, used as f16 by CUDA");
     }
     if let Some(p) = &meta.preprocess {
         match &p.preset {
@@ -187,9 +208,12 @@ pub fn run(a: Args) -> Result<()> {
     if a.backend != super::Backend::Cpu {
         let on_cpu = placed.iter().filter(|p| p.0 == "cpu").count();
         println!(
-            "placement  {} of {} nodes on cuda, {on_cpu} on the cpu",
+            "placement  {} of {} nodes on cuda, {on_cpu} on the cpu{}",
             g.nodes.len() - on_cpu,
-            g.nodes.len()
+            g.nodes.len(),
+            cuda_precision
+                .map(|p| format!(", cuda precision {p}"))
+                .unwrap_or_default()
         );
     }
     println!("ops        {} nodes: {}", g.nodes.len(), counts.join(", "));
@@ -206,7 +230,7 @@ pub fn run(a: Args) -> Result<()> {
             n.op.name(),
             name,
             placed[k].0,
-            out.dtype.name(),
+            placed[k].2.unwrap_or(out.dtype).name(),
             out.shape,
             placed[k]
                 .1

@@ -129,6 +129,13 @@ impl From<Backend> for edgefuse_runtime::engine::Backend {
     }
 }
 
+/// `--gpu-precision`: what the CUDA backend computes float tensors in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum GpuPrecision {
+    Fp32,
+    Fp16,
+}
+
 /// Fails early, in one line, when `--backend cuda` cannot work here.
 #[allow(dead_code)]
 pub(crate) fn check_backend(b: Backend) -> Result<()> {
@@ -156,9 +163,11 @@ pub(crate) fn open_session(
     model: std::sync::Arc<edgefuse_runtime::Model>,
     backend: Backend,
     threads: Option<usize>,
+    gpu_precision: Option<GpuPrecision>,
 ) -> Result<edgefuse_runtime::engine::Engine> {
     let opts = edgefuse_runtime::engine::EngineOptions {
         cpu: session_options(threads),
+        fp16: gpu_precision.map(|p| p == GpuPrecision::Fp16),
         ..Default::default()
     };
     let (engine, note) = edgefuse_runtime::engine::Engine::open(model, backend.into(), &opts)?;

@@ -29,12 +29,16 @@ pub struct Args {
     /// CPU threads (default: the machine's cores, at most 8).
     #[arg(long)]
     threads: Option<usize>,
+    /// CUDA precision: fp16 (tensor cores) or fp32 (exact); default fp16 exactly when the
+    /// model's weights are stored as f16 (`compile --precision fp16`).
+    #[arg(long, value_enum)]
+    gpu_precision: Option<super::GpuPrecision>,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let model = Model::load(&a.model)?;
     let g = model.graph();
-    let mut session = super::open_session(model.clone(), a.backend, a.threads)?;
+    let mut session = super::open_session(model.clone(), a.backend, a.threads, a.gpu_precision)?;
     let mut given = vec![false; g.inputs.len()];
     for spec in &a.inputs {
         let (name, file) = match spec.split_once('=') {

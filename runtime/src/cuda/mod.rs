@@ -4,7 +4,8 @@
 //! feature runs on machines without CUDA, where [`probe`] says why there is no GPU);
 //! [`nvrtc`] compiles `kernels/cuda/*.cu` for the device's arch, cached on disk; [`blas`] and
 //! [`dnn`] wrap cuBLAS and cuDNN; [`ops`] mirrors `cpu::ops`, one file per op; [`placement`]
-//! says which nodes have CUDA kernels (no GPU needed); [`preprocess`] runs camera
+//! says which nodes have CUDA kernels (no GPU needed); [`precision`] lowers a graph to fp16
+//! (f16 activations and weights, casts at the edges; no GPU needed); [`preprocess`] runs camera
 //! preprocessing as one kernel; [`CudaSession`] uploads the weights once,
 //! captures the plan as CUDA graphs and replays them, running unsupported nodes on the CPU with
 //! explicit copies.
@@ -15,9 +16,11 @@ pub mod dnn;
 pub mod nvrtc;
 pub mod ops;
 pub mod placement;
+pub mod precision;
 pub mod preprocess;
 pub mod session;
 
 pub use device::{driver_present, probe, DeviceInfo};
 pub use placement::{placements, Placement};
+pub use precision::Precision;
 pub use session::{CudaOptions, CudaSession};

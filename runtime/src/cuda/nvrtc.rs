@@ -215,6 +215,7 @@ mod tests {
                 eprintln!("skipped {arch}: NVRTC {major}.{minor} does not support it");
                 continue;
             }
+            let mut count = 0;
             for src in edgefuse_kernels::cuda::SOURCES {
                 let cubin = compile(src, arch).unwrap_or_else(|e| panic!("{e}"));
                 assert!(
@@ -223,17 +224,80 @@ mod tests {
                     src.name
                 );
                 let text = String::from_utf8_lossy(&cubin);
-                for line in src.code.lines() {
-                    if let Some(rest) = line.split("__global__ void ").nth(1) {
-                        let stem = rest.split('#').next().unwrap();
-                        // Macro-generated names end in `_##S`; check the stem is in the image.
-                        let stem = stem.split('(').next().unwrap();
-                        assert!(text.contains(stem), "{} {arch}: {stem} missing", src.name);
-                    }
+                let names = entry_points(src.code);
+                assert!(!names.is_empty(), "{}: no entry points found", src.name);
+                count += names.len();
+                for name in names {
+                    assert!(
+                        text.contains(&format!("{name}\0")),
+                        "{} {arch}: {name} missing",
+                        src.name
+                    );
                 }
             }
-            eprintln!("NVRTC {major}.{minor}: all kernels compile for {arch}");
+            eprintln!("NVRTC {major}.{minor}: all {count} kernels compile for {arch}");
         }
+    }
+
+    /// Kernel entry points of a source: each `__global__ void name(` outside a macro, and for
+    /// a macro `#define M(P, ..)` declaring `name_##P`, one name per `M(arg, ..)` line, with
+    /// the parameters substituted (so every f32 and f16 instance is checked by name).
+    fn entry_points(code: &str) -> Vec<String> {
+        let ident = |s: &str| s.split('(').next().unwrap().trim().to_string();
+        let mut macros: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+        let mut names = Vec::new();
+        let mut in_macro = false;
+        for line in code.lines() {
+            let declared = line.split("__global__ void ").nth(1).map(ident);
+            if let Some(def) = line.strip_prefix("#define ") {
+                let (name, rest) = def.split_once('(').unwrap_or((def, ""));
+                let params = rest.split(')').next().unwrap_or("");
+                let params = params.split(',').map(|p| p.trim().to_string()).collect();
+                macros.push((name.trim().to_string(), params, Vec::new()));
+                in_macro = line.trim_end().ends_with('\\');
+                continue;
+            }
+            if in_macro {
+                macros.last_mut().unwrap().2.extend(declared);
+                in_macro = line.trim_end().ends_with('\\');
+                continue;
+            }
+            if let Some(n) = declared {
+                names.push(n);
+                continue;
+            }
+            for (m, params, templates) in &macros {
+                let Some(args) = line.strip_prefix(&format!("{m}(")) else {
+                    continue;
+                };
+                let args: Vec<&str> = args.trim_end().trim_end_matches(')').split(',').collect();
+                for t in templates {
+                    let name = t.split("##").map(|part| {
+                        params
+                            .iter()
+                            .position(|p| p == part)
+                            .map_or(part, |k| args[k].trim())
+                    });
+                    names.push(name.collect());
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn entry_points_expand_macro_instances() {
+        let code =
+            "#define K(T, S) \\\n    extern \"C\" __global__ void fam_op_##S(T* x) {} \\\n\n\
+                    K(float, f32)\nK(f16_t, f16)\n#define C(A, SA, B, SB) \\\n    \
+                    extern \"C\" __global__ void fam_cast_##SA##_##SB(A* x) {}\n\
+                    C(float, f32, f16_t, f16)\nextern \"C\" __global__ void fam_plain(int n) {}\n";
+        assert_eq!(
+            entry_points(code),
+            ["fam_op_f32", "fam_op_f16", "fam_cast_f32_f16", "fam_plain"]
+        );
+        let nn = edgefuse_kernels::cuda::source("nn").unwrap();
+        assert!(entry_points(nn.code).contains(&"nn_pool_max_f16".to_string()));
     }
 
     #[test]

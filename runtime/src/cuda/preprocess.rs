@@ -4,9 +4,9 @@
 //! the CPU path's (`preprocess::geometry`), uploaded when the frame size changes, so both paths
 //! sample the same pixels with the same weights.
 //!
-//! Scope: f32 model inputs (NCHW or NHWC, RGB, BGR or gray) from every raw pixel format; MJPEG
-//! frames are decoded on the CPU first (as the CPU path does). Other element types use the CPU
-//! preprocessor.
+//! Scope: f32 and f16 model inputs (NCHW or NHWC, RGB, BGR or gray) from every raw pixel
+//! format (`preprocess_frame_{f32,f16}`); MJPEG frames are decoded on the CPU first (as the CPU
+//! path does). int8 inputs use the CPU preprocessor.
 
 use cudarc::driver::{result as dr, CudaFunction};
 
@@ -15,7 +15,6 @@ use crate::capture::decode::Decoder;
 use crate::capture::frame::{Frame, PixelFormat};
 use crate::preprocess::geometry::Geometry;
 use crate::preprocess::{pixel, Color, Layout, PreprocessSpec, Target};
-use crate::tensor::DType;
 use crate::{Error, Result};
 
 /// Tables and buffers for one frame size.
@@ -56,12 +55,12 @@ fn format_code(f: PixelFormat) -> Option<i32> {
 impl CudaPreprocessor {
     pub fn new(dev: &Device, spec: PreprocessSpec, target: Target) -> Result<CudaPreprocessor> {
         spec.validate()?;
-        if target.dtype != DType::F32 {
+        let Some(suffix) = super::ops::float_suffix(target.dtype) else {
             return Err(Error::invalid(format!(
-                "GPU preprocessing writes f32 inputs; this input is {} (use the CPU path)",
+                "GPU preprocessing writes f32 or f16 inputs; this input is {} (use the CPU path)",
                 target.dtype
             )));
-        }
+        };
         let mut scale = [1.0; 3];
         let mut bias = [0.0; 3];
         for c in 0..target.channels.min(3) {
@@ -70,7 +69,7 @@ impl CudaPreprocessor {
         }
         let out = DeviceBuffer::zeroed(dev, target.byte_len())?;
         Ok(CudaPreprocessor {
-            f: dev.function("preprocess_frame_f32")?,
+            f: dev.function(&format!("preprocess_frame_{suffix}"))?,
             spec,
             target,
             scale,
@@ -172,9 +171,10 @@ impl CudaPreprocessor {
         let [s0, s1, s2] = self.scale;
         let [b0, b1, b2] = self.bias;
         let pad = self.spec.pad;
-        // SAFETY: the parameter list of `preprocess_frame_f32`, in order; the tables hold
+        // SAFETY: the parameter list of `preprocess_frame_{f32,f16}`, in order; the tables hold
         // taps × out_w (x) and taps × out_h (y) entries whose indices are inside the frame
-        // (built by `Geometry` for this frame size); `out` holds the target's bytes.
+        // (built by `Geometry` for this frame size); `out` holds the target's bytes, in the
+        // element type the kernel was chosen for.
         unsafe {
             dev.launch(
                 &self.f,
@@ -278,6 +278,7 @@ mod tests {
     use crate::cuda::ops::testing::device;
     use crate::ir::TensorInfo;
     use crate::preprocess::CpuPreprocessor;
+    use crate::tensor::{DType, Tensor};
 
     /// A 1920×1080 test picture (smooth gradients and a few edges) as RGB24.
     fn picture(w: usize, h: usize) -> Vec<u8> {
@@ -293,7 +294,7 @@ mod tests {
         v
     }
 
-    fn target(spec: &PreprocessSpec, c: usize) -> Target {
+    fn target(spec: &PreprocessSpec, c: usize, dtype: DType) -> Target {
         let shape = if spec.layout == Layout::Nhwc {
             vec![1, 224, 224, c]
         } else {
@@ -301,7 +302,7 @@ mod tests {
         };
         let info = TensorInfo {
             name: "x".into(),
-            dtype: DType::F32,
+            dtype,
             shape,
             weight: None,
             quant: None,
@@ -309,8 +310,8 @@ mod tests {
         Target::for_input(spec, &info).unwrap()
     }
 
-    /// Every pixel format and the spec variants against the CPU path (within 1e-3 of the
-    /// normalised values), then the median time of the 1080p YUYV → 224 NCHW case.
+    /// Every pixel format and the spec variants against the CPU path, f32 and f16 outputs
+    /// (within 1e-3 and 4e-3 of the normalised values), then the median time of the 1080p YUYV → 224 NCHW case.
     #[test]
     fn gpu_preprocessing_matches_the_cpu_path() {
         let Some(dev) = device() else { return };
@@ -333,23 +334,35 @@ mod tests {
         ] {
             let frame = Frame::new(fmt, w, h, encode(&rgb, w, h, fmt).unwrap());
             for text in specs {
-                let spec = PreprocessSpec::parse(text).unwrap();
-                let c = if spec.color == Color::Gray { 1 } else { 3 };
-                let t = target(&spec, c);
-                let mut cpu = CpuPreprocessor::new(spec.clone(), t).unwrap();
-                let mut want = vec![0u8; t.byte_len()];
-                cpu.run(&frame, &mut want).unwrap();
-                let mut gpu = CudaPreprocessor::new(&dev, spec, t).unwrap();
-                gpu.run(&dev, &frame).unwrap();
-                let got = gpu.download(&dev).unwrap();
-                let (g, r): (&[f32], &[f32]) =
-                    (bytemuck::cast_slice(&got), bytemuck::cast_slice(&want));
-                let worst = g
-                    .iter()
-                    .zip(r)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
-                assert!(worst <= 1e-3, "{fmt:?} {text}: max |gpu − cpu| = {worst}");
+                // f16 output within f16 rounding of the normalised values (|v| < 3).
+                for (dtype, tol) in [(DType::F32, 1e-3), (DType::F16, 4e-3)] {
+                    let spec = PreprocessSpec::parse(text).unwrap();
+                    let c = if spec.color == Color::Gray { 1 } else { 3 };
+                    let t = target(&spec, c, dtype);
+                    let mut cpu = CpuPreprocessor::new(spec.clone(), t).unwrap();
+                    let mut want = vec![0u8; t.byte_len()];
+                    cpu.run(&frame, &mut want).unwrap();
+                    let mut gpu = CudaPreprocessor::new(&dev, spec, t).unwrap();
+                    gpu.run(&dev, &frame).unwrap();
+                    let got = gpu.download(&dev).unwrap();
+                    let floats = |b: &[u8]| {
+                        let shape = [b.len() / dtype.size()];
+                        Tensor::from_bytes(dtype, &shape, b)
+                            .unwrap()
+                            .to_f32_vec()
+                            .unwrap()
+                    };
+                    let (g, r) = (floats(&got), floats(&want));
+                    let worst = g
+                        .iter()
+                        .zip(&r)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0f32, f32::max);
+                    assert!(
+                        worst <= tol,
+                        "{fmt:?} {text} {dtype}: max |gpu − cpu| = {worst}"
+                    );
+                }
             }
         }
         let spec = PreprocessSpec::parse("efficientnet_lite0").unwrap();
@@ -359,7 +372,8 @@ mod tests {
             h,
             encode(&rgb, w, h, PixelFormat::Yuyv).unwrap(),
         );
-        let mut gpu = CudaPreprocessor::new(&dev, spec.clone(), target(&spec, 3)).unwrap();
+        let t = target(&spec, 3, DType::F32);
+        let mut gpu = CudaPreprocessor::new(&dev, spec.clone(), t).unwrap();
         let mut times = Vec::new();
         for i in 0..220 {
             gpu.run(&dev, &frame).unwrap();

@@ -63,6 +63,7 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
         Op::MatMul(_) => linalg::matmul::supports(inputs, outputs),
         Op::Binary(o) => elementwise::binary::supports(o, inputs, outputs),
         Op::Unary(o) => elementwise::unary::supports(o, inputs, outputs),
+        Op::Cast(o) => elementwise::cast::supports(o, inputs),
         Op::Softmax(_) => reduce::softmax::supports(inputs, outputs),
         Op::Reshape(_) => Ok(()),
         Op::Transpose(_) => shape::transpose::supports(inputs),
@@ -76,6 +77,10 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
         Op::Gru(o) => recurrent::gru::supports(o, inputs, outputs),
         Op::QuantizeLinear(o) => quant::quantize::supports(o, inputs),
         Op::DequantizeLinear(_) => quant::dequantize::supports(inputs),
+        Op::QConv(o) => quant::qconv::supports(o, inputs, outputs),
+        Op::QGemm(o) => quant::qgemm::supports(o, inputs, outputs),
+        Op::QAdd(o) => quant::qadd::supports(o, inputs, outputs),
+        Op::QPool(o) => quant::qpool::supports(o, inputs, outputs),
         other => Err(format!("no CUDA kernel for {}", other.name())),
     }
 }
@@ -93,6 +98,7 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         Op::MatMul(_) => linalg::matmul::build(b),
         Op::Binary(o) => elementwise::binary::build(o, b),
         Op::Unary(o) => elementwise::unary::build(o, b),
+        Op::Cast(o) => elementwise::cast::build(o, b),
         Op::Softmax(o) => reduce::softmax::build(o, b),
         Op::Reshape(_) => Ok(Box::new(NoOp)),
         Op::Transpose(o) => shape::transpose::build(o, b),
@@ -106,6 +112,10 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         Op::Gru(o) => recurrent::gru::build(o, b),
         Op::QuantizeLinear(o) => quant::quantize::build(o, b),
         Op::DequantizeLinear(o) => quant::dequantize::build(o, b),
+        Op::QConv(o) => quant::qconv::build(o, b),
+        Op::QGemm(o) => quant::qgemm::build(o, b),
+        Op::QAdd(o) => quant::qadd::build(o, b),
+        Op::QPool(o) => quant::qpool::build(o, b),
         other => Err(crate::Error::Unsupported(format!(
             "no CUDA kernel for {}",
             other.name()

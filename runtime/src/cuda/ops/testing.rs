@@ -1,10 +1,11 @@
 //! Test harness for CUDA op files: runs one op on the GPU and on the CPU reference
-//! (`cpu::ops::eval`) and compares. Without a usable GPU each test prints that it was skipped.
+//! (`cpu::ops::eval`) and compares, in f32 or in f16 (against the f32 reference). Without a
+//! usable GPU each test prints that it was skipped.
 
 use super::{build, BuildCtx, Io};
 use crate::cuda::device::{Device, DeviceBuffer};
 use crate::ir::{Fact, Op};
-use crate::tensor::TensorView;
+use crate::tensor::{DType, TensorView};
 use crate::Tensor;
 
 /// The GPU, or None after printing why the test is skipped.
@@ -21,17 +22,35 @@ pub fn device() -> Option<Device> {
 /// Runs `op` on `inputs` on the GPU (inputs flagged in `consts` are offered as constants) and
 /// asserts every output is within `tol` (absolute, relative to max(1, |ref|)) of the CPU's.
 pub fn check(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32) {
+    compare(op, inputs, consts, tol, DType::F32);
+}
+
+/// Like [`check`] with the op run in f16 on the GPU (f32 inputs narrowed, as an fp16 plan
+/// does), against the CPU's f32 result: what the tensor-core path must hold to.
+pub fn check_f16(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32) {
+    compare(op, inputs, consts, tol, DType::F16);
+}
+
+fn in_dtype(t: &Tensor, float: DType) -> Tensor {
+    if t.dtype != DType::F32 || float == DType::F32 {
+        return t.clone();
+    }
+    let cast = Op::Cast(crate::ir::ops::Cast { to: float });
+    crate::cpu::ops::eval(&cast, &[t])
+        .expect("CPU cast")
+        .remove(0)
+}
+
+fn compare(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32, float: DType) {
     let Some(dev) = device() else { return };
     let refs: Vec<&Tensor> = inputs.iter().collect();
     let expected = crate::cpu::ops::eval(op, &refs).expect("CPU reference");
+    let inputs: Vec<Tensor> = inputs.iter().map(|t| in_dtype(t, float)).collect();
     let facts: Vec<Fact> = inputs
         .iter()
         .map(|t| Fact::new(t.dtype, t.shape.clone()))
         .collect();
-    let out_facts: Vec<Fact> = expected
-        .iter()
-        .map(|t| Fact::new(t.dtype, t.shape.clone()))
-        .collect();
+    let out_facts: Vec<Fact> = op.infer(&facts).expect("op infers its outputs");
     let views: Vec<Option<TensorView>> = inputs
         .iter()
         .enumerate()
@@ -51,9 +70,9 @@ pub fn check(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32) {
         .iter()
         .map(|t| DeviceBuffer::from_bytes(&dev, t.bytes()).unwrap())
         .collect();
-    let outs: Vec<DeviceBuffer> = expected
+    let outs: Vec<DeviceBuffer> = out_facts
         .iter()
-        .map(|t| DeviceBuffer::zeroed(&dev, t.bytes().len()).unwrap())
+        .map(|f| DeviceBuffer::zeroed(&dev, f.len() * f.dtype.size()).unwrap())
         .collect();
     let scratch = DeviceBuffer::zeroed(&dev, kernel.scratch_bytes()).unwrap();
     let in_ptrs: Vec<u64> = ins.iter().map(|b| b.ptr).collect();
@@ -69,8 +88,8 @@ pub fn check(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32) {
         )
         .expect("launch");
     dev.synchronize().expect("GPU run");
-    for (k, (want, buf)) in expected.iter().zip(&outs).enumerate() {
-        let mut got = Tensor::zeros(want.dtype, &want.shape);
+    for (k, ((want, f), buf)) in expected.iter().zip(&out_facts).zip(&outs).enumerate() {
+        let mut got = Tensor::zeros(f.dtype, &f.shape);
         // SAFETY: `buf` holds exactly this many bytes; the stream is idle.
         unsafe { cudarc::driver::result::memcpy_dtoh_sync(got.bytes_mut(), buf.ptr) }.unwrap();
         let (w, g) = (want.to_f32_vec().unwrap(), got.to_f32_vec().unwrap());
@@ -78,11 +97,13 @@ pub fn check(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32) {
         for (i, (a, b)) in w.iter().zip(&g).enumerate() {
             assert!(
                 (a - b).abs() <= tol * scale || (a.is_nan() && b.is_nan()),
-                "{} output {k}[{i}]: GPU {b} vs CPU {a}",
-                op.name()
+                "{} ({}) output {k}[{i}]: GPU {b} vs CPU {a}",
+                op.name(),
+                float.name()
             );
         }
     }
+    eprintln!("{} in {}: GPU matches the CPU", op.name(), float.name());
 }
 
 /// Deterministic values in [-1, 1).

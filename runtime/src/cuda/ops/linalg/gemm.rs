@@ -161,7 +161,7 @@ impl CudaKernel for GemmKernel {
 
 #[cfg(test)]
 mod tests {
-    use crate::cuda::ops::testing::{check, values};
+    use crate::cuda::ops::testing::{check, check_f16, values};
     use crate::ir::ops::{Gemm, UnaryOp};
     use crate::ir::Op;
 
@@ -175,6 +175,12 @@ mod tests {
             act: Some(UnaryOp::Relu),
         });
         let (a, w, c) = (values(&[5, 64], 1), values(&[10, 64], 2), values(&[10], 3));
-        check(&op, &[a, w, c], &[false, true, true], 1e-5);
+        check(
+            &op,
+            &[a.clone(), w.clone(), c.clone()],
+            &[false, true, true],
+            1e-5,
+        );
+        check_f16(&op, &[a, w, c], &[false, true, true], 1e-2);
     }
 }

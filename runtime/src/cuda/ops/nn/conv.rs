@@ -226,7 +226,7 @@ impl CudaKernel for ConvKernel {
 
 #[cfg(test)]
 mod tests {
-    use crate::cuda::ops::testing::{check, values};
+    use crate::cuda::ops::testing::{check, check_f16, values};
     use crate::ir::ops::{Conv, UnaryOp};
     use crate::ir::Op;
 
@@ -284,5 +284,13 @@ mod tests {
         ] {
             check(&op, &[x.clone(), w, b.clone()], &[false, true, true], 1e-5);
         }
+    }
+
+    #[test]
+    fn conv_in_f16_on_tensor_cores_matches_the_f32_cpu() {
+        let x = values(&[1, 8, 9, 9], 1);
+        let op = conv(vec![1, 1, 1, 1], 1, Some(UnaryOp::Relu));
+        let (w, b) = (values(&[16, 8, 3, 3], 2), values(&[16], 3));
+        check_f16(&op, &[x, w, b], &[false, true, true], 1e-2);
     }
 }

@@ -35,7 +35,7 @@ struct PoolParams {
 // SAFETY: plain repr(C) integers, the layout of the CUDA struct.
 unsafe impl DeviceRepr for PoolParams {}
 
-fn window(op: &Pool, x: &Fact, y: &Fact) -> Option<Window2d> {
+pub(crate) fn window(op: &Pool, x: &Fact, y: &Fact) -> Option<Window2d> {
     Window2d::from_axes(
         &x.shape[2..],
         &op.kernel,
@@ -109,7 +109,7 @@ impl CudaKernel for PoolKernel {
 
 #[cfg(test)]
 mod tests {
-    use crate::cuda::ops::testing::{check, values};
+    use crate::cuda::ops::testing::{check, check_f16, values};
     use crate::ir::ops::{Pool, PoolKind};
     use crate::ir::Op;
 
@@ -131,6 +131,7 @@ mod tests {
                 count_include_pad: cip,
             });
             check(&op, &[x.clone()], &[false], 1e-6);
+            check_f16(&op, &[x.clone()], &[false], 1e-2);
         }
     }
 }

@@ -1,12 +1,18 @@
 //! LSTM (ONNX gate order i, o, f, c; peepholes, clip and input-forget coupling supported):
 //! one projection GEMM, then per step and direction a recurrent GEMM and
-//! `recurrent_lstm_gates_*`. h and c live in Y_h and Y_c throughout.
+//! `recurrent_lstm_gates_*`. h lives in Y_h throughout; the cell state c is f32 whatever the
+//! dtype: in Y_c for f32, and for f16 in scratch (widened from c0 at the start, narrowed into
+//! Y_c at the end), so an fp16 plan never rounds it to half precision between steps.
+
+use cudarc::driver::result as dr;
 
 use super::{optional, supports as rnn_supports, Rnn};
-use crate::cuda::device::{arg, Device};
+use crate::cuda::device::{arg, cuda_err, Device};
+use crate::cuda::ops::elementwise::cast::FloatCast;
 use crate::cuda::ops::{BuildCtx, CudaKernel, Io, Support};
 use crate::ir::ops::Lstm;
 use crate::ir::Fact;
+use crate::tensor::DType;
 use crate::Result;
 
 pub fn supports(_op: &Lstm, inputs: &[Fact], outputs: &[Fact]) -> Support {
@@ -16,22 +22,60 @@ pub fn supports(_op: &Lstm, inputs: &[Fact], outputs: &[Fact]) -> Support {
     rnn_supports(inputs, outputs)
 }
 
+/// An f16 LSTM's f32 cell state: casts in and out of the scratch copy.
+struct CellF32 {
+    widen: FloatCast,
+    narrow: FloatCast,
+    bytes: usize,
+}
+
 struct LstmKernel {
     op: Lstm,
     rnn: Rnn,
+    /// Set when the dtype is not f32.
+    cell: Option<CellF32>,
 }
 
 pub fn build(op: &Lstm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let rnn = Rnn::new(b, 4, op.hidden, op.direction, op.batch_first, "lstm")?;
+    let cell = if rnn.dtype == DType::F32 {
+        None
+    } else {
+        let n = rnn.dirs * rnn.batch * rnn.hidden;
+        Some(CellF32 {
+            widen: FloatCast::new(b.dev, rnn.dtype, DType::F32, n)?,
+            narrow: FloatCast::new(b.dev, DType::F32, rnn.dtype, n)?,
+            bytes: (n * 4).div_ceil(256) * 256,
+        })
+    };
     Ok(Box::new(LstmKernel {
         op: op.clone(),
         rnn,
+        cell,
     }))
+}
+
+impl LstmKernel {
+    /// Sets the f32 cell state (`[D, B, H]` at `c`) from c0 (in the op's dtype), or zeros.
+    fn init_cell(&self, dev: &Device, c: u64, c0: u64, yc: u64) -> Result<()> {
+        let Some(cell) = &self.cell else {
+            return self.rnn.init_state(dev, yc, (c0 != 0).then_some(c0));
+        };
+        if c0 != 0 {
+            return cell.widen.run(dev, c0, c);
+        }
+        // SAFETY: `c` is this kernel's scratch, `cell.bytes` long.
+        unsafe { dr::memset_d8_async(c, 0, cell.bytes, dev.cu_stream()) }
+            .map_err(|e| cuda_err("initialising the LSTM cell state", e))
+    }
 }
 
 impl CudaKernel for LstmKernel {
     fn scratch_bytes(&self) -> usize {
-        self.rnn.scratch_bytes()
+        match &self.cell {
+            None => self.rnn.scratch_bytes(),
+            Some(c) => self.rnn.scratch_bytes().div_ceil(256) * 256 + c.bytes,
+        }
     }
 
     fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
@@ -44,15 +88,21 @@ impl CudaKernel for LstmKernel {
         let peep = optional(io.inputs, op.has_peepholes, &mut k);
         let (y, yh, yc) = (io.outputs[0], io.outputs[1], io.outputs[2]);
         let (xw, hr) = r.scratch(io.scratch);
+        // The f32 cell state: Y_c itself, or scratch after xw and hr.
+        let c_all = match self.cell {
+            None => yc,
+            Some(_) => io.scratch + r.scratch_bytes().div_ceil(256) as u64 * 256,
+        };
         r.project(dev, x, w, xw)?;
         r.init_state(dev, yh, (h0 != 0).then_some(h0))?;
-        r.init_state(dev, yc, (c0 != 0).then_some(c0))?;
+        self.init_cell(dev, c_all, c0, yc)?;
         let el = r.dtype.size() as u64;
         let (batch, hidden) = (r.batch as i64, r.hidden as i64);
         let clip = op.clip.unwrap_or(0.0);
         let input_forget = op.input_forget as i32;
         for d in 0..r.dirs {
-            let (h, c) = (r.state(yh, d), r.state(yc, d));
+            let h = r.state(yh, d);
+            let c = c_all + (d * r.batch * r.hidden * 4) as u64;
             let bias_d = if bias == 0 {
                 0
             } else {
@@ -69,7 +119,7 @@ impl CudaKernel for LstmKernel {
                 let (xw_t, xw_stride) = r.xw_rows(xw, t, d);
                 let (y_t, y_stride) = r.y_rows(y, t, d);
                 // SAFETY: (const T* xw, i64 xw_stride, const T* hr, const T* bias,
-                // const T* peep, T* h, T* c, T* y, i64 y_stride, i64 batch, i64 hidden,
+                // const T* peep, T* h, float* c, T* y, i64 y_stride, i64 batch, i64 hidden,
                 // float clip, int input_forget); addresses derived from the checked facts.
                 unsafe {
                     dev.launch(
@@ -94,13 +144,16 @@ impl CudaKernel for LstmKernel {
                 }
             }
         }
-        Ok(())
+        match &self.cell {
+            Some(cell) => cell.narrow.run(dev, c_all, yc),
+            None => Ok(()),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::cuda::ops::testing::{check, values};
+    use crate::cuda::ops::testing::{check, check_f16, values};
     use crate::ir::ops::{Direction, Lstm};
     use crate::ir::Op;
 
@@ -127,6 +180,8 @@ mod tests {
                 values(&[d, 2, 8], 5),
             ];
             check(&op, &inputs, &[false, true, true, true, false], 1e-5);
+            // f16 activations and weights, f32 cell state.
+            check_f16(&op, &inputs, &[false, true, true, true, false], 1e-2);
         }
     }
 }

@@ -78,7 +78,7 @@ impl CudaKernel for SoftmaxKernel {
 
 #[cfg(test)]
 mod tests {
-    use crate::cuda::ops::testing::{check, values};
+    use crate::cuda::ops::testing::{check, check_f16, values};
     use crate::ir::ops::Softmax;
     use crate::ir::Op;
 
@@ -96,9 +96,16 @@ mod tests {
         );
         check(
             &Op::Softmax(Softmax { axis: 1, log: true }),
-            &[x],
+            &[x.clone()],
             &[false],
             1e-5,
+        );
+        // f16 in and out, max and sum in f32.
+        check_f16(
+            &Op::Softmax(Softmax { axis: 1, log: true }),
+            &[x],
+            &[false],
+            1e-2,
         );
         check(
             &Op::Softmax(Softmax {

@@ -1,0 +1,305 @@
+//! The precision a CUDA session computes in, and the device graph it runs: decided from the
+//! graph alone (no GPU), so `inspect --backend cuda` shows it and it is unit-tested here.
+//!
+//! fp32 runs the model's graph as it is. fp16 lowers it: every f32 value a node with an f16
+//! CUDA kernel produces becomes f16 on the device, f32 constants those nodes read are narrowed
+//! once at load, and `Cast` nodes are inserted where an f16 value meets something that needs
+//! f32 — the graph's inputs (one cast at entry) and outputs (one at exit), and nodes that run
+//! in f32 (no f16 kernel) or on the CPU. So the API boundary stays f32, integer inputs (token
+//! ids) pass untouched, and every op's own CUDA file decides what it supports, in either dtype.
+
+use std::borrow::Cow;
+
+use super::ops;
+use super::placement::Placement;
+use crate::ir::ops::Cast;
+use crate::ir::{Fact, Graph, Node, Op, TensorId, TensorInfo, WeightRef};
+use crate::tensor::{DType, TensorView};
+use crate::{Error, Result};
+
+/// What a CUDA session computes float tensors in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 everywhere, TF32 off: results match the CPU backend.
+    F32,
+    /// f16 activations and weights, f32 accumulation (cuDNN/cuBLAS tensor cores, our kernels
+    /// compute in f32 registers), f32 at the session's inputs and outputs.
+    F16,
+}
+
+impl Precision {
+    /// The default for a model: fp16 when its weights are stored as f16 (`compile --precision
+    /// fp16`), else fp32.
+    pub fn of(graph: &Graph) -> Precision {
+        let f16 = graph
+            .tensors
+            .iter()
+            .any(|t| t.weight.is_some_and(|w| w.stored == Some(DType::F16)));
+        if f16 {
+            Precision::F16
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// `fp32` or `fp16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "fp32",
+            Precision::F16 => "fp16",
+        }
+    }
+
+    /// The float dtype of activations.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::F16 => DType::F16,
+        }
+    }
+}
+
+/// The graph a CUDA session runs, with where each piece comes from.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub precision: Precision,
+    /// The device graph: the model's tensors first (same ids; dtypes may be f16), then added
+    /// ones (casts' outputs, narrowed constants).
+    pub graph: Graph,
+    /// Per device tensor: the model tensor whose value it holds (in its own dtype).
+    pub origin: Vec<TensorId>,
+    /// Per device node: the model node it runs, or None for an inserted cast.
+    pub node_origin: Vec<Option<usize>>,
+    /// Per model node: where it runs (before any kernel fails to build on the device).
+    pub placements: Vec<Placement>,
+    /// Per model node: the float dtype it computes in (None: its data input is not float, as
+    /// for the int8 ops).
+    pub node_dtype: Vec<Option<DType>>,
+}
+
+impl Lowered {
+    /// The device bytes of constant `t` of the device graph: the model's value, converted when
+    /// its dtype differs (f32 narrowed to f16, or widened back). None for non-constants.
+    pub fn constant<'m>(
+        &self,
+        t: TensorId,
+        model_constant: impl Fn(TensorId) -> Option<TensorView<'m>>,
+    ) -> Option<Result<Cow<'m, [u8]>>> {
+        self.graph.tensors[t].weight?;
+        let v = model_constant(self.origin[t])?;
+        let want = self.graph.tensors[t].dtype;
+        Some(if v.dtype == want {
+            Ok(Cow::Borrowed(v.data))
+        } else {
+            convert(v.data, v.dtype, want).map(Cow::Owned)
+        })
+    }
+}
+
+/// Converts little-endian float bytes between f32 and f16 (f16 rounds to nearest even).
+pub fn convert(data: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
+    match (from, to) {
+        (a, b) if a == b => Ok(data.to_vec()),
+        (DType::F32, DType::F16) => Ok(data
+            .chunks_exact(4)
+            .flat_map(|c| {
+                let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                half::f16::from_f32(v).to_le_bytes()
+            })
+            .collect()),
+        (DType::F16, DType::F32) => Ok(data
+            .chunks_exact(2)
+            .flat_map(|c| {
+                half::f16::from_le_bytes([c[0], c[1]])
+                    .to_f32()
+                    .to_le_bytes()
+            })
+            .collect()),
+        _ => Err(Error::Unsupported(format!(
+            "converting a {from} constant to {to}"
+        ))),
+    }
+}
+
+/// Per model node: where it runs and in which float dtype, at `precision`.
+pub fn placements(graph: &Graph, precision: Precision) -> Vec<(Placement, Option<DType>)> {
+    let l = lower(graph, precision);
+    l.placements.into_iter().zip(l.node_dtype).collect()
+}
+
+fn facts(graph: &Graph, ids: &[TensorId]) -> Vec<Fact> {
+    ids.iter().map(|&i| graph.tensors[i].fact()).collect()
+}
+
+fn is_float(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F16)
+}
+
+/// Where `op` runs with these facts: on the GPU, or on the CPU with the reason.
+fn place(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Placement {
+    match ops::supports(op, inputs, outputs) {
+        Ok(()) => Placement::Gpu,
+        Err(why) => Placement::Cpu(why),
+    }
+}
+
+/// Lowers `graph` for a session at `precision` (see the module documentation).
+pub fn lower(graph: &Graph, precision: Precision) -> Lowered {
+    lower_with(graph, precision, &[])
+}
+
+/// [`lower`], with model nodes flagged in `keep_f32` computing in f32 (a session flags those
+/// whose f16 kernel failed to build on the device, then lowers again).
+pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Lowered {
+    let n = graph.tensors.len();
+    // A node computes in the float type of its data (first) input; an int8 op (QConv, with
+    // an f32 bias) or an integer op has none.
+    let node_dtype = |node: &Node| -> Option<DType> {
+        let first = node.inputs.first().map(|&t| graph.tensors[t].dtype);
+        first.filter(|&d| is_float(d))
+    };
+    if precision == Precision::F32 {
+        return Lowered {
+            precision,
+            graph: graph.clone(),
+            origin: (0..n).collect(),
+            node_origin: (0..graph.nodes.len()).map(Some).collect(),
+            placements: graph
+                .nodes
+                .iter()
+                .map(|nd| {
+                    place(
+                        &nd.op,
+                        &facts(graph, &nd.inputs),
+                        &facts(graph, &nd.outputs),
+                    )
+                })
+                .collect(),
+            node_dtype: graph.nodes.iter().map(node_dtype).collect(),
+        };
+    }
+    let half = precision.dtype();
+    let mut b = Builder {
+        g: Graph {
+            tensors: graph.tensors.clone(),
+            nodes: Vec::with_capacity(graph.nodes.len() + 8),
+            inputs: graph.inputs.clone(),
+            outputs: Vec::with_capacity(graph.outputs.len()),
+        },
+        origin: (0..n).collect(),
+        node_origin: Vec::with_capacity(graph.nodes.len() + 8),
+        other: vec![None; n],
+    };
+    let mut placements = Vec::with_capacity(graph.nodes.len());
+    let mut dtypes = Vec::with_capacity(graph.nodes.len());
+    for (k, node) in graph.nodes.iter().enumerate() {
+        let orig_in = facts(graph, &node.inputs);
+        let narrow = |f: &Fact| match f.dtype {
+            DType::F32 => Fact::new(half, f.shape.clone()),
+            _ => f.clone(),
+        };
+        let half_in: Vec<Fact> = orig_in.iter().map(narrow).collect();
+        // An f16 kernel writes f16 where the model records f32 (a Cast writes what it says).
+        // The IR's own shape inference is f32-only for most float ops, so it is not asked.
+        let orig_out = facts(graph, &node.outputs);
+        let half_out: Vec<Fact> = match &node.op {
+            Op::Cast(_) => orig_out.clone(),
+            _ => orig_out.iter().map(narrow).collect(),
+        };
+        let in_half = half_in != orig_in
+            && !keep_f32.get(k).copied().unwrap_or(false)
+            && ops::supports(&node.op, &half_in, &half_out).is_ok();
+        if in_half {
+            for (&o, f) in node.outputs.iter().zip(&half_out) {
+                b.g.tensors[o].dtype = f.dtype;
+            }
+        }
+        let (want, placement, dtype) = if in_half {
+            (half_in, Placement::Gpu, Some(half))
+        } else {
+            let p = place(&node.op, &orig_in, &orig_out);
+            (orig_in, p, node_dtype(node))
+        };
+        let inputs = node
+            .inputs
+            .iter()
+            .zip(&want)
+            .map(|(&t, f)| b.get(t, f.dtype))
+            .collect();
+        b.g.nodes.push(Node {
+            name: node.name.clone(),
+            op: node.op.clone(),
+            inputs,
+            outputs: node.outputs.clone(),
+        });
+        b.node_origin.push(Some(k));
+        placements.push(placement);
+        dtypes.push(dtype);
+    }
+    for &o in &graph.outputs {
+        let t = b.get(o, graph.tensors[o].dtype);
+        b.g.outputs.push(t);
+    }
+    Lowered {
+        precision,
+        graph: b.g,
+        origin: b.origin,
+        node_origin: b.node_origin,
+        placements,
+        node_dtype: dtypes,
+    }
+}
+
+struct Builder {
+    g: Graph,
+    origin: Vec<TensorId>,
+    node_origin: Vec<Option<usize>>,
+    /// Per model tensor: its copy in the other float dtype, once made.
+    other: Vec<Option<TensorId>>,
+}
+
+impl Builder {
+    /// Model tensor `t` as `dtype` on the device: itself, or a converted copy (a narrowed
+    /// constant, or a cast inserted here, made once and shared by later readers).
+    fn get(&mut self, t: TensorId, dtype: DType) -> TensorId {
+        if self.g.tensors[t].dtype == dtype {
+            return t;
+        }
+        if let Some(c) = self.other[t] {
+            return c;
+        }
+        let src = &self.g.tensors[t];
+        let id = self.g.tensors.len();
+        let suffix = dtype.name();
+        // A constant stays a constant (converted at upload); the weight reference only marks
+        // it as one, with the length of its device bytes.
+        let weight = src.weight.map(|w| WeightRef {
+            offset: w.offset,
+            len: (src.shape.iter().product::<usize>() * dtype.size()) as u64,
+            stored: None,
+        });
+        self.g.tensors.push(TensorInfo {
+            name: format!("{}.{suffix}", src.name),
+            dtype,
+            shape: src.shape.clone(),
+            weight,
+            quant: None,
+        });
+        self.origin.push(t);
+        if weight.is_none() {
+            self.g.nodes.push(Node {
+                name: format!("{}/to_{suffix}", self.g.tensors[t].name),
+                op: Op::Cast(Cast { to: dtype }),
+                inputs: vec![t],
+                outputs: vec![id],
+            });
+            self.node_origin.push(None);
+        }
+        self.other[t] = Some(id);
+        id
+    }
+}
+
+#[cfg(test)]
+#[path = "precision_tests.rs"]
+mod tests;

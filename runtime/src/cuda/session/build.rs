@@ -1,0 +1,170 @@
+//! A session's load-time work: the device graph at the chosen precision, one kernel per node
+//! (CUDA, else CPU), and the weights uploaded once.
+//!
+//! An f16 kernel that fails to build on the device (say cuDNN has no f16 algorithm for one
+//! convolution) sends its node back to f32, and the graph is lowered again; an f32 kernel that
+//! fails to build moves its node to the CPU, as the fp32 path always did.
+
+use std::borrow::Cow;
+
+use cudarc::driver::result as dr;
+
+use super::ALIGN;
+use crate::cpu::ops::{self as cpu_ops, CpuKernel};
+use crate::cuda::device::{cuda_err, Device, DeviceBuffer};
+use crate::cuda::ops::{self, BuildCtx, CudaKernel};
+use crate::cuda::placement::Placement;
+use crate::cuda::precision::{lower_with, Lowered, Precision};
+use crate::ir::Fact;
+use crate::tensor::{DType, TensorView};
+use crate::{Error, Model, Result};
+
+/// The kernel of one device-graph node.
+pub(super) enum Kernel {
+    Gpu(Box<dyn CudaKernel>),
+    Cpu(Box<dyn CpuKernel>),
+}
+
+/// Everything `CudaSession::new` needs from the load.
+pub(super) struct Built {
+    pub lowered: Lowered,
+    /// Per model node, after building.
+    pub placements: Vec<Placement>,
+    /// Per device node.
+    pub kernels: Vec<Kernel>,
+    /// Device scratch and host scratch the kernels need.
+    pub scratch: usize,
+    pub host_scratch: usize,
+    pub weights: DeviceBuffer,
+    /// Per device tensor: its offset in `weights` (constants only).
+    pub const_offsets: Vec<Option<u64>>,
+}
+
+/// Lowers, builds and uploads; see the module documentation.
+pub(super) fn build(dev: &Device, model: &Model, precision: Precision) -> Result<Built> {
+    let mut keep_f32 = vec![false; model.graph().nodes.len()];
+    loop {
+        let lowered = lower_with(model.graph(), precision, &keep_f32);
+        match try_build(dev, model, lowered)? {
+            Ok(built) => return Ok(built),
+            // Each round flags nodes not flagged before, so this ends.
+            Err(failed) => failed.into_iter().for_each(|j| keep_f32[j] = true),
+        }
+    }
+}
+
+/// Builds every kernel of `lowered`, or returns the model nodes whose f16 kernel failed.
+fn try_build(
+    dev: &Device,
+    model: &Model,
+    lowered: Lowered,
+) -> Result<std::result::Result<Built, Vec<usize>>> {
+    let graph = &lowered.graph;
+    // Constants as the device holds them (narrowed copies made here, once).
+    let host: Vec<Option<Cow<[u8]>>> = (0..graph.tensors.len())
+        .map(|t| lowered.constant(t, |o| model.constant(o)).transpose())
+        .collect::<Result<_>>()?;
+    let mut placements = lowered.placements.clone();
+    let mut kernels = Vec::with_capacity(graph.nodes.len());
+    let mut failed_f16 = Vec::new();
+    let (mut scratch, mut host_scratch) = (0usize, 0usize);
+    for (k, node) in graph.nodes.iter().enumerate() {
+        let facts =
+            |ids: &[usize]| -> Vec<Fact> { ids.iter().map(|&i| graph.tensors[i].fact()).collect() };
+        let (inputs, outputs) = (facts(&node.inputs), facts(&node.outputs));
+        let consts: Vec<Option<TensorView>> = node
+            .inputs
+            .iter()
+            .map(|&i| {
+                let info = &graph.tensors[i];
+                host[i].as_deref().map(|data| TensorView {
+                    dtype: info.dtype,
+                    shape: &info.shape,
+                    data,
+                })
+            })
+            .collect();
+        let origin = lowered.node_origin[k];
+        let node_err = |e: Error| Error::Node {
+            index: origin.unwrap_or(k),
+            name: node.name.clone(),
+            op: node.op.name().into(),
+            msg: e.to_string(),
+        };
+        if origin.is_none_or(|j| placements[j].is_gpu()) {
+            let b = BuildCtx {
+                dev,
+                inputs: &inputs,
+                outputs: &outputs,
+                consts: &consts,
+            };
+            match ops::build(&node.op, &b) {
+                Ok(kernel) => {
+                    scratch = scratch.max(kernel.scratch_bytes());
+                    kernels.push(Kernel::Gpu(kernel));
+                    continue;
+                }
+                Err(e) => match origin {
+                    Some(j) if lowered.node_dtype[j] == Some(DType::F16) => {
+                        failed_f16.push(j);
+                        continue;
+                    }
+                    Some(j) => {
+                        placements[j] = Placement::Cpu(format!("CUDA kernel failed to build: {e}"))
+                    }
+                    // An inserted cast runs on the CPU like any other node.
+                    None => {}
+                },
+            }
+        }
+        let b = cpu_ops::BuildCtx {
+            inputs: &inputs,
+            outputs: &outputs,
+            consts: &consts,
+        };
+        let kernel = cpu_ops::build(&node.op, &b).map_err(node_err)?;
+        host_scratch = host_scratch.max(kernel.scratch_bytes());
+        kernels.push(Kernel::Cpu(kernel));
+    }
+    if !failed_f16.is_empty() {
+        return Ok(Err(failed_f16));
+    }
+    let (weights, const_offsets) = upload(dev, &host)?;
+    drop(host);
+    Ok(Ok(Built {
+        lowered,
+        placements,
+        kernels,
+        scratch,
+        host_scratch,
+        weights,
+        const_offsets,
+    }))
+}
+
+/// One device buffer holding every constant at its own aligned offset, uploaded once.
+fn upload(dev: &Device, host: &[Option<Cow<[u8]>>]) -> Result<(DeviceBuffer, Vec<Option<u64>>)> {
+    let mut offsets = vec![None; host.len()];
+    let mut len = 0usize;
+    for (id, c) in host.iter().enumerate() {
+        if let Some(c) = c {
+            offsets[id] = Some(len as u64);
+            len += c.len().div_ceil(ALIGN) * ALIGN;
+        }
+    }
+    let weights = DeviceBuffer::zeroed(dev, len)?;
+    for (off, c) in offsets.iter().zip(host) {
+        if let (Some(off), Some(c)) = (off, c) {
+            if !c.is_empty() {
+                // SAFETY: the buffer reserved `c.len()` bytes at `off` above.
+                unsafe { dr::memcpy_htod_sync(weights.ptr + off, &c[..]) }
+                    .map_err(|e| cuda_err("uploading weights", e))?;
+            }
+        }
+    }
+    // The uploads above ran on the legacy stream: finish them before our stream reads.
+    dev.ctx
+        .synchronize()
+        .map_err(|e| cuda_err("uploading weights", e))?;
+    Ok((weights, offsets))
+}

@@ -1,0 +1,326 @@
+//! Executes a planned graph on the GPU, in fp32 or fp16.
+//!
+//! Load (`build`): the model's graph is lowered for the session's precision
+//! (`cuda::precision`: fp16 narrows activations and weights, with casts at the edges); every
+//! constant of that graph is uploaded once into one device buffer; each node gets a CUDA kernel
+//! or, when it has none, a CPU kernel plus explicit copies (device → host before, host → device
+//! after). The memory plan is the CPU backend's (`cpu::plan`) over the lowered graph, laid over
+//! one device arena. Running (`exec`): consecutive GPU nodes form a segment; each segment is
+//! captured as a CUDA graph after one warm-up run, so an inference is one graph launch per
+//! segment (one in total when every node is on the GPU). Inputs and outputs go through one page-locked host
+//! buffer: copied in and out inside the graph on discrete GPUs, mapped and used in place on
+//! integrated ones (Jetson). `run` allocates nothing.
+
+mod build;
+mod exec;
+
+use std::sync::Arc;
+
+use self::build::Kernel;
+use self::exec::{segments, Segment, Step};
+use super::device::{cuda_err, Device, DeviceBuffer, HostBuffer};
+use super::placement::Placement;
+use super::precision::{Lowered, Precision};
+use crate::cpu::plan::{self, MemoryPlan, Slot};
+use crate::ir::TensorId;
+use crate::tensor::{AlignedBuf, DType, TensorView};
+use crate::{Error, Model, Result, Tensor};
+
+/// Options of a CUDA session.
+#[derive(Debug, Clone)]
+pub struct CudaOptions {
+    /// Which GPU.
+    pub ordinal: usize,
+    /// NVRTC target (`sm_87`); default: the device's compute capability. A board profile sets it.
+    pub arch: Option<String>,
+    /// Map inputs and outputs instead of copying; default: when the GPU is integrated.
+    pub mapped_io: Option<bool>,
+    /// Capture CUDA graphs (default); off launches node by node (for debugging and comparison).
+    pub graphs: bool,
+    /// What float tensors compute in; default: fp16 when the model's weights are stored as f16
+    /// (`compile --precision fp16`), else fp32 ([`Precision::of`]).
+    pub precision: Option<Precision>,
+}
+
+impl Default for CudaOptions {
+    fn default() -> Self {
+        CudaOptions {
+            ordinal: 0,
+            arch: None,
+            mapped_io: None,
+            graphs: true,
+            precision: None,
+        }
+    }
+}
+
+/// One graph input or output in the pinned I/O buffer.
+struct IoSlot {
+    tensor: TensorId,
+    host_offset: usize,
+    dev: u64,
+    len: usize,
+}
+
+/// A model ready to run on the GPU.
+pub struct CudaSession {
+    model: Arc<Model>,
+    /// The graph that runs (the model's, or its fp16 lowering); steps are its nodes.
+    lowered: Lowered,
+    plan: MemoryPlan,
+    /// Per model node.
+    placements: Vec<Placement>,
+    steps: Vec<Step>,
+    segments: Vec<Segment>,
+    // Field order is drop order: graphs and kernels (above) before the memory they use, the
+    // memory before the device.
+    io: HostBuffer,
+    inputs: Vec<IoSlot>,
+    outputs: Vec<IoSlot>,
+    mapped: bool,
+    host: AlignedBuf,
+    host_scratch: AlignedBuf,
+    _weights: DeviceBuffer,
+    _arena: DeviceBuffer,
+    dev: Device,
+}
+
+// SAFETY: the session owns its device resources; `run` takes &mut self, so nothing is shared.
+unsafe impl Send for CudaSession {}
+
+/// Root storage of each tensor: views resolve to their input's root (as in `cpu::plan`).
+fn roots(g: &crate::ir::Graph) -> Vec<TensorId> {
+    let mut root: Vec<TensorId> = (0..g.tensors.len()).collect();
+    for n in &g.nodes {
+        if n.op.is_view() {
+            root[n.outputs[0]] = root[n.inputs[0]];
+        }
+    }
+    root
+}
+
+const ALIGN: usize = 256;
+
+impl CudaSession {
+    pub fn new(model: Arc<Model>, opts: &CudaOptions) -> Result<CudaSession> {
+        let dev = Device::open(opts.ordinal, opts.arch.as_deref())?;
+        let mapped = opts.mapped_io.unwrap_or(dev.info.integrated);
+        let precision = opts
+            .precision
+            .unwrap_or_else(|| Precision::of(model.graph()));
+        let built = build::build(&dev, &model, precision)?;
+        let graph = &built.lowered.graph;
+        let (weights, const_offsets) = (built.weights, built.const_offsets);
+        let scratch = built.scratch;
+        let plan = plan::plan(graph, scratch.div_ceil(ALIGN) * ALIGN)?;
+        let arena = DeviceBuffer::zeroed(&dev, plan.arena_bytes())?;
+
+        // Inputs and outputs in one pinned buffer.
+        let root = roots(graph);
+        let mut io_offsets: Vec<(TensorId, usize, usize)> = Vec::new();
+        let mut io_len = 0usize;
+        for &t in graph.inputs.iter().chain(&graph.outputs) {
+            let len = graph.tensors[t].byte_len();
+            io_offsets.push((t, io_len, len));
+            io_len += len.div_ceil(ALIGN) * ALIGN;
+        }
+        let io = HostBuffer::new(&dev, io_len, mapped)?;
+        // Mapped: a graph input or output root (not a constant) lives in the I/O buffer.
+        let mut remap: std::collections::HashMap<TensorId, u64> = Default::default();
+        if let (true, Some(base)) = (mapped, io.dev_ptr) {
+            for &(t, off, _) in &io_offsets {
+                let r = root[t];
+                if graph.tensors[r].weight.is_none() {
+                    remap.entry(r).or_insert(base + off as u64);
+                }
+            }
+        }
+        let ptr = |t: TensorId| -> u64 {
+            if let Some(&p) = remap.get(&root[t]) {
+                return p;
+            }
+            match plan.slots[t] {
+                Slot::Const(r) => weights.ptr + const_offsets[r].unwrap_or(0),
+                Slot::Arena { offset, .. } => arena.ptr + offset as u64,
+            }
+        };
+        let slot = |&(t, host_offset, len): &(TensorId, usize, usize)| IoSlot {
+            tensor: t,
+            host_offset,
+            dev: ptr(t),
+            len,
+        };
+        let n_in = graph.inputs.len();
+        let inputs: Vec<IoSlot> = io_offsets[..n_in].iter().map(slot).collect();
+        let outputs: Vec<IoSlot> = io_offsets[n_in..].iter().map(slot).collect();
+
+        // Steps, with explicit copies around CPU nodes.
+        let host_offset = |t: TensorId| match plan.slots[t] {
+            Slot::Arena { offset, len } => Some((offset, len)),
+            Slot::Const(_) => None,
+        };
+        let mut steps = Vec::with_capacity(graph.nodes.len());
+        for (k, (node, kernel)) in graph.nodes.iter().zip(built.kernels).enumerate() {
+            steps.push(match kernel {
+                Kernel::Gpu(kernel) => Step::Gpu {
+                    kernel,
+                    inputs: node.inputs.iter().map(|&t| ptr(t)).collect(),
+                    outputs: node.outputs.iter().map(|&t| ptr(t)).collect(),
+                },
+                Kernel::Cpu(kernel) => {
+                    let copies = |ids: &[TensorId]| -> Vec<(u64, usize, usize)> {
+                        ids.iter()
+                            .filter_map(|&t| host_offset(t).map(|(o, l)| (ptr(t), o, l)))
+                            .collect()
+                    };
+                    Step::Cpu {
+                        node: k,
+                        kernel,
+                        to_host: copies(&node.inputs),
+                        to_device: copies(&node.outputs),
+                    }
+                }
+            });
+        }
+        let any_cpu = steps.iter().any(|s| matches!(s, Step::Cpu { .. }));
+        let host = AlignedBuf::zeroed(if any_cpu { plan.tensor_bytes } else { 0 });
+
+        let mut session = CudaSession {
+            segments: segments(&steps),
+            model,
+            lowered: built.lowered,
+            plan,
+            placements: built.placements,
+            steps,
+            io,
+            inputs,
+            outputs,
+            mapped,
+            host,
+            host_scratch: AlignedBuf::zeroed(built.host_scratch),
+            _weights: weights,
+            _arena: arena,
+            dev,
+        };
+        // One eager run (libraries finish their lazy set-up), then capture.
+        session.run()?;
+        if opts.graphs {
+            session.capture()?;
+        }
+        Ok(session)
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+    pub fn plan(&self) -> &MemoryPlan {
+        &self.plan
+    }
+    pub fn device(&self) -> &super::DeviceInfo {
+        &self.dev.info
+    }
+    /// Where each model node runs (after building: a kernel that failed to build moved to the
+    /// CPU).
+    pub fn placements(&self) -> &[Placement] {
+        &self.placements
+    }
+    /// What float tensors compute in.
+    pub fn precision(&self) -> Precision {
+        self.lowered.precision
+    }
+    /// Per model node: the float dtype it computes in (None: an int8 or integer op), after building
+    /// (an f16 kernel that failed to build ran its node in f32).
+    pub fn node_dtypes(&self) -> &[Option<DType>] {
+        &self.lowered.node_dtype
+    }
+    /// The graph the GPU runs: the model's, or its fp16 lowering (with the inserted casts).
+    pub fn device_graph(&self) -> &crate::ir::Graph {
+        &self.lowered.graph
+    }
+    /// CUDA graphs launched per inference (0 when graphs are off).
+    pub fn graph_launches(&self) -> usize {
+        self.segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Gpu { graph: Some(_), .. }))
+            .count()
+    }
+    /// Whether inputs and outputs are mapped host memory (integrated GPUs).
+    pub fn mapped_io(&self) -> bool {
+        self.mapped
+    }
+
+    /// Writes input `index` into the pinned I/O buffer. Shape and dtype must match.
+    pub fn set_input(&mut self, index: usize, value: TensorView) -> Result<()> {
+        let graph = &self.lowered.graph;
+        let Some(slot) = self.inputs.get(index) else {
+            return Err(Error::invalid(format!(
+                "the model has {} inputs, no input #{index}",
+                graph.inputs.len()
+            )));
+        };
+        let info = &graph.tensors[slot.tensor];
+        if value.dtype != info.dtype || value.shape != &info.shape[..] {
+            return Err(Error::BadInput {
+                name: info.name.clone(),
+                msg: format!(
+                    "expected {} {:?}, got {} {:?}",
+                    info.dtype, info.shape, value.dtype, value.shape
+                ),
+            });
+        }
+        let (off, len) = (slot.host_offset, slot.len);
+        self.io.as_mut_slice()[off..off + len].copy_from_slice(value.data);
+        Ok(())
+    }
+
+    /// Output `index` of the last run.
+    pub fn output(&self, index: usize) -> TensorView<'_> {
+        let slot = &self.outputs[index];
+        let info = &self.lowered.graph.tensors[slot.tensor];
+        TensorView {
+            dtype: info.dtype,
+            shape: &info.shape,
+            data: &self.io.as_slice()[slot.host_offset..slot.host_offset + slot.len],
+        }
+    }
+
+    /// Runs the graph on the inputs set: one graph launch per segment, CPU nodes in between.
+    pub fn run(&mut self) -> Result<()> {
+        for s in 0..self.segments.len() {
+            match &self.segments[s] {
+                Segment::Gpu { graph: Some(g), .. } => {
+                    g.launch().map_err(|e| cuda_err("CUDA graph launch", e))?
+                }
+                Segment::Gpu {
+                    steps, first, last, ..
+                } => self.enqueue(steps.clone(), *first, *last)?,
+                Segment::Cpu(k) => self.run_cpu(*k)?,
+            }
+        }
+        self.dev.synchronize()
+    }
+
+    /// Convenience: sets every input, runs, and copies the outputs out (allocates the results).
+    pub fn run_tensors(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let n = self.inputs.len();
+        if inputs.len() != n {
+            return Err(Error::invalid(format!(
+                "the model takes {n} inputs, {} given",
+                inputs.len()
+            )));
+        }
+        for (i, t) in inputs.iter().enumerate() {
+            self.set_input(i, t.view())?;
+        }
+        self.run()?;
+        (0..self.outputs.len())
+            .map(|i| {
+                let v = self.output(i);
+                Tensor::from_bytes(v.dtype, v.shape, v.data)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
