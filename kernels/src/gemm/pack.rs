@@ -167,14 +167,38 @@ pub(crate) fn packed_b_len(isa: &Isa, k: usize, n: usize) -> usize {
 }
 
 /// Packs all of `b` (`k × n`) for [`super::PackedB`]: for each `KC` block of depth in turn,
-/// all of its `NR`-wide strips. `dst` holds [`packed_b_len`] floats.
+/// all of its `NR`-wide strips. `dst` holds [`packed_b_len`] floats. Large operands (a
+/// classifier's weights run to tens of megabytes) are packed by several threads, runs of
+/// strips each, which shortens the model's load.
 pub(crate) fn pack_b_full(isa: &Isa, b: Raw, k: usize, n: usize, dst: &mut [f32]) {
+    use rayon::prelude::*;
+    /// Floats below which one thread packs everything.
+    const PAR_MIN: usize = 1 << 20;
+    /// Strips per task when packing in parallel.
+    const STRIPS: usize = 16;
     assert!(dst.len() >= packed_b_len(isa, k, n));
     let np = n.next_multiple_of(isa.nr);
+    let parallel = packed_b_len(isa, k, n) >= PAR_MIN;
     for p0 in (0..k).step_by(isa.kc) {
         let kc = isa.kc.min(k - p0);
-        // SAFETY: `b` was bounds-checked for k × n; this block occupies dst[p0·np ..
-        // p0·np + kc·np], inside the length asserted above.
-        unsafe { pack_b(isa.nr, b, p0, kc, 0, n, dst.as_mut_ptr().add(p0 * np)) };
+        let block = &mut dst[p0 * np..p0 * np + kc * np];
+        let run = |(t, d): (usize, &mut [f32])| {
+            let j0 = t * STRIPS * isa.nr;
+            let nc = (STRIPS * isa.nr).min(n - j0);
+            // SAFETY: `b` was bounds-checked for k × n; these strips occupy `d`, which holds
+            // kc·round_up(nc, NR) floats.
+            unsafe { pack_b(isa.nr, b, p0, kc, j0, nc, d.as_mut_ptr()) };
+        };
+        if parallel {
+            block
+                .par_chunks_mut(STRIPS * isa.nr * kc)
+                .enumerate()
+                .for_each(run);
+        } else {
+            block
+                .chunks_mut(STRIPS * isa.nr * kc)
+                .enumerate()
+                .for_each(run);
+        }
     }
 }

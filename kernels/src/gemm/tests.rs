@@ -412,6 +412,8 @@ fn packed_b_matches_naive() {
         (1, 2100, 600, 2),
         (1, 33, 5, 1),
         (9, 65, 257, 1),
+        // Packed by several threads (over 2^20 floats), with a last run of strips cut short.
+        (3, 2100, 520, 1),
     ] {
         cases.push(Case {
             m,

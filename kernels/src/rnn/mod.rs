@@ -110,6 +110,9 @@ pub struct RnnWeights<'a> {
     /// Rᵀ of each direction (`[H, G·H]`) packed by [`crate::gemm::pack_b`], when R is a
     /// constant: the recurrent GEMM then repacks nothing per step. Used by [`lstm`].
     pub r_packed: Option<&'a [PackedB]>,
+    /// `w_t` packed by [`crate::gemm::pack_b`], when W is a constant: the projection then
+    /// repacks nothing per call.
+    pub w_packed: Option<&'a PackedB>,
 }
 
 /// LSTM-only inputs.
@@ -168,7 +171,10 @@ impl RnnProducts for FloatProducts<'_, '_> {
     fn project(&mut self, x: &[f32], rows: usize, proj: &mut [f32]) {
         let (i, n) = (self.d.input, self.d.dirs * self.gh);
         let xm = MatRef::row_major(&x[..rows * i], rows, i);
-        sgemm(rows, n, i, xm, self.w.w_t, proj, n, 1.0, 1.0, self.threads);
+        match self.w.w_packed {
+            Some(wp) => sgemm_packed_b(xm, wp, proj, n, 1.0, 1.0, self.threads),
+            None => sgemm(rows, n, i, xm, self.w.w_t, proj, n, 1.0, 1.0, self.threads),
+        }
     }
 
     fn recur(
@@ -198,19 +204,6 @@ impl RnnProducts for FloatProducts<'_, '_> {
             }
         }
     }
-}
-
-/// Returns `data` (a dense row-major `rows × cols` matrix) transposed, dense row-major.
-/// Packing `W [D·G·H, I]` this way gives the `w_t` layout directly.
-pub fn pack_transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    assert!(data.len() >= rows * cols, "pack_transposed: short input");
-    let mut out = vec![0.0; rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
 }
 
 /// Scratch, in f32 elements, that [`lstm`] needs.

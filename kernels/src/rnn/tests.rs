@@ -3,15 +3,6 @@
 use super::*;
 use crate::activation::sigmoid;
 
-#[test]
-fn pack_transposed_swaps_axes() {
-    let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-    assert_eq!(
-        pack_transposed(&a, 2, 3),
-        vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
-    );
-}
-
 /// One-step, one-unit LSTM against the formula by hand.
 #[test]
 fn lstm_single_unit_matches_formula() {
@@ -30,6 +21,7 @@ fn lstm_single_unit_matches_formula() {
         w_t: MatRef::row_major(&wv, 1, 4),
         r_t: MatRef::row_major(&rv, 1, 4),
         r_packed: None,
+        w_packed: None,
         bias: None,
         h0: Some(&[0.5]),
         clip: None,
@@ -124,6 +116,7 @@ fn lanes_match_one_thread() {
                 w_t: MatRef::row_major(&w_t, d.input, d.dirs * gh),
                 r_t: r_m,
                 r_packed: Some(&packed),
+                w_packed: None,
                 bias: Some(&bias),
                 h0: Some(&h0),
                 clip: None,

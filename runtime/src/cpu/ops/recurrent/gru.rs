@@ -50,6 +50,7 @@ impl CpuKernel for GruKernel {
             w_t,
             r_t,
             r_packed: None,
+            w_packed: self.rec.w_packed(),
             bias,
             h0,
             clip: op.clip,

@@ -50,6 +50,7 @@ impl CpuKernel for LstmKernel {
         let weights = RnnWeights {
             w_t,
             r_t,
+            w_packed: self.rec.w_packed(),
             r_packed: self.rec.r_packed(),
             bias,
             h0,

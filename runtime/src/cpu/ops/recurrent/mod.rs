@@ -8,7 +8,7 @@ pub mod lstm;
 pub(crate) mod tests;
 
 use edgefuse_kernels::gemm::{pack_b, MatRef, PackedB};
-use edgefuse_kernels::rnn::{self, RnnDims};
+use edgefuse_kernels::rnn::RnnDims;
 
 use crate::cpu::ops::BuildCtx;
 use crate::ir::ops::Direction;
@@ -22,10 +22,8 @@ pub(super) struct Recurrent {
     gates: usize,
     input_lens: Vec<usize>,
     output_lens: Vec<usize>,
-    /// Wᵀ `[I, D·G·H]`, when W is a constant.
-    w_t: Option<Vec<f32>>,
-    /// Rᵀ `[H, D·G·H]`, when R is a constant.
-    r_t: Option<Vec<f32>>,
+    /// Wᵀ (`[I, D·G·H]`) packed for the input projection, when W is a constant.
+    w_packed: Option<PackedB>,
     /// Each direction's block of Rᵀ packed for the recurrent GEMM, when R is a constant.
     r_packed: Option<Vec<PackedB>>,
 }
@@ -43,21 +41,20 @@ impl Recurrent {
         if b.outputs.iter().any(|f| f.dtype != DType::F32) {
             return Err(Error::invalid("recurrent outputs must be f32"));
         }
+        // Both are packed straight from the transposed views of W and R (no transposed copy).
         let gh = dims.dirs * gates * hidden;
-        let pack = |k: usize, cols: usize| {
-            b.consts
-                .get(k)
-                .and_then(|c| c.as_ref())
-                .map(|v| rnn::pack_transposed(v.typed::<f32>(), gh, cols))
-        };
-        let r_t = pack(2, hidden);
+        let constant = |k: usize| b.consts.get(k).and_then(|c| c.as_ref());
+        let w_packed = constant(1).map(|w| {
+            let wt = MatRef::transposed(w.typed::<f32>(), dims.input, gh);
+            pack_b(wt, dims.input, gh)
+        });
         let g1 = gates * hidden;
-        let r_packed = r_t.as_ref().map(|r| {
-            let all = MatRef::row_major(r, hidden, gh);
+        let r_packed = constant(2).map(|r| {
+            let all = MatRef::transposed(r.typed::<f32>(), hidden, gh);
             (0..dims.dirs)
                 .map(|d| {
                     let block = MatRef {
-                        data: &all.data[d * g1..],
+                        data: &all.data[d * g1 * hidden..],
                         cols: g1,
                         ..all
                     };
@@ -70,8 +67,7 @@ impl Recurrent {
             gates,
             input_lens: b.inputs.iter().map(|f| f.len()).collect(),
             output_lens: b.outputs.iter().map(|f| f.len()).collect(),
-            w_t: pack(1, dims.input),
-            r_t,
+            w_packed,
             r_packed,
         })
     }
@@ -111,17 +107,18 @@ impl Recurrent {
         self.r_packed.as_deref()
     }
 
-    /// Wᵀ and Rᵀ: the packed copies, or transposed views of the W and R inputs.
-    pub fn weights<'a>(&'a self, inputs: &[TensorView<'a>]) -> (MatRef<'a>, MatRef<'a>) {
+    /// Wᵀ packed for the projection, when W is a constant.
+    pub fn w_packed(&self) -> Option<&PackedB> {
+        self.w_packed.as_ref()
+    }
+
+    /// Wᵀ and Rᵀ as transposed views of the W and R inputs.
+    pub fn weights<'a>(&self, inputs: &[TensorView<'a>]) -> (MatRef<'a>, MatRef<'a>) {
         let d = &self.dims;
         let gh = d.dirs * self.gates * d.hidden;
-        let view = |packed: &'a Option<Vec<f32>>, input: &TensorView<'a>, k: usize| match packed {
-            Some(p) => MatRef::row_major(p, k, gh),
-            None => MatRef::transposed(input.typed::<f32>(), k, gh),
-        };
         (
-            view(&self.w_t, &inputs[1], d.input),
-            view(&self.r_t, &inputs[2], d.hidden),
+            MatRef::transposed(inputs[1].typed::<f32>(), d.input, gh),
+            MatRef::transposed(inputs[2].typed::<f32>(), d.hidden, gh),
         )
     }
 }
