@@ -83,6 +83,7 @@ fn matches_direct_convolution() {
         (2, 5, 7, 6, 7, 1),
         (1, 300, 16, 5, 6, 1),
         (4, 8, 40, 3, 3, 0),
+        (1, 12, 10, 6, 9, 2),
     ];
     for (i, &(n, c, m, ih, iw, pad)) in cases.iter().enumerate() {
         let g = window(ih, iw, pad);
