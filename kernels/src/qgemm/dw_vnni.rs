@@ -11,8 +11,12 @@
 //! the same order, as [`super::depthwise`]) gives the same bytes as the fp32-plan path, which
 //! the tests check. Rows of 16 output bytes per pixel are transposed back into NCHW planes.
 //!
-//! Used for byte outputs, dilation 1 and kernels up to 8 wide whose weights fit i8; everything
-//! else takes [`super::depthwise::run_block`].
+//! Weights that do not fit i8 (u8 weights minus a zero point span −255…255) are split as
+//! `w = 2·hi + lo` with `hi` in i8 and `lo` in {0, 1}: two `vpdpbusd` per load, the same exact
+//! integer sum.
+//!
+//! Used for byte outputs, dilation 1 and kernels up to 8 wide whose weights lie in −256…255;
+//! everything else takes [`super::depthwise::run_block`].
 
 use std::arch::x86_64::*;
 
@@ -39,6 +43,28 @@ pub struct DwVnni {
     /// Output rows per band and the input rows they read.
     band: usize,
     bh: usize,
+}
+
+/// Filters packed by [`DwVnni::pack`]: per block of 16 channels, one block of i8 weights, or
+/// `hi` then `lo` when split.
+#[derive(Debug, Clone)]
+pub struct Filters {
+    data: Vec<i8>,
+    per: usize,
+    split: bool,
+}
+
+impl Filters {
+    /// Whether the weights are split into `2·hi + lo`.
+    pub fn split(&self) -> bool {
+        self.split
+    }
+
+    /// The packed filters of channel block `b` (channels `16b..`).
+    pub fn block(&self, b: usize) -> &[i8] {
+        let len = if self.split { 2 * self.per } else { self.per };
+        &self.data[b * len..(b + 1) * len]
+    }
 }
 
 impl DwVnni {
@@ -81,25 +107,34 @@ impl DwVnni {
 
     /// The filters (`[channel][kh·kw]`, weights minus their zero point) packed per block of 16
     /// channels as `[kh][groups][64]` i8: byte `4c + t` of group `q` is tap `4q + t` of
-    /// channel `c`. None when a weight does not fit i8.
-    pub fn pack(&self, w: &[i32], channels: usize) -> Option<Vec<i8>> {
+    /// channel `c` (split into a `hi` and a `lo` block when some weight does not fit i8). None
+    /// when a weight lies outside −256…255.
+    pub fn pack(&self, w: &[i32], channels: usize) -> Option<Filters> {
         let (kh, kw) = (self.g.kh, self.g.kw);
-        if w.len() != channels * kh * kw || w.iter().any(|&v| !(-128..=127).contains(&v)) {
+        if w.len() != channels * kh * kw || w.iter().any(|&v| !(-256..=255).contains(&v)) {
             return None;
         }
-        let per = kh * self.groups * 64;
-        let mut out = vec![0i8; channels.div_ceil(LANES) * per];
+        let split = w.iter().any(|&v| !(-128..=127).contains(&v));
+        let per = self.block_weights();
+        let planes = if split { 2 } else { 1 };
+        let mut data = vec![0i8; channels.div_ceil(LANES) * per * planes];
         for c in 0..channels {
             let (b, l) = (c / LANES, c % LANES);
             for ki in 0..kh {
                 for kj in 0..kw {
                     let (q, t) = (kj / 4, kj % 4);
-                    out[b * per + (ki * self.groups + q) * 64 + 4 * l + t] =
-                        w[(c * kh + ki) * kw + kj] as i8;
+                    let at = b * per * planes + (ki * self.groups + q) * 64 + 4 * l + t;
+                    let v = w[(c * kh + ki) * kw + kj];
+                    if split {
+                        data[at] = v.div_euclid(2) as i8;
+                        data[at + per] = v.rem_euclid(2) as i8;
+                    } else {
+                        data[at] = v as i8;
+                    }
                 }
             }
         }
-        Some(out)
+        Some(Filters { data, per, split })
     }
 
     /// Bytes of packed filters per block.
@@ -109,7 +144,8 @@ impl DwVnni {
 
     /// Convolves `channels ≤ 16` consecutive channels: `x` holds their input planes (byte ^
     /// `xor` is the u8 value, zero point `zx`), `w` their block of [`pack`](Self::pack)ed
-    /// filters and `sums` each channel's Σw; channel `c`'s `acc·mult[c] + add[c]` is
+    /// filters ([`Filters::block`], split as [`Filters::split`] says) and `sums` each
+    /// channel's Σw; channel `c`'s `acc·mult[c] + add[c]` is
     /// requantized by `kind` (byte outputs only) into its plane of `out`.
     #[allow(clippy::too_many_arguments)]
     pub fn run_block(
@@ -119,6 +155,7 @@ impl DwVnni {
         xor: u8,
         zx: i32,
         w: &[i8],
+        split: bool,
         sums: &[i32],
         mult: &[f32],
         add: &[f32],
@@ -140,7 +177,7 @@ impl DwVnni {
             "dw_vnni: output too small"
         );
         assert!(
-            w.len() >= self.block_weights(),
+            w.len() >= self.block_weights() * if split { 2 } else { 1 },
             "dw_vnni: filters too small"
         );
         assert!(sums.len() >= channels && mult.len() >= channels && add.len() >= channels);
@@ -162,12 +199,18 @@ impl DwVnni {
         };
         // SAFETY: `new` returned this plan only on a CPU with AVX-512 F/BW/VNNI/VBMI; every
         // length the kernel relies on is asserted above.
-        unsafe { self.block(channels, x, xor, zx as u8, w, &e, out, scratch) }
+        unsafe {
+            if split {
+                self.block::<true>(channels, x, xor, zx as u8, w, &e, out, scratch)
+            } else {
+                self.block::<false>(channels, x, xor, zx as u8, w, &e, out, scratch)
+            }
+        }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn block(
+    unsafe fn block<const SPLIT: bool>(
         &self,
         channels: usize,
         x: &[u8],
@@ -184,8 +227,13 @@ impl DwVnni {
         let idx: [u8; 64] = std::array::from_fn(|i| ((i % 4) * 16 + i / 4) as u8);
         let idx = _mm512_loadu_si512(idx.as_ptr() as *const _);
         let mut wv = [_mm512_setzero_si512(); 2 * MAX_ROWS];
-        for (i, v) in wv.iter_mut().enumerate().take(g.kh * self.groups) {
-            *v = _mm512_loadu_si512(w[i * 64..].as_ptr() as *const _);
+        let mut wl = [_mm512_setzero_si512(); 2 * MAX_ROWS];
+        let per = self.block_weights();
+        for i in 0..g.kh * self.groups {
+            wv[i] = _mm512_loadu_si512(w[i * 64..].as_ptr() as *const _);
+            if SPLIT {
+                wl[i] = _mm512_loadu_si512(w[per + i * 64..].as_ptr() as *const _);
+            }
         }
         let corr = _mm512_loadu_si512(e.corr.as_ptr() as *const _);
         let (mult, add) = (
@@ -207,15 +255,28 @@ impl DwVnni {
             for oy in oy0..oy0 + rows {
                 let base = buf.as_ptr().add((oy * g.sh - py0) * row_bytes);
                 for ox in 0..g.ow {
-                    let mut acc = corr;
+                    let (mut acc, mut acc_lo) = (corr, _mm512_setzero_si512());
                     for ki in 0..g.kh {
                         let r = base.add(ki * row_bytes + ox * g.sw * LANES);
                         for q in 0..self.groups {
                             // SAFETY: `cols` covers the last pixel's last group of four.
                             let v = _mm512_loadu_si512(r.add(q * 64) as *const _);
                             let v = _mm512_permutexvar_epi8(idx, v);
-                            acc = _mm512_dpbusd_epi32(acc, v, wv[ki * self.groups + q]);
+                            let i = ki * self.groups + q;
+                            if SPLIT {
+                                // Σx·hi here; the corrected sum is corr + 2·Σx·hi + Σx·lo.
+                                acc = _mm512_dpbusd_epi32(acc, v, wv[i]);
+                                acc_lo = _mm512_dpbusd_epi32(acc_lo, v, wl[i]);
+                            } else {
+                                acc = _mm512_dpbusd_epi32(acc, v, wv[i]);
+                            }
                         }
+                    }
+                    if SPLIT {
+                        // acc holds corr + Σx·hi: double the Σx·hi part only.
+                        let sum_hi = _mm512_sub_epi32(acc, corr);
+                        let twice = _mm512_slli_epi32(sum_hi, 1);
+                        acc = _mm512_add_epi32(corr, _mm512_add_epi32(twice, acc_lo));
                     }
                     // The f32 path's epilogue: mul, add, + zp, max lo, min hi, + MAGIC.
                     let mut y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult), add);
@@ -442,10 +503,20 @@ mod tests {
                 eprintln!("dw_vnni: skipped, this CPU lacks AVX-512 VNNI/VBMI");
                 return;
             };
-            for (channels, xor, zx) in [(16, 0u8, 7i32), (5, 0x80, 131), (16, 0x80, 128)] {
+            // The last two have weights past i8 (u8 weights minus a zero point): split filters.
+            for (channels, xor, zx, wide) in [
+                (16, 0u8, 7i32, false),
+                (5, 0x80, 131, false),
+                (16, 0x80, 128, false),
+                (16, 0, 3, true),
+                (7, 0x80, 200, true),
+            ] {
                 let x: Vec<u8> = (0..channels * g.in_size()).map(|_| next() as u8).collect();
                 let w: Vec<i32> = (0..channels * g.taps())
-                    .map(|_| (next() % 255) as i32 - 127)
+                    .map(|_| match wide {
+                        false => (next() % 255) as i32 - 127,
+                        true => (next() % 511) as i32 - 255,
+                    })
                     .collect();
                 let sums: Vec<i32> = w.chunks(g.taps()).map(|c| c.iter().sum()).collect();
                 let mult: Vec<f32> = (0..channels).map(|c| 0.0007 * (c + 1) as f32).collect();
@@ -455,7 +526,8 @@ mod tests {
                     lo: 0.0,
                     hi: 255.0,
                 };
-                let packed = p.pack(&w, channels).expect("weights fit i8");
+                let packed = p.pack(&w, channels).expect("weights within -256..=255");
+                assert_eq!(packed.split(), wide);
                 let mut got = vec![0u8; channels * g.out_size()];
                 let mut scratch = vec![0u8; p.scratch_bytes()];
                 p.run_block(
@@ -463,7 +535,8 @@ mod tests {
                     &x,
                     xor,
                     zx,
-                    &packed,
+                    packed.block(0),
+                    packed.split(),
                     &sums,
                     &mult,
                     &add,
@@ -494,7 +567,10 @@ mod tests {
                     );
                     c0 += n;
                 }
-                assert_eq!(got, want, "geometry {gi}, {channels} channels, xor {xor}");
+                assert_eq!(
+                    got, want,
+                    "geometry {gi}, {channels} channels, xor {xor}, wide {wide}"
+                );
             }
         }
     }

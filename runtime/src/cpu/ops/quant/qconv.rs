@@ -10,7 +10,7 @@
 use edgefuse_kernels::conv::{im2col_u8_ld, DepthwisePlan, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
 #[cfg(target_arch = "x86_64")]
-use edgefuse_kernels::qgemm::dw_vnni::DwVnni;
+use edgefuse_kernels::qgemm::dw_vnni::{DwVnni, Filters};
 use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR, NR};
 use rayon::prelude::*;
 
@@ -59,7 +59,7 @@ struct QConvKernel {
 #[cfg(target_arch = "x86_64")]
 struct Vnni {
     plan: DwVnni,
-    w: Vec<i8>,
+    w: Filters,
     sums: Vec<i32>,
 }
 #[cfg(not(target_arch = "x86_64"))]
@@ -322,7 +322,6 @@ impl QConvKernel {
         let lanes = lanes.min(self.c.div_ceil(L));
         let chunk = self.c.div_ceil(L).div_ceil(lanes) * L;
         let e = &self.stage.epi;
-        let wb = v.plan.block_weights();
         for img in 0..self.n {
             let out_img = &mut out[img * self.c * osz..(img + 1) * self.c * osz];
             let x_img = &x[img * self.c * isz..(img + 1) * self.c * isz];
@@ -334,7 +333,8 @@ impl QConvKernel {
                         &x_img[c0 * isz..],
                         self.x.xor,
                         self.x.zp,
-                        &v.w[c0 / L * wb..],
+                        v.w.block(c0 / L),
+                        v.w.split(),
                         &v.sums[c0..],
                         &e.mult[c0..],
                         &e.add[c0..],
