@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod conv;
 pub mod cuda;
+mod disjoint;
 pub mod gemm;
 pub mod movement;
 pub mod pool;

@@ -15,6 +15,7 @@
 //! (the transforms only add, subtract and halve).
 
 use super::Window2d;
+use crate::disjoint::Disjoint;
 use crate::gemm::{pack_a, par_for, sgemm_panels, MatRef, PackedA, PanelLayout};
 
 /// Positions of the 4×4 transformed tile.
@@ -149,14 +150,8 @@ impl Winograd {
         let per = self.lane_len();
         assert!(scratch.len() >= lanes * per, "winograd: scratch");
         let tiles = images * self.th * self.tw;
-        let out = SharedOut {
-            ptr: y.as_mut_ptr(),
-            len: y.len(),
-        };
-        let bufs = SharedOut {
-            ptr: scratch.as_mut_ptr(),
-            len: scratch.len(),
-        };
+        let out = Disjoint::new(y);
+        let bufs = Disjoint::new(scratch);
         par_for(lanes, &|lane| {
             // SAFETY: lane `lane` owns scratch floats [lane·per, (lane+1)·per).
             let buf = unsafe { bufs.part(lane * per, per) };
@@ -181,7 +176,7 @@ impl Winograd {
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
         act: F,
-        out: &SharedOut,
+        out: &Disjoint,
         buf: &mut [f32],
         t0: usize,
         t1: usize,
@@ -196,7 +191,7 @@ impl Winograd {
                 bias: Option<&[f32]>,
                 res: Option<&[f32]>,
                 act: F,
-                out: &SharedOut,
+                out: &Disjoint,
                 buf: &mut [f32],
                 t0: usize,
                 t1: usize,
@@ -212,7 +207,7 @@ impl Winograd {
                 bias: Option<&[f32]>,
                 res: Option<&[f32]>,
                 act: F,
-                out: &SharedOut,
+                out: &Disjoint,
                 buf: &mut [f32],
                 t0: usize,
                 t1: usize,
@@ -249,7 +244,7 @@ impl Winograd {
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
         act: F,
-        out: &SharedOut,
+        out: &Disjoint,
         buf: &mut [f32],
         t0: usize,
         t1: usize,
@@ -341,7 +336,7 @@ impl Winograd {
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
         act: F,
-        out: &SharedOut,
+        out: &Disjoint,
         t0: usize,
         t1: usize,
     ) {
@@ -467,28 +462,6 @@ fn output_block(mm: &[[f32; BLOCK]; XI]) -> [[f32; 2 * BLOCK]; 2] {
         o[1][2 * i + 1] = d[1][i] - d[2][i] - d[3][i];
     }
     o
-}
-
-/// An output buffer written by several threads at disjoint places.
-struct SharedOut {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: stands for a `&mut [f32]` borrowed for the whole call; threads write disjoint parts.
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// Elements `off..off + n`.
-    ///
-    /// # Safety
-    /// No other live slice overlaps them.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn part(&self, off: usize, n: usize) -> &mut [f32] {
-        assert!(off + n <= self.len, "winograd: out of bounds");
-        // SAFETY: in bounds (checked), exclusive as the caller guarantees.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), n) }
-    }
 }
 
 #[cfg(test)]

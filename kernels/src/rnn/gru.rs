@@ -1,8 +1,8 @@
 //! The GRU cell (ONNX gates z, r, h; sigmoid/tanh) over the lanes of `super`.
 
 use super::{
-    check_common, check_weights, clamp, lanes, prepare, FloatProducts, Lane, Outs, RnnDims,
-    RnnParams, RnnProducts, RnnWeights, Shared,
+    check_common, check_weights, clamp, lanes, prepare, Disjoint, FloatProducts, Lane, Outs,
+    RnnDims, RnnParams, RnnProducts, RnnWeights,
 };
 use crate::activation::sigmoid;
 
@@ -70,8 +70,8 @@ fn fold_r(d: &RnnDims, linear_before_reset: bool) -> usize {
 fn checked(d: &RnnDims, w: &RnnParams, x: &[f32], y: &mut [f32], y_h: &mut [f32]) -> Outs {
     check_common(d, 3, w, x, y, y_h);
     Outs {
-        y: Shared::new(y),
-        y_h: Shared::new(y_h),
+        y: Disjoint::new(y),
+        y_h: Disjoint::new(y_h),
         y_c: None,
     }
 }

@@ -7,6 +7,7 @@
 //! then the lanes' workspaces.
 
 use super::RnnDims;
+pub(super) use crate::disjoint::Disjoint;
 use crate::gemm::{lhs_workspace, par_for};
 
 /// Below this many multiply-adds in the recurrent products of the whole layer, lanes stay on
@@ -35,45 +36,12 @@ pub(super) fn workspace_len(d: &RnnDims) -> usize {
         .unwrap_or(0)
 }
 
-/// A mutable buffer shared by lanes that write disjoint parts of it.
-#[derive(Clone, Copy)]
-pub(super) struct Shared {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: `Shared` stands for a `&mut [f32]` borrowed for the whole call; the lanes sharing it
-// only touch disjoint parts (each use says why they are disjoint).
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    pub(super) fn new(s: &mut [f32]) -> Shared {
-        Shared {
-            ptr: s.as_mut_ptr(),
-            len: s.len(),
-        }
-    }
-
-    /// Elements `off..off + n`.
-    ///
-    /// # Safety
-    /// No other live slice overlaps them.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn part(&self, off: usize, n: usize) -> &mut [f32] {
-        assert!(off + n <= self.len, "rnn: lane buffer out of bounds");
-        // SAFETY: in bounds (checked), and exclusive as the caller guarantees.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), n) }
-    }
-}
-
 /// Where a lane writes: Y and the final states (Y_h, and Y_c of an LSTM).
 #[derive(Clone, Copy)]
 pub(super) struct Outs {
-    pub y: Shared,
-    pub y_h: Shared,
-    pub y_c: Option<Shared>,
+    pub y: Disjoint,
+    pub y_h: Disjoint,
+    pub y_c: Option<Disjoint>,
 }
 
 /// One direction and the batch items `b0..b0 + rows` of it, with the lane's own buffers.
@@ -118,7 +86,7 @@ impl LaneId {
     }
 
     /// Writes `buf` into the lane's rows of a state output.
-    pub fn store(&self, d: &RnnDims, buf: &[f32], out: Shared) {
+    pub fn store(&self, d: &RnnDims, buf: &[f32], out: Disjoint) {
         let h = d.hidden;
         for (r, src) in buf.chunks_exact(h).enumerate() {
             // SAFETY: (dir, b) rows of a state are disjoint, and each belongs to one lane.
@@ -127,7 +95,7 @@ impl LaneId {
     }
 
     /// Writes row `r` of the lane's h as Y at time `t`.
-    pub fn emit(&self, d: &RnnDims, t: usize, r: usize, hb: &[f32], y: Shared) {
+    pub fn emit(&self, d: &RnnDims, t: usize, r: usize, hb: &[f32], y: Disjoint) {
         // SAFETY: Y's (t, dir, b) vectors are disjoint, and each belongs to one lane.
         unsafe { y.part(d.y_at(t, self.dir, self.b0 + r), d.hidden) }.copy_from_slice(hb);
     }
@@ -142,7 +110,7 @@ impl LaneId {
 unsafe fn lane_at<'a>(
     d: &RnnDims,
     gh: usize,
-    bufs: &'a Shared,
+    bufs: &'a Disjoint,
     per: usize,
     ws: usize,
     t: usize,
@@ -173,7 +141,7 @@ fn lane_count(d: &RnnDims, per: usize) -> usize {
 
 /// Runs `body` on every direction's whole batch, one direction after the other.
 pub(super) fn in_turn(d: &RnnDims, gh: usize, bufs: &mut [f32], body: &mut dyn FnMut(Lane)) {
-    let shared = Shared::new(bufs);
+    let shared = Disjoint::new(bufs);
     let per = d.batch.max(1);
     for t in 0..lane_count(d, per) {
         // SAFETY: one lane at a time, each dropped before the next.
@@ -196,7 +164,7 @@ pub(super) fn side_by_side(
         bufs.len() >= bufs_len(d, gh) + tasks * ws,
         "rnn: lane workspace"
     );
-    let shared = Shared::new(bufs);
+    let shared = Disjoint::new(bufs);
     par_for(tasks, &|t| {
         // SAFETY: every task takes a different t, so a disjoint lane.
         body(unsafe { lane_at(d, gh, &shared, per, ws, t) })

@@ -1,8 +1,8 @@
 //! The LSTM cell (ONNX gates i, o, f, c; sigmoid/tanh/tanh) over the lanes of `super`.
 
 use super::{
-    check_common, check_weights, clamp, lanes, prepare, FloatProducts, Lane, LstmExtras, Outs,
-    RnnDims, RnnParams, RnnProducts, RnnWeights, Shared,
+    check_common, check_weights, clamp, lanes, prepare, Disjoint, FloatProducts, Lane, LstmExtras,
+    Outs, RnnDims, RnnParams, RnnProducts, RnnWeights,
 };
 use crate::activation::sigmoid;
 use crate::vmath::{sigmoid_inplace, tanh_inplace};
@@ -95,9 +95,9 @@ fn checked(
         "lstm: P length"
     );
     Outs {
-        y: Shared::new(y),
-        y_h: Shared::new(y_h),
-        y_c: Some(Shared::new(y_c)),
+        y: Disjoint::new(y),
+        y_h: Disjoint::new(y_h),
+        y_c: Some(Disjoint::new(y_c)),
     }
 }
 

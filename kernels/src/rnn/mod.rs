@@ -33,7 +33,7 @@ pub use gru::{gru, gru_with};
 pub use lstm::{lstm, lstm_with};
 
 use crate::gemm::{sgemm, sgemm_packed_b, sgemm_packed_b_in, MatRef, PackedB};
-use lanes::{Lane, Outs, Shared};
+use lanes::{Disjoint, Lane, Outs};
 
 /// Static sizes of one recurrent layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
