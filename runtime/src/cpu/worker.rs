@@ -39,6 +39,11 @@ impl Worker {
             .num_threads(threads)
             .thread_name(|i| format!("edgefuse-cpu-{i}"))
             .build()?;
+        // Every thread runs once before the session exists: a thread that a light model
+        // never needed during warm-up would otherwise start (and allocate its thread-local
+        // bookkeeping) in the middle of a later inference, and its start-up would count
+        // against that inference's latency.
+        pool.broadcast(|_| ());
         let handoff = Arc::new(Handoff {
             state: Mutex::new(State::Idle),
             cv: Condvar::new(),
