@@ -183,38 +183,29 @@ impl Winograd {
     ) {
         #[cfg(target_arch = "x86_64")]
         {
-            #[target_feature(enable = "avx512f,avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn avx512<F: Fn(f32) -> f32 + Copy>(
-                w: &Winograd,
-                x: &[f32],
-                bias: Option<&[f32]>,
-                res: Option<&[f32]>,
-                act: F,
-                out: &Disjoint,
-                buf: &mut [f32],
-                t0: usize,
-                t1: usize,
-            ) {
-                // SAFETY: passed on from the caller.
-                unsafe { w.chunk_run(x, bias, res, act, out, buf, t0, t1) }
+            /// `chunk_run` compiled with the target features `$features`.
+            macro_rules! compiled_for {
+                ($name:ident, $features:literal) => {
+                    #[target_feature(enable = $features)]
+                    #[allow(clippy::too_many_arguments)]
+                    unsafe fn $name<F: Fn(f32) -> f32 + Copy>(
+                        w: &Winograd,
+                        x: &[f32],
+                        bias: Option<&[f32]>,
+                        res: Option<&[f32]>,
+                        act: F,
+                        out: &Disjoint,
+                        buf: &mut [f32],
+                        t0: usize,
+                        t1: usize,
+                    ) {
+                        // SAFETY: passed on from the caller.
+                        unsafe { w.chunk_run(x, bias, res, act, out, buf, t0, t1) }
+                    }
+                };
             }
-            #[target_feature(enable = "avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn avx2<F: Fn(f32) -> f32 + Copy>(
-                w: &Winograd,
-                x: &[f32],
-                bias: Option<&[f32]>,
-                res: Option<&[f32]>,
-                act: F,
-                out: &Disjoint,
-                buf: &mut [f32],
-                t0: usize,
-                t1: usize,
-            ) {
-                // SAFETY: passed on from the caller.
-                unsafe { w.chunk_run(x, bias, res, act, out, buf, t0, t1) }
-            }
+            compiled_for!(avx512, "avx512f,avx2,fma");
+            compiled_for!(avx2, "avx2,fma");
             match crate::gemm::Kernel::detect() {
                 // SAFETY: `Kernel::detect` only reports families this CPU runs; the rest is
                 // the caller's contract.

@@ -257,48 +257,28 @@ impl QConvKernel {
         ctx.threads.min(MAX_LANES).min(work / PAR_MIN_WORK).max(1)
     }
 
-    /// Depthwise: each lane takes a run of channel blocks of one image.
-    #[allow(clippy::too_many_arguments)]
-    fn depthwise<T: Send>(
+    /// Runs `f(x_img, c0, out_block, lane_scratch)` on every block of `block` channels of every
+    /// image, each lane taking a run of whole blocks with its own scratch slice.
+    #[allow(clippy::type_complexity)]
+    fn channel_blocks<T: Send>(
         &self,
-        plan: &DepthwisePlan,
-        taps: &[f32],
+        block: usize,
         x: &[u8],
         out: &mut [T],
-        plane: fn(&mut [T]) -> PlaneOut,
         scratch: &mut [u8],
         lanes: usize,
+        f: &(dyn Fn(&[u8], usize, &mut [T], &mut [u8]) + Sync),
     ) {
-        let (isz, osz, t, l) = (
-            self.geom.in_size(),
-            self.geom.out_size(),
-            self.geom.taps(),
-            plan.lanes(),
-        );
+        let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
         let per = self.lane_scratch();
-        let lanes = lanes.min(self.c.div_ceil(l));
-        let chunk = self.c.div_ceil(l).div_ceil(lanes) * l;
-        let e = &self.stage.epi;
+        let lanes = lanes.min(self.c.div_ceil(block));
+        let chunk = self.c.div_ceil(block).div_ceil(lanes) * block;
         for img in 0..self.n {
             let out_img = &mut out[img * self.c * osz..(img + 1) * self.c * osz];
             let x_img = &x[img * self.c * isz..(img + 1) * self.c * isz];
             let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
-                let sc: &mut [f32] = bytemuck::cast_slice_mut(sc);
-                for (b, ob) in o.chunks_mut(l * osz).enumerate() {
-                    let c0 = lane * chunk + b * l;
-                    depthwise::run_block(
-                        plan,
-                        ob.len() / osz,
-                        &x_img[c0 * isz..],
-                        self.x.xor,
-                        self.x.zp,
-                        &taps[c0 * t..],
-                        &e.mult[c0..],
-                        &e.add[c0..],
-                        e.kind,
-                        plane(ob),
-                        sc,
-                    );
+                for (b, ob) in o.chunks_mut(block * osz).enumerate() {
+                    f(x_img, lane * chunk + b * block, ob, &mut *sc);
                 }
             };
             if lanes == 1 {
@@ -313,47 +293,66 @@ impl QConvKernel {
         }
     }
 
-    /// Depthwise through the VNNI byte kernel: each lane takes a run of 16-channel blocks.
+    /// Depthwise through the fp32-held plan, a block of the plan's lanes at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise<T: Send>(
+        &self,
+        plan: &DepthwisePlan,
+        taps: &[f32],
+        x: &[u8],
+        out: &mut [T],
+        plane: fn(&mut [T]) -> PlaneOut,
+        scratch: &mut [u8],
+        lanes: usize,
+    ) {
+        let (isz, osz, t) = (self.geom.in_size(), self.geom.out_size(), self.geom.taps());
+        let e = &self.stage.epi;
+        self.channel_blocks(
+            plan.lanes(),
+            x,
+            out,
+            scratch,
+            lanes,
+            &|x_img, c0, ob, sc| {
+                depthwise::run_block(
+                    plan,
+                    ob.len() / osz,
+                    &x_img[c0 * isz..],
+                    self.x.xor,
+                    self.x.zp,
+                    &taps[c0 * t..],
+                    &e.mult[c0..],
+                    &e.add[c0..],
+                    e.kind,
+                    plane(ob),
+                    bytemuck::cast_slice_mut(sc),
+                );
+            },
+        );
+    }
+
+    /// Depthwise through the VNNI byte kernel, 16 channels at a time.
     #[cfg(target_arch = "x86_64")]
     fn depthwise_vnni(&self, v: &Vnni, x: &[u8], out: &mut [u8], scratch: &mut [u8], lanes: usize) {
         use edgefuse_kernels::qgemm::dw_vnni::LANES as L;
         let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
-        let per = self.lane_scratch();
-        let lanes = lanes.min(self.c.div_ceil(L));
-        let chunk = self.c.div_ceil(L).div_ceil(lanes) * L;
         let e = &self.stage.epi;
-        for img in 0..self.n {
-            let out_img = &mut out[img * self.c * osz..(img + 1) * self.c * osz];
-            let x_img = &x[img * self.c * isz..(img + 1) * self.c * isz];
-            let work = |(lane, (o, sc)): (usize, (&mut [u8], &mut [u8]))| {
-                for (b, ob) in o.chunks_mut(L * osz).enumerate() {
-                    let c0 = lane * chunk + b * L;
-                    v.plan.run_block(
-                        ob.len() / osz,
-                        &x_img[c0 * isz..],
-                        self.x.xor,
-                        self.x.zp,
-                        v.w.block(c0 / L),
-                        v.w.split(),
-                        &v.sums[c0..],
-                        &e.mult[c0..],
-                        &e.add[c0..],
-                        e.kind,
-                        ob,
-                        sc,
-                    );
-                }
-            };
-            if lanes == 1 {
-                work((0, (out_img, &mut scratch[..per])));
-            } else {
-                out_img
-                    .par_chunks_mut(chunk * osz)
-                    .zip(scratch[..per * lanes].par_chunks_mut(per))
-                    .enumerate()
-                    .for_each(work);
-            }
-        }
+        self.channel_blocks(L, x, out, scratch, lanes, &|x_img, c0, ob, sc| {
+            v.plan.run_block(
+                ob.len() / osz,
+                &x_img[c0 * isz..],
+                self.x.xor,
+                self.x.zp,
+                v.w.block(c0 / L),
+                v.w.split(),
+                &v.sums[c0..],
+                &e.mult[c0..],
+                &e.add[c0..],
+                e.kind,
+                ob,
+                sc,
+            );
+        });
     }
 
     /// GEMM: per image (or, batched, all images at once) and group, each lane takes a run of
