@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=carry/gpu-check
-BUDGET=$((62 * 1024 * 1024))   # 64 MiB carry limit, minus room for the scripts' own tree
+BUDGET=$((60 * 1024 * 1024))   # 64 MiB carry limit, minus room for the repository's own tree (~4 MiB)
 MODELS="seed_cnn_mnist seed_cnn_fashion seed_lstm_textgen efficientnet_lite0 mobilenet_v2_int8_qdq silero_vad_16k_sequence ddddocr_crnn"
 
 # The executable cargo built for a `--no-run --message-format=json` invocation.
@@ -58,6 +58,8 @@ prepare() {
     cargo test --release --no-default-features --features cuda --test cuda_models --no-run \
         --message-format=json | executable | xargs -I{} cp {} "$D/bin/cuda_models"
     command -v strip >/dev/null && strip "$D"/bin/* || true
+    # The executables compress about 3.5x; 'run' unpacks them.
+    xz -T0 -6 "$D"/bin/*
 
     echo "== compiling the reference models"
     for m in $MODELS; do
@@ -111,12 +113,16 @@ prepare() {
 }
 
 run() {
-    [ -x "$D/bin/edgefuse" ] || { echo "gpu-check run: $D is missing; run 'prepare' first" >&2; exit 1; }
-    local out=${OUT:-$D/out}
-    mkdir -p "$out"
+    [ -f "$D/bin/edgefuse.xz" ] || [ -x "$D/bin/edgefuse" ] || { echo "gpu-check run: $D is missing; run 'prepare' first" >&2; exit 1; }
+    for x in "$D"/bin/*.xz; do [ -f "$x" ] && xz -d -k -f "$x" && chmod +x "${x%.xz}"; done
+    # Everything is written under $D/out and packed into one archive in $OUT at the end (the
+    # device tool brings back only a few files).
+    local out=$D/out
+    rm -rf "$out" && mkdir -p "$out"
+    trap 'tar czf "${OUT:-$D}/gpu-check-out.tar.gz" -C "$out" . ; cp "$out/table.md" "${OUT:-$D}/" 2>/dev/null || true' EXIT
     export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export EDGEFUSE_GPU_CHECK_DIR="$PWD/$D"
-    export EDGEFUSE_KERNEL_CACHE="$out/kernel-cache"
+    export EDGEFUSE_KERNEL_CACHE="$PWD/$D/kernel-cache"
     nvidia-smi -L | tee "$out/device.txt" || true
     local status=0
     echo "== CUDA unit tests (each op against the CPU kernel, NVRTC for sm_72/87/90 and this card)"
@@ -132,6 +138,8 @@ run() {
             [ -f "$f" ] || continue
             # Where each node ran and in which precision, for the record.
             "$D/bin/edgefuse" inspect "$f" --backend cuda > "$out/inspect-$m-$p.txt" 2>&1 || true
+            # Load phases and per-node GPU time (node by node, with events).
+            "$D/bin/edgefuse" bench "$f" --backend cuda --iters 200 --profile > "$out/profile-$m-$p.txt" 2>&1 || true
             # Once to fill the kernel cache, then the measured run (load to first result warm).
             "$D/bin/edgefuse" bench "$f" --backend cuda --iters 20 --json >/dev/null 2>&1 || true
             if line=$("$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json 2>"$out/bench-$m-$p.err"); then
@@ -143,7 +151,8 @@ run() {
         done
     done
     echo "== PyTorch on the same card"
-    python3 scripts/gpu/torch_bench.py --iters 2000 > "$out/torch.jsonl" 2>"$out/torch.err" || status=1
+    # PyTorch brings its own cuDNN: not the system one our LD_LIBRARY_PATH points at.
+    env -u LD_LIBRARY_PATH python3 scripts/gpu/torch_bench.py --iters 2000 > "$out/torch.jsonl" 2>"$out/torch.err" || status=1
     python3 scripts/gpu/table.py "$out/bench.jsonl" "$out/torch.jsonl" | tee "$out/table.md"
     # The camera preprocessing kernel (issue 4: <= 0.03 ms on the H100, equal to the CPU path).
     { echo; grep -h "gpu preprocess" "$out/runtime-tests.log" || echo "gpu preprocess: no timing (test failed or skipped)"; } | tee -a "$out/table.md"

@@ -43,15 +43,19 @@ extern "C" __global__ void quant_dequantize_i32(const int* x, const float* scale
     dequantize(x, scale, zp, y, n, inner, channels);
 }
 
-// QConv: int8 convolution (1-D as height 1), one thread per output. The accumulator is exact in
-// int32: sum over the group's channels and in-bounds taps of (x - zx) * w, where `w` holds the
-// weights minus their zero points (prepared once at load, i16). Out-of-bounds taps are the real
-// value 0, i.e. x = zx, and add nothing. Then y = acc * mult[m] + add[m] without contraction (as
-// the CPU's requantizing epilogue), and for byte outputs q = round_half_even(clamp(y + zp, lo,
-// hi)); for f32 outputs clamp(y, lo, hi). Mirrors `QConvParams` in cuda/ops/quant/qconv.rs.
+// QConv: int8 convolution (1-D as height 1), `lanes` threads per output (a power of two up to
+// 32, chosen at load from the reduction length: one for depthwise and short reductions, a warp
+// for the 1x1 projections of 960 channels), each summing every lanes-th term of the reduction,
+// then added across the lanes by shuffles. The accumulator is exact in int32 (so the order of
+// the terms does not matter): sum over the group's channels and in-bounds taps of (x - zx) * w,
+// where `w` holds the weights minus their zero points (prepared once at load, i16).
+// Out-of-bounds taps are the real value 0, i.e. x = zx, and add nothing. Then
+// y = acc * mult[m] + add[m] without contraction (as the CPU's requantizing epilogue), and for
+// byte outputs q = round_half_even(clamp(y + zp, lo, hi)); for f32 outputs clamp(y, lo, hi).
+// Mirrors `QConvParams` in cuda/ops/quant/qconv.rs.
 struct QConvParams {
     i64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group;
-    int zx;
+    int zx, lanes;
     float zp, lo, hi;
 };
 
@@ -72,29 +76,60 @@ __device__ __forceinline__ void qstore(float* y, i64_t i, float v, float zp, flo
     y[i] = fminf(fmaxf(v, lo), hi);
 }
 
+// Sum of `acc` over the aligned group of `lanes` threads this thread belongs to. A group is
+// either wholly inside the launch's range or wholly outside (the range is a multiple of
+// `lanes` and groups are aligned), so exactly the group's lanes take part.
+__device__ __forceinline__ int lane_sum(int acc, int lanes) {
+    if (lanes == 1) return acc;
+    const unsigned mask =
+        lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u) << ((threadIdx.x & 31) & ~(lanes - 1));
+    for (int off = lanes >> 1; off > 0; off >>= 1) acc += __shfl_xor_sync(mask, acc, off, lanes);
+    return acc;
+}
+
+// Where output `i` reads: image b, group g, channel m, and the top-left tap (ys, xs).
+struct QConvAt {
+    i64_t b, g, m, ys, xs;
+};
+__device__ __forceinline__ QConvAt qconv_at(i64_t i, const QConvParams& p) {
+    i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, m = (i / (p.ow * p.oh)) % p.m;
+    i64_t b = i / (p.ow * p.oh * p.m), g = m / (p.m / p.group);
+    return QConvAt{b, g, m, oy * p.sh - p.pt, ox * p.sw - p.pl};
+}
+
 template <typename X, typename Y>
 __device__ void qconv(const X* x, const short* w, const float* mult, const float* add, Y* y,
                       QConvParams p) {
-    const i64_t cg = p.c / p.group, mg = p.m / p.group;
-    FOR_EACH(i, p.n * p.m * p.oh * p.ow) {
-        i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, m = (i / (p.ow * p.oh)) % p.m;
-        i64_t b = i / (p.ow * p.oh * p.m), g = m / mg;
-        i64_t ys = oy * p.sh - p.pt, xs = ox * p.sw - p.pl;
+    const int cg = (int)(p.c / p.group), kk = (int)(p.kh * p.kw), kw = (int)p.kw;
+    const int red = cg * kk, lanes = p.lanes, h = (int)p.h, wd = (int)p.w;
+    FOR_EACH(t, p.n * p.m * p.oh * p.ow * lanes) {
+        const i64_t i = t / lanes;
+        const int lane = (int)(t - i * lanes);
+        const QConvAt a = qconv_at(i, p);
+        const X* xg = x + (a.b * p.c + a.g * cg) * p.h * p.w;
+        const short* wm = w + a.m * red;
         int acc = 0;
-        for (i64_t ci = 0; ci < cg; ++ci) {
-            const X* xp = x + ((b * p.c + g * cg + ci) * p.h) * p.w;
-            const short* wp = w + ((m * cg + ci) * p.kh) * p.kw;
-            for (i64_t ky = 0; ky < p.kh; ++ky) {
-                i64_t iy = ys + ky * p.dh;
-                if (iy < 0 || iy >= p.h) continue;
-                for (i64_t kx = 0; kx < p.kw; ++kx) {
-                    i64_t ix = xs + kx * p.dw;
-                    if (ix < 0 || ix >= p.w) continue;
-                    acc += ((int)xp[iy * p.w + ix] - p.zx) * (int)wp[ky * p.kw + kx];
-                }
+        if (kk == 1) {
+            // 1x1: the reduction is over channels only, the tap is the same for all.
+            const int iy = (int)a.ys, ix = (int)a.xs;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < wd) {
+                const X* xp = xg + iy * wd + ix;
+                const i64_t plane = p.h * p.w;
+                for (int r = lane; r < red; r += lanes)
+                    acc += ((int)xp[r * plane] - p.zx) * (int)wm[r];
+            }
+        } else {
+            for (int r = lane; r < red; r += lanes) {
+                const int ci = r / kk, tap = r - ci * kk, ky = tap / kw, kx = tap - ky * kw;
+                const int iy = (int)a.ys + ky * (int)p.dh, ix = (int)a.xs + kx * (int)p.dw;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < wd)
+                    acc += ((int)xg[((i64_t)ci * h + iy) * wd + ix] - p.zx) * (int)wm[r];
             }
         }
-        qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p.zp, p.lo, p.hi, 0);
+        acc = lane_sum(acc, lanes);
+        if (lane == 0)
+            qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[a.m]), add[a.m]), p.zp, p.lo, p.hi,
+                   0);
     }
 }
 
@@ -103,7 +138,7 @@ __device__ void qconv(const X* x, const short* w, const float* mult, const float
 // into a word and multiplied in one instruction. `w4` holds the weights as [M, ceil(C/g / 4),
 // KH, KW] words (channels past C/g zero). Padding taps take the input's zero point (the real
 // value 0) for every channel, so sum(x·w) over all taps minus zx·sumw[m] (the sum of row m's
-// weights) is the exact sum of (x - zx)·w.
+// weights) is the exact sum of (x - zx)·w. The words are split over the lanes as above.
 __device__ __forceinline__ int dp4a(unsigned a, int b, int c, const unsigned char*) {
     int d;
     asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
@@ -118,35 +153,36 @@ __device__ __forceinline__ int dp4a(unsigned a, int b, int c, const signed char*
 template <typename X, typename Y>
 __device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const float* mult,
                            const float* add, Y* y, QConvParams p) {
-    const i64_t cg = p.c / p.group, mg = p.m / p.group, c4 = (cg + 3) / 4;
+    const int cg = (int)(p.c / p.group), c4 = (cg + 3) / 4, kk = (int)(p.kh * p.kw);
+    const int kw = (int)p.kw, h = (int)p.h, wd = (int)p.w, red = c4 * kk, lanes = p.lanes;
     const i64_t plane = p.h * p.w;
     const unsigned zx = (unsigned char)p.zx;
-    FOR_EACH(i, p.n * p.m * p.oh * p.ow) {
-        i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, m = (i / (p.ow * p.oh)) % p.m;
-        i64_t b = i / (p.ow * p.oh * p.m), g = m / mg;
-        i64_t ys = oy * p.sh - p.pt, xs = ox * p.sw - p.pl;
-        const unsigned char* xb = (const unsigned char*)x + (b * p.c + g * cg) * plane;
-        const int* wm = w4 + m * c4 * p.kh * p.kw;
+    FOR_EACH(t, p.n * p.m * p.oh * p.ow * lanes) {
+        const i64_t i = t / lanes;
+        const int lane = (int)(t - i * lanes);
+        const QConvAt a = qconv_at(i, p);
+        const unsigned char* xb = (const unsigned char*)x + (a.b * p.c + a.g * cg) * plane;
+        const int* wm = w4 + a.m * red;
         int acc = 0;
-        for (i64_t q = 0; q < c4; ++q) {
-            const i64_t lanes = min(cg - 4 * q, (i64_t)4);
-            for (i64_t ky = 0; ky < p.kh; ++ky) {
-                i64_t iy = ys + ky * p.dh;
-                for (i64_t kx = 0; kx < p.kw; ++kx) {
-                    i64_t ix = xs + kx * p.dw;
-                    bool inside = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
-                    const unsigned char* xp = xb + 4 * q * plane + iy * p.w + ix;
-                    unsigned packed = 0;
-                    for (i64_t j = 0; j < lanes; ++j) {
-                        unsigned v = inside ? xp[j * plane] : zx;
-                        packed |= v << (8 * j);
-                    }
-                    acc = dp4a(packed, wm[(q * p.kh + ky) * p.kw + kx], acc, x);
-                }
+        for (int r = lane; r < red; r += lanes) {
+            const int q = r / kk, tap = r - q * kk, ky = tap / kw, kx = tap - ky * kw;
+            const int iy = (int)a.ys + ky * (int)p.dh, ix = (int)a.xs + kx * (int)p.dw;
+            const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < wd;
+            const int n4 = min(cg - 4 * q, 4);
+            const unsigned char* xp = xb + 4 * q * plane + (i64_t)iy * wd + ix;
+            unsigned packed = 0;
+            for (int j = 0; j < n4; ++j) {
+                unsigned v = inside ? xp[j * plane] : zx;
+                packed |= v << (8 * j);
             }
+            acc = dp4a(packed, wm[r], acc, x);
         }
-        acc -= p.zx * sumw[m];
-        qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p.zp, p.lo, p.hi, 0);
+        acc = lane_sum(acc, lanes);
+        if (lane == 0) {
+            acc -= p.zx * sumw[a.m];
+            qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[a.m]), add[a.m]), p.zp, p.lo, p.hi,
+                   0);
+        }
     }
 }
 

@@ -166,23 +166,39 @@ impl Engine {
             Engine::Cuda(s) => s.set_input(index, value),
         }
     }
-    /// Per-node timing (CPU backend only; false where the backend has none).
-    pub fn set_profiling(&mut self, on: bool) -> bool {
+    /// Per-node timing on or off (CUDA: node by node with events, no graph replay).
+    pub fn set_profiling(&mut self, on: bool) -> Result<()> {
         match self {
             Engine::Cpu(s) => {
                 s.set_profiling(on);
-                true
+                Ok(())
             }
             #[cfg(feature = "cuda")]
-            Engine::Cuda(_) => false,
+            Engine::Cuda(s) => s.set_profiling(on),
         }
     }
-    /// Per-node times since profiling was turned on, indexed like the graph's nodes.
+    /// Per-node times since profiling was turned on, indexed like [`Self::profile_graph`]'s nodes.
     pub fn profile(&self) -> Option<&[cpu::NodeTime]> {
         match self {
             Engine::Cpu(s) => s.profile(),
             #[cfg(feature = "cuda")]
-            Engine::Cuda(_) => None,
+            Engine::Cuda(s) => s.profile(),
+        }
+    }
+    /// The graph that runs: the model's on the CPU, the lowered one (fp16 casts) on CUDA.
+    pub fn profile_graph(&self) -> &crate::ir::Graph {
+        match self {
+            Engine::Cpu(s) => s.model().graph(),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(s) => s.device_graph(),
+        }
+    }
+    /// The steps of the load and their times in ms, where the backend records them (CUDA).
+    pub fn load_phases(&self) -> Option<&[(&'static str, f64)]> {
+        match self {
+            Engine::Cpu(_) => None,
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(s) => Some(s.load_phases()),
         }
     }
     pub fn run(&mut self) -> Result<()> {

@@ -90,11 +90,8 @@ pub fn run(a: Args) -> Result<()> {
     session.run()?;
     let first_ms = t1.elapsed().as_secs_f64() * 1e3;
     let load_to_first_ms = t0.elapsed().as_secs_f64() * 1e3;
-    if a.profile && !session.set_profiling(true) {
-        anyhow::bail!(
-            "--profile: the {} backend has no per-node timing",
-            session.backend_name()
-        );
+    if a.profile {
+        session.set_profiling(true)?;
     }
     let mut times = Vec::with_capacity(a.iters);
     for _ in 0..a.iters.max(1) {
@@ -112,6 +109,7 @@ pub fn run(a: Args) -> Result<()> {
             "iters": times.len(), "load_ms": load_ms, "first_run_ms": first_ms, "load_to_first_ms": load_to_first_ms,
             "median_ms": median, "p90_ms": p90, "p99_ms": p99, "min_ms": times[0],
             "peak_rss_bytes": peak, "arena_bytes": session.arena_bytes(),
+            "load_phases_ms": session.load_phases().map(|p| p.iter().map(|(n, ms)| json!([n, ms])).collect::<Vec<_>>()),
         });
         println!("{doc}");
     } else {
@@ -122,6 +120,9 @@ pub fn run(a: Args) -> Result<()> {
             times.len()
         );
         println!("load {load_ms:.2} ms, first run {first_ms:.2} ms (load to first result {load_to_first_ms:.2} ms)");
+        for (name, ms) in session.load_phases().unwrap_or_default() {
+            println!("  {ms:>9.2} ms  {name}");
+        }
         println!(
             "latency median {median:.3} ms, p90 {p90:.3} ms, p99 {p99:.3} ms, min {:.3} ms",
             times[0]
@@ -135,14 +136,13 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     if let Some(p) = session.profile() {
-        print_profile(&model, p);
+        print_profile(session.profile_graph(), p);
     }
     Ok(())
 }
 
 /// The nodes by time spent, slowest first, until 99 % of the total is listed.
-fn print_profile(model: &Model, p: &[edgefuse_runtime::cpu::NodeTime]) {
-    let g = model.graph();
+fn print_profile(g: &edgefuse_runtime::ir::Graph, p: &[edgefuse_runtime::cpu::NodeTime]) {
     let total: u64 = p.iter().map(|t| t.nanos).sum();
     let runs = p.iter().map(|t| t.calls).max().unwrap_or(0).max(1);
     let mut order: Vec<usize> = (0..p.len()).collect();

@@ -70,9 +70,37 @@ fn info_of(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
     })
 }
 
+/// Named wall-clock steps of a load, each measured from the end of the one before.
+#[derive(Debug, Clone)]
+pub struct Phases {
+    last: std::time::Instant,
+    pub steps: Vec<(&'static str, f64)>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    /// Records the time since the previous mark (or creation) as step `name`, in ms.
+    pub fn mark(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.steps
+            .push((name, (now - self.last).as_secs_f64() * 1e3));
+        self.last = now;
+    }
+}
+
 /// An open GPU: one context, one (non-default) stream every node is launched on, the kernel
 /// modules compiled for its arch, and library handles bound to that stream.
 pub struct Device {
+    /// How long each step of `open` took.
+    pub phases: Phases,
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
     pub info: DeviceInfo,
@@ -87,6 +115,7 @@ impl Device {
     /// `arch` (default: the device's), and creates the cuBLAS and cuDNN handles when those
     /// libraries are present (nodes needing a missing one fall back to the CPU).
     pub fn open(ordinal: usize, arch: Option<&str>) -> Result<Device> {
+        let mut phases = Phases::default();
         probe(ordinal)?;
         let ctx = CudaContext::new(ordinal).map_err(|e| cuda_err("cannot open the GPU", e))?;
         // SAFETY: this backend never hands cudarc-tracked slices to kernels; all memory is raw
@@ -100,6 +129,7 @@ impl Device {
         if let Some(a) = arch {
             info.arch = a.to_string();
         }
+        phases.mark("CUDA context and stream");
         let mut modules = HashMap::new();
         for src in edgefuse_kernels::cuda::SOURCES {
             let image = nvrtc::compile_cached(src, &info.arch)?;
@@ -108,9 +138,13 @@ impl Device {
                 .map_err(|e| cuda_err(&format!("loading kernel module \"{}\"", src.name), e))?;
             modules.insert(src.name, module);
         }
+        phases.mark("kernel modules (NVRTC or disk cache) loaded");
         let blas = blas::Blas::new(&ctx, &stream).ok();
+        phases.mark("cuBLAS handle");
         let dnn = dnn::Dnn::new(&stream).ok();
+        phases.mark("cuDNN handle");
         Ok(Device {
+            phases,
             ctx,
             stream,
             info,

@@ -42,15 +42,28 @@ fn in_dtype(t: &Tensor, float: DType) -> Tensor {
 }
 
 fn compare(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32, float: DType) {
-    let Some(dev) = device() else { return };
+    // The CPU reference first, so the case itself is checked on machines without a GPU too.
     let refs: Vec<&Tensor> = inputs.iter().collect();
     let expected = crate::cpu::ops::eval(op, &refs).expect("CPU reference");
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| in_dtype(t, float)).collect();
-    let facts: Vec<Fact> = inputs
+    let Some(dev) = device() else { return };
+    // Shapes are inferred as the model's graph has them (f32); an fp16 plan then narrows
+    // every f32 tensor, as `cuda::precision::lower` does.
+    let f32_facts: Vec<Fact> = inputs
         .iter()
         .map(|t| Fact::new(t.dtype, t.shape.clone()))
         .collect();
-    let out_facts: Vec<Fact> = op.infer(&facts).expect("op infers its outputs");
+    let narrow = |f: Fact| match f.dtype {
+        DType::F32 => Fact::new(float, f.shape),
+        _ => f,
+    };
+    let out_facts: Vec<Fact> = op
+        .infer(&f32_facts)
+        .expect("op infers its outputs")
+        .into_iter()
+        .map(narrow)
+        .collect();
+    let inputs: Vec<Tensor> = inputs.iter().map(|t| in_dtype(t, float)).collect();
+    let facts: Vec<Fact> = f32_facts.into_iter().map(narrow).collect();
     let views: Vec<Option<TensorView>> = inputs
         .iter()
         .enumerate()

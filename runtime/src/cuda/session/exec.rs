@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 use super::CudaSession;
 use crate::cpu::ops::{CpuKernel, Ctx};
 use crate::cpu::plan::Slot;
+use crate::cpu::NodeTime;
 use crate::cuda::device::cuda_err;
 use crate::cuda::ops::{CudaKernel, Io};
 use crate::ir::TensorId;
@@ -29,6 +30,36 @@ pub(super) enum Step {
         /// … and copied up after it.
         to_device: Vec<(u64, usize, usize)>,
     },
+}
+
+/// Per-node timing: one event before each step and one after the last.
+pub(super) struct Profile {
+    events: Vec<ds::CUevent>,
+    pub times: Vec<NodeTime>,
+}
+
+impl Profile {
+    pub fn new(steps: usize) -> Result<Profile> {
+        let mut p = Profile {
+            events: Vec::with_capacity(steps + 1),
+            times: vec![NodeTime::default(); steps],
+        };
+        for _ in 0..=steps {
+            let e = dr::event::create(ds::CUevent_flags::CU_EVENT_DEFAULT)
+                .map_err(|e| cuda_err("creating a timing event", e))?;
+            p.events.push(e);
+        }
+        Ok(p)
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        for &e in &self.events {
+            // SAFETY: created by `Profile::new`, destroyed once; nothing records them after.
+            unsafe { dr::event::destroy(e) }.ok();
+        }
+    }
 }
 
 pub(super) enum Segment {
@@ -122,6 +153,41 @@ impl CudaSession {
             }
         }
         self.dev.synchronize()
+    }
+
+    /// `run` with per-node timing: every step launched on its own between two events.
+    pub(super) fn run_profiled(&mut self) -> Result<()> {
+        let stream = self.dev.cu_stream();
+        let n = self.steps.len();
+        self.enqueue(0..0, true, false)?;
+        for k in 0..=n {
+            let ev = self
+                .profile
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |p| p.events[k]);
+            // SAFETY: a live event of this context, recorded on the session's stream.
+            unsafe { dr::event::record(ev, stream) }
+                .map_err(|e| cuda_err("recording a timing event", e))?;
+            if k == n {
+                break;
+            }
+            match self.steps[k] {
+                Step::Gpu { .. } => self.enqueue(k..k + 1, false, false)?,
+                Step::Cpu { .. } => self.run_cpu(k)?,
+            }
+        }
+        self.enqueue(0..0, false, true)?;
+        self.dev.synchronize()?;
+        if let Some(p) = self.profile.as_mut() {
+            for k in 0..n {
+                // SAFETY: both events were recorded above and the stream has finished.
+                let ms = unsafe { dr::event::elapsed(p.events[k], p.events[k + 1]) }
+                    .map_err(|e| cuda_err("reading a timing event", e))?;
+                p.times[k].nanos += (ms as f64 * 1e6) as u64;
+                p.times[k].calls += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Runs CPU node `k`: copies its inputs down, runs the CPU kernel on the host mirror,

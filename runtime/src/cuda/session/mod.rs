@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use self::build::Kernel;
 use self::exec::{segments, Segment, Step};
-use super::device::{cuda_err, Device, DeviceBuffer, HostBuffer};
+use super::device::{cuda_err, Device, DeviceBuffer, HostBuffer, Phases};
 use super::placement::Placement;
 use super::precision::{Lowered, Precision};
 use crate::cpu::plan::{self, MemoryPlan, Slot};
@@ -83,6 +83,10 @@ pub struct CudaSession {
     _weights: DeviceBuffer,
     _arena: DeviceBuffer,
     dev: Device,
+    /// How long each step of the load took.
+    phases: Phases,
+    /// Per-node timing with CUDA events, when turned on (runs node by node, not as graphs).
+    profile: Option<exec::Profile>,
 }
 
 // SAFETY: the session owns its device resources; `run` takes &mut self, so nothing is shared.
@@ -104,11 +108,13 @@ const ALIGN: usize = 256;
 impl CudaSession {
     pub fn new(model: Arc<Model>, opts: &CudaOptions) -> Result<CudaSession> {
         let dev = Device::open(opts.ordinal, opts.arch.as_deref())?;
+        let mut phases = dev.phases.clone();
         let mapped = opts.mapped_io.unwrap_or(dev.info.integrated);
         let precision = opts
             .precision
             .unwrap_or_else(|| Precision::of(model.graph()));
         let built = build::build(&dev, &model, precision)?;
+        phases.mark("graph lowered, kernels built, weights uploaded");
         let graph = &built.lowered.graph;
         let (weights, const_offsets) = (built.weights, built.const_offsets);
         let scratch = built.scratch;
@@ -182,6 +188,7 @@ impl CudaSession {
                 }
             });
         }
+        phases.mark("memory plan, arena and I/O buffers");
         let any_cpu = steps.iter().any(|s| matches!(s, Step::Cpu { .. }));
         let host = AlignedBuf::zeroed(if any_cpu { plan.tensor_bytes } else { 0 });
 
@@ -201,11 +208,15 @@ impl CudaSession {
             _weights: weights,
             _arena: arena,
             dev,
+            phases,
+            profile: None,
         };
         // One eager run (libraries finish their lazy set-up), then capture.
         session.run()?;
+        session.phases.mark("eager warm-up run");
         if opts.graphs {
             session.capture()?;
+            session.phases.mark("CUDA graph capture");
         }
         Ok(session)
     }
@@ -284,8 +295,32 @@ impl CudaSession {
         }
     }
 
+    /// The steps of the load (device, kernels, libraries, build, warm-up, capture) in ms.
+    pub fn load_phases(&self) -> &[(&'static str, f64)] {
+        &self.phases.steps
+    }
+
+    /// Per-node timing: while on, `run` launches node by node with a CUDA event between nodes
+    /// (no graph replay, so the total is above a replayed run's). Off drops the times.
+    pub fn set_profiling(&mut self, on: bool) -> Result<()> {
+        self.profile = if on {
+            Some(exec::Profile::new(self.steps.len())?)
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// Per node of [`Self::device_graph`]: time and runs since profiling was turned on.
+    pub fn profile(&self) -> Option<&[crate::cpu::NodeTime]> {
+        self.profile.as_ref().map(|p| &p.times[..])
+    }
+
     /// Runs the graph on the inputs set: one graph launch per segment, CPU nodes in between.
     pub fn run(&mut self) -> Result<()> {
+        if self.profile.is_some() {
+            return self.run_profiled();
+        }
         for s in 0..self.segments.len() {
             match &self.segments[s] {
                 Segment::Gpu { graph: Some(g), .. } => {

@@ -1,5 +1,5 @@
 //! QConv (int8 convolution, 1-D and 2-D, any group): `quant_conv_{u8,i8}_{u8,i8,f32}`, one
-//! thread per output with an exact int32 accumulator (`quant_conv_dp4a_*`, four channels per
+//! group of threads per output (see `lanes_for`) with an exact int32 accumulator (`quant_conv_dp4a_*`, four channels per
 //! dp4a instruction, for symmetric i8 weights and groups of four channels or more), then the requantizing epilogue the CPU
 //! kernel applies (`cpu::ops::quant::requant::stage`, mirrored here: `acc·mult[m] + add[m]`, the output's zero
 //! point, the clamp a fused ReLU/Clip becomes, rounding half to even). The prepared weights
@@ -38,6 +38,8 @@ struct QConvParams {
     pl: i64,
     group: i64,
     zx: i32,
+    /// Threads per output (see [`lanes_for`]).
+    lanes: i32,
     zp: f32,
     lo: f32,
     hi: f32,
@@ -124,7 +126,8 @@ struct QConvKernel {
     sumw_at: Option<u64>,
     mult_at: u64,
     add_at: u64,
-    n_out: usize,
+    /// Outputs times lanes.
+    threads: usize,
 }
 
 /// Weights as dp4a words, [M, ceil(cg/4), taps]: channels 4q..4q+3 of one tap in the bytes of
@@ -211,6 +214,8 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (sh, sw) = hw(&op.conv.strides, 1);
     let (dh, dw) = hw(&op.conv.dilations, 1);
     let (pt, pl) = hw(&op.conv.pads[..op.conv.kernel.len()], 0);
+    // The reduction's terms: channels (or dp4a words of four) times taps.
+    let lanes = lanes_for(if dp4a { cg.div_ceil(4) } else { cg } * (kh * kw) as usize);
     let p = QConvParams {
         n: x.shape[0] as i64,
         c: x.shape[1] as i64,
@@ -230,6 +235,7 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         group: op.conv.group as i64,
         // Bytes are read in their own type (i8 signed), so the zero point is the file's.
         zx: op.x.zero_point,
+        lanes,
         zp: rq.zp,
         lo: rq.lo,
         hi: rq.hi,
@@ -247,8 +253,16 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         sumw_at,
         mult_at,
         add_at,
-        n_out: y.len(),
+        threads: y.len() * lanes as usize,
     }))
+}
+
+/// Threads that share one output's reduction of `terms` terms (a power of two, at most a
+/// warp): about 16 terms each, so a 1x1 projection of 960 channels over a 7x7 plane fills the
+/// GPU with short loops instead of 7840 threads each walking 960 channels.
+fn lanes_for(terms: usize) -> i32 {
+    let per = (terms / 16).clamp(1, 32);
+    (1usize << per.ilog2()) as i32
 }
 
 impl CudaKernel for QConvKernel {
@@ -264,7 +278,7 @@ impl CudaKernel for QConvKernel {
                 let sumw = base + at;
                 dev.launch(
                     &self.f,
-                    self.n_out,
+                    self.threads,
                     &mut [
                         arg(x),
                         arg(&w),
@@ -281,7 +295,7 @@ impl CudaKernel for QConvKernel {
             None => unsafe {
                 dev.launch(
                     &self.f,
-                    self.n_out,
+                    self.threads,
                     &mut [arg(x), arg(&w), arg(&mult), arg(&add), arg(y), arg(&self.p)],
                 )
             },

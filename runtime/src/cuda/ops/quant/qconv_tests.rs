@@ -139,3 +139,43 @@ fn qconv_matches_the_cpu() {
         1.0 / 255.0,
     );
 }
+
+#[test]
+fn long_reductions_split_over_lanes() {
+    // Threads per output follow the reduction's length, capped at a warp.
+    assert_eq!(lanes_for(9), 1);
+    assert_eq!(lanes_for(54), 2);
+    assert_eq!(lanes_for(144), 8);
+    assert_eq!(lanes_for(960), 32);
+    assert_eq!(lanes_for(1 << 20), 32);
+    // 1x1 over 600 channels (32 lanes, 7·15 outputs: not a multiple of a warp), plain kernel
+    // (u8 weights with a zero point) and dp4a (150 words: 8 lanes); and a 3x3 over 40
+    // channels (360 terms: 16 lanes), each against the CPU.
+    let x = bytes(DType::U8, &[1, 600, 3, 5], 5);
+    let bias = Tensor::from_vec(&[7], (0..7).map(|i| i as f32 * 0.2 - 0.5).collect()).unwrap();
+    let mut op = qconv(1, 7, None, F32_OUT);
+    op.conv.kernel = vec![1, 1];
+    op.conv.strides = vec![1, 1];
+    op.conv.pads = vec![0, 0, 0, 0];
+    let wi = bytes(DType::I8, &[7, 600, 1, 1], 6);
+    let inputs = [x.clone(), wi, bias.clone()];
+    check(&Op::QConv(op.clone()), &inputs, &[false, true, true], 1e-5);
+    op.w_zero_point = vec![100; 7];
+    let wu = bytes(DType::U8, &[7, 600, 1, 1], 7);
+    check(
+        &Op::QConv(op),
+        &[x, wu, bias.clone()],
+        &[false, true, true],
+        1e-5,
+    );
+    let x3 = bytes(DType::U8, &[1, 40, 6, 7], 8);
+    let w3 = bytes(DType::U8, &[7, 40, 3, 3], 9);
+    let mut op3 = qconv(1, 7, Some(UnaryOp::Relu), u8_out());
+    op3.w_zero_point = vec![120; 7];
+    check(
+        &Op::QConv(op3),
+        &[x3, w3, bias],
+        &[false, true, true],
+        1.0 / 255.0,
+    );
+}
