@@ -39,6 +39,56 @@ __device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* b
     }
 }
 
+// One LSTM step with its recurrent product fused in, for small batches: a warp per (b, j)
+// forms the four dot products h_prev[b] · R[q·H + j] (q = i, o, f, c; R is this direction's
+// [4H, H]) with its lanes splitting H, then lane 0 runs the cell as `lstm_gates`. h_prev is
+// read from `h_in` (row stride `h_in_stride`: Y_h holding h0 at the first step, else Y's rows
+// of the previous step), h_t is written to Y's rows only, and also to `h_last` (Y_h) at the
+// last step, so no warp overwrites an h another warp is still reading.
+template <typename T>
+__device__ void lstm_step(const T* xw, i64_t xw_stride, const T* r, const T* h_in,
+                          i64_t h_in_stride, const T* bias, const T* peep, float* c, T* y,
+                          i64_t y_stride, T* h_last, i64_t batch, i64_t hidden, float clip,
+                          int input_forget) {
+    const int lane = threadIdx.x & 31;
+    const i64_t warps = batch * hidden, stride = ((i64_t)blockDim.x * gridDim.x) >> 5;
+    for (i64_t wi = ((i64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; wi < warps; wi += stride) {
+        const i64_t b = wi / hidden, j = wi % hidden, g = 4 * hidden;
+        const T* hb = h_in + b * h_in_stride;
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (i64_t k = lane; k < hidden; k += 32) {
+            const float hv = ld(hb, k);
+            for (int q = 0; q < 4; ++q) acc[q] += hv * ld(r, (q * hidden + j) * hidden + k);
+        }
+        for (int q = 0; q < 4; ++q)
+            for (int off = 16; off > 0; off >>= 1) acc[q] += __shfl_xor_sync(0xffffffffu, acc[q], off);
+        if (lane != 0) continue;
+        const T* x = xw + b * xw_stride;
+        float pre[4];
+        for (int q = 0; q < 4; ++q) {
+            float v = ld(x, q * hidden + j) + acc[q];
+            if (bias) v += ld(bias, q * hidden + j) + ld(bias, g + q * hidden + j);
+            if (clip > 0.0f) v = fminf(fmaxf(v, -clip), clip);
+            pre[q] = v;
+        }
+        const i64_t idx = b * hidden + j;
+        float c_prev = c[idx];
+        float pi = pre[0], po = pre[1], pf = pre[2];
+        if (peep) {
+            pi += ld(peep, j) * c_prev;
+            pf += ld(peep, 2 * hidden + j) * c_prev;
+        }
+        float ig = sigmoid_f(pi);
+        float fg = input_forget ? 1.0f - ig : sigmoid_f(pf);
+        float cn = fg * c_prev + ig * tanhf(pre[3]);
+        if (peep) po += ld(peep, hidden + j) * cn;
+        float hn = sigmoid_f(po) * tanhf(cn);
+        c[idx] = cn;
+        st(y, b * y_stride + j, hn);
+        if (h_last) st(h_last, idx, hn);
+    }
+}
+
 // GRU with linear_before_reset = 1, gate order z, r, h:
 // h~ = tanh(xw_h + Wbh + r * (hr_h + Rbh)); h = (1 - z) * h~ + z * h_prev.
 template <typename T>
@@ -71,6 +121,13 @@ __device__ void gru_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bi
 }
 
 #define RECURRENT(T, S)                                                                              \
+    extern "C" __global__ void recurrent_lstm_step_##S(                                              \
+        const T* xw, i64_t xw_stride, const T* r, const T* h_in, i64_t h_in_stride, const T* bias,   \
+        const T* peep, float* c, T* y, i64_t y_stride, T* h_last, i64_t batch, i64_t hidden,         \
+        float clip, int input_forget) {                                                              \
+        lstm_step(xw, xw_stride, r, h_in, h_in_stride, bias, peep, c, y, y_stride, h_last, batch,    \
+                  hidden, clip, input_forget);                                                       \
+    }                                                                                                \
     extern "C" __global__ void recurrent_lstm_gates_##S(                                             \
         const T* xw, i64_t xw_stride, const T* hr, const T* bias, const T* peep, T* h, float* c,     \
         T* y, i64_t y_stride, i64_t batch, i64_t hidden, float clip, int input_forget) {             \

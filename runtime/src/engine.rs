@@ -194,7 +194,7 @@ impl Engine {
         }
     }
     /// The steps of the load and their times in ms, where the backend records them (CUDA).
-    pub fn load_phases(&self) -> Option<&[(&'static str, f64)]> {
+    pub fn load_phases(&self) -> Option<&[(String, f64)]> {
         match self {
             Engine::Cpu(_) => None,
             #[cfg(feature = "cuda")]

@@ -74,7 +74,7 @@ fn info_of(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
 #[derive(Debug, Clone)]
 pub struct Phases {
     last: std::time::Instant,
-    pub steps: Vec<(&'static str, f64)>,
+    pub steps: Vec<(String, f64)>,
 }
 
 impl Default for Phases {
@@ -88,10 +88,10 @@ impl Default for Phases {
 
 impl Phases {
     /// Records the time since the previous mark (or creation) as step `name`, in ms.
-    pub fn mark(&mut self, name: &'static str) {
+    pub fn mark(&mut self, name: impl Into<String>) {
         let now = std::time::Instant::now();
         self.steps
-            .push((name, (now - self.last).as_secs_f64() * 1e3));
+            .push((name.into(), (now - self.last).as_secs_f64() * 1e3));
         self.last = now;
     }
 }
@@ -106,14 +106,16 @@ pub struct Device {
     pub info: DeviceInfo,
     modules: HashMap<&'static str, Arc<CudaModule>>,
     functions: std::sync::Mutex<HashMap<String, CudaFunction>>,
-    blas: Option<blas::Blas>,
+    /// Created by the first node that asks (its handle costs ~0.1 s; cuDNN-only models skip it).
+    blas: std::sync::OnceLock<Option<blas::Blas>>,
     dnn: Option<dnn::Dnn>,
 }
 
 impl Device {
     /// Opens GPU `ordinal`, compiles (or loads from the disk cache) every kernel module for
-    /// `arch` (default: the device's), and creates the cuBLAS and cuDNN handles when those
-    /// libraries are present (nodes needing a missing one fall back to the CPU).
+    /// `arch` (default: the device's), and creates the cuDNN handle when the library is present;
+    /// the cuBLAS handle is made when a node first needs it (nodes needing a missing library
+    /// fall back to the CPU).
     pub fn open(ordinal: usize, arch: Option<&str>) -> Result<Device> {
         let mut phases = Phases::default();
         probe(ordinal)?;
@@ -139,8 +141,6 @@ impl Device {
             modules.insert(src.name, module);
         }
         phases.mark("kernel modules (NVRTC or disk cache) loaded");
-        let blas = blas::Blas::new(&ctx, &stream).ok();
-        phases.mark("cuBLAS handle");
         let dnn = dnn::Dnn::new(&stream).ok();
         phases.mark("cuDNN handle");
         Ok(Device {
@@ -150,7 +150,7 @@ impl Device {
             info,
             modules,
             functions: Default::default(),
-            blas,
+            blas: std::sync::OnceLock::new(),
             dnn,
         })
     }
@@ -177,6 +177,7 @@ impl Device {
 
     pub fn blas(&self) -> Result<&blas::Blas> {
         self.blas
+            .get_or_init(|| blas::Blas::new(&self.ctx, &self.stream).ok())
             .as_ref()
             .ok_or_else(|| Error::Cuda("cuBLAS (libcublas) could not be loaded".into()))
     }

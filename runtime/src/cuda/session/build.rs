@@ -38,6 +38,10 @@ pub(super) struct Built {
     pub weights: DeviceBuffer,
     /// Per device tensor: its offset in `weights` (constants only).
     pub const_offsets: Vec<Option<u64>>,
+    /// Build time per op (GPU kernels), slowest first: (op, nodes, ms).
+    pub build_ms: Vec<(&'static str, usize, f64)>,
+    /// Time to narrow and upload the constants.
+    pub upload_ms: f64,
 }
 
 /// Lowers, builds and uploads; see the module documentation.
@@ -68,6 +72,7 @@ fn try_build(
     let mut kernels = Vec::with_capacity(graph.nodes.len());
     let mut failed_f16 = Vec::new();
     let (mut scratch, mut host_scratch) = (0usize, 0usize);
+    let mut build_ms: Vec<(&'static str, usize, f64)> = Vec::new();
     for (k, node) in graph.nodes.iter().enumerate() {
         let facts =
             |ids: &[usize]| -> Vec<Fact> { ids.iter().map(|&i| graph.tensors[i].fact()).collect() };
@@ -98,7 +103,18 @@ fn try_build(
                 outputs: &outputs,
                 consts: &consts,
             };
-            match ops::build(&node.op, &b) {
+            let t = std::time::Instant::now();
+            let built = ops::build(&node.op, &b);
+            let e = build_ms
+                .iter()
+                .position(|x| x.0 == node.op.name())
+                .unwrap_or_else(|| {
+                    build_ms.push((node.op.name(), 0, 0.0));
+                    build_ms.len() - 1
+                });
+            build_ms[e].1 += 1;
+            build_ms[e].2 += t.elapsed().as_secs_f64() * 1e3;
+            match built {
                 Ok(kernel) => {
                     scratch = scratch.max(kernel.scratch_bytes());
                     kernels.push(Kernel::Gpu(kernel));
@@ -129,7 +145,10 @@ fn try_build(
     if !failed_f16.is_empty() {
         return Ok(Err(failed_f16));
     }
+    build_ms.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let t = std::time::Instant::now();
     let (weights, const_offsets) = upload(dev, &host)?;
+    let upload_ms = t.elapsed().as_secs_f64() * 1e3;
     drop(host);
     Ok(Ok(Built {
         lowered,
@@ -139,6 +158,8 @@ fn try_build(
         host_scratch,
         weights,
         const_offsets,
+        build_ms,
+        upload_ms,
     }))
 }
 

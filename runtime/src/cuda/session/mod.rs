@@ -115,6 +115,18 @@ impl CudaSession {
             .unwrap_or_else(|| Precision::of(model.graph()));
         let built = build::build(&dev, &model, precision)?;
         phases.mark("graph lowered, kernels built, weights uploaded");
+        // … and what that step spent, by op (the big ones), and on the upload.
+        for &(op, n, ms) in &built.build_ms {
+            if ms >= 1.0 {
+                phases
+                    .steps
+                    .push((format!("  of which {n} {op} kernel(s) built"), ms));
+            }
+        }
+        phases.steps.push((
+            "  of which constants narrowed and uploaded".into(),
+            built.upload_ms,
+        ));
         let graph = &built.lowered.graph;
         let (weights, const_offsets) = (built.weights, built.const_offsets);
         let scratch = built.scratch;
@@ -296,7 +308,7 @@ impl CudaSession {
     }
 
     /// The steps of the load (device, kernels, libraries, build, warm-up, capture) in ms.
-    pub fn load_phases(&self) -> &[(&'static str, f64)] {
+    pub fn load_phases(&self) -> &[(String, f64)] {
         &self.phases.steps
     }
 
