@@ -36,6 +36,12 @@ pub(super) enum Step {
 pub(super) struct Profile {
     events: Vec<ds::CUevent>,
     pub times: Vec<NodeTime>,
+    /// When every node is on the GPU: the whole run captured with the events in it, so the
+    /// times are the nodes' own on the GPU (as in a replayed run) and not the host's launch
+    /// overhead, which a node-by-node run would measure for short kernels.
+    graph: Option<CudaGraph>,
+    /// Capture was tried (and `graph` is what came of it).
+    tried: bool,
 }
 
 impl Profile {
@@ -43,6 +49,8 @@ impl Profile {
         let mut p = Profile {
             events: Vec::with_capacity(steps + 1),
             times: vec![NodeTime::default(); steps],
+            graph: None,
+            tried: false,
         };
         for _ in 0..=steps {
             let e = dr::event::create(ds::CUevent_flags::CU_EVENT_DEFAULT)
@@ -55,6 +63,8 @@ impl Profile {
 
 impl Drop for Profile {
     fn drop(&mut self) {
+        // The graph refers to the events: it goes first.
+        self.graph.take();
         for &e in &self.events {
             // SAFETY: created by `Profile::new`, destroyed once; nothing records them after.
             unsafe { dr::event::destroy(e) }.ok();
@@ -157,26 +167,26 @@ impl CudaSession {
 
     /// `run` with per-node timing: every step launched on its own between two events.
     pub(super) fn run_profiled(&mut self) -> Result<()> {
-        let stream = self.dev.cu_stream();
         let n = self.steps.len();
-        self.enqueue(0..0, true, false)?;
-        for k in 0..=n {
-            let ev = self
-                .profile
-                .as_ref()
-                .map_or(std::ptr::null_mut(), |p| p.events[k]);
-            // SAFETY: a live event of this context, recorded on the session's stream.
-            unsafe { dr::event::record(ev, stream) }
-                .map_err(|e| cuda_err("recording a timing event", e))?;
-            if k == n {
-                break;
-            }
-            match self.steps[k] {
-                Step::Gpu { .. } => self.enqueue(k..k + 1, false, false)?,
-                Step::Cpu { .. } => self.run_cpu(k)?,
+        let all_gpu = self.steps.iter().all(|s| matches!(s, Step::Gpu { .. }));
+        if all_gpu && !self.profile.as_ref().is_some_and(|p| p.tried) {
+            let stream = self.dev.stream.clone();
+            stream
+                .begin_capture(ds::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+                .map_err(|e| cuda_err("beginning graph capture", e))?;
+            let enqueued = self.enqueue_timed(true);
+            let captured = stream.end_capture(ds::CUgraphInstantiate_flags(0));
+            if let Some(p) = self.profile.as_mut() {
+                p.tried = true;
+                if let (Ok(()), Ok(Some(g))) = (enqueued, captured) {
+                    p.graph = Some(g);
+                }
             }
         }
-        self.enqueue(0..0, false, true)?;
+        match self.profile.as_ref().and_then(|p| p.graph.as_ref()) {
+            Some(g) => g.launch().map_err(|e| cuda_err("CUDA graph launch", e))?,
+            None => self.enqueue_timed(false)?,
+        }
         self.dev.synchronize()?;
         if let Some(p) = self.profile.as_mut() {
             for k in 0..n {
@@ -188,6 +198,37 @@ impl CudaSession {
             }
         }
         Ok(())
+    }
+
+    /// Enqueues a whole run with an event before each step and after the last (`external`:
+    /// as event-record nodes of a graph being captured).
+    fn enqueue_timed(&mut self, external: bool) -> Result<()> {
+        let stream = self.dev.cu_stream();
+        let n = self.steps.len();
+        self.enqueue(0..0, true, false)?;
+        for k in 0..=n {
+            let ev = self
+                .profile
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |p| p.events[k]);
+            if external {
+                // SAFETY: a live event of this context, recorded on the session's stream as an
+                // event-record node of the graph being captured (1: CU_EVENT_RECORD_EXTERNAL).
+                unsafe { ds::cuEventRecordWithFlags(ev, stream, 1).result() }
+            } else {
+                // SAFETY: a live event of this context, recorded on the session's stream.
+                unsafe { dr::event::record(ev, stream) }
+            }
+            .map_err(|e| cuda_err("recording a timing event", e))?;
+            if k == n {
+                break;
+            }
+            match self.steps[k] {
+                Step::Gpu { .. } => self.enqueue(k..k + 1, false, false)?,
+                Step::Cpu { .. } => self.run_cpu(k)?,
+            }
+        }
+        self.enqueue(0..0, false, true)
     }
 
     /// Runs CPU node `k`: copies its inputs down, runs the CPU kernel on the host mirror,

@@ -187,6 +187,22 @@ fn sessions_in_fp32_and_fp16_match_the_cpu() {
             assert_eq!(got[1].bytes(), want[1].bytes(), "{expect:?}: Equal");
             assert_eq!(got[0].dtype, DType::F32);
         }
+        // Per-node timing: the same answer, every node timed on every run, then off again.
+        s.set_profiling(true).unwrap();
+        for _ in 0..2 {
+            let got = s.run_tensors(std::slice::from_ref(&x)).unwrap();
+            assert_eq!(
+                got[1].bytes(),
+                want[1].bytes(),
+                "{expect:?}: profiled Equal"
+            );
+        }
+        let p = s.profile().unwrap();
+        assert_eq!(p.len(), s.device_graph().nodes.len());
+        assert!(p.iter().all(|t| t.calls == 2), "{p:?}");
+        assert!(p.iter().map(|t| t.nanos).sum::<u64>() > 0);
+        s.set_profiling(false).unwrap();
+        assert!(s.profile().is_none());
         eprintln!("session {expect:?} (f16 weights: {f16}) matches the CPU");
     }
 }
