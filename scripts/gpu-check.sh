@@ -119,7 +119,8 @@ run() {
     # device tool brings back only a few files).
     local out=$D/out
     rm -rf "$out" && mkdir -p "$out"
-    trap 'tar czf "${OUT:-$D}/gpu-check-out.tar.gz" -C "$out" . ; cp "$out/table.md" "${OUT:-$D}/" 2>/dev/null || true' EXIT
+    # (Runs at exit, after this function's locals are gone: paths spelled out.)
+    trap 'tar czf "${OUT:-$D}/gpu-check-out.tar.gz" -C "$D/out" . ; cp "$D/out/table.md" "${OUT:-$D}/" 2>/dev/null || true' EXIT
     export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export EDGEFUSE_GPU_CHECK_DIR="$PWD/$D"
     export EDGEFUSE_KERNEL_CACHE="$PWD/$D/kernel-cache"
