@@ -87,43 +87,60 @@ __device__ __forceinline__ int lane_sum(int acc, int lanes) {
     return acc;
 }
 
-// Where output `i` reads: image b, group g, channel m, and the top-left tap (ys, xs).
+// Where output `i` reads: image b, group g, channel m, and the top-left tap (ys, xs). In 32-bit
+// arithmetic: a 64-bit division costs several times a 32-bit one on the GPU, and the build
+// checks that outputs times lanes fit an int.
 struct QConvAt {
-    i64_t b, g, m, ys, xs;
+    int b, g, m, ys, xs;
 };
-__device__ __forceinline__ QConvAt qconv_at(i64_t i, const QConvParams& p) {
-    i64_t ox = i % p.ow, oy = (i / p.ow) % p.oh, m = (i / (p.ow * p.oh)) % p.m;
-    i64_t b = i / (p.ow * p.oh * p.m), g = m / (p.m / p.group);
-    return QConvAt{b, g, m, oy * p.sh - p.pt, ox * p.sw - p.pl};
+__device__ __forceinline__ QConvAt qconv_at(int i, const QConvParams& p) {
+    const int ow = (int)p.ow, oh = (int)p.oh, m_all = (int)p.m;
+    const int ox = i % ow, r = i / ow, oy = r % oh, r2 = r / oh, m = r2 % m_all, b = r2 / m_all;
+    return QConvAt{b, m / (m_all / (int)p.group), m, oy * (int)p.sh - (int)p.pt,
+                   ox * (int)p.sw - (int)p.pl};
 }
 
 template <typename X, typename Y>
 __device__ void qconv(const X* x, const short* w, const float* mult, const float* add, Y* y,
                       QConvParams p) {
-    const int cg = (int)(p.c / p.group), kk = (int)(p.kh * p.kw), kw = (int)p.kw;
+    const int cg = (int)(p.c / p.group), kh = (int)p.kh, kw = (int)p.kw, kk = kh * kw;
     const int red = cg * kk, lanes = p.lanes, h = (int)p.h, wd = (int)p.w;
-    FOR_EACH(t, p.n * p.m * p.oh * p.ow * lanes) {
-        const i64_t i = t / lanes;
-        const int lane = (int)(t - i * lanes);
+    const int dh = (int)p.dh, dw = (int)p.dw, plane = h * wd;
+    const int total = (int)(p.n * p.m * p.oh * p.ow) * lanes;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
+        const int i = t / lanes, lane = t - i * lanes;
         const QConvAt a = qconv_at(i, p);
-        const X* xg = x + (a.b * p.c + a.g * cg) * p.h * p.w;
-        const short* wm = w + a.m * red;
+        const X* xg = x + ((i64_t)a.b * p.c + (i64_t)a.g * cg) * plane;
+        const short* wm = w + (i64_t)a.m * red;
         int acc = 0;
         if (kk == 1) {
             // 1x1: the reduction is over channels only, the tap is the same for all.
-            const int iy = (int)a.ys, ix = (int)a.xs;
-            if (iy >= 0 && iy < h && ix >= 0 && ix < wd) {
-                const X* xp = xg + iy * wd + ix;
-                const i64_t plane = p.h * p.w;
+            if (a.ys >= 0 && a.ys < h && a.xs >= 0 && a.xs < wd) {
+                const X* xp = xg + a.ys * wd + a.xs;
                 for (int r = lane; r < red; r += lanes)
                     acc += ((int)xp[r * plane] - p.zx) * (int)wm[r];
+            }
+        } else if (lanes == 1) {
+            // One thread walks the whole window: nested loops, no divisions.
+            for (int ci = 0; ci < cg; ++ci) {
+                const X* xp = xg + ci * plane;
+                const short* wp = wm + ci * kk;
+                for (int ky = 0; ky < kh; ++ky) {
+                    const int iy = a.ys + ky * dh;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int kx = 0; kx < kw; ++kx) {
+                        const int ix = a.xs + kx * dw;
+                        if (ix < 0 || ix >= wd) continue;
+                        acc += ((int)xp[iy * wd + ix] - p.zx) * (int)wp[ky * kw + kx];
+                    }
+                }
             }
         } else {
             for (int r = lane; r < red; r += lanes) {
                 const int ci = r / kk, tap = r - ci * kk, ky = tap / kw, kx = tap - ky * kw;
-                const int iy = (int)a.ys + ky * (int)p.dh, ix = (int)a.xs + kx * (int)p.dw;
+                const int iy = a.ys + ky * dh, ix = a.xs + kx * dw;
                 if (iy >= 0 && iy < h && ix >= 0 && ix < wd)
-                    acc += ((int)xg[((i64_t)ci * h + iy) * wd + ix] - p.zx) * (int)wm[r];
+                    acc += ((int)xg[ci * plane + iy * wd + ix] - p.zx) * (int)wm[r];
             }
         }
         acc = lane_sum(acc, lanes);
@@ -155,21 +172,22 @@ __device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const flo
                            const float* add, Y* y, QConvParams p) {
     const int cg = (int)(p.c / p.group), c4 = (cg + 3) / 4, kk = (int)(p.kh * p.kw);
     const int kw = (int)p.kw, h = (int)p.h, wd = (int)p.w, red = c4 * kk, lanes = p.lanes;
-    const i64_t plane = p.h * p.w;
+    const int dh = (int)p.dh, dw = (int)p.dw, plane = h * wd;
     const unsigned zx = (unsigned char)p.zx;
-    FOR_EACH(t, p.n * p.m * p.oh * p.ow * lanes) {
-        const i64_t i = t / lanes;
-        const int lane = (int)(t - i * lanes);
+    const int total = (int)(p.n * p.m * p.oh * p.ow) * lanes;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
+        const int i = t / lanes, lane = t - i * lanes;
         const QConvAt a = qconv_at(i, p);
-        const unsigned char* xb = (const unsigned char*)x + (a.b * p.c + a.g * cg) * plane;
-        const int* wm = w4 + a.m * red;
+        const unsigned char* xb =
+            (const unsigned char*)x + ((i64_t)a.b * p.c + (i64_t)a.g * cg) * plane;
+        const int* wm = w4 + (i64_t)a.m * red;
         int acc = 0;
         for (int r = lane; r < red; r += lanes) {
             const int q = r / kk, tap = r - q * kk, ky = tap / kw, kx = tap - ky * kw;
-            const int iy = (int)a.ys + ky * (int)p.dh, ix = (int)a.xs + kx * (int)p.dw;
+            const int iy = a.ys + ky * dh, ix = a.xs + kx * dw;
             const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < wd;
             const int n4 = min(cg - 4 * q, 4);
-            const unsigned char* xp = xb + 4 * q * plane + (i64_t)iy * wd + ix;
+            const unsigned char* xp = xb + 4 * q * plane + iy * wd + ix;
             unsigned packed = 0;
             for (int j = 0; j < n4; ++j) {
                 unsigned v = inside ? xp[j * plane] : zx;
