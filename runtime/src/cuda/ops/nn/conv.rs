@@ -1,4 +1,5 @@
-//! Conv (1-D and 2-D) through cuDNN. Bias + ReLU run fused inside cuDNN; other fused activations
+//! Conv (1-D and 2-D): depthwise, thin and small layers through our direct kernel
+//! (`conv_direct`), the rest through cuDNN. Bias + ReLU run fused inside cuDNN; other fused activations
 //! (ReLU6, Swish, …) run as `elementwise_bias_act` right after. Asymmetric padding (TF "same")
 //! first pads the input into scratch with `shape_pad`, then convolves without padding.
 
@@ -61,6 +62,14 @@ fn hw(v: &[usize], one: usize) -> (usize, usize) {
 }
 
 pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    if super::conv_direct::suits(op, &b.inputs[0], &b.outputs[0]) {
+        return super::conv_direct::build(op, b);
+    }
+    build_cudnn(op, b)
+}
+
+/// The convolution through cuDNN (see the module documentation).
+pub fn build_cudnn(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (x, y) = (&b.inputs[0], &b.outputs[0]);
     let dtype = x.dtype;
     let s = op.kernel.len();
@@ -284,6 +293,109 @@ mod tests {
         ] {
             check(&op, &[x.clone(), w, b.clone()], &[false, true, true], 1e-5);
         }
+    }
+
+    #[test]
+    fn direct_convolutions_match_the_cpu() {
+        // Depthwise with TF-style asymmetric padding and ReLU6; 1-D with dilation; a 1×1 thin
+        // layer with a residual; a 3×3 whose 36-term reduction takes two lanes per output.
+        let clip6 = Some(UnaryOp::Clip { min: 0.0, max: 6.0 });
+        let dw = Op::Conv(Conv {
+            pads: vec![0, 0, 1, 1],
+            group: 6,
+            act: clip6,
+            ..unwrap(conv(vec![0, 0, 0, 0], 1, None))
+        });
+        let x = values(&[2, 6, 9, 8], 1);
+        for f16 in [false, true] {
+            let run = |op: &Op, inputs: &[crate::Tensor], consts: &[bool]| {
+                if f16 {
+                    check_f16(op, inputs, consts, 1e-2)
+                } else {
+                    check(op, inputs, consts, 1e-5)
+                }
+            };
+            run(
+                &dw,
+                &[x.clone(), values(&[6, 1, 3, 3], 2), values(&[6], 3)],
+                &[false, true, true],
+            );
+            let one_d = Op::Conv(Conv {
+                kernel: vec![3],
+                strides: vec![1],
+                pads: vec![2, 1],
+                dilations: vec![2],
+                group: 1,
+                has_bias: false,
+                act: Some(UnaryOp::Relu),
+                residual: false,
+            });
+            run(
+                &one_d,
+                &[values(&[1, 5, 17], 4), values(&[4, 5, 3], 5)],
+                &[false, true],
+            );
+            let thin = Op::Conv(Conv {
+                kernel: vec![1, 1],
+                strides: vec![1, 1],
+                pads: vec![0, 0, 0, 0],
+                residual: true,
+                ..unwrap(conv(vec![0, 0, 0, 0], 1, clip6))
+            });
+            run(
+                &thin,
+                &[
+                    x.clone(),
+                    values(&[10, 6, 1, 1], 6),
+                    values(&[10], 7),
+                    values(&[2, 10, 9, 8], 8),
+                ],
+                &[false, true, true, false],
+            );
+            run(
+                &conv(vec![1, 1, 1, 1], 1, None),
+                &[
+                    values(&[1, 4, 9, 9], 9),
+                    values(&[8, 4, 3, 3], 2),
+                    values(&[8], 3),
+                ],
+                &[false, true, true],
+            );
+        }
+    }
+
+    fn unwrap(op: Op) -> Conv {
+        match op {
+            Op::Conv(c) => c,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn cudnn_convolutions_match_the_cpu() {
+        // Past the direct kernel's sizes (360-term reductions, 6.9 M products): cuDNN, with
+        // the ReLU6-and-residual epilogue kernel after it, in f32 and on tensor cores in f16.
+        let op = Op::Conv(Conv {
+            strides: vec![1, 1],
+            residual: true,
+            ..unwrap(conv(
+                vec![1, 1, 1, 1],
+                1,
+                Some(UnaryOp::Clip { min: 0.0, max: 6.0 }),
+            ))
+        });
+        let (x, w, b, r) = (
+            values(&[1, 40, 20, 20], 1),
+            values(&[48, 40, 3, 3], 2),
+            values(&[48], 3),
+            values(&[1, 48, 20, 20], 4),
+        );
+        let facts = |t: &crate::Tensor| crate::ir::Fact::new(t.dtype, t.shape.clone());
+        let Op::Conv(c) = &op else { unreachable!() };
+        assert!(!super::super::conv_direct::suits(c, &facts(&x), &facts(&r)));
+        let inputs = [x, w, b, r];
+        check(&op, &inputs, &[false, true, true, false], 1e-4);
+        check_f16(&op, &inputs, &[false, true, true, false], 2e-2);
     }
 
     #[test]

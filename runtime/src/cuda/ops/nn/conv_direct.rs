@@ -1,0 +1,200 @@
+//! Direct convolution (`nn_conv_direct_*`): depthwise, thin and small convolutions, where
+//! cuDNN's per-layer set-up (several ms at load) and its launches (a fp16 NCHW depthwise layer
+//! took 52 µs on an H200 against a few for this kernel) cost more than the work. Bias,
+//! residual and activation run in the same kernel, and asymmetric padding needs no copy.
+
+use cudarc::driver::{CudaFunction, DeviceRepr};
+
+use super::super::elementwise::unary::epilogue;
+use crate::cuda::device::{arg, Device};
+use crate::cuda::ops::{float_suffix, BuildCtx, CudaKernel, Io};
+use crate::ir::ops::Conv;
+use crate::ir::Fact;
+use crate::{Error, Result};
+
+/// Mirrors `DirectParams` in `kernels/cuda/nn.cu`.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+struct DirectParams {
+    n: i32,
+    c: i32,
+    h: i32,
+    w: i32,
+    m: i32,
+    oh: i32,
+    ow: i32,
+    kh: i32,
+    kw: i32,
+    sh: i32,
+    sw: i32,
+    dh: i32,
+    dw: i32,
+    pt: i32,
+    pl: i32,
+    group: i32,
+    lanes: i32,
+    act: i32,
+    p0: f32,
+    p1: f32,
+}
+
+// SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
+unsafe impl DeviceRepr for DirectParams {}
+
+/// Products (output elements × reduction length) up to which any convolution runs direct.
+const SMALL_MACS: usize = 1 << 22;
+/// Reductions (channels per group × taps) up to which a convolution runs direct at any size.
+const THIN: usize = 32;
+
+/// Spatial axes as (h, w): a 1-D axis becomes (1, len).
+fn hw(v: &[usize], one: usize) -> (usize, usize) {
+    match v {
+        [w] => (one, *w),
+        [h, w, ..] => (*h, *w),
+        [] => (one, one),
+    }
+}
+
+/// The reduction length of one output: channels per group × taps.
+fn reduction(op: &Conv, x: &Fact) -> usize {
+    x.shape[1] / op.group.max(1) * op.kernel.iter().product::<usize>()
+}
+
+/// Whether `op` runs direct: depthwise, a thin reduction, or a small layer — and within
+/// 32-bit indexing.
+pub fn suits(op: &Conv, x: &Fact, y: &Fact) -> bool {
+    let red = reduction(op, x);
+    let depthwise = x.shape[1] / op.group.max(1) == 1;
+    let fits = y.len() * 32 < i32::MAX as usize && x.len() < i32::MAX as usize;
+    fits && (depthwise || red <= THIN || y.len() * red <= SMALL_MACS)
+}
+
+/// Threads sharing one output's reduction: about 16 terms each, at most a warp.
+fn lanes_for(terms: usize) -> i32 {
+    let per = (terms / 16).clamp(1, 32);
+    (1usize << per.ilog2()) as i32
+}
+
+struct DirectKernel {
+    f: CudaFunction,
+    p: DirectParams,
+    has_bias: bool,
+    residual: Option<usize>,
+    threads: usize,
+}
+
+pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    let (x, y) = (&b.inputs[0], &b.outputs[0]);
+    let (act, p0, p1) = epilogue(op.act).map_err(Error::Unsupported)?;
+    let s = op.kernel.len();
+    let (h, w) = hw(&x.shape[2..], 1);
+    let (kh, kw) = hw(&op.kernel, 1);
+    let (oh, ow) = hw(&y.shape[2..], 1);
+    let (sh, sw) = hw(&op.strides, 1);
+    let (dh, dw) = hw(&op.dilations, 1);
+    let (pt, pl) = hw(&op.pads[..s], 0);
+    let lanes = lanes_for(reduction(op, x));
+    let i = |v: usize| v as i32;
+    let p = DirectParams {
+        n: i(x.shape[0]),
+        c: i(x.shape[1]),
+        h: i(h),
+        w: i(w),
+        m: i(y.shape[1]),
+        oh: i(oh),
+        ow: i(ow),
+        kh: i(kh),
+        kw: i(kw),
+        sh: i(sh),
+        sw: i(sw),
+        dh: i(dh),
+        dw: i(dw),
+        pt: i(pt),
+        pl: i(pl),
+        group: i(op.group),
+        lanes,
+        act,
+        p0,
+        p1,
+    };
+    let sfx = float_suffix(x.dtype).expect("checked by supports");
+    Ok(Box::new(DirectKernel {
+        f: b.dev.function(&format!("nn_conv_direct_{sfx}"))?,
+        p,
+        has_bias: op.has_bias,
+        residual: op.residual_index(),
+        threads: y.len() * lanes as usize,
+    }))
+}
+
+impl CudaKernel for DirectKernel {
+    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
+        let (x, w, y) = (io.inputs[0], io.inputs[1], io.outputs[0]);
+        let bias = if self.has_bias { io.inputs[2] } else { 0 };
+        let res = self.residual.map_or(0, |r| io.inputs[r]);
+        // SAFETY: (const T* x, const T* w, const T* bias, const T* res, T* y, DirectParams p);
+        // the buffers hold the shapes `p` was built from; bias (m values) and res (y's shape)
+        // are null when absent.
+        unsafe {
+            dev.launch(
+                &self.f,
+                self.threads,
+                &mut [
+                    arg(&x),
+                    arg(&w),
+                    arg(&bias),
+                    arg(&res),
+                    arg(&y),
+                    arg(&self.p),
+                ],
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_convolutions_run_direct() {
+        let conv = |group: usize, kernel: Vec<usize>| Conv {
+            kernel,
+            strides: vec![1, 1],
+            pads: vec![0, 0, 0, 0],
+            dilations: vec![1, 1],
+            group,
+            has_bias: true,
+            act: None,
+            residual: false,
+        };
+        let f = |s: &[usize]| Fact::new(crate::tensor::DType::F32, s.to_vec());
+        // Depthwise at any size.
+        assert!(suits(
+            &conv(96, vec![3, 3]),
+            &f(&[1, 96, 112, 112]),
+            &f(&[1, 96, 112, 112])
+        ));
+        // A stem: 3 channels × 9 taps.
+        assert!(suits(
+            &conv(1, vec![3, 3]),
+            &f(&[1, 3, 224, 224]),
+            &f(&[1, 32, 112, 112])
+        ));
+        // The seed CNN's 32 → 64 layer: 2.2 M products.
+        assert!(suits(
+            &conv(1, vec![3, 3]),
+            &f(&[1, 32, 13, 13]),
+            &f(&[1, 64, 11, 11])
+        ));
+        // A 1×1 projection of 1152 channels over 7×7: cuDNN (tensor cores).
+        assert!(!suits(
+            &conv(1, vec![1, 1]),
+            &f(&[1, 1152, 7, 7]),
+            &f(&[1, 192, 7, 7])
+        ));
+        assert_eq!(lanes_for(9), 1);
+        assert_eq!(lanes_for(288), 16);
+        assert_eq!(lanes_for(4096), 32);
+    }
+}
