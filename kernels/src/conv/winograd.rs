@@ -286,7 +286,9 @@ impl Winograd {
                 }
                 padded_img = img;
             }
-            let j0 = t - t0 - tx0;
+            // Column of tile tx0 in this chunk's panels (tile b0 is at j0 + b0 - tx0: a chunk
+            // may start mid-row, so tx0 can exceed t - t0).
+            let j0 = t - t0;
             for (ch, p) in pad.chunks_exact(psz).enumerate().take(self.c) {
                 let row = |q: usize| &p[(2 * ty + q) * pw..][..pw];
                 let rows = [row(0), row(1), row(2), row(3)];
@@ -294,7 +296,7 @@ impl Winograd {
                     let nb = BLOCK.min(tx1 - b0);
                     let vals = input_block(&rows, 2 * b0);
                     // Where columns j.. of row ch go: one or two runs (a panel boundary).
-                    let j = j0 + b0;
+                    let j = j0 + (b0 - tx0);
                     let first = nb.min(nr - j % nr);
                     let second = (first < nb).then(|| (layout.at(ch, j + first), first..nb));
                     let runs = [Some((layout.at(ch, j), 0..first)), second];
@@ -338,7 +340,9 @@ impl Winograd {
         while t < t1 {
             let (img, ty, tx0) = (t / per_img, t % per_img / self.tw, t % self.tw);
             let tx1 = self.tw.min(tx0 + t1 - t);
-            let j0 = t - t0 - tx0;
+            // Column of tile tx0 in this chunk's panels (tile b0 is at j0 + b0 - tx0: a chunk
+            // may start mid-row, so tx0 can exceed t - t0).
+            let j0 = t - t0;
             let (oy, rows) = (2 * ty, 2.min(g.oh - 2 * ty));
             for ch in 0..self.m {
                 let b = bias.map_or(0.0, |b| b[ch]);
@@ -350,7 +354,7 @@ impl Winograd {
                     // products) and dropped.
                     let mut mm = [[0.0f32; BLOCK]; XI];
                     for (xi, row) in mm.iter_mut().enumerate() {
-                        row.copy_from_slice(&m[xi * self.m * n + j0 + b0..][..BLOCK]);
+                        row.copy_from_slice(&m[xi * self.m * n + j0 + (b0 - tx0)..][..BLOCK]);
                     }
                     let o = output_block(&mm);
                     let (ox0, ox1) = (2 * b0, (2 * (b0 + nb)).min(g.ow));
