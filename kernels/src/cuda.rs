@@ -39,6 +39,10 @@ pub const SOURCES: &[Source] = &[
         code: include_str!("../cuda/quant.cu"),
     },
     Source {
+        name: "linalg",
+        code: include_str!("../cuda/linalg.cu"),
+    },
+    Source {
         name: "recurrent",
         code: include_str!("../cuda/recurrent.cu"),
     },

@@ -1,12 +1,15 @@
 //! Gemm: `Y = act(alpha · op(A) · op(B) + beta · C)` as one cuBLAS call, then
 //! `elementwise_bias_act` when C is a row/column/scalar bias or an activation is fused.
-//! A full `[M, N]` C is copied into Y first and accumulated by cuBLAS (beta).
+//! A full `[M, N]` C is copied into Y first and accumulated by cuBLAS (beta). Few-row products
+//! with B transposed or constant (transposed once at build) and no full C run as one
+//! `linalg_gemm_small_*` launch with the bias and activation inside (`small`).
 
 use cudarc::driver::CudaFunction;
 
 use super::super::elementwise::unary::epilogue;
+use super::small;
 use crate::cuda::blas::Gemm as BlasGemm;
-use crate::cuda::device::{arg, cuda_err, Device};
+use crate::cuda::device::{arg, cuda_err, Device, DeviceBuffer};
 use crate::cuda::ops::{check_float, float_suffix, BuildCtx, CudaKernel, Io, Support};
 use crate::ir::ops::Gemm;
 use crate::ir::Fact;
@@ -89,10 +92,46 @@ struct GemmKernel {
     n_out: i64,
 }
 
+/// Gemm through the few-row kernel; B in `[N, K]` order: the input itself, or a transposed
+/// copy of a constant B made at build.
+struct SmallKernel {
+    gemm: small::SmallGemm,
+    has_bias: bool,
+    bt: Option<DeviceBuffer>,
+}
+
+impl CudaKernel for SmallKernel {
+    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
+        let b = self.bt.as_ref().map_or(io.inputs[1], |t| t.ptr);
+        let bias = if self.has_bias { io.inputs[2] } else { 0 };
+        // SAFETY: A [M, K], B [N, K] (as checked at build), the bias its facts, Y [M, N].
+        unsafe { self.gemm.run(dev, io.inputs[0], b, bias, io.outputs[0]) }
+    }
+}
+
 pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let dtype = b.inputs[0].dtype;
     let (m, n, k) = dims(op, b.inputs);
     let bias = bias_kind(op, b.inputs, m, n).map_err(crate::Error::Unsupported)?;
+    let b_const = b.consts.get(1).and_then(|c| c.as_ref());
+    if !op.trans_a
+        && bias != Bias::Full
+        && (op.trans_b || b_const.is_some())
+        && small::suits(m, n, k)
+    {
+        let bt = match (op.trans_b, b_const) {
+            (false, Some(c)) => Some(small::transposed(b.dev, c.data, (k, n), dtype.size())?),
+            _ => None,
+        };
+        let (inner_channels, has_bias) = match bias {
+            Bias::Epilogue { inner, channels } => (Some((inner, channels)), true),
+            _ => (None, false),
+        };
+        let act = epilogue(op.act).map_err(crate::Error::Unsupported)?;
+        let gemm =
+            small::SmallGemm::new(b.dev, dtype, (m, n, k), k, op.alpha, inner_channels, act)?;
+        return Ok(Box::new(SmallKernel { gemm, has_bias, bt }));
+    }
     let mut gemm = BlasGemm::new(dtype, op.trans_a, op.trans_b, m, n, k);
     gemm.alpha = op.alpha;
     gemm.beta = if bias == Bias::Full { op.beta } else { 0.0 };
@@ -182,5 +221,71 @@ mod tests {
             1e-5,
         );
         check_f16(&op, &[a, w, c], &[false, true, true], 1e-2);
+    }
+
+    #[test]
+    fn gemm_paths_match_the_cpu() {
+        // Few rows: the small kernel with B transposed (as given, or constant [K, N] made so
+        // at build), a row bias and a column bias; a variable [K, N] B, a full C, more rows
+        // than the small kernel takes, or a transposed A: cuBLAS.
+        let gemm = |trans_a: bool, trans_b: bool| Gemm {
+            alpha: 0.5,
+            beta: 1.0,
+            trans_a,
+            trans_b,
+            act: Some(UnaryOp::Clip {
+                min: -0.5,
+                max: 2.0,
+            }),
+        };
+        let cases: Vec<(Gemm, Vec<usize>, Vec<usize>, Option<Vec<usize>>, bool)> = vec![
+            (
+                gemm(false, false),
+                vec![1, 70],
+                vec![70, 33],
+                Some(vec![33]),
+                true,
+            ),
+            (
+                gemm(false, true),
+                vec![3, 40],
+                vec![9, 40],
+                Some(vec![3, 1]),
+                false,
+            ),
+            (gemm(false, false), vec![2, 40], vec![40, 9], None, false),
+            (
+                gemm(false, false),
+                vec![2, 40],
+                vec![40, 9],
+                Some(vec![2, 9]),
+                true,
+            ),
+            (
+                gemm(false, true),
+                vec![40, 24],
+                vec![9, 24],
+                Some(vec![9]),
+                true,
+            ),
+            (
+                gemm(true, false),
+                vec![24, 4],
+                vec![24, 9],
+                Some(vec![9]),
+                true,
+            ),
+        ];
+        for (i, (g, a, w, c, b_const)) in cases.into_iter().enumerate() {
+            let mut inputs = vec![values(&a, 1 + i as u64), values(&w, 20 + i as u64)];
+            let mut consts = vec![false, b_const];
+            if let Some(c) = c {
+                inputs.push(values(&c, 40 + i as u64));
+                consts.push(true);
+            }
+            let op = Op::Gemm(g);
+            check(&op, &inputs, &consts, 1e-5);
+            check_f16(&op, &inputs, &consts, 1e-2);
+        }
     }
 }

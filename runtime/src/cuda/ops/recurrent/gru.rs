@@ -25,7 +25,7 @@ struct GruKernel {
 }
 
 pub fn build(op: &Gru, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
-    let rnn = Rnn::new(b, 3, op.hidden, op.direction, op.batch_first, "gru")?;
+    let rnn = Rnn::new(b, 3, op.hidden, op.direction, op.batch_first, "gru", false)?;
     Ok(Box::new(GruKernel {
         op: op.clone(),
         rnn,

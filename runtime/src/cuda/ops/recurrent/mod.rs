@@ -1,5 +1,5 @@
-//! LSTM and GRU on the GPU: the input projection of every time step and direction as one cuBLAS
-//! GEMM, then per step and direction one recurrent GEMM (`h · Rᵀ`) and one fused gate kernel
+//! LSTM and GRU on the GPU: the input projection of every time step and direction as one GEMM
+//! (our few-row kernel when T·B ≤ 32, else cuBLAS), then per step and direction one recurrent GEMM (`h · Rᵀ`) and one fused gate kernel
 //! (`kernels/cuda/recurrent.cu`) that updates h (and c) in place in Y_h (Y_c) and writes Y.
 
 pub mod gru;
@@ -9,11 +9,18 @@ use cudarc::driver::{result as dr, CudaFunction};
 
 use crate::cuda::blas::Gemm;
 use crate::cuda::device::{cuda_err, Device};
+use crate::cuda::ops::linalg::small::{self, SmallGemm};
 use crate::cuda::ops::{check_float, float_suffix, BuildCtx, Support};
 use crate::ir::ops::Direction;
 use crate::ir::Fact;
 use crate::tensor::DType;
 use crate::Result;
+
+/// The input projection: our few-row kernel when T·B is small, else cuBLAS.
+pub(super) enum Proj {
+    Small(SmallGemm),
+    Blas(Gemm),
+}
 
 /// Sizes and prepared pieces shared by LSTM (G = 4) and GRU (G = 3).
 pub(super) struct Rnn {
@@ -26,7 +33,7 @@ pub(super) struct Rnn {
     pub reverse: bool,
     pub batch_first: bool,
     /// xw [T·B, D·G·H] = X [T·B, I] · Wᵀ.
-    pub proj: Gemm,
+    pub proj: Proj,
     /// hr [B, G·H] = h [B, H] · R_dᵀ.
     pub rec: Gemm,
     pub gate: CudaFunction,
@@ -45,6 +52,7 @@ pub(super) fn supports(inputs: &[Fact], outputs: &[Fact]) -> Support {
 }
 
 impl Rnn {
+    /// `fused_step`: the caller runs its recurrent products itself (no cuBLAS for them).
     pub fn new(
         b: &BuildCtx,
         gates: usize,
@@ -52,6 +60,7 @@ impl Rnn {
         direction: Direction,
         batch_first: bool,
         kernel: &str,
+        fused_step: bool,
     ) -> Result<Rnn> {
         let x = &b.inputs[0];
         let dtype = x.dtype;
@@ -61,18 +70,28 @@ impl Rnn {
             (x.shape[0], x.shape[1])
         };
         let dirs = direction.count();
-        let proj = Gemm::new(
-            dtype,
-            false,
-            true,
-            seq * batch,
-            dirs * gates * hidden,
-            x.shape[2],
-        );
+        let (pm, pn, pk) = (seq * batch, dirs * gates * hidden, x.shape[2]);
+        let proj = if small::suits(pm, pn, pk) {
+            let none = (0, 0.0, 0.0);
+            Proj::Small(SmallGemm::new(
+                b.dev,
+                dtype,
+                (pm, pn, pk),
+                pk,
+                1.0,
+                None,
+                none,
+            )?)
+        } else {
+            let g = Gemm::new(dtype, false, true, pm, pn, pk);
+            g.check()?;
+            Proj::Blas(g)
+        };
         let rec = Gemm::new(dtype, false, true, batch, gates * hidden, hidden);
-        proj.check()?;
         rec.check()?;
-        b.dev.blas()?;
+        if matches!(proj, Proj::Blas(_)) || !fused_step {
+            b.dev.blas()?;
+        }
         let s = float_suffix(dtype).expect("checked by supports");
         Ok(Rnn {
             dtype,
@@ -108,7 +127,10 @@ impl Rnn {
     /// Runs the input projection for every step and direction.
     pub fn project(&self, dev: &Device, x: u64, w: u64, xw: u64) -> Result<()> {
         // SAFETY: X [T·B, I], W [D·G·H, I] and xw (scratch) hold what `proj` describes.
-        unsafe { self.proj.run(dev.blas()?, x, w, xw) }
+        match &self.proj {
+            Proj::Small(g) => unsafe { g.run(dev, x, w, 0, xw) },
+            Proj::Blas(g) => unsafe { g.run(dev.blas()?, x, w, xw) },
+        }
     }
 
     /// hr = h · R_dᵀ for direction `d`.
