@@ -1,5 +1,5 @@
 // Pooling kernels, and the direct convolution for the convolutions cuDNN is slow to set up and
-// launch for (depthwise, thin reductions, small layers); the others run through cuDNN, with
+// launch for (depthwise and small layers); the others run through cuDNN, with
 // elementwise_bias_act as their epilogue.
 // Window semantics match the CPU kernels (edgefuse_kernels::pool): windows are clipped to the
 // input, a window with no input tap gives lowest() for max and 0 for average.
@@ -74,10 +74,11 @@ __device__ void global_pool(const T* x, T* y, i64_t planes, i64_t len, int is_ma
 }
 
 // Direct convolution (1-D as height 1): `lanes` threads per output (a power of two up to 32,
-// chosen at load from the reduction length), each summing every lanes-th term of the group's
-// channels × taps in f32, added across the lanes by shuffles; then bias, residual and the
-// activation (`act_apply`). Taps outside the input (either side's padding) add nothing, so
-// asymmetric padding needs no pre-padded copy. 32-bit indices (the build checks the sizes).
+// at most the channels per group, chosen at load from the reduction length), lane l summing
+// channels l, l + lanes, … over every tap in f32 (nested loops, no divisions), then added
+// across the lanes by shuffles; then bias, residual and the activation (`act_apply`). Taps
+// outside the input (either side's padding) add nothing, so asymmetric padding needs no
+// pre-padded copy. 32-bit indices (the build checks the sizes).
 // Mirrors `DirectParams` in runtime/src/cuda/ops/nn/conv_direct.rs.
 struct DirectParams {
     int n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group, lanes, act;
@@ -95,7 +96,7 @@ __device__ __forceinline__ float lane_sum_f(float acc, int lanes) {
 template <typename T>
 __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res, T* y,
                             DirectParams p) {
-    const int cg = p.c / p.group, mg = p.m / p.group, kk = p.kh * p.kw, red = cg * kk;
+    const int cg = p.c / p.group, mg = p.m / p.group, kk = p.kh * p.kw;
     const int plane = p.h * p.w, lanes = p.lanes;
     const int total = p.n * p.m * p.oh * p.ow * lanes;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
@@ -104,33 +105,19 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
         const int m = r1 % p.m, b = r1 / p.m, g = m / mg;
         const int ys = oy * p.sh - p.pt, xs = ox * p.sw - p.pl;
         const T* xg = x + (b * p.c + g * cg) * plane;
-        const T* wm = w + m * red;
+        const T* wm = w + m * cg * kk;
         float acc = 0.0f;
-        if (kk == 1) {
-            if (ys >= 0 && ys < p.h && xs >= 0 && xs < p.w) {
-                const T* xp = xg + ys * p.w + xs;
-                for (int r = lane; r < red; r += lanes) acc += ld(xp, r * plane) * ld(wm, r);
-            }
-        } else if (lanes == 1) {
-            for (int ci = 0; ci < cg; ++ci) {
-                const T* xp = xg + ci * plane;
-                const T* wp = wm + ci * kk;
-                for (int ky = 0; ky < p.kh; ++ky) {
-                    const int iy = ys + ky * p.dh;
-                    if (iy < 0 || iy >= p.h) continue;
-                    for (int kx = 0; kx < p.kw; ++kx) {
-                        const int ix = xs + kx * p.dw;
-                        if (ix < 0 || ix >= p.w) continue;
-                        acc += ld(xp, iy * p.w + ix) * ld(wp, ky * p.kw + kx);
-                    }
+        for (int ci = lane; ci < cg; ci += lanes) {
+            const T* xp = xg + ci * plane;
+            const T* wp = wm + ci * kk;
+            for (int ky = 0; ky < p.kh; ++ky) {
+                const int iy = ys + ky * p.dh;
+                if (iy < 0 || iy >= p.h) continue;
+                for (int kx = 0; kx < p.kw; ++kx) {
+                    const int ix = xs + kx * p.dw;
+                    if (ix < 0 || ix >= p.w) continue;
+                    acc += ld(xp, iy * p.w + ix) * ld(wp, ky * p.kw + kx);
                 }
-            }
-        } else {
-            for (int r = lane; r < red; r += lanes) {
-                const int ci = r / kk, tap = r - ci * kk, ky = tap / p.kw, kx = tap - ky * p.kw;
-                const int iy = ys + ky * p.dh, ix = xs + kx * p.dw;
-                if (iy >= 0 && iy < p.h && ix >= 0 && ix < p.w)
-                    acc += ld(xg, ci * plane + iy * p.w + ix) * ld(wm, r);
             }
         }
         acc = lane_sum_f(acc, lanes);

@@ -114,11 +114,22 @@ pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (m, n, k) = dims(op, b.inputs);
     let bias = bias_kind(op, b.inputs, m, n).map_err(crate::Error::Unsupported)?;
     let b_const = b.consts.get(1).and_then(|c| c.as_ref());
-    if !op.trans_a
-        && bias != Bias::Full
-        && (op.trans_b || b_const.is_some())
-        && small::suits(m, n, k)
-    {
+    // A full C with beta 1 is a bias too, element by element (a batch-1 Linear's [N] bias
+    // reads as a full [1, N] C).
+    let small_bias = match bias {
+        Bias::Full if op.beta == 1.0 => Some(Bias::Epilogue {
+            inner: 1,
+            channels: (m * n) as i64,
+        }),
+        Bias::Full => None,
+        other => Some(other),
+    };
+    if let (false, Some(bias), true, true) = (
+        op.trans_a,
+        small_bias,
+        op.trans_b || b_const.is_some(),
+        small::suits(m, n, k),
+    ) {
         let bt = match (op.trans_b, b_const) {
             (false, Some(c)) => Some(small::transposed(b.dev, c.data, (k, n), dtype.size())?),
             _ => None,

@@ -1,4 +1,4 @@
-//! Conv (1-D and 2-D): depthwise, thin and small layers through our direct kernel
+//! Conv (1-D and 2-D): depthwise and small layers through our direct kernel
 //! (`conv_direct`), the rest through cuDNN. Bias + ReLU run fused inside cuDNN; other fused activations
 //! (ReLU6, Swish, …) run as `elementwise_bias_act` right after. Asymmetric padding (TF "same")
 //! first pads the input into scratch with `shape_pad`, then convolves without padding.
