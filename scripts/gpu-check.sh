@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The CUDA device check, in two steps.
 #
-#   scripts/gpu-check.sh prepare   # here (cargo, ../shared): builds and collects into carry/gpu-check/
-#   scripts/gpu-check.sh run       # on the GPU machine (no cargo, no network), from the repo root
+#   scripts/gpu-check.sh prepare       # here (cargo, ../shared): builds and collects into carry/gpu-check/
+#   scripts/gpu-check.sh run           # on the GPU machine (no cargo, no network), from the repo root
+#   scripts/gpu-check.sh prepare-large # after prepare: carry/gpu-check-large/ with the executables
+#                                      # and the fp32 files too big for the first carry (ddddocr)
+#   GPU_CHECK_DIR=carry/gpu-check-large SKIP_TORCH=1 SKIP_UNIT=1 scripts/gpu-check.sh run
 #
 # prepare: the device binary (--no-default-features --features cuda), the runtime's CUDA unit
 # tests and tests/cuda_models.rs as executables, the seven reference models compiled fp32 (and
@@ -17,7 +20,7 @@
 # table go to $OUT (or carry/gpu-check/out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-D=carry/gpu-check
+D=${GPU_CHECK_DIR:-carry/gpu-check}
 BUDGET=$((60 * 1024 * 1024))   # 64 MiB carry limit, minus room for the repository's own tree (~4 MiB)
 MODELS="seed_cnn_mnist seed_cnn_fashion seed_lstm_textgen efficientnet_lite0 mobilenet_v2_int8_qdq silero_vad_16k_sequence ddddocr_crnn"
 
@@ -127,7 +130,9 @@ run() {
     nvidia-smi -L | tee "$out/device.txt" || true
     local status=0
     echo "== CUDA unit tests (each op against the CPU kernel, NVRTC for sm_72/87/90 and this card)"
-    "$D/bin/runtime-tests" cuda:: --test-threads=1 --nocapture 2>&1 | tee "$out/runtime-tests.log" || status=1
+    if [ -z "${SKIP_UNIT:-}" ]; then
+        "$D/bin/runtime-tests" cuda:: --test-threads=1 --nocapture 2>&1 | tee "$out/runtime-tests.log" || status=1
+    fi
     echo "== the seven reference models on the GPU against the refs"
     "$D/bin/cuda_models" --test-threads=1 --nocapture 2>&1 | tee "$out/cuda-models.log" || status=1
     echo "== edgefuse bench --backend cuda"
@@ -153,15 +158,39 @@ run() {
     done
     echo "== PyTorch on the same card"
     # PyTorch brings its own cuDNN: not the system one our LD_LIBRARY_PATH points at.
-    env -u LD_LIBRARY_PATH python3 scripts/gpu/torch_bench.py --iters 2000 > "$out/torch.jsonl" 2>"$out/torch.err" || status=1
+    if [ -z "${SKIP_TORCH:-}" ]; then
+        env -u LD_LIBRARY_PATH python3 scripts/gpu/torch_bench.py --iters 2000 > "$out/torch.jsonl" 2>"$out/torch.err" || status=1
+    else
+        : > "$out/torch.jsonl"
+    fi
     python3 scripts/gpu/table.py "$out/bench.jsonl" "$out/torch.jsonl" | tee "$out/table.md"
     # The camera preprocessing kernel (issue 4: <= 0.03 ms on the H100, equal to the CPU path).
     { echo; grep -h "gpu preprocess" "$out/runtime-tests.log" || echo "gpu preprocess: no timing (test failed or skipped)"; } | tee -a "$out/table.md"
     return $status
 }
 
+# The models `prepare` could not fit, fp32, each with the executables in a carry of its own
+# size (ddddocr: 51 MiB + 5 MiB of executables).
+prepare_large() {
+    local shared=${EDGEFUSE_SHARED:-../shared}/models
+    local L=carry/gpu-check-large
+    [ -d carry/gpu-check/bin ] || { echo "gpu-check prepare-large: run 'prepare' first" >&2; exit 1; }
+    rm -rf "$L" && mkdir -p "$L"/{models,refs}
+    cp -r carry/gpu-check/bin "$L/"
+    for m in ddddocr_crnn; do
+        cp -r "$shared/refs/$m" "$L/refs/"
+        # shellcheck disable=SC2046
+        target/release/edgefuse.host compile "$shared/$m.onnx" -o "$L/models/$m.fp32.efm" \
+            $(shapes "$shared/refs/$m/refs.json" full) >/dev/null
+    done
+    { echo "# gpu-check-large carry, prepared $(date -u +%FT%TZ) at $(git rev-parse --short HEAD)"
+      (cd "$L" && find . -type f | sort | xargs ls -l | awk '{print $5, $9}'); } > "$L/MANIFEST"
+    du -sh "$L"
+}
+
 case "${1:-}" in
     prepare) prepare ;;
+    prepare-large) prepare_large ;;
     run) run ;;
-    *) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+    *) echo "usage: $0 prepare|prepare-large|run" >&2; exit 2 ;;
 esac
