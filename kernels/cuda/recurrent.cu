@@ -89,78 +89,6 @@ __device__ void lstm_step(const T* xw, i64_t xw_stride, const T* r, const T* h_i
     }
 }
 
-// A whole LSTM sequence in one launch, for small batches: block d runs direction d through
-// every step, with h (f32) and the step's gate pre-activations in shared memory, so a step is
-// two barriers instead of a launch. Per step: a warp per gate row (b, q) forms h[b] · R[q]
-// with its lanes splitting H (R is read from L2, where it stays between steps), adds xw and
-// the biases (then the clip), then a thread per (b, j) runs the cell as `lstm_gates`, writing
-// c, h and Y's row. h starts from Y_h (h0 or zeros) and ends there; c is f32 in `c_io`.
-// Dynamic shared memory: 5·B·H floats. Mirrors `LstmSeqParams` in cuda/ops/recurrent/lstm.rs.
-struct LstmSeqParams {
-    i64_t seq, batch, hidden;
-    // Element strides of xw and Y: per step, per batch row, per direction.
-    i64_t xw_t, xw_b, xw_d, y_t, y_b, y_d;
-    float clip;
-    int input_forget, reverse;
-};
-
-template <typename T>
-__device__ void lstm_seq(const T* xw, const T* r, const T* bias, const T* peep, T* h_io,
-                         float* c_io, T* y, LstmSeqParams p) {
-    extern __shared__ float lstm_sm[];
-    const int d = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
-    const int warp = tid >> 5, lane = tid & 31, nw = nt >> 5;
-    const int B = (int)p.batch, H = (int)p.hidden, G = 4 * H;
-    float* hs = lstm_sm;
-    float* gs = lstm_sm + B * H;
-    const T* rd = r + (i64_t)d * G * H;
-    const T* bd = bias ? bias + (i64_t)d * 2 * G : (const T*)0;
-    const T* pd = peep ? peep + (i64_t)d * 3 * H : (const T*)0;
-    T* hd = h_io + (i64_t)d * B * H;
-    float* cd = c_io + (i64_t)d * B * H;
-    for (int i = tid; i < B * H; i += nt) hs[i] = ld(hd, i);
-    __syncthreads();
-    for (i64_t s = 0; s < p.seq; ++s) {
-        const i64_t t = (p.reverse || d == 1) ? p.seq - 1 - s : s;
-        const T* xt = xw + d * p.xw_d + t * p.xw_t;
-        for (int row = warp; row < B * G; row += nw) {
-            const int b = row / G, q = row - b * G;
-            const float* hb = hs + b * H;
-            const T* rr = rd + (i64_t)q * H;
-            float acc = 0.0f;
-            for (int k = lane; k < H; k += 32) acc += hb[k] * ld(rr, k);
-            for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-            if (lane == 0) {
-                float v = ld(xt, b * p.xw_b + q) + acc;
-                if (bd) v += ld(bd, q) + ld(bd, G + q);
-                if (p.clip > 0.0f) v = fminf(fmaxf(v, -p.clip), p.clip);
-                gs[row] = v;
-            }
-        }
-        __syncthreads();
-        for (int idx = tid; idx < B * H; idx += nt) {
-            const int b = idx / H, j = idx - b * H;
-            const float* g = gs + b * G;
-            float c_prev = cd[idx];
-            float pi = g[j], po = g[H + j], pf = g[2 * H + j];
-            if (pd) {
-                pi += ld(pd, j) * c_prev;
-                pf += ld(pd, 2 * H + j) * c_prev;
-            }
-            float ig = sigmoid_f(pi);
-            float fg = p.input_forget ? 1.0f - ig : sigmoid_f(pf);
-            float cn = fg * c_prev + ig * tanhf(g[3 * H + j]);
-            if (pd) po += ld(pd, H + j) * cn;
-            float hn = sigmoid_f(po) * tanhf(cn);
-            cd[idx] = cn;
-            hs[idx] = hn;
-            st(y, d * p.y_d + t * p.y_t + b * p.y_b + j, hn);
-        }
-        __syncthreads();
-    }
-    for (int i = tid; i < B * H; i += nt) st(hd, i, hs[i]);
-}
-
 // GRU with linear_before_reset = 1, gate order z, r, h:
 // h~ = tanh(xw_h + Wbh + r * (hr_h + Rbh)); h = (1 - z) * h~ + z * h_prev.
 template <typename T>
@@ -193,11 +121,6 @@ __device__ void gru_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bi
 }
 
 #define RECURRENT(T, S)                                                                              \
-    extern "C" __global__ void recurrent_lstm_seq_##S(const T* xw, const T* r, const T* bias,        \
-                                                      const T* peep, T* h_io, float* c_io, T* y,     \
-                                                      LstmSeqParams p) {                             \
-        lstm_seq(xw, r, bias, peep, h_io, c_io, y, p);                                               \
-    }                                                                                                \
     extern "C" __global__ void recurrent_lstm_step_##S(                                              \
         const T* xw, i64_t xw_stride, const T* r, const T* h_in, i64_t h_in_stride, const T* bias,   \
         const T* peep, float* c, T* y, i64_t y_stride, T* h_last, i64_t batch, i64_t hidden,         \

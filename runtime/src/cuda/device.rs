@@ -220,26 +220,11 @@ impl Device {
         block: u32,
         params: &mut [*mut c_void],
     ) -> Result<()> {
-        self.launch_shared(f, grid, block, 0, params)
-    }
-
-    /// Like [`Device::launch_grid`] with `shared` bytes of dynamic shared memory per block.
-    ///
-    /// # Safety
-    /// As for [`Device::launch`]; the kernel uses at most `shared` bytes of it.
-    pub unsafe fn launch_shared(
-        &self,
-        f: &CudaFunction,
-        grid: u32,
-        block: u32,
-        shared: u32,
-        params: &mut [*mut c_void],
-    ) -> Result<()> {
         dr::launch_kernel(
             f.cu_function(),
             (grid, 1, 1),
             (block, 1, 1),
-            shared,
+            0,
             self.cu_stream(),
             params,
         )

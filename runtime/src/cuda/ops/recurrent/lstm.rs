@@ -1,15 +1,13 @@
 //! LSTM (ONNX gate order i, o, f, c; peepholes, clip and input-forget coupling supported):
 //! one projection GEMM, then per step and direction a recurrent GEMM and
 //! `recurrent_lstm_gates_*`, h living in Y_h throughout; or, for batches of at most
-//! [`FUSED_BATCH`], the whole sequence as one `recurrent_lstm_seq_*` launch (a block per
-//! direction, h and the gates in shared memory, two barriers per step) when 5·B·H floats fit
-//! [`SEQ_SHARED`], else one `recurrent_lstm_step_*` per step and direction (the recurrent
-//! product by a warp per hidden unit, fused with the cell), h read from Y's previous rows and
-//! Y_h written at the last step. Neither calls cuBLAS for the steps. The cell state c is f32 whatever the
+//! [`FUSED_BATCH`], one `recurrent_lstm_step_*` per step and direction (the recurrent product
+//! by a warp per hidden unit, fused with the cell: half the launches, no cuBLAS call), h read
+//! from Y's previous rows and Y_h written at the last step. The cell state c is f32 whatever the
 //! dtype: in Y_c for f32, and for f16 in scratch (widened from c0 at the start, narrowed into
 //! Y_c at the end), so an fp16 plan never rounds it to half precision between steps.
 
-use cudarc::driver::{result as dr, CudaFunction, DeviceRepr};
+use cudarc::driver::{result as dr, CudaFunction};
 
 use super::{optional, supports as rnn_supports, Rnn};
 use crate::cuda::device::{arg, cuda_err, Device};
@@ -34,48 +32,13 @@ struct CellF32 {
     bytes: usize,
 }
 
-/// Batches up to this size run the fused kernels.
+/// Batches up to this size run the fused step kernel.
 const FUSED_BATCH: usize = 4;
-/// Dynamic shared memory the sequence kernel may take (5·B·H floats).
-const SEQ_SHARED: usize = 48 * 1024;
-/// Threads per block of the sequence kernel.
-const SEQ_THREADS: u32 = 512;
-
-/// Mirrors `LstmSeqParams` in `kernels/cuda/recurrent.cu`.
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C)]
-struct LstmSeqParams {
-    seq: i64,
-    batch: i64,
-    hidden: i64,
-    xw_t: i64,
-    xw_b: i64,
-    xw_d: i64,
-    y_t: i64,
-    y_b: i64,
-    y_d: i64,
-    clip: f32,
-    input_forget: i32,
-    reverse: i32,
-}
-
-// SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
-unsafe impl DeviceRepr for LstmSeqParams {}
-
-/// The sequence kernel, its parameters and its shared memory in bytes.
-struct Seq {
-    f: CudaFunction,
-    p: LstmSeqParams,
-    shared: u32,
-}
 
 struct LstmKernel {
     op: Lstm,
     rnn: Rnn,
-    /// `recurrent_lstm_seq_*`: the whole sequence in one launch, for small batches whose
-    /// state fits shared memory.
-    seq: Option<Seq>,
-    /// `recurrent_lstm_step_*`, for the other small batches.
+    /// `recurrent_lstm_step_*`, for small batches.
     step: Option<CudaFunction>,
     /// Set when the dtype is not f32.
     cell: Option<CellF32>,
@@ -95,47 +58,15 @@ pub fn build(op: &Lstm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             bytes: (n * 4).div_ceil(256) * 256,
         })
     };
-    let sfx = crate::cuda::ops::float_suffix(rnn.dtype).expect("checked by supports");
-    let shared = 5 * rnn.batch * rnn.hidden * 4;
-    let seq = if fused && shared <= SEQ_SHARED {
-        let (h, g) = (rnn.hidden as i64, 4 * rnn.hidden as i64);
-        let (t, bt, d) = (rnn.seq as i64, rnn.batch as i64, rnn.dirs as i64);
-        let dg = d * g;
-        let (xw_t, xw_b, y_t, y_b, y_d) = if rnn.batch_first {
-            (dg, t * dg, d * h, t * d * h, h)
-        } else {
-            (bt * dg, dg, d * bt * h, h, bt * h)
-        };
-        Some(Seq {
-            f: b.dev.function(&format!("recurrent_lstm_seq_{sfx}"))?,
-            p: LstmSeqParams {
-                seq: t,
-                batch: bt,
-                hidden: h,
-                xw_t,
-                xw_b,
-                xw_d: g,
-                y_t,
-                y_b,
-                y_d,
-                clip: op.clip.unwrap_or(0.0),
-                input_forget: op.input_forget as i32,
-                reverse: rnn.reverse as i32,
-            },
-            shared: shared as u32,
-        })
-    } else {
-        None
-    };
-    let step = if fused && seq.is_none() {
-        Some(b.dev.function(&format!("recurrent_lstm_step_{sfx}"))?)
+    let step = if fused {
+        let s = crate::cuda::ops::float_suffix(rnn.dtype).expect("checked by supports");
+        Some(b.dev.function(&format!("recurrent_lstm_step_{s}"))?)
     } else {
         None
     };
     Ok(Box::new(LstmKernel {
         op: op.clone(),
         rnn,
-        seq,
         step,
         cell,
     }))
@@ -186,34 +117,7 @@ impl CudaKernel for LstmKernel {
         let (batch, hidden) = (r.batch as i64, r.hidden as i64);
         let clip = op.clip.unwrap_or(0.0);
         let input_forget = op.input_forget as i32;
-        if let Some(q) = &self.seq {
-            // SAFETY: (const T* xw, const T* r, const T* bias, const T* peep, T* h_io,
-            // float* c_io, T* y, LstmSeqParams p); one block per direction, `q.shared` bytes of
-            // shared memory (5·B·H floats); the strides in `p` address xw, Y, Y_h and c as the
-            // facts lay them out.
-            unsafe {
-                dev.launch_shared(
-                    &q.f,
-                    r.dirs as u32,
-                    SEQ_THREADS,
-                    q.shared,
-                    &mut [
-                        arg(&xw),
-                        arg(&rw),
-                        arg(&bias),
-                        arg(&peep),
-                        arg(&yh),
-                        arg(&c_all),
-                        arg(&y),
-                        arg(&q.p),
-                    ],
-                )?;
-            }
-        }
         for d in 0..r.dirs {
-            if self.seq.is_some() {
-                break;
-            }
             let h = r.state(yh, d);
             let c = c_all + (d * r.batch * r.hidden * 4) as u64;
             let bias_d = if bias == 0 {
@@ -317,17 +221,15 @@ mod tests {
 
     #[test]
     fn lstm_matches_the_cpu() {
-        // Batches up to 4 take the sequence kernel, batch 6 the GEMM and gate kernels; a hidden
-        // size of 40 leaves some lanes of the fused warps a second column; 7 steps of batch 6
-        // (42 rows) project through cuBLAS, the others through the few-row kernel.
+        // Batch 2 takes the fused step kernel, batch 6 the GEMM and gate kernels; a hidden
+        // size of 40 leaves some lanes of the fused kernel's warps a second column; 7 steps of
+        // batch 6 (42 rows) project through cuBLAS, the others through the few-row kernel.
         for (seq, direction, batch, hidden) in [
             (5, Direction::Forward, 2, 8),
             (5, Direction::Bidirectional, 2, 8),
             (5, Direction::Reverse, 1, 40),
             (5, Direction::Forward, 6, 8),
             (7, Direction::Bidirectional, 6, 40),
-            // 5·B·H floats past 48 KiB: the per-step kernel.
-            (3, Direction::Bidirectional, 4, 620),
         ] {
             let d = direction.count();
             let op = Op::Lstm(Lstm {
