@@ -29,7 +29,9 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Also time every node (CPU backend) and print the slowest, with their share of the run.
+    /// Also time every node and print the slowest, with their share of the run (CUDA: GPU time
+    /// per node from CUDA events in a captured graph; the CUDA backend also prints the load's
+    /// phases).
     #[arg(long)]
     profile: bool,
 }
