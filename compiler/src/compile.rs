@@ -88,7 +88,10 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
     let rules: Vec<crate::passes::Rule> = if opts.precision == Precision::Int8 {
         crate::passes::rules()
             .into_iter()
-            .filter(|r| r.name != "fold_residual_add_into_conv")
+            // … and an LSTM keeps its own W, which the int8 rules quantize.
+            .filter(|r| {
+                r.name != "fold_residual_add_into_conv" && r.name != "fold_embedding_into_lstm"
+            })
             .collect()
     } else {
         crate::passes::rules()

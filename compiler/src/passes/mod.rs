@@ -14,6 +14,7 @@ mod qops;
 pub(crate) mod query;
 mod qweight;
 mod reshape;
+mod rnn;
 mod transpose;
 
 use anyhow::{Context, Result};
@@ -106,6 +107,10 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "push_dequantize_through_movement",
             apply: qdq::push_dequantize_through_movement,
+        },
+        Rule {
+            name: "fold_embedding_into_lstm",
+            apply: rnn::fold_embedding_into_lstm,
         },
         Rule {
             name: "cancel_qdq_pairs",

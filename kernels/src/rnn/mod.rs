@@ -113,6 +113,10 @@ pub struct RnnWeights<'a> {
     /// `w_t` packed by [`crate::gemm::pack_b`], when W is a constant: the projection then
     /// repacks nothing per call.
     pub w_packed: Option<&'a PackedB>,
+    /// W is the column selection `W_d[j][d·G·H + j] = 1` (X already holds every direction's
+    /// projection, side by side: an embedding table folded with W at compile time), so the
+    /// projection adds X's rows instead of multiplying.
+    pub projected: bool,
 }
 
 /// LSTM-only inputs.
@@ -170,6 +174,12 @@ struct FloatProducts<'a, 'w> {
 impl RnnProducts for FloatProducts<'_, '_> {
     fn project(&mut self, x: &[f32], rows: usize, proj: &mut [f32]) {
         let (i, n) = (self.d.input, self.d.dirs * self.gh);
+        if self.w.projected && i == n {
+            for (p, xr) in proj[..rows * n].iter_mut().zip(&x[..rows * n]) {
+                *p += xr;
+            }
+            return;
+        }
         let xm = MatRef::row_major(&x[..rows * i], rows, i);
         match self.w.w_packed {
             Some(wp) => sgemm_packed_b(xm, wp, proj, n, 1.0, 1.0, self.threads),

@@ -18,6 +18,7 @@ fn lstm_single_unit_matches_formula() {
     let wv = [0.5, -0.25, 0.75, 1.0]; // i o f c, as [4, 1]; Wᵀ is the same numbers.
     let rv = [0.1, 0.2, 0.3, 0.4];
     let w = RnnWeights {
+        projected: false,
         w_t: MatRef::row_major(&wv, 1, 4),
         r_t: MatRef::row_major(&rv, 1, 4),
         r_packed: None,
@@ -113,6 +114,7 @@ fn lanes_match_one_thread() {
                 })
                 .collect();
             let w = RnnWeights {
+                projected: false,
                 w_t: MatRef::row_major(&w_t, d.input, d.dirs * gh),
                 r_t: r_m,
                 r_packed: Some(&packed),
@@ -152,6 +154,82 @@ fn lanes_match_one_thread() {
                     worst <= 1e-5,
                     "{d:?}, {gates} gates: lanes differ by {worst}"
                 );
+            }
+        }
+    }
+}
+
+/// An LSTM whose X already holds every direction's projection (`projected`, W the column
+/// selection) gives what the unprojected LSTM gives, bidirectional, on 1 and 2 threads.
+#[test]
+fn projected_input_matches_the_projection() {
+    let (seq, batch, input, hidden, dirs) = (4, 3, 5, 6, 2);
+    let d = RnnDims {
+        seq,
+        batch,
+        input,
+        hidden,
+        dirs,
+        reverse: false,
+        batch_first: false,
+    };
+    let n = dirs * 4 * hidden;
+    let (wv, rv, x) = (
+        values(n * input, 1),
+        values(n * hidden, 2),
+        values(seq * batch * input, 3),
+    );
+    let bias = values(dirs * 8 * hidden, 4);
+    // The projection by hand: P[r][c] = Σ_i X[r][i]·W[c][i].
+    let p: Vec<f32> = (0..seq * batch)
+        .flat_map(|r| {
+            let (x, wv) = (&x, &wv);
+            (0..n).map(move |c| {
+                (0..input)
+                    .map(|i| x[r * input + i] * wv[c * input + i])
+                    .sum()
+            })
+        })
+        .collect();
+    let select: Vec<f32> = (0..n * n)
+        .map(|k| if k / n == k % n { 1.0 } else { 0.0 })
+        .collect();
+    let e = LstmExtras {
+        c0: None,
+        peepholes: None,
+        input_forget: false,
+    };
+    for threads in [1, 2] {
+        let run = |w: &RnnWeights, d: &RnnDims, x: &[f32]| {
+            let mut y = vec![0.0; seq * dirs * batch * hidden];
+            let (mut yh, mut yc) = (
+                vec![0.0; dirs * batch * hidden],
+                vec![0.0; dirs * batch * hidden],
+            );
+            let mut scratch = vec![0.0; lstm_scratch(d)];
+            lstm(d, w, &e, x, &mut y, &mut yh, &mut yc, &mut scratch, threads);
+            (y, yh, yc)
+        };
+        let plain = RnnWeights {
+            projected: false,
+            w_t: MatRef::transposed(&wv, input, n),
+            r_t: MatRef::transposed(&rv, hidden, n),
+            r_packed: None,
+            w_packed: None,
+            bias: Some(&bias),
+            h0: None,
+            clip: None,
+        };
+        let dp = RnnDims { input: n, ..d };
+        let folded = RnnWeights {
+            projected: true,
+            w_t: MatRef::transposed(&select, n, n),
+            ..plain
+        };
+        let (a, b) = (run(&plain, &d, &x), run(&folded, &dp, &p));
+        for (u, v) in [(&a.0, &b.0), (&a.1, &b.1), (&a.2, &b.2)] {
+            for (s, t) in u.iter().zip(v) {
+                assert!((s - t).abs() < 1e-5, "{threads} thread(s): {s} vs {t}");
             }
         }
     }

@@ -47,6 +47,7 @@ impl CpuKernel for GruKernel {
         let h0 = optional(inputs, op.has_h0, &mut k);
         let (w_t, r_t) = self.rec.weights(inputs);
         let weights = RnnWeights {
+            projected: false,
             w_t,
             r_t,
             r_packed: None,

@@ -48,6 +48,7 @@ impl CpuKernel for LstmKernel {
         let peepholes = optional(inputs, op.has_peepholes, &mut k);
         let (w_t, r_t) = self.rec.weights(inputs);
         let weights = RnnWeights {
+            projected: self.rec.projected(),
             w_t,
             r_t,
             w_packed: self.rec.w_packed(),

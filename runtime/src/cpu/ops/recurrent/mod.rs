@@ -26,6 +26,19 @@ pub(super) struct Recurrent {
     w_packed: Option<PackedB>,
     /// Each direction's block of Rᵀ packed for the recurrent GEMM, when R is a constant.
     r_packed: Option<Vec<PackedB>>,
+    projected: bool,
+}
+
+/// Whether `w` (`[D·G·H, I]` row-major, `gh = D·G·H`) is the column selection
+/// `W[c][c] = 1`, zeros elsewhere, with `I = D·G·H`.
+fn is_selection(w: &[f32], input: usize, gh: usize) -> bool {
+    input == gh
+        && w.len() == gh * gh
+        && w.chunks_exact(gh).enumerate().all(|(c, row)| {
+            row.iter()
+                .enumerate()
+                .all(|(k, &v)| v == if k == c { 1.0 } else { 0.0 })
+        })
 }
 
 impl Recurrent {
@@ -44,7 +57,9 @@ impl Recurrent {
         // Both are packed straight from the transposed views of W and R (no transposed copy).
         let gh = dims.dirs * gates * hidden;
         let constant = |k: usize| b.consts.get(k).and_then(|c| c.as_ref());
-        let w_packed = constant(1).map(|w| {
+        // A constant W that selects X's columns (`compiler::passes::rnn`): no projection.
+        let projected = constant(1).is_some_and(|w| is_selection(w.typed::<f32>(), dims.input, gh));
+        let w_packed = constant(1).filter(|_| !projected).map(|w| {
             let wt = MatRef::transposed(w.typed::<f32>(), dims.input, gh);
             pack_b(wt, dims.input, gh)
         });
@@ -69,7 +84,13 @@ impl Recurrent {
             output_lens: b.outputs.iter().map(|f| f.len()).collect(),
             w_packed,
             r_packed,
+            projected,
         })
+    }
+
+    /// W selects X's columns: the projection is X itself.
+    pub fn projected(&self) -> bool {
+        self.projected
     }
 
     /// Checks the run-time buffers against the build-time facts, so that data never reaches a
