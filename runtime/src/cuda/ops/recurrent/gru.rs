@@ -45,7 +45,7 @@ impl CudaKernel for GruKernel {
         let h0 = optional(io.inputs, op.has_h0, &mut k);
         let (y, yh) = (io.outputs[0], io.outputs[1]);
         let (xw, hr) = r.scratch(io.scratch);
-        r.project(dev, x, w, xw)?;
+        let xw = r.project(dev, x, w, xw)?;
         r.init_state(dev, yh, (h0 != 0).then_some(h0))?;
         let el = r.dtype.size() as u64;
         let (batch, hidden) = (r.batch as i64, r.hidden as i64);

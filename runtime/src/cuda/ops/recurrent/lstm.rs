@@ -110,7 +110,7 @@ impl CudaKernel for LstmKernel {
             None => yc,
             Some(_) => io.scratch + r.scratch_bytes().div_ceil(256) as u64 * 256,
         };
-        r.project(dev, x, w, xw)?;
+        let xw = r.project(dev, x, w, xw)?;
         r.init_state(dev, yh, (h0 != 0).then_some(h0))?;
         self.init_cell(dev, c_all, c0, yc)?;
         let el = r.dtype.size() as u64;
@@ -254,5 +254,35 @@ mod tests {
             // f16 activations and weights, f32 cell state.
             check_f16(&op, &inputs, &[false, true, true, true, false], 1e-2);
         }
+    }
+
+    #[test]
+    fn lstm_with_a_selection_w_reads_x_in_place() {
+        // W the column selection of a folded embedding (`compiler::passes::rnn`): X is the
+        // projection, used without a GEMM; the CPU reference multiplies.
+        let (hidden, d) = (8, 2);
+        let n = d * 4 * hidden;
+        let select: Vec<f32> = (0..n * n)
+            .map(|k| if k / n == k % n { 1.0 } else { 0.0 })
+            .collect();
+        let op = Op::Lstm(Lstm {
+            hidden,
+            direction: Direction::Bidirectional,
+            batch_first: false,
+            has_bias: true,
+            has_h0: false,
+            has_c0: false,
+            has_peepholes: false,
+            clip: None,
+            input_forget: false,
+        });
+        let inputs = [
+            values(&[5, 2, n], 1),
+            crate::Tensor::from_vec(&[d, 4 * hidden, n], select).unwrap(),
+            values(&[d, 4 * hidden, hidden], 3),
+            values(&[d, 8 * hidden], 4),
+        ];
+        check(&op, &inputs, &[false, true, true, true], 1e-5);
+        check_f16(&op, &inputs, &[false, true, true, true], 1e-2);
     }
 }

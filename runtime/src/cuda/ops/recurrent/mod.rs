@@ -32,6 +32,9 @@ pub(super) struct Rnn {
     pub gates: usize,
     pub reverse: bool,
     pub batch_first: bool,
+    /// W is a constant column selection (`compiler::passes::rnn`): X is already the
+    /// projection, read in place; no GEMM.
+    pub projected: bool,
     /// xw [T·B, D·G·H] = X [T·B, I] · Wᵀ.
     pub proj: Proj,
     /// hr [B, G·H] = h [B, H] · R_dᵀ.
@@ -71,6 +74,15 @@ impl Rnn {
         };
         let dirs = direction.count();
         let (pm, pn, pk) = (seq * batch, dirs * gates * hidden, x.shape[2]);
+        let projected = pk == pn
+            && b.consts.get(1).and_then(|c| c.as_ref()).is_some_and(|w| {
+                crate::cuda::precision::convert(w.data, w.dtype, DType::F32).is_ok_and(|f| {
+                    f.chunks_exact(4).enumerate().all(|(k, v)| {
+                        let v = f32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                        v == if k / pn == k % pn { 1.0 } else { 0.0 }
+                    })
+                })
+            });
         let proj = if small::suits(pm, pn, pk) {
             let none = (0, 0.0, 0.0);
             Proj::Small(SmallGemm::new(
@@ -102,6 +114,7 @@ impl Rnn {
             gates,
             reverse: direction == Direction::Reverse,
             batch_first,
+            projected,
             proj,
             rec,
             gate: b.dev.function(&format!("recurrent_{kernel}_gates_{s}"))?,
@@ -124,8 +137,17 @@ impl Rnn {
         (base, base + self.xw_bytes() as u64)
     }
 
-    /// Runs the input projection for every step and direction.
-    pub fn project(&self, dev: &Device, x: u64, w: u64, xw: u64) -> Result<()> {
+    /// Runs the input projection for every step and direction into `xw` (scratch), and says
+    /// where the projection is: `xw`, or X itself when W is a selection.
+    pub fn project(&self, dev: &Device, x: u64, w: u64, xw: u64) -> Result<u64> {
+        if self.projected {
+            return Ok(x);
+        }
+        self.project_into(dev, x, w, xw)?;
+        Ok(xw)
+    }
+
+    fn project_into(&self, dev: &Device, x: u64, w: u64, xw: u64) -> Result<()> {
         // SAFETY: X [T·B, I], W [D·G·H, I] and xw (scratch) hold what `proj` describes.
         match &self.proj {
             Proj::Small(g) => unsafe { g.run(dev, x, w, 0, xw) },
