@@ -44,7 +44,8 @@ __device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* b
 // [4H, H]) with its lanes splitting H, then lane 0 runs the cell as `lstm_gates`. h_prev is
 // read from `h_in` (row stride `h_in_stride`: Y_h holding h0 at the first step, else Y's rows
 // of the previous step), h_t is written to Y's rows only, and also to `h_last` (Y_h) at the
-// last step, so no warp overwrites an h another warp is still reading.
+// last step, so no warp overwrites an h another warp is still reading (a one-step sequence
+// reads h0 from a copy: the host passes it in scratch).
 template <typename T>
 __device__ void lstm_step(const T* xw, i64_t xw_stride, const T* r, const T* h_in,
                           i64_t h_in_stride, const T* bias, const T* peep, float* c, T* y,

@@ -35,7 +35,8 @@ pub const MAX_ROWS: usize = 32;
 
 /// Whether an `[m, k] · [k, n]` product suits the kernel (32-bit indices).
 pub fn suits(m: usize, n: usize, k: usize) -> bool {
-    m <= MAX_ROWS && m * n * 32 < i32::MAX as usize && n * k < i32::MAX as usize
+    // Threads (a warp per output) plus one grid-stride step (≤ 2^24) stay within an int.
+    m <= MAX_ROWS && m * n * 32 < i32::MAX as usize - (1 << 24) && n * k < i32::MAX as usize
 }
 
 pub struct SmallGemm {

@@ -63,7 +63,8 @@ fn reduction(op: &Conv, x: &Fact) -> usize {
 /// Whether `op` runs direct: depthwise, or a small layer — and within 32-bit indexing.
 pub fn suits(op: &Conv, x: &Fact, y: &Fact) -> bool {
     let depthwise = x.shape[1] / op.group.max(1) == 1;
-    let fits = y.len() * 32 < i32::MAX as usize && x.len() < i32::MAX as usize;
+    // 32-bit indices: threads (outputs × up to 32 lanes) plus one grid-stride step (≤ 2^24).
+    let fits = y.len() * 32 < i32::MAX as usize - (1 << 24) && x.len() < i32::MAX as usize;
     fits && (depthwise || y.len() * reduction(op, x) <= SMALL_MACS)
 }
 

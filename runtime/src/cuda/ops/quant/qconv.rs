@@ -113,8 +113,9 @@ pub fn supports(op: &QConv, inputs: &[Fact], outputs: &[Fact]) -> Support {
     if !(1..=2).contains(&op.conv.kernel.len()) {
         return Err(format!("{}-D QConv", op.conv.kernel.len()));
     }
-    // The kernel indexes in 32 bits (outputs times up to 32 lanes; one image's input).
-    if outputs[0].len() * 32 > i32::MAX as usize || x.len() > i32::MAX as usize {
+    // The kernel indexes in 32 bits (outputs times up to 32 lanes, plus one grid-stride step
+    // of at most 2^24 threads; one image's input).
+    if outputs[0].len() * 32 > i32::MAX as usize - (1 << 24) || x.len() > i32::MAX as usize {
         return Err("QConv too large for 32-bit indexing".into());
     }
     requant(op, &[], w.shape[0]).map(|_| ())

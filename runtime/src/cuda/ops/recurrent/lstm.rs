@@ -133,13 +133,24 @@ impl CudaKernel for LstmKernel {
             if let Some(f) = &self.step {
                 let r_d = rw + (d * 4 * r.hidden * r.hidden) as u64 * el;
                 let (hidden_stride, null) = (hidden, 0u64);
+                // One step reads h0 and writes Y_h in the same launch: read h0 from a copy in
+                // the (here unused) hr scratch instead, so no warp sees another's new h.
+                let h0_at = if r.seq == 1 {
+                    let bytes = r.batch * r.hidden * r.dtype.size();
+                    // SAFETY: hr holds B·G·H ≥ B·H elements; h holds B·H.
+                    unsafe { dr::memcpy_dtod_async(hr, h, bytes, dev.cu_stream()) }
+                        .map_err(|e| cuda_err("copying the LSTM's initial state", e))?;
+                    hr
+                } else {
+                    h
+                };
                 for s in 0..r.seq {
                     let t = r.time(s, d);
                     let (xw_t, xw_stride) = r.xw_rows(xw, t, d);
                     let (y_t, y_stride) = r.y_rows(y, t, d);
                     // h_{t-1}: Y_h (h0) first, then the previous step's rows of Y.
                     let (h_in, h_in_stride) = if s == 0 {
-                        (h, hidden_stride)
+                        (h0_at, hidden_stride)
                     } else {
                         r.y_rows(y, r.time(s - 1, d), d)
                     };
@@ -230,6 +241,8 @@ mod tests {
             (5, Direction::Reverse, 1, 40),
             (5, Direction::Forward, 6, 8),
             (7, Direction::Bidirectional, 6, 40),
+            // One step: h0 is read and Y_h written by the same launch.
+            (1, Direction::Bidirectional, 2, 40),
         ] {
             let d = direction.count();
             let op = Op::Lstm(Lstm {
