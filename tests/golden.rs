@@ -58,6 +58,32 @@ fn seed_cnn_fashion() {
 #[test]
 fn seed_lstm_textgen() {
     golden("seed_lstm_textgen");
+    // The golden run above goes through the folded embedding: the compile fired the rule, and
+    // the LSTM's W is the column selection the runtime skips the projection for.
+    let Some(models) = models_dir() else { return };
+    let m = edgefuse_runtime::Model::load(&compiled(&models, "seed_lstm_textgen")).unwrap();
+    assert!(
+        m.meta()
+            .provenance
+            .rules_fired
+            .iter()
+            .any(|(r, n)| r == "fold_embedding_into_lstm" && *n == 1),
+        "{:?}",
+        m.meta().provenance.rules_fired
+    );
+    let g = m.graph();
+    let lstm = g
+        .nodes
+        .iter()
+        .find(|n| matches!(n.op, edgefuse_runtime::ir::Op::Lstm(_)))
+        .unwrap();
+    let (x, w) = (&g.tensors[lstm.inputs[0]], &g.tensors[lstm.inputs[1]]);
+    assert_eq!(
+        x.shape.last(),
+        Some(&512),
+        "X holds the projection (4H = 512)"
+    );
+    assert_eq!(w.shape, [1, 512, 512]);
 }
 #[test]
 fn efficientnet_lite0() {

@@ -20,7 +20,7 @@ __device__ void gemm_small(const T* a, const T* b, const T* bias, T* y, SmallGem
         const T* bc = b + (i64_t)c * p.k;
         float acc = 0.0f;
         for (int q = lane; q < p.k; q += 32) acc += ld(ar, q) * ld(bc, q);
-        for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+        acc = lane_sum(acc, 32);
         if (lane == 0) {
             float v = p.alpha * acc;
             if (bias) v += ld(bias, (o / p.inner) % p.channels);

@@ -85,14 +85,6 @@ struct DirectParams {
     float p0, p1;
 };
 
-__device__ __forceinline__ float lane_sum_f(float acc, int lanes) {
-    if (lanes == 1) return acc;
-    const unsigned mask =
-        lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u) << ((threadIdx.x & 31) & ~(lanes - 1));
-    for (int off = lanes >> 1; off > 0; off >>= 1) acc += __shfl_xor_sync(mask, acc, off, lanes);
-    return acc;
-}
-
 template <typename T>
 __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res, T* y,
                             DirectParams p) {
@@ -120,7 +112,7 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
                 }
             }
         }
-        acc = lane_sum_f(acc, lanes);
+        acc = lane_sum(acc, lanes);
         if (lane == 0) {
             if (bias) acc += ld(bias, m);
             if (res) acc += ld(res, i);

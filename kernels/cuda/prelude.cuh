@@ -27,6 +27,18 @@ __device__ __forceinline__ void st(f16_t* p, i64_t i, float v) {
     p[i] = h;
 }
 
+// Sum of `acc` over the aligned group of `lanes` threads (a power of two up to 32) this thread
+// belongs to. Callers launch whole groups (the range is a multiple of `lanes`, groups aligned,
+// blocks a multiple of 32), so exactly the group's lanes take part in each shuffle.
+template <typename A>
+__device__ __forceinline__ A lane_sum(A acc, int lanes) {
+    if (lanes == 1) return acc;
+    const unsigned mask =
+        lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u) << ((threadIdx.x & 31) & ~(lanes - 1));
+    for (int off = lanes >> 1; off > 0; off >>= 1) acc += __shfl_xor_sync(mask, acc, off, lanes);
+    return acc;
+}
+
 // Activation codes shared with runtime/src/cuda/ops/elementwise/unary.rs (`act_code`).
 __device__ __forceinline__ float softplus_f(float x) {
     return x > 20.0f ? x : log1pf(expf(x));

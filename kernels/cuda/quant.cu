@@ -76,17 +76,6 @@ __device__ __forceinline__ void qstore(float* y, i64_t i, float v, float zp, flo
     y[i] = fminf(fmaxf(v, lo), hi);
 }
 
-// Sum of `acc` over the aligned group of `lanes` threads this thread belongs to. A group is
-// either wholly inside the launch's range or wholly outside (the range is a multiple of
-// `lanes` and groups are aligned), so exactly the group's lanes take part.
-__device__ __forceinline__ int lane_sum(int acc, int lanes) {
-    if (lanes == 1) return acc;
-    const unsigned mask =
-        lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u) << ((threadIdx.x & 31) & ~(lanes - 1));
-    for (int off = lanes >> 1; off > 0; off >>= 1) acc += __shfl_xor_sync(mask, acc, off, lanes);
-    return acc;
-}
-
 // Where output `i` reads: image b, group g, channel m, and the top-left tap (ys, xs). In 32-bit
 // arithmetic: a 64-bit division costs several times a 32-bit one on the GPU, and the build
 // checks that outputs times lanes fit an int.

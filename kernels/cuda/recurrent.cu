@@ -6,34 +6,48 @@
 // The LSTM cell state c is f32 for every T (an f16 plan keeps it in scratch), so it never rounds
 // to half precision between steps.
 
+// The LSTM cell from the four pre-activations (i, o, f, c, biases added and clipped) of unit j:
+// updates c[idx] and returns h. `peep` [3H] (i, o, f) or null.
+template <typename T>
+__device__ __forceinline__ float lstm_cell(const float* pre, const T* peep, float* c, i64_t idx,
+                                           i64_t j, i64_t hidden, int input_forget) {
+    float c_prev = c[idx];
+    float pi = pre[0], po = pre[1], pf = pre[2];
+    if (peep) {
+        pi += ld(peep, j) * c_prev;
+        pf += ld(peep, 2 * hidden + j) * c_prev;
+    }
+    float ig = sigmoid_f(pi);
+    float fg = input_forget ? 1.0f - ig : sigmoid_f(pf);
+    float cn = fg * c_prev + ig * tanhf(pre[3]);
+    if (peep) po += ld(peep, hidden + j) * cn;
+    c[idx] = cn;
+    return sigmoid_f(po) * tanhf(cn);
+}
+
+// The pre-activation of gate q for unit j: xw + the recurrent term + both biases, clipped.
+template <typename T>
+__device__ __forceinline__ float lstm_pre(const T* x, float rec, const T* bias, int q, i64_t j,
+                                          i64_t hidden, float clip) {
+    float v = ld(x, q * hidden + j) + rec;
+    if (bias) v += ld(bias, q * hidden + j) + ld(bias, 4 * hidden + q * hidden + j);
+    if (clip > 0.0f) v = fminf(fmaxf(v, -clip), clip);
+    return v;
+}
+
 // LSTM, gate order i, o, f, c. `peep` [3H] (i, o, f) or null; clip <= 0 means none.
 template <typename T>
 __device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bias, const T* peep,
                            T* h, float* c, T* y, i64_t y_stride, i64_t batch, i64_t hidden, float clip,
                            int input_forget) {
     FOR_EACH(idx, batch * hidden) {
-        i64_t b = idx / hidden, j = idx % hidden, g = 4 * hidden;
+        i64_t b = idx / hidden, j = idx % hidden;
         const T* x = xw + b * xw_stride;
-        const T* r = hr + b * g;
+        const T* r = hr + b * 4 * hidden;
         float pre[4];
-        for (int q = 0; q < 4; ++q) {
-            float v = ld(x, q * hidden + j) + ld(r, q * hidden + j);
-            if (bias) v += ld(bias, q * hidden + j) + ld(bias, g + q * hidden + j);
-            if (clip > 0.0f) v = fminf(fmaxf(v, -clip), clip);
-            pre[q] = v;
-        }
-        float c_prev = c[idx];
-        float pi = pre[0], po = pre[1], pf = pre[2];
-        if (peep) {
-            pi += ld(peep, j) * c_prev;
-            pf += ld(peep, 2 * hidden + j) * c_prev;
-        }
-        float ig = sigmoid_f(pi);
-        float fg = input_forget ? 1.0f - ig : sigmoid_f(pf);
-        float cn = fg * c_prev + ig * tanhf(pre[3]);
-        if (peep) po += ld(peep, hidden + j) * cn;
-        float hn = sigmoid_f(po) * tanhf(cn);
-        c[idx] = cn;
+        for (int q = 0; q < 4; ++q)
+            pre[q] = lstm_pre(x, ld(r, q * hidden + j), bias, q, j, hidden, clip);
+        float hn = lstm_cell(pre, peep, c, idx, j, hidden, input_forget);
         st(h, idx, hn);
         if (y) st(y, b * y_stride + j, hn);
     }
@@ -54,37 +68,20 @@ __device__ void lstm_step(const T* xw, i64_t xw_stride, const T* r, const T* h_i
     const int lane = threadIdx.x & 31;
     const i64_t warps = batch * hidden, stride = ((i64_t)blockDim.x * gridDim.x) >> 5;
     for (i64_t wi = ((i64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; wi < warps; wi += stride) {
-        const i64_t b = wi / hidden, j = wi % hidden, g = 4 * hidden;
+        const i64_t b = wi / hidden, j = wi % hidden;
         const T* hb = h_in + b * h_in_stride;
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         for (i64_t k = lane; k < hidden; k += 32) {
             const float hv = ld(hb, k);
             for (int q = 0; q < 4; ++q) acc[q] += hv * ld(r, (q * hidden + j) * hidden + k);
         }
-        for (int q = 0; q < 4; ++q)
-            for (int off = 16; off > 0; off >>= 1) acc[q] += __shfl_xor_sync(0xffffffffu, acc[q], off);
+        for (int q = 0; q < 4; ++q) acc[q] = lane_sum(acc[q], 32);
         if (lane != 0) continue;
         const T* x = xw + b * xw_stride;
         float pre[4];
-        for (int q = 0; q < 4; ++q) {
-            float v = ld(x, q * hidden + j) + acc[q];
-            if (bias) v += ld(bias, q * hidden + j) + ld(bias, g + q * hidden + j);
-            if (clip > 0.0f) v = fminf(fmaxf(v, -clip), clip);
-            pre[q] = v;
-        }
+        for (int q = 0; q < 4; ++q) pre[q] = lstm_pre(x, acc[q], bias, q, j, hidden, clip);
         const i64_t idx = b * hidden + j;
-        float c_prev = c[idx];
-        float pi = pre[0], po = pre[1], pf = pre[2];
-        if (peep) {
-            pi += ld(peep, j) * c_prev;
-            pf += ld(peep, 2 * hidden + j) * c_prev;
-        }
-        float ig = sigmoid_f(pi);
-        float fg = input_forget ? 1.0f - ig : sigmoid_f(pf);
-        float cn = fg * c_prev + ig * tanhf(pre[3]);
-        if (peep) po += ld(peep, hidden + j) * cn;
-        float hn = sigmoid_f(po) * tanhf(cn);
-        c[idx] = cn;
+        float hn = lstm_cell(pre, peep, c, idx, j, hidden, input_forget);
         st(y, b * y_stride + j, hn);
         if (h_last) st(h_last, idx, hn);
     }

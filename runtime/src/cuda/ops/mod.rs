@@ -133,6 +133,14 @@ impl CudaKernel for NoOp {
 }
 
 /// The kernel-name suffix of an arithmetic dtype (`f32`, `f16`), if our kernels compute in it.
+/// Threads that share one output's reduction of `terms` terms in our reduction kernels
+/// (QConv, the direct convolution): about 16 terms each, a power of two, at most a warp and at
+/// most `most`.
+pub fn lanes_for(terms: usize, most: usize) -> i32 {
+    let per = (terms / 16).clamp(1, 32).min(most.max(1));
+    (1usize << per.ilog2()) as i32
+}
+
 pub fn float_suffix(dtype: DType) -> Option<&'static str> {
     match dtype {
         DType::F32 => Some("f32"),

@@ -30,8 +30,9 @@ pub(super) struct Recurrent {
 }
 
 /// Whether `w` (`[D·G·H, I]` row-major, `gh = D·G·H`) is the column selection
-/// `W[c][c] = 1`, zeros elsewhere, with `I = D·G·H`.
-fn is_selection(w: &[f32], input: usize, gh: usize) -> bool {
+/// `W[c][c] = 1`, zeros elsewhere, with `I = D·G·H` (a folded embedding,
+/// `compiler::passes::rnn`; the CUDA LSTM asks too).
+pub(crate) fn is_selection(w: &[f32], input: usize, gh: usize) -> bool {
     input == gh
         && w.len() == gh * gh
         && w.chunks_exact(gh).enumerate().all(|(c, row)| {

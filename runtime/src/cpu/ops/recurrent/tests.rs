@@ -215,3 +215,23 @@ fn rnn_rejects_mismatched_buffers_without_panicking() {
     );
     assert!(err.is_err());
 }
+
+/// A folded embedding's W (`compiler::passes::rnn`) is recognised as a column selection, and
+/// nothing else is: the LSTM then skips its projection.
+#[test]
+fn column_selection_is_recognised() {
+    let n = 8;
+    let mut w: Vec<f32> = (0..n * n)
+        .map(|k| if k / n == k % n { 1.0 } else { 0.0 })
+        .collect();
+    assert!(super::is_selection(&w, n, n));
+    assert!(
+        !super::is_selection(&w, n, n + 1),
+        "input width must be D·G·H"
+    );
+    w[3] = 1e-30;
+    assert!(!super::is_selection(&w, n, n));
+    w[3] = 0.0;
+    w[n + 1] = 0.5;
+    assert!(!super::is_selection(&w, n, n));
+}

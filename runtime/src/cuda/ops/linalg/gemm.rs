@@ -249,7 +249,9 @@ mod tests {
                 max: 2.0,
             }),
         };
-        let cases: Vec<(Gemm, Vec<usize>, Vec<usize>, Option<Vec<usize>>, bool)> = vec![
+        // (op, A shape, B shape, C shape, B constant)
+        type Case = (Gemm, Vec<usize>, Vec<usize>, Option<Vec<usize>>, bool);
+        let cases: Vec<Case> = vec![
             (
                 gemm(false, false),
                 vec![1, 70],

@@ -53,7 +53,7 @@ struct ConvKernel {
 }
 
 /// Spatial axes as (h, w): a 1-D axis becomes (1, len).
-fn hw(v: &[usize], one: usize) -> (usize, usize) {
+pub(super) fn hw(v: &[usize], one: usize) -> (usize, usize) {
     match v {
         [w] => (one, *w),
         [h, w, ..] => (*h, *w),

@@ -6,8 +6,9 @@
 use cudarc::driver::{CudaFunction, DeviceRepr};
 
 use super::super::elementwise::unary::epilogue;
+use super::conv::hw;
 use crate::cuda::device::{arg, Device};
-use crate::cuda::ops::{float_suffix, BuildCtx, CudaKernel, Io};
+use crate::cuda::ops::{float_suffix, lanes_for, BuildCtx, CudaKernel, Io};
 use crate::ir::ops::Conv;
 use crate::ir::Fact;
 use crate::{Error, Result};
@@ -46,15 +47,6 @@ unsafe impl DeviceRepr for DirectParams {}
 /// 112×112 — ran 1.3–2.8× slower direct than through cuDNN, so size alone decides.)
 const SMALL_MACS: usize = 1 << 22;
 
-/// Spatial axes as (h, w): a 1-D axis becomes (1, len).
-fn hw(v: &[usize], one: usize) -> (usize, usize) {
-    match v {
-        [w] => (one, *w),
-        [h, w, ..] => (*h, *w),
-        [] => (one, one),
-    }
-}
-
 /// The reduction length of one output: channels per group × taps.
 fn reduction(op: &Conv, x: &Fact) -> usize {
     x.shape[1] / op.group.max(1) * op.kernel.iter().product::<usize>()
@@ -66,13 +58,6 @@ pub fn suits(op: &Conv, x: &Fact, y: &Fact) -> bool {
     // 32-bit indices: threads (outputs × up to 32 lanes) plus one grid-stride step (≤ 2^24).
     let fits = y.len() * 32 < i32::MAX as usize - (1 << 24) && x.len() < i32::MAX as usize;
     fits && (depthwise || y.len() * reduction(op, x) <= SMALL_MACS)
-}
-
-/// Threads sharing one output's reduction of `channels` × `taps` terms: about 16 terms each,
-/// at most a warp, and at most the channels (a lane takes whole channels).
-fn lanes_for(channels: usize, taps: usize) -> i32 {
-    let per = (channels * taps / 16).clamp(1, 32).min(channels.max(1));
-    (1usize << per.ilog2()) as i32
 }
 
 struct DirectKernel {
@@ -93,7 +78,9 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (sh, sw) = hw(&op.strides, 1);
     let (dh, dw) = hw(&op.dilations, 1);
     let (pt, pl) = hw(&op.pads[..s], 0);
-    let lanes = lanes_for(x.shape[1] / op.group.max(1), kh * kw);
+    // A lane takes whole channels: at most as many lanes as channels per group.
+    let cg = x.shape[1] / op.group.max(1);
+    let lanes = lanes_for(cg * kh * kw, cg);
     let i = |v: usize| v as i32;
     let p = DirectParams {
         n: i(x.shape[0]),
@@ -193,11 +180,11 @@ mod tests {
             &f(&[1, 1152, 7, 7]),
             &f(&[1, 192, 7, 7])
         ));
-        assert_eq!(lanes_for(1, 9), 1);
-        assert_eq!(lanes_for(3, 9), 1);
-        assert_eq!(lanes_for(32, 9), 16);
-        assert_eq!(lanes_for(64, 9), 32);
-        assert_eq!(lanes_for(4096, 1), 32);
-        assert_eq!(lanes_for(6, 9), 2);
+        assert_eq!(lanes_for(9, 1), 1);
+        assert_eq!(lanes_for(27, 3), 1);
+        assert_eq!(lanes_for(288, 32), 16);
+        assert_eq!(lanes_for(576, 64), 32);
+        assert_eq!(lanes_for(4096, 4096), 32);
+        assert_eq!(lanes_for(54, 6), 2);
     }
 }

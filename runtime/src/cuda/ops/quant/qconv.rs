@@ -1,5 +1,5 @@
 //! QConv (int8 convolution, 1-D and 2-D, any group): `quant_conv_{u8,i8}_{u8,i8,f32}`, one
-//! group of threads per output (see `lanes_for`) with an exact int32 accumulator (`quant_conv_dp4a_*`, four channels per
+//! group of threads per output (see `ops::lanes_for`) with an exact int32 accumulator (`quant_conv_dp4a_*`, four channels per
 //! dp4a instruction, for symmetric i8 weights and groups of four channels or more), then the requantizing epilogue the CPU
 //! kernel applies (`cpu::ops::quant::requant::stage`, mirrored here: `acc·mult[m] + add[m]`, the output's zero
 //! point, the clamp a fused ReLU/Clip becomes, rounding half to even). The prepared weights
@@ -11,7 +11,7 @@ use cudarc::driver::{CudaFunction, DeviceRepr};
 
 use super::{byte_suffix, float_clamp, int_clamp};
 use crate::cuda::device::{arg, Device, DeviceBuffer};
-use crate::cuda::ops::{BuildCtx, CudaKernel, Io, Support};
+use crate::cuda::ops::{lanes_for, BuildCtx, CudaKernel, Io, Support};
 use crate::ir::ops::{QConv, QOut};
 use crate::ir::Fact;
 use crate::tensor::DType;
@@ -220,7 +220,12 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (dh, dw) = hw(&op.conv.dilations, 1);
     let (pt, pl) = hw(&op.conv.pads[..op.conv.kernel.len()], 0);
     // The reduction's terms: channels (or dp4a words of four) times taps.
-    let lanes = lanes_for(if dp4a { cg.div_ceil(4) } else { cg } * (kh * kw) as usize);
+    // Lanes per output (`ops::lanes_for`): a 1x1 projection of 960 channels over a 7x7 plane
+    // fills the GPU with short loops instead of 7840 threads each walking 960 channels.
+    let lanes = lanes_for(
+        if dp4a { cg.div_ceil(4) } else { cg } * (kh * kw) as usize,
+        32,
+    );
     let p = QConvParams {
         n: x.shape[0] as i64,
         c: x.shape[1] as i64,
@@ -260,14 +265,6 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         add_at,
         threads: y.len() * lanes as usize,
     }))
-}
-
-/// Threads that share one output's reduction of `terms` terms (a power of two, at most a
-/// warp): about 16 terms each, so a 1x1 projection of 960 channels over a 7x7 plane fills the
-/// GPU with short loops instead of 7840 threads each walking 960 channels.
-fn lanes_for(terms: usize) -> i32 {
-    let per = (terms / 16).clamp(1, 32);
-    (1usize << per.ilog2()) as i32
 }
 
 impl CudaKernel for QConvKernel {

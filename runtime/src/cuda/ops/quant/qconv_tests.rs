@@ -143,11 +143,11 @@ fn qconv_matches_the_cpu() {
 #[test]
 fn long_reductions_split_over_lanes() {
     // Threads per output follow the reduction's length, capped at a warp.
-    assert_eq!(lanes_for(9), 1);
-    assert_eq!(lanes_for(54), 2);
-    assert_eq!(lanes_for(144), 8);
-    assert_eq!(lanes_for(960), 32);
-    assert_eq!(lanes_for(1 << 20), 32);
+    assert_eq!(lanes_for(9, 32), 1);
+    assert_eq!(lanes_for(54, 32), 2);
+    assert_eq!(lanes_for(144, 32), 8);
+    assert_eq!(lanes_for(960, 32), 32);
+    assert_eq!(lanes_for(1 << 20, 32), 32);
     // 1x1 over 600 channels (32 lanes, 7·15 outputs: not a multiple of a warp), plain kernel
     // (u8 weights with a zero point) and dp4a (150 words: 8 lanes); and a 3x3 over 40
     // channels (360 terms: 16 lanes), each against the CPU.

@@ -77,10 +77,11 @@ impl Rnn {
         let projected = pk == pn
             && b.consts.get(1).and_then(|c| c.as_ref()).is_some_and(|w| {
                 crate::cuda::precision::convert(w.data, w.dtype, DType::F32).is_ok_and(|f| {
-                    f.chunks_exact(4).enumerate().all(|(k, v)| {
-                        let v = f32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-                        v == if k / pn == k % pn { 1.0 } else { 0.0 }
-                    })
+                    let f: Vec<f32> = f
+                        .chunks_exact(4)
+                        .map(|v| f32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+                        .collect();
+                    crate::cpu::ops::recurrent::is_selection(&f, pk, pn)
                 })
             });
         let proj = if small::suits(pm, pn, pk) {
