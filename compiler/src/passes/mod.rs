@@ -43,6 +43,10 @@ pub fn rules() -> Vec<Rule> {
             apply: transpose::cancel_transpose_pairs,
         },
         Rule {
+            name: "transpose_to_reshape",
+            apply: transpose::transpose_to_reshape,
+        },
+        Rule {
             name: "fold_batchnorm_into_conv",
             apply: batchnorm::fold_batchnorm_into_conv,
         },

@@ -10,7 +10,7 @@ use crate::Module;
 /// Largest projected table, in floats (16 MB).
 const MAX_TABLE: usize = 1 << 22;
 
-/// Gather(E, ids) → [Transpose keeping the last axis] → LSTM, with E, W and the bias constant:
+/// Gather(E, ids) → [Transpose or Reshape keeping the last axis] → LSTM, with E, W and the bias constant:
 /// the table becomes `E' = E·W_dᵀ + Wb_d` per direction (`[V, D·4H]`), W a column selection
 /// (`[D, 4H, D·4H]`, `W_d[j][d·4H + j] = 1`) and Wb zero. The LSTM then computes
 /// `X·Wᵀ = E'[ids]` exactly (one 1 per row; the zeros add nothing), and a runtime that sees the
@@ -27,9 +27,14 @@ pub fn fold_embedding_into_lstm(m: &mut Module) -> Result<bool> {
     for (l, node) in g.nodes.iter().enumerate() {
         let Op::Lstm(op) = &node.op else { continue };
         let x = node.inputs[0];
-        // X itself from the Gather, or through one Transpose that keeps the last axis last.
+        // X itself from the Gather, or through one Transpose that keeps the last axis last (or
+        // the Reshape `transpose_to_reshape` made of one, keeping the last dimension).
+        let last = |t: TensorId| g.tensors[t].shape.last().copied();
         let (transpose, gathered) = match prod[x].map(|p| (p, &g.nodes[p].op)) {
             Some((p, Op::Transpose(t))) if t.perm.last() == Some(&(t.perm.len() - 1)) => {
+                (Some(p), g.nodes[p].inputs[0])
+            }
+            Some((p, Op::Reshape(_))) if last(g.nodes[p].inputs[0]) == last(x) => {
                 (Some(p), g.nodes[p].inputs[0])
             }
             _ => (None, x),
@@ -113,9 +118,14 @@ pub fn fold_embedding_into_lstm(m: &mut Module) -> Result<bool> {
         );
         m.graph.nodes[l].inputs[3] = b_id;
     }
-    // The gathered rows (and their transpose) are now D·4H wide.
+    // The gathered rows (and their transpose or reshape) are now D·4H wide.
     for t in [Some(gathered), transpose.map(|_| x)].into_iter().flatten() {
         if let Some(last) = m.graph.tensors[t].shape.last_mut() {
+            *last = n;
+        }
+    }
+    if let Some(Op::Reshape(r)) = transpose.map(|p| &mut m.graph.nodes[p].op) {
+        if let Some(last) = r.shape.last_mut() {
             *last = n;
         }
     }

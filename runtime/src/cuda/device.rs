@@ -35,7 +35,9 @@ pub struct DeviceInfo {
     pub memory_bytes: usize,
 }
 
-/// Finds GPU `ordinal`, or says in one sentence why there is none usable.
+/// Finds GPU `ordinal`, or says in one sentence why there is none usable. Asks the device
+/// itself, without a context: creating (and, on drop, destroying) a context here would cost
+/// as much as the session's own context again (~0.25 s on an H200).
 pub fn probe(ordinal: usize) -> Result<DeviceInfo> {
     if !driver_present() {
         return Err(Error::Cuda(
@@ -43,30 +45,29 @@ pub fn probe(ordinal: usize) -> Result<DeviceInfo> {
         ));
     }
     dr::init().map_err(|e| cuda_err("cannot initialise the CUDA driver", e))?;
-    let count = CudaContext::device_count().map_err(|e| cuda_err("cannot count GPUs", e))?;
+    let count = dr::device::get_count().map_err(|e| cuda_err("cannot count GPUs", e))?;
     if count <= ordinal as i32 {
         return Err(Error::Cuda(format!(
             "no GPU #{ordinal} (the driver reports {count})"
         )));
     }
-    let ctx = CudaContext::new(ordinal).map_err(|e| cuda_err("cannot open the GPU", e))?;
-    info_of(&ctx)
-}
-
-fn info_of(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
-    let (major, minor) = ctx
-        .compute_capability()
-        .map_err(|e| cuda_err("compute capability", e))?;
-    let integrated = ctx
-        .attribute(ds::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_INTEGRATED)
-        .map_err(|e| cuda_err("device attribute", e))?
-        != 0;
+    let dev = dr::device::get(ordinal as i32).map_err(|e| cuda_err("cannot find the GPU", e))?;
+    use ds::CUdevice_attribute as A;
+    // SAFETY: `dev` is a valid device handle from `device::get`.
+    let attr = |a: A| {
+        unsafe { dr::device::get_attribute(dev, a) }.map_err(|e| cuda_err("device attribute", e))
+    };
+    let (major, minor) = (
+        attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
+        attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
+    );
     Ok(DeviceInfo {
-        ordinal: ctx.ordinal(),
-        name: ctx.name().unwrap_or_else(|_| "unknown GPU".into()),
+        ordinal,
+        name: dr::device::get_name(dev).unwrap_or_else(|_| "unknown GPU".into()),
         arch: format!("sm_{major}{minor}"),
-        integrated,
-        memory_bytes: ctx.total_mem().unwrap_or(0),
+        integrated: attr(A::CU_DEVICE_ATTRIBUTE_INTEGRATED)? != 0,
+        // SAFETY: as above.
+        memory_bytes: unsafe { dr::device::total_mem(dev) }.unwrap_or(0),
     })
 }
 
@@ -118,7 +119,8 @@ impl Device {
     /// fall back to the CPU).
     pub fn open(ordinal: usize, arch: Option<&str>) -> Result<Device> {
         let mut phases = Phases::default();
-        probe(ordinal)?;
+        let mut info = probe(ordinal)?;
+        phases.mark("CUDA driver initialised");
         let ctx = CudaContext::new(ordinal).map_err(|e| cuda_err("cannot open the GPU", e))?;
         // SAFETY: this backend never hands cudarc-tracked slices to kernels; all memory is raw
         // and ordered by the one stream, so cudarc's per-slice events are not needed (and would
@@ -127,7 +129,6 @@ impl Device {
         let stream = ctx
             .new_stream()
             .map_err(|e| cuda_err("cannot create a stream", e))?;
-        let mut info = info_of(&ctx)?;
         if let Some(a) = arch {
             info.arch = a.to_string();
         }
