@@ -25,11 +25,12 @@ __device__ __forceinline__ float lstm_cell(const float* pre, const T* peep, floa
     return sigmoid_f(po) * tanhf(cn);
 }
 
-// The pre-activation of gate q for unit j: xw + the recurrent term + both biases, clipped.
+// The pre-activation of gate q for unit j: its projection xv + the recurrent term + both
+// biases, clipped.
 template <typename T>
-__device__ __forceinline__ float lstm_pre(const T* x, float rec, const T* bias, int q, i64_t j,
+__device__ __forceinline__ float lstm_pre(float xv, float rec, const T* bias, int q, i64_t j,
                                           i64_t hidden, float clip) {
-    float v = ld(x, q * hidden + j) + rec;
+    float v = xv + rec;
     if (bias) v += ld(bias, q * hidden + j) + ld(bias, 4 * hidden + q * hidden + j);
     if (clip > 0.0f) v = fminf(fmaxf(v, -clip), clip);
     return v;
@@ -46,7 +47,7 @@ __device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* b
         const T* r = hr + b * 4 * hidden;
         float pre[4];
         for (int q = 0; q < 4; ++q)
-            pre[q] = lstm_pre(x, ld(r, q * hidden + j), bias, q, j, hidden, clip);
+            pre[q] = lstm_pre(ld(x, q * hidden + j), ld(r, q * hidden + j), bias, q, j, hidden, clip);
         float hn = lstm_cell(pre, peep, c, idx, j, hidden, input_forget);
         st(h, idx, hn);
         if (y) st(y, b * y_stride + j, hn);
@@ -79,11 +80,134 @@ __device__ void lstm_step(const T* xw, i64_t xw_stride, const T* r, const T* h_i
         if (lane != 0) continue;
         const T* x = xw + b * xw_stride;
         float pre[4];
-        for (int q = 0; q < 4; ++q) pre[q] = lstm_pre(x, acc[q], bias, q, j, hidden, clip);
+        for (int q = 0; q < 4; ++q)
+            pre[q] = lstm_pre(ld(x, q * hidden + j), acc[q], bias, q, j, hidden, clip);
         const i64_t idx = b * hidden + j;
         float hn = lstm_cell(pre, peep, c, idx, j, hidden, input_forget);
         st(y, b * y_stride + j, hn);
         if (h_last) st(h_last, idx, hn);
+    }
+}
+
+// The whole LSTM sequence in one launch, for batches of at most 4: a warp per hidden unit j
+// (blockIdx.y the direction) keeps its four rows of R in registers (lane l holds columns
+// l, l + 32, ...; KC = ceil(H / 32) at most) and the cell state c in lane 0, for every step.
+// Warps exchange h through `slots` ([D][2][B][H] 64-bit words, double-buffered by step parity):
+// each word packs h_t with a tag naming its launch and step, so a reader spins on the very word
+// it needs, with no grid barrier and no fence. Double buffering is safe: a warp writes step s
+// only after reading all of step s-1, which every warp wrote only after reading all of step s-2.
+// The tag is `epoch·T + s + 1`; `sync[0]` is the launch epoch, advanced by the last block to
+// finish (`sync[1]` counts them), so the next launch never mistakes old words for new ones.
+// Needs every block resident at once: the host launches it only when occupancy allows.
+__device__ __forceinline__ unsigned long long pack_h(float h, unsigned tag) {
+    return ((unsigned long long)tag << 32) | __float_as_uint(h);
+}
+__device__ __forceinline__ float wait_h(const unsigned long long* p, unsigned tag) {
+    unsigned long long v;
+    do {
+        v = *(const volatile unsigned long long*)p;
+    } while ((unsigned)(v >> 32) != tag);
+    return __uint_as_float((unsigned)v);
+}
+
+#define SEQ_BATCH 4
+
+template <typename T, int KC>
+__device__ void lstm_seq(const T* xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const T* r,
+                         const T* h0, const T* c0, const T* bias, const T* peep, T* y, i64_t y_t,
+                         i64_t y_b, i64_t y_d, T* yh, T* yc, unsigned long long* slots,
+                         unsigned* sync, i64_t seq, i64_t batch, i64_t hidden, int reverse,
+                         float clip, int input_forget) {
+    const int lane = threadIdx.x & 31;
+    const i64_t d = blockIdx.y, j = (i64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const i64_t bh = batch * hidden;
+    const unsigned epoch = *(const volatile unsigned*)sync;
+    if (j < hidden) {
+        xw += d * xw_d;
+        r += d * 4 * hidden * hidden;
+        if (bias) bias += d * 8 * hidden;
+        if (peep) peep += d * 3 * hidden;
+        y += d * y_d;
+        slots += d * 2 * bh;
+        float w[4][KC];
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+#pragma unroll
+            for (int i = 0; i < KC; ++i) {
+                const i64_t k = lane + 32 * i;
+                w[q][i] = k < hidden ? ld(r, (q * hidden + j) * hidden + k) : 0.0f;
+            }
+        float c[SEQ_BATCH];
+#pragma unroll
+        for (int b = 0; b < SEQ_BATCH; ++b)
+            c[b] = (b < batch && c0) ? ld(c0, d * bh + b * hidden + j) : 0.0f;
+        for (i64_t s = 0; s < seq; ++s) {
+            const i64_t t = (reverse || d == 1) ? seq - 1 - s : s;
+            const unsigned tag = epoch * (unsigned)seq + (unsigned)s + 1u;
+            // This step's projections, loaded before waiting on h.
+            float xv[SEQ_BATCH][4];
+#pragma unroll
+            for (int b = 0; b < SEQ_BATCH; ++b)
+#pragma unroll
+                for (int q = 0; q < 4; ++q)
+                    xv[b][q] = (lane == 0 && b < batch)
+                                   ? ld(xw, t * xw_t + b * xw_b + q * hidden + j)
+                                   : 0.0f;
+            float acc[SEQ_BATCH][4];
+#pragma unroll
+            for (int b = 0; b < SEQ_BATCH; ++b)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[b][q] = 0.0f;
+            const unsigned long long* prev = slots + ((s - 1) & 1) * bh;
+#pragma unroll
+            for (int i = 0; i < KC; ++i) {
+                const i64_t k = lane + 32 * i;
+                if (k >= hidden) break;
+#pragma unroll
+                for (int b = 0; b < SEQ_BATCH; ++b) {
+                    if (b >= batch) break;
+                    float hv;
+                    if (s == 0)
+                        hv = h0 ? ld(h0, d * bh + b * hidden + k) : 0.0f;
+                    else
+                        hv = wait_h(prev + b * hidden + k, tag - 1u);
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) acc[b][q] += w[q][i] * hv;
+                }
+            }
+#pragma unroll
+            for (int b = 0; b < SEQ_BATCH; ++b)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[b][q] = lane_sum(acc[b][q], 32);
+            if (lane == 0) {
+                unsigned long long* next = slots + (s & 1) * bh;
+#pragma unroll
+                for (int b = 0; b < SEQ_BATCH; ++b) {
+                    if (b >= batch) break;
+                    float pre[4];
+#pragma unroll
+                    for (int q = 0; q < 4; ++q)
+                        pre[q] = lstm_pre(xv[b][q], acc[b][q], bias, q, j, hidden, clip);
+                    const float hn = lstm_cell(pre, peep, c, b, j, hidden, input_forget);
+                    *(volatile unsigned long long*)(next + b * hidden + j) = pack_h(hn, tag);
+                    st(y, t * y_t + b * y_b + j, hn);
+                    if (s + 1 == seq) {
+                        st(yh, d * bh + b * hidden + j, hn);
+                        st(yc, d * bh + b * hidden + j, c[b]);
+                    }
+                }
+            }
+        }
+    }
+    // The last block out advances the epoch for the next launch.
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(sync + 1, 1u) == gridDim.x * gridDim.y - 1) {
+            sync[1] = 0;
+            __threadfence();
+            atomicAdd(sync, 1u);
+        }
     }
 }
 
@@ -118,6 +242,15 @@ __device__ void gru_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bi
     }
 }
 
+#define LSTM_SEQ_PARAMS(T)                                                                         \
+    const T *xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const T *r, const T *h0, const T *c0,         \
+        const T *bias, const T *peep, T *y, i64_t y_t, i64_t y_b, i64_t y_d, T *yh, T *yc,          \
+        unsigned long long *slots, unsigned *sync, i64_t seq, i64_t batch, i64_t hidden,            \
+        int reverse, float clip, int input_forget
+#define LSTM_SEQ_ARGS                                                                              \
+    xw, xw_t, xw_b, xw_d, r, h0, c0, bias, peep, y, y_t, y_b, y_d, yh, yc, slots, sync, seq, batch, \
+        hidden, reverse, clip, input_forget
+
 #define RECURRENT(T, S)                                                                              \
     extern "C" __global__ void recurrent_lstm_step_##S(                                              \
         const T* xw, i64_t xw_stride, const T* r, const T* h_in, i64_t h_in_stride, const T* bias,   \
@@ -125,6 +258,12 @@ __device__ void gru_gates(const T* xw, i64_t xw_stride, const T* hr, const T* bi
         float clip, int input_forget) {                                                              \
         lstm_step(xw, xw_stride, r, h_in, h_in_stride, bias, peep, c, y, y_stride, h_last, batch,    \
                   hidden, clip, input_forget);                                                       \
+    }                                                                                                \
+    extern "C" __global__ void recurrent_lstm_seq4_##S(LSTM_SEQ_PARAMS(T)) {                        \
+        lstm_seq<T, 4>(LSTM_SEQ_ARGS);                                                               \
+    }                                                                                                \
+    extern "C" __global__ void recurrent_lstm_seq16_##S(LSTM_SEQ_PARAMS(T)) {                       \
+        lstm_seq<T, 16>(LSTM_SEQ_ARGS);                                                              \
     }                                                                                                \
     extern "C" __global__ void recurrent_lstm_gates_##S(                                             \
         const T* xw, i64_t xw_stride, const T* hr, const T* bias, const T* peep, T* h, float* c,     \

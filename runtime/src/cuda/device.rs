@@ -232,6 +232,43 @@ impl Device {
         .map_err(|e| cuda_err("kernel launch", e))
     }
 
+    /// Like [`Device::launch_grid`] with a two-dimensional grid.
+    ///
+    /// # Safety
+    /// As for [`Device::launch`].
+    pub unsafe fn launch_grid2(
+        &self,
+        f: &CudaFunction,
+        grid: (u32, u32),
+        block: u32,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        dr::launch_kernel(
+            f.cu_function(),
+            (grid.0, grid.1, 1),
+            (block, 1, 1),
+            0,
+            self.cu_stream(),
+            params,
+        )
+        .map_err(|e| cuda_err("kernel launch", e))
+    }
+
+    /// How many blocks of `block` threads of `f` (no dynamic shared memory) the whole GPU
+    /// holds at once.
+    pub fn resident_blocks(&self, f: &CudaFunction, block: usize) -> Result<usize> {
+        // SAFETY: `f` is a loaded function of this context.
+        let per_sm = unsafe {
+            dr::occupancy::max_active_block_per_multiprocessor(f.cu_function(), block as i32, 0)
+        }
+        .map_err(|e| cuda_err("occupancy", e))?;
+        let sms = self
+            .ctx
+            .attribute(ds::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| cuda_err("device attribute", e))?;
+        Ok(per_sm.max(0) as usize * sms.max(0) as usize)
+    }
+
     pub fn synchronize(&self) -> Result<()> {
         self.stream
             .synchronize()

@@ -1,16 +1,20 @@
 //! LSTM (ONNX gate order i, o, f, c; peepholes, clip and input-forget coupling supported):
-//! one projection GEMM, then per step and direction a recurrent GEMM and
-//! `recurrent_lstm_gates_*`, h living in Y_h throughout; or, for batches of at most
-//! [`FUSED_BATCH`], one `recurrent_lstm_step_*` per step and direction (the recurrent product
-//! by a warp per hidden unit, fused with the cell: half the launches, no cuBLAS call), h read
-//! from Y's previous rows and Y_h written at the last step. The cell state c is f32 whatever the
+//! one projection GEMM, then, for batches of at most [`FUSED_BATCH`],
+//! - the whole sequence as one `recurrent_lstm_seq*` launch ([`SeqKernel`]: a warp per hidden
+//!   unit keeps its rows of R in registers; warps hand h to each other through tagged words, no
+//!   launch per step) when the hidden size allows and every block fits on the GPU at once;
+//! - else one `recurrent_lstm_step_*` per step and direction (the recurrent product by a warp per
+//!   hidden unit, fused with the cell), h read from Y's previous rows, Y_h written at the end;
+//!
+//! and for larger batches, per step and direction, a recurrent GEMM and `recurrent_lstm_gates_*`,
+//! h living in Y_h throughout. The cell state c is f32 whatever the
 //! dtype: in Y_c for f32, and for f16 in scratch (widened from c0 at the start, narrowed into
 //! Y_c at the end), so an fp16 plan never rounds it to half precision between steps.
 
 use cudarc::driver::{result as dr, CudaFunction};
 
 use super::{optional, supports as rnn_supports, Rnn};
-use crate::cuda::device::{arg, cuda_err, Device};
+use crate::cuda::device::{arg, cuda_err, Device, DeviceBuffer};
 use crate::cuda::ops::elementwise::cast::FloatCast;
 use crate::cuda::ops::{BuildCtx, CudaKernel, Io, Support};
 use crate::ir::ops::Lstm;
@@ -35,9 +39,48 @@ struct CellF32 {
 /// Batches up to this size run the fused step kernel.
 const FUSED_BATCH: usize = 4;
 
+/// Largest hidden size of the sequence kernel (its `KC` = 16 registers per gate and lane).
+const SEQ_HIDDEN: usize = 512;
+/// Threads per block of the sequence kernel: 8 warps, 8 hidden units.
+const SEQ_BLOCK: usize = 256;
+
+/// The one-launch sequence kernel and its persistent state: the launch epoch and finished-block
+/// count (two u32), then the double-buffered h words (`[D][2][B][H]` u64), zeroed at build.
+struct SeqKernel {
+    f: CudaFunction,
+    state: DeviceBuffer,
+    blocks: u32,
+}
+
+impl SeqKernel {
+    /// The sequence kernel for this LSTM, or None when its shape does not suit it or its
+    /// blocks cannot all be resident at once (they wait on each other).
+    fn new(b: &BuildCtx, rnn: &Rnn) -> Result<Option<SeqKernel>> {
+        if rnn.batch > FUSED_BATCH || rnn.hidden > SEQ_HIDDEN {
+            return Ok(None);
+        }
+        let kc = if rnn.hidden <= 128 { 4 } else { 16 };
+        let s = crate::cuda::ops::float_suffix(rnn.dtype).expect("checked by supports");
+        let f = b.dev.function(&format!("recurrent_lstm_seq{kc}_{s}"))?;
+        let per_dir = rnn.hidden.div_ceil(SEQ_BLOCK / 32);
+        let blocks = per_dir * rnn.dirs;
+        if blocks > b.dev.resident_blocks(&f, SEQ_BLOCK)? {
+            return Ok(None);
+        }
+        let words = rnn.dirs * 2 * rnn.batch * rnn.hidden;
+        Ok(Some(SeqKernel {
+            f,
+            state: DeviceBuffer::zeroed(b.dev, 8 + 8 * words)?,
+            blocks: per_dir as u32,
+        }))
+    }
+}
+
 struct LstmKernel {
     op: Lstm,
     rnn: Rnn,
+    /// The whole sequence in one launch, where it suits.
+    seq: Option<SeqKernel>,
     /// `recurrent_lstm_step_*`, for small batches.
     step: Option<CudaFunction>,
     /// Set when the dtype is not f32.
@@ -64,9 +107,15 @@ pub fn build(op: &Lstm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     } else {
         None
     };
+    let seq = if fused {
+        SeqKernel::new(b, &rnn)?
+    } else {
+        None
+    };
     Ok(Box::new(LstmKernel {
         op: op.clone(),
         rnn,
+        seq,
         step,
         cell,
     }))
@@ -87,6 +136,64 @@ impl LstmKernel {
     }
 }
 
+impl LstmKernel {
+    /// The whole sequence, both directions, in one launch: h0 and c0 are read where given, Y,
+    /// Y_h and Y_c written, the cell state kept in f32 registers throughout.
+    fn launch_seq(&self, seq: &SeqKernel, dev: &Device, io: &Io) -> Result<()> {
+        let (op, r) = (&self.op, &self.rnn);
+        let (x, w, rw) = (io.inputs[0], io.inputs[1], io.inputs[2]);
+        let mut k = 3;
+        let bias = optional(io.inputs, op.has_bias, &mut k);
+        let h0 = optional(io.inputs, op.has_h0, &mut k);
+        let c0 = optional(io.inputs, op.has_c0, &mut k);
+        let peep = optional(io.inputs, op.has_peepholes, &mut k);
+        let (y, yh, yc) = (io.outputs[0], io.outputs[1], io.outputs[2]);
+        let (xw, _) = r.scratch(io.scratch);
+        let xw = r.project(dev, x, w, xw)?;
+        let ((xw_t, xw_b, xw_d), (y_t, y_b, y_d)) = (r.xw_strides(), r.y_strides());
+        let (sync, slots) = (seq.state.ptr, seq.state.ptr + 8);
+        let (steps, batch, hidden) = (r.seq as i64, r.batch as i64, r.hidden as i64);
+        let reverse = r.reverse as i32;
+        let clip = op.clip.unwrap_or(0.0);
+        let input_forget = op.input_forget as i32;
+        // SAFETY: (LSTM_SEQ_PARAMS in recurrent.cu) addresses from the checked facts; the state
+        // buffer holds the two counters and D·2·B·H words; every block is resident (checked at
+        // build), so the warps waiting on each other all run.
+        unsafe {
+            dev.launch_grid2(
+                &seq.f,
+                (seq.blocks, r.dirs as u32),
+                SEQ_BLOCK as u32,
+                &mut [
+                    arg(&xw),
+                    arg(&xw_t),
+                    arg(&xw_b),
+                    arg(&xw_d),
+                    arg(&rw),
+                    arg(&h0),
+                    arg(&c0),
+                    arg(&bias),
+                    arg(&peep),
+                    arg(&y),
+                    arg(&y_t),
+                    arg(&y_b),
+                    arg(&y_d),
+                    arg(&yh),
+                    arg(&yc),
+                    arg(&slots),
+                    arg(&sync),
+                    arg(&steps),
+                    arg(&batch),
+                    arg(&hidden),
+                    arg(&reverse),
+                    arg(&clip),
+                    arg(&input_forget),
+                ],
+            )
+        }
+    }
+}
+
 impl CudaKernel for LstmKernel {
     fn scratch_bytes(&self) -> usize {
         match &self.cell {
@@ -96,6 +203,9 @@ impl CudaKernel for LstmKernel {
     }
 
     fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
+        if let Some(seq) = &self.seq {
+            return self.launch_seq(seq, dev, io);
+        }
         let (op, r) = (&self.op, &self.rnn);
         let (x, w, rw) = (io.inputs[0], io.inputs[1], io.inputs[2]);
         let mut k = 3;
@@ -232,17 +342,22 @@ mod tests {
 
     #[test]
     fn lstm_matches_the_cpu() {
-        // Batch 2 takes the fused step kernel, batch 6 the GEMM and gate kernels; a hidden
-        // size of 40 leaves some lanes of the fused kernel's warps a second column; 7 steps of
-        // batch 6 (42 rows) project through cuBLAS, the others through the few-row kernel.
+        // Batches up to 4 take the one-launch sequence kernel (KC = 4 up to a hidden size of
+        // 128, 16 above; 203 units leave the last block's warps partly idle and lanes a partial
+        // column), hidden sizes above 512 the per-step fused kernel, batch 6 the GEMM and gate
+        // kernels; 7 steps of batch 6 (42 rows) project through cuBLAS, the others through the
+        // few-row kernel.
         for (seq, direction, batch, hidden) in [
             (5, Direction::Forward, 2, 8),
             (5, Direction::Bidirectional, 2, 8),
             (5, Direction::Reverse, 1, 40),
+            (6, Direction::Bidirectional, 4, 203),
+            (3, Direction::Forward, 1, 520),
             (5, Direction::Forward, 6, 8),
             (7, Direction::Bidirectional, 6, 40),
             // One step: h0 is read and Y_h written by the same launch.
             (1, Direction::Bidirectional, 2, 40),
+            (1, Direction::Forward, 1, 520),
         ] {
             let d = direction.count();
             let op = Op::Lstm(Lstm {
@@ -266,6 +381,38 @@ mod tests {
             check(&op, &inputs, &[false, true, true, true, false], 1e-5);
             // f16 activations and weights, f32 cell state.
             check_f16(&op, &inputs, &[false, true, true, true, false], 1e-2);
+        }
+    }
+
+    #[test]
+    fn lstm_with_c0_peepholes_clip_and_coupling_matches_the_cpu() {
+        // Batch 2 runs the sequence kernel, hidden 600 the per-step kernel: both read c0 and
+        // the peepholes, clip the pre-activations and couple the input and forget gates.
+        for (hidden, input_forget) in [(40, false), (40, true), (600, true)] {
+            let (seq, batch, d) = (4, if hidden > 512 { 1 } else { 2 }, 2);
+            let op = Op::Lstm(Lstm {
+                hidden,
+                direction: Direction::Bidirectional,
+                batch_first: false,
+                has_bias: true,
+                has_h0: true,
+                has_c0: true,
+                has_peepholes: true,
+                clip: Some(0.5),
+                input_forget,
+            });
+            let inputs = [
+                values(&[seq, batch, 6], 1),
+                values(&[d, 4 * hidden, 6], 2),
+                values(&[d, 4 * hidden, hidden], 3),
+                values(&[d, 8 * hidden], 4),
+                values(&[d, batch, hidden], 5),
+                values(&[d, batch, hidden], 6),
+                values(&[d, 3 * hidden], 7),
+            ];
+            let consts = [false, true, true, true, false, false, true];
+            check(&op, &inputs, &consts, 1e-5);
+            check_f16(&op, &inputs, &consts, 1e-2);
         }
     }
 

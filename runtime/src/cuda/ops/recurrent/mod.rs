@@ -202,6 +202,31 @@ impl Rnn {
         (xw + row0 as u64 * self.el(), stride as i64)
     }
 
+    /// Element strides of xw between time steps, batch rows and directions (the layout
+    /// [`Rnn::xw_rows`] addresses).
+    pub fn xw_strides(&self) -> (i64, i64, i64) {
+        let g = self.gates * self.hidden;
+        let dg = self.dirs * g;
+        let (t, b) = if self.batch_first {
+            (dg, self.seq * dg)
+        } else {
+            (self.batch * dg, dg)
+        };
+        (t as i64, b as i64, g as i64)
+    }
+
+    /// Element strides of Y between time steps, batch rows and directions (the layout
+    /// [`Rnn::y_rows`] addresses).
+    pub fn y_strides(&self) -> (i64, i64, i64) {
+        let (h, dirs) = (self.hidden, self.dirs);
+        let (t, b, d) = if self.batch_first {
+            (dirs * h, self.seq * dirs * h, h)
+        } else {
+            (dirs * self.batch * h, h, self.batch * h)
+        };
+        (t as i64, b as i64, d as i64)
+    }
+
     /// Where Y receives h_t of direction `d`: (address for batch 0, row stride).
     pub fn y_rows(&self, y: u64, t: usize, d: usize) -> (u64, i64) {
         let h = self.hidden;
