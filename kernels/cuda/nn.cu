@@ -121,11 +121,39 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
     }
 }
 
+// Pointwise convolution (1x1, stride 1, no padding, one group) through `pointwise_gemm`, in
+// f32 whatever T, then bias, residual and the activation as `conv_direct`.
+// Mirrors `PointwiseParams` in runtime/src/cuda/ops/nn/conv_pointwise.rs.
+struct PointwiseParams {
+    int c, m, plane, act;
+    float p0, p1;
+};
+
+template <typename T>
+__device__ void conv_pointwise(const T* x, const T* w, const T* bias, const T* res, T* y,
+                               PointwiseParams p) {
+    const i64_t b = blockIdx.z;
+    const T* xb = x + b * p.c * p.plane;
+    pointwise_gemm<float>(
+        p.c, p.m, p.plane, [&](int k, int q) { return ld(xb, (i64_t)k * p.plane + q); },
+        [&](int m, int k) { return ld(w, (i64_t)m * p.c + k); },
+        [&](int m, int q, float acc) {
+            const i64_t i = (b * p.m + m) * p.plane + q;
+            if (bias) acc += ld(bias, m);
+            if (res) acc += ld(res, i);
+            st(y, i, act_apply(p.act, acc, p.p0, p.p1));
+        });
+}
+
 #define NN(T, S)                                                                                     \
     extern "C" __global__ void nn_pool_max_##S(const T* x, T* y, PoolParams p) { pool(x, y, p, 1); } \
     extern "C" __global__ void nn_conv_direct_##S(const T* x, const T* w, const T* bias,             \
                                                   const T* res, T* y, DirectParams p) {              \
         conv_direct(x, w, bias, res, y, p);                                                          \
+    }                                                                                                \
+    extern "C" __global__ void nn_conv_pointwise_##S(const T* x, const T* w, const T* bias,          \
+                                                     const T* res, T* y, PointwiseParams p) {       \
+        conv_pointwise(x, w, bias, res, y, p);                                                       \
     }                                                                                                \
     extern "C" __global__ void nn_pool_avg_##S(const T* x, T* y, PoolParams p) { pool(x, y, p, 0); } \
     extern "C" __global__ void nn_global_pool_max_##S(const T* x, T* y, i64_t planes, i64_t len) {   \

@@ -77,3 +77,59 @@ __device__ __forceinline__ float act_apply(int op, float x, float p0, float p1) 
 // Grid-stride loop over n elements.
 #define FOR_EACH(i, n) \
     for (i64_t i = (i64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64_t)blockDim.x * gridDim.x)
+
+// A pointwise convolution (1x1, stride 1, no padding, one group) as a tiled GEMM per image,
+// Y[m][q] = sum_k W[m][k] X[k][q] (q the position in the plane): a block of 256 threads owns a
+// PW_TILE x PW_TILE tile of outputs (thread t: position q0 + t % 32, channels m0 + t / 32 + 8r,
+// r < 4), and walks k in tiles of PW_TILE staged in shared memory, so each weight and input
+// value is read from global memory once per block instead of once per output (the per-output
+// kernels read X with a stride of a whole plane). The next tile is loaded into registers while
+// this one is multiplied. `A` is the accumulator type; `lx(k, q)` and `lw(m, k)` load and
+// convert one element; `epi(m, q, acc)` stores one output. Grid: (ceil(P / 32), ceil(M / 32),
+// images).
+#define PW_TILE 32
+template <typename A, typename LX, typename LW, typename EPI>
+__device__ __forceinline__ void pointwise_gemm(int k_len, int m_len, int p_len, LX lx, LW lw,
+                                               EPI epi) {
+    __shared__ A xs[PW_TILE][PW_TILE + 1];
+    __shared__ A ws[PW_TILE][PW_TILE + 1];
+    const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    const int q0 = blockIdx.x * PW_TILE, m0 = blockIdx.y * PW_TILE;
+    A nx[4], nw[4], acc[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const int row = ty + 8 * r;
+        nx[r] = (row < k_len && q0 + tx < p_len) ? lx(row, q0 + tx) : A(0);
+        nw[r] = (m0 + row < m_len && tx < k_len) ? lw(m0 + row, tx) : A(0);
+        acc[r] = A(0);
+    }
+    for (int k0 = 0; k0 < k_len; k0 += PW_TILE) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            xs[ty + 8 * r][tx] = nx[r];
+            ws[ty + 8 * r][tx] = nw[r];
+        }
+        __syncthreads();
+        const int k1 = k0 + PW_TILE;
+        if (k1 < k_len) {
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                const int row = ty + 8 * r;
+                nx[r] = (k1 + row < k_len && q0 + tx < p_len) ? lx(k1 + row, q0 + tx) : A(0);
+                nw[r] = (m0 + row < m_len && k1 + tx < k_len) ? lw(m0 + row, k1 + tx) : A(0);
+            }
+        }
+#pragma unroll 8
+        for (int k = 0; k < PW_TILE; ++k) {
+            const A xv = xs[k][tx];
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[r] += ws[ty + 8 * r][k] * xv;
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const int m = m0 + ty + 8 * r, q = q0 + tx;
+        if (m < m_len && q < p_len) epi(m, q, acc[r]);
+    }
+}

@@ -193,7 +193,25 @@ __device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const flo
     }
 }
 
-// quant_conv_{x}_{y} and quant_conv_dp4a_{x}_{y}
+// A pointwise QConv (1x1, stride 1, no padding, one group) through `pointwise_gemm` with an
+// exact int32 accumulator of (x - zx)·w (the i16 weights minus their zero points), then the
+// requantizing store of `qconv`.
+template <typename X, typename Y>
+__device__ void qconv_pointwise(const X* x, const short* w, const float* mult, const float* add,
+                                Y* y, QConvParams p) {
+    const int c = (int)p.c, m_all = (int)p.m, plane = (int)(p.h * p.w);
+    const i64_t b = blockIdx.z;
+    const X* xb = x + b * c * plane;
+    pointwise_gemm<int>(
+        c, m_all, plane, [&](int k, int q) { return (int)xb[k * plane + q] - p.zx; },
+        [&](int m, int k) { return (int)w[m * c + k]; },
+        [&](int m, int q, int acc) {
+            qstore(y, (b * m_all + m) * plane + q,
+                   __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p.zp, p.lo, p.hi, 0);
+        });
+}
+
+// quant_conv_{x}_{y}, quant_conv_dp4a_{x}_{y} and quant_conv_pw_{x}_{y}
 #define QCONV(X, SX, Y, SY)                                                                          \
     extern "C" __global__ void quant_conv_##SX##_##SY(const X* x, const short* w, const float* mult, \
                                                       const float* add, Y* y, QConvParams p) {       \
@@ -203,6 +221,11 @@ __device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const flo
                                                            const int* sumw, const float* mult,       \
                                                            const float* add, Y* y, QConvParams p) {  \
         qconv_dp4a(x, w4, sumw, mult, add, y, p);                                                    \
+    }                                                                                                \
+    extern "C" __global__ void quant_conv_pw_##SX##_##SY(const X* x, const short* w,                 \
+                                                         const float* mult, const float* add, Y* y,  \
+                                                         QConvParams p) {                            \
+        qconv_pointwise(x, w, mult, add, y, p);                                                      \
     }
 
 QCONV(unsigned char, u8, unsigned char, u8)

@@ -6,33 +6,37 @@
 // The LSTM cell state c is f32 for every T (an f16 plan keeps it in scratch), so it never rounds
 // to half precision between steps.
 
-// The LSTM cell from the four pre-activations (i, o, f, c, biases added and clipped) of unit j:
-// updates c[idx] and returns h. `peep` [3H] (i, o, f) or null.
+// A pre-activation clipped to [-clip, clip]; clip <= 0 means none.
+__device__ __forceinline__ float clip_to(float v, float clip) {
+    return clip > 0.0f ? fminf(fmaxf(v, -clip), clip) : v;
+}
+
+// The LSTM cell from the four pre-activations (i, o, f, c, biases added) of unit j: adds the
+// peephole terms, clips each gate's input (after the peephole, as the CPU kernel and
+// onnxruntime do), updates c[idx] and returns h. `peep` [3H] (i, o, f) or null.
 template <typename T>
 __device__ __forceinline__ float lstm_cell(const float* pre, const T* peep, float* c, i64_t idx,
-                                           i64_t j, i64_t hidden, int input_forget) {
+                                           i64_t j, i64_t hidden, float clip, int input_forget) {
     float c_prev = c[idx];
     float pi = pre[0], po = pre[1], pf = pre[2];
     if (peep) {
         pi += ld(peep, j) * c_prev;
         pf += ld(peep, 2 * hidden + j) * c_prev;
     }
-    float ig = sigmoid_f(pi);
-    float fg = input_forget ? 1.0f - ig : sigmoid_f(pf);
-    float cn = fg * c_prev + ig * tanhf(pre[3]);
+    float ig = sigmoid_f(clip_to(pi, clip));
+    float fg = input_forget ? 1.0f - ig : sigmoid_f(clip_to(pf, clip));
+    float cn = fg * c_prev + ig * tanhf(clip_to(pre[3], clip));
     if (peep) po += ld(peep, hidden + j) * cn;
     c[idx] = cn;
-    return sigmoid_f(po) * tanhf(cn);
+    return sigmoid_f(clip_to(po, clip)) * tanhf(cn);
 }
 
-// The pre-activation of gate q for unit j: its projection xv + the recurrent term + both
-// biases, clipped.
+// The pre-activation of gate q for unit j: its projection xv + the recurrent term + both biases.
 template <typename T>
 __device__ __forceinline__ float lstm_pre(float xv, float rec, const T* bias, int q, i64_t j,
-                                          i64_t hidden, float clip) {
+                                          i64_t hidden) {
     float v = xv + rec;
     if (bias) v += ld(bias, q * hidden + j) + ld(bias, 4 * hidden + q * hidden + j);
-    if (clip > 0.0f) v = fminf(fmaxf(v, -clip), clip);
     return v;
 }
 
@@ -47,8 +51,8 @@ __device__ void lstm_gates(const T* xw, i64_t xw_stride, const T* hr, const T* b
         const T* r = hr + b * 4 * hidden;
         float pre[4];
         for (int q = 0; q < 4; ++q)
-            pre[q] = lstm_pre(ld(x, q * hidden + j), ld(r, q * hidden + j), bias, q, j, hidden, clip);
-        float hn = lstm_cell(pre, peep, c, idx, j, hidden, input_forget);
+            pre[q] = lstm_pre(ld(x, q * hidden + j), ld(r, q * hidden + j), bias, q, j, hidden);
+        float hn = lstm_cell(pre, peep, c, idx, j, hidden, clip, input_forget);
         st(h, idx, hn);
         if (y) st(y, b * y_stride + j, hn);
     }
@@ -81,9 +85,9 @@ __device__ void lstm_step(const T* xw, i64_t xw_stride, const T* r, const T* h_i
         const T* x = xw + b * xw_stride;
         float pre[4];
         for (int q = 0; q < 4; ++q)
-            pre[q] = lstm_pre(ld(x, q * hidden + j), acc[q], bias, q, j, hidden, clip);
+            pre[q] = lstm_pre(ld(x, q * hidden + j), acc[q], bias, q, j, hidden);
         const i64_t idx = b * hidden + j;
-        float hn = lstm_cell(pre, peep, c, idx, j, hidden, input_forget);
+        float hn = lstm_cell(pre, peep, c, idx, j, hidden, clip, input_forget);
         st(y, b * y_stride + j, hn);
         if (h_last) st(h_last, idx, hn);
     }
@@ -102,12 +106,27 @@ __device__ void lstm_step(const T* xw, i64_t xw_stride, const T* r, const T* h_i
 __device__ __forceinline__ unsigned long long pack_h(float h, unsigned tag) {
     return ((unsigned long long)tag << 32) | __float_as_uint(h);
 }
-__device__ __forceinline__ float wait_h(const unsigned long long* p, unsigned tag) {
-    unsigned long long v;
+// Columns lane + 32i (i < KC, those below `hidden`) of one row of h words into `h`, once all
+// carry `tag`: every word is requested before any is checked, so the wait costs one round trip
+// to L2, not KC. Columns past `hidden` read as 0.
+template <int KC>
+__device__ __forceinline__ void wait_h(const unsigned long long* row, int lane, i64_t hidden,
+                                       unsigned tag, float* h) {
+    unsigned long long v[KC];
+    bool ready;
     do {
-        v = *(const volatile unsigned long long*)p;
-    } while ((unsigned)(v >> 32) != tag);
-    return __uint_as_float((unsigned)v);
+#pragma unroll
+        for (int i = 0; i < KC; ++i) {
+            const i64_t k = lane + 32 * i;
+            v[i] = k < hidden ? *(const volatile unsigned long long*)(row + k)
+                              : (unsigned long long)tag << 32;
+        }
+        ready = true;
+#pragma unroll
+        for (int i = 0; i < KC; ++i) ready &= (unsigned)(v[i] >> 32) == tag;
+    } while (!ready);
+#pragma unroll
+    for (int i = 0; i < KC; ++i) h[i] = __uint_as_float((unsigned)v[i]);
 }
 
 #define SEQ_BATCH 4
@@ -160,25 +179,31 @@ __device__ void lstm_seq(const T* xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const 
                 for (int q = 0; q < 4; ++q) acc[b][q] = 0.0f;
             const unsigned long long* prev = slots + ((s - 1) & 1) * bh;
 #pragma unroll
-            for (int i = 0; i < KC; ++i) {
-                const i64_t k = lane + 32 * i;
-                if (k >= hidden) break;
+            for (int b = 0; b < SEQ_BATCH; ++b) {
+                if (b >= batch) break;
+                // h_{t-1}[b] at columns lane + 32i: all KC words requested at once, then
+                // re-requested until every tag is this step's (one round trip, not KC).
+                float hv[KC];
+                if (s == 0) {
 #pragma unroll
-                for (int b = 0; b < SEQ_BATCH; ++b) {
-                    if (b >= batch) break;
-                    float hv;
-                    if (s == 0)
-                        hv = h0 ? ld(h0, d * bh + b * hidden + k) : 0.0f;
-                    else
-                        hv = wait_h(prev + b * hidden + k, tag - 1u);
-#pragma unroll
-                    for (int q = 0; q < 4; ++q) acc[b][q] += w[q][i] * hv;
+                    for (int i = 0; i < KC; ++i) {
+                        const i64_t k = lane + 32 * i;
+                        hv[i] = (h0 && k < hidden) ? ld(h0, d * bh + b * hidden + k) : 0.0f;
+                    }
+                } else {
+                    wait_h<KC>(prev + b * hidden, lane, hidden, tag - 1u, hv);
                 }
+#pragma unroll
+                for (int i = 0; i < KC; ++i)
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) acc[b][q] += w[q][i] * hv[i];
             }
 #pragma unroll
-            for (int b = 0; b < SEQ_BATCH; ++b)
+            for (int b = 0; b < SEQ_BATCH; ++b) {
+                if (b >= batch) break;
 #pragma unroll
                 for (int q = 0; q < 4; ++q) acc[b][q] = lane_sum(acc[b][q], 32);
+            }
             if (lane == 0) {
                 unsigned long long* next = slots + (s & 1) * bh;
 #pragma unroll
@@ -187,8 +212,8 @@ __device__ void lstm_seq(const T* xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const 
                     float pre[4];
 #pragma unroll
                     for (int q = 0; q < 4; ++q)
-                        pre[q] = lstm_pre(xv[b][q], acc[b][q], bias, q, j, hidden, clip);
-                    const float hn = lstm_cell(pre, peep, c, b, j, hidden, input_forget);
+                        pre[q] = lstm_pre(xv[b][q], acc[b][q], bias, q, j, hidden);
+                    const float hn = lstm_cell(pre, peep, c, b, j, hidden, clip, input_forget);
                     *(volatile unsigned long long*)(next + b * hidden + j) = pack_h(hn, tag);
                     st(y, t * y_t + b * y_b + j, hn);
                     if (s + 1 == seq) {

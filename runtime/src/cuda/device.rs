@@ -232,20 +232,20 @@ impl Device {
         .map_err(|e| cuda_err("kernel launch", e))
     }
 
-    /// Like [`Device::launch_grid`] with a two-dimensional grid.
+    /// Like [`Device::launch_grid`] with a three-dimensional grid.
     ///
     /// # Safety
     /// As for [`Device::launch`].
-    pub unsafe fn launch_grid2(
+    pub unsafe fn launch_grid3(
         &self,
         f: &CudaFunction,
-        grid: (u32, u32),
+        grid: (u32, u32, u32),
         block: u32,
         params: &mut [*mut c_void],
     ) -> Result<()> {
         dr::launch_kernel(
             f.cu_function(),
-            (grid.0, grid.1, 1),
+            grid,
             (block, 1, 1),
             0,
             self.cu_stream(),

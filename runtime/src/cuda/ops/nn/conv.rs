@@ -1,5 +1,5 @@
-//! Conv (1-D and 2-D): depthwise and small layers through our direct kernel
-//! (`conv_direct`), the rest through cuDNN. Bias + ReLU run fused inside cuDNN; other fused activations
+//! Conv (1-D and 2-D): pointwise layers through our tiled kernel (`conv_pointwise`), depthwise
+//! and small layers through our direct kernel (`conv_direct`), the rest through cuDNN. Bias + ReLU run fused inside cuDNN; other fused activations
 //! (ReLU6, Swish, …) run as `elementwise_bias_act` right after. Asymmetric padding (TF "same")
 //! first pads the input into scratch with `shape_pad`, then convolves without padding.
 
@@ -62,6 +62,9 @@ pub(super) fn hw(v: &[usize], one: usize) -> (usize, usize) {
 }
 
 pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    if super::conv_pointwise::suits(op, &b.inputs[0], &b.outputs[0]) {
+        return super::conv_pointwise::build(op, b);
+    }
     if super::conv_direct::suits(op, &b.inputs[0], &b.outputs[0]) {
         return super::conv_direct::build(op, b);
     }
@@ -362,6 +365,67 @@ mod tests {
                 &[false, true, true],
             );
         }
+    }
+
+    #[test]
+    fn pointwise_convolutions_match_the_cpu() {
+        // 1×1 layers over 7×7 and 4×5 planes take the tiled kernel: 70 channels (two k tiles,
+        // the second partial), 37 outputs (a partial m tile), 49 positions (a partial q tile),
+        // two images; with bias, residual and ReLU6, and without bias with Swish.
+        let pw = |act, residual, has_bias| {
+            Op::Conv(Conv {
+                kernel: vec![1, 1],
+                strides: vec![1, 1],
+                pads: vec![0, 0, 0, 0],
+                has_bias,
+                residual,
+                act,
+                ..unwrap(conv(vec![0, 0, 0, 0], 1, None))
+            })
+        };
+        let clip6 = Some(UnaryOp::Clip { min: 0.0, max: 6.0 });
+        let (x, w, b, r) = (
+            values(&[2, 70, 7, 7], 1),
+            values(&[37, 70, 1, 1], 2),
+            values(&[37], 3),
+            values(&[2, 37, 7, 7], 4),
+        );
+        let facts = |t: &crate::Tensor| crate::ir::Fact::new(t.dtype, t.shape.clone());
+        let Op::Conv(c) = pw(clip6, true, true) else {
+            unreachable!()
+        };
+        assert!(super::super::conv_pointwise::suits(
+            &c,
+            &facts(&x),
+            &facts(&r)
+        ));
+        let with_res = [x.clone(), w.clone(), b, r];
+        check(
+            &pw(clip6, true, true),
+            &with_res,
+            &[false, true, true, false],
+            1e-5,
+        );
+        check_f16(
+            &pw(clip6, true, true),
+            &with_res,
+            &[false, true, true, false],
+            1e-2,
+        );
+        let swish = pw(Some(UnaryOp::Swish), false, false);
+        let xs = values(&[1, 40, 4, 5], 5);
+        check(
+            &swish,
+            &[xs.clone(), values(&[33, 40, 1, 1], 6)],
+            &[false, true],
+            1e-5,
+        );
+        check_f16(
+            &swish,
+            &[xs, values(&[33, 40, 1, 1], 6)],
+            &[false, true],
+            1e-2,
+        );
     }
 
     fn unwrap(op: Op) -> Conv {

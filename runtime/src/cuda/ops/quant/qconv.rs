@@ -1,4 +1,6 @@
-//! QConv (int8 convolution, 1-D and 2-D, any group): `quant_conv_{u8,i8}_{u8,i8,f32}`, one
+//! QConv (int8 convolution, 1-D and 2-D, any group): 1×1 layers over a plane as a tiled GEMM
+//! (`quant_conv_pw_*`, `pointwise_gemm` with an int32 accumulator); the others
+//! `quant_conv_{u8,i8}_{u8,i8,f32}`, one
 //! group of threads per output (see `ops::lanes_for`) with an exact int32 accumulator (`quant_conv_dp4a_*`, four channels per
 //! dp4a instruction, for symmetric i8 weights and groups of four channels or more), then the requantizing epilogue the CPU
 //! kernel applies (`cpu::ops::quant::requant::stage`, mirrored here: `acc·mult[m] + add[m]`, the output's zero
@@ -11,6 +13,7 @@ use cudarc::driver::{CudaFunction, DeviceRepr};
 
 use super::{byte_suffix, float_clamp, int_clamp};
 use crate::cuda::device::{arg, Device, DeviceBuffer};
+use crate::cuda::ops::nn::conv_pointwise::{grid, is_pointwise};
 use crate::cuda::ops::{lanes_for, BuildCtx, CudaKernel, Io, Support};
 use crate::ir::ops::{QConv, QOut};
 use crate::ir::Fact;
@@ -133,6 +136,8 @@ struct QConvKernel {
     add_at: u64,
     /// Outputs times lanes.
     threads: usize,
+    /// The tiled pointwise kernel's grid, when it runs that one.
+    grid: Option<(u32, u32, u32)>,
 }
 
 /// Weights as dp4a words, [M, ceil(cg/4), taps]: channels 4q..4q+3 of one tap in the bytes of
@@ -193,9 +198,13 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             v - zw(i / per.max(1))
         })
         .collect();
-    // dp4a takes i8 weights as they are: symmetric (zero point 0), four channels or more.
+    // 1×1 layers over a plane take the tiled pointwise kernel (i16 weights); otherwise dp4a
+    // takes i8 weights as they are: symmetric (zero point 0), four channels or more.
+    let c = &op.conv;
+    let pointwise = is_pointwise(&c.kernel, &c.strides, &c.pads, c.group, x, y);
     let cg = w.shape[1];
-    let dp4a = wv.dtype == DType::I8 && op.w_zero_point.iter().all(|&z| z == 0) && cg >= 4;
+    let dp4a =
+        !pointwise && wv.dtype == DType::I8 && op.w_zero_point.iter().all(|&z| z == 0) && cg >= 4;
     let align = |b: &mut Vec<u8>| b.resize(b.len().div_ceil(256) * 256, 0);
     let mut bytes: Vec<u8>;
     let mut sumw_at = None;
@@ -252,7 +261,11 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     };
     let name = format!(
         "quant_conv_{}{}_{}",
-        if dp4a { "dp4a_" } else { "" },
+        match (pointwise, dp4a) {
+            (true, _) => "pw_",
+            (false, true) => "dp4a_",
+            (false, false) => "",
+        },
         byte_suffix(x.dtype).expect("checked by supports"),
         out_suffix(&op.out).expect("checked by supports")
     );
@@ -264,6 +277,7 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         mult_at,
         add_at,
         threads: y.len() * lanes as usize,
+        grid: pointwise.then(|| grid(x, m)),
     }))
 }
 
@@ -293,7 +307,17 @@ impl CudaKernel for QConvKernel {
                 )
             },
             // SAFETY: (const X* x, const short* w, const float* mult, const float* add, Y* y,
-            // QConvParams p); as above, with the i16 weights.
+            // QConvParams p); as above, with the i16 weights, and the grid built from x's
+            // shape and m.
+            None if self.grid.is_some() => unsafe {
+                dev.launch_grid3(
+                    &self.f,
+                    self.grid.expect("checked"),
+                    256,
+                    &mut [arg(x), arg(&w), arg(&mult), arg(&add), arg(y), arg(&self.p)],
+                )
+            },
+            // SAFETY: as above.
             None => unsafe {
                 dev.launch(
                     &self.f,

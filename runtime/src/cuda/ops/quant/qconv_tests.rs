@@ -179,3 +179,52 @@ fn long_reductions_split_over_lanes() {
         1.0 / 255.0,
     );
 }
+
+#[test]
+fn pointwise_qconv_takes_the_tiled_kernel_and_matches_the_cpu() {
+    // 1x1 over a 7x7 plane: 70 channels (a partial k tile), 37 outputs (a partial m tile), two
+    // images; u8 weights with a zero point (MobileNetV2's), symmetric i8 weights (which would
+    // otherwise take dp4a), an i8 input with a negative zero point; u8 out with ReLU6, f32 out.
+    let bias = Tensor::from_vec(&[37], (0..37).map(|i| i as f32 * 0.05 - 0.9).collect()).unwrap();
+    let pw = |act, out| {
+        let mut op = qconv(1, 37, act, out);
+        op.conv.kernel = vec![1, 1];
+        op.conv.strides = vec![1, 1];
+        op.conv.pads = vec![0, 0, 0, 0];
+        op
+    };
+    let x = bytes(DType::U8, &[2, 70, 7, 7], 11);
+    let facts = |t: &Tensor| Fact::new(t.dtype, t.shape.clone());
+    let c = pw(None, F32_OUT).conv;
+    let y = Fact::new(DType::F32, vec![2, 37, 7, 7]);
+    assert!(is_pointwise(
+        &c.kernel,
+        &c.strides,
+        &c.pads,
+        c.group,
+        &facts(&x),
+        &y
+    ));
+    let relu6 = Some(UnaryOp::Clip { min: 0.0, max: 6.0 });
+    let mut op = pw(relu6, u8_out());
+    op.w_zero_point = vec![100; 37];
+    let wu = bytes(DType::U8, &[37, 70, 1, 1], 12);
+    let inputs = [x.clone(), wu, bias.clone()];
+    check(&Op::QConv(op), &inputs, &[false, true, true], 1.0 / 255.0);
+    let wi = bytes(DType::I8, &[37, 70, 1, 1], 13);
+    check(
+        &Op::QConv(pw(None, F32_OUT)),
+        &[x, wi.clone(), bias.clone()],
+        &[false, true, true],
+        1e-5,
+    );
+    let mut op = pw(Some(UnaryOp::Relu), u8_out());
+    op.x.zero_point = -4;
+    let xi = bytes(DType::I8, &[1, 70, 5, 4], 14);
+    check(
+        &Op::QConv(op),
+        &[xi, wi, bias],
+        &[false, true, true],
+        1.0 / 255.0,
+    );
+}

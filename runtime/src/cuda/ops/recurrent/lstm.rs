@@ -160,9 +160,9 @@ impl LstmKernel {
         // buffer holds the two counters and D·2·B·H words; every block is resident (checked at
         // build), so the warps waiting on each other all run.
         unsafe {
-            dev.launch_grid2(
+            dev.launch_grid3(
                 &seq.f,
-                (seq.blocks, r.dirs as u32),
+                (seq.blocks, r.dirs as u32, 1),
                 SEQ_BLOCK as u32,
                 &mut [
                     arg(&xw),
@@ -378,7 +378,9 @@ mod tests {
                 values(&[d, 8 * hidden], 4),
                 values(&[d, batch, hidden], 5),
             ];
-            check(&op, &inputs, &[false, true, true, true, false], 1e-5);
+            // Reductions of hundreds of terms differ from the CPU's order by more than 1e-5.
+            let tol = if hidden > 128 { 5e-5 } else { 1e-5 };
+            check(&op, &inputs, &[false, true, true, true, false], tol);
             // f16 activations and weights, f32 cell state.
             check_f16(&op, &inputs, &[false, true, true, true, false], 1e-2);
         }
@@ -411,7 +413,12 @@ mod tests {
                 values(&[d, 3 * hidden], 7),
             ];
             let consts = [false, true, true, true, false, false, true];
-            check(&op, &inputs, &consts, 1e-5);
+            check(
+                &op,
+                &inputs,
+                &consts,
+                if hidden > 128 { 5e-5 } else { 1e-5 },
+            );
             check_f16(&op, &inputs, &consts, 1e-2);
         }
     }
