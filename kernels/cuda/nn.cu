@@ -85,12 +85,33 @@ struct DirectParams {
     float p0, p1;
 };
 
+// The taps of one channel for a KH x KW window known at compile time: fully unrolled, so all
+// loads of the window are in flight together instead of one L1/L2 round trip per tap.
+template <typename T, int KH, int KW>
+__device__ __forceinline__ float direct_window(const T* xp, const T* wp, int ys, int xs, int h,
+                                               int w, int dh, int dw) {
+    float acc = 0.0f;
+#pragma unroll
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = ys + ky * dh;
+        const bool row = iy >= 0 && iy < h;
+#pragma unroll
+        for (int kx = 0; kx < KW; ++kx) {
+            const int ix = xs + kx * dw;
+            if (row && ix >= 0 && ix < w) acc += ld(xp, iy * w + ix) * ld(wp, ky * KW + kx);
+        }
+    }
+    return acc;
+}
+
 template <typename T>
 __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res, T* y,
                             DirectParams p) {
     const int cg = p.c / p.group, mg = p.m / p.group, kk = p.kh * p.kw;
     const int plane = p.h * p.w, lanes = p.lanes;
     const int total = p.n * p.m * p.oh * p.ow * lanes;
+    // 3x3 and 5x5 windows (most layers) take the unrolled path.
+    const int window = p.kh == p.kw && (p.kh == 3 || p.kh == 5) ? p.kh : 0;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
         const int i = t / lanes, lane = t - i * lanes;
         const int ox = i % p.ow, r0 = i / p.ow, oy = r0 % p.oh, r1 = r0 / p.oh;
@@ -102,6 +123,14 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
         for (int ci = lane; ci < cg; ci += lanes) {
             const T* xp = xg + ci * plane;
             const T* wp = wm + ci * kk;
+            if (window == 3) {
+                acc += direct_window<T, 3, 3>(xp, wp, ys, xs, p.h, p.w, p.dh, p.dw);
+                continue;
+            }
+            if (window == 5) {
+                acc += direct_window<T, 5, 5>(xp, wp, ys, xs, p.h, p.w, p.dh, p.dw);
+                continue;
+            }
             for (int ky = 0; ky < p.kh; ++ky) {
                 const int iy = ys + ky * p.dh;
                 if (iy < 0 || iy >= p.h) continue;
@@ -131,11 +160,11 @@ struct PointwiseParams {
 
 template <typename T>
 __device__ void conv_pointwise(const T* x, const T* w, const T* bias, const T* res, T* y,
-                               PointwiseParams p) {
-    const i64_t b = blockIdx.z;
+                               PointwiseParams p, PwSplit<float> pw) {
+    const i64_t b = blockIdx.z / pw.splits;
     const T* xb = x + b * p.c * p.plane;
     pointwise_gemm<float>(
-        p.c, p.m, p.plane, [&](int k, int q) { return ld(xb, (i64_t)k * p.plane + q); },
+        p.c, p.m, p.plane, pw, [&](int k, int q) { return ld(xb, (i64_t)k * p.plane + q); },
         [&](int m, int k) { return ld(w, (i64_t)m * p.c + k); },
         [&](int m, int q, float acc) {
             const i64_t i = (b * p.m + m) * p.plane + q;
@@ -152,8 +181,9 @@ __device__ void conv_pointwise(const T* x, const T* w, const T* bias, const T* r
         conv_direct(x, w, bias, res, y, p);                                                          \
     }                                                                                                \
     extern "C" __global__ void nn_conv_pointwise_##S(const T* x, const T* w, const T* bias,          \
-                                                     const T* res, T* y, PointwiseParams p) {       \
-        conv_pointwise(x, w, bias, res, y, p);                                                       \
+                                                     const T* res, T* y, PointwiseParams p,         \
+                                                     PwSplit<float> pw) {                            \
+        conv_pointwise(x, w, bias, res, y, p, pw);                                                   \
     }                                                                                                \
     extern "C" __global__ void nn_pool_avg_##S(const T* x, T* y, PoolParams p) { pool(x, y, p, 0); } \
     extern "C" __global__ void nn_global_pool_max_##S(const T* x, T* y, i64_t planes, i64_t len) {   \

@@ -85,25 +85,40 @@ __device__ __forceinline__ float act_apply(int op, float x, float p0, float p1) 
 // value is read from global memory once per block instead of once per output (the per-output
 // kernels read X with a stride of a whole plane). The next tile is loaded into registers while
 // this one is multiplied. `A` is the accumulator type; `lx(k, q)` and `lw(m, k)` load and
-// convert one element; `epi(m, q, acc)` stores one output. Grid: (ceil(P / 32), ceil(M / 32),
-// images).
+// convert one element; `epi(m, q, acc)` stores one output.
+//
+// Split K: when the output tiles alone would leave most of the GPU idle (a 1152 -> 192 layer
+// over 7x7 is 12 tiles), `pw.splits` blocks share a tile, each summing `pw.kchunk` channels
+// into `pw.part` (per split and tile, PW_TILE^2 values); the last of them to finish (counted in
+// `pw.counters`, one per tile, reset by that block) adds the parts in split order and runs the
+// epilogue. Grid: (ceil(P / 32), ceil(M / 32), images * splits).
 #define PW_TILE 32
+template <typename A>
+struct PwSplit {
+    int splits, kchunk;
+    A* part;
+    unsigned* counters;
+};
+
 template <typename A, typename LX, typename LW, typename EPI>
-__device__ __forceinline__ void pointwise_gemm(int k_len, int m_len, int p_len, LX lx, LW lw,
-                                               EPI epi) {
+__device__ __forceinline__ void pointwise_gemm(int k_len, int m_len, int p_len, PwSplit<A> pw,
+                                               LX lx, LW lw, EPI epi) {
     __shared__ A xs[PW_TILE][PW_TILE + 1];
     __shared__ A ws[PW_TILE][PW_TILE + 1];
+    __shared__ int last;
     const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
     const int q0 = blockIdx.x * PW_TILE, m0 = blockIdx.y * PW_TILE;
+    const int split = blockIdx.z % pw.splits;
+    const int k_begin = split * pw.kchunk, k_end = min(k_len, k_begin + pw.kchunk);
     A nx[4], nw[4], acc[4];
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
         const int row = ty + 8 * r;
-        nx[r] = (row < k_len && q0 + tx < p_len) ? lx(row, q0 + tx) : A(0);
-        nw[r] = (m0 + row < m_len && tx < k_len) ? lw(m0 + row, tx) : A(0);
+        nx[r] = (k_begin + row < k_end && q0 + tx < p_len) ? lx(k_begin + row, q0 + tx) : A(0);
+        nw[r] = (m0 + row < m_len && k_begin + tx < k_end) ? lw(m0 + row, k_begin + tx) : A(0);
         acc[r] = A(0);
     }
-    for (int k0 = 0; k0 < k_len; k0 += PW_TILE) {
+    for (int k0 = k_begin; k0 < k_end; k0 += PW_TILE) {
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
             xs[ty + 8 * r][tx] = nx[r];
@@ -111,12 +126,12 @@ __device__ __forceinline__ void pointwise_gemm(int k_len, int m_len, int p_len, 
         }
         __syncthreads();
         const int k1 = k0 + PW_TILE;
-        if (k1 < k_len) {
+        if (k1 < k_end) {
 #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 const int row = ty + 8 * r;
-                nx[r] = (k1 + row < k_len && q0 + tx < p_len) ? lx(k1 + row, q0 + tx) : A(0);
-                nw[r] = (m0 + row < m_len && k1 + tx < k_len) ? lw(m0 + row, k1 + tx) : A(0);
+                nx[r] = (k1 + row < k_end && q0 + tx < p_len) ? lx(k1 + row, q0 + tx) : A(0);
+                nw[r] = (m0 + row < m_len && k1 + tx < k_end) ? lw(m0 + row, k1 + tx) : A(0);
             }
         }
 #pragma unroll 8
@@ -126,6 +141,29 @@ __device__ __forceinline__ void pointwise_gemm(int k_len, int m_len, int p_len, 
             for (int r = 0; r < 4; ++r) acc[r] += ws[ty + 8 * r][k] * xv;
         }
         __syncthreads();
+    }
+    if (pw.splits > 1) {
+        const int image = blockIdx.z / pw.splits;
+        const long long tile = ((long long)image * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+        const long long tiles = (long long)gridDim.x * gridDim.y * (gridDim.z / pw.splits);
+        A* mine = pw.part + (split * tiles + tile) * (PW_TILE * PW_TILE);
+#pragma unroll
+        for (int r = 0; r < 4; ++r) mine[(ty + 8 * r) * PW_TILE + tx] = acc[r];
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) last = atomicAdd(pw.counters + tile, 1u) == pw.splits - 1;
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            A sum = A(0);
+            for (int s2 = 0; s2 < pw.splits; ++s2)
+                sum += __ldcg(pw.part + (s2 * tiles + tile) * (PW_TILE * PW_TILE) +
+                              (ty + 8 * r) * PW_TILE + tx);
+            acc[r] = sum;
+        }
+        if (threadIdx.x == 0) pw.counters[tile] = 0;
     }
 #pragma unroll
     for (int r = 0; r < 4; ++r) {

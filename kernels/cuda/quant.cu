@@ -198,12 +198,12 @@ __device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const flo
 // requantizing store of `qconv`.
 template <typename X, typename Y>
 __device__ void qconv_pointwise(const X* x, const short* w, const float* mult, const float* add,
-                                Y* y, QConvParams p) {
+                                Y* y, QConvParams p, PwSplit<int> pw) {
     const int c = (int)p.c, m_all = (int)p.m, plane = (int)(p.h * p.w);
-    const i64_t b = blockIdx.z;
+    const i64_t b = blockIdx.z / pw.splits;
     const X* xb = x + b * c * plane;
     pointwise_gemm<int>(
-        c, m_all, plane, [&](int k, int q) { return (int)xb[k * plane + q] - p.zx; },
+        c, m_all, plane, pw, [&](int k, int q) { return (int)xb[k * plane + q] - p.zx; },
         [&](int m, int k) { return (int)w[m * c + k]; },
         [&](int m, int q, int acc) {
             qstore(y, (b * m_all + m) * plane + q,
@@ -224,8 +224,8 @@ __device__ void qconv_pointwise(const X* x, const short* w, const float* mult, c
     }                                                                                                \
     extern "C" __global__ void quant_conv_pw_##SX##_##SY(const X* x, const short* w,                 \
                                                          const float* mult, const float* add, Y* y,  \
-                                                         QConvParams p) {                            \
-        qconv_pointwise(x, w, mult, add, y, p);                                                      \
+                                                         QConvParams p, PwSplit<int> pw) {           \
+        qconv_pointwise(x, w, mult, add, y, p, pw);                                                  \
     }
 
 QCONV(unsigned char, u8, unsigned char, u8)

@@ -109,14 +109,15 @@ pub struct Device {
     functions: std::sync::Mutex<HashMap<String, CudaFunction>>,
     /// Created by the first node that asks (its handle costs ~0.1 s; cuDNN-only models skip it).
     blas: std::sync::OnceLock<Option<blas::Blas>>,
-    dnn: Option<dnn::Dnn>,
+    /// Created by the first convolution that asks (models without cuDNN layers skip loading
+    /// the library).
+    dnn: std::sync::OnceLock<Option<dnn::Dnn>>,
 }
 
 impl Device {
-    /// Opens GPU `ordinal`, compiles (or loads from the disk cache) every kernel module for
-    /// `arch` (default: the device's), and creates the cuDNN handle when the library is present;
-    /// the cuBLAS handle is made when a node first needs it (nodes needing a missing library
-    /// fall back to the CPU).
+    /// Opens GPU `ordinal` and compiles (or loads from the disk cache) every kernel module for
+    /// `arch` (default: the device's); the cuBLAS and cuDNN handles are made when a node first
+    /// needs them (nodes needing a missing library fall back to the CPU).
     pub fn open(ordinal: usize, arch: Option<&str>) -> Result<Device> {
         let mut phases = Phases::default();
         let mut info = probe(ordinal)?;
@@ -142,8 +143,6 @@ impl Device {
             modules.insert(src.name, module);
         }
         phases.mark("kernel modules (NVRTC or disk cache) loaded");
-        let dnn = dnn::Dnn::new(&stream).ok();
-        phases.mark("cuDNN handle");
         Ok(Device {
             phases,
             ctx,
@@ -152,7 +151,7 @@ impl Device {
             modules,
             functions: Default::default(),
             blas: std::sync::OnceLock::new(),
-            dnn,
+            dnn: std::sync::OnceLock::new(),
         })
     }
 
@@ -184,6 +183,7 @@ impl Device {
     }
     pub fn dnn(&self) -> Result<&dnn::Dnn> {
         self.dnn
+            .get_or_init(|| dnn::Dnn::new(&self.stream).ok())
             .as_ref()
             .ok_or_else(|| Error::Cuda("cuDNN (libcudnn) could not be loaded".into()))
     }
@@ -262,11 +262,16 @@ impl Device {
             dr::occupancy::max_active_block_per_multiprocessor(f.cu_function(), block as i32, 0)
         }
         .map_err(|e| cuda_err("occupancy", e))?;
+        Ok(per_sm.max(0) as usize * self.sm_count()?)
+    }
+
+    /// The GPU's streaming multiprocessors.
+    pub fn sm_count(&self) -> Result<usize> {
         let sms = self
             .ctx
             .attribute(ds::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| cuda_err("device attribute", e))?;
-        Ok(per_sm.max(0) as usize * sms.max(0) as usize)
+        Ok(sms.max(0) as usize)
     }
 
     pub fn synchronize(&self) -> Result<()> {

@@ -243,17 +243,54 @@ impl ConvPlan {
         Ok(p)
     }
 
-    /// `y = conv(x, w)`, or with `bias_relu`, `y = relu(conv(x, w) + bias)` in one cuDNN call.
+    /// Makes the fused call's activation the identity, so `run` with a bias computes
+    /// `conv(x, w) + z + bias` in one call. cuDNN allows that only with the implicit
+    /// precomputed GEMM algorithm: switches to it, or returns false (the plan unchanged) when
+    /// that algorithm cannot run this convolution within the workspace limit.
+    pub fn fuse_identity(&mut self, dnn: &Dnn) -> Result<bool> {
+        let algo = cs::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+        let mut workspace = 0usize;
+        // SAFETY: the descriptors were set in `new`; the out-pointer is valid.
+        let status = unsafe {
+            cs::cudnnGetConvolutionForwardWorkspaceSize(
+                dnn.handle,
+                self.x,
+                self.w,
+                self.conv,
+                self.y,
+                algo,
+                &mut workspace,
+            )
+        };
+        if status != cs::cudnnStatus_t::CUDNN_STATUS_SUCCESS || workspace > MAX_WORKSPACE {
+            return Ok(false);
+        }
+        // SAFETY: `act` was created in `new`.
+        check("activation", unsafe {
+            cs::cudnnSetActivationDescriptor(
+                self.act,
+                cs::cudnnActivationMode_t::CUDNN_ACTIVATION_IDENTITY,
+                cs::cudnnNanPropagation_t::CUDNN_PROPAGATE_NAN,
+                0.0,
+            )
+        })?;
+        self.algo = algo;
+        self.workspace = workspace;
+        Ok(true)
+    }
+
+    /// `y = conv(x, w)`, or with `fused = (bias, z)`, `y = act(conv(x, w) + z + bias)` in one
+    /// cuDNN call (act ReLU, or the identity after [`ConvPlan::fuse_identity`]; z optional).
     ///
     /// # Safety
-    /// Device buffers must match the shapes given to `new`; `workspace` must hold
-    /// `self.workspace` bytes.
+    /// Device buffers must match the shapes given to `new` (z that of y); `workspace` must
+    /// hold `self.workspace` bytes.
     pub unsafe fn run(
         &self,
         dnn: &Dnn,
         x: u64,
         w: u64,
-        bias_relu: Option<u64>,
+        fused: Option<(u64, Option<u64>)>,
         y: u64,
         workspace: u64,
     ) -> Result<()> {
@@ -261,8 +298,8 @@ impl ConvPlan {
         let one = &one as *const f32 as *const c_void;
         let zero = &zero as *const f32 as *const c_void;
         let ws = workspace as *mut c_void;
-        let status = match bias_relu {
-            Some(b) => cs::cudnnConvolutionBiasActivationForward(
+        let status = match fused {
+            Some((b, z)) => cs::cudnnConvolutionBiasActivationForward(
                 dnn.handle,
                 one,
                 self.x,
@@ -273,9 +310,9 @@ impl ConvPlan {
                 self.algo,
                 ws,
                 self.workspace,
-                zero,
+                if z.is_some() { one } else { zero },
                 self.y,
-                y as *const c_void,
+                z.unwrap_or(y) as *const c_void,
                 self.bias,
                 b as *const c_void,
                 self.act,

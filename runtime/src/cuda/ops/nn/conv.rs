@@ -1,6 +1,7 @@
-//! Conv (1-D and 2-D): pointwise layers through our tiled kernel (`conv_pointwise`), depthwise
-//! and small layers through our direct kernel (`conv_direct`), the rest through cuDNN. Bias + ReLU run fused inside cuDNN; other fused activations
-//! (ReLU6, Swish, …) run as `elementwise_bias_act` right after. Asymmetric padding (TF "same")
+//! Conv (1-D and 2-D): f32 pointwise layers through our tiled kernel (`conv_pointwise`),
+//! depthwise and small layers through our direct kernel (`conv_direct`), the rest through
+//! cuDNN. Bias, residual and ReLU or no activation run fused inside cuDNN; other fused
+//! activations (ReLU6, Swish, …) run as `elementwise_bias_act` right after. Asymmetric padding (TF "same")
 //! first pads the input into scratch with `shape_pad`, then convolves without padding.
 
 use cudarc::driver::CudaFunction;
@@ -44,7 +45,8 @@ struct PrePad {
 
 struct ConvKernel {
     plan: ConvPlan,
-    fused_relu: bool,
+    /// Bias, residual and activation run inside cuDNN's call.
+    fused: bool,
     has_bias: bool,
     /// Input index of the residual, added in the epilogue (`elementwise_bias_res_act`).
     residual: Option<usize>,
@@ -121,10 +123,16 @@ pub fn build_cudnn(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         stride: hw(&op.strides, 1),
         dilation: hw(&op.dilations, 1),
     };
-    let plan = ConvPlan::new(b.dev.dnn()?, &shape, dtype)?;
-    // cuDNN's fused bias + ReLU would apply the ReLU before the residual is added.
-    let fused_relu = op.has_bias && op.act == Some(UnaryOp::Relu) && !op.residual;
-    let needs_epilogue = !fused_relu && (op.has_bias || op.act.is_some() || op.residual);
+    let mut plan = ConvPlan::new(b.dev.dnn()?, &shape, dtype)?;
+    // One cuDNN call computes act(conv + residual + bias) for act ReLU or (with its implicit
+    // GEMM algorithm) the identity: the project layers of the mobile CNNs need no second launch.
+    let fused = op.has_bias
+        && match op.act {
+            Some(UnaryOp::Relu) => true,
+            None => plan.fuse_identity(b.dev.dnn()?)?,
+            Some(_) => false,
+        };
+    let needs_epilogue = !fused && (op.has_bias || op.act.is_some() || op.residual);
     let epilogue = if needs_epilogue {
         let code = epilogue(op.act).map_err(crate::Error::Unsupported)?;
         let which = if op.residual {
@@ -142,7 +150,7 @@ pub fn build_cudnn(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     };
     Ok(Box::new(ConvKernel {
         plan,
-        fused_relu,
+        fused,
         has_bias: op.has_bias,
         residual: op.residual_index(),
         epilogue,
@@ -185,7 +193,8 @@ impl CudaKernel for ConvKernel {
             x = dst;
             workspace += p.bytes as u64;
         }
-        let fused = self.fused_relu.then_some(bias);
+        let residual = self.residual.map(|r| io.inputs[r]);
+        let fused = self.fused.then_some((bias, residual));
         // SAFETY: buffers match the facts the plan was built from; workspace follows the padded
         // input inside scratch.
         unsafe { self.plan.run(dev.dnn()?, x, w, fused, y, workspace)? };
@@ -321,6 +330,18 @@ mod tests {
             run(
                 &dw,
                 &[x.clone(), values(&[6, 1, 3, 3], 2), values(&[6], 3)],
+                &[false, true, true],
+            );
+            // A 5×5 depthwise window (unrolled like the 3×3), stride 2, TF-style padding.
+            let dw5 = Op::Conv(Conv {
+                kernel: vec![5, 5],
+                strides: vec![2, 2],
+                pads: vec![1, 1, 2, 2],
+                ..unwrap(dw.clone())
+            });
+            run(
+                &dw5,
+                &[x.clone(), values(&[6, 1, 5, 5], 10), values(&[6], 11)],
                 &[false, true, true],
             );
             let one_d = Op::Conv(Conv {
@@ -460,6 +481,12 @@ mod tests {
         let inputs = [x, w, b, r];
         check(&op, &inputs, &[false, true, true, false], 1e-4);
         check_f16(&op, &inputs, &[false, true, true, false], 2e-2);
+        // ReLU and no activation run inside cuDNN's call, the residual as its z input.
+        for act in [Some(UnaryOp::Relu), None] {
+            let op = Op::Conv(Conv { act, ..c.clone() });
+            check(&op, &inputs, &[false, true, true, false], 1e-4);
+            check_f16(&op, &inputs, &[false, true, true, false], 2e-2);
+        }
     }
 
     #[test]

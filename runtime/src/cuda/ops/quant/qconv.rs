@@ -13,7 +13,7 @@ use cudarc::driver::{CudaFunction, DeviceRepr};
 
 use super::{byte_suffix, float_clamp, int_clamp};
 use crate::cuda::device::{arg, Device, DeviceBuffer};
-use crate::cuda::ops::nn::conv_pointwise::{grid, is_pointwise};
+use crate::cuda::ops::nn::conv_pointwise::{is_pointwise, Split};
 use crate::cuda::ops::{lanes_for, BuildCtx, CudaKernel, Io, Support};
 use crate::ir::ops::{QConv, QOut};
 use crate::ir::Fact;
@@ -136,8 +136,8 @@ struct QConvKernel {
     add_at: u64,
     /// Outputs times lanes.
     threads: usize,
-    /// The tiled pointwise kernel's grid, when it runs that one.
-    grid: Option<(u32, u32, u32)>,
+    /// The tiled pointwise kernel's split and grid, when it runs that one.
+    split: Option<Split>,
 }
 
 /// Weights as dp4a words, [M, ceil(cg/4), taps]: channels 4q..4q+3 of one tap in the bytes of
@@ -277,11 +277,19 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         mult_at,
         add_at,
         threads: y.len() * lanes as usize,
-        grid: pointwise.then(|| grid(x, m)),
+        split: if pointwise {
+            Some(Split::new(b.dev, x, m, 4)?)
+        } else {
+            None
+        },
     }))
 }
 
 impl CudaKernel for QConvKernel {
+    fn scratch_bytes(&self) -> usize {
+        self.split.as_ref().map_or(0, |s| s.part_bytes)
+    }
+
     fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
         let base = self.buf.ptr;
         let (w, mult, add) = (base, base + self.mult_at, base + self.add_at);
@@ -307,14 +315,24 @@ impl CudaKernel for QConvKernel {
                 )
             },
             // SAFETY: (const X* x, const short* w, const float* mult, const float* add, Y* y,
-            // QConvParams p); as above, with the i16 weights, and the grid built from x's
-            // shape and m.
-            None if self.grid.is_some() => unsafe {
+            // QConvParams p, PwSplit<int> pw); as above, with the i16 weights, the split
+            // built from x's shape and m, and its parts in scratch.
+            None if self.split.is_some() => unsafe {
+                let split = self.split.as_ref().expect("checked");
+                let pw = split.args(io.scratch);
                 dev.launch_grid3(
                     &self.f,
-                    self.grid.expect("checked"),
+                    split.grid,
                     256,
-                    &mut [arg(x), arg(&w), arg(&mult), arg(&add), arg(y), arg(&self.p)],
+                    &mut [
+                        arg(x),
+                        arg(&w),
+                        arg(&mult),
+                        arg(&add),
+                        arg(y),
+                        arg(&self.p),
+                        arg(&pw),
+                    ],
                 )
             },
             // SAFETY: as above.

@@ -382,7 +382,9 @@ mod tests {
             let tol = if hidden > 128 { 5e-5 } else { 1e-5 };
             check(&op, &inputs, &[false, true, true, true, false], tol);
             // f16 activations and weights, f32 cell state.
-            check_f16(&op, &inputs, &[false, true, true, true, false], 1e-2);
+            // In f16 the rounded inputs of a 203-term reduction add up past 1e-2 (1.07e-2 seen).
+            let tol16 = if hidden > 128 { 2e-2 } else { 1e-2 };
+            check_f16(&op, &inputs, &[false, true, true, true, false], tol16);
         }
     }
 
@@ -419,7 +421,12 @@ mod tests {
                 &consts,
                 if hidden > 128 { 5e-5 } else { 1e-5 },
             );
-            check_f16(&op, &inputs, &consts, 1e-2);
+            check_f16(
+                &op,
+                &inputs,
+                &consts,
+                if hidden > 128 { 2e-2 } else { 1e-2 },
+            );
         }
     }
 
