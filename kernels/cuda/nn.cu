@@ -85,33 +85,12 @@ struct DirectParams {
     float p0, p1;
 };
 
-// The taps of one channel for a KH x KW window known at compile time: fully unrolled, so all
-// loads of the window are in flight together instead of one L1/L2 round trip per tap.
-template <typename T, int KH, int KW>
-__device__ __forceinline__ float direct_window(const T* xp, const T* wp, int ys, int xs, int h,
-                                               int w, int dh, int dw) {
-    float acc = 0.0f;
-#pragma unroll
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = ys + ky * dh;
-        const bool row = iy >= 0 && iy < h;
-#pragma unroll
-        for (int kx = 0; kx < KW; ++kx) {
-            const int ix = xs + kx * dw;
-            if (row && ix >= 0 && ix < w) acc += ld(xp, iy * w + ix) * ld(wp, ky * KW + kx);
-        }
-    }
-    return acc;
-}
-
 template <typename T>
 __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res, T* y,
                             DirectParams p) {
     const int cg = p.c / p.group, mg = p.m / p.group, kk = p.kh * p.kw;
     const int plane = p.h * p.w, lanes = p.lanes;
     const int total = p.n * p.m * p.oh * p.ow * lanes;
-    // 3x3 and 5x5 windows (most layers) take the unrolled path.
-    const int window = p.kh == p.kw && (p.kh == 3 || p.kh == 5) ? p.kh : 0;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
         const int i = t / lanes, lane = t - i * lanes;
         const int ox = i % p.ow, r0 = i / p.ow, oy = r0 % p.oh, r1 = r0 / p.oh;
@@ -123,14 +102,6 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
         for (int ci = lane; ci < cg; ci += lanes) {
             const T* xp = xg + ci * plane;
             const T* wp = wm + ci * kk;
-            if (window == 3) {
-                acc += direct_window<T, 3, 3>(xp, wp, ys, xs, p.h, p.w, p.dh, p.dw);
-                continue;
-            }
-            if (window == 5) {
-                acc += direct_window<T, 5, 5>(xp, wp, ys, xs, p.h, p.w, p.dh, p.dw);
-                continue;
-            }
             for (int ky = 0; ky < p.kh; ++ky) {
                 const int iy = ys + ky * p.dh;
                 if (iy < 0 || iy >= p.h) continue;

@@ -96,40 +96,23 @@ __device__ void lstm_step(const T* xw, i64_t xw_stride, const T* r, const T* h_i
 // The whole LSTM sequence in one launch, for batches of at most 4: a warp per hidden unit j
 // (blockIdx.y the direction) keeps its four rows of R in registers (lane l holds columns
 // l, l + 32, ...; KC = ceil(H / 32) at most) and the cell state c in lane 0, for every step.
-// Warps exchange h through `slots` ([D][2][B][H] 64-bit words, double-buffered by step parity):
-// each word packs h_t with a tag naming its launch and step, so a reader spins on the very word
-// it needs, with no grid barrier and no fence. Double buffering is safe: a warp writes step s
-// only after reading all of step s-1, which every warp wrote only after reading all of step s-2.
-// The tag is `epoch·T + s + 1`; `sync[0]` is the launch epoch, advanced by the last block to
-// finish (`sync[1]` counts them), so the next launch never mistakes old words for new ones.
-// Needs every block resident at once: the host launches it only when occupancy allows.
+// Blocks exchange h through `slots` ([D][2][B][H] 64-bit words, double-buffered by step
+// parity): each word packs h_t with a tag naming its launch and step, so a reader waits on the
+// very word it needs, with no grid barrier and no fence. Each block copies h_{t-1} into shared
+// memory once per step (a thread per word, re-reading until the tag is the step's), so only
+// B·H words per block poll L2 rather than B·H per warp: the polls of every warp on the same few
+// lines had made the wait the slowest part of a step. Double buffering is safe: a warp writes
+// step s only after its block read all of step s-1, which every warp wrote only after its own
+// block had read all of step s-2. The tag is `epoch·T + s + 1`; `sync[0]` is the launch epoch,
+// advanced by the last block to finish (`sync[1]` counts them), so the next launch never
+// mistakes old words for new ones. Needs every block resident at once: the host launches it
+// only when occupancy allows.
 __device__ __forceinline__ unsigned long long pack_h(float h, unsigned tag) {
     return ((unsigned long long)tag << 32) | __float_as_uint(h);
 }
-// Columns lane + 32i (i < KC, those below `hidden`) of one row of h words into `h`, once all
-// carry `tag`: every word is requested before any is checked, so the wait costs one round trip
-// to L2, not KC. Columns past `hidden` read as 0.
-template <int KC>
-__device__ __forceinline__ void wait_h(const unsigned long long* row, int lane, i64_t hidden,
-                                       unsigned tag, float* h) {
-    unsigned long long v[KC];
-    bool ready;
-    do {
-#pragma unroll
-        for (int i = 0; i < KC; ++i) {
-            const i64_t k = lane + 32 * i;
-            v[i] = k < hidden ? *(const volatile unsigned long long*)(row + k)
-                              : (unsigned long long)tag << 32;
-        }
-        ready = true;
-#pragma unroll
-        for (int i = 0; i < KC; ++i) ready &= (unsigned)(v[i] >> 32) == tag;
-    } while (!ready);
-#pragma unroll
-    for (int i = 0; i < KC; ++i) h[i] = __uint_as_float((unsigned)v[i]);
-}
 
 #define SEQ_BATCH 4
+#define SEQ_HIDDEN 512
 
 template <typename T, int KC>
 __device__ void lstm_seq(const T* xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const T* r,
@@ -137,70 +120,73 @@ __device__ void lstm_seq(const T* xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const 
                          i64_t y_b, i64_t y_d, T* yh, T* yc, unsigned long long* slots,
                          unsigned* sync, i64_t seq, i64_t batch, i64_t hidden, int reverse,
                          float clip, int input_forget) {
+    __shared__ float hs[SEQ_BATCH * SEQ_HIDDEN];
     const int lane = threadIdx.x & 31;
     const i64_t d = blockIdx.y, j = (i64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const i64_t bh = batch * hidden;
+    const bool unit = j < hidden;
     const unsigned epoch = *(const volatile unsigned*)sync;
-    if (j < hidden) {
-        xw += d * xw_d;
-        r += d * 4 * hidden * hidden;
-        if (bias) bias += d * 8 * hidden;
-        if (peep) peep += d * 3 * hidden;
-        y += d * y_d;
-        slots += d * 2 * bh;
-        float w[4][KC];
+    xw += d * xw_d;
+    r += d * 4 * hidden * hidden;
+    if (bias) bias += d * 8 * hidden;
+    if (peep) peep += d * 3 * hidden;
+    y += d * y_d;
+    slots += d * 2 * bh;
+    float w[4][KC];
 #pragma unroll
-        for (int q = 0; q < 4; ++q)
+    for (int q = 0; q < 4; ++q)
 #pragma unroll
-            for (int i = 0; i < KC; ++i) {
-                const i64_t k = lane + 32 * i;
-                w[q][i] = k < hidden ? ld(r, (q * hidden + j) * hidden + k) : 0.0f;
-            }
-        float c[SEQ_BATCH];
+        for (int i = 0; i < KC; ++i) {
+            const i64_t k = lane + 32 * i;
+            w[q][i] = (unit && k < hidden) ? ld(r, (q * hidden + j) * hidden + k) : 0.0f;
+        }
+    float c[SEQ_BATCH];
+#pragma unroll
+    for (int b = 0; b < SEQ_BATCH; ++b)
+        c[b] = (unit && b < batch && c0) ? ld(c0, d * bh + b * hidden + j) : 0.0f;
+    for (i64_t s = 0; s < seq; ++s) {
+        const i64_t t = (reverse || d == 1) ? seq - 1 - s : s;
+        const unsigned tag = epoch * (unsigned)seq + (unsigned)s + 1u;
+        // This step's projections, loaded before waiting on h.
+        float xv[SEQ_BATCH][4];
 #pragma unroll
         for (int b = 0; b < SEQ_BATCH; ++b)
-            c[b] = (b < batch && c0) ? ld(c0, d * bh + b * hidden + j) : 0.0f;
-        for (i64_t s = 0; s < seq; ++s) {
-            const i64_t t = (reverse || d == 1) ? seq - 1 - s : s;
-            const unsigned tag = epoch * (unsigned)seq + (unsigned)s + 1u;
-            // This step's projections, loaded before waiting on h.
-            float xv[SEQ_BATCH][4];
 #pragma unroll
-            for (int b = 0; b < SEQ_BATCH; ++b)
-#pragma unroll
-                for (int q = 0; q < 4; ++q)
-                    xv[b][q] = (lane == 0 && b < batch)
-                                   ? ld(xw, t * xw_t + b * xw_b + q * hidden + j)
-                                   : 0.0f;
+            for (int q = 0; q < 4; ++q)
+                xv[b][q] = (unit && lane == 0 && b < batch)
+                               ? ld(xw, t * xw_t + b * xw_b + q * hidden + j)
+                               : 0.0f;
+        // h_{t-1} of every batch row into shared memory: h0 (or zeros) at the first step,
+        // else the previous step's words once their tags are this launch's step s-1.
+        const unsigned long long* prev = slots + ((s - 1) & 1) * bh;
+        for (i64_t e = threadIdx.x; e < bh; e += blockDim.x) {
+            float v;
+            if (s == 0) {
+                v = h0 ? ld(h0, d * bh + e) : 0.0f;
+            } else {
+                unsigned long long word;
+                do {
+                    word = *(const volatile unsigned long long*)(prev + e);
+                } while ((unsigned)(word >> 32) != tag - 1u);
+                v = __uint_as_float((unsigned)word);
+            }
+            hs[e] = v;
+        }
+        __syncthreads();
+        if (unit) {
             float acc[SEQ_BATCH][4];
 #pragma unroll
-            for (int b = 0; b < SEQ_BATCH; ++b)
+            for (int b = 0; b < SEQ_BATCH; ++b) {
 #pragma unroll
                 for (int q = 0; q < 4; ++q) acc[b][q] = 0.0f;
-            const unsigned long long* prev = slots + ((s - 1) & 1) * bh;
+                if (b >= batch) continue;
 #pragma unroll
-            for (int b = 0; b < SEQ_BATCH; ++b) {
-                if (b >= batch) break;
-                // h_{t-1}[b] at columns lane + 32i: all KC words requested at once, then
-                // re-requested until every tag is this step's (one round trip, not KC).
-                float hv[KC];
-                if (s == 0) {
+                for (int i = 0; i < KC; ++i) {
+                    const i64_t k = lane + 32 * i;
+                    const float hv = k < hidden ? hs[b * hidden + k] : 0.0f;
 #pragma unroll
-                    for (int i = 0; i < KC; ++i) {
-                        const i64_t k = lane + 32 * i;
-                        hv[i] = (h0 && k < hidden) ? ld(h0, d * bh + b * hidden + k) : 0.0f;
-                    }
-                } else {
-                    wait_h<KC>(prev + b * hidden, lane, hidden, tag - 1u, hv);
+                    for (int q = 0; q < 4; ++q) acc[b][q] += w[q][i] * hv;
                 }
-#pragma unroll
-                for (int i = 0; i < KC; ++i)
-#pragma unroll
-                    for (int q = 0; q < 4; ++q) acc[b][q] += w[q][i] * hv[i];
-            }
-#pragma unroll
-            for (int b = 0; b < SEQ_BATCH; ++b) {
-                if (b >= batch) break;
 #pragma unroll
                 for (int q = 0; q < 4; ++q) acc[b][q] = lane_sum(acc[b][q], 32);
             }
@@ -223,9 +209,10 @@ __device__ void lstm_seq(const T* xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const 
                 }
             }
         }
+        // No warp refills hs for the next step while another still reads this one.
+        __syncthreads();
     }
     // The last block out advances the epoch for the next launch.
-    __syncthreads();
     if (threadIdx.x == 0) {
         __threadfence();
         if (atomicAdd(sync + 1, 1u) == gridDim.x * gridDim.y - 1) {

@@ -243,44 +243,8 @@ impl ConvPlan {
         Ok(p)
     }
 
-    /// Makes the fused call's activation the identity, so `run` with a bias computes
-    /// `conv(x, w) + z + bias` in one call. cuDNN allows that only with the implicit
-    /// precomputed GEMM algorithm: switches to it, or returns false (the plan unchanged) when
-    /// that algorithm cannot run this convolution within the workspace limit.
-    pub fn fuse_identity(&mut self, dnn: &Dnn) -> Result<bool> {
-        let algo = cs::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
-        let mut workspace = 0usize;
-        // SAFETY: the descriptors were set in `new`; the out-pointer is valid.
-        let status = unsafe {
-            cs::cudnnGetConvolutionForwardWorkspaceSize(
-                dnn.handle,
-                self.x,
-                self.w,
-                self.conv,
-                self.y,
-                algo,
-                &mut workspace,
-            )
-        };
-        if status != cs::cudnnStatus_t::CUDNN_STATUS_SUCCESS || workspace > MAX_WORKSPACE {
-            return Ok(false);
-        }
-        // SAFETY: `act` was created in `new`.
-        check("activation", unsafe {
-            cs::cudnnSetActivationDescriptor(
-                self.act,
-                cs::cudnnActivationMode_t::CUDNN_ACTIVATION_IDENTITY,
-                cs::cudnnNanPropagation_t::CUDNN_PROPAGATE_NAN,
-                0.0,
-            )
-        })?;
-        self.algo = algo;
-        self.workspace = workspace;
-        Ok(true)
-    }
-
-    /// `y = conv(x, w)`, or with `fused = (bias, z)`, `y = act(conv(x, w) + z + bias)` in one
-    /// cuDNN call (act ReLU, or the identity after [`ConvPlan::fuse_identity`]; z optional).
+    /// `y = conv(x, w)`, or with `fused = (bias, z)`, `y = relu(conv(x, w) + z + bias)` in one
+    /// cuDNN call (z optional).
     ///
     /// # Safety
     /// Device buffers must match the shapes given to `new` (z that of y); `workspace` must
