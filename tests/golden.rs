@@ -58,20 +58,34 @@ fn seed_cnn_fashion() {
 #[test]
 fn seed_lstm_textgen() {
     golden("seed_lstm_textgen");
-    // The golden run above goes through the folded embedding: the compile fired the rule, and
-    // the LSTM's W is the column selection the runtime skips the projection for.
+    // The golden run above goes through the folded embedding, the dropped zero states and the
+    // batch-major LSTM: the compile fired each rule once, the LSTM's W is the column selection
+    // the runtime skips the projection for, and no Transpose is left (batch 16 of the refs).
     let Some(models) = models_dir() else { return };
     let m = edgefuse_runtime::Model::load(&compiled(&models, "seed_lstm_textgen")).unwrap();
-    assert!(
-        m.meta()
-            .provenance
-            .rules_fired
-            .iter()
-            .any(|(r, n)| r == "fold_embedding_into_lstm" && *n == 1),
-        "{:?}",
-        m.meta().provenance.rules_fired
-    );
+    for rule in [
+        "fold_embedding_into_lstm",
+        "drop_zero_lstm_states",
+        "lstm_to_batch_first",
+    ] {
+        assert!(
+            m.meta()
+                .provenance
+                .rules_fired
+                .iter()
+                .any(|(r, n)| r == rule && *n == 1),
+            "{rule}: {:?}",
+            m.meta().provenance.rules_fired
+        );
+    }
     let g = m.graph();
+    assert!(
+        !g.nodes
+            .iter()
+            .any(|n| matches!(n.op, edgefuse_runtime::ir::Op::Transpose(_))),
+        "{:?}",
+        g.nodes.iter().map(|n| n.op.name()).collect::<Vec<_>>()
+    );
     let lstm = g
         .nodes
         .iter()

@@ -117,6 +117,14 @@ pub fn rules() -> Vec<Rule> {
             apply: rnn::fold_embedding_into_lstm,
         },
         Rule {
+            name: "drop_zero_lstm_states",
+            apply: rnn::drop_zero_lstm_states,
+        },
+        Rule {
+            name: "lstm_to_batch_first",
+            apply: rnn::lstm_to_batch_first,
+        },
+        Rule {
             name: "cancel_qdq_pairs",
             apply: qdq::cancel_qdq_pairs,
         },

@@ -16,6 +16,10 @@ pub fn supports(op: &Gru, inputs: &[Fact], outputs: &[Fact]) -> Support {
     if outputs.len() != 2 {
         return Err("GRU without a Y_h output".into());
     }
+    if op.batch_first && op.direction.count() == 2 {
+        // Its states are [B, D, H]; the kernels address [D, B, H].
+        return Err("batch-first bidirectional GRU".into());
+    }
     rnn_supports(inputs, outputs)
 }
 

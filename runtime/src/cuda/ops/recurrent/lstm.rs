@@ -22,9 +22,13 @@ use crate::ir::Fact;
 use crate::tensor::DType;
 use crate::Result;
 
-pub fn supports(_op: &Lstm, inputs: &[Fact], outputs: &[Fact]) -> Support {
+pub fn supports(op: &Lstm, inputs: &[Fact], outputs: &[Fact]) -> Support {
     if outputs.len() != 3 {
         return Err("LSTM without Y_h and Y_c outputs".into());
+    }
+    if op.batch_first && op.direction.count() == 2 {
+        // Its states are [B, D, H]; the kernels address [D, B, H].
+        return Err("batch-first bidirectional LSTM".into());
     }
     rnn_supports(inputs, outputs)
 }
