@@ -26,6 +26,7 @@ fn qconv(group: usize, m: usize, act: Option<UnaryOp>, out: QOut) -> QConv {
             has_bias: true,
             act,
             residual: false,
+            pool: None,
         },
         x: QScale {
             scale: 0.02,
