@@ -78,14 +78,11 @@ __device__ void global_pool(const T* x, T* y, i64_t planes, i64_t len, int is_ma
 // channels l, l + lanes, … over every tap in f32 (nested loops, no divisions), then added
 // across the lanes by shuffles; then bias, residual and the activation (`act_apply`). Taps
 // outside the input (either side's padding) add nothing, so asymmetric padding needs no
-// pre-padded copy. With a fused max pool (pkh > 0: window pkh x pkw, stride psh x psw, no
-// padding) each output is the maximum of the activated convolution over its window, and
-// (oh, ow) are the pooled dims. 32-bit indices (the build checks the sizes).
+// pre-padded copy. 32-bit indices (the build checks the sizes).
 // Mirrors `DirectParams` in runtime/src/cuda/ops/nn/conv_direct.rs.
 struct DirectParams {
     int n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group, lanes, act;
     float p0, p1;
-    int pkh, pkw, psh, psw;
 };
 
 template <typename T>
@@ -94,41 +91,33 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
     const int cg = p.c / p.group, mg = p.m / p.group, kk = p.kh * p.kw;
     const int plane = p.h * p.w, lanes = p.lanes;
     const int total = p.n * p.m * p.oh * p.ow * lanes;
-    const bool pooled = p.pkh > 0;
-    const int pkh = pooled ? p.pkh : 1, pkw = pooled ? p.pkw : 1;
-    const int psh = pooled ? p.psh : 1, psw = pooled ? p.psw : 1;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
         const int i = t / lanes, lane = t - i * lanes;
-        const int qx = i % p.ow, r0 = i / p.ow, qy = r0 % p.oh, r1 = r0 / p.oh;
+        const int ox = i % p.ow, r0 = i / p.ow, oy = r0 % p.oh, r1 = r0 / p.oh;
         const int m = r1 % p.m, b = r1 / p.m, g = m / mg;
+        const int ys = oy * p.sh - p.pt, xs = ox * p.sw - p.pl;
         const T* xg = x + (b * p.c + g * cg) * plane;
         const T* wm = w + m * cg * kk;
-        float best = 0.0f;
-        for (int wy = 0; wy < pkh; ++wy) {
-            for (int wx = 0; wx < pkw; ++wx) {
-                const int ys = (qy * psh + wy) * p.sh - p.pt, xs = (qx * psw + wx) * p.sw - p.pl;
-                float acc = 0.0f;
-                for (int ci = lane; ci < cg; ci += lanes) {
-                    const T* xp = xg + ci * plane;
-                    const T* wp = wm + ci * kk;
-                    for (int ky = 0; ky < p.kh; ++ky) {
-                        const int iy = ys + ky * p.dh;
-                        if (iy < 0 || iy >= p.h) continue;
-                        for (int kx = 0; kx < p.kw; ++kx) {
-                            const int ix = xs + kx * p.dw;
-                            if (ix < 0 || ix >= p.w) continue;
-                            acc += ld(xp, iy * p.w + ix) * ld(wp, ky * p.kw + kx);
-                        }
-                    }
+        float acc = 0.0f;
+        for (int ci = lane; ci < cg; ci += lanes) {
+            const T* xp = xg + ci * plane;
+            const T* wp = wm + ci * kk;
+            for (int ky = 0; ky < p.kh; ++ky) {
+                const int iy = ys + ky * p.dh;
+                if (iy < 0 || iy >= p.h) continue;
+                for (int kx = 0; kx < p.kw; ++kx) {
+                    const int ix = xs + kx * p.dw;
+                    if (ix < 0 || ix >= p.w) continue;
+                    acc += ld(xp, iy * p.w + ix) * ld(wp, ky * p.kw + kx);
                 }
-                acc = lane_sum(acc, lanes);
-                if (bias) acc += ld(bias, m);
-                if (res) acc += ld(res, i);
-                const float v = act_apply(p.act, acc, p.p0, p.p1);
-                best = (wy == 0 && wx == 0) ? v : fmaxf(best, v);
             }
         }
-        if (lane == 0) st(y, i, best);
+        acc = lane_sum(acc, lanes);
+        if (lane == 0) {
+            if (bias) acc += ld(bias, m);
+            if (res) acc += ld(res, i);
+            st(y, i, act_apply(p.act, acc, p.p0, p.p1));
+        }
     }
 }
 

@@ -9,7 +9,6 @@ mod activation;
 mod batchnorm;
 mod gemm;
 mod pad;
-mod pool;
 mod qdq;
 mod qops;
 pub(crate) mod query;
@@ -74,10 +73,6 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "fuse_gemm_activation",
             apply: activation::fuse_gemm_activation,
-        },
-        Rule {
-            name: "fold_maxpool_into_conv",
-            apply: pool::fold_maxpool_into_conv,
         },
         // Int8: QuantizeLinear/DequantizeLinear pairs folded into int8 ops. The last rule folds
         // the DequantizeLinear of constants none of them took (it must stay last).

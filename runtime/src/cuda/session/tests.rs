@@ -65,7 +65,6 @@ fn model(f16: bool) -> Arc<Model> {
                     has_bias: true,
                     act: Some(UnaryOp::Relu),
                     residual: false,
-                    pool: None,
                 }),
                 &[0, 1, 2],
                 &[3],

@@ -20,7 +20,7 @@ use crate::{Error, Result};
 
 pub use elementwise::{Binary, BinaryOp, Unary, UnaryOp};
 pub use linalg::{Gemm, MatMul};
-pub use nn::{BatchNorm, Conv, ConvPool, ConvTranspose, GlobalPool, Pool, PoolKind};
+pub use nn::{BatchNorm, Conv, ConvTranspose, GlobalPool, Pool, PoolKind};
 pub use qlinear::{QAdd, QConv, QGemm, QOut, QPool, QScale};
 pub use quant::{DequantizeLinear, QuantizeLinear};
 pub use qweight::{QGather, QGru, QLstm};

@@ -79,48 +79,12 @@ pub struct Conv {
     /// `fold_residual_add_into_conv` rule's `act(conv(x) + b + r)`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub residual: bool,
-    /// A max pool over the activated output, in the same node: the `fold_maxpool_into_conv`
-    /// rule's `maxpool(act(conv(x) + b))`. Never with a residual. (A reader that predates the
-    /// field would see an output shape its inference disagrees with, and refuse the file.)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<ConvPool>,
-}
-
-/// The max pool a Conv may carry: windows without padding or dilation, rounded down.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConvPool {
-    pub kernel: Vec<usize>,
-    pub strides: Vec<usize>,
-}
-
-impl ConvPool {
-    /// The MaxPool op it stands for.
-    pub fn as_pool(&self) -> Pool {
-        let s = self.kernel.len();
-        Pool {
-            kind: PoolKind::Max,
-            kernel: self.kernel.clone(),
-            strides: self.strides.clone(),
-            pads: vec![0; 2 * s],
-            dilations: vec![1; s],
-            ceil_mode: false,
-            count_include_pad: false,
-        }
-    }
 }
 
 impl Conv {
     /// Where the residual input sits: after X, W and the optional bias.
     pub fn residual_index(&self) -> Option<usize> {
         self.residual.then_some(2 + usize::from(self.has_bias))
-    }
-
-    /// The convolution without its pool: what runs before the pool.
-    pub fn unpooled(&self) -> Conv {
-        Conv {
-            pool: None,
-            ..self.clone()
-        }
     }
 }
 
@@ -183,26 +147,6 @@ impl OpInfo for Conv {
                     "Conv residual {} {:?} must be f32 {out:?}, the output's shape",
                     r.dtype, r.shape
                 )));
-            }
-        }
-        if let Some(p) = &self.pool {
-            let fits = !self.residual
-                && p.kernel.len() == s
-                && p.strides.len() == s
-                && (0..s).all(|i| p.strides[i] >= 1 && (1..=out[2 + i]).contains(&p.kernel[i]));
-            if !fits {
-                return Err(Error::invalid(format!(
-                    "Conv pool {:?} does not fit its output {out:?}{}",
-                    p,
-                    if self.residual {
-                        " (or has a residual)"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            for i in 0..s {
-                out[2 + i] = (out[2 + i] - p.kernel[i]) / p.strides[i] + 1;
             }
         }
         Ok(vec![Fact::new(DType::F32, out)])

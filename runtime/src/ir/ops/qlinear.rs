@@ -117,9 +117,6 @@ impl OpInfo for QConv {
             w.dtype,
         )?;
         self.out.check("QConv", self.conv.act)?;
-        if self.conv.pool.is_some() {
-            return Err(Error::invalid("QConv with a fused pool"));
-        }
         let mut f: Vec<Fact> = inputs.to_vec();
         f[0].dtype = DType::F32;
         f[1].dtype = DType::F32;

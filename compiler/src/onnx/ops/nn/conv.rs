@@ -29,7 +29,6 @@ pub fn conv(ctx: &mut NodeCtx) -> Result<()> {
         has_bias: bias.is_some(),
         act: None,
         residual: false,
-        pool: None,
     });
     let mut inputs = vec![ctx.input(0)?, ctx.input(1)?];
     inputs.extend(bias);

@@ -125,9 +125,6 @@ struct ConvKernel {
 const BATCH_BELOW_PLANE: usize = 512;
 
 pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
-    if let Some(pool) = &op.pool {
-        return super::conv_pool::build(op, pool, b);
-    }
     if b.inputs.iter().any(|f| f.dtype != DType::F32) {
         return unsupported("Conv on non-f32 tensors");
     }

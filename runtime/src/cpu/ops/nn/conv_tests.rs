@@ -325,7 +325,6 @@ fn conv_matches_direct_convolution() {
             has_bias: c.bias,
             act: c.act,
             residual: c.residual,
-            pool: None,
         };
         let x = tensor(&c.x, i as u64);
         let mut wshape = vec![c.m, c.x[1] / c.group];
@@ -392,7 +391,6 @@ fn conv_picks_the_cheap_strategy() {
         has_bias: false,
         act: None,
         residual: false,
-        pool: None,
     };
     let scratch = |op: &Conv, x: &[usize], w: &[usize]| {
         let inputs = [Fact::new(DType::F32, x), Fact::new(DType::F32, w)];
@@ -455,78 +453,9 @@ fn conv_3d_is_reported_unsupported() {
         has_bias: false,
         act: None,
         residual: false,
-        pool: None,
     };
     let x = tensor(&[1, 2, 2, 2, 2], 1);
     let w = tensor(&[1, 2, 1, 1, 1], 2);
     let err = crate::cpu::ops::eval(&Op::Conv(op), &[&x, &w]).unwrap_err();
     assert!(matches!(err, crate::Error::Unsupported(_)), "{err}");
-}
-
-#[test]
-fn a_conv_carrying_a_max_pool_equals_the_conv_then_the_pool() {
-    use crate::ir::ops::ConvPool;
-    // 3×3 + ReLU over 13×13 (an 11×11 output: the 2×2 pool drops the last row and column),
-    // two images; and a 1-D conv with a 3-wide, stride-2 pool.
-    for (x, w, pool) in [
-        (
-            tensor(&[2, 4, 13, 13], 1),
-            tensor(&[6, 4, 3, 3], 2),
-            ConvPool {
-                kernel: vec![2, 2],
-                strides: vec![2, 2],
-            },
-        ),
-        (
-            tensor(&[1, 3, 20], 3),
-            tensor(&[5, 3, 3], 4),
-            ConvPool {
-                kernel: vec![3],
-                strides: vec![2],
-            },
-        ),
-    ] {
-        let s = pool.kernel.len();
-        let conv = Conv {
-            kernel: w.shape[2..].to_vec(),
-            strides: vec![1; s],
-            pads: vec![0; 2 * s],
-            dilations: vec![1; s],
-            group: 1,
-            has_bias: true,
-            act: Some(crate::ir::ops::UnaryOp::Relu),
-            residual: false,
-            pool: None,
-        };
-        let b = tensor(&[w.shape[0]], 5);
-        let unpooled = crate::cpu::ops::eval(&Op::Conv(conv.clone()), &[&x, &w, &b]).unwrap();
-        let want = crate::cpu::ops::eval(&Op::Pool(pool.as_pool()), &[&unpooled[0]]).unwrap();
-        let fused = Conv {
-            pool: Some(pool.clone()),
-            ..conv
-        };
-        let got = crate::cpu::ops::eval(&Op::Conv(fused.clone()), &[&x, &w, &b]).unwrap();
-        assert_eq!(got[0].shape, want[0].shape);
-        assert_eq!(got[0].to_f32_vec().unwrap(), want[0].to_f32_vec().unwrap());
-        // A pool with a residual, or one wider than the output, is refused by inference.
-        let facts: Vec<Fact> = [&x, &w, &b]
-            .iter()
-            .map(|t| Fact::new(t.dtype, t.shape.clone()))
-            .collect();
-        let too_wide = Conv {
-            pool: Some(ConvPool {
-                kernel: vec![64; s],
-                strides: vec![1; s],
-            }),
-            ..fused.clone()
-        };
-        assert!(too_wide.infer(&facts).is_err());
-        let mut with_res = facts.clone();
-        with_res.push(Fact::new(unpooled[0].dtype, unpooled[0].shape.clone()));
-        let res = Conv {
-            residual: true,
-            ..fused
-        };
-        assert!(res.infer(&with_res).is_err());
-    }
 }

@@ -2,7 +2,6 @@
 
 pub mod batchnorm;
 pub mod conv;
-pub mod conv_pool;
 pub mod conv_transpose;
 pub mod global_pool;
 pub mod pool;

@@ -134,7 +134,6 @@ fn qconv_plans_match_the_float_definition() {
                     has_bias: true,
                     act: Some(UnaryOp::Relu).filter(|_| i % 2 == 0 && out.q.is_none()),
                     residual: false,
-                    pool: None,
                 },
                 x: QScale {
                     scale: 0.01,

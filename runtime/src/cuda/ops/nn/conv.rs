@@ -29,9 +29,6 @@ pub fn supports(op: &Conv, inputs: &[Fact], outputs: &[Fact]) -> Support {
         return Err(format!("{}-D convolution", op.kernel.len()));
     }
     epilogue(op.act)?;
-    if op.pool.is_some() && !super::conv_direct::suits(op, &inputs[0], &outputs[0]) {
-        return Err("Conv with a fused pool past 32-bit indexing".into());
-    }
     Ok(())
 }
 
@@ -67,9 +64,6 @@ pub(super) fn hw(v: &[usize], one: usize) -> (usize, usize) {
 }
 
 pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
-    if op.pool.is_some() {
-        return super::conv_direct::build(op, b);
-    }
     if super::conv_pointwise::suits(op, &b.inputs[0], &b.outputs[0]) {
         return super::conv_pointwise::build(op, b);
     }
@@ -283,7 +277,6 @@ mod tests {
             has_bias: true,
             act,
             residual: false,
-            pool: None,
         })
     }
 
@@ -356,7 +349,6 @@ mod tests {
                 has_bias: false,
                 act: Some(UnaryOp::Relu),
                 residual: false,
-                pool: None,
             });
             run(
                 &one_d,
@@ -451,51 +443,6 @@ mod tests {
             &[false, true],
             1e-2,
         );
-    }
-
-    #[test]
-    fn convolutions_carrying_a_max_pool_match_the_cpu() {
-        // The seed CNN's blocks: 3×3 + ReLU then a 2×2 pool over odd planes (26×26 → 13×13,
-        // 11×11 → 5×5, the last row and column dropped), 32 channels (16 lanes per output),
-        // two images; and a 1-D conv with a 3-wide, stride-2 pool. The direct kernel keeps
-        // the maximum over each window.
-        for (x, w, kernel, strides) in [
-            (
-                values(&[2, 1, 28, 28], 1),
-                values(&[8, 1, 3, 3], 2),
-                vec![2, 2],
-                vec![2, 2],
-            ),
-            (
-                values(&[2, 32, 13, 13], 3),
-                values(&[16, 32, 3, 3], 4),
-                vec![2, 2],
-                vec![2, 2],
-            ),
-            (
-                values(&[1, 3, 20], 5),
-                values(&[5, 3, 3], 6),
-                vec![3],
-                vec![2],
-            ),
-        ] {
-            let s = kernel.len();
-            let op = Op::Conv(Conv {
-                kernel: w.shape[2..].to_vec(),
-                strides: vec![1; s],
-                pads: vec![0; 2 * s],
-                dilations: vec![1; s],
-                group: 1,
-                has_bias: true,
-                act: Some(UnaryOp::Relu),
-                residual: false,
-                pool: Some(crate::ir::ops::ConvPool { kernel, strides }),
-            });
-            let b = values(&[w.shape[0]], 7);
-            let inputs = [x, w, b];
-            check(&op, &inputs, &[false, true, true], 1e-5);
-            check_f16(&op, &inputs, &[false, true, true], 1e-2);
-        }
     }
 
     fn unwrap(op: Op) -> Conv {

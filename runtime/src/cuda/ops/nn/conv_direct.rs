@@ -1,8 +1,7 @@
 //! Direct convolution (`nn_conv_direct_*`): depthwise and small convolutions, where
 //! cuDNN's per-layer set-up (several ms at load) and its launches (a fp16 NCHW depthwise layer
 //! took 52 µs on an H200 against a few for this kernel) cost more than the work. Bias,
-//! residual and activation run in the same kernel, and asymmetric padding needs no copy; so
-//! does a fused max pool (`Conv::pool`): each thread keeps the maximum over its window.
+//! residual and activation run in the same kernel, and asymmetric padding needs no copy.
 
 use cudarc::driver::{CudaFunction, DeviceRepr};
 
@@ -38,11 +37,6 @@ struct DirectParams {
     act: i32,
     p0: f32,
     p1: f32,
-    /// The fused max pool's window and stride (all 0: none).
-    pkh: i32,
-    pkw: i32,
-    psh: i32,
-    psw: i32,
 }
 
 // SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
@@ -58,18 +52,14 @@ fn reduction(op: &Conv, x: &Fact) -> usize {
     x.shape[1] / op.group.max(1) * op.kernel.iter().product::<usize>()
 }
 
-/// Whether `op` runs direct: with a fused pool always (no other path takes one; `y` is then
-/// the pooled output), else depthwise, 1-D (the audio front ends: Silero's 256-tap STFT layer
+/// Whether `op` runs direct: depthwise, 1-D (the audio front ends: Silero's 256-tap STFT layer
 /// took 31 µs through cuDNN on an H200, plus cuDNN's load), or a small layer — and within
 /// 32-bit indexing.
 pub fn suits(op: &Conv, x: &Fact, y: &Fact) -> bool {
-    // 32-bit indices: threads (outputs × up to 32 lanes) plus one grid-stride step (≤ 2^24).
-    let fits = y.len() * 32 < i32::MAX as usize - (1 << 24) && x.len() < i32::MAX as usize;
-    if op.pool.is_some() {
-        return fits;
-    }
     let depthwise = x.shape[1] / op.group.max(1) == 1;
     let one_d = op.kernel.len() == 1;
+    // 32-bit indices: threads (outputs × up to 32 lanes) plus one grid-stride step (≤ 2^24).
+    let fits = y.len() * 32 < i32::MAX as usize - (1 << 24) && x.len() < i32::MAX as usize;
     fits && (depthwise || one_d || y.len() * reduction(op, x) <= SMALL_MACS)
 }
 
@@ -88,10 +78,6 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (h, w) = hw(&x.shape[2..], 1);
     let (kh, kw) = hw(&op.kernel, 1);
     let (oh, ow) = hw(&y.shape[2..], 1);
-    let ((pkh, pkw), (psh, psw)) = match &op.pool {
-        Some(p) => (hw(&p.kernel, 1), hw(&p.strides, 1)),
-        None => ((0, 0), (0, 0)),
-    };
     let (sh, sw) = hw(&op.strides, 1);
     let (dh, dw) = hw(&op.dilations, 1);
     let (pt, pl) = hw(&op.pads[..s], 0);
@@ -120,10 +106,6 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         act,
         p0,
         p1,
-        pkh: i(pkh),
-        pkw: i(pkw),
-        psh: i(psh),
-        psw: i(psw),
     };
     let sfx = float_suffix(x.dtype).expect("checked by supports");
     Ok(Box::new(DirectKernel {
@@ -175,7 +157,6 @@ mod tests {
             has_bias: true,
             act: None,
             residual: false,
-            pool: None,
         };
         let f = |s: &[usize]| Fact::new(crate::tensor::DType::F32, s.to_vec());
         // Depthwise at any size.

@@ -26,7 +26,6 @@ fn qconv(group: usize, m: usize, act: Option<UnaryOp>, out: QOut) -> QConv {
             has_bias: true,
             act,
             residual: false,
-            pool: None,
         },
         x: QScale {
             scale: 0.02,

@@ -19,7 +19,6 @@ fn as_qconv(op: &QGemm) -> QConv {
             has_bias: op.has_bias,
             act: op.act,
             residual: false,
-            pool: None,
         },
         x: op.x,
         w_scale: op.w_scale.clone(),
