@@ -1,5 +1,6 @@
-// Fused gate kernels of LSTM and GRU (ONNX semantics, default activations). Per step the host
-// side runs one GEMM for the recurrent term; these kernels do everything else for that step.
+// LSTM and GRU (ONNX semantics, default activations): `lstm_seq` runs a whole LSTM sequence in
+// one launch, `lstm_step` one step with its recurrent product, and the gate kernels the rest of
+// a step whose recurrent term the host computed with one GEMM.
 // `xw` holds the input projection of this step for this direction, [B, G*H] with row stride
 // `xw_stride`; `hr` the recurrent projection h_{t-1} R^T, [B, G*H]; `bias` [2*G*H] (Wb then Rb) or
 // null. State h and c are [B, H]; `y` (may be null) receives h_t with row stride `y_stride`.
@@ -113,6 +114,8 @@ __device__ __forceinline__ unsigned long long pack_h(float h, unsigned tag) {
 
 #define SEQ_BATCH 4
 #define SEQ_HIDDEN 512
+// About ten seconds of polling: a step normally waits a few microseconds.
+#define SEQ_MAX_POLLS (1u << 24)
 
 template <typename T, int KC>
 __device__ void lstm_seq(const T* xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const T* r,
@@ -165,8 +168,13 @@ __device__ void lstm_seq(const T* xw, i64_t xw_t, i64_t xw_b, i64_t xw_d, const 
                 v = h0 ? ld(h0, d * bh + e) : 0.0f;
             } else {
                 unsigned long long word;
+                unsigned polls = 0;
                 do {
                     word = *(const volatile unsigned long long*)(prev + e);
+                    // A word that never comes means blocks of this launch are not running
+                    // (the GPU shared past what the build's occupancy check saw): fail the
+                    // launch, which the host reports, rather than spin forever.
+                    if (++polls == SEQ_MAX_POLLS) __trap();
                 } while ((unsigned)(word >> 32) != tag - 1u);
                 v = __uint_as_float((unsigned)word);
             }

@@ -41,6 +41,11 @@ pub fn transpose_to_reshape(m: &mut Module) -> Result<bool> {
     let g = &m.graph;
     for (i, node) in g.nodes.iter().enumerate() {
         let Op::Transpose(t) = &node.op else { continue };
+        // A view of a graph input that is (or feeds) a graph output would alias the caller's
+        // input buffer, which the planner refuses: keep such a Transpose a copy.
+        if g.inputs.contains(&node.inputs[0]) || g.outputs.contains(&node.outputs[0]) {
+            continue;
+        }
         let shape = &g.tensors[node.inputs[0]].shape;
         if t.perm.len() != shape.len() {
             continue;
@@ -61,37 +66,61 @@ mod tests {
     use edgefuse_runtime::ir::{Fact, Node};
     use edgefuse_runtime::tensor::DType;
 
-    fn transpose(shape: &[usize], perm: &[usize]) -> Module {
+    /// input → Identity → Transpose → Identity → output, or the Transpose alone between the
+    /// graph's input and output when `bare`.
+    fn transpose(shape: &[usize], perm: &[usize], bare: bool) -> Module {
         let mut m = Module::default();
-        let x = m.add_value("x", Fact::new(DType::F32, shape.to_vec()));
+        let f = |s: Vec<usize>| Fact::new(DType::F32, s);
         let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
-        let y = m.add_value("y", Fact::new(DType::F32, out));
+        let x = m.add_value("x", f(shape.to_vec()));
         m.graph.inputs.push(x);
-        m.graph.outputs.push(y);
-        m.graph.nodes.push(Node {
-            name: "t".into(),
-            op: Op::Transpose(Transpose {
-                perm: perm.to_vec(),
-            }),
-            inputs: vec![x],
-            outputs: vec![y],
+        let node = |name: &str, op: Op, i: usize, o: usize| Node {
+            name: name.into(),
+            op,
+            inputs: vec![i],
+            outputs: vec![o],
+        };
+        let identity = || {
+            Op::Unary(edgefuse_runtime::ir::ops::Unary {
+                op: edgefuse_runtime::ir::ops::UnaryOp::Identity,
+            })
+        };
+        let t_op = Op::Transpose(Transpose {
+            perm: perm.to_vec(),
         });
+        if bare {
+            let y = m.add_value("y", f(out));
+            m.graph.nodes.push(node("t", t_op, x, y));
+            m.graph.outputs.push(y);
+            return m;
+        }
+        let a = m.add_value("a", f(shape.to_vec()));
+        let b = m.add_value("b", f(out.clone()));
+        let y = m.add_value("y", f(out));
+        m.graph.nodes.push(node("i0", identity(), x, a));
+        m.graph.nodes.push(node("t", t_op, a, b));
+        m.graph.nodes.push(node("i1", identity(), b, y));
+        m.graph.outputs.push(y);
         m
     }
 
     #[test]
     fn a_transpose_moving_only_unit_dims_becomes_a_reshape() {
-        let mut m = transpose(&[1, 20, 128], &[1, 0, 2]);
+        let mut m = transpose(&[1, 20, 128], &[1, 0, 2], false);
         assert!(transpose_to_reshape(&mut m).unwrap());
-        let Op::Reshape(r) = &m.graph.nodes[0].op else {
-            panic!("not a Reshape: {:?}", m.graph.nodes[0].op)
+        let Op::Reshape(r) = &m.graph.nodes[1].op else {
+            panic!("not a Reshape: {:?}", m.graph.nodes[1].op)
         };
         assert_eq!(r.shape, vec![20, 1, 128]);
         // Batch 2 moves data: left alone.
-        let mut m = transpose(&[2, 20, 128], &[1, 0, 2]);
+        let mut m = transpose(&[2, 20, 128], &[1, 0, 2], false);
         assert!(!transpose_to_reshape(&mut m).unwrap());
         // Two long dims swapped around a unit one: left alone.
-        let mut m = transpose(&[4, 1, 3], &[2, 1, 0]);
+        let mut m = transpose(&[4, 1, 3], &[2, 1, 0], false);
+        assert!(!transpose_to_reshape(&mut m).unwrap());
+        // Straight from the graph's input to its output: a view would alias the caller's
+        // input, so it stays a copy.
+        let mut m = transpose(&[1, 20, 128], &[1, 0, 2], true);
         assert!(!transpose_to_reshape(&mut m).unwrap());
     }
 }

@@ -257,6 +257,9 @@ impl Device {
     /// How many blocks of `block` threads of `f` (no dynamic shared memory) the whole GPU
     /// holds at once.
     pub fn resident_blocks(&self, f: &CudaFunction, block: usize) -> Result<usize> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| cuda_err("binding the context", e))?;
         // SAFETY: `f` is a loaded function of this context.
         let per_sm = unsafe {
             dr::occupancy::max_active_block_per_multiprocessor(f.cu_function(), block as i32, 0)

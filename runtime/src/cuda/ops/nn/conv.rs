@@ -328,7 +328,7 @@ mod tests {
                 &[x.clone(), values(&[6, 1, 3, 3], 2), values(&[6], 3)],
                 &[false, true, true],
             );
-            // A 5×5 depthwise window (unrolled like the 3×3), stride 2, TF-style padding.
+            // A 5×5 depthwise window, stride 2, TF-style padding.
             let dw5 = Op::Conv(Conv {
                 kernel: vec![5, 5],
                 strides: vec![2, 2],

@@ -1,8 +1,10 @@
 //! LSTM (ONNX gate order i, o, f, c; peepholes, clip and input-forget coupling supported):
 //! one projection GEMM, then, for batches of at most [`FUSED_BATCH`],
 //! - the whole sequence as one `recurrent_lstm_seq*` launch ([`SeqKernel`]: a warp per hidden
-//!   unit keeps its rows of R in registers; warps hand h to each other through tagged words, no
-//!   launch per step) when the hidden size allows and every block fits on the GPU at once;
+//!   unit keeps its rows of R in registers; blocks hand h to each other through tagged words, no
+//!   launch per step) when the hidden size allows and every block fits on the GPU at once (a
+//!   launch whose blocks could not all run fails after ~10 s instead of hanging). h passes
+//!   between steps in f32 even in an f16 plan, where the other paths round it to f16 in Y;
 //! - else one `recurrent_lstm_step_*` per step and direction (the recurrent product by a warp per
 //!   hidden unit, fused with the cell), h read from Y's previous rows, Y_h written at the end;
 //!

@@ -1,6 +1,9 @@
 //! LSTM and GRU on the GPU: the input projection of every time step and direction as one GEMM
-//! (our few-row kernel when T·B ≤ 32, else cuBLAS), then per step and direction one recurrent GEMM (`h · Rᵀ`) and one fused gate kernel
-//! (`kernels/cuda/recurrent.cu`) that updates h (and c) in place in Y_h (Y_c) and writes Y.
+//! (our few-row kernel when T·B ≤ 32, else cuBLAS; none when W is a folded embedding's
+//! selection), then the recurrence (`kernels/cuda/recurrent.cu`): for small LSTM batches the
+//! whole sequence in one launch or one fused launch per step (see `lstm.rs`), otherwise per step
+//! and direction one recurrent GEMM (`h · Rᵀ`) and one fused gate kernel that updates h (and c)
+//! in place in Y_h (Y_c) and writes Y.
 
 pub mod gru;
 pub mod lstm;
