@@ -55,6 +55,17 @@ pub struct Gru {
 }
 
 /// Shared shape checks; returns (T, B, I).
+/// A cell clip must be a positive threshold (the importer refuses others; a file could still
+/// carry one, and the backends would read 0 differently).
+fn check_clip(name: &str, clip: Option<f32>) -> Result<()> {
+    match clip {
+        Some(c) if !(c > 0.0) => Err(Error::invalid(format!(
+            "{name} clip must be positive, got {c}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn rnn_dims(
     name: &str,
     inputs: &[Fact],
@@ -139,6 +150,7 @@ impl OpInfo for Lstm {
             + self.has_c0 as usize
             + self.has_peepholes as usize;
         expect_inputs("LSTM", inputs, n, n)?;
+        check_clip("LSTM", self.clip)?;
         let (t, b) = rnn_dims(
             "LSTM",
             inputs,
@@ -185,6 +197,7 @@ impl OpInfo for Gru {
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
         let n = 3 + self.has_bias as usize + self.has_h0 as usize;
         expect_inputs("GRU", inputs, n, n)?;
+        check_clip("GRU", self.clip)?;
         let (t, b) = rnn_dims(
             "GRU",
             inputs,
@@ -209,5 +222,32 @@ impl OpInfo for Gru {
             check_state("GRU", inputs.get(k), d, b, h, self.batch_first)?;
         }
         Ok(rnn_outputs(t, b, d, h, self.batch_first, 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clip_that_is_not_positive_is_refused() {
+        let lstm = |clip| Lstm {
+            hidden: 2,
+            direction: Direction::Forward,
+            batch_first: false,
+            has_bias: false,
+            has_h0: false,
+            has_c0: false,
+            has_peepholes: false,
+            clip,
+            input_forget: false,
+        };
+        let f = |s: &[usize]| Fact::new(DType::F32, s.to_vec());
+        let inputs = [f(&[3, 1, 4]), f(&[1, 8, 4]), f(&[1, 8, 2])];
+        assert!(lstm(Some(0.5)).infer(&inputs).is_ok());
+        for bad in [0.0, -1.0, f32::NAN] {
+            let e = lstm(Some(bad)).infer(&inputs).unwrap_err().to_string();
+            assert!(e.contains("clip"), "{e}");
+        }
     }
 }
