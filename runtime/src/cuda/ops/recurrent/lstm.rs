@@ -45,7 +45,8 @@ struct CellF32 {
 /// Batches up to this size run the fused step kernel.
 const FUSED_BATCH: usize = 4;
 
-/// Largest hidden size of the sequence kernel (its `KC` = 16 registers per gate and lane).
+/// Largest hidden size of the sequence kernel (its `KC` = 16 registers per gate and lane; its
+/// shared h buffer is sized by `SEQ_HIDDEN` in `recurrent.cu`, which must agree).
 const SEQ_HIDDEN: usize = 512;
 /// Threads per block of the sequence kernel: 8 warps, 8 hidden units.
 const SEQ_BLOCK: usize = 256;
@@ -97,7 +98,14 @@ pub fn build(op: &Lstm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let x = &b.inputs[0].shape;
     let fused = (if op.batch_first { x[0] } else { x[1] }) <= FUSED_BATCH;
     let rnn = Rnn::new(b, 4, op.hidden, op.direction, op.batch_first, "lstm", fused)?;
-    let cell = if rnn.dtype == DType::F32 {
+    let seq = if fused {
+        SeqKernel::new(b, &rnn)?
+    } else {
+        None
+    };
+    // The per-step paths' pieces, needless when the sequence kernel runs (it keeps c in f32
+    // registers and reads no step kernel).
+    let cell = if rnn.dtype == DType::F32 || seq.is_some() {
         None
     } else {
         let n = rnn.dirs * rnn.batch * rnn.hidden;
@@ -107,14 +115,9 @@ pub fn build(op: &Lstm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             bytes: (n * 4).div_ceil(256) * 256,
         })
     };
-    let step = if fused {
+    let step = if fused && seq.is_none() {
         let s = crate::cuda::ops::float_suffix(rnn.dtype).expect("checked by supports");
         Some(b.dev.function(&format!("recurrent_lstm_step_{s}"))?)
-    } else {
-        None
-    };
-    let seq = if fused {
-        SeqKernel::new(b, &rnn)?
     } else {
         None
     };
@@ -125,6 +128,45 @@ pub fn build(op: &Lstm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         step,
         cell,
     }))
+}
+
+/// A launch's buffers by role (0 for an absent optional input).
+struct LstmIo {
+    x: u64,
+    w: u64,
+    r: u64,
+    bias: u64,
+    h0: u64,
+    c0: u64,
+    peep: u64,
+    y: u64,
+    yh: u64,
+    yc: u64,
+}
+
+impl LstmIo {
+    fn new(op: &Lstm, io: &Io) -> LstmIo {
+        let mut k = 3;
+        let mut next = |present| optional(io.inputs, present, &mut k);
+        let (bias, h0, c0, peep) = (
+            next(op.has_bias),
+            next(op.has_h0),
+            next(op.has_c0),
+            next(op.has_peepholes),
+        );
+        LstmIo {
+            x: io.inputs[0],
+            w: io.inputs[1],
+            r: io.inputs[2],
+            bias,
+            h0,
+            c0,
+            peep,
+            y: io.outputs[0],
+            yh: io.outputs[1],
+            yc: io.outputs[2],
+        }
+    }
 }
 
 impl LstmKernel {
@@ -147,13 +189,18 @@ impl LstmKernel {
     /// Y_h and Y_c written, the cell state kept in f32 registers throughout.
     fn launch_seq(&self, seq: &SeqKernel, dev: &Device, io: &Io) -> Result<()> {
         let (op, r) = (&self.op, &self.rnn);
-        let (x, w, rw) = (io.inputs[0], io.inputs[1], io.inputs[2]);
-        let mut k = 3;
-        let bias = optional(io.inputs, op.has_bias, &mut k);
-        let h0 = optional(io.inputs, op.has_h0, &mut k);
-        let c0 = optional(io.inputs, op.has_c0, &mut k);
-        let peep = optional(io.inputs, op.has_peepholes, &mut k);
-        let (y, yh, yc) = (io.outputs[0], io.outputs[1], io.outputs[2]);
+        let LstmIo {
+            x,
+            w,
+            r: rw,
+            bias,
+            h0,
+            c0,
+            peep,
+            y,
+            yh,
+            yc,
+        } = LstmIo::new(op, io);
         let (xw, _) = r.scratch(io.scratch);
         let xw = r.project(dev, x, w, xw)?;
         let ((xw_t, xw_b, xw_d), (y_t, y_b, y_d)) = (r.xw_strides(), r.y_strides());
@@ -213,13 +260,18 @@ impl CudaKernel for LstmKernel {
             return self.launch_seq(seq, dev, io);
         }
         let (op, r) = (&self.op, &self.rnn);
-        let (x, w, rw) = (io.inputs[0], io.inputs[1], io.inputs[2]);
-        let mut k = 3;
-        let bias = optional(io.inputs, op.has_bias, &mut k);
-        let h0 = optional(io.inputs, op.has_h0, &mut k);
-        let c0 = optional(io.inputs, op.has_c0, &mut k);
-        let peep = optional(io.inputs, op.has_peepholes, &mut k);
-        let (y, yh, yc) = (io.outputs[0], io.outputs[1], io.outputs[2]);
+        let LstmIo {
+            x,
+            w,
+            r: rw,
+            bias,
+            h0,
+            c0,
+            peep,
+            y,
+            yh,
+            yc,
+        } = LstmIo::new(op, io);
         let (xw, hr) = r.scratch(io.scratch);
         // The f32 cell state: Y_c itself, or scratch after xw and hr.
         let c_all = match self.cell {
