@@ -1,25 +1,47 @@
-//! 3×3 stride-1 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray): each
-//! 2×2 output tile costs 16 multiplies per channel pair instead of 36, so the products shrink
-//! 2.25× for the price of two cheap transforms.
+//! 3×3 stride-1 convolution by Winograd's minimal filtering (Lavin & Gray), F(2×2, 3×3) or
+//! F(4×4, 3×3) (points 0, ±1, ±2, ∞): a `T×T` output tile costs `(T+2)²` multiplies per channel
+//! pair instead of `9·T²` (2.25× or 4× fewer) for the price of two transforms (adds and small
+//! constant multiplies). The larger tile does less work per pixel, but small planes have few
+//! tiles, and the products' columns are tiles counted in whole GEMM panels: [`Winograd::new`]
+//! picks the tile by a cost model of both.
 //!
-//! - At build the weights go through `U = G·g·Gᵀ` (4×4 per output/input channel pair), and each
-//!   of the 16 positions ξ becomes one packed `M × C` left operand.
-//! - At run time the tiles of all images are cut into chunks. For each chunk, a thread
-//!   transforms the input (`V = Bᵀ·d·B`), writing the 16 `C × tiles` right operands straight
-//!   into the GEMM's panel layout. It then runs 16 products (`M_ξ = U_ξ · V_ξ`), transforms
-//!   back (`Y = Aᵀ·M·A`), and applies bias, residual and activation as it writes.
-//! - Chunks are sized so the chunk's operands stay in L2, and threads take whole chunks with
-//!   their own buffers: no fork per product, no shared workspace.
+//! - At build the weights go through `U = G·g·Gᵀ` (`(T+2)²` per output/input channel pair), and
+//!   each position ξ becomes one packed `M × C` left operand.
+//! - At run time the input planes of all images are first copied zero-padded into scratch, so
+//!   every tile's 4×4 window is in bounds. The tiles of all images are then cut into chunks,
+//!   and a thread takes whole chunks with its own buffers (no fork per product, no shared
+//!   workspace). Chunks are sized so their operands stay in L2.
+//! - Within a chunk, tiles go in groups of `L` (one vector of tiles: 16 with AVX-512, 8 with
+//!   AVX2, 4 or 8 elsewhere), whatever rows or images they come from. For each group and input
+//!   channel, the window values of the `L` tiles are gathered (one AVX gather each) and
+//!   transformed (`V = Bᵀ·d·B`) lane-wise, and each result is one whole-vector store into the
+//!   GEMM's panel layout (`L` divides the panel width). Then one product per position
+//!   (`M_ξ = U_ξ · V_ξ`), and for each group and output channel the inverse transform
+//!   (`Y = Aᵀ·M·A`) from one vector load per position, with bias, residual and activation applied as the
+//!   group's runs of same-row tiles are written out.
 //!
-//! In f32 the result differs from direct convolution by a few ulp of the input magnitudes
-//! (the transforms only add, subtract and halve).
+//! In f32 the result differs from direct convolution by about 1e-6 of the magnitudes of
+//! `Σ |w·x|` (F(4×4)'s transform constants are at most 8 and 1/24; F(2×2)'s only halve).
 
 use super::Window2d;
 use crate::disjoint::Disjoint;
-use crate::gemm::{pack_a, par_for, sgemm_panels, MatRef, PackedA, PanelLayout};
+use crate::gemm::{pack_a, par_for, sgemm_panels, Kernel, MatRef, PackedA, PanelLayout};
 
-/// Positions of the 4×4 transformed tile.
-const XI: usize = 16;
+/// Most positions of a transformed tile (F(4×4): 6×6).
+const MAX_XI: usize = 36;
+
+/// Positions of the transformed tile for output tiles `t × t`.
+const fn xi(t: usize) -> usize {
+    (t + 2) * (t + 2)
+}
+
+/// Cycles, roughly, per transformed element read and transformed (gathered windows) and per
+/// product element transformed back and written, against 16 multiply-adds per cycle in the
+/// GEMM; measured on Zen 4 (`conv_bench`).
+const INPUT_CYCLES: f32 = 2.5;
+const OUTPUT_CYCLES: f32 = 1.2;
+/// Extra cost of a panel the chunk's tiles do not fill (the micro-kernel's edge path).
+const PARTIAL_PANEL: f32 = 1.25;
 
 /// Bytes of one chunk's operands (V and M of every position) aimed for: about L2.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -28,19 +50,63 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// ends early in a panel wastes the rest of it.
 const MIN_PANELS: usize = 2;
 
+/// How a group of tiles reads its input windows: which vector width, and whether through
+/// AVX gathers.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gather {
+    /// 16 tiles per group, `vgatherdps` on zmm registers.
+    Avx512,
+    /// 8 tiles per group, `vgatherdps` on ymm registers.
+    Avx2,
+    /// 8 tiles per group, scalar loads.
+    Scalar8,
+    /// 4 tiles per group, scalar loads (for panel widths that 8 does not divide).
+    Scalar4,
+}
+
+impl Gather {
+    fn lanes(self) -> usize {
+        match self {
+            Gather::Avx512 => 16,
+            Gather::Avx2 | Gather::Scalar8 => 8,
+            Gather::Scalar4 => 4,
+        }
+    }
+
+    /// The widest this CPU runs that divides the panel width `nr`.
+    fn detect(nr: usize) -> Gather {
+        let g = match Kernel::detect() {
+            Kernel::Avx512 => Gather::Avx512,
+            Kernel::Avx2 => Gather::Avx2,
+            _ => Gather::Scalar8,
+        };
+        if nr % g.lanes() == 0 {
+            g
+        } else if nr % 8 == 0 {
+            Gather::Scalar8
+        } else {
+            Gather::Scalar4
+        }
+    }
+}
+
 /// A 3×3, stride-1, dilation-1, ungrouped convolution with its weights transformed.
 #[derive(Debug, Clone)]
 pub struct Winograd {
     c: usize,
     m: usize,
     geom: Window2d,
-    /// Tiles per image: rows and columns of 2×2 output tiles.
+    /// Output tile rows and columns (2 or 4).
+    t: usize,
+    /// Tiles per image: rows and columns of `t × t` output tiles.
     th: usize,
     tw: usize,
-    /// Most tiles per chunk.
+    /// Most tiles per chunk (a multiple of the panel width).
     chunk: usize,
     /// `U_ξ`, `M × C`, packed.
     u: Vec<PackedA>,
+    gather: Gather,
 }
 
 impl Winograd {
@@ -49,70 +115,118 @@ impl Winograd {
         (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1) && g.oh > 0 && g.ow > 0
     }
 
-    /// Transforms `w` (`M × C × 3 × 3`). Panics unless [`Winograd::fits`].
-    pub fn new(w: &[f32], c: usize, m: usize, geom: Window2d) -> Winograd {
+    /// Transforms `w` (`M × C × 3 × 3`) for batches of about `images` images, with the tile
+    /// size the cost model prefers for them. Panics unless [`Winograd::fits`].
+    pub fn new(w: &[f32], c: usize, m: usize, geom: Window2d, images: usize) -> Winograd {
+        let cost = |t| {
+            let wg = Winograd::layout(c, m, geom, t);
+            let (chunk, chunks, _) = wg.plan(images, 1);
+            let tiles = images.max(1) * wg.th * wg.tw;
+            let nr = PanelLayout::new(c, 1).nr();
+            let last = tiles - (chunks - 1) * chunk;
+            let full = (chunks - 1) * chunk.div_ceil(nr) + last / nr;
+            let partial = (last % nr != 0) as usize;
+            let cols = (full as f32 + PARTIAL_PANEL * partial as f32) * nr as f32;
+            let x = xi(t) as f32;
+            x * cols * (c * m) as f32 / 16.0
+                + x * tiles as f32 * (INPUT_CYCLES * c as f32 + OUTPUT_CYCLES * m as f32)
+        };
+        let t = if cost(4) < cost(2) { 4 } else { 2 };
+        Winograd::with_tile(w, c, m, geom, t)
+    }
+
+    /// [`Winograd::new`] with the output tile forced to `t × t` (2 or 4), for tests and
+    /// benchmarks.
+    #[doc(hidden)]
+    pub fn with_tile(w: &[f32], c: usize, m: usize, geom: Window2d, t: usize) -> Winograd {
         assert!(
-            Winograd::fits(&geom) && w.len() >= m * c * 9,
+            Winograd::fits(&geom) && w.len() >= m * c * 9 && (t == 2 || t == 4),
             "winograd: bad shape"
         );
-        let mut u = vec![vec![0.0f32; m * c]; XI];
+        let mut wg = Winograd::layout(c, m, geom, t);
+        let wn = t + 2;
+        let mut u = vec![vec![0.0f32; m * c]; xi(t)];
         for (mc, g) in w.chunks_exact(9).take(m * c).enumerate() {
-            // G·g (4×3), then (G·g)·Gᵀ (4×4).
-            let mut gg = [[0.0f32; 3]; 4];
+            // G·g (wn×3), then (G·g)·Gᵀ (wn×wn).
+            let mut gg = [[0.0f32; 3]; 6];
             for j in 0..3 {
-                let (a, b, d) = (g[j], g[3 + j], g[6 + j]);
-                gg[0][j] = a;
-                gg[1][j] = 0.5 * (a + b + d);
-                gg[2][j] = 0.5 * (a - b + d);
-                gg[3][j] = d;
+                let col = g_transform(t, [g[j], g[3 + j], g[6 + j]]);
+                for (i, v) in col.into_iter().take(wn).enumerate() {
+                    gg[i][j] = v;
+                }
             }
-            for (i, row) in gg.iter().enumerate() {
-                let (a, b, d) = (row[0], row[1], row[2]);
-                let t = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
-                for (j, v) in t.into_iter().enumerate() {
-                    u[4 * i + j][mc] = v;
+            for (i, row) in gg.iter().take(wn).enumerate() {
+                for (j, v) in g_transform(t, *row).into_iter().take(wn).enumerate() {
+                    u[wn * i + j][mc] = v;
                 }
             }
         }
-        let u = u
+        wg.u = u
             .iter()
             .map(|ui| pack_a(MatRef::row_major(ui, m, c), m, c))
             .collect();
-        let (th, tw) = (geom.oh.div_ceil(2), geom.ow.div_ceil(2));
+        wg
+    }
+
+    /// Everything but the transformed weights.
+    fn layout(c: usize, m: usize, geom: Window2d, t: usize) -> Winograd {
+        let (th, tw) = (geom.oh.div_ceil(t), geom.ow.div_ceil(t));
         let nr = PanelLayout::new(c, 1).nr();
-        let chunk = (CHUNK_BYTES / (XI * (c + m) * 4) / nr).max(MIN_PANELS) * nr;
+        let chunk = (CHUNK_BYTES / (xi(t) * (c + m) * 4) / nr).max(MIN_PANELS) * nr;
         Winograd {
             c,
             m,
             geom,
+            t,
             th,
             tw,
             chunk,
-            u,
+            u: vec![],
+            gather: Gather::detect(nr),
         }
     }
 
-    /// Floats of one lane's buffers: the 16 right operands in panels, then the 16 products,
-    /// then four input rows.
+    /// Output tile rows and columns: 2 or 4.
+    pub fn tile_size(&self) -> usize {
+        self.t
+    }
+
+    /// The same convolution reading its windows through `gather` (for tests of every path on
+    /// one machine). Panics if this CPU cannot run it or its width does not divide the panels.
+    #[doc(hidden)]
+    pub fn with_gather(mut self, gather: Gather) -> Winograd {
+        let nr = PanelLayout::new(self.c, 1).nr();
+        let runs = match gather {
+            Gather::Avx512 => Kernel::detect() == Kernel::Avx512,
+            Gather::Avx2 => matches!(Kernel::detect(), Kernel::Avx512 | Kernel::Avx2),
+            _ => true,
+        };
+        assert!(
+            runs && nr % gather.lanes() == 0,
+            "winograd: {gather:?} cannot run here"
+        );
+        self.gather = gather;
+        self
+    }
+
+    /// Floats of one lane's buffers: the right operands in panels, then the products.
     fn lane_len(&self) -> usize {
-        let v = PanelLayout::new(self.c, self.chunk).len();
-        XI * v + XI * self.m * self.chunk + BLOCK + self.c * self.padded()
+        xi(self.t) * (PanelLayout::new(self.c, self.chunk).len() + self.m * self.chunk)
+    }
+
+    /// Width of a padded plane: the tiles' columns and the halo.
+    fn pw(&self) -> usize {
+        self.t * self.tw + 2
     }
 
     /// Floats of one zero-padded input plane: the rows and columns the tiles read.
     fn padded(&self) -> usize {
-        (2 * self.th + 2) * self.pw()
-    }
-
-    /// Width of a padded plane: the tiles' columns, the halo, and room for a last block that
-    /// runs past the plane.
-    fn pw(&self) -> usize {
-        2 * (self.tw + BLOCK) + 2
+        (self.t * self.th + 2) * self.pw()
     }
 
     /// Scratch floats for `images` images on up to `threads` threads.
     pub fn scratch_len(&self, images: usize, threads: usize) -> usize {
-        self.plan(images, threads).2 * self.lane_len()
+        images * self.c * self.padded() + self.plan(images, threads).2 * self.lane_len()
     }
 
     /// (tiles per chunk, chunks, threads): chunks of whole panels and at most `self.chunk`
@@ -148,10 +262,31 @@ impl Winograd {
         assert!(bias.is_none_or(|b| b.len() >= self.m));
         let (chunk, chunks, lanes) = self.plan(images, threads);
         let per = self.lane_len();
-        assert!(scratch.len() >= lanes * per, "winograd: scratch");
+        let planes = images * self.c;
+        let psz = self.padded();
+        assert!(
+            scratch.len() >= planes * psz + lanes * per,
+            "winograd: scratch"
+        );
+        assert!(
+            planes * psz <= i32::MAX as usize,
+            "winograd: input too large"
+        );
+        let (padded, bufs) = scratch.split_at_mut(planes * psz);
+        // Zero-padded copies of every input plane, a run of planes per thread.
+        let step = planes.div_ceil(lanes);
+        let pads = Disjoint::new(padded);
+        par_for(lanes, &|lane| {
+            for p in (lane * step..planes).take(step) {
+                // SAFETY: plane p is written by lane p / step only.
+                let dst = unsafe { pads.part(p * psz, psz) };
+                pad_plane(g, self.pw(), &x[p * isz..][..isz], dst);
+            }
+        });
+        let padded = &*padded;
         let tiles = images * self.th * self.tw;
         let out = Disjoint::new(y);
-        let bufs = Disjoint::new(scratch);
+        let bufs = Disjoint::new(bufs);
         par_for(lanes, &|lane| {
             // SAFETY: lane `lane` owns scratch floats [lane·per, (lane+1)·per).
             let buf = unsafe { bufs.part(lane * per, per) };
@@ -159,20 +294,19 @@ impl Winograd {
                 let t0 = ch * chunk;
                 let t1 = (t0 + chunk).min(tiles);
                 // SAFETY: the tiles of distinct chunks write disjoint output pixels.
-                unsafe { self.chunk_widest(x, bias, res, act, &out, buf, t0, t1) };
+                unsafe { self.chunk_widest(padded, bias, res, act, &out, buf, t0, t1) };
             }
         });
     }
 
-    /// [`Winograd::chunk_run`] compiled for the widest vector ISA this CPU runs, so that the
-    /// transforms' fixed-size loops vectorise in 16 or 8 lanes.
+    /// [`Winograd::chunk_run`] for this convolution's gather, compiled for the ISA it needs.
     ///
     /// # Safety
     /// As [`Winograd::chunk_run`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn chunk_widest<F: Fn(f32) -> f32 + Copy>(
         &self,
-        x: &[f32],
+        p: &[f32],
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
         act: F,
@@ -183,14 +317,14 @@ impl Winograd {
     ) {
         #[cfg(target_arch = "x86_64")]
         {
-            /// `chunk_run` compiled with the target features `$features`.
+            /// `chunk_run::<_, $l, $g, T>` compiled with the target features `$features`.
             macro_rules! compiled_for {
-                ($name:ident, $features:literal) => {
+                ($name:ident, $features:literal, $l:literal, $g:expr) => {
                     #[target_feature(enable = $features)]
                     #[allow(clippy::too_many_arguments)]
-                    unsafe fn $name<F: Fn(f32) -> f32 + Copy>(
+                    unsafe fn $name<F: Fn(f32) -> f32 + Copy, const T: usize>(
                         w: &Winograd,
-                        x: &[f32],
+                        p: &[f32],
                         bias: Option<&[f32]>,
                         res: Option<&[f32]>,
                         act: F,
@@ -200,38 +334,68 @@ impl Winograd {
                         t1: usize,
                     ) {
                         // SAFETY: passed on from the caller.
-                        unsafe { w.chunk_run(x, bias, res, act, out, buf, t0, t1) }
+                        unsafe {
+                            w.chunk_run::<F, $l, { $g }, T>(p, bias, res, act, out, buf, t0, t1)
+                        }
                     }
                 };
             }
-            compiled_for!(avx512, "avx512f,avx2,fma");
-            compiled_for!(avx2, "avx2,fma");
-            match crate::gemm::Kernel::detect() {
-                // SAFETY: `Kernel::detect` only reports families this CPU runs; the rest is
-                // the caller's contract.
-                crate::gemm::Kernel::Avx512 => {
-                    return unsafe { avx512(self, x, bias, res, act, out, buf, t0, t1) }
-                }
-                // SAFETY: as above.
-                crate::gemm::Kernel::Avx2 => {
-                    return unsafe { avx2(self, x, bias, res, act, out, buf, t0, t1) }
-                }
+            compiled_for!(avx512, "avx512f,avx2,fma", 16, GATHER_AVX512);
+            compiled_for!(avx2, "avx2,fma", 8, GATHER_AVX2);
+            compiled_for!(avx2_scalar8, "avx2,fma", 8, GATHER_SCALAR);
+            compiled_for!(avx2_scalar4, "avx2,fma", 4, GATHER_SCALAR);
+            let wide = matches!(Kernel::detect(), Kernel::Avx512 | Kernel::Avx2);
+            /// The wrapper `$f` for this convolution's tile size.
+            macro_rules! tiled {
+                ($f:ident) => {
+                    if self.t == 4 {
+                        $f::<F, 4>(self, p, bias, res, act, out, buf, t0, t1)
+                    } else {
+                        $f::<F, 2>(self, p, bias, res, act, out, buf, t0, t1)
+                    }
+                };
+            }
+            // SAFETY (each arm): `with_gather` and `Gather::detect` only choose a gather this
+            // CPU runs, and `wide` says it has AVX2; the rest is the caller's contract.
+            match self.gather {
+                Gather::Avx512 => return unsafe { tiled!(avx512) },
+                Gather::Avx2 => return unsafe { tiled!(avx2) },
+                Gather::Scalar8 if wide => return unsafe { tiled!(avx2_scalar8) },
+                Gather::Scalar4 if wide => return unsafe { tiled!(avx2_scalar4) },
                 _ => {}
             }
         }
-        // SAFETY: the caller's contract.
-        unsafe { self.chunk_run(x, bias, res, act, out, buf, t0, t1) }
+        /// `chunk_run` with `L` lanes of scalar gathers, for this convolution's tile size.
+        macro_rules! scalar {
+            ($l:literal) => {
+                if self.t == 4 {
+                    self.chunk_run::<F, $l, GATHER_SCALAR, 4>(p, bias, res, act, out, buf, t0, t1)
+                } else {
+                    self.chunk_run::<F, $l, GATHER_SCALAR, 2>(p, bias, res, act, out, buf, t0, t1)
+                }
+            };
+        }
+        // SAFETY: the caller's contract; the scalar gathers need no CPU feature.
+        unsafe {
+            match self.gather {
+                Gather::Scalar4 => scalar!(4),
+                _ => scalar!(8),
+            }
+        }
     }
 
-    /// Tiles `t0..t1` (numbered image by image, row by row) from input to output.
+    /// Tiles `t0..t1` (numbered image by image, row by row) from the padded input `p` to the
+    /// output, `L` tiles at a time, reading windows by gather `G` (a `GATHER_*`); the output
+    /// tiles are `T × T` (`T` = `self.t`).
     ///
     /// # Safety
-    /// No other thread writes the output pixels of these tiles.
+    /// No other thread writes the output pixels of these tiles; `G` is a gather this CPU runs
+    /// with `L` its width, and `L` divides the panel width.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn chunk_run<F: Fn(f32) -> f32 + Copy>(
+    unsafe fn chunk_run<F: Fn(f32) -> f32 + Copy, const L: usize, const G: u8, const T: usize>(
         &self,
-        x: &[f32],
+        p: &[f32],
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
         act: F,
@@ -243,89 +407,83 @@ impl Winograd {
         let (c, m, n) = (self.c, self.m, t1 - t0);
         let layout = PanelLayout::new(c, n);
         let vlen = PanelLayout::new(c, self.chunk).len();
-        let (v, rest) = buf.split_at_mut(XI * vlen);
-        let (prod, pad) = rest.split_at_mut(XI * m * self.chunk + BLOCK);
-        self.transform_input(x, &layout, vlen, v, pad, t0, t1);
-        for xi in 0..XI {
+        let (v, prod) = buf.split_at_mut(xi(T) * vlen);
+        // Product rows are `ldc` apart so that every group's `L` columns are inside the row.
+        let ldc = n.next_multiple_of(L);
+        // SAFETY: passed on from the caller.
+        unsafe { self.transform_input::<L, G, T>(p, &layout, vlen, v, t0, t1) };
+        for xi in 0..xi(T) {
             let b = &v[xi * vlen..][..layout.len()];
-            sgemm_panels(&self.u[xi], b, &layout, &mut prod[xi * m * n..][..m * n], n);
+            sgemm_panels(
+                &self.u[xi],
+                b,
+                &layout,
+                &mut prod[xi * m * ldc..][..m * ldc],
+                ldc,
+            );
         }
         // SAFETY: passed on from the caller.
-        unsafe { self.transform_output(prod, n, bias, res, act, out, t0, t1) };
+        unsafe { self.transform_output::<F, L, T>(prod, ldc, bias, res, act, out, t0, t1) };
     }
 
-    /// `V = Bᵀ·d·B` for every tile of `t0..t1` and input channel, into 16 panel operands
-    /// (`vlen` floats apart). Image by image, the input planes are first copied zero-padded
-    /// into `pad`; then each run of tiles along a tile row goes [`BLOCK`] tiles at a time
-    /// through fixed-size arrays, which LLVM vectorises across the tiles.
-    #[allow(clippy::too_many_arguments)]
+    /// (image, tile row, tile column) of tile `t`.
     #[inline(always)]
-    fn transform_input(
+    fn tile(&self, t: usize) -> (usize, usize, usize) {
+        let per_img = self.th * self.tw;
+        (t / per_img, t % per_img / self.tw, t % self.tw)
+    }
+
+    /// `V = Bᵀ·d·B` for every tile of `t0..t1` and input channel, into `(T+2)²` panel operands
+    /// (`vlen` floats apart), a group of `L` tiles at a time.
+    ///
+    /// # Safety
+    /// As [`Winograd::chunk_run`].
+    #[inline(always)]
+    unsafe fn transform_input<const L: usize, const G: u8, const T: usize>(
         &self,
-        x: &[f32],
+        p: &[f32],
         layout: &PanelLayout,
         vlen: usize,
         v: &mut [f32],
-        pad: &mut [f32],
         t0: usize,
         t1: usize,
     ) {
-        let g = &self.geom;
-        let (isz, psz, pw) = (g.ih * g.iw, self.padded(), self.pw());
-        let per_img = self.th * self.tw;
-        let mut t = t0;
-        let mut padded_img = usize::MAX;
-        let nr = layout.nr();
-        while t < t1 {
-            let (img, ty, tx0) = (t / per_img, t % per_img / self.tw, t % self.tw);
-            let tx1 = self.tw.min(tx0 + t1 - t);
-            if img != padded_img {
-                let planes = &x[img * self.c * isz..][..self.c * isz];
-                for (p, src) in pad.chunks_exact_mut(psz).zip(planes.chunks_exact(isz)) {
-                    pad_plane(g, pw, src, p);
-                }
-                padded_img = img;
+        let (psz, pw) = (self.padded(), self.pw());
+        let plane_stride = self.c * psz;
+        for g0 in (0..t1 - t0).step_by(L) {
+            // Offset of each tile's window in its image's first padded plane; lanes past the
+            // chunk read tile t0's window (their columns are never used).
+            let mut off = [0i32; L];
+            for (i, o) in off.iter_mut().enumerate() {
+                let t = if t0 + g0 + i < t1 { t0 + g0 + i } else { t0 };
+                let (img, ty, tx) = self.tile(t);
+                *o = (img * plane_stride + T * (ty * pw + tx)) as i32;
             }
-            // Column of tile tx0 in this chunk's panels (tile b0 is at j0 + b0 - tx0: a chunk
-            // may start mid-row, so tx0 can exceed t - t0).
-            let j0 = t - t0;
-            for (ch, p) in pad.chunks_exact(psz).enumerate().take(self.c) {
-                let row = |q: usize| &p[(2 * ty + q) * pw..][..pw];
-                let rows = [row(0), row(1), row(2), row(3)];
-                for b0 in (tx0..tx1).step_by(BLOCK) {
-                    let nb = BLOCK.min(tx1 - b0);
-                    let vals = input_block(&rows, 2 * b0);
-                    // Where columns j.. of row ch go: one or two runs (a panel boundary).
-                    let j = j0 + (b0 - tx0);
-                    let first = nb.min(nr - j % nr);
-                    let second = (first < nb).then(|| (layout.at(ch, j + first), first..nb));
-                    let runs = [Some((layout.at(ch, j), 0..first)), second];
-                    for (xi, vx) in vals.iter().enumerate() {
-                        for (at, cols) in runs.iter().flatten().cloned() {
-                            let dst = &mut v[xi * vlen + at..][..cols.len()];
-                            for (d, &val) in dst.iter_mut().zip(&vx[cols]) {
-                                *d = val;
-                            }
-                        }
-                    }
+            for ch in 0..self.c {
+                // SAFETY: every window lies inside its padded plane, inside `p` (checked
+                // against i32 in `run`); `G` runs on this CPU (the caller's contract).
+                let d = unsafe { gather::<L, G, T>(p, ch * psz, &off, pw) };
+                let vals = input_transform::<L, T>(&d);
+                let at = layout.at(ch, g0);
+                for (xi, vx) in vals.iter().take(xi(T)).enumerate() {
+                    v[xi * vlen + at..][..L].copy_from_slice(vx);
                 }
             }
-            t += tx1 - tx0;
         }
     }
 
-    /// `Y = Aᵀ·M·A` for every tile of `t0..t1` and output channel, from the 16 products
-    /// (`M × n` each), then `act(y + bias + res)` into the output, a run of tiles along a tile
-    /// row at a time.
+    /// `Y = Aᵀ·M·A` for every tile of `t0..t1` and output channel, from the `(T+2)²` products
+    /// (`M` rows `ldc` apart each), then `act(y + bias + res)` into the output, a group of
+    /// `L` tiles at a time, written as runs of tiles along one tile row.
     ///
     /// # Safety
     /// No other thread writes the output pixels of these tiles.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn transform_output<F: Fn(f32) -> f32 + Copy>(
+    unsafe fn transform_output<F: Fn(f32) -> f32 + Copy, const L: usize, const T: usize>(
         &self,
         prod: &[f32],
-        n: usize,
+        ldc: usize,
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
         act: F,
@@ -335,57 +493,225 @@ impl Winograd {
     ) {
         let g = &self.geom;
         let osz = g.oh * g.ow;
-        let per_img = self.th * self.tw;
-        let mut t = t0;
-        while t < t1 {
-            let (img, ty, tx0) = (t / per_img, t % per_img / self.tw, t % self.tw);
-            let tx1 = self.tw.min(tx0 + t1 - t);
-            // Column of tile tx0 in this chunk's panels (tile b0 is at j0 + b0 - tx0: a chunk
-            // may start mid-row, so tx0 can exceed t - t0).
-            let j0 = t - t0;
-            let (oy, rows) = (2 * ty, 2.min(g.oh - 2 * ty));
-            for ch in 0..self.m {
+        let m = self.m;
+        for g0 in (0..t1 - t0).step_by(L) {
+            let nt = L.min(t1 - t0 - g0);
+            // Runs of consecutive tiles on one tile row: (first lane, output offset in channel
+            // 0 of the image, output rows, output columns).
+            let mut runs = [(0usize, 0usize, 0usize, 0usize); L];
+            let mut nruns = 0;
+            let mut i = 0;
+            while i < nt {
+                let (img, ty, tx) = self.tile(t0 + g0 + i);
+                let len = (nt - i).min(self.tw - tx);
+                let base = img * m * osz + T * (ty * g.ow + tx);
+                runs[nruns] = (i, base, T.min(g.oh - T * ty), (T * len).min(g.ow - T * tx));
+                nruns += 1;
+                i += len;
+            }
+            for ch in 0..m {
                 let b = bias.map_or(0.0, |b| b[ch]);
-                let base = (img * self.m + ch) * osz;
-                let m = &prod[ch * n..];
-                for b0 in (tx0..tx1).step_by(BLOCK) {
-                    let nb = BLOCK.min(tx1 - b0);
-                    // Whole blocks: columns past the run are read (from the slack after the
-                    // products) and dropped.
-                    let mut mm = [[0.0f32; BLOCK]; XI];
-                    for (xi, row) in mm.iter_mut().enumerate() {
-                        row.copy_from_slice(&m[xi * self.m * n + j0 + (b0 - tx0)..][..BLOCK]);
-                    }
-                    let o = output_block(&mm);
-                    let (ox0, ox1) = (2 * b0, (2 * (b0 + nb)).min(g.ow));
-                    for (r, orow) in o.iter().enumerate().take(rows) {
-                        let at = base + (oy + r) * g.ow + ox0;
-                        // SAFETY: row oy + r, columns ox0..ox1 of this plane belong to these
-                        // tiles, which the caller gives this thread alone.
-                        let yr = unsafe { out.part(at, ox1 - ox0) };
+                let mut mm = [[0.0f32; L]; MAX_XI];
+                for (xi, row) in mm.iter_mut().take(xi(T)).enumerate() {
+                    row.copy_from_slice(&prod[(xi * m + ch) * ldc + g0..][..L]);
+                }
+                let rows = output_transform::<L, T>(&mm, b);
+                for &(lane, base, nrow, ncol) in &runs[..nruns] {
+                    for (r, orow) in rows.iter().enumerate().take(nrow) {
+                        let at = base + ch * osz + r * g.ow;
+                        let src = &orow[T * lane..][..ncol];
+                        // SAFETY: these pixels belong to this group's tiles, which the caller
+                        // gives this thread alone.
+                        let yr = unsafe { out.part(at, ncol) };
                         match res {
                             Some(res) => {
-                                let rr = &res[at..at + yr.len()];
-                                for ((y, &v), &q) in yr.iter_mut().zip(orow).zip(rr) {
-                                    *y = act(v + b + q);
+                                let rr = &res[at..at + ncol];
+                                for ((y, &v), &q) in yr.iter_mut().zip(src).zip(rr) {
+                                    *y = act(v + q);
                                 }
                             }
                             None => {
-                                for (y, &v) in yr.iter_mut().zip(orow) {
-                                    *y = act(v + b);
+                                for (y, &v) in yr.iter_mut().zip(src) {
+                                    *y = act(v);
                                 }
                             }
                         }
                     }
                 }
             }
-            t += tx1 - tx0;
         }
     }
 }
 
-/// Tiles per transform block.
-const BLOCK: usize = 8;
+/// Gathers read by scalar loads.
+const GATHER_SCALAR: u8 = 0;
+/// Gathers by AVX2 `vgatherdps` (8 lanes).
+const GATHER_AVX2: u8 = 1;
+/// Gathers by AVX-512 `vgatherdps` (16 lanes).
+const GATHER_AVX512: u8 = 2;
+
+/// The `(T+2)²` windows of `L` tiles: element (a, b) of lane i is
+/// `p[base + off[i] + a·pw + b]`, at `[(T+2)·a + b][i]`.
+///
+/// # Safety
+/// Every element read is inside `p`; with `G` = `GATHER_AVX512` (and `L` = 16) the CPU runs
+/// AVX-512F, with `GATHER_AVX2` (and `L` = 8) AVX2.
+#[inline(always)]
+unsafe fn gather<const L: usize, const G: u8, const T: usize>(
+    p: &[f32],
+    base: usize,
+    off: &[i32; L],
+    pw: usize,
+) -> [[f32; L]; MAX_XI] {
+    let wn = T + 2;
+    let mut d = [[0.0f32; L]; MAX_XI];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        if G == GATHER_AVX512 && L == 16 {
+            // SAFETY: the caller's contract: AVX-512F, and every lane's index in bounds.
+            unsafe {
+                let idx = _mm512_loadu_si512(off.as_ptr().cast());
+                for (k, dk) in d.iter_mut().take(xi(T)).enumerate() {
+                    let from = p.as_ptr().add(base + (k / wn) * pw + k % wn);
+                    _mm512_storeu_ps(dk.as_mut_ptr(), _mm512_i32gather_ps::<4>(idx, from));
+                }
+            }
+            return d;
+        }
+        if G == GATHER_AVX2 && L == 8 {
+            // SAFETY: as above, with AVX2.
+            unsafe {
+                let idx = _mm256_loadu_si256(off.as_ptr().cast());
+                for (k, dk) in d.iter_mut().take(xi(T)).enumerate() {
+                    let from = p.as_ptr().add(base + (k / wn) * pw + k % wn);
+                    _mm256_storeu_ps(dk.as_mut_ptr(), _mm256_i32gather_ps::<4>(from, idx));
+                }
+            }
+            return d;
+        }
+    }
+    for (k, dk) in d.iter_mut().take(xi(T)).enumerate() {
+        let row = &p[base + (k / wn) * pw + k % wn..];
+        for (x, &o) in dk.iter_mut().zip(off) {
+            *x = row[o as usize];
+        }
+    }
+    d
+}
+
+/// `G·(g0, g1, g2)` for output tiles `t × t`: one column or row of the weight transform (the
+/// first `t + 2` entries).
+fn g_transform(t: usize, [g0, g1, g2]: [f32; 3]) -> [f32; 6] {
+    if t == 2 {
+        [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2, 0.0, 0.0]
+    } else {
+        [
+            g0 / 4.0,
+            -(g0 + g1 + g2) / 6.0,
+            -(g0 - g1 + g2) / 6.0,
+            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+            g2,
+        ]
+    }
+}
+
+/// `Bᵀ·x` lane-wise over the `T + 2` vectors `x[at + k·stride]`, written back in place.
+#[inline(always)]
+fn bt<const L: usize, const T: usize>(x: &mut [[f32; L]; MAX_XI], at: usize, stride: usize) {
+    for i in 0..L {
+        let v = |k: usize| x[at + k * stride][i];
+        if T == 2 {
+            let (x0, x1, x2, x3) = (v(0), v(1), v(2), v(3));
+            let y = [x0 - x2, x1 + x2, x2 - x1, x1 - x3];
+            for (k, yk) in y.into_iter().enumerate() {
+                x[at + k * stride][i] = yk;
+            }
+        } else {
+            let (x0, x1, x2, x3, x4, x5) = (v(0), v(1), v(2), v(3), v(4), v(5));
+            let y = [
+                4.0 * x0 - 5.0 * x2 + x4,
+                x3 + x4 - 4.0 * (x1 + x2),
+                4.0 * (x1 - x2) - x3 + x4,
+                2.0 * (x3 - x1) - x2 + x4,
+                2.0 * (x1 - x3) - x2 + x4,
+                4.0 * x1 - 5.0 * x3 + x5,
+            ];
+            for (k, yk) in y.into_iter().enumerate() {
+                x[at + k * stride][i] = yk;
+            }
+        }
+    }
+}
+
+/// `Bᵀ·d·B` lane-wise: the columns, then the rows.
+#[inline(always)]
+fn input_transform<const L: usize, const T: usize>(d: &[[f32; L]; MAX_XI]) -> [[f32; L]; MAX_XI] {
+    let wn = T + 2;
+    let mut v = *d;
+    for b in 0..wn {
+        bt::<L, T>(&mut v, b, wn);
+    }
+    for a in 0..wn {
+        bt::<L, T>(&mut v, wn * a, 1);
+    }
+    v
+}
+
+/// `Aᵀ·(m0 .. m_{T+1})` for one lane (the first `T` entries).
+#[inline(always)]
+fn at<const T: usize>(m: [f32; 6]) -> [f32; 4] {
+    if T == 2 {
+        [m[0] + m[1] + m[2], m[1] - m[2] - m[3], 0.0, 0.0]
+    } else {
+        let [m0, m1, m2, m3, m4, m5] = m;
+        let (s12, d12, s34, d34) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+        [
+            m0 + s12 + s34,
+            d12 + 2.0 * d34,
+            s12 + 4.0 * s34,
+            d12 + 8.0 * d34 + m5,
+        ]
+    }
+}
+
+/// `Aᵀ·M·A + bias` lane-wise, as `T` output rows with lane i's pixels at `T·i .. T·i + T`.
+#[inline(always)]
+fn output_transform<const L: usize, const T: usize>(
+    mm: &[[f32; L]; MAX_XI],
+    bias: f32,
+) -> [[f32; 64]; 4] {
+    let wn = T + 2;
+    // Aᵀ·M: T rows of T + 2, per lane.
+    let mut r = [[[0.0f32; L]; 6]; 4];
+    for b in 0..wn {
+        for i in 0..L {
+            let col = at::<T>(std::array::from_fn(|a| {
+                if a < wn {
+                    mm[wn * a + b][i]
+                } else {
+                    0.0
+                }
+            }));
+            for (a, v) in col.into_iter().take(T).enumerate() {
+                r[a][b][i] = v;
+            }
+        }
+    }
+    let mut o = [[0.0f32; 64]; 4];
+    for (a, row) in r.iter().take(T).enumerate() {
+        for i in 0..L {
+            let px = at::<T>(std::array::from_fn(
+                |b| if b < wn { row[b][i] } else { 0.0 },
+            ));
+            for (k, v) in px.into_iter().take(T).enumerate() {
+                o[a][T * i + k] = v + bias;
+            }
+        }
+    }
+    o
+}
 
 /// Copies plane `src` into `p` (width `pw`) at row `pt`, column `pl`, zeros around.
 fn pad_plane(g: &Window2d, pw: usize, src: &[f32], p: &mut [f32]) {
@@ -399,64 +725,6 @@ fn pad_plane(g: &Window2d, pw: usize, src: &[f32], p: &mut [f32]) {
         let n = g.iw.min(pw - g.pl);
         p[py * pw + g.pl..][..n].copy_from_slice(&row[..n]);
     }
-}
-
-/// `Bᵀ·d·B` for [`BLOCK`] tiles along a tile row: tile i's window is columns
-/// `k0 + 2i .. + 4` of the four padded `rows`. Element (a, b) of tile i is `[4·a + b][i]`.
-#[inline(always)]
-fn input_block(rows: &[&[f32]; 4], k0: usize) -> [[f32; BLOCK]; XI] {
-    // Tile i reads columns c[0][i], c[1][i], c[2][i], c[3][i] = k0 + 2i + 0..4 of each row,
-    // after Bᵀ·d has combined the rows: r0 − r2, r1 + r2, r2 − r1, r1 − r3.
-    let mut t = [[[0.0f32; BLOCK]; 4]; 4];
-    for (j, tj) in t.iter_mut().enumerate() {
-        let mut c = [[0.0f32; BLOCK]; 4];
-        for (q, cq) in c.iter_mut().enumerate() {
-            let r = &rows[q][k0 + j..k0 + j + 2 * BLOCK];
-            for i in 0..BLOCK {
-                cq[i] = r[2 * i];
-            }
-        }
-        for i in 0..BLOCK {
-            tj[0][i] = c[0][i] - c[2][i];
-            tj[1][i] = c[1][i] + c[2][i];
-            tj[2][i] = c[2][i] - c[1][i];
-            tj[3][i] = c[1][i] - c[3][i];
-        }
-    }
-    // ·B along each combined row a: c0 − c2, c1 + c2, c2 − c1, c1 − c3.
-    let mut vals = [[0.0f32; BLOCK]; XI];
-    for a in 0..4 {
-        for i in 0..BLOCK {
-            let (c0, c1, c2, c3) = (t[0][a][i], t[1][a][i], t[2][a][i], t[3][a][i]);
-            vals[4 * a][i] = c0 - c2;
-            vals[4 * a + 1][i] = c1 + c2;
-            vals[4 * a + 2][i] = c2 - c1;
-            vals[4 * a + 3][i] = c1 - c3;
-        }
-    }
-    vals
-}
-
-/// `Aᵀ·M·A` for [`BLOCK`] tiles along a tile row: two output rows of `2·BLOCK` pixels.
-#[inline(always)]
-fn output_block(mm: &[[f32; BLOCK]; XI]) -> [[f32; 2 * BLOCK]; 2] {
-    // Aᵀ·M: rows s = m0 + m1 + m2 and d = m1 − m2 − m3, per column.
-    let mut s = [[0.0f32; BLOCK]; 4];
-    let mut d = [[0.0f32; BLOCK]; 4];
-    for b in 0..4 {
-        for i in 0..BLOCK {
-            s[b][i] = mm[b][i] + mm[4 + b][i] + mm[8 + b][i];
-            d[b][i] = mm[4 + b][i] - mm[8 + b][i] - mm[12 + b][i];
-        }
-    }
-    let mut o = [[0.0f32; 2 * BLOCK]; 2];
-    for i in 0..BLOCK {
-        o[0][2 * i] = s[0][i] + s[1][i] + s[2][i];
-        o[0][2 * i + 1] = s[1][i] - s[2][i] - s[3][i];
-        o[1][2 * i] = d[0][i] + d[1][i] + d[2][i];
-        o[1][2 * i + 1] = d[1][i] - d[2][i] - d[3][i];
-    }
-    o
 }
 
 #[cfg(test)]

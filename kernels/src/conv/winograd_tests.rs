@@ -1,4 +1,4 @@
-//! Winograd F(2×2, 3×3) against direct convolution.
+//! Winograd F(2×2, 3×3) and F(4×4, 3×3) against direct convolution.
 
 use super::*;
 
@@ -74,6 +74,22 @@ fn direct(
     y
 }
 
+/// Every window gather this CPU runs whose width divides the panels.
+fn gathers() -> Vec<Gather> {
+    let nr = PanelLayout::new(1, 1).nr();
+    let isa = crate::gemm::Kernel::detect();
+    let mut all = vec![];
+    if isa == crate::gemm::Kernel::Avx512 {
+        all.push(Gather::Avx512);
+    }
+    if matches!(isa, crate::gemm::Kernel::Avx512 | crate::gemm::Kernel::Avx2) {
+        all.push(Gather::Avx2);
+    }
+    all.extend([Gather::Scalar8, Gather::Scalar4]);
+    all.retain(|g| nr % g.lanes() == 0);
+    all
+}
+
 #[test]
 fn matches_direct_convolution() {
     // (images, C, M, ih, iw, pad): odd and even outputs, no padding, a depth past one KC block.
@@ -92,8 +108,13 @@ fn matches_direct_convolution() {
         let b = values(m, 200 + i as u32);
         let res = values(n * m * g.oh * g.ow, 300 + i as u32);
         let want = direct(n, c, m, &g, &x, &w, &b, &res);
-        let wg = Winograd::new(&w, c, m, g);
-        for threads in [1, 2, 3] {
+        let runs = [1, 2, 3].into_iter().flat_map(|threads| {
+            gathers()
+                .into_iter()
+                .flat_map(move |g| [2, 4].map(|tile| (threads, g, tile)))
+        });
+        for (threads, gather, tile) in runs {
+            let wg = Winograd::with_tile(&w, c, m, g, tile).with_gather(gather);
             let mut y = vec![f32::NAN; want.len()];
             let mut scratch = vec![f32::NAN; wg.scratch_len(n, threads)];
             let relu = |v: f32| v.max(0.0);
@@ -111,11 +132,27 @@ fn matches_direct_convolution() {
             for (j, (a, e)) in y.iter().zip(&want).enumerate() {
                 assert!(
                     (a - e).abs() <= 1e-6 * scale,
-                    "case {i}, {threads} threads, element {j}: {a} vs {e}"
+                    "case {i}, {threads} threads, {gather:?}, {tile}×{tile}, element {j}: {a} vs {e}"
                 );
             }
         }
     }
+}
+
+#[test]
+fn the_cost_model_takes_large_tiles_where_they_fill_the_panels() {
+    // Seed CNN's second convolution (16 images of 13×13): 4×4 tiles fill whole panels.
+    let w = values(64 * 32 * 9, 1);
+    assert_eq!(
+        Winograd::new(&w, 32, 64, window(13, 13, 0), 16).tile_size(),
+        4
+    );
+    // One 8×20 image: ten 4×4 tiles would pad a 32-wide panel three times over.
+    let w = values(256 * 64 * 9, 2);
+    assert_eq!(
+        Winograd::new(&w, 64, 256, window(8, 20, 1), 1).tile_size(),
+        2
+    );
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! Four strategies, chosen at build time:
 //! - depthwise (group == C == M): blocks of channels vectorised across channels
 //!   ([`DepthwisePlan`]), each thread with its own scratch for the padded input block;
-//! - Winograd F(2×2, 3×3) ([`Winograd`]) for 3×3 stride-1 convolutions with constant weights
-//!   and enough channels, when the output planes fill the 2×2 tiles well;
+//! - Winograd F(2×2, 3×3) or F(4×4, 3×3) ([`Winograd`], which picks the tile for the batch)
+//!   for 3×3 stride-1 convolutions with constant weights and enough channels, when the output
+//!   planes fill the 2×2 tiles well;
 //! - pointwise (1×1, stride 1, no padding): GEMM straight on the input planes;
 //! - general: im2col into scratch, then GEMM per group and image.
 //!
@@ -86,7 +87,8 @@ const WINOGRAD_MIN_CHANNELS: usize = 8;
 /// counting the tiles that overhang the plane) for the Winograd strategy.
 const WINOGRAD_MIN_GAIN: f32 = 1.5;
 
-/// Whether Winograd F(2×2, 3×3) should run this convolution.
+/// Whether Winograd should run this convolution (judged with 2×2 tiles: where those pay,
+/// the tile [`Winograd::new`] picks pays at least as well).
 fn winograd_pays(g: &Window2d, c: usize, m: usize, group: usize) -> bool {
     let tiles = g.oh.div_ceil(2) * g.ow.div_ceil(2);
     let gain = (9 * g.oh * g.ow) as f32 / (16 * tiles).max(1) as f32;
@@ -164,7 +166,9 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         }
     };
     let wino = match (strategy, wconst) {
-        (Strategy::Winograd, Some(wc)) => Some(Winograd::new(wc.typed::<f32>(), c, m, geom)),
+        (Strategy::Winograd, Some(wc)) => {
+            Some(Winograd::new(wc.typed::<f32>(), c, m, geom, x.shape[0]))
+        }
         _ => None,
     };
     let batched = matches!(strategy, Strategy::Pointwise | Strategy::Im2col)

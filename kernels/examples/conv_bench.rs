@@ -1,0 +1,95 @@
+//! Times the seed CNN's convolution shapes through the kernels that run them, at 1 and 2
+//! threads: `cargo run --release -p edgefuse-kernels --example conv_bench`.
+
+use std::time::Instant;
+
+use edgefuse_kernels::conv::{Window2d, Winograd};
+use edgefuse_kernels::gemm::{pack_a, sgemm_packed, MatRef};
+
+/// The 10th percentile: steadier than the median on a shared machine.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 10]
+}
+
+fn time(iters: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..iters / 10 + 1 {
+        f();
+    }
+    median(
+        (0..iters)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect(),
+    )
+}
+
+fn geom(ih: usize, k: usize, pad: usize) -> Window2d {
+    let o = ih + 2 * pad - k + 1;
+    Window2d {
+        ih,
+        iw: ih,
+        kh: k,
+        kw: k,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        pt: pad,
+        pl: pad,
+        pb: pad,
+        pr: pad,
+        oh: o,
+        ow: o,
+    }
+}
+
+fn main() {
+    let fill = |n: usize| {
+        (0..n)
+            .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
+            .collect::<Vec<f32>>()
+    };
+    let only = std::env::args().nth(1).unwrap_or_default();
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            // GEMM shapes: (m, k, n).
+            for (name, m, k, n) in [("f.6 im2col", 64, 576, 144), ("f.0 im2col", 32, 9, 16 * 676), ("big", 256, 256, 1024), ("d22 im2col", 192, 432, 640), ("d36 im2col", 256, 576, 160)] {
+                if !name.contains(&only) {
+                    continue;
+                }
+                let a = fill(m * k);
+                let b = fill(k * n);
+                let mut c = vec![0.0f32; m * n];
+                let pa = pack_a(MatRef::row_major(&a, m, k), m, k);
+                let us = time(200, || sgemm_packed(&pa, MatRef::row_major(&b, k, n), &mut c, n, 0.0, 1.0, threads));
+                println!("{threads}T gemm {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s", 2.0 * (m * k * n) as f64 / us / 1e3);
+            }
+            for (name, c, m, ih, iw, pad, images) in [("f.3 wino", 32, 64, 13, 13, 0, 16), ("f.6 wino", 64, 64, 5, 5, 0, 16), ("d22 wino", 48, 192, 16, 40, 1, 1), ("d36 wino", 64, 256, 8, 20, 1, 1)] {
+                if !name.contains(&only) {
+                    continue;
+                }
+                let mut g = geom(ih, 3, pad);
+                g.iw = iw;
+                g.ow = iw + 2 * pad - 2;
+                let w = fill(m * c * 9);
+                for tile in [0, 2, 4] {
+                let wg = if tile == 0 { Winograd::new(&w, c, m, g, images) } else { Winograd::with_tile(&w, c, m, g, tile) };
+                let x = fill(images * c * g.ih * g.iw);
+                let mut y = vec![0.0f32; images * m * g.oh * g.ow];
+                let mut s = vec![0.0f32; wg.scratch_len(images, threads)];
+                let us = time(200, || wg.run(images, &x, None, None, |v| v, &mut y, &mut s, threads));
+                let direct = 2.0 * (images * m * c * 9 * g.oh * g.ow) as f64;
+                println!("{threads}T {name:12} c{c} m{m} {}x{} x{images} tile {}{}: {us:8.1} us  {:6.1} direct-GFLOP/s", g.ih, g.iw, wg.tile_size(), if tile == 0 { " (chosen)" } else { "" }, direct / us / 1e3);
+                }
+            }
+        });
+    }
+}
