@@ -81,9 +81,9 @@ impl Gather {
             Kernel::Avx2 => Gather::Avx2,
             _ => Gather::Scalar8,
         };
-        if nr % g.lanes() == 0 {
+        if nr.is_multiple_of(g.lanes()) {
             g
-        } else if nr % 8 == 0 {
+        } else if nr.is_multiple_of(8) {
             Gather::Scalar8
         } else {
             Gather::Scalar4
@@ -125,7 +125,7 @@ impl Winograd {
             let nr = PanelLayout::new(c, 1).nr();
             let last = tiles - (chunks - 1) * chunk;
             let full = (chunks - 1) * chunk.div_ceil(nr) + last / nr;
-            let partial = (last % nr != 0) as usize;
+            let partial = !last.is_multiple_of(nr) as usize;
             let cols = (full as f32 + PARTIAL_PANEL * partial as f32) * nr as f32;
             let x = xi(t) as f32;
             x * cols * (c * m) as f32 / 16.0
@@ -202,7 +202,7 @@ impl Winograd {
             _ => true,
         };
         assert!(
-            runs && nr % gather.lanes() == 0,
+            runs && nr.is_multiple_of(gather.lanes()),
             "winograd: {gather:?} cannot run here"
         );
         self.gather = gather;
@@ -619,6 +619,7 @@ fn g_transform(t: usize, [g0, g1, g2]: [f32; 3]) -> [f32; 6] {
 
 /// `Bᵀ·x` lane-wise over the `T + 2` vectors `x[at + k·stride]`, written back in place.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // the lane indexes six vectors at once
 fn bt<const L: usize, const T: usize>(x: &mut [[f32; L]; MAX_XI], at: usize, stride: usize) {
     for i in 0..L {
         let v = |k: usize| x[at + k * stride][i];

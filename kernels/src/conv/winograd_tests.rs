@@ -86,7 +86,7 @@ fn gathers() -> Vec<Gather> {
         all.push(Gather::Avx2);
     }
     all.extend([Gather::Scalar8, Gather::Scalar4]);
-    all.retain(|g| nr % g.lanes() == 0);
+    all.retain(|g| nr.is_multiple_of(g.lanes()));
     all
 }
 
