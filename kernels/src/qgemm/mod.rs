@@ -11,7 +11,11 @@
 //! a time into the caller's scratch (im2col on the fly for convolutions) and allocates nothing.
 //! Three panel formats exist, chosen per weight tensor and instruction set ([`QKernel`]):
 //! - `U8`: groups of 4 along k, raw u8 activations × i8 weights (`vpdpbusd`); the zero point is a
-//!   per-row correction `−zx·Σw`, computed when packing. Needs weights that fit i8.
+//!   per-row correction `−zx·Σw`, computed when packing. Weights that do not fit i8 (u8 weights
+//!   with a zero point: −255..255, but a row spans at most 255) are shifted by a per-row `s`
+//!   into −128..127, and the product gains `s·Σ_k (x − zx)`: a per-column sum of each packed
+//!   panel, computed once per panel for all rows (ONNX Runtime's u8 × u8 trick). This keeps
+//!   4 products per `vpdpbusd` lane where `I16` has 2.
 //! - `S8`: as `U8` with activations shifted to i8 (`x − 128`, NEON `sdot`); correction
 //!   `(128 − zx)·Σw`.
 //! - `I16`: groups of 2, `x − zx` and weights as i16 (`vpmaddwd`, `vpdpwssd`, NEON `smlal`):
@@ -112,6 +116,9 @@ pub struct QWeights {
     /// Per row, `Σw` for the `U8`/`S8` formats (0 for `I16`): a run with another activation
     /// zero point `z` adds `(zx − z)·Σw` to `corr`.
     sums: Vec<i32>,
+    /// Per row, the shift `s` taken off the weights to make them fit i8 (`U8` only); empty when
+    /// no row is shifted.
+    shift: Vec<i32>,
     /// Byte xor-ed into every u8-domain activation while packing (0x80 for `S8`).
     xor: u8,
     /// Activation zero point in the u8 domain.
@@ -125,15 +132,48 @@ impl QWeights {
     pub fn new(kernel: QKernel, w: &[i32], m: usize, k: usize, zx: i32) -> QWeights {
         assert_eq!(w.len(), m * k, "qgemm: weights are not m × k");
         let fits_i8 = w.iter().all(|&v| (-128..=127).contains(&v));
-        let format = kernel.format(fits_i8);
+        // Rows that span at most 255 can be shifted into i8 where the family reads u8 × i8.
+        let range = |r: usize| {
+            let row = &w[r * k..(r + 1) * k];
+            let lo = row.iter().copied().min().unwrap_or(0);
+            (lo, row.iter().copied().max().unwrap_or(0))
+        };
+        let shifted = !fits_i8
+            && kernel.format(true) == Format::U8
+            && (0..m).all(|r| {
+                let (lo, hi) = range(r);
+                hi - lo <= 255
+            });
+        let format = kernel.format(fits_i8 || shifted);
         let gs = format.group();
         let kg = k.div_ceil(gs).max(1);
+        let shift: Vec<i32> = if shifted {
+            (0..m)
+                .map(|r| {
+                    let (lo, hi) = range(r);
+                    if lo >= -128 && hi <= 127 {
+                        0
+                    } else {
+                        hi - 127
+                    }
+                })
+                .collect()
+        } else {
+            vec![]
+        };
         let mut packed = vec![0i32; m * kg];
         let mut corr = vec![0i32; m];
         let mut sums = vec![0i32; m];
+        let mut shifted_row = vec![0i32; k];
         for r in 0..m {
-            let row = &w[r * k..(r + 1) * k];
-            let sum: i32 = row.iter().sum();
+            let s = shift.get(r).copied().unwrap_or(0);
+            for (d, &v) in shifted_row.iter_mut().zip(&w[r * k..(r + 1) * k]) {
+                *d = v - s;
+            }
+            let row = &shifted_row[..];
+            // With a shift the sum also carries `s` per packed k (padding included: its
+            // activations are the zero point, so it adds nothing to `s·Σ(x − zx)`).
+            let sum: i32 = row.iter().sum::<i32>() + s * (gs * kg) as i32;
             if format != Format::I16 {
                 sums[r] = sum;
             }
@@ -165,6 +205,7 @@ impl QWeights {
             w: packed,
             corr,
             sums,
+            shift,
             xor: if format == Format::S8 { 0x80 } else { 0 },
             zx,
         }
@@ -436,6 +477,16 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
         pack::pack_panel(
             job.src, w.format, w.k, w.kg, p0, np, job.xor, zx, pad, panel,
         );
+        // Σ_k x per column of the panel, for rows whose weights were shifted.
+        let mut colsum = [0i32; NR];
+        if !w.shift.is_empty() {
+            for group in panel.chunks_exact(64) {
+                for (j, cs) in colsum.iter_mut().enumerate() {
+                    let b = &group[4 * j..4 * j + 4];
+                    *cs += b[0] as i32 + b[1] as i32 + b[2] as i32 + b[3] as i32;
+                }
+            }
+        }
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
             let rows = MR.min(job.rows.end - m0);
@@ -448,7 +499,7 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
                 panel.as_ptr(),
                 &mut acc,
             );
-            epilogue(job, out, &acc, m0, rows, p0, np);
+            epilogue(job, out, &acc, &colsum, m0, rows, p0, np);
             m0 += MR;
         }
         p0 += NR;
@@ -456,10 +507,12 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn epilogue(
     job: &Job,
     out: &mut Out,
     acc: &[[i32; NR]; MR],
+    colsum: &[i32; NR],
     m0: usize,
     rows: usize,
     p0: usize,
@@ -471,9 +524,10 @@ fn epilogue(
         let w = job.wts;
         let corr = w.corr[m] + (w.zx - job.x.zero_point) * w.sums[m];
         let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
+        let s = w.shift.get(m).copied().unwrap_or(0);
         let mut y = [0f32; NR];
         for j in 0..NR {
-            y[j] = (a[j].wrapping_add(corr)) as f32 * mult + add;
+            y[j] = (a[j].wrapping_add(corr).wrapping_add(s * colsum[j])) as f32 * mult + add;
         }
         match (job.epi.kind, &mut *out) {
             (OutKind::Int { zp, lo, hi }, Out::Bytes(o)) => {
@@ -483,8 +537,11 @@ fn epilogue(
                 }
                 let base = (m - job.rows.start) * rs + (p0 - job.first) * cs;
                 if cs == 1 && np == NR {
-                    // A fixed-size copy is one store, not a call to memcpy.
-                    o[base..base + NR].copy_from_slice(&q);
+                    // One 16-byte store. (A fixed-size `copy_from_slice` here is merged by LLVM
+                    // with the partial copy below into one call to memcpy per tile row.)
+                    let dst: &mut [u8; NR] = (&mut o[base..base + NR]).try_into().expect("NR");
+                    // SAFETY: `dst` is a valid, exclusive 16-byte array.
+                    unsafe { std::ptr::write_volatile(dst, q) };
                 } else if cs == 1 {
                     o[base..base + np].copy_from_slice(&q[..np]);
                 } else {
@@ -499,7 +556,12 @@ fn epilogue(
                     *v = clamp(*v, lo, hi);
                 }
                 match (cs == 1, job.x.accumulate) {
-                    (true, false) if np == NR => o[base..base + NR].copy_from_slice(&y),
+                    (true, false) if np == NR => {
+                        // As above: one 64-byte store, not a merged memcpy.
+                        let dst: &mut [f32; NR] = (&mut o[base..base + NR]).try_into().expect("NR");
+                        // SAFETY: `dst` is a valid, exclusive array of NR floats.
+                        unsafe { std::ptr::write_volatile(dst, y) };
+                    }
                     (true, false) => o[base..base + np].copy_from_slice(&y[..np]),
                     (true, true) => {
                         for (d, v) in o[base..base + np].iter_mut().zip(&y) {

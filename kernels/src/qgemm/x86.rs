@@ -34,6 +34,12 @@ unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
         panel.copy_within(g * 64..g * 64 + 4, 4 * g);
     }
     let n = 4 * w.kg;
+    // Σ_k x of the column, for rows whose weights were shifted (see `QWeights::new`).
+    let colsum: i32 = if w.shift.is_empty() {
+        0
+    } else {
+        panel[..n].iter().map(|&b| b as i32).sum()
+    };
     let xs = panel.as_ptr();
     let full = n / 64;
     let tail: __mmask64 = if n.is_multiple_of(64) {
@@ -76,7 +82,7 @@ unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
         }
         let acc = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
         // `drive`'s epilogue for one element.
-        let corr = w.corr[m] + (w.zx - zx) * w.sums[m];
+        let corr = w.corr[m] + (w.zx - zx) * w.sums[m] + w.shift.get(m).map_or(0, |s| s * colsum);
         let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
         let y = acc.wrapping_add(corr) as f32 * mult + add;
         let at = (m - job.rows.start) * job.row_stride;
