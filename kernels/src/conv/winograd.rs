@@ -76,6 +76,9 @@ impl Gather {
 
     /// The widest this CPU runs that divides the panel width `nr`.
     fn detect(nr: usize) -> Gather {
+        if !cfg!(target_arch = "x86_64") {
+            return Gather::Scalar4;
+        }
         let g = match Kernel::detect() {
             Kernel::Avx512 => Gather::Avx512,
             Kernel::Avx2 => Gather::Avx2,
@@ -90,6 +93,11 @@ impl Gather {
         }
     }
 }
+
+/// `y = act(v + r)` (or `act(v)`) over a run of output pixels: the activation is called
+/// through this so that the tile kernels are compiled once per ISA and tile, not once per
+/// activation as well.
+type Act<'a> = &'a (dyn Fn(&mut [f32], &[f32], Option<&[f32]>) + Sync);
 
 /// A 3×3, stride-1, dilation-1, ungrouped convolution with its weights transformed.
 #[derive(Debug, Clone)]
@@ -199,7 +207,8 @@ impl Winograd {
         let runs = match gather {
             Gather::Avx512 => Kernel::detect() == Kernel::Avx512,
             Gather::Avx2 => matches!(Kernel::detect(), Kernel::Avx512 | Kernel::Avx2),
-            _ => true,
+            Gather::Scalar8 => cfg!(target_arch = "x86_64"),
+            Gather::Scalar4 => true,
         };
         assert!(
             runs && nr.is_multiple_of(gather.lanes()),
@@ -284,6 +293,19 @@ impl Winograd {
             }
         });
         let padded = &*padded;
+        let apply = move |y: &mut [f32], v: &[f32], res: Option<&[f32]>| match res {
+            Some(r) => {
+                for ((y, &v), &q) in y.iter_mut().zip(v).zip(r) {
+                    *y = act(v + q);
+                }
+            }
+            None => {
+                for (y, &v) in y.iter_mut().zip(v) {
+                    *y = act(v);
+                }
+            }
+        };
+        let act: Act = &|y, v, r| crate::vmath::map_widest(|| apply(y, v, r));
         let tiles = images * self.th * self.tw;
         let out = Disjoint::new(y);
         let bufs = Disjoint::new(bufs);
@@ -304,12 +326,12 @@ impl Winograd {
     /// # Safety
     /// As [`Winograd::chunk_run`].
     #[allow(clippy::too_many_arguments)]
-    unsafe fn chunk_widest<F: Fn(f32) -> f32 + Copy>(
+    unsafe fn chunk_widest(
         &self,
         p: &[f32],
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
-        act: F,
+        act: Act,
         out: &Disjoint,
         buf: &mut [f32],
         t0: usize,
@@ -322,21 +344,19 @@ impl Winograd {
                 ($name:ident, $features:literal, $l:literal, $g:expr) => {
                     #[target_feature(enable = $features)]
                     #[allow(clippy::too_many_arguments)]
-                    unsafe fn $name<F: Fn(f32) -> f32 + Copy, const T: usize>(
+                    unsafe fn $name<const T: usize>(
                         w: &Winograd,
                         p: &[f32],
                         bias: Option<&[f32]>,
                         res: Option<&[f32]>,
-                        act: F,
+                        act: Act,
                         out: &Disjoint,
                         buf: &mut [f32],
                         t0: usize,
                         t1: usize,
                     ) {
                         // SAFETY: passed on from the caller.
-                        unsafe {
-                            w.chunk_run::<F, $l, { $g }, T>(p, bias, res, act, out, buf, t0, t1)
-                        }
+                        unsafe { w.chunk_run::<$l, { $g }, T>(p, bias, res, act, out, buf, t0, t1) }
                     }
                 };
             }
@@ -349,9 +369,9 @@ impl Winograd {
             macro_rules! tiled {
                 ($f:ident) => {
                     if self.t == 4 {
-                        $f::<F, 4>(self, p, bias, res, act, out, buf, t0, t1)
+                        $f::<4>(self, p, bias, res, act, out, buf, t0, t1)
                     } else {
-                        $f::<F, 2>(self, p, bias, res, act, out, buf, t0, t1)
+                        $f::<2>(self, p, bias, res, act, out, buf, t0, t1)
                     }
                 };
             }
@@ -369,18 +389,23 @@ impl Winograd {
         macro_rules! scalar {
             ($l:literal) => {
                 if self.t == 4 {
-                    self.chunk_run::<F, $l, GATHER_SCALAR, 4>(p, bias, res, act, out, buf, t0, t1)
+                    self.chunk_run::<$l, GATHER_SCALAR, 4>(p, bias, res, act, out, buf, t0, t1)
                 } else {
-                    self.chunk_run::<F, $l, GATHER_SCALAR, 2>(p, bias, res, act, out, buf, t0, t1)
+                    self.chunk_run::<$l, GATHER_SCALAR, 2>(p, bias, res, act, out, buf, t0, t1)
                 }
             };
         }
         // SAFETY: the caller's contract; the scalar gathers need no CPU feature.
         unsafe {
+            #[cfg(target_arch = "x86_64")]
             match self.gather {
                 Gather::Scalar4 => scalar!(4),
                 _ => scalar!(8),
             }
+            // Elsewhere only groups of 4 are compiled (`Gather::detect` picks no other there),
+            // which keeps the device binary small.
+            #[cfg(not(target_arch = "x86_64"))]
+            scalar!(4)
         }
     }
 
@@ -393,12 +418,12 @@ impl Winograd {
     /// with `L` its width, and `L` divides the panel width.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn chunk_run<F: Fn(f32) -> f32 + Copy, const L: usize, const G: u8, const T: usize>(
+    unsafe fn chunk_run<const L: usize, const G: u8, const T: usize>(
         &self,
         p: &[f32],
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
-        act: F,
+        act: Act,
         out: &Disjoint,
         buf: &mut [f32],
         t0: usize,
@@ -423,7 +448,7 @@ impl Winograd {
             );
         }
         // SAFETY: passed on from the caller.
-        unsafe { self.transform_output::<F, L, T>(prod, ldc, bias, res, act, out, t0, t1) };
+        unsafe { self.transform_output::<L, T>(prod, ldc, bias, res, act, out, t0, t1) };
     }
 
     /// (image, tile row, tile column) of tile `t`.
@@ -480,13 +505,13 @@ impl Winograd {
     /// No other thread writes the output pixels of these tiles.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn transform_output<F: Fn(f32) -> f32 + Copy, const L: usize, const T: usize>(
+    unsafe fn transform_output<const L: usize, const T: usize>(
         &self,
         prod: &[f32],
         ldc: usize,
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
-        act: F,
+        act: Act,
         out: &Disjoint,
         t0: usize,
         t1: usize,
@@ -523,19 +548,7 @@ impl Winograd {
                         // SAFETY: these pixels belong to this group's tiles, which the caller
                         // gives this thread alone.
                         let yr = unsafe { out.part(at, ncol) };
-                        match res {
-                            Some(res) => {
-                                let rr = &res[at..at + ncol];
-                                for ((y, &v), &q) in yr.iter_mut().zip(src).zip(rr) {
-                                    *y = act(v + q);
-                                }
-                            }
-                            None => {
-                                for (y, &v) in yr.iter_mut().zip(src) {
-                                    *y = act(v);
-                                }
-                            }
-                        }
+                        act(yr, src, res.map(|r| &r[at..at + ncol]));
                     }
                 }
             }

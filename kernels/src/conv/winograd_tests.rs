@@ -85,7 +85,10 @@ fn gathers() -> Vec<Gather> {
     if matches!(isa, crate::gemm::Kernel::Avx512 | crate::gemm::Kernel::Avx2) {
         all.push(Gather::Avx2);
     }
-    all.extend([Gather::Scalar8, Gather::Scalar4]);
+    if cfg!(target_arch = "x86_64") {
+        all.push(Gather::Scalar8);
+    }
+    all.push(Gather::Scalar4);
     all.retain(|g| nr.is_multiple_of(g.lanes()));
     all
 }
