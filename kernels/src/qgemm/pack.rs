@@ -206,10 +206,11 @@ impl<'a, 's> Gather<'a, 's> {
                 } else {
                     let (ki, kj) = (t / g.kw, t % g.kw);
                     let (dy, dx) = ((ki * g.dh) as isize, (kj * g.dw) as isize);
-                    for j in 0..np {
-                        let (iy, ix) = (self.oy[j] + dy, self.ox[j] + dx);
+                    let at = self.oy.iter().zip(&self.ox);
+                    for (r, (&oy, &ox)) in row[..np].iter_mut().zip(at) {
+                        let (iy, ix) = (oy + dy, ox + dx);
                         if iy >= 0 && ix >= 0 && (iy as usize) < g.ih && (ix as usize) < g.iw {
-                            row[j] = plane[iy as usize * g.iw + ix as usize] ^ xor;
+                            *r = plane[iy as usize * g.iw + ix as usize] ^ xor;
                         }
                     }
                 }
