@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use edgefuse_kernels::conv::{Window2d, Winograd};
+use edgefuse_kernels::conv::{DepthwisePlan, Window2d, Winograd};
 use edgefuse_kernels::gemm::{pack_a, sgemm_packed, MatRef};
 
 /// The 10th percentile: steadier than the median on a shared machine.
@@ -61,7 +61,7 @@ fn main() {
             .unwrap();
         pool.install(|| {
             // GEMM shapes: (m, k, n).
-            for (name, m, k, n) in [("f.6 im2col", 64, 576, 144), ("f.0 im2col", 32, 9, 16 * 676), ("big", 256, 256, 1024), ("d22 im2col", 192, 432, 640), ("d36 im2col", 256, 576, 160)] {
+            for (name, m, k, n) in [("f.6 im2col", 64, 576, 144), ("f.6 lane", 64, 576, 72), ("f.0 im2col", 32, 9, 16 * 676), ("big", 256, 256, 1024), ("d22 im2col", 192, 432, 640), ("d36 im2col", 256, 576, 160), ("en head", 1280, 320, 49), ("en b13 proj", 192, 1152, 49), ("en b13 exp", 1152, 192, 49), ("en b9 proj", 112, 672, 196), ("en b9 exp", 672, 112, 196), ("en b1 exp", 96, 32, 12544), ("en b2 proj", 24, 144, 3136), ("en b2 exp", 144, 24, 3136)] {
                 if !name.contains(&only) {
                     continue;
                 }
@@ -71,6 +71,32 @@ fn main() {
                 let pa = pack_a(MatRef::row_major(&a, m, k), m, k);
                 let us = time(200, || sgemm_packed(&pa, MatRef::row_major(&b, k, n), &mut c, n, 0.0, 1.0, threads));
                 println!("{threads}T gemm {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s", 2.0 * (m * k * n) as f64 / us / 1e3);
+            }
+            // Depthwise shapes (channels, input side, window, stride), one thread's loop over blocks.
+            for (name, c, ih, k, s) in [("dw b1", 96, 112, 3, 2), ("dw b2", 144, 56, 3, 1), ("dw b4", 240, 28, 5, 2), ("dw b9", 672, 14, 5, 1), ("dw b12", 1152, 7, 5, 1), ("dw b15", 1152, 7, 3, 1)] {
+                if !name.contains(&only) || threads > 1 {
+                    continue;
+                }
+                let pad = k / 2;
+                let o = (ih + 2 * pad - k) / s + 1;
+                let mut g = geom(ih, k, pad);
+                g.sh = s;
+                g.sw = s;
+                g.oh = o;
+                g.ow = o;
+                let plan = DepthwisePlan::new(&g);
+                let (x, w, b) = (fill(c * ih * ih), fill(c * k * k), fill(c));
+                let mut y = vec![0.0f32; c * o * o];
+                let mut sc = vec![0.0f32; plan.scratch_len()];
+                let l = plan.lanes();
+                let us = time(200, || {
+                    for c0 in (0..c).step_by(l) {
+                        let n = l.min(c - c0);
+                        plan.run_block(n, &x[c0 * ih * ih..], &w[c0 * k * k..], Some(&b[c0..]), &mut y[c0 * o * o..], &mut sc);
+                    }
+                });
+                let flops = 2.0 * (c * o * o * k * k) as f64;
+                println!("1T {name:8} c{c} {ih}x{ih} k{k} s{s}: {us:8.1} us  {:6.1} GFLOP/s", flops / us / 1e3);
             }
             for (name, c, m, ih, iw, pad, images) in [("f.3 wino", 32, 64, 13, 13, 0, 16), ("f.6 wino", 64, 64, 5, 5, 0, 16), ("d22 wino", 48, 192, 16, 40, 1, 1), ("d36 wino", 64, 256, 8, 20, 1, 1)] {
                 if !name.contains(&only) {

@@ -230,13 +230,27 @@ fn block<const L: usize, const FMA: bool, const AVX: bool, const NB: usize, S: R
     let (bp, rest) = rest.split_at_mut(L);
     let (row, cvt) = rest.split_at_mut(g.ow * L);
     let (wp, _) = wp.as_chunks_mut::<L>();
-    for (t, wt) in wp.iter_mut().enumerate() {
-        for (c, v) in wt.iter_mut().enumerate() {
-            *v = if c < b.channels {
-                b.w[c * g.taps() + t]
-            } else {
-                0.0
-            };
+    let taps = g.taps();
+    if b.channels == L && L.is_multiple_of(TILE) {
+        // `[L][taps]` → `[taps][L]` through 8 × 8 transposes.
+        for c0 in (0..L).step_by(TILE) {
+            for t0 in (0..taps).step_by(TILE) {
+                let r = TILE.min(taps - t0);
+                let t = transpose8_cols::<AVX>(
+                    std::array::from_fn(|i| &b.w[(c0 + i) * taps + t0..][..r]),
+                    r,
+                );
+                for (d, t) in wp[t0..t0 + r].iter_mut().zip(&t) {
+                    d[c0..c0 + TILE].copy_from_slice(t);
+                }
+            }
+        }
+    } else {
+        wp.fill([0.0; L]);
+        for (c, wc) in b.w.chunks_exact(taps).take(b.channels).enumerate() {
+            for (d, &v) in wp.iter_mut().zip(wc) {
+                d[c] = v;
+            }
         }
     }
     for (c, v) in bp.iter_mut().enumerate() {
@@ -327,21 +341,14 @@ fn pad_input<const L: usize, const AVX: bool>(
             j += TILE;
         }
         if L.is_multiple_of(TILE) && j < n {
-            // The last few pixels: through a zero-filled tile, still one transpose.
+            // The last few pixels: one transpose reading only their columns.
             let r = n - j;
-            let mut tin = [[0.0f32; TILE]; L];
-            for (t, s) in tin.iter_mut().zip(&src) {
-                t[..r].copy_from_slice(&s[j..n]);
-            }
-            let mut tout = [[0.0f32; L]; TILE];
             for c0 in (0..L).step_by(TILE) {
-                let mut d = tout.iter_mut();
-                transpose8::<AVX>(
-                    std::array::from_fn(|i| &tin[c0 + i][..]),
-                    std::array::from_fn(|_| &mut d.next().expect("tile")[c0..c0 + TILE]),
-                );
+                let t = transpose8_cols::<AVX>(std::array::from_fn(|i| &src[c0 + i][j..n]), r);
+                for (d, t) in mid[j..n].iter_mut().zip(&t) {
+                    d[c0..c0 + TILE].copy_from_slice(t);
+                }
             }
-            mid[j..n].copy_from_slice(&tout[..r]);
         } else {
             for (k, d) in mid.iter_mut().enumerate().skip(j) {
                 *d = std::array::from_fn(|c| src[c][k]);
@@ -376,6 +383,18 @@ fn transpose8_avx(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
     // SAFETY: every row holds at least 8 floats (asserted above); unaligned loads and stores.
     unsafe {
         let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src[i].as_ptr()));
+        for (d, v) in dst.into_iter().zip(transpose8_regs(r)) {
+            _mm256_storeu_ps(d.as_mut_ptr(), v);
+        }
+    }
+}
+
+/// The 8 × 8 transpose of eight registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn transpose8_regs(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    {
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
         let t1 = _mm256_unpackhi_ps(r[0], r[1]);
         let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -402,9 +421,96 @@ fn transpose8_avx(src: [&[f32]; TILE], dst: [&mut [f32]; TILE]) {
             _mm256_permute2f128_ps::<0x31>(u2, u6),
             _mm256_permute2f128_ps::<0x31>(u3, u7),
         ];
-        for (d, v) in dst.into_iter().zip(out) {
-            _mm256_storeu_ps(d.as_mut_ptr(), v);
+        out
+    }
+}
+
+/// The first `r` (1..8) rows of an 8 × 8 transpose whose source rows hold only `r` columns:
+/// `t[k][i] = src[i][k]` for `k < r` (later rows of `t` are unspecified).
+#[inline(always)]
+pub(crate) fn transpose8_cols<const AVX: bool>(
+    src: [&[f32]; TILE],
+    r: usize,
+) -> [[f32; TILE]; TILE] {
+    assert!((1..=TILE).contains(&r) && src.iter().all(|s| s.len() >= r));
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        // SAFETY: AVX is true only inside `block_avx2` and `block_avx512` (and the int8
+        // bodies), which run after their callers checked that the CPU has AVX2.
+        return unsafe { transpose8_cols_avx(src, r) };
+    }
+    let mut t = [[0.0f32; TILE]; TILE];
+    for (i, s) in src.iter().enumerate() {
+        for (k, v) in s[..r].iter().enumerate() {
+            t[k][i] = *v;
         }
+    }
+    t
+}
+
+/// An 8 × 8 transpose that writes only the first `r` (1..8) columns of each destination row:
+/// `dst[k][i] = src[i][k]` for `i < r`.
+#[inline(always)]
+pub(crate) fn transpose8_into_cols<const AVX: bool>(
+    src: [&[f32]; TILE],
+    mut dst: [&mut [f32]; TILE],
+    r: usize,
+) {
+    assert!((1..=TILE).contains(&r) && dst.iter().all(|d| d.len() >= r));
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        // SAFETY: as in `transpose8_cols`.
+        unsafe { transpose8_into_cols_avx(src, dst, r) };
+        return;
+    }
+    for (i, s) in src.iter().enumerate().take(r) {
+        for (k, d) in dst.iter_mut().enumerate() {
+            d[i] = s[k];
+        }
+    }
+}
+
+/// `_mm256_maskload_ps` / `_mm256_maskstore_ps` mask of the first `r` lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn first_lanes(r: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(r as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// [`transpose8_cols`] in AVX registers: masked loads of the `r` columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transpose8_cols_avx(src: [&[f32]; TILE], r: usize) -> [[f32; TILE]; TILE] {
+    use std::arch::x86_64::*;
+    assert!(src.iter().all(|s| s.len() >= r) && r <= TILE);
+    let mask = first_lanes(r);
+    // SAFETY: the masked loads touch only the first `r` floats of each row (asserted above).
+    let rows = std::array::from_fn(|i| unsafe { _mm256_maskload_ps(src[i].as_ptr(), mask) });
+    let out = transpose8_regs(rows);
+    let mut t = [[0.0f32; TILE]; TILE];
+    for (d, v) in t.iter_mut().zip(out) {
+        // SAFETY: `d` holds 8 floats.
+        unsafe { _mm256_storeu_ps(d.as_mut_ptr(), v) };
+    }
+    t
+}
+
+/// [`transpose8_into_cols`] in AVX registers: masked stores of the `r` columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transpose8_into_cols_avx(src: [&[f32]; TILE], dst: [&mut [f32]; TILE], r: usize) {
+    use std::arch::x86_64::*;
+    assert!(src.iter().all(|s| s.len() >= 8) && dst.iter().all(|d| d.len() >= r) && r <= TILE);
+    // SAFETY: every source row holds at least 8 floats (asserted above).
+    let rows = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src[i].as_ptr()) });
+    let mask = first_lanes(r);
+    for (d, v) in dst.into_iter().zip(transpose8_regs(rows)) {
+        // SAFETY: the masked store writes only the first `r` floats of `d` (asserted above).
+        unsafe { _mm256_maskstore_ps(d.as_mut_ptr(), mask, v) };
     }
 }
 
@@ -436,19 +542,16 @@ pub(crate) fn store_row<const L: usize, const AVX: bool>(
             j += TILE;
         }
         if L.is_multiple_of(TILE) && j < ow {
+            // The last few pixels: one transpose writing only their columns.
             let r = ow - j;
-            let mut tin = [[0.0f32; L]; TILE];
-            tin[..r].copy_from_slice(&row[j..ow]);
-            let mut tout = [[0.0f32; TILE]; L];
-            for c0 in (0..L).step_by(TILE) {
-                let mut d = tout[c0..c0 + TILE].iter_mut();
-                transpose8::<AVX>(
-                    std::array::from_fn(|k| &tin[k][c0..c0 + TILE]),
-                    std::array::from_fn(|_| &mut d.next().expect("tile")[..]),
+            for (c0, d8) in dst.chunks_exact_mut(TILE).enumerate() {
+                let c0 = c0 * TILE;
+                let mut d8 = d8.iter_mut();
+                transpose8_into_cols::<AVX>(
+                    std::array::from_fn(|k| &row[j + k.min(r - 1)][c0..c0 + TILE]),
+                    std::array::from_fn(|_| &mut d8.next().expect("tile")[j..ow]),
+                    r,
                 );
-            }
-            for (d, t) in dst.iter_mut().zip(&tout) {
-                d[j..ow].copy_from_slice(&t[..r]);
             }
         } else {
             for (k, v) in row.iter().enumerate().skip(j) {
@@ -511,13 +614,15 @@ fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize, S:
         if g.ow >= NB {
             while ox < g.ow {
                 let s = ox.min(g.ow - NB);
-                row[s..s + NB].copy_from_slice(&pixels::<L, FMA, NB>(p, buf, w, bias, band_row, s));
+                let dst: &mut [[f32; L]; NB] = (&mut row[s..s + NB]).try_into().expect("NB");
+                *dst = pixels::<L, FMA, NB>(p, buf, w, bias, band_row, s);
                 ox = s + NB;
             }
         } else if g.ow >= 4 {
             while ox < g.ow {
                 let s = ox.min(g.ow - 4);
-                row[s..s + 4].copy_from_slice(&pixels::<L, FMA, 4>(p, buf, w, bias, band_row, s));
+                let dst: &mut [[f32; L]; 4] = (&mut row[s..s + 4]).try_into().expect("4");
+                *dst = pixels::<L, FMA, 4>(p, buf, w, bias, band_row, s);
                 ox = s + 4;
             }
         } else {

@@ -269,6 +269,47 @@ pub fn sgemm_packed_epi(
     threads: usize,
     epi: Option<TileFn>,
 ) {
+    packed_a_product(a, b, c, ldc, alpha, beta, threads, epi, None)
+}
+
+/// Floats of workspace [`sgemm_packed_epi_in`] needs for `a` times a right operand of `n`
+/// columns.
+pub fn rhs_workspace(a: &PackedA, n: usize) -> usize {
+    let isa = a.kernel.isa();
+    (isa.kc.min(a.k) * n.min(isa.nc).next_multiple_of(isa.nr)).next_multiple_of(16)
+        + pack::ALIGN_F32
+        + 16
+}
+
+/// [`sgemm_packed_epi`] on the calling thread, packing `b` into `ws` (at least
+/// [`rhs_workspace`] floats) rather than into a buffer from the shared pool: for callers that
+/// run several products at once and must not allocate.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed_epi_in(
+    a: &PackedA,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<TileFn>,
+    ws: &mut [f32],
+) {
+    packed_a_product(a, b, c, ldc, alpha, beta, 1, epi, Some(ws))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn packed_a_product(
+    a: &PackedA,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    threads: usize,
+    epi: Option<TileFn>,
+    ws: Option<&mut [f32]>,
+) {
     let (m, k, n) = (a.m, a.k, b.cols);
     assert!(b.rows == k, "sgemm_packed dimensions disagree");
     b.check();
@@ -305,7 +346,7 @@ pub fn sgemm_packed_epi(
         let lhs = driver::Lhs::Packed(a.panels());
         let rhs = driver::Rhs::Strided(br);
         driver::gemm(
-            isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads, epi, None,
+            isa, m, n, k, lhs, rhs, out, alpha, beta, par, threads, epi, ws,
         );
     }
 }

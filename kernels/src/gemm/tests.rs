@@ -400,6 +400,21 @@ fn tile_epilogue_runs_once_per_element_after_the_full_depth() {
             };
             sgemm_packed_epi(&p, b.view(), &mut got, n, 0.0, 1.0, threads, Some(&epi));
             assert_eq!(got, want, "{kernel:?} {m}x{n}x{k} threads {threads}");
+            // The same on the calling thread with a caller's workspace (poisoned, exactly
+            // the size asked for, at an odd offset so the alignment slack is used).
+            let mut ws = vec![f32::NAN; rhs_workspace(&p, n) + 1];
+            let mut got = vec![0.0f32; m * n];
+            sgemm_packed_epi_in(
+                &p,
+                b.view(),
+                &mut got,
+                n,
+                0.0,
+                1.0,
+                Some(&epi),
+                &mut ws[1..],
+            );
+            assert_eq!(got, want, "{kernel:?} {m}x{n}x{k} in a workspace");
         }
     }
 }

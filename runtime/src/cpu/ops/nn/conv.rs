@@ -15,7 +15,10 @@
 //! plane alone would leave most of a micro-tile empty.
 
 use edgefuse_kernels::conv::{im2col, im2col_ld, DepthwisePlan, Window2d, Winograd};
-use edgefuse_kernels::gemm::{pack_a, sgemm, sgemm_packed, sgemm_packed_epi, MatRef, PackedA};
+use edgefuse_kernels::gemm::{
+    pack_a, rhs_workspace, sgemm, sgemm_packed, sgemm_packed_epi, sgemm_packed_epi_in, MatRef,
+    PackedA,
+};
 use rayon::prelude::*;
 
 use crate::cpu::ops::elementwise::unary::{with_f32_fn, F32Map};
@@ -205,6 +208,40 @@ impl ConvKernel {
         self.c / self.group * self.geom.taps()
     }
 
+    /// Threads that take whole images each (the batch is split rather than each image's
+    /// product): several images that are not batched into one product, with packed weights.
+    fn image_lanes(&self, threads: usize) -> usize {
+        let work = self.n * self.m * self.geom.out_size() * self.col_rows();
+        if self.n > 1
+            && !self.batched
+            && self.packed.is_some()
+            && matches!(self.strategy, Strategy::Im2col | Strategy::Pointwise)
+        {
+            threads
+                .min(self.cores)
+                .min(self.n)
+                .min(work / PAR_MIN_WORK)
+                .max(1)
+        } else {
+            1
+        }
+    }
+
+    /// f32s of one image lane's scratch: its unfolded columns, then its GEMM's packing
+    /// workspace (each a multiple of 64 bytes).
+    fn lane_scratch(&self) -> (usize, usize) {
+        let osz = self.geom.out_size();
+        let col = match self.strategy {
+            Strategy::Im2col => (self.col_rows() * osz).next_multiple_of(16),
+            _ => 0,
+        };
+        let ws = self
+            .packed
+            .as_ref()
+            .map_or(0, |p| rhs_workspace(&p[0], osz));
+        (col, ws.next_multiple_of(16))
+    }
+
     /// f32s of depthwise scratch per thread (a multiple of 64 bytes), and the most threads.
     fn dw_scratch(&self, plan: &DepthwisePlan) -> (usize, usize) {
         (plan.scratch_len().next_multiple_of(16), self.dw_slices)
@@ -239,9 +276,8 @@ impl ConvKernel {
                     let bias = bias.map(|b| &b[c0..]);
                     let n = yb.len() / osz;
                     plan.run_block(n, &xi[c0 * isz..], &w[c0 * taps..], bias, yb, sc);
-                    for yp in yb.chunks_exact_mut(osz) {
-                        self.epilogue.apply(0.0, yp);
-                    }
+                    // The activation over the block's planes at once (the bias is in).
+                    self.epilogue.apply(0.0, yb);
                 }
             };
             if lanes == 1 {
@@ -262,6 +298,11 @@ impl CpuKernel for ConvKernel {
             return 4 * wg.scratch_len(self.n, self.cores);
         }
         let osz = self.geom.out_size();
+        let lanes = self.image_lanes(self.cores);
+        if lanes > 1 {
+            let (col, ws) = self.lane_scratch();
+            return (col + ws) * lanes * 4;
+        }
         if self.batched {
             // All images unfolded side by side, then one group's output before the scatter.
             return (self.col_rows() + self.m / self.group) * self.n * osz * 4;
@@ -411,6 +452,45 @@ impl CpuKernel for ConvKernel {
                         .for_each(write);
                 }
             }
+            return Ok(());
+        }
+        let lanes = self.image_lanes(ctx.threads);
+        if lanes > 1 {
+            // Whole images per thread, each unfolded into the thread's own columns and
+            // multiplied on that thread: one fork for the batch instead of one per image.
+            let packed = self
+                .packed
+                .as_ref()
+                .expect("image lanes have packed weights");
+            let (col_len, ws_len) = self.lane_scratch();
+            let per = self.n.div_ceil(lanes);
+            let y = &mut y[..self.n * self.m * osz];
+            let task = |(lane, (yl, sc)): (usize, (&mut [f32], &mut [f32]))| {
+                let (col, ws) = sc.split_at_mut(col_len);
+                for (i, yi) in yl.chunks_exact_mut(self.m * osz).enumerate() {
+                    let n = lane * per + i;
+                    for grp in 0..self.group {
+                        let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
+                        let rhs = if self.strategy == Strategy::Pointwise {
+                            MatRef::row_major(xg, cg, isz)
+                        } else {
+                            im2col(g, cg, xg, col);
+                            MatRef::row_major(col, k, osz)
+                        };
+                        let yg = &mut yi[grp * mg * osz..][..mg * osz];
+                        let epi = |row: usize, c0: usize, seg: &mut [f32]| {
+                            let ch = grp * mg + row;
+                            let r = res_of(n, ch).map(|r| &r[c0..c0 + seg.len()]);
+                            self.epilogue.apply_res(bias_of(ch), seg, r);
+                        };
+                        sgemm_packed_epi_in(&packed[grp], rhs, yg, osz, 0.0, 1.0, Some(&epi), ws);
+                    }
+                }
+            };
+            y.par_chunks_mut(per * self.m * osz)
+                .zip(col.par_chunks_mut(col_len + ws_len))
+                .enumerate()
+                .for_each(task);
             return Ok(());
         }
         for n in 0..self.n {

@@ -40,12 +40,27 @@ pub(crate) fn assert_close(got: &[f32], want: &[f32], what: &str) {
 
 /// Runs one op with all inputs non-constant and a chosen thread budget.
 pub(crate) fn run_op(op: &Op, inputs: &[&Tensor], threads: usize) -> Vec<Tensor> {
+    run_op_consts(op, inputs, threads, &[])
+}
+
+/// [`run_op`] with the inputs whose index is in `consts` given to the kernel as constants
+/// (packed or transformed when it is built, as the weights of a compiled model are).
+pub(crate) fn run_op_consts(
+    op: &Op,
+    inputs: &[&Tensor],
+    threads: usize,
+    consts: &[usize],
+) -> Vec<Tensor> {
     let facts: Vec<Fact> = inputs
         .iter()
         .map(|t| Fact::new(t.dtype, t.shape.clone()))
         .collect();
     let out_facts = op.infer(&facts).unwrap();
-    let consts: Vec<Option<TensorView>> = inputs.iter().map(|_| None).collect();
+    let consts: Vec<Option<TensorView>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| consts.contains(&i).then(|| t.view()))
+        .collect();
     let kernel = build_op(
         op,
         &BuildCtx {
@@ -305,6 +320,23 @@ fn cases() -> Vec<Case> {
             ..case("residual 1x1 no bias", &[1, 8, 9, 9], 4, &[1, 1])
         },
         Case {
+            pads: vec![1, 1, 1, 1],
+            bias: true,
+            residual: true,
+            act: Some(UnaryOp::Relu),
+            // Planes too large to batch: whole images per thread (2 + 1).
+            ..case("images threaded", &[3, 4, 26, 26], 8, &[3, 3])
+        },
+        Case {
+            group: 2,
+            bias: true,
+            ..case("images threaded grouped", &[3, 4, 24, 24], 6, &[3, 3])
+        },
+        Case {
+            act: relu6,
+            ..case("images threaded 1x1", &[2, 16, 24, 24], 8, &[1, 1])
+        },
+        Case {
             bias: true,
             residual: true,
             act: Some(UnaryOp::Sigmoid),
@@ -375,8 +407,14 @@ fn conv_matches_direct_convolution() {
         let want = naive(&op, &x, &w, c.bias.then_some(&b), c.residual.then_some(&r));
         let got = crate::cpu::ops::eval(&Op::Conv(op.clone()), &inputs).unwrap();
         assert_close(got[0].as_slice::<f32>().unwrap(), &want, c.name);
-        let got = run_op(&Op::Conv(op), &inputs, 2);
+        let got = run_op(&Op::Conv(op.clone()), &inputs, 2);
         assert_close(got[0].as_slice::<f32>().unwrap(), &want, c.name);
+        // Constant weights and bias: packed (or transformed) when the kernel is built.
+        for threads in [1, 2] {
+            let got = run_op_consts(&Op::Conv(op.clone()), &inputs, threads, &[1, 2]);
+            let name = format!("{} (constant weights, {threads} threads)", c.name);
+            assert_close(got[0].as_slice::<f32>().unwrap(), &want, &name);
+        }
     }
 }
 
