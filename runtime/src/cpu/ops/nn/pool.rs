@@ -65,7 +65,16 @@ impl CpuKernel for PoolKernel {
         };
         let y = &mut y[..self.planes * osz];
         if ctx.threads > 1 && y.len() * g.taps() >= PAR_MIN_WORK {
-            y.par_chunks_mut(osz).enumerate().for_each(plane);
+            // One run of planes per thread (rayon would otherwise split down to single
+            // planes, a task each).
+            let per = self.planes.div_ceil(ctx.threads);
+            y.par_chunks_mut(per * osz)
+                .enumerate()
+                .for_each(|(t, run)| {
+                    for (i, yp) in run.chunks_mut(osz).enumerate() {
+                        plane((t * per + i, yp));
+                    }
+                });
         } else {
             y.chunks_mut(osz).enumerate().for_each(plane);
         }
