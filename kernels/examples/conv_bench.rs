@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use edgefuse_kernels::conv::{DepthwisePlan, Window2d, Winograd};
-use edgefuse_kernels::gemm::{pack_a, sgemm_packed, MatRef};
+use edgefuse_kernels::gemm::{pack_a, pack_b, sgemm_packed, sgemm_packed_b, MatRef};
 
 /// The 10th percentile: steadier than the median on a shared machine.
 fn median(mut v: Vec<f64>) -> f64 {
@@ -97,6 +97,18 @@ fn main() {
                 });
                 let flops = 2.0 * (c * o * o * k * k) as f64;
                 println!("1T {name:8} c{c} {ih}x{ih} k{k} s{s}: {us:8.1} us  {:6.1} GFLOP/s", flops / us / 1e3);
+            }
+            // Constant right operands (fully connected layers): (m, k, n).
+            for (name, m, k, n) in [("fc ocr", 20, 512, 8210), ("fc effnet", 1, 1280, 1000)] {
+                if !name.contains(&only) {
+                    continue;
+                }
+                let a = fill(m * k);
+                let b = fill(k * n);
+                let mut c = vec![0.0f32; m * n];
+                let pb = pack_b(MatRef::row_major(&b, k, n), k, n);
+                let us = time(50, || sgemm_packed_b(MatRef::row_major(&a, m, k), &pb, &mut c, n, 0.0, 1.0, threads));
+                println!("{threads}T {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s  {:5.1} GB/s of B", 2.0 * (m * k * n) as f64 / us / 1e3, (k * n * 4) as f64 / us / 1e3);
             }
             for (name, c, m, ih, iw, pad, images) in [("f.3 wino", 32, 64, 13, 13, 0, 16), ("f.6 wino", 64, 64, 5, 5, 0, 16), ("d22 wino", 48, 192, 16, 40, 1, 1), ("d36 wino", 64, 256, 8, 20, 1, 1)] {
                 if !name.contains(&only) {
