@@ -40,7 +40,8 @@ fn kill_9_during_installs_leaves_one_verified_model() {
     }
     let (mut new, mut old) = (0, 0);
     let t0 = Instant::now();
-    for trial in 1..=200usize {
+    // Trials 1..=200, each installing its own bundle.
+    for (trial, bundle) in bundles.iter().enumerate().skip(1) {
         let vars = if trial % 2 == 0 {
             // A crash point at every step of the install, in turn (abort: no cleanup, like kill -9).
             vec![("EDGEFUSE_FAULT_CRASH_AT", (1 + rng.below(13)).to_string())]
@@ -53,7 +54,7 @@ fn kill_9_during_installs_leaves_one_verified_model() {
         let st = client.status(&agent.url).unwrap();
         assert_eq!(st.active_version.as_deref(), Some(before.as_str()));
         let push = {
-            let (c, url, b) = (client.clone(), agent.url.clone(), bundles[trial].clone());
+            let (c, url, b) = (client.clone(), agent.url.clone(), bundle.clone());
             std::thread::spawn(move || c.install(&url, &b, false))
         };
         if trial % 2 == 1 {

@@ -62,7 +62,7 @@ fn seed_lstm_textgen() {
     // batch-major LSTM: the compile fired each rule once, the LSTM's W is the column selection
     // the runtime skips the projection for, and no Transpose is left (batch 16 of the refs).
     let Some(models) = models_dir() else { return };
-    let m = edgefuse_runtime::Model::load(&compiled(&models, "seed_lstm_textgen")).unwrap();
+    let m = edgefuse_runtime::Model::load(compiled(&models, "seed_lstm_textgen")).unwrap();
     for rule in [
         "fold_embedding_into_lstm",
         "drop_zero_lstm_states",

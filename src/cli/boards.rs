@@ -67,8 +67,8 @@ pub fn run(a: Args) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<18} {:<27} {:<22} {:<8} {:<9} {}",
-        "board", "target", "gpu", "memory", "default", "notes"
+        "{:<18} {:<27} {:<22} {:<8} {:<9} notes",
+        "board", "target", "gpu", "memory", "default"
     );
     for b in Board::builtin() {
         let gpu = match &b.gpu {

@@ -220,7 +220,8 @@ fn quant_options(
     if !(a.percentile > 50.0 && a.percentile <= 100.0) {
         anyhow::bail!("--percentile {} is outside (50, 100]", a.percentile);
     }
-    if a.max_drop.is_some_and(|d| !(d >= 0.0)) {
+    // NaN is refused too.
+    if a.max_drop.is_some_and(|d| d.is_nan() || d < 0.0) {
         anyhow::bail!("--max-drop must be a number of points ≥ 0");
     }
     let method = match a.calibration {

@@ -314,8 +314,8 @@ impl<'a> NodeCtx<'a> {
 
     /// Binds outputs 0.. to `ids`, skipping absent ones; extra `ids` are ignored.
     pub fn set_outputs(&mut self, ids: &[TensorId]) -> Result<()> {
-        for k in 0..self.n_outputs().min(ids.len()) {
-            self.set_output(k, ids[k])?;
+        for (k, &id) in ids.iter().enumerate().take(self.n_outputs()) {
+            self.set_output(k, id)?;
         }
         Ok(())
     }

@@ -32,7 +32,7 @@ pub fn input_fact(vi: &ValueInfoProto, given: Option<&[usize]>) -> Result<Fact> 
             .collect()
     });
     if let Some(g) = given {
-        if g.iter().any(|&d| d == 0) {
+        if g.contains(&0) {
             bail!("the shape given for input \"{name}\" {g:?} has a zero dimension");
         }
         if let Some(m) = &model {

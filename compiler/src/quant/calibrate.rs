@@ -90,7 +90,7 @@ impl Stats {
             self.sums = vec![0.0; ch.channels];
         }
         let block = ch.channels * ch.inner;
-        if block == 0 || xs.len() % block != 0 {
+        if block == 0 || !xs.len().is_multiple_of(block) {
             return;
         }
         for outer in xs.chunks_exact(block) {
@@ -114,7 +114,8 @@ impl Stats {
     fn start_histogram(&mut self) {
         self.lo = self.min.min(0.0);
         self.hi = self.max.max(0.0);
-        if !(self.hi > self.lo) {
+        // Not greater covers NaN bounds too.
+        if self.hi.partial_cmp(&self.lo) != Some(std::cmp::Ordering::Greater) {
             self.hi = self.lo + 1e-6;
         }
         self.hist = vec![0; BINS];
@@ -345,7 +346,7 @@ pub fn observe(
 pub fn u8_params(lo: f32, hi: f32) -> (f32, u8) {
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
     let scale = (hi - lo) / 255.0;
-    if !(scale > 0.0) || !scale.is_finite() {
+    if !(scale.is_finite() && scale > 0.0) {
         return (1.0, 0);
     }
     let zp = (-lo / scale).round().clamp(0.0, 255.0) as u8;

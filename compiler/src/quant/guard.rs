@@ -153,7 +153,7 @@ pub fn guard(
     b.finish_and_clear();
     ranked.sort_by(|a, b| a.2.total_cmp(&b.2));
     for (l, t, err) in ranked {
-        if f - q <= max_drop || enabled.len() == 0 {
+        if f - q <= max_drop || enabled.is_empty() {
             break;
         }
         enabled.remove(&l.key);

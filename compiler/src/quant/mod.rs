@@ -121,7 +121,7 @@ pub fn quantize(
             labels,
             opts.max_drop,
             opts.progress,
-            &|e| Ok(finish(build(e)?.0)?),
+            &|e| finish(build(e)?.0),
         )?;
         enabled = outcome.enabled;
         summary.metric = Some("top-1 %".into());

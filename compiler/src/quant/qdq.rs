@@ -405,7 +405,7 @@ pub fn insert(
     // Weights: i8 constant + per-channel DQ, placed before the first reader.
     let mut done: HashMap<(TensorId, usize), TensorId> = HashMap::new();
     let mut weight_sqnr = HashMap::new();
-    for k in 0..n_old {
+    for (k, before_k) in before.iter_mut().enumerate().take(n_old) {
         let key = out.graph.tensors[out.graph.nodes[k].outputs[0]]
             .name
             .clone();
@@ -448,7 +448,7 @@ pub fn insert(
                     format!("{}_dequantized", info.name),
                     edgefuse_runtime::ir::Fact::new(DType::F32, info.shape.clone()),
                 );
-                before[k].push(Node {
+                before_k.push(Node {
                     name: format!("{}_DequantizeLinear", info.name),
                     op: Op::DequantizeLinear(DequantizeLinear { axis: Some(axis) }),
                     inputs: vec![wq, s, z],

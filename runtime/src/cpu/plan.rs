@@ -106,8 +106,7 @@ pub fn plan(graph: &Graph, scratch: usize) -> Result<MemoryPlan> {
     }
 
     let mut slots = Vec::with_capacity(n);
-    for t in 0..n {
-        let r = root[t];
+    for (t, &r) in root.iter().enumerate() {
         let slot = if graph.tensors[r].weight.is_some() {
             Slot::Const(r)
         } else if offsets[r] == usize::MAX {

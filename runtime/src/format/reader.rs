@@ -80,7 +80,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed> {
                 "section {i} ({off}+{len}) runs past the end of the file"
             )));
         };
-        if off as usize % ALIGN != 0 {
+        if !(off as usize).is_multiple_of(ALIGN) {
             return Err(bad(format!("section {i} is not 64-byte aligned")));
         }
         let range = off as usize..end as usize;

@@ -187,7 +187,7 @@ impl PreprocessSpec {
                 )));
             }
         }
-        if self.std.iter().any(|&s| s == 0.0) {
+        if self.std.contains(&0.0) {
             return Err(Error::invalid("preprocess std: must not be zero"));
         }
         if self.resize == Some(0) || self.crop.is_some_and(|(w, h)| w == 0 || h == 0) {

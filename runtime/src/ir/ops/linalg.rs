@@ -58,13 +58,16 @@ impl OpInfo for Gemm {
     }
 }
 
+/// [`MatMul::dims`]: (batch shape, m, k, n, output shape).
+pub type MatMulDims = (Vec<usize>, usize, usize, usize, Vec<usize>);
+
 /// Numpy matmul: 1-D operands promoted, batch dimensions broadcast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatMul {}
 
 impl MatMul {
     /// (batch shape, m, k, n) and the output shape.
-    pub fn dims(a: &[usize], b: &[usize]) -> Result<(Vec<usize>, usize, usize, usize, Vec<usize>)> {
+    pub fn dims(a: &[usize], b: &[usize]) -> Result<MatMulDims> {
         if a.is_empty() || b.is_empty() {
             return Err(Error::invalid("MatMul of a scalar"));
         }

@@ -28,7 +28,7 @@ pub fn conv_out_len(
     }
     let span = padded - eff;
     let mut out = span / stride + 1;
-    if ceil && span % stride != 0 {
+    if ceil && !span.is_multiple_of(stride) {
         out += 1;
         // The last window must start inside the input or the begin padding.
         if (out - 1) * stride >= input + pad_begin {

@@ -35,7 +35,7 @@ fn check_scale(what: &str, s: &QScale, dtype: DType) -> Result<()> {
     } else {
         0..=255
     };
-    if !(s.scale.is_finite() && s.scale > 0.0) || !range.contains(&s.zero_point) {
+    if !(s.scale.is_finite() && s.scale > 0.0 && range.contains(&s.zero_point)) {
         return Err(Error::invalid(format!(
             "{what}: scale {} / zero point {} invalid for {dtype}",
             s.scale, s.zero_point

@@ -59,7 +59,8 @@ pub struct Gru {
 /// carry one, and the backends would read 0 differently).
 fn check_clip(name: &str, clip: Option<f32>) -> Result<()> {
     match clip {
-        Some(c) if !(c > 0.0) => Err(Error::invalid(format!(
+        // NaN is refused too.
+        Some(c) if c.is_nan() || c <= 0.0 => Err(Error::invalid(format!(
             "{name} clip must be positive, got {c}"
         ))),
         _ => Ok(()),

@@ -30,7 +30,7 @@ fn axis(ctx: &NodeCtx) -> Result<Option<usize>> {
         }
     }
     if scale.len() <= 1 {
-        if scale.len() == 0 {
+        if scale.is_empty() {
             bail!("scale is empty");
         }
         return Ok(None);

@@ -361,8 +361,9 @@ mod tests {
             t(&[2, 1, 4], (0..8).map(|v| v as f32 * 0.5).collect()),
             t(&[2, 3, 4], (0..24).map(|v| 1.0 + v as f32).collect()),
         ];
+        type OpRef = (BinaryOp, fn(f32, f32) -> f32);
         for b in &cases {
-            let ops: [(BinaryOp, fn(f32, f32) -> f32); 5] = [
+            let ops: [OpRef; 5] = [
                 (BinaryOp::Add, |x, y| x + y),
                 (BinaryOp::Sub, |x, y| x - y),
                 (BinaryOp::Mul, |x, y| x * y),

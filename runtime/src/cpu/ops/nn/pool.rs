@@ -142,14 +142,15 @@ mod tests {
     #[test]
     fn pool_matches_window_definition() {
         // (x shape, kernel, strides, pads, dilations, ceil_mode)
-        let geoms: Vec<(
+        type Geom = (
             Vec<usize>,
             Vec<usize>,
             Vec<usize>,
             Vec<usize>,
             Vec<usize>,
             bool,
-        )> = vec![
+        );
+        let geoms: Vec<Geom> = vec![
             (
                 vec![1, 2, 8, 8],
                 vec![2, 2],

@@ -80,7 +80,16 @@ fn values(t: &Tensor, op: &QConv) -> Vec<f32> {
 /// relative for f32 outputs).
 #[test]
 fn qconv_plans_match_the_float_definition() {
-    let cases: [(&[usize], usize, [usize; 2], [usize; 2], [usize; 4], usize); 11] = [
+    // (x shape, output channels, kernel, strides, pads, group)
+    type Case = (
+        &'static [usize],
+        usize,
+        [usize; 2],
+        [usize; 2],
+        [usize; 4],
+        usize,
+    );
+    let cases: [Case; 11] = [
         // Enough work for two threads, few rows: the columns split over the threads.
         (&[1, 32, 20, 20], 24, [3, 3], [1, 1], [1, 1, 1, 1], 1),
         (&[1, 48, 16, 16], 40, [1, 1], [1, 1], [0, 0, 0, 0], 1),

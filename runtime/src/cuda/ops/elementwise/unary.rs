@@ -110,7 +110,12 @@ mod tests {
             UnaryOp::Clip { min: 0.0, max: 0.5 },
             UnaryOp::LeakyRelu { alpha: 0.1 },
         ] {
-            check(&Op::Unary(Unary { op }), &[x.clone()], &[false], 1e-6);
+            check(
+                &Op::Unary(Unary { op }),
+                std::slice::from_ref(&x),
+                &[false],
+                1e-6,
+            );
         }
     }
 }

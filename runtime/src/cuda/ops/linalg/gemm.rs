@@ -33,10 +33,7 @@ fn bias_kind(op: &Gemm, inputs: &[Fact], m: usize, n: usize) -> std::result::Res
         return Ok(Bias::None);
     };
     let len = c.len();
-    if len == m * n
-        && c.shape.iter().rev().next() == Some(&n)
-        && (c.rank() < 2 || c.shape[c.rank() - 2] == m)
-    {
+    if len == m * n && c.shape.last() == Some(&n) && (c.rank() < 2 || c.shape[c.rank() - 2] == m) {
         return Ok(Bias::Full);
     }
     if op.beta != 1.0 {

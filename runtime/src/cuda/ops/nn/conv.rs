@@ -43,6 +43,10 @@ struct PrePad {
     bytes: usize,
 }
 
+/// The separate epilogue kernel and its arguments: (function, activation code (act, p0, p1),
+/// output elements n, inner (spatial) size, channels).
+type Epilogue = (CudaFunction, (i32, f32, f32), i64, i64, i64);
+
 struct ConvKernel {
     plan: ConvPlan,
     /// Bias, residual and activation run inside cuDNN's call.
@@ -50,7 +54,7 @@ struct ConvKernel {
     has_bias: bool,
     /// Input index of the residual, added in the epilogue (`elementwise_bias_res_act`).
     residual: Option<usize>,
-    epilogue: Option<(CudaFunction, (i32, f32, f32), i64, i64, i64)>,
+    epilogue: Option<Epilogue>,
     prepad: Option<PrePad>,
 }
 

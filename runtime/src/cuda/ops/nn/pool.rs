@@ -130,8 +130,8 @@ mod tests {
                 ceil_mode: false,
                 count_include_pad: cip,
             });
-            check(&op, &[x.clone()], &[false], 1e-6);
-            check_f16(&op, &[x.clone()], &[false], 1e-2);
+            check(&op, std::slice::from_ref(&x), &[false], 1e-6);
+            check_f16(&op, std::slice::from_ref(&x), &[false], 1e-2);
         }
     }
 }

@@ -100,13 +100,13 @@ mod tests {
                 axis: 1,
                 log: false,
             }),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             &[false],
             1e-6,
         );
         check(
             &Op::Softmax(Softmax { axis: 1, log: true }),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             &[false],
             1e-5,
         );
