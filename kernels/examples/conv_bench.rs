@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use edgefuse_kernels::conv::{DepthwisePlan, Window2d, Winograd};
+use edgefuse_kernels::conv::{im2col, DepthwisePlan, DirectConv, Window2d, Winograd};
 use edgefuse_kernels::gemm::{pack_a, pack_b, sgemm_packed, sgemm_packed_b, MatRef};
 
 /// The 10th percentile: steadier than the median on a shared machine.
@@ -97,6 +97,31 @@ fn main() {
                 });
                 let flops = 2.0 * (c * o * o * k * k) as f64;
                 println!("1T {name:8} c{c} {ih}x{ih} k{k} s{s}: {us:8.1} us  {:6.1} GFLOP/s", flops / us / 1e3);
+            }
+            // The seed CNN's first layer, 16 images, one thread: direct against im2col + GEMM.
+            if "f.0 direct".contains(&only) && threads == 1 {
+                let g = geom(28, 3, 0);
+                let (c, m, n) = (1, 32, 16);
+                let (x, w, b) = (fill(n * c * 28 * 28), fill(m * c * 9), fill(m));
+                let mut y = vec![0.0f32; n * m * g.oh * g.ow];
+                let d = DirectConv::new(&w, c, m, g);
+                let mut pad = vec![0.0f32; d.scratch_len()];
+                let us = time(200, || {
+                    for (xi, yi) in x.chunks_exact(c * 28 * 28).zip(y.chunks_exact_mut(m * g.oh * g.ow)) {
+                        d.pad(xi, &mut pad);
+                        d.run_rows(&pad, Some(&b), yi, 0..g.oh);
+                    }
+                });
+                println!("1T f.0 direct  16 images: {us:8.1} us");
+                let pa = pack_a(MatRef::row_major(&w, m, 9), m, 9);
+                let mut col = vec![0.0f32; 9 * g.oh * g.ow];
+                let us = time(200, || {
+                    for (xi, yi) in x.chunks_exact(c * 28 * 28).zip(y.chunks_exact_mut(m * g.oh * g.ow)) {
+                        im2col(&g, c, xi, &mut col);
+                        sgemm_packed(&pa, MatRef::row_major(&col, 9, g.oh * g.ow), yi, g.oh * g.ow, 0.0, 1.0, 1);
+                    }
+                });
+                println!("1T f.0 im2col  16 images: {us:8.1} us");
             }
             // Constant right operands (fully connected layers): (m, k, n).
             for (name, m, k, n) in [("fc ocr", 20, 512, 8210), ("fc effnet", 1, 1280, 1000)] {

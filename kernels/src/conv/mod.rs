@@ -3,9 +3,11 @@
 //! planes; 1-D is a 2-D window of height 1.
 
 pub mod depthwise;
+pub mod direct;
 pub mod winograd;
 
 pub use depthwise::{DepthwisePlan, Planes, RowSink};
+pub use direct::DirectConv;
 pub use winograd::Winograd;
 
 /// Geometry of a 2-D sliding window over one `ih × iw` plane producing an `oh × ow` plane.

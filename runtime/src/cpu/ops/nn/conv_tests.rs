@@ -339,6 +339,31 @@ fn cases() -> Vec<Case> {
         Case {
             bias: true,
             residual: true,
+            act: Some(UnaryOp::Relu),
+            // Small planes batched, each thread multiplying its own images (2 + 2).
+            ..case("batched lanes", &[4, 6, 9, 9], 32, &[3, 3])
+        },
+        Case {
+            group: 2,
+            bias: true,
+            ..case("batched lanes grouped", &[3, 8, 8, 8], 32, &[3, 3])
+        },
+        Case {
+            pads: vec![1, 1, 1, 1],
+            bias: true,
+            residual: true,
+            act: Some(UnaryOp::Relu),
+            // A first layer on grey images (direct strategy with constant weights, AVX-512).
+            ..case("direct grey", &[3, 1, 20, 37], 16, &[3, 3])
+        },
+        Case {
+            pads: vec![0, 2, 1, 0],
+            act: relu6,
+            ..case("direct colour", &[1, 3, 9, 40], 11, &[3, 3])
+        },
+        Case {
+            bias: true,
+            residual: true,
             act: Some(UnaryOp::Sigmoid),
             ..case("residual large plane", &[1, 3, 30, 30], 5, &[3, 3])
         },

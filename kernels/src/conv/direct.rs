@@ -1,0 +1,376 @@
+//! Direct convolution for layers with few input taps (`C·kh·kw` ≤ [`MAX_TAPS`], stride 1,
+//! dilation 1, ungrouped): a network's first layer on a grey or colour image.
+//!
+//! im2col turns such a layer into a product only `C·kh·kw` deep (9 for the seed CNN's first
+//! layer), where the micro-kernel's loads and stores of its output tile outweigh its
+//! multiply-adds. Here each output row runs in segments of [`L`] pixels: the segment's inputs
+//! for one tap are one contiguous vector of a zero-padded copy of the planes, loaded once and
+//! multiplied into the accumulators of [`MB`] output channels at a time (weights packed at
+//! build as `[channel block][tap][MB]`), and the sums plus bias are stored straight into the
+//! output planes.
+
+use super::Window2d;
+
+/// Most input taps (`C·kh·kw`) the direct kernel takes.
+pub const MAX_TAPS: usize = 32;
+
+type Rows = std::ops::Range<usize>;
+
+/// Output pixels per segment (one AVX-512 vector, two AVX2 or four NEON ones).
+const L: usize = 16;
+
+/// Output channels per block: `MB` accumulators of `L` lanes.
+const MB: usize = 8;
+
+/// A direct convolution planned for one geometry, with its weights packed.
+#[derive(Debug, Clone)]
+pub struct DirectConv {
+    g: Window2d,
+    c: usize,
+    m: usize,
+    /// Rows and columns of a zero-padded input plane: every segment's taps read inside.
+    hp: usize,
+    wp: usize,
+    /// `[m / MB][taps][MB]`, zeros past `m`.
+    w: Vec<f32>,
+}
+
+impl DirectConv {
+    /// Whether the direct kernel takes this convolution of `c` input channels.
+    pub fn fits(g: &Window2d, c: usize) -> bool {
+        (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) && c * g.kh * g.kw <= MAX_TAPS && g.ow >= 1
+    }
+
+    /// Packs `w` (`m × c × kh × kw`) for `g`. Panics unless [`DirectConv::fits`].
+    pub fn new(w: &[f32], c: usize, m: usize, g: Window2d) -> DirectConv {
+        assert!(
+            DirectConv::fits(&g, c),
+            "direct convolution: {g:?} with {c} channels"
+        );
+        let taps = c * g.kh * g.kw;
+        assert!(w.len() >= m * taps, "direct convolution: weights");
+        let mut packed = vec![0.0f32; m.div_ceil(MB) * taps * MB];
+        for (ch, wm) in w.chunks_exact(taps).take(m).enumerate() {
+            let (blk, j) = (ch / MB, ch % MB);
+            for (t, &v) in wm.iter().enumerate() {
+                packed[(blk * taps + t) * MB + j] = v;
+            }
+        }
+        DirectConv {
+            g,
+            c,
+            m,
+            hp: g.oh + g.kh - 1,
+            wp: g.ow.next_multiple_of(2 * L) + g.kw - 1,
+            w: packed,
+        }
+    }
+
+    /// The window this plan convolves.
+    pub fn window(&self) -> &Window2d {
+        &self.g
+    }
+
+    /// f32s of scratch one image needs (its zero-padded planes).
+    pub fn scratch_len(&self) -> usize {
+        self.c * self.hp * self.wp
+    }
+
+    /// Copies one image's `c` planes into `pad` (`scratch_len` floats), zero-padded.
+    pub fn pad(&self, x: &[f32], pad: &mut [f32]) {
+        let g = &self.g;
+        let pad = &mut pad[..self.scratch_len()];
+        pad.fill(0.0);
+        for (plane, dst) in x
+            .chunks_exact(g.ih * g.iw)
+            .zip(pad.chunks_exact_mut(self.hp * self.wp))
+        {
+            for (iy, row) in plane.chunks_exact(g.iw).enumerate() {
+                let py = iy + g.pt;
+                if py >= self.hp {
+                    break;
+                }
+                // Columns past the padded width are read by no output.
+                let n = g.iw.min(self.wp.saturating_sub(g.pl));
+                dst[py * self.wp + g.pl..][..n].copy_from_slice(&row[..n]);
+            }
+        }
+    }
+
+    /// Output rows `rows` of one image: `y[m][oy][ox] = Σ w·x + bias[m]` from its padded planes
+    /// `pad` (see [`DirectConv::pad`]) into its `m` output planes `y` (each `oh × ow`).
+    pub fn run_rows(
+        &self,
+        pad: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        rows: std::ops::Range<usize>,
+    ) {
+        self.run_rows_with(crate::gemm::Kernel::detect(), pad, bias, y, rows)
+    }
+
+    /// [`DirectConv::run_rows`] with a chosen kernel family (tests run every one the CPU
+    /// supports).
+    pub(crate) fn run_rows_with(
+        &self,
+        kernel: crate::gemm::Kernel,
+        pad: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        rows: Rows,
+    ) {
+        let g = &self.g;
+        assert!(pad.len() >= self.scratch_len() && y.len() >= self.m * g.oh * g.ow);
+        assert!(rows.end <= g.oh && bias.is_none_or(|b| b.len() >= self.m));
+        assert!(crate::gemm::Kernel::supported().contains(&kernel));
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::gemm::Kernel;
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn avx512(d: &DirectConv, p: &[f32], b: Option<&[f32]>, y: &mut [f32], r: Rows) {
+                d.rows::<true, true>(p, b, y, r)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2(d: &DirectConv, p: &[f32], b: Option<&[f32]>, y: &mut [f32], r: Rows) {
+                d.rows::<true, false>(p, b, y, r)
+            }
+            match kernel {
+                // SAFETY: `kernel` is one this CPU runs (asserted above).
+                Kernel::Avx512 => return unsafe { avx512(self, pad, bias, y, rows) },
+                // SAFETY: as above.
+                Kernel::Avx2 => return unsafe { avx2(self, pad, bias, y, rows) },
+                _ => {}
+            }
+        }
+        // NEON has fused multiply-add in its baseline; elsewhere `a·b + c` rounds twice.
+        self.rows::<{ cfg!(target_arch = "aarch64") }, false>(pad, bias, y, rows)
+    }
+
+    #[inline(always)]
+    fn rows<const FMA: bool, const AVX512: bool>(
+        &self,
+        pad: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        rows: Rows,
+    ) {
+        let g = &self.g;
+        let (taps, osz, plane) = (self.c * g.kh * g.kw, g.oh * g.ow, self.hp * self.wp);
+        // Each tap's offset in the padded planes, relative to the segment's first pixel.
+        let mut offs = [0usize; MAX_TAPS];
+        for (t, o) in offs.iter_mut().take(taps).enumerate() {
+            let (c, k) = (t / (g.kh * g.kw), t % (g.kh * g.kw));
+            *o = c * plane + (k / g.kw) * self.wp + k % g.kw;
+        }
+        let offs = &offs[..taps];
+        #[cfg(target_arch = "x86_64")]
+        if AVX512 {
+            for oy in rows {
+                for x0 in (0..g.ow).step_by(2 * L) {
+                    let base = oy * self.wp + x0;
+                    let segment = &pad[base..base + offs[taps - 1] + 2 * L];
+                    for (blk, wb) in self.w.chunks_exact(taps * MB).enumerate() {
+                        let m0 = blk * MB;
+                        let b: [f32; MB] = std::array::from_fn(|j| {
+                            bias.and_then(|b| b.get(m0 + j)).copied().unwrap_or(0.0)
+                        });
+                        let at = m0 * osz + oy * g.ow + x0;
+                        let (mb, r) = (MB.min(self.m - m0), (2 * L).min(g.ow - x0));
+                        // SAFETY: AVX512 is true only inside `run_rows`'s AVX-512 body.
+                        unsafe { block_avx512(segment, offs, wb, &b, y, at, osz, mb, r) };
+                    }
+                }
+            }
+            return;
+        }
+        for oy in rows {
+            for x0 in (0..g.ow).step_by(L) {
+                let r = L.min(g.ow - x0);
+                let base = oy * self.wp + x0;
+                let segment = &pad[base..base + offs[taps - 1] + L];
+                for (blk, wb) in self.w.chunks_exact(taps * MB).enumerate() {
+                    let m0 = blk * MB;
+                    let b: [f32; MB] = std::array::from_fn(|j| {
+                        bias.and_then(|b| b.get(m0 + j)).copied().unwrap_or(0.0)
+                    });
+                    let acc = segment_sums::<FMA>(segment, offs, wb, b);
+                    for (j, a) in acc.iter().enumerate().take(self.m - m0) {
+                        let at = (m0 + j) * osz + oy * g.ow + x0;
+                        if r == L {
+                            let d: &mut [f32; L] = (&mut y[at..at + L]).try_into().expect("L");
+                            *d = *a;
+                        } else {
+                            // A short last segment: element by element (no memcpy call).
+                            let d = &mut y[at..at + r];
+                            for i in 0..L {
+                                if let Some(d) = d.get_mut(i) {
+                                    *d = a[i];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One segment's sums for one block of `MB` channels: `b[j] + Σ_t w[t][j] · x[offs[t]..][..L]`.
+#[inline(always)]
+fn segment_sums<const FMA: bool>(
+    segment: &[f32],
+    offs: &[usize],
+    w: &[f32],
+    b: [f32; MB],
+) -> [[f32; L]; MB] {
+    assert!(w.len() >= offs.len() * MB && offs.iter().all(|&o| o + L <= segment.len()));
+    let mut acc: [[f32; L]; MB] = std::array::from_fn(|j| [b[j]; L]);
+    for (&o, wt) in offs.iter().zip(w.chunks_exact(MB)) {
+        let xv: &[f32; L] = segment[o..o + L].try_into().expect("L");
+        for (a, &wv) in acc.iter_mut().zip(wt) {
+            for (a, &x) in a.iter_mut().zip(xv) {
+                *a = if FMA { wv.mul_add(x, *a) } else { wv * x + *a };
+            }
+        }
+    }
+    acc
+}
+
+/// Two segments (`2L` pixels from `segment`'s start) of one block of `MB` channels, stored
+/// straight into `y` at `at + j·osz` for the first `mb` channels, `r` pixels each (masked).
+///
+/// # Safety
+/// The CPU runs AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn block_avx512(
+    segment: &[f32],
+    offs: &[usize],
+    w: &[f32],
+    b: &[f32; MB],
+    y: &mut [f32],
+    at: usize,
+    osz: usize,
+    mb: usize,
+    r: usize,
+) {
+    use std::arch::x86_64::*;
+    assert!(w.len() >= offs.len() * MB && offs.iter().all(|&o| o + 2 * L <= segment.len()));
+    assert!(mb >= 1 && mb <= MB && (1..=2 * L).contains(&r) && at + (mb - 1) * osz + r <= y.len());
+    // SAFETY: every load is inside `segment` or `w` and every store inside `y` (asserted
+    // above; the stores are masked to `r` pixels); AVX-512F is the caller's contract.
+    unsafe {
+        let mut lo: [__m512; MB] = std::array::from_fn(|j| _mm512_set1_ps(b[j]));
+        let mut hi = lo;
+        let (x, wp) = (segment.as_ptr(), w.as_ptr());
+        for (t, &o) in offs.iter().enumerate() {
+            let (x0, x1) = (_mm512_loadu_ps(x.add(o)), _mm512_loadu_ps(x.add(o + L)));
+            for j in 0..MB {
+                let wv = _mm512_set1_ps(*wp.add(t * MB + j));
+                lo[j] = _mm512_fmadd_ps(wv, x0, lo[j]);
+                hi[j] = _mm512_fmadd_ps(wv, x1, hi[j]);
+            }
+        }
+        let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(L)) - 1) as __mmask16 };
+        let (m0, m1) = (mask(r), mask(r.saturating_sub(L)));
+        for j in 0..mb {
+            let p = y.as_mut_ptr().add(at + j * osz);
+            _mm512_mask_storeu_ps(p, m0, lo[j]);
+            if m1 != 0 {
+                _mm512_mask_storeu_ps(p.add(L), m1, hi[j]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(ih: usize, iw: usize, k: usize, pad: usize) -> Window2d {
+        Window2d {
+            ih,
+            iw,
+            kh: k,
+            kw: k,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: pad,
+            pl: pad,
+            pb: pad,
+            pr: pad,
+            oh: ih + 2 * pad + 1 - k,
+            ow: iw + 2 * pad + 1 - k,
+        }
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed * 97) % 1000) as f32 / 500.0
+                    - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_definition() {
+        // (C, M, ih, iw, k, pad): segment tails, several channel blocks, a partial block,
+        // asymmetric planes, 1×1 and 5×5 windows, 1-D.
+        for &(c, m, ih, iw, k, pad) in &[
+            (1, 32, 28, 28, 3, 0),
+            (3, 13, 9, 37, 3, 1),
+            (1, 8, 5, 16, 5, 2),
+            (2, 9, 7, 3, 1, 0),
+            (1, 5, 1, 40, 3, 1),
+            (3, 16, 17, 17, 3, 1),
+        ] {
+            let g = window(ih, iw, k, pad);
+            let x = values(c * ih * iw, 1);
+            let w = values(m * c * k * k, 2);
+            let b = values(m, 3);
+            let d = DirectConv::new(&w, c, m, g);
+            let mut pad_buf = vec![f32::NAN; d.scratch_len()];
+            d.pad(&x, &mut pad_buf);
+            // Two calls over split rows, as two threads would.
+            let half = g.oh / 2;
+            for &kernel in crate::gemm::Kernel::supported() {
+                let mut y = vec![f32::NAN; m * g.oh * g.ow + 3];
+                d.run_rows_with(kernel, &pad_buf, Some(&b), &mut y, 0..half);
+                d.run_rows_with(kernel, &pad_buf, Some(&b), &mut y, half..g.oh);
+                for mo in 0..m {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let mut want = b[mo] as f64;
+                            for ci in 0..c {
+                                for ky in 0..k {
+                                    for kx in 0..k {
+                                        let (iy, ix) = (oy + ky, ox + kx);
+                                        if iy < pad || ix < pad || iy - pad >= ih || ix - pad >= iw
+                                        {
+                                            continue;
+                                        }
+                                        want += w[((mo * c + ci) * k + ky) * k + kx] as f64
+                                            * x[(ci * ih + iy - pad) * iw + ix - pad] as f64;
+                                    }
+                                }
+                            }
+                            let got = y[(mo * g.oh + oy) * g.ow + ox];
+                            assert!(
+                            (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),
+                            "{kernel:?} c{c} m{m} {ih}x{iw} k{k} p{pad}: y[{mo}][{oy}][{ox}] = {got}, want {want}"
+                        );
+                        }
+                    }
+                }
+                assert!(
+                    y[m * g.oh * g.ow..].iter().all(|v| v.is_nan()),
+                    "wrote past the planes"
+                );
+            }
+        }
+    }
+}
