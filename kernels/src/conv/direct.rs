@@ -202,9 +202,9 @@ impl DirectConv {
                         } else {
                             // A short last segment: element by element (no memcpy call).
                             let d = &mut y[at..at + r];
-                            for i in 0..L {
+                            for (i, &v) in a.iter().enumerate() {
                                 if let Some(d) = d.get_mut(i) {
-                                    *d = a[i];
+                                    *d = v;
                                 }
                             }
                         }
@@ -257,7 +257,9 @@ unsafe fn block_avx512(
 ) {
     use std::arch::x86_64::*;
     assert!(w.len() >= offs.len() * MB && offs.iter().all(|&o| o + 2 * L <= segment.len()));
-    assert!(mb >= 1 && mb <= MB && (1..=2 * L).contains(&r) && at + (mb - 1) * osz + r <= y.len());
+    assert!(
+        (1..=MB).contains(&mb) && (1..=2 * L).contains(&r) && at + (mb - 1) * osz + r <= y.len()
+    );
     // SAFETY: every load is inside `segment` or `w` and every store inside `y` (asserted
     // above; the stores are masked to `r` pixels); AVX-512F is the caller's contract.
     unsafe {
