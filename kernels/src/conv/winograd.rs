@@ -559,8 +559,10 @@ impl Winograd {
 /// Gathers read by scalar loads.
 const GATHER_SCALAR: u8 = 0;
 /// Gathers by AVX2 `vgatherdps` (8 lanes).
+#[cfg(target_arch = "x86_64")]
 const GATHER_AVX2: u8 = 1;
 /// Gathers by AVX-512 `vgatherdps` (16 lanes).
+#[cfg(target_arch = "x86_64")]
 const GATHER_AVX512: u8 = 2;
 
 /// The `(T+2)²` windows of `L` tiles: element (a, b) of lane i is

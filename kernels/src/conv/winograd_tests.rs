@@ -150,12 +150,15 @@ fn the_cost_model_takes_large_tiles_where_they_fill_the_panels() {
         Winograd::new(&w, 32, 64, window(13, 13, 0), 16).tile_size(),
         4
     );
-    // One 8×20 image: ten 4×4 tiles would pad a 32-wide panel three times over.
-    let w = values(256 * 64 * 9, 2);
-    assert_eq!(
-        Winograd::new(&w, 64, 256, window(8, 20, 1), 1).tile_size(),
-        2
-    );
+    // One 8×20 image: ten 4×4 tiles would pad a 32-wide panel (AVX-512's) three times over.
+    // (NEON's panels are 12 wide, which ten tiles nearly fill: there 4×4 is right.)
+    if PanelLayout::new(64, 1).nr() == 32 {
+        let w = values(256 * 64 * 9, 2);
+        assert_eq!(
+            Winograd::new(&w, 64, 256, window(8, 20, 1), 1).tile_size(),
+            2
+        );
+    }
 }
 
 #[test]
