@@ -148,7 +148,7 @@ fn main() {
                 let x = fill(images * c * g.ih * g.iw);
                 let mut y = vec![0.0f32; images * m * g.oh * g.ow];
                 let mut s = vec![0.0f32; wg.scratch_len(images, threads)];
-                let us = time(200, || wg.run(images, &x, None, None, |v| v, &mut y, &mut s, threads));
+                let us = time(200, || wg.run(images, &x, None, None, None::<fn(f32) -> f32>, &mut y, &mut s, threads));
                 let direct = 2.0 * (images * m * c * 9 * g.oh * g.ow) as f64;
                 println!("{threads}T {name:12} c{c} m{m} {}x{} x{images} tile {}{}: {us:8.1} us  {:6.1} direct-GFLOP/s", g.ih, g.iw, wg.tile_size(), if tile == 0 { " (chosen)" } else { "" }, direct / us / 1e3);
                 }

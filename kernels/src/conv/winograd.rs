@@ -94,11 +94,6 @@ impl Gather {
     }
 }
 
-/// `y = act(v + r)` (or `act(v)`) over a run of output pixels: the activation is called
-/// through this so that the tile kernels are compiled once per ISA and tile, not once per
-/// activation as well.
-type Act<'a> = &'a (dyn Fn(&mut [f32], &[f32], Option<&[f32]>) + Sync);
-
 /// A 3×3, stride-1, dilation-1, ungrouped convolution with its weights transformed.
 #[derive(Debug, Clone)]
 pub struct Winograd {
@@ -250,8 +245,11 @@ impl Winograd {
         (chunk, chunks, lanes.min(chunks))
     }
 
-    /// `y = act(conv(x) + bias + res)` for `images` NCHW images. `scratch` holds
-    /// [`Winograd::scratch_len`] floats for the same `images` and `threads`.
+    /// `y = act(conv(x) + bias + res)` for `images` NCHW images (`act` the identity when
+    /// `None`). `scratch` holds [`Winograd::scratch_len`] floats for the same `images` and
+    /// `threads`. The tiles write `conv + bias + res`; the activation is one vectorised pass
+    /// over the output at the end (so the tile code is compiled once per ISA and tile, not
+    /// once per activation too).
     #[allow(clippy::too_many_arguments)]
     pub fn run<F: Fn(f32) -> f32 + Sync + Copy>(
         &self,
@@ -259,7 +257,7 @@ impl Winograd {
         x: &[f32],
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
-        act: F,
+        act: Option<F>,
         y: &mut [f32],
         scratch: &mut [f32],
         threads: usize,
@@ -293,19 +291,6 @@ impl Winograd {
             }
         });
         let padded = &*padded;
-        let apply = move |y: &mut [f32], v: &[f32], res: Option<&[f32]>| match res {
-            Some(r) => {
-                for ((y, &v), &q) in y.iter_mut().zip(v).zip(r) {
-                    *y = act(v + q);
-                }
-            }
-            None => {
-                for (y, &v) in y.iter_mut().zip(v) {
-                    *y = act(v);
-                }
-            }
-        };
-        let act: Act = &|y, v, r| crate::vmath::map_widest(|| apply(y, v, r));
         let tiles = images * self.th * self.tw;
         let out = Disjoint::new(y);
         let bufs = Disjoint::new(bufs);
@@ -316,9 +301,19 @@ impl Winograd {
                 let t0 = ch * chunk;
                 let t1 = (t0 + chunk).min(tiles);
                 // SAFETY: the tiles of distinct chunks write disjoint output pixels.
-                unsafe { self.chunk_widest(padded, bias, res, act, &out, buf, t0, t1) };
+                unsafe { self.chunk_widest(padded, bias, res, &out, buf, t0, t1) };
             }
         });
+        if let Some(f) = act {
+            let n = images * self.m * osz;
+            let part = n.div_ceil(lanes).next_multiple_of(16);
+            let parts = Disjoint::new(&mut y[..n]);
+            par_for(n.div_ceil(part), &|t| {
+                // SAFETY: part t is [t·part, (t+1)·part) ∩ [0, n), one per task.
+                let yp = unsafe { parts.part(t * part, part.min(n - t * part)) };
+                crate::vmath::map_inplace(yp, f);
+            });
+        }
     }
 
     /// [`Winograd::chunk_run`] for this convolution's gather, compiled for the ISA it needs.
@@ -331,7 +326,6 @@ impl Winograd {
         p: &[f32],
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
-        act: Act,
         out: &Disjoint,
         buf: &mut [f32],
         t0: usize,
@@ -349,14 +343,13 @@ impl Winograd {
                         p: &[f32],
                         bias: Option<&[f32]>,
                         res: Option<&[f32]>,
-                        act: Act,
                         out: &Disjoint,
                         buf: &mut [f32],
                         t0: usize,
                         t1: usize,
                     ) {
                         // SAFETY: passed on from the caller.
-                        unsafe { w.chunk_run::<$l, { $g }, T>(p, bias, res, act, out, buf, t0, t1) }
+                        unsafe { w.chunk_run::<$l, { $g }, T>(p, bias, res, out, buf, t0, t1) }
                     }
                 };
             }
@@ -369,9 +362,9 @@ impl Winograd {
             macro_rules! tiled {
                 ($f:ident) => {
                     if self.t == 4 {
-                        $f::<4>(self, p, bias, res, act, out, buf, t0, t1)
+                        $f::<4>(self, p, bias, res, out, buf, t0, t1)
                     } else {
-                        $f::<2>(self, p, bias, res, act, out, buf, t0, t1)
+                        $f::<2>(self, p, bias, res, out, buf, t0, t1)
                     }
                 };
             }
@@ -389,9 +382,9 @@ impl Winograd {
         macro_rules! scalar {
             ($l:literal) => {
                 if self.t == 4 {
-                    self.chunk_run::<$l, GATHER_SCALAR, 4>(p, bias, res, act, out, buf, t0, t1)
+                    self.chunk_run::<$l, GATHER_SCALAR, 4>(p, bias, res, out, buf, t0, t1)
                 } else {
-                    self.chunk_run::<$l, GATHER_SCALAR, 2>(p, bias, res, act, out, buf, t0, t1)
+                    self.chunk_run::<$l, GATHER_SCALAR, 2>(p, bias, res, out, buf, t0, t1)
                 }
             };
         }
@@ -423,7 +416,6 @@ impl Winograd {
         p: &[f32],
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
-        act: Act,
         out: &Disjoint,
         buf: &mut [f32],
         t0: usize,
@@ -448,7 +440,7 @@ impl Winograd {
             );
         }
         // SAFETY: passed on from the caller.
-        unsafe { self.transform_output::<L, T>(prod, ldc, bias, res, act, out, t0, t1) };
+        unsafe { self.transform_output::<L, T>(prod, ldc, bias, res, out, t0, t1) };
     }
 
     /// (image, tile row, tile column) of tile `t`.
@@ -511,7 +503,6 @@ impl Winograd {
         ldc: usize,
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
-        act: Act,
         out: &Disjoint,
         t0: usize,
         t1: usize,
@@ -548,7 +539,15 @@ impl Winograd {
                         // SAFETY: these pixels belong to this group's tiles, which the caller
                         // gives this thread alone.
                         let yr = unsafe { out.part(at, ncol) };
-                        act(yr, src, res.map(|r| &r[at..at + ncol]));
+                        match res {
+                            Some(res) => {
+                                let rr = &res[at..at + ncol];
+                                for ((y, &v), &q) in yr.iter_mut().zip(src).zip(rr) {
+                                    *y = v + q;
+                                }
+                            }
+                            None => yr.copy_from_slice(src),
+                        }
                     }
                 }
             }

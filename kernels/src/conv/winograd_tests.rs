@@ -126,7 +126,7 @@ fn matches_direct_convolution() {
                 &x,
                 Some(&b),
                 Some(&res),
-                relu,
+                Some(relu),
                 &mut y,
                 &mut scratch,
                 threads,

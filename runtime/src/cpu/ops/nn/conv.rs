@@ -429,7 +429,16 @@ impl CpuKernel for ConvKernel {
             };
             match self.epilogue.0 {
                 Some(op) => with_f32_fn(op, run),
-                None => run.apply(|v| v),
+                None => run.wg.run(
+                    run.n,
+                    run.x,
+                    run.bias,
+                    run.res,
+                    None::<fn(f32) -> f32>,
+                    run.y,
+                    run.scratch,
+                    run.threads,
+                ),
             }
             return Ok(());
         }
@@ -639,7 +648,7 @@ impl F32Map for WinogradRun<'_> {
             self.x,
             self.bias,
             self.res,
-            f,
+            Some(f),
             self.y,
             self.scratch,
             self.threads,
