@@ -7,13 +7,16 @@
 //! for one tap are one contiguous vector of a zero-padded copy of the planes, loaded once and
 //! multiplied into the accumulators of [`MB`] output channels at a time (weights packed at
 //! build as `[channel block][tap][MB]`), and the sums plus bias are stored straight into the
-//! output planes.
+//! output planes. On AVX-512 a block is two segments (32 pixels) × 8 channels in 16 registers
+//! with masked stores at the row's end; the portable body (other CPUs) is correct but LLVM
+//! keeps its accumulators on the stack, so the runtime picks this strategy on AVX-512 only.
 
 use super::Window2d;
 
 /// Most input taps (`C·kh·kw`) the direct kernel takes.
 pub const MAX_TAPS: usize = 32;
 
+/// A run of output rows.
 type Rows = std::ops::Range<usize>;
 
 /// Output pixels per segment (one AVX-512 vector, two AVX2 or four NEON ones).
