@@ -122,31 +122,6 @@ pub fn map_inplace<F: Fn(f32) -> f32 + Copy>(xs: &mut [f32], f: F) {
     body(xs, f)
 }
 
-/// Runs `f` inside a function compiled for the widest vector ISA this CPU runs, so that the
-/// loops of `f` (inlined there, as closures are) vectorise in 16 or 8 lanes.
-#[inline(always)]
-pub fn map_widest<F: FnOnce()>(f: F) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512<F: FnOnce()>(f: F) {
-            f()
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<F: FnOnce()>(f: F) {
-            f()
-        }
-        match crate::gemm::Kernel::detect() {
-            // SAFETY: `Kernel::detect` only reports families this CPU runs.
-            crate::gemm::Kernel::Avx512 => return unsafe { avx512(f) },
-            // SAFETY: as above.
-            crate::gemm::Kernel::Avx2 => return unsafe { avx2(f) },
-            _ => {}
-        }
-    }
-    f()
-}
-
 /// `out[i] = f(xs[i])` over the common length, vectorised as [`map_inplace`].
 #[inline(always)]
 pub fn map_into<T: Copy, U, F: Fn(T) -> U + Copy>(xs: &[T], out: &mut [U], f: F) {

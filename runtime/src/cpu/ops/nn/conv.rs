@@ -277,6 +277,20 @@ impl ConvKernel {
         (col, ws.next_multiple_of(16))
     }
 
+    /// Group `grp` of image `n` as a GEMM's right operand: its input planes themselves
+    /// (pointwise) or unfolded into `col` (im2col).
+    fn rhs<'a>(&self, x: &'a [f32], n: usize, grp: usize, col: &'a mut [f32]) -> MatRef<'a> {
+        let (g, cg) = (&self.geom, self.c / self.group);
+        let isz = g.in_size();
+        let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
+        if self.strategy == Strategy::Pointwise {
+            MatRef::row_major(xg, cg, isz)
+        } else {
+            im2col(g, cg, xg, col);
+            MatRef::row_major(col, self.col_rows(), g.out_size())
+        }
+    }
+
     /// f32s of depthwise scratch per thread (a multiple of 64 bytes), and the most threads.
     fn dw_scratch(&self, plan: &DepthwisePlan) -> (usize, usize) {
         (plan.scratch_len().next_multiple_of(16), self.dw_slices)
@@ -380,6 +394,15 @@ impl CpuKernel for ConvKernel {
         let bias_of = |ch: usize| bias.map_or(0.0, |b| b[ch]);
         let res = self.residual.map(|i| inputs[i].typed::<f32>());
         let res_of = |n: usize, ch: usize| res.map(|r| &r[(n * self.m + ch) * osz..][..osz]);
+        // Bias, residual and activation on each tile of image n, group grp as the GEMM
+        // finishes it.
+        let tile_epi = |n: usize, grp: usize| {
+            move |row: usize, c0: usize, seg: &mut [f32]| {
+                let ch = grp * (self.m / self.group) + row;
+                let r = res_of(n, ch).map(|r| &r[c0..c0 + seg.len()]);
+                self.epilogue.apply_res(bias_of(ch), seg, r);
+            }
+        };
 
         if let Some(plan) = &self.dw {
             let y = &mut y[..self.n * self.m * osz];
@@ -429,16 +452,7 @@ impl CpuKernel for ConvKernel {
             };
             match self.epilogue.0 {
                 Some(op) => with_f32_fn(op, run),
-                None => run.wg.run(
-                    run.n,
-                    run.x,
-                    run.bias,
-                    run.res,
-                    None::<fn(f32) -> f32>,
-                    run.y,
-                    run.scratch,
-                    run.threads,
-                ),
+                None => run.go(None::<fn(f32) -> f32>),
             }
             return Ok(());
         }
@@ -568,19 +582,9 @@ impl CpuKernel for ConvKernel {
                 for (i, yi) in yl.chunks_exact_mut(self.m * osz).enumerate() {
                     let n = lane * per + i;
                     for grp in 0..self.group {
-                        let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
-                        let rhs = if self.strategy == Strategy::Pointwise {
-                            MatRef::row_major(xg, cg, isz)
-                        } else {
-                            im2col(g, cg, xg, col);
-                            MatRef::row_major(col, k, osz)
-                        };
+                        let rhs = self.rhs(x, n, grp, col);
                         let yg = &mut yi[grp * mg * osz..][..mg * osz];
-                        let epi = |row: usize, c0: usize, seg: &mut [f32]| {
-                            let ch = grp * mg + row;
-                            let r = res_of(n, ch).map(|r| &r[c0..c0 + seg.len()]);
-                            self.epilogue.apply_res(bias_of(ch), seg, r);
-                        };
+                        let epi = tile_epi(n, grp);
                         sgemm_packed_epi_in(&packed[grp], rhs, yg, osz, 0.0, 1.0, Some(&epi), ws);
                     }
                 }
@@ -593,21 +597,10 @@ impl CpuKernel for ConvKernel {
         }
         for n in 0..self.n {
             for grp in 0..self.group {
-                let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
-                let rhs = if self.strategy == Strategy::Pointwise {
-                    MatRef::row_major(xg, cg, isz)
-                } else {
-                    im2col(g, cg, xg, col);
-                    MatRef::row_major(col, k, osz)
-                };
+                let rhs = self.rhs(x, n, grp, col);
                 let yg = &mut y[(n * self.m + grp * mg) * osz..][..mg * osz];
                 if let Some(p) = &self.packed {
-                    // Bias, residual and activation on each tile as the GEMM finishes it.
-                    let epi = |row: usize, col: usize, seg: &mut [f32]| {
-                        let ch = grp * mg + row;
-                        let r = res_of(n, ch).map(|r| &r[col..col + seg.len()]);
-                        self.epilogue.apply_res(bias_of(ch), seg, r);
-                    };
+                    let epi = tile_epi(n, grp);
                     sgemm_packed_epi(&p[grp], rhs, yg, osz, 0.0, 1.0, ctx.threads, Some(&epi));
                     continue;
                 }
@@ -641,18 +634,18 @@ struct WinogradRun<'a> {
     threads: usize,
 }
 
+impl WinogradRun<'_> {
+    /// Runs the convolution with `act` (none: no activation pass).
+    fn go<F: Fn(f32) -> f32 + Sync + Copy>(self, act: Option<F>) {
+        let (n, x, bias, res, threads) = (self.n, self.x, self.bias, self.res, self.threads);
+        self.wg
+            .run(n, x, bias, res, act, self.y, self.scratch, threads);
+    }
+}
+
 impl F32Map for WinogradRun<'_> {
     fn apply<F: Fn(f32) -> f32 + Sync + Copy>(self, f: F) {
-        self.wg.run(
-            self.n,
-            self.x,
-            self.bias,
-            self.res,
-            Some(f),
-            self.y,
-            self.scratch,
-            self.threads,
-        );
+        self.go(Some(f))
     }
 }
 
