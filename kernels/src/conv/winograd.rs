@@ -46,6 +46,11 @@ const PARTIAL_PANEL: f32 = 1.25;
 /// Bytes of one chunk's operands (V and M of every position) aimed for: about L2.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// Floats added to the stride between consecutive positions' operands and products: one
+/// cache line, so that the `(T+2)²` vectors a tile reads or writes at once (one per position)
+/// fall in different L1 sets rather than all in one (the plain strides are multiples of 4 KiB).
+const SKEW: usize = 16;
+
 /// Fewest panels per chunk: the products' columns are the chunk's tiles, and a chunk that
 /// ends early in a panel wastes the rest of it.
 const MIN_PANELS: usize = 2;
@@ -215,7 +220,7 @@ impl Winograd {
 
     /// Floats of one lane's buffers: the right operands in panels, then the products.
     fn lane_len(&self) -> usize {
-        xi(self.t) * (PanelLayout::new(self.c, self.chunk).len() + self.m * self.chunk)
+        xi(self.t) * (PanelLayout::new(self.c, self.chunk).len() + self.m * self.chunk + 2 * SKEW)
     }
 
     /// Width of a padded plane: the tiles' columns and the halo.
@@ -423,10 +428,12 @@ impl Winograd {
     ) {
         let (c, m, n) = (self.c, self.m, t1 - t0);
         let layout = PanelLayout::new(c, n);
-        let vlen = PanelLayout::new(c, self.chunk).len();
+        let vlen = PanelLayout::new(c, self.chunk).len() + SKEW;
         let (v, prod) = buf.split_at_mut(xi(T) * vlen);
-        // Product rows are `ldc` apart so that every group's `L` columns are inside the row.
+        // Product rows are `ldc` apart so that every group's `L` columns are inside the row;
+        // one position's product is `plen` floats.
         let ldc = n.next_multiple_of(L);
+        let plen = m * ldc + SKEW;
         // SAFETY: passed on from the caller.
         unsafe { self.transform_input::<L, G, T>(p, &layout, vlen, v, t0, t1) };
         for xi in 0..xi(T) {
@@ -435,12 +442,12 @@ impl Winograd {
                 &self.u[xi],
                 b,
                 &layout,
-                &mut prod[xi * m * ldc..][..m * ldc],
+                &mut prod[xi * plen..][..m * ldc],
                 ldc,
             );
         }
         // SAFETY: passed on from the caller.
-        unsafe { self.transform_output::<L, T>(prod, ldc, bias, res, out, t0, t1) };
+        unsafe { self.transform_output::<L, T>(prod, plen, ldc, bias, res, out, t0, t1) };
     }
 
     /// (image, tile row, tile column) of tile `t`.
@@ -500,6 +507,7 @@ impl Winograd {
     unsafe fn transform_output<const L: usize, const T: usize>(
         &self,
         prod: &[f32],
+        plen: usize,
         ldc: usize,
         bias: Option<&[f32]>,
         res: Option<&[f32]>,
@@ -527,10 +535,20 @@ impl Winograd {
             }
             for ch in 0..m {
                 let b = bias.map_or(0.0, |b| b[ch]);
-                let mut mm = [[0.0f32; L]; MAX_XI];
-                for (xi, row) in mm.iter_mut().take(xi(T)).enumerate() {
-                    row.copy_from_slice(&prod[(xi * m + ch) * ldc + g0..][..L]);
-                }
+                let row = |k: usize| -> [f32; L] {
+                    let r = &prod[k * plen + ch * ldc + g0..][..L];
+                    r.try_into().expect("L floats")
+                };
+                // (Built whole when every position is used, so no zeroing pass.)
+                let mm: [[f32; L]; MAX_XI] = if xi(T) == MAX_XI {
+                    std::array::from_fn(row)
+                } else {
+                    let mut mm = [[0.0f32; L]; MAX_XI];
+                    for (k, r) in mm.iter_mut().take(xi(T)).enumerate() {
+                        *r = row(k);
+                    }
+                    mm
+                };
                 let rows = output_transform::<L, T>(&mm, b);
                 for &(lane, base, nrow, ncol) in &runs[..nruns] {
                     for (r, orow) in rows.iter().enumerate().take(nrow) {
@@ -586,6 +604,15 @@ unsafe fn gather<const L: usize, const G: u8, const T: usize>(
             // SAFETY: the caller's contract: AVX-512F, and every lane's index in bounds.
             unsafe {
                 let idx = _mm512_loadu_si512(off.as_ptr().cast());
+                // Built whole (no zeroing pass first) when every position is read.
+                if xi(T) == MAX_XI {
+                    return std::array::from_fn(|k| {
+                        let from = p.as_ptr().add(base + (k / wn) * pw + k % wn);
+                        let mut dk = [0.0f32; L];
+                        _mm512_storeu_ps(dk.as_mut_ptr(), _mm512_i32gather_ps::<4>(idx, from));
+                        dk
+                    });
+                }
                 for (k, dk) in d.iter_mut().take(xi(T)).enumerate() {
                     let from = p.as_ptr().add(base + (k / wn) * pw + k % wn);
                     _mm512_storeu_ps(dk.as_mut_ptr(), _mm512_i32gather_ps::<4>(idx, from));
