@@ -494,9 +494,10 @@ fn conv_picks_the_cheap_strategy() {
     };
     assert!(winograd_pays(&g(16, 40), 48, 192, 1));
     assert!(winograd_pays(&g(11, 11), 32, 64, 1));
+    assert!(winograd_pays(&g(3, 3), 64, 64, 1), "the seed CNN's f.6");
     assert!(
-        !winograd_pays(&g(3, 3), 64, 64, 1),
-        "tiles overhang a 3x3 plane"
+        !winograd_pays(&g(1, 5), 64, 64, 1),
+        "tiles overhang a one-row plane"
     );
     assert!(
         !winograd_pays(&g(16, 40), 4, 192, 1),
