@@ -321,7 +321,7 @@ unsafe fn macro_kernel(
 }
 
 /// `c = alpha·c + beta·(a · b)` for a single row `a` (`1 × k`, element p at `a.ptr[p·a.cs]`)
-/// and a B packed whole by `pack_b_full`: one `axpy` per `NR`-wide strip and depth block, the
+/// and a B packed whole by `pack_b_full`: one `strip` body per `NR`-wide strip and depth block, the
 /// strips split over the pool when `par`.
 ///
 /// # Safety
@@ -357,7 +357,7 @@ pub(crate) unsafe fn packed_b_row(
                 // `pack_b_full`), `kc·NR` floats; row elements p0..p0+kc of `a`; output
                 // columns j..j+w, owned by this task.
                 unsafe {
-                    (isa.axpy)(
+                    (isa.strip)(
                         w,
                         kc,
                         a.ptr.add(p0 * a.cs),

@@ -130,6 +130,65 @@ pub(crate) unsafe fn axpy_body<const F: bool>(
     }
 }
 
+/// Partial sums per column in [`strip_body`]: independent FMA chains, so the depth loop runs
+/// at the FMA units' throughput rather than one FMA's latency per row.
+const STRIP_CHAINS: usize = 4;
+
+/// [`AxpyFn`] for one strip of a packed B (`W` = the panel width, `rstride` = `W`, every row
+/// `W` floats long even where `len < W`): the `W` accumulators stay in registers, as
+/// [`STRIP_CHAINS`] partial sums each. [`axpy_body`]'s accumulator is a buffer in memory,
+/// which for a 32-wide strip made every four rows wait on a store and a reload (the
+/// recurrent step of an LSTM at batch 1 ran at 40 GB/s of weights; see BENCHMARKS.md).
+///
+/// # Safety
+/// As [`AxpyFn`], with `W` floats readable in each of the `k` rows.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn strip_body<const F: bool, const W: usize>(
+    len: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    rows: *const f32,
+    out: *mut f32,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: p < k, and W floats per row, by the caller's contract.
+    let row = |p: usize| -> &[f32; W] { unsafe { &*rows.add(p * W).cast::<[f32; W]>() } };
+    // SAFETY: p < k, in bounds by the caller's contract.
+    let xv = |p: usize| unsafe { *x.add(p * xs) };
+    let mut acc = [[0.0f32; W]; STRIP_CHAINS];
+    let mut p = 0;
+    while p + STRIP_CHAINS <= k {
+        for (q, a) in acc.iter_mut().enumerate() {
+            let (xq, r) = (xv(p + q), row(p + q));
+            for j in 0..W {
+                a[j] = fma::<F>(xq, r[j], a[j]);
+            }
+        }
+        p += STRIP_CHAINS;
+    }
+    while p < k {
+        let (xq, r) = (xv(p), row(p));
+        for j in 0..W {
+            acc[0][j] = fma::<F>(xq, r[j], acc[0][j]);
+        }
+        p += 1;
+    }
+    let mut sum = [0.0f32; W];
+    for a in &acc {
+        for j in 0..W {
+            sum[j] += a[j];
+        }
+    }
+    // SAFETY: len <= W output columns, by the caller's contract.
+    let o = unsafe { std::slice::from_raw_parts_mut(out, len.min(W)) };
+    for (o, v) in o.iter_mut().zip(sum) {
+        merge(o, v, alpha, beta);
+    }
+}
+
 /// Lanes of independent partial sums per dot product in [`dots_body`].
 const DOT_L: usize = 32;
 
@@ -226,6 +285,28 @@ pub(crate) unsafe fn axpy_portable(
 ) {
     // SAFETY: forwarded contract.
     unsafe { axpy_body::<PORTABLE_FMA>(len, k, x, xs, rows, rstride, out, alpha, beta) }
+}
+
+/// [`strip_body`] for the portable family's panel width.
+///
+/// # Safety
+/// As [`AxpyFn`], with `rstride` the panel width.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn strip_portable(
+    len: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    rows: *const f32,
+    _rstride: usize,
+    out: *mut f32,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        strip_body::<PORTABLE_FMA, { super::portable::NR }>(len, k, x, xs, rows, out, alpha, beta)
+    }
 }
 
 /// # Safety

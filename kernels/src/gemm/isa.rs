@@ -43,6 +43,8 @@ pub(crate) struct Isa {
     pub nc: usize,
     pub micro: MicroFn,
     pub axpy: gemv::AxpyFn,
+    /// [`gemv::AxpyFn`] over one `nr`-wide strip of a packed B (`rstride` = `nr`).
+    pub strip: gemv::AxpyFn,
     pub dots: gemv::DotsFn,
 }
 
@@ -57,6 +59,7 @@ static PORTABLE: Isa = Isa {
     nc: 2048,
     micro: portable::micro,
     axpy: gemv::axpy_portable,
+    strip: gemv::strip_portable,
     dots: gemv::dots_portable,
 };
 

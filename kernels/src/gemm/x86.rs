@@ -21,6 +21,7 @@ pub(crate) static AVX512: Isa = Isa {
     nc: 2048,
     micro: avx512_micro::<AVX512_MR, AVX512_NV>,
     axpy: axpy_avx512,
+    strip: strip_avx512,
     dots: dots_avx512,
 };
 
@@ -32,6 +33,7 @@ pub(crate) static AVX2: Isa = Isa {
     nc: 2048,
     micro: avx2_micro::<AVX2_MR, AVX2_NV>,
     axpy: axpy_avx2,
+    strip: strip_avx2,
     dots: dots_avx2,
 };
 
@@ -171,6 +173,44 @@ unsafe fn axpy_avx2(
 ) {
     // SAFETY: forwarded contract.
     unsafe { gemv::axpy_body::<true>(len, k, x, xs, rows, rstride, out, alpha, beta) }
+}
+
+/// # Safety
+/// The CPU supports AVX-512F; otherwise as [`gemv::AxpyFn`] over one packed strip.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn strip_avx512(
+    len: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    rows: *const f32,
+    _rstride: usize,
+    out: *mut f32,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gemv::strip_body::<true, { 16 * AVX512_NV }>(len, k, x, xs, rows, out, alpha, beta) }
+}
+
+/// # Safety
+/// The CPU supports AVX2 and FMA; otherwise as [`gemv::AxpyFn`] over one packed strip.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn strip_avx2(
+    len: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    rows: *const f32,
+    _rstride: usize,
+    out: *mut f32,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gemv::strip_body::<true, { 8 * AVX2_NV }>(len, k, x, xs, rows, out, alpha, beta) }
 }
 
 /// # Safety
