@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use edgefuse_kernels::conv::{im2col, DepthwisePlan, DirectConv, Window2d, Winograd};
 use edgefuse_kernels::gemm::{pack_a, pack_b, sgemm_packed, sgemm_packed_b, MatRef};
+use edgefuse_kernels::qgemm::{Epilogue, OutKind, QKernel, QWeights, Source};
 
 /// The 10th percentile: steadier than the median on a shared machine.
 fn median(mut v: Vec<f64>) -> f64 {
@@ -134,6 +135,21 @@ fn main() {
                 let pb = pack_b(MatRef::row_major(&b, k, n), k, n);
                 let us = time(50, || sgemm_packed_b(MatRef::row_major(&a, m, k), &pb, &mut c, n, 0.0, 1.0, threads));
                 println!("{threads}T {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s  {:5.1} GB/s of B", 2.0 * (m * k * n) as f64 / us / 1e3, (k * n * 4) as f64 / us / 1e3);
+            }
+            for (name, m, k, hw) in [("q pw 32>16", 16, 32, 112), ("q pw 144>24", 24, 144, 56), ("q pw 96>24", 24, 96, 56), ("q pw 16>96", 96, 16, 112)] {
+                if !name.contains(&only) || threads > 1 {
+                    continue;
+                }
+                let w: Vec<i32> = (0..m * k).map(|i| (i * 31 % 200) as i32 - 100).collect();
+                let qw = QWeights::new(QKernel::detect(), &w, m, k, 3);
+                let x: Vec<u8> = (0..k * hw * hw).map(|i| (i * 13 % 251) as u8).collect();
+                let g = geom(hw, 1, 0);
+                let epi = Epilogue { mult: vec![0.01; m], add: vec![1.0; m], kind: OutKind::Int { zp: 0.0, lo: 0.0, hi: 255.0 } };
+                let mut y = vec![0u8; m * hw * hw];
+                let mut scratch = vec![0u8; qw.scratch_bytes()];
+                let src = Source::Conv { x: &x, g, channels: k };
+                let us = time(200, || qw.run(&src, 0, hw * hw, &epi, &mut edgefuse_kernels::qgemm::Out::Bytes(&mut y), hw * hw, 1, &mut scratch));
+                println!("1T {name:12} m{m} k{k} {hw}x{hw}: {us:8.1} us  {:6.1} GOP/s", 2.0 * (m * k * hw * hw) as f64 / us / 1e3);
             }
             for (name, c, m, ih, iw, pad, images) in [("f.3 wino", 32, 64, 13, 13, 0, 16), ("f.6 wino", 64, 64, 5, 5, 0, 16), ("d22 wino", 48, 192, 16, 40, 1, 1), ("d36 wino", 64, 256, 8, 20, 1, 1)] {
                 if !name.contains(&only) {

@@ -149,6 +149,37 @@ fn check_product(rng: &mut Rng, src: &Source, xor: u8, m: usize, k: usize, cols:
                 assert_eq!(got[p * m + r], q, "{kernel:?} requantized ({r}, {p})");
             }
         }
+        // Requantized along contiguous rows (a convolution's layout), to u8 and to i8 (bytes
+        // in two's complement): element (r, p) at r·cols + p.
+        for (zp, lo, hi) in [(10.0, 10.0, 255.0), (-5.0, -128.0, 127.0)] {
+            let epi = Epilogue {
+                mult: scale.clone(),
+                add: vec![3.0; m],
+                kind: OutKind::Int { zp, lo, hi },
+            };
+            let mut got = vec![0u8; m * cols];
+            qw.run(
+                src,
+                xor,
+                cols,
+                &epi,
+                &mut Out::Bytes(&mut got),
+                cols,
+                1,
+                &mut scratch,
+            );
+            for r in 0..m {
+                for p in 0..cols {
+                    let y = want[r * cols + p] as f32 * scale[r] + 3.0;
+                    let q = (y + zp).round_ties_even().clamp(lo, hi) as i32 as u8;
+                    assert_eq!(
+                        got[r * cols + p],
+                        q,
+                        "{kernel:?} requantized by rows, zp {zp} ({r}, {p})"
+                    );
+                }
+            }
+        }
     }
 }
 

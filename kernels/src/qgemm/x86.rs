@@ -10,10 +10,90 @@ use super::{drive, quantize_byte, Format, Job, Out, OutKind, MR, NR};
 /// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u8]) {
+    match (job.wts.format, &mut *out, job.epi.kind) {
+        (Format::U8, Out::Bytes(o), OutKind::Int { zp, lo, hi }) if job.col_stride == 1 => {
+            return drive_vnni_u8_bytes(job, o, scratch, zp, lo, hi)
+        }
+        _ => {}
+    }
     match job.wts.format {
         Format::U8 if job.cols - job.first == 1 => gemv_vnni_u8(job, out, scratch),
         Format::U8 => drive(job, out, scratch, micro_vnni_u8),
         _ => drive(job, out, scratch, micro_vnni_i16),
+    }
+}
+
+/// [`drive`] for u8 × i8 products written as bytes along contiguous rows (a quantized
+/// convolution's usual output): the accumulators stay in registers through the epilogue, which
+/// converts, scales, clamps, rounds and narrows 16 columns at a time and stores them with one
+/// (masked) 16-byte store. The generic path stores each tile's accumulators to memory and
+/// writes each row through a stack copy, which cost more than the products themselves for the
+/// short depths of pointwise layers (MobileNetV2's 16 → 96 expansion: see BENCHMARKS.md).
+/// The arithmetic is `drive`'s, operation for operation, so the bytes are the same.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+unsafe fn drive_vnni_u8_bytes(job: &Job, o: &mut [u8], scratch: &mut [u8], zp: f32, lo: f32, hi: f32) {
+    let w = job.wts;
+    let panel = &mut scratch[..w.kg * NR * 4];
+    let zx = job.x.zero_point;
+    let pad = (zx as u8) ^ w.xor;
+    let (lov, hiv, zpv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi), _mm512_set1_ps(zp));
+    let mut p0 = job.first;
+    while p0 < job.cols {
+        let np = NR.min(job.cols - p0);
+        pack_panel(
+            job.src, w.format, w.k, w.kg, p0, np, job.xor, zx, pad, panel,
+        );
+        // Σ_k x per column of the panel, for rows whose weights were shifted.
+        let mut colsum = _mm512_setzero_si512();
+        if !w.shift.is_empty() {
+            let ones = _mm512_set1_epi8(1);
+            for g in 0..w.kg {
+                // SAFETY: the panel holds `kg` groups of 64 bytes.
+                let x = _mm512_loadu_si512(panel.as_ptr().add(g * 64) as *const _);
+                colsum = _mm512_dpbusd_epi32(colsum, x, ones);
+            }
+        }
+        let store: __mmask16 = if np == NR { 0xffff } else { (1u16 << np) - 1 };
+        let col0 = p0 - job.first;
+        let mut m0 = job.rows.start;
+        while m0 < job.rows.end {
+            let rows = MR.min(job.rows.end - m0);
+            // Rows past `rows` recompute the last valid row (their results are not stored).
+            let r: [*const i32; MR] =
+                std::array::from_fn(|i| w.w.as_ptr().add((m0 + i.min(rows - 1)) * w.kg));
+            let mut c = [_mm512_setzero_si512(); MR];
+            for g in 0..w.kg {
+                // SAFETY: the panel holds `kg` groups of 64 bytes; each row `kg` i32 groups.
+                let x = _mm512_loadu_si512(panel.as_ptr().add(g * 64) as *const _);
+                for i in 0..MR {
+                    c[i] = _mm512_dpbusd_epi32(c[i], x, _mm512_set1_epi32(*r[i].add(g)));
+                }
+            }
+            for (i, &acc) in c.iter().enumerate().take(rows) {
+                let m = m0 + i;
+                let corr = w.corr[m] + (w.zx - zx) * w.sums[m];
+                let s = w.shift.get(m).copied().unwrap_or(0);
+                let v = _mm512_add_epi32(
+                    _mm512_add_epi32(acc, _mm512_set1_epi32(corr)),
+                    _mm512_mullo_epi32(_mm512_set1_epi32(s), colsum),
+                );
+                let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
+                let y = _mm512_add_ps(
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(mult)),
+                    _mm512_set1_ps(add),
+                );
+                // `quantize_byte(y + zp, lo, hi)`: clamp (NaN gives `lo`), round half to even
+                // (the default rounding mode), keep the low byte.
+                let y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, zpv), lov), hiv);
+                let q = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y));
+                let at = (m - job.rows.start) * job.row_stride + col0;
+                assert!(at + np <= o.len(), "qgemm: output too small");
+                // SAFETY: bytes at..at + np of `o`, checked above.
+                _mm_mask_storeu_epi8(o.as_mut_ptr().add(at) as *mut i8, store, q);
+            }
+            m0 += MR;
+        }
+        p0 += NR;
     }
 }
 
