@@ -159,10 +159,18 @@ impl<'a, 's> Gather<'a, 's> {
                 && g.pl == 0
                 && g.oh == g.ih
                 && g.ow == g.iw;
-            for j in 0..np {
-                let p = p0 + j;
-                oy[j] = ((p / g.ow) * g.sh) as isize - g.pt as isize;
-                ox[j] = ((p % g.ow) * g.sw) as isize - g.pl as isize;
+            // Window corners, for the unfolding path only (a division per column). Walked
+            // row by row from one division rather than dividing for every column.
+            if !direct && np > 0 {
+                let (mut y, mut x) = (p0 / g.ow, p0 % g.ow);
+                for j in 0..np {
+                    oy[j] = (y * g.sh) as isize - g.pt as isize;
+                    ox[j] = (x * g.sw) as isize - g.pl as isize;
+                    x += 1;
+                    if x == g.ow {
+                        (y, x) = (y + 1, 0);
+                    }
+                }
             }
         }
         Gather {

@@ -53,7 +53,8 @@ unsafe fn drive_vnni_u8_bytes(job: &Job, o: &mut [u8], scratch: &mut [u8], zp: f
                 colsum = _mm512_dpbusd_epi32(colsum, x, ones);
             }
         }
-        let store: __mmask16 = if np == NR { 0xffff } else { (1u16 << np) - 1 };
+        // (A 512-bit masked store of the narrowed bytes: the 128-bit form needs AVX-512VL.)
+        let store: __mmask64 = (1u64 << np) - 1;
         let col0 = p0 - job.first;
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
@@ -89,7 +90,11 @@ unsafe fn drive_vnni_u8_bytes(job: &Job, o: &mut [u8], scratch: &mut [u8], zp: f
                 let at = (m - job.rows.start) * job.row_stride + col0;
                 assert!(at + np <= o.len(), "qgemm: output too small");
                 // SAFETY: bytes at..at + np of `o`, checked above.
-                _mm_mask_storeu_epi8(o.as_mut_ptr().add(at) as *mut i8, store, q);
+                _mm512_mask_storeu_epi8(
+                    o.as_mut_ptr().add(at) as *mut i8,
+                    store,
+                    _mm512_castsi128_si512(q),
+                );
             }
             m0 += MR;
         }
