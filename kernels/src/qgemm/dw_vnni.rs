@@ -308,7 +308,6 @@ impl DwVnni {
         let g = &self.g;
         let row_bytes = self.cols * LANES;
         let isz = g.in_size();
-        let mut tile = [[pad; 16]; 16];
         for r in 0..bh {
             let dst = &mut buf[r * row_bytes..(r + 1) * row_bytes];
             let iy = (py0 + r) as isize - g.pt as isize;
@@ -333,24 +332,19 @@ impl DwVnni {
                     *v = if m == 16 {
                         _mm_xor_si128(_mm_loadu_si128(s.as_ptr() as *const __m128i), xor_v)
                     } else {
-                        let mut t = [pad ^ xor; 16];
-                        t[..m].copy_from_slice(s);
-                        _mm_xor_si128(_mm_loadu_si128(t.as_ptr() as *const __m128i), xor_v)
+                        // A masked load of the row's last `m` bytes (the padding's value in
+                        // the rest): no call to `memcpy` for the short rows of small planes.
+                        let fill = _mm512_set1_epi8((pad ^ xor) as i8);
+                        let t = _mm512_mask_loadu_epi8(fill, (1u64 << m) - 1, s.as_ptr() as *const i8);
+                        _mm_xor_si128(_mm512_castsi512_si128(t), xor_v)
                     };
                 }
                 let t = transpose16(rows);
                 let at = (left + j) * LANES;
-                if m == 16 {
-                    let d = &mut dst[at..at + 16 * LANES];
-                    for (k, v) in t.iter().enumerate() {
-                        // SAFETY: `d` holds 16 pixels of 16 bytes.
-                        _mm_storeu_si128(d[k * LANES..].as_mut_ptr() as *mut __m128i, *v);
-                    }
-                } else {
-                    for (k, v) in t.iter().enumerate() {
-                        _mm_storeu_si128(tile[k].as_mut_ptr() as *mut __m128i, *v);
-                    }
-                    dst[at..at + m * LANES].copy_from_slice(tile[..m].as_flattened());
+                let d = &mut dst[at..at + m * LANES];
+                for (k, v) in t.iter().enumerate().take(m) {
+                    // SAFETY: `d` holds `m` pixels of 16 bytes.
+                    _mm_storeu_si128(d[k * LANES..].as_mut_ptr() as *mut __m128i, *v);
                 }
                 j += 16;
             }
@@ -381,14 +375,18 @@ unsafe fn store_row(g: &Window2d, orow: &[u8], oy: usize, out: &mut [u8], channe
             *v = _mm_loadu_si128(orow[(j + k) * LANES..].as_ptr() as *const __m128i);
         }
         let t = transpose16(px);
-        let mut b = [0u8; 16];
         for (c, v) in t.iter().enumerate().take(channels) {
             let at = c * osz + oy * ow + j;
+            let d = &mut out[at..at + m];
             if m == 16 {
-                _mm_storeu_si128(out[at..at + 16].as_mut_ptr() as *mut __m128i, *v);
+                _mm_storeu_si128(d.as_mut_ptr() as *mut __m128i, *v);
             } else {
-                _mm_storeu_si128(b.as_mut_ptr() as *mut __m128i, *v);
-                out[at..at + m].copy_from_slice(&b[..m]);
+                // A masked store of `m` bytes (the 512-bit form: AVX-512BW, no VL needed).
+                _mm512_mask_storeu_epi8(
+                    d.as_mut_ptr() as *mut i8,
+                    (1u64 << m) - 1,
+                    _mm512_castsi128_si512(*v),
+                );
             }
         }
         j += 16;
