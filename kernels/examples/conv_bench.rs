@@ -157,18 +157,27 @@ fn main() {
                 });
                 println!("1T {name:16}: {us:8.1} us");
             }
-            for (name, m, k, hw) in [("q pw 32>16", 16, 32, 112), ("q pw 144>24", 24, 144, 56), ("q pw 96>24", 24, 96, 56), ("q pw 16>96", 96, 16, 112)] {
+            for (name, m, k, hw) in [("q pw 32>16", 16, 32, 112), ("q pw 144>24", 24, 144, 56), ("q pw 96>24", 24, 96, 56), ("q pw 16>96", 96, 16, 112), ("q stem 3>32", 32, 27, 112)] {
                 if !name.contains(&only) || threads > 1 {
                     continue;
                 }
                 let w: Vec<i32> = (0..m * k).map(|i| (i * 31 % 200) as i32 - 100).collect();
                 let qw = QWeights::new(QKernel::detect(), &w, m, k, 3);
-                let x: Vec<u8> = (0..k * hw * hw).map(|i| (i * 13 % 251) as u8).collect();
-                let g = geom(hw, 1, 0);
+                let stem = name.contains("stem");
+                let (hw_in, g) = if stem {
+                    // MobileNetV2's first layer: 3×3 stride 2, TF 'same' (pad 0 before, 1 after).
+                    let mut g = geom(224, 3, 0);
+                    (g.sh, g.sw, g.pb, g.pr, g.oh, g.ow) = (2, 2, 1, 1, 112, 112);
+                    (224, g)
+                } else {
+                    (hw, geom(hw, 1, 0))
+                };
+                let ch = if stem { 3 } else { k };
+                let x: Vec<u8> = (0..ch * hw_in * hw_in).map(|i| (i * 13 % 251) as u8).collect();
                 let epi = Epilogue { mult: vec![0.01; m], add: vec![1.0; m], kind: OutKind::Int { zp: 0.0, lo: 0.0, hi: 255.0 } };
                 let mut y = vec![0u8; m * hw * hw];
                 let mut scratch = vec![0u8; qw.scratch_bytes()];
-                let src = Source::Conv { x: &x, g, channels: k };
+                let src = Source::Conv { x: &x, g, channels: ch };
                 let us = time(200, || qw.run(&src, 0, hw * hw, &epi, &mut edgefuse_kernels::qgemm::Out::Bytes(&mut y), hw * hw, 1, &mut scratch));
                 println!("1T {name:12} m{m} k{k} {hw}x{hw}: {us:8.1} us  {:6.1} GOP/s", 2.0 * (m * k * hw * hw) as f64 / us / 1e3);
             }

@@ -144,6 +144,11 @@ struct Gather<'a, 's> {
     oy: [isize; NR],
     ox: [isize; NR],
     direct: bool,
+    /// All the panel's columns lie on one output row (their windows start `sw` apart).
+    one_row: bool,
+    /// The next row `kk` expected and its (channel, tap row, tap column): rows are asked for
+    /// in order, so the divisions that split `kk` are done once per panel, not once per row.
+    next: (usize, usize, usize, usize),
 }
 
 impl<'a, 's> Gather<'a, 's> {
@@ -173,6 +178,10 @@ impl<'a, 's> Gather<'a, 's> {
                 }
             }
         }
+        let one_row = match src {
+            Source::Conv { g, .. } => !direct && np > 0 && p0 % g.ow + np <= g.ow,
+            _ => false,
+        };
         Gather {
             src,
             p0,
@@ -182,6 +191,8 @@ impl<'a, 's> Gather<'a, 's> {
             oy,
             ox,
             direct,
+            one_row,
+            next: (0, 0, 0, 0),
         }
     }
 
@@ -204,15 +215,57 @@ impl<'a, 's> Gather<'a, 's> {
             }
             Source::Conv { x, g, .. } => {
                 let isz = g.ih * g.iw;
-                let taps = g.kh * g.kw;
-                let (c, t) = (kk / taps, kk % taps);
+                let (c, ki, kj) = if self.next.0 == kk {
+                    (self.next.1, self.next.2, self.next.3)
+                } else {
+                    let taps = g.kh * g.kw;
+                    let (c, t) = (kk / taps, kk % taps);
+                    (c, t / g.kw, t % g.kw)
+                };
+                self.next = match (kj + 1 < g.kw, ki + 1 < g.kh) {
+                    (true, _) => (kk + 1, c, ki, kj + 1),
+                    (false, true) => (kk + 1, c, ki + 1, 0),
+                    (false, false) => (kk + 1, c + 1, 0, 0),
+                };
                 let plane = &x[c * isz..(c + 1) * isz];
                 if self.direct {
                     for (r, v) in row[..np].iter_mut().zip(&plane[p0..p0 + np]) {
                         *r = v ^ xor;
                     }
+                } else if self.one_row {
+                    // One input row, read at stride `sw` from the first column's window: the
+                    // columns whose tap lies inside it form one run, found arithmetically.
+                    let iy = self.oy[0] + (ki * g.dh) as isize;
+                    if iy < 0 || iy as usize >= g.ih {
+                        return;
+                    }
+                    let line = &plane[iy as usize * g.iw..][..g.iw];
+                    let x0 = self.ox[0] + (kj * g.dw) as isize;
+                    let sw = g.sw as isize;
+                    // Columns j with 0 <= x0 + j·sw < iw.
+                    let lo = if x0 < 0 { ((-x0) + sw - 1) / sw } else { 0 } as usize;
+                    let hi = if x0 >= g.iw as isize {
+                        0
+                    } else {
+                        (((g.iw as isize - x0) + sw - 1) / sw) as usize
+                    }
+                    .min(np);
+                    if lo < hi {
+                        let first = (x0 + (lo as isize) * sw) as usize;
+                        let line = &line[first..][..(hi - lo - 1) * g.sw + 1];
+                        let dst = &mut row[lo..hi];
+                        match g.sw {
+                            // Constant strides, which LLVM vectorises.
+                            1 => strided::<1>(line, dst, xor),
+                            2 => strided::<2>(line, dst, xor),
+                            sw => {
+                                for (j, r) in dst.iter_mut().enumerate() {
+                                    *r = line[j * sw] ^ xor;
+                                }
+                            }
+                        }
+                    }
                 } else {
-                    let (ki, kj) = (t / g.kw, t % g.kw);
                     let (dy, dx) = ((ki * g.dh) as isize, (kj * g.dw) as isize);
                     let at = self.oy.iter().zip(&self.ox);
                     for (r, (&oy, &ox)) in row[..np].iter_mut().zip(at) {
@@ -224,5 +277,18 @@ impl<'a, 's> Gather<'a, 's> {
                 }
             }
         }
+    }
+}
+
+/// `dst[j] = src[j·S] ^ xor`, `src` holding `(len − 1)·S + 1` bytes at least.
+#[inline(always)]
+fn strided<const S: usize>(src: &[u8], dst: &mut [u8], xor: u8) {
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    let src = &src[..(n - 1) * S + 1];
+    for (j, d) in dst.iter_mut().enumerate() {
+        *d = src[j * S] ^ xor;
     }
 }

@@ -225,6 +225,12 @@ fn every_kernel_matches_the_definition_on_convolutions() {
         (window(8, 8, 1, 1, 0, 1), 17, 12),
         (window(10, 7, 3, 1, 2, 2), 2, 8),
         (window(5, 5, 5, 2, 0, 1), 3, 3),
+        // Rows of 16 and more outputs: panels inside one output row (strides 1, 2, 3, a
+        // dilated window) as well as panels across rows.
+        (window(40, 36, 3, 2, 1, 1), 3, 10),
+        (window(50, 50, 3, 3, 1, 1), 2, 4),
+        (window(34, 40, 3, 1, 2, 2), 2, 5),
+        (window(20, 32, 1, 1, 0, 1), 4, 6),
     ] {
         let x: Vec<u8> = (0..c * g.ih * g.iw).map(|_| rng.next() as u8).collect();
         let src = Source::Conv {
