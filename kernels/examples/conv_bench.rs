@@ -136,6 +136,17 @@ fn main() {
                 let us = time(50, || sgemm_packed_b(MatRef::row_major(&a, m, k), &pb, &mut c, n, 0.0, 1.0, threads));
                 println!("{threads}T {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s  {:5.1} GB/s of B", 2.0 * (m * k * n) as f64 / us / 1e3, (k * n * 4) as f64 / us / 1e3);
             }
+            for (name, planes, hw) in [("pool f.2", 512usize, 26usize), ("pool f.5", 1024, 11)] {
+                if !name.contains(&only) || threads > 1 {
+                    continue;
+                }
+                let mut g = geom(hw, 2, 0);
+                (g.sh, g.sw, g.oh, g.ow) = (2, 2, hw / 2, hw / 2);
+                let x = fill(planes * hw * hw);
+                let mut y = vec![0.0f32; planes * g.oh * g.ow];
+                let us = time(500, || edgefuse_kernels::pool::max_pool_planes(&g, planes, &x, &mut y));
+                println!("1T {name:16}: {us:8.1} us");
+            }
             for (name, c, hw) in [("q dw 960 7x7", 960usize, 7usize), ("q dw 576 14x14", 576, 14), ("q dw 144 56x56", 144, 56)] {
                 if !name.contains(&only) || threads > 1 {
                     continue;

@@ -302,7 +302,10 @@ impl Winograd {
         par_for(lanes, &|lane| {
             // SAFETY: lane `lane` owns scratch floats [lane·per, (lane+1)·per).
             let buf = unsafe { bufs.part(lane * per, per) };
-            for ch in (lane..chunks).step_by(lanes) {
+            // A contiguous run of chunks per lane: each thread writes one range of images,
+            // the range the next layer's thread (a pool, an activation pass) reads back.
+            let (lo, hi) = (lane * chunks / lanes, (lane + 1) * chunks / lanes);
+            for ch in lo..hi {
                 let t0 = ch * chunk;
                 let t1 = (t0 + chunk).min(tiles);
                 // SAFETY: the tiles of distinct chunks write disjoint output pixels.
