@@ -5,7 +5,7 @@
 //! a ceil-mode overhang past the end padding (onnxruntime's AveragePool functors, and PyTorch).
 
 use edgefuse_kernels::conv::Window2d;
-use edgefuse_kernels::pool::{avg_pool, max_pool};
+use edgefuse_kernels::pool::{avg_pool, max_pool_planes};
 use rayon::prelude::*;
 
 use super::conv::PAR_MIN_WORK;
@@ -56,11 +56,17 @@ impl CpuKernel for PoolKernel {
         }
         let g = &self.geom;
         let (isz, osz) = (g.in_size(), g.out_size());
-        let plane = |(i, yp): (usize, &mut [f32])| {
-            let xp = &x[i * isz..][..isz];
+        // Planes `first..` into `run` (whole output planes).
+        let planes = |first: usize, run: &mut [f32]| {
+            let n = run.len() / osz;
+            let xs = &x[first * isz..][..n * isz];
             match self.kind {
-                PoolKind::Max => max_pool(g, xp, yp),
-                PoolKind::Avg => avg_pool(g, self.count_include_pad, xp, yp),
+                PoolKind::Max => max_pool_planes(g, n, xs, run),
+                PoolKind::Avg => {
+                    for (xp, yp) in xs.chunks_exact(isz.max(1)).zip(run.chunks_exact_mut(osz)) {
+                        avg_pool(g, self.count_include_pad, xp, yp)
+                    }
+                }
             }
         };
         let y = &mut y[..self.planes * osz];
@@ -70,13 +76,9 @@ impl CpuKernel for PoolKernel {
             let per = self.planes.div_ceil(ctx.threads);
             y.par_chunks_mut(per * osz)
                 .enumerate()
-                .for_each(|(t, run)| {
-                    for (i, yp) in run.chunks_mut(osz).enumerate() {
-                        plane((t * per + i, yp));
-                    }
-                });
+                .for_each(|(t, run)| planes(t * per, run));
         } else {
-            y.chunks_mut(osz).enumerate().for_each(plane);
+            planes(0, y);
         }
         Ok(())
     }
