@@ -45,6 +45,22 @@ pub fn build(op: &Pad, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     }))
 }
 
+/// `d.copy_from_slice(s)` for one element of 1, 2, 4 or 8 bytes, as a fixed-size move.
+#[inline(always)]
+fn copy_elem(d: &mut [u8], s: &[u8]) {
+    fn fixed<const N: usize>(d: &mut [u8], s: &[u8]) {
+        let v: [u8; N] = s.try_into().expect("element size");
+        d.copy_from_slice(&v);
+    }
+    match d.len() {
+        1 => d[0] = s[0],
+        2 => fixed::<2>(d, s),
+        4 => fixed::<4>(d, s),
+        8 => fixed::<8>(d, s),
+        _ => d.copy_from_slice(s),
+    }
+}
+
 struct PadKernel {
     mode: PadMode,
     in_shape: Vec<usize>,
@@ -128,18 +144,14 @@ impl CpuKernel for PadKernel {
                 None => self.fill(dst),
                 Some(s) => {
                     let src = &x[s * e..(s + w) * e];
-                    for j in 0..wo {
+                    dst[left * e..(left + w) * e].copy_from_slice(src);
+                    // Only the padding columns, each one element of a fixed size (a
+                    // `copy_from_slice` of `e` bytes per element was a `memcpy` call).
+                    for j in (0..left).chain(left + w..wo) {
                         let d = &mut dst[j * e..(j + 1) * e];
-                        if (left..left + w).contains(&j) && j != left {
-                            continue;
-                        }
-                        if j == left {
-                            dst[j * e..(j + w) * e].copy_from_slice(src);
-                            continue;
-                        }
                         match self.source(j, w, left) {
-                            Some(i) => d.copy_from_slice(&src[i * e..(i + 1) * e]),
-                            None => d.copy_from_slice(&self.value[..e]),
+                            Some(i) => copy_elem(d, &src[i * e..(i + 1) * e]),
+                            None => copy_elem(d, &self.value[..e]),
                         }
                     }
                 }
