@@ -156,7 +156,8 @@ def write_report(a, results, names):
              f"tract-cli (`tract M.onnx -i SHAPE --onnx-ignore-output-shapes -O bench -R`, TRACT_NUM_THREADS={a.threads})",
              f"- batch and input shapes as in `../shared/models/refs`; edgefuse fp32; {a.rounds} rounds, runtimes "
              "alternating, each in a fresh process; latency = median over rounds of each round's median "
-             f"({a.iters} iterations), p90 likewise",
+             f"({a.iters} iterations after 200 ms of untimed warm-up runs, the same for edgefuse and onnxruntime), "
+             "p90 likewise",
              "- load→first: edgefuse and onnxruntime in-process (file open to first result); tract is the wall time "
              "of a whole `tract -O run` process. Peak RSS is the whole process (onnxruntime's includes Python and "
              "numpy: its baseline before the session is shown).", "",
