@@ -510,10 +510,18 @@ impl CpuKernel for ConvKernel {
                     let wide = images * osz;
                     for (j, row) in tmp.chunks_exact_mut(wide).enumerate() {
                         let ch = grp * mg + j;
+                        // Without a residual, bias and activation go over the channel's whole
+                        // row (every image) in one call: per image they were one call per few
+                        // pixels (Silero's planes are 1–5 wide).
+                        if res.is_none() {
+                            self.epilogue.apply(bias_of(ch), row);
+                        }
                         for i in 0..images {
                             let yp = &mut yl[(i * self.m + ch) * osz..][..osz];
                             yp.copy_from_slice(&row[i * osz..(i + 1) * osz]);
-                            self.epilogue.apply_res(bias_of(ch), yp, res_of(n0 + i, ch));
+                            if res.is_some() {
+                                self.epilogue.apply_res(bias_of(ch), yp, res_of(n0 + i, ch));
+                            }
                         }
                     }
                 };
