@@ -109,7 +109,22 @@ impl DirectConv {
         y: &mut [f32],
         rows: std::ops::Range<usize>,
     ) {
-        self.run_rows_with(crate::gemm::Kernel::detect(), pad, bias, y, rows)
+        self.run_rows_with(crate::gemm::Kernel::detect(), pad, bias, y, rows, None)
+    }
+
+    /// [`DirectConv::run_rows`] with every sum clamped to `[lo, hi]` as it is stored (`max`
+    /// then `min`, a NaN giving `lo`): a fused ReLU, ReLU6 or Clip, with no pass over the
+    /// output afterwards.
+    pub fn run_rows_clamped(
+        &self,
+        pad: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        rows: std::ops::Range<usize>,
+        (lo, hi): (f32, f32),
+    ) {
+        let k = crate::gemm::Kernel::detect();
+        self.run_rows_with(k, pad, bias, y, rows, Some((lo, hi)))
     }
 
     /// [`DirectConv::run_rows`] with a chosen kernel family (tests run every one the CPU
@@ -121,41 +136,68 @@ impl DirectConv {
         bias: Option<&[f32]>,
         y: &mut [f32],
         rows: Rows,
+        clamp: Option<(f32, f32)>,
     ) {
         let g = &self.g;
         assert!(pad.len() >= self.scratch_len() && y.len() >= self.m * g.oh * g.ow);
         assert!(rows.end <= g.oh && bias.is_none_or(|b| b.len() >= self.m));
         assert!(crate::gemm::Kernel::supported().contains(&kernel));
+        // The clamp is a const parameter, so the unclamped code is the same as without it.
+        let Some((lo, hi)) = clamp else {
+            return self.dispatch::<false>(kernel, pad, bias, y, rows, 0.0, 0.0);
+        };
+        self.dispatch::<true>(kernel, pad, bias, y, rows, lo, hi)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch<const C: bool>(
+        &self,
+        kernel: crate::gemm::Kernel,
+        pad: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        rows: Rows,
+        lo: f32,
+        hi: f32,
+    ) {
         #[cfg(target_arch = "x86_64")]
         {
             use crate::gemm::Kernel;
+            type Args<'a> = (&'a [f32], Option<&'a [f32]>, &'a mut [f32], Rows, f32, f32);
             #[target_feature(enable = "avx512f,avx2,fma")]
-            fn avx512(d: &DirectConv, p: &[f32], b: Option<&[f32]>, y: &mut [f32], r: Rows) {
-                d.rows::<true, true>(p, b, y, r)
+            fn avx512<const C: bool>(d: &DirectConv, (p, b, y, r, lo, hi): Args) {
+                d.rows::<true, true, C>(p, b, y, r, lo, hi)
             }
             #[target_feature(enable = "avx2,fma")]
-            fn avx2(d: &DirectConv, p: &[f32], b: Option<&[f32]>, y: &mut [f32], r: Rows) {
-                d.rows::<true, false>(p, b, y, r)
+            fn avx2<const C: bool>(d: &DirectConv, (p, b, y, r, lo, hi): Args) {
+                d.rows::<true, false, C>(p, b, y, r, lo, hi)
             }
+            let args = (pad, bias, y, rows, lo, hi);
             match kernel {
-                // SAFETY: `kernel` is one this CPU runs (asserted above).
-                Kernel::Avx512 => return unsafe { avx512(self, pad, bias, y, rows) },
+                // SAFETY: `kernel` is one this CPU runs (asserted by the caller).
+                Kernel::Avx512 => return unsafe { avx512::<C>(self, args) },
                 // SAFETY: as above.
-                Kernel::Avx2 => return unsafe { avx2(self, pad, bias, y, rows) },
+                Kernel::Avx2 => return unsafe { avx2::<C>(self, args) },
                 _ => {}
             }
+            let (pad, bias, y, rows, lo, hi) = args;
+            self.rows::<false, false, C>(pad, bias, y, rows, lo, hi)
         }
         // NEON has fused multiply-add in its baseline; elsewhere `a·b + c` rounds twice.
-        self.rows::<{ cfg!(target_arch = "aarch64") }, false>(pad, bias, y, rows)
+        #[cfg(not(target_arch = "x86_64"))]
+        self.rows::<{ cfg!(target_arch = "aarch64") }, false, C>(pad, bias, y, rows, lo, hi)
     }
 
     #[inline(always)]
-    fn rows<const FMA: bool, const AVX512: bool>(
+    #[allow(clippy::too_many_arguments)]
+    fn rows<const FMA: bool, const AVX512: bool, const C: bool>(
         &self,
         pad: &[f32],
         bias: Option<&[f32]>,
         y: &mut [f32],
         rows: Rows,
+        lo: f32,
+        hi: f32,
     ) {
         let g = &self.g;
         let (taps, osz, plane) = (self.c * g.kh * g.kw, g.oh * g.ow, self.hp * self.wp);
@@ -180,7 +222,7 @@ impl DirectConv {
                         let at = m0 * osz + oy * g.ow + x0;
                         let (mb, r) = (MB.min(self.m - m0), (2 * L).min(g.ow - x0));
                         // SAFETY: AVX512 is true only inside `run_rows`'s AVX-512 body.
-                        unsafe { block_avx512(segment, offs, wb, &b, y, at, osz, mb, r) };
+                        unsafe { block_avx512::<C>(segment, offs, wb, &b, y, at, osz, mb, r, lo, hi) };
                     }
                 }
             }
@@ -196,7 +238,13 @@ impl DirectConv {
                     let b: [f32; MB] = std::array::from_fn(|j| {
                         bias.and_then(|b| b.get(m0 + j)).copied().unwrap_or(0.0)
                     });
-                    let acc = segment_sums::<FMA>(segment, offs, wb, b);
+                    let mut acc = segment_sums::<FMA>(segment, offs, wb, b);
+                    if C {
+                        for v in acc.iter_mut().flatten() {
+                            let t = if *v > lo { *v } else { lo };
+                            *v = if t < hi { t } else { hi };
+                        }
+                    }
                     for (j, a) in acc.iter().enumerate().take(self.m - m0) {
                         let at = (m0 + j) * osz + oy * g.ow + x0;
                         if r == L {
@@ -247,7 +295,7 @@ fn segment_sums<const FMA: bool>(
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn block_avx512(
+unsafe fn block_avx512<const C: bool>(
     segment: &[f32],
     offs: &[usize],
     w: &[f32],
@@ -257,6 +305,8 @@ unsafe fn block_avx512(
     osz: usize,
     mb: usize,
     r: usize,
+    cmin: f32,
+    cmax: f32,
 ) {
     use std::arch::x86_64::*;
     assert!(w.len() >= offs.len() * MB && offs.iter().all(|&o| o + 2 * L <= segment.len()));
@@ -279,6 +329,15 @@ unsafe fn block_avx512(
         }
         let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(L)) - 1) as __mmask16 };
         let (m0, m1) = (mask(r), mask(r.saturating_sub(L)));
+        if C {
+            // `max(v, cmin)` gives `cmin` for a NaN `v` (its second operand), as `v > cmin`
+            // does in the portable body; then `min(t, cmax)`.
+            let (vmin, vmax) = (_mm512_set1_ps(cmin), _mm512_set1_ps(cmax));
+            for j in 0..MB {
+                lo[j] = _mm512_min_ps(_mm512_max_ps(lo[j], vmin), vmax);
+                hi[j] = _mm512_min_ps(_mm512_max_ps(hi[j], vmin), vmax);
+            }
+        }
         for j in 0..mb {
             let p = y.as_mut_ptr().add(at + j * osz);
             _mm512_mask_storeu_ps(p, m0, lo[j]);
@@ -344,8 +403,11 @@ mod tests {
             let half = g.oh / 2;
             for &kernel in crate::gemm::Kernel::supported() {
                 let mut y = vec![f32::NAN; m * g.oh * g.ow + 3];
-                d.run_rows_with(kernel, &pad_buf, Some(&b), &mut y, 0..half);
-                d.run_rows_with(kernel, &pad_buf, Some(&b), &mut y, half..g.oh);
+                d.run_rows_with(kernel, &pad_buf, Some(&b), &mut y, 0..half, None);
+                d.run_rows_with(kernel, &pad_buf, Some(&b), &mut y, half..g.oh, None);
+                // The same with a fused clamp.
+                let mut yc = vec![f32::NAN; m * g.oh * g.ow];
+                d.run_rows_with(kernel, &pad_buf, Some(&b), &mut yc, 0..g.oh, Some((-0.25, 0.5)));
                 for mo in 0..m {
                     for oy in 0..g.oh {
                         for ox in 0..g.ow {
@@ -363,11 +425,14 @@ mod tests {
                                     }
                                 }
                             }
-                            let got = y[(mo * g.oh + oy) * g.ow + ox];
-                            assert!(
-                            (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),
-                            "{kernel:?} c{c} m{m} {ih}x{iw} k{k} p{pad}: y[{mo}][{oy}][{ox}] = {got}, want {want}"
-                        );
+                            let at = (mo * g.oh + oy) * g.ow + ox;
+                            let clamped = want.clamp(-0.25, 0.5);
+                            for (got, want) in [(y[at], want), (yc[at], clamped)] {
+                                assert!(
+                                    (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),
+                                    "{kernel:?} c{c} m{m} {ih}x{iw} k{k} p{pad}: y[{mo}][{oy}][{ox}] = {got}, want {want}"
+                                );
+                            }
                         }
                     }
                 }

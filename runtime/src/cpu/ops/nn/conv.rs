@@ -46,6 +46,17 @@ impl Epilogue {
         }
     }
 
+    /// The activation as bounds a kernel can clamp its stores to (ReLU, Clip), if it is one.
+    /// Both clamp as `max` then `min` with a NaN giving the lower bound, as `act::relu` and
+    /// the Clip epilogue do.
+    pub fn clamp(&self) -> Option<(f32, f32)> {
+        match self.0 {
+            Some(UnaryOp::Relu) => Some((0.0, f32::INFINITY)),
+            Some(UnaryOp::Clip { min, max }) => Some((min, max)),
+            _ => None,
+        }
+    }
+
     /// `xs[i] = act(xs[i] + bias + res[i])`: [`Epilogue::apply`] after a residual, if any.
     pub fn apply_res(&self, bias: f32, xs: &mut [f32], res: Option<&[f32]>) {
         if let Some(r) = res {
@@ -424,9 +435,16 @@ impl CpuKernel for ConvKernel {
                 for (i, yi) in yl.chunks_exact_mut(self.m * osz).enumerate() {
                     let n = lane * per + i;
                     d.pad(&x[n * self.c * isz..][..self.c * isz], pad);
-                    d.run_rows(pad, bias, yi, 0..g.oh);
                     let r = res.map(|r| &r[n * self.m * osz..][..self.m * osz]);
-                    self.epilogue.apply_res(0.0, yi, r);
+                    // ReLU and Clip are clamped as the sums are stored, unless a residual
+                    // comes first.
+                    match self.epilogue.clamp().filter(|_| r.is_none()) {
+                        Some(c) => d.run_rows_clamped(pad, bias, yi, 0..g.oh, c),
+                        None => {
+                            d.run_rows(pad, bias, yi, 0..g.oh);
+                            self.epilogue.apply_res(0.0, yi, r);
+                        }
+                    }
                 }
             };
             if lanes == 1 {
