@@ -184,8 +184,12 @@ impl DirectConv {
             self.rows::<false, false, C>(pad, bias, y, rows, lo, hi)
         }
         // NEON has fused multiply-add in its baseline; elsewhere `a·b + c` rounds twice.
+        // (One body serves every family there.)
         #[cfg(not(target_arch = "x86_64"))]
-        self.rows::<{ cfg!(target_arch = "aarch64") }, false, C>(pad, bias, y, rows, lo, hi)
+        {
+            let _ = kernel;
+            self.rows::<{ cfg!(target_arch = "aarch64") }, false, C>(pad, bias, y, rows, lo, hi)
+        }
     }
 
     #[inline(always)]
