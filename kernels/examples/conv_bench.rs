@@ -200,27 +200,51 @@ fn main() {
 /// AVX-512 VNNI and VBMI only).
 #[cfg(target_arch = "x86_64")]
 fn bench_q_depthwise(only: &str) {
-    for (name, c, hw) in [("q dw 960 7x7", 960usize, 7usize), ("q dw 576 14x14", 576, 14), ("q dw 144 56x56", 144, 56)] {
+    for (name, c, hw) in [
+        ("q dw 960 7x7", 960usize, 7usize),
+        ("q dw 576 14x14", 576, 14),
+        ("q dw 144 56x56", 144, 56),
+    ] {
         if !name.contains(only) {
             continue;
         }
         let g = geom(hw, 3, 1);
-        let Some(plan) = edgefuse_kernels::qgemm::dw_vnni::DwVnni::new(&g) else { continue };
+        let Some(plan) = edgefuse_kernels::qgemm::dw_vnni::DwVnni::new(&g) else {
+            continue;
+        };
         let w: Vec<i32> = (0..c * 9).map(|i| (i * 31 % 200) as i32 - 100).collect();
         let f = plan.pack(&w, c).expect("filters fit");
         let x: Vec<u8> = (0..c * hw * hw).map(|i| (i * 13 % 251) as u8).collect();
         let mut y = vec![0u8; c * hw * hw];
         let mut scratch = vec![0u8; plan.scratch_bytes()];
         let (sums, mult, add) = (vec![5; 16], vec![0.01f32; 16], vec![1.0f32; 16]);
-        let kind = OutKind::Int { zp: 0.0, lo: 0.0, hi: 255.0 };
+        let kind = OutKind::Int {
+            zp: 0.0,
+            lo: 0.0,
+            hi: 255.0,
+        };
         let us = time(200, || {
             for b in 0..c / 16 {
                 let n = hw * hw * 16;
-                plan.run_block(16, &x[b * n..], 0, 3, f.block(b), f.split(), &sums, &mult, &add, kind, &mut y[b * n..], &mut scratch);
+                plan.run_block(
+                    16,
+                    &x[b * n..],
+                    0,
+                    3,
+                    f.block(b),
+                    f.split(),
+                    &sums,
+                    &mult,
+                    &add,
+                    kind,
+                    &mut y[b * n..],
+                    &mut scratch,
+                );
             }
         });
         println!("1T {name:16}: {us:8.1} us");
-    }}
+    }
+}
 
 #[cfg(not(target_arch = "x86_64"))]
 fn bench_q_depthwise(_only: &str) {}

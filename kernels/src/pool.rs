@@ -24,7 +24,10 @@ pub fn max_pool_planes(g: &Window2d, planes: usize, x: &[f32], y: &mut [f32]) {
         // SAFETY: AVX-512F was detected; the window tiles the input (checked by `tiles`).
         return unsafe { max_pool_2x2_avx512(g, planes, x, y) };
     }
-    for (xp, yp) in x.chunks_exact(isz.max(1)).zip(y.chunks_exact_mut(osz.max(1))) {
+    for (xp, yp) in x
+        .chunks_exact(isz.max(1))
+        .zip(y.chunks_exact_mut(osz.max(1)))
+    {
         max_pool_mapped(g, xp, yp, f32::MIN, |v| v)
     }
 }
@@ -63,7 +66,10 @@ unsafe fn max_pool_2x2_avx512(g: &Window2d, planes: usize, x: &[f32], y: &mut [f
             let n = (g.ow - j).min(16);
             // Input lanes 2j .. 2j + 2n, in two vectors of 16.
             let (na, nb) = ((2 * n).min(16), (2 * n).saturating_sub(16));
-            let (ka, kb) = ((((1u32 << na) - 1) & 0xffff) as u16, ((1u32 << nb) - 1) as u16);
+            let (ka, kb) = (
+                (((1u32 << na) - 1) & 0xffff) as u16,
+                ((1u32 << nb) - 1) as u16,
+            );
             let out_k = (((1u32 << n) - 1) & 0xffff) as u16;
             // SAFETY: the masks keep every access inside rows r0, r1 (2·ow floats) and `out`
             // (ow floats); AVX-512F by the caller's contract.
@@ -293,7 +299,16 @@ mod tests {
     /// as the generic rule does, and signed zeros in the order the generic path visits them.
     #[test]
     fn tiled_2x2_matches_the_generic_loop() {
-        for (ih, iw) in [(1, 2), (2, 2), (5, 7), (26, 26), (11, 11), (8, 33), (4, 64), (6, 70)] {
+        for (ih, iw) in [
+            (1, 2),
+            (2, 2),
+            (5, 7),
+            (26, 26),
+            (11, 11),
+            (8, 33),
+            (4, 64),
+            (6, 70),
+        ] {
             let (oh, ow) = (ih / 2, iw / 2);
             let g = Window2d {
                 ih,

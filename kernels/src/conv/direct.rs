@@ -226,7 +226,9 @@ impl DirectConv {
                         let at = m0 * osz + oy * g.ow + x0;
                         let (mb, r) = (MB.min(self.m - m0), (2 * L).min(g.ow - x0));
                         // SAFETY: AVX512 is true only inside `run_rows`'s AVX-512 body.
-                        unsafe { block_avx512::<C>(segment, offs, wb, &b, y, at, osz, mb, r, lo, hi) };
+                        unsafe {
+                            block_avx512::<C>(segment, offs, wb, &b, y, at, osz, mb, r, lo, hi)
+                        };
                     }
                 }
             }
@@ -411,7 +413,14 @@ mod tests {
                 d.run_rows_with(kernel, &pad_buf, Some(&b), &mut y, half..g.oh, None);
                 // The same with a fused clamp.
                 let mut yc = vec![f32::NAN; m * g.oh * g.ow];
-                d.run_rows_with(kernel, &pad_buf, Some(&b), &mut yc, 0..g.oh, Some((-0.25, 0.5)));
+                d.run_rows_with(
+                    kernel,
+                    &pad_buf,
+                    Some(&b),
+                    &mut yc,
+                    0..g.oh,
+                    Some((-0.25, 0.5)),
+                );
                 for mo in 0..m {
                     for oy in 0..g.oh {
                         for ox in 0..g.ow {

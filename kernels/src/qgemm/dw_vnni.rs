@@ -335,7 +335,8 @@ impl DwVnni {
                         // A masked load of the row's last `m` bytes (the padding's value in
                         // the rest): no call to `memcpy` for the short rows of small planes.
                         let fill = _mm512_set1_epi8((pad ^ xor) as i8);
-                        let t = _mm512_mask_loadu_epi8(fill, (1u64 << m) - 1, s.as_ptr() as *const i8);
+                        let t =
+                            _mm512_mask_loadu_epi8(fill, (1u64 << m) - 1, s.as_ptr() as *const i8);
                         _mm_xor_si128(_mm512_castsi512_si128(t), xor_v)
                     };
                 }

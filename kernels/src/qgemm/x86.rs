@@ -31,7 +31,14 @@ pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u
 /// short depths of pointwise layers (MobileNetV2's 16 → 96 expansion: see BENCHMARKS.md).
 /// The arithmetic is `drive`'s, operation for operation, so the bytes are the same.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-unsafe fn drive_vnni_u8_bytes(job: &Job, o: &mut [u8], scratch: &mut [u8], zp: f32, lo: f32, hi: f32) {
+unsafe fn drive_vnni_u8_bytes(
+    job: &Job,
+    o: &mut [u8],
+    scratch: &mut [u8],
+    zp: f32,
+    lo: f32,
+    hi: f32,
+) {
     let w = job.wts;
     let panel = &mut scratch[..w.kg * NR * 4];
     let zx = job.x.zero_point;
