@@ -110,7 +110,7 @@ fn main() {
                 let us = time(200, || {
                     for (xi, yi) in x.chunks_exact(c * 28 * 28).zip(y.chunks_exact_mut(m * g.oh * g.ow)) {
                         d.pad(xi, &mut pad);
-                        d.run_rows(&pad, Some(&b), yi, 0..g.oh);
+                        d.run_rows(&pad, Some(&b), yi, 0..g.oh, None);
                     }
                 });
                 println!("1T f.0 direct  16 images: {us:8.1} us");

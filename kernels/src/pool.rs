@@ -16,6 +16,9 @@ pub fn max_pool(g: &Window2d, x: &[f32], y: &mut [f32]) {
 pub fn max_pool_planes(g: &Window2d, planes: usize, x: &[f32], y: &mut [f32]) {
     let (isz, osz) = (g.in_size(), g.out_size());
     let (x, y) = (&x[..planes * isz], &mut y[..planes * osz]);
+    if y.is_empty() {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if tiles(g)
         && (g.kh, g.kw) == (2, 2)
@@ -294,13 +297,14 @@ mod tests {
         }
     }
 
-    /// The 2×2 stride-2 path (AVX-512 where this CPU has it) against the generic loop, bit
-    /// for bit: widths below, at and past 16 outputs, odd input edges left out, NaNs kept out
+    /// The 2×2 stride-2 path (AVX-512 where this CPU has it) over a run of planes against the
+    /// generic loop, bit for bit: widths below, at and past 16 outputs, odd input edges left out, NaNs kept out
     /// as the generic rule does, and signed zeros in the order the generic path visits them.
     #[test]
     fn tiled_2x2_matches_the_generic_loop() {
         for (ih, iw) in [
             (1, 2),
+            (2, 1),
             (2, 2),
             (5, 7),
             (26, 26),
@@ -326,7 +330,9 @@ mod tests {
                 oh,
                 ow,
             };
-            let x: Vec<f32> = (0..ih * iw)
+            // Three planes: one call over the run, against the generic loop plane by plane.
+            let planes = 3;
+            let x: Vec<f32> = (0..planes * ih * iw)
                 .map(|i| match i % 11 {
                     3 => f32::NAN,
                     5 => -0.0,
@@ -334,10 +340,13 @@ mod tests {
                     _ => ((i * 7919) % 97) as f32 - 48.0,
                 })
                 .collect();
-            let mut want = vec![1.0; oh * ow];
-            let mut got = vec![2.0; oh * ow];
-            max_pool_mapped(&g, &x, &mut want, f32::MIN, |v| v);
-            max_pool(&g, &x, &mut got);
+            let mut want = vec![1.0; planes * oh * ow];
+            let mut got = vec![2.0; planes * oh * ow];
+            let osz = (oh * ow).max(1);
+            for (xp, yp) in x.chunks_exact(ih * iw).zip(want.chunks_exact_mut(osz)) {
+                max_pool_mapped(&g, xp, yp, f32::MIN, |v| v);
+            }
+            max_pool_planes(&g, planes, &x, &mut got);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{ih}x{iw}");
         }

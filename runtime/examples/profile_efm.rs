@@ -21,20 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut s = Session::new(model.clone(), SessionOptions { threads })?;
     let g = model.graph();
     for (i, &id) in g.inputs.iter().enumerate() {
-        let mut t = Tensor::zeros(g.tensors[id].dtype, &g.tensors[id].shape);
-        // Inputs as `edgefuse bench` makes them (values in [0, 1)) when asked: a model's
-        // speed can depend on its data (zeros flow through ReLUs differently).
-        if std::env::var_os("EF_RANDOM").is_some() {
-            if let Ok(v) = t.as_slice_mut::<f32>() {
-                let mut state = 0x2545_f491_4f6c_dd1du64;
-                for x in v {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    *x = (state % 1000) as f32 / 1000.0;
-                }
-            }
-        }
+        let t = Tensor::zeros(g.tensors[id].dtype, &g.tensors[id].shape);
         s.set_input(i, t.view())?;
     }
     s.run()?;

@@ -101,30 +101,19 @@ impl DirectConv {
     }
 
     /// Output rows `rows` of one image: `y[m][oy][ox] = Σ w·x + bias[m]` from its padded planes
-    /// `pad` (see [`DirectConv::pad`]) into its `m` output planes `y` (each `oh × ow`).
+    /// `pad` (see [`DirectConv::pad`]) into its `m` output planes `y` (each `oh × ow`). With
+    /// `clamp` = `(lo, hi)` every sum is clamped as it is stored (`max` then `min`, a NaN
+    /// giving `lo`): a fused ReLU, ReLU6 or Clip, with no pass over the output afterwards.
     pub fn run_rows(
         &self,
         pad: &[f32],
         bias: Option<&[f32]>,
         y: &mut [f32],
         rows: std::ops::Range<usize>,
-    ) {
-        self.run_rows_with(crate::gemm::Kernel::detect(), pad, bias, y, rows, None)
-    }
-
-    /// [`DirectConv::run_rows`] with every sum clamped to `[lo, hi]` as it is stored (`max`
-    /// then `min`, a NaN giving `lo`): a fused ReLU, ReLU6 or Clip, with no pass over the
-    /// output afterwards.
-    pub fn run_rows_clamped(
-        &self,
-        pad: &[f32],
-        bias: Option<&[f32]>,
-        y: &mut [f32],
-        rows: std::ops::Range<usize>,
-        (lo, hi): (f32, f32),
+        clamp: Option<(f32, f32)>,
     ) {
         let k = crate::gemm::Kernel::detect();
-        self.run_rows_with(k, pad, bias, y, rows, Some((lo, hi)))
+        self.run_rows_with(k, pad, bias, y, rows, clamp)
     }
 
     /// [`DirectConv::run_rows`] with a chosen kernel family (tests run every one the CPU

@@ -287,27 +287,41 @@ pub(crate) unsafe fn axpy_portable(
     unsafe { axpy_body::<PORTABLE_FMA>(len, k, x, xs, rows, rstride, out, alpha, beta) }
 }
 
-/// [`strip_body`] for the portable family's panel width.
-///
-/// # Safety
-/// As [`AxpyFn`], with `rstride` the panel width.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn strip_portable(
-    len: usize,
-    k: usize,
-    x: *const f32,
-    xs: usize,
-    rows: *const f32,
-    _rstride: usize,
-    out: *mut f32,
-    alpha: f32,
-    beta: f32,
-) {
-    // SAFETY: forwarded contract.
-    unsafe {
-        strip_body::<PORTABLE_FMA, { super::portable::NR }>(len, k, x, xs, rows, out, alpha, beta)
-    }
+/// Defines `$name`, an [`AxpyFn`] over one `$w`-wide strip of a packed B through
+/// [`strip_body`] (its `rstride` argument is the panel width), compiled with the target
+/// features `$features` where given: one per micro-kernel family.
+macro_rules! strip_fn {
+    ($name:ident, $fma:expr, $w:expr $(, $features:literal)?) => {
+        /// [`strip_body`](crate::gemm::gemv::strip_body) for this family's panel width.
+        ///
+        /// # Safety
+        /// As [`AxpyFn`](crate::gemm::gemv::AxpyFn), with `rstride` the panel width, on a CPU
+        /// that runs the function's target features.
+        $(#[target_feature(enable = $features)])?
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe fn $name(
+            len: usize,
+            k: usize,
+            x: *const f32,
+            xs: usize,
+            rows: *const f32,
+            _rstride: usize,
+            out: *mut f32,
+            alpha: f32,
+            beta: f32,
+        ) {
+            // SAFETY: forwarded contract.
+            unsafe {
+                crate::gemm::gemv::strip_body::<{ $fma }, { $w }>(
+                    len, k, x, xs, rows, out, alpha, beta,
+                )
+            }
+        }
+    };
 }
+pub(crate) use strip_fn;
+
+strip_fn!(strip_portable, PORTABLE_FMA, super::portable::NR);
 
 /// # Safety
 /// As [`DotsFn`].

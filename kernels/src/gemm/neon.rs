@@ -24,25 +24,7 @@ pub(crate) static NEON: Isa = Isa {
     dots: gemv::dots_portable,
 };
 
-/// [`gemv::strip_body`] for the 12-wide panels.
-///
-/// # Safety
-/// As [`gemv::AxpyFn`] over one packed strip.
-#[allow(clippy::too_many_arguments)]
-unsafe fn strip_neon(
-    len: usize,
-    k: usize,
-    x: *const f32,
-    xs: usize,
-    rows: *const f32,
-    _rstride: usize,
-    out: *mut f32,
-    alpha: f32,
-    beta: f32,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { gemv::strip_body::<true, NR>(len, k, x, xs, rows, out, alpha, beta) }
-}
+gemv::strip_fn!(strip_neon, true, NR);
 
 /// See [`super::isa::MicroFn`].
 ///

@@ -175,43 +175,8 @@ unsafe fn axpy_avx2(
     unsafe { gemv::axpy_body::<true>(len, k, x, xs, rows, rstride, out, alpha, beta) }
 }
 
-/// # Safety
-/// The CPU supports AVX-512F; otherwise as [`gemv::AxpyFn`] over one packed strip.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn strip_avx512(
-    len: usize,
-    k: usize,
-    x: *const f32,
-    xs: usize,
-    rows: *const f32,
-    _rstride: usize,
-    out: *mut f32,
-    alpha: f32,
-    beta: f32,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { gemv::strip_body::<true, { 16 * AVX512_NV }>(len, k, x, xs, rows, out, alpha, beta) }
-}
-
-/// # Safety
-/// The CPU supports AVX2 and FMA; otherwise as [`gemv::AxpyFn`] over one packed strip.
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn strip_avx2(
-    len: usize,
-    k: usize,
-    x: *const f32,
-    xs: usize,
-    rows: *const f32,
-    _rstride: usize,
-    out: *mut f32,
-    alpha: f32,
-    beta: f32,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { gemv::strip_body::<true, { 8 * AVX2_NV }>(len, k, x, xs, rows, out, alpha, beta) }
-}
+gemv::strip_fn!(strip_avx512, true, 16 * AVX512_NV, "avx512f,avx2,fma");
+gemv::strip_fn!(strip_avx2, true, 8 * AVX2_NV, "avx2,fma");
 
 /// # Safety
 /// The CPU supports AVX-512F; otherwise as [`gemv::DotsFn`].

@@ -119,44 +119,21 @@ fn check_product(rng: &mut Rng, src: &Source, xor: u8, m: usize, k: usize, cols:
                 qw.format()
             );
         }
-        // Requantized, transposed output (GEMM layout): element (r, p) at p·m + r.
+        // Requantized: transposed (a GEMM's layout, element (r, p) at p·m + r) and along
+        // contiguous rows (a convolution's, at r·cols + p), to u8 and to i8 (bytes in two's
+        // complement).
         let scale: Vec<f32> = (0..m).map(|r| 0.001 * (r + 1) as f32).collect();
-        let epi = Epilogue {
-            mult: scale.clone(),
-            add: vec![3.0; m],
-            kind: OutKind::Int {
-                zp: 10.0,
-                lo: 10.0,
-                hi: 255.0,
-            },
-        };
-        let mut got = vec![0u8; m * cols];
-        qw.run(
-            src,
-            xor,
-            cols,
-            &epi,
-            &mut Out::Bytes(&mut got),
-            1,
-            m,
-            &mut scratch,
-        );
-        for r in 0..m {
-            for p in 0..cols {
-                let y = want[r * cols + p] as f32 * scale[r] + 3.0;
-                // The epilogue rounds y + zp in f32 (y = 14.500001 gives 24.5, then 24).
-                let q = (y + 10.0).round_ties_even().clamp(10.0, 255.0) as u8;
-                assert_eq!(got[p * m + r], q, "{kernel:?} requantized ({r}, {p})");
-            }
-        }
-        // Requantized along contiguous rows (a convolution's layout), to u8 and to i8 (bytes
-        // in two's complement): element (r, p) at r·cols + p.
-        for (zp, lo, hi) in [(10.0, 10.0, 255.0), (-5.0, -128.0, 127.0)] {
+        for (by_rows, zp, lo, hi) in [
+            (false, 10.0, 10.0, 255.0),
+            (true, 10.0, 10.0, 255.0),
+            (true, -5.0, -128.0, 127.0),
+        ] {
             let epi = Epilogue {
                 mult: scale.clone(),
                 add: vec![3.0; m],
                 kind: OutKind::Int { zp, lo, hi },
             };
+            let (rs, cs) = if by_rows { (cols, 1) } else { (1, m) };
             let mut got = vec![0u8; m * cols];
             qw.run(
                 src,
@@ -164,18 +141,19 @@ fn check_product(rng: &mut Rng, src: &Source, xor: u8, m: usize, k: usize, cols:
                 cols,
                 &epi,
                 &mut Out::Bytes(&mut got),
-                cols,
-                1,
+                rs,
+                cs,
                 &mut scratch,
             );
             for r in 0..m {
                 for p in 0..cols {
                     let y = want[r * cols + p] as f32 * scale[r] + 3.0;
+                    // The epilogue rounds y + zp in f32 (y = 14.500001 gives 24.5, then 24).
                     let q = (y + zp).round_ties_even().clamp(lo, hi) as i32 as u8;
                     assert_eq!(
-                        got[r * cols + p],
+                        got[r * rs + p * cs],
                         q,
-                        "{kernel:?} requantized by rows, zp {zp} ({r}, {p})"
+                        "{kernel:?} requantized, rows {by_rows}, zp {zp} ({r}, {p})"
                     );
                 }
             }

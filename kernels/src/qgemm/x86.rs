@@ -66,17 +66,14 @@ unsafe fn drive_vnni_u8_bytes(
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
             let rows = MR.min(job.rows.end - m0);
-            // Rows past `rows` recompute the last valid row (their results are not stored).
-            let r: [*const i32; MR] =
-                std::array::from_fn(|i| w.w.as_ptr().add((m0 + i.min(rows - 1)) * w.kg));
-            let mut c = [_mm512_setzero_si512(); MR];
-            for g in 0..w.kg {
-                // SAFETY: the panel holds `kg` groups of 64 bytes; each row `kg` i32 groups.
-                let x = _mm512_loadu_si512(panel.as_ptr().add(g * 64) as *const _);
-                for i in 0..MR {
-                    c[i] = _mm512_dpbusd_epi32(c[i], x, _mm512_set1_epi32(*r[i].add(g)));
-                }
-            }
+            // SAFETY: the panel holds `kg` groups of 64 bytes; each row `kg` i32 groups.
+            let c = vnni_tile::<false>(
+                w.kg,
+                w.w.as_ptr().add(m0 * w.kg),
+                w.kg,
+                rows,
+                panel.as_ptr(),
+            );
             for (i, &acc) in c.iter().enumerate().take(rows) {
                 let m = m0 + i;
                 let corr = w.corr[m] + (w.zx - zx) * w.sums[m];
@@ -197,8 +194,41 @@ pub(crate) unsafe fn drive_avx2(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     drive(job, out, scratch, micro_avx2_i16)
 }
 
+/// One `MR × NR` tile's accumulators, in registers: `vpdpwssd` over i16 pairs when `I16`,
+/// else `vpdpbusd` over u8 × i8 quads. Rows past `rows` recompute the last valid row (their
+/// results are for the caller to ignore).
+///
+/// # Safety
+/// The CPU runs AVX-512F/BW/VNNI; the panel holds `kg` groups of 64 bytes and each of the
+/// `rows` weight rows (`ldw` apart) `kg` i32 groups.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn vnni_tile<const I16: bool>(
+    kg: usize,
+    w: *const i32,
+    ldw: usize,
+    rows: usize,
+    panel: *const u8,
+) -> [__m512i; MR] {
+    let r: [*const i32; MR] = std::array::from_fn(|i| w.add(i.min(rows - 1) * ldw));
+    let mut c = [_mm512_setzero_si512(); MR];
+    for g in 0..kg {
+        // SAFETY: as the caller guarantees.
+        let x = _mm512_loadu_si512(panel.add(g * 64) as *const _);
+        for i in 0..MR {
+            let wv = _mm512_set1_epi32(*r[i].add(g));
+            c[i] = if I16 {
+                _mm512_dpwssd_epi32(c[i], x, wv)
+            } else {
+                _mm512_dpbusd_epi32(c[i], x, wv)
+            };
+        }
+    }
+    c
+}
+
 macro_rules! vnni_micro {
-    ($name:ident, $dp:ident) => {
+    ($name:ident, $i16:literal) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
         unsafe fn $name(
             kg: usize,
@@ -208,16 +238,7 @@ macro_rules! vnni_micro {
             panel: *const u8,
             acc: &mut [[i32; NR]; MR],
         ) {
-            // Rows past `rows` recompute the last valid row (their results are ignored).
-            let r: [*const i32; MR] = std::array::from_fn(|i| w.add(i.min(rows - 1) * ldw));
-            let mut c = [_mm512_setzero_si512(); MR];
-            for g in 0..kg {
-                // SAFETY: the panel holds `kg` groups of 64 bytes; each row `kg` i32 groups.
-                let x = _mm512_loadu_si512(panel.add(g * 64) as *const _);
-                for i in 0..MR {
-                    c[i] = $dp(c[i], x, _mm512_set1_epi32(*r[i].add(g)));
-                }
-            }
+            let c = vnni_tile::<$i16>(kg, w, ldw, rows, panel);
             for i in 0..MR {
                 _mm512_storeu_si512(acc[i].as_mut_ptr() as *mut _, c[i]);
             }
@@ -225,8 +246,8 @@ macro_rules! vnni_micro {
     };
 }
 
-vnni_micro!(micro_vnni_u8, _mm512_dpbusd_epi32);
-vnni_micro!(micro_vnni_i16, _mm512_dpwssd_epi32);
+vnni_micro!(micro_vnni_u8, false);
+vnni_micro!(micro_vnni_i16, true);
 
 #[target_feature(enable = "avx2")]
 unsafe fn micro_avx2_i16(

@@ -430,7 +430,6 @@ impl CpuKernel for ConvKernel {
             let per = self.n.div_ceil(lanes);
             let scratch: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[..4 * per_img * lanes]);
             let y = &mut y[..self.n * self.m * osz];
-            let res = self.residual.map(|i| inputs[i].typed::<f32>());
             let task = |(lane, (yl, pad)): (usize, (&mut [f32], &mut [f32]))| {
                 for (i, yi) in yl.chunks_exact_mut(self.m * osz).enumerate() {
                     let n = lane * per + i;
@@ -438,12 +437,10 @@ impl CpuKernel for ConvKernel {
                     let r = res.map(|r| &r[n * self.m * osz..][..self.m * osz]);
                     // ReLU and Clip are clamped as the sums are stored, unless a residual
                     // comes first.
-                    match self.epilogue.clamp().filter(|_| r.is_none()) {
-                        Some(c) => d.run_rows_clamped(pad, bias, yi, 0..g.oh, c),
-                        None => {
-                            d.run_rows(pad, bias, yi, 0..g.oh);
-                            self.epilogue.apply_res(0.0, yi, r);
-                        }
+                    let clamp = self.epilogue.clamp().filter(|_| r.is_none());
+                    d.run_rows(pad, bias, yi, 0..g.oh, clamp);
+                    if clamp.is_none() {
+                        self.epilogue.apply_res(0.0, yi, r);
                     }
                 }
             };
