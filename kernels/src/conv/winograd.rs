@@ -567,7 +567,7 @@ impl Winograd {
                                     *y = v + q;
                                 }
                             }
-                            None => yr.copy_from_slice(src),
+                            None => super::copy_short(yr, src),
                         }
                     }
                 }

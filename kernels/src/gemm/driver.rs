@@ -270,7 +270,7 @@ unsafe fn block(
 }
 
 /// Every `MR × NR` tile of an `mc × nc` output block from packed panels; edge tiles go through
-/// a stack tile.
+/// a stack tile, and those at most `NR / 2` wide run the half-width kernel where there is one.
 ///
 /// # Safety
 /// `ap` and `bp` hold the packed blocks; `c` is valid for `mc × nc` with row stride `ldc`.
@@ -300,10 +300,15 @@ unsafe fn macro_kernel(
             unsafe {
                 let as_ = ap.add(ir * kc);
                 let ct = c.add(ir * ldc + jr);
-                if h == mr && w == nr {
-                    (isa.micro)(kc, as_, bs, ct, ldc, alpha, beta);
+                // Tiles at most half a panel wide take the half-width kernel.
+                let micro = match isa.half {
+                    Some(half) if 2 * w <= nr => half,
+                    _ => isa.micro,
+                };
+                if h == mr && (w == nr || 2 * w == nr && isa.half.is_some()) {
+                    micro(kc, as_, bs, ct, ldc, alpha, beta);
                 } else {
-                    (isa.micro)(kc, as_, bs, tile.as_mut_ptr(), nr, 0.0, 1.0);
+                    micro(kc, as_, bs, tile.as_mut_ptr(), nr, 0.0, 1.0);
                     for i in 0..h {
                         let row = std::slice::from_raw_parts_mut(ct.add(i * ldc), w);
                         for (o, v) in row.iter_mut().zip(&tile[i * nr..i * nr + w]) {

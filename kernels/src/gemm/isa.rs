@@ -42,6 +42,9 @@ pub(crate) struct Isa {
     pub mc: usize,
     pub nc: usize,
     pub micro: MicroFn,
+    /// The micro-kernel over the first `nr / 2` columns of a panel (its rows still `nr` apart),
+    /// for edge tiles at most that wide: half the work of `micro` on a half-empty panel.
+    pub half: Option<MicroFn>,
     pub axpy: gemv::AxpyFn,
     /// [`gemv::AxpyFn`] over one `nr`-wide strip of a packed B (`rstride` = `nr`).
     pub strip: gemv::AxpyFn,
@@ -58,6 +61,7 @@ static PORTABLE: Isa = Isa {
     mc: 64,
     nc: 2048,
     micro: portable::micro,
+    half: None,
     axpy: gemv::axpy_portable,
     strip: gemv::strip_portable,
     dots: gemv::dots_portable,

@@ -19,6 +19,7 @@ pub(crate) static NEON: Isa = Isa {
     mc: MR * 16,
     nc: 1536,
     micro,
+    half: None,
     axpy: gemv::axpy_portable,
     strip: strip_neon,
     dots: gemv::dots_portable,
