@@ -270,7 +270,8 @@ unsafe fn block(
 }
 
 /// Every `MR × NR` tile of an `mc × nc` output block from packed panels; edge tiles go through
-/// a stack tile, and those at most `NR / 2` wide run the half-width kernel where there is one.
+/// a stack tile, and those at most `MR / 2` high or `NR / 2` wide run the half-height or
+/// half-width kernel where there is one.
 ///
 /// # Safety
 /// `ap` and `bp` hold the packed blocks; `c` is valid for `mc × nc` with row stride `ldc`.
@@ -300,12 +301,14 @@ unsafe fn macro_kernel(
             unsafe {
                 let as_ = ap.add(ir * kc);
                 let ct = c.add(ir * ldc + jr);
-                // Tiles at most half a panel wide take the half-width kernel.
-                let micro = match isa.half {
-                    Some(half) if 2 * w <= nr => half,
-                    _ => isa.micro,
+                // Tiles at most half a panel high or wide take the half-height or half-width
+                // kernel: (kernel, the rows and columns it computes).
+                let (micro, th, tw) = match (isa.short, isa.half) {
+                    (Some(short), _) if 2 * h <= mr => (short, mr / 2, nr),
+                    (_, Some(half)) if 2 * w <= nr => (half, mr, nr / 2),
+                    _ => (isa.micro, mr, nr),
                 };
-                if h == mr && (w == nr || 2 * w == nr && isa.half.is_some()) {
+                if (h, w) == (th, tw) {
                     micro(kc, as_, bs, ct, ldc, alpha, beta);
                 } else {
                     micro(kc, as_, bs, tile.as_mut_ptr(), nr, 0.0, 1.0);

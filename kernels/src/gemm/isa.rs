@@ -45,6 +45,9 @@ pub(crate) struct Isa {
     /// The micro-kernel over the first `nr / 2` columns of a panel (its rows still `nr` apart),
     /// for edge tiles at most that wide: half the work of `micro` on a half-empty panel.
     pub half: Option<MicroFn>,
+    /// The micro-kernel over the first `mr / 2` rows of a panel (its columns still `mr` apart),
+    /// for edge tiles at most that high.
+    pub short: Option<MicroFn>,
     pub axpy: gemv::AxpyFn,
     /// [`gemv::AxpyFn`] over one `nr`-wide strip of a packed B (`rstride` = `nr`).
     pub strip: gemv::AxpyFn,
@@ -62,6 +65,7 @@ static PORTABLE: Isa = Isa {
     nc: 2048,
     micro: portable::micro,
     half: None,
+    short: None,
     axpy: gemv::axpy_portable,
     strip: gemv::strip_portable,
     dots: gemv::dots_portable,

@@ -20,6 +20,7 @@ pub(crate) static NEON: Isa = Isa {
     nc: 1536,
     micro,
     half: None,
+    short: None,
     axpy: gemv::axpy_portable,
     strip: strip_neon,
     dots: gemv::dots_portable,

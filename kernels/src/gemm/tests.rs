@@ -257,10 +257,12 @@ fn every_layout_pair_for_small_and_edge_shapes() {
         (5, 7, 3),
         (17, 33, 13),
         (31, 16, 64),
-        // Edge panels half wide (written in place) and under half wide (through the stack
-        // tile), run by the half-width micro-kernel on x86.
+        // Edge panels half wide or high (written in place) and under half (through the stack
+        // tile), run by the half-width and half-height micro-kernels on x86.
         (16, 48, 9),
         (16, 40, 9),
+        (20, 64, 9),
+        (19, 40, 9),
     ];
     for &kernel in Kernel::supported() {
         for (m, n, k) in shapes {

@@ -19,8 +19,9 @@ pub(crate) static AVX512: Isa = Isa {
     kc: 256,
     mc: AVX512_MR * 16,
     nc: 2048,
-    micro: avx512_micro::<AVX512_MR, AVX512_NV, AVX512_NV>,
-    half: Some(avx512_micro::<AVX512_MR, 1, AVX512_NV>),
+    micro: avx512_micro::<AVX512_MR, AVX512_NV, AVX512_MR, AVX512_NV>,
+    half: Some(avx512_micro::<AVX512_MR, 1, AVX512_MR, AVX512_NV>),
+    short: Some(avx512_micro::<{ AVX512_MR / 2 }, AVX512_NV, AVX512_MR, AVX512_NV>),
     axpy: axpy_avx512,
     strip: strip_avx512,
     dots: dots_avx512,
@@ -32,21 +33,23 @@ pub(crate) static AVX2: Isa = Isa {
     kc: 256,
     mc: AVX2_MR * 16,
     nc: 2048,
-    micro: avx2_micro::<AVX2_MR, AVX2_NV, AVX2_NV>,
-    half: Some(avx2_micro::<AVX2_MR, 1, AVX2_NV>),
+    micro: avx2_micro::<AVX2_MR, AVX2_NV, AVX2_MR, AVX2_NV>,
+    half: Some(avx2_micro::<AVX2_MR, 1, AVX2_MR, AVX2_NV>),
+    short: Some(avx2_micro::<{ AVX2_MR / 2 }, AVX2_NV, AVX2_MR, AVX2_NV>),
     axpy: axpy_avx2,
     strip: strip_avx2,
     dots: dots_avx2,
 };
 
-/// See [`super::isa::MicroFn`]; the tile is `MR × 16·NV`, the B panel's rows `16·NB` floats
-/// apart (`NV < NB`: the first columns of a wider panel, for edge tiles).
+/// See [`super::isa::MicroFn`]; the tile is `MR × 16·NV`, the A panel's columns `MA` floats
+/// apart and the B panel's rows `16·NB` (`MR < MA`, `NV < NB`: the first rows or columns of
+/// wider panels, for edge tiles).
 ///
 /// # Safety
-/// The CPU supports AVX-512F; `a` holds `kc·MR` floats, `b` holds `kc·16·NB`, and `c` is valid
+/// The CPU supports AVX-512F; `a` holds `kc·MA` floats, `b` holds `kc·16·NB`, and `c` is valid
 /// for the tile with row stride `ldc`.
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_micro<const MR: usize, const NV: usize, const NB: usize>(
+unsafe fn avx512_micro<const MR: usize, const NV: usize, const MA: usize, const NB: usize>(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -71,7 +74,7 @@ unsafe fn avx512_micro<const MR: usize, const NV: usize, const NB: usize>(
                     row[v] = _mm512_fmadd_ps(ai, bv[v], row[v]);
                 }
             }
-            a = a.add(MR);
+            a = a.add(MA);
             b = b.add(16 * NB);
         }
         let betav = _mm512_set1_ps(beta);
@@ -90,14 +93,14 @@ unsafe fn avx512_micro<const MR: usize, const NV: usize, const NB: usize>(
     }
 }
 
-/// See [`super::isa::MicroFn`]; the tile is `MR × 8·NV`, the B panel's rows `8·NB` floats apart
-/// (as [`avx512_micro`]).
+/// See [`super::isa::MicroFn`]; the tile is `MR × 8·NV`, the A panel's columns `MA` floats apart
+/// and the B panel's rows `8·NB` (as [`avx512_micro`]).
 ///
 /// # Safety
-/// The CPU supports AVX2 and FMA; `a` holds `kc·MR` floats, `b` holds `kc·8·NB`, and `c` is
+/// The CPU supports AVX2 and FMA; `a` holds `kc·MA` floats, `b` holds `kc·8·NB`, and `c` is
 /// valid for the tile with row stride `ldc`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_micro<const MR: usize, const NV: usize, const NB: usize>(
+unsafe fn avx2_micro<const MR: usize, const NV: usize, const MA: usize, const NB: usize>(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -122,7 +125,7 @@ unsafe fn avx2_micro<const MR: usize, const NV: usize, const NB: usize>(
                     row[v] = _mm256_fmadd_ps(ai, bv[v], row[v]);
                 }
             }
-            a = a.add(MR);
+            a = a.add(MA);
             b = b.add(8 * NB);
         }
         let betav = _mm256_set1_ps(beta);
