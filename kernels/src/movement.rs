@@ -143,3 +143,22 @@ mod tests {
         }
     }
 }
+
+/// `dst.copy_from_slice(src)` without a library call for the short rows of small planes
+/// (a `memcpy` call per 11-element row costs more than the copy): eight elements at a time.
+#[inline(always)]
+pub fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    if dst.len() > 64 {
+        return dst.copy_from_slice(src);
+    }
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[T; 8] = s.try_into().expect("chunk of 8");
+        let d: &mut [T; 8] = d.try_into().expect("chunk of 8");
+        *d = *s;
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}

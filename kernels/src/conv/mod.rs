@@ -10,6 +10,8 @@ pub use depthwise::{DepthwisePlan, Planes, RowSink};
 pub use direct::DirectConv;
 pub use winograd::Winograd;
 
+use crate::movement::copy_short;
+
 /// Geometry of a 2-D sliding window over one `ih × iw` plane producing an `oh × ow` plane.
 /// Output position `o` with tap `k` reads input `o·stride + k·dilation − pad_begin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +148,32 @@ pub fn im2col_ld(g: &Window2d, channels: usize, x: &[f32], col: &mut [f32], ld: 
     unfold(g, channels, x, col, ld, at, 0.0);
 }
 
+/// [`im2col_ld`] of `images` images `stride` floats apart in `x`, side by side from column 0
+/// (image i at `i·oh·ow`). Small planes are unfolded a tap row of every image at a time, so
+/// each row of `col` is written in order (an image at a time writes a few floats into each of
+/// hundreds of rows, which misses the cache on every row).
+pub fn im2col_images(
+    g: &Window2d,
+    channels: usize,
+    x: &[f32],
+    stride: usize,
+    images: usize,
+    col: &mut [f32],
+    ld: usize,
+) {
+    let osz = g.out_size();
+    assert!(images * osz <= ld, "im2col_images: columns past the row");
+    if channels * g.taps() == 0
+        || osz == 0
+        || unfold_small(g, channels, x, (stride, images), col, ld, 0, 0.0)
+    {
+        return;
+    }
+    for i in 0..images {
+        unfold(g, channels, &x[i * stride..], col, ld, i * osz, 0.0);
+    }
+}
+
 /// [`im2col`] of a byte tensor (the int8 path), with `pad` where a tap reads padding (the raw
 /// byte of the zero point).
 pub fn im2col_u8(g: &Window2d, channels: usize, x: &[u8], col: &mut [u8], pad: u8) {
@@ -163,25 +191,6 @@ pub fn im2col_u8_ld(
     pad: u8,
 ) {
     unfold(g, channels, x, col, ld, at, pad);
-}
-
-/// `dst.copy_from_slice(src)` without a library call for the short rows of small planes
-/// (a `memcpy` call per 11-element row costs more than the copy): eight elements at a time.
-#[inline(always)]
-fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
-    if dst.len() > 64 {
-        return dst.copy_from_slice(src);
-    }
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d, s) in (&mut d).zip(&mut s) {
-        let s: &[T; 8] = s.try_into().expect("chunk of 8");
-        let d: &mut [T; 8] = d.try_into().expect("chunk of 8");
-        *d = *s;
-    }
-    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = *s;
-    }
 }
 
 /// `dst.fill(v)` without a library call for short runs, as [`copy_short`].
@@ -217,7 +226,7 @@ fn unfold<T: Copy>(
         return;
     }
     let col = &mut col[..(rows_n - 1) * ld + at + osz];
-    if unfold_small(g, channels, x, col, ld, at, zero) {
+    if unfold_small(g, channels, x, (0, 1), col, ld, at, zero) {
         return;
     }
     let mut rows = (0..rows_n).map(|r| r * ld + at);
@@ -272,10 +281,12 @@ const SMALL_PADDED: usize = 1024;
 /// more than the copying (a 3×3 output row is three runs of three): each channel is padded
 /// once (on the stack, when it has padding), then every tap row is one gather through a
 /// table of the output pixels' offsets. Returns false, doing nothing, for other planes.
+#[allow(clippy::too_many_arguments)]
 fn unfold_small<T: Copy>(
     g: &Window2d,
     channels: usize,
     x: &[T],
+    (stride, images): (usize, usize),
     col: &mut [T],
     ld: usize,
     at: usize,
@@ -283,8 +294,9 @@ fn unfold_small<T: Copy>(
 ) -> bool {
     let (isz, osz) = (g.in_size(), g.out_size());
     let (ph, pw) = (g.ih + g.pt + g.pb, g.iw + g.pl + g.pr);
+    let psz = ph * pw;
     let padded = g.pt + g.pb + g.pl + g.pr > 0;
-    if osz > SMALL_PLANE || (padded && ph * pw > SMALL_PADDED) {
+    if osz > SMALL_PLANE || (padded && images * psz > SMALL_PADDED) || images == 0 {
         return false;
     }
     let width = if padded { pw } else { g.iw };
@@ -294,26 +306,60 @@ fn unfold_small<T: Copy>(
     }
     let offsets = &offsets[..osz];
     let mut buf = [zero; SMALL_PADDED];
-    let mut rows = col.chunks_mut(ld).map(|r| &mut r[at..at + osz]);
+    // Every read is at a tap's offset plus a pixel's, at most this far into a source plane.
+    let reach = (g.kh - 1) * g.dh * width + (g.kw - 1) * g.dw + offsets[osz - 1];
+    assert!(
+        reach < if padded { psz } else { isz },
+        "im2col: window past the plane"
+    );
+    assert!(
+        x.len() >= (images - 1) * stride + channels * isz,
+        "im2col: short input"
+    );
+    let col_rows = channels * g.taps();
+    assert!(
+        (col_rows - 1) * ld + at + images * osz <= col.len(),
+        "im2col: short columns"
+    );
+    let dst = col.as_mut_ptr();
+    let mut r = 0;
     for c in 0..channels {
-        let xc = &x[c * isz..][..isz];
-        let src: &[T] = if padded {
-            let b = &mut buf[..ph * pw];
+        // Each image's plane c: its padded copy on the stack, or the plane in place.
+        let (src, step) = if padded {
+            let b = &mut buf[..images * psz];
             b.fill(zero);
-            for (iy, row) in xc.chunks_exact(g.iw).enumerate() {
-                b[(iy + g.pt) * pw + g.pl..][..g.iw].copy_from_slice(row);
+            for (img, bp) in b.chunks_exact_mut(psz).enumerate() {
+                let xc = &x[img * stride + c * isz..][..isz];
+                for (iy, row) in xc.chunks_exact(g.iw).enumerate() {
+                    bp[(iy + g.pt) * pw + g.pl..][..g.iw].copy_from_slice(row);
+                }
             }
-            b
+            (buf.as_ptr(), psz)
         } else {
-            xc
+            // SAFETY: plane c of image 0 starts inside `x` (asserted above).
+            (unsafe { x.as_ptr().add(c * isz) }, stride)
         };
         for ki in 0..g.kh {
             for kj in 0..g.kw {
-                let base = &src[ki * g.dh * width + kj * g.dw..];
-                let row = rows.next().expect("col holds every tap row");
-                for (o, &off) in row.iter_mut().zip(offsets) {
-                    *o = base[off];
+                // One tap row of every image, written in order (the row is contiguous, the
+                // reads stay in a few lines of each image), unchecked: the planes are a few
+                // pixels wide, so per-element bounds checks and per-row slicing cost more than
+                // the copies (Silero's 256 taps of 5 pixels).
+                // SAFETY: image `img`'s plane starts `img·step` past `src` and is read at most
+                // `reach` into it, inside `x` or `buf` (asserted); row r < `col_rows` and its
+                // `images·osz` columns from `at` lie inside `col` (asserted).
+                unsafe {
+                    let tap = src.add(ki * g.dh * width + kj * g.dw);
+                    let row = dst.add(r * ld + at);
+                    for img in 0..images {
+                        let base = tap.add(img * step);
+                        let out = row.add(img * osz);
+                        for (i, &off) in offsets.iter().enumerate() {
+                            *out.add(i) = *base.add(off);
+                        }
+                    }
                 }
+                r += 1;
             }
         }
     }
@@ -457,6 +503,43 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn im2col_images_matches_one_image_at_a_time() {
+        // Small planes with and without padding (one tap row of every image at a time), a
+        // 1-D window over a long row (Silero's STFT: 256 taps, stride 128), padded planes too
+        // many to pad on the stack together, and a plane too large for the small path.
+        let mut stft = geom(1, 832, 1, 1, 1, 0);
+        (stft.kw, stft.sw, stft.ow) = (256, 128, 5);
+        let mut enc = geom(1, 4, 1, 1, 1, 0);
+        (enc.pl, enc.pr, enc.kw) = (1, 1, 3);
+        for (g, c, images) in [
+            (geom(5, 6, 3, 1, 1, 1), 2, 3),
+            (geom(7, 5, 3, 2, 1, 0), 3, 4),
+            (stft, 1, 5),
+            (enc, 3, 16),
+            (geom(12, 12, 3, 1, 1, 1), 2, 8),
+            (geom(20, 20, 3, 1, 1, 1), 2, 2),
+        ] {
+            let (isz, osz, rows) = (g.in_size(), g.out_size(), c * g.taps());
+            // Images 2 channels further apart than their own channels (a group of a larger
+            // tensor).
+            let stride = (c + 2) * isz;
+            let x = data(images * stride);
+            let ld = images * osz + 3;
+            let mut want = vec![f32::NAN; rows * ld];
+            for i in 0..images {
+                im2col_ld(&g, c, &x[i * stride..], &mut want, ld, i * osz);
+            }
+            let mut got = vec![f32::NAN; rows * ld];
+            im2col_images(&g, c, &x, stride, images, &mut got, ld);
+            for r in 0..rows {
+                let cols = r * ld..r * ld + images * osz;
+                assert_eq!(&got[cols.clone()], &want[cols], "{g:?} row {r}");
+                assert!(got[r * ld + images * osz..][..3].iter().all(|v| v.is_nan()));
             }
         }
     }

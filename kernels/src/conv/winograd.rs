@@ -567,7 +567,7 @@ impl Winograd {
                                     *y = v + q;
                                 }
                             }
-                            None => super::copy_short(yr, src),
+                            None => crate::movement::copy_short(yr, src),
                         }
                     }
                 }

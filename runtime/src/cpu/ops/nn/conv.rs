@@ -14,11 +14,14 @@
 //! GEMM over all of them (N = batch · plane), then is scattered back to NCHW: a 3×3 output
 //! plane alone would leave most of a micro-tile empty.
 
-use edgefuse_kernels::conv::{im2col, im2col_ld, DepthwisePlan, DirectConv, Window2d, Winograd};
+use edgefuse_kernels::conv::{
+    im2col, im2col_images, DepthwisePlan, DirectConv, Window2d, Winograd,
+};
 use edgefuse_kernels::gemm::{
     pack_a, rhs_workspace, sgemm, sgemm_packed, sgemm_packed_epi, sgemm_packed_epi_in, MatRef,
     PackedA,
 };
+use edgefuse_kernels::movement::copy_short;
 use rayon::prelude::*;
 
 use crate::cpu::ops::elementwise::unary::{with_f32_fn, F32Map};
@@ -506,16 +509,17 @@ impl CpuKernel for ConvKernel {
                     let n0 = lane * per;
                     let images = cols.len() / (k * osz);
                     let wide = images * osz;
+                    let x0 = &x[(n0 * self.c + grp * cg) * isz..];
+                    if self.strategy != Strategy::Pointwise {
+                        // Image i into columns i·osz.. of every row of `cols`.
+                        im2col_images(g, cg, x0, self.c * isz, images, cols, wide);
+                        return;
+                    }
                     for i in 0..images {
-                        let xg = &x[((n0 + i) * self.c + grp * cg) * isz..][..cg * isz];
-                        // Unfold image i into columns i·osz.. of every row of `cols`.
-                        if self.strategy == Strategy::Pointwise {
-                            let rows = cols.chunks_exact_mut(wide);
-                            for (row, plane) in rows.zip(xg.chunks_exact(isz)) {
-                                row[i * osz..(i + 1) * osz].copy_from_slice(plane);
-                            }
-                        } else {
-                            im2col_ld(g, cg, xg, cols, wide, i * osz);
+                        let xg = &x0[i * self.c * isz..][..cg * isz];
+                        let rows = cols.chunks_exact_mut(wide);
+                        for (row, plane) in rows.zip(xg.chunks_exact(isz)) {
+                            copy_short(&mut row[i * osz..(i + 1) * osz], plane);
                         }
                     }
                 };
@@ -533,7 +537,7 @@ impl CpuKernel for ConvKernel {
                         }
                         for i in 0..images {
                             let yp = &mut yl[(i * self.m + ch) * osz..][..osz];
-                            yp.copy_from_slice(&row[i * osz..(i + 1) * osz]);
+                            copy_short(yp, &row[i * osz..(i + 1) * osz]);
                             if res.is_some() {
                                 self.epilogue.apply_res(bias_of(ch), yp, res_of(n0 + i, ch));
                             }
