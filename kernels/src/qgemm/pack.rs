@@ -95,6 +95,9 @@ pub(crate) fn pack_panel(
 ) {
     let gs = format.group();
     let panel = &mut panel[..kg * NR * 4];
+    if gs == 4 && np == NR && pack_runs(src, k, p0, xor, pad, panel) {
+        return;
+    }
     let mut rows = [[pad; NR]; 4];
     let mut fill = Gather::new(src, p0, np, xor, pad);
     for (g, dst) in panel.chunks_exact_mut(NR * 4).enumerate() {
@@ -129,6 +132,85 @@ pub(crate) fn pack_panel(
         }
         for (d, w) in dst.chunks_exact_mut(4).zip(words) {
             d.copy_from_slice(&w.to_le_bytes());
+        }
+    }
+}
+
+/// [`pack_panel`] of a full panel in a 4-row format whose rows are runs of `NR` bytes in the
+/// source (1×1 stride-1 convolutions, shifted sources): each group's four rows are loaded
+/// whole and interleaved by byte and word unpacks (x86) or one interleaving store (NEON).
+/// Returns false, doing nothing, for other sources and on other targets.
+#[inline(always)]
+fn pack_runs(src: &Source, k: usize, p0: usize, xor: u8, pad: u8, panel: &mut [u8]) -> bool {
+    // Row kk = (c, t) starts at `x[c·plane + taps[t] + p0]`.
+    let (x, plane, taps): (&[u8], usize, &[usize]) = match src {
+        Source::Conv { x, g, .. }
+            if (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl) == (1, 1, 1, 1, 0, 0)
+                && (g.oh, g.ow) == (g.ih, g.iw) =>
+        {
+            (x, g.ih * g.iw, &[0])
+        }
+        Source::Shifted { x, plane, taps, .. } if !taps.is_empty() => (x, *plane, taps),
+        _ => return false,
+    };
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        return false;
+    }
+    let (mut c, mut t) = (0, 0);
+    let mut next = || -> Option<[u8; NR]> {
+        let at = c * plane + taps[t] + p0;
+        t += 1;
+        if t == taps.len() {
+            (c, t) = (c + 1, 0);
+        }
+        x[at..at + NR].try_into().ok()
+    };
+    for (gi, dst) in panel.chunks_exact_mut(4 * NR).enumerate() {
+        let mut rows = [[pad; NR]; 4];
+        for (q, row) in rows.iter_mut().enumerate() {
+            if gi * 4 + q < k {
+                *row = next().expect("a run of NR bytes").map(|v| v ^ xor);
+            }
+        }
+        let dst: &mut [u8; 4 * NR] = dst.try_into().expect("a group of the panel");
+        interleave4(&rows, dst);
+    }
+    true
+}
+
+/// `dst[4j + q] = rows[q][j]`: four rows of `NR` bytes as `NR` little-endian words.
+#[inline(always)]
+fn interleave4(rows: &[[u8; NR]; 4], dst: &mut [u8; 4 * NR]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86-64; every load reads 16 bytes of a row, every store
+        // writes 16 bytes inside `dst` (64 bytes).
+        unsafe {
+            let r = |q: usize| _mm_loadu_si128(rows[q].as_ptr().cast());
+            let (a, b) = (_mm_unpacklo_epi8(r(0), r(1)), _mm_unpackhi_epi8(r(0), r(1)));
+            let (c, d) = (_mm_unpacklo_epi8(r(2), r(3)), _mm_unpackhi_epi8(r(2), r(3)));
+            let out = dst.as_mut_ptr().cast::<__m128i>();
+            _mm_storeu_si128(out, _mm_unpacklo_epi16(a, c));
+            _mm_storeu_si128(out.add(1), _mm_unpackhi_epi16(a, c));
+            _mm_storeu_si128(out.add(2), _mm_unpacklo_epi16(b, d));
+            _mm_storeu_si128(out.add(3), _mm_unpackhi_epi16(b, d));
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        use std::arch::aarch64::*;
+        // SAFETY: NEON is part of aarch64; four 16-byte loads from the rows, one 64-byte
+        // interleaving store into `dst`.
+        unsafe {
+            let r = |q: usize| vld1q_u8(rows[q].as_ptr());
+            vst4q_u8(dst.as_mut_ptr(), uint8x16x4_t(r(0), r(1), r(2), r(3)));
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    for (j, w) in dst.chunks_exact_mut(4).enumerate() {
+        for (q, b) in w.iter_mut().enumerate() {
+            *b = rows[q][j];
         }
     }
 }
