@@ -44,6 +44,11 @@ unsafe fn drive_vnni_u8_bytes(
     let zx = job.x.zero_point;
     let pad = (zx as u8) ^ w.xor;
     let (lov, hiv, zpv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi), _mm512_set1_ps(zp));
+    // i8 outputs narrow with signed saturation, u8 ones with unsigned: exact either way, the
+    // values being clamped to lo..=hi already.
+    let signed = lo < 0.0;
+    // Dword 4l + r (lane l, row r after the packs) to lane r, position l.
+    let regroup = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     let mut p0 = job.first;
     while p0 < job.cols {
         let np = NR.min(job.cols - p0);
@@ -74,12 +79,13 @@ unsafe fn drive_vnni_u8_bytes(
                 rows,
                 panel.as_ptr(),
             );
-            for (i, &acc) in c.iter().enumerate().take(rows) {
+            // Row i's quantized values as i32 (each in lo..=hi, so within a byte's range).
+            let quantized = |i: usize| {
                 let m = m0 + i;
                 let corr = w.corr[m] + (w.zx - zx) * w.sums[m];
                 let s = w.shift.get(m).copied().unwrap_or(0);
                 let v = _mm512_add_epi32(
-                    _mm512_add_epi32(acc, _mm512_set1_epi32(corr)),
+                    _mm512_add_epi32(c[i], _mm512_set1_epi32(corr)),
                     _mm512_mullo_epi32(_mm512_set1_epi32(s), colsum),
                 );
                 let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
@@ -88,12 +94,52 @@ unsafe fn drive_vnni_u8_bytes(
                     _mm512_set1_ps(add),
                 );
                 // `quantize_byte(y + zp, lo, hi)`: clamp (NaN gives `lo`), round half to even
-                // (the default rounding mode), keep the low byte.
+                // (the default rounding mode); the caller keeps the low byte.
                 let y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, zpv), lov), hiv);
-                let q = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y));
-                let at = (m - job.rows.start) * job.row_stride + col0;
-                assert!(at + np <= o.len(), "qgemm: output too small");
-                // SAFETY: bytes at..at + np of `o`, checked above.
+                _mm512_cvtps_epi32(y)
+            };
+            let o_len = o.len();
+            let row_at = |i: usize| {
+                let at = (m0 + i - job.rows.start) * job.row_stride + col0;
+                assert!(at + np <= o_len, "qgemm: output too small");
+                at
+            };
+            let mut i = 0;
+            // Four rows at a time: narrowed together by saturating packs (exact, the values
+            // being in range), regrouped so each 128-bit lane holds one row's 16 bytes.
+            while i + 4 <= rows {
+                let (v0, v1, v2, v3) = (
+                    quantized(i),
+                    quantized(i + 1),
+                    quantized(i + 2),
+                    quantized(i + 3),
+                );
+                let (p01, p23) = (_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
+                // Lane l: pixels 4l..4l+4 of rows i..i+4, four bytes each.
+                let b = if signed {
+                    _mm512_packs_epi16(p01, p23)
+                } else {
+                    _mm512_packus_epi16(p01, p23)
+                };
+                let b = _mm512_permutexvar_epi32(regroup, b);
+                for r in 0..4 {
+                    let at = row_at(i + r);
+                    // SAFETY: bytes at..at + np of `o`, checked by `row_at`. Lane r is stored
+                    // from a base 16·r bytes before `at` with only lane r's first `np` bytes
+                    // enabled, so nothing outside at..at + np is touched (masked-off bytes
+                    // are never accessed).
+                    _mm512_mask_storeu_epi8(
+                        (o.as_mut_ptr().add(at) as *mut i8).wrapping_sub(16 * r),
+                        store << (16 * r),
+                        b,
+                    );
+                }
+                i += 4;
+            }
+            for i in i..rows {
+                let q = _mm512_cvtepi32_epi8(quantized(i));
+                let at = row_at(i);
+                // SAFETY: bytes at..at + np of `o`, checked by `row_at`.
                 _mm512_mask_storeu_epi8(
                     o.as_mut_ptr().add(at) as *mut i8,
                     store,
