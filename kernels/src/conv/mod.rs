@@ -148,6 +148,27 @@ pub fn im2col_ld(g: &Window2d, channels: usize, x: &[f32], col: &mut [f32], ld: 
     unfold(g, channels, x, col, ld, at, 0.0);
 }
 
+/// Rows `rows` of [`im2col`]'s matrix into `col` (row `r` at `col[(r − rows.start)·oh·ow..]`),
+/// so that threads can unfold one large image side by side, each into its own run of rows.
+pub fn im2col_rows(
+    g: &Window2d,
+    channels: usize,
+    x: &[f32],
+    col: &mut [f32],
+    rows: std::ops::Range<usize>,
+) {
+    let osz = g.out_size();
+    assert!(
+        rows.end <= channels * g.taps(),
+        "im2col_rows: rows past the matrix"
+    );
+    if rows.is_empty() || osz == 0 {
+        return;
+    }
+    let col = &mut col[..rows.len() * osz];
+    unfold_rows(g, channels, x, col, osz, 0, 0.0, rows);
+}
+
 /// [`im2col_ld`] of `images` images `stride` floats apart in `x`, side by side from column 0
 /// (image i at `i·oh·ow`). Small planes are unfolded a tap row of every image at a time, so
 /// each row of `col` is written in order (an image at a time writes a few floats into each of
@@ -219,7 +240,7 @@ fn unfold<T: Copy>(
     at: usize,
     zero: T,
 ) {
-    let (isz, osz) = (g.in_size(), g.out_size());
+    let osz = g.out_size();
     assert!(at + osz <= ld, "im2col_ld: columns past the row");
     let rows_n = channels * g.taps();
     if rows_n == 0 || osz == 0 {
@@ -229,14 +250,35 @@ fn unfold<T: Copy>(
     if unfold_small(g, channels, x, (0, 1), col, ld, at, zero) {
         return;
     }
-    let mut rows = (0..rows_n).map(|r| r * ld + at);
+    unfold_rows(g, channels, x, col, ld, at, zero, 0..rows_n);
+}
+
+/// Rows `rows` of [`unfold`]'s matrix (row `r` at `col[(r − rows.start)·ld + at..]`), by the
+/// general loop.
+#[allow(clippy::too_many_arguments)]
+fn unfold_rows<T: Copy>(
+    g: &Window2d,
+    channels: usize,
+    x: &[T],
+    col: &mut [T],
+    ld: usize,
+    at: usize,
+    zero: T,
+    rows: std::ops::Range<usize>,
+) {
+    let (isz, osz) = (g.in_size(), g.out_size());
+    let mut r = 0;
     for c in 0..channels {
         let xc = &x[c * isz..][..isz];
         for ki in 0..g.kh {
             let (ylo, yhi) = valid_outputs(g.oh, g.sh, ki * g.dh, g.pt, g.ih);
             for kj in 0..g.kw {
+                r += 1;
+                if !rows.contains(&(r - 1)) {
+                    continue;
+                }
                 let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
-                let start = rows.next().expect("col holds every tap row");
+                let start = (r - 1 - rows.start) * ld + at;
                 let row = &mut col[start..start + osz];
                 for (oy, out) in row.chunks_exact_mut(g.ow).enumerate() {
                     if oy < ylo || oy >= yhi || xlo == xhi {
@@ -540,6 +582,31 @@ mod tests {
                 let cols = r * ld..r * ld + images * osz;
                 assert_eq!(&got[cols.clone()], &want[cols], "{g:?} row {r}");
                 assert!(got[r * ld + images * osz..][..3].iter().all(|v| v.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn im2col_rows_matches_the_same_rows_of_im2col() {
+        for g in [
+            geom(5, 6, 3, 1, 1, 1),
+            geom(15, 17, 3, 2, 1, 1),
+            geom(12, 12, 5, 1, 2, 2),
+        ] {
+            let c = 3;
+            let (osz, rows) = (g.out_size(), c * g.taps());
+            let x = data(c * g.in_size());
+            let mut whole = vec![f32::NAN; rows * osz];
+            im2col(&g, c, &x, &mut whole);
+            for (r0, r1) in [(0, rows), (0, 1), (4, 13), (rows - 2, rows), (7, 7)] {
+                let mut part = vec![f32::NAN; (r1 - r0) * osz + 2];
+                im2col_rows(&g, c, &x, &mut part, r0..r1);
+                assert_eq!(
+                    &part[..(r1 - r0) * osz],
+                    &whole[r0 * osz..r1 * osz],
+                    "{g:?} {r0}..{r1}"
+                );
+                assert!(part[(r1 - r0) * osz..].iter().all(|v| v.is_nan()));
             }
         }
     }

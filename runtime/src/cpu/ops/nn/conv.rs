@@ -15,7 +15,7 @@
 //! plane alone would leave most of a micro-tile empty.
 
 use edgefuse_kernels::conv::{
-    im2col, im2col_images, DepthwisePlan, DirectConv, Window2d, Winograd,
+    im2col, im2col_images, im2col_rows, DepthwisePlan, DirectConv, Window2d, Winograd,
 };
 use edgefuse_kernels::gemm::{
     pack_a, rhs_workspace, sgemm, sgemm_packed, sgemm_packed_epi, sgemm_packed_epi_in, MatRef,
@@ -295,16 +295,35 @@ impl ConvKernel {
 
     /// Group `grp` of image `n` as a GEMM's right operand: its input planes themselves
     /// (pointwise) or unfolded into `col` (im2col).
-    fn rhs<'a>(&self, x: &'a [f32], n: usize, grp: usize, col: &'a mut [f32]) -> MatRef<'a> {
+    fn rhs<'a>(
+        &self,
+        x: &'a [f32],
+        n: usize,
+        grp: usize,
+        col: &'a mut [f32],
+        threads: usize,
+    ) -> MatRef<'a> {
         let (g, cg) = (&self.geom, self.c / self.group);
-        let isz = g.in_size();
+        let (isz, osz, rows) = (g.in_size(), g.out_size(), self.col_rows());
         let xg = &x[(n * self.c + grp * cg) * isz..][..cg * isz];
         if self.strategy == Strategy::Pointwise {
-            MatRef::row_major(xg, cg, isz)
+            return MatRef::row_major(xg, cg, isz);
+        }
+        // A large unfold (a stem over a whole photograph: 27 rows of 12,544) is split by rows
+        // over the threads, which would otherwise wait for it.
+        let lanes = threads.min(rows).min(rows * osz / PAR_MIN_WORK).max(1);
+        if lanes > 1 {
+            let per = rows.div_ceil(lanes);
+            col[..rows * osz]
+                .par_chunks_mut(per * osz)
+                .enumerate()
+                .for_each(|(t, part)| {
+                    im2col_rows(g, cg, xg, part, t * per..t * per + part.len() / osz);
+                });
         } else {
             im2col(g, cg, xg, col);
-            MatRef::row_major(col, self.col_rows(), g.out_size())
         }
+        MatRef::row_major(col, rows, osz)
     }
 
     /// f32s of depthwise scratch per thread (a multiple of 64 bytes), and the most threads.
@@ -611,7 +630,7 @@ impl CpuKernel for ConvKernel {
                 for (i, yi) in yl.chunks_exact_mut(self.m * osz).enumerate() {
                     let n = lane * per + i;
                     for grp in 0..self.group {
-                        let rhs = self.rhs(x, n, grp, col);
+                        let rhs = self.rhs(x, n, grp, col, 1);
                         let yg = &mut yi[grp * mg * osz..][..mg * osz];
                         let epi = tile_epi(n, grp);
                         sgemm_packed_epi_in(&packed[grp], rhs, yg, osz, 0.0, 1.0, Some(&epi), ws);
@@ -626,7 +645,7 @@ impl CpuKernel for ConvKernel {
         }
         for n in 0..self.n {
             for grp in 0..self.group {
-                let rhs = self.rhs(x, n, grp, col);
+                let rhs = self.rhs(x, n, grp, col, ctx.threads);
                 let yg = &mut y[(n * self.m + grp * mg) * osz..][..mg * osz];
                 if let Some(p) = &self.packed {
                     let epi = tile_epi(n, grp);
