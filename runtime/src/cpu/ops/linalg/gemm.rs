@@ -94,8 +94,21 @@ impl CpuKernel for GemmKernel {
             Some((rs, cs)) => {
                 let c = inputs[2].typed::<f32>();
                 for (i, row) in y.chunks_exact_mut(n).enumerate() {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = self.beta * c[i * rs + j * cs];
+                    // A bias along the row (a contiguous C), one value per row, or any walk:
+                    // the first two vectorise (ddddocr's 20 × 8,210 bias rows took 0.1 ms
+                    // element by element).
+                    match cs {
+                        1 => {
+                            for (v, &b) in row.iter_mut().zip(&c[i * rs..][..n]) {
+                                *v = self.beta * b;
+                            }
+                        }
+                        0 => row.fill(self.beta * c[i * rs]),
+                        _ => {
+                            for (j, v) in row.iter_mut().enumerate() {
+                                *v = self.beta * c[i * rs + j * cs];
+                            }
+                        }
                     }
                 }
                 1.0
