@@ -139,7 +139,7 @@ pub(crate) fn pack_panel(
 /// [`pack_panel`] of a full panel in a 4-row format whose rows are runs of `NR` bytes in the
 /// source (1×1 stride-1 convolutions, shifted sources): each group's four rows are loaded
 /// whole and interleaved by byte and word unpacks (x86) or one interleaving store (NEON).
-/// Returns false, doing nothing, for other sources and on other targets.
+/// Returns false, doing nothing, for other sources.
 #[inline(always)]
 fn pack_runs(src: &Source, k: usize, p0: usize, xor: u8, pad: u8, panel: &mut [u8]) -> bool {
     // Row kk = (c, t) starts at `x[c·plane + taps[t] + p0]`.
@@ -153,23 +153,22 @@ fn pack_runs(src: &Source, k: usize, p0: usize, xor: u8, pad: u8, panel: &mut [u
         Source::Shifted { x, plane, taps, .. } if !taps.is_empty() => (x, *plane, taps),
         _ => return false,
     };
-    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-        return false;
-    }
+    // Rows in order, (c, t) advanced without dividing. `Source::check` has bounded the
+    // source: a full panel's runs lie inside it.
     let (mut c, mut t) = (0, 0);
-    let mut next = || -> Option<[u8; NR]> {
+    let mut next = || -> [u8; NR] {
         let at = c * plane + taps[t] + p0;
         t += 1;
         if t == taps.len() {
             (c, t) = (c + 1, 0);
         }
-        x[at..at + NR].try_into().ok()
+        x[at..at + NR].try_into().expect("a run of NR bytes")
     };
     for (gi, dst) in panel.chunks_exact_mut(4 * NR).enumerate() {
         let mut rows = [[pad; NR]; 4];
         for (q, row) in rows.iter_mut().enumerate() {
             if gi * 4 + q < k {
-                *row = next().expect("a run of NR bytes").map(|v| v ^ xor);
+                *row = next().map(|v| v ^ xor);
             }
         }
         let dst: &mut [u8; 4 * NR] = dst.try_into().expect("a group of the panel");

@@ -45,8 +45,9 @@ unsafe fn drive_vnni_u8_bytes(
     let pad = (zx as u8) ^ w.xor;
     let (lov, hiv, zpv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi), _mm512_set1_ps(zp));
     // i8 outputs narrow with signed saturation, u8 ones with unsigned: exact either way, the
-    // values being clamped to lo..=hi already.
+    // values being clamped to lo..=hi already (other bounds keep the low byte row by row).
     let signed = lo < 0.0;
+    let packs = (lo >= 0.0 && hi <= 255.0) || (lo >= -128.0 && hi <= 127.0);
     // Dword 4l + r (lane l, row r after the packs) to lane r, position l.
     let regroup = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     let mut p0 = job.first;
@@ -107,7 +108,7 @@ unsafe fn drive_vnni_u8_bytes(
             let mut i = 0;
             // Four rows at a time: narrowed together by saturating packs (exact, the values
             // being in range), regrouped so each 128-bit lane holds one row's 16 bytes.
-            while i + 4 <= rows {
+            while packs && i + 4 <= rows {
                 let (v0, v1, v2, v3) = (
                     quantized(i),
                     quantized(i + 1),
