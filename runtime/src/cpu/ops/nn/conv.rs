@@ -294,7 +294,7 @@ impl ConvKernel {
     }
 
     /// Group `grp` of image `n` as a GEMM's right operand: its input planes themselves
-    /// (pointwise) or unfolded into `col` (im2col).
+    /// (pointwise) or unfolded into `col` (im2col), on up to `threads` threads.
     fn rhs<'a>(
         &self,
         x: &'a [f32],
