@@ -215,6 +215,24 @@ struct Block<'a> {
 /// Pixels transposed together between planes and lane vectors.
 pub(crate) const TILE: usize = 8;
 
+/// `[f(0), …, f(7)]`, built in place. `std::array::from_fn` with a closure that can panic (a
+/// bounds check, an `expect`) compiled here to an out-of-line `try_from_fn` call whose result
+/// was then read back through the stack: on 7×7 planes that was most of a block's time.
+#[inline(always)]
+pub(crate) fn tile_of<T>(mut f: impl FnMut(usize) -> T) -> [T; TILE] {
+    [f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7)]
+}
+
+/// `[f(0), …, f(L−1)]` for slices, filled in place (see [`tile_of`]).
+#[inline(always)]
+fn lanes_of<'a, T, const L: usize>(mut f: impl FnMut(usize) -> &'a [T]) -> [&'a [T]; L] {
+    let mut a: [&[T]; L] = [&[]; L];
+    for (c, a) in a.iter_mut().enumerate() {
+        *a = f(c);
+    }
+    a
+}
+
 /// Prepares the block in scratch (`[bh][pw][L]` input band, `[taps][L]` filters, `[L]` bias, one
 /// `[ow][L]` output row), then runs the accumulation loops, `NB` output pixels together.
 #[inline(always)]
@@ -319,11 +337,11 @@ fn pad_input<const L: usize, const AVX: bool>(
         row[right..].fill([0.0; L]);
         let n = right - left;
         let src: [&[f32]; L] = match b.x {
-            Planes::F32(x) => std::array::from_fn(|c| {
+            Planes::F32(x) => lanes_of(|c| {
                 let c = if c < b.channels { c } else { 0 };
                 &x[c * g.in_size() + iy * g.iw..][..n]
             }),
-            Planes::Bytes { .. } => std::array::from_fn(|c| {
+            Planes::Bytes { .. } => lanes_of(|c| {
                 let c = if c < b.channels { c } else { 0 };
                 &cvt[c * per + (iy - iy0) * g.iw..][..n]
             }),
@@ -334,8 +352,8 @@ fn pad_input<const L: usize, const AVX: bool>(
             for c0 in (0..L).step_by(TILE) {
                 let mut dst = mid[j..j + TILE].iter_mut();
                 transpose8::<AVX>(
-                    std::array::from_fn(|i| &src[c0 + i][j..j + TILE]),
-                    std::array::from_fn(|_| &mut dst.next().expect("tile")[c0..c0 + TILE]),
+                    tile_of(|i| &src[c0 + i][j..j + TILE]),
+                    tile_of(|_| &mut dst.next().expect("tile")[c0..c0 + TILE]),
                 );
             }
             j += TILE;
@@ -344,14 +362,16 @@ fn pad_input<const L: usize, const AVX: bool>(
             // The last few pixels: one transpose reading only their columns.
             let r = n - j;
             for c0 in (0..L).step_by(TILE) {
-                let t = transpose8_cols::<AVX>(std::array::from_fn(|i| &src[c0 + i][j..n]), r);
+                let t = transpose8_cols::<AVX>(tile_of(|i| &src[c0 + i][j..n]), r);
                 for (d, t) in mid[j..n].iter_mut().zip(&t) {
                     d[c0..c0 + TILE].copy_from_slice(t);
                 }
             }
         } else {
             for (k, d) in mid.iter_mut().enumerate().skip(j) {
-                *d = std::array::from_fn(|c| src[c][k]);
+                for (c, v) in d.iter_mut().enumerate() {
+                    *v = src[c][k];
+                }
             }
         }
     }
@@ -522,18 +542,19 @@ pub(crate) fn store_row<const L: usize, const AVX: bool>(
 ) {
     let (osz, ow) = (g.out_size(), g.ow);
     if channels == L {
-        let mut dst: [&mut [f32]; L] = {
-            let mut planes = y.chunks_exact_mut(osz);
-            std::array::from_fn(|_| &mut planes.next().expect("L planes")[oy * ow..(oy + 1) * ow])
-        };
+        let mut dst: [&mut [f32]; L] = std::array::from_fn(|_| Default::default());
+        assert!(y.len() >= L * osz, "depthwise: L output planes");
+        for (d, plane) in dst.iter_mut().zip(y.chunks_exact_mut(osz)) {
+            *d = &mut plane[oy * ow..(oy + 1) * ow];
+        }
         let mut j = 0;
         while L.is_multiple_of(TILE) && j + TILE <= ow {
             for (c0, d8) in dst.chunks_exact_mut(TILE).enumerate() {
                 let c0 = c0 * TILE;
                 let mut d8 = d8.iter_mut();
                 transpose8::<AVX>(
-                    std::array::from_fn(|k| &row[j + k][c0..c0 + TILE]),
-                    std::array::from_fn(|_| &mut d8.next().expect("tile")[j..j + TILE]),
+                    tile_of(|k| &row[j + k][c0..c0 + TILE]),
+                    tile_of(|_| &mut d8.next().expect("tile")[j..j + TILE]),
                 );
             }
             j += TILE;
@@ -545,8 +566,8 @@ pub(crate) fn store_row<const L: usize, const AVX: bool>(
                 let c0 = c0 * TILE;
                 let mut d8 = d8.iter_mut();
                 transpose8_into_cols::<AVX>(
-                    std::array::from_fn(|k| &row[j + k.min(r - 1)][c0..c0 + TILE]),
-                    std::array::from_fn(|_| &mut d8.next().expect("tile")[j..ow]),
+                    tile_of(|k| &row[j + k.min(r - 1)][c0..c0 + TILE]),
+                    tile_of(|_| &mut d8.next().expect("tile")[j..ow]),
                     r,
                 );
             }

@@ -15,7 +15,7 @@
 //! vectorises the widening multiply-adds), baseline NEON on aarch64.
 
 use super::{quantize_byte, OutKind, QKernel};
-use crate::conv::depthwise::{store_row, transpose8, TILE};
+use crate::conv::depthwise::{store_row, tile_of, transpose8, TILE};
 use crate::conv::{DepthwisePlan, Planes, RowSink, Window2d};
 
 /// Largest window whose f32 sums are exact: 258 · 255 · 255 < 2^24.
@@ -232,8 +232,8 @@ fn bytes_tile<const L: usize, const AVX: bool>(
     for c0 in (0..L).step_by(TILE) {
         let mut d = t[c0..c0 + TILE].iter_mut();
         transpose8::<AVX>(
-            std::array::from_fn(|k| &src[k][c0..c0 + TILE]),
-            std::array::from_fn(|_| &mut d.next().expect("tile")[..]),
+            tile_of(|k| &src[k][c0..c0 + TILE]),
+            tile_of(|_| &mut d.next().expect("tile")[..]),
         );
     }
     for (c, tc) in t.iter().enumerate().take(channels) {
