@@ -162,3 +162,81 @@ pub fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
         *d = *s;
     }
 }
+
+/// `dst[c·rows + r] = src[r·cols + c]`: a row-major `rows × cols` matrix transposed, by 8 × 8
+/// tiles (in AVX registers where the CPU has AVX2), the edges element by element.
+pub fn transpose_f32(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    use crate::conv::depthwise::{tile_of, transpose8, TILE};
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    #[inline(always)]
+    fn body<const AVX: bool>(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+        let (r8, c8) = (rows - rows % TILE, cols - cols % TILE);
+        for r0 in (0..r8).step_by(TILE) {
+            for c0 in (0..c8).step_by(TILE) {
+                // Rows c0..c0 + 8 of `dst`, each from column r0, as disjoint slices.
+                let mut d = dst[c0 * rows..(c0 + TILE) * rows].chunks_exact_mut(rows);
+                transpose8::<AVX>(
+                    tile_of(|i| &src[(r0 + i) * cols + c0..][..TILE]),
+                    tile_of(|_| &mut d.next().expect("a row of dst")[r0..r0 + TILE]),
+                );
+            }
+            for c in c8..cols {
+                for r in r0..r0 + TILE {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+        for r in r8..rows {
+            for (c, &v) in src[r * cols..(r + 1) * cols].iter().enumerate() {
+                dst[c * rows + r] = v;
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn avx(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+            body::<true>(src, rows, cols, dst)
+        }
+        if matches!(
+            crate::gemm::Kernel::detect(),
+            crate::gemm::Kernel::Avx512 | crate::gemm::Kernel::Avx2
+        ) {
+            // SAFETY: the CPU runs AVX2 (detected).
+            return unsafe { avx(src, rows, cols, dst) };
+        }
+    }
+    body::<false>(src, rows, cols, dst)
+}
+
+#[cfg(test)]
+mod transpose_tests {
+    use super::transpose_f32;
+
+    #[test]
+    fn transposes_every_shape() {
+        for (rows, cols) in [
+            (1, 1),
+            (8, 8),
+            (49, 192),
+            (7, 9),
+            (16, 3),
+            (3, 16),
+            (49, 1152),
+        ] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut dst = vec![f32::NAN; rows * cols + 1];
+            transpose_f32(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        dst[c * rows + r],
+                        src[r * cols + c],
+                        "{rows}x{cols} ({r}, {c})"
+                    );
+                }
+            }
+            assert!(dst[rows * cols].is_nan());
+        }
+    }
+}

@@ -367,6 +367,28 @@ fn cases() -> Vec<Case> {
             act: Some(UnaryOp::Sigmoid),
             ..case("residual large plane", &[1, 3, 30, 30], 5, &[3, 3])
         },
+        // Pointwise over 7 × 7 planes: Yᵀ = Xᵀ·Wᵀ then a transpose on AVX-512 (49 pixels
+        // would fill 64 columns), with an activation, a residual, or both.
+        Case {
+            bias: true,
+            act: relu6,
+            ..case("pointwise 7x7 transposed", &[2, 48, 7, 7], 64, &[1, 1])
+        },
+        Case {
+            bias: true,
+            residual: true,
+            ..case(
+                "pointwise 7x7 transposed residual",
+                &[1, 40, 7, 7],
+                128,
+                &[1, 1],
+            )
+        },
+        Case {
+            residual: true,
+            act: Some(UnaryOp::Sigmoid),
+            ..case("pointwise 7x7 transposed both", &[1, 24, 7, 7], 96, &[1, 1])
+        },
     ]
 }
 
@@ -504,6 +526,17 @@ fn conv_picks_the_cheap_strategy() {
         "too few input channels"
     );
     assert!(!winograd_pays(&g(16, 40), 48, 192, 2), "grouped");
+    if edgefuse_kernels::gemm::Kernel::detect() == edgefuse_kernels::gemm::Kernel::Avx512 {
+        assert!(transposed_pays(49, 192), "EfficientNet's 7×7 project convs");
+        assert!(transposed_pays(49, 1152), "… and expand convs");
+        assert!(
+            !transposed_pays(196, 112),
+            "14×14 planes fill the panels well enough"
+        );
+        assert!(!transposed_pays(3136, 24), "large planes");
+    } else {
+        assert!(!transposed_pays(49, 192), "AVX-512 only");
+    }
 }
 
 #[test]
