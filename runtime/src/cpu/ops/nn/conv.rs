@@ -1,13 +1,16 @@
 //! CPU kernel for Conv (1-D and 2-D, grouped), with the fused bias + activation epilogue.
 //!
-//! Four strategies, chosen at build time:
+//! Five strategies, chosen at build time:
 //! - depthwise (group == C == M): blocks of channels vectorised across channels
 //!   ([`DepthwisePlan`]), each thread with its own scratch for the padded input block;
+//! - direct ([`DirectConv`]) for first layers with few input taps, on AVX-512;
 //! - Winograd F(2×2, 3×3) or F(4×4, 3×3) ([`Winograd`], which picks the tile for the batch)
 //!   for 3×3 stride-1 convolutions with constant weights and enough channels, when the output
 //!   planes fill the 2×2 tiles well;
-//! - pointwise (1×1, stride 1, no padding): GEMM straight on the input planes;
-//! - general: im2col into scratch, then GEMM per group and image.
+//! - pointwise (1×1, stride 1, no padding): GEMM straight on the input planes; over planes too
+//!   small to fill the GEMM's panels, `Yᵀ = Xᵀ·Wᵀ` then a transpose ([`transposed_pays`]);
+//! - general: im2col into scratch (split by rows over the threads for one large image), then
+//!   GEMM per group and image.
 //!
 //! Constant weights are packed for the GEMM once, at build. When the output planes are small
 //! and the batch is not 1, the images are unfolded side by side and each group runs as one
