@@ -8,7 +8,7 @@
 //!   for 3×3 stride-1 convolutions with constant weights and enough channels, when the output
 //!   planes fill the 2×2 tiles well;
 //! - pointwise (1×1, stride 1, no padding): GEMM straight on the input planes; over planes too
-//!   small to fill the GEMM's panels, `Yᵀ = Xᵀ·Wᵀ` then a transpose ([`transposed_pays`]);
+//!   small to fill the GEMM's panels, `Yᵀ = Xᵀ·Wᵀ` then a transpose (`transposed_pays`);
 //! - general: im2col into scratch (split by rows over the threads for one large image), then
 //!   GEMM per group and image.
 //!
