@@ -144,12 +144,7 @@ pub(crate) fn pack_panel(
 fn pack_runs(src: &Source, k: usize, p0: usize, xor: u8, pad: u8, panel: &mut [u8]) -> bool {
     // Row kk = (c, t) starts at `x[c·plane + taps[t] + p0]`.
     let (x, plane, taps): (&[u8], usize, &[usize]) = match src {
-        Source::Conv { x, g, .. }
-            if (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl) == (1, 1, 1, 1, 0, 0)
-                && (g.oh, g.ow) == (g.ih, g.iw) =>
-        {
-            (x, g.ih * g.iw, &[0])
-        }
+        Source::Conv { x, g, .. } if in_place(g) => (x, g.ih * g.iw, &[0]),
         Source::Shifted { x, plane, taps, .. } if !taps.is_empty() => (x, *plane, taps),
         _ => return false,
     };
@@ -175,6 +170,13 @@ fn pack_runs(src: &Source, k: usize, p0: usize, xor: u8, pad: u8, panel: &mut [u
         interleave4(&rows, dst);
     }
     true
+}
+
+/// Whether a convolution's product rows are its input planes themselves (1×1, stride 1, no
+/// padding): row k of column p is `x[k·ih·iw + p]`.
+#[inline(always)]
+fn in_place(g: &Window2d) -> bool {
+    (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl) == (1, 1, 1, 1, 0, 0) && (g.oh, g.ow) == (g.ih, g.iw)
 }
 
 /// `dst[4j + q] = rows[q][j]`: four rows of `NR` bytes as `NR` little-endian words.
@@ -237,14 +239,7 @@ impl<'a, 's> Gather<'a, 's> {
     fn new(src: &'s Source<'a>, p0: usize, np: usize, xor: u8, pad: u8) -> Self {
         let (mut oy, mut ox, mut direct) = ([0isize; NR], [0isize; NR], false);
         if let Source::Conv { g, .. } = src {
-            direct = g.kh == 1
-                && g.kw == 1
-                && g.sh == 1
-                && g.sw == 1
-                && g.pt == 0
-                && g.pl == 0
-                && g.oh == g.ih
-                && g.ow == g.iw;
+            direct = in_place(g);
             // Window corners, for the unfolding path only (a division per column). Walked
             // row by row from one division rather than dividing for every column.
             if !direct && np > 0 {

@@ -17,7 +17,8 @@ struct GemmKernel {
     trans_b: bool,
     alpha: f32,
     beta: f32,
-    /// Row and column strides of C broadcast to [M, N], when C is present and beta ≠ 0.
+    /// Row and column strides of C broadcast to [M, N] (the column stride 0 or 1), when C is
+    /// present and beta ≠ 0.
     c_strides: Option<(usize, usize)>,
     epilogue: Epilogue,
     /// op(B) packed for the GEMM at build, when B is a constant (weights).
@@ -94,21 +95,15 @@ impl CpuKernel for GemmKernel {
             Some((rs, cs)) => {
                 let c = inputs[2].typed::<f32>();
                 for (i, row) in y.chunks_exact_mut(n).enumerate() {
-                    // A bias along the row (a contiguous C), one value per row, or any walk:
-                    // the first two vectorise (ddddocr's 20 × 8,210 bias rows took 0.1 ms
-                    // element by element).
-                    match cs {
-                        1 => {
-                            for (v, &b) in row.iter_mut().zip(&c[i * rs..][..n]) {
-                                *v = self.beta * b;
-                            }
+                    // C's row along the row (its column stride is 1), or one value per row
+                    // (0): both vectorise (ddddocr's 20 × 8,210 bias rows took 0.1 ms through
+                    // the strides element by element).
+                    if cs == 1 {
+                        for (v, &b) in row.iter_mut().zip(&c[i * rs..][..n]) {
+                            *v = self.beta * b;
                         }
-                        0 => row.fill(self.beta * c[i * rs]),
-                        _ => {
-                            for (j, v) in row.iter_mut().enumerate() {
-                                *v = self.beta * c[i * rs + j * cs];
-                            }
-                        }
+                    } else {
+                        row.fill(self.beta * c[i * rs]);
                     }
                 }
                 1.0

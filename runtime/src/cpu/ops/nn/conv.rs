@@ -195,10 +195,15 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Strategy::Im2col
     };
     let group = op.group.max(1);
-    // Pointwise over a small plane: Wᵀ packed instead (see `transposed_pays`).
+    let batched = matches!(strategy, Strategy::Pointwise | Strategy::Im2col)
+        && x.shape[0] > 1
+        && geom.out_size() < BATCH_BELOW_PLANE;
+    // Pointwise over a small plane of one image: Wᵀ packed instead (see `transposed_pays`).
+    // Several images are batched instead, their planes side by side filling the panels.
     let transposed = strategy == Strategy::Pointwise
         && wconst.is_some()
         && group == 1
+        && !batched
         && transposed_pays(geom.out_size(), m);
     let packed = match (strategy, wconst) {
         _ if transposed => None,
@@ -227,10 +232,6 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Some(wc) if transposed => Some(pack_b(MatRef::transposed(wc.typed::<f32>(), c, m), c, m)),
         _ => None,
     };
-    let batched = packed_t.is_none()
-        && matches!(strategy, Strategy::Pointwise | Strategy::Im2col)
-        && x.shape[0] > 1
-        && geom.out_size() < BATCH_BELOW_PLANE;
     if strategy == Strategy::Depthwise && op.residual {
         return unsupported("a depthwise Conv with a residual input");
     }

@@ -367,12 +367,12 @@ fn cases() -> Vec<Case> {
             act: Some(UnaryOp::Sigmoid),
             ..case("residual large plane", &[1, 3, 30, 30], 5, &[3, 3])
         },
-        // Pointwise over 7 × 7 planes: Yᵀ = Xᵀ·Wᵀ then a transpose on AVX-512 (49 pixels
-        // would fill 64 columns), with an activation, a residual, or both.
+        // Pointwise over the 7 × 7 planes of one image: Yᵀ = Xᵀ·Wᵀ then a transpose on AVX-512
+        // (49 pixels would fill 64 columns), with an activation, a residual, or both.
         Case {
             bias: true,
             act: relu6,
-            ..case("pointwise 7x7 transposed", &[2, 48, 7, 7], 64, &[1, 1])
+            ..case("pointwise 7x7 transposed", &[1, 48, 7, 7], 64, &[1, 1])
         },
         Case {
             bias: true,
