@@ -55,7 +55,12 @@ fn main() {
             .collect::<Vec<f32>>()
     };
     let only = std::env::args().nth(1).unwrap_or_default();
+    // `CB_THREADS=1` or `2` runs one thread count only; `CB_TILE=4` one Winograd tile.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
     for threads in [1usize, 2] {
+        if env("CB_THREADS").is_some_and(|t| t != threads) {
+            continue;
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -183,6 +188,9 @@ fn main() {
                 g.ow = iw + 2 * pad - 2;
                 let w = fill(m * c * 9);
                 for tile in [0, 2, 4] {
+                if env("CB_TILE").is_some_and(|t| t != tile) {
+                    continue;
+                }
                 let wg = if tile == 0 { Winograd::new(&w, c, m, g, images) } else { Winograd::with_tile(&w, c, m, g, tile) };
                 let x = fill(images * c * g.ih * g.iw);
                 let mut y = vec![0.0f32; images * m * g.oh * g.ow];

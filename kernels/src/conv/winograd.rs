@@ -27,6 +27,10 @@ use super::Window2d;
 use crate::disjoint::Disjoint;
 use crate::gemm::{pack_a, par_for, sgemm_panels, Kernel, MatRef, PackedA, PanelLayout};
 
+#[cfg(target_arch = "x86_64")]
+#[path = "winograd_avx512.rs"]
+mod avx512;
+
 /// Most positions of a transformed tile (F(4×4): 6×6).
 const MAX_XI: usize = 36;
 
@@ -486,6 +490,29 @@ impl Winograd {
                 let (img, ty, tx) = self.tile(t);
                 *o = (img * plane_stride + T * (ty * pw + tx)) as i32;
             }
+            #[cfg(target_arch = "x86_64")]
+            if G == GATHER_AVX512 && L == 16 {
+                let mut off16 = [0i32; 16];
+                off16.copy_from_slice(&off[..16]);
+                for ch in 0..self.c {
+                    let at = layout.at(ch, g0);
+                    assert!(at + 16 <= layout.len() && layout.len() <= vlen);
+                    assert!(v.len() >= (xi(T) - 1) * vlen + layout.len());
+                    // SAFETY: AVX-512F (the caller's contract); every window lies inside its
+                    // padded plane, inside `p` (checked against i32 in `run`); position ξ's
+                    // 16 floats at ξ·vlen + at are inside `v` (checked above).
+                    unsafe {
+                        avx512::input16::<T>(
+                            p.as_ptr().add(ch * psz),
+                            &off16,
+                            pw,
+                            v.as_mut_ptr().add(at),
+                            vlen,
+                        )
+                    };
+                }
+                continue;
+            }
             for ch in 0..self.c {
                 // SAFETY: every window lies inside its padded plane, inside `p` (checked
                 // against i32 in `run`); `G` runs on this CPU (the caller's contract).
@@ -521,6 +548,7 @@ impl Winograd {
         let g = &self.geom;
         let osz = g.oh * g.ow;
         let m = self.m;
+        let mut rows = [[0.0f32; 64]; 4];
         for g0 in (0..t1 - t0).step_by(L) {
             let nt = L.min(t1 - t0 - g0);
             // Runs of consecutive tiles on one tile row: (first lane, output offset in channel
@@ -538,21 +566,7 @@ impl Winograd {
             }
             for ch in 0..m {
                 let b = bias.map_or(0.0, |b| b[ch]);
-                let row = |k: usize| -> [f32; L] {
-                    let r = &prod[k * plen + ch * ldc + g0..][..L];
-                    r.try_into().expect("L floats")
-                };
-                // (Built whole when every position is used, so no zeroing pass.)
-                let mm: [[f32; L]; MAX_XI] = if xi(T) == MAX_XI {
-                    std::array::from_fn(row)
-                } else {
-                    let mut mm = [[0.0f32; L]; MAX_XI];
-                    for (k, r) in mm.iter_mut().take(xi(T)).enumerate() {
-                        *r = row(k);
-                    }
-                    mm
-                };
-                let rows = output_transform::<L, T>(&mm, b);
+                self.output_rows::<L, T>(prod, plen, ch * ldc + g0, b, &mut rows);
                 for &(lane, base, nrow, ncol) in &runs[..nruns] {
                     for (r, orow) in rows.iter().enumerate().take(nrow) {
                         let at = base + ch * osz + r * g.ow;
@@ -560,6 +574,13 @@ impl Winograd {
                         // SAFETY: these pixels belong to this group's tiles, which the caller
                         // gives this thread alone.
                         let yr = unsafe { out.part(at, ncol) };
+                        #[cfg(target_arch = "x86_64")]
+                        if L == 16 {
+                            let rr = res.map(|r| &r[at..at + ncol]);
+                            // SAFETY: L = 16 is compiled for AVX-512F only (`chunk_widest`).
+                            unsafe { avx512::put(yr, src, rr) };
+                            continue;
+                        }
                         match res {
                             Some(res) => {
                                 let rr = &res[at..at + ncol];
@@ -573,6 +594,42 @@ impl Winograd {
                 }
             }
         }
+    }
+
+    /// `Aᵀ·M·A + bias` of one output channel for the group of `L` tiles whose products start
+    /// at `prod[at]` (position ξ's at `prod[ξ·plen + at]`), into `o`: `T` output rows with
+    /// lane i's pixels at `T·i .. T·i + T`.
+    #[inline(always)]
+    fn output_rows<const L: usize, const T: usize>(
+        &self,
+        prod: &[f32],
+        plen: usize,
+        at: usize,
+        bias: f32,
+        o: &mut [[f32; 64]; 4],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if L == 16 {
+            assert!((xi(T) - 1) * plen + at + 16 <= prod.len());
+            // SAFETY: L = 16 is compiled for AVX-512F only (`chunk_widest`); every position's
+            // 16 floats are inside `prod` (checked above).
+            return unsafe { avx512::output16::<T>(prod.as_ptr().add(at), plen, bias, o) };
+        }
+        let row = |k: usize| -> [f32; L] {
+            let r = &prod[k * plen + at..][..L];
+            r.try_into().expect("L floats")
+        };
+        // (Built whole when every position is used, so no zeroing pass.)
+        let mm: [[f32; L]; MAX_XI] = if xi(T) == MAX_XI {
+            std::array::from_fn(row)
+        } else {
+            let mut mm = [[0.0f32; L]; MAX_XI];
+            for (k, r) in mm.iter_mut().take(xi(T)).enumerate() {
+                *r = row(k);
+            }
+            mm
+        };
+        *o = output_transform::<L, T>(&mm, bias);
     }
 }
 
@@ -603,26 +660,6 @@ unsafe fn gather<const L: usize, const G: u8, const T: usize>(
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
-        if G == GATHER_AVX512 && L == 16 {
-            // SAFETY: the caller's contract: AVX-512F, and every lane's index in bounds.
-            unsafe {
-                let idx = _mm512_loadu_si512(off.as_ptr().cast());
-                // Built whole (no zeroing pass first) when every position is read.
-                if xi(T) == MAX_XI {
-                    return std::array::from_fn(|k| {
-                        let from = p.as_ptr().add(base + (k / wn) * pw + k % wn);
-                        let mut dk = [0.0f32; L];
-                        _mm512_storeu_ps(dk.as_mut_ptr(), _mm512_i32gather_ps::<4>(idx, from));
-                        dk
-                    });
-                }
-                for (k, dk) in d.iter_mut().take(xi(T)).enumerate() {
-                    let from = p.as_ptr().add(base + (k / wn) * pw + k % wn);
-                    _mm512_storeu_ps(dk.as_mut_ptr(), _mm512_i32gather_ps::<4>(idx, from));
-                }
-            }
-            return d;
-        }
         if G == GATHER_AVX2 && L == 8 {
             // SAFETY: as above, with AVX2.
             unsafe {
