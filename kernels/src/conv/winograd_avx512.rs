@@ -148,6 +148,7 @@ pub(super) unsafe fn input16<const T: usize>(
         for (a, ra) in r.iter_mut().enumerate().take(wn) {
             *ra = bt::<T>(window_row::<T>(p, off, a * pw));
         }
+        #[allow(clippy::needless_range_loop)] // j indexes the six rows at once
         for j in 0..wn {
             let col = bt::<T>([r[0][j], r[1][j], r[2][j], r[3][j], r[4][j], r[5][j]]);
             for (k, &ck) in col.iter().enumerate().take(wn) {
