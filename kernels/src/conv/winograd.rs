@@ -25,7 +25,7 @@
 
 use super::Window2d;
 use crate::disjoint::Disjoint;
-use crate::gemm::{pack_a, par_for, sgemm_panels, Kernel, MatRef, PackedA, PanelLayout};
+use crate::gemm::{pack_a, par_for, sgemm_panels_rows, Kernel, MatRef, PackedA, PanelLayout};
 
 #[cfg(target_arch = "x86_64")]
 #[path = "winograd_avx512.rs"]
@@ -39,11 +39,11 @@ const fn xi(t: usize) -> usize {
     (t + 2) * (t + 2)
 }
 
-/// Cycles, roughly, per transformed element read and transformed (gathered windows) and per
-/// product element transformed back and written, against 16 multiply-adds per cycle in the
-/// GEMM; measured on Zen 4 (`conv_bench`).
-const INPUT_CYCLES: f32 = 2.5;
-const OUTPUT_CYCLES: f32 = 1.2;
+/// Cycles, roughly, per transformed element read and transformed (windows by masked loads
+/// and transposes) and per product element transformed back and written, against 16
+/// multiply-adds per cycle in the GEMM; measured on Zen 4 (`conv_bench`).
+const INPUT_CYCLES: f32 = 1.0;
+const OUTPUT_CYCLES: f32 = 1.3;
 /// Extra cost of a panel the chunk's tiles do not fill (the micro-kernel's edge path).
 const PARTIAL_PANEL: f32 = 1.25;
 
@@ -103,6 +103,34 @@ impl Gather {
     }
 }
 
+/// One thread's task: tiles `t0..t1` (numbered image by image, row by row) for output
+/// channels `m0..m1`.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    t0: usize,
+    t1: usize,
+    m0: usize,
+    m1: usize,
+}
+
+/// The activation after `conv + bias + res`.
+#[derive(Clone, Copy)]
+enum Act<F> {
+    None,
+    Map(F),
+    Clamp(f32, f32),
+}
+
+/// Where the output transform writes: `y = conv + bias + res`, clamped to `clamp` (the
+/// AVX-512 path only; elsewhere an activation pass follows).
+#[derive(Clone, Copy)]
+struct Sink<'a> {
+    out: Disjoint,
+    bias: Option<&'a [f32]>,
+    res: Option<&'a [f32]>,
+    clamp: Option<(f32, f32)>,
+}
+
 /// A 3×3, stride-1, dilation-1, ungrouped convolution with its weights transformed.
 #[derive(Debug, Clone)]
 pub struct Winograd {
@@ -131,17 +159,8 @@ impl Winograd {
     /// size the cost model prefers for them. Panics unless [`Winograd::fits`].
     pub fn new(w: &[f32], c: usize, m: usize, geom: Window2d, images: usize) -> Winograd {
         let cost = |t| {
-            let wg = Winograd::layout(c, m, geom, t);
-            let (chunk, chunks, _) = wg.plan(images, 1);
-            let tiles = images.max(1) * wg.th * wg.tw;
-            let nr = PanelLayout::new(c, 1).nr();
-            let last = tiles - (chunks - 1) * chunk;
-            let full = (chunks - 1) * chunk.div_ceil(nr) + last / nr;
-            let partial = !last.is_multiple_of(nr) as usize;
-            let cols = (full as f32 + PARTIAL_PANEL * partial as f32) * nr as f32;
-            let x = xi(t) as f32;
-            x * cols * (c * m) as f32 / 16.0
-                + x * tiles as f32 * (INPUT_CYCLES * c as f32 + OUTPUT_CYCLES * m as f32)
+            let (input, gemm, output) = Winograd::layout(c, m, geom, t).costs(images);
+            input + gemm + output
         };
         let t = if cost(4) < cost(2) { 4 } else { 2 };
         Winograd::with_tile(w, c, m, geom, t)
@@ -237,21 +256,101 @@ impl Winograd {
         (self.t * self.th + 2) * self.pw()
     }
 
-    /// Scratch floats for `images` images on up to `threads` threads.
-    pub fn scratch_len(&self, images: usize, threads: usize) -> usize {
-        images * self.c * self.padded() + self.plan(images, threads).2 * self.lane_len()
+    /// Floats of the zero-padded copies of `images` images' planes: none where the AVX-512
+    /// transform reads the input itself.
+    fn pads_len(&self, images: usize) -> usize {
+        if self.gather == Gather::Avx512 {
+            0
+        } else {
+            images * self.c * self.padded()
+        }
     }
 
-    /// (tiles per chunk, chunks, threads): chunks of whole panels and at most `self.chunk`
-    /// tiles, as many as a multiple of the threads where that costs no extra panel.
-    fn plan(&self, images: usize, threads: usize) -> (usize, usize, usize) {
+    /// Scratch floats for `images` images on up to `threads` threads.
+    pub fn scratch_len(&self, images: usize, threads: usize) -> usize {
+        let (lanes, parts) = self.split(images, threads);
+        self.pads_len(images) + lanes * parts * self.lane_len()
+    }
+
+    /// Estimated cycles of `images` images on one thread: (input transform, products, output
+    /// transform).
+    fn costs(&self, images: usize) -> (f32, f32, f32) {
+        let (c, m) = (self.c, self.m);
+        let tiles = images.max(1) * self.th * self.tw;
+        let layout = PanelLayout::new(c, 1);
+        let (nr, step) = (layout.nr(), layout.step());
+        let cols: f32 = self
+            .chunks(tiles, 1, 0)
+            .map(|(t0, t1)| {
+                // Full panels, and the last one as wide as the micro-kernel that takes it.
+                let (n, rest) = ((t1 - t0) / nr * nr, (t1 - t0) % nr);
+                let edge = match rest {
+                    0 => 0,
+                    r if r <= step => step,
+                    _ => nr,
+                };
+                n as f32 + PARTIAL_PANEL * edge as f32
+            })
+            .sum();
+        let x = xi(self.t) as f32;
+        (
+            x * tiles as f32 * INPUT_CYCLES * c as f32,
+            x * cols * (c * m) as f32 / 16.0,
+            x * tiles as f32 * OUTPUT_CYCLES * m as f32,
+        )
+    }
+
+    /// (tile lanes, channel parts) for `images` images on `threads` threads. Either the tiles
+    /// are dealt to the threads (at most one lane per `PanelLayout::step` columns of tiles),
+    /// or, where few tiles would leave a thread idle or unevenly loaded, the output channels
+    /// are: each part then transforms the whole input (the cheap side) and does its share of
+    /// the products and the output transform. The one whose busiest thread costs less.
+    fn split(&self, images: usize, threads: usize) -> (usize, usize) {
         let tiles = images * self.th * self.tw;
-        let nr = PanelLayout::new(self.c, 1).nr();
-        let lanes = threads.max(1).min(tiles.div_ceil(nr)).max(1);
-        let chunks = tiles.div_ceil(self.chunk).next_multiple_of(lanes).max(1);
-        let chunk = tiles.div_ceil(chunks).next_multiple_of(nr).min(self.chunk);
-        let chunks = tiles.div_ceil(chunk);
-        (chunk, chunks, lanes.min(chunks))
+        let steps = tiles.div_ceil(PanelLayout::new(self.c, 1).step()).max(1);
+        let lanes = threads.clamp(1, steps);
+        let mr = self.u.first().map_or(1, |u| u.mr());
+        let strips = self.m.div_ceil(mr);
+        let parts = threads.clamp(1, strips);
+        if parts == 1 {
+            return (lanes, 1);
+        }
+        let (input, gemm, output) = self.costs(images);
+        let by_tiles = steps.div_ceil(lanes) as f32 / steps as f32 * (input + gemm + output);
+        let by_channels = input + strips.div_ceil(parts) as f32 / strips as f32 * (gemm + output);
+        if by_channels < by_tiles {
+            (1, parts)
+        } else {
+            (lanes, 1)
+        }
+    }
+
+    /// Output channels of part `part` of `parts`: whole packed strips of the weights.
+    fn channels(&self, parts: usize, part: usize) -> (usize, usize) {
+        let mr = self.u.first().map_or(1, |u| u.mr());
+        let per = self.m.div_ceil(mr).div_ceil(parts) * mr;
+        ((part * per).min(self.m), ((part + 1) * per).min(self.m))
+    }
+
+    /// The chunks of lane `lane` of `lanes` over `tiles` tiles, as tile ranges. The tiles are
+    /// dealt to the lanes in whole steps (panels, or half panels where the GEMM runs those at
+    /// half the cost, `PanelLayout::step`), as evenly as steps allow, one contiguous range
+    /// per lane (so each thread writes one range of images, the range the next layer's thread
+    /// reads back); a lane's range is cut into as few chunks of at most `self.chunk` tiles as
+    /// hold it, of equal steps.
+    fn chunks(
+        &self,
+        tiles: usize,
+        lanes: usize,
+        lane: usize,
+    ) -> impl Iterator<Item = (usize, usize)> {
+        let step = PanelLayout::new(self.c, 1).step();
+        let steps = tiles.div_ceil(step);
+        let (lo, hi) = (lane * steps / lanes, (lane + 1) * steps / lanes);
+        let (a, b) = ((lo * step).min(tiles), (hi * step).min(tiles));
+        let n = (hi - lo).div_ceil(self.chunk / step).max(1);
+        let per = ((hi - lo).div_ceil(n) * step).max(step);
+        (a..b).step_by(per).map(move |t0| (t0, (t0 + per).min(b)))
     }
 
     /// `y = act(conv(x) + bias + res)` for `images` NCHW images (`act` the identity when
@@ -271,61 +370,113 @@ impl Winograd {
         scratch: &mut [f32],
         threads: usize,
     ) {
+        let act = act.map_or(Act::None, Act::Map);
+        self.run_act(images, x, bias, res, act, y, scratch, threads);
+    }
+
+    /// [`Winograd::run`] with the activation as an [`Act`].
+    #[allow(clippy::too_many_arguments)]
+    fn run_act<F: Fn(f32) -> f32 + Sync + Copy>(
+        &self,
+        images: usize,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        res: Option<&[f32]>,
+        act: Act<F>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
         let g = &self.geom;
         let (isz, osz) = (g.ih * g.iw, g.oh * g.ow);
         assert!(x.len() >= images * self.c * isz && y.len() >= images * self.m * osz);
         assert!(res.is_none_or(|r| r.len() >= images * self.m * osz));
         assert!(bias.is_none_or(|b| b.len() >= self.m));
-        let (chunk, chunks, lanes) = self.plan(images, threads);
+        let (tile_lanes, parts) = self.split(images, threads);
+        let lanes = tile_lanes * parts;
         let per = self.lane_len();
         let planes = images * self.c;
         let psz = self.padded();
-        assert!(
-            scratch.len() >= planes * psz + lanes * per,
-            "winograd: scratch"
-        );
-        assert!(
-            planes * psz <= i32::MAX as usize,
-            "winograd: input too large"
-        );
-        let (padded, bufs) = scratch.split_at_mut(planes * psz);
-        // Zero-padded copies of every input plane, a run of planes per thread.
-        let step = planes.div_ceil(lanes);
-        let pads = Disjoint::new(padded);
-        par_for(lanes, &|lane| {
-            for p in (lane * step..planes).take(step) {
-                // SAFETY: plane p is written by lane p / step only.
-                let dst = unsafe { pads.part(p * psz, psz) };
-                pad_plane(g, self.pw(), &x[p * isz..][..isz], dst);
-            }
-        });
-        let padded = &*padded;
+        let pads = self.pads_len(images);
+        assert!(scratch.len() >= pads + lanes * per, "winograd: scratch");
+        assert!(pads <= i32::MAX as usize, "winograd: input too large");
+        let (padded, bufs) = scratch.split_at_mut(pads);
+        // The AVX-512 transform reads the windows from `x` itself by masked loads; the others
+        // read zero-padded copies of every input plane, a run of planes per thread.
+        let padded = if self.gather == Gather::Avx512 {
+            &x[..images * self.c * isz]
+        } else {
+            let step = planes.div_ceil(lanes);
+            let pads = Disjoint::new(padded);
+            par_for(lanes, &|lane| {
+                for p in (lane * step..planes).take(step) {
+                    // SAFETY: plane p is written by lane p / step only.
+                    let dst = unsafe { pads.part(p * psz, psz) };
+                    pad_plane(g, self.pw(), &x[p * isz..][..isz], dst);
+                }
+            });
+            &*padded
+        };
         let tiles = images * self.th * self.tw;
-        let out = Disjoint::new(y);
+        // The AVX-512 output transform clamps as it stores; other activations, and the other
+        // paths, take a pass over the output at the end.
+        let (clamp, act) = match act {
+            Act::Clamp(lo, hi) if self.gather == Gather::Avx512 => (Some((lo, hi)), None),
+            Act::Clamp(lo, hi) => (None, Some(Act::Clamp(lo, hi))),
+            Act::Map(f) => (None, Some(Act::Map(f))),
+            Act::None => (None, None),
+        };
+        let sink = Sink {
+            out: Disjoint::new(y),
+            bias,
+            res,
+            clamp,
+        };
         let bufs = Disjoint::new(bufs);
         par_for(lanes, &|lane| {
             // SAFETY: lane `lane` owns scratch floats [lane·per, (lane+1)·per).
             let buf = unsafe { bufs.part(lane * per, per) };
-            // A contiguous run of chunks per lane: each thread writes one range of images,
-            // the range the next layer's thread (a pool, an activation pass) reads back.
-            let (lo, hi) = (lane * chunks / lanes, (lane + 1) * chunks / lanes);
-            for ch in lo..hi {
-                let t0 = ch * chunk;
-                let t1 = (t0 + chunk).min(tiles);
-                // SAFETY: the tiles of distinct chunks write disjoint output pixels.
-                unsafe { self.chunk_widest(padded, bias, res, &out, buf, t0, t1) };
+            let (m0, m1) = self.channels(parts, lane % parts);
+            for (t0, t1) in self.chunks(tiles, tile_lanes, lane / parts) {
+                let part = Part { t0, t1, m0, m1 };
+                // SAFETY: the parts of distinct chunks or channels write disjoint output
+                // pixels.
+                unsafe { self.chunk_widest(padded, sink, buf, part) };
             }
         });
-        if let Some(f) = act {
+        if let Some(act) = act {
             let n = images * self.m * osz;
             let part = n.div_ceil(lanes).next_multiple_of(16);
             let parts = Disjoint::new(&mut y[..n]);
             par_for(n.div_ceil(part), &|t| {
                 // SAFETY: part t is [t·part, (t+1)·part) ∩ [0, n), one per task.
                 let yp = unsafe { parts.part(t * part, part.min(n - t * part)) };
-                crate::vmath::map_inplace(yp, f);
+                match act {
+                    Act::Map(f) => crate::vmath::map_inplace(yp, f),
+                    Act::Clamp(lo, hi) => crate::vmath::map_inplace(yp, |v| v.max(lo).min(hi)),
+                    Act::None => {}
+                }
             });
         }
+    }
+
+    /// [`Winograd::run`] with the activation a clamp to `lo..=hi` (ReLU, Clip; `max` then
+    /// `min`, so NaN gives `lo`), which the AVX-512 path applies as it stores rather than in
+    /// a pass of its own.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_clamped(
+        &self,
+        images: usize,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        res: Option<&[f32]>,
+        (lo, hi): (f32, f32),
+        y: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
+        let act = Act::<fn(f32) -> f32>::Clamp(lo, hi);
+        self.run_act(images, x, bias, res, act, y, scratch, threads);
     }
 
     /// [`Winograd::chunk_run`] for this convolution's gather, compiled for the ISA it needs.
@@ -333,16 +484,7 @@ impl Winograd {
     /// # Safety
     /// As [`Winograd::chunk_run`].
     #[allow(clippy::too_many_arguments)]
-    unsafe fn chunk_widest(
-        &self,
-        p: &[f32],
-        bias: Option<&[f32]>,
-        res: Option<&[f32]>,
-        out: &Disjoint,
-        buf: &mut [f32],
-        t0: usize,
-        t1: usize,
-    ) {
+    unsafe fn chunk_widest(&self, p: &[f32], sink: Sink, buf: &mut [f32], part: Part) {
         #[cfg(target_arch = "x86_64")]
         {
             /// `chunk_run::<_, $l, $g, T>` compiled with the target features `$features`.
@@ -353,15 +495,12 @@ impl Winograd {
                     unsafe fn $name<const T: usize>(
                         w: &Winograd,
                         p: &[f32],
-                        bias: Option<&[f32]>,
-                        res: Option<&[f32]>,
-                        out: &Disjoint,
+                        sink: Sink,
                         buf: &mut [f32],
-                        t0: usize,
-                        t1: usize,
+                        part: Part,
                     ) {
                         // SAFETY: passed on from the caller.
-                        unsafe { w.chunk_run::<$l, { $g }, T>(p, bias, res, out, buf, t0, t1) }
+                        unsafe { w.chunk_run::<$l, { $g }, T>(p, sink, buf, part) }
                     }
                 };
             }
@@ -374,9 +513,9 @@ impl Winograd {
             macro_rules! tiled {
                 ($f:ident) => {
                     if self.t == 4 {
-                        $f::<4>(self, p, bias, res, out, buf, t0, t1)
+                        $f::<4>(self, p, sink, buf, part)
                     } else {
-                        $f::<2>(self, p, bias, res, out, buf, t0, t1)
+                        $f::<2>(self, p, sink, buf, part)
                     }
                 };
             }
@@ -394,9 +533,9 @@ impl Winograd {
         macro_rules! scalar {
             ($l:literal) => {
                 if self.t == 4 {
-                    self.chunk_run::<$l, GATHER_SCALAR, 4>(p, bias, res, out, buf, t0, t1)
+                    self.chunk_run::<$l, GATHER_SCALAR, 4>(p, sink, buf, part)
                 } else {
-                    self.chunk_run::<$l, GATHER_SCALAR, 2>(p, bias, res, out, buf, t0, t1)
+                    self.chunk_run::<$l, GATHER_SCALAR, 2>(p, sink, buf, part)
                 }
             };
         }
@@ -414,8 +553,7 @@ impl Winograd {
         }
     }
 
-    /// Tiles `t0..t1` (numbered image by image, row by row) from the padded input `p` to the
-    /// output, `L` tiles at a time, reading windows by gather `G` (a `GATHER_*`); the output
+    /// The part's tiles from the padded input `p` to its output channels, `L` tiles at a time, reading windows by gather `G` (a `GATHER_*`); the output
     /// tiles are `T × T` (`T` = `self.t`).
     ///
     /// # Safety
@@ -426,13 +564,11 @@ impl Winograd {
     unsafe fn chunk_run<const L: usize, const G: u8, const T: usize>(
         &self,
         p: &[f32],
-        bias: Option<&[f32]>,
-        res: Option<&[f32]>,
-        out: &Disjoint,
+        sink: Sink,
         buf: &mut [f32],
-        t0: usize,
-        t1: usize,
+        part: Part,
     ) {
+        let Part { t0, t1, m0, m1 } = part;
         let (c, m, n) = (self.c, self.m, t1 - t0);
         let layout = PanelLayout::new(c, n);
         let vlen = PanelLayout::new(c, self.chunk).len() + SKEW;
@@ -445,16 +581,11 @@ impl Winograd {
         unsafe { self.transform_input::<L, G, T>(p, &layout, vlen, v, t0, t1) };
         for xi in 0..xi(T) {
             let b = &v[xi * vlen..][..layout.len()];
-            sgemm_panels(
-                &self.u[xi],
-                b,
-                &layout,
-                &mut prod[xi * plen..][..m * ldc],
-                ldc,
-            );
+            let c = &mut prod[xi * plen..][..m * ldc];
+            sgemm_panels_rows(&self.u[xi], b, &layout, c, ldc, m0..m1);
         }
         // SAFETY: passed on from the caller.
-        unsafe { self.transform_output::<L, T>(prod, plen, ldc, bias, res, out, t0, t1) };
+        unsafe { self.transform_output::<L, T>(prod, plen, ldc, sink, part) };
     }
 
     /// (image, tile row, tile column) of tile `t`.
@@ -492,20 +623,48 @@ impl Winograd {
             }
             #[cfg(target_arch = "x86_64")]
             if G == GATHER_AVX512 && L == 16 {
-                let mut off16 = [0i32; 16];
-                off16.copy_from_slice(&off[..16]);
+                // `p` is the input itself (`run`): each tile's window offset in its image's
+                // first plane, and per window row the columns inside the plane (none for rows
+                // above or below it).
+                let g = &self.geom;
+                let isz = g.ih * g.iw;
+                let mut off16 = [0isize; 16];
+                let mut masks = [[0u16; 16]; 6];
+                for i in 0..16 {
+                    let t = if t0 + g0 + i < t1 { t0 + g0 + i } else { t0 };
+                    let (img, ty, tx) = self.tile(t);
+                    let (y0, x0) = (
+                        (T * ty) as isize - g.pt as isize,
+                        (T * tx) as isize - g.pl as isize,
+                    );
+                    off16[i] = (img * self.c * isz) as isize + y0 * g.iw as isize + x0;
+                    let inside = |v: isize, n: usize| v >= 0 && v < n as isize;
+                    let cols = (0..T + 2)
+                        .filter(|&b| inside(x0 + b as isize, g.iw))
+                        .fold(0u16, |m, b| m | 1 << b);
+                    for (a, ma) in masks.iter_mut().enumerate().take(T + 2) {
+                        ma[i] = if inside(y0 + a as isize, g.ih) {
+                            cols
+                        } else {
+                            0
+                        };
+                    }
+                }
+                assert!(p.len() >= (self.tile(t1 - 1).0 + 1) * self.c * isz);
                 for ch in 0..self.c {
                     let at = layout.at(ch, g0);
                     assert!(at + 16 <= layout.len() && layout.len() <= vlen);
                     assert!(v.len() >= (xi(T) - 1) * vlen + layout.len());
-                    // SAFETY: AVX-512F (the caller's contract); every window lies inside its
-                    // padded plane, inside `p` (checked against i32 in `run`); position ξ's
-                    // 16 floats at ξ·vlen + at are inside `v` (checked above).
+                    // SAFETY: AVX-512F (the caller's contract); the masks admit only window
+                    // elements inside their plane of channel ch of their image, inside `p`
+                    // (checked above); position ξ's 16 floats at ξ·vlen + at are inside `v`
+                    // (checked above).
                     unsafe {
                         avx512::input16::<T>(
-                            p.as_ptr().add(ch * psz),
+                            p.as_ptr().add(ch * isz),
                             &off16,
-                            pw,
+                            &masks,
+                            g.iw,
                             v.as_mut_ptr().add(at),
                             vlen,
                         )
@@ -539,12 +698,16 @@ impl Winograd {
         prod: &[f32],
         plen: usize,
         ldc: usize,
-        bias: Option<&[f32]>,
-        res: Option<&[f32]>,
-        out: &Disjoint,
-        t0: usize,
-        t1: usize,
+        sink: Sink,
+        part: Part,
     ) {
+        let Part { t0, t1, m0, m1 } = part;
+        let Sink {
+            out,
+            bias,
+            res,
+            clamp,
+        } = sink;
         let g = &self.geom;
         let osz = g.oh * g.ow;
         let m = self.m;
@@ -564,7 +727,7 @@ impl Winograd {
                 nruns += 1;
                 i += len;
             }
-            for ch in 0..m {
+            for ch in m0..m1 {
                 let b = bias.map_or(0.0, |b| b[ch]);
                 self.output_rows::<L, T>(prod, plen, ch * ldc + g0, b, &mut rows);
                 for &(lane, base, nrow, ncol) in &runs[..nruns] {
@@ -578,7 +741,7 @@ impl Winograd {
                         if L == 16 {
                             let rr = res.map(|r| &r[at..at + ncol]);
                             // SAFETY: L = 16 is compiled for AVX-512F only (`chunk_widest`).
-                            unsafe { avx512::put(yr, src, rr) };
+                            unsafe { avx512::put(yr, src, rr, clamp) };
                             continue;
                         }
                         match res {

@@ -79,22 +79,25 @@ unsafe fn at<const T: usize>(m: [__m512; 6]) -> [__m512; 4] {
     }
 }
 
-/// Row `a` of the 16 tiles' windows (`p[off[i] + a·pw + b]`, `b < T + 2`), as `T + 2`
-/// vectors over the tiles.
+/// Row `a` of the 16 tiles' windows (`p[off[i] + row + b]` where bit b of `mask[i]` is set,
+/// else 0, for `b < T + 2`), as `T + 2` vectors over the tiles.
 ///
 /// # Safety
-/// AVX-512F; those elements are readable (the other lanes are masked off, so the high half's
-/// base may point before `p`).
+/// AVX-512F; the elements the masks admit are readable (the other lanes are masked off and
+/// cannot fault, so the offsets may point outside `p`).
 #[inline(always)]
-unsafe fn window_row<const T: usize>(p: *const f32, off: &[i32; 16], row: usize) -> [__m512; 6] {
-    let lo: __mmask16 = (1 << (T + 2)) - 1;
-    let hi: __mmask16 = lo << 8;
+unsafe fn window_row<const T: usize>(
+    p: *const f32,
+    off: &[isize; 16],
+    mask: &[u16; 16],
+    row: isize,
+) -> [__m512; 6] {
     // SAFETY: the caller's contract.
     unsafe {
         let load = |i: usize| {
-            let l = _mm512_maskz_loadu_ps(lo, p.wrapping_add(off[i] as usize + row));
-            let h = p.wrapping_add(off[i + 8] as usize + row).wrapping_sub(8);
-            _mm512_mask_loadu_ps(l, hi, h)
+            let l = _mm512_maskz_loadu_ps(mask[i], p.wrapping_offset(off[i] + row));
+            let h = p.wrapping_offset(off[i + 8] + row - 8);
+            _mm512_mask_loadu_ps(l, mask[i + 8] << 8, h)
         };
         let (r0, r1, r2, r3) = (load(0), load(1), load(2), load(3));
         let (r4, r5, r6, r7) = (load(4), load(5), load(6), load(7));
@@ -128,16 +131,18 @@ unsafe fn window_row<const T: usize>(p: *const f32, off: &[i32; 16], row: usize)
 }
 
 /// `V = Bᵀ·d·B` of one input channel for 16 tiles whose windows start at `p + off[i]` (rows
-/// `pw` apart); position ξ's 16 values are stored at `v + ξ·vlen`.
+/// `w` apart), row a's columns outside the plane masked off by `masks[a]` (read as 0);
+/// position ξ's 16 values are stored at `v + ξ·vlen`.
 ///
 /// # Safety
-/// AVX-512F; every window element is readable and `v + ξ·vlen .. + 16` writable for every
-/// position ξ < (T+2)².
+/// AVX-512F; every window element the masks admit is readable, and `v + ξ·vlen .. + 16`
+/// writable for every position ξ < (T+2)².
 #[inline(always)]
 pub(super) unsafe fn input16<const T: usize>(
     p: *const f32,
-    off: &[i32; 16],
-    pw: usize,
+    off: &[isize; 16],
+    masks: &[[u16; 16]; 6],
+    w: usize,
     v: *mut f32,
     vlen: usize,
 ) {
@@ -146,7 +151,7 @@ pub(super) unsafe fn input16<const T: usize>(
     unsafe {
         let mut r = [[_mm512_setzero_ps(); 6]; 6];
         for (a, ra) in r.iter_mut().enumerate().take(wn) {
-            *ra = bt::<T>(window_row::<T>(p, off, a * pw));
+            *ra = bt::<T>(window_row::<T>(p, off, &masks[a], (a * w) as isize));
         }
         #[allow(clippy::needless_range_loop)] // j indexes the six rows at once
         for j in 0..wn {
@@ -227,22 +232,33 @@ pub(super) unsafe fn output16<const T: usize>(
     }
 }
 
-/// `y = src (+ res)`, element by element, by masked 16-float loads and stores (`src` and
-/// `res` at least as long as `y`).
+/// `y = src (+ res)`, clamped to `clamp` (`max` then `min`: NaN gives the lower bound), by
+/// masked 16-float loads and stores (`src` and `res` at least as long as `y`).
 ///
 /// # Safety
 /// AVX-512F.
 #[inline(always)]
-pub(super) unsafe fn put(y: &mut [f32], src: &[f32], res: Option<&[f32]>) {
+pub(super) unsafe fn put(
+    y: &mut [f32],
+    src: &[f32],
+    res: Option<&[f32]>,
+    clamp: Option<(f32, f32)>,
+) {
     let n = y.len();
     assert!(src.len() >= n && res.is_none_or(|r| r.len() >= n));
     // SAFETY: AVX-512F (the caller's contract); every access is masked to `..n`.
     unsafe {
+        let (lo, hi) = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         for i in (0..n).step_by(16) {
             let m: __mmask16 = if n - i >= 16 { !0 } else { (1 << (n - i)) - 1 };
             let mut v = _mm512_maskz_loadu_ps(m, src.as_ptr().add(i));
             if let Some(r) = res {
                 v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r.as_ptr().add(i)));
+            }
+            if clamp.is_some() {
+                // `vmaxps` returns its second operand where either is NaN.
+                v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
             }
             _mm512_mask_storeu_ps(y.as_mut_ptr().add(i), m, v);
         }

@@ -172,6 +172,45 @@ pub(crate) fn gemm(
     });
 }
 
+/// Rows `rows` of `c = a · b`, both operands packed (`a` all `m` rows), on the calling thread.
+///
+/// # Safety
+/// `rows.0` is a multiple of `isa.mr`; `a` and `b` hold the packed `m × k` and `k × n`
+/// operands; `out` is valid for rows `rows` of `n` columns and no other thread touches them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn packed_rows(
+    isa: &Isa,
+    rows: (usize, usize),
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    out: Out,
+) {
+    let null = std::ptr::null_mut();
+    // SAFETY: the caller's contract; both operands packed, so nothing is packed into the
+    // (null) buffers.
+    unsafe {
+        block(
+            isa,
+            rows,
+            (0, n),
+            k,
+            Lhs::Packed(a),
+            m,
+            Rhs::Packed(b),
+            n,
+            out,
+            0.0,
+            1.0,
+            null,
+            null,
+            None,
+        )
+    }
+}
+
 /// Multiply-adds one packed float costs, for [`split_columns`].
 const PACK_COST: usize = 4;
 

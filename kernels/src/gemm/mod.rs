@@ -219,6 +219,11 @@ impl PackedA {
     pub fn cols(&self) -> usize {
         self.k
     }
+    /// Rows per packed strip: a split of the rows between threads starts each part at a
+    /// multiple of this.
+    pub fn mr(&self) -> usize {
+        self.kernel.isa().mr
+    }
     fn panels(&self) -> &[f32] {
         self.data.get()
     }
@@ -503,6 +508,16 @@ impl PanelLayout {
     pub fn nr(&self) -> usize {
         self.nr
     }
+    /// Columns a product pays for in whole: `nr()`, or half of it where a half-width
+    /// micro-kernel takes the panels at most half full (x86), so splitting columns at this
+    /// step wastes nothing.
+    pub fn step(&self) -> usize {
+        if self.kernel.isa().half.is_some() {
+            self.nr / 2
+        } else {
+            self.nr
+        }
+    }
     /// Offset of element (p, j).
     #[inline(always)]
     pub fn at(&self, p: usize, j: usize) -> usize {
@@ -513,6 +528,47 @@ impl PanelLayout {
             + (p - pc) * self.nr
             + j % self.nr
     }
+}
+
+/// Rows `rows` of `c = a · b` on the calling thread, as [`sgemm_panels`] (`c` holds all of
+/// `a`'s rows, `ldc` apart; only rows `rows` are written). `rows.start` is a multiple of
+/// [`PackedA::mr`], so threads can split a product by rows without a workspace.
+pub fn sgemm_panels_rows(
+    a: &PackedA,
+    b: &[f32],
+    layout: &PanelLayout,
+    c: &mut [f32],
+    ldc: usize,
+    rows: std::ops::Range<usize>,
+) {
+    let (m, k, n) = (a.m, a.k, layout.n);
+    let isa = a.kernel.isa();
+    assert!(
+        layout.k == k && a.kernel == layout.kernel && b.len() >= layout.len(),
+        "sgemm_panels: operands disagree"
+    );
+    assert!(
+        rows.start.is_multiple_of(isa.mr) && rows.start <= rows.end && rows.end <= m,
+        "sgemm_panels_rows: rows {rows:?} of {m}"
+    );
+    check_c(m, n, c, ldc);
+    if rows.is_empty() || n == 0 {
+        return;
+    }
+    let out = driver::Out {
+        ptr: c.as_mut_ptr(),
+        ldc,
+    };
+    if k == 0 {
+        for r in rows {
+            c[r * ldc..][..n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: `rows.start` is a multiple of MR (checked), the operands are packed for the
+    // whole product (checked above and by `PackedA`), `c` holds every row (`check_c`), and
+    // `c` is borrowed mutably, so no other thread touches it.
+    unsafe { driver::packed_rows(isa, (rows.start, rows.end), m, n, k, a.panels(), b, out) };
 }
 
 /// `c = a · b` on the calling thread, `b` being `layout.k × layout.n` already in panels

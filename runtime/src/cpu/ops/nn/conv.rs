@@ -558,9 +558,10 @@ impl CpuKernel for ConvKernel {
                 scratch: bytemuck::cast_slice_mut(scratch),
                 threads,
             };
-            match self.epilogue.0 {
-                Some(op) => with_f32_fn(op, run),
-                None => run.go(None::<fn(f32) -> f32>),
+            match (self.epilogue.clamp(), self.epilogue.0) {
+                (Some(clamp), _) => run.clamped(clamp),
+                (None, Some(op)) => with_f32_fn(op, run),
+                (None, None) => run.go(None::<fn(f32) -> f32>),
             }
             return Ok(());
         }
@@ -757,6 +758,13 @@ impl WinogradRun<'_> {
         let (n, x, bias, res, threads) = (self.n, self.x, self.bias, self.res, self.threads);
         self.wg
             .run(n, x, bias, res, act, self.y, self.scratch, threads);
+    }
+
+    /// Runs the convolution with the activation a clamp (ReLU, Clip).
+    fn clamped(self, clamp: (f32, f32)) {
+        let (n, x, bias, res, threads) = (self.n, self.x, self.bias, self.res, self.threads);
+        self.wg
+            .run_clamped(n, x, bias, res, clamp, self.y, self.scratch, threads);
     }
 }
 
