@@ -104,6 +104,24 @@ fn main() {
                 let flops = 2.0 * (c * o * o * k * k) as f64;
                 println!("1T {name:8} c{c} {ih}x{ih} k{k} s{s}: {us:8.1} us  {:6.1} GFLOP/s", flops / us / 1e3);
             }
+            // EfficientNet's stem (3 → 32, 3×3 stride 2, one 224×224 image): pad, then the
+            // rows split between the threads.
+            if "en stem direct".contains(&only) {
+                let mut g = geom(224, 3, 1);
+                (g.sh, g.sw, g.oh, g.ow) = (2, 2, 112, 112);
+                let (c, m) = (3, 32);
+                let (x, w, b) = (fill(c * 224 * 224), fill(m * c * 9), fill(m));
+                let mut y = vec![0.0f32; m * g.oh * g.ow];
+                let d = DirectConv::new(&w, c, m, g);
+                let mut pad = vec![0.0f32; d.scratch_len()];
+                let us_pad = time(200, || d.pad_par(&x, &mut pad, threads));
+                let us = time(200, || {
+                    d.pad_par(&x, &mut pad, threads);
+                    d.run_par(&pad, Some(&b), &mut y, Some((0.0, 6.0)), threads);
+                });
+                let flops = 2.0 * (m * c * 9 * g.oh * g.ow) as f64;
+                println!("{threads}T en stem direct: {us:8.1} us ({us_pad:.1} us pad)  {:6.1} GFLOP/s", flops / us / 1e3);
+            }
             // The seed CNN's first layer, 16 images, one thread: direct against im2col + GEMM.
             if "f.0 direct".contains(&only) && threads == 1 {
                 let g = geom(28, 3, 0);

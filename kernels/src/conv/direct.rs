@@ -1,15 +1,19 @@
-//! Direct convolution for layers with few input taps (`C·kh·kw` ≤ [`MAX_TAPS`], stride 1,
-//! dilation 1, ungrouped): a network's first layer on a grey or colour image.
+//! Direct convolution for layers with few input taps (`C·kh·kw` ≤ [`MAX_TAPS`], stride 1 or
+//! 2 in both directions, dilation 1, ungrouped): a network's first layer on a grey or colour
+//! image.
 //!
 //! im2col turns such a layer into a product only `C·kh·kw` deep (9 for the seed CNN's first
-//! layer), where the micro-kernel's loads and stores of its output tile outweigh its
-//! multiply-adds. Here each output row runs in segments of [`L`] pixels: the segment's inputs
-//! for one tap are one contiguous vector of a zero-padded copy of the planes, loaded once and
-//! multiplied into the accumulators of [`MB`] output channels at a time (weights packed at
-//! build as `[channel block][tap][MB]`), and the sums plus bias are stored straight into the
-//! output planes. On AVX-512 a block is two segments (32 pixels) × 8 channels in 16 registers
-//! with masked stores at the row's end; the portable body (other CPUs) is correct but LLVM
-//! keeps its accumulators on the stack, so the runtime picks this strategy on AVX-512 only.
+//! layer, 27 for EfficientNet's stem), where the micro-kernel's loads and stores of its output
+//! tile outweigh its multiply-adds. Here each output row runs in segments of [`L`] pixels: the
+//! segment's inputs for one tap are one contiguous vector of a zero-padded copy of the planes,
+//! loaded once and multiplied into the accumulators of [`MB`] output channels at a time
+//! (weights packed at build as `[channel block][tap][MB]`), and the sums plus bias are stored
+//! straight into the output planes. With stride 2 the padded copy splits each plane into its
+//! even and odd columns (two phases), so a tap's inputs for consecutive outputs are again
+//! consecutive floats. On AVX-512 a block is two segments (32 pixels) × 8 channels in 16
+//! registers with masked stores at the row's end; the portable body (other CPUs) is correct
+//! but LLVM keeps its accumulators on the stack, so the runtime picks this strategy on
+//! AVX-512 only.
 
 use super::Window2d;
 
@@ -18,6 +22,30 @@ pub const MAX_TAPS: usize = 32;
 
 /// A run of output rows.
 type Rows = std::ops::Range<usize>;
+
+/// An image's output planes as a raw view, so threads can write disjoint rows of the same
+/// planes ([`DirectConv::run_par`]); every write is bounds-checked against `len`.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    len: usize,
+}
+
+impl Out {
+    /// Floats `at..at + n`.
+    ///
+    /// # Safety
+    /// No other live reference overlaps them.
+    #[inline(always)]
+    unsafe fn part<'a>(self, at: usize, n: usize) -> &'a mut [f32] {
+        assert!(
+            at + n <= self.len,
+            "direct convolution: output out of bounds"
+        );
+        // SAFETY: in bounds (checked); exclusive as the caller guarantees.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), n) }
+    }
+}
 
 /// Output pixels per segment (one AVX-512 vector, two AVX2 or four NEON ones).
 const L: usize = 16;
@@ -31,7 +59,10 @@ pub struct DirectConv {
     g: Window2d,
     c: usize,
     m: usize,
-    /// Rows and columns of a zero-padded input plane: every segment's taps read inside.
+    /// Stride (both directions): the padded planes hold `s` column phases each.
+    s: usize,
+    /// Rows and columns of one phase of a zero-padded input plane: every segment's taps read
+    /// inside.
     hp: usize,
     wp: usize,
     /// `[m / MB][taps][MB]`, zeros past `m`.
@@ -41,7 +72,11 @@ pub struct DirectConv {
 impl DirectConv {
     /// Whether the direct kernel takes this convolution of `c` input channels.
     pub fn fits(g: &Window2d, c: usize) -> bool {
-        (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) && c * g.kh * g.kw <= MAX_TAPS && g.ow >= 1
+        g.sh == g.sw
+            && (1..=2).contains(&g.sh)
+            && (g.dh, g.dw) == (1, 1)
+            && c * g.kh * g.kw <= MAX_TAPS
+            && g.ow >= 1
     }
 
     /// Packs `w` (`m × c × kh × kw`) for `g`. Panics unless [`DirectConv::fits`].
@@ -59,14 +94,21 @@ impl DirectConv {
                 packed[(blk * taps + t) * MB + j] = v;
             }
         }
+        let st = g.sh;
         DirectConv {
             g,
             c,
             m,
-            hp: g.oh + g.kh - 1,
-            wp: g.ow.next_multiple_of(2 * L) + g.kw - 1,
+            s: st,
+            hp: (g.oh - 1) * st + g.kh,
+            wp: g.ow.next_multiple_of(2 * L) + (g.kw - 1) / st,
             w: packed,
         }
+    }
+
+    /// Floats of one padded input plane (all its phases).
+    fn plane(&self) -> usize {
+        self.s * self.hp * self.wp
     }
 
     /// The window this plan convolves.
@@ -76,26 +118,111 @@ impl DirectConv {
 
     /// f32s of scratch one image needs (its zero-padded planes).
     pub fn scratch_len(&self) -> usize {
-        self.c * self.hp * self.wp
+        self.c * self.plane()
     }
 
-    /// Copies one image's `c` planes into `pad` (`scratch_len` floats), zero-padded.
+    /// Copies one image's `c` planes into `pad` (`scratch_len` floats), zero-padded (and with
+    /// stride 2 split into even and odd padded columns). Every float of `pad` is written, so
+    /// it needs no clearing first.
     pub fn pad(&self, x: &[f32], pad: &mut [f32]) {
+        self.pad_par(x, pad, 1)
+    }
+
+    /// [`DirectConv::pad`] with the phase planes split between up to `threads` threads.
+    pub fn pad_par(&self, x: &[f32], pad: &mut [f32], threads: usize) {
         let g = &self.g;
+        let (isz, psz) = (g.ih * g.iw, self.hp * self.wp);
+        let x = &x[..self.c * isz];
         let pad = &mut pad[..self.scratch_len()];
-        pad.fill(0.0);
-        for (plane, dst) in x
-            .chunks_exact(g.ih * g.iw)
-            .zip(pad.chunks_exact_mut(self.hp * self.wp))
-        {
-            for (iy, row) in plane.chunks_exact(g.iw).enumerate() {
-                let py = iy + g.pt;
-                if py >= self.hp {
-                    break;
-                }
-                // Columns past the padded width are read by no output.
-                let n = g.iw.min(self.wp.saturating_sub(g.pl));
-                dst[py * self.wp + g.pl..][..n].copy_from_slice(&row[..n]);
+        let phases = self.c * self.s;
+        let parts = threads.min(phases).max(1);
+        let one = |k: usize, dst: &mut [f32]| {
+            let (plane, q) = (&x[k / self.s * isz..][..isz], k % self.s);
+            #[cfg(target_arch = "x86_64")]
+            if crate::gemm::Kernel::detect() == crate::gemm::Kernel::Avx512 {
+                // SAFETY: the CPU runs AVX-512F (checked).
+                return unsafe { self.phase_avx512(plane, q, dst) };
+            }
+            self.phase(plane, q, dst)
+        };
+        if parts == 1 {
+            for (k, dst) in pad.chunks_exact_mut(psz).enumerate() {
+                one(k, dst);
+            }
+            return;
+        }
+        let out = crate::disjoint::Disjoint::new(pad);
+        crate::gemm::par_for(parts, &|t| {
+            for k in t * phases / parts..(t + 1) * phases / parts {
+                // SAFETY: phase plane k is written by part t alone.
+                one(k, unsafe { out.part(k * psz, psz) });
+            }
+        });
+    }
+
+    /// Phase `q` of one padded plane (`hp × wp` floats) from the input plane `x`: padded
+    /// column `q + s·j` of each row, which is input column `q + s·j − pl`.
+    fn phase(&self, x: &[f32], q: usize, dst: &mut [f32]) {
+        let g = &self.g;
+        for (py, row) in dst.chunks_exact_mut(self.wp).enumerate() {
+            let src = py
+                .checked_sub(g.pt)
+                .filter(|&iy| iy < g.ih)
+                .map(|iy| &x[iy * g.iw..][..g.iw]);
+            for (j, d) in row.iter_mut().enumerate() {
+                let ix = (q + self.s * j).wrapping_sub(g.pl);
+                *d = src.and_then(|r| r.get(ix)).copied().unwrap_or(0.0);
+            }
+        }
+    }
+
+    /// [`DirectConv::phase`] 16 floats of a row at a time: masked loads of the input row (two,
+    /// then the even or odd lanes picked by one permutation, with stride 2).
+    ///
+    /// # Safety
+    /// The CPU runs AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn phase_avx512(&self, x: &[f32], q: usize, dst: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let g = &self.g;
+        let (wp, s) = (self.wp, self.s);
+        // Lanes of a vector whose input columns `from + i` lie in 0..iw.
+        let valid = |from: isize| -> __mmask16 {
+            let lo = (-from).clamp(0, 16) as u32;
+            let hi = (g.iw as isize - from).clamp(0, 16) as u32;
+            ((1u32 << hi) - (1u32 << lo)) as __mmask16
+        };
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        for (py, row) in dst.chunks_exact_mut(wp).enumerate() {
+            let src = py
+                .checked_sub(g.pt)
+                .filter(|&iy| iy < g.ih)
+                .map(|iy| &x[iy * g.iw..][..g.iw]);
+            for j0 in (0..wp).step_by(16) {
+                let n = (wp - j0).min(16);
+                let store = ((1u32 << n) - 1) as __mmask16;
+                // Input column of lane 0: q + s·j0 − pl.
+                let from = (q + s * j0) as isize - g.pl as isize;
+                let v = match src {
+                    None => _mm512_setzero_ps(),
+                    Some(r) => {
+                        let p = r.as_ptr().wrapping_offset(from);
+                        // SAFETY: only lanes whose columns lie in the row are loaded; the
+                        // others are masked off and cannot fault.
+                        unsafe {
+                            let a = _mm512_maskz_loadu_ps(valid(from), p);
+                            if s == 1 {
+                                a
+                            } else {
+                                let b = _mm512_maskz_loadu_ps(valid(from + 16), p.wrapping_add(16));
+                                _mm512_permutex2var_ps(a, evens, b)
+                            }
+                        }
+                    }
+                };
+                // SAFETY: lanes j0..j0 + n of this row (masked).
+                unsafe { _mm512_mask_storeu_ps(row.as_mut_ptr().add(j0), store, v) };
             }
         }
     }
@@ -131,11 +258,67 @@ impl DirectConv {
         assert!(pad.len() >= self.scratch_len() && y.len() >= self.m * g.oh * g.ow);
         assert!(rows.end <= g.oh && bias.is_none_or(|b| b.len() >= self.m));
         assert!(crate::gemm::Kernel::supported().contains(&kernel));
+        let y = Out {
+            ptr: y.as_mut_ptr(),
+            len: y.len(),
+        };
+        // SAFETY: `y` is borrowed mutably for the call.
+        unsafe { self.rows_out(kernel, pad, bias, y, rows, clamp) }
+    }
+
+    /// [`DirectConv::run_rows_with`] into a raw output view.
+    ///
+    /// # Safety
+    /// No other thread writes or reads rows `rows` of the output planes meanwhile.
+    unsafe fn rows_out(
+        &self,
+        kernel: crate::gemm::Kernel,
+        pad: &[f32],
+        bias: Option<&[f32]>,
+        y: Out,
+        rows: Rows,
+        clamp: Option<(f32, f32)>,
+    ) {
         // The clamp is a const parameter, so the unclamped code is the same as without it.
         let Some((lo, hi)) = clamp else {
             return self.dispatch::<false>(kernel, pad, bias, y, rows, 0.0, 0.0);
         };
         self.dispatch::<true>(kernel, pad, bias, y, rows, lo, hi)
+    }
+
+    /// All output rows of one image, split between up to `threads` threads (each a run of
+    /// rows of every plane); otherwise as [`DirectConv::run_rows`].
+    pub fn run_par(
+        &self,
+        pad: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        clamp: Option<(f32, f32)>,
+        threads: usize,
+    ) {
+        let g = &self.g;
+        let parts = threads.min(g.oh).max(1);
+        if parts == 1 {
+            return self.run_rows(pad, bias, y, 0..g.oh, clamp);
+        }
+        assert!(pad.len() >= self.scratch_len() && y.len() >= self.m * g.oh * g.ow);
+        assert!(bias.is_none_or(|b| b.len() >= self.m));
+        let kernel = crate::gemm::Kernel::detect();
+        struct Shared(Out);
+        // SAFETY: the threads write disjoint rows of the planes through it (below).
+        unsafe impl Sync for Shared {}
+        let y = Shared(Out {
+            ptr: y.as_mut_ptr(),
+            len: y.len(),
+        });
+        crate::gemm::par_for(parts, &|t| {
+            // A whole-struct capture: `Shared` is Sync, its raw-pointer field is not.
+            let y = &y;
+            let rows = t * g.oh / parts..(t + 1) * g.oh / parts;
+            // SAFETY: the parts' row ranges are disjoint, and `y` is borrowed mutably for the
+            // whole call.
+            unsafe { self.rows_out(kernel, pad, bias, y.0, rows, clamp) };
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -144,7 +327,7 @@ impl DirectConv {
         kernel: crate::gemm::Kernel,
         pad: &[f32],
         bias: Option<&[f32]>,
-        y: &mut [f32],
+        y: Out,
         rows: Rows,
         lo: f32,
         hi: f32,
@@ -152,7 +335,7 @@ impl DirectConv {
         #[cfg(target_arch = "x86_64")]
         {
             use crate::gemm::Kernel;
-            type Args<'a> = (&'a [f32], Option<&'a [f32]>, &'a mut [f32], Rows, f32, f32);
+            type Args<'a> = (&'a [f32], Option<&'a [f32]>, Out, Rows, f32, f32);
             #[target_feature(enable = "avx512f,avx2,fma")]
             fn avx512<const C: bool>(d: &DirectConv, (p, b, y, r, lo, hi): Args) {
                 d.rows::<true, true, C>(p, b, y, r, lo, hi)
@@ -187,26 +370,30 @@ impl DirectConv {
         &self,
         pad: &[f32],
         bias: Option<&[f32]>,
-        y: &mut [f32],
+        y: Out,
         rows: Rows,
         lo: f32,
         hi: f32,
     ) {
         let g = &self.g;
-        let (taps, osz, plane) = (self.c * g.kh * g.kw, g.oh * g.ow, self.hp * self.wp);
-        // Each tap's offset in the padded planes, relative to the segment's first pixel.
+        let (taps, osz, plane, s) = (self.c * g.kh * g.kw, g.oh * g.ow, self.plane(), self.s);
+        // Each tap's offset in the padded planes, relative to the segment's first pixel: tap
+        // (ky, kx) of output column x reads padded column s·x + kx, i.e. column x + kx / s of
+        // phase kx % s.
         let mut offs = [0usize; MAX_TAPS];
         for (t, o) in offs.iter_mut().take(taps).enumerate() {
             let (c, k) = (t / (g.kh * g.kw), t % (g.kh * g.kw));
-            *o = c * plane + (k / g.kw) * self.wp + k % g.kw;
+            let (ky, kx) = (k / g.kw, k % g.kw);
+            *o = c * plane + (kx % s) * self.hp * self.wp + ky * self.wp + kx / s;
         }
         let offs = &offs[..taps];
+        let reach = offs.iter().copied().max().unwrap_or(0);
         #[cfg(target_arch = "x86_64")]
         if AVX512 {
             for oy in rows {
                 for x0 in (0..g.ow).step_by(2 * L) {
-                    let base = oy * self.wp + x0;
-                    let segment = &pad[base..base + offs[taps - 1] + 2 * L];
+                    let base = s * oy * self.wp + x0;
+                    let segment = &pad[base..base + reach + 2 * L];
                     for (blk, wb) in self.w.chunks_exact(taps * MB).enumerate() {
                         let m0 = blk * MB;
                         let b: [f32; MB] = std::array::from_fn(|j| {
@@ -226,8 +413,8 @@ impl DirectConv {
         for oy in rows {
             for x0 in (0..g.ow).step_by(L) {
                 let r = L.min(g.ow - x0);
-                let base = oy * self.wp + x0;
-                let segment = &pad[base..base + offs[taps - 1] + L];
+                let base = s * oy * self.wp + x0;
+                let segment = &pad[base..base + reach + L];
                 for (blk, wb) in self.w.chunks_exact(taps * MB).enumerate() {
                     let m0 = blk * MB;
                     let b: [f32; MB] = std::array::from_fn(|j| {
@@ -242,12 +429,14 @@ impl DirectConv {
                     }
                     for (j, a) in acc.iter().enumerate().take(self.m - m0) {
                         let at = (m0 + j) * osz + oy * g.ow + x0;
+                        // SAFETY: these pixels are in this call's rows (the caller's
+                        // contract).
+                        let d = unsafe { y.part(at, r) };
                         if r == L {
-                            let d: &mut [f32; L] = (&mut y[at..at + L]).try_into().expect("L");
+                            let d: &mut [f32; L] = d.try_into().expect("L");
                             *d = *a;
                         } else {
                             // A short last segment: element by element (no memcpy call).
-                            let d = &mut y[at..at + r];
                             for (i, &v) in a.iter().enumerate() {
                                 if let Some(d) = d.get_mut(i) {
                                     *d = v;
@@ -295,7 +484,7 @@ unsafe fn block_avx512<const C: bool>(
     offs: &[usize],
     w: &[f32],
     b: &[f32; MB],
-    y: &mut [f32],
+    y: Out,
     at: usize,
     osz: usize,
     mb: usize,
@@ -305,9 +494,7 @@ unsafe fn block_avx512<const C: bool>(
 ) {
     use std::arch::x86_64::*;
     assert!(w.len() >= offs.len() * MB && offs.iter().all(|&o| o + 2 * L <= segment.len()));
-    assert!(
-        (1..=MB).contains(&mb) && (1..=2 * L).contains(&r) && at + (mb - 1) * osz + r <= y.len()
-    );
+    assert!((1..=MB).contains(&mb) && (1..=2 * L).contains(&r) && at + (mb - 1) * osz + r <= y.len);
     // SAFETY: every load is inside `segment` or `w` and every store inside `y` (asserted
     // above; the stores are masked to `r` pixels); AVX-512F is the caller's contract.
     unsafe {
@@ -334,7 +521,7 @@ unsafe fn block_avx512<const C: bool>(
             }
         }
         for j in 0..mb {
-            let p = y.as_mut_ptr().add(at + j * osz);
+            let p = y.ptr.add(at + j * osz);
             _mm512_mask_storeu_ps(p, m0, lo[j]);
             if m1 != 0 {
                 _mm512_mask_storeu_ps(p.add(L), m1, hi[j]);
@@ -347,22 +534,22 @@ unsafe fn block_avx512<const C: bool>(
 mod tests {
     use super::*;
 
-    fn window(ih: usize, iw: usize, k: usize, pad: usize) -> Window2d {
+    fn window(ih: usize, iw: usize, k: usize, pad: usize, s: usize) -> Window2d {
         Window2d {
             ih,
             iw,
             kh: k,
             kw: k,
-            sh: 1,
-            sw: 1,
+            sh: s,
+            sw: s,
             dh: 1,
             dw: 1,
             pt: pad,
             pl: pad,
             pb: pad,
             pr: pad,
-            oh: ih + 2 * pad + 1 - k,
-            ow: iw + 2 * pad + 1 - k,
+            oh: (ih + 2 * pad - k) / s + 1,
+            ow: (iw + 2 * pad - k) / s + 1,
         }
     }
 
@@ -377,17 +564,22 @@ mod tests {
 
     #[test]
     fn matches_the_definition() {
-        // (C, M, ih, iw, k, pad): segment tails, several channel blocks, a partial block,
-        // asymmetric planes, 1×1 and 5×5 windows, 1-D.
-        for &(c, m, ih, iw, k, pad) in &[
-            (1, 32, 28, 28, 3, 0),
-            (3, 13, 9, 37, 3, 1),
-            (1, 8, 5, 16, 5, 2),
-            (2, 9, 7, 3, 1, 0),
-            (1, 5, 1, 40, 3, 1),
-            (3, 16, 17, 17, 3, 1),
+        // (C, M, ih, iw, k, pad, stride): segment tails, several channel blocks, a partial
+        // block, asymmetric planes, 1×1 and 5×5 windows, 1-D; stride 2 with odd and even
+        // planes, rows longer than two segments (EfficientNet's stem at a smaller size).
+        for &(c, m, ih, iw, k, pad, st) in &[
+            (1, 32, 28, 28, 3, 0, 1),
+            (3, 13, 9, 37, 3, 1, 1),
+            (1, 8, 5, 16, 5, 2, 1),
+            (2, 9, 7, 3, 1, 0, 1),
+            (1, 5, 1, 40, 3, 1, 1),
+            (3, 16, 17, 17, 3, 1, 1),
+            (3, 32, 70, 70, 3, 1, 2),
+            (3, 12, 9, 21, 3, 1, 2),
+            (1, 8, 12, 75, 5, 2, 2),
+            (2, 8, 6, 6, 2, 0, 2),
         ] {
-            let g = window(ih, iw, k, pad);
+            let g = window(ih, iw, k, pad, st);
             let x = values(c * ih * iw, 1);
             let w = values(m * c * k * k, 2);
             let b = values(m, 3);
@@ -417,7 +609,7 @@ mod tests {
                             for ci in 0..c {
                                 for ky in 0..k {
                                     for kx in 0..k {
-                                        let (iy, ix) = (oy + ky, ox + kx);
+                                        let (iy, ix) = (oy * st + ky, ox * st + kx);
                                         if iy < pad || ix < pad || iy - pad >= ih || ix - pad >= iw
                                         {
                                             continue;
@@ -432,7 +624,7 @@ mod tests {
                             for (got, want) in [(y[at], want), (yc[at], clamped)] {
                                 assert!(
                                     (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),
-                                    "{kernel:?} c{c} m{m} {ih}x{iw} k{k} p{pad}: y[{mo}][{oy}][{ox}] = {got}, want {want}"
+                                    "{kernel:?} c{c} m{m} {ih}x{iw} k{k} p{pad} s{st}: y[{mo}][{oy}][{ox}] = {got}, want {want}"
                                 );
                             }
                         }
@@ -442,6 +634,12 @@ mod tests {
                     y[m * g.oh * g.ow..].iter().all(|v| v.is_nan()),
                     "wrote past the planes"
                 );
+                // Rows split between threads give the same sums.
+                if kernel == crate::gemm::Kernel::detect() {
+                    let mut yp = vec![f32::NAN; m * g.oh * g.ow];
+                    d.run_par(&pad_buf, Some(&b), &mut yp, None, 3);
+                    assert_eq!(yp, y[..m * g.oh * g.ow], "run_par, c{c} m{m} {ih}x{iw}");
+                }
             }
         }
     }

@@ -521,6 +521,21 @@ impl CpuKernel for ConvKernel {
             let per = self.n.div_ceil(lanes);
             let scratch: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[..4 * per_img * lanes]);
             let y = &mut y[..self.n * self.m * osz];
+            let threads = ctx.threads.min(self.cores);
+            if self.n < threads {
+                // Fewer images than threads: each image's rows split between the threads.
+                for (n, yi) in y.chunks_exact_mut(self.m * osz).enumerate() {
+                    let pad = &mut scratch[..d.scratch_len()];
+                    d.pad_par(&x[n * self.c * isz..][..self.c * isz], pad, threads);
+                    let r = res.map(|r| &r[n * self.m * osz..][..self.m * osz]);
+                    let clamp = self.epilogue.clamp().filter(|_| r.is_none());
+                    d.run_par(pad, bias, yi, clamp, threads);
+                    if clamp.is_none() {
+                        self.epilogue.apply_res(0.0, yi, r);
+                    }
+                }
+                return Ok(());
+            }
             let task = |(lane, (yl, pad)): (usize, (&mut [f32], &mut [f32]))| {
                 for (i, yi) in yl.chunks_exact_mut(self.m * osz).enumerate() {
                     let n = lane * per + i;
