@@ -30,6 +30,9 @@ pub struct DepthwisePlan {
 }
 
 /// Bytes of padded input one band aims at (well inside L2).
+/// Floats of slack in the scratch for aligning the band to 64 bytes.
+const ALIGN: usize = 16;
+
 const BAND_BYTES: usize = 128 << 10;
 
 impl DepthwisePlan {
@@ -83,8 +86,14 @@ impl DepthwisePlan {
         &self.g
     }
 
-    /// f32s of scratch one [`run_block`](Self::run_block) call needs (byte inputs included).
+    /// f32s of scratch one [`run_block`](Self::run_block) call needs (byte inputs included),
+    /// with room to start the band on a 64-byte boundary.
     pub fn scratch_len(&self) -> usize {
+        self.band_len() + ALIGN
+    }
+
+    /// f32s of the band and the other buffers [`block`] cuts from the scratch.
+    fn band_len(&self) -> usize {
         (self.bh * (self.pw + self.g.iw) + self.g.taps() + 1 + self.g.ow) * self.lanes
     }
 
@@ -141,7 +150,10 @@ impl DepthwisePlan {
             w: &w[..channels * g.taps()],
             bias: bias.map(|b| &b[..channels]),
         };
-        let scratch = &mut scratch[..self.scratch_len()];
+        // The band's pixels are vectors of `lanes` floats read at every tap: a band starting
+        // off a 64-byte boundary would split every AVX-512 load across two cache lines.
+        let off = scratch.as_ptr().align_offset(64).min(ALIGN);
+        let scratch = &mut scratch[off..off + self.band_len()];
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {

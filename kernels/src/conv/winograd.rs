@@ -269,7 +269,8 @@ impl Winograd {
     /// Scratch floats for `images` images on up to `threads` threads.
     pub fn scratch_len(&self, images: usize, threads: usize) -> usize {
         let (lanes, parts) = self.split(images, threads);
-        self.pads_len(images) + lanes * parts * self.lane_len()
+        // (16 floats of slack to start the lanes' buffers on a 64-byte boundary.)
+        self.pads_len(images) + lanes * parts * self.lane_len() + 16
     }
 
     /// Estimated cycles of `images` images on one thread: (input transform, products, output
@@ -398,9 +399,13 @@ impl Winograd {
         let planes = images * self.c;
         let psz = self.padded();
         let pads = self.pads_len(images);
-        assert!(scratch.len() >= pads + lanes * per, "winograd: scratch");
+        assert!(scratch.len() >= pads + lanes * per + 16, "winograd: scratch");
         assert!(pads <= i32::MAX as usize, "winograd: input too large");
         let (padded, bufs) = scratch.split_at_mut(pads);
+        // The panels and products are read and written as whole vectors: aligned, none
+        // straddles two cache lines.
+        let aligned = bufs.as_ptr().align_offset(64).min(16);
+        let bufs = &mut bufs[aligned..];
         // The AVX-512 transform reads the windows from `x` itself by masked loads; the others
         // read zero-padded copies of every input plane, a run of planes per thread.
         let padded = if self.gather == Gather::Avx512 {
