@@ -7,18 +7,21 @@
 //!
 //! - At build the weights go through `U = G·g·Gᵀ` (`(T+2)²` per output/input channel pair), and
 //!   each position ξ becomes one packed `M × C` left operand.
-//! - At run time the input planes of all images are first copied zero-padded into scratch, so
-//!   every tile's 4×4 window is in bounds. The tiles of all images are then cut into chunks,
-//!   and a thread takes whole chunks with its own buffers (no fork per product, no shared
-//!   workspace). Chunks are sized so their operands stay in L2.
+//! - At run time the tiles of all images are dealt to the threads in whole GEMM panels (or half
+//!   panels, which the half-width micro-kernel takes at half the cost), each thread's range cut
+//!   into chunks whose operands stay in L2; a thread takes whole chunks with its own buffers
+//!   (no fork per product, no shared workspace). Where there are too few tiles to keep every
+//!   thread busy, the threads split the output channels instead.
 //! - Within a chunk, tiles go in groups of `L` (one vector of tiles: 16 with AVX-512, 8 with
 //!   AVX2, 4 or 8 elsewhere), whatever rows or images they come from. For each group and input
-//!   channel, the window values of the `L` tiles are gathered (one AVX gather each) and
-//!   transformed (`V = Bᵀ·d·B`) lane-wise, and each result is one whole-vector store into the
-//!   GEMM's panel layout (`L` divides the panel width). Then one product per position
+//!   channel, the window values of the `L` tiles are read and transformed (`V = Bᵀ·d·B`)
+//!   lane-wise, and each result is one whole-vector store into the GEMM's panel layout (`L`
+//!   divides the panel width). On AVX-512 the windows come straight from the input by masked
+//!   loads and in-register transposes (`winograd_avx512.rs`); elsewhere from zero-padded
+//!   copies of the planes, by AVX2 gathers or scalar loads. Then one product per position
 //!   (`M_ξ = U_ξ · V_ξ`), and for each group and output channel the inverse transform
-//!   (`Y = Aᵀ·M·A`) from one vector load per position, with bias, residual and activation applied as the
-//!   group's runs of same-row tiles are written out.
+//!   (`Y = Aᵀ·M·A`) from one vector load per position, with bias, residual (and on AVX-512 a
+//!   ReLU/Clip clamp) applied as the group's runs of same-row tiles are written out.
 //!
 //! In f32 the result differs from direct convolution by about 1e-6 of the magnitudes of
 //! `Σ |w·x|` (F(4×4)'s transform constants are at most 8 and 1/24; F(2×2)'s only halve).
