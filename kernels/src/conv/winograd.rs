@@ -402,7 +402,10 @@ impl Winograd {
         let planes = images * self.c;
         let psz = self.padded();
         let pads = self.pads_len(images);
-        assert!(scratch.len() >= pads + lanes * per + 16, "winograd: scratch");
+        assert!(
+            scratch.len() >= pads + lanes * per + 16,
+            "winograd: scratch"
+        );
         assert!(pads <= i32::MAX as usize, "winograd: input too large");
         let (padded, bufs) = scratch.split_at_mut(pads);
         // The panels and products are read and written as whole vectors: aligned, none

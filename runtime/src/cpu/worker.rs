@@ -113,8 +113,7 @@ impl Worker {
             let job = unsafe { *h.job.get() };
             // A panicking closure is caught so the caller is always released.
             let ok = job.is_some_and(|f| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*f)() }))
-                    .is_ok()
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*f)() })).is_ok()
             });
             h.publish(if ok { DONE } else { EXIT });
         });
