@@ -538,3 +538,50 @@ fn short_output_panics() {
         1,
     );
 }
+
+#[test]
+fn panel_products_by_row_ranges_match_naive() {
+    // (m, k, n): a partial row strip, a depth past one KC block, a half panel of columns.
+    for &(m, k, n) in &[(20, 7, 40), (33, 300, 16), (8, 32, 70)] {
+        let a = Mat::new(m, k, Layout::RowMajor, 11);
+        let b = Mat::new(k, n, Layout::RowMajor, 12);
+        let layout = PanelLayout::new(k, n);
+        let mut panels = vec![0.0f32; layout.len()];
+        for p in 0..k {
+            for j in 0..n {
+                panels[layout.at(p, j)] = b.get(p, j);
+            }
+        }
+        let pa = pack_a(a.view(), m, k);
+        let mr = pa.mr();
+        let ldc = n + 5;
+        let mut c = vec![f32::NAN; m * ldc];
+        // Two row ranges, the first a whole number of strips, and one range left out.
+        let cut = mr.min(m);
+        let last = m.saturating_sub(3).max(cut);
+        sgemm_panels_rows(&pa, &panels, &layout, &mut c, ldc, 0..cut);
+        sgemm_panels_rows(&pa, &panels, &layout, &mut c, ldc, cut..last);
+        for i in 0..m {
+            for j in 0..n {
+                let got = c[i * ldc + j];
+                if i >= last {
+                    assert!(got.is_nan(), "row {i} outside the ranges was written");
+                    continue;
+                }
+                let want: f64 = (0..k)
+                    .map(|p| a.get(i, p) as f64 * b.get(p, j) as f64)
+                    .sum();
+                assert!(
+                    (got as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "{m}x{k}x{n}: c[{i}][{j}] = {got}, want {want}"
+                );
+            }
+        }
+        // The whole product through `sgemm_panels` agrees.
+        let mut full = vec![0.0f32; m * ldc];
+        sgemm_panels(&pa, &panels, &layout, &mut full, ldc);
+        for i in 0..last {
+            assert_eq!(full[i * ldc..i * ldc + n], c[i * ldc..i * ldc + n]);
+        }
+    }
+}
