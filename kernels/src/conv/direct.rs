@@ -459,13 +459,21 @@ fn segment_sums<const FMA: bool>(
     b: [f32; MB],
 ) -> [[f32; L]; MB] {
     assert!(w.len() >= offs.len() * MB && offs.iter().all(|&o| o + L <= segment.len()));
-    let mut acc: [[f32; L]; MB] = std::array::from_fn(|j| [b[j]; L]);
+    // The bias is added after the taps, as a product followed by its bias adds it: the sums
+    // round as im2col + GEMM's do (and onnxruntime's), which a quantized network's rounding
+    // can tell apart.
+    let mut acc = [[0.0f32; L]; MB];
     for (&o, wt) in offs.iter().zip(w.chunks_exact(MB)) {
         let xv: &[f32; L] = segment[o..o + L].try_into().expect("L");
         for (a, &wv) in acc.iter_mut().zip(wt) {
             for (a, &x) in a.iter_mut().zip(xv) {
                 *a = if FMA { wv.mul_add(x, *a) } else { wv * x + *a };
             }
+        }
+    }
+    for (a, &bj) in acc.iter_mut().zip(&b) {
+        for v in a.iter_mut() {
+            *v += bj;
         }
     }
     acc
@@ -498,7 +506,8 @@ unsafe fn block_avx512<const C: bool>(
     // SAFETY: every load is inside `segment` or `w` and every store inside `y` (asserted
     // above; the stores are masked to `r` pixels); AVX-512F is the caller's contract.
     unsafe {
-        let mut lo: [__m512; MB] = std::array::from_fn(|j| _mm512_set1_ps(b[j]));
+        // The bias after the taps, as in `segment_sums`.
+        let mut lo = [_mm512_setzero_ps(); MB];
         let mut hi = lo;
         let (x, wp) = (segment.as_ptr(), w.as_ptr());
         for (t, &o) in offs.iter().enumerate() {
@@ -508,6 +517,11 @@ unsafe fn block_avx512<const C: bool>(
                 lo[j] = _mm512_fmadd_ps(wv, x0, lo[j]);
                 hi[j] = _mm512_fmadd_ps(wv, x1, hi[j]);
             }
+        }
+        for j in 0..MB {
+            let bj = _mm512_set1_ps(b[j]);
+            lo[j] = _mm512_add_ps(lo[j], bj);
+            hi[j] = _mm512_add_ps(hi[j], bj);
         }
         let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(L)) - 1) as __mmask16 };
         let (m0, m1) = (mask(r), mask(r.saturating_sub(L)));
