@@ -719,6 +719,9 @@ impl Winograd {
             res,
             clamp,
         } = sink;
+        // (Only the AVX-512 stores clamp; `run` leaves it `None` elsewhere.)
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = clamp;
         let g = &self.geom;
         let osz = g.oh * g.ow;
         let m = self.m;
