@@ -4,9 +4,9 @@
 //!
 //! im2col turns such a layer into a product only `C·kh·kw` deep (9 for the seed CNN's first
 //! layer, 27 for EfficientNet's stem), where the micro-kernel's loads and stores of its output
-//! tile outweigh its multiply-adds. Here each output row runs in segments of [`L`] pixels: the
+//! tile outweigh its multiply-adds. Here each output row runs in segments of `L` (16) pixels: the
 //! segment's inputs for one tap are one contiguous vector of a zero-padded copy of the planes,
-//! loaded once and multiplied into the accumulators of [`MB`] output channels at a time
+//! loaded once and multiplied into the accumulators of `MB` (8) output channels at a time
 //! (weights packed at build as `[channel block][tap][MB]`), and the sums plus bias are stored
 //! straight into the output planes. With stride 2 the padded copy splits each plane into its
 //! even and odd columns (two phases), so a tap's inputs for consecutive outputs are again

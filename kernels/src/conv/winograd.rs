@@ -67,7 +67,8 @@ const MIN_PANELS: usize = 2;
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gather {
-    /// 16 tiles per group, `vgatherdps` on zmm registers.
+    /// 16 tiles per group, window rows read from the input itself by masked AVX-512 loads and
+    /// transposed in registers (`winograd_avx512.rs`; no padded copy, no gathers).
     Avx512,
     /// 8 tiles per group, `vgatherdps` on ymm registers.
     Avx2,
@@ -815,7 +816,8 @@ const GATHER_SCALAR: u8 = 0;
 /// Gathers by AVX2 `vgatherdps` (8 lanes).
 #[cfg(target_arch = "x86_64")]
 const GATHER_AVX2: u8 = 1;
-/// Gathers by AVX-512 `vgatherdps` (16 lanes).
+/// AVX-512, 16 lanes: masked loads and in-register transposes (`avx512::input16`), not
+/// [`gather`].
 #[cfg(target_arch = "x86_64")]
 const GATHER_AVX512: u8 = 2;
 
@@ -823,8 +825,8 @@ const GATHER_AVX512: u8 = 2;
 /// `p[base + off[i] + a·pw + b]`, at `[(T+2)·a + b][i]`.
 ///
 /// # Safety
-/// Every element read is inside `p`; with `G` = `GATHER_AVX512` (and `L` = 16) the CPU runs
-/// AVX-512F, with `GATHER_AVX2` (and `L` = 8) AVX2.
+/// Every element read is inside `p`; with `G` = `GATHER_AVX2` (and `L` = 8) the CPU runs
+/// AVX2. (`GATHER_AVX512` never comes here.)
 #[inline(always)]
 unsafe fn gather<const L: usize, const G: u8, const T: usize>(
     p: &[f32],
