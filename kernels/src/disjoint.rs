@@ -1,6 +1,6 @@
 //! A mutable f32 buffer shared by threads that each write their own disjoint parts of it: the
-//! LSTM lanes' state rows and outputs, the Winograd chunks' output pixels. Each caller of
-//! [`Disjoint::part`] says why its part is its own.
+//! LSTM lanes' state rows and outputs, the Winograd chunks' output pixels, the direct
+//! convolution's output rows. Each caller of [`Disjoint::part`] says why its part is its own.
 
 /// A `&mut [f32]` borrowed for a whole parallel call, handed out in disjoint parts.
 #[derive(Clone, Copy)]

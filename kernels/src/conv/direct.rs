@@ -16,36 +16,13 @@
 //! AVX-512 only.
 
 use super::Window2d;
+use crate::disjoint::Disjoint;
 
 /// Most input taps (`C·kh·kw`) the direct kernel takes.
 pub const MAX_TAPS: usize = 32;
 
 /// A run of output rows.
 type Rows = std::ops::Range<usize>;
-
-/// An image's output planes as a raw view, so threads can write disjoint rows of the same
-/// planes ([`DirectConv::run_par`]); every write is bounds-checked against `len`.
-#[derive(Clone, Copy)]
-struct Out {
-    ptr: *mut f32,
-    len: usize,
-}
-
-impl Out {
-    /// Floats `at..at + n`.
-    ///
-    /// # Safety
-    /// No other live reference overlaps them.
-    #[inline(always)]
-    unsafe fn part<'a>(self, at: usize, n: usize) -> &'a mut [f32] {
-        assert!(
-            at + n <= self.len,
-            "direct convolution: output out of bounds"
-        );
-        // SAFETY: in bounds (checked); exclusive as the caller guarantees.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), n) }
-    }
-}
 
 /// Output pixels per segment (one AVX-512 vector, two AVX2 or four NEON ones).
 const L: usize = 16;
@@ -258,10 +235,7 @@ impl DirectConv {
         assert!(pad.len() >= self.scratch_len() && y.len() >= self.m * g.oh * g.ow);
         assert!(rows.end <= g.oh && bias.is_none_or(|b| b.len() >= self.m));
         assert!(crate::gemm::Kernel::supported().contains(&kernel));
-        let y = Out {
-            ptr: y.as_mut_ptr(),
-            len: y.len(),
-        };
+        let y = Disjoint::new(y);
         // SAFETY: `y` is borrowed mutably for the call.
         unsafe { self.rows_out(kernel, pad, bias, y, rows, clamp) }
     }
@@ -275,7 +249,7 @@ impl DirectConv {
         kernel: crate::gemm::Kernel,
         pad: &[f32],
         bias: Option<&[f32]>,
-        y: Out,
+        y: Disjoint,
         rows: Rows,
         clamp: Option<(f32, f32)>,
     ) {
@@ -304,20 +278,12 @@ impl DirectConv {
         assert!(pad.len() >= self.scratch_len() && y.len() >= self.m * g.oh * g.ow);
         assert!(bias.is_none_or(|b| b.len() >= self.m));
         let kernel = crate::gemm::Kernel::detect();
-        struct Shared(Out);
-        // SAFETY: the threads write disjoint rows of the planes through it (below).
-        unsafe impl Sync for Shared {}
-        let y = Shared(Out {
-            ptr: y.as_mut_ptr(),
-            len: y.len(),
-        });
+        let y = Disjoint::new(y);
         crate::gemm::par_for(parts, &|t| {
-            // A whole-struct capture: `Shared` is Sync, its raw-pointer field is not.
-            let y = &y;
             let rows = t * g.oh / parts..(t + 1) * g.oh / parts;
             // SAFETY: the parts' row ranges are disjoint, and `y` is borrowed mutably for the
             // whole call.
-            unsafe { self.rows_out(kernel, pad, bias, y.0, rows, clamp) };
+            unsafe { self.rows_out(kernel, pad, bias, y, rows, clamp) };
         });
     }
 
@@ -327,7 +293,7 @@ impl DirectConv {
         kernel: crate::gemm::Kernel,
         pad: &[f32],
         bias: Option<&[f32]>,
-        y: Out,
+        y: Disjoint,
         rows: Rows,
         lo: f32,
         hi: f32,
@@ -335,7 +301,7 @@ impl DirectConv {
         #[cfg(target_arch = "x86_64")]
         {
             use crate::gemm::Kernel;
-            type Args<'a> = (&'a [f32], Option<&'a [f32]>, Out, Rows, f32, f32);
+            type Args<'a> = (&'a [f32], Option<&'a [f32]>, Disjoint, Rows, f32, f32);
             #[target_feature(enable = "avx512f,avx2,fma")]
             fn avx512<const C: bool>(d: &DirectConv, (p, b, y, r, lo, hi): Args) {
                 d.rows::<true, true, C>(p, b, y, r, lo, hi)
@@ -370,7 +336,7 @@ impl DirectConv {
         &self,
         pad: &[f32],
         bias: Option<&[f32]>,
-        y: Out,
+        y: Disjoint,
         rows: Rows,
         lo: f32,
         hi: f32,
@@ -492,7 +458,7 @@ unsafe fn block_avx512<const C: bool>(
     offs: &[usize],
     w: &[f32],
     b: &[f32; MB],
-    y: Out,
+    y: Disjoint,
     at: usize,
     osz: usize,
     mb: usize,
@@ -502,9 +468,10 @@ unsafe fn block_avx512<const C: bool>(
 ) {
     use std::arch::x86_64::*;
     assert!(w.len() >= offs.len() * MB && offs.iter().all(|&o| o + 2 * L <= segment.len()));
-    assert!((1..=MB).contains(&mb) && (1..=2 * L).contains(&r) && at + (mb - 1) * osz + r <= y.len);
-    // SAFETY: every load is inside `segment` or `w` and every store inside `y` (asserted
-    // above; the stores are masked to `r` pixels); AVX-512F is the caller's contract.
+    assert!((1..=MB).contains(&mb) && (1..=2 * L).contains(&r));
+    // SAFETY: every load is inside `segment` or `w` (asserted above) and every store inside
+    // its channel's `r` pixels of `y` (`Disjoint::part` checks them; the stores are masked to
+    // `r` pixels), which are this call's alone; AVX-512F is the caller's contract.
     unsafe {
         // The bias after the taps, as in `segment_sums`.
         let mut lo = [_mm512_setzero_ps(); MB];
@@ -535,7 +502,7 @@ unsafe fn block_avx512<const C: bool>(
             }
         }
         for j in 0..mb {
-            let p = y.ptr.add(at + j * osz);
+            let p = y.part(at + j * osz, r).as_mut_ptr();
             _mm512_mask_storeu_ps(p, m0, lo[j]);
             if m1 != 0 {
                 _mm512_mask_storeu_ps(p.add(L), m1, hi[j]);
