@@ -30,10 +30,10 @@ pub struct DepthwisePlan {
 }
 
 /// Bytes of padded input one band aims at (well inside L2).
+const BAND_BYTES: usize = 128 << 10;
+
 /// Floats of slack in the scratch for aligning the band to 64 bytes.
 const ALIGN: usize = 16;
-
-const BAND_BYTES: usize = 128 << 10;
 
 impl DepthwisePlan {
     /// Plans for the fastest family this CPU runs.

@@ -434,9 +434,8 @@ impl Winograd {
         // paths, take a pass over the output at the end.
         let (clamp, act) = match act {
             Act::Clamp(lo, hi) if self.gather == Gather::Avx512 => (Some((lo, hi)), None),
-            Act::Clamp(lo, hi) => (None, Some(Act::Clamp(lo, hi))),
-            Act::Map(f) => (None, Some(Act::Map(f))),
             Act::None => (None, None),
+            act => (None, Some(act)),
         };
         let sink = Sink {
             out: Disjoint::new(y),
@@ -625,14 +624,6 @@ impl Winograd {
         let (psz, pw) = (self.padded(), self.pw());
         let plane_stride = self.c * psz;
         for g0 in (0..t1 - t0).step_by(L) {
-            // Offset of each tile's window in its image's first padded plane; lanes past the
-            // chunk read tile t0's window (their columns are never used).
-            let mut off = [0i32; L];
-            for (i, o) in off.iter_mut().enumerate() {
-                let t = if t0 + g0 + i < t1 { t0 + g0 + i } else { t0 };
-                let (img, ty, tx) = self.tile(t);
-                *o = (img * plane_stride + T * (ty * pw + tx)) as i32;
-            }
             #[cfg(target_arch = "x86_64")]
             if G == GATHER_AVX512 && L == 16 {
                 // `p` is the input itself (`run`): each tile's window offset in its image's
@@ -683,6 +674,14 @@ impl Winograd {
                     };
                 }
                 continue;
+            }
+            // Offset of each tile's window in its image's first padded plane; lanes past the
+            // chunk read tile t0's window (their columns are never used).
+            let mut off = [0i32; L];
+            for (i, o) in off.iter_mut().enumerate() {
+                let t = if t0 + g0 + i < t1 { t0 + g0 + i } else { t0 };
+                let (img, ty, tx) = self.tile(t);
+                *o = (img * plane_stride + T * (ty * pw + tx)) as i32;
             }
             for ch in 0..self.c {
                 // SAFETY: every window lies inside its padded plane, inside `p` (checked
