@@ -78,6 +78,20 @@ fn main() {
                 let us = time(200, || sgemm_packed(&pa, MatRef::row_major(&b, k, n), &mut c, n, 0.0, 1.0, threads));
                 println!("{threads}T gemm {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s", 2.0 * (m * k * n) as f64 / us / 1e3);
             }
+            // Pointwise layers over small planes as the runtime runs them: Yᵀ = Xᵀ·Wᵀ with Wᵀ
+            // packed at load and Xᵀ read from the NCHW input (pixels × channels, column stride
+            // = pixels). (m out channels, k in channels, n pixels.)
+            for (name, m, k, n) in [("en b13 proj T", 192, 1152, 49), ("en b13 exp T", 1152, 192, 49), ("en head T", 1280, 320, 49), ("en b9 proj T", 112, 672, 196), ("en b9 exp T", 672, 112, 196)] {
+                if !name.contains(&only) {
+                    continue;
+                }
+                let w = fill(m * k);
+                let x = fill(k * n);
+                let mut c = vec![0.0f32; n * m];
+                let pb = pack_b(MatRef::transposed(&w, k, m), k, m);
+                let us = time(200, || sgemm_packed_b(MatRef::transposed(&x, n, k), &pb, &mut c, m, 0.0, 1.0, threads));
+                println!("{threads}T gemm {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s", 2.0 * (m * k * n) as f64 / us / 1e3);
+            }
             // Depthwise shapes (channels, input side, window, stride), one thread's loop over blocks.
             for (name, c, ih, k, s) in [("dw b1", 96, 112, 3, 2), ("dw b2", 144, 56, 3, 1), ("dw b4", 240, 28, 5, 2), ("dw b9", 672, 14, 5, 1), ("dw b12", 1152, 7, 5, 1), ("dw b15", 1152, 7, 3, 1)] {
                 if !name.contains(&only) || threads > 1 {

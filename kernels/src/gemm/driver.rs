@@ -156,6 +156,7 @@ pub(crate) fn gemm(
                 isa,
                 rows,
                 cols,
+                0,
                 k,
                 a,
                 m,
@@ -196,6 +197,7 @@ pub(crate) unsafe fn packed_rows(
             isa,
             rows,
             (0, n),
+            0,
             k,
             Lhs::Packed(a),
             m,
@@ -207,6 +209,52 @@ pub(crate) unsafe fn packed_rows(
             null,
             null,
             None,
+        )
+    }
+}
+
+/// Columns `cols` of `c = alpha·c + beta·(a · b)` for the whole `m × n` product, `b` packed
+/// whole, on the calling thread: `a` is packed into `ap`, and output column `j` is stored at
+/// `out.ptr[i·ldc + j − cols.0]`.
+///
+/// # Safety
+/// `a` is bounds-checked for `m × k`; `b` holds the packed `k × n` operand; `cols.0` is a
+/// multiple of `isa.nr` and `cols.1 ≤ n`; `ap` holds `round_up(min(m, MC), MR) · min(k, KC)`
+/// floats; `out` is valid for `m` rows of `cols.1 − cols.0` columns and no other thread
+/// touches them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn packed_b_cols(
+    isa: &Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Raw,
+    b: &[f32],
+    cols: (usize, usize),
+    out: Out,
+    alpha: f32,
+    beta: f32,
+    ap: *mut f32,
+    epi: Option<TileFn>,
+) {
+    // SAFETY: the caller's contract; B is packed, so nothing is packed into its (null) buffer.
+    unsafe {
+        block(
+            isa,
+            (0, m),
+            cols,
+            cols.0,
+            k,
+            Lhs::Strided(a),
+            m,
+            Rhs::Packed(b),
+            n,
+            out,
+            alpha,
+            beta,
+            std::ptr::null_mut(),
+            ap,
+            epi,
         )
     }
 }
@@ -237,7 +285,8 @@ fn split_columns(isa: &Isa, m: usize, n: usize, a: &Lhs, b: &Rhs, threads: usize
     }
 }
 
-/// The loop nest over output rows `rows.0..rows.1` and columns `cols.0..cols.1`.
+/// The loop nest over output rows `rows.0..rows.1` and columns `cols.0..cols.1`; output
+/// column `j` is stored at `out.ptr[i·ldc + j − col0]` (`col0 ≤ cols.0`).
 ///
 /// # Safety
 /// The views are bounds-checked for the full product (`m` rows of A, `n` columns of B); `bp`
@@ -248,6 +297,7 @@ unsafe fn block(
     isa: &Isa,
     rows: (usize, usize),
     cols: (usize, usize),
+    col0: usize,
     k: usize,
     a: Lhs,
     m: usize,
@@ -292,7 +342,7 @@ unsafe fn block(
                 };
                 // SAFETY: the output block rows ic..ic+mc, columns jc..jc+nc is ours.
                 unsafe {
-                    let c = out.ptr.add(ic * out.ldc + jc);
+                    let c = out.ptr.add(ic * out.ldc + jc - col0);
                     macro_kernel(isa, mc, nc, kc, apan, bpan, c, out.ldc, alpha, beta);
                     // The epilogue runs on the block once its last depth block is in, while
                     // the block is still in L2.

@@ -374,6 +374,11 @@ impl PackedB {
     pub fn cols(&self) -> usize {
         self.n
     }
+    /// Columns per panel: column ranges given to [`sgemm_packed_b_cols_in`] start at a
+    /// multiple of it.
+    pub fn panel_width(&self) -> usize {
+        self.kernel.isa().nr
+    }
     fn panels(&self) -> &[f32] {
         self.data.get()
     }
@@ -430,6 +435,76 @@ pub fn sgemm_packed_b_in(
     ws: &mut [f32],
 ) {
     packed_b_product(a, b, c, ldc, alpha, beta, 1, Some(ws))
+}
+
+/// Columns `cols` of [`sgemm_packed_b`]'s product, on the calling thread, with `epi` run on
+/// each finished segment (column indices counted from 0, not from `cols.start`): threads that
+/// each take a run of columns and carry on with them. `c` holds those columns only, element
+/// `(i, j)` at `c[i·ldc + j − cols.start]`; `cols.start` is a multiple of
+/// [`PackedB::panel_width`]; `a` is packed into `ws` (at least [`lhs_workspace`] floats).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed_b_cols_in(
+    a: MatRef,
+    b: &PackedB,
+    cols: std::ops::Range<usize>,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<TileFn>,
+    ws: &mut [f32],
+) {
+    let (m, k, n) = (a.rows, b.k, b.n);
+    let isa = b.kernel.isa();
+    assert!(a.cols == k, "sgemm_packed_b_cols_in dimensions disagree");
+    assert!(
+        cols.start <= cols.end && cols.end <= n && cols.start.is_multiple_of(isa.nr),
+        "sgemm_packed_b_cols_in: columns {cols:?} of {n} (panels of {})",
+        isa.nr
+    );
+    a.check();
+    check_c(m, cols.len(), c, ldc);
+    if m == 0 || cols.is_empty() {
+        return;
+    }
+    let out = driver::Out {
+        ptr: c.as_mut_ptr(),
+        ldc,
+    };
+    if k == 0 {
+        driver::scale(m, cols.len(), out, alpha);
+        if let Some(f) = epi {
+            for i in 0..m {
+                f(i, cols.start, &mut c[i * ldc..i * ldc + cols.len()]);
+            }
+        }
+        return;
+    }
+    let off = pack::align_offset(ws);
+    let need = m.min(isa.mc).next_multiple_of(isa.mr) * isa.kc.min(k);
+    assert!(
+        ws.len() >= off + need,
+        "sgemm_packed_b_cols_in: workspace too small"
+    );
+    // SAFETY: `a` was checked for m × k and `c` for m rows of the columns' width; the
+    // panels were packed for this ISA and shape; `cols` was checked against the panels; the
+    // workspace holds the A block (asserted above).
+    unsafe {
+        driver::packed_b_cols(
+            isa,
+            m,
+            n,
+            k,
+            a.raw(),
+            b.panels(),
+            (cols.start, cols.end),
+            out,
+            alpha,
+            beta,
+            ws.as_mut_ptr().add(off),
+            epi,
+        )
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

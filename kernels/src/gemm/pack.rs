@@ -62,6 +62,36 @@ pub(crate) fn packed_a_len(isa: &Isa, m: usize, k: usize) -> usize {
     m.next_multiple_of(isa.mr) * k
 }
 
+/// Copies `len` floats from `src` to `dst`: the panel widths as fixed-size moves (a `memcpy`
+/// call per 8- or 32-float row of a panel costs as much as the copy), anything else by
+/// `copy_nonoverlapping`.
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `len` floats; they do not overlap.
+#[inline(always)]
+unsafe fn copy_run(src: *const f32, dst: *mut f32, len: usize) {
+    #[inline(always)]
+    unsafe fn fixed<const N: usize>(src: *const f32, dst: *mut f32) {
+        // SAFETY: the caller's contract with len == N.
+        unsafe {
+            dst.cast::<[f32; N]>()
+                .write_unaligned(src.cast::<[f32; N]>().read_unaligned())
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe {
+        match len {
+            32 => fixed::<32>(src, dst),
+            16 => fixed::<16>(src, dst),
+            12 => fixed::<12>(src, dst),
+            8 => fixed::<8>(src, dst),
+            6 => fixed::<6>(src, dst),
+            4 => fixed::<4>(src, dst),
+            _ => std::ptr::copy_nonoverlapping(src, dst, len),
+        }
+    }
+}
+
 /// Packs rows `i0..i0 + mc`, depths `p0..p0 + kc` of `a` into `dst` as `MR`-tall strips.
 ///
 /// # Safety
@@ -86,7 +116,7 @@ pub(crate) unsafe fn pack_a(
             let src = a.ptr.add(i * a.rs + p0 * a.cs);
             if a.rs == 1 {
                 for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(src.add(p * a.cs), d.add(p * mr), h);
+                    copy_run(src.add(p * a.cs), d.add(p * mr), h);
                 }
             } else {
                 for ii in 0..h {
@@ -129,7 +159,7 @@ pub(crate) unsafe fn pack_b(
             let src = b.ptr.add(p0 * b.rs + j * b.cs);
             if b.cs == 1 {
                 for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(src.add(p * b.rs), d.add(p * nr), w);
+                    copy_run(src.add(p * b.rs), d.add(p * nr), w);
                 }
             } else {
                 for jj in 0..w {

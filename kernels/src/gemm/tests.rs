@@ -585,3 +585,64 @@ fn panel_products_by_row_ranges_match_naive() {
         }
     }
 }
+
+#[test]
+fn packed_b_column_ranges_match_naive_with_their_epilogue() {
+    // (m, k, n): 7 × 7 pixels by channels as the transposed pointwise convolution runs them,
+    // a depth past one KC block, a short edge panel, and a single row.
+    for &(m, k, n) in &[(49, 40, 192), (20, 300, 70), (1, 9, 40), (9, 0, 33)] {
+        let a = Mat::new(m, k, Layout::ColMajor, 21);
+        let b = Mat::new(k, n, Layout::RowMajor, 22);
+        let pb = pack_b(b.view(), k, n);
+        let nr = pb.panel_width();
+        let mut ws = vec![0.0f32; lhs_workspace(m, k)];
+        // Columns cut at a panel boundary, each range into its own buffer.
+        let cut = (n / 2).next_multiple_of(nr).min(n);
+        for cols in [0..cut, cut..n] {
+            let w = cols.len();
+            let ldc = w + 3;
+            let mut c = vec![f32::NAN; m * ldc];
+            let seen = std::sync::Mutex::new(vec![0u32; m * w]);
+            let start = cols.start;
+            let epi = |i: usize, j0: usize, seg: &mut [f32]| {
+                let mut seen = seen.lock().unwrap();
+                for (d, v) in seg.iter_mut().enumerate() {
+                    seen[i * w + j0 + d - start] += 1;
+                    *v += (j0 + d) as f32;
+                }
+            };
+            sgemm_packed_b_cols_in(
+                a.view(),
+                &pb,
+                cols.clone(),
+                &mut c,
+                ldc,
+                0.0,
+                1.0,
+                Some(&epi),
+                &mut ws,
+            );
+            assert!(
+                seen.into_inner().unwrap().iter().all(|&s| s == 1),
+                "{m}x{k}x{n} {cols:?}: epilogue once per element"
+            );
+            for i in 0..m {
+                for j in cols.clone() {
+                    let want: f64 = (0..k)
+                        .map(|p| a.get(i, p) as f64 * b.get(p, j) as f64)
+                        .sum::<f64>()
+                        + j as f64;
+                    let got = c[i * ldc + j - start];
+                    assert!(
+                        (got as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{m}x{k}x{n} {cols:?}: c[{i}][{j}] = {got}, want {want}"
+                    );
+                }
+                assert!(
+                    c[i * ldc + w..(i + 1) * ldc].iter().all(|v| v.is_nan()),
+                    "padding written"
+                );
+            }
+        }
+    }
+}

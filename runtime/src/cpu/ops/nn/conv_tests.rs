@@ -389,6 +389,12 @@ fn cases() -> Vec<Case> {
             act: Some(UnaryOp::Sigmoid),
             ..case("pointwise 7x7 transposed both", &[1, 24, 7, 7], 96, &[1, 1])
         },
+        // Channels cut between two threads in whole panels, the last one short; the bias
+        // alone as the epilogue.
+        Case {
+            bias: true,
+            ..case("pointwise 7x7 transposed uneven", &[1, 56, 7, 7], 80, &[1, 1])
+        },
     ]
 }
 
