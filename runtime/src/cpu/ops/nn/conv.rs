@@ -462,7 +462,7 @@ impl ConvKernel {
             let xt = MatRef::transposed(&x[n * c * isz..][..c * isz], osz, c);
             let yn = &mut y[n * m * osz..][..m * osz];
             let rn = res.map(|r| &r[n * m * osz..][..m * osz]);
-            let task = |(t, ((yt, tt), ws)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
+            let task = |(t, ((yt, tt), ws)): (usize, TransposedBufs)| {
                 let (c0, w) = (t * per, yt.len() / osz);
                 let e: Option<TileFn> = if with_epi { Some(&epi) } else { None };
                 sgemm_packed_b_cols_in(xt, pb, c0..c0 + w, tt, w, 0.0, 1.0, e, ws);
@@ -794,6 +794,10 @@ impl CpuKernel for ConvKernel {
         Ok(())
     }
 }
+
+/// One thread's buffers in a transposed pointwise layer: its channels' output planes, its
+/// product (pixels × its channels) and its packing workspace.
+type TransposedBufs<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]);
 
 /// One thread's buffers in a batched product: its unfolded columns, its product, its images'
 /// output and its packing workspace.
