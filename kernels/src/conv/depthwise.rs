@@ -641,6 +641,36 @@ fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize, S:
         // Groups of NB (or 4) pixels; the last group of a row slides back to end at `ow`,
         // recomputing a few pixels rather than running a latency-bound single-pixel tail.
         let mut ox = 0;
+        #[cfg(target_arch = "x86_64")]
+        if L == 16 && AVX {
+            if let Some((n, f)) = zmm_pixels(g) {
+                // Checked like `pixels`: the window of every pixel lies inside the band.
+                assert!(buf.len() >= span(band_row + 1, g.sh, g.kh, g.dh) * p.pw);
+                while ox < g.ow {
+                    let s = ox.min(g.ow - n);
+                    // SAFETY: L == 16 and AVX only inside `block_avx512` (AVX-512F checked by
+                    // its caller); rows `band_row·sh + ki·dh` of the band and pixels
+                    // `s·sw .. (s + n − 1)·sw + kw − 1 < pw` (`pw` spans all `ow` outputs)
+                    // are inside `buf` (asserted above); `w` holds `taps` vectors, `row` the
+                    // `n` pixels `s..s + n ≤ ow`.
+                    unsafe {
+                        f(
+                            buf.as_ptr().cast::<f32>().add(band_row * g.sh * p.pw * L),
+                            p.pw,
+                            g.kh,
+                            g.dh,
+                            w.as_ptr().cast::<f32>(),
+                            bias.as_ptr(),
+                            s,
+                            row[s..s + n].as_mut_ptr().cast::<f32>(),
+                        )
+                    };
+                    ox = s + n;
+                }
+                sink.row::<L, AVX>(g, row, oy, channels);
+                continue;
+            }
+        }
         if g.ow >= NB {
             while ox < g.ow {
                 let s = ox.min(g.ow - NB);
@@ -661,6 +691,87 @@ fn compute<const L: usize, const FMA: bool, const AVX: bool, const NB: usize, S:
             }
         }
         sink.row::<L, AVX>(g, row, oy, channels);
+    }
+}
+
+/// An AVX-512 body for a run of output pixels of one row: `(row0, pw, kh, dh, w, bias, ox,
+/// out)`, `row0` the band's first row for this output row, `out` the pixels' 16 lanes each.
+#[cfg(target_arch = "x86_64")]
+type PixelsFn = unsafe fn(*const f32, usize, usize, usize, *const f32, *const f32, usize, *mut f32);
+
+/// The register-blocked body for this window, if there is one, and the pixels it takes at a
+/// time: widths 3, 5 and 7, strides 1 and 2, no column dilation; runs of 7 where that tiles
+/// the row exactly (EfficientNet's 7·2ᵏ-wide planes) or the row is 7 wide, else runs of 8
+/// (the last run of a row slides back to end at `ow`).
+#[cfg(target_arch = "x86_64")]
+fn zmm_pixels(g: &Window2d) -> Option<(usize, PixelsFn)> {
+    macro_rules! pick {
+        ($n:literal) => {
+            match (g.kw, g.sw, g.dw) {
+                (3, 1, 1) => pixels_zmm::<3, 1, $n> as PixelsFn,
+                (5, 1, 1) => pixels_zmm::<5, 1, $n>,
+                (7, 1, 1) => pixels_zmm::<7, 1, $n>,
+                (3, 2, 1) => pixels_zmm::<3, 2, $n>,
+                (5, 2, 1) => pixels_zmm::<5, 2, $n>,
+                (7, 2, 1) => pixels_zmm::<7, 2, $n>,
+                _ => return None,
+            }
+        };
+    }
+    if g.ow % 8 != 0 && g.ow % 7 == 0 {
+        Some((7, pick!(7)))
+    } else if g.ow >= 8 {
+        Some((8, pick!(8)))
+    } else {
+        None
+    }
+}
+
+/// Output pixels `ox..ox + N` of one row, 16 channels each: every window row's
+/// `(N − 1)·S + KW` input vectors are loaded once and feed all `KW` taps from registers
+/// (`pixels` reads an input vector per multiply-add, which makes the loads, not the FMAs,
+/// the limit).
+///
+/// # Safety
+/// AVX-512F; for each `ki < kh`, the `(N − 1)·S + KW` vectors from
+/// `row0 + ((ki·dh)·pw + ox·S)·16` are readable, `w` holds `kh·KW` vectors, `bias` one, and
+/// `out` is writable for `N`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pixels_zmm<const KW: usize, const S: usize, const N: usize>(
+    row0: *const f32,
+    pw: usize,
+    kh: usize,
+    dh: usize,
+    w: *const f32,
+    bias: *const f32,
+    ox: usize,
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    /// Input vectors of the widest window (7·2 + 7).
+    const MAX: usize = 21;
+    // SAFETY: the caller's contract.
+    unsafe {
+        let b = _mm512_loadu_ps(bias);
+        let mut acc = [b; N];
+        for ki in 0..kh {
+            let r = row0.add((ki * dh * pw + ox * S) * 16);
+            let mut x = [_mm512_setzero_ps(); MAX];
+            for (j, x) in x.iter_mut().enumerate().take((N - 1) * S + KW) {
+                *x = _mm512_loadu_ps(r.add(j * 16));
+            }
+            for kj in 0..KW {
+                let wv = _mm512_loadu_ps(w.add((ki * KW + kj) * 16));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(wv, x[j * S + kj], *a);
+                }
+            }
+        }
+        for (j, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(j * 16), *a);
+        }
     }
 }
 

@@ -108,6 +108,15 @@ fn geometries() -> Vec<Window2d> {
         win(3, 4, 3, 3, 1, 1, [0, 0, 0, 0]),
         // Pads larger than the input.
         win(2, 3, 3, 3, 1, 1, [4, 4, 4, 4]),
+        // The register-blocked AVX-512 rows: runs of 7 tiling the row (14, 21 wide), runs
+        // of 8 with a last run sliding back (10, 9, 12 wide), widths 3, 5 and 7, strides
+        // 1 and 2.
+        win(14, 14, 5, 5, 1, 1, [2, 2, 2, 2]),
+        win(6, 21, 3, 3, 1, 1, [1, 1, 1, 1]),
+        win(19, 19, 3, 3, 2, 1, [1, 1, 1, 1]),
+        win(12, 17, 5, 5, 2, 1, [2, 2, 2, 2]),
+        win(16, 16, 7, 7, 1, 1, [3, 3, 3, 3]),
+        win(9, 23, 7, 7, 2, 1, [3, 3, 3, 3]),
     ]
 }
 

@@ -468,7 +468,8 @@ impl ConvKernel {
                 sgemm_packed_b_cols_in(xt, pb, c0..c0 + w, tt, w, 0.0, 1.0, e, ws);
                 transpose_f32(tt, osz, w, yt);
                 if let Some(r) = rn {
-                    self.epilogue.apply_res(0.0, yt, Some(&r[c0 * osz..][..w * osz]));
+                    self.epilogue
+                        .apply_res(0.0, yt, Some(&r[c0 * osz..][..w * osz]));
                 }
             };
             if lanes == 1 {

@@ -393,7 +393,12 @@ fn cases() -> Vec<Case> {
         // alone as the epilogue.
         Case {
             bias: true,
-            ..case("pointwise 7x7 transposed uneven", &[1, 56, 7, 7], 80, &[1, 1])
+            ..case(
+                "pointwise 7x7 transposed uneven",
+                &[1, 56, 7, 7],
+                80,
+                &[1, 1],
+            )
         },
     ]
 }
