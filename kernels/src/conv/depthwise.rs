@@ -718,7 +718,7 @@ fn zmm_pixels(g: &Window2d) -> Option<(usize, PixelsFn)> {
             }
         };
     }
-    if g.ow % 8 != 0 && g.ow % 7 == 0 {
+    if !g.ow.is_multiple_of(8) && g.ow.is_multiple_of(7) {
         Some((7, pick!(7)))
     } else if g.ow >= 8 {
         Some((8, pick!(8)))
