@@ -275,6 +275,79 @@ fn transposed_pays(osz: usize, m: usize) -> bool {
 }
 
 impl ConvKernel {
+    /// Threads for a transposed pointwise layer and each one's packing workspace (f32s, a
+    /// multiple of 64 bytes): the output channels are cut in whole panels.
+    fn t_split(&self, pb: &PackedB, threads: usize) -> (usize, usize) {
+        let osz = self.geom.out_size();
+        let panels = self.m.div_ceil(pb.panel_width());
+        let work = osz * self.m * self.c;
+        let lanes = threads
+            .min(self.cores)
+            .min(panels)
+            .min(work / PAR_MIN_WORK)
+            .max(1);
+        (lanes, lhs_workspace(osz, self.c).next_multiple_of(16))
+    }
+
+    /// A pointwise layer over a small plane as `Yᵀ = Xᵀ·Wᵀ` (pixels × channels, see
+    /// [`transposed_pays`]). The output channels are cut between the threads in whole panels;
+    /// each thread adds the bias and activation to its columns as the product finishes them,
+    /// then transposes them into its channels' planes (with a residual: the transpose, the
+    /// residual, then the activation). One fork per image, nothing left to one thread.
+    #[allow(clippy::too_many_arguments)]
+    fn transposed(
+        &self,
+        pb: &PackedB,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        res: Option<&[f32]>,
+        y: &mut [f32],
+        scratch: &mut [u8],
+        threads: usize,
+    ) {
+        let (m, c) = (self.m, self.c);
+        let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
+        let (lanes, ws_len) = self.t_split(pb, threads);
+        let nr = pb.panel_width();
+        let per = m.div_ceil(nr).div_ceil(lanes) * nr;
+        let scratch: &mut [f32] =
+            bytemuck::cast_slice_mut(&mut scratch[..(osz * m + ws_len * lanes) * 4]);
+        let (tmp, ws) = scratch.split_at_mut(osz * m);
+        let epi = |_: usize, j0: usize, seg: &mut [f32]| {
+            if let Some(b) = bias {
+                edgefuse_kernels::vmath::add_inplace(seg, &b[j0..j0 + seg.len()]);
+            }
+            if res.is_none() {
+                self.epilogue.apply(0.0, seg);
+            }
+        };
+        let with_epi = bias.is_some() || (res.is_none() && self.epilogue.0.is_some());
+        for n in 0..self.n {
+            let xt = MatRef::transposed(&x[n * c * isz..][..c * isz], osz, c);
+            let yn = &mut y[n * m * osz..][..m * osz];
+            let rn = res.map(|r| &r[n * m * osz..][..m * osz]);
+            let task = |(t, ((yt, tt), ws)): (usize, TransposedBufs)| {
+                let (c0, w) = (t * per, yt.len() / osz);
+                let e: Option<TileFn> = if with_epi { Some(&epi) } else { None };
+                sgemm_packed_b_cols_in(xt, pb, c0..c0 + w, tt, w, 0.0, 1.0, e, ws);
+                transpose_f32(tt, osz, w, yt);
+                if let Some(r) = rn {
+                    self.epilogue
+                        .apply_res(0.0, yt, Some(&r[c0 * osz..][..w * osz]));
+                }
+            };
+            if lanes == 1 {
+                task((0, ((yn, &mut tmp[..]), &mut ws[..])));
+            } else {
+                yn.par_chunks_mut(per * osz)
+                    .zip(tmp.par_chunks_mut(per * osz))
+                    .zip(ws.par_chunks_mut(ws_len))
+                    .enumerate()
+                    .for_each(task);
+            }
+        }
+    }
+
     /// Rows of the unfolded input per group: (C/group)·kh·kw.
     fn col_rows(&self) -> usize {
         self.c / self.group * self.geom.taps()
@@ -403,81 +476,6 @@ impl ConvKernel {
             } else {
                 yi.par_chunks_mut(chunk * osz)
                     .zip(scratch.par_chunks_mut(per))
-                    .enumerate()
-                    .for_each(task);
-            }
-        }
-    }
-}
-
-impl ConvKernel {
-    /// Threads for a transposed pointwise layer and each one's packing workspace (f32s, a
-    /// multiple of 64 bytes): the output channels are cut in whole panels.
-    fn t_split(&self, pb: &PackedB, threads: usize) -> (usize, usize) {
-        let osz = self.geom.out_size();
-        let panels = self.m.div_ceil(pb.panel_width());
-        let work = osz * self.m * self.c;
-        let lanes = threads
-            .min(self.cores)
-            .min(panels)
-            .min(work / PAR_MIN_WORK)
-            .max(1);
-        (lanes, lhs_workspace(osz, self.c).next_multiple_of(16))
-    }
-
-    /// A pointwise layer over a small plane as `Yᵀ = Xᵀ·Wᵀ` (pixels × channels, see
-    /// [`transposed_pays`]). The output channels are cut between the threads in whole panels;
-    /// each thread adds the bias and activation to its columns as the product finishes them,
-    /// then transposes them into its channels' planes (with a residual: the transpose, the
-    /// residual, then the activation). One fork per image, nothing left to one thread.
-    #[allow(clippy::too_many_arguments)]
-    fn transposed(
-        &self,
-        pb: &PackedB,
-        x: &[f32],
-        bias: Option<&[f32]>,
-        res: Option<&[f32]>,
-        y: &mut [f32],
-        scratch: &mut [u8],
-        threads: usize,
-    ) {
-        let (m, c) = (self.m, self.c);
-        let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
-        let (lanes, ws_len) = self.t_split(pb, threads);
-        let nr = pb.panel_width();
-        let per = m.div_ceil(nr).div_ceil(lanes) * nr;
-        let scratch: &mut [f32] =
-            bytemuck::cast_slice_mut(&mut scratch[..(osz * m + ws_len * lanes) * 4]);
-        let (tmp, ws) = scratch.split_at_mut(osz * m);
-        let epi = |_: usize, j0: usize, seg: &mut [f32]| {
-            if let Some(b) = bias {
-                edgefuse_kernels::vmath::add_inplace(seg, &b[j0..j0 + seg.len()]);
-            }
-            if res.is_none() {
-                self.epilogue.apply(0.0, seg);
-            }
-        };
-        let with_epi = bias.is_some() || (res.is_none() && self.epilogue.0.is_some());
-        for n in 0..self.n {
-            let xt = MatRef::transposed(&x[n * c * isz..][..c * isz], osz, c);
-            let yn = &mut y[n * m * osz..][..m * osz];
-            let rn = res.map(|r| &r[n * m * osz..][..m * osz]);
-            let task = |(t, ((yt, tt), ws)): (usize, TransposedBufs)| {
-                let (c0, w) = (t * per, yt.len() / osz);
-                let e: Option<TileFn> = if with_epi { Some(&epi) } else { None };
-                sgemm_packed_b_cols_in(xt, pb, c0..c0 + w, tt, w, 0.0, 1.0, e, ws);
-                transpose_f32(tt, osz, w, yt);
-                if let Some(r) = rn {
-                    self.epilogue
-                        .apply_res(0.0, yt, Some(&r[c0 * osz..][..w * osz]));
-                }
-            };
-            if lanes == 1 {
-                task((0, ((yn, &mut tmp[..]), &mut ws[..])));
-            } else {
-                yn.par_chunks_mut(per * osz)
-                    .zip(tmp.par_chunks_mut(per * osz))
-                    .zip(ws.par_chunks_mut(ws_len))
                     .enumerate()
                     .for_each(task);
             }
