@@ -103,9 +103,9 @@ pub(crate) fn gemm(
     let threads = if par { threads } else { 1 };
     let split_n = split_columns(isa, m, n, &a, &b, threads);
     let (len, unit) = if split_n { (n, isa.nr) } else { (m, isa.mr) };
-    // Cut by columns with A packed, tasks pack nothing twice: cut finer than the threads, so that a thread
-    // that finishes early (a slower core, a cache that was cold) takes over the other's
-    // remaining blocks instead of waiting for them.
+    // Cut by columns with A packed, no task packs what another does: cut finer than the
+    // threads, so that a thread that finishes early (a slower core, a cache that was cold)
+    // takes over the other's remaining blocks instead of waiting for them.
     let parts = if split_n && threads > 1 && matches!(a, Lhs::Packed(_)) {
         threads * SPLIT_FINER
     } else {
@@ -267,7 +267,7 @@ pub(crate) unsafe fn packed_b_cols(
     }
 }
 
-/// Column tasks per thread when a product is cut by columns.
+/// Column tasks per thread when a product with packed weights (A) is cut by columns.
 const SPLIT_FINER: usize = 4;
 
 /// Multiply-adds one packed float costs, for [`split_columns`].
