@@ -13,12 +13,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 10]
 }
 
-fn time(iters: usize, mut f: impl FnMut()) -> f64 {
+fn time(iters: usize, f: impl FnMut()) -> f64 {
+    time_between(iters, || {}, f)
+}
+
+/// [`time`] with `between` run, untimed, before each timed run of `f`.
+fn time_between(iters: usize, mut between: impl FnMut(), mut f: impl FnMut()) -> f64 {
     for _ in 0..iters / 10 + 1 {
         f();
     }
     let runs: Vec<f64> = (0..iters)
         .map(|_| {
+            between();
             let t = Instant::now();
             f();
             t.elapsed().as_secs_f64() * 1e6
@@ -84,35 +90,6 @@ fn main() {
             // Pointwise layers over small planes as the runtime runs them: Yᵀ = Xᵀ·Wᵀ with Wᵀ
             // packed at load and Xᵀ read from the NCHW input (pixels × channels, column stride
             // = pixels). (m out channels, k in channels, n pixels.)
-            // Fully connected layers with their weights packed at load, streamed from memory:
-            // ddddocr's classifier (20 time steps × 512 → 8210) and EfficientNet's (1 × 1280 → 1000).
-            for (name, m, k, n) in [("ocr fc", 20, 512, 8210), ("en fc", 1, 1280, 1000)] {
-                if !name.contains(&only) {
-                    continue;
-                }
-                let a = fill(m * k);
-                let w = fill(k * n);
-                let mut c = vec![0.0f32; m * n];
-                let pb = pack_b(MatRef::row_major(&w, k, n), k, n);
-                // Other weights between calls, as in a model: the layer's own come from memory.
-                let flush = fill(32 << 20 >> 2);
-                let mut sink = 0.0f32;
-                let mut runs: Vec<f64> = (0..40)
-                    .map(|_| {
-                        sink += flush.iter().step_by(16).sum::<f32>();
-                        let t = Instant::now();
-                        sgemm_packed_b(MatRef::row_major(&a, m, k), &pb, &mut c, n, 0.0, 1.0, threads);
-                        t.elapsed().as_secs_f64() * 1e6
-                    })
-                    .collect();
-                let _ = std::hint::black_box(sink);
-                let us = if std::env::var("CB_MIN").is_ok_and(|v| v == "1") {
-                    runs.iter().copied().fold(f64::INFINITY, f64::min)
-                } else {
-                    median(std::mem::take(&mut runs))
-                };
-                println!("{threads}T gemm {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GB/s of weights", (k * n * 4) as f64 / us / 1e3);
-            }
             for (name, m, k, n) in [("en b13 proj T", 192, 1152, 49), ("en b13 exp T", 1152, 192, 49), ("en head T", 1280, 320, 49), ("en b9 proj T", 112, 672, 196), ("en b9 exp T", 672, 112, 196)] {
                 if !name.contains(&only) {
                     continue;
@@ -204,6 +181,13 @@ fn main() {
                 let pb = pack_b(MatRef::row_major(&b, k, n), k, n);
                 let us = time(50, || sgemm_packed_b(MatRef::row_major(&a, m, k), &pb, &mut c, n, 0.0, 1.0, threads));
                 println!("{threads}T {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s  {:5.1} GB/s of B", 2.0 * (m * k * n) as f64 / us / 1e3, (k * n * 4) as f64 / us / 1e3);
+                // Cold: 32 MB of other data swept between runs, as a model's other weights are,
+                // so B comes from memory.
+                let flush = fill(32 << 20 >> 2);
+                let mut sink = 0.0f32;
+                let us = time_between(40, || sink += flush.iter().step_by(16).sum::<f32>(), || sgemm_packed_b(MatRef::row_major(&a, m, k), &pb, &mut c, n, 0.0, 1.0, threads));
+                std::hint::black_box(sink);
+                println!("{threads}T {name} cold {m}x{k}x{n}: {us:8.1} us  {:5.1} GB/s of B", (k * n * 4) as f64 / us / 1e3);
             }
             for (name, planes, hw) in [("pool f.2", 512usize, 26usize), ("pool f.5", 1024, 11)] {
                 if !name.contains(&only) || threads > 1 {

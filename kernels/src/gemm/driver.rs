@@ -124,7 +124,7 @@ pub(crate) fn gemm(
         Rhs::Packed(_) => 0,
     };
     let a_len = match a {
-        Lhs::Strided(_) => tm.min(isa.mc).next_multiple_of(isa.mr) * kc,
+        Lhs::Strided(_) => super::pack::a_block_len(isa, tm, k),
         Lhs::Packed(_) => 0,
     };
     let per_task = (b_len + a_len).next_multiple_of(16);

@@ -419,7 +419,7 @@ pub fn sgemm_packed_b(
 /// CPU's micro-kernel.
 pub fn lhs_workspace(m: usize, k: usize) -> usize {
     let isa = Kernel::detect().isa();
-    m.min(isa.mc).next_multiple_of(isa.mr) * isa.kc.min(k) + pack::ALIGN_F32 + 16
+    pack::a_block_len(isa, m, k) + pack::ALIGN_F32 + 16
 }
 
 /// [`sgemm_packed_b`] on the calling thread, packing `a` into `ws` (at least
@@ -481,7 +481,7 @@ pub fn sgemm_packed_b_cols_in(
         return;
     }
     let off = pack::align_offset(ws);
-    let need = m.min(isa.mc).next_multiple_of(isa.mr) * isa.kc.min(k);
+    let need = pack::a_block_len(isa, m, k);
     assert!(
         ws.len() >= off + need,
         "sgemm_packed_b_cols_in: workspace too small"

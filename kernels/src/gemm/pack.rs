@@ -62,6 +62,12 @@ pub(crate) fn packed_a_len(isa: &Isa, m: usize, k: usize) -> usize {
     m.next_multiple_of(isa.mr) * k
 }
 
+/// Floats of one packed A block (at most `MC` rows by `KC` depths) of an `m × k` left operand:
+/// what a product packing A on the fly needs per task.
+pub(crate) fn a_block_len(isa: &Isa, m: usize, k: usize) -> usize {
+    m.min(isa.mc).next_multiple_of(isa.mr) * isa.kc.min(k)
+}
+
 /// Copies `len` floats from `src` to `dst`: the panel widths as fixed-size moves (a `memcpy`
 /// call per 8- or 32-float row of a panel costs as much as the copy), anything else by
 /// `copy_nonoverlapping`.
