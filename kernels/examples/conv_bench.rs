@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use edgefuse_kernels::conv::{im2col, DepthwisePlan, DirectConv, Window2d, Winograd};
+use edgefuse_kernels::conv::{
+    im2col, im2col_images, DepthwisePlan, DirectConv, Window2d, Winograd,
+};
 use edgefuse_kernels::gemm::{pack_a, pack_b, sgemm_packed, sgemm_packed_b, MatRef};
 use edgefuse_kernels::qgemm::{Epilogue, OutKind, QKernel, QWeights, Source};
 
@@ -100,6 +102,20 @@ fn main() {
                 let pb = pack_b(MatRef::transposed(&w, k, m), k, m);
                 let us = time(200, || sgemm_packed_b(MatRef::transposed(&x, n, k), &pb, &mut c, m, 0.0, 1.0, threads));
                 println!("{threads}T gemm {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s", 2.0 * (m * k * n) as f64 / us / 1e3);
+            }
+            // Silero's 1-D convolutions unfolded for one lane's 16 images, one thread:
+            // (channels, input width, window, stride, pad).
+            for (name, c, iw, k, s, p) in [("sil unfold stft", 1, 832, 256, 128, 0), ("sil unfold enc0", 129, 4, 3, 1, 1), ("sil unfold enc1", 128, 4, 3, 2, 1), ("sil unfold enc2", 64, 2, 3, 2, 1), ("sil unfold enc3", 64, 1, 3, 1, 1)] {
+                if !name.contains(&only) || threads > 1 {
+                    continue;
+                }
+                let ow = (iw + 2 * p - k) / s + 1;
+                let g = Window2d { ih: 1, iw, kh: 1, kw: k, sh: 1, sw: s, dh: 1, dw: 1, pt: 0, pl: p, pb: 0, pr: p, oh: 1, ow };
+                let images = 16;
+                let x = fill(images * c * iw);
+                let mut col = vec![0.0f32; c * k * images * ow];
+                let us = time(500, || im2col_images(&g, c, &x, c * iw, images, &mut col, images * ow));
+                println!("1T {name:16} c{c} w{iw} k{k} s{s}: {us:8.2} us  {:6.2} ns/element", us * 1e3 / col.len() as f64);
             }
             // Depthwise shapes (channels, input side, window, stride), one thread's loop over blocks.
             for (name, c, ih, k, s) in [("dw b1", 96, 112, 3, 2), ("dw b2", 144, 56, 3, 1), ("dw b4", 240, 28, 5, 2), ("dw b9", 672, 14, 5, 1), ("dw b12", 1152, 7, 5, 1), ("dw b15", 1152, 7, 3, 1)] {

@@ -4,6 +4,7 @@
 
 pub mod depthwise;
 pub mod direct;
+mod gather;
 pub mod winograd;
 
 pub use depthwise::{DepthwisePlan, Planes, RowSink};
@@ -186,6 +187,7 @@ pub fn im2col_images(
     assert!(images * osz <= ld, "im2col_images: columns past the row");
     if channels * g.taps() == 0
         || osz == 0
+        || gather::unfold_images(g, channels, x, (stride, images), col, ld, SMALL_PLANE)
         || unfold_small(g, channels, x, (stride, images), col, ld, 0, 0.0)
     {
         return;
@@ -553,16 +555,30 @@ mod tests {
     fn im2col_images_matches_one_image_at_a_time() {
         // Small planes with and without padding (one tap row of every image at a time), a
         // 1-D window over a long row (Silero's STFT: 256 taps, stride 128), padded planes too
-        // many to pad on the stack together, and a plane too large for the small path.
+        // many to pad on the stack together, and a plane too large for the small path. On
+        // AVX-512 the small planes are gathered (`gather`): padding masked lane by lane
+        // (stride 2 and dilation 2 too), and more columns than one offset table holds
+        // (1024: 400 images of 3 pixels, 1100 of 1).
         let mut stft = geom(1, 832, 1, 1, 1, 0);
         (stft.kw, stft.sw, stft.ow) = (256, 128, 5);
         let mut enc = geom(1, 4, 1, 1, 1, 0);
         (enc.pl, enc.pr, enc.kw) = (1, 1, 3);
+        let mut enc1 = enc;
+        (enc1.sw, enc1.ow) = (2, 2);
+        let mut enc3 = enc;
+        (enc3.iw, enc3.ow) = (1, 1);
+        let mut wide = enc;
+        (wide.iw, wide.ow) = (3, 3);
         for (g, c, images) in [
             (geom(5, 6, 3, 1, 1, 1), 2, 3),
             (geom(7, 5, 3, 2, 1, 0), 3, 4),
+            (geom(6, 7, 3, 2, 1, 1), 2, 5),
+            (geom(5, 5, 3, 1, 2, 2), 2, 3),
             (stft, 1, 5),
             (enc, 3, 16),
+            (enc1, 4, 7),
+            (enc3, 2, 1100),
+            (wide, 2, 400),
             (geom(12, 12, 3, 1, 1, 1), 2, 8),
             (geom(20, 20, 3, 1, 1, 1), 2, 2),
         ] {
