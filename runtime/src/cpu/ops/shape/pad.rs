@@ -8,7 +8,7 @@ use edgefuse_kernels::strided::{contiguous_strides, MAX_RANK};
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::{Pad, PadMode};
 use crate::tensor::{DType, TensorView, TensorViewMut};
-use crate::Result;
+use crate::{Error, Result};
 
 pub fn build(op: &Pad, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let x = &b.inputs[0];
@@ -30,7 +30,7 @@ pub fn build(op: &Pad, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         DType::U8 => value[0] = v as u8,
         DType::Bool => value[0] = (v != 0.0) as u8,
     }
-    Ok(Box::new(PadKernel {
+    let mut kernel = PadKernel {
         mode: op.mode,
         in_shape: x.shape.clone(),
         in_strides: contiguous_strides(&x.shape)
@@ -42,7 +42,17 @@ pub fn build(op: &Pad, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         elsize,
         value,
         empty_in,
-    }))
+        columns: Vec::new(),
+    };
+    if r > 0 && !empty_in {
+        let (w, wo, left) = (x.shape[r - 1], kernel.out_shape[r - 1], op.pads[r - 1]);
+        let col = |v: usize| u32::try_from(v).map_err(|_| Error::invalid("Pad: row too wide"));
+        for j in (0..left.min(wo)).chain((left + w).min(wo)..wo) {
+            let src = kernel.source(j, w, left).map(col).transpose()?;
+            kernel.columns.push((col(j)?, src));
+        }
+    }
+    Ok(Box::new(kernel))
 }
 
 /// `d.copy_from_slice(s)` for one element of 1, 2, 4 or 8 bytes, as a fixed-size move.
@@ -71,6 +81,9 @@ struct PadKernel {
     /// The constant, as `elsize` little-endian bytes.
     value: [u8; 8],
     empty_in: bool,
+    /// Each padding column of an output row and the input column it copies (None: the
+    /// constant).
+    columns: Vec<(u32, Option<u32>)>,
 }
 
 impl PadKernel {
@@ -88,6 +101,19 @@ impl PadKernel {
             PadMode::Edge => Some(i.clamp(0, n - 1) as usize),
             // Reflect excludes the edge; the pad is shorter than the axis (checked by infer).
             PadMode::Reflect => Some(if i < 0 { -i } else { 2 * (n - 1) - i } as usize),
+        }
+    }
+
+    /// The padding columns of one row (`dst`, `E`-byte elements) from its input row `src`.
+    #[inline(always)]
+    fn pad_columns<const E: usize>(&self, dst: &mut [u8], src: &[u8]) {
+        let value: [u8; E] = self.value[..E].try_into().expect("E bytes");
+        for &(j, i) in &self.columns {
+            let v: [u8; E] = match i {
+                Some(i) => src[i as usize * E..][..E].try_into().expect("E bytes"),
+                None => value,
+            };
+            dst[j as usize * E..][..E].copy_from_slice(&v);
         }
     }
 
@@ -146,12 +172,22 @@ impl CpuKernel for PadKernel {
                     let src = &x[s * e..(s + w) * e];
                     dst[left * e..(left + w) * e].copy_from_slice(src);
                     // Only the padding columns, each one element of a fixed size (a
-                    // `copy_from_slice` of `e` bytes per element was a `memcpy` call).
-                    for j in (0..left).chain(left + w..wo) {
-                        let d = &mut dst[j * e..(j + 1) * e];
-                        match self.source(j, w, left) {
-                            Some(i) => copy_elem(d, &src[i * e..(i + 1) * e]),
-                            None => copy_elem(d, &self.value[..e]),
+                    // `copy_from_slice` of `e` bytes per element was a `memcpy` call), from
+                    // the table made at build (per element, the source column's arithmetic
+                    // and the size's dispatch were most of Silero's STFT padding).
+                    match e {
+                        4 => self.pad_columns::<4>(dst, src),
+                        8 => self.pad_columns::<8>(dst, src),
+                        2 => self.pad_columns::<2>(dst, src),
+                        1 => self.pad_columns::<1>(dst, src),
+                        _ => {
+                            for &(j, i) in &self.columns {
+                                let d = &mut dst[j as usize * e..][..e];
+                                match i {
+                                    Some(i) => copy_elem(d, &src[i as usize * e..][..e]),
+                                    None => copy_elem(d, &self.value[..e]),
+                                }
+                            }
                         }
                     }
                 }
