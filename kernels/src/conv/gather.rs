@@ -11,6 +11,7 @@
 use super::Window2d;
 
 /// Columns (images × output pixels) per table: three tables of this many `i32` on the stack.
+#[cfg(target_arch = "x86_64")]
 const TABLE: usize = 1024;
 
 /// Unfolds `images` images (image i at `x[i·stride..]`, `channels` planes each) side by side
