@@ -23,6 +23,17 @@ impl Disjoint {
         }
     }
 
+    /// Elements `off..off + n` (bounds-checked), to read.
+    ///
+    /// # Safety
+    /// No live mutable slice overlaps them.
+    pub(crate) unsafe fn read(&self, off: usize, n: usize) -> &[f32] {
+        assert!(off + n <= self.len, "disjoint part out of bounds");
+        // SAFETY: in bounds (checked), and not written while borrowed, as the caller
+        // guarantees.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(off), n) }
+    }
+
     /// Elements `off..off + n` (bounds-checked).
     ///
     /// # Safety

@@ -437,6 +437,69 @@ pub fn sgemm_packed_b_in(
     packed_b_product(a, b, c, ldc, alpha, beta, 1, Some(ws))
 }
 
+/// Columns `cols` of the one-row product `c = alpha·c + beta·(a · b)` (`a` a row of `k`), on
+/// the calling thread, by the same strip kernel as [`sgemm_packed_b`]'s one-row path (so the
+/// sums are bit-identical to it): for threads that split one matrix-vector product by
+/// columns, as the LSTM's recurrent step does. `c` holds those columns only (`c[j −
+/// cols.start]`); `cols.start` is a multiple of [`PackedB::panel_width`].
+pub fn sgemv_packed_b_cols(
+    a: &[f32],
+    b: &PackedB,
+    cols: std::ops::Range<usize>,
+    c: &mut [f32],
+    alpha: f32,
+    beta: f32,
+) {
+    let (k, n) = (b.k, b.n);
+    let isa = b.kernel.isa();
+    assert!(
+        a.len() >= k,
+        "sgemv_packed_b_cols: a row of {} for depth {k}",
+        a.len()
+    );
+    assert!(
+        cols.start <= cols.end && cols.end <= n && cols.start.is_multiple_of(isa.nr),
+        "sgemv_packed_b_cols: columns {cols:?} of {n} (panels of {})",
+        isa.nr
+    );
+    assert!(
+        c.len() >= cols.len(),
+        "sgemv_packed_b_cols: output too short"
+    );
+    if cols.is_empty() {
+        return;
+    }
+    if k == 0 {
+        c[..cols.len()].iter_mut().for_each(|v| *v *= alpha);
+        return;
+    }
+    let (nr, np) = (isa.nr, n.next_multiple_of(isa.nr));
+    let bp = b.panels();
+    for j in (cols.start..cols.end).step_by(nr) {
+        let w = nr.min(cols.end - j);
+        for p0 in (0..k).step_by(isa.kc) {
+            let kc = isa.kc.min(k - p0);
+            let alpha = if p0 == 0 { alpha } else { 1.0 };
+            // SAFETY: the strip at column j of depth block p0 lies at p0·np + j·kc in the
+            // panels (`pack_b_full`), kc·nr floats; `a` holds elements p0..p0 + kc (checked
+            // above); output columns j..j + w are `c[j − cols.start..]`, inside `c`.
+            unsafe {
+                (isa.strip)(
+                    w,
+                    kc,
+                    a.as_ptr().add(p0),
+                    1,
+                    bp.as_ptr().add(p0 * np + j * kc),
+                    nr,
+                    c.as_mut_ptr().add(j - cols.start),
+                    alpha,
+                    beta,
+                )
+            }
+        }
+    }
+}
+
 /// Columns `cols` of [`sgemm_packed_b`]'s product, on the calling thread, with `epi` run on
 /// each finished segment (column indices counted from 0, not from `cols.start`): threads that
 /// each take a run of columns and carry on with them. `c` holds those columns only, element

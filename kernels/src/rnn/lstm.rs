@@ -1,8 +1,8 @@
 //! The LSTM cell (ONNX gates i, o, f, c; sigmoid/tanh/tanh) over the lanes of `super`.
 
 use super::{
-    check_common, check_weights, clamp, lanes, prepare, Disjoint, FloatProducts, Lane, LstmExtras,
-    Outs, RnnDims, RnnParams, RnnProducts, RnnWeights,
+    check_common, check_weights, clamp, lanes, prepare, split, Disjoint, FloatProducts, Lane,
+    LstmExtras, Outs, RnnDims, RnnParams, RnnProducts, RnnWeights,
 };
 use crate::activation::sigmoid;
 use crate::vmath::{sigmoid_inplace, tanh_inplace};
@@ -36,6 +36,16 @@ pub fn lstm(
         threads,
         ws,
     };
+    // One lane (batch 1, one direction): its units split between two threads, step by step.
+    if let Some(r) = w
+        .r_packed
+        .filter(|r| split::pays(d, e, w.clip, r.first(), threads))
+    {
+        let outs = checked(d, &params, e, x, y, y_h, y_c);
+        let mut p = products(threads, None);
+        let (proj, bufs) = prepare(d, 4, &params, 4 * d.hidden, &mut p, x, scratch);
+        return split::run(d, &params, e, &r[0], proj, bufs, outs);
+    }
     let (per, parallel) = lanes::plan(d, 4 * d.hidden, threads);
     // Side by side, each lane's step product packs h into the lane's own workspace.
     if !parallel || w.r_packed.is_none() {

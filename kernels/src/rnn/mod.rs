@@ -26,6 +26,7 @@
 mod gru;
 mod lanes;
 mod lstm;
+mod split;
 #[cfg(test)]
 mod tests;
 
@@ -228,7 +229,8 @@ pub fn gru_scratch(d: &RnnDims) -> usize {
 /// Projections for all steps, then the lanes' buffers (see `lanes.rs`).
 fn scratch_len(d: &RnnDims, gates: usize) -> usize {
     let gh = gates * d.hidden;
-    d.seq * d.batch * d.dirs * gh + lanes::bufs_len(d, gh) + lanes::workspace_len(d)
+    // (The split LSTM's second h buffer: one more `[H]`.)
+    d.seq * d.batch * d.dirs * gh + lanes::bufs_len(d, gh) + lanes::workspace_len(d) + d.hidden
 }
 
 #[inline]

@@ -234,3 +234,70 @@ fn projected_input_matches_the_projection() {
         }
     }
 }
+
+/// One lane split by units between two threads (`split.rs`) gives exactly what one thread
+/// gives: the same strip kernel sums each gate column in the same order. Even halves (128
+/// units) and uneven ones (96: 64 + 32), both directions, with and without initial states, in
+/// a two-thread pool and in a one-thread pool (where one thread takes every half).
+#[test]
+fn split_lane_matches_one_thread() {
+    for (hidden, reverse, init) in [(128, false, true), (128, true, false), (96, false, true)] {
+        let d = RnnDims {
+            seq: 9,
+            batch: 1,
+            input: 20,
+            hidden,
+            dirs: 1,
+            reverse,
+            batch_first: false,
+        };
+        let gh = 4 * hidden;
+        let w_t = values(d.input * gh, 11);
+        let r_t = values(hidden * gh, 12);
+        let bias = values(2 * gh, 13);
+        let (h0, c0) = (values(d.state_len(), 14), values(d.state_len(), 15));
+        let x = values(d.x_len(), 16);
+        let packed = [crate::gemm::pack_b(
+            MatRef::row_major(&r_t, hidden, gh),
+            hidden,
+            gh,
+        )];
+        let w = RnnWeights {
+            projected: false,
+            w_t: MatRef::row_major(&w_t, d.input, gh),
+            r_t: MatRef::row_major(&r_t, hidden, gh),
+            r_packed: Some(&packed),
+            w_packed: None,
+            bias: Some(&bias),
+            h0: init.then_some(&h0[..]),
+            clip: None,
+        };
+        let e = LstmExtras {
+            c0: init.then_some(&c0[..]),
+            peepholes: None,
+            input_forget: false,
+        };
+        #[cfg(target_arch = "x86_64")]
+        assert!(
+            split::pays(&d, &e, None, Some(&packed[0]), 2),
+            "{d:?}: expected the split"
+        );
+        let run = |threads: usize, pool: usize| {
+            let (mut y, mut yh, mut yc) = (
+                vec![0.0; d.y_len()],
+                vec![0.0; d.state_len()],
+                vec![0.0; d.state_len()],
+            );
+            let mut s = vec![f32::NAN; lstm_scratch(&d)];
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(pool)
+                .build()
+                .unwrap()
+                .install(|| lstm(&d, &w, &e, &x, &mut y, &mut yh, &mut yc, &mut s, threads));
+            [y, yh, yc]
+        };
+        let one = run(1, 1);
+        assert_eq!(one, run(2, 2), "{d:?}: split on two threads");
+        assert_eq!(one, run(2, 1), "{d:?}: split in a one-thread pool");
+    }
+}

@@ -1,0 +1,163 @@
+//! One LSTM lane (one direction, batch 1) split by hidden units between two threads, step by
+//! step: each thread takes a half of the units, multiplies h by its half of every gate's
+//! columns of R (`gemm::sgemv_packed_b_cols`), activates them and writes its half of the
+//! new c and h. The halves meet once per step: h is double-buffered (step s reads buffer
+//! s mod 2 and writes the other), and a half of step s + 1 starts only when both halves of
+//! step s are done.
+//!
+//! The halves are claimed from a counter, in order, by whichever thread comes for one, so a
+//! thread that never joins (a busy pool) costs nothing but the split: the other takes every
+//! half. A thread only waits for a half another thread has claimed and is running.
+//!
+//! Silero's LSTM (128 units, 32 steps, batch 1) ran on one thread while the other idled: the
+//! recurrent product, 512 × 128 per step, was most of its 0.13 ms.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{Disjoint, LstmExtras, Outs, RnnDims, RnnParams};
+use crate::gemm::{par_for, sgemv_packed_b_cols, PackedB};
+use crate::vmath::{sigmoid_inplace, tanh_inplace};
+
+/// Least multiply-adds per step of the recurrent product for the split: below, the per-step
+/// meeting costs more than half the product saves.
+const SPLIT_MIN_STEP: usize = 1 << 15;
+
+/// Whether [`run`] should take this layer: one lane (one direction, batch 1) with no
+/// peepholes, clip or coupled input-forget gate, R packed, at least two panels of units and
+/// enough work per step, and more than one thread.
+pub(super) fn pays(
+    d: &RnnDims,
+    e: &LstmExtras,
+    clip: Option<f32>,
+    r: Option<&PackedB>,
+    threads: usize,
+) -> bool {
+    let Some(r) = r else { return false };
+    let nr = r.panel_width();
+    threads > 1
+        && d.dirs == 1
+        && d.batch == 1
+        && d.seq > 1
+        && e.peepholes.is_none()
+        && clip.is_none()
+        && !e.input_forget
+        && d.hidden.is_multiple_of(nr)
+        && d.hidden >= 2 * nr
+        && 4 * d.hidden * d.hidden >= SPLIT_MIN_STEP
+}
+
+/// Floats of scratch [`run`] needs beyond the projections: gates, two h buffers and c.
+pub(super) fn bufs_len(d: &RnnDims) -> usize {
+    4 * d.hidden + 3 * d.hidden
+}
+
+/// Runs every step of the layer (see the module doc). `proj` holds the input projections
+/// (bias included) for every step, `[seq, 4·H]`; `bufs` at least [`bufs_len`] floats.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run(
+    d: &RnnDims,
+    w: &RnnParams,
+    e: &LstmExtras,
+    r: &PackedB,
+    proj: &[f32],
+    bufs: &mut [f32],
+    outs: Outs,
+) {
+    let hs = d.hidden;
+    let gh = 4 * hs;
+    let nr = r.panel_width();
+    assert!(bufs.len() >= bufs_len(d), "lstm: split scratch");
+    assert!(proj.len() >= d.seq * gh, "lstm: projections");
+    let (gates, rest) = bufs.split_at_mut(gh);
+    let (hbuf, rest) = rest.split_at_mut(2 * hs);
+    let c = &mut rest[..hs];
+    // Initial states: h into buffer 0, c.
+    let state = |init: Option<&[f32]>, dst: &mut [f32]| match init {
+        Some(s) => dst.copy_from_slice(&s[d.state_at(0, 0)..][..hs]),
+        None => dst.fill(0.0),
+    };
+    state(w.h0, &mut hbuf[..hs]);
+    state(e.c0, c);
+    // The first half: whole panels, at least half the units.
+    let mid = (hs / 2).next_multiple_of(nr).min(hs);
+    let halves = [(0, mid), (mid, hs)];
+    let (gates, hbuf, c) = (Disjoint::new(gates), Disjoint::new(hbuf), Disjoint::new(c));
+    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let tasks = 2 * d.seq;
+    let half = |step: usize, (u0, u1): (usize, usize)| {
+        let t = if d.runs_reversed(0) {
+            d.seq - 1 - step
+        } else {
+            step
+        };
+        let n = u1 - u0;
+        let (cur, nxt) = ((step % 2) * hs, ((step + 1) % 2) * hs);
+        // SAFETY: every thread reads all of h's current buffer while no one writes it (this
+        // step's halves write the other buffer; the next step's start after both halves of
+        // this one are done).
+        let h = unsafe { hbuf.read(cur, hs) };
+        // Each gate's columns of this half: i, o, f, c (ONNX order).
+        let prow = &proj[d.x_row(t, 0) * gh..][..gh];
+        for g in 0..4 {
+            let cols = g * hs + u0..g * hs + u1;
+            // SAFETY: gate columns of this half, touched by no other half.
+            let gs = unsafe { gates.part(cols.start, n) };
+            gs.copy_from_slice(&prow[cols.clone()]);
+            sgemv_packed_b_cols(h, r, cols, gs, 1.0, 1.0);
+        }
+        // SAFETY: as above, each gate's columns of this half.
+        let (i, o, f, cand) = unsafe {
+            (
+                gates.part(u0, n),
+                gates.part(hs + u0, n),
+                gates.part(2 * hs + u0, n),
+                gates.part(3 * hs + u0, n),
+            )
+        };
+        sigmoid_inplace(i);
+        sigmoid_inplace(o);
+        sigmoid_inplace(f);
+        tanh_inplace(cand);
+        // SAFETY: this half's units of c and of the next h buffer belong to this half alone.
+        let (cs, hn) = unsafe { (c.part(u0, n), hbuf.part(nxt + u0, n)) };
+        for j in 0..n {
+            cs[j] = f[j] * cs[j] + i[j] * cand[j];
+        }
+        hn.copy_from_slice(cs);
+        tanh_inplace(hn);
+        hn.iter_mut().zip(o.iter()).for_each(|(h, o)| *h *= o);
+        // SAFETY: Y's (t, 0, 0) vector, this half's units: written by this half alone.
+        unsafe { outs.y.part(d.y_at(t, 0, 0) + u0, n) }.copy_from_slice(hn);
+    };
+    par_for(2, &|_| loop {
+        let task = next.fetch_add(1, Ordering::Relaxed);
+        if task >= tasks {
+            break;
+        }
+        let step = task / 2;
+        // Both halves of the previous step must be done (their h and nothing else is read).
+        let mut spins = 0u32;
+        while done.load(Ordering::Acquire) < 2 * step {
+            spins += 1;
+            if spins < 1 << 12 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        half(step, halves[task % 2]);
+        done.fetch_add(1, Ordering::Release);
+    });
+    // The final states: h in the buffer the last step wrote.
+    let last = (d.seq % 2) * hs;
+    // SAFETY: the threads are done; the state rows are Y_h's and Y_c's (0, 0) vectors.
+    unsafe {
+        outs.y_h
+            .part(d.state_at(0, 0), hs)
+            .copy_from_slice(hbuf.read(last, hs));
+        if let Some(y_c) = outs.y_c {
+            y_c.part(d.state_at(0, 0), hs)
+                .copy_from_slice(c.read(0, hs));
+        }
+    }
+}
