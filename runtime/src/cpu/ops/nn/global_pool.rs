@@ -43,22 +43,41 @@ impl CpuKernel for GlobalPoolKernel {
         }
         let kind = self.kind;
         let scale = 1.0 / self.plane as f32;
-        let reduce = |(o, xp): (&mut f32, &[f32])| {
-            *o = match kind {
-                PoolKind::Avg => xp.iter().sum::<f32>() * scale,
-                PoolKind::Max => xp.iter().fold(f32::MIN, |m, &v| if v > m { v } else { m }),
-            };
+        let plane = self.plane;
+        // A run of planes: the sums in eight lanes (one dependent add per element was a
+        // latency chain: EfficientNet's 1 280 planes of 49 took 19 µs).
+        let reduce = |(ys, xs): (&mut [f32], &[f32])| {
+            for (o, xp) in ys.iter_mut().zip(xs.chunks_exact(plane)) {
+                *o = match kind {
+                    PoolKind::Avg => sum8(xp) * scale,
+                    PoolKind::Max => xp.iter().fold(f32::MIN, |m, &v| if v > m { v } else { m }),
+                };
+            }
         };
-        let x = &x[..self.planes * self.plane];
+        let x = &x[..self.planes * plane];
         if ctx.threads > 1 && x.len() >= PAR_MIN_WORK {
-            y.par_iter_mut()
-                .zip(x.par_chunks(self.plane))
+            // One run of planes per thread (rayon would otherwise split down to single planes).
+            let per = self.planes.div_ceil(ctx.threads);
+            y.par_chunks_mut(per)
+                .zip(x.par_chunks(per * plane))
                 .for_each(reduce);
         } else {
-            y.iter_mut().zip(x.chunks(self.plane)).for_each(reduce);
+            reduce((y, x));
         }
         Ok(())
     }
+}
+
+/// The sum of `xs`, in eight interleaved partial sums (vectorised), then the tail.
+fn sum8(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 #[cfg(test)]
@@ -69,7 +88,13 @@ mod tests {
 
     #[test]
     fn global_pool_reduces_each_plane() {
-        for shape in [vec![2, 3, 5, 7], vec![1, 4, 9], vec![1, 64, 32, 32]] {
+        // (67 planes of 1 024: split unevenly between two threads.)
+        for shape in [
+            vec![2, 3, 5, 7],
+            vec![1, 4, 9],
+            vec![1, 64, 32, 32],
+            vec![1, 67, 32, 32],
+        ] {
             let x = tensor(&shape, 3);
             let xs = x.as_slice::<f32>().unwrap();
             let plane: usize = shape[2..].iter().product();
