@@ -44,6 +44,14 @@ pub(super) fn unfold_images(
             return false;
         }
         assert!(x.len() >= reach, "im2col: short input");
+        // Without padding no lane is masked: every window must lie inside the plane.
+        let padded = g.pt + g.pb + g.pl + g.pr > 0;
+        assert!(
+            padded
+                || ((g.oh - 1) * g.sh + (g.kh - 1) * g.dh < g.ih
+                    && (g.ow - 1) * g.sw + (g.kw - 1) * g.dw < g.iw),
+            "im2col: window past the plane"
+        );
         let rows = channels * g.taps();
         assert!(
             (rows - 1) * ld + images * osz <= col.len() && images * osz <= ld,
