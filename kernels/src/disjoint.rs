@@ -26,7 +26,8 @@ impl Disjoint {
     /// Elements `off..off + n` (bounds-checked), to read.
     ///
     /// # Safety
-    /// No live mutable slice overlaps them.
+    /// No live mutable slice overlaps them, and nothing writes them while the returned slice
+    /// lives.
     pub(crate) unsafe fn read(&self, off: usize, n: usize) -> &[f32] {
         assert!(off + n <= self.len, "disjoint part out of bounds");
         // SAFETY: in bounds (checked), and not written while borrowed, as the caller

@@ -30,16 +30,21 @@ pub(super) fn unfold_images(
     #[cfg(target_arch = "x86_64")]
     {
         let (isz, osz) = (g.in_size(), g.out_size());
+        assert!(
+            max_plane <= TABLE,
+            "im2col: planes up to {TABLE} pixels only"
+        );
         if osz == 0 || osz > max_plane || images == 0 || channels == 0 || g.taps() == 0 {
             return false;
         }
-        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq")) {
+        if !is_x86_feature_detected!("avx512f") {
             return false;
         }
         let reach = (images - 1) * stride + channels * isz;
         let iw = g.iw as i64;
         // Window origins (and so offsets) reach one pad before the plane and past it.
-        let far = (g.oh * g.sh + g.kh * g.dh + g.ow * g.sw + g.kw * g.dw) as i64 * (iw + 1);
+        let far =
+            (g.oh * g.sh + g.kh * g.dh + g.ow * g.sw + g.kw * g.dw + g.pt + g.pl) as i64 * (iw + 1);
         if reach as i64 + far > i32::MAX as i64 {
             return false;
         }
@@ -57,10 +62,10 @@ pub(super) fn unfold_images(
             (rows - 1) * ld + images * osz <= col.len() && images * osz <= ld,
             "im2col: short columns"
         );
-        let per = (TABLE / osz).max(1);
+        let per = TABLE / osz;
         for i0 in (0..images).step_by(per) {
             let n = per.min(images - i0);
-            // SAFETY: AVX-512F/DQ are present (checked above); the images' planes lie inside
+            // SAFETY: AVX-512F is present (checked above); the images' planes lie inside
             // `x` from `i0·stride` (asserted: `reach`), and the rows' columns `i0·osz ..
             // (i0 + n)·osz` inside `col` (asserted).
             unsafe {
@@ -93,10 +98,10 @@ mod avx512 {
     /// of `col`'s rows.
     ///
     /// # Safety
-    /// AVX-512F/DQ; image i's `channels` planes are readable at `x + i·stride`; rows
+    /// AVX-512F; image i's `channels` planes are readable at `x + i·stride`; rows
     /// `0..channels·taps` of `images·osz` floats are writable at `col + r·ld`; every offset
     /// fits an `i32` (the caller checks).
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn unfold(
         g: &Window2d,
         channels: usize,

@@ -455,29 +455,64 @@ pub(crate) unsafe fn packed_b_row(
     let per = strips.div_ceil(tasks.max(1));
     par_for(tasks, &|t| {
         let (a, out) = (&a, &out);
-        for s in t * per..((t + 1) * per).min(strips) {
-            let j = s * nr;
-            let w = nr.min(n - j);
-            for p0 in (0..k).step_by(isa.kc) {
-                let kc = isa.kc.min(k - p0);
-                let alpha = if p0 == 0 { alpha } else { 1.0 };
-                // SAFETY: strip s of depth block p0 lies at p0·np + j·kc in `bp` (see
-                // `pack_b_full`), `kc·NR` floats; row elements p0..p0+kc of `a`; output
-                // columns j..j+w, owned by this task.
-                unsafe {
-                    (isa.strip)(
-                        w,
-                        kc,
-                        a.ptr.add(p0 * a.cs),
-                        a.cs,
-                        bp.as_ptr().add(p0 * np + j * kc),
-                        nr,
-                        out.ptr.add(j),
-                        alpha,
-                        beta,
-                    )
-                }
+        let cols = (t * per * nr).min(n)..((t + 1) * per * nr).min(n);
+        if cols.is_empty() {
+            return;
+        }
+        let out = Out {
+            // SAFETY: column cols.start < n of the bounds-checked output row.
+            ptr: unsafe { out.ptr.add(cols.start) },
+            ldc: out.ldc,
+        };
+        // SAFETY: the caller's contract; task t owns output columns `cols`.
+        unsafe { strip_run(isa, n, k, *a, bp, out, cols, alpha, beta) }
+    });
+}
+
+/// Columns `cols` (`cols.start` a multiple of `nr`) of the one-row product `out = alpha·out +
+/// beta·(a · b)`, `b` packed (`n` columns, depth `k`), on the calling thread, strip by strip;
+/// column `j` lands at `out.ptr + j − cols.start`.
+///
+/// # Safety
+/// `bp` holds `b`'s panels for this ISA and shape; `a` is readable for `k` elements at stride
+/// `a.cs`; `cols.end ≤ n`; `cols.len()` floats are writable at `out.ptr` and no other thread
+/// touches them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn strip_run(
+    isa: &Isa,
+    n: usize,
+    k: usize,
+    a: Raw,
+    bp: &[f32],
+    out: Out,
+    cols: std::ops::Range<usize>,
+    alpha: f32,
+    beta: f32,
+) {
+    let nr = isa.nr;
+    let np = n.next_multiple_of(nr);
+    debug_assert!(cols.start.is_multiple_of(nr) && cols.end <= n);
+    for j in cols.clone().step_by(nr) {
+        let w = nr.min(cols.end - j);
+        for p0 in (0..k).step_by(isa.kc) {
+            let kc = isa.kc.min(k - p0);
+            let alpha = if p0 == 0 { alpha } else { 1.0 };
+            // SAFETY: the strip at column j of depth block p0 lies at p0·np + j·kc in `bp`
+            // (see `pack_b_full`), `kc·NR` floats; row elements p0..p0+kc of `a`; output
+            // columns j..j+w, the caller's.
+            unsafe {
+                (isa.strip)(
+                    w,
+                    kc,
+                    a.ptr.add(p0 * a.cs),
+                    a.cs,
+                    bp.as_ptr().add(p0 * np + j * kc),
+                    nr,
+                    out.ptr.add(j - cols.start),
+                    alpha,
+                    beta,
+                )
             }
         }
-    });
+    }
 }

@@ -469,35 +469,22 @@ pub fn sgemv_packed_b_cols(
     if cols.is_empty() {
         return;
     }
+    let out = driver::Out {
+        ptr: c.as_mut_ptr(),
+        ldc: cols.len(),
+    };
     if k == 0 {
-        c[..cols.len()].iter_mut().for_each(|v| *v *= alpha);
+        driver::scale(1, cols.len(), out, alpha);
         return;
     }
-    let (nr, np) = (isa.nr, n.next_multiple_of(isa.nr));
-    let bp = b.panels();
-    for j in (cols.start..cols.end).step_by(nr) {
-        let w = nr.min(cols.end - j);
-        for p0 in (0..k).step_by(isa.kc) {
-            let kc = isa.kc.min(k - p0);
-            let alpha = if p0 == 0 { alpha } else { 1.0 };
-            // SAFETY: the strip at column j of depth block p0 lies at p0·np + j·kc in the
-            // panels (`pack_b_full`), kc·nr floats; `a` holds elements p0..p0 + kc (checked
-            // above); output columns j..j + w are `c[j − cols.start..]`, inside `c`.
-            unsafe {
-                (isa.strip)(
-                    w,
-                    kc,
-                    a.as_ptr().add(p0),
-                    1,
-                    bp.as_ptr().add(p0 * np + j * kc),
-                    nr,
-                    c.as_mut_ptr().add(j - cols.start),
-                    alpha,
-                    beta,
-                )
-            }
-        }
-    }
+    let a = driver::Raw {
+        ptr: a.as_ptr(),
+        rs: k,
+        cs: 1,
+    };
+    // SAFETY: the panels were packed for this ISA and shape; `a` holds `k` floats, `cols`
+    // starts on a panel and ends by `n`, and `c` holds `cols.len()` floats (all checked).
+    unsafe { driver::strip_run(isa, n, k, a, b.panels(), out, cols, alpha, beta) };
 }
 
 /// Columns `cols` of [`sgemm_packed_b`]'s product, on the calling thread, with `epi` run on

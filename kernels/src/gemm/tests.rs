@@ -646,3 +646,46 @@ fn packed_b_column_ranges_match_naive_with_their_epilogue() {
         }
     }
 }
+
+/// One-row products over column ranges (`sgemv_packed_b_cols`) are bit-identical to the
+/// whole row's (`sgemm_packed_b`), with `alpha` 0 (NaN in `c` ignored) and 1 (accumulate),
+/// for ranges ending mid-panel and at the matrix's short last panel, a depth past one KC block,
+/// and depth 0; nothing past the range is written.
+#[test]
+fn row_column_ranges_match_the_whole_row() {
+    for &(k, n) in &[(128, 512), (300, 70), (9, 40), (0, 33)] {
+        let a = Mat::new(1, k, Layout::RowMajor, 31);
+        let b = Mat::new(k, n, Layout::RowMajor, 32);
+        let pb = pack_b(b.view(), k, n);
+        let nr = pb.panel_width();
+        let row: Vec<f32> = (0..k).map(|p| a.view().data[p]).collect();
+        let prior: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
+        for (alpha, init) in [(0.0f32, f32::NAN), (1.0, 0.0)] {
+            let mut whole: Vec<f32> = prior
+                .iter()
+                .map(|&v| if alpha == 0.0 { init } else { v })
+                .collect();
+            sgemm_packed_b(a.view(), &pb, &mut whole, n, alpha, 1.0, 1);
+            let ends = [n.min(nr + 5), n];
+            for cols in [0..ends[0], (n / 2 / nr * nr)..ends[1]] {
+                let mut c: Vec<f32> = cols
+                    .clone()
+                    .map(|j| if alpha == 0.0 { init } else { prior[j] })
+                    .chain([7.0; 3])
+                    .collect();
+                sgemv_packed_b_cols(&row, &pb, cols.clone(), &mut c, alpha, 1.0);
+                let w = cols.len();
+                assert_eq!(
+                    &c[..w],
+                    &whole[cols.clone()],
+                    "k {k} n {n} {cols:?} alpha {alpha}"
+                );
+                assert_eq!(
+                    &c[w..],
+                    &[7.0; 3],
+                    "k {k} n {n} {cols:?}: written past the range"
+                );
+            }
+        }
+    }
+}

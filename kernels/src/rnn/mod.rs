@@ -229,8 +229,9 @@ pub fn gru_scratch(d: &RnnDims) -> usize {
 /// Projections for all steps, then the lanes' buffers (see `lanes.rs`).
 fn scratch_len(d: &RnnDims, gates: usize) -> usize {
     let gh = gates * d.hidden;
-    // (The split LSTM's second h buffer: one more `[H]`.)
-    d.seq * d.batch * d.dirs * gh + lanes::bufs_len(d, gh) + lanes::workspace_len(d) + d.hidden
+    // (The split LSTM's buffers, `split::bufs_len`, where they are larger: a second h.)
+    let bufs = lanes::bufs_len(d, gh) + lanes::workspace_len(d);
+    d.seq * d.batch * d.dirs * gh + bufs.max(split::bufs_len(d))
 }
 
 #[inline]

@@ -22,9 +22,16 @@ use crate::vmath::{sigmoid_inplace, tanh_inplace};
 /// meeting costs more than half the product saves.
 const SPLIT_MIN_STEP: usize = 1 << 15;
 
+/// From this many multiply-adds per step the product itself splits over every thread
+/// (`gemm`'s one-row path); the split here, two threads only, then takes over only where
+/// there are two.
+const GEMM_PARALLEL_STEP: usize = 1 << 18;
+
 /// Whether [`run`] should take this layer: one lane (one direction, batch 1) with no
-/// peepholes, clip or coupled input-forget gate, R packed, at least two panels of units and
-/// enough work per step, and more than one thread.
+/// peepholes, clip or coupled input-forget gate, R packed, whole panels of units (so each
+/// gate's columns start on a panel: with NEON's 12-wide panels Silero's 128 units do not
+/// qualify), at least two of them, and enough work per step; two threads, or more threads
+/// and a step too small for the product to split over them itself.
 pub(super) fn pays(
     d: &RnnDims,
     e: &LstmExtras,
@@ -44,6 +51,7 @@ pub(super) fn pays(
         && d.hidden.is_multiple_of(nr)
         && d.hidden >= 2 * nr
         && 4 * d.hidden * d.hidden >= SPLIT_MIN_STEP
+        && (threads == 2 || 4 * d.hidden * d.hidden < GEMM_PARALLEL_STEP)
 }
 
 /// Floats of scratch [`run`] needs beyond the projections: gates, two h buffers and c.
@@ -79,7 +87,7 @@ pub(super) fn run(
     state(w.h0, &mut hbuf[..hs]);
     state(e.c0, c);
     // The first half: whole panels, at least half the units.
-    let mid = (hs / 2).next_multiple_of(nr).min(hs);
+    let mid = (hs / 2).next_multiple_of(nr);
     let halves = [(0, mid), (mid, hs)];
     let (gates, hbuf, c) = (Disjoint::new(gates), Disjoint::new(hbuf), Disjoint::new(c));
     let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
@@ -135,7 +143,8 @@ pub(super) fn run(
             break;
         }
         let step = task / 2;
-        // Both halves of the previous step must be done (their h and nothing else is read).
+        // Both halves of the previous step must be done: their h is read, and this half's
+        // gate columns and c may have been written by the other thread then.
         let mut spins = 0u32;
         while done.load(Ordering::Acquire) < 2 * step {
             spins += 1;

@@ -237,7 +237,8 @@ fn projected_input_matches_the_projection() {
 
 /// One lane split by units between two threads (`split.rs`) gives exactly what one thread
 /// gives: the same strip kernel sums each gate column in the same order. Even halves (128
-/// units) and uneven ones (96: 64 + 32), both directions, with and without initial states, in
+/// units) and uneven ones (96: 64 + 32 with AVX-512's 32-wide panels), both directions, with and
+/// without initial states, in
 /// a two-thread pool and in a one-thread pool (where one thread takes every half).
 #[test]
 fn split_lane_matches_one_thread() {
