@@ -14,6 +14,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::lanes::LaneId;
 use super::{Disjoint, LstmExtras, Outs, RnnDims, RnnParams};
 use crate::gemm::{par_for, sgemv_packed_b_cols, PackedB};
 use crate::vmath::{sigmoid_inplace, tanh_inplace};
@@ -79,13 +80,14 @@ pub(super) fn run(
     let (gates, rest) = bufs.split_at_mut(gh);
     let (hbuf, rest) = rest.split_at_mut(2 * hs);
     let c = &mut rest[..hs];
-    // Initial states: h into buffer 0, c.
-    let state = |init: Option<&[f32]>, dst: &mut [f32]| match init {
-        Some(s) => dst.copy_from_slice(&s[d.state_at(0, 0)..][..hs]),
-        None => dst.fill(0.0),
+    // The one lane: direction 0, batch item 0. Initial states: h into buffer 0, c.
+    let id = LaneId {
+        dir: 0,
+        b0: 0,
+        rows: 1,
     };
-    state(w.h0, &mut hbuf[..hs]);
-    state(e.c0, c);
+    id.load(d, w.h0, &mut hbuf[..hs]);
+    id.load(d, e.c0, c);
     // The first half: whole panels, at least half the units.
     let mid = (hs / 2).next_multiple_of(nr);
     let halves = [(0, mid), (mid, hs)];
@@ -93,11 +95,7 @@ pub(super) fn run(
     let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let tasks = 2 * d.seq;
     let half = |step: usize, (u0, u1): (usize, usize)| {
-        let t = if d.runs_reversed(0) {
-            d.seq - 1 - step
-        } else {
-            step
-        };
+        let t = id.time(d, step);
         let n = u1 - u0;
         let (cur, nxt) = ((step % 2) * hs, ((step + 1) % 2) * hs);
         // SAFETY: every thread reads all of h's current buffer while no one writes it (this
@@ -159,14 +157,10 @@ pub(super) fn run(
     });
     // The final states: h in the buffer the last step wrote.
     let last = (d.seq % 2) * hs;
-    // SAFETY: the threads are done; the state rows are Y_h's and Y_c's (0, 0) vectors.
-    unsafe {
-        outs.y_h
-            .part(d.state_at(0, 0), hs)
-            .copy_from_slice(hbuf.read(last, hs));
-        if let Some(y_c) = outs.y_c {
-            y_c.part(d.state_at(0, 0), hs)
-                .copy_from_slice(c.read(0, hs));
-        }
+    // SAFETY: the threads are done; nothing writes the buffers any more.
+    let (h, c) = unsafe { (hbuf.read(last, hs), c.read(0, hs)) };
+    id.store(d, h, outs.y_h);
+    if let Some(y_c) = outs.y_c {
+        id.store(d, c, y_c);
     }
 }

@@ -47,7 +47,7 @@ pub fn build(op: &Pad, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     if r > 0 && !empty_in {
         let (w, wo, left) = (x.shape[r - 1], kernel.out_shape[r - 1], op.pads[r - 1]);
         let col = |v: usize| u32::try_from(v).map_err(|_| Error::invalid("Pad: row too wide"));
-        for j in (0..left.min(wo)).chain((left + w).min(wo)..wo) {
+        for j in (0..left).chain(left + w..wo) {
             let src = kernel.source(j, w, left).map(col).transpose()?;
             kernel.columns.push((col(j)?, src));
         }
