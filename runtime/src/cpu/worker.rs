@@ -9,7 +9,9 @@
 //! The worker spins briefly on the state before sleeping on a condition variable, so an
 //! application that runs inferences back to back finds it awake: waking a sleeping thread
 //! costs tens of microseconds on a virtual machine, a tenth of a small model's inference.
-//! (onnxruntime's pool spins the same way.)
+//! (onnxruntime's pool spins the same way.) The pool's other threads, idle between a model's
+//! forks, spin as long before sleeping: rayon-core is the patched copy in `vendor/`, see
+//! `vendor/README.md`.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU8, Ordering};
