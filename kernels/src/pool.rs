@@ -59,45 +59,55 @@ unsafe fn max_pool_2x2_avx512(g: &Window2d, planes: usize, x: &[f32], y: &mut [f
             _mm512_loadu_si512(odd.as_ptr().cast()),
         )
     };
-    let (isz, oh) = (g.in_size(), g.oh);
-    for (r, out) in y.chunks_exact_mut(g.ow).take(planes * oh).enumerate() {
-        let (p, oy) = (r / oh, r % oh);
-        let r0 = &x[p * isz + 2 * oy * g.iw..][..2 * g.ow];
-        let r1 = &x[p * isz + (2 * oy + 1) * g.iw..][..2 * g.ow];
-        let mut j = 0;
-        while j < g.ow {
-            let n = (g.ow - j).min(16);
-            // Input lanes 2j .. 2j + 2n, in two vectors of 16.
-            let (na, nb) = ((2 * n).min(16), (2 * n).saturating_sub(16));
-            let (ka, kb) = (
-                (((1u32 << na) - 1) & 0xffff) as u16,
-                ((1u32 << nb) - 1) as u16,
+    let (isz, osz, ow) = (g.in_size(), g.out_size(), g.ow);
+    // One output row: `n ≤ 16` outputs from `j`, i.e. input lanes 2j .. 2j + 2n of two rows,
+    // in two vectors of 16 each.
+    let row = |r0: &[f32], r1: &[f32], out: &mut [f32], j: usize| {
+        let n = (ow - j).min(16);
+        let (na, nb) = ((2 * n).min(16), (2 * n).saturating_sub(16));
+        let (ka, kb) = (
+            (((1u32 << na) - 1) & 0xffff) as u16,
+            ((1u32 << nb) - 1) as u16,
+        );
+        let out_k = (((1u32 << n) - 1) & 0xffff) as u16;
+        // SAFETY: the masks keep every access inside rows r0, r1 (2·ow floats) and `out`
+        // (ow floats); AVX-512F by the caller's contract.
+        unsafe {
+            let a0 = _mm512_maskz_loadu_ps(ka, r0.as_ptr().add(2 * j));
+            let a1 = _mm512_maskz_loadu_ps(ka, r1.as_ptr().add(2 * j));
+            let b0 = _mm512_maskz_loadu_ps(kb, r0.as_ptr().add(2 * j + 16));
+            let b1 = _mm512_maskz_loadu_ps(kb, r1.as_ptr().add(2 * j + 16));
+            // Window (a, b) in the order the generic path visits it: row 0 then row 1,
+            // left tap then right.
+            let (ev0, od0) = (
+                _mm512_permutex2var_ps(a0, even, b0),
+                _mm512_permutex2var_ps(a0, odd, b0),
             );
-            let out_k = (((1u32 << n) - 1) & 0xffff) as u16;
-            // SAFETY: the masks keep every access inside rows r0, r1 (2·ow floats) and `out`
-            // (ow floats); AVX-512F by the caller's contract.
-            unsafe {
-                let a0 = _mm512_maskz_loadu_ps(ka, r0.as_ptr().add(2 * j));
-                let a1 = _mm512_maskz_loadu_ps(ka, r1.as_ptr().add(2 * j));
-                let b0 = _mm512_maskz_loadu_ps(kb, r0.as_ptr().add(2 * j + 16));
-                let b1 = _mm512_maskz_loadu_ps(kb, r1.as_ptr().add(2 * j + 16));
-                // Window (a, b) in the order the generic path visits it: row 0 then row 1,
-                // left tap then right.
-                let (ev0, od0) = (
-                    _mm512_permutex2var_ps(a0, even, b0),
-                    _mm512_permutex2var_ps(a0, odd, b0),
-                );
-                let (ev1, od1) = (
-                    _mm512_permutex2var_ps(a1, even, b1),
-                    _mm512_permutex2var_ps(a1, odd, b1),
-                );
-                let m = keep(_mm512_set1_ps(f32::MIN), ev0);
-                let m = keep(m, od0);
-                let m = keep(m, ev1);
-                let m = keep(m, od1);
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), out_k, m);
+            let (ev1, od1) = (
+                _mm512_permutex2var_ps(a1, even, b1),
+                _mm512_permutex2var_ps(a1, odd, b1),
+            );
+            let m = keep(_mm512_set1_ps(f32::MIN), ev0);
+            let m = keep(m, od0);
+            let m = keep(m, ev1);
+            let m = keep(m, od1);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), out_k, m);
+        }
+    };
+    // Plane by plane and row by row (no division per row).
+    for (xp, yp) in x
+        .chunks_exact(isz)
+        .zip(y.chunks_exact_mut(osz))
+        .take(planes)
+    {
+        for (oy, out) in yp.chunks_exact_mut(ow).enumerate() {
+            let r0 = &xp[2 * oy * g.iw..][..2 * ow];
+            let r1 = &xp[(2 * oy + 1) * g.iw..][..2 * ow];
+            let mut j = 0;
+            while j < ow {
+                row(r0, r1, out, j);
+                j += 16;
             }
-            j += 16;
         }
     }
 }
