@@ -118,7 +118,7 @@ fn main() {
                 println!("1T {name:16} c{c} w{iw} k{k} s{s}: {us:8.2} us  {:6.2} ns/element", us * 1e3 / col.len() as f64);
             }
             // Depthwise shapes (channels, input side, window, stride), one thread's loop over blocks.
-            for (name, c, ih, k, s) in [("dw b1", 96, 112, 3, 2), ("dw b2", 144, 56, 3, 1), ("dw b4", 240, 28, 5, 2), ("dw b9", 672, 14, 5, 1), ("dw b12", 1152, 7, 5, 1), ("dw b15", 1152, 7, 3, 1)] {
+            for (name, c, ih, k, s) in [("dw b0", 32, 112, 3, 1), ("dw b1", 96, 112, 3, 2), ("dw b2", 144, 56, 3, 1), ("dw b3", 144, 56, 5, 2), ("dw b4", 240, 28, 5, 1), ("dw b6", 480, 14, 3, 1), ("dw b9", 672, 14, 5, 1), ("dw b12", 1152, 7, 5, 1), ("dw b15", 1152, 7, 3, 1)] {
                 if !name.contains(&only) || threads > 1 {
                     continue;
                 }
@@ -130,18 +130,21 @@ fn main() {
                 g.oh = o;
                 g.ow = o;
                 let plan = DepthwisePlan::new(&g);
-                let (x, w, b) = (fill(c * ih * ih), fill(c * k * k), fill(c));
-                let mut y = vec![0.0f32; c * o * o];
-                let mut sc = vec![0.0f32; plan.scratch_len()];
-                let l = plan.lanes();
-                let us = time(200, || {
-                    for c0 in (0..c).step_by(l) {
-                        let n = l.min(c - c0);
-                        plan.run_block(n, &x[c0 * ih * ih..], &w[c0 * k * k..], Some(&b[c0..]), &mut y[c0 * o * o..], &mut sc);
-                    }
-                });
-                let flops = 2.0 * (c * o * o * k * k) as f64;
-                println!("1T {name:8} c{c} {ih}x{ih} k{k} s{s}: {us:8.1} us  {:6.1} GFLOP/s", flops / us / 1e3);
+                let plans = if plan.is_planar() { vec![("planar", plan), ("blocked", plan.blocked())] } else { vec![("blocked", plan)] };
+                for (how, plan) in plans {
+                    let (x, w, b) = (fill(c * ih * ih), fill(c * k * k), fill(c));
+                    let mut y = vec![0.0f32; c * o * o];
+                    let mut sc = vec![0.0f32; plan.scratch_len()];
+                    let l = plan.lanes();
+                    let us = time(200, || {
+                        for c0 in (0..c).step_by(l) {
+                            let n = l.min(c - c0);
+                            plan.run_block(n, &x[c0 * ih * ih..], &w[c0 * k * k..], Some(&b[c0..]), &mut y[c0 * o * o..], &mut sc);
+                        }
+                    });
+                    let flops = 2.0 * (c * o * o * k * k) as f64;
+                    println!("1T {name:8} c{c} {ih}x{ih} k{k} s{s} {how:7}: {us:8.1} us  {:6.1} GFLOP/s", flops / us / 1e3);
+                }
             }
             // EfficientNet's stem (3 → 32, 3×3 stride 2, one 224×224 image): pad, then the
             // rows split between the threads.

@@ -27,6 +27,9 @@ pub struct DepthwisePlan {
     bh: usize,
     /// Columns of the padded input block: exactly what the outputs read.
     pw: usize,
+    /// Convolve f32 planes in place, one plane at a time ([`planar`]), instead of in blocks of
+    /// channels: AVX-512, stride 1, "same" padding, planes at least 56 wide (`planar::fits`).
+    planar: bool,
 }
 
 /// Bytes of padded input one band aims at (well inside L2).
@@ -64,7 +67,19 @@ impl DepthwisePlan {
             band,
             bh: span(band, g.sh, g.kh, g.dh),
             pw,
+            planar: kernel == Kernel::Avx512 && planar::fits(g),
         }
+    }
+
+    /// The same plan without the planar path (benches and tests compare the two).
+    pub fn blocked(mut self) -> DepthwisePlan {
+        self.planar = false;
+        self
+    }
+
+    /// Whether f32 blocks run the planar path.
+    pub fn is_planar(&self) -> bool {
+        self.planar
     }
 
     /// The same plan with `band` output rows per band (tests cover many bands on small planes).
@@ -110,6 +125,19 @@ impl DepthwisePlan {
         scratch: &mut [f32],
     ) {
         let y = &mut y[..channels * self.g.out_size()];
+        #[cfg(target_arch = "x86_64")]
+        if self.planar {
+            assert!(Kernel::supported().contains(&Kernel::Avx512));
+            let (g, taps) = (&self.g, self.g.taps());
+            let (isz, osz) = (g.in_size(), g.out_size());
+            for (c, yc) in y.chunks_exact_mut(osz).enumerate() {
+                let b = bias.map_or(0.0, |b| b[c]);
+                let (xc, wc) = (&x[c * isz..][..isz], &w[c * taps..][..taps]);
+                // SAFETY: AVX-512F (asserted above); the plan's geometry fits (`planar::fits`).
+                unsafe { planar::plane(g, xc, wc, b, yc) };
+            }
+            return;
+        }
         self.run_block_into(
             channels,
             Planes::F32(x),
@@ -171,6 +199,183 @@ impl DepthwisePlan {
             Kernel::Neon => block::<4, true, false, 4, S>(self, &b, sink, scratch),
             _ => block::<4, false, false, 4, S>(self, &b, sink, scratch),
         }
+    }
+}
+
+/// One plane at a time, in place: for layers whose planes are wide enough to fill vectors along
+/// their rows (EfficientNet's and MobileNet's first depthwise layers, 112 and 56 wide), a
+/// stride-1 window is a stencil over each plane. Each output vector of 16 pixels is the bias
+/// plus `K·K` multiply-adds, one per tap, of 16 consecutive input pixels loaded straight from
+/// the plane (lanes outside it masked off, so the padding is never written out); four output
+/// vectors are summed side by side to hide the multiply-add latency. No copy of the input, no
+/// transposes in or out, which the blocked path's `[h][w][lanes]` layout costs on large planes.
+#[cfg(target_arch = "x86_64")]
+mod planar {
+    use super::Window2d;
+
+    /// Narrower planes waste too many lanes of each row's last vector: the blocked path takes
+    /// them.
+    pub const PLANAR_MIN_W: usize = 56;
+    /// Widest plane (the column masks of a row live on the stack).
+    const MAX_W: usize = 256;
+    /// Most output vectors of a row summed side by side (a 112-wide row is 7).
+    const U: usize = 8;
+
+    /// Stride 1, dilation 1, a square 3×3 or 5×5 window with `K/2` padding on every side (the
+    /// output the input's size), planes `PLANAR_MIN_W..=MAX_W` wide.
+    pub fn fits(g: &Window2d) -> bool {
+        let k = g.kh;
+        let p = k / 2;
+        (k == 3 || k == 5)
+            && g.kw == k
+            && (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1)
+            && (g.pt, g.pl, g.pb, g.pr) == (p, p, p, p)
+            && (g.oh, g.ow) == (g.ih, g.iw)
+            && (PLANAR_MIN_W..=MAX_W).contains(&g.iw)
+    }
+
+    /// One plane: `y = bias + Σ w[ky][kx] · x[oy + ky − p][ox + kx − p]`, the taps in row-major
+    /// order after the bias, as the blocked path sums them.
+    ///
+    /// # Safety
+    /// The CPU runs AVX-512F; `fits(g)`; `x` holds `ih·iw` floats, `w` `kh·kw`, `y` `oh·ow`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn plane(g: &Window2d, x: &[f32], w: &[f32], bias: f32, y: &mut [f32]) {
+        match g.kh {
+            3 => unsafe { plane_k::<3>(g, x, w, bias, y) },
+            _ => unsafe { plane_k::<5>(g, x, w, bias, y) },
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn plane_k<const K: usize>(
+        g: &Window2d,
+        x: &[f32],
+        w: &[f32],
+        bias: f32,
+        y: &mut [f32],
+    ) {
+        let (h, wd) = (g.ih, g.iw);
+        assert!(fits(g) && g.kh == K && x.len() >= h * wd && w.len() >= K * K && y.len() >= h * wd);
+        let blocks = wd.div_ceil(16);
+        let mut b0 = 0;
+        while b0 < blocks {
+            let nb = U.min(blocks - b0);
+            // SAFETY: as this function's; `b0 + nb ≤ blocks`.
+            unsafe {
+                match nb {
+                    1 => group::<K, 1>(g, x, w, bias, y, b0),
+                    2 => group::<K, 2>(g, x, w, bias, y, b0),
+                    3 => group::<K, 3>(g, x, w, bias, y, b0),
+                    4 => group::<K, 4>(g, x, w, bias, y, b0),
+                    5 => group::<K, 5>(g, x, w, bias, y, b0),
+                    6 => group::<K, 6>(g, x, w, bias, y, b0),
+                    7 => group::<K, 7>(g, x, w, bias, y, b0),
+                    _ => group::<K, 8>(g, x, w, bias, y, b0),
+                }
+            }
+            b0 += nb;
+        }
+    }
+
+    /// Vectors `b0 .. b0 + NB` of every output row, their `NB` sums side by side. Each input
+    /// row is loaded once per window row as whole vectors (zeros outside the row), and the
+    /// taps' shifted views are built in registers (`valignd`) from a vector and its
+    /// neighbour, so nothing is loaded across a vector's edge.
+    ///
+    /// # Safety
+    /// As [`plane`]'s, and `b0 + NB ≤ ⌈iw / 16⌉`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn group<const K: usize, const NB: usize>(
+        g: &Window2d,
+        x: &[f32],
+        w: &[f32],
+        bias: f32,
+        y: &mut [f32],
+        b0: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let (h, wd, p) = (g.ih, g.iw, K / 2);
+        // Vectors b0 − 1 .. b0 + NB + 1 of a row: their lanes inside the row.
+        let mut masks = [0u16; U + 2];
+        for (j, m) in masks.iter_mut().enumerate().take(NB + 2) {
+            let first = 16 * (b0 + j) as isize - 16;
+            let lo = (-first).clamp(0, 16) as u32;
+            let hi = (wd as isize - first).clamp(0, 16) as u32;
+            *m = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16;
+        }
+        let last = (((1u32 << (wd - 16 * (b0 + NB - 1)).min(16)) - 1) & 0xffff) as u16;
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        for oy in 0..h {
+            let mut acc = [_mm512_set1_ps(bias); NB];
+            // Window rows inside the plane only (the padding rows add nothing).
+            for ky in p.saturating_sub(oy)..K.min(h + p - oy) {
+                let row = xp
+                    .wrapping_add((oy + ky - p) * wd + 16 * b0)
+                    .wrapping_sub(16);
+                let mut v = [_mm512_setzero_ps(); U + 2];
+                for (j, v) in v.iter_mut().enumerate().take(NB + 2) {
+                    // SAFETY: the lanes the mask keeps are inside row oy + ky − p of `x`;
+                    // AVX-512 suppresses faults on the others.
+                    *v = unsafe { _mm512_maskz_loadu_ps(masks[j], row.wrapping_add(16 * j)) };
+                }
+                for kx in 0..K {
+                    let wv = _mm512_set1_ps(w[ky * K + kx]);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        // Lanes 16·j + kx − p .. of the vectors j, j + 1, j + 2 (the first
+                        // and last being the neighbours).
+                        let (l, c, r) = (v[j], v[j + 1], v[j + 2]);
+                        let t = shifted::<K>(l, c, r, kx);
+                        *a = _mm512_fmadd_ps(wv, t, *a);
+                    }
+                }
+            }
+            let out = yp.wrapping_add(oy * wd + 16 * b0);
+            for (j, a) in acc.iter().enumerate() {
+                // SAFETY: vectors before the last are whole and inside row oy; the last one's
+                // mask stops at the row's end.
+                unsafe {
+                    if j + 1 < NB {
+                        _mm512_storeu_ps(out.add(16 * j), *a);
+                    } else {
+                        _mm512_mask_storeu_ps(out.add(16 * j), last, *a);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lanes `kx − K/2 ..` of `c`, the lanes before it from `l` and after it from `r`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn shifted<const K: usize>(
+        l: std::arch::x86_64::__m512,
+        c: std::arch::x86_64::__m512,
+        r: std::arch::x86_64::__m512,
+        kx: usize,
+    ) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        let (l, c, r) = (
+            _mm512_castps_si512(l),
+            _mm512_castps_si512(c),
+            _mm512_castps_si512(r),
+        );
+        let t = match (K / 2) as isize - kx as isize {
+            2 => _mm512_alignr_epi32::<14>(c, l),
+            1 => _mm512_alignr_epi32::<15>(c, l),
+            0 => c,
+            -1 => _mm512_alignr_epi32::<1>(r, c),
+            _ => _mm512_alignr_epi32::<2>(r, c),
+        };
+        _mm512_castsi512_ps(t)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod planar {
+    use super::Window2d;
+    pub fn fits(_: &Window2d) -> bool {
+        false
     }
 }
 

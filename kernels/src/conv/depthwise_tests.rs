@@ -157,6 +157,57 @@ fn every_family_matches_the_direct_sum() {
 
 /// Times the blocked kernel against the per-plane one on EfficientNet-Lite0's layer shapes:
 /// `cargo test --release -p edgefuse-kernels depthwise_speed -- --ignored --nocapture`.
+/// The planar path (AVX-512, stride 1, "same" padding, wide planes) against the blocked path
+/// and the direct sum: rows of whole vectors, a half vector, more vectors than one group holds,
+/// planes shorter than the window, both window sizes; NaN-free data, so the only difference the
+/// two paths may show is the sign of an exact zero (`==` treats them alike).
+#[test]
+fn planar_matches_blocked_and_the_direct_sum() {
+    if !Kernel::supported().contains(&Kernel::Avx512) {
+        eprintln!("skipped: the planar depthwise path needs AVX-512");
+        return;
+    }
+    for (k, h, wd) in [
+        (3, 5, 112),
+        (3, 3, 56),
+        (5, 4, 60),
+        (3, 2, 130),
+        (5, 1, 56),
+        (5, 7, 256),
+        (3, 9, 77),
+    ] {
+        let p = k / 2;
+        let g = win(h, wd, k, k, 1, 1, [p, p, p, p]);
+        let plan = DepthwisePlan::new(&g);
+        assert!(plan.is_planar(), "{k} {h}x{wd}");
+        let c = 19;
+        let (x, w, b) = (data(c * g.in_size(), 1), data(c * g.taps(), 2), data(c, 3));
+        let mut scratch = vec![0.0; plan.scratch_len()];
+        let mut got = vec![f32::NAN; c * g.out_size()];
+        run_all(&plan, &g, c, &x, &w, &b, &mut got, &mut scratch);
+        let mut want = vec![f32::NAN; c * g.out_size()];
+        run_all(&plan.blocked(), &g, c, &x, &w, &b, &mut want, &mut scratch);
+        assert!(got == want, "planar against blocked, {k}x{k} on {h}x{wd}");
+        let r = reference(&g, c, &x, &w, &b);
+        for (i, (a, e)) in got.iter().zip(&r).enumerate() {
+            assert!(
+                (a - e).abs() <= 1e-5 * e.abs().max(1.0),
+                "{k} {h}x{wd} [{i}]: {a} vs {e}"
+            );
+        }
+    }
+    // Strided, dilated, narrow or unevenly padded windows stay on the blocked path.
+    for g in [
+        win(8, 112, 3, 3, 2, 1, [1, 1, 1, 1]),
+        win(8, 112, 3, 3, 1, 2, [2, 2, 2, 2]),
+        win(8, 28, 3, 3, 1, 1, [1, 1, 1, 1]),
+        win(8, 112, 3, 3, 1, 1, [0, 0, 0, 0]),
+        win(8, 112, 7, 7, 1, 1, [3, 3, 3, 3]),
+    ] {
+        assert!(!DepthwisePlan::new(&g).is_planar(), "{g:?}");
+    }
+}
+
 #[test]
 #[ignore]
 fn depthwise_speed() {
