@@ -306,39 +306,50 @@ mod planar {
         }
         let last = (((1u32 << (wd - 16 * (b0 + NB - 1)).min(16)) - 1) & 0xffff) as u16;
         let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
-        for oy in 0..h {
-            let mut acc = [_mm512_set1_ps(bias); NB];
-            // Window rows inside the plane only (the padding rows add nothing).
-            for ky in p.saturating_sub(oy)..K.min(h + p - oy) {
-                let row = xp
-                    .wrapping_add((oy + ky - p) * wd + 16 * b0)
-                    .wrapping_sub(16);
+        // Two output rows at a time: each input row's vectors and their shifted views serve
+        // both rows' sums (the window rows of row oy, then of oy + 1, in order).
+        for oy in (0..h).step_by(2) {
+            let rows = 2.min(h - oy);
+            let mut acc = [[_mm512_set1_ps(bias); NB]; 2];
+            // Input rows oy − p ..= oy + 1 + p that are inside the plane.
+            for iy in oy.saturating_sub(p)..(oy + 2 + p).min(h) {
+                let row = xp.wrapping_add(iy * wd + 16 * b0).wrapping_sub(16);
                 let mut v = [_mm512_setzero_ps(); U + 2];
                 for (j, v) in v.iter_mut().enumerate().take(NB + 2) {
-                    // SAFETY: the lanes the mask keeps are inside row oy + ky − p of `x`;
-                    // AVX-512 suppresses faults on the others.
+                    // SAFETY: the lanes the mask keeps are inside row iy of `x`; AVX-512
+                    // suppresses faults on the others.
                     *v = unsafe { _mm512_maskz_loadu_ps(masks[j], row.wrapping_add(16 * j)) };
                 }
                 for kx in 0..K {
-                    let wv = _mm512_set1_ps(w[ky * K + kx]);
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        // Lanes 16·j + kx − p .. of the vectors j, j + 1, j + 2 (the first
-                        // and last being the neighbours).
-                        let (l, c, r) = (v[j], v[j + 1], v[j + 2]);
-                        let t = shifted::<K>(l, c, r, kx);
-                        *a = _mm512_fmadd_ps(wv, t, *a);
+                    let mut t = [_mm512_setzero_ps(); U];
+                    for (j, t) in t.iter_mut().enumerate().take(NB) {
+                        // Lanes 16·j + kx − p .. of vector j, its neighbours supplying the rest.
+                        *t = shifted::<K>(v[j], v[j + 1], v[j + 2], kx);
+                    }
+                    for (q, acc) in acc.iter_mut().enumerate().take(rows) {
+                        // Window row of this input row for output row oy + q.
+                        let ky = (iy + p).wrapping_sub(oy + q);
+                        if ky >= K {
+                            continue;
+                        }
+                        let wv = _mm512_set1_ps(w[ky * K + kx]);
+                        for (a, t) in acc.iter_mut().zip(&t) {
+                            *a = _mm512_fmadd_ps(wv, *t, *a);
+                        }
                     }
                 }
             }
-            let out = yp.wrapping_add(oy * wd + 16 * b0);
-            for (j, a) in acc.iter().enumerate() {
-                // SAFETY: vectors before the last are whole and inside row oy; the last one's
-                // mask stops at the row's end.
-                unsafe {
-                    if j + 1 < NB {
-                        _mm512_storeu_ps(out.add(16 * j), *a);
-                    } else {
-                        _mm512_mask_storeu_ps(out.add(16 * j), last, *a);
+            for (q, acc) in acc.iter().enumerate().take(rows) {
+                let out = yp.wrapping_add((oy + q) * wd + 16 * b0);
+                for (j, a) in acc.iter().enumerate() {
+                    // SAFETY: vectors before the last are whole and inside row oy + q; the
+                    // last one's mask stops at the row's end.
+                    unsafe {
+                        if j + 1 < NB {
+                            _mm512_storeu_ps(out.add(16 * j), *a);
+                        } else {
+                            _mm512_mask_storeu_ps(out.add(16 * j), last, *a);
+                        }
                     }
                 }
             }
