@@ -213,8 +213,9 @@ impl DepthwisePlan {
 mod planar {
     use super::Window2d;
 
-    /// Narrower planes waste too many lanes of each row's last vector: the blocked path takes
-    /// them.
+    /// Narrower planes (output rows, at stride 2) leave too few vectors per row to hide the
+    /// multiply-adds' latency: the blocked path takes them (EfficientNet's 28-wide layers ran
+    /// 1.2–1.4× slower here).
     pub const PLANAR_MIN_W: usize = 56;
     /// Widest plane (the column masks of a row live on the stack).
     const MAX_W: usize = 256;
@@ -226,12 +227,17 @@ mod planar {
     pub fn fits(g: &Window2d) -> bool {
         let k = g.kh;
         let p = k / 2;
-        (k == 3 || k == 5)
-            && g.kw == k
-            && (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1)
+        let square = (k == 3 || k == 5) && g.kw == k && (g.dh, g.dw) == (1, 1);
+        let same = (g.sh, g.sw) == (1, 1)
             && (g.pt, g.pl, g.pb, g.pr) == (p, p, p, p)
-            && (g.oh, g.ow) == (g.ih, g.iw)
-            && (PLANAR_MIN_W..=MAX_W).contains(&g.iw)
+            && (g.oh, g.ow) == (g.ih, g.iw);
+        // Stride 2: any leading pads up to the window (the trailing ones only decide the
+        // output size; reads past the plane are masked to zero either way).
+        let halved = (g.sh, g.sw) == (2, 2)
+            && g.pt < k
+            && g.pl < k
+            && (PLANAR_MIN_W..=MAX_W / 2).contains(&g.ow);
+        square && (same || halved) && (PLANAR_MIN_W..=MAX_W).contains(&g.iw)
     }
 
     /// One plane: `y = bias + Σ w[ky][kx] · x[oy + ky − p][ox + kx − p]`, the taps in row-major
@@ -241,9 +247,128 @@ mod planar {
     /// The CPU runs AVX-512F; `fits(g)`; `x` holds `ih·iw` floats, `w` `kh·kw`, `y` `oh·ow`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn plane(g: &Window2d, x: &[f32], w: &[f32], bias: f32, y: &mut [f32]) {
-        match g.kh {
-            3 => unsafe { plane_k::<3>(g, x, w, bias, y) },
-            _ => unsafe { plane_k::<5>(g, x, w, bias, y) },
+        match (g.kh, g.sh) {
+            (3, 1) => unsafe { plane_k::<3>(g, x, w, bias, y) },
+            (_, 1) => unsafe { plane_k::<5>(g, x, w, bias, y) },
+            (3, _) => unsafe { plane_s2::<3>(g, x, w, bias, y) },
+            _ => unsafe { plane_s2::<5>(g, x, w, bias, y) },
+        }
+    }
+
+    /// Stride 2: each input row split into its even and odd columns (two `vpermt2ps` per 32
+    /// columns), so tap kx of 16 consecutive outputs is 16 consecutive lanes of one phase,
+    /// shifted by whole lanes as in the stride-1 path.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn plane_s2<const K: usize>(
+        g: &Window2d,
+        x: &[f32],
+        w: &[f32],
+        bias: f32,
+        y: &mut [f32],
+    ) {
+        let (h, wd, oh, ow) = (g.ih, g.iw, g.oh, g.ow);
+        assert!(fits(g) && g.kh == K && g.sh == 2 && x.len() >= h * wd && w.len() >= K * K);
+        assert!(y.len() >= oh * ow);
+        let blocks = ow.div_ceil(16);
+        let mut b0 = 0;
+        while b0 < blocks {
+            let nb = U.min(blocks - b0);
+            // SAFETY: as this function's; `b0 + nb ≤ blocks`.
+            unsafe {
+                match nb {
+                    1 => group_s2::<K, 1>(g, x, w, bias, y, b0),
+                    2 => group_s2::<K, 2>(g, x, w, bias, y, b0),
+                    3 => group_s2::<K, 3>(g, x, w, bias, y, b0),
+                    4 => group_s2::<K, 4>(g, x, w, bias, y, b0),
+                    5 => group_s2::<K, 5>(g, x, w, bias, y, b0),
+                    6 => group_s2::<K, 6>(g, x, w, bias, y, b0),
+                    7 => group_s2::<K, 7>(g, x, w, bias, y, b0),
+                    _ => group_s2::<K, 8>(g, x, w, bias, y, b0),
+                }
+            }
+            b0 += nb;
+        }
+    }
+
+    /// Output vectors `b0 .. b0 + NB` of every output row at stride 2.
+    ///
+    /// # Safety
+    /// As [`plane`]'s, stride 2, and `b0 + NB ≤ ⌈ow / 16⌉`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn group_s2<const K: usize, const NB: usize>(
+        g: &Window2d,
+        x: &[f32],
+        w: &[f32],
+        bias: f32,
+        y: &mut [f32],
+        b0: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let (h, wd, oh, ow, pt, pl) = (g.ih, g.iw, g.oh, g.ow, g.pt, g.pl);
+        // Input vectors 2j and 2j + 1 (columns 32j .. 32j + 32) for output vectors
+        // j = b0 − 1 ..= b0 + NB: their lanes inside the row.
+        let mut masks = [[0u16; 2]; U + 2];
+        for (j, m) in masks.iter_mut().enumerate().take(NB + 2) {
+            for (half, m) in m.iter_mut().enumerate() {
+                let first = 32 * (b0 + j) as isize - 32 + 16 * half as isize;
+                let lo = (-first).clamp(0, 16) as u32;
+                let hi = (wd as isize - first).clamp(0, 16) as u32;
+                *m = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16;
+            }
+        }
+        let last = (((1u32 << (ow - 16 * (b0 + NB - 1)).min(16)) - 1) & 0xffff) as u16;
+        let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        for oy in 0..oh {
+            let mut acc = [_mm512_set1_ps(bias); NB];
+            for ky in 0..K {
+                // Input row 2·oy + ky − pt, if inside the plane.
+                let iy = (2 * oy + ky).wrapping_sub(pt);
+                if iy >= h {
+                    continue;
+                }
+                let row = xp.wrapping_add(iy * wd + 32 * b0).wrapping_sub(32);
+                let mut ev = [_mm512_setzero_ps(); U + 2];
+                let mut od = [_mm512_setzero_ps(); U + 2];
+                for j in 0..NB + 2 {
+                    // SAFETY: the lanes the masks keep are inside row iy of `x`; AVX-512
+                    // suppresses faults on the others.
+                    let (a, b) = unsafe {
+                        (
+                            _mm512_maskz_loadu_ps(masks[j][0], row.wrapping_add(32 * j)),
+                            _mm512_maskz_loadu_ps(masks[j][1], row.wrapping_add(32 * j + 16)),
+                        )
+                    };
+                    ev[j] = _mm512_permutex2var_ps(a, even, b);
+                    od[j] = _mm512_permutex2var_ps(a, odd, b);
+                }
+                for kx in 0..K {
+                    // Column 2·ox + kx − pl: phase (kx − pl) mod 2, shifted by ⌊(kx − pl) / 2⌋.
+                    let d = kx as isize - pl as isize;
+                    let (ph, sh) = (
+                        if d.rem_euclid(2) == 0 { &ev } else { &od },
+                        d.div_euclid(2),
+                    );
+                    let wv = _mm512_set1_ps(w[ky * K + kx]);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let t = shift(ph[j], ph[j + 1], ph[j + 2], sh);
+                        *a = _mm512_fmadd_ps(wv, t, *a);
+                    }
+                }
+            }
+            let out = yp.wrapping_add(oy * ow + 16 * b0);
+            for (j, a) in acc.iter().enumerate() {
+                // SAFETY: vectors before the last are whole and inside row oy; the last one's
+                // mask stops at the row's end.
+                unsafe {
+                    if j + 1 < NB {
+                        _mm512_storeu_ps(out.add(16 * j), *a);
+                    } else {
+                        _mm512_mask_storeu_ps(out.add(16 * j), last, *a);
+                    }
+                }
+            }
         }
     }
 
@@ -324,7 +449,7 @@ mod planar {
                     let mut t = [_mm512_setzero_ps(); U];
                     for (j, t) in t.iter_mut().enumerate().take(NB) {
                         // Lanes 16·j + kx − p .. of vector j, its neighbours supplying the rest.
-                        *t = shifted::<K>(v[j], v[j + 1], v[j + 2], kx);
+                        *t = shift(v[j], v[j + 1], v[j + 2], kx as isize - p as isize);
                     }
                     for (q, acc) in acc.iter_mut().enumerate().take(rows) {
                         // Window row of this input row for output row oy + q.
@@ -356,14 +481,14 @@ mod planar {
         }
     }
 
-    /// Lanes `kx − K/2 ..` of `c`, the lanes before it from `l` and after it from `r`.
+    /// Lanes `s ..` of `c` (−2 ≤ s ≤ 2), the lanes before it from `l` and after it from `r`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn shifted<const K: usize>(
+    fn shift(
         l: std::arch::x86_64::__m512,
         c: std::arch::x86_64::__m512,
         r: std::arch::x86_64::__m512,
-        kx: usize,
+        s: isize,
     ) -> std::arch::x86_64::__m512 {
         use std::arch::x86_64::*;
         let (l, c, r) = (
@@ -371,11 +496,11 @@ mod planar {
             _mm512_castps_si512(c),
             _mm512_castps_si512(r),
         );
-        let t = match (K / 2) as isize - kx as isize {
-            2 => _mm512_alignr_epi32::<14>(c, l),
-            1 => _mm512_alignr_epi32::<15>(c, l),
+        let t = match s {
+            -2 => _mm512_alignr_epi32::<14>(c, l),
+            -1 => _mm512_alignr_epi32::<15>(c, l),
             0 => c,
-            -1 => _mm512_alignr_epi32::<1>(r, c),
+            1 => _mm512_alignr_epi32::<1>(r, c),
             _ => _mm512_alignr_epi32::<2>(r, c),
         };
         _mm512_castsi512_ps(t)

@@ -167,19 +167,28 @@ fn planar_matches_blocked_and_the_direct_sum() {
         eprintln!("skipped: the planar depthwise path needs AVX-512");
         return;
     }
-    for (k, h, wd) in [
-        (3, 5, 112),
-        (3, 3, 56),
-        (5, 4, 60),
-        (3, 2, 130),
-        (5, 1, 56),
-        (5, 7, 256),
-        (3, 9, 77),
-    ] {
-        let p = k / 2;
-        let g = win(h, wd, k, k, 1, 1, [p, p, p, p]);
+    let cases = [
+        (3, 1, 5, 112, [1; 4]),
+        (3, 1, 3, 56, [1; 4]),
+        (5, 1, 4, 60, [2; 4]),
+        (3, 1, 2, 130, [1; 4]),
+        (5, 1, 1, 56, [2; 4]),
+        (5, 1, 7, 256, [2; 4]),
+        (3, 1, 9, 77, [1; 4]),
+        // Stride 2: symmetric pads, TensorFlow's "same" (the extra pad at the end), none,
+        // odd widths, rows past one group of output vectors.
+        (3, 2, 9, 112, [1; 4]),
+        (3, 2, 8, 112, [0, 0, 1, 1]),
+        (5, 2, 7, 112, [2; 4]),
+        (5, 2, 6, 113, [1, 1, 2, 2]),
+        (3, 2, 5, 121, [0; 4]),
+        (3, 2, 3, 256, [1; 4]),
+        (5, 2, 2, 130, [2, 2, 1, 1]),
+    ];
+    for (k, st, h, wd, pads) in cases {
+        let g = win(h, wd, k, k, st, 1, pads);
         let plan = DepthwisePlan::new(&g);
-        assert!(plan.is_planar(), "{k} {h}x{wd}");
+        assert!(plan.is_planar(), "{k} s{st} {h}x{wd} {pads:?}");
         let c = 19;
         let (x, w, b) = (data(c * g.in_size(), 1), data(c * g.taps(), 2), data(c, 3));
         let mut scratch = vec![0.0; plan.scratch_len()];
@@ -187,20 +196,24 @@ fn planar_matches_blocked_and_the_direct_sum() {
         run_all(&plan, &g, c, &x, &w, &b, &mut got, &mut scratch);
         let mut want = vec![f32::NAN; c * g.out_size()];
         run_all(&plan.blocked(), &g, c, &x, &w, &b, &mut want, &mut scratch);
-        assert!(got == want, "planar against blocked, {k}x{k} on {h}x{wd}");
+        assert!(
+            got == want,
+            "planar against blocked, {k}x{k} s{st} on {h}x{wd} {pads:?}"
+        );
         let r = reference(&g, c, &x, &w, &b);
         for (i, (a, e)) in got.iter().zip(&r).enumerate() {
             assert!(
                 (a - e).abs() <= 1e-5 * e.abs().max(1.0),
-                "{k} {h}x{wd} [{i}]: {a} vs {e}"
+                "{k} s{st} {h}x{wd} [{i}]: {a} vs {e}"
             );
         }
     }
-    // Strided, dilated, narrow or unevenly padded windows stay on the blocked path.
+    // Stride 3, dilated, narrow or unevenly padded stride-1 windows stay on the blocked path.
     for g in [
-        win(8, 112, 3, 3, 2, 1, [1, 1, 1, 1]),
+        win(8, 112, 3, 3, 3, 1, [1, 1, 1, 1]),
         win(8, 112, 3, 3, 1, 2, [2, 2, 2, 2]),
         win(8, 28, 3, 3, 1, 1, [1, 1, 1, 1]),
+        win(8, 56, 5, 5, 2, 1, [2, 2, 2, 2]),
         win(8, 112, 3, 3, 1, 1, [0, 0, 0, 0]),
         win(8, 112, 7, 7, 1, 1, [3, 3, 3, 3]),
     ] {
