@@ -124,6 +124,23 @@ impl DepthwisePlan {
         y: &mut [f32],
         scratch: &mut [f32],
     ) {
+        self.run_block_clamped(channels, x, w, bias, y, scratch, None);
+    }
+
+    /// As [`run_block`](Self::run_block), then, where this plan can do it as it stores (the
+    /// planar path), each output clamped to `min(max(v, lo), hi)` (a NaN gives `lo`). Returns
+    /// whether it did: if not, the caller applies the clamp.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_block_clamped(
+        &self,
+        channels: usize,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+        clamp: Option<(f32, f32)>,
+    ) -> bool {
         let y = &mut y[..channels * self.g.out_size()];
         #[cfg(target_arch = "x86_64")]
         if self.planar {
@@ -134,9 +151,9 @@ impl DepthwisePlan {
                 let b = bias.map_or(0.0, |b| b[c]);
                 let (xc, wc) = (&x[c * isz..][..isz], &w[c * taps..][..taps]);
                 // SAFETY: AVX-512F (asserted above); the plan's geometry fits (`planar::fits`).
-                unsafe { planar::plane(g, xc, wc, b, yc) };
+                unsafe { planar::plane(g, xc, wc, b, clamp, yc) };
             }
-            return;
+            return true;
         }
         self.run_block_into(
             channels,
@@ -146,6 +163,7 @@ impl DepthwisePlan {
             &mut F32Planes(y),
             scratch,
         );
+        false
     }
 
     /// As [`run_block`](Self::run_block), for any input planes, with every output row (sums
@@ -246,12 +264,19 @@ mod planar {
     /// # Safety
     /// The CPU runs AVX-512F; `fits(g)`; `x` holds `ih·iw` floats, `w` `kh·kw`, `y` `oh·ow`.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn plane(g: &Window2d, x: &[f32], w: &[f32], bias: f32, y: &mut [f32]) {
+    pub unsafe fn plane(
+        g: &Window2d,
+        x: &[f32],
+        w: &[f32],
+        bias: f32,
+        clamp: Option<(f32, f32)>,
+        y: &mut [f32],
+    ) {
         match (g.kh, g.sh) {
-            (3, 1) => unsafe { plane_k::<3>(g, x, w, bias, y) },
-            (_, 1) => unsafe { plane_k::<5>(g, x, w, bias, y) },
-            (3, _) => unsafe { plane_s2::<3>(g, x, w, bias, y) },
-            _ => unsafe { plane_s2::<5>(g, x, w, bias, y) },
+            (3, 1) => unsafe { plane_k::<3>(g, x, w, bias, clamp, y) },
+            (_, 1) => unsafe { plane_k::<5>(g, x, w, bias, clamp, y) },
+            (3, _) => unsafe { plane_s2::<3>(g, x, w, bias, clamp, y) },
+            _ => unsafe { plane_s2::<5>(g, x, w, bias, clamp, y) },
         }
     }
 
@@ -264,6 +289,7 @@ mod planar {
         x: &[f32],
         w: &[f32],
         bias: f32,
+        clamp: Option<(f32, f32)>,
         y: &mut [f32],
     ) {
         let (h, wd, oh, ow) = (g.ih, g.iw, g.oh, g.ow);
@@ -276,14 +302,14 @@ mod planar {
             // SAFETY: as this function's; `b0 + nb ≤ blocks`.
             unsafe {
                 match nb {
-                    1 => group_s2::<K, 1>(g, x, w, bias, y, b0),
-                    2 => group_s2::<K, 2>(g, x, w, bias, y, b0),
-                    3 => group_s2::<K, 3>(g, x, w, bias, y, b0),
-                    4 => group_s2::<K, 4>(g, x, w, bias, y, b0),
-                    5 => group_s2::<K, 5>(g, x, w, bias, y, b0),
-                    6 => group_s2::<K, 6>(g, x, w, bias, y, b0),
-                    7 => group_s2::<K, 7>(g, x, w, bias, y, b0),
-                    _ => group_s2::<K, 8>(g, x, w, bias, y, b0),
+                    1 => group_s2::<K, 1>(g, x, w, bias, clamp, y, b0),
+                    2 => group_s2::<K, 2>(g, x, w, bias, clamp, y, b0),
+                    3 => group_s2::<K, 3>(g, x, w, bias, clamp, y, b0),
+                    4 => group_s2::<K, 4>(g, x, w, bias, clamp, y, b0),
+                    5 => group_s2::<K, 5>(g, x, w, bias, clamp, y, b0),
+                    6 => group_s2::<K, 6>(g, x, w, bias, clamp, y, b0),
+                    7 => group_s2::<K, 7>(g, x, w, bias, clamp, y, b0),
+                    _ => group_s2::<K, 8>(g, x, w, bias, clamp, y, b0),
                 }
             }
             b0 += nb;
@@ -300,6 +326,7 @@ mod planar {
         x: &[f32],
         w: &[f32],
         bias: f32,
+        clamp: Option<(f32, f32)>,
         y: &mut [f32],
         b0: usize,
     ) {
@@ -363,9 +390,9 @@ mod planar {
                 // mask stops at the row's end.
                 unsafe {
                     if j + 1 < NB {
-                        _mm512_storeu_ps(out.add(16 * j), *a);
+                        _mm512_storeu_ps(out.add(16 * j), clamped(*a, clamp));
                     } else {
-                        _mm512_mask_storeu_ps(out.add(16 * j), last, *a);
+                        _mm512_mask_storeu_ps(out.add(16 * j), last, clamped(*a, clamp));
                     }
                 }
             }
@@ -378,6 +405,7 @@ mod planar {
         x: &[f32],
         w: &[f32],
         bias: f32,
+        clamp: Option<(f32, f32)>,
         y: &mut [f32],
     ) {
         let (h, wd) = (g.ih, g.iw);
@@ -389,14 +417,14 @@ mod planar {
             // SAFETY: as this function's; `b0 + nb ≤ blocks`.
             unsafe {
                 match nb {
-                    1 => group::<K, 1>(g, x, w, bias, y, b0),
-                    2 => group::<K, 2>(g, x, w, bias, y, b0),
-                    3 => group::<K, 3>(g, x, w, bias, y, b0),
-                    4 => group::<K, 4>(g, x, w, bias, y, b0),
-                    5 => group::<K, 5>(g, x, w, bias, y, b0),
-                    6 => group::<K, 6>(g, x, w, bias, y, b0),
-                    7 => group::<K, 7>(g, x, w, bias, y, b0),
-                    _ => group::<K, 8>(g, x, w, bias, y, b0),
+                    1 => group::<K, 1>(g, x, w, bias, clamp, y, b0),
+                    2 => group::<K, 2>(g, x, w, bias, clamp, y, b0),
+                    3 => group::<K, 3>(g, x, w, bias, clamp, y, b0),
+                    4 => group::<K, 4>(g, x, w, bias, clamp, y, b0),
+                    5 => group::<K, 5>(g, x, w, bias, clamp, y, b0),
+                    6 => group::<K, 6>(g, x, w, bias, clamp, y, b0),
+                    7 => group::<K, 7>(g, x, w, bias, clamp, y, b0),
+                    _ => group::<K, 8>(g, x, w, bias, clamp, y, b0),
                 }
             }
             b0 += nb;
@@ -416,6 +444,7 @@ mod planar {
         x: &[f32],
         w: &[f32],
         bias: f32,
+        clamp: Option<(f32, f32)>,
         y: &mut [f32],
         b0: usize,
     ) {
@@ -471,13 +500,29 @@ mod planar {
                     // last one's mask stops at the row's end.
                     unsafe {
                         if j + 1 < NB {
-                            _mm512_storeu_ps(out.add(16 * j), *a);
+                            _mm512_storeu_ps(out.add(16 * j), clamped(*a, clamp));
                         } else {
-                            _mm512_mask_storeu_ps(out.add(16 * j), last, *a);
+                            _mm512_mask_storeu_ps(out.add(16 * j), last, clamped(*a, clamp));
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// `min(max(v, lo), hi)` (a NaN gives `lo`, as the runtime's ReLU and Clip do), or `v`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn clamped(
+        v: std::arch::x86_64::__m512,
+        clamp: Option<(f32, f32)>,
+    ) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        match clamp {
+            Some((lo, hi)) => {
+                _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi))
+            }
+            None => v,
         }
     }
 

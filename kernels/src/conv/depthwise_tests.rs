@@ -200,6 +200,23 @@ fn planar_matches_blocked_and_the_direct_sum() {
             got == want,
             "planar against blocked, {k}x{k} s{st} on {h}x{wd} {pads:?}"
         );
+        // Clamped as stored, against the blocked path's outputs clamped after.
+        let (lo, hi) = (-0.5f32, 0.75f32);
+        let l = plan.lanes();
+        for c0 in (0..c).step_by(l) {
+            let n = l.min(c - c0);
+            let (xs, ws) = (&x[c0 * g.in_size()..], &w[c0 * g.taps()..]);
+            let ys = &mut got[c0 * g.out_size()..];
+            let done =
+                plan.run_block_clamped(n, xs, ws, Some(&b[c0..]), ys, &mut scratch, Some((lo, hi)));
+            assert!(done);
+        }
+        let clamped: Vec<f32> = want.iter().map(|v| v.max(lo).min(hi)).collect();
+        assert!(
+            got == clamped,
+            "clamped, {k}x{k} s{st} on {h}x{wd} {pads:?}"
+        );
+        run_all(&plan, &g, c, &x, &w, &b, &mut got, &mut scratch);
         let r = reference(&g, c, &x, &w, &b);
         for (i, (a, e)) in got.iter().zip(&r).enumerate() {
             assert!(

@@ -466,9 +466,13 @@ impl ConvKernel {
                     let c0 = lane * chunk + b * l;
                     let bias = bias.map(|b| &b[c0..]);
                     let n = yb.len() / osz;
-                    plan.run_block(n, &xi[c0 * isz..], &w[c0 * taps..], bias, yb, sc);
-                    // The activation over the block's planes at once (the bias is in).
-                    self.epilogue.apply(0.0, yb);
+                    let (x, w) = (&xi[c0 * isz..], &w[c0 * taps..]);
+                    // ReLU and Clip as the outputs are stored where the plan can; else the
+                    // activation over the block's planes at once (the bias is in).
+                    let clamp = self.epilogue.clamp();
+                    if !plan.run_block_clamped(n, x, w, bias, yb, sc, clamp) || clamp.is_none() {
+                        self.epilogue.apply(0.0, yb);
+                    }
                 }
             };
             if lanes == 1 {
