@@ -153,8 +153,10 @@ impl DepthwisePlan {
                 // SAFETY: AVX-512F (asserted above); the plan's geometry fits (`planar::fits`).
                 unsafe { planar::plane(g, xc, wc, b, clamp, yc) };
             }
-            return true;
+            return clamp.is_some();
         }
+        // The blocked path leaves the clamp to the caller.
+        let _ = clamp;
         self.run_block_into(
             channels,
             Planes::F32(x),
