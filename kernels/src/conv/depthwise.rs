@@ -27,8 +27,9 @@ pub struct DepthwisePlan {
     bh: usize,
     /// Columns of the padded input block: exactly what the outputs read.
     pw: usize,
-    /// Convolve f32 planes in place, one plane at a time ([`planar`]), instead of in blocks of
-    /// channels: AVX-512, stride 1, "same" padding, planes at least 56 wide (`planar::fits`).
+    /// Convolve f32 planes in place, one plane at a time (`planar`), instead of in blocks of
+    /// channels: AVX-512, 3×3 or 5×5 windows at stride 1 with "same" padding on planes 56–256
+    /// wide, or at stride 2 with output rows 56–128 wide (`planar::fits`).
     planar: bool,
 }
 
@@ -223,12 +224,18 @@ impl DepthwisePlan {
 }
 
 /// One plane at a time, in place: for layers whose planes are wide enough to fill vectors along
-/// their rows (EfficientNet's and MobileNet's first depthwise layers, 112 and 56 wide), a
-/// stride-1 window is a stencil over each plane. Each output vector of 16 pixels is the bias
-/// plus `K·K` multiply-adds, one per tap, of 16 consecutive input pixels loaded straight from
-/// the plane (lanes outside it masked off, so the padding is never written out); four output
-/// vectors are summed side by side to hide the multiply-add latency. No copy of the input, no
-/// transposes in or out, which the blocked path's `[h][w][lanes]` layout costs on large planes.
+/// their rows (EfficientNet's and MobileNet's first depthwise layers, 112 and 56 wide), the
+/// window is a stencil over each plane. Each output vector of 16 pixels is the bias plus `K·K`
+/// multiply-adds, one per tap, of 16 consecutive lanes of an input row: the row is loaded once
+/// per window row as whole vectors (lanes outside the plane masked to zero, so the padding is
+/// never written out) and each tap's view is those vectors shifted by whole lanes in registers
+/// (`valignd`); at stride 2 the row is first split into its even and odd columns (`vpermt2ps`),
+/// so a tap's inputs are again consecutive lanes of one of the two. Up to 8 output vectors of a
+/// row, and at stride 1 two rows, are summed side by side to hide the multiply-add latency. No
+/// copy of the input, no transposes in or out, which the blocked path's `[h][w][lanes]` layout
+/// costs on large planes. Window rows outside the plane are skipped rather than multiplied by
+/// zero padding, so an infinite or NaN weight in them would not reach the border rows' outputs
+/// as it does on the blocked path (finite weights give the same sums, bit for bit).
 #[cfg(target_arch = "x86_64")]
 mod planar {
     use super::Window2d;
@@ -237,13 +244,14 @@ mod planar {
     /// multiply-adds' latency: the blocked path takes them (EfficientNet's 28-wide layers ran
     /// 1.2–1.4× slower here).
     pub const PLANAR_MIN_W: usize = 56;
-    /// Widest plane (the column masks of a row live on the stack).
+    /// Widest plane taken (a tuning bound: wider rows simply run more groups of vectors).
     const MAX_W: usize = 256;
     /// Most output vectors of a row summed side by side (a 112-wide row is 7).
     const U: usize = 8;
 
-    /// Stride 1, dilation 1, a square 3×3 or 5×5 window with `K/2` padding on every side (the
-    /// output the input's size), planes `PLANAR_MIN_W..=MAX_W` wide.
+    /// A square 3×3 or 5×5 window, dilation 1, planes `PLANAR_MIN_W..=MAX_W` wide, and either
+    /// stride 1 with `K/2` padding on every side (the output the input's size) or stride 2 with
+    /// leading pads below `K` and output rows `PLANAR_MIN_W..=MAX_W / 2` wide.
     pub fn fits(g: &Window2d) -> bool {
         let k = g.kh;
         let p = k / 2;
@@ -260,8 +268,9 @@ mod planar {
         square && (same || halved) && (PLANAR_MIN_W..=MAX_W).contains(&g.iw)
     }
 
-    /// One plane: `y = bias + Σ w[ky][kx] · x[oy + ky − p][ox + kx − p]`, the taps in row-major
-    /// order after the bias, as the blocked path sums them.
+    /// One plane: `y = bias + Σ w[ky][kx] · x[s·oy + ky − pt][s·ox + kx − pl]` (stride `s`, zero
+    /// outside the plane), the taps in row-major order after the bias, as the blocked path sums
+    /// them.
     ///
     /// # Safety
     /// The CPU runs AVX-512F; `fits(g)`; `x` holds `ih·iw` floats, `w` `kh·kw`, `y` `oh·ow`.

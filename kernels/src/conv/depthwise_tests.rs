@@ -155,12 +155,20 @@ fn every_family_matches_the_direct_sum() {
     }
 }
 
-/// Times the blocked kernel against the per-plane one on EfficientNet-Lite0's layer shapes:
-/// `cargo test --release -p edgefuse-kernels depthwise_speed -- --ignored --nocapture`.
-/// The planar path (AVX-512, stride 1, "same" padding, wide planes) against the blocked path
-/// and the direct sum: rows of whole vectors, a half vector, more vectors than one group holds,
-/// planes shorter than the window, both window sizes; NaN-free data, so the only difference the
-/// two paths may show is the sign of an exact zero (`==` treats them alike).
+/// Equal element by element, a NaN equal to a NaN and +0 to −0.
+fn same(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+}
+
+/// The planar path (AVX-512: 3×3 and 5×5 windows at stride 1 with "same" padding, or at stride
+/// 2; wide planes) against the blocked path and the direct sum: rows of whole vectors, a half
+/// vector, more vectors than one group holds, planes shorter than the window, odd heights, at
+/// stride 2 symmetric, TensorFlow-"same", no, and the largest leading pads. The data are not
+/// dyadic (sums round), so equality with the blocked path checks the summation order too; one
+/// NaN input goes through the clamp; the floats after the outputs must stay untouched.
 #[test]
 fn planar_matches_blocked_and_the_direct_sum() {
     if !Kernel::supported().contains(&Kernel::Avx512) {
@@ -175,8 +183,6 @@ fn planar_matches_blocked_and_the_direct_sum() {
         (5, 1, 1, 56, [2; 4]),
         (5, 1, 7, 256, [2; 4]),
         (3, 1, 9, 77, [1; 4]),
-        // Stride 2: symmetric pads, TensorFlow's "same" (the extra pad at the end), none,
-        // odd widths, rows past one group of output vectors.
         (3, 2, 9, 112, [1; 4]),
         (3, 2, 8, 112, [0, 0, 1, 1]),
         (5, 2, 7, 112, [2; 4]),
@@ -184,45 +190,56 @@ fn planar_matches_blocked_and_the_direct_sum() {
         (3, 2, 5, 121, [0; 4]),
         (3, 2, 3, 256, [1; 4]),
         (5, 2, 2, 130, [2, 2, 1, 1]),
+        (5, 2, 5, 112, [4, 3, 0, 0]),
+        (3, 2, 4, 112, [2, 2, 0, 0]),
     ];
+    let wavy = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7 + seed) as f32 * 0.37).sin() * 1.3)
+            .collect()
+    };
+    const GUARD: usize = 16;
     for (k, st, h, wd, pads) in cases {
         let g = win(h, wd, k, k, st, 1, pads);
         let plan = DepthwisePlan::new(&g);
-        assert!(plan.is_planar(), "{k} s{st} {h}x{wd} {pads:?}");
+        let tag = format!("{k}x{k} s{st} on {h}x{wd} {pads:?}");
+        assert!(plan.is_planar(), "{tag}");
         let c = 19;
-        let (x, w, b) = (data(c * g.in_size(), 1), data(c * g.taps(), 2), data(c, 3));
+        let (mut x, w, b) = (wavy(c * g.in_size(), 1), wavy(c * g.taps(), 2), wavy(c, 3));
+        // One NaN input in channel 3 (its plane's middle).
+        x[3 * g.in_size() + g.in_size() / 2] = f32::NAN;
+        let n = c * g.out_size();
         let mut scratch = vec![0.0; plan.scratch_len()];
-        let mut got = vec![f32::NAN; c * g.out_size()];
+        let mut got = vec![f32::NAN; n + GUARD];
+        got[n..].fill(-7.0);
         run_all(&plan, &g, c, &x, &w, &b, &mut got, &mut scratch);
-        let mut want = vec![f32::NAN; c * g.out_size()];
-        run_all(&plan.blocked(), &g, c, &x, &w, &b, &mut want, &mut scratch);
         assert!(
-            got == want,
-            "planar against blocked, {k}x{k} s{st} on {h}x{wd} {pads:?}"
+            got[n..].iter().all(|&v| v == -7.0),
+            "wrote past the planes, {tag}"
         );
-        // Clamped as stored, against the blocked path's outputs clamped after.
+        let mut want = vec![f32::NAN; n];
+        run_all(&plan.blocked(), &g, c, &x, &w, &b, &mut want, &mut scratch);
+        assert!(same(&got[..n], &want), "planar against blocked, {tag}");
+        // Clamped as stored, against the blocked path's outputs clamped after (a NaN gives lo).
         let (lo, hi) = (-0.5f32, 0.75f32);
         let l = plan.lanes();
         for c0 in (0..c).step_by(l) {
-            let n = l.min(c - c0);
+            let m = l.min(c - c0);
             let (xs, ws) = (&x[c0 * g.in_size()..], &w[c0 * g.taps()..]);
             let ys = &mut got[c0 * g.out_size()..];
-            let done =
-                plan.run_block_clamped(n, xs, ws, Some(&b[c0..]), ys, &mut scratch, Some((lo, hi)));
-            assert!(done);
+            let bs = Some(&b[c0..]);
+            assert!(plan.run_block_clamped(m, xs, ws, bs, ys, &mut scratch, Some((lo, hi))));
         }
-        let clamped: Vec<f32> = want.iter().map(|v| v.max(lo).min(hi)).collect();
         assert!(
-            got == clamped,
-            "clamped, {k}x{k} s{st} on {h}x{wd} {pads:?}"
+            got[n..].iter().all(|&v| v == -7.0),
+            "wrote past the planes, {tag}"
         );
-        run_all(&plan, &g, c, &x, &w, &b, &mut got, &mut scratch);
+        let clamped: Vec<f32> = want.iter().map(|v| v.max(lo).min(hi)).collect();
+        assert!(got[..n] == clamped[..], "clamped, {tag}");
         let r = reference(&g, c, &x, &w, &b);
-        for (i, (a, e)) in got.iter().zip(&r).enumerate() {
-            assert!(
-                (a - e).abs() <= 1e-5 * e.abs().max(1.0),
-                "{k} s{st} {h}x{wd} [{i}]: {a} vs {e}"
-            );
+        for (i, (a, e)) in want.iter().zip(&r).enumerate() {
+            let ok = (a.is_nan() && e.is_nan()) || (a - e).abs() <= 1e-5 * e.abs().max(1.0);
+            assert!(ok, "{tag} [{i}]: {a} vs {e}");
         }
     }
     // Stride 3, dilated, narrow or unevenly padded stride-1 windows stay on the blocked path.
@@ -238,6 +255,8 @@ fn planar_matches_blocked_and_the_direct_sum() {
     }
 }
 
+/// Times the blocked kernel against the per-plane one on EfficientNet-Lite0's layer shapes:
+/// `cargo test --release -p edgefuse-kernels depthwise_speed -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn depthwise_speed() {

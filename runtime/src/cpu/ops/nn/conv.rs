@@ -470,7 +470,7 @@ impl ConvKernel {
                     // ReLU and Clip as the outputs are stored where the plan can; else the
                     // activation over the block's planes at once (the bias is in).
                     let clamp = self.epilogue.clamp();
-                    if !plan.run_block_clamped(n, x, w, bias, yb, sc, clamp) || clamp.is_none() {
+                    if !plan.run_block_clamped(n, x, w, bias, yb, sc, clamp) {
                         self.epilogue.apply(0.0, yb);
                     }
                 }
