@@ -242,6 +242,35 @@ fn cases() -> Vec<Case> {
             // Enough work to split over threads; 40 is no multiple of any block width.
             ..case("depthwise threaded", &[2, 40, 33, 30], 40, &[5, 5])
         },
+        // Planes wide enough for the planar path on AVX-512 (the clamp as stored; any other
+        // activation as the separate pass).
+        Case {
+            group: 18,
+            pads: vec![1, 1, 1, 1],
+            bias: true,
+            act: relu6,
+            ..case("depthwise planar 3x3", &[1, 18, 7, 60], 18, &[3, 3])
+        },
+        Case {
+            group: 17,
+            strides: vec![2, 2],
+            pads: vec![1, 1, 2, 2],
+            bias: true,
+            act: Some(UnaryOp::Relu),
+            ..case(
+                "depthwise planar 5x5 strided",
+                &[1, 17, 9, 116],
+                17,
+                &[5, 5],
+            )
+        },
+        Case {
+            group: 5,
+            pads: vec![2, 2, 2, 2],
+            bias: true,
+            act: Some(UnaryOp::HardSwish),
+            ..case("depthwise planar hardswish", &[1, 5, 6, 57], 5, &[5, 5])
+        },
         Case {
             group: 4,
             dilations: vec![2, 2],
