@@ -285,18 +285,18 @@ mod planar {
         y: &mut [f32],
     ) {
         match (g.kh, g.sh) {
-            (3, 1) => unsafe { plane_k::<3>(g, x, w, bias, clamp, y) },
-            (_, 1) => unsafe { plane_k::<5>(g, x, w, bias, clamp, y) },
-            (3, _) => unsafe { plane_s2::<3>(g, x, w, bias, clamp, y) },
-            _ => unsafe { plane_s2::<5>(g, x, w, bias, clamp, y) },
+            (3, 1) => unsafe { plane_k::<3, 1>(g, x, w, bias, clamp, y) },
+            (_, 1) => unsafe { plane_k::<5, 1>(g, x, w, bias, clamp, y) },
+            (3, _) => unsafe { plane_k::<3, 2>(g, x, w, bias, clamp, y) },
+            _ => unsafe { plane_k::<5, 2>(g, x, w, bias, clamp, y) },
         }
     }
 
-    /// Stride 2: each input row split into its even and odd columns (two `vpermt2ps` per 32
-    /// columns), so tap kx of 16 consecutive outputs is 16 consecutive lanes of one phase,
-    /// shifted by whole lanes as in the stride-1 path.
+    /// The plane's output rows in groups of up to `U` vectors, each group through [`group`]
+    /// (stride 1) or [`group_s2`] (stride 2, each input row first split into its even and odd
+    /// columns, so tap kx of 16 consecutive outputs is 16 consecutive lanes of one phase).
     #[target_feature(enable = "avx512f")]
-    unsafe fn plane_s2<const K: usize>(
+    unsafe fn plane_k<const K: usize, const S: usize>(
         g: &Window2d,
         x: &[f32],
         w: &[f32],
@@ -304,23 +304,72 @@ mod planar {
         clamp: Option<(f32, f32)>,
         y: &mut [f32],
     ) {
-        let (h, wd, oh, ow) = (g.ih, g.iw, g.oh, g.ow);
-        assert!(fits(g) && g.kh == K && g.sh == 2 && x.len() >= h * wd && w.len() >= K * K);
-        assert!(y.len() >= oh * ow);
-        let blocks = ow.div_ceil(16);
+        assert!(fits(g) && g.kh == K && g.sh == S && w.len() >= K * K);
+        assert!(x.len() >= g.in_size() && y.len() >= g.out_size());
+        let blocks = g.ow.div_ceil(16);
         let mut b0 = 0;
         while b0 < blocks {
             let nb = U.min(blocks - b0);
+            let a = (g, x, w, bias, clamp, &mut *y, b0);
             // SAFETY: as this function's; `b0 + nb ≤ blocks`.
             unsafe {
-                match nb {
-                    1 => group_s2::<K, 1>(g, x, w, bias, clamp, y, b0),
-                    2 => group_s2::<K, 2>(g, x, w, bias, clamp, y, b0),
-                    3 => group_s2::<K, 3>(g, x, w, bias, clamp, y, b0),
-                    _ => group_s2::<K, 4>(g, x, w, bias, clamp, y, b0),
+                match (S, nb) {
+                    (1, 1) => group::<K, 1>(a),
+                    (1, 2) => group::<K, 2>(a),
+                    (1, 3) => group::<K, 3>(a),
+                    (1, _) => group::<K, 4>(a),
+                    (_, 1) => group_s2::<K, 1>(a),
+                    (_, 2) => group_s2::<K, 2>(a),
+                    (_, 3) => group_s2::<K, 3>(a),
+                    _ => group_s2::<K, 4>(a),
                 }
             }
             b0 += nb;
+        }
+    }
+
+    /// A group's arguments: the window, input plane, filter, bias, clamp, output plane and the
+    /// group's first output vector.
+    type Args<'a> = (
+        &'a Window2d,
+        &'a [f32],
+        &'a [f32],
+        f32,
+        Option<(f32, f32)>,
+        &'a mut [f32],
+        usize,
+    );
+
+    /// The lanes of a vector whose first lane is column `first` that fall inside `0..width`.
+    fn inside(first: isize, width: usize) -> u16 {
+        let lo = (-first).clamp(0, 16) as u32;
+        let hi = (width as isize - first).clamp(0, 16) as u32;
+        (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+    }
+
+    /// Stores a group's `NB` sums at `out` (clamped if asked): whole vectors but the last,
+    /// which `last` masks at the row's end.
+    ///
+    /// # Safety
+    /// AVX-512F; `out` is writable for `16·(NB − 1)` floats plus the lanes of `last`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store<const NB: usize>(
+        out: *mut f32,
+        acc: [std::arch::x86_64::__m512; NB],
+        last: u16,
+        clamp: Option<(f32, f32)>,
+    ) {
+        use std::arch::x86_64::*;
+        for (j, a) in acc.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            unsafe {
+                if j + 1 < NB {
+                    _mm512_storeu_ps(out.add(16 * j), clamped(*a, clamp));
+                } else {
+                    _mm512_mask_storeu_ps(out.add(16 * j), last, clamped(*a, clamp));
+                }
+            }
         }
     }
 
@@ -329,15 +378,7 @@ mod planar {
     /// # Safety
     /// As [`plane`]'s, stride 2, and `b0 + NB ≤ ⌈ow / 16⌉`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn group_s2<const K: usize, const NB: usize>(
-        g: &Window2d,
-        x: &[f32],
-        w: &[f32],
-        bias: f32,
-        clamp: Option<(f32, f32)>,
-        y: &mut [f32],
-        b0: usize,
-    ) {
+    unsafe fn group_s2<const K: usize, const NB: usize>((g, x, w, bias, clamp, y, b0): Args) {
         use std::arch::x86_64::*;
         let (h, wd, oh, ow, pt, pl) = (g.ih, g.iw, g.oh, g.ow, g.pt, g.pl);
         // Input vectors 2j and 2j + 1 (columns 32j .. 32j + 32) for output vectors
@@ -345,13 +386,10 @@ mod planar {
         let mut masks = [[0u16; 2]; U + 2];
         for (j, m) in masks.iter_mut().enumerate().take(NB + 2) {
             for (half, m) in m.iter_mut().enumerate() {
-                let first = 32 * (b0 + j) as isize - 32 + 16 * half as isize;
-                let lo = (-first).clamp(0, 16) as u32;
-                let hi = (wd as isize - first).clamp(0, 16) as u32;
-                *m = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16;
+                *m = inside(32 * (b0 + j) as isize - 32 + 16 * half as isize, wd);
             }
         }
-        let last = (((1u32 << (ow - 16 * (b0 + NB - 1)).min(16)) - 1) & 0xffff) as u16;
+        let last = inside(16 * (b0 + NB - 1) as isize, ow);
         let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
         let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
         let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
@@ -392,46 +430,9 @@ mod planar {
                     }
                 }
             }
-            let out = yp.wrapping_add(oy * ow + 16 * b0);
-            for (j, a) in acc.iter().enumerate() {
-                // SAFETY: vectors before the last are whole and inside row oy; the last one's
-                // mask stops at the row's end.
-                unsafe {
-                    if j + 1 < NB {
-                        _mm512_storeu_ps(out.add(16 * j), clamped(*a, clamp));
-                    } else {
-                        _mm512_mask_storeu_ps(out.add(16 * j), last, clamped(*a, clamp));
-                    }
-                }
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    unsafe fn plane_k<const K: usize>(
-        g: &Window2d,
-        x: &[f32],
-        w: &[f32],
-        bias: f32,
-        clamp: Option<(f32, f32)>,
-        y: &mut [f32],
-    ) {
-        let (h, wd) = (g.ih, g.iw);
-        assert!(fits(g) && g.kh == K && x.len() >= h * wd && w.len() >= K * K && y.len() >= h * wd);
-        let blocks = wd.div_ceil(16);
-        let mut b0 = 0;
-        while b0 < blocks {
-            let nb = U.min(blocks - b0);
-            // SAFETY: as this function's; `b0 + nb ≤ blocks`.
-            unsafe {
-                match nb {
-                    1 => group::<K, 1>(g, x, w, bias, clamp, y, b0),
-                    2 => group::<K, 2>(g, x, w, bias, clamp, y, b0),
-                    3 => group::<K, 3>(g, x, w, bias, clamp, y, b0),
-                    _ => group::<K, 4>(g, x, w, bias, clamp, y, b0),
-                }
-            }
-            b0 += nb;
+            // SAFETY: vectors before the last are whole and inside row oy; the last one's mask
+            // stops at the row's end.
+            unsafe { store(yp.wrapping_add(oy * ow + 16 * b0), acc, last, clamp) };
         }
     }
 
@@ -443,26 +444,15 @@ mod planar {
     /// # Safety
     /// As [`plane`]'s, and `b0 + NB ≤ ⌈iw / 16⌉`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn group<const K: usize, const NB: usize>(
-        g: &Window2d,
-        x: &[f32],
-        w: &[f32],
-        bias: f32,
-        clamp: Option<(f32, f32)>,
-        y: &mut [f32],
-        b0: usize,
-    ) {
+    unsafe fn group<const K: usize, const NB: usize>((g, x, w, bias, clamp, y, b0): Args) {
         use std::arch::x86_64::*;
         let (h, wd, p) = (g.ih, g.iw, K / 2);
         // Vectors b0 − 1 .. b0 + NB + 1 of a row: their lanes inside the row.
         let mut masks = [0u16; U + 2];
         for (j, m) in masks.iter_mut().enumerate().take(NB + 2) {
-            let first = 16 * (b0 + j) as isize - 16;
-            let lo = (-first).clamp(0, 16) as u32;
-            let hi = (wd as isize - first).clamp(0, 16) as u32;
-            *m = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16;
+            *m = inside(16 * (b0 + j) as isize - 16, wd);
         }
-        let last = (((1u32 << (wd - 16 * (b0 + NB - 1)).min(16)) - 1) & 0xffff) as u16;
+        let last = inside(16 * (b0 + NB - 1) as isize, wd);
         let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
         // Two output rows at a time: each input row's vectors and their shifted views serve
         // both rows' sums (the window rows of row oy, then of oy + 1, in order).
@@ -499,17 +489,9 @@ mod planar {
             }
             for (q, acc) in acc.iter().enumerate().take(rows) {
                 let out = yp.wrapping_add((oy + q) * wd + 16 * b0);
-                for (j, a) in acc.iter().enumerate() {
-                    // SAFETY: vectors before the last are whole and inside row oy + q; the
-                    // last one's mask stops at the row's end.
-                    unsafe {
-                        if j + 1 < NB {
-                            _mm512_storeu_ps(out.add(16 * j), clamped(*a, clamp));
-                        } else {
-                            _mm512_mask_storeu_ps(out.add(16 * j), last, clamped(*a, clamp));
-                        }
-                    }
-                }
+                // SAFETY: vectors before the last are whole and inside row oy + q; the last
+                // one's mask stops at the row's end.
+                unsafe { store(out, *acc, last, clamp) };
             }
         }
     }
