@@ -209,6 +209,10 @@ fn every_kernel_matches_the_definition_on_convolutions() {
         (window(50, 50, 3, 3, 1, 1), 2, 4),
         (window(34, 40, 3, 1, 2, 2), 2, 5),
         (window(20, 32, 1, 1, 0, 1), 4, 6),
+        // A 1×1 convolution of a 1×1 image (a classifier head): one column, the matrix-vector
+        // path on VNNI.
+        (window(1, 1, 1, 1, 0, 1), 1280, 21),
+        (window(1, 1, 1, 1, 0, 1), 61, 3),
     ] {
         let x: Vec<u8> = (0..c * g.ih * g.iw).map(|_| rng.next() as u8).collect();
         let src = Source::Conv {

@@ -10,14 +10,15 @@ use super::{drive, quantize_byte, Format, Job, Out, OutKind, MR, NR};
 /// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u8]) {
+    let one_column = job.cols - job.first == 1;
     match (job.wts.format, &mut *out, job.epi.kind) {
+        (Format::U8, _, _) if one_column => return gemv_vnni_u8(job, out, scratch),
         (Format::U8, Out::Bytes(o), OutKind::Int { zp, lo, hi }) if job.col_stride == 1 => {
             return drive_vnni_u8_bytes(job, o, scratch, zp, lo, hi)
         }
         _ => {}
     }
     match job.wts.format {
-        Format::U8 if job.cols - job.first == 1 => gemv_vnni_u8(job, out, scratch),
         Format::U8 => drive(job, out, scratch, micro_vnni_u8),
         _ => drive(job, out, scratch, micro_vnni_i16),
     }
@@ -153,9 +154,10 @@ unsafe fn drive_vnni_u8_bytes(
     }
 }
 
-/// One column (a matrix-vector product, e.g. a batch-1 Gemm): each weight row is already k
-/// contiguous bytes, so the row's dot product runs 64 bytes per `vpdpbusd` instead of one live
-/// column in a 16-column panel. Same integers, same epilogue arithmetic as [`drive`].
+/// One column (a matrix-vector product: a batch-1 Gemm, a 1×1 convolution of a 1×1 image), to
+/// f32 or bytes: each weight row is already k contiguous bytes, so the row's dot product runs
+/// 64 bytes per `vpdpbusd` instead of one live column in a 16-column panel. Same integers,
+/// same epilogue arithmetic as [`drive`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     let w = job.wts;
