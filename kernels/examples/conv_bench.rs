@@ -275,49 +275,92 @@ fn main() {
 /// AVX-512 VNNI and VBMI only).
 #[cfg(target_arch = "x86_64")]
 fn bench_q_depthwise(only: &str) {
-    for (name, c, hw) in [
-        ("q dw 960 7x7", 960usize, 7usize),
-        ("q dw 576 14x14", 576, 14),
-        ("q dw 144 56x56", 144, 56),
+    // (name, channels, plane, window, stride)
+    for (name, c, hw, k, stride) in [
+        ("q dw 960 7x7", 960usize, 7usize, 3usize, 1usize),
+        ("q dw 576 14x14", 576, 14, 3, 1),
+        ("q dw 144 28x28", 144, 28, 3, 1),
+        ("q dw 144 56x56", 144, 56, 3, 1),
+        ("q dw 32 112x112", 32, 112, 3, 1),
+        ("q dw 96 112x112 s2", 96, 112, 3, 2),
+        ("q dw 144 56x56 s2", 144, 56, 3, 2),
+        ("q dw 5x5 672 14x14", 672, 14, 5, 1),
+        ("q dw 5x5 240 28x28", 240, 28, 5, 1),
+        ("q dw 5x5 144 56x56 s2", 144, 56, 5, 2),
     ] {
         if !name.contains(only) {
             continue;
         }
-        let g = geom(hw, 3, 1);
-        let Some(plan) = edgefuse_kernels::qgemm::dw_vnni::DwVnni::new(&g) else {
+        let mut g = geom(hw, k, k / 2);
+        if stride == 2 {
+            // TensorFlow 'same' at stride 2: (k − 1)/2 − 1/2 rounded down before, the rest after.
+            let before = (k - 2) / 2;
+            (g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.oh, g.ow) = (
+                2,
+                2,
+                before,
+                before,
+                k - 2 - before,
+                k - 2 - before,
+                hw / 2,
+                hw / 2,
+            );
+        }
+        let Some(chosen) = edgefuse_kernels::qgemm::dw_vnni::DwVnni::new(&g) else {
             continue;
         };
-        let w: Vec<i32> = (0..c * 9).map(|i| (i * 31 % 200) as i32 - 100).collect();
-        let f = plan.pack(&w, c).expect("filters fit");
-        let x: Vec<u8> = (0..c * hw * hw).map(|i| (i * 13 % 251) as u8).collect();
-        let mut y = vec![0u8; c * hw * hw];
-        let mut scratch = vec![0u8; plan.scratch_bytes()];
-        let (sums, mult, add) = (vec![5; 16], vec![0.01f32; 16], vec![1.0f32; 16]);
-        let kind = OutKind::Int {
-            zp: 0.0,
-            lo: 0.0,
-            hi: 255.0,
-        };
-        let us = time(200, || {
-            for b in 0..c / 16 {
-                let n = hw * hw * 16;
-                plan.run_block(
-                    16,
-                    &x[b * n..],
-                    0,
-                    3,
-                    f.block(b),
-                    f.split(),
-                    &sums,
-                    &mult,
-                    &add,
-                    kind,
-                    &mut y[b * n..],
-                    &mut scratch,
-                );
-            }
-        });
-        println!("1T {name:16}: {us:8.1} us");
+        for plan in [chosen.with_planar(true), chosen.with_planar(false)] {
+            // `CB_SPLIT=1`: weights past i8 (u8 weights minus a zero point), split filters.
+            let span = if std::env::var("CB_SPLIT").is_ok_and(|v| v == "1") {
+                500
+            } else {
+                200
+            };
+            let w: Vec<i32> = (0..c * k * k)
+                .map(|i| (i * 31 % span) as i32 - span as i32 / 2)
+                .collect();
+            let f = plan.pack(&w, c).expect("filters fit");
+            let x: Vec<u8> = (0..c * hw * hw).map(|i| (i * 13 % 251) as u8).collect();
+            let osz = g.oh * g.ow;
+            let mut y = vec![0u8; c * osz];
+            let mut scratch = vec![0u8; plan.scratch_bytes()];
+            let (sums, mult, add) = (vec![5; 16], vec![0.01f32; 16], vec![1.0f32; 16]);
+            let kind = OutKind::Int {
+                zp: 0.0,
+                lo: 0.0,
+                hi: 255.0,
+            };
+            let us = time(200, || {
+                for b in 0..c / 16 {
+                    let n = hw * hw * 16;
+                    plan.run_block(
+                        16,
+                        &x[b * n..],
+                        0,
+                        3,
+                        f.block(b),
+                        f.split(),
+                        &sums,
+                        &mult,
+                        &add,
+                        kind,
+                        &mut y[b * osz * 16..],
+                        &mut scratch,
+                    );
+                }
+            });
+            let how = if plan.is_planar() {
+                "planar"
+            } else {
+                "blocked"
+            };
+            let chosen = if plan.is_planar() == chosen.is_planar() {
+                " (chosen)"
+            } else {
+                ""
+            };
+            println!("1T {name:18} {how:7}: {us:8.1} us{chosen}");
+        }
     }
 }
 

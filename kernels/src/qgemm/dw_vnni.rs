@@ -32,6 +32,13 @@ const MAX_ROWS: usize = 8;
 /// Bytes of padded input one band aims at.
 const BAND_BYTES: usize = 96 << 10;
 
+/// Output rows at least this wide run plane by plane (`conv_bench "q dw"`: on 14-wide rows
+/// the blocked path is faster, from 28 on the planar one).
+const PLANAR_MIN_W: usize = 28;
+
+/// Runs of 16 outputs the planar path sums side by side.
+const PLANAR_U: usize = 4;
+
 /// A depthwise geometry planned for the VNNI kernel.
 #[derive(Debug, Clone, Copy)]
 pub struct DwVnni {
@@ -43,6 +50,9 @@ pub struct DwVnni {
     /// Output rows per band and the input rows they read.
     band: usize,
     bh: usize,
+    /// Whether blocks with filters that fit i8 run plane by plane ([`DwVnni::planes`])
+    /// rather than through the channel-interleaved scratch.
+    planar: bool,
 }
 
 /// Filters packed by [`DwVnni::pack`]: per block of 16 channels, one block of i8 weights, or
@@ -97,7 +107,27 @@ impl DwVnni {
             cols,
             band,
             bh: (band - 1) * g.sh + g.kh,
+            planar: g.ow >= PLANAR_MIN_W && Self::planar_fits(g),
         })
+    }
+
+    /// Whether this geometry runs plane by plane (when its filters fit i8).
+    pub fn is_planar(&self) -> bool {
+        self.planar
+    }
+
+    /// This plan on the planar path or the blocked one (for tests and benchmarks; where the
+    /// planar kernel does not take the geometry the blocked path stays).
+    pub fn with_planar(mut self, planar: bool) -> DwVnni {
+        self.planar = planar && Self::planar_fits(&self.g);
+        self
+    }
+
+    /// Whether the planar kernel takes `g`: a 3×3 or 5×5 window whose 16 outputs' inputs
+    /// lie within one 64-byte load.
+    fn planar_fits(g: &Window2d) -> bool {
+        let groups = g.kw.div_ceil(4);
+        matches!((g.kh, g.kw), (3, 3) | (5, 5)) && 15 * g.sw + 4 * groups <= 64
     }
 
     /// Bytes of scratch one [`run_block`](Self::run_block) needs.
@@ -200,10 +230,193 @@ impl DwVnni {
         // SAFETY: `new` returned this plan only on a CPU with AVX-512 F/BW/VNNI/VBMI; every
         // length the kernel relies on is asserted above.
         unsafe {
-            if split {
-                self.block::<true>(channels, x, xor, zx as u8, w, &e, out, scratch)
-            } else {
-                self.block::<false>(channels, x, xor, zx as u8, w, &e, out, scratch)
+            match (self.planar && !split, split) {
+                (true, _) => self.planes(channels, x, xor, zx as u8, w, &e, out),
+                (false, true) => {
+                    self.block::<true>(channels, x, xor, zx as u8, w, &e, out, scratch)
+                }
+                (false, false) => {
+                    self.block::<false>(channels, x, xor, zx as u8, w, &e, out, scratch)
+                }
+            }
+        }
+    }
+
+    /// The block convolved one plane at a time, in place: for each 16 outputs of a row and
+    /// each kernel row, one masked 64-byte load of the input row (the zero point outside it,
+    /// whole rows of it above and below the plane), `vpermb` gathering each output's four taps
+    /// (`j·stride + 4q + t`) into its 32-bit lane, and `vpdpbusd` with the channel's four
+    /// weights broadcast; up to [`PLANAR_U`] runs of 16 outputs side by side, and at stride 1
+    /// several output rows sharing each gathered input row. No scratch, no transposes; the
+    /// same integer sum and the same epilogue as [`Self::block`], so the same bytes. 3×3 and
+    /// 5×5 windows, filters that fit i8 only: split filters need a second accumulator and
+    /// weight per tap, which ran out of registers and lost to the blocked path
+    /// (`CB_SPLIT=1 conv_bench "q dw"`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn planes(
+        &self,
+        channels: usize,
+        x: &[u8],
+        xor: u8,
+        pad: u8,
+        w: &[i8],
+        e: &Epi,
+        out: &mut [u8],
+    ) {
+        match (self.g.kh, self.groups) {
+            // Stride 1: several output rows per pass, sharing their input rows.
+            (3, 1) if self.g.sh == 1 => {
+                self.planes_k::<3, 1, 4, 1>(channels, x, xor, pad, w, e, out)
+            }
+            (5, 2) if self.g.sh == 1 => {
+                self.planes_k::<5, 2, 2, 1>(channels, x, xor, pad, w, e, out)
+            }
+            (3, 1) => self.planes_k::<3, 1, 1, 0>(channels, x, xor, pad, w, e, out),
+            (5, 2) => self.planes_k::<5, 2, 1, 0>(channels, x, xor, pad, w, e, out),
+            _ => unreachable!("dw_vnni: planar plans are 3x3 or 5x5"),
+        }
+    }
+
+    /// [`Self::planes`] for `KH` kernel rows of `G` groups of four taps, `R` output rows per
+    /// pass whose input rows are `S` apart (the stride when `R` > 1; unused when `R` = 1).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn planes_k<const KH: usize, const G: usize, const R: usize, const S: usize>(
+        &self,
+        channels: usize,
+        x: &[u8],
+        xor: u8,
+        pad: u8,
+        w: &[i8],
+        e: &Epi,
+        out: &mut [u8],
+    ) {
+        let g = &self.g;
+        let (isz, osz) = (g.in_size(), g.out_size());
+        // Group q's gather: lane j's byte t <- byte j·stride + 4q + t of the loaded window.
+        // (Plain loops here: closures would not inherit the target features, and vectors
+        // would cross calls through memory.)
+        let mut idx = [_mm512_setzero_si512(); G];
+        for (q, v) in idx.iter_mut().enumerate() {
+            let mut b = [0u8; 64];
+            for (i, x) in b.iter_mut().enumerate() {
+                *x = ((i / 4) * g.sw + 4 * q + i % 4) as u8;
+            }
+            *v = _mm512_loadu_si512(b.as_ptr() as *const _);
+        }
+        // Bytes of the window 16 outputs read (`new` keeps it within 64).
+        let need = lanes_below(15 * g.sw + 4 * G);
+        let outside = _mm512_set1_epi8(pad as i8);
+        let (fill, xv) = (
+            _mm512_set1_epi8((pad ^ xor) as i8),
+            _mm512_set1_epi8(xor as i8),
+        );
+        let (zp, lo, hi, magic) = (
+            _mm512_set1_ps(e.zp),
+            _mm512_set1_ps(e.lo),
+            _mm512_set1_ps(e.hi),
+            _mm512_set1_ps(12_582_912.0),
+        );
+        // Channel c's four weights of a (kernel row, group) as one i32.
+        let quad = |at: usize| {
+            i32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]].map(|v| v as u8))
+        };
+        for c in 0..channels {
+            let xp = &x[c * isz..(c + 1) * isz];
+            let op = &mut out[c * osz..(c + 1) * osz];
+            let mut wv = [[_mm512_setzero_si512(); G]; KH];
+            for ki in 0..KH {
+                for q in 0..G {
+                    let at = (ki * G + q) * 64 + 4 * c;
+                    wv[ki][q] = _mm512_set1_epi32(quad(at));
+                }
+            }
+            let corr = _mm512_set1_epi32(e.corr[c]);
+            let (mult, add) = (_mm512_set1_ps(e.mult[c]), _mm512_set1_ps(e.add[c]));
+            // R output rows per pass: at stride 1 rows oy..oy + R read input rows
+            // oy..oy + R + KH − 1 (less the top pad), each gathered once for all of them.
+            for oy0 in (0..g.oh).step_by(R) {
+                let nr = R.min(g.oh - oy0);
+                // Input row i of the pass (None above or below the plane, or not needed).
+                let mut rows: [Option<&[u8]>; 8] = [None; 8];
+                for (i, r) in rows.iter_mut().enumerate().take((R - 1) * g.sh + KH) {
+                    if let Some(iy) = (oy0 * g.sh + i).checked_sub(g.pt) {
+                        *r = xp.get(iy * g.iw..(iy + 1) * g.iw);
+                    }
+                }
+                let mut c0 = 0;
+                while c0 < g.ow {
+                    let runs = (g.ow - c0).div_ceil(16).min(PLANAR_U);
+                    // Run k's window starts at input column s[k]; lane b holds s[k] + b.
+                    let mut s = [0isize; PLANAR_U];
+                    let mut mask = [0u64; PLANAR_U];
+                    for k in 0..PLANAR_U {
+                        s[k] = ((c0 + 16 * k) * g.sw) as isize - g.pl as isize;
+                        let first = (-s[k]).max(0) as usize;
+                        let end = (g.iw as isize - s[k]).clamp(0, 64) as usize;
+                        mask[k] = need & lanes_below(end) & !lanes_below(first);
+                    }
+                    let mut acc = [[corr; PLANAR_U]; R];
+                    // Input row i serves output row r of the pass through kernel row i − r·sh.
+                    for i in 0..(R - 1) * S + KH {
+                        for k in 0..PLANAR_U {
+                            if k >= runs {
+                                break;
+                            }
+                            let v = match rows[i] {
+                                None => outside,
+                                Some(row) => {
+                                    // SAFETY: the lanes `mask[k]` keeps are columns 0..iw of
+                                    // `row`; masked-off lanes are never accessed.
+                                    let v = _mm512_mask_loadu_epi8(
+                                        fill,
+                                        mask[k],
+                                        row.as_ptr().wrapping_offset(s[k]) as *const i8,
+                                    );
+                                    _mm512_xor_si512(v, xv)
+                                }
+                            };
+                            for q in 0..G {
+                                let vq = _mm512_permutexvar_epi8(idx[q], v);
+                                for r in 0..R {
+                                    if i < r * S || i - r * S >= KH {
+                                        continue;
+                                    }
+                                    let ki = i - r * S;
+                                    acc[r][k] = _mm512_dpbusd_epi32(acc[r][k], vq, wv[ki][q]);
+                                }
+                            }
+                        }
+                    }
+                    for r in 0..nr {
+                        let orow = &mut op[(oy0 + r) * g.ow..(oy0 + r + 1) * g.ow];
+                        for k in 0..runs {
+                            let a = acc[r][k];
+                            // `block`'s epilogue, operation for operation.
+                            let mut y =
+                                _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), mult), add);
+                            y = _mm512_add_ps(y, zp);
+                            y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
+                            y = _mm512_add_ps(y, magic);
+                            let b = _mm512_cvtepi32_epi8(_mm512_castps_si512(y));
+                            let at = c0 + 16 * k;
+                            let n = 16.min(g.ow - at);
+                            let d = &mut orow[at..at + n];
+                            if n == 16 {
+                                _mm_storeu_si128(d.as_mut_ptr() as *mut __m128i, b);
+                            } else {
+                                // SAFETY: `d` holds n bytes; only those are enabled.
+                                _mm512_mask_storeu_epi8(
+                                    d.as_mut_ptr() as *mut i8,
+                                    lanes_below(n),
+                                    _mm512_castsi128_si512(b),
+                                );
+                            }
+                        }
+                    }
+                    c0 += 16 * runs;
+                }
             }
         }
     }
@@ -353,6 +566,15 @@ impl DwVnni {
     }
 }
 
+/// A mask of the lanes below `n` (all 64 from 64 on).
+fn lanes_below(n: usize) -> u64 {
+    if n >= 64 {
+        !0
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
 /// The epilogue's per-lane constants.
 struct Epi {
     mult: [f32; LANES],
@@ -489,6 +711,19 @@ mod tests {
             window(15, 13, 5, 2, [1, 2, 2, 1]),
             window(9, 40, 3, 1, [0, 0, 0, 0]),
             window(7, 7, 7, 1, [3, 3, 3, 3]),
+            // The planar path's edges: rows of whole and partial runs of 16 outputs, planes
+            // whose rows are not a whole number of passes, TensorFlow pads, strides up to 4,
+            // planes shorter than the window; 7 and 8 taps stay blocked.
+            window(57, 57, 3, 1, [1, 1, 1, 1]),
+            window(112, 112, 3, 1, [1, 1, 1, 1]),
+            window(56, 61, 5, 2, [1, 1, 2, 2]),
+            window(30, 33, 7, 2, [3, 3, 3, 3]),
+            window(20, 47, 8, 3, [4, 5, 3, 2]),
+            window(2, 64, 3, 4, [1, 1, 1, 1]),
+            window(3, 70, 5, 1, [2, 2, 2, 2]),
+            window(31, 40, 3, 1, [0, 1, 2, 1]),
+            // Stride 4 and 5 taps: the 16 outputs' window (68 bytes) does not fit one load.
+            window(9, 80, 5, 4, [2, 2, 2, 2]),
         ];
         let mut seed = 1u32;
         let mut next = move || {
@@ -497,80 +732,91 @@ mod tests {
             seed ^= seed << 5;
             seed
         };
+        let mut planar = 0;
         for (gi, g) in geoms.iter().enumerate() {
-            let Some(p) = DwVnni::new(g) else {
+            let Some(chosen) = DwVnni::new(g) else {
                 eprintln!("dw_vnni: skipped, this CPU lacks AVX-512 VNNI/VBMI");
                 return;
             };
-            // The last two have weights past i8 (u8 weights minus a zero point): split filters.
-            for (channels, xor, zx, wide) in [
-                (16, 0u8, 7i32, false),
-                (5, 0x80, 131, false),
-                (16, 0x80, 128, false),
-                (16, 0, 3, true),
-                (7, 0x80, 200, true),
-            ] {
-                let x: Vec<u8> = (0..channels * g.in_size()).map(|_| next() as u8).collect();
-                let w: Vec<i32> = (0..channels * g.taps())
-                    .map(|_| match wide {
-                        false => (next() % 255) as i32 - 127,
-                        true => (next() % 511) as i32 - 255,
-                    })
-                    .collect();
-                let sums: Vec<i32> = w.chunks(g.taps()).map(|c| c.iter().sum()).collect();
-                let mult: Vec<f32> = (0..channels).map(|c| 0.0007 * (c + 1) as f32).collect();
-                let add: Vec<f32> = (0..channels).map(|c| c as f32 - 3.5).collect();
-                let kind = OutKind::Int {
-                    zp: 11.0,
-                    lo: 0.0,
-                    hi: 255.0,
-                };
-                let packed = p.pack(&w, channels).expect("weights within -256..=255");
-                assert_eq!(packed.split(), wide);
-                let mut got = vec![0u8; channels * g.out_size()];
-                let mut scratch = vec![0u8; p.scratch_bytes()];
-                p.run_block(
-                    channels,
-                    &x,
-                    xor,
-                    zx,
-                    packed.block(0),
-                    packed.split(),
-                    &sums,
-                    &mult,
-                    &add,
-                    kind,
-                    &mut got,
-                    &mut scratch,
-                );
-                let plan = DepthwisePlan::new(g);
-                let mut want = vec![0u8; channels * g.out_size()];
-                let mut sc = vec![0f32; plan.scratch_len()];
-                let wf = depthwise::taps_f32(&w);
-                let mut c0 = 0;
-                while c0 < channels {
-                    let n = plan.lanes().min(channels - c0);
-                    let o = &mut want[c0 * g.out_size()..];
-                    depthwise::run_block(
-                        &plan,
-                        n,
-                        &x[c0 * g.in_size()..],
+            // The plan `new` chose, then each path forced (where the planar one applies).
+            for p in [chosen, chosen.with_planar(false), chosen.with_planar(true)] {
+                planar += p.is_planar() as usize;
+                // The last two have weights past i8 (u8 weights minus a zero point): split filters.
+                for (channels, xor, zx, wide) in [
+                    (16, 0u8, 7i32, false),
+                    (5, 0x80, 131, false),
+                    (16, 0x80, 128, false),
+                    (16, 0, 3, true),
+                    (7, 0x80, 200, true),
+                ] {
+                    let x: Vec<u8> = (0..channels * g.in_size()).map(|_| next() as u8).collect();
+                    let w: Vec<i32> = (0..channels * g.taps())
+                        .map(|_| match wide {
+                            false => (next() % 255) as i32 - 127,
+                            true => (next() % 511) as i32 - 255,
+                        })
+                        .collect();
+                    let sums: Vec<i32> = w.chunks(g.taps()).map(|c| c.iter().sum()).collect();
+                    let mult: Vec<f32> = (0..channels).map(|c| 0.0007 * (c + 1) as f32).collect();
+                    let add: Vec<f32> = (0..channels).map(|c| c as f32 - 3.5).collect();
+                    let kind = OutKind::Int {
+                        zp: 11.0,
+                        lo: 0.0,
+                        hi: 255.0,
+                    };
+                    let packed = p.pack(&w, channels).expect("weights within -256..=255");
+                    assert_eq!(packed.split(), wide);
+                    let mut got = vec![0u8; channels * g.out_size()];
+                    let mut scratch = vec![0u8; p.scratch_bytes()];
+                    p.run_block(
+                        channels,
+                        &x,
                         xor,
                         zx,
-                        &wf[c0 * g.taps()..],
-                        &mult[c0..],
-                        &add[c0..],
+                        packed.block(0),
+                        packed.split(),
+                        &sums,
+                        &mult,
+                        &add,
                         kind,
-                        PlaneOut::Bytes(o),
-                        &mut sc,
+                        &mut got,
+                        &mut scratch,
                     );
-                    c0 += n;
+                    let plan = DepthwisePlan::new(g);
+                    let mut want = vec![0u8; channels * g.out_size()];
+                    let mut sc = vec![0f32; plan.scratch_len()];
+                    let wf = depthwise::taps_f32(&w);
+                    let mut c0 = 0;
+                    while c0 < channels {
+                        let n = plan.lanes().min(channels - c0);
+                        let o = &mut want[c0 * g.out_size()..];
+                        depthwise::run_block(
+                            &plan,
+                            n,
+                            &x[c0 * g.in_size()..],
+                            xor,
+                            zx,
+                            &wf[c0 * g.taps()..],
+                            &mult[c0..],
+                            &add[c0..],
+                            kind,
+                            PlaneOut::Bytes(o),
+                            &mut sc,
+                        );
+                        c0 += n;
+                    }
+                    assert_eq!(
+                        got,
+                        want,
+                        "geometry {gi}, planar {}, {channels} channels, xor {xor}, wide {wide}",
+                        p.is_planar()
+                    );
                 }
-                assert_eq!(
-                    got, want,
-                    "geometry {gi}, {channels} channels, xor {xor}, wide {wide}"
-                );
             }
         }
+        // Planar twice (chosen, then forced) for the 3×3 and 5×5 windows at least 28 outputs
+        // wide (8), once (forced) for the 3 narrower, never for 7 and 8 taps or for the last
+        // (its window exceeds a load).
+        assert_eq!(planar, 2 * 8 + 3, "geometries on the planar path");
     }
 }
