@@ -282,6 +282,9 @@ impl DwVnni {
     /// pass whose input rows are `S` apart (the stride when `R` > 1; unused when `R` = 1).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
     #[allow(clippy::too_many_arguments)]
+    // The loops index several arrays (weights, rows, accumulators) by the same counters, all
+    // bounded by constants so they unroll.
+    #[allow(clippy::needless_range_loop)]
     unsafe fn planes_k<const KH: usize, const G: usize, const R: usize, const S: usize>(
         &self,
         channels: usize,
