@@ -49,6 +49,12 @@ pub const NR: usize = 16;
 /// Rows of a micro-tile.
 pub const MR: usize = 8;
 
+/// Bytes of packed panels a block aims at (well inside L1 with the weights streaming by).
+const BLOCK_BYTES: usize = 8 << 10;
+
+/// Most panels in one block.
+pub(crate) const MAX_BLOCK_PANELS: usize = 16;
+
 /// How activations and weights are laid out for the micro-kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -221,9 +227,15 @@ impl QWeights {
         self.k
     }
 
-    /// Scratch bytes `run` needs: one packed panel.
+    /// Scratch bytes `run` needs: a block of packed panels ([`QWeights::block_panels`]).
     pub fn scratch_bytes(&self) -> usize {
-        self.kg * NR * 4
+        self.kg * NR * 4 * self.block_panels()
+    }
+
+    /// Panels packed at a time by the kernels that run each tile of rows over several panels:
+    /// as many as fit [`BLOCK_BYTES`], at most [`MAX_BLOCK_PANELS`], at least one.
+    pub(crate) fn block_panels(&self) -> usize {
+        (BLOCK_BYTES / (self.kg * NR * 4)).clamp(1, MAX_BLOCK_PANELS)
     }
 
     /// Computes the `m × cols` product of these weights with the activations `src` (whose

@@ -4,7 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::pack::pack_panel;
-use super::{drive, quantize_byte, Format, Job, Out, OutKind, MR, NR};
+use super::{drive, quantize_byte, Format, Job, Out, OutKind, MAX_BLOCK_PANELS, MR, NR};
 
 /// # Safety
 /// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run`.
@@ -30,7 +30,9 @@ pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u
 /// (masked) 16-byte store. The generic path stores each tile's accumulators to memory and
 /// writes each row through a stack copy, which cost more than the products themselves for the
 /// short depths of pointwise layers (MobileNetV2's 16 → 96 expansion: see BENCHMARKS.md).
-/// The arithmetic is `drive`'s, operation for operation, so the bytes are the same.
+/// Up to [`QWeights::block_panels`] panels are packed at a time and each tile of rows runs
+/// over all of them, so a row's epilogue constants are loaded once per block rather than once
+/// per panel. The arithmetic is `drive`'s, operation for operation, so the bytes are the same.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 unsafe fn drive_vnni_u8_bytes(
     job: &Job,
@@ -40,8 +42,31 @@ unsafe fn drive_vnni_u8_bytes(
     lo: f32,
     hi: f32,
 ) {
+    // One panel per block (deep products): the constants are loaded where they are used, as
+    // kept in arrays they would only cross the stack.
+    match (job.wts.shift.is_empty(), job.wts.block_panels() > 1) {
+        (true, true) => vnni_u8_bytes::<false, true>(job, o, scratch, zp, lo, hi),
+        (true, false) => vnni_u8_bytes::<false, false>(job, o, scratch, zp, lo, hi),
+        (false, true) => vnni_u8_bytes::<true, true>(job, o, scratch, zp, lo, hi),
+        (false, false) => vnni_u8_bytes::<true, false>(job, o, scratch, zp, lo, hi),
+    }
+}
+
+/// [`drive_vnni_u8_bytes`] with (`SHIFTED`) or without rows whose weights were shifted into
+/// i8 (see `QWeights::new`), the tile's epilogue constants loaded once per block (`HOIST`) or
+/// where they are used.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
+    job: &Job,
+    o: &mut [u8],
+    scratch: &mut [u8],
+    zp: f32,
+    lo: f32,
+    hi: f32,
+) {
     let w = job.wts;
-    let panel = &mut scratch[..w.kg * NR * 4];
+    let per = w.kg * NR * 4;
+    let block = w.block_panels();
     let zx = job.x.zero_point;
     let pad = (zx as u8) ^ w.xor;
     let (lov, hiv, zpv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi), _mm512_set1_ps(zp));
@@ -51,106 +76,143 @@ unsafe fn drive_vnni_u8_bytes(
     let packs = (lo >= 0.0 && hi <= 255.0) || (lo >= -128.0 && hi <= 127.0);
     // Dword 4l + r (lane l, row r after the packs) to lane r, position l.
     let regroup = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let o_len = o.len();
     let mut p0 = job.first;
     while p0 < job.cols {
-        let np = NR.min(job.cols - p0);
-        pack_panel(
-            job.src, w.format, w.k, w.kg, p0, np, job.xor, zx, pad, panel,
-        );
-        // Σ_k x per column of the panel, for rows whose weights were shifted.
-        let mut colsum = _mm512_setzero_si512();
-        if !w.shift.is_empty() {
-            let ones = _mm512_set1_epi8(1);
-            for g in 0..w.kg {
-                // SAFETY: the panel holds `kg` groups of 64 bytes.
-                let x = _mm512_loadu_si512(panel.as_ptr().add(g * 64) as *const _);
-                colsum = _mm512_dpbusd_epi32(colsum, x, ones);
+        let panels = (job.cols - p0).div_ceil(NR).min(block);
+        // Σ_k x per column of each panel, for rows whose weights were shifted.
+        let mut colsum = [_mm512_setzero_si512(); MAX_BLOCK_PANELS];
+        for (b, cs) in colsum.iter_mut().enumerate().take(panels) {
+            let q0 = p0 + b * NR;
+            let panel = &mut scratch[b * per..(b + 1) * per];
+            pack_panel(
+                job.src,
+                w.format,
+                w.k,
+                w.kg,
+                q0,
+                NR.min(job.cols - q0),
+                job.xor,
+                zx,
+                pad,
+                panel,
+            );
+            if SHIFTED {
+                let ones = _mm512_set1_epi8(1);
+                for g in 0..w.kg {
+                    // SAFETY: the panel holds `kg` groups of 64 bytes.
+                    let x = _mm512_loadu_si512(panel.as_ptr().add(g * 64) as *const _);
+                    *cs = _mm512_dpbusd_epi32(*cs, x, ones);
+                }
             }
         }
-        // (A 512-bit masked store of the narrowed bytes: the 128-bit form needs AVX-512VL.)
-        let store: __mmask64 = (1u64 << np) - 1;
-        let col0 = p0 - job.first;
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
             let rows = MR.min(job.rows.end - m0);
-            // SAFETY: the panel holds `kg` groups of 64 bytes; each row `kg` i32 groups.
-            let c = vnni_tile::<false>(
-                w.kg,
-                w.w.as_ptr().add(m0 * w.kg),
-                w.kg,
-                rows,
-                panel.as_ptr(),
-            );
-            // Row i's quantized values as i32 (each in lo..=hi, so within a byte's range).
-            let quantized = |i: usize| {
-                let m = m0 + i;
-                let corr = w.corr[m] + (w.zx - zx) * w.sums[m];
-                let s = w.shift.get(m).copied().unwrap_or(0);
-                let v = _mm512_add_epi32(
-                    _mm512_add_epi32(c[i], _mm512_set1_epi32(corr)),
-                    _mm512_mullo_epi32(_mm512_set1_epi32(s), colsum),
-                );
-                let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
-                let y = _mm512_add_ps(
-                    _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(mult)),
-                    _mm512_set1_ps(add),
-                );
-                // `quantize_byte(y + zp, lo, hi)`: clamp (NaN gives `lo`), round half to even
-                // (the default rounding mode); the caller keeps the low byte.
-                let y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, zpv), lov), hiv);
-                _mm512_cvtps_epi32(y)
+            // The tile's epilogue constants, once for the whole block of panels.
+            let mut corr = [_mm512_setzero_si512(); MR];
+            let mut shift = [_mm512_setzero_si512(); MR];
+            let mut mult = [_mm512_setzero_ps(); MR];
+            let mut add = [_mm512_setzero_ps(); MR];
+            let constants = |m: usize| {
+                (
+                    _mm512_set1_epi32(w.corr[m] + (w.zx - zx) * w.sums[m]),
+                    _mm512_set1_epi32(if SHIFTED { w.shift[m] } else { 0 }),
+                    _mm512_set1_ps(job.epi.mult[m] * job.x.scale),
+                    _mm512_set1_ps(job.epi.add[m]),
+                )
             };
-            let o_len = o.len();
-            let row_at = |i: usize| {
-                let at = (m0 + i - job.rows.start) * job.row_stride + col0;
-                assert!(at + np <= o_len, "qgemm: output too small");
-                at
-            };
-            let mut i = 0;
-            // Four rows at a time: narrowed together by saturating packs (exact, the values
-            // being in range), regrouped so each 128-bit lane holds one row's 16 bytes.
-            while packs && i + 4 <= rows {
-                let (v0, v1, v2, v3) = (
-                    quantized(i),
-                    quantized(i + 1),
-                    quantized(i + 2),
-                    quantized(i + 3),
+            if HOIST {
+                for i in 0..rows {
+                    (corr[i], shift[i], mult[i], add[i]) = constants(m0 + i);
+                }
+            }
+            // Row i's first byte of the block; the block's columns span `span` bytes.
+            let span = (panels - 1) * NR + NR.min(job.cols - p0 - (panels - 1) * NR);
+            let mut row_at = [0usize; MR];
+            for (i, at) in row_at.iter_mut().enumerate().take(rows) {
+                *at = (m0 + i - job.rows.start) * job.row_stride + (p0 - job.first);
+                assert!(*at + span <= o_len, "qgemm: output too small");
+            }
+            for b in 0..panels {
+                let q0 = p0 + b * NR;
+                let np = NR.min(job.cols - q0);
+                // SAFETY: the block holds `panels` panels of `kg` groups of 64 bytes; each row
+                // `kg` i32 groups.
+                let c = vnni_tile::<false>(
+                    w.kg,
+                    w.w.as_ptr().add(m0 * w.kg),
+                    w.kg,
+                    rows,
+                    scratch.as_ptr().add(b * per),
                 );
-                let (p01, p23) = (_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
-                // Lane l: pixels 4l..4l+4 of rows i..i+4, four bytes each.
-                let b = if signed {
-                    _mm512_packs_epi16(p01, p23)
-                } else {
-                    _mm512_packus_epi16(p01, p23)
+                // Row i's quantized values as i32 (each in lo..=hi, so within a byte's range).
+                let quantized = |i: usize| {
+                    let (corr, shift, mult, add) = if HOIST {
+                        (corr[i], shift[i], mult[i], add[i])
+                    } else {
+                        constants(m0 + i)
+                    };
+                    let mut v = _mm512_add_epi32(c[i], corr);
+                    if SHIFTED {
+                        v = _mm512_add_epi32(v, _mm512_mullo_epi32(shift, colsum[b]));
+                    }
+                    let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), mult), add);
+                    // `quantize_byte(y + zp, lo, hi)`: clamp (NaN gives `lo`), round half to
+                    // even (the default rounding mode); the caller keeps the low byte.
+                    let y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, zpv), lov), hiv);
+                    _mm512_cvtps_epi32(y)
                 };
-                let b = _mm512_permutexvar_epi32(regroup, b);
-                for r in 0..4 {
-                    let at = row_at(i + r);
-                    // SAFETY: bytes at..at + np of `o`, checked by `row_at`. Lane r is stored
-                    // from a base 16·r bytes before `at` with only lane r's first `np` bytes
-                    // enabled, so nothing outside at..at + np is touched (masked-off bytes
-                    // are never accessed).
+                // (A 512-bit masked store of the narrowed bytes: the 128-bit form needs
+                // AVX-512VL.)
+                let store: __mmask64 = (1u64 << np) - 1;
+                let col = b * NR;
+                let mut i = 0;
+                // Four rows at a time: narrowed together by saturating packs (exact, the
+                // values being in range), regrouped so each 128-bit lane holds one row's 16
+                // bytes.
+                while packs && i + 4 <= rows {
+                    let (v0, v1, v2, v3) = (
+                        quantized(i),
+                        quantized(i + 1),
+                        quantized(i + 2),
+                        quantized(i + 3),
+                    );
+                    let (p01, p23) = (_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
+                    // Lane l: pixels 4l..4l+4 of rows i..i+4, four bytes each.
+                    let bytes = if signed {
+                        _mm512_packs_epi16(p01, p23)
+                    } else {
+                        _mm512_packus_epi16(p01, p23)
+                    };
+                    let bytes = _mm512_permutexvar_epi32(regroup, bytes);
+                    for r in 0..4 {
+                        // SAFETY: bytes row_at + col .. + np of `o`, inside it (checked for
+                        // the block's last column above). Lane r is stored from a base 16·r
+                        // bytes before with only lane r's first `np` bytes enabled, so nothing
+                        // outside them is touched (masked-off bytes are never accessed).
+                        _mm512_mask_storeu_epi8(
+                            (o.as_mut_ptr().add(row_at[i + r] + col) as *mut i8)
+                                .wrapping_sub(16 * r),
+                            store << (16 * r),
+                            bytes,
+                        );
+                    }
+                    i += 4;
+                }
+                for i in i..rows {
+                    let q = _mm512_cvtepi32_epi8(quantized(i));
+                    // SAFETY: as above.
                     _mm512_mask_storeu_epi8(
-                        (o.as_mut_ptr().add(at) as *mut i8).wrapping_sub(16 * r),
-                        store << (16 * r),
-                        b,
+                        o.as_mut_ptr().add(row_at[i] + col) as *mut i8,
+                        store,
+                        _mm512_castsi128_si512(q),
                     );
                 }
-                i += 4;
-            }
-            for i in i..rows {
-                let q = _mm512_cvtepi32_epi8(quantized(i));
-                let at = row_at(i);
-                // SAFETY: bytes at..at + np of `o`, checked by `row_at`.
-                _mm512_mask_storeu_epi8(
-                    o.as_mut_ptr().add(at) as *mut i8,
-                    store,
-                    _mm512_castsi128_si512(q),
-                );
             }
             m0 += MR;
         }
-        p0 += NR;
+        p0 += panels * NR;
     }
 }
 
