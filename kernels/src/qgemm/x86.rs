@@ -134,7 +134,7 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                 *at = (m0 + i - job.rows.start) * job.row_stride + (p0 - job.first);
                 assert!(*at + span <= o_len, "qgemm: output too small");
             }
-            for b in 0..panels {
+            for (b, &colsum) in colsum.iter().enumerate().take(panels) {
                 let q0 = p0 + b * NR;
                 let np = NR.min(job.cols - q0);
                 // SAFETY: the block holds `panels` panels of `kg` groups of 64 bytes; each row
@@ -155,7 +155,7 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     };
                     let mut v = _mm512_add_epi32(c[i], corr);
                     if SHIFTED {
-                        v = _mm512_add_epi32(v, _mm512_mullo_epi32(shift, colsum[b]));
+                        v = _mm512_add_epi32(v, _mm512_mullo_epi32(shift, colsum));
                     }
                     let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), mult), add);
                     // `quantize_byte(y + zp, lo, hi)`: clamp (NaN gives `lo`), round half to
@@ -200,11 +200,11 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     }
                     i += 4;
                 }
-                for i in i..rows {
+                for (i, &at) in row_at.iter().enumerate().take(rows).skip(i) {
                     let q = _mm512_cvtepi32_epi8(quantized(i));
                     // SAFETY: as above.
                     _mm512_mask_storeu_epi8(
-                        o.as_mut_ptr().add(row_at[i] + col) as *mut i8,
+                        o.as_mut_ptr().add(at + col) as *mut i8,
                         store,
                         _mm512_castsi128_si512(q),
                     );
