@@ -89,6 +89,31 @@ pub enum Out<'a> {
     F32(&'a mut [f32]),
 }
 
+/// A byte output shared by threads that each write their own columns of every row (a product
+/// split by columns, [`QWeights::run_cols_shared`]): the whole output, borrowed for the
+/// parallel call.
+pub struct SharedBytes<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _out: std::marker::PhantomData<&'a mut [u8]>,
+}
+
+// SAFETY: `SharedBytes` stands for a `&mut [u8]` borrowed for the whole parallel call; the
+// threads sharing it write disjoint columns (the contract of `run_cols_shared`).
+unsafe impl Send for SharedBytes<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for SharedBytes<'_> {}
+
+impl<'a> SharedBytes<'a> {
+    pub fn new(out: &'a mut [u8]) -> SharedBytes<'a> {
+        SharedBytes {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _out: std::marker::PhantomData,
+        }
+    }
+}
+
 /// Per-row scale and offset of the epilogue, and the output kind.
 #[derive(Debug, Clone)]
 pub struct Epilogue {
@@ -361,6 +386,85 @@ impl QWeights {
             self.fixed(),
             cols.start,
         )
+    }
+
+    /// Whether [`QWeights::run_cols_shared`] takes products of these weights through `epi`
+    /// (u8 × i8 on AVX-512 VNNI, written as bytes); else the caller splits columns into
+    /// buffers of its own.
+    pub fn writes_shared(&self, epi: &Epilogue) -> bool {
+        cfg!(target_arch = "x86_64")
+            && self.kernel == QKernel::Avx512Vnni
+            && self.format == Format::U8
+            && matches!(epi.kind, OutKind::Int { .. })
+    }
+
+    /// [`QWeights::run_cols`] written straight into the whole output: element (m, p), for
+    /// every row m and the columns p in `cols`, at `m·row_stride + p` of `out`. Threads split
+    /// one product's columns this way without buffers of their own or a copy afterwards.
+    /// Panics unless [`QWeights::writes_shared`] holds and `out` holds every row's columns.
+    ///
+    /// # Safety
+    /// While it runs, nothing else accesses columns `cols` of `out`'s rows (other threads
+    /// take other columns).
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run_cols_shared(
+        &self,
+        src: &Source,
+        src_xor: u8,
+        cols: std::ops::Range<usize>,
+        epi: &Epilogue,
+        out: &SharedBytes,
+        row_stride: usize,
+        scratch: &mut [u8],
+    ) {
+        assert!(self.writes_shared(epi), "qgemm: no shared-output kernel");
+        let OutKind::Int { zp, lo, hi } = epi.kind else {
+            unreachable!("checked by writes_shared")
+        };
+        assert!(cols.start <= cols.end, "qgemm: columns out of range");
+        assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
+        assert!(
+            scratch.len() >= self.scratch_bytes(),
+            "qgemm: scratch too small"
+        );
+        if cols.is_empty() || self.m == 0 {
+            return;
+        }
+        assert!(
+            cols.start <= out.len && (self.m - 1) * row_stride + cols.end <= out.len,
+            "qgemm: output too small"
+        );
+        src.check(self.k, cols.end);
+        let job = Job {
+            wts: self,
+            src,
+            xor: src_xor ^ self.xor,
+            first: cols.start,
+            cols: cols.end,
+            epi,
+            row_stride,
+            col_stride: 1,
+            rows: 0..self.m,
+            x: self.fixed(),
+        };
+        // SAFETY: the VNNI kernel family was checked to be supported when the weights were
+        // packed; bounds are checked above: the job writes (m, p) at m·row_stride + p, inside
+        // `out`, and only columns `cols`, which the caller guarantees are this call's alone.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            x86::drive_vnni_u8_bytes(
+                &job,
+                out.ptr.add(cols.start),
+                out.len - cols.start,
+                scratch,
+                zp,
+                lo,
+                hi,
+            )
+        }
+        // (Unreachable elsewhere: `writes_shared` holds on x86-64 only.)
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (job, zp, lo, hi, out.ptr);
     }
 
     /// The statically quantized case: the activation zero point packed with the weights.

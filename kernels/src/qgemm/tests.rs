@@ -474,3 +474,88 @@ fn column_ranges_match_the_whole_product() {
         }
     }
 }
+
+/// `run_cols_shared`: threads writing disjoint column ranges straight into one output give the
+/// whole product's bytes (weights that fit i8 and shifted u8 weights; a 1×1 convolution wide
+/// enough for several blocks of panels), and nothing outside the output's rows is touched.
+#[test]
+fn shared_column_ranges_match_the_whole_product() {
+    let mut rng = Rng(7);
+    let (m, c, h, w) = (19, 16, 23, 29);
+    let x: Vec<u8> = (0..c * h * w).map(|_| rng.next() as u8).collect();
+    let src = Source::Conv {
+        x: &x,
+        g: window(h, w, 1, 1, 0, 1),
+        channels: c,
+    };
+    let cols = h * w;
+    let mut ran = false;
+    for wide in [false, true] {
+        let zw: Vec<i32> = (0..m).map(|_| rng.range(0, 255)).collect();
+        let wts: Vec<i32> = (0..m * c)
+            .map(|i| match wide {
+                false => rng.range(-127, 127),
+                true => rng.range(0, 255) - zw[i / c],
+            })
+            .collect();
+        let epi = Epilogue {
+            mult: (0..m).map(|r| 0.0007 * (r + 1) as f32).collect(),
+            add: vec![-2.5; m],
+            kind: OutKind::Int {
+                zp: 9.0,
+                lo: 0.0,
+                hi: 255.0,
+            },
+        };
+        for kernel in QKernel::supported() {
+            let qw = QWeights::new(kernel, &wts, m, c, 41);
+            if !qw.writes_shared(&epi) {
+                continue;
+            }
+            ran = true;
+            let mut whole = vec![0u8; m * cols];
+            let mut scratch = vec![0u8; qw.scratch_bytes()];
+            qw.run(
+                &src,
+                0,
+                cols,
+                &epi,
+                &mut Out::Bytes(&mut whole),
+                cols,
+                1,
+                &mut scratch,
+            );
+            for cuts in [
+                vec![0, 1, cols],
+                vec![0, 272, 400, cols],
+                vec![0, 16, 17, cols],
+            ] {
+                // Guard bytes after the output: they stay as they were.
+                let mut out = vec![0xA5u8; m * cols + 64];
+                let shared = SharedBytes::new(&mut out[..m * cols]);
+                std::thread::scope(|s| {
+                    for r in cuts.windows(2) {
+                        let (c0, c1, shared, src) = (r[0], r[1], &shared, &src);
+                        let (qw, epi) = (&qw, &epi);
+                        s.spawn(move || {
+                            let mut scratch = vec![0u8; qw.scratch_bytes()];
+                            // SAFETY: the threads take disjoint column ranges.
+                            unsafe {
+                                qw.run_cols_shared(src, 0, c0..c1, epi, shared, cols, &mut scratch)
+                            }
+                        });
+                    }
+                });
+                assert_eq!(
+                    &out[..m * cols],
+                    &whole[..],
+                    "{kernel:?} wide {wide} cuts {cuts:?}"
+                );
+                assert!(out[m * cols..].iter().all(|&b| b == 0xA5));
+            }
+        }
+    }
+    if !ran {
+        eprintln!("qgemm: shared-output test skipped, this CPU has no AVX-512 VNNI");
+    }
+}

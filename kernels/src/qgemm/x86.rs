@@ -14,7 +14,7 @@ pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u
     match (job.wts.format, &mut *out, job.epi.kind) {
         (Format::U8, _, _) if one_column => return gemv_vnni_u8(job, out, scratch),
         (Format::U8, Out::Bytes(o), OutKind::Int { zp, lo, hi }) if job.col_stride == 1 => {
-            return drive_vnni_u8_bytes(job, o, scratch, zp, lo, hi)
+            return drive_vnni_u8_bytes(job, o.as_mut_ptr(), o.len(), scratch, zp, lo, hi)
         }
         _ => {}
     }
@@ -33,10 +33,16 @@ pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u
 /// Up to [`QWeights::block_panels`] panels are packed at a time and each tile of rows runs
 /// over all of them, so a row's epilogue constants are loaded once per block rather than once
 /// per panel. The arithmetic is `drive`'s, operation for operation, so the bytes are the same.
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run` (or
+/// `run_cols_shared`); `o` is valid for writes of `o_len` bytes, of which this call writes
+/// only the job's elements, and nothing else accesses those while it runs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-unsafe fn drive_vnni_u8_bytes(
+pub(crate) unsafe fn drive_vnni_u8_bytes(
     job: &Job,
-    o: &mut [u8],
+    o: *mut u8,
+    o_len: usize,
     scratch: &mut [u8],
     zp: f32,
     lo: f32,
@@ -45,10 +51,10 @@ unsafe fn drive_vnni_u8_bytes(
     // One panel per block (deep products): the constants are loaded where they are used, as
     // kept in arrays they would only cross the stack.
     match (job.wts.shift.is_empty(), job.wts.block_panels() > 1) {
-        (true, true) => vnni_u8_bytes::<false, true>(job, o, scratch, zp, lo, hi),
-        (true, false) => vnni_u8_bytes::<false, false>(job, o, scratch, zp, lo, hi),
-        (false, true) => vnni_u8_bytes::<true, true>(job, o, scratch, zp, lo, hi),
-        (false, false) => vnni_u8_bytes::<true, false>(job, o, scratch, zp, lo, hi),
+        (true, true) => vnni_u8_bytes::<false, true>(job, o, o_len, scratch, zp, lo, hi),
+        (true, false) => vnni_u8_bytes::<false, false>(job, o, o_len, scratch, zp, lo, hi),
+        (false, true) => vnni_u8_bytes::<true, true>(job, o, o_len, scratch, zp, lo, hi),
+        (false, false) => vnni_u8_bytes::<true, false>(job, o, o_len, scratch, zp, lo, hi),
     }
 }
 
@@ -58,7 +64,8 @@ unsafe fn drive_vnni_u8_bytes(
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
     job: &Job,
-    o: &mut [u8],
+    o: *mut u8,
+    o_len: usize,
     scratch: &mut [u8],
     zp: f32,
     lo: f32,
@@ -76,7 +83,6 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
     let packs = (lo >= 0.0 && hi <= 255.0) || (lo >= -128.0 && hi <= 127.0);
     // Dword 4l + r (lane l, row r after the packs) to lane r, position l.
     let regroup = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    let o_len = o.len();
     let mut p0 = job.first;
     while p0 < job.cols {
         let panels = (job.cols - p0).div_ceil(NR).min(block);
@@ -187,13 +193,12 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     };
                     let bytes = _mm512_permutexvar_epi32(regroup, bytes);
                     for r in 0..4 {
-                        // SAFETY: bytes row_at + col .. + np of `o`, inside it (checked for
-                        // the block's last column above). Lane r is stored from a base 16·r
+                        // SAFETY: bytes row_at + col .. + np of `o`, inside its `o_len` (checked
+                        // for the block's last column above), the job's own. Lane r is stored from a base 16·r
                         // bytes before with only lane r's first `np` bytes enabled, so nothing
                         // outside them is touched (masked-off bytes are never accessed).
                         _mm512_mask_storeu_epi8(
-                            (o.as_mut_ptr().add(row_at[i + r] + col) as *mut i8)
-                                .wrapping_sub(16 * r),
+                            (o.add(row_at[i + r] + col) as *mut i8).wrapping_sub(16 * r),
                             store << (16 * r),
                             bytes,
                         );
@@ -204,7 +209,7 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     let q = _mm512_cvtepi32_epi8(quantized(i));
                     // SAFETY: as above.
                     _mm512_mask_storeu_epi8(
-                        o.as_mut_ptr().add(at + col) as *mut i8,
+                        o.add(at + col) as *mut i8,
                         store,
                         _mm512_castsi128_si512(q),
                     );

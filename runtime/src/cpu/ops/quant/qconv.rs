@@ -11,7 +11,7 @@ use edgefuse_kernels::conv::{im2col_u8_ld, DepthwisePlan, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
 #[cfg(target_arch = "x86_64")]
 use edgefuse_kernels::qgemm::dw_vnni::{DwVnni, Filters};
-use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, Source, MR, NR};
+use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, SharedBytes, Source, MR, NR};
 use rayon::prelude::*;
 
 use super::requant::{constant, stage, weights_minus_zp, Domain, Stage};
@@ -468,11 +468,43 @@ impl QConvKernel {
                 let mut compute = |out_g: &mut [T]| {
                     let cw = wide.div_ceil(lanes.max(1)).next_multiple_of(NR);
                     if lanes > 1 && mg <= SPLIT_COLS_ROWS && wide >= lanes * 4 * NR {
+                        let parts = wide.div_ceil(cw);
+                        if !self.out_f32 && wts.writes_shared(&epis[g]) {
+                            // Each thread writes its run of columns (its own panels) of every
+                            // row straight into the output (bytes: T is u8). Runs of whole
+                            // cache lines, so rows whose width is a multiple of 64 (the large
+                            // planes) share no line between threads.
+                            let cw = wide.div_ceil(lanes).next_multiple_of(64);
+                            let parts = wide.div_ceil(cw);
+                            let bytes: &mut [u8] =
+                                bytemuck::cast_slice_mut(&mut out_g[..mg * wide]);
+                            let shared = SharedBytes::new(bytes);
+                            let work = |(lane, sc): (usize, &mut [u8])| {
+                                let c0 = lane * cw;
+                                let c1 = (c0 + cw).min(wide);
+                                // SAFETY: each part writes only its own columns c0..c1.
+                                unsafe {
+                                    wts.run_cols_shared(
+                                        &src,
+                                        self.x.xor,
+                                        c0..c1,
+                                        &epis[g],
+                                        &shared,
+                                        wide,
+                                        sc,
+                                    )
+                                }
+                            };
+                            scratch[..per * parts]
+                                .par_chunks_mut(per)
+                                .enumerate()
+                                .for_each(work);
+                            return;
+                        }
                         // Each thread takes a run of columns (its own panels) for every row,
                         // into its block of the staging buffer; then the rows are copied out.
                         let st: &mut [T] =
                             &mut bytemuck::cast_slice_mut(&mut *colsplit)[..mg * wide];
-                        let parts = wide.div_ceil(cw);
                         let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
                             let c0 = lane * cw;
                             let c1 = (c0 + cw).min(wide);

@@ -89,9 +89,12 @@ fn qconv_plans_match_the_float_definition() {
         [usize; 4],
         usize,
     );
-    let cases: [Case; 11] = [
-        // Enough work for two threads, few rows: the columns split over the threads.
+    let cases: [Case; 12] = [
+        // Enough work for two threads, few rows: the columns split over the threads (on
+        // VNNI written straight into the output, in runs of whole cache lines: the second
+        // case's 784-pixel rows split at column 448).
         (&[1, 32, 20, 20], 24, [3, 3], [1, 1], [1, 1, 1, 1], 1),
+        (&[1, 16, 28, 28], 24, [1, 1], [1, 1], [0, 0, 0, 0], 1),
         (&[1, 48, 16, 16], 40, [1, 1], [1, 1], [0, 0, 0, 0], 1),
         (&[1, 20, 9, 11], 20, [3, 3], [2, 2], [1, 1, 1, 1], 20),
         (&[2, 17, 12, 12], 17, [5, 5], [1, 1], [2, 2, 2, 2], 17),
