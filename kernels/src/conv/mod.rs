@@ -232,8 +232,82 @@ fn fill_short<T: Copy>(dst: &mut [T], v: T) {
     }
 }
 
+/// An element the unfolding copies: f32 or a byte.
+trait Elem: Copy {
+    /// `dst[i] = src[2i]` for every i of `dst` (`src` holds `2·len − 1` elements at least).
+    #[inline(always)]
+    fn every_other(dst: &mut [Self], src: &[Self]) {
+        // Every other element through fixed-size pairs, which vectorises (a `step_by` walk
+        // does not); the last one may have no partner.
+        let n = dst.len();
+        if n == 0 {
+            return;
+        }
+        let pairs = src[..2 * (n - 1)].chunks_exact(2);
+        for (o, p) in dst[..n - 1].iter_mut().zip(pairs) {
+            *o = p[0];
+        }
+        dst[n - 1] = src[2 * (n - 1)];
+    }
+}
+
+impl Elem for f32 {}
+
+impl Elem for u8 {
+    #[inline(always)]
+    fn every_other(dst: &mut [u8], src: &[u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512bw") {
+            // SAFETY: AVX-512BW is present.
+            return unsafe { every_other_byte_avx512(dst, src) };
+        }
+        let n = dst.len();
+        if n == 0 {
+            return;
+        }
+        for (o, p) in dst[..n - 1]
+            .iter_mut()
+            .zip(src[..2 * (n - 1)].chunks_exact(2))
+        {
+            *o = p[0];
+        }
+        dst[n - 1] = src[2 * (n - 1)];
+    }
+}
+
+/// [`Elem::every_other`] for bytes: 32 outputs per 64-byte load, the even bytes taken by
+/// narrowing each 16-bit word to its low byte (`vpmovwb`); the tail by masked loads and
+/// stores (a stride-2 first layer's unfolding: the int8 stem).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn every_other_byte_avx512(dst: &mut [u8], src: &[u8]) {
+    use std::arch::x86_64::*;
+    let n = dst.len();
+    assert!(
+        n == 0 || src.len() > 2 * (n - 1),
+        "every_other: source too short"
+    );
+    let mut i = 0;
+    while i < n {
+        let m = 32.min(n - i);
+        // Source bytes 2i .. 2i + 2m − 1 (the last odd one may lie past `src`: masked off).
+        let avail = (src.len() - 2 * i).min(2 * m);
+        let mask: __mmask64 = if avail >= 64 { !0 } else { (1u64 << avail) - 1 };
+        // SAFETY: only the `avail` bytes from 2i, inside `src`, are loaded; the `m` bytes
+        // stored from i lie inside `dst`.
+        let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(2 * i) as *const i8);
+        let even = _mm512_cvtepi16_epi8(v);
+        _mm256_mask_storeu_epi8(
+            dst.as_mut_ptr().add(i) as *mut i8,
+            ((1u64 << m) - 1) as __mmask32,
+            even,
+        );
+        i += m;
+    }
+}
+
 /// The unfolding behind the `im2col` functions, for any element type.
-fn unfold<T: Copy>(
+fn unfold<T: Elem>(
     g: &Window2d,
     channels: usize,
     x: &[T],
@@ -258,7 +332,7 @@ fn unfold<T: Copy>(
 /// Rows `rows` of [`unfold`]'s matrix (row `r` at `col[(r − rows.start)·ld + at..]`), by the
 /// general loop.
 #[allow(clippy::too_many_arguments)]
-fn unfold_rows<T: Copy>(
+fn unfold_rows<T: Elem>(
     g: &Window2d,
     channels: usize,
     x: &[T],
@@ -296,14 +370,8 @@ fn unfold_rows<T: Copy>(
                     if g.sw == 1 {
                         copy_short(dst, &xrow[ix0..ix0 + (xhi - xlo)]);
                     } else if g.sw == 2 {
-                        // Every other element through fixed-size pairs, which vectorises (a
-                        // `step_by` walk does not); the last one may have no partner.
                         let n = dst.len();
-                        let pairs = xrow[ix0..ix0 + 2 * (n - 1)].chunks_exact(2);
-                        for (o, p) in dst[..n - 1].iter_mut().zip(pairs) {
-                            *o = p[0];
-                        }
-                        dst[n - 1] = xrow[ix0 + 2 * (n - 1)];
+                        T::every_other(dst, &xrow[ix0..ix0 + 2 * n - 1]);
                     } else {
                         for (o, v) in dst.iter_mut().zip(xrow[ix0..].iter().step_by(g.sw)) {
                             *o = *v;
@@ -522,6 +590,42 @@ mod tests {
 
     fn data(n: usize) -> Vec<f32> {
         (0..n).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect()
+    }
+
+    /// Bytes unfold as the f32 values do, the padding reading `pad`: stride 2 with rows of
+    /// whole and partial 32-byte runs (the AVX-512 byte path) and the pairs loop elsewhere.
+    #[test]
+    fn im2col_u8_matches_direct_indexing() {
+        for g in [
+            geom(224, 224, 3, 2, 1, 1),
+            geom(9, 131, 3, 2, 1, 0),
+            geom(7, 67, 5, 2, 1, 2),
+            geom(6, 65, 1, 2, 1, 0),
+            geom(5, 6, 3, 1, 1, 1),
+        ] {
+            let c = 3;
+            let x: Vec<u8> = (0..c * g.in_size())
+                .map(|i| (i * 7919 % 251) as u8)
+                .collect();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32 + 1.0).collect();
+            let mut col = vec![0u8; c * g.taps() * g.out_size()];
+            im2col_u8(&g, c, &x, &mut col, 200);
+            for ch in 0..c {
+                for ki in 0..g.kh {
+                    for kj in 0..g.kw {
+                        for oy in 0..g.oh {
+                            for ox in 0..g.ow {
+                                let row = (ch * g.kh + ki) * g.kw + kj;
+                                // (Inputs read + 1 as floats, so 0 is the padding.)
+                                let t = tap(&g, &xf[ch * g.in_size()..], oy, ox, ki, kj);
+                                let want = if t == 0.0 { 200 } else { t as u8 - 1 };
+                                assert_eq!(col[row * g.out_size() + oy * g.ow + ox], want);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
