@@ -237,17 +237,7 @@ trait Elem: Copy {
     /// `dst[i] = src[2i]` for every i of `dst` (`src` holds `2·len − 1` elements at least).
     #[inline(always)]
     fn every_other(dst: &mut [Self], src: &[Self]) {
-        // Every other element through fixed-size pairs, which vectorises (a `step_by` walk
-        // does not); the last one may have no partner.
-        let n = dst.len();
-        if n == 0 {
-            return;
-        }
-        let pairs = src[..2 * (n - 1)].chunks_exact(2);
-        for (o, p) in dst[..n - 1].iter_mut().zip(pairs) {
-            *o = p[0];
-        }
-        dst[n - 1] = src[2 * (n - 1)];
+        every_other_pairs(dst, src)
     }
 }
 
@@ -261,18 +251,25 @@ impl Elem for u8 {
             // SAFETY: AVX-512BW is present.
             return unsafe { every_other_byte_avx512(dst, src) };
         }
-        let n = dst.len();
-        if n == 0 {
-            return;
-        }
-        for (o, p) in dst[..n - 1]
-            .iter_mut()
-            .zip(src[..2 * (n - 1)].chunks_exact(2))
-        {
-            *o = p[0];
-        }
-        dst[n - 1] = src[2 * (n - 1)];
+        every_other_pairs(dst, src)
     }
+}
+
+/// [`Elem::every_other`] through fixed-size pairs, which vectorises (a `step_by` walk does
+/// not); the last element may have no partner.
+#[inline(always)]
+fn every_other_pairs<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    for (o, p) in dst[..n - 1]
+        .iter_mut()
+        .zip(src[..2 * (n - 1)].chunks_exact(2))
+    {
+        *o = p[0];
+    }
+    dst[n - 1] = src[2 * (n - 1)];
 }
 
 /// [`Elem::every_other`] for bytes: 32 outputs per 64-byte load, the even bytes taken by
@@ -297,10 +294,11 @@ unsafe fn every_other_byte_avx512(dst: &mut [u8], src: &[u8]) {
         // stored from i lie inside `dst`.
         let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(2 * i) as *const i8);
         let even = _mm512_cvtepi16_epi8(v);
-        _mm256_mask_storeu_epi8(
+        // (The 512-bit masked store: the 256-bit form needs AVX-512VL.)
+        _mm512_mask_storeu_epi8(
             dst.as_mut_ptr().add(i) as *mut i8,
-            ((1u64 << m) - 1) as __mmask32,
-            even,
+            (1u64 << m) - 1,
+            _mm512_castsi256_si512(even),
         );
         i += m;
     }
@@ -592,8 +590,33 @@ mod tests {
         (0..n).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect()
     }
 
+    /// Every other element, by the pairs loop and (bytes, AVX-512BW) by `vpmovwb`, for
+    /// lengths around the 32-byte runs.
+    #[test]
+    fn every_other_takes_the_even_elements() {
+        for n in [0usize, 1, 2, 31, 32, 33, 64, 65, 100] {
+            let src: Vec<u8> = (0..(2 * n).saturating_sub(1))
+                .map(|i| (i * 37 % 251) as u8)
+                .collect();
+            let want: Vec<u8> = (0..n).map(|i| src[2 * i]).collect();
+            let mut got = vec![0u8; n];
+            every_other_pairs(&mut got, &src);
+            assert_eq!(got, want, "pairs, {n}");
+            let mut got = vec![0u8; n];
+            u8::every_other(&mut got, &src);
+            assert_eq!(got, want, "bytes, {n}");
+            let srcf: Vec<f32> = src.iter().map(|&v| v as f32).collect();
+            let mut gotf = vec![0f32; n];
+            f32::every_other(&mut gotf, &srcf);
+            assert!(
+                gotf.iter().zip(&want).all(|(&a, &b)| a == b as f32),
+                "f32, {n}"
+            );
+        }
+    }
+
     /// Bytes unfold as the f32 values do, the padding reading `pad`: stride 2 with rows of
-    /// whole and partial 32-byte runs (the AVX-512 byte path) and the pairs loop elsewhere.
+    /// whole and partial 32-byte runs (the AVX-512 byte path where there is one).
     #[test]
     fn im2col_u8_matches_direct_indexing() {
         for g in [

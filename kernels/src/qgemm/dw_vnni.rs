@@ -315,12 +315,7 @@ impl DwVnni {
             _mm512_set1_epi8((pad ^ xor) as i8),
             _mm512_set1_epi8(xor as i8),
         );
-        let (zp, lo, hi, magic) = (
-            _mm512_set1_ps(e.zp),
-            _mm512_set1_ps(e.lo),
-            _mm512_set1_ps(e.hi),
-            _mm512_set1_ps(12_582_912.0),
-        );
+        let q = Requant::new(e);
         // Channel c's four weights of a (kernel row, group) as one i32.
         let quad = |at: usize| {
             i32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]].map(|v| v as u8))
@@ -396,13 +391,7 @@ impl DwVnni {
                         let orow = &mut op[(oy0 + r) * g.ow..(oy0 + r + 1) * g.ow];
                         for k in 0..runs {
                             let a = acc[r][k];
-                            // `block`'s epilogue, operation for operation.
-                            let mut y =
-                                _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), mult), add);
-                            y = _mm512_add_ps(y, zp);
-                            y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
-                            y = _mm512_add_ps(y, magic);
-                            let b = _mm512_cvtepi32_epi8(_mm512_castps_si512(y));
+                            let b = requantize(a, mult, add, &q);
                             let at = c0 + 16 * k;
                             let n = 16.min(g.ow - at);
                             let d = &mut orow[at..at + n];
@@ -456,12 +445,7 @@ impl DwVnni {
             _mm512_loadu_ps(e.mult.as_ptr()),
             _mm512_loadu_ps(e.add.as_ptr()),
         );
-        let (zp, lo, hi, magic) = (
-            _mm512_set1_ps(e.zp),
-            _mm512_set1_ps(e.lo),
-            _mm512_set1_ps(e.hi),
-            _mm512_set1_ps(12_582_912.0),
-        );
+        let q = Requant::new(e);
         let row_bytes = self.cols * LANES;
         for oy0 in (0..g.oh).step_by(self.band) {
             let rows = self.band.min(g.oh - oy0);
@@ -494,12 +478,7 @@ impl DwVnni {
                         let twice = _mm512_slli_epi32(sum_hi, 1);
                         acc = _mm512_add_epi32(corr, _mm512_add_epi32(twice, acc_lo));
                     }
-                    // The f32 path's epilogue: mul, add, + zp, max lo, min hi, + MAGIC.
-                    let mut y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult), add);
-                    y = _mm512_add_ps(y, zp);
-                    y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
-                    y = _mm512_add_ps(y, magic);
-                    let b = _mm512_cvtepi32_epi8(_mm512_castps_si512(y));
+                    let b = requantize(acc, mult, add, &q);
                     _mm_storeu_si128(orow.as_mut_ptr().add(ox * LANES) as *mut __m128i, b);
                 }
                 store_row(g, orow, oy, out, channels);
@@ -552,7 +531,7 @@ impl DwVnni {
                         // the rest): no call to `memcpy` for the short rows of small planes.
                         let fill = _mm512_set1_epi8((pad ^ xor) as i8);
                         let t =
-                            _mm512_mask_loadu_epi8(fill, (1u64 << m) - 1, s.as_ptr() as *const i8);
+                            _mm512_mask_loadu_epi8(fill, lanes_below(m), s.as_ptr() as *const i8);
                         _mm_xor_si128(_mm512_castsi512_si128(t), xor_v)
                     };
                 }
@@ -567,6 +546,40 @@ impl DwVnni {
             }
         }
     }
+}
+
+/// The epilogue's constants shared by all lanes, as vectors.
+struct Requant {
+    zp: __m512,
+    lo: __m512,
+    hi: __m512,
+    magic: __m512,
+}
+
+impl Requant {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn new(e: &Epi) -> Requant {
+        Requant {
+            zp: _mm512_set1_ps(e.zp),
+            lo: _mm512_set1_ps(e.lo),
+            hi: _mm512_set1_ps(e.hi),
+            magic: _mm512_set1_ps(12_582_912.0),
+        }
+    }
+}
+
+/// The requantizing epilogue of 16 accumulators, operation for operation as the f32-plan
+/// path's (`super::depthwise`): `acc·mult + add`, `+ zp`, max `lo`, min `hi`, `+ MAGIC` (round
+/// half to even), the low bytes. Both VNNI paths use it, so their bytes are the same.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn requantize(acc: __m512i, mult: __m512, add: __m512, q: &Requant) -> __m128i {
+    let mut y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult), add);
+    y = _mm512_add_ps(y, q.zp);
+    y = _mm512_min_ps(q.hi, _mm512_max_ps(q.lo, y));
+    y = _mm512_add_ps(y, q.magic);
+    _mm512_cvtepi32_epi8(_mm512_castps_si512(y))
 }
 
 /// A mask of the lanes below `n` (all 64 from 64 on).
@@ -610,7 +623,7 @@ unsafe fn store_row(g: &Window2d, orow: &[u8], oy: usize, out: &mut [u8], channe
                 // A masked store of `m` bytes (the 512-bit form: AVX-512BW, no VL needed).
                 _mm512_mask_storeu_epi8(
                     d.as_mut_ptr() as *mut i8,
-                    (1u64 << m) - 1,
+                    lanes_below(m),
                     _mm512_castsi128_si512(*v),
                 );
             }
@@ -725,6 +738,19 @@ mod tests {
             window(2, 64, 3, 4, [1, 1, 1, 1]),
             window(3, 70, 5, 1, [2, 2, 2, 2]),
             window(31, 40, 3, 1, [0, 1, 2, 1]),
+            // Unequal strides, and stride 3 (a reviewer's cases).
+            Window2d {
+                sw: 2,
+                ow: (61 + 2 - 3) / 2 + 1,
+                ..window(20, 61, 3, 1, [1, 1, 1, 1])
+            },
+            Window2d {
+                sh: 2,
+                oh: (41 + 2 - 3) / 2 + 1,
+                ..window(41, 45, 3, 1, [1, 1, 1, 1])
+            },
+            window(30, 100, 5, 3, [2, 2, 2, 2]),
+            window(30, 100, 3, 3, [1, 1, 1, 1]),
             // Stride 4 and 5 taps: the 16 outputs' window (68 bytes) does not fit one load.
             window(9, 80, 5, 4, [2, 2, 2, 2]),
         ];
@@ -818,8 +844,8 @@ mod tests {
             }
         }
         // Planar twice (chosen, then forced) for the 3×3 and 5×5 windows at least 28 outputs
-        // wide (8), once (forced) for the 3 narrower, never for 7 and 8 taps or for the last
+        // wide (12), once (forced) for the 3 narrower, never for 7 and 8 taps or for the last
         // (its window exceeds a load).
-        assert_eq!(planar, 2 * 8 + 3, "geometries on the planar path");
+        assert_eq!(planar, 2 * 12 + 3, "geometries on the planar path");
     }
 }

@@ -257,9 +257,14 @@ impl QWeights {
         self.kg * NR * 4 * self.block_panels()
     }
 
-    /// Panels packed at a time by the kernels that run each tile of rows over several panels:
-    /// as many as fit [`BLOCK_BYTES`], at most [`MAX_BLOCK_PANELS`], at least one.
+    /// Panels packed at a time by the kernel that runs each tile of rows over several panels
+    /// (VNNI u8 × i8): as many as fit [`BLOCK_BYTES`], at most [`MAX_BLOCK_PANELS`], at least
+    /// one; 1 for the other kernels.
     pub(crate) fn block_panels(&self) -> usize {
+        // Only the VNNI byte kernel runs blocks; the others pack one panel at a time.
+        if self.kernel != QKernel::Avx512Vnni || self.format != Format::U8 {
+            return 1;
+        }
         (BLOCK_BYTES / (self.kg * NR * 4)).clamp(1, MAX_BLOCK_PANELS)
     }
 
@@ -430,10 +435,16 @@ impl QWeights {
         if cols.is_empty() || self.m == 0 {
             return;
         }
+        // Columns inside a row, so no two rows' runs meet (the threads' disjointness rests
+        // on it), and every row inside the output.
         assert!(
-            cols.start <= out.len && (self.m - 1) * row_stride + cols.end <= out.len,
-            "qgemm: output too small"
+            self.m == 1 || cols.end <= row_stride,
+            "qgemm: columns past the row stride"
         );
+        let end = (self.m - 1)
+            .checked_mul(row_stride)
+            .and_then(|v| v.checked_add(cols.end));
+        assert!(end.is_some_and(|e| e <= out.len), "qgemm: output too small");
         src.check(self.k, cols.end);
         let job = Job {
             wts: self,

@@ -477,7 +477,8 @@ fn column_ranges_match_the_whole_product() {
 
 /// `run_cols_shared`: threads writing disjoint column ranges straight into one output give the
 /// whole product's bytes (weights that fit i8 and shifted u8 weights; a 1×1 convolution wide
-/// enough for several blocks of panels), and nothing outside the output's rows is touched.
+/// enough for several blocks of panels), nothing past the output is touched, and each range
+/// alone writes its own columns and no others.
 #[test]
 fn shared_column_ranges_match_the_whole_product() {
     let mut rng = Rng(7);
@@ -552,6 +553,24 @@ fn shared_column_ranges_match_the_whole_product() {
                     "{kernel:?} wide {wide} cuts {cuts:?}"
                 );
                 assert!(out[m * cols..].iter().all(|&b| b == 0xA5));
+                // Each range alone touches its own columns only.
+                for r in cuts.windows(2) {
+                    let (c0, c1) = (r[0], r[1]);
+                    let mut out = vec![0xA5u8; m * cols];
+                    let shared = SharedBytes::new(&mut out);
+                    // SAFETY: one thread.
+                    unsafe {
+                        qw.run_cols_shared(&src, 0, c0..c1, &epi, &shared, cols, &mut scratch)
+                    };
+                    for (i, (&got, &want)) in out.iter().zip(&whole).enumerate() {
+                        let mine = (c0..c1).contains(&(i % cols));
+                        assert_eq!(
+                            got,
+                            if mine { want } else { 0xA5 },
+                            "{kernel:?} columns {c0}..{c1} at {i}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -193,10 +193,11 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     };
                     let bytes = _mm512_permutexvar_epi32(regroup, bytes);
                     for r in 0..4 {
-                        // SAFETY: bytes row_at + col .. + np of `o`, inside its `o_len` (checked
-                        // for the block's last column above), the job's own. Lane r is stored from a base 16·r
-                        // bytes before with only lane r's first `np` bytes enabled, so nothing
-                        // outside them is touched (masked-off bytes are never accessed).
+                        // SAFETY: bytes row_at + col .. + np of `o`, inside its `o_len`
+                        // (checked for the block's last column above), the job's own. Lane r
+                        // is stored from a base 16·r bytes before with only lane r's first
+                        // `np` bytes enabled, so nothing outside them is touched (masked-off
+                        // bytes are never accessed).
                         _mm512_mask_storeu_epi8(
                             (o.add(row_at[i + r] + col) as *mut i8).wrapping_sub(16 * r),
                             store << (16 * r),

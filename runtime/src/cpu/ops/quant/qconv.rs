@@ -472,10 +472,16 @@ impl QConvKernel {
                         if !self.out_f32 && wts.writes_shared(&epis[g]) {
                             // Each thread writes its run of columns (its own panels) of every
                             // row straight into the output (bytes: T is u8). Runs of whole
-                            // cache lines, so rows whose width is a multiple of 64 (the large
-                            // planes) share no line between threads.
-                            let cw = wide.div_ceil(lanes).next_multiple_of(64);
+                            // cache lines where that leaves no thread idle, so rows whose width
+                            // is a multiple of 64 (the large planes; the arena aligns tensors
+                            // to 64 bytes) share no line between threads.
+                            let cw = match wide.div_ceil(lanes).next_multiple_of(64) {
+                                c if wide.div_ceil(c) == lanes => c,
+                                // (Rows too short to give every thread whole lines.)
+                                _ => cw,
+                            };
                             let parts = wide.div_ceil(cw);
+                            debug_assert_eq!(std::mem::size_of::<T>(), 1, "byte outputs");
                             let bytes: &mut [u8] =
                                 bytemuck::cast_slice_mut(&mut out_g[..mg * wide]);
                             let shared = SharedBytes::new(bytes);

@@ -132,7 +132,8 @@ impl QRecurrent {
         }
     }
 
-    /// Floats for the recurrence, then h (i16 or u8), X as u8, and one `qgemm` panel.
+    /// Floats for the recurrence, then h (i16 or u8), X as u8, and the `qgemm` products' panel
+    /// scratch.
     pub fn scratch_bytes(&self) -> usize {
         4 * self.floats + self.hq_bytes() + self.xq_bytes() + self.panel_bytes()
     }
