@@ -36,6 +36,10 @@ const BAND_BYTES: usize = 96 << 10;
 /// the blocked path is faster, from 28 on the planar one).
 const PLANAR_MIN_W: usize = 28;
 
+/// Output rows at least this wide run plane by plane with split filters (3×3 only;
+/// `CB_SPLIT=1 conv_bench "q dw"`: 56 and 112 wide won, 28 wide and 5×5 windows lost).
+const PLANAR_SPLIT_MIN_W: usize = 56;
+
 /// Runs of 16 outputs the planar path sums side by side.
 const PLANAR_U: usize = 4;
 
@@ -230,8 +234,17 @@ impl DwVnni {
         // SAFETY: `new` returned this plan only on a CPU with AVX-512 F/BW/VNNI/VBMI; every
         // length the kernel relies on is asserted above.
         unsafe {
-            match (self.planar && !split, split) {
-                (true, _) => self.planes(channels, x, xor, zx as u8, w, &e, out),
+            // Split filters go plane by plane as two i8 halves, `hi` and `hi + lo`, summed
+            // into one accumulator: 3×3 windows on rows at least 56 wide (where that beat the
+            // blocked path), every weight at most 254 (255 makes `hi + lo` 128).
+            let planar = self.planar
+                && (!split
+                    || (self.g.kh == 3
+                        && self.g.ow >= PLANAR_SPLIT_MIN_W
+                        && halves_fit(w, self.block_weights())));
+            match (planar, split) {
+                (true, false) => self.planes::<false>(channels, x, xor, zx as u8, w, &e, out),
+                (true, true) => self.planes::<true>(channels, x, xor, zx as u8, w, &e, out),
                 (false, true) => {
                     self.block::<true>(channels, x, xor, zx as u8, w, &e, out, scratch)
                 }
@@ -249,12 +262,13 @@ impl DwVnni {
     /// weights broadcast; up to [`PLANAR_U`] runs of 16 outputs side by side, and at stride 1
     /// several output rows sharing each gathered input row. No scratch, no transposes; the
     /// same integer sum and the same epilogue as [`Self::block`], so the same bytes. 3×3 and
-    /// 5×5 windows, filters that fit i8 only: split filters need a second accumulator and
-    /// weight per tap, which ran out of registers and lost to the blocked path
-    /// (`CB_SPLIT=1 conv_bench "q dw"`).
+    /// 5×5 windows. Split filters (`TWO`, 3×3 only: weights in −256…254, u8 weights minus a
+    /// zero point) take two `vpdpbusd` per gathered vector, with the halves `hi` and `hi + lo`
+    /// of `w = 2·hi + lo`, into the same accumulator (the blocked path's second accumulator
+    /// for `lo` ran out of registers here and lost: `CB_SPLIT=1 conv_bench "q dw"`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn planes(
+    unsafe fn planes<const TWO: bool>(
         &self,
         channels: usize,
         x: &[u8],
@@ -264,28 +278,39 @@ impl DwVnni {
         e: &Epi,
         out: &mut [u8],
     ) {
-        match (self.g.kh, self.groups) {
-            // Stride 1: several output rows per pass, sharing their input rows.
-            (3, 1) if self.g.sh == 1 => {
-                self.planes_k::<3, 1, 4, 1>(channels, x, xor, pad, w, e, out)
+        match (self.g.kh, self.groups, TWO) {
+            // Stride 1: several output rows per pass, sharing their input rows (fewer with
+            // split filters, whose second weights take registers too).
+            (3, 1, false) if self.g.sh == 1 => {
+                self.planes_k::<false, 3, 1, 4, 1>(channels, x, xor, pad, w, e, out)
             }
-            (5, 2) if self.g.sh == 1 => {
-                self.planes_k::<5, 2, 2, 1>(channels, x, xor, pad, w, e, out)
+            (3, 1, true) if self.g.sh == 1 => {
+                self.planes_k::<true, 3, 1, 2, 1>(channels, x, xor, pad, w, e, out)
             }
-            (3, 1) => self.planes_k::<3, 1, 1, 0>(channels, x, xor, pad, w, e, out),
-            (5, 2) => self.planes_k::<5, 2, 1, 0>(channels, x, xor, pad, w, e, out),
-            _ => unreachable!("dw_vnni: planar plans are 3x3 or 5x5"),
+            (5, 2, false) if self.g.sh == 1 => {
+                self.planes_k::<false, 5, 2, 2, 1>(channels, x, xor, pad, w, e, out)
+            }
+            (3, 1, _) => self.planes_k::<TWO, 3, 1, 1, 0>(channels, x, xor, pad, w, e, out),
+            (5, 2, false) => self.planes_k::<false, 5, 2, 1, 0>(channels, x, xor, pad, w, e, out),
+            _ => unreachable!("dw_vnni: planar plans are 3x3 or 5x5, split filters 3x3"),
         }
     }
 
     /// [`Self::planes`] for `KH` kernel rows of `G` groups of four taps, `R` output rows per
-    /// pass whose input rows are `S` apart (the stride when `R` > 1; unused when `R` = 1).
+    /// pass whose input rows are `S` apart (the stride when `R` > 1; unused when `R` = 1),
+    /// split filters as two halves when `TWO`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
     #[allow(clippy::too_many_arguments)]
     // The loops index several arrays (weights, rows, accumulators) by the same counters, all
     // bounded by constants so they unroll.
     #[allow(clippy::needless_range_loop)]
-    unsafe fn planes_k<const KH: usize, const G: usize, const R: usize, const S: usize>(
+    unsafe fn planes_k<
+        const TWO: bool,
+        const KH: usize,
+        const G: usize,
+        const R: usize,
+        const S: usize,
+    >(
         &self,
         channels: usize,
         x: &[u8],
@@ -297,6 +322,7 @@ impl DwVnni {
     ) {
         let g = &self.g;
         let (isz, osz) = (g.in_size(), g.out_size());
+        let per = self.block_weights();
         // Group q's gather: lane j's byte t <- byte j·stride + 4q + t of the loaded window.
         // (Plain loops here: closures would not inherit the target features, and vectors
         // would cross calls through memory.)
@@ -324,10 +350,17 @@ impl DwVnni {
             let xp = &x[c * isz..(c + 1) * isz];
             let op = &mut out[c * osz..(c + 1) * osz];
             let mut wv = [[_mm512_setzero_si512(); G]; KH];
+            let mut wv2 = [[_mm512_setzero_si512(); G]; KH];
             for ki in 0..KH {
                 for q in 0..G {
                     let at = (ki * G + q) * 64 + 4 * c;
                     wv[ki][q] = _mm512_set1_epi32(quad(at));
+                    if TWO {
+                        // hi + lo, byte by byte (each at most 127: `halves_fit`).
+                        let b: [u8; 4] =
+                            std::array::from_fn(|t| w[at + t].wrapping_add(w[per + at + t]) as u8);
+                        wv2[ki][q] = _mm512_set1_epi32(i32::from_le_bytes(b));
+                    }
                 }
             }
             let corr = _mm512_set1_epi32(e.corr[c]);
@@ -383,6 +416,9 @@ impl DwVnni {
                                     }
                                     let ki = i - r * S;
                                     acc[r][k] = _mm512_dpbusd_epi32(acc[r][k], vq, wv[ki][q]);
+                                    if TWO {
+                                        acc[r][k] = _mm512_dpbusd_epi32(acc[r][k], vq, wv2[ki][q]);
+                                    }
                                 }
                             }
                         }
@@ -546,6 +582,15 @@ impl DwVnni {
             }
         }
     }
+}
+
+/// Whether split filters (`hi` then `lo`, `per` bytes each) can run as the two i8 halves `hi`
+/// and `hi + lo`: no weight is 255 (`hi` 127 with `lo` 1).
+fn halves_fit(w: &[i8], per: usize) -> bool {
+    w[..per]
+        .iter()
+        .zip(&w[per..2 * per])
+        .all(|(&h, &l)| !(h == 127 && l == 1))
 }
 
 /// The epilogue's constants shared by all lanes, as vectors.
@@ -779,12 +824,18 @@ mod tests {
                     (7, 0x80, 200, true),
                 ] {
                     let x: Vec<u8> = (0..channels * g.in_size()).map(|_| next() as u8).collect();
-                    let w: Vec<i32> = (0..channels * g.taps())
+                    // Split filters: −256…254 with 16 channels (the planar path's two halves),
+                    // and with a 255 among 7 channels (too wide for the halves: that block
+                    // stays on the blocked path).
+                    let mut w: Vec<i32> = (0..channels * g.taps())
                         .map(|_| match wide {
                             false => (next() % 255) as i32 - 127,
-                            true => (next() % 511) as i32 - 255,
+                            true => (next() % 511) as i32 - 256,
                         })
                         .collect();
+                    if wide && channels == 7 {
+                        w[3] = 255;
+                    }
                     let sums: Vec<i32> = w.chunks(g.taps()).map(|c| c.iter().sum()).collect();
                     let mult: Vec<f32> = (0..channels).map(|c| 0.0007 * (c + 1) as f32).collect();
                     let add: Vec<f32> = (0..channels).map(|c| c as f32 - 3.5).collect();
