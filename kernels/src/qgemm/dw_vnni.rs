@@ -15,6 +15,11 @@
 //! `w = 2·hi + lo` with `hi` in i8 and `lo` in {0, 1}: two `vpdpbusd` per load, the same exact
 //! integer sum.
 //!
+//! Large planes (3×3 and 5×5 windows, output rows at least 28 wide; split filters 3×3 and 56
+//! wide) take the planar path instead ([`DwVnni::run_block`] picks it): each channel's plane
+//! convolved in place, the taps of 16 outputs gathered from one masked load of an input row,
+//! without the scratch and the transposes, and with the same bytes.
+//!
 //! Used for byte outputs, dilation 1 and kernels up to 8 wide whose weights lie in −256…255;
 //! everything else takes [`super::depthwise::run_block`].
 

@@ -252,7 +252,8 @@ impl QWeights {
         self.k
     }
 
-    /// Scratch bytes `run` needs: a block of packed panels ([`QWeights::block_panels`]).
+    /// Scratch bytes `run` needs: a block of packed panels (up to 16 for the VNNI byte kernel,
+    /// one for the others).
     pub fn scratch_bytes(&self) -> usize {
         self.kg * NR * 4 * self.block_panels()
     }

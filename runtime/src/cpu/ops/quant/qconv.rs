@@ -468,7 +468,6 @@ impl QConvKernel {
                 let mut compute = |out_g: &mut [T]| {
                     let cw = wide.div_ceil(lanes.max(1)).next_multiple_of(NR);
                     if lanes > 1 && mg <= SPLIT_COLS_ROWS && wide >= lanes * 4 * NR {
-                        let parts = wide.div_ceil(cw);
                         if !self.out_f32 && wts.writes_shared(&epis[g]) {
                             // Each thread writes its run of columns (its own panels) of every
                             // row straight into the output (bytes: T is u8). Runs of whole
@@ -509,6 +508,7 @@ impl QConvKernel {
                         }
                         // Each thread takes a run of columns (its own panels) for every row,
                         // into its block of the staging buffer; then the rows are copied out.
+                        let parts = wide.div_ceil(cw);
                         let st: &mut [T] =
                             &mut bytemuck::cast_slice_mut(&mut *colsplit)[..mg * wide];
                         let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
