@@ -615,10 +615,11 @@ mod tests {
         }
     }
 
-    /// Bytes unfold as the f32 values do, the padding reading `pad`: stride 2 with rows of
-    /// whole and partial 32-byte runs (the AVX-512 byte path where there is one).
+    /// Bytes unfold as the f32 values do (`im2col`, checked against direct indexing below), the
+    /// padding reading `pad`: stride 2 with rows of whole and partial 32-byte runs (the
+    /// AVX-512 byte path where there is one), and stride 1.
     #[test]
-    fn im2col_u8_matches_direct_indexing() {
+    fn im2col_u8_matches_the_f32_unfolding() {
         for g in [
             geom(224, 224, 3, 2, 1, 1),
             geom(9, 131, 3, 2, 1, 0),
@@ -630,24 +631,17 @@ mod tests {
             let x: Vec<u8> = (0..c * g.in_size())
                 .map(|i| (i * 7919 % 251) as u8)
                 .collect();
+            // Read + 1 as floats, so the f32 padding (0) stands apart from every input.
             let xf: Vec<f32> = x.iter().map(|&v| v as f32 + 1.0).collect();
-            let mut col = vec![0u8; c * g.taps() * g.out_size()];
+            let n = c * g.taps() * g.out_size();
+            let (mut col, mut colf) = (vec![0u8; n], vec![f32::NAN; n]);
             im2col_u8(&g, c, &x, &mut col, 200);
-            for ch in 0..c {
-                for ki in 0..g.kh {
-                    for kj in 0..g.kw {
-                        for oy in 0..g.oh {
-                            for ox in 0..g.ow {
-                                let row = (ch * g.kh + ki) * g.kw + kj;
-                                // (Inputs read + 1 as floats, so 0 is the padding.)
-                                let t = tap(&g, &xf[ch * g.in_size()..], oy, ox, ki, kj);
-                                let want = if t == 0.0 { 200 } else { t as u8 - 1 };
-                                assert_eq!(col[row * g.out_size() + oy * g.ow + ox], want);
-                            }
-                        }
-                    }
-                }
-            }
+            im2col(&g, c, &xf, &mut colf);
+            let want: Vec<u8> = colf
+                .iter()
+                .map(|&v| if v == 0.0 { 200 } else { v as u8 - 1 })
+                .collect();
+            assert_eq!(col, want, "{g:?}");
         }
     }
 
