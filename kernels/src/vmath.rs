@@ -185,6 +185,31 @@ pub fn add_inplace(xs: &mut [f32], r: &[f32]) {
     widest!(body(xs: &mut [f32], r: &[f32]))
 }
 
+/// The LSTM cell over `n = c.len()` units, in one pass: with the gates in ONNX order
+/// (`i, o, f, c`), each the recurrent product `g[k]` plus the input projection `p[k]`,
+/// `c = σ(f)·c + σ(i)·tanh(c̃)` and `h = σ(o)·tanh(c)`. The same operations, in the same
+/// order, as the slice functions applied gate by gate after adding `p` into `g` (same bits),
+/// without writing the gates back or reading them again.
+pub fn lstm_cell(g: [&[f32]; 4], p: [&[f32]; 4], c: &mut [f32], h: &mut [f32]) {
+    #[inline(always)]
+    fn body(g: [&[f32]; 4], p: [&[f32]; 4], c: &mut [f32], h: &mut [f32]) {
+        let n = c.len();
+        let h = &mut h[..n];
+        let (gi, go, gf, gc) = (&g[0][..n], &g[1][..n], &g[2][..n], &g[3][..n]);
+        let (pi, po, pf, pc) = (&p[0][..n], &p[1][..n], &p[2][..n], &p[3][..n]);
+        for j in 0..n {
+            let i = sigmoid_approx(gi[j] + pi[j]);
+            let o = sigmoid_approx(go[j] + po[j]);
+            let f = sigmoid_approx(gf[j] + pf[j]);
+            let cand = tanh_approx(gc[j] + pc[j]);
+            let cn = f * c[j] + i * cand;
+            c[j] = cn;
+            h[j] = tanh_approx(cn) * o;
+        }
+    }
+    widest!(body(g: [&[f32]; 4], p: [&[f32]; 4], c: &mut [f32], h: &mut [f32]))
+}
+
 /// Lanes of the reductions below: wide enough for one AVX-512 register.
 const LANES: usize = 16;
 
@@ -323,6 +348,41 @@ mod tests {
         for (x, y) in xs.iter().zip(&t) {
             assert!((tanh_approx(*x) - y).abs() <= 1e-7);
         }
+    }
+
+    #[test]
+    fn lstm_cell_equals_the_gates_activated_one_by_one() {
+        // 37 units: two vectors and a tail. Gate inputs over [-12, 12], cell states over ±5.
+        let n = 37;
+        let val = |k: usize, m: usize| ((k * 7919) % m) as f32 / m as f32 * 24.0 - 12.0;
+        let g: Vec<f32> = (0..4 * n).map(|k| val(k, 1009)).collect();
+        let p: Vec<f32> = (0..4 * n).map(|k| val(k + 5, 997) / 4.0).collect();
+        let c0: Vec<f32> = (0..n).map(|j| (j as f32 - 18.0) / 3.6).collect();
+        // The gates summed, activated gate by gate, then the state and the output.
+        let mut s: Vec<f32> = g.iter().zip(&p).map(|(a, b)| a + b).collect();
+        sigmoid_inplace(&mut s[..3 * n]);
+        tanh_inplace(&mut s[3 * n..]);
+        let c_want: Vec<f32> = (0..n)
+            .map(|j| s[2 * n + j] * c0[j] + s[j] * s[3 * n + j])
+            .collect();
+        let mut h_want = c_want.clone();
+        tanh_inplace(&mut h_want);
+        h_want
+            .iter_mut()
+            .zip(&s[n..2 * n])
+            .for_each(|(h, o)| *h *= o);
+        let four = |v: &[f32]| -> [Vec<f32>; 4] { [0, 1, 2, 3].map(|k| v[k * n..][..n].to_vec()) };
+        let (gs, ps) = (four(&g), four(&p));
+        let (mut c, mut h) = (c0.clone(), vec![f32::NAN; n]);
+        lstm_cell(
+            [0, 1, 2, 3].map(|k| &gs[k][..]),
+            [0, 1, 2, 3].map(|k| &ps[k][..]),
+            &mut c,
+            &mut h,
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&c), bits(&c_want), "cell state");
+        assert_eq!(bits(&h), bits(&h_want), "output");
     }
 
     /// Softmax and LogSoftmax against f64, on rows with and without a tail past the lanes.

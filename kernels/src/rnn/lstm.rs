@@ -5,7 +5,7 @@ use super::{
     LstmExtras, Outs, RnnDims, RnnParams, RnnProducts, RnnWeights,
 };
 use crate::activation::sigmoid;
-use crate::vmath::{sigmoid_inplace, tanh_inplace};
+use crate::vmath::lstm_cell;
 
 /// Runs an ONNX LSTM. `scratch` needs [`super::lstm_scratch`] elements; `y`, `y_h`, `y_c` are
 /// fully written. With `threads > 1` and enough work, directions and runs of the batch go to
@@ -111,6 +111,14 @@ fn checked(
     }
 }
 
+/// A row's four gates (`i, o, f, c`), `hs` units each.
+fn gate_slices(row: &[f32], hs: usize) -> [&[f32]; 4] {
+    let (i, rest) = row.split_at(hs);
+    let (o, rest) = rest.split_at(hs);
+    let (f, c) = rest.split_at(hs);
+    [i, o, f, &c[..hs]]
+}
+
 /// Every step of one lane: the lane's rows of h and c from the initial states, then per step
 /// one recurrent product and the gate math, Y written as it goes, the final states at the end.
 fn cell(
@@ -132,33 +140,18 @@ fn cell(
     id.load(d, w.h0, h);
     id.load(d, e.c0, c);
     let peep = e.peepholes.map(|p| &p[dir * 3 * hs..(dir + 1) * 3 * hs]);
-    // Fast path: the projection goes in as the GEMM's C, the gates are activated by the
-    // vectorised functions, whole slices at a time.
+    // Fast path: the recurrent product alone, then the projection added and every gate
+    // activated in one vectorised pass (`vmath::lstm_cell`).
     let fast = peep.is_none() && w.clip.is_none() && !e.input_forget;
     for step in 0..d.seq {
         let t = id.time(d, step);
-        if fast {
-            for (r, g) in gates.chunks_exact_mut(gh).enumerate() {
-                g.copy_from_slice(proj_row(t, r));
-            }
-        }
-        p.recur(dir, 0, gh, h, id.rows, gates, gh, fast);
+        p.recur(dir, 0, gh, h, id.rows, gates, gh, false);
         for r in 0..id.rows {
             let hb = &mut h[r * hs..(r + 1) * hs];
             let cb = &mut c[r * hs..(r + 1) * hs];
-            let g = &mut gates[r * gh..(r + 1) * gh];
+            let g = &gates[r * gh..(r + 1) * gh];
             if fast {
-                let (ifo, cand) = g.split_at_mut(3 * hs);
-                sigmoid_inplace(ifo);
-                tanh_inplace(cand);
-                let (i, rest) = ifo.split_at(hs);
-                let (o, f) = rest.split_at(hs);
-                for j in 0..hs {
-                    cb[j] = f[j] * cb[j] + i[j] * cand[j];
-                }
-                hb.copy_from_slice(cb);
-                tanh_inplace(hb);
-                hb.iter_mut().zip(o).for_each(|(h, o)| *h *= o);
+                lstm_cell(gate_slices(g, hs), gate_slices(proj_row(t, r), hs), cb, hb);
             } else {
                 let pr = proj_row(t, r);
                 for j in 0..hs {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::lanes::LaneId;
 use super::{Disjoint, LstmExtras, Outs, RnnDims, RnnParams};
 use crate::gemm::{par_for, sgemv_packed_b_cols, PackedB};
-use crate::vmath::{sigmoid_inplace, tanh_inplace};
+use crate::vmath::lstm_cell;
 
 /// Least multiply-adds per step of the recurrent product for the split: below, the per-step
 /// meeting costs more than half the product saves.
@@ -108,30 +108,18 @@ pub(super) fn run(
             let cols = g * hs + u0..g * hs + u1;
             // SAFETY: gate columns of this half, touched by no other half.
             let gs = unsafe { gates.part(cols.start, n) };
-            gs.copy_from_slice(&prow[cols.clone()]);
-            sgemv_packed_b_cols(h, r, cols, gs, 1.0, 1.0);
+            sgemv_packed_b_cols(h, r, cols, gs, 0.0, 1.0);
         }
-        // SAFETY: as above, each gate's columns of this half.
-        let (i, o, f, cand) = unsafe {
+        // SAFETY: as above, each gate's columns of this half (read only from here on); this
+        // half's units of c and of the next h buffer belong to this half alone.
+        let (g, cs, hn) = unsafe {
             (
-                gates.part(u0, n),
-                gates.part(hs + u0, n),
-                gates.part(2 * hs + u0, n),
-                gates.part(3 * hs + u0, n),
+                [0, 1, 2, 3].map(|k| gates.read(k * hs + u0, n)),
+                c.part(u0, n),
+                hbuf.part(nxt + u0, n),
             )
         };
-        sigmoid_inplace(i);
-        sigmoid_inplace(o);
-        sigmoid_inplace(f);
-        tanh_inplace(cand);
-        // SAFETY: this half's units of c and of the next h buffer belong to this half alone.
-        let (cs, hn) = unsafe { (c.part(u0, n), hbuf.part(nxt + u0, n)) };
-        for j in 0..n {
-            cs[j] = f[j] * cs[j] + i[j] * cand[j];
-        }
-        hn.copy_from_slice(cs);
-        tanh_inplace(hn);
-        hn.iter_mut().zip(o.iter()).for_each(|(h, o)| *h *= o);
+        lstm_cell(g, [0, 1, 2, 3].map(|k| &prow[k * hs + u0..][..n]), cs, hn);
         // SAFETY: Y's (t, 0, 0) vector, this half's units: written by this half alone.
         unsafe { outs.y.part(d.y_at(t, 0, 0) + u0, n) }.copy_from_slice(hn);
     };
