@@ -1,5 +1,6 @@
 //! Truncated, bit-flipped and foreign files, made from every reference model, fed to the loader
-//! and to the CLI: each must give a clear error, never a panic.
+//! and to the CLI: each must give a clear error, never a panic. Also thread counts past what
+//! the machine can use.
 
 mod common;
 
@@ -179,4 +180,53 @@ fn every_damaged_file_is_refused_with_a_clear_error() {
     assert!(load_never_panics(&noise, "noise").is_some());
     cli_refuses(&models, "a directory");
     eprintln!("{checked} damaged files refused");
+}
+
+#[test]
+fn thread_counts_past_the_machine_are_refused_at_once() {
+    let Some(models) = models_dir() else { return };
+    let efm = compiled(&models, "seed_cnn_mnist");
+    let too_many = edgefuse_runtime::cpu::max_threads() + 1;
+    let r = refs(&models, "seed_cnn_mnist");
+    let out_dir = scratch_dir().join("too-many-threads-out");
+    for cmd in ["bench", "run"] {
+        let t = std::time::Instant::now();
+        let mut c = edgefuse();
+        c.args([cmd, "--threads", &too_many.to_string()]).arg(&efm);
+        if cmd == "run" {
+            c.arg("--output-dir").arg(&out_dir);
+            for (name, file, _) in &r.inputs {
+                c.arg("--input").arg(format!("{name}={}", file.display()));
+            }
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "`{cmd} --threads {too_many}` ran");
+        assert!(
+            err.starts_with("error: ") && err.contains(&format!("at most {}", too_many - 1)),
+            "`{cmd} --threads {too_many}`: unclear error: {err}"
+        );
+        assert!(
+            t.elapsed().as_secs() < 10,
+            "`{cmd}`: took {:?}",
+            t.elapsed()
+        );
+    }
+    // The limit itself is allowed.
+    let o = edgefuse()
+        .args([
+            "bench",
+            "--iters",
+            "1",
+            "--warmup-ms",
+            "0",
+            "--backend",
+            "cpu",
+            "--threads",
+        ])
+        .arg((too_many - 1).to_string())
+        .arg(&efm)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

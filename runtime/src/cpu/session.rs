@@ -15,6 +15,7 @@ use crate::{Error, Model, Result, Tensor};
 #[derive(Debug, Clone, Copy)]
 pub struct SessionOptions {
     /// Worker threads (1 = run on the caller's thread only). Default: available cores, at most 8.
+    /// More than [`super::max_threads`] is refused by [`Session::new`].
     pub threads: usize,
 }
 
@@ -54,6 +55,7 @@ pub struct NodeTime {
 
 impl Session {
     pub fn new(model: Arc<Model>, opts: SessionOptions) -> Result<Session> {
+        let threads = super::check_threads(opts.threads)?;
         let graph = model.graph();
         let mut steps = Vec::with_capacity(graph.nodes.len());
         let mut scratch = 0;
@@ -93,7 +95,6 @@ impl Session {
         }
         let plan = plan::plan(graph, scratch)?;
         let arena = AlignedBuf::zeroed(plan.arena_bytes());
-        let threads = opts.threads.max(1);
         let pool = if threads > 1 {
             let w = super::worker::Worker::new(threads)
                 .map_err(|e| Error::invalid(format!("cannot start {threads} threads: {e}")))?;

@@ -195,6 +195,7 @@ impl CpuPreprocessor {
             bias: self.bias,
         };
         if self.threads > 1 && self.pool.is_none() {
+            crate::cpu::check_threads(self.threads)?;
             let w = Worker::new(self.threads).map_err(|e| {
                 Error::invalid(format!(
                     "preprocess: cannot start {} threads: {e}",
