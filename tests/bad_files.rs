@@ -179,6 +179,11 @@ fn every_damaged_file_is_refused_with_a_clear_error() {
         .collect();
     assert!(load_never_panics(&noise, "noise").is_some());
     cli_refuses(&models, "a directory");
+    let e = Model::load(&models).err().expect("a directory loaded");
+    assert!(
+        e.to_string().contains("a directory, not a .efm file"),
+        "{e}"
+    );
     eprintln!("{checked} damaged files refused");
 }
 

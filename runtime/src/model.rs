@@ -42,7 +42,16 @@ impl Model {
             source: e,
         };
         let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            let what = if meta.is_dir() {
+                "a directory, not a .efm file"
+            } else {
+                "not a regular file (a device, pipe or socket)"
+            };
+            return Err(Error::BadFile(format!("{}: {what}", path.display())));
+        }
+        let len = meta.len();
         if len == 0 {
             return Err(Error::BadFile(format!(
                 "{}: the file is empty",
