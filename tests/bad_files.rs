@@ -235,3 +235,25 @@ fn thread_counts_past_the_machine_are_refused_at_once() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn run_refuses_an_output_dir_that_is_a_file_and_leaves_it_alone() {
+    let Some(models) = models_dir() else { return };
+    let efm = compiled(&models, "seed_cnn_mnist");
+    let r = refs(&models, "seed_cnn_mnist");
+    let file = scratch_dir().join("not-a-dir.txt");
+    std::fs::write(&file, b"keep me").unwrap();
+    let mut c = edgefuse();
+    c.arg("run").arg(&efm).arg("--output-dir").arg(&file);
+    for (name, path, _) in &r.inputs {
+        c.arg("--input").arg(format!("{name}={}", path.display()));
+    }
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "run wrote into a file");
+    assert!(
+        err.contains("exists and is not a directory"),
+        "unclear error: {err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}

@@ -36,6 +36,13 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    // Before any work: a path that is there but is no directory cannot take the outputs.
+    if a.output_dir.exists() && !a.output_dir.is_dir() {
+        bail!(
+            "--output-dir {}: exists and is not a directory",
+            a.output_dir.display()
+        );
+    }
     let model = Model::load(&a.model)?;
     let g = model.graph();
     let mut session = super::open_session(model.clone(), a.backend, a.threads, a.gpu_precision)?;
