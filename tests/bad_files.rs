@@ -196,15 +196,17 @@ fn thread_counts_past_the_machine_are_refused_at_once() {
     let out_dir = scratch_dir().join("too-many-threads-out");
     for cmd in ["bench", "run"] {
         let t = std::time::Instant::now();
-        let mut c = edgefuse();
-        c.args([cmd, "--threads", &too_many.to_string()]).arg(&efm);
-        if cmd == "run" {
-            c.arg("--output-dir").arg(&out_dir);
-            for (name, file, _) in &r.inputs {
-                c.arg("--input").arg(format!("{name}={}", file.display()));
-            }
-        }
-        let o = c.output().unwrap();
+        let mut c = if cmd == "run" {
+            r.run_cmd(&efm, &out_dir)
+        } else {
+            let mut c = edgefuse();
+            c.arg(cmd).arg(&efm);
+            c
+        };
+        let o = c
+            .args(["--threads", &too_many.to_string()])
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "`{cmd} --threads {too_many}` ran");
         assert!(
@@ -243,12 +245,7 @@ fn run_refuses_an_output_dir_that_is_a_file_and_leaves_it_alone() {
     let r = refs(&models, "seed_cnn_mnist");
     let file = scratch_dir().join("not-a-dir.txt");
     std::fs::write(&file, b"keep me").unwrap();
-    let mut c = edgefuse();
-    c.arg("run").arg(&efm).arg("--output-dir").arg(&file);
-    for (name, path, _) in &r.inputs {
-        c.arg("--input").arg(format!("{name}={}", path.display()));
-    }
-    let o = c.output().unwrap();
+    let o = r.run_cmd(&efm, &file).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "run wrote into a file");
     assert!(

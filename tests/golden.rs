@@ -11,17 +11,11 @@ fn golden(model: &str) {
     let efm = compiled(&models, model);
     let r = refs(&models, model);
     let out_dir = scratch_dir().join(format!("{model}-out"));
-    let mut cmd = edgefuse();
-    cmd.arg("run")
-        .arg(&efm)
-        .arg("--output-dir")
-        .arg(&out_dir)
-        .arg("--threads")
-        .arg("2");
-    for (name, file, _) in &r.inputs {
-        cmd.arg("--input").arg(format!("{name}={}", file.display()));
-    }
-    let o = cmd.output().unwrap();
+    let o = r
+        .run_cmd(&efm, &out_dir)
+        .args(["--threads", "2"])
+        .output()
+        .unwrap();
     assert!(
         o.status.success(),
         "run {model} failed:\n{}",

@@ -96,6 +96,18 @@ pub struct Refs {
     pub outputs: Vec<(String, PathBuf, Vec<usize>)>,
 }
 
+impl Refs {
+    /// `edgefuse run EFM --output-dir OUT` with every reference input as `--input NAME=FILE`.
+    pub fn run_cmd(&self, efm: &Path, out_dir: &Path) -> Command {
+        let mut cmd = edgefuse();
+        cmd.arg("run").arg(efm).arg("--output-dir").arg(out_dir);
+        for (name, file, _) in &self.inputs {
+            cmd.arg("--input").arg(format!("{name}={}", file.display()));
+        }
+        cmd
+    }
+}
+
 pub fn refs(models: &Path, model: &str) -> Refs {
     let dir = models.join("refs").join(model);
     let j: serde_json::Value =
