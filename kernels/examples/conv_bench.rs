@@ -78,7 +78,7 @@ fn main() {
             .unwrap();
         pool.install(|| {
             // GEMM shapes: (m, k, n).
-            for (name, m, k, n) in [("f.6 im2col", 64, 576, 144), ("f.6 lane", 64, 576, 72), ("f.0 im2col", 32, 9, 16 * 676), ("big", 256, 256, 1024), ("d22 im2col", 192, 432, 640), ("d36 im2col", 256, 576, 160), ("en head", 1280, 320, 49), ("en b13 proj", 192, 1152, 49), ("en b13 exp", 1152, 192, 49), ("en b9 proj", 112, 672, 196), ("en b9 exp", 672, 112, 196), ("en b1 exp", 96, 32, 12544), ("en b0 proj", 16, 32, 12544), ("en b2 proj", 24, 144, 3136), ("en b2 exp", 144, 24, 3136), ("sil stft lane", 258, 256, 80), ("sil enc0 lane", 128, 387, 64), ("sil enc1 lane", 64, 384, 32)] {
+            for (name, m, k, n) in [("f.6 im2col", 64, 576, 144), ("f.6 lane", 64, 576, 72), ("f.0 im2col", 32, 9, 16 * 676), ("big", 256, 256, 1024), ("d22 im2col", 192, 432, 640), ("d36 im2col", 256, 576, 160), ("en head", 1280, 320, 49), ("en b13 proj", 192, 1152, 49), ("en b13 exp", 1152, 192, 49), ("en b9 proj", 112, 672, 196), ("en b9 exp", 672, 112, 196), ("en b1 exp", 96, 16, 12544), ("en b0 proj", 16, 32, 12544), ("en b2 proj", 24, 144, 3136), ("en b2 exp", 144, 24, 3136), ("sil stft lane", 258, 256, 80), ("sil enc0 lane", 128, 387, 64), ("sil enc1 lane", 64, 384, 32)] {
                 if !name.contains(&only) {
                     continue;
                 }

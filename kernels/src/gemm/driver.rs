@@ -6,7 +6,7 @@
 //! block streams from L2. With several threads the output is cut into disjoint blocks along
 //! its longer side, one per thread, each packing what it reads into its own workspace slice.
 
-use super::isa::{Isa, MAX_TILE};
+use super::isa::{DirectFn, Isa, MAX_TILE};
 use super::pack::{pack_a, pack_b, Workspace};
 
 /// A bounds-checked strided input view as raw parts: element (i, j) at `ptr[i·rs + j·cs]`.
@@ -267,6 +267,53 @@ pub(crate) unsafe fn packed_b_cols(
     }
 }
 
+/// One full-width strip of B read in place: every row tile of the block, through the stack
+/// tile where the block's last rows leave it short.
+///
+/// # Safety
+/// As [`macro_kernel`], with `b` the strip's first row (`kc` rows `ldb` apart, `NR` floats
+/// each) and `c` the strip's first output column.
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_strip(
+    isa: &Isa,
+    f: DirectFn,
+    mc: usize,
+    kc: usize,
+    ap: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    tile: &mut [f32; MAX_TILE],
+) {
+    let (mr, nr) = (isa.mr, isa.nr);
+    for ir in (0..mc).step_by(mr) {
+        let h = mr.min(mc - ir);
+        // SAFETY: strip ir/MR of the packed A block; the tile at row ir is inside `c` when
+        // full, and the stack tile holds MR × NR floats otherwise.
+        unsafe {
+            let (as_, ct) = (ap.add(ir * kc), c.add(ir * ldc));
+            if h == mr {
+                f(kc, as_, b, ldb, ct, ldc, alpha, beta);
+                continue;
+            }
+            f(kc, as_, b, ldb, tile.as_mut_ptr(), nr, 0.0, 1.0);
+            for i in 0..h {
+                let row = std::slice::from_raw_parts_mut(ct.add(i * ldc), nr);
+                for (o, v) in row.iter_mut().zip(&tile[i * nr..i * nr + nr]) {
+                    *o = if alpha == 0.0 {
+                        beta * v
+                    } else {
+                        alpha * *o + beta * v
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// Column tasks per thread when a product with packed weights (A) is cut by columns.
 const SPLIT_FINER: usize = 4;
 
@@ -323,6 +370,10 @@ unsafe fn block(
 ) {
     let mp = m.next_multiple_of(isa.mr);
     let np = n.next_multiple_of(isa.nr);
+    let direct = match b {
+        Rhs::Strided(b) => direct_b(isa, b),
+        Rhs::Packed(_) => None,
+    };
     for jc in (cols.0..cols.1).step_by(isa.nc) {
         let nc = isa.nc.min(cols.1 - jc);
         for pc in (0..k).step_by(isa.kc) {
@@ -330,14 +381,26 @@ unsafe fn block(
             // Later depth blocks accumulate onto the first.
             let alpha = if pc == 0 { alpha } else { 1.0 };
             let bpan = match b {
-                Rhs::Strided(b) => {
-                    // SAFETY: in bounds of `b`, and `bp` is sized for kc × round_up(nc, NR).
-                    unsafe { pack_b(isa.nr, b, pc, kc, jc, nc, bp) };
-                    bp as *const f32
-                }
+                Rhs::Strided(b) => match direct {
+                    Some(f) => BSrc::Direct {
+                        f,
+                        // SAFETY: row pc, column jc of the bounds-checked `b`.
+                        ptr: unsafe { b.ptr.add(pc * b.rs + jc) },
+                        ldb: b.rs,
+                        raw: b,
+                        pc,
+                        jc,
+                        spare: bp,
+                    },
+                    None => {
+                        // SAFETY: in bounds of `b`, and `bp` is sized for kc × round_up(nc, NR).
+                        unsafe { pack_b(isa.nr, b, pc, kc, jc, nc, bp) };
+                        BSrc::Packed(bp)
+                    }
+                },
                 // SAFETY: `jc` is a multiple of NR (task cuts and NC are), so this is the
                 // start of strip jc/NR of depth block pc, laid out by `pack_b_full`.
-                Rhs::Packed(p) => unsafe { p.as_ptr().add(pc * np + jc * kc) },
+                Rhs::Packed(p) => BSrc::Packed(unsafe { p.as_ptr().add(pc * np + jc * kc) }),
             };
             for ic in (rows.0..rows.1).step_by(isa.mc) {
                 let mc = isa.mc.min(rows.1 - ic);
@@ -369,12 +432,57 @@ unsafe fn block(
     }
 }
 
-/// Every `MR × NR` tile of an `mc × nc` output block from packed panels; edge tiles go through
-/// a stack tile, and those at most `MR / 2` high or `NR / 2` wide run the half-height or
-/// half-width kernel where there is one.
+/// Where the micro-kernels read a block of B: a packed block, or (see [`direct_b`]) the
+/// row-major operand itself.
+#[derive(Clone, Copy)]
+enum BSrc {
+    Packed(*const f32),
+    /// Row `pc`, column `jc` of `raw` at `ptr`, rows `ldb` apart. A strip narrower than `NR`
+    /// (the operand's last columns) is packed into `spare` (sized for a packed block) and read
+    /// from there.
+    Direct {
+        f: DirectFn,
+        ptr: *const f32,
+        ldb: usize,
+        raw: Raw,
+        pc: usize,
+        jc: usize,
+        spare: *mut f32,
+    },
+}
+
+/// Whether the micro-kernel reads a row-major B where it lies instead of packing it first.
+/// Packing copies every element of B once per product (read, written, read again), and where
+/// the output has few rows — a pointwise convolution to 16–112 channels — that copy costs about
+/// as much as the products. Read in place, each `NR`-wide strip of B's rows is loaded once per
+/// row tile as a packed strip is, from L1 or L2. Measured on AVX-512 (BENCHMARKS.md): a gain
+/// wherever the rows start at 8 or more distinct offsets modulo 4 KiB (L1's set span); a loss
+/// where they start at fewer and so crowd a few sets: 4 offsets (EfficientNet's 112 × 112
+/// planes, rows 50,176 bytes apart) were 12–29 % slower in the model, 1 (a 1024-wide B) 2 %.
+pub(crate) fn direct_b(isa: &Isa, b: Raw) -> Option<DirectFn> {
+    if b.cs != 1 {
+        return None;
+    }
+    // Rows `rs` floats apart start at this many distinct offsets modulo 4 KiB (L1's set span).
+    let offsets = 4096 / gcd(b.rs * 4 % 4096, 4096);
+    isa.direct.filter(|_| offsets >= 8)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Every `MR × NR` tile of an `mc × nc` output block; edge tiles go through a stack tile, and
+/// those at most `MR / 2` high or `NR / 2` wide run the half-height or half-width kernel where
+/// there is one.
 ///
 /// # Safety
-/// `ap` and `bp` hold the packed blocks; `c` is valid for `mc × nc` with row stride `ldc`.
+/// `ap` holds the packed A block and `bsrc` the packed B block or the operand's rows (see
+/// [`BSrc`]); `c` is valid for `mc × nc` with row stride `ldc`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn macro_kernel(
     isa: &Isa,
@@ -382,7 +490,7 @@ unsafe fn macro_kernel(
     nc: usize,
     kc: usize,
     ap: *const f32,
-    bp: *const f32,
+    bsrc: BSrc,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -392,8 +500,26 @@ unsafe fn macro_kernel(
     let mut tile = [0.0f32; MAX_TILE];
     for jr in (0..nc).step_by(nr) {
         let w = nr.min(nc - jr);
-        // SAFETY: strip jr/NR of the packed B block.
-        let bs = unsafe { bp.add(jr * kc) };
+        let bs = match bsrc {
+            // SAFETY: strip jr/NR of the packed B block.
+            BSrc::Packed(bp) => unsafe { bp.add(jr * kc) },
+            BSrc::Direct { f, ptr, ldb, .. } if w == nr => {
+                // SAFETY: rows 0..kc of B from column jc + jr hold NR floats each (w == NR).
+                unsafe {
+                    let (b, c) = (ptr.add(jr), c.add(jr));
+                    direct_strip(isa, f, mc, kc, ap, b, ldb, c, ldc, alpha, beta, &mut tile)
+                };
+                continue;
+            }
+            BSrc::Direct {
+                raw, pc, jc, spare, ..
+            } => {
+                // SAFETY: columns jc + jr .. jc + jr + w, depths pc .. pc + kc are in bounds
+                // of `raw`; `spare` holds a packed block, so at least kc·NR floats.
+                unsafe { pack_b(nr, raw, pc, kc, jc + jr, w, spare) };
+                spare as *const f32
+            }
+        };
         for ir in (0..mc).step_by(mr) {
             let h = mr.min(mc - ir);
             // SAFETY: strip ir/MR of the packed A block; the tile at (ir, jr) is inside `c`

@@ -19,6 +19,19 @@ pub(crate) type MicroFn = unsafe fn(
     beta: f32,
 );
 
+/// [`MicroFn`] over one full tile with B unpacked: its rows `ldb` floats apart where they lie
+/// in a row-major operand, each read `NR` wide.
+pub(crate) type DirectFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+);
+
 /// A micro-kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -48,6 +61,8 @@ pub(crate) struct Isa {
     /// The micro-kernel over the first `mr / 2` rows of a panel (its columns still `mr` apart),
     /// for edge tiles at most that high.
     pub short: Option<MicroFn>,
+    /// The full tile reading B unpacked, where the family has one (see `driver::direct_b`).
+    pub direct: Option<DirectFn>,
     pub axpy: gemv::AxpyFn,
     /// [`gemv::AxpyFn`] over one `nr`-wide strip of a packed B (`rstride` = `nr`).
     pub strip: gemv::AxpyFn,
@@ -66,6 +81,7 @@ static PORTABLE: Isa = Isa {
     micro: portable::micro,
     half: None,
     short: None,
+    direct: None,
     axpy: gemv::axpy_portable,
     strip: gemv::strip_portable,
     dots: gemv::dots_portable,

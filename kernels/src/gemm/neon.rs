@@ -21,6 +21,7 @@ pub(crate) static NEON: Isa = Isa {
     micro,
     half: None,
     short: None,
+    direct: None,
     axpy: gemv::axpy_portable,
     strip: strip_neon,
     dots: gemv::dots_portable,

@@ -347,6 +347,73 @@ fn depth_longer_than_one_panel_accumulates() {
 }
 
 #[test]
+fn row_major_b_read_in_place_gives_the_packed_bits() {
+    // A row-major B whose rows start at 8 or more offsets modulo 4 KiB is read where it lies
+    // on AVX-512 (`driver::direct_b`); the same values 512 floats apart are packed first. The
+    // sums are the same in the same order, so the bits must be too: partial strips (70 = 2·32
+    // + 6 columns), a partial row tile (19 = 2·8 + 3), two depth blocks (300 > KC), both
+    // alphas, one thread and two, plain and with A packed (the convolutions' path).
+    let (m, k, n) = (19, 300, 70);
+    let a = Mat::new(m, k, Layout::RowMajor, 11);
+    let mut s = Lcg(12);
+    let vals: Vec<f32> = (0..k * n).map(|_| s.unit()).collect();
+    let strided = |rs: usize| {
+        let mut d = vec![f32::NAN; (k - 1) * rs + n];
+        for (p, row) in vals.chunks_exact(n).enumerate() {
+            d[p * rs..p * rs + n].copy_from_slice(row);
+        }
+        d
+    };
+    let (near, far) = (strided(n), strided(512));
+    fn view(d: &[f32], k: usize, n: usize, rs: usize) -> MatRef<'_> {
+        MatRef {
+            data: d,
+            rows: k,
+            cols: n,
+            rs: rs as isize,
+            cs: 1,
+        }
+    }
+    for &kernel in Kernel::supported() {
+        let isa = kernel.isa();
+        let raw = |d: &[f32], rs| driver::Raw {
+            ptr: d.as_ptr(),
+            rs,
+            cs: 1,
+        };
+        let in_place = driver::direct_b(isa, raw(&near, n)).is_some();
+        assert_eq!(in_place, kernel == Kernel::Avx512, "{kernel:?}");
+        assert!(
+            driver::direct_b(isa, raw(&far, 512)).is_none(),
+            "2 KiB rows"
+        );
+        let pa = pack_a_with(kernel, a.view(), m, k);
+        for (alpha, threads) in [(0.0, 1), (1.0, 1), (0.0, 2), (1.0, 2)] {
+            let c0: Vec<f32> = (0..m * n).map(|i| (i % 7) as f32 - 3.0).collect();
+            let run = |b: MatRef| {
+                let mut c = c0.clone();
+                sgemm_with(kernel, m, n, k, a.view(), b, &mut c, n, alpha, 0.5, threads);
+                let mut cp = c0.clone();
+                sgemm_packed(&pa, b, &mut cp, n, alpha, 0.5, threads);
+                (c, cp)
+            };
+            let (got, want) = (run(view(&near, k, n, n)), run(view(&far, k, n, 512)));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got.0),
+                bits(&want.0),
+                "{kernel:?} alpha {alpha} threads {threads}"
+            );
+            assert_eq!(
+                bits(&got.1),
+                bits(&want.1),
+                "{kernel:?} packed A, alpha {alpha}"
+            );
+        }
+    }
+}
+
+#[test]
 fn packed_a_matches_naive() {
     let mut cases = sampled_cases(60, 11);
     cases.push(Case {

@@ -22,6 +22,7 @@ pub(crate) static AVX512: Isa = Isa {
     micro: avx512_micro::<AVX512_MR, AVX512_NV, AVX512_MR, AVX512_NV>,
     half: Some(avx512_micro::<AVX512_MR, 1, AVX512_MR, AVX512_NV>),
     short: Some(avx512_micro::<{ AVX512_MR / 2 }, AVX512_NV, AVX512_MR, AVX512_NV>),
+    direct: Some(avx512_direct),
     axpy: axpy_avx512,
     strip: strip_avx512,
     dots: dots_avx512,
@@ -36,6 +37,7 @@ pub(crate) static AVX2: Isa = Isa {
     micro: avx2_micro::<AVX2_MR, AVX2_NV, AVX2_MR, AVX2_NV>,
     half: Some(avx2_micro::<AVX2_MR, 1, AVX2_MR, AVX2_NV>),
     short: Some(avx2_micro::<{ AVX2_MR / 2 }, AVX2_NV, AVX2_MR, AVX2_NV>),
+    direct: None,
     axpy: axpy_avx2,
     strip: strip_avx2,
     dots: dots_avx2,
@@ -58,6 +60,48 @@ unsafe fn avx512_micro<const MR: usize, const NV: usize, const MA: usize, const 
     alpha: f32,
     beta: f32,
 ) {
+    // SAFETY: the caller's contract, with B's rows `16·NB` floats apart.
+    unsafe { avx512_body::<MR, NV, MA>(kc, a, b, 16 * NB, c, ldc, alpha, beta) }
+}
+
+/// See [`super::isa::DirectFn`]: the full `MR × 32` tile with B's rows read where they lie,
+/// `ldb` floats apart (a row-major right operand, unpacked).
+///
+/// # Safety
+/// The CPU supports AVX-512F; `a` holds `kc·MR` floats; rows `0..kc` of `b`, `ldb` apart, each
+/// hold 32 readable floats; `c` is valid for the tile with row stride `ldc`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_direct(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { avx512_body::<AVX512_MR, AVX512_NV, AVX512_MR>(kc, a, b, ldb, c, ldc, alpha, beta) }
+}
+
+/// The AVX-512 micro-kernel's body: B's rows `ldb` floats apart (`16·NB` in a packed panel).
+///
+/// # Safety
+/// As [`avx512_micro`] with B's rows `ldb` apart.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_body<const MR: usize, const NV: usize, const MA: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
     // SAFETY: every load stays inside the panels (`p < kc`, `i < MR`, `v < NV`) and every
     // store inside the tile, as the caller guarantees.
     unsafe {
@@ -75,7 +119,7 @@ unsafe fn avx512_micro<const MR: usize, const NV: usize, const MA: usize, const 
                 }
             }
             a = a.add(MA);
-            b = b.add(16 * NB);
+            b = b.add(ldb);
         }
         let betav = _mm512_set1_ps(beta);
         let alphav = _mm512_set1_ps(alpha);
