@@ -6,7 +6,7 @@
 //! block streams from L2. With several threads the output is cut into disjoint blocks along
 //! its longer side, one per thread, each packing what it reads into its own workspace slice.
 
-use super::isa::{DirectFn, Isa, MAX_TILE};
+use super::isa::{DirectFn, Fused, Isa, MAX_TILE};
 use super::pack::{pack_a, pack_b, Workspace};
 
 /// A bounds-checked strided input view as raw parts: element (i, j) at `ptr[i·rs + j·cs]`.
@@ -46,6 +46,44 @@ pub(crate) enum Lhs<'a> {
 /// columns `col..col + seg.len()`; every element is passed once, right after the cache block
 /// that holds it is finished (while it is still in L2).
 pub type TileFn<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
+
+/// A bias per output row and an optional clamp, applied by the micro-kernels as they store
+/// the last depth block: `c + bias[i]`, then `max` with `lo` and `min` with `hi` (a NaN gives
+/// `lo`); without a clamp a zero bias leaves `c` untouched. No second pass over the output.
+#[derive(Clone, Copy, Debug)]
+pub struct RowEpi<'a> {
+    /// One per row of the product (at least `m`), or none.
+    pub bias: Option<&'a [f32]>,
+    /// `(lo, hi)`: ReLU is `(0, ∞)`, ReLU6 `(0, 6)`.
+    pub clamp: Option<(f32, f32)>,
+}
+
+impl RowEpi<'_> {
+    /// The epilogue of the tile whose first row is `row`.
+    fn fused(&self, row: usize) -> Fused {
+        Fused {
+            // SAFETY (of the later reads): the public entry points check `bias.len() >= m`.
+            bias: self.bias.map_or(std::ptr::null(), |b| b[row..].as_ptr()),
+            clamp: self.clamp,
+        }
+    }
+
+    /// Row `row`'s finished elements `seg`, outside the micro-kernels (matrix-vector paths).
+    pub(crate) fn apply(&self, row: usize, seg: &mut [f32]) {
+        let b = self.bias.map_or(0.0, |b| b[row]);
+        seg.iter_mut()
+            .for_each(|v| *v = Fused::one(*v, b, self.clamp));
+    }
+}
+
+/// What a product does to its output as it finishes it.
+#[derive(Clone, Copy)]
+pub enum Epi<'a> {
+    /// A function over each finished run of a row, while the block is in L2.
+    Tile(TileFn<'a>),
+    /// Bias and clamp in the micro-kernels' registers, before the stores.
+    Rows(RowEpi<'a>),
+}
 
 /// The right operand: a strided view, or panels pre-packed by [`super::pack_b`].
 #[derive(Clone, Copy)]
@@ -97,7 +135,7 @@ pub(crate) fn gemm(
     beta: f32,
     par: bool,
     threads: usize,
-    epi: Option<TileFn>,
+    epi: Option<Epi>,
     ws: Option<&mut [f32]>,
 ) {
     let threads = if par { threads } else { 1 };
@@ -243,7 +281,7 @@ pub(crate) unsafe fn packed_b_cols(
     alpha: f32,
     beta: f32,
     ap: *mut f32,
-    epi: Option<TileFn>,
+    epi: Option<Epi>,
 ) {
     // SAFETY: the caller's contract; B is packed, so nothing is packed into its (null) buffer.
     unsafe {
@@ -279,37 +317,25 @@ unsafe fn direct_strip(
     f: DirectFn,
     mc: usize,
     kc: usize,
-    ap: *const f32,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
+    (ap, b, ldb): (*const f32, *const f32, usize),
+    (c, ldc, alpha, beta): (*mut f32, usize, f32, f32),
+    rows_epi: Option<(RowEpi, usize)>,
     tile: &mut [f32; MAX_TILE],
 ) {
     let (mr, nr) = (isa.mr, isa.nr);
     for ir in (0..mc).step_by(mr) {
         let h = mr.min(mc - ir);
+        let fx = rows_epi.map(|(r, ic)| r.fused(ic + ir));
         // SAFETY: strip ir/MR of the packed A block; the tile at row ir is inside `c` when
         // full, and the stack tile holds MR × NR floats otherwise.
         unsafe {
             let (as_, ct) = (ap.add(ir * kc), c.add(ir * ldc));
             if h == mr {
-                f(kc, as_, b, ldb, ct, ldc, alpha, beta);
+                f(kc, as_, b, ldb, ct, ldc, alpha, beta, fx.as_ref());
                 continue;
             }
-            f(kc, as_, b, ldb, tile.as_mut_ptr(), nr, 0.0, 1.0);
-            for i in 0..h {
-                let row = std::slice::from_raw_parts_mut(ct.add(i * ldc), nr);
-                for (o, v) in row.iter_mut().zip(&tile[i * nr..i * nr + nr]) {
-                    *o = if alpha == 0.0 {
-                        beta * v
-                    } else {
-                        alpha * *o + beta * v
-                    };
-                }
-            }
+            f(kc, as_, b, ldb, tile.as_mut_ptr(), nr, 0.0, 1.0, None);
+            store_edge(tile, nr, (h, nr), ct, ldc, alpha, beta, fx.as_ref());
         }
     }
 }
@@ -366,7 +392,7 @@ unsafe fn block(
     beta: f32,
     bp: *mut f32,
     ap: *mut f32,
-    epi: Option<TileFn>,
+    epi: Option<Epi>,
 ) {
     let mp = m.next_multiple_of(isa.mr);
     let np = n.next_multiple_of(isa.nr);
@@ -414,13 +440,20 @@ unsafe fn block(
                     // start of strip ic/MR of depth block pc, laid out by `pack_a_full`.
                     Lhs::Packed(p) => unsafe { p.as_ptr().add(pc * mp + ic * kc) },
                 };
+                let last = pc + kc >= k;
+                // Bias and clamp as the last depth block is stored.
+                let rows_epi = match epi {
+                    Some(Epi::Rows(r)) if last => Some((r, ic)),
+                    _ => None,
+                };
                 // SAFETY: the output block rows ic..ic+mc, columns jc..jc+nc is ours.
                 unsafe {
                     let c = out.ptr.add(ic * out.ldc + jc - col0);
-                    macro_kernel(isa, mc, nc, kc, apan, bpan, c, out.ldc, alpha, beta);
+                    let ldc = out.ldc;
+                    macro_kernel(isa, mc, nc, kc, apan, bpan, c, ldc, alpha, beta, rows_epi);
                     // The epilogue runs on the block once its last depth block is in, while
                     // the block is still in L2.
-                    if let Some(f) = epi.filter(|_| pc + kc >= k) {
+                    if let Some(Epi::Tile(f)) = epi.filter(|_| last) {
                         for i in 0..mc {
                             let row = std::slice::from_raw_parts_mut(c.add(i * out.ldc), nc);
                             f(ic + i, jc, row);
@@ -495,6 +528,7 @@ unsafe fn macro_kernel(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    rows_epi: Option<(RowEpi, usize)>,
 ) {
     let (mr, nr) = (isa.mr, isa.nr);
     let mut tile = [0.0f32; MAX_TILE];
@@ -507,7 +541,8 @@ unsafe fn macro_kernel(
                 // SAFETY: rows 0..kc of B from column jc + jr hold NR floats each (w == NR).
                 unsafe {
                     let (b, c) = (ptr.add(jr), c.add(jr));
-                    direct_strip(isa, f, mc, kc, ap, b, ldb, c, ldc, alpha, beta, &mut tile)
+                    let (ab, cs) = ((ap, b, ldb), (c, ldc, alpha, beta));
+                    direct_strip(isa, f, mc, kc, ab, cs, rows_epi, &mut tile)
                 };
                 continue;
             }
@@ -534,22 +569,52 @@ unsafe fn macro_kernel(
                     (_, Some(half)) if 2 * w <= nr => (half, mr, nr / 2),
                     _ => (isa.micro, mr, nr),
                 };
+                let fx = rows_epi.map(|(r, ic)| r.fused(ic + ir));
                 if (h, w) == (th, tw) {
-                    micro(kc, as_, bs, ct, ldc, alpha, beta);
+                    micro(kc, as_, bs, ct, ldc, alpha, beta, fx.as_ref());
                 } else {
-                    micro(kc, as_, bs, tile.as_mut_ptr(), nr, 0.0, 1.0);
-                    for i in 0..h {
-                        let row = std::slice::from_raw_parts_mut(ct.add(i * ldc), w);
-                        for (o, v) in row.iter_mut().zip(&tile[i * nr..i * nr + w]) {
-                            *o = if alpha == 0.0 {
-                                beta * v
-                            } else {
-                                alpha * *o + beta * v
-                            };
-                        }
-                    }
+                    micro(kc, as_, bs, tile.as_mut_ptr(), nr, 0.0, 1.0, None);
+                    store_edge(&tile, nr, (h, w), ct, ldc, alpha, beta, fx.as_ref());
                 }
             }
+        }
+    }
+}
+
+/// The first `h × w` elements of a stack tile (rows `nr` apart) into the output at `ct`:
+/// `alpha·c + beta·t`, as the micro-kernels store, then the row epilogue if any.
+///
+/// # Safety
+/// `ct` is valid for `h × w` with row stride `ldc`; `fx`'s bias holds `h` rows.
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_edge(
+    tile: &[f32; MAX_TILE],
+    nr: usize,
+    (h, w): (usize, usize),
+    ct: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    fx: Option<&Fused>,
+) {
+    for i in 0..h {
+        // SAFETY: the caller's contract.
+        let (row, b) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(ct.add(i * ldc), w),
+                fx.map(|f| f.bias(i)),
+            )
+        };
+        for (o, v) in row.iter_mut().zip(&tile[i * nr..i * nr + w]) {
+            let r = if alpha == 0.0 {
+                beta * v
+            } else {
+                alpha * *o + beta * v
+            };
+            *o = match (b, fx) {
+                (Some(b), Some(f)) => Fused::one(r, b, f.clamp),
+                _ => r,
+            };
         }
     }
 }

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use super::{gemv, portable};
 
 /// `c[i·ldc + j] = (alpha == 0 ? 0 : alpha·c[i·ldc + j]) + beta·Σ_p a[p·MR + i]·b[p·NR + j]`
-/// over one full `MR × NR` tile; `a` and `b` are packed panels `kc` deep.
+/// over one full `MR × NR` tile, then [`Fused`] if given; `a` and `b` are packed panels `kc`
+/// deep.
 pub(crate) type MicroFn = unsafe fn(
     kc: usize,
     a: *const f32,
@@ -17,7 +18,68 @@ pub(crate) type MicroFn = unsafe fn(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    fx: Option<&Fused>,
 );
+
+/// A row epilogue as one tile is stored (see `driver::RowEpi`): `bias` points at the bias of
+/// the tile's first row (null: none).
+pub(crate) struct Fused {
+    pub bias: *const f32,
+    pub clamp: Option<(f32, f32)>,
+}
+
+impl Fused {
+    /// Row `i`'s bias.
+    ///
+    /// # Safety
+    /// `bias` is null or holds the tile's rows.
+    #[inline(always)]
+    pub unsafe fn bias(&self, i: usize) -> f32 {
+        if self.bias.is_null() {
+            0.0
+        } else {
+            // SAFETY: the caller's contract.
+            unsafe { *self.bias.add(i) }
+        }
+    }
+
+    /// One element: `v + b`, then `max` with `lo` and `min` with `hi` in the order of the
+    /// x86 instructions (`maxps`: a NaN gives `lo`); without a clamp a zero bias leaves `v`
+    /// untouched (−0 stays −0), as the convolutions' separate epilogue pass did.
+    #[inline(always)]
+    pub fn one(v: f32, b: f32, clamp: Option<(f32, f32)>) -> f32 {
+        match clamp {
+            Some((lo, hi)) => {
+                let v = v + b;
+                let v = if v > lo { v } else { lo };
+                if v < hi {
+                    v
+                } else {
+                    hi
+                }
+            }
+            None if b != 0.0 => v + b,
+            None => v,
+        }
+    }
+
+    /// [`Fused::one`] over the first `rows × cols` elements of a stored tile, for the
+    /// micro-kernels that apply it after their stores (portable, AVX2, NEON).
+    ///
+    /// # Safety
+    /// `c` is valid for `rows × cols` with row stride `ldc`; `bias` as in [`Fused::bias`].
+    pub unsafe fn apply(&self, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
+        for i in 0..rows {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let b = self.bias(i);
+                let row = std::slice::from_raw_parts_mut(c.add(i * ldc), cols);
+                row.iter_mut()
+                    .for_each(|v| *v = Fused::one(*v, b, self.clamp));
+            }
+        }
+    }
+}
 
 /// [`MicroFn`] over one full tile with B unpacked: its rows `ldb` floats apart where they lie
 /// in a row-major operand, each read `NR` wide.
@@ -30,6 +92,7 @@ pub(crate) type DirectFn = unsafe fn(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    fx: Option<&Fused>,
 );
 
 /// A micro-kernel family.

@@ -28,7 +28,7 @@ mod tests;
 mod x86;
 
 pub(crate) use driver::par_for;
-pub use driver::TileFn;
+pub use driver::{Epi, RowEpi, TileFn};
 pub use isa::Kernel;
 
 /// A row/column-strided matrix view: element (i, j) is at `ptr[i * rs + j * cs]`.
@@ -260,9 +260,10 @@ pub fn sgemm_packed(
     sgemm_packed_epi(a, b, c, ldc, alpha, beta, threads, None)
 }
 
-/// [`sgemm_packed`] with a tile epilogue (bias, activation, residual) applied to each output
-/// element once, right after its tile is finished (while it is in L1), instead of in another
-/// pass over the output.
+/// [`sgemm_packed`] with an epilogue applied to each output element once as it is finished,
+/// instead of in another pass over the output: a function over each finished run of a row
+/// (bias, activation, residual; while the block is in L2), or a bias per row and a clamp in
+/// the micro-kernels' registers ([`RowEpi`]: its bias holds at least `a.rows()` values).
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_packed_epi(
     a: &PackedA,
@@ -272,7 +273,7 @@ pub fn sgemm_packed_epi(
     alpha: f32,
     beta: f32,
     threads: usize,
-    epi: Option<TileFn>,
+    epi: Option<Epi>,
 ) {
     packed_a_product(a, b, c, ldc, alpha, beta, threads, epi, None)
 }
@@ -297,7 +298,7 @@ pub fn sgemm_packed_epi_in(
     ldc: usize,
     alpha: f32,
     beta: f32,
-    epi: Option<TileFn>,
+    epi: Option<Epi>,
     ws: &mut [f32],
 ) {
     packed_a_product(a, b, c, ldc, alpha, beta, 1, epi, Some(ws))
@@ -312,11 +313,27 @@ fn packed_a_product(
     alpha: f32,
     beta: f32,
     threads: usize,
-    epi: Option<TileFn>,
+    epi: Option<Epi>,
     ws: Option<&mut [f32]>,
 ) {
     let (m, k, n) = (a.m, a.k, b.cols);
     assert!(b.rows == k, "sgemm_packed dimensions disagree");
+    if let Some(Epi::Rows(RowEpi {
+        bias: Some(bias), ..
+    })) = epi
+    {
+        assert!(
+            bias.len() >= m,
+            "sgemm_packed: {} biases for {m} rows",
+            bias.len()
+        );
+    }
+    // The matrix-vector and empty-depth paths run the epilogue after the product.
+    let after = |c: &mut [f32], i: usize, seg: std::ops::Range<usize>| match epi {
+        Some(Epi::Tile(f)) => f(i, seg.start, &mut c[i * ldc..][seg]),
+        Some(Epi::Rows(r)) => r.apply(i, &mut c[i * ldc..][seg]),
+        None => {}
+    };
     b.check();
     check_c(m, n, c, ldc);
     if m == 0 || n == 0 {
@@ -331,10 +348,8 @@ fn packed_a_product(
     let br = b.raw();
     if k == 0 {
         driver::scale(m, n, out, alpha);
-        if let Some(f) = epi {
-            for i in 0..m {
-                f(i, 0, &mut c[i * ldc..i * ldc + n]);
-            }
+        for i in 0..m {
+            after(c, i, 0..n);
         }
     } else if m == 1 && br.cs == 1 {
         // Row 0 of each MR-tall panel strip: element p sits at p·MR across all KC blocks.
@@ -344,9 +359,7 @@ fn packed_a_product(
             cs: isa.mr,
         };
         gemv::axpy_path(isa, n, k, x, br, out, alpha, beta, par, threads);
-        if let Some(f) = epi {
-            f(0, 0, &mut c[..n]);
-        }
+        after(c, 0, 0..n);
     } else {
         let lhs = driver::Lhs::Packed(a.panels());
         let rhs = driver::Rhs::Strided(br);
@@ -552,7 +565,7 @@ pub fn sgemm_packed_b_cols_in(
             alpha,
             beta,
             ws.as_mut_ptr().add(off),
-            epi,
+            epi.map(Epi::Tile),
         )
     }
 }

@@ -42,6 +42,7 @@ unsafe fn micro(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    fx: Option<&super::isa::Fused>,
 ) {
     // SAFETY: NEON is part of the aarch64 baseline; every load stays inside the panels
     // (p < kc) and every store inside the tile, as the caller guarantees.
@@ -82,6 +83,9 @@ unsafe fn micro(
                 };
                 vst1q_f32(p, r);
             }
+        }
+        if let Some(fx) = fx {
+            fx.apply(c, ldc, MR, NR);
         }
     }
 }

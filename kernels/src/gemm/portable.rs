@@ -17,6 +17,7 @@ pub(crate) unsafe fn micro(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    fx: Option<&super::isa::Fused>,
 ) {
     // SAFETY: the caller guarantees the panel lengths and the tile's extent.
     let (a, b) = unsafe {
@@ -45,5 +46,9 @@ pub(crate) unsafe fn micro(
                 *o = alpha * *o + beta * v;
             }
         }
+    }
+    if let Some(fx) = fx {
+        // SAFETY: the tile is the caller's; `fx.bias` holds its rows.
+        unsafe { fx.apply(c, ldc, MR, NR) };
     }
 }

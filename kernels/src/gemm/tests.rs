@@ -471,7 +471,16 @@ fn tile_epilogue_runs_once_per_element_after_the_full_depth() {
                     *v = (*v + (row * 1000 + col + j) as f32).max(0.0);
                 }
             };
-            sgemm_packed_epi(&p, b.view(), &mut got, n, 0.0, 1.0, threads, Some(&epi));
+            sgemm_packed_epi(
+                &p,
+                b.view(),
+                &mut got,
+                n,
+                0.0,
+                1.0,
+                threads,
+                Some(Epi::Tile(&epi)),
+            );
             assert_eq!(got, want, "{kernel:?} {m}x{n}x{k} threads {threads}");
             // The same on the calling thread with a caller's workspace (poisoned, exactly
             // the size asked for, at an odd offset so the alignment slack is used).
@@ -484,10 +493,80 @@ fn tile_epilogue_runs_once_per_element_after_the_full_depth() {
                 n,
                 0.0,
                 1.0,
-                Some(&epi),
+                Some(Epi::Tile(&epi)),
                 &mut ws[1..],
             );
             assert_eq!(got, want, "{kernel:?} {m}x{n}x{k} in a workspace");
+        }
+    }
+}
+
+/// Bias and clamp in the micro-kernels' registers give the bits of the same product followed
+/// by `Fused::one` over every element: full tiles, edge tiles through the stack tile (19 rows,
+/// 70 and 2100 columns), two depth blocks, B packed and read in place, the matrix-vector and
+/// empty-depth paths, a NaN row, zero biases and no bias.
+#[test]
+fn row_epilogue_in_registers_equals_the_scalar_one() {
+    for &kernel in Kernel::supported() {
+        for (m, n, k, threads, rs) in [
+            (19, 70, 300, 1, 70),
+            (19, 70, 300, 2, 512),
+            (16, 2100, 20, 2, 2100),
+            (1, 90, 40, 1, 90),
+            (8, 33, 0, 1, 33),
+        ] {
+            let mut a = Mat::new(m, k, Layout::RowMajor, 5);
+            if k > 0 && m > 3 {
+                a.data[3 * k] = f32::NAN;
+            }
+            let bm = Mat::new(k, n, Layout::RowMajor, 6);
+            let mut bd = vec![0.0f32; k.saturating_sub(1) * rs + n];
+            for p in 0..k {
+                bd[p * rs..p * rs + n].copy_from_slice(&bm.data[p * n..p * n + n]);
+            }
+            let b = MatRef {
+                data: &bd,
+                rows: k,
+                cols: n,
+                rs: rs as isize,
+                cs: 1,
+            };
+            let bias: Vec<f32> = (0..m)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        0.0
+                    } else {
+                        i as f32 * 0.37 - 2.0
+                    }
+                })
+                .collect();
+            let p = pack_a_with(kernel, a.view(), m, k);
+            for (bias, clamp) in [
+                (Some(&bias[..]), Some((0.0, 6.0))),
+                (Some(&bias[..]), None),
+                (None, Some((-0.5, f32::INFINITY))),
+                (None, None),
+            ] {
+                let mut want = vec![0.0f32; m * n];
+                sgemm_packed(&p, b, &mut want, n, 0.0, 1.0, threads);
+                for (i, row) in want.chunks_exact_mut(n).enumerate() {
+                    let bi = bias.map_or(0.0, |b| b[i]);
+                    row.iter_mut()
+                        .for_each(|v| *v = isa::Fused::one(*v, bi, clamp));
+                }
+                let epi = Epi::Rows(RowEpi { bias, clamp });
+                let mut got = vec![f32::NAN; m * n];
+                sgemm_packed_epi(&p, b, &mut got, n, 0.0, 1.0, threads, Some(epi));
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let what = format!("{kernel:?} {m}x{n}x{k} rs {rs} threads {threads}");
+                assert_eq!(bits(&got), bits(&want), "{what} {bias:?} {clamp:?}");
+                if clamp == Some((0.0, 6.0)) && m > 3 && k > 0 {
+                    assert!(
+                        got[3 * n..4 * n].iter().all(|&v| v == 0.0),
+                        "{what}: NaN row"
+                    );
+                }
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::arch::x86_64::*;
 
 use super::gemv;
-use super::isa::Isa;
+use super::isa::{Fused, Isa};
 
 const AVX512_MR: usize = 8;
 const AVX512_NV: usize = 2;
@@ -51,6 +51,7 @@ pub(crate) static AVX2: Isa = Isa {
 /// The CPU supports AVX-512F; `a` holds `kc·MA` floats, `b` holds `kc·16·NB`, and `c` is valid
 /// for the tile with row stride `ldc`.
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn avx512_micro<const MR: usize, const NV: usize, const MA: usize, const NB: usize>(
     kc: usize,
     a: *const f32,
@@ -59,9 +60,10 @@ unsafe fn avx512_micro<const MR: usize, const NV: usize, const MA: usize, const 
     ldc: usize,
     alpha: f32,
     beta: f32,
+    fx: Option<&Fused>,
 ) {
     // SAFETY: the caller's contract, with B's rows `16·NB` floats apart.
-    unsafe { avx512_body::<MR, NV, MA>(kc, a, b, 16 * NB, c, ldc, alpha, beta) }
+    unsafe { avx512_body::<MR, NV, MA>(kc, a, b, 16 * NB, c, ldc, alpha, beta, fx) }
 }
 
 /// See [`super::isa::DirectFn`]: the full `MR × 32` tile with B's rows read where they lie,
@@ -81,12 +83,16 @@ unsafe fn avx512_direct(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    fx: Option<&Fused>,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { avx512_body::<AVX512_MR, AVX512_NV, AVX512_MR>(kc, a, b, ldb, c, ldc, alpha, beta) }
+    unsafe {
+        avx512_body::<AVX512_MR, AVX512_NV, AVX512_MR>(kc, a, b, ldb, c, ldc, alpha, beta, fx)
+    }
 }
 
-/// The AVX-512 micro-kernel's body: B's rows `ldb` floats apart (`16·NB` in a packed panel).
+/// The AVX-512 micro-kernel's body: B's rows `ldb` floats apart (`16·NB` in a packed panel);
+/// the [`Fused`] epilogue applied in registers before the stores.
 ///
 /// # Safety
 /// As [`avx512_micro`] with B's rows `ldb` apart.
@@ -101,6 +107,7 @@ unsafe fn avx512_body<const MR: usize, const NV: usize, const MA: usize>(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    fx: Option<&Fused>,
 ) {
     // SAFETY: every load stays inside the panels (`p < kc`, `i < MR`, `v < NV`) and every
     // store inside the tile, as the caller guarantees.
@@ -123,14 +130,26 @@ unsafe fn avx512_body<const MR: usize, const NV: usize, const MA: usize>(
         }
         let betav = _mm512_set1_ps(beta);
         let alphav = _mm512_set1_ps(alpha);
+        let clamp = fx.and_then(|f| f.clamp);
+        let (lo, hi) = clamp.unwrap_or((0.0, 0.0));
+        let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         for (i, row) in acc.iter().enumerate() {
+            // The row's bias, added as `Fused::one` adds it.
+            let bias = fx.map_or(0.0, |f| f.bias(i));
+            let biasv = _mm512_set1_ps(bias);
             for (v, x) in row.iter().enumerate() {
                 let p = c.add(i * ldc + 16 * v);
-                let r = if alpha == 0.0 {
+                let mut r = if alpha == 0.0 {
                     _mm512_mul_ps(betav, *x)
                 } else {
                     _mm512_fmadd_ps(alphav, _mm512_loadu_ps(p), _mm512_mul_ps(betav, *x))
                 };
+                if clamp.is_some() {
+                    // `maxps(r, lo)` gives `lo` for a NaN, as `Fused::one` does.
+                    r = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, biasv), lo), hi);
+                } else if bias != 0.0 {
+                    r = _mm512_add_ps(r, biasv);
+                }
                 _mm512_storeu_ps(p, r);
             }
         }
@@ -144,6 +163,7 @@ unsafe fn avx512_body<const MR: usize, const NV: usize, const MA: usize>(
 /// The CPU supports AVX2 and FMA; `a` holds `kc·MA` floats, `b` holds `kc·8·NB`, and `c` is
 /// valid for the tile with row stride `ldc`.
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn avx2_micro<const MR: usize, const NV: usize, const MA: usize, const NB: usize>(
     kc: usize,
     a: *const f32,
@@ -152,6 +172,7 @@ unsafe fn avx2_micro<const MR: usize, const NV: usize, const MA: usize, const NB
     ldc: usize,
     alpha: f32,
     beta: f32,
+    fx: Option<&Fused>,
 ) {
     // SAFETY: every load stays inside the panels and every store inside the tile, as the
     // caller guarantees.
@@ -184,6 +205,9 @@ unsafe fn avx2_micro<const MR: usize, const NV: usize, const MA: usize, const NB
                 };
                 _mm256_storeu_ps(p, r);
             }
+        }
+        if let Some(fx) = fx {
+            fx.apply(c, ldc, MR, 8 * NV);
         }
     }
 }

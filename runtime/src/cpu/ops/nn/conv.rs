@@ -22,7 +22,7 @@ use edgefuse_kernels::conv::{
 };
 use edgefuse_kernels::gemm::{
     lhs_workspace, pack_a, pack_b, rhs_workspace, sgemm, sgemm_packed, sgemm_packed_b_cols_in,
-    sgemm_packed_epi, sgemm_packed_epi_in, MatRef, PackedA, PackedB, TileFn,
+    sgemm_packed_epi, sgemm_packed_epi_in, Epi, MatRef, PackedA, PackedB, RowEpi, TileFn,
 };
 use edgefuse_kernels::movement::{copy_short, transpose_f32};
 use rayon::prelude::*;
@@ -349,6 +349,25 @@ impl ConvKernel {
     }
 
     /// Rows of the unfolded input per group: (C/group)·kh·kw.
+    /// Bias and activation as the GEMM's row epilogue (the micro-kernels add and clamp as
+    /// they store), where they fit one: no residual, and no activation or a clamp (ReLU,
+    /// Clip). Group `grp`'s output channels are the product's rows.
+    fn row_epi<'a>(&self, bias: Option<&'a [f32]>, grp: usize) -> Option<RowEpi<'a>> {
+        let clamp = self.epilogue.clamp();
+        if self.residual.is_some() || (self.epilogue.0.is_some() && clamp.is_none()) {
+            return None;
+        }
+        let mg = self.m / self.group;
+        let bias = bias.map(|b| &b[grp * mg..(grp + 1) * mg]);
+        Some(RowEpi { bias, clamp })
+    }
+
+    /// The product's epilogue for group `grp`: [`ConvKernel::row_epi`] where it fits, else
+    /// `tile` over each finished run.
+    fn epi<'a>(&self, bias: Option<&'a [f32]>, grp: usize, tile: TileFn<'a>) -> Epi<'a> {
+        self.row_epi(bias, grp).map_or(Epi::Tile(tile), Epi::Rows)
+    }
+
     fn col_rows(&self) -> usize {
         self.c / self.group * self.geom.taps()
     }
@@ -677,6 +696,10 @@ impl CpuKernel for ConvKernel {
                         }
                     }
                 };
+                let fits = ws_len > 0 && lanes <= ws_all.len() / ws_len.max(1);
+                let lane_path = self.packed.is_some() && lanes > 1 && fits;
+                // On the lanes' path bias and activation are stored with the products.
+                let rows = self.row_epi(bias, grp).filter(|_| lane_path);
                 let write = |(lane, (tmp, yl)): (usize, (&mut [f32], &mut [f32]))| {
                     let n0 = lane * per;
                     let images = yl.len() / (self.m * osz);
@@ -686,7 +709,7 @@ impl CpuKernel for ConvKernel {
                         // Without a residual, bias and activation go over the channel's whole
                         // row (every image) in one call: per image they were one call per few
                         // pixels (Silero's planes are 1–5 wide).
-                        if res.is_none() {
+                        if res.is_none() && rows.is_none() {
                             self.epilogue.apply(bias_of(ch), row);
                         }
                         for i in 0..images {
@@ -698,15 +721,15 @@ impl CpuKernel for ConvKernel {
                         }
                     }
                 };
-                let fits = ws_len > 0 && lanes <= ws_all.len() / ws_len.max(1);
-                if let (Some(p), true) = (&self.packed, lanes > 1 && fits) {
+                if let (Some(p), true) = (&self.packed, lane_path) {
                     // Each thread unfolds, multiplies (on its own workspace) and writes back
                     // its own run of images: one fork, no thread idle while another packs.
                     let run = |(lane, (((cols, tmp), yl), ws)): (usize, LaneBufs)| {
                         unfold((lane, &mut *cols));
                         let wide = cols.len() / k;
                         let rhs = MatRef::row_major(cols, k, wide);
-                        sgemm_packed_epi_in(&p[grp], rhs, tmp, wide, 0.0, 1.0, None, ws);
+                        let epi = rows.map(Epi::Rows);
+                        sgemm_packed_epi_in(&p[grp], rhs, tmp, wide, 0.0, 1.0, epi, ws);
                         write((lane, (tmp, yl)));
                     };
                     cols_all
@@ -767,8 +790,9 @@ impl CpuKernel for ConvKernel {
                     for grp in 0..self.group {
                         let rhs = self.rhs(x, n, grp, col, 1);
                         let yg = &mut yi[grp * mg * osz..][..mg * osz];
-                        let epi = tile_epi(n, grp);
-                        sgemm_packed_epi_in(&packed[grp], rhs, yg, osz, 0.0, 1.0, Some(&epi), ws);
+                        let tile = tile_epi(n, grp);
+                        let epi = self.epi(bias, grp, &tile);
+                        sgemm_packed_epi_in(&packed[grp], rhs, yg, osz, 0.0, 1.0, Some(epi), ws);
                     }
                 }
             };
@@ -783,8 +807,9 @@ impl CpuKernel for ConvKernel {
                 let rhs = self.rhs(x, n, grp, col, ctx.threads);
                 let yg = &mut y[(n * self.m + grp * mg) * osz..][..mg * osz];
                 if let Some(p) = &self.packed {
-                    let epi = tile_epi(n, grp);
-                    sgemm_packed_epi(&p[grp], rhs, yg, osz, 0.0, 1.0, ctx.threads, Some(&epi));
+                    let tile = tile_epi(n, grp);
+                    let epi = self.epi(bias, grp, &tile);
+                    sgemm_packed_epi(&p[grp], rhs, yg, osz, 0.0, 1.0, ctx.threads, Some(epi));
                     continue;
                 }
                 gemm(grp, rhs, yg, osz, ctx.threads);
