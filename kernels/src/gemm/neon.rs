@@ -34,6 +34,7 @@ gemv::strip_fn!(strip_neon, true, NR);
 /// # Safety
 /// `a` holds `kc·8` floats, `b` holds `kc·12`, and `c` is valid for an 8 × 12 tile with row
 /// stride `ldc`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn micro(
     kc: usize,
     a: *const f32,

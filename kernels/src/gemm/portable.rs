@@ -9,6 +9,7 @@ pub(crate) const NR: usize = 8;
 /// # Safety
 /// `a` holds `kc·MR` floats, `b` holds `kc·NR`, and `c` is valid for an `MR × NR` tile with
 /// row stride `ldc`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn micro(
     kc: usize,
     a: *const f32,
