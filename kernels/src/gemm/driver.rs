@@ -1,10 +1,13 @@
 //! The blocked product (Goto/BLIS loop nest) and its split over the rayon pool.
 //!
-//! For each `NC`-wide block of columns and `KC`-deep block of depth, pack that B block once;
+//! For each `NC`-wide block of columns and `KC`-deep block of depth, pack that B block once
+//! (or, where the micro-kernel family can, read a row-major B where it lies: `direct_b`);
 //! for each `MC`-tall block of rows, pack (or find pre-packed) the A block; then run the
 //! micro-kernel over every `MR × NR` tile, B strip outermost so it stays in L1 while the A
-//! block streams from L2. With several threads the output is cut into disjoint blocks along
-//! its longer side, one per thread, each packing what it reads into its own workspace slice.
+//! block streams from L2. The last depth block's tiles are stored through the epilogue: a
+//! row bias and clamp in registers (`RowEpi`), or a caller's function over each finished
+//! block (`TileFn`). With several threads the output is cut into disjoint blocks along its
+//! longer side, one per thread, each packing what it reads into its own workspace slice.
 
 use super::isa::{DirectFn, Fused, Isa, MAX_TILE};
 use super::pack::{pack_a, pack_b, Workspace};

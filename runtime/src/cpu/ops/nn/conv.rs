@@ -12,10 +12,12 @@
 //! - general: im2col into scratch (split by rows over the threads for one large image), then
 //!   GEMM per group and image.
 //!
-//! Constant weights are packed for the GEMM once, at build. When the output planes are small
-//! and the batch is not 1, the images are unfolded side by side and each group runs as one
-//! GEMM over all of them (N = batch · plane), then is scattered back to NCHW: a 3×3 output
-//! plane alone would leave most of a micro-tile empty.
+//! Constant weights are packed for the GEMM once, at build. Bias and ReLU/Clip are stored with
+//! the products by the GEMM's micro-kernels where there is no residual (`gemm::RowEpi`); other
+//! activations and residuals run on each finished block (`gemm::TileFn`). When the output
+//! planes are small and the batch is not 1, the images are unfolded side by side and each
+//! group runs as one GEMM over all of them (N = batch · plane), then is scattered back to
+//! NCHW: a 3×3 output plane alone would leave most of a micro-tile empty.
 
 use edgefuse_kernels::conv::{
     im2col, im2col_images, im2col_rows, DepthwisePlan, DirectConv, Window2d, Winograd,
