@@ -102,6 +102,14 @@ fn main() {
                 let pb = pack_b(MatRef::transposed(&w, k, m), k, m);
                 let us = time(200, || sgemm_packed_b(MatRef::transposed(&x, n, k), &pb, &mut c, m, 0.0, 1.0, threads));
                 println!("{threads}T gemm {name:12} {m}x{k}x{n}: {us:8.1} us  {:6.1} GFLOP/s", 2.0 * (m * k * n) as f64 / us / 1e3);
+                if std::env::var("CB_COLD").is_ok() {
+                    // Weights from memory, as in a model whose other weights pass between.
+                    let flush = fill(32 << 20 >> 2);
+                    let mut sink = 0.0f32;
+                    let us = time_between(100, || sink += flush.iter().step_by(16).sum::<f32>(), || sgemm_packed_b(MatRef::transposed(&x, n, k), &pb, &mut c, m, 0.0, 1.0, threads));
+                    std::hint::black_box(sink);
+                    println!("{threads}T gemm {name:12} {m}x{k}x{n} cold: {us:8.1} us  {:6.1} GFLOP/s", 2.0 * (m * k * n) as f64 / us / 1e3);
+                }
             }
             // Silero's 1-D convolutions unfolded for one lane's 16 images, one thread:
             // (channels, input width, window, stride, pad).

@@ -503,7 +503,7 @@ fn tile_epilogue_runs_once_per_element_after_the_full_depth() {
 
 /// Bias and clamp in the micro-kernels' registers give the bits of the same product followed
 /// by `Fused::one` over every element: full tiles, edge tiles through the stack tile (19 rows,
-/// 70 and 2100 columns), two depth blocks, B packed and read in place, the matrix-vector and
+/// 70 and 2100 columns) and in place (20 rows, 48 columns), two depth blocks, B packed and read in place, the matrix-vector and
 /// empty-depth paths, a NaN row, zero biases and no bias.
 #[test]
 fn row_epilogue_in_registers_equals_the_scalar_one() {
@@ -511,6 +511,9 @@ fn row_epilogue_in_registers_equals_the_scalar_one() {
         for (m, n, k, threads, rs) in [
             (19, 70, 300, 1, 70),
             (19, 70, 300, 2, 512),
+            // Half-height and half-width edge tiles stored in place (x86).
+            (20, 48, 40, 1, 48),
+            (20, 48, 40, 1, 512),
             (16, 2100, 20, 2, 2100),
             (1, 90, 40, 1, 90),
             (8, 33, 0, 1, 33),
