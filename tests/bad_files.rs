@@ -254,3 +254,30 @@ fn run_refuses_an_output_dir_that_is_a_file_and_leaves_it_alone() {
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
 }
+
+/// `edgefuse inspect M | head` must not panic when `head` has gone: the report ends quietly
+/// (SIGPIPE, as Unix tools do). The pipe's read end is closed before the command starts, so
+/// its first line already meets the closed pipe.
+#[cfg(unix)]
+#[test]
+fn a_report_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(models) = models_dir() else { return };
+    let efm = compiled(&models, "seed_cnn_mnist");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = edgefuse()
+        .arg("inspect")
+        .arg(&efm)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "inspect panicked: {err}");
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {err}",
+        o.status
+    );
+}

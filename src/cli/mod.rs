@@ -61,6 +61,13 @@ enum Command {
 /// Parses the command line and runs the subcommand.
 pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    let networked = matches!(
+        cli.command,
+        Command::Agent(_) | Command::Flash(_) | Command::Rollback(_) | Command::Status(_)
+    );
+    if !networked {
+        quiet_on_closed_pipe();
+    }
     match cli.command {
         #[cfg(feature = "compiler")]
         Command::Compile(a) => compile::run(a)?,
@@ -78,6 +85,18 @@ pub fn main() -> Result<ExitCode> {
         Command::Status(a) => status::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A report printed into a pipe whose reader has gone (`edgefuse inspect M | head`) ends the
+/// process quietly, by SIGPIPE as `cat` and `grep` do, rather than by `println!` panicking
+/// with a backtrace. Rust starts programs with SIGPIPE ignored; the commands that talk to
+/// agents over the network keep it so, and report a dropped connection as an error.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with a valid signal and the default action, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Parses `NAME=VALUE`.
