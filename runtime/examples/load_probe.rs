@@ -1,3 +1,6 @@
+//! Where a model's load to first result goes, without the CLI: file load, session creation,
+//! input, first and second run, in ms.
+//! `cargo run --release -p edgefuse-runtime --example load_probe -- M.efm THREADS`
 use edgefuse_runtime::cpu::{Session, SessionOptions};
 use edgefuse_runtime::{Model, Tensor};
 use std::time::Instant;

@@ -350,7 +350,6 @@ impl ConvKernel {
         }
     }
 
-    /// Rows of the unfolded input per group: (C/group)·kh·kw.
     /// Bias and activation as the GEMM's row epilogue (the micro-kernels add and clamp as
     /// they store), where they fit one: no residual, and no activation or a clamp (ReLU,
     /// Clip). Group `grp`'s output channels are the product's rows.
@@ -370,6 +369,7 @@ impl ConvKernel {
         self.row_epi(bias, grp).map_or(Epi::Tile(tile), Epi::Rows)
     }
 
+    /// Rows of the unfolded input per group: (C/group)·kh·kw.
     fn col_rows(&self) -> usize {
         self.c / self.group * self.geom.taps()
     }
