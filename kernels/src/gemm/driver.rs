@@ -602,23 +602,18 @@ unsafe fn store_edge(
 ) {
     for i in 0..h {
         // SAFETY: the caller's contract.
-        let (row, b) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(ct.add(i * ldc), w),
-                fx.map(|f| f.bias(i)),
-            )
-        };
+        let row = unsafe { std::slice::from_raw_parts_mut(ct.add(i * ldc), w) };
         for (o, v) in row.iter_mut().zip(&tile[i * nr..i * nr + w]) {
-            let r = if alpha == 0.0 {
+            *o = if alpha == 0.0 {
                 beta * v
             } else {
                 alpha * *o + beta * v
             };
-            *o = match (b, fx) {
-                (Some(b), Some(f)) => Fused::one(r, b, f.clamp),
-                _ => r,
-            };
         }
+    }
+    if let Some(f) = fx {
+        // SAFETY: the caller's contract.
+        unsafe { f.apply(ct, ldc, h, w) };
     }
 }
 
