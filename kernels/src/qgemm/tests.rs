@@ -578,3 +578,69 @@ fn shared_column_ranges_match_the_whole_product() {
         eprintln!("qgemm: shared-output test skipped, this CPU has no AVX-512 VNNI");
     }
 }
+
+/// Byte outputs whose lower bound is the type's floor (0 for u8, -128 for i8: layers without a
+/// ReLU clamp) are narrowed by saturation where the VNNI path drops the `max`: values far past
+/// both bounds, past i32's range, infinite and NaN still give what `quantize_byte` gives.
+#[test]
+fn byte_floors_match_the_definition_far_out_of_range() {
+    let mut rng = Rng(11);
+    let (m, k, cols) = (13, 40, 37);
+    let x: Vec<u8> = (0..cols * k).map(|_| rng.next() as u8).collect();
+    let src = Source::Rows { x: &x, ld: k };
+    let w: Vec<i32> = (0..m * k).map(|_| rng.range(-128, 127)).collect();
+    let zx = 77;
+    let want = reference(&src, 0, zx, &w, m, k, cols);
+    // Per row: ordinary, huge both ways (past i32 once scaled), infinite, NaN, tiny.
+    let mult: Vec<f32> = [
+        0.01,
+        1e12,
+        -1e12,
+        3.0,
+        -3.0,
+        f32::INFINITY,
+        f32::NAN,
+        0.002,
+        1e-9,
+        0.05,
+        -0.05,
+        1e30,
+        0.5,
+    ]
+    .to_vec();
+    let add: Vec<f32> = (0..m).map(|r| r as f32 * 7.5 - 40.0).collect();
+    for kernel in QKernel::supported() {
+        let qw = QWeights::new(kernel, &w, m, k, zx);
+        let mut scratch = vec![0u8; qw.scratch_bytes()];
+        for (zp, lo, hi) in [(0.0, 0.0, 255.0), (3.0, 0.0, 255.0), (-5.0, -128.0, 127.0)] {
+            let epi = Epilogue {
+                mult: mult.clone(),
+                add: add.clone(),
+                kind: OutKind::Int { zp, lo, hi },
+            };
+            let mut got = vec![0u8; m * cols];
+            qw.run(
+                &src,
+                0,
+                cols,
+                &epi,
+                &mut Out::Bytes(&mut got),
+                cols,
+                1,
+                &mut scratch,
+            );
+            for r in 0..m {
+                for p in 0..cols {
+                    let y = want[r * cols + p] as f32 * mult[r] + add[r];
+                    let q = quantize_byte(y + zp, lo, hi);
+                    assert_eq!(
+                        got[r * cols + p],
+                        q,
+                        "{kernel:?} zp {zp} lo {lo} row {r} (mult {}) column {p}",
+                        mult[r]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -81,6 +81,12 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
     // values being clamped to lo..=hi already (other bounds keep the low byte row by row).
     let signed = lo < 0.0;
     let packs = (lo >= 0.0 && hi <= 255.0) || (lo >= -128.0 && hi <= 127.0);
+    // A lower bound at the packs' own floor (no activation clamp: every layer of a network
+    // without ReLU outputs, and ReLU ones calibrated to start at zero) needs no `max`: what
+    // is below it, -inf and NaN included, converts to a smaller integer or to i32::MIN, which
+    // the saturating packs take to that floor, as the clamp would. The `min` stays (a value
+    // past i32's range would convert to i32::MIN too), with the bound first so a NaN passes.
+    let floored = packs && lo == if signed { -128.0 } else { 0.0 };
     // Dword 4l + r (lane l, row r after the packs) to lane r, position l.
     let regroup = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     let mut p0 = job.first;
@@ -152,8 +158,9 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     rows,
                     scratch.as_ptr().add(b * per),
                 );
-                // Row i's quantized values as i32 (each in lo..=hi, so within a byte's range).
-                let quantized = |i: usize| {
+                // Row i's values as i32 before the clamp's lower bound where `floor` says so
+                // (see `floored`), else clamped to lo..=hi (so within a byte's range).
+                let quantized = |i: usize, floor: bool| {
                     let (corr, shift, mult, add) = if HOIST {
                         (corr[i], shift[i], mult[i], add[i])
                     } else {
@@ -166,7 +173,12 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), mult), add);
                     // `quantize_byte(y + zp, lo, hi)`: clamp (NaN gives `lo`), round half to
                     // even (the default rounding mode); the caller keeps the low byte.
-                    let y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, zpv), lov), hiv);
+                    let y = _mm512_add_ps(y, zpv);
+                    let y = if floor {
+                        _mm512_min_ps(hiv, y)
+                    } else {
+                        _mm512_min_ps(_mm512_max_ps(y, lov), hiv)
+                    };
                     _mm512_cvtps_epi32(y)
                 };
                 // (A 512-bit masked store of the narrowed bytes: the 128-bit form needs
@@ -179,10 +191,10 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                 // bytes.
                 while packs && i + 4 <= rows {
                     let (v0, v1, v2, v3) = (
-                        quantized(i),
-                        quantized(i + 1),
-                        quantized(i + 2),
-                        quantized(i + 3),
+                        quantized(i, floored),
+                        quantized(i + 1, floored),
+                        quantized(i + 2, floored),
+                        quantized(i + 3, floored),
                     );
                     let (p01, p23) = (_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
                     // Lane l: pixels 4l..4l+4 of rows i..i+4, four bytes each.
@@ -207,7 +219,7 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     i += 4;
                 }
                 for (i, &at) in row_at.iter().enumerate().take(rows).skip(i) {
-                    let q = _mm512_cvtepi32_epi8(quantized(i));
+                    let q = _mm512_cvtepi32_epi8(quantized(i, false));
                     // SAFETY: as above.
                     _mm512_mask_storeu_epi8(
                         o.add(at + col) as *mut i8,
