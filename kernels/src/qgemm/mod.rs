@@ -55,6 +55,10 @@ const BLOCK_BYTES: usize = 8 << 10;
 /// Most panels in one block.
 pub(crate) const MAX_BLOCK_PANELS: usize = 16;
 
+/// Most columns of a last, partial panel the VNNI byte kernel may run as matrix-vector
+/// products (where that costs less than a whole panel: `x86::narrow_pays`).
+pub(crate) const NARROW_MAX: usize = 4;
+
 /// How activations and weights are laid out for the micro-kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -464,15 +468,21 @@ impl QWeights {
         // `out`, and only columns `cols`, which the caller guarantees are this call's alone.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            x86::drive_vnni_u8_bytes(
-                &job,
-                out.ptr.add(cols.start),
-                out.len - cols.start,
-                scratch,
-                zp,
-                lo,
-                hi,
-            )
+            let (o, len) = (out.ptr.add(cols.start), out.len - cols.start);
+            match self.narrow_from(&job) {
+                None => x86::drive_vnni_u8_bytes(&job, o, len, scratch, zp, lo, hi),
+                Some(end) => {
+                    if end > job.first {
+                        let main = Job {
+                            cols: end,
+                            rows: job.rows.clone(),
+                            ..job
+                        };
+                        x86::drive_vnni_u8_bytes(&main, o, len, scratch, zp, lo, hi);
+                    }
+                    x86::narrow_u8_bytes(&job, o, len, end, scratch, zp, lo, hi);
+                }
+            }
         }
         // (Unreachable elsewhere: `writes_shared` holds on x86-64 only.)
         #[cfg(not(target_arch = "x86_64"))]
@@ -537,9 +547,48 @@ impl QWeights {
             rows,
             x,
         };
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(end), Out::Bytes(o), OutKind::Int { zp, lo, hi }) =
+            (self.narrow_from(&job), &mut *out, epi.kind)
+        {
+            if job.col_stride == 1 {
+                if end > job.first {
+                    let main = Job {
+                        cols: end,
+                        rows: job.rows.clone(),
+                        ..job
+                    };
+                    // SAFETY: as below, for fewer columns.
+                    unsafe { (self.kernel.driver())(&main, &mut Out::Bytes(o), scratch) }
+                }
+                // SAFETY: VNNI (`narrow_from`); bounds are checked above.
+                unsafe {
+                    x86::narrow_u8_bytes(&job, o.as_mut_ptr(), o.len(), end, scratch, zp, lo, hi)
+                }
+                return;
+            }
+        }
         // SAFETY: the kernel family was checked to be supported when the weights were packed
         // (`QKernel::format` asserts it); bounds are checked above.
         unsafe { (self.kernel.driver())(&job, out, scratch) }
+    }
+
+    /// Where the VNNI byte kernel's job should hand a last panel of a few live columns
+    /// (EfficientNet's 7 × 7 planes: 49 = 3 · 16 + 1) to `x86::narrow_u8_bytes`'s
+    /// matrix-vector products, the first of those columns: where they cost less than a whole
+    /// panel's tiles. (Split here, not inside the kernel: folded into it, the short-depth
+    /// layers' tiles compiled up to 10 % slower.)
+    fn narrow_from(&self, job: &Job) -> Option<usize> {
+        let tail = (job.cols - job.first) % NR;
+        #[cfg(target_arch = "x86_64")]
+        if self.kernel == QKernel::Avx512Vnni
+            && self.format == Format::U8
+            && x86::narrow_pays(tail, self.kg)
+        {
+            return Some(job.cols - tail);
+        }
+        let _ = tail;
+        None
     }
 }
 

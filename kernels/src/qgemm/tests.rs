@@ -176,6 +176,14 @@ fn every_kernel_matches_the_definition_on_rows() {
         (40, 1280, 1),
         (7, 61, 1),
         (5, 192, 1),
+        // A last panel of 1 to 4 columns deep enough to run as matrix-vector products on
+        // VNNI (`narrow_pays`), rows in and past groups of four; and one of 5 columns, which
+        // is not.
+        (13, 200, 33),
+        (9, 1152, 49),
+        (22, 640, 36),
+        (6, 300, 18),
+        (11, 1000, 21),
     ] {
         for wide in [0, 1, 2] {
             for xor in [0u8, 0x80] {
@@ -482,16 +490,18 @@ fn column_ranges_match_the_whole_product() {
 #[test]
 fn shared_column_ranges_match_the_whole_product() {
     let mut rng = Rng(7);
-    let (m, c, h, w) = (19, 16, 23, 29);
-    let x: Vec<u8> = (0..c * h * w).map(|_| rng.next() as u8).collect();
-    let src = Source::Conv {
-        x: &x,
-        g: window(h, w, 1, 1, 0, 1),
-        channels: c,
-    };
+    let (m, h, w) = (19, 23, 29);
     let cols = h * w;
     let mut ran = false;
-    for wide in [false, true] {
+    // 160 channels: ranges ending a column past a whole panel (0..17, 16..17 and 650..667)
+    // leave a last panel of one column deep enough for the matrix-vector products.
+    for (c, wide) in [(16, false), (16, true), (160, false), (160, true)] {
+        let x: Vec<u8> = (0..c * h * w).map(|_| rng.next() as u8).collect();
+        let src = Source::Conv {
+            x: &x,
+            g: window(h, w, 1, 1, 0, 1),
+            channels: c,
+        };
         let zw: Vec<i32> = (0..m).map(|_| rng.range(0, 255)).collect();
         let wts: Vec<i32> = (0..m * c)
             .map(|i| match wide {
@@ -530,6 +540,7 @@ fn shared_column_ranges_match_the_whole_product() {
                 vec![0, 1, cols],
                 vec![0, 272, 400, cols],
                 vec![0, 16, 17, cols],
+                vec![0, 17, 650, cols],
             ] {
                 // Guard bytes after the output: they stay as they were.
                 let mut out = vec![0xA5u8; m * cols + 64];

@@ -4,7 +4,9 @@
 use std::arch::x86_64::*;
 
 use super::pack::pack_panel;
-use super::{drive, quantize_byte, Format, Job, Out, OutKind, MAX_BLOCK_PANELS, MR, NR};
+use super::{
+    drive, quantize_byte, Format, Job, Out, OutKind, MAX_BLOCK_PANELS, MR, NARROW_MAX, NR,
+};
 
 /// # Safety
 /// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run`.
@@ -157,16 +159,21 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                     w.kg,
                     rows,
                     scratch.as_ptr().add(b * per),
+                    // (Zeros passed in, and the correction added in each arm below: this
+                    // large function's register allocation is fragile, and this form compiled
+                    // to 2–10 % faster short-depth tiles than the plain ones tried; compare
+                    // with `scripts/bench/ab-nodes.sh` before reshaping it.)
+                    [_mm512_setzero_si512(); MR],
                 );
                 // Row i's values as i32 before the clamp's lower bound where `floor` says so
                 // (see `floored`), else clamped to lo..=hi (so within a byte's range).
                 let quantized = |i: usize, floor: bool| {
-                    let (corr, shift, mult, add) = if HOIST {
-                        (corr[i], shift[i], mult[i], add[i])
+                    let (mut v, shift, mult, add) = if HOIST {
+                        (_mm512_add_epi32(c[i], corr[i]), shift[i], mult[i], add[i])
                     } else {
-                        constants(m0 + i)
+                        let (corr, shift, mult, add) = constants(m0 + i);
+                        (_mm512_add_epi32(c[i], corr), shift, mult, add)
                     };
-                    let mut v = _mm512_add_epi32(c[i], corr);
                     if SHIFTED {
                         v = _mm512_add_epi32(v, _mm512_mullo_epi32(shift, colsum));
                     }
@@ -231,6 +238,109 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
             m0 += MR;
         }
         p0 += panels * NR;
+    }
+}
+
+/// Whether `n` columns (fewer than a panel) cost less as [`narrow_u8_bytes`]'s
+/// matrix-vector products than as one panel of tiles over depth groups `kg`: a panel costs
+/// about one `vpdpbusd` per row and group; the products `n / 16` of that, plus a reduction and
+/// a scalar epilogue per element (~36 instructions' worth per row for four rows), with a 2×
+/// margin; and their bytes fit [`NARROW_BYTES`].
+pub(crate) fn narrow_pays(n: usize, kg: usize) -> bool {
+    (1..=NARROW_MAX).contains(&n) && n * (kg + 144) < 8 * kg && n * 4 * kg <= NARROW_BYTES
+}
+
+/// Bytes of [`narrow_u8_bytes`]'s columns, on its stack (k ≤ 2048 for four columns).
+const NARROW_BYTES: usize = 8 << 10;
+
+/// Columns `q0..job.cols` (at most [`NARROW_MAX`]) of [`vnni_u8_bytes`]'s output as
+/// matrix-vector products: the columns are packed as a panel, then laid out one after the
+/// other (k bytes each, 4·kg with the pad), and each weight row, already k contiguous bytes,
+/// meets them 64 bytes per `vpdpbusd`, four rows at a time. Same integers and the same
+/// epilogue arithmetic (scalar, as [`gemv_vnni_u8`]'s), so the same bytes.
+///
+/// # Safety
+/// As [`drive_vnni_u8_bytes`]; `narrow_pays` holds for the columns.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn narrow_u8_bytes(
+    job: &Job,
+    o: *mut u8,
+    o_len: usize,
+    q0: usize,
+    scratch: &mut [u8],
+    zp: f32,
+    lo: f32,
+    hi: f32,
+) {
+    const R: usize = 4;
+    let w = job.wts;
+    let n = job.cols - q0;
+    debug_assert!((1..=NARROW_MAX).contains(&n));
+    let zx = job.x.zero_point;
+    let pad = (zx as u8) ^ w.xor;
+    let len = 4 * w.kg;
+    let panel = &mut scratch[..w.kg * NR * 4];
+    let mut buf = [0u8; NARROW_BYTES];
+    let cols = &mut buf[..n * len];
+    pack_panel(job.src, w.format, w.k, w.kg, q0, n, job.xor, zx, pad, panel);
+    for (g, group) in panel.chunks_exact(NR * 4).enumerate() {
+        for j in 0..n {
+            cols[j * len + 4 * g..][..4].copy_from_slice(&group[4 * j..4 * j + 4]);
+        }
+    }
+    // Σ_k x of each column, for rows whose weights were shifted (see `QWeights::new`).
+    let mut colsum = [0i32; NARROW_MAX];
+    let shifted = !w.shift.is_empty();
+    if shifted {
+        for (j, s) in colsum.iter_mut().enumerate().take(n) {
+            *s = cols[j * len..(j + 1) * len].iter().map(|&b| b as i32).sum();
+        }
+    }
+    let full = len / 64;
+    let tail: __mmask64 = if len.is_multiple_of(64) {
+        0
+    } else {
+        (1u64 << (len % 64)) - 1
+    };
+    let xs = cols.as_ptr();
+    let mut m0 = job.rows.start;
+    while m0 < job.rows.end {
+        let rows = R.min(job.rows.end - m0);
+        // Rows past `rows` repeat the last one; their results are dropped.
+        let r: [*const u8; R] =
+            std::array::from_fn(|i| w.w.as_ptr().add((m0 + i.min(rows - 1)) * w.kg) as *const u8);
+        let mut acc = [[_mm512_setzero_si512(); NARROW_MAX]; R];
+        for c in 0..full + (tail != 0) as usize {
+            let mask = if c < full { !0 } else { tail };
+            // SAFETY: chunk c lies within each row's len bytes and each column's (the last
+            // one masked to what is left).
+            let wv: [__m512i; R] = std::array::from_fn(|i| {
+                _mm512_maskz_loadu_epi8(mask, r[i].add(c * 64) as *const i8)
+            });
+            for j in 0..n {
+                let x = _mm512_maskz_loadu_epi8(mask, xs.add(j * len + c * 64) as *const i8);
+                for i in 0..R {
+                    acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], x, wv[i]);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate().take(rows) {
+            let m = m0 + i;
+            let corr = w.corr[m] + (w.zx - zx) * w.sums[m];
+            let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
+            let at = (m - job.rows.start) * job.row_stride + (q0 - job.first);
+            assert!(at + n <= o_len, "qgemm: output too small");
+            for (j, &a) in acc.iter().enumerate().take(n) {
+                let mut v = _mm512_reduce_add_epi32(a).wrapping_add(corr);
+                if shifted {
+                    v = v.wrapping_add(w.shift[m].wrapping_mul(colsum[j]));
+                }
+                // SAFETY: inside `o_len` (checked above), the job's own columns.
+                *o.add(at + j) = quantize_byte(v as f32 * mult + add + zp, lo, hi);
+            }
+        }
+        m0 += R;
     }
 }
 
@@ -323,8 +433,8 @@ pub(crate) unsafe fn drive_avx2(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     drive(job, out, scratch, micro_avx2_i16)
 }
 
-/// One `MR × NR` tile's accumulators, in registers: `vpdpwssd` over i16 pairs when `I16`,
-/// else `vpdpbusd` over u8 × i8 quads. Rows past `rows` recompute the last valid row (their
+/// One `MR × NR` tile's accumulators, in registers, started at `init`: `vpdpwssd` over i16
+/// pairs when `I16`, else `vpdpbusd` over u8 × i8 quads. Rows past `rows` recompute the last valid row (their
 /// results are for the caller to ignore).
 ///
 /// # Safety
@@ -338,9 +448,10 @@ unsafe fn vnni_tile<const I16: bool>(
     ldw: usize,
     rows: usize,
     panel: *const u8,
+    init: [__m512i; MR],
 ) -> [__m512i; MR] {
     let r: [*const i32; MR] = std::array::from_fn(|i| w.add(i.min(rows - 1) * ldw));
-    let mut c = [_mm512_setzero_si512(); MR];
+    let mut c = init;
     for g in 0..kg {
         // SAFETY: as the caller guarantees.
         let x = _mm512_loadu_si512(panel.add(g * 64) as *const _);
@@ -367,7 +478,7 @@ macro_rules! vnni_micro {
             panel: *const u8,
             acc: &mut [[i32; NR]; MR],
         ) {
-            let c = vnni_tile::<$i16>(kg, w, ldw, rows, panel);
+            let c = vnni_tile::<$i16>(kg, w, ldw, rows, panel, [_mm512_setzero_si512(); MR]);
             for i in 0..MR {
                 _mm512_storeu_si512(acc[i].as_mut_ptr() as *mut _, c[i]);
             }
