@@ -320,8 +320,8 @@ pub(crate) unsafe fn narrow_u8_bytes(
             });
             for j in 0..n {
                 let x = _mm512_maskz_loadu_epi8(mask, xs.add(j * len + c * 64) as *const i8);
-                for i in 0..R {
-                    acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], x, wv[i]);
+                for (row, &wv) in acc.iter_mut().zip(&wv) {
+                    row[j] = _mm512_dpbusd_epi32(row[j], x, wv);
                 }
             }
         }
