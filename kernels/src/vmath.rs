@@ -150,6 +150,51 @@ pub fn map_into<T: Copy, U, F: Fn(T) -> U + Copy>(xs: &[T], out: &mut [U], f: F)
     body(xs, out, f)
 }
 
+/// `out[i] = f(a[i], b[i])` over the common length, vectorised as [`map_inplace`].
+#[inline(always)]
+pub fn map2_into<A: Copy, B: Copy, U, F: Fn(A, B) -> U + Copy>(
+    a: &[A],
+    b: &[B],
+    out: &mut [U],
+    f: F,
+) {
+    #[inline(always)]
+    fn body<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(a: &[A], b: &[B], out: &mut [U], f: F) {
+        out.iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(o, (&x, &y))| *o = f(x, y));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn avx512<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
+            a: &[A],
+            b: &[B],
+            out: &mut [U],
+            f: F,
+        ) {
+            body(a, b, out, f)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
+            a: &[A],
+            b: &[B],
+            out: &mut [U],
+            f: F,
+        ) {
+            body(a, b, out, f)
+        }
+        match crate::gemm::Kernel::detect() {
+            // SAFETY: `Kernel::detect` only reports families this CPU runs.
+            crate::gemm::Kernel::Avx512 => return unsafe { avx512(a, b, out, f) },
+            // SAFETY: as above.
+            crate::gemm::Kernel::Avx2 => return unsafe { avx2(a, b, out, f) },
+            _ => {}
+        }
+    }
+    body(a, b, out, f)
+}
+
 /// Calls the `#[inline(always)]` function `$body` compiled for the widest vector ISA this CPU
 /// runs (AVX-512, AVX2 + FMA, else the baseline), so LLVM vectorises it in 16 or 8 lanes.
 macro_rules! widest {
