@@ -57,6 +57,7 @@ pub(crate) const MAX_BLOCK_PANELS: usize = 16;
 
 /// Most columns of a last, partial panel the VNNI byte kernel may run as matrix-vector
 /// products (where that costs less than a whole panel: `x86::narrow_pays`).
+#[cfg(target_arch = "x86_64")]
 pub(crate) const NARROW_MAX: usize = 4;
 
 /// How activations and weights are laid out for the micro-kernel.
@@ -578,17 +579,13 @@ impl QWeights {
     /// matrix-vector products, the first of those columns: where they cost less than a whole
     /// panel's tiles. (Split here, not inside the kernel: folded into it, the short-depth
     /// layers' tiles compiled up to 10 % slower.)
+    #[cfg(target_arch = "x86_64")]
     fn narrow_from(&self, job: &Job) -> Option<usize> {
         let tail = (job.cols - job.first) % NR;
-        #[cfg(target_arch = "x86_64")]
-        if self.kernel == QKernel::Avx512Vnni
+        (self.kernel == QKernel::Avx512Vnni
             && self.format == Format::U8
-            && x86::narrow_pays(tail, self.kg)
-        {
-            return Some(job.cols - tail);
-        }
-        let _ = tail;
-        None
+            && x86::narrow_pays(tail, self.kg))
+        .then_some(job.cols - tail)
     }
 }
 
