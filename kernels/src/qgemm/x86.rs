@@ -434,8 +434,8 @@ pub(crate) unsafe fn drive_avx2(job: &Job, out: &mut Out, scratch: &mut [u8]) {
 }
 
 /// One `MR × NR` tile's accumulators, in registers, started at `init`: `vpdpwssd` over i16
-/// pairs when `I16`, else `vpdpbusd` over u8 × i8 quads. Rows past `rows` recompute the last valid row (their
-/// results are for the caller to ignore).
+/// pairs when `I16`, else `vpdpbusd` over u8 × i8 quads. Rows past `rows` recompute the last
+/// valid row (their results are for the caller to ignore).
 ///
 /// # Safety
 /// The CPU runs AVX-512F/BW/VNNI; the panel holds `kg` groups of 64 bytes and each of the
