@@ -7,6 +7,7 @@
 
 use edgefuse_kernels::qgemm::round_even;
 use edgefuse_kernels::vmath::map_into;
+use rayon::prelude::*;
 
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::QuantizeLinear;
@@ -47,13 +48,16 @@ struct QuantizeKernel {
     inner: usize,
 }
 
+/// Elements sharing one scale from which the quantization splits over the threads.
+const PAR_MIN_ELEMS: usize = 32 << 10;
+
 impl CpuKernel for QuantizeKernel {
     fn run(
         &self,
         inputs: &[TensorView],
         outputs: &mut [TensorViewMut],
         _scratch: &mut [u8],
-        _ctx: &Ctx,
+        ctx: &Ctx,
     ) -> Result<()> {
         let x = inputs[0].typed::<f32>();
         let scale = inputs[1].typed::<f32>();
@@ -80,10 +84,20 @@ impl CpuKernel for QuantizeKernel {
                 // `q` is a whole number in lo..=hi (or NaN): adding 1.5·2^23 puts it in the low
                 // mantissa bits, two's complement for i8 — the byte without a saturating cast,
                 // which does not vectorise. NaN's bits end in a zero byte, as `NaN as u8` is 0.
-                map_into(xs, os, move |v: f32| {
-                    let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(lo, hi);
-                    (q + 12_582_912.0).to_bits() as u8
-                });
+                let run = move |(xs, os): (&[f32], &mut [u8])| {
+                    map_into(xs, os, move |v: f32| {
+                        let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(lo, hi);
+                        (q + 12_582_912.0).to_bits() as u8
+                    })
+                };
+                if ctx.threads > 1 && self.inner >= PAR_MIN_ELEMS {
+                    // One run per thread (a network's input: its division is most of the
+                    // cost), whole cache lines of the output each.
+                    let per = self.inner.div_ceil(ctx.threads).next_multiple_of(64);
+                    xs.par_chunks(per).zip(os.par_chunks_mut(per)).for_each(run);
+                } else {
+                    run((xs, os));
+                }
                 at += self.inner;
             }
         }
@@ -162,5 +176,28 @@ mod tests {
         let x = Tensor::from_vec(&[1], vec![74.25f32]).unwrap();
         let s = Tensor::scalar(0.3f32);
         assert_eq!(q(&x, &s, None, None, DType::U8).bytes(), &[247]);
+    }
+
+    /// Split over threads (a large per-tensor input, with a tail past whole runs), the bytes
+    /// are those of one thread, for u8 and i8.
+    #[test]
+    fn threads_give_the_bytes_of_one() {
+        let n = super::PAR_MIN_ELEMS * 2 + 77;
+        let vals: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 2001) as f32 * 0.013 - 13.0 + (i % 3) as f32 * 0.5)
+            .collect();
+        let x = Tensor::from_vec(&[1, 1, n], vals).unwrap();
+        let s = Tensor::from_vec(&[], vec![0.05f32]).unwrap();
+        for (to, z) in [(DType::U8, 128u8), (DType::I8, 0xF6)] {
+            let zp = Tensor::from_bytes(to, &[], &[z]).unwrap();
+            let op = Op::QuantizeLinear(QuantizeLinear { axis: None, to });
+            let one = q(&x, &s, Some(&zp), None, to);
+            let two = crate::cpu::ops::eval_threads(&op, &[&x, &s, &zp], 2)
+                .unwrap()
+                .remove(0);
+            assert_eq!(one.bytes(), two.bytes(), "{to:?}");
+            // Not all one value: the test sees the data.
+            assert!(one.bytes().iter().any(|&b| b != one.bytes()[0]));
+        }
     }
 }
