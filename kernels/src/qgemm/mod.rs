@@ -577,8 +577,8 @@ impl QWeights {
     /// Where the VNNI byte kernel's job should hand a last panel of a few live columns
     /// (EfficientNet's 7 × 7 planes: 49 = 3 · 16 + 1) to `x86::narrow_u8_bytes`'s
     /// matrix-vector products, the first of those columns: where they cost less than a whole
-    /// panel's tiles. (Split here, not inside the kernel: folded into it, the short-depth
-    /// layers' tiles compiled up to 10 % slower.)
+    /// panel's tiles. (Split here, not inside the kernel: folded into it, the kernel's
+    /// function compiled differently and the short-depth layers ran 3–16 % slower.)
     #[cfg(target_arch = "x86_64")]
     fn narrow_from(&self, job: &Job) -> Option<usize> {
         let tail = (job.cols - job.first) % NR;

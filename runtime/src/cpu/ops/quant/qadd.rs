@@ -12,7 +12,7 @@ use crate::Result;
 
 /// Elements from which a byte QAdd splits over the threads (EfficientNet's 24 × 56 × 56 sums
 /// and up): below, the fork costs about what the second thread saves.
-const PAR_MIN_BYTES: usize = 32 << 10;
+const PAR_MIN_ELEMS: usize = 32 << 10;
 
 struct QAddKernel {
     a: Domain,
@@ -82,7 +82,7 @@ impl CpuKernel for QAddKernel {
                 };
                 let o = &mut *outputs[0].data;
                 let (a, b) = (&a[..o.len()], &b[..o.len()]);
-                if ctx.threads > 1 && o.len() >= PAR_MIN_BYTES {
+                if ctx.threads > 1 && o.len() >= PAR_MIN_ELEMS {
                     // One run per thread, whole cache lines each.
                     let per = o.len().div_ceil(ctx.threads).next_multiple_of(64);
                     o.par_chunks_mut(per)
@@ -115,7 +115,7 @@ mod tests {
     /// without a ReLU, over a tensor large enough to split across threads (with a tail).
     #[test]
     fn qadd_matches_its_definition_in_lanes_and_threads() {
-        let n = PAR_MIN_BYTES + 1000;
+        let n = PAR_MIN_ELEMS + 1000;
         let bytes = |dtype: DType, seed: usize| {
             let mut t = Tensor::zeros(dtype, &[1, 1, n]);
             for (i, b) in t.bytes_mut().iter_mut().enumerate() {
