@@ -473,12 +473,7 @@ impl QWeights {
             match self.narrow_from(&job) {
                 None => x86::drive_vnni_u8_bytes(&job, o, len, scratch, zp, lo, hi),
                 Some(end) => {
-                    if end > job.first {
-                        let main = Job {
-                            cols: end,
-                            rows: job.rows.clone(),
-                            ..job
-                        };
+                    if let Some(main) = job.before(end) {
                         x86::drive_vnni_u8_bytes(&main, o, len, scratch, zp, lo, hi);
                     }
                     x86::narrow_u8_bytes(&job, o, len, end, scratch, zp, lo, hi);
@@ -552,38 +547,30 @@ impl QWeights {
         if let (Some(end), Out::Bytes(o), OutKind::Int { zp, lo, hi }) =
             (self.narrow_from(&job), &mut *out, epi.kind)
         {
-            if job.col_stride == 1 {
-                if end > job.first {
-                    let main = Job {
-                        cols: end,
-                        rows: job.rows.clone(),
-                        ..job
-                    };
-                    // SAFETY: as below, for fewer columns.
-                    unsafe { (self.kernel.driver())(&main, &mut Out::Bytes(o), scratch) }
-                }
-                // SAFETY: VNNI (`narrow_from`); bounds are checked above.
-                unsafe {
-                    x86::narrow_u8_bytes(&job, o.as_mut_ptr(), o.len(), end, scratch, zp, lo, hi)
-                }
-                return;
+            if let Some(main) = job.before(end) {
+                // SAFETY: as below, for fewer columns.
+                unsafe { (self.kernel.driver())(&main, &mut Out::Bytes(o), scratch) }
             }
+            // SAFETY: VNNI (`narrow_from`); bounds are checked above.
+            unsafe { x86::narrow_u8_bytes(&job, o.as_mut_ptr(), o.len(), end, scratch, zp, lo, hi) }
+            return;
         }
         // SAFETY: the kernel family was checked to be supported when the weights were packed
         // (`QKernel::format` asserts it); bounds are checked above.
         unsafe { (self.kernel.driver())(&job, out, scratch) }
     }
 
-    /// Where the VNNI byte kernel's job should hand a last panel of a few live columns
-    /// (EfficientNet's 7 × 7 planes: 49 = 3 · 16 + 1) to `x86::narrow_u8_bytes`'s
-    /// matrix-vector products, the first of those columns: where they cost less than a whole
-    /// panel's tiles. (Split here, not inside the kernel: folded into it, the kernel's
+    /// Where the VNNI byte kernel's job, written along rows, should hand a last panel of a
+    /// few live columns (EfficientNet's 7 × 7 planes: 49 = 3 · 16 + 1) to
+    /// `x86::narrow_u8_bytes`'s matrix-vector products, the first of those columns: where they
+    /// cost less than a whole panel's tiles. (Split here, not inside the kernel: folded into it, the kernel's
     /// function compiled differently and the short-depth layers ran 3–16 % slower.)
     #[cfg(target_arch = "x86_64")]
     fn narrow_from(&self, job: &Job) -> Option<usize> {
         let tail = (job.cols - job.first) % NR;
         (self.kernel == QKernel::Avx512Vnni
             && self.format == Format::U8
+            && job.col_stride == 1
             && x86::narrow_pays(tail, self.kg))
         .then_some(job.cols - tail)
     }
@@ -603,6 +590,18 @@ pub(crate) struct Job<'a> {
     pub rows: std::ops::Range<usize>,
     /// The activations' zero point and scale for this run, and whether f32 results accumulate.
     pub x: Dynamic,
+}
+
+impl<'a> Job<'a> {
+    /// This job's columns before `end`, if there are any.
+    #[cfg(target_arch = "x86_64")]
+    fn before(&self, end: usize) -> Option<Job<'a>> {
+        (end > self.first).then(|| Job {
+            cols: end,
+            rows: self.rows.clone(),
+            ..*self
+        })
+    }
 }
 
 /// Rounds half to even for |v| < 2^22 (the epilogue clamps first), vectorisable without SSE4.1.
