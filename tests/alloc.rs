@@ -67,7 +67,7 @@ fn inference_allocates_nothing() {
 fn check_runs(name: &str, efm: &std::path::Path, inputs: &[Tensor], keep: &mut Vec<Session>) {
     for threads in [1, 2] {
         let model = Model::load(efm).unwrap();
-        let mut s = Session::new(model, SessionOptions { threads }).unwrap();
+        let mut s = Session::new(model, SessionOptions::threads(threads)).unwrap();
         for (i, t) in inputs.iter().enumerate() {
             s.set_input(i, t.view()).unwrap();
         }
@@ -80,7 +80,10 @@ fn check_runs(name: &str, efm: &std::path::Path, inputs: &[Tensor], keep: &mut V
         }
         COUNTING.store(false, Ordering::SeqCst);
         let n = ALLOCS.load(Ordering::SeqCst);
-        eprintln!("{name} with {threads} thread(s): {n} allocations in {RUNS} runs");
+        eprintln!(
+            "{name} with {threads} thread(s), batch in {} part(s): {n} allocations in {RUNS} runs",
+            s.parts()
+        );
         assert_eq!(
             n, 0,
             "{name} allocated {n} times in {RUNS} inferences with {threads} thread(s)"

@@ -1,6 +1,7 @@
 //! Per-node CPU timing of a compiled model, without the compiler in the build: the quick loop
 //! for kernel work. `cargo run --release -p edgefuse-runtime --example profile_efm -- M.efm [THREADS] [ITERS] [TOP]`
-//! (`edgefuse bench --profile` prints the same table from the full CLI).
+//! (`edgefuse bench --profile` prints the same table from the full CLI). `EDGEFUSE_BATCH_SPLIT=0`
+//! turns the batch split off (see `cpu::SessionOptions::batch_split`).
 
 use std::sync::Arc;
 
@@ -18,7 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iters: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(50);
     let top: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(12);
     let model: Arc<Model> = Model::load(path)?;
-    let mut s = Session::new(model.clone(), SessionOptions { threads })?;
+    // `EDGEFUSE_BATCH_SPLIT=0`: split every layer between the threads, never the batch.
+    let opts = SessionOptions {
+        batch_split: std::env::var("EDGEFUSE_BATCH_SPLIT").map_or(true, |v| v != "0"),
+        ..SessionOptions::threads(threads)
+    };
+    let mut s = Session::new(model.clone(), opts)?;
     let g = model.graph();
     for (i, &id) in g.inputs.iter().enumerate() {
         let t = Tensor::zeros(g.tensors[id].dtype, &g.tensors[id].shape);
@@ -33,7 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "{path}: {threads} thread(s), median {:.3} ms, min {:.3} ms",
+        "{path}: {threads} thread(s), batch in {} part(s), median {:.3} ms, min {:.3} ms",
+        s.parts(),
         times[iters / 2],
         times[0]
     );

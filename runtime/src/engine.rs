@@ -119,6 +119,11 @@ impl Engine {
     /// One line describing where it runs (threads, or GPU, arch, precision and graph launches).
     pub fn describe(&self) -> String {
         match self {
+            Engine::Cpu(s) if s.parts() > 1 => format!(
+                "cpu, {} thread(s), each running the graph on 1/{} of the batch",
+                s.threads(),
+                s.parts()
+            ),
             Engine::Cpu(s) => format!("cpu, {} thread(s)", s.threads()),
             #[cfg(feature = "cuda")]
             Engine::Cuda(s) => {
@@ -147,7 +152,7 @@ impl Engine {
     /// Bytes of the activation arena (host or device).
     pub fn arena_bytes(&self) -> usize {
         match self {
-            Engine::Cpu(s) => s.plan().arena_bytes(),
+            Engine::Cpu(s) => s.arena_bytes(),
             #[cfg(feature = "cuda")]
             Engine::Cuda(s) => s.plan().arena_bytes(),
         }

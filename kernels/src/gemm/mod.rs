@@ -30,6 +30,7 @@ mod x86;
 pub(crate) use driver::par_for;
 pub use driver::{Epi, RowEpi, TileFn};
 pub use isa::Kernel;
+pub use pack::reserve_workspaces;
 
 /// A row/column-strided matrix view: element (i, j) is at `ptr[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]

@@ -23,6 +23,25 @@ pub(crate) fn align_offset(v: &[f32]) -> usize {
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 
+/// Makes the pool's `count` largest buffers as large as its largest. Callers that run
+/// `count` products at once, in no fixed order (a batch cut between threads, each part running
+/// the whole graph), call it after a first run, so that whichever products meet later each
+/// take a buffer big enough (`take` hands out the largest) and none allocates.
+pub fn reserve_workspaces(count: usize) {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let len = pool.iter().map(Vec::len).max().unwrap_or(0);
+    if len == 0 {
+        return;
+    }
+    pool.sort_unstable_by_key(|b| std::cmp::Reverse(b.len()));
+    while pool.len() < count {
+        pool.push(Vec::new());
+    }
+    for buf in pool.iter_mut().take(count) {
+        buf.resize(len, 0.0);
+    }
+}
+
 /// A buffer borrowed from the pool, returned on drop.
 pub(crate) struct Workspace {
     buf: Vec<f32>,

@@ -4,6 +4,7 @@
 //! [`ops`] builds one prepared kernel per node; [`Session`] runs them in order, on the caller's
 //! thread or (threads > 1) on a pool entered without allocation (`worker`).
 
+mod batch;
 pub mod ops;
 pub mod plan;
 pub mod session;

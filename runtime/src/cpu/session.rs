@@ -1,13 +1,17 @@
 //! Executes a planned graph: inputs written into the arena, one kernel per node, outputs read
 //! from the arena. Nothing is allocated per inference.
+//!
+//! Where the graph keeps the items of its batch apart and the threads divide the batch
+//! ([`super::batch`]), each thread runs the whole graph on its own part, in its own arena, with
+//! no fork inside; the parts' outputs are gathered into whole tensors after the run.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use smallvec::SmallVec;
 
 use super::ops::{self, BuildCtx, CpuKernel, Ctx};
 use super::plan::{self, MemoryPlan, Slot};
-use crate::ir::{Fact, TensorId};
+use crate::ir::{Fact, Graph, TensorId};
 use crate::tensor::{AlignedBuf, TensorView, TensorViewMut};
 use crate::{Error, Model, Result, Tensor};
 
@@ -17,6 +21,9 @@ pub struct SessionOptions {
     /// Worker threads (1 = run on the caller's thread only). Default: available cores, at most 8.
     /// More than [`super::max_threads`] is refused by [`Session::new`].
     pub threads: usize,
+    /// With several threads, cut the batch between them where the graph allows it (each
+    /// thread running the whole graph on its part) rather than every layer. Default: true.
+    pub batch_split: bool,
 }
 
 impl Default for SessionOptions {
@@ -24,6 +31,17 @@ impl Default for SessionOptions {
         let cores = super::cores();
         SessionOptions {
             threads: cores.min(8),
+            batch_split: true,
+        }
+    }
+}
+
+impl SessionOptions {
+    /// The defaults with `threads` threads.
+    pub fn threads(threads: usize) -> SessionOptions {
+        SessionOptions {
+            threads,
+            ..SessionOptions::default()
         }
     }
 }
@@ -37,9 +55,16 @@ struct Step {
 /// A model ready to run on the CPU: kernels built, memory planned, arena allocated.
 pub struct Session {
     model: Arc<Model>,
+    /// The graph of one part where the batch is cut between the threads; else the model's.
+    part: Option<Graph>,
     plan: MemoryPlan,
     steps: Vec<Step>,
-    arena: AlignedBuf,
+    /// One arena per part of the batch (one where it is not cut).
+    arenas: Vec<AlignedBuf>,
+    /// Where the batch is cut: the whole outputs, gathered from the parts after each run.
+    outputs: Vec<AlignedBuf>,
+    /// Whether a run has been made (see [`Run::parts_on_every_thread`]).
+    warm: bool,
     pool: Option<super::worker::Worker>,
     threads: usize,
     /// Per-node wall time, summed over runs, when profiling is on (`set_profiling`).
@@ -56,7 +81,11 @@ pub struct NodeTime {
 impl Session {
     pub fn new(model: Arc<Model>, opts: SessionOptions) -> Result<Session> {
         let threads = super::check_threads(opts.threads)?;
-        let graph = model.graph();
+        let part = (threads > 1 && opts.batch_split)
+            .then(|| super::batch::split(model.graph(), threads))
+            .flatten();
+        let parts = if part.is_some() { threads } else { 1 };
+        let graph = part.as_ref().unwrap_or(model.graph());
         let mut steps = Vec::with_capacity(graph.nodes.len());
         let mut scratch = 0;
         for (k, node) in graph.nodes.iter().enumerate() {
@@ -94,7 +123,16 @@ impl Session {
             });
         }
         let plan = plan::plan(graph, scratch)?;
-        let arena = AlignedBuf::zeroed(plan.arena_bytes());
+        let arenas = (0..parts)
+            .map(|_| AlignedBuf::zeroed(plan.arena_bytes()))
+            .collect();
+        let whole = model.graph();
+        let outputs = if parts > 1 {
+            let bytes = |&o: &TensorId| AlignedBuf::zeroed(whole.tensors[o].byte_len());
+            whole.outputs.iter().map(bytes).collect()
+        } else {
+            Vec::new()
+        };
         let pool = if threads > 1 {
             let w = super::worker::Worker::new(threads)
                 .map_err(|e| Error::invalid(format!("cannot start {threads} threads: {e}")))?;
@@ -104,9 +142,12 @@ impl Session {
         };
         Ok(Session {
             model,
+            part,
             plan,
             steps,
-            arena,
+            arenas,
+            outputs,
+            warm: false,
             pool,
             threads,
             profile: None,
@@ -127,11 +168,24 @@ impl Session {
     pub fn model(&self) -> &Arc<Model> {
         &self.model
     }
+    /// The memory plan of one part's arena (see [`Session::parts`]).
     pub fn plan(&self) -> &MemoryPlan {
         &self.plan
     }
+    /// Bytes of every arena together.
+    pub fn arena_bytes(&self) -> usize {
+        self.plan.arena_bytes() * self.arenas.len()
+    }
     pub fn threads(&self) -> usize {
         self.threads
+    }
+    /// How many parts the batch is cut into, one per thread (1: the layers are split instead).
+    pub fn parts(&self) -> usize {
+        self.arenas.len()
+    }
+    /// The graph the kernels run: one part's where the batch is cut, else the model's.
+    pub fn graph(&self) -> &Graph {
+        self.part.as_ref().unwrap_or(self.model.graph())
     }
 
     /// Writes input `index` (position among the graph inputs). Shape and dtype must match.
@@ -154,47 +208,100 @@ impl Session {
             });
         }
         if let Slot::Arena { offset, len } = self.plan.slots[id] {
-            self.arena.as_mut_slice()[offset..offset + len].copy_from_slice(value.data);
+            // Each part takes its run of the batch (the whole tensor where it is not cut).
+            for (arena, run) in self
+                .arenas
+                .iter_mut()
+                .zip(value.data.chunks_exact(len.max(1)))
+            {
+                arena.as_mut_slice()[offset..offset + len].copy_from_slice(run);
+            }
         }
         Ok(())
     }
 
     /// Output `index` of the last run.
     pub fn output(&self, index: usize) -> TensorView<'_> {
-        let graph = self.model.graph();
+        if let Some(buf) = self.outputs.get(index) {
+            let info = &self.model.graph().tensors[self.model.graph().outputs[index]];
+            return TensorView {
+                dtype: info.dtype,
+                shape: &info.shape,
+                data: buf.as_slice(),
+            };
+        }
+        let graph = self.graph();
         let id = graph.outputs[index];
-        tensor_view(&self.model, &self.plan, self.arena.as_slice(), id)
+        tensor_view(
+            &self.model,
+            graph,
+            &self.plan,
+            self.arenas[0].as_slice(),
+            id,
+        )
     }
 
     /// Runs the graph on the inputs set. Allocation-free after the first call.
     pub fn run(&mut self) -> Result<()> {
-        let ctx = Ctx {
-            threads: self.threads,
-        };
         let Session {
+            model,
+            part,
+            plan,
+            steps,
+            arenas,
+            outputs,
+            warm,
+            pool,
+            profile,
+            threads,
+        } = self;
+        let graph = part.as_ref().unwrap_or(model.graph());
+        // Each part runs on one thread; an uncut batch has them all.
+        let ctx = Ctx {
+            threads: if arenas.len() > 1 { 1 } else { *threads },
+        };
+        let run = Run {
+            graph,
             model,
             plan,
             steps,
-            arena,
-            pool,
-            profile,
-            ..
-        } = self;
+            ctx: &ctx,
+        };
         let mut profile = profile.as_deref_mut();
         match pool {
             Some(w) => {
                 let mut result = Ok(());
-                let mut job =
-                    || result = execute(model, plan, steps, arena, &ctx, profile.as_deref_mut());
+                let mut job = || {
+                    result = if *warm || arenas.len() == 1 {
+                        run.parts(arenas, profile.as_deref_mut())
+                    } else {
+                        run.parts_on_every_thread(arenas, profile.as_deref_mut())
+                    }
+                };
                 if !w.run(&mut job) {
                     return Err(Error::invalid(
                         "the CPU worker thread stopped after a kernel panicked",
                     ));
                 }
-                result
+                result?;
             }
-            None => execute(model, plan, steps, arena, &ctx, profile),
+            None => run.parts(arenas, profile)?,
         }
+        if !*warm && arenas.len() > 1 {
+            // The parts' products meet in a different order each run: one buffer each.
+            edgefuse_kernels::gemm::reserve_workspaces(arenas.len());
+        }
+        *warm = true;
+        // Where the batch is cut, each part's run of every output goes into the whole tensor.
+        for (out, &id) in outputs.iter_mut().zip(&graph.outputs) {
+            if let Slot::Arena { offset, len } = plan.slots[id] {
+                let runs = out.as_mut_slice().chunks_exact_mut(len.max(1));
+                for (run, arena) in runs.zip(arenas.iter()) {
+                    run.copy_from_slice(&arena.as_slice()[offset..offset + len]);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Convenience: sets every input, runs, and copies the outputs out (allocates the results).
@@ -219,17 +326,23 @@ impl Session {
     }
 }
 
+/// A lock whose holder cannot have panicked halfway (the guarded values are replaced whole).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn const_view(model: &Model, id: TensorId) -> Option<TensorView<'_>> {
     model.constant(id)
 }
 
 fn tensor_view<'a>(
     model: &'a Model,
+    graph: &'a Graph,
     plan: &MemoryPlan,
     arena: &'a [u8],
     id: TensorId,
 ) -> TensorView<'a> {
-    let info = &model.graph().tensors[id];
+    let info = &graph.tensors[id];
     match plan.slots[id] {
         Slot::Const(root) => {
             let c = model
@@ -249,7 +362,68 @@ fn tensor_view<'a>(
     }
 }
 
+/// What every part of a run shares: the graph, its kernels and its plan.
+struct Run<'a> {
+    graph: &'a Graph,
+    model: &'a Model,
+    plan: &'a MemoryPlan,
+    steps: &'a [Step],
+    ctx: &'a Ctx,
+}
+
+impl Run<'_> {
+    /// Runs the graph once in each arena, the arenas side by side on the pool's threads
+    /// (`rayon::join`, which allocates nothing). Only the first part is profiled.
+    fn parts(&self, arenas: &mut [AlignedBuf], profile: Option<&mut [NodeTime]>) -> Result<()> {
+        match arenas {
+            [arena] => self.execute(arena, profile),
+            _ => {
+                let (a, b) = arenas.split_at_mut(arenas.len() / 2);
+                let (ra, rb) = rayon::join(|| self.parts(a, profile), || self.parts(b, None));
+                ra.and(rb)
+            }
+        }
+    }
+
+    /// [`Run::parts`] for the first run of a cut batch: each of the pool's threads runs one
+    /// part (`rayon::broadcast`, which allocates), so every thread has run the kernels once and
+    /// sized its pooled GEMM workspace. Later runs let whichever thread is free take a part
+    /// and allocate nothing.
+    fn parts_on_every_thread(
+        &self,
+        arenas: &mut [AlignedBuf],
+        profile: Option<&mut [NodeTime]>,
+    ) -> Result<()> {
+        let arenas: Vec<Mutex<&mut AlignedBuf>> = arenas.iter_mut().map(Mutex::new).collect();
+        let profile = Mutex::new(profile);
+        let results = rayon::broadcast(|t| {
+            let Some(arena) = arenas.get(t.index()) else {
+                return Ok(());
+            };
+            let profile = if t.index() == 0 {
+                lock(&profile).take()
+            } else {
+                None
+            };
+            self.execute(&mut lock(arena), profile)
+        });
+        results.into_iter().collect()
+    }
+
+    fn execute(&self, arena: &mut AlignedBuf, profile: Option<&mut [NodeTime]>) -> Result<()> {
+        let Run {
+            graph,
+            model,
+            plan,
+            steps,
+            ctx,
+        } = *self;
+        execute(graph, model, plan, steps, arena, ctx, profile)
+    }
+}
+
 fn execute(
+    graph: &Graph,
     model: &Model,
     plan: &MemoryPlan,
     steps: &[Step],
@@ -257,7 +431,6 @@ fn execute(
     ctx: &Ctx,
     mut profile: Option<&mut [NodeTime]>,
 ) -> Result<()> {
-    let graph = model.graph();
     let base = arena.as_mut_slice().as_mut_ptr();
     let arena_len = arena.len();
     for (k, step) in steps.iter().enumerate() {

@@ -1,0 +1,286 @@
+//! The batch cut between threads: a small CNN (convolution with ReLU, a second one adding the
+//! first's output, max pooling, a per-channel scale, flatten, Gemm, Softmax, and a global
+//! average pool as a second output) run cut and whole must agree; graphs that mix the items of
+//! their batch must stay whole.
+
+use std::sync::Arc;
+
+use crate::cpu::{Session, SessionOptions};
+use crate::format::{write, Meta};
+use crate::ir::ops::{
+    Binary, BinaryOp, Conv, Gemm, GlobalPool, Pool, PoolKind, Reshape, Softmax, Transpose, UnaryOp,
+};
+use crate::ir::{Graph, Node, Op, TensorInfo};
+use crate::tensor::DType;
+use crate::{Model, Tensor};
+
+/// Ways to make the graph mix the items of its batch (or not).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Variant {
+    /// Every op keeps the items apart.
+    Separable,
+    /// The Softmax runs over the batch axis.
+    SoftmaxOverBatch,
+    /// The scale is a constant with one row per item, not one broadcast over the batch.
+    ScalePerItem,
+    /// The logits are transposed (a 4 × 4 Gemm output, batch 4): items and classes swap.
+    TransposedLogits,
+}
+
+fn info(name: &str, shape: &[usize]) -> TensorInfo {
+    TensorInfo {
+        name: name.into(),
+        dtype: DType::F32,
+        shape: shape.to_vec(),
+        weight: None,
+        quant: None,
+    }
+}
+
+fn node(name: &str, op: Op, inputs: &[usize], outputs: &[usize]) -> Node {
+    Node {
+        name: name.into(),
+        op,
+        inputs: inputs.to_vec(),
+        outputs: outputs.to_vec(),
+    }
+}
+
+fn values(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let v = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(shape, v).unwrap()
+}
+
+fn conv(residual: bool) -> Op {
+    Op::Conv(Conv {
+        kernel: vec![3, 3],
+        strides: vec![1, 1],
+        pads: vec![1, 1, 1, 1],
+        dilations: vec![1, 1],
+        group: 1,
+        has_bias: true,
+        act: Some(UnaryOp::Relu),
+        residual,
+    })
+}
+
+fn model(n: usize, variant: Variant) -> Arc<Model> {
+    let classes = if variant == Variant::TransposedLogits {
+        n
+    } else {
+        5
+    };
+    let scale = if variant == Variant::ScalePerItem {
+        [n, 8, 1, 1]
+    } else {
+        [1, 8, 1, 1]
+    };
+    let mut tensors = vec![
+        info("x", &[n, 3, 6, 6]),      // 0
+        info("w1", &[8, 3, 3, 3]),     // 1
+        info("b1", &[8]),              // 2
+        info("c1", &[n, 8, 6, 6]),     // 3
+        info("w2", &[8, 8, 3, 3]),     // 4
+        info("b2", &[8]),              // 5
+        info("c2", &[n, 8, 6, 6]),     // 6
+        info("p", &[n, 8, 3, 3]),      // 7
+        info("k", &scale),             // 8
+        info("s", &[n, 8, 3, 3]),      // 9
+        info("flat", &[n, 72]),        // 10
+        info("W", &[classes, 72]),     // 11
+        info("B", &[classes]),         // 12
+        info("logits", &[n, classes]), // 13
+        info("probs", &[n, classes]),  // 14
+        info("mean", &[n, 8, 1, 1]),   // 15
+    ];
+    let mut nodes = vec![
+        node("conv1", conv(false), &[0, 1, 2], &[3]),
+        node("conv2", conv(true), &[3, 4, 5, 3], &[6]),
+        node(
+            "pool",
+            Op::Pool(Pool {
+                kind: PoolKind::Max,
+                kernel: vec![2, 2],
+                strides: vec![2, 2],
+                pads: vec![0; 4],
+                dilations: vec![1, 1],
+                ceil_mode: false,
+                count_include_pad: false,
+            }),
+            &[6],
+            &[7],
+        ),
+        node(
+            "scale",
+            Op::Binary(Binary { op: BinaryOp::Mul }),
+            &[7, 8],
+            &[9],
+        ),
+        node(
+            "flatten",
+            Op::Reshape(Reshape { shape: vec![n, 72] }),
+            &[9],
+            &[10],
+        ),
+        node(
+            "fc",
+            Op::Gemm(Gemm {
+                alpha: 1.0,
+                beta: 1.0,
+                trans_a: false,
+                trans_b: true,
+                act: None,
+            }),
+            &[10, 11, 12],
+            &[13],
+        ),
+    ];
+    let mut logits = 13;
+    if variant == Variant::TransposedLogits {
+        tensors.push(info("logits_t", &[classes, n])); // 16
+        nodes.push(node(
+            "transpose",
+            Op::Transpose(Transpose { perm: vec![1, 0] }),
+            &[13],
+            &[16],
+        ));
+        logits = 16;
+    }
+    let axis = if variant == Variant::SoftmaxOverBatch {
+        0
+    } else {
+        1
+    };
+    nodes.push(node(
+        "softmax",
+        Op::Softmax(Softmax { axis, log: false }),
+        &[logits],
+        &[14],
+    ));
+    nodes.push(node(
+        "mean",
+        Op::GlobalPool(GlobalPool {
+            kind: PoolKind::Avg,
+        }),
+        &[9],
+        &[15],
+    ));
+    let graph = Graph {
+        tensors,
+        nodes,
+        inputs: vec![0],
+        outputs: vec![14, 15],
+    };
+    let consts: Vec<Option<Tensor>> = (0..graph.tensors.len())
+        .map(|i| match i {
+            1 | 2 | 4 | 5 | 8 | 11 | 12 => Some(values(&graph.tensors[i].shape, i as u64)),
+            _ => None,
+        })
+        .collect();
+    let refs: Vec<Option<&Tensor>> = consts.iter().map(Option::as_ref).collect();
+    let meta = Meta {
+        graph,
+        ..Default::default()
+    };
+    Model::from_bytes(&write(meta, &refs).unwrap()).unwrap()
+}
+
+/// Runs `m` on `x` with `threads` threads, the batch cut or not; returns the outputs and how
+/// many parts ran.
+fn run(m: &Arc<Model>, x: &Tensor, threads: usize, cut: bool) -> (Vec<Vec<f32>>, usize) {
+    let opts = SessionOptions {
+        batch_split: cut,
+        ..SessionOptions::threads(threads)
+    };
+    let mut s = Session::new(m.clone(), opts).unwrap();
+    let out = s.run_tensors(std::slice::from_ref(x)).unwrap();
+    let out = out.iter().map(|t| t.to_f32_vec().unwrap()).collect();
+    (out, s.parts())
+}
+
+fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], what: &str) {
+    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_eq!(x.len(), y.len());
+        for (i, (p, q)) in x.iter().zip(y).enumerate() {
+            assert!(
+                (p - q).abs() <= 1e-5 * (1.0 + q.abs()),
+                "{what}: output {k}[{i}] {p} against {q}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_cut_batch_gives_the_whole_batch_outputs() {
+    for (n, threads) in [(4, 2), (4, 4), (8, 2)] {
+        let m = model(n, Variant::Separable);
+        let part = super::split(m.graph(), threads).expect("the graph keeps items apart");
+        assert_eq!(part.tensors[0].shape, [n / threads, 3, 6, 6]);
+        assert_eq!(part.tensors[14].shape, [n / threads, 5]);
+        let Op::Reshape(r) = &part.nodes[4].op else {
+            panic!("node 4 is the flatten")
+        };
+        assert_eq!(r.shape, [n / threads, 72]);
+        // Two inputs in a row: each run reads its own input into every part.
+        for seed in [100, 200] {
+            let x = values(&[n, 3, 6, 6], seed);
+            let (whole, p1) = run(&m, &x, 1, true);
+            let (cut, parts) = run(&m, &x, threads, true);
+            let (layers, p2) = run(&m, &x, threads, false);
+            assert_eq!((p1, parts, p2), (1, threads, 1));
+            let what = format!("batch {n}, {threads} threads, input {seed}");
+            assert_close(&cut, &whole, &what);
+            assert_close(&layers, &whole, &what);
+        }
+    }
+}
+
+#[test]
+fn a_session_runs_every_input_it_is_given() {
+    let m = model(4, Variant::Separable);
+    let mut s = Session::new(m.clone(), SessionOptions::threads(2)).unwrap();
+    assert_eq!(s.parts(), 2);
+    for seed in [1, 2, 3] {
+        let x = values(&[4, 3, 6, 6], seed);
+        let got: Vec<Vec<f32>> = s
+            .run_tensors(std::slice::from_ref(&x))
+            .unwrap()
+            .iter()
+            .map(|t| t.to_f32_vec().unwrap())
+            .collect();
+        let (want, _) = run(&m, &x, 1, true);
+        assert_close(&got, &want, &format!("input {seed}"));
+    }
+}
+
+#[test]
+fn graphs_that_mix_items_or_batches_threads_do_not_divide_stay_whole() {
+    let cases = [
+        (4, 2, Variant::SoftmaxOverBatch),
+        (4, 2, Variant::ScalePerItem),
+        (4, 2, Variant::TransposedLogits),
+        (3, 2, Variant::Separable),
+        (1, 2, Variant::Separable),
+    ];
+    for (n, threads, variant) in cases {
+        let m = model(n, variant);
+        assert!(
+            super::split(m.graph(), threads).is_none(),
+            "{variant:?}, batch {n}, {threads} threads: must not be cut"
+        );
+        let x = values(&[n, 3, 6, 6], 7);
+        let (whole, _) = run(&m, &x, 1, true);
+        let (got, parts) = run(&m, &x, threads, true);
+        assert_eq!(parts, 1, "{variant:?}");
+        assert_close(&got, &whole, &format!("{variant:?}"));
+    }
+}
