@@ -5,7 +5,7 @@
 //! ([`super::batch`]), each thread runs the whole graph on its own part, in its own arena, with
 //! no fork inside; the parts' outputs are gathered into whole tensors after the run.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -56,14 +56,14 @@ struct Step {
 pub struct Session {
     model: Arc<Model>,
     /// The graph of one part where the batch is cut between the threads; else the model's.
-    part: Option<Graph>,
+    part: Option<Box<Graph>>,
     plan: MemoryPlan,
     steps: Vec<Step>,
     /// One arena per part of the batch (one where it is not cut).
     arenas: Vec<AlignedBuf>,
     /// Where the batch is cut: the whole outputs, gathered from the parts after each run.
     outputs: Vec<AlignedBuf>,
-    /// Whether a run has been made (see [`Run::parts_on_every_thread`]).
+    /// Whether a run has been made (after the first, a cut batch reserves its GEMM buffers).
     warm: bool,
     pool: Option<super::worker::Worker>,
     threads: usize,
@@ -83,9 +83,10 @@ impl Session {
         let threads = super::check_threads(opts.threads)?;
         let part = (threads > 1 && opts.batch_split)
             .then(|| super::batch::split(model.graph(), threads))
-            .flatten();
+            .flatten()
+            .map(Box::new);
         let parts = if part.is_some() { threads } else { 1 };
-        let graph = part.as_ref().unwrap_or(model.graph());
+        let graph = part.as_deref().unwrap_or(model.graph());
         let mut steps = Vec::with_capacity(graph.nodes.len());
         let mut scratch = 0;
         for (k, node) in graph.nodes.iter().enumerate() {
@@ -185,7 +186,7 @@ impl Session {
     }
     /// The graph the kernels run: one part's where the batch is cut, else the model's.
     pub fn graph(&self) -> &Graph {
-        self.part.as_ref().unwrap_or(self.model.graph())
+        self.part.as_deref().unwrap_or(self.model.graph())
     }
 
     /// Writes input `index` (position among the graph inputs). Shape and dtype must match.
@@ -255,7 +256,7 @@ impl Session {
             profile,
             threads,
         } = self;
-        let graph = part.as_ref().unwrap_or(model.graph());
+        let graph = part.as_deref().unwrap_or(model.graph());
         // Each part runs on one thread; an uncut batch has them all.
         let ctx = Ctx {
             threads: if arenas.len() > 1 { 1 } else { *threads },
@@ -271,13 +272,7 @@ impl Session {
         match pool {
             Some(w) => {
                 let mut result = Ok(());
-                let mut job = || {
-                    result = if *warm || arenas.len() == 1 {
-                        run.parts(arenas, profile.as_deref_mut())
-                    } else {
-                        run.parts_on_every_thread(arenas, profile.as_deref_mut())
-                    }
-                };
+                let mut job = || result = run.parts(arenas, profile.as_deref_mut());
                 if !w.run(&mut job) {
                     return Err(Error::invalid(
                         "the CPU worker thread stopped after a kernel panicked",
@@ -288,7 +283,9 @@ impl Session {
             None => run.parts(arenas, profile)?,
         }
         if !*warm && arenas.len() > 1 {
-            // The parts' products meet in a different order each run: one buffer each.
+            // The parts' products meet in a different order each run, each taking a packing
+            // buffer from the GEMM's shared pool: one big enough for each part, so none grows
+            // one later (an allocation mid-inference).
             edgefuse_kernels::gemm::reserve_workspaces(arenas.len());
         }
         *warm = true;
@@ -324,11 +321,6 @@ impl Session {
             })
             .collect()
     }
-}
-
-/// A lock whose holder cannot have panicked halfway (the guarded values are replaced whole).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn const_view(model: &Model, id: TensorId) -> Option<TensorView<'_>> {
@@ -383,31 +375,6 @@ impl Run<'_> {
                 ra.and(rb)
             }
         }
-    }
-
-    /// [`Run::parts`] for the first run of a cut batch: each of the pool's threads runs one
-    /// part (`rayon::broadcast`, which allocates), so every thread has run the kernels once and
-    /// sized its pooled GEMM workspace. Later runs let whichever thread is free take a part
-    /// and allocate nothing.
-    fn parts_on_every_thread(
-        &self,
-        arenas: &mut [AlignedBuf],
-        profile: Option<&mut [NodeTime]>,
-    ) -> Result<()> {
-        let arenas: Vec<Mutex<&mut AlignedBuf>> = arenas.iter_mut().map(Mutex::new).collect();
-        let profile = Mutex::new(profile);
-        let results = rayon::broadcast(|t| {
-            let Some(arena) = arenas.get(t.index()) else {
-                return Ok(());
-            };
-            let profile = if t.index() == 0 {
-                lock(&profile).take()
-            } else {
-                None
-            };
-            self.execute(&mut lock(arena), profile)
-        });
-        results.into_iter().collect()
     }
 
     fn execute(&self, arena: &mut AlignedBuf, profile: Option<&mut [NodeTime]>) -> Result<()> {
