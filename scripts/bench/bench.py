@@ -98,6 +98,29 @@ def bench_tract(model, threads, iters):
     return {"median_ms": median, "p90_ms": float("nan"), "load_to_first_ms": first, "peak_rss_bytes": rss}
 
 
+def pingpong_binary():
+    """Builds scripts/bench/pingpong.c (the two cores' round trip) with cc; None without cc or a
+    second CPU."""
+    src = os.path.join(ROOT, "scripts", "bench", "pingpong.c")
+    exe = os.path.join(OUT, "pingpong")
+    if (os.cpu_count() or 1) < 2 or shutil.which("cc") is None:
+        return None
+    if subprocess.run(["cc", "-O2", "-pthread", src, "-o", exe], capture_output=True).returncode != 0:
+        return None
+    return exe
+
+
+def round_trip_ns(exe):
+    """The cores' round trip now, in ns (None if it could not be measured)."""
+    if exe is None:
+        return None
+    r = subprocess.run([exe], capture_output=True, text=True)
+    try:
+        return int(float(r.stdout.strip()))
+    except ValueError:
+        return None
+
+
 def machine():
     cpu = "unknown CPU"
     for line in open("/proc/cpuinfo"):
@@ -125,7 +148,10 @@ def main():
     if have_tract:
         runners.append(("tract", lambda m: bench_tract(m, a.threads, a.iters)))
     results = {m: {name: [] for name, _ in runners} for m in a.models}
+    pingpong = pingpong_binary()
+    trips = []
     for rnd in range(a.rounds):
+        trips.append(round_trip_ns(pingpong))
         order = runners[rnd % len(runners):] + runners[:rnd % len(runners)]
         for m in a.models:
             for name, fn in order:
@@ -133,8 +159,9 @@ def main():
                     results[m][name].append(fn(m))
                 except Exception as e:  # a peer that cannot run a model is reported, not fatal
                     print(f"{name} on {m}: {e}", file=sys.stderr)
+        trips.append(round_trip_ns(pingpong))
         print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
-    write_report(a, results, [n for n, _ in runners])
+    write_report(a, results, [n for n, _ in runners], trips)
 
 
 def agg(runs, key):
@@ -146,7 +173,7 @@ def fmt(v, unit=""):
     return "—" if v != v else f"{v:.3f}{unit}" if v < 10 else f"{v:.1f}{unit}"
 
 
-def write_report(a, results, names):
+def write_report(a, results, names, trips):
     ort_version = next((r[0]["version"] for m in results.values() for n, r in m.items() if n == "onnxruntime" and r), "?")
     lines = ["<!-- BENCH:cpu:start -->", "## CPU latency: edgefuse beside onnxruntime and tract", "",
              f"- machine: {machine()}",
@@ -160,7 +187,12 @@ def write_report(a, results, names):
              "p90 likewise",
              "- load→first: edgefuse and onnxruntime in-process (file open to first result); tract is the wall time "
              "of a whole `tract -O run` process. Peak RSS is the whole process (onnxruntime's includes Python and "
-             "numpy: its baseline before the session is shown).", "",
+             "numpy: its baseline before the session is shown).",
+             "- the two cores' round trip (`scripts/bench/pingpong.c`) before and after each round, ns: "
+             + (", ".join(f"{trips[i]}–{trips[i + 1]}" for i in range(0, len(trips), 2))
+                if trips and all(t is not None for t in trips) else "not measured")
+             + " (this VM's vCPUs share a die at ~60 ns and sit on two at ~340 ns, where every 2-thread "
+             "latency rises: BENCHMARKS.md, \"Session of 2026-11-30 04:00\")", "",
              "| model | edgefuse median ms | p90 | onnxruntime median ms | p90 | tract median ms | edgefuse / ort | edgefuse / tract | load→first ms (ef / ort / tract) | peak RSS MB (ef / ort [py base] / tract) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for m, r in results.items():
