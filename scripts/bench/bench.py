@@ -161,6 +161,8 @@ def main():
                     print(f"{name} on {m}: {e}", file=sys.stderr)
         trips.append(round_trip_ns(pingpong))
         print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump({"args": vars(a), "trips_ns": trips, "results": results}, f, indent=1)
     write_report(a, results, [n for n, _ in runners], trips)
 
 
@@ -193,17 +195,25 @@ def write_report(a, results, names, trips):
                 if trips and all(t is not None for t in trips) else "not measured")
              + " (this VM's vCPUs share a die at ~60 ns and sit on two at ~340 ns, where every 2-thread "
              "latency rises: BENCHMARKS.md, \"Session of 2026-11-30 04:00\")", "",
-             "| model | edgefuse median ms | p90 | onnxruntime median ms | p90 | tract median ms | edgefuse / ort | edgefuse / tract | load→first ms (ef / ort / tract) | peak RSS MB (ef / ort [py base] / tract) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "- ratios: edgefuse / onnxruntime for the median, the p90, load→first and peak RSS (against "
+             "onnxruntime's whole process), and edgefuse / tract for the median.", "",
+             "| model | edgefuse median ms | p90 | onnxruntime median ms | p90 | tract median ms | edgefuse / ort | p90 ef / ort | edgefuse / tract | load→first ms (ef / ort / tract) | load→first ef / ort | peak RSS MB (ef / ort [py base] / tract) | RSS ef / ort |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    def ratio(x, y):
+        r = x / y if y else float("nan")
+        return "—" if r != r else fmt(r) + "×"
     for m, r in results.items():
         ef, ort_, tr = r.get("edgefuse", []), r.get("onnxruntime", []), r.get("tract", [])
         efm, ortm, trm = agg(ef, "median_ms"), agg(ort_, "median_ms"), agg(tr, "median_ms")
         mb = lambda runs, k="peak_rss_bytes": agg(runs, k) / 1e6
+        efp, ortp = agg(ef, "p90_ms"), agg(ort_, "p90_ms")
+        efl, ortl = agg(ef, "load_to_first_ms"), agg(ort_, "load_to_first_ms")
         lines.append(
-            f"| {m} | {fmt(efm)} | {fmt(agg(ef, 'p90_ms'))} | {fmt(ortm)} | {fmt(agg(ort_, 'p90_ms'))} | {fmt(trm)} | "
-            f"{fmt(efm / ortm if ortm else float('nan'))}× | {fmt(efm / trm if trm else float('nan'))}× | "
-            f"{fmt(agg(ef, 'load_to_first_ms'))} / {fmt(agg(ort_, 'load_to_first_ms'))} / {fmt(agg(tr, 'load_to_first_ms'))} | "
-            f"{fmt(mb(ef))} / {fmt(mb(ort_))} [{fmt(mb(ort_, 'baseline_rss_bytes'))}] / {fmt(mb(tr))} |")
+            f"| {m} | {fmt(efm)} | {fmt(efp)} | {fmt(ortm)} | {fmt(ortp)} | {fmt(trm)} | "
+            f"{ratio(efm, ortm)} | {ratio(efp, ortp)} | {ratio(efm, trm)} | "
+            f"{fmt(efl)} / {fmt(ortl)} / {fmt(agg(tr, 'load_to_first_ms'))} | {ratio(efl, ortl)} | "
+            f"{fmt(mb(ef))} / {fmt(mb(ort_))} [{fmt(mb(ort_, 'baseline_rss_bytes'))}] / {fmt(mb(tr))} | "
+            f"{ratio(mb(ef), mb(ort_))} |")
     lines += ["", "<!-- BENCH:cpu:end -->"]
     section = "\n".join(lines) + "\n"
     path = os.path.join(ROOT, "BENCHMARKS.md")
