@@ -67,7 +67,7 @@ fn inference_allocates_nothing() {
 fn check_runs(name: &str, efm: &std::path::Path, inputs: &[Tensor], keep: &mut Vec<Session>) {
     for threads in [1, 2] {
         let model = Model::load(efm).unwrap();
-        let mut s = Session::new(model, SessionOptions::threads(threads)).unwrap();
+        let mut s = Session::new(model, SessionOptions::with_threads(threads)).unwrap();
         for (i, t) in inputs.iter().enumerate() {
             s.set_input(i, t.view()).unwrap();
         }

@@ -15,7 +15,7 @@ fn load_never_panics(bytes: &[u8], what: &str) -> Option<Error> {
     let r = catch_unwind(AssertUnwindSafe(|| match Model::from_bytes(bytes) {
         Err(e) => Some(e),
         Ok(m) => {
-            if let Ok(mut s) = Session::new(m.clone(), SessionOptions::threads(1)) {
+            if let Ok(mut s) = Session::new(m.clone(), SessionOptions::with_threads(1)) {
                 let _ = s.run();
             }
             None

@@ -58,7 +58,7 @@ fn mobilenet_int8_top1_matches_onnxruntime_on_every_image() {
         "the fixture covers every image; rerun the script"
     );
     let model = Model::load(compiled(&models, MODEL)).unwrap();
-    let mut s = Session::new(model, SessionOptions::threads(2)).unwrap();
+    let mut s = Session::new(model, SessionOptions::with_threads(2)).unwrap();
     let per = 3 * 224 * 224;
     let mut wrong = Vec::new();
     for (i, row) in images.iter().enumerate() {

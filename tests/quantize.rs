@@ -44,7 +44,7 @@ fn top1_on_refs(efm: &Path, models: &Path, model: &str) -> Vec<usize> {
         .iter()
         .map(|(_, f, _)| edgefuse::npy::read(f).unwrap())
         .collect();
-    let mut s = Session::new(Model::load(efm).unwrap(), SessionOptions::threads(2)).unwrap();
+    let mut s = Session::new(Model::load(efm).unwrap(), SessionOptions::with_threads(2)).unwrap();
     let out = s.run_tensors(&inputs).unwrap();
     argmax_rows(
         out[0].as_slice::<f32>().unwrap(),
@@ -227,7 +227,7 @@ fn lstm_int8_next_word_drop_at_most_0_5_points() {
     let x = edgefuse::npy::read(&text.join("seed_lstm_test_x.npy")).unwrap();
     let y = edgefuse::npy::read(&text.join("seed_lstm_test_y.npy")).unwrap();
     let (x, y) = (x.as_slice::<i64>().unwrap(), y.as_slice::<i64>().unwrap());
-    let mut s = Session::new(model, SessionOptions::threads(1)).unwrap();
+    let mut s = Session::new(model, SessionOptions::with_threads(1)).unwrap();
     let mut hits = 0;
     for (w, &label) in x.chunks_exact(20).zip(y) {
         let t = edgefuse_runtime::Tensor::from_vec(&[1, 20], w.to_vec()).unwrap();

@@ -10,7 +10,7 @@ fn main() {
     let t0 = Instant::now();
     let model = Model::load(&a[1]).unwrap();
     let t1 = Instant::now();
-    let mut s = Session::new(model.clone(), SessionOptions::threads(threads)).unwrap();
+    let mut s = Session::new(model.clone(), SessionOptions::with_threads(threads)).unwrap();
     let t2 = Instant::now();
     let g = model.graph();
     for (i, &id) in g.inputs.iter().enumerate() {

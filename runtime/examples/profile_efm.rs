@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `EDGEFUSE_BATCH_SPLIT=0`: split every layer between the threads, never the batch.
     let opts = SessionOptions {
         batch_split: std::env::var("EDGEFUSE_BATCH_SPLIT").map_or(true, |v| v != "0"),
-        ..SessionOptions::threads(threads)
+        ..SessionOptions::with_threads(threads)
     };
     let mut s = Session::new(model.clone(), opts)?;
     let g = model.graph();

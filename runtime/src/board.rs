@@ -220,7 +220,7 @@ impl Board {
             }
         }
         let session =
-            crate::cpu::Session::new(model.clone(), crate::cpu::SessionOptions::threads(1))?;
+            crate::cpu::Session::new(model.clone(), crate::cpu::SessionOptions::with_threads(1))?;
         let need = (model.weights_len() + session.plan().arena_bytes()) as u64;
         let have = self.model_memory_bytes();
         if need > have {

@@ -76,7 +76,7 @@ fn check(efm_dir: &Path, model: &str, tol: f32) {
         assert_eq!(m.input_index(name), Some(i));
         inputs.push(t);
     }
-    let mut s = Session::new(m.clone(), SessionOptions::threads(2)).unwrap();
+    let mut s = Session::new(m.clone(), SessionOptions::with_threads(2)).unwrap();
     let outs = s.run_tensors(&inputs).unwrap();
     for (o, &tid) in m.graph().outputs.iter().enumerate() {
         let name = &m.graph().tensors[tid].name;

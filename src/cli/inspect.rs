@@ -76,7 +76,8 @@ pub fn run(a: Args) -> Result<()> {
     let model = Model::load(&a.model)?;
     let g = model.graph();
     let meta = model.meta();
-    let plan = Session::new(model.clone(), SessionOptions::threads(1)).map(|s| s.plan().clone());
+    let plan =
+        Session::new(model.clone(), SessionOptions::with_threads(1)).map(|s| s.plan().clone());
     let (placed, cuda_precision) = placements(g, a.backend, a.gpu_precision)?;
     let mut op_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for n in &g.nodes {

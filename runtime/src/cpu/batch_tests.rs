@@ -199,7 +199,7 @@ fn model(n: usize, variant: Variant) -> Arc<Model> {
 fn run(m: &Arc<Model>, x: &Tensor, threads: usize, cut: bool) -> (Vec<Vec<f32>>, usize) {
     let opts = SessionOptions {
         batch_split: cut,
-        ..SessionOptions::threads(threads)
+        ..SessionOptions::with_threads(threads)
     };
     let mut s = Session::new(m.clone(), opts).unwrap();
     let out = s.run_tensors(std::slice::from_ref(x)).unwrap();
@@ -247,7 +247,7 @@ fn a_cut_batch_gives_the_whole_batch_outputs() {
 #[test]
 fn a_session_runs_every_input_it_is_given() {
     let m = model(4, Variant::Separable);
-    let mut s = Session::new(m.clone(), SessionOptions::threads(2)).unwrap();
+    let mut s = Session::new(m.clone(), SessionOptions::with_threads(2)).unwrap();
     assert_eq!(s.parts(), 2);
     for seed in [1, 2, 3] {
         let x = values(&[4, 3, 6, 6], seed);

@@ -38,7 +38,7 @@ impl Default for SessionOptions {
 
 impl SessionOptions {
     /// The defaults with `threads` threads.
-    pub fn threads(threads: usize) -> SessionOptions {
+    pub fn with_threads(threads: usize) -> SessionOptions {
         SessionOptions {
             threads,
             ..SessionOptions::default()

@@ -93,7 +93,7 @@ fn inputs_of(model: &Model, seed: u64) -> Vec<(String, Tensor)> {
 }
 
 fn run(model: Arc<Model>, inputs: &[Tensor]) -> crate::Result<Vec<Tensor>> {
-    let mut s = Session::new(model, SessionOptions::threads(1))?;
+    let mut s = Session::new(model, SessionOptions::with_threads(1))?;
     s.run_tensors(inputs)
 }
 

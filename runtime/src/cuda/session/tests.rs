@@ -158,7 +158,7 @@ fn sessions_in_fp32_and_fp16_match_the_cpu() {
         (false, Some(Precision::F16), 1e-2),
     ] {
         let m = model(f16);
-        let want = Session::new(m.clone(), SessionOptions::threads(1))
+        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
             .unwrap()
             .run_tensors(std::slice::from_ref(&x))
             .unwrap();
