@@ -14,7 +14,7 @@
 //! checked against each op's own shape inference. Anything it does not know keeps the graph
 //! whole.
 
-use crate::ir::ops::Op;
+use crate::ir::ops::{Op, ResizeCoord};
 use crate::ir::{Fact, Graph};
 
 /// The graph of one of `parts` equal parts of the batch, or `None` where the graph cannot be
@@ -144,15 +144,23 @@ fn part_op(op: &Op, ins: &[Fact], batched: &[bool], n: usize, sub: usize) -> Opt
         Op::QGru(q) => data_only && q.gru.batch_first && !q.gru.has_h0,
         // Row-major: a first dimension kept keeps each item's elements together.
         Op::Reshape(r) => data_only && cut(&mut r.shape, n, sub),
-        Op::Expand(e) => data_only && cut(&mut e.shape, n, sub),
+        // Of the same rank: a higher one would line the input's first dimension up with a later
+        // one of the output (x [2, 3] expanded to [2, 2, 3] repeats x whole along the first).
+        Op::Expand(e) => data_only && e.shape.len() == rank && cut(&mut e.shape, n, sub),
         Op::Slice(s) => {
             data_only
                 && s.starts.first() == Some(&0)
                 && s.steps.first() == Some(&1)
                 && cut(&mut s.lens, n, sub)
         }
+        // The batch axis must map onto itself: scale 1 under a coordinate rule that keeps
+        // integers (TensorFlow's half-pixel for nearest moves every index by half a step, and
+        // so reads the next item).
         Op::Resize(r) => {
-            data_only && r.scales.first().is_none_or(|&s| s == 1.0) && cut(&mut r.out_shape, n, sub)
+            data_only
+                && r.coord != ResizeCoord::TfHalfPixelForNn
+                && r.scales.first().is_none_or(|&s| s == 1.0)
+                && cut(&mut r.out_shape, n, sub)
         }
     };
     ok.then_some(op)

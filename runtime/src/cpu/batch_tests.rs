@@ -8,7 +8,8 @@ use std::sync::Arc;
 use crate::cpu::{Session, SessionOptions};
 use crate::format::{write, Meta};
 use crate::ir::ops::{
-    Binary, BinaryOp, Conv, Gemm, GlobalPool, Pool, PoolKind, Reshape, Softmax, Transpose, UnaryOp,
+    Binary, BinaryOp, Conv, Expand, Gemm, GlobalPool, NearestMode, Pool, PoolKind, Reshape, Resize,
+    ResizeCoord, ResizeMode, Softmax, Transpose, UnaryOp,
 };
 use crate::ir::{Graph, Node, Op, TensorInfo};
 use crate::tensor::DType;
@@ -186,12 +187,27 @@ fn model(n: usize, variant: Variant) -> Arc<Model> {
             _ => None,
         })
         .collect();
+    build(graph, &consts)
+}
+
+fn build(graph: Graph, consts: &[Option<Tensor>]) -> Arc<Model> {
     let refs: Vec<Option<&Tensor>> = consts.iter().map(Option::as_ref).collect();
     let meta = Meta {
         graph,
         ..Default::default()
     };
     Model::from_bytes(&write(meta, &refs).unwrap()).unwrap()
+}
+
+/// One op from input `x` (`shape`) to output `y` (`out`), no constants.
+fn one_op(op: Op, shape: &[usize], out: &[usize]) -> Arc<Model> {
+    let graph = Graph {
+        tensors: vec![info("x", shape), info("y", out)],
+        nodes: vec![node("op", op, &[0], &[1])],
+        inputs: vec![0],
+        outputs: vec![1],
+    };
+    build(graph, &[None, None])
 }
 
 /// Runs `m` on `x` with `threads` threads, the batch cut or not; returns the outputs and how
@@ -282,5 +298,93 @@ fn graphs_that_mix_items_or_batches_threads_do_not_divide_stay_whole() {
         let (got, parts) = run(&m, &x, threads, true);
         assert_eq!(parts, 1, "{variant:?}");
         assert_close(&got, &whole, &format!("{variant:?}"));
+    }
+}
+
+/// Ops whose first output dimension equals the batch by coincidence or whose batch axis does not
+/// map onto itself: found in review, each gave the wrong rows when cut.
+#[test]
+fn ops_that_only_look_batched_stay_whole() {
+    let resize = |coord, mode| {
+        Op::Resize(Resize {
+            mode,
+            coord,
+            scales: vec![1.0, 1.0],
+            out_shape: vec![4, 2],
+        })
+    };
+    let ceil = ResizeMode::Nearest(NearestMode::Ceil);
+    let cases = [
+        // x [2, 3] expanded to [2, 2, 3]: every output item is the whole of x.
+        (
+            "Expand raising the rank",
+            one_op(
+                Op::Expand(Expand {
+                    shape: vec![2, 2, 3],
+                }),
+                &[2, 3],
+                &[2, 2, 3],
+            ),
+            vec![2, 3],
+        ),
+        // Source index x + 0.5, rounded up: item i reads item i + 1.
+        (
+            "Resize, TensorFlow's half pixel, nearest",
+            one_op(
+                resize(ResizeCoord::TfHalfPixelForNn, ceil),
+                &[4, 2],
+                &[4, 2],
+            ),
+            vec![4, 2],
+        ),
+        (
+            "Resize, TensorFlow's half pixel, linear",
+            one_op(
+                resize(ResizeCoord::TfHalfPixelForNn, ResizeMode::Linear),
+                &[4, 2],
+                &[4, 2],
+            ),
+            vec![4, 2],
+        ),
+    ];
+    for (what, m, shape) in cases {
+        assert!(
+            super::split(m.graph(), 2).is_none(),
+            "{what}: must not be cut"
+        );
+        let x = values(&shape, 11);
+        let (whole, _) = run(&m, &x, 1, true);
+        let (got, parts) = run(&m, &x, 2, true);
+        assert_eq!(parts, 1, "{what}");
+        assert_close(&got, &whole, what);
+    }
+    // The same Resize with a rule that keeps integers is cut, and gives the same rows.
+    for mode in [ceil, ResizeMode::Linear] {
+        let m = one_op(resize(ResizeCoord::HalfPixel, mode), &[4, 2], &[4, 2]);
+        assert!(super::split(m.graph(), 2).is_some());
+        let x = values(&[4, 2], 12);
+        let (whole, _) = run(&m, &x, 1, true);
+        let (got, parts) = run(&m, &x, 2, true);
+        assert_eq!(parts, 2);
+        assert_close(&got, &whole, "Resize, half pixel");
+    }
+}
+
+#[test]
+fn an_input_of_the_wrong_length_is_refused_cut_or_whole() {
+    let m = model(4, Variant::Separable);
+    for threads in [1, 2] {
+        let mut s = Session::new(m.clone(), SessionOptions::with_threads(threads)).unwrap();
+        let x = values(&[4, 3, 6, 6], 1);
+        let bytes = x.bytes();
+        for data in [&bytes[..bytes.len() - 4], &bytes[4..], &[][..]] {
+            let short = crate::tensor::TensorView {
+                dtype: DType::F32,
+                shape: &[4, 3, 6, 6],
+                data,
+            };
+            let e = s.set_input(0, short).unwrap_err().to_string();
+            assert!(e.contains("bytes"), "{threads} thread(s): {e}");
+        }
     }
 }

@@ -282,12 +282,20 @@ impl CudaSession {
             )));
         };
         let info = &graph.tensors[slot.tensor];
-        if value.dtype != info.dtype || value.shape != &info.shape[..] {
+        if value.dtype != info.dtype
+            || value.shape != &info.shape[..]
+            || value.data.len() != info.byte_len()
+        {
             return Err(Error::BadInput {
                 name: info.name.clone(),
                 msg: format!(
-                    "expected {} {:?}, got {} {:?}",
-                    info.dtype, info.shape, value.dtype, value.shape
+                    "expected {} {:?} ({} bytes), got {} {:?} ({} bytes)",
+                    info.dtype,
+                    info.shape,
+                    info.byte_len(),
+                    value.dtype,
+                    value.shape,
+                    value.data.len()
                 ),
             });
         }
