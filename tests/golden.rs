@@ -109,3 +109,34 @@ fn silero_vad_16k_sequence() {
 fn ddddocr_crnn() {
     golden("ddddocr_crnn");
 }
+
+/// The batch-16 references are the ones whose golden runs above (2 threads) go through the batch
+/// cut (`cpu::batch`): `inspect` says so; the batch-1 ones say why not.
+#[test]
+fn inspect_says_which_references_cut_their_batch() {
+    let Some(models) = models_dir() else { return };
+    for (model, cut) in [
+        ("seed_cnn_mnist", true),
+        ("seed_cnn_fashion", true),
+        ("seed_lstm_textgen", true),
+        ("efficientnet_lite0", false),
+        ("silero_vad_16k_sequence", false),
+    ] {
+        let efm = compiled(&models, model);
+        let o = edgefuse()
+            .args(["inspect", "--json"])
+            .arg(&efm)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let threads = j["batch_cut_threads"].as_array();
+        if cut {
+            let t = threads.unwrap_or_else(|| panic!("{model}: {}", j["batch_cut_refused"]));
+            assert!(t.contains(&serde_json::json!(2)), "{model}: {t:?}");
+        } else {
+            assert!(threads.is_none(), "{model}: {threads:?}");
+            assert!(j["batch_cut_refused"].is_string(), "{model}");
+        }
+    }
+}

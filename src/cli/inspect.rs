@@ -79,6 +79,8 @@ pub fn run(a: Args) -> Result<()> {
     let plan =
         Session::new(model.clone(), SessionOptions::with_threads(1)).map(|s| s.plan().clone());
     let (placed, cuda_precision) = placements(g, a.backend, a.gpu_precision)?;
+    let cuts =
+        edgefuse_runtime::cpu::batch_cut_thread_counts(g, edgefuse_runtime::cpu::max_threads());
     let mut op_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for n in &g.nodes {
         *op_counts.entry(n.op.name()).or_default() += 1;
@@ -117,6 +119,8 @@ pub fn run(a: Args) -> Result<()> {
             "labels": meta.labels.as_ref().map(|l| l.len()),
             "preprocess": meta.preprocess.as_ref().map(|p| p.to_string()),
             "plan_error": plan.as_ref().err().map(|e| e.to_string()),
+            "batch_cut_threads": cuts.as_ref().ok(),
+            "batch_cut_refused": cuts.as_ref().err(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
@@ -156,6 +160,16 @@ pub fn run(a: Args) -> Result<()> {
             pl.scratch_bytes as f64 / 1e6
         ),
         Err(e) => println!("memory     cannot plan on this CPU backend: {e}"),
+    }
+    match &cuts {
+        Ok(t) => {
+            let t: Vec<String> = t.iter().map(usize::to_string).collect();
+            println!(
+                "threads    the batch is cut between {} CPU threads (each runs the whole graph on its share); other counts split every layer",
+                t.join(", ")
+            );
+        }
+        Err(why) => println!("threads    every layer split between the CPU threads ({why})"),
     }
     if !p.rules_fired.is_empty() {
         let rules: Vec<String> = p

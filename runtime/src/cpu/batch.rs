@@ -17,22 +17,18 @@
 use crate::ir::ops::{Op, ResizeCoord};
 use crate::ir::{Fact, Graph};
 
-/// The graph of one of `parts` equal parts of the batch, or `None` where the graph cannot be
-/// cut: its inputs do not share a first dimension that `parts` divides, an op mixes the items
-/// of a batch (or is not known to keep them apart), or an output does not carry the batch.
-/// Tensors computed from constants alone are the same in every part.
-pub(crate) fn split(graph: &Graph, parts: usize) -> Option<Graph> {
-    let first = *graph.inputs.first()?;
-    let n = *graph.tensors[first].shape.first()?;
+/// The graph of one of `parts` equal parts of the batch, or why the graph cannot be cut: its
+/// inputs do not share a first dimension that `parts` divides, an op mixes the items of a batch
+/// (or is not known to keep them apart), or an output does not carry the batch. Tensors
+/// computed from constants alone are the same in every part.
+pub(crate) fn split(graph: &Graph, parts: usize) -> Result<Graph, String> {
+    let n = batch_of(graph)?;
     if parts < 2 || n < parts || n % parts != 0 {
-        return None;
+        return Err(format!("a batch of {n} does not divide into {parts} parts"));
     }
     let sub = n / parts;
     let mut batched = vec![false; graph.tensors.len()];
     for &i in &graph.inputs {
-        if graph.tensors[i].shape.first() != Some(&n) {
-            return None;
-        }
         batched[i] = true;
     }
     let mut out = graph.clone();
@@ -45,39 +41,88 @@ pub(crate) fn split(graph: &Graph, parts: usize) -> Option<Graph> {
             // Computed from constants alone: every part computes the same values.
             continue;
         }
+        let mixes = || {
+            format!(
+                "node {k} \"{}\" ({}) does not keep the items of the batch apart",
+                node.name,
+                node.op.name()
+            )
+        };
         if node
             .outputs
             .iter()
             .any(|&o| graph.tensors[o].shape.first() != Some(&n))
         {
-            return None;
+            return Err(mixes());
         }
         let ins: Vec<Fact> = node
             .inputs
             .iter()
             .map(|&i| graph.tensors[i].fact())
             .collect();
-        let op = part_op(&node.op, &ins, &flags, n, sub)?;
+        let op = part_op(&node.op, &ins, &flags, n, sub).ok_or_else(mixes)?;
         let sub_ins: Vec<Fact> = node.inputs.iter().map(|&i| out.tensors[i].fact()).collect();
-        let got = op.infer(&sub_ins).ok()?;
+        let got = op.infer(&sub_ins).map_err(|_| mixes())?;
         if got.len() != node.outputs.len() {
-            return None;
+            return Err(mixes());
         }
         for (&o, f) in node.outputs.iter().zip(&got) {
             let mut want = graph.tensors[o].fact();
             want.shape[0] = sub;
             if *f != want {
-                return None;
+                return Err(mixes());
             }
             out.tensors[o].shape[0] = sub;
             batched[o] = true;
         }
         out.nodes[k].op = op;
     }
-    if graph.outputs.iter().any(|&o| !batched[o]) {
-        return None;
+    if let Some(&o) = graph.outputs.iter().find(|&&o| !batched[o]) {
+        let name = &graph.tensors[o].name;
+        return Err(format!("output \"{name}\" does not carry the batch"));
     }
-    Some(out)
+    Ok(out)
+}
+
+/// The batch: the first dimension every graph input shares.
+fn batch_of(graph: &Graph) -> Result<usize, String> {
+    let first = graph.inputs.first().ok_or("the graph has no inputs")?;
+    let n = graph.tensors[*first].shape.first().copied();
+    match n {
+        Some(n)
+            if graph
+                .inputs
+                .iter()
+                .all(|&i| graph.tensors[i].shape.first() == Some(&n)) =>
+        {
+            Ok(n)
+        }
+        _ => Err("the inputs do not share a first dimension".into()),
+    }
+}
+
+/// The thread counts (up to `max`) between which the batch can be cut, or why none: for
+/// `inspect`.
+pub fn thread_counts(graph: &Graph, max: usize) -> Result<Vec<usize>, String> {
+    let n = batch_of(graph)?;
+    if n < 2 {
+        return Err(format!("the batch is {n}"));
+    }
+    let mut counts = Vec::new();
+    let mut why = String::new();
+    for t in (2..=n.min(max)).filter(|t| n % t == 0) {
+        match split(graph, t) {
+            Ok(_) => counts.push(t),
+            Err(e) => why = e,
+        }
+    }
+    if counts.is_empty() {
+        if why.is_empty() {
+            why = format!("no thread count up to {max} divides a batch of {n}");
+        }
+        return Err(why);
+    }
+    Ok(counts)
 }
 
 /// `op` for a part of `sub` items of a batch of `n`, where `batched[i]` says which inputs carry

@@ -290,7 +290,7 @@ fn graphs_that_mix_items_or_batches_threads_do_not_divide_stay_whole() {
     for (n, threads, variant) in cases {
         let m = model(n, variant);
         assert!(
-            super::split(m.graph(), threads).is_none(),
+            super::split(m.graph(), threads).is_err(),
             "{variant:?}, batch {n}, {threads} threads: must not be cut"
         );
         let x = values(&[n, 3, 6, 6], 7);
@@ -349,7 +349,7 @@ fn ops_that_only_look_batched_stay_whole() {
     ];
     for (what, m, shape) in cases {
         assert!(
-            super::split(m.graph(), 2).is_none(),
+            super::split(m.graph(), 2).is_err(),
             "{what}: must not be cut"
         );
         let x = values(&shape, 11);
@@ -361,7 +361,7 @@ fn ops_that_only_look_batched_stay_whole() {
     // The same Resize with a rule that keeps integers is cut, and gives the same rows.
     for mode in [ceil, ResizeMode::Linear] {
         let m = one_op(resize(ResizeCoord::HalfPixel, mode), &[4, 2], &[4, 2]);
-        assert!(super::split(m.graph(), 2).is_some());
+        assert!(super::split(m.graph(), 2).is_ok());
         let x = values(&[4, 2], 12);
         let (whole, _) = run(&m, &x, 1, true);
         let (got, parts) = run(&m, &x, 2, true);
@@ -387,4 +387,18 @@ fn an_input_of_the_wrong_length_is_refused_cut_or_whole() {
             assert!(e.contains("bytes"), "{threads} thread(s): {e}");
         }
     }
+}
+
+#[test]
+fn inspect_names_the_thread_counts_or_the_node_that_mixes_items() {
+    let m = model(8, Variant::Separable);
+    assert_eq!(super::thread_counts(m.graph(), 64), Ok(vec![2, 4, 8]));
+    assert_eq!(super::thread_counts(m.graph(), 4), Ok(vec![2, 4]));
+    let m = model(8, Variant::SoftmaxOverBatch);
+    let e = super::thread_counts(m.graph(), 64).unwrap_err();
+    assert!(e.contains("\"softmax\" (Softmax)"), "{e}");
+    let e = super::thread_counts(model(1, Variant::Separable).graph(), 64).unwrap_err();
+    assert!(e.contains("the batch is 1"), "{e}");
+    let e = super::thread_counts(model(7, Variant::Separable).graph(), 4).unwrap_err();
+    assert!(e.contains("divides"), "{e}");
 }

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod session;
 pub(crate) mod worker;
 
+pub use batch::thread_counts as batch_cut_thread_counts;
 pub use session::{NodeTime, Session, SessionOptions};
 
 /// The machine's usable cores (`available_parallelism`, which reads cgroup files on every call

@@ -82,7 +82,7 @@ impl Session {
     pub fn new(model: Arc<Model>, opts: SessionOptions) -> Result<Session> {
         let threads = super::check_threads(opts.threads)?;
         let part = (threads > 1 && opts.batch_split)
-            .then(|| super::batch::split(model.graph(), threads))
+            .then(|| super::batch::split(model.graph(), threads).ok())
             .flatten()
             .map(Box::new);
         let parts = if part.is_some() { threads } else { 1 };
