@@ -135,8 +135,10 @@ impl Session {
             Vec::new()
         };
         let pool = if threads > 1 {
-            let w = super::worker::Worker::new(threads)
-                .map_err(|e| Error::invalid(format!("cannot start {threads} threads: {e}")))?;
+            // A cut batch runs its first part on the caller's thread: the pool needs one less.
+            let n = if parts > 1 { threads - 1 } else { threads };
+            let w = super::worker::Worker::new(n)
+                .map_err(|e| Error::invalid(format!("cannot start {n} threads: {e}")))?;
             Some(w)
         } else {
             None
@@ -277,14 +279,26 @@ impl Session {
             ctx: &ctx,
         };
         let mut profile = profile.as_deref_mut();
+        let stopped = || Error::invalid("the CPU worker thread stopped after a kernel panicked");
         match pool {
+            // A cut batch: the first part on this thread (as onnxruntime's caller works beside
+            // its pool), the others on the pool; nobody sleeps, so nobody waits to be woken.
+            // Seed CNN (batch 16, 2 threads): 0.313–0.337 → 0.304–0.306 ms.
+            Some(w) if arenas.len() > 1 => {
+                let (first, rest) = arenas.split_first_mut().expect("a cut has parts");
+                let (mut theirs, mut mine) = (Ok(()), Ok(()));
+                let mut job = || theirs = run.parts(rest, None);
+                if !w.run_beside(&mut job, || mine = run.execute(first, profile)) {
+                    return Err(stopped());
+                }
+                mine?;
+                theirs?;
+            }
             Some(w) => {
                 let mut result = Ok(());
                 let mut job = || result = run.parts(arenas, profile.as_deref_mut());
                 if !w.run(&mut job) {
-                    return Err(Error::invalid(
-                        "the CPU worker thread stopped after a kernel panicked",
-                    ));
+                    return Err(stopped());
                 }
                 result?;
             }

@@ -147,6 +147,35 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Runs `f` on the pool's resident worker while `mine` runs on the calling thread, then
+    /// waits for `f`, spinning first (it is about as long as `mine`). Returns false if the worker
+    /// is gone (a previous closure panicked, or `f` did); `f` has then not run or not finished.
+    /// A panic in `mine` is held until `f` is done (it may borrow what `mine` unwinds past),
+    /// then resumed.
+    pub fn run_beside(&self, f: &mut (dyn FnMut() + Send), mine: impl FnOnce()) -> bool {
+        let h = &self.handoff;
+        if h.state.load(Ordering::Acquire) == EXIT {
+            return false;
+        }
+        // SAFETY: as in `run`: only the lifetime is erased, and `f` outlives its use because
+        // this function returns (or unwinds) only after DONE or EXIT.
+        let ptr: *mut (dyn FnMut() + Send + 'static) =
+            unsafe { std::mem::transmute(f as *mut (dyn FnMut() + Send)) };
+        unsafe { *h.job.get() = Some(ptr) };
+        h.publish(WORK);
+        let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(mine));
+        let done = h.wait(SPIN, |s| s == DONE || s == EXIT) == DONE;
+        if done {
+            h.state.store(IDLE, Ordering::Release);
+        }
+        if let Err(panic) = mine {
+            std::panic::resume_unwind(panic);
+        }
+        done
+    }
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         self.handoff.publish(EXIT);
@@ -175,6 +204,49 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
+    }
+
+    #[test]
+    fn the_caller_works_beside_the_pool() {
+        let w = Worker::new(1).unwrap();
+        for i in 0..100u64 {
+            let (mut theirs, mut mine) = (0u64, 0u64);
+            let mut on_pool = false;
+            assert!(w.run_beside(
+                &mut || {
+                    on_pool = rayon::current_thread_index().is_some();
+                    theirs = (0..1000 + i).sum();
+                },
+                || mine = (0..1000 + 2 * i).sum(),
+            ));
+            assert!(on_pool);
+            assert_eq!(
+                (theirs, mine),
+                ((0..1000 + i).sum(), (0..1000 + 2 * i).sum())
+            );
+            if i % 25 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        // A panic on the caller's side comes back to the caller once the pool's side is done.
+        let mut finished = false;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            w.run_beside(
+                &mut || {
+                    std::thread::sleep(Duration::from_millis(5));
+                    finished = true;
+                },
+                || panic!("mine"),
+            )
+        }));
+        assert!(r.is_err());
+        assert!(
+            finished,
+            "the pool's side ran to its end before the panic came back"
+        );
+        // A panic on the pool's side retires the worker.
+        assert!(!w.run_beside(&mut || panic!("theirs"), || ()));
+        assert!(!w.run_beside(&mut || (), || ()));
     }
 
     #[test]

@@ -20,7 +20,10 @@ use crate::Result;
 /// Execution context handed to every kernel.
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx {
-    /// Threads the kernel may use (the session's pool size). 1 means stay on the calling thread.
+    /// Threads the kernel may use (the session's pool size). 1 means stay on the calling thread:
+    /// no rayon call at all (no `join`, no `par_*`, even over one chunk), because the calling
+    /// thread may be outside every pool — a session whose batch is cut runs one part on the
+    /// caller's own thread — where rayon would hand the work to its global pool.
     pub threads: usize,
 }
 
