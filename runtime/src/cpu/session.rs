@@ -288,7 +288,12 @@ impl Session {
                 let (first, rest) = arenas.split_first_mut().expect("a cut has parts");
                 let (mut theirs, mut mine) = (Ok(()), Ok(()));
                 let mut job = || theirs = run.parts(rest, None);
-                if !w.run_beside(&mut job, || mine = run.execute(first, profile)) {
+                // A kernel that panics here gives an error, as one on the pool does.
+                let panicked = || Error::invalid("a kernel panicked on the calling thread");
+                let own = std::panic::AssertUnwindSafe(|| run.execute(first, profile));
+                let own =
+                    || mine = std::panic::catch_unwind(own).unwrap_or_else(|_| Err(panicked()));
+                if !w.run_beside(&mut job, own) {
                     return Err(stopped());
                 }
                 mine?;
