@@ -29,6 +29,8 @@ pub mod ir;
 pub mod model;
 pub mod preprocess;
 pub mod tensor;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use error::{Error, Result};
 pub use model::Model;

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use crate::cpu::{Session, SessionOptions};
-use crate::format::{write, Meta};
 use crate::ir::ops::{
     Binary, BinaryOp, Conv, Expand, Gemm, GlobalPool, NearestMode, Pool, PoolKind, Reshape, Resize,
     ResizeCoord, ResizeMode, Softmax, Transpose, UnaryOp,
 };
-use crate::ir::{Graph, Node, Op, TensorInfo};
+use crate::ir::{Graph, Op};
 use crate::tensor::DType;
+use crate::testing::{info, model as model_of, node, values};
 use crate::{Model, Tensor};
 
 /// Ways to make the graph mix the items of its batch (or not).
@@ -26,39 +26,6 @@ enum Variant {
     ScalePerItem,
     /// The logits are transposed (a 4 × 4 Gemm output, batch 4): items and classes swap.
     TransposedLogits,
-}
-
-fn info(name: &str, shape: &[usize]) -> TensorInfo {
-    TensorInfo {
-        name: name.into(),
-        dtype: DType::F32,
-        shape: shape.to_vec(),
-        weight: None,
-        quant: None,
-    }
-}
-
-fn node(name: &str, op: Op, inputs: &[usize], outputs: &[usize]) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: inputs.to_vec(),
-        outputs: outputs.to_vec(),
-    }
-}
-
-fn values(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let v = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(shape, v).unwrap()
 }
 
 fn conv(residual: bool) -> Op {
@@ -187,16 +154,7 @@ fn model(n: usize, variant: Variant) -> Arc<Model> {
             _ => None,
         })
         .collect();
-    build(graph, &consts)
-}
-
-fn build(graph: Graph, consts: &[Option<Tensor>]) -> Arc<Model> {
-    let refs: Vec<Option<&Tensor>> = consts.iter().map(Option::as_ref).collect();
-    let meta = Meta {
-        graph,
-        ..Default::default()
-    };
-    Model::from_bytes(&write(meta, &refs).unwrap()).unwrap()
+    model_of(graph, &consts)
 }
 
 /// One op from input `x` (`shape`) to output `y` (`out`), no constants.
@@ -207,7 +165,7 @@ fn one_op(op: Op, shape: &[usize], out: &[usize]) -> Arc<Model> {
         inputs: vec![0],
         outputs: vec![1],
     };
-    build(graph, &[None, None])
+    model_of(graph, &[None, None])
 }
 
 /// Runs `m` on `x` with `threads` threads, the batch cut or not; returns the outputs and how

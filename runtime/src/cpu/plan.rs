@@ -143,18 +143,8 @@ pub fn plan(graph: &Graph, scratch: usize) -> Result<MemoryPlan> {
 mod tests {
     use super::*;
     use crate::ir::ops::{Reshape, Unary, UnaryOp};
-    use crate::ir::{Node, Op, TensorInfo};
-    use crate::DType;
-
-    fn t(name: &str, shape: &[usize]) -> TensorInfo {
-        TensorInfo {
-            name: name.into(),
-            dtype: DType::F32,
-            shape: shape.to_vec(),
-            weight: None,
-            quant: None,
-        }
-    }
+    use crate::ir::{Node, Op};
+    use crate::testing::info as t;
 
     /// x → relu → a → relu → b → reshape → c → relu → d (output).
     fn chain() -> Graph {

@@ -49,18 +49,9 @@ pub(crate) fn align_up(x: usize) -> usize {
 mod tests {
     use super::*;
     use crate::ir::ops::{Binary, BinaryOp};
-    use crate::ir::{Graph, Node, Op, TensorInfo};
+    use crate::ir::{Graph, Node, Op};
+    use crate::testing::info;
     use crate::{DType, Error, Model, Tensor};
-
-    fn info(name: &str, shape: &[usize]) -> TensorInfo {
-        TensorInfo {
-            name: name.into(),
-            dtype: DType::F32,
-            shape: shape.to_vec(),
-            weight: None,
-            quant: None,
-        }
-    }
 
     /// y = x + w, with w a constant of 3 elements.
     pub(crate) fn tiny() -> (Meta, Vec<Option<Tensor>>) {

@@ -130,17 +130,4 @@ fn compare(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32, float: DType) 
     eprintln!("{} in {}: GPU matches the CPU", op.name(), float.name());
 }
 
-/// Deterministic values in [-1, 1).
-pub fn values(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let v = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(shape, v).unwrap()
-}
+pub(crate) use crate::testing::values;

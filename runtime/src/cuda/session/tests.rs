@@ -9,12 +9,12 @@ use super::{CudaOptions, CudaSession};
 use crate::cpu::{Session, SessionOptions};
 use crate::cuda::ops::testing::{device, values};
 use crate::cuda::Precision;
-use crate::format::{write, Meta};
 use crate::ir::ops::{
     Binary, BinaryOp, Conv, Gemm, GlobalPool, PoolKind, Reshape, Softmax, UnaryOp,
 };
-use crate::ir::{Graph, Node, Op, TensorInfo};
+use crate::ir::{Graph, Op, TensorInfo};
 use crate::tensor::DType;
+use crate::testing::node;
 use crate::{Model, Tensor};
 
 fn info(name: &str, dtype: DType, shape: &[usize]) -> TensorInfo {
@@ -24,15 +24,6 @@ fn info(name: &str, dtype: DType, shape: &[usize]) -> TensorInfo {
         shape: shape.to_vec(),
         weight: None,
         quant: None,
-    }
-}
-
-fn node(name: &str, op: Op, inputs: &[usize], outputs: &[usize]) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: inputs.to_vec(),
-        outputs: outputs.to_vec(),
     }
 }
 
@@ -138,12 +129,7 @@ fn model(f16: bool) -> Arc<Model> {
             _ => None,
         })
         .collect();
-    let refs: Vec<Option<&Tensor>> = consts.iter().map(Option::as_ref).collect();
-    let meta = Meta {
-        graph,
-        ..Default::default()
-    };
-    Model::from_bytes(&write(meta, &refs).unwrap()).unwrap()
+    crate::testing::model(graph, &consts)
 }
 
 #[test]
