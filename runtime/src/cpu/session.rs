@@ -200,24 +200,7 @@ impl Session {
                 graph.inputs.len()
             )));
         };
-        let info = &graph.tensors[id];
-        if value.dtype != info.dtype
-            || value.shape != &info.shape[..]
-            || value.data.len() != info.byte_len()
-        {
-            return Err(Error::BadInput {
-                name: info.name.clone(),
-                msg: format!(
-                    "expected {} {:?} ({} bytes), got {} {:?} ({} bytes)",
-                    info.dtype,
-                    info.shape,
-                    info.byte_len(),
-                    value.dtype,
-                    value.shape,
-                    value.data.len()
-                ),
-            });
-        }
+        graph.tensors[id].check_value(&value)?;
         if let Slot::Arena { offset, len } = self.plan.slots[id] {
             // Each part takes its run of the batch (the whole tensor where it is not cut).
             for (arena, run) in self

@@ -71,6 +71,29 @@ impl TensorInfo {
     pub fn byte_len(&self) -> usize {
         self.shape.iter().product::<usize>() * self.dtype.size()
     }
+
+    /// Whether `value` can be this tensor (a session's input): its dtype, its shape and as many
+    /// bytes as they need; `Error::BadInput` naming what differs otherwise.
+    pub fn check_value(&self, value: &crate::tensor::TensorView) -> crate::Result<()> {
+        if value.dtype == self.dtype
+            && value.shape == &self.shape[..]
+            && value.data.len() == self.byte_len()
+        {
+            return Ok(());
+        }
+        Err(crate::Error::BadInput {
+            name: self.name.clone(),
+            msg: format!(
+                "expected {} {:?} ({} bytes), got {} {:?} ({} bytes)",
+                self.dtype,
+                self.shape,
+                self.byte_len(),
+                value.dtype,
+                value.shape,
+                value.data.len()
+            ),
+        })
+    }
 }
 
 /// One operation. `inputs` lists only the inputs present (optional ONNX inputs that are absent are

@@ -281,24 +281,7 @@ impl CudaSession {
                 graph.inputs.len()
             )));
         };
-        let info = &graph.tensors[slot.tensor];
-        if value.dtype != info.dtype
-            || value.shape != &info.shape[..]
-            || value.data.len() != info.byte_len()
-        {
-            return Err(Error::BadInput {
-                name: info.name.clone(),
-                msg: format!(
-                    "expected {} {:?} ({} bytes), got {} {:?} ({} bytes)",
-                    info.dtype,
-                    info.shape,
-                    info.byte_len(),
-                    value.dtype,
-                    value.shape,
-                    value.data.len()
-                ),
-            });
-        }
+        graph.tensors[slot.tensor].check_value(&value)?;
         let (off, len) = (slot.host_offset, slot.len);
         self.io.as_mut_slice()[off..off + len].copy_from_slice(value.data);
         Ok(())
