@@ -125,47 +125,38 @@ impl Worker {
         })
     }
 
-    /// Runs `f` on the pool's resident worker and waits for it. Returns false if the worker is gone
-    /// (a previous closure panicked); `f` has then not run.
+    /// Runs `f` on the pool's resident worker and waits for it, asleep (the inference needs the
+    /// cores). Returns false if the worker is gone (a previous closure panicked); `f` has then
+    /// not run.
     pub fn run(&self, f: &mut (dyn FnMut() + Send)) -> bool {
-        let h = &self.handoff;
-        if h.state.load(Ordering::Acquire) == EXIT {
-            return false;
-        }
-        // SAFETY: only the lifetime is erased; `f` outlives its use because we wait for DONE.
-        // The state is IDLE (`run` takes `&self` but a session runs one inference at a time:
-        // `Session::run` takes `&mut self`), so the worker is not reading `job`.
-        let ptr: *mut (dyn FnMut() + Send + 'static) =
-            unsafe { std::mem::transmute(f as *mut (dyn FnMut() + Send)) };
-        unsafe { *h.job.get() = Some(ptr) };
-        h.publish(WORK);
-        let done = h.wait(Duration::ZERO, |s| s == DONE || s == EXIT) == DONE;
-        if done {
-            h.state.store(IDLE, Ordering::Release);
-        }
-        done
+        self.hand(f, || (), Duration::ZERO)
     }
-}
 
-impl Worker {
     /// Runs `f` on the pool's resident worker while `mine` runs on the calling thread, then
     /// waits for `f`, spinning first (it is about as long as `mine`). Returns false if the worker
     /// is gone (a previous closure panicked, or `f` did); `f` has then not run or not finished.
     /// A panic in `mine` is held until `f` is done (it may borrow what `mine` unwinds past),
     /// then resumed.
     pub fn run_beside(&self, f: &mut (dyn FnMut() + Send), mine: impl FnOnce()) -> bool {
+        self.hand(f, mine, SPIN)
+    }
+
+    /// Publishes `f`, runs `mine`, waits for `f` (spinning for `spin` first).
+    fn hand(&self, f: &mut (dyn FnMut() + Send), mine: impl FnOnce(), spin: Duration) -> bool {
         let h = &self.handoff;
         if h.state.load(Ordering::Acquire) == EXIT {
             return false;
         }
-        // SAFETY: as in `run`: only the lifetime is erased, and `f` outlives its use because
-        // this function returns (or unwinds) only after DONE or EXIT.
+        // SAFETY: only the lifetime is erased; `f` outlives its use because this function
+        // returns (or unwinds) only after DONE or EXIT. The state is IDLE (`run` takes `&self`
+        // but a session runs one inference at a time: `Session::run` takes `&mut self`), so
+        // the worker is not reading `job`.
         let ptr: *mut (dyn FnMut() + Send + 'static) =
             unsafe { std::mem::transmute(f as *mut (dyn FnMut() + Send)) };
         unsafe { *h.job.get() = Some(ptr) };
         h.publish(WORK);
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(mine));
-        let done = h.wait(SPIN, |s| s == DONE || s == EXIT) == DONE;
+        let done = h.wait(spin, |s| s == DONE || s == EXIT) == DONE;
         if done {
             h.state.store(IDLE, Ordering::Release);
         }
