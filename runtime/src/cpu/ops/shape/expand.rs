@@ -1,11 +1,10 @@
 //! CPU kernel for Expand: a strided copy with stride 0 on broadcast axes. Any dtype.
 
-use edgefuse_kernels::movement::copy_strided;
 use edgefuse_kernels::strided::{broadcast_strides, contiguous_strides, Strided};
 
-use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
+use super::StridedCopy;
+use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel};
 use crate::ir::ops::Expand;
-use crate::tensor::{TensorView, TensorViewMut};
 use crate::Result;
 
 pub fn build(op: &Expand, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
@@ -15,35 +14,11 @@ pub fn build(op: &Expand, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let Some(layout) = Strided::new(out, [&contiguous_strides(out), &src]) else {
         return unsupported(format!("Expand to rank {}", op.shape.len()));
     };
-    Ok(Box::new(ExpandKernel {
+    Ok(Box::new(StridedCopy {
         layout,
+        base: 0,
         elsize: x.dtype.size(),
     }))
-}
-
-struct ExpandKernel {
-    /// Operand 0: the output (contiguous); operand 1: the input.
-    layout: Strided<2>,
-    elsize: usize,
-}
-
-impl CpuKernel for ExpandKernel {
-    fn run(
-        &self,
-        inputs: &[TensorView],
-        outputs: &mut [TensorViewMut],
-        _scratch: &mut [u8],
-        _ctx: &Ctx,
-    ) -> Result<()> {
-        copy_strided(
-            &self.layout,
-            self.elsize,
-            outputs[0].data,
-            inputs[0].data,
-            0,
-        );
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! CPU kernel for Slice: a strided copy (negative steps walk backwards). Any dtype.
 
-use edgefuse_kernels::movement::copy_strided;
 use edgefuse_kernels::strided::{contiguous_strides, Strided};
 
-use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
+use super::StridedCopy;
+use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel};
 use crate::ir::ops::Slice;
-use crate::tensor::{TensorView, TensorViewMut};
 use crate::Result;
 
 pub fn build(op: &Slice, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
@@ -27,37 +26,11 @@ pub fn build(op: &Slice, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let Some(layout) = Strided::new(&op.lens, [&contiguous_strides(&op.lens), &src]) else {
         return unsupported(format!("Slice of rank {}", x.rank()));
     };
-    Ok(Box::new(SliceKernel {
+    Ok(Box::new(StridedCopy {
         layout,
         base,
         elsize: x.dtype.size(),
     }))
-}
-
-struct SliceKernel {
-    /// Operand 0: the output (contiguous); operand 1: the input, from `base`.
-    layout: Strided<2>,
-    base: isize,
-    elsize: usize,
-}
-
-impl CpuKernel for SliceKernel {
-    fn run(
-        &self,
-        inputs: &[TensorView],
-        outputs: &mut [TensorViewMut],
-        _scratch: &mut [u8],
-        _ctx: &Ctx,
-    ) -> Result<()> {
-        copy_strided(
-            &self.layout,
-            self.elsize,
-            outputs[0].data,
-            inputs[0].data,
-            self.base,
-        );
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,11 @@
 //! `edgefuse_kernels::movement` copies tile by tile; perms that keep the last axis copy whole
 //! rows. Any dtype (elements are moved as opaque bytes).
 
-use edgefuse_kernels::movement::copy_strided;
 use edgefuse_kernels::strided::{contiguous_strides, Strided};
 
-use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
+use super::StridedCopy;
+use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel};
 use crate::ir::ops::Transpose;
-use crate::tensor::{TensorView, TensorViewMut};
 use crate::Result;
 
 pub fn build(op: &Transpose, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
@@ -20,35 +19,11 @@ pub fn build(op: &Transpose, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let Some(layout) = Strided::new(out, [&contiguous_strides(out), &src]) else {
         return unsupported(format!("Transpose of rank {}", x.rank()));
     };
-    Ok(Box::new(TransposeKernel {
+    Ok(Box::new(StridedCopy {
         layout,
+        base: 0,
         elsize: x.dtype.size(),
     }))
-}
-
-struct TransposeKernel {
-    /// Operand 0: the output (contiguous); operand 1: the input.
-    layout: Strided<2>,
-    elsize: usize,
-}
-
-impl CpuKernel for TransposeKernel {
-    fn run(
-        &self,
-        inputs: &[TensorView],
-        outputs: &mut [TensorViewMut],
-        _scratch: &mut [u8],
-        _ctx: &Ctx,
-    ) -> Result<()> {
-        copy_strided(
-            &self.layout,
-            self.elsize,
-            outputs[0].data,
-            inputs[0].data,
-            0,
-        );
-        Ok(())
-    }
 }
 
 #[cfg(test)]
