@@ -160,7 +160,8 @@ pub(crate) unsafe fn pack_a(
     }
 }
 
-/// Packs depths `p0..p0 + kc`, columns `j0..j0 + nc` of `b` into `dst` as `NR`-wide strips.
+/// Packs depths `p0..p0 + kc`, columns `j0..j0 + nc` of `b` into `dst` as `NR`-wide strips:
+/// the `MR`-tall strips of [`pack_a`] over `b`'s transpose.
 ///
 /// # Safety
 /// The depths and columns are inside the bounds-checked view `b`; `dst` holds
@@ -174,33 +175,13 @@ pub(crate) unsafe fn pack_b(
     nc: usize,
     dst: *mut f32,
 ) {
-    for s in 0..nc.div_ceil(nr) {
-        let j = j0 + s * nr;
-        let w = nr.min(j0 + nc - j);
-        // SAFETY: strip s occupies dst[s·NR·kc .. (s+1)·NR·kc]; source elements are in
-        // bounds by the caller's contract.
-        unsafe {
-            let d = dst.add(s * nr * kc);
-            let src = b.ptr.add(p0 * b.rs + j * b.cs);
-            if b.cs == 1 {
-                for p in 0..kc {
-                    copy_run(src.add(p * b.rs), d.add(p * nr), w);
-                }
-            } else {
-                for jj in 0..w {
-                    let col = src.add(jj * b.cs);
-                    for p in 0..kc {
-                        *d.add(p * nr + jj) = *col.add(p * b.rs);
-                    }
-                }
-            }
-            if w < nr {
-                for p in 0..kc {
-                    std::ptr::write_bytes(d.add(p * nr + w), 0, nr - w);
-                }
-            }
-        }
-    }
+    let bt = Raw {
+        ptr: b.ptr,
+        rs: b.cs,
+        cs: b.rs,
+    };
+    // SAFETY: column j of `b` is row j of `bt`, so the caller's contract is `pack_a`'s.
+    unsafe { pack_a(nr, bt, j0, nc, p0, kc, dst) }
 }
 
 /// Packs all of `a` (`m × k`) for [`super::PackedA`]: for each `KC` block of depth in turn,
