@@ -1,7 +1,9 @@
 //! Shared helpers of the importer tests: locating the reference models, reading their refs,
-//! running an imported module node by node on the CPU kernels.
+//! running an imported module node by node on the CPU kernels; `proto` builds ONNX models in memory.
 
 #![allow(dead_code)]
+
+pub mod proto;
 
 use std::path::{Path, PathBuf};
 
