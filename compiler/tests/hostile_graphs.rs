@@ -217,6 +217,7 @@ fn conv_cases() -> Vec<Case> {
         refused("conv kernel 0", conv(vec![a_ints("kernel_shape", &[0, 3])]), &["\"n\" Conv"]),
         refused("conv kernel mismatch", conv(vec![a_ints("kernel_shape", &[2, 2])]), &["\"n\" Conv"]),
         refused("conv kernel huge", conv(vec![a_ints("kernel_shape", &[BIG, 3])]), &["\"n\" Conv"]),
+        refused("conv pads big", conv(vec![a_ints("pads", &[BIG, BIG, BIG, BIG])]), &["\"n\" Conv"]),
         runs("conv pads bigger than input", conv(vec![a_ints("pads", &[6, 6, 6, 6])])),
         refused("conv pads short", conv(vec![a_ints("pads", &[1, 1])]), &["\"n\" Conv", "pads"]),
         refused("conv group 0", conv(vec![a_int("group", 0)]), &["\"n\" Conv"]),
@@ -242,9 +243,12 @@ fn conv_transpose_cases() -> Vec<Case> {
     vec![
         runs("convT plain", ct(vec![a_ints("strides", &[2, 2])])),
         refused("convT stride 0", ct(vec![a_ints("strides", &[0, 1])]), &["\"n\" ConvTranspose"]),
+        refused("convT output_padding huge", ct(vec![a_ints("output_padding", &[i64::MAX, 0])]), &["\"n\" ConvTranspose"]),
+        refused("convT output_shape huge", ct(vec![a_ints("output_shape", &[BIG, 4])]), &["\"n\" ConvTranspose"]),
         refused("convT pads remove all", ct(vec![a_ints("pads", &[5, 5, 5, 5])]), &["\"n\" ConvTranspose"]),
         refused("convT pads huge", ct(vec![a_ints("pads", &[i64::MAX, 0, i64::MAX, 0])]), &["\"n\" ConvTranspose"]),
         refused("convT group 0", ct(vec![a_int("group", 0)]), &["\"n\" ConvTranspose"]),
+        refused("convT group huge", ct(vec![a_int("group", i64::MAX)]), &["\"n\" ConvTranspose"]),
         refused("convT weight channels", one("ConvTranspose", &[1, 3, 4, 4], &["x", "w"], vec![], w()), &["\"n\" ConvTranspose"]),
     ]
 }
@@ -264,6 +268,7 @@ fn pool_cases() -> Vec<Case> {
         runs("maxpool stride max ceil", pool("MaxPool", vec![k(), a_ints("strides", &[i64::MAX, 1]), a_int("ceil_mode", 1)])),
         refused("maxpool empty input", on_empty("MaxPool", &[1, 2, 5, 5], 2, vec![k()], vec![]), &["\"n\" MaxPool"]),
         runs("maxpool pads beyond kernel", pool("MaxPool", vec![k(), a_ints("pads", &[3, 3, 3, 3])])),
+        refused("avgpool pads huge", pool("AveragePool", vec![k(), a_ints("pads", &[i64::MAX, 0, 0, 0])]), &["\"n\" AveragePool"]),
         refused("maxpool dilation huge", pool("MaxPool", vec![k(), a_ints("dilations", &[i64::MAX, 1])]), &["\"n\" MaxPool"]),
         runs("avgpool pads count", pool("AveragePool", vec![k(), a_ints("pads", &[1, 1, 1, 1]), a_int("count_include_pad", 1), a_int("ceil_mode", 1)])),
         refused("maxpool indices", model(13, vec![node("MaxPool", "n", &["x"], &["y", "i"], vec![k()])], vec![f32_in("x", &[1, 2, 5, 5])], &["y", "i"], vec![]), &["\"n\" MaxPool", "Indices"]),
@@ -299,6 +304,7 @@ fn shape_cases() -> Vec<Case> {
         refused("squeeze axis range", one("Squeeze", &[2, 3], &["x", "a"], vec![], vec![i64s("a", &[7])]), &["\"n\" Squeeze"]),
         refused("unsqueeze repeated", one("Unsqueeze", &[2, 3], &["x", "a"], vec![], vec![i64s("a", &[0, 0])]), &["\"n\" Unsqueeze"]),
         refused("unsqueeze range", one("Unsqueeze", &[2, 3], &["x", "a"], vec![], vec![i64s("a", &[9])]), &["\"n\" Unsqueeze"]),
+        refused("unsqueeze huge count", one("Unsqueeze", &[2, 3], &["x", "a"], vec![], vec![TensorProto {name: "a".into(), dims: vec![1 << 25], data_type: DataType::Int64 as i32, raw_data: vec![0; 8 << 25], ..Default::default()}]), &["\"n\" Unsqueeze"]),
         refused("transpose not perm", one("Transpose", &[2, 3], &["x"], vec![a_ints("perm", &[0, 0])], vec![]), &["\"n\" Transpose", "perm"]),
         refused("transpose perm range", one("Transpose", &[2, 3], &["x"], vec![a_ints("perm", &[0, 5])], vec![]), &["\"n\" Transpose", "perm"]),
         refused("transpose perm short", one("Transpose", &[2, 3], &["x"], vec![a_ints("perm", &[0])], vec![]), &["\"n\" Transpose", "perm"]),
@@ -322,8 +328,11 @@ fn shape_cases() -> Vec<Case> {
         runs("cast to i8", one("Cast", &[2], &["x"], vec![a_int("to", DataType::Int8 as i64)], vec![])),
         refused("expand incompatible", one("Expand", &[2, 3], &["x", "s"], vec![], vec![i64s("s", &[4, 3])]), &["\"n\" Expand"]),
         refused("expand negative", one("Expand", &[2, 3], &["x", "s"], vec![], vec![i64s("s", &[-1, 3])]), &["\"n\" Expand"]),
+        refused("expand huge", one("Expand", &[2, 3], &["x", "s"], vec![], vec![i64s("s", &[BIG, BIG, 1, 3])]), &["\"n\" Expand"]),
+        refused("expand const huge", one("Expand", &[2, 3], &["c", "s"], vec![], vec![f32s("c", &[1], &[1.0]), i64s("s", &[1 << 20, 1 << 20])]), &["\"n\" Expand"]),
         refused("split sizes sum", one("Split", &[6, 2], &["x", "s"], vec![], vec![i64s("s", &[2, 2])]), &["\"n\" Split"]),
         refused("split sizes negative", model(13, vec![node("Split", "n", &["x", "s"], &["a", "b"], vec![])], vec![f32_in("x", &[6])], &["a", "b"], vec![i64s("s", &[8, -2])]), &["\"n\" Split"]),
+        refused("split num_outputs huge", model(18, vec![node("Split", "n", &["x"], &["a", "b"], vec![a_int("num_outputs", BIG)])], vec![f32_in("x", &[6])], &["a", "b"], vec![]), &["\"n\" Split"]),
         refused("split axis", one("Split", &[6], &["x"], vec![a_int("axis", 1)], vec![]), &["\"n\" Split"]),
         refused("split scalar", one("Split", &[], &["x"], vec![], vec![]), &["\"n\" Split"]),
         runs("split uneven 18", model(18, vec![node("Split", "n", &["x"], &["a", "b", "c"], vec![a_int("num_outputs", 3)])], vec![f32_in("x", &[7])], &["a", "b", "c"], vec![])),
@@ -337,6 +346,8 @@ fn shape_cases() -> Vec<Case> {
         refused("slice axis range", one("Slice", &[4, 4], &["x", "s", "e", "a"], vec![], vec![i64s("s", &[0]), i64s("e", &[1]), i64s("a", &[2])]), &["\"n\" Slice"]),
         runs("pad negative", one("Pad", &[4, 4], &["x", "p"], vec![], vec![i64s("p", &[-1, -2, -1, 3])])),
         runs("pad negative beyond", one("Pad", &[4, 4], &["x", "p"], vec![], vec![i64s("p", &[-9, 0, -9, 0])])),
+        refused("pad huge", one("Pad", &[4, 4], &["x", "p"], vec![], vec![i64s("p", &[i64::MAX, 0, 0, 0])]), &["\"n\" Pad"]),
+        refused("pad big", one("Pad", &[4, 4], &["x", "p"], vec![], vec![i64s("p", &[BIG, BIG, BIG, BIG])]), &["\"n\" Pad"]),
         refused("pad count", one("Pad", &[4, 4], &["x", "p"], vec![], vec![i64s("p", &[1, 1])]), &["\"n\" Pad", "pads"]),
         refused("pad reflect too far", one("Pad", &[4, 4], &["x", "p"], vec![a_str("mode", "reflect")], vec![i64s("p", &[4, 0, 0, 0])]), &["\"n\" Pad"]),
         runs("pad edge", one("Pad", &[4, 4], &["x", "p"], vec![a_str("mode", "edge")], vec![i64s("p", &[4, 0, 0, 5])])),
@@ -371,8 +382,10 @@ fn resize_cases() -> Vec<Case> {
         refused("resize scale negative", rz(&[1.0, 1.0, -2.0, 2.0], vec![]), &["\"n\" Resize", "scale"]),
         refused("resize scale nan", rz(&[1.0, 1.0, f32::NAN, 2.0], vec![]), &["\"n\" Resize", "scale"]),
         refused("resize scale inf", rz(&[1.0, 1.0, f32::INFINITY, 2.0], vec![]), &["\"n\" Resize", "scale"]),
+        refused("resize scale huge", rz(&[1.0, 1.0, 1e9, 1e9], vec![]), &["\"n\" Resize"]),
         runs("resize scale small", rz(&[1.0, 1.0, 0.1, 1.0], vec![])),
         refused("resize scales rank", rz(&[2.0, 2.0], vec![]), &["\"n\" Resize", "rank"]),
+        refused("resize sizes huge", rs(&[1, 1, BIG, BIG]), &["\"n\" Resize"]),
         refused("resize sizes negative", rs(&[1, 1, -4, 4]), &["\"n\" Resize"]),
         runs("resize sizes zero", rs(&[1, 1, 0, 4])),
         runs("resize sizes down", rs(&[1, 1, 1, 1])),
@@ -545,6 +558,8 @@ fn misc_cases() -> Vec<Case> {
         refused("leakyrelu int", model(13, vec![node("LeakyRelu", "n", &["x"], &["y"], vec![])], vec![vi("x", DataType::Int64, &[D::N(2)])], &["y"], vec![]), &["\"n\" LeakyRelu"]),
         refused("relu bool", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![vi("x", DataType::Bool, &[D::N(2)])], &["y"], vec![]), &["\"n\" Relu"]),
         refused("not float", one("Not", &[2], &["x"], vec![], vec![]), &["\"n\" Not"]),
+        refused("shape of huge", model(13, vec![node("Size", "n", &["x"], &["s"], vec![]), node("Cast", "c", &["s"], &["y"], vec![a_int("to", 1)])], vec![f32_in("x", &[BIG, BIG])], &["y"], vec![]), &["\"x\""]),
+        refused("dropout mask huge", model(13, vec![node("Dropout", "n", &["x"], &["y", "m"], vec![])], vec![f32_in("x", &[1 << 30, 1 << 30])], &["y", "m"], vec![]), &["\"x\""]),
         refused("dropout training", one("Dropout", &[2], &["x", "r", "t"], vec![], vec![f32s("r", &[], &[0.5]), TensorProto {name: "t".into(), dims: vec![], data_type: DataType::Bool as i32, int32_data: vec![1], ..Default::default()}]), &["\"n\" Dropout", "training"]),
     ]
 }
@@ -561,6 +576,8 @@ fn graph_cases() -> Vec<Case> {
         refused("output named twice in node", model(13, vec![node("Split", "n", &["x"], &["y", "y"], vec![])], vec![f32_in("x", &[2])], &["y"], vec![]), &["\"n\"", "twice"]),
         refused("input dim -5", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[2, -5])], &["y"], vec![]), &["\"x\"", "dimension 1"]),
         refused("input dim 0", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[2, 0])], &["y"], vec![]), &["\"x\"", "dimension 1"]),
+        refused("input dims 2^40", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[BIG, BIG])], &["y"], vec![]), &["\"x\""]),
+        refused("input dim 2^40", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[BIG])], &["y"], vec![]), &["\"x\""]),
         refused("input string", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![vi("x", DataType::String, &[D::N(2)])], &["y"], vec![]), &["\"x\"", "string"]),
         refused("initializer raw length", one("Add", &[2], &["x", "c"], vec![], vec![TensorProto {name: "c".into(), dims: vec![2], data_type: DataType::Float as i32, raw_data: vec![0; 7], ..Default::default()}]), &["\"c\"", "raw bytes"]),
         refused("initializer dims 2^40", one("Add", &[2], &["x", "c"], vec![], vec![TensorProto {name: "c".into(), dims: vec![BIG, BIG], data_type: DataType::Float as i32, raw_data: vec![0; 8], ..Default::default()}]), &["\"c\"", "too large"]),
@@ -697,4 +714,9 @@ fn mutated_reference_model(file: &str) {
     }
     eprintln!("{file}: {refused} mutations refused, {ran} ran");
     assert_none(bad);
+}
+
+#[test]
+fn mutated_mnist_cnn() {
+    mutated_reference_model("seed_cnn_mnist.onnx");
 }

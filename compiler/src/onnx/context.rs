@@ -9,6 +9,7 @@ use edgefuse_runtime::{Error as RtError, Tensor};
 use tract_onnx::pb::NodeProto;
 
 use super::attr;
+use super::tensor::check_size;
 use crate::Module;
 
 /// Import state shared by all nodes: the module being built and the ONNX value → tensor map.
@@ -229,6 +230,9 @@ impl<'a> NodeCtx<'a> {
     fn emit_with(&mut self, op: Op, inputs: &[TensorId], fold: bool) -> Result<Vec<TensorId>> {
         let facts: Vec<Fact> = inputs.iter().map(|&i| self.fact(i)).collect();
         let out_facts = op.infer(&facts).map_err(|e| anyhow!("{e}"))?;
+        for f in &out_facts {
+            check_size(&f.shape, f.dtype, &format!("the output of {}", op.name()))?;
+        }
         let base = self
             .node
             .output

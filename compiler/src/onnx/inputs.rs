@@ -6,7 +6,7 @@ use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 use tract_onnx::pb::type_proto::Value as TypeValue;
 use tract_onnx::pb::ValueInfoProto;
 
-use super::tensor::dtype_from_onnx;
+use super::tensor::{check_size, dtype_from_onnx};
 
 fn shape_hint(name: &str) -> String {
     format!("give it with --input {name}=1x3x224x224 (the shape this input should have)")
@@ -51,6 +51,7 @@ pub fn input_fact(vi: &ValueInfoProto, given: Option<&[usize]>) -> Result<Fact> 
                 }
             }
         }
+        check_size(g, dtype, &format!("input \"{name}\""))?;
         return Ok(Fact::new(dtype, g.to_vec()));
     }
     let Some(m) = model else {
@@ -70,5 +71,6 @@ pub fn input_fact(vi: &ValueInfoProto, given: Option<&[usize]>) -> Result<Fact> 
             ),
         }
     }
+    check_size(&shape, dtype, &format!("input \"{name}\""))?;
     Ok(Fact::new(dtype, shape))
 }

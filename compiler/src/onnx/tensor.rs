@@ -54,6 +54,20 @@ pub fn dims_to_shape(dims: &[i64], what: &str) -> Result<Vec<usize>> {
     Ok(shape)
 }
 
+/// Checks that a tensor of `shape` and `dtype` fits in [`MAX_BYTES`] (`what` names it).
+pub fn check_size(shape: &[usize], dtype: DType, what: &str) -> Result<()> {
+    let bytes = shape
+        .iter()
+        .try_fold(dtype.size(), |n, &d| n.checked_mul(d));
+    match bytes {
+        Some(b) if b <= MAX_BYTES => Ok(()),
+        _ => bail!(
+            "{what} of shape {shape:?} {dtype} is too large (edgefuse takes tensors up to {} GiB)",
+            MAX_BYTES >> 30
+        ),
+    }
+}
+
 fn check_count(name: &str, have: usize, want: usize) -> Result<()> {
     if have != want {
         bail!("tensor \"{name}\" holds {have} values, its shape needs {want}");

@@ -90,6 +90,12 @@ pub fn split(ctx: &mut NodeCtx) -> Result<()> {
             if n == 0 {
                 bail!("has no outputs");
             }
+            if n != ctx.n_outputs() {
+                bail!(
+                    "num_outputs is {n} but the node lists {} outputs",
+                    ctx.n_outputs()
+                );
+            }
             let chunk = dim.div_ceil(n);
             if ctx.opset < 18 && dim % n != 0 {
                 bail!("cannot split {dim} into {n} equal parts");
