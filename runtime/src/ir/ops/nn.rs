@@ -19,8 +19,18 @@ pub fn conv_out_len(
     pad_end: usize,
     ceil: bool,
 ) -> Result<usize> {
-    let eff = dilation * (kernel - 1) + 1;
-    let padded = input + pad_begin + pad_end;
+    let eff = kernel
+        .checked_sub(1)
+        .and_then(|k| k.checked_mul(dilation))
+        .and_then(|e| e.checked_add(1));
+    let padded = input
+        .checked_add(pad_begin)
+        .and_then(|p| p.checked_add(pad_end));
+    let (Some(eff), Some(padded)) = (eff, padded) else {
+        return Err(Error::invalid(format!(
+            "window {kernel} (dilation {dilation}) or input {input} padded by {pad_begin}+{pad_end} is too large"
+        )));
+    };
     if kernel == 0 || stride == 0 || dilation == 0 || padded < eff {
         return Err(Error::invalid(format!(
             "window {kernel} (dilation {dilation}, stride {stride}) does not fit input {input} padded by {pad_begin}+{pad_end}"
@@ -153,6 +163,30 @@ impl OpInfo for Conv {
     }
 }
 
+/// Unpadded output length of one spatial axis of a transposed convolution:
+/// `stride·(input − 1) + output_padding + dilation·(kernel − 1) + 1`.
+pub fn transposed_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    output_padding: usize,
+) -> Result<usize> {
+    let len = (|| {
+        stride
+            .checked_mul(input.checked_sub(1)?)?
+            .checked_add(output_padding)?
+            .checked_add(kernel.checked_sub(1)?.checked_mul(dilation)?)?
+            .checked_add(1)
+    })();
+    len.ok_or_else(|| {
+        Error::invalid(format!(
+            "transposed window {kernel} (dilation {dilation}, stride {stride}, output padding \
+             {output_padding}) over input {input} has no size or is too large"
+        ))
+    })
+}
+
 /// Transposed convolution. Inputs: X [N, C, *S], W [C, M/group, *K], optional B [M].
 /// `output_shape` is resolved by the importer into explicit `pads`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +219,7 @@ impl OpInfo for ConvTranspose {
         if self.group == 0
             || w.rank() != s + 2
             || w.shape[0] != x.shape[1]
+            || x.shape[1] % self.group != 0
             || w.shape[2..] != self.kernel[..]
             || self.output_padding.len() != s
         {
@@ -193,7 +228,12 @@ impl OpInfo for ConvTranspose {
                 w.shape, x.shape
             )));
         }
-        let m = w.shape[1] * self.group;
+        let Some(m) = w.shape[1].checked_mul(self.group) else {
+            return Err(Error::invalid(format!(
+                "ConvTranspose group {} is too large",
+                self.group
+            )));
+        };
         if self.has_bias != (inputs.len() == 3) {
             return Err(Error::invalid(
                 "ConvTranspose bias presence disagrees with its attributes",
@@ -201,11 +241,14 @@ impl OpInfo for ConvTranspose {
         }
         let mut out = vec![x.shape[0], m];
         for i in 0..s {
-            let full = self.strides[i] * (x.shape[2 + i] - 1)
-                + self.output_padding[i]
-                + (self.kernel[i] - 1) * self.dilations[i]
-                + 1;
-            let pads = self.pads[i] + self.pads[s + i];
+            let full = transposed_len(
+                x.shape[2 + i],
+                self.kernel[i],
+                self.strides[i],
+                self.dilations[i],
+                self.output_padding[i],
+            )?;
+            let pads = self.pads[i].saturating_add(self.pads[s + i]);
             if full <= pads {
                 return Err(Error::invalid("ConvTranspose pads remove the whole output"));
             }

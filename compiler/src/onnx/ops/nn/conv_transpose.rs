@@ -1,6 +1,7 @@
 //! ConvTranspose, with `output_shape` and `auto_pad` resolved into explicit pads.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
+use edgefuse_runtime::ir::ops::nn::transposed_len;
 use edgefuse_runtime::ir::ops::{ConvTranspose, Op};
 
 use crate::onnx::NodeCtx;
@@ -33,7 +34,10 @@ pub fn conv_transpose(ctx: &mut NodeCtx) -> Result<()> {
         output_shape = output_shape[2..].to_vec();
     }
     if output_shape.is_empty() && (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-        output_shape = (0..s).map(|i| x.shape[2 + i] * strides[i]).collect();
+        output_shape = (0..s)
+            .map(|i| x.shape[2 + i].checked_mul(strides[i]))
+            .collect::<Option<_>>()
+            .ok_or_else(|| anyhow!("strides {strides:?} make the output too large"))?;
     }
     let pads = if !output_shape.is_empty() {
         if output_shape.len() != s {
@@ -41,10 +45,14 @@ pub fn conv_transpose(ctx: &mut NodeCtx) -> Result<()> {
         }
         let mut p = vec![0; 2 * s];
         for i in 0..s {
-            let full = strides[i] * (x.shape[2 + i].max(1) - 1)
-                + output_padding[i]
-                + (kernel[i] - 1) * dilations[i]
-                + 1;
+            let full = transposed_len(
+                x.shape[2 + i].max(1),
+                kernel[i],
+                strides[i],
+                dilations[i],
+                output_padding[i],
+            )
+            .map_err(|e| anyhow!("{e}"))?;
             if full < output_shape[i] {
                 bail!("output_shape {output_shape:?} is larger than the transposed convolution can produce");
             }

@@ -6,7 +6,7 @@ mod conv;
 mod conv_transpose;
 mod pool;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
 use crate::onnx::{NodeCtx, Registry};
 
@@ -56,8 +56,14 @@ pub(crate) fn window(ctx: &NodeCtx, spatial: &[usize], kernel: Vec<usize>) -> Re
             let mut p = vec![0; 2 * s];
             for i in 0..s {
                 let out = spatial[i].div_ceil(strides[i]);
-                let eff = dilations[i] * (kernel[i] - 1) + 1;
-                let total = ((out.saturating_sub(1)) * strides[i] + eff).saturating_sub(spatial[i]);
+                let total = (kernel[i] - 1)
+                    .checked_mul(dilations[i])
+                    .and_then(|e| e.checked_add(1))
+                    .and_then(|eff| (out.saturating_sub(1) * strides[i]).checked_add(eff))
+                    .ok_or_else(|| {
+                        anyhow!("kernel {kernel:?} with dilations {dilations:?} is too large")
+                    })?
+                    .saturating_sub(spatial[i]);
                 let small = total / 2;
                 let (begin, end) = if auto_pad == "SAME_UPPER" {
                     (small, total - small)
