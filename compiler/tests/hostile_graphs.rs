@@ -461,6 +461,8 @@ fn rnn_cases() -> Vec<Case> {
         runs("lstm plain", rnn_model("LSTM", &["x", "w", "r"], vec![a_int("hidden_size", 2)], lw(), &[2, 1, 3])),
         runs("lstm no hidden_size", rnn_model("LSTM", &["x", "w", "r"], vec![], lw(), &[2, 1, 3])),
         refused("lstm hidden mismatch", rnn_model("LSTM", &["x", "w", "r"], vec![a_int("hidden_size", 3)], lw(), &[2, 1, 3]), &["\"n\" LSTM"]),
+        refused("lstm hidden huge", rnn_model("LSTM", &["x", "w", "r"], vec![a_int("hidden_size", i64::MAX)], lw(), &[2, 1, 3]), &["\"n\" LSTM"]),
+        refused("lstm hidden 2^62", rnn_model("LSTM", &["x", "w", "r"], vec![a_int("hidden_size", 1 << 62)], lw(), &[2, 1, 3]), &["\"n\" LSTM"]),
         refused("lstm hidden 0", rnn_model("LSTM", &["x", "w", "r"], vec![a_int("hidden_size", 0)], lw(), &[2, 1, 3]), &["\"n\" LSTM"]),
         refused("lstm input size", rnn_model("LSTM", &["x", "w", "r"], vec![a_int("hidden_size", 2)], lw(), &[2, 1, 4]), &["\"n\" LSTM"]),
         refused("lstm x rank", rnn_model("LSTM", &["x", "w", "r"], vec![a_int("hidden_size", 2)], lw(), &[2, 3]), &["\"n\" LSTM"]),
@@ -476,6 +478,7 @@ fn rnn_cases() -> Vec<Case> {
         runs("lstm zero batch", model(13, vec![node("Slice", "s", &["x", "z", "z", "one"], &["e"], vec![]), node("LSTM", "n", &["e", "w", "r"], &["y", "yh"], vec![a_int("hidden_size", 2)])], vec![f32_in("x", &[2, 1, 3])], &["y", "yh"], with(with(lw(), i64s("z", &[0])), i64s("one", &[1])))),
         runs("gru plain", rnn_model("GRU", &["x", "w", "r"], vec![a_int("hidden_size", 2), a_int("linear_before_reset", 1)], gw(), &[2, 1, 3])),
         refused("gru hidden mismatch", rnn_model("GRU", &["x", "w", "r"], vec![a_int("hidden_size", 1)], gw(), &[2, 1, 3]), &["\"n\" GRU"]),
+        refused("gru hidden huge", rnn_model("GRU", &["x", "w", "r"], vec![a_int("hidden_size", i64::MAX)], gw(), &[2, 1, 3]), &["\"n\" GRU"]),
         refused("gru lstm weights", rnn_model("GRU", &["x", "w", "r"], vec![a_int("hidden_size", 2)], lw(), &[2, 1, 3]), &["\"n\" GRU"]),
         refused("gru bias", rnn_model("GRU", &["x", "w", "r", "b"], vec![a_int("hidden_size", 2)], with(gw(), f32s("b", &[1, 6], &[0.0; 6])), &[2, 1, 3]), &["\"n\" GRU"]),
         refused("gru direction", rnn_model("GRU", &["x", "w", "r"], vec![a_int("hidden_size", 2), a_str("direction", "sideways")], gw(), &[2, 1, 3]), &["\"n\" GRU", "direction"]),
@@ -726,4 +729,14 @@ fn mutated_reference_model(file: &str) {
 #[test]
 fn mutated_mnist_cnn() {
     mutated_reference_model("seed_cnn_mnist.onnx");
+}
+
+#[test]
+fn mutated_lstm_textgen() {
+    mutated_reference_model("seed_lstm_textgen.onnx");
+}
+
+#[test]
+fn mutated_silero_vad() {
+    mutated_reference_model("silero_vad_16k_sequence.onnx");
 }

@@ -88,7 +88,9 @@ fn rnn_dims(
         (x.shape[0], x.shape[1], x.shape[2])
     };
     let d = dir.count();
-    if inputs[1].shape != [d, gates * hidden, i] || inputs[2].shape != [d, gates * hidden, hidden] {
+    // A hidden size too large for its gates' rows matches no weight.
+    let rows = gates.checked_mul(hidden);
+    if rows.is_none_or(|g| inputs[1].shape != [d, g, i] || inputs[2].shape != [d, g, hidden]) {
         return Err(Error::invalid(format!(
             "{name} W {:?} / R {:?} do not match {d} direction(s), hidden {hidden}, input size {i}",
             inputs[1].shape, inputs[2].shape
