@@ -19,7 +19,8 @@ impl OpInfo for Reshape {
     }
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
         expect_inputs("Reshape", inputs, 1, 1)?;
-        if inputs[0].len() != self.shape.iter().product::<usize>() {
+        let len = self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if len != Some(inputs[0].len()) {
             return Err(Error::invalid(format!(
                 "cannot reshape {:?} into {:?}",
                 inputs[0].shape, self.shape
@@ -204,9 +205,19 @@ impl OpInfo for Pad {
                 "reflect padding must be smaller than the axis",
             ));
         }
-        let out: Vec<usize> = (0..r)
-            .map(|i| x.shape[i] + self.pads[i] + self.pads[r + i])
+        let out: Option<Vec<usize>> = (0..r)
+            .map(|i| {
+                x.shape[i]
+                    .checked_add(self.pads[i])?
+                    .checked_add(self.pads[r + i])
+            })
             .collect();
+        let Some(out) = out else {
+            return Err(Error::invalid(format!(
+                "pads {:?} are too large for {:?}",
+                self.pads, x.shape
+            )));
+        };
         Ok(vec![Fact::new(x.dtype, out)])
     }
 }
@@ -239,7 +250,8 @@ impl OpInfo for Split {
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
         expect_inputs("Split", inputs, 1, 1)?;
         let x = &inputs[0];
-        if self.axis >= x.rank() || self.sizes.iter().sum::<usize>() != x.shape[self.axis] {
+        let total = self.sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s));
+        if self.axis >= x.rank() || total != Some(x.shape[self.axis]) {
             return Err(Error::invalid(format!(
                 "Split sizes {:?} along {} do not cover {:?}",
                 self.sizes, self.axis, x.shape

@@ -47,6 +47,9 @@ pub fn pad(ctx: &mut NodeCtx) -> Result<()> {
         None => (0..r).collect(),
     };
     let k = axes.len();
+    if (0..k).any(|j| axes[..j].contains(&axes[j])) {
+        bail!("axes {axes:?} repeat an axis");
+    }
     if raw.len() != 2 * k {
         bail!("pads {raw:?} should have {} entries", 2 * k);
     }
@@ -61,8 +64,8 @@ pub fn pad(ctx: &mut NodeCtx) -> Result<()> {
         let shape = ctx.fact(x).shape;
         let parts: Vec<_> = (0..r)
             .map(|a| {
-                let begin = (-full[a]).max(0);
-                let end = shape[a] as i64 - (-full[r + a]).max(0);
+                let begin = full[a].saturating_neg().max(0);
+                let end = (shape[a] as i64).saturating_sub(full[r + a].saturating_neg().max(0));
                 (a, begin, end.max(begin), 1)
             })
             .collect();

@@ -33,14 +33,14 @@ pub fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> Resul
         }
     }
     let total: usize = input.iter().product();
+    let product = |v: &[usize]| v.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if let Some(i) = infer {
-        let known: usize = out.iter().product();
-        if known == 0 || !total.is_multiple_of(known) {
-            bail!("cannot reshape {input:?} into {target:?}");
+        match product(&out) {
+            Some(known) if known != 0 && total.is_multiple_of(known) => out[i] = total / known,
+            _ => bail!("cannot reshape {input:?} into {target:?}"),
         }
-        out[i] = total / known;
     }
-    if out.iter().product::<usize>() != total {
+    if product(&out) != Some(total) {
         bail!("cannot reshape {input:?} into {target:?}");
     }
     Ok(out)

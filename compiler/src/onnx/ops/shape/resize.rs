@@ -107,6 +107,11 @@ pub fn resize(ctx: &mut NodeCtx) -> Result<()> {
         ),
         None => None,
     };
+    if let Some(a) = &axes {
+        if (0..a.len()).any(|j| a[..j].contains(&a[j])) {
+            bail!("axes {a:?} repeat an axis");
+        }
+    }
     let expand_f = |v: Vec<f32>, fill: &dyn Fn(usize) -> f32| -> Result<Vec<f32>> {
         match &axes {
             None => Ok(v),
