@@ -283,6 +283,7 @@ fn pool_cases() -> Vec<Case> {
         refused("globalpool rank 2", one("GlobalAveragePool", &[2, 5], &["x"], vec![], vec![]), &["\"n\" GlobalAveragePool"]),
         refused("batchnorm param shapes", one("BatchNormalization", &[1, 2, 3], &["x", "s", "b", "m", "v"], vec![], vec![f32s("s", &[3], &[1.0; 3]), f32s("b", &[2], &[0.0; 2]), f32s("m", &[2], &[0.0; 2]), f32s("v", &[2], &[1.0; 2])]), &["\"n\" BatchNormalization"]),
         refused("batchnorm rank 1", one("BatchNormalization", &[2], &["x", "s", "b", "m", "v"], vec![], vec![f32s("s", &[2], &[1.0; 2]), f32s("b", &[2], &[0.0; 2]), f32s("m", &[2], &[0.0; 2]), f32s("v", &[2], &[1.0; 2])]), &["\"n\" BatchNormalization"]),
+        refused("batchnorm nan epsilon", one("BatchNormalization", &[1, 2, 3], &["x", "s", "b", "m", "v"], vec![a_float("epsilon", f32::NAN)], vec![f32s("s", &[2], &[1.0; 2]), f32s("b", &[2], &[0.0; 2]), f32s("m", &[2], &[0.0; 2]), f32s("v", &[2], &[-1.0; 2])]), &["\"n\" BatchNormalization", "NaN or infinite"]),
         runs("batchnorm negative var", one("BatchNormalization", &[1, 2, 3], &["x", "s", "b", "m", "v"], vec![], vec![f32s("s", &[2], &[1.0; 2]), f32s("b", &[2], &[0.0; 2]), f32s("m", &[2], &[0.0; 2]), f32s("v", &[2], &[-1.0; 2])])),
     ]
 }
@@ -424,6 +425,7 @@ fn linalg_cases() -> Vec<Case> {
         refused("gemm inner", one("Gemm", &[2, 3], &["x", "w"], vec![], vec![f32s("w", &[4, 2], &[0.0; 8])]), &["\"n\" Gemm"]),
         refused("gemm c", one("Gemm", &[2, 3], &["x", "w", "c"], vec![], vec![f32s("w", &[3, 2], &[0.0; 6]), f32s("c", &[3], &[0.0; 3])]), &["\"n\" Gemm"]),
         refused("gemm c rank 3", one("Gemm", &[2, 3], &["x", "w", "c"], vec![], vec![f32s("w", &[3, 2], &[0.0; 6]), f32s("c", &[1, 1, 2], &[0.0; 2])]), &["\"n\" Gemm"]),
+        refused("gemm trans nan alpha", one("Gemm", &[3, 2], &["x", "w", "c"], vec![a_int("transA", 1), a_int("transB", 1), a_float("alpha", f32::NAN), a_float("beta", 0.0)], vec![f32s("w", &[4, 3], &[0.0; 12]), f32s("c", &[1], &[0.0])]), &["\"n\" Gemm", "NaN or infinite"]),
         runs("gemm trans", one("Gemm", &[3, 2], &["x", "w", "c"], vec![a_int("transA", 1), a_int("transB", 1), a_float("beta", 0.0)], vec![f32s("w", &[4, 3], &[0.0; 12]), f32s("c", &[1], &[0.0])])),
         runs("gemm zero n", one("Gemm", &[2, 3], &["x", "w"], vec![], vec![f32s("w", &[3, 0], &[])])),
     ]
@@ -565,6 +567,11 @@ fn misc_cases() -> Vec<Case> {
         runs("int div by zero const", one("Div", &[2], &["c", "z"], vec![], vec![i64s("c", &[5, 7]), i64s("z", &[0, -0])])),
         runs("int pow negative", model(13, vec![node("Pow", "n", &["c", "e"], &["k"], vec![]), node("Cast", "t", &["k"], &["kf"], vec![a_int("to", 1)]), node("Add", "a", &["x", "kf"], &["y"], vec![])], vec![f32_in("x", &[2])], &["y"], vec![i64s("c", &[5, 7]), i64s("e", &[-1, 64])])),
         runs("int min overflow", model(13, vec![node("Div", "n", &["c", "e"], &["k"], vec![]), node("Cast", "t", &["k"], &["kf"], vec![a_int("to", 1)]), node("Add", "a", &["x", "kf"], &["y"], vec![])], vec![f32_in("x", &[1])], &["y"], vec![i64s("c", &[i64::MIN]), i64s("e", &[-1])])),
+        refused("pad value nan", one("Pad", &[2, 2], &["x", "p", "v"], vec![], vec![i64s("p", &[1, 0, 0, 0]), f32s("v", &[], &[f32::NAN])]), &["\"n\"", "NaN or infinite"]),
+        refused("pad value -inf", one("Pad", &[2, 2], &["x", "p", "v"], vec![], vec![i64s("p", &[1, 0, 0, 0]), f32s("v", &[], &[f32::NEG_INFINITY])]), &["\"n\"", "NaN or infinite"]),
+        refused("clip min nan", one("Clip", &[2], &["x", "lo"], vec![], vec![f32s("lo", &[], &[f32::NAN])]), &["\"n\"", "NaN or infinite"]),
+        refused("leakyrelu alpha inf", one("LeakyRelu", &[2], &["x"], vec![a_float("alpha", f32::INFINITY)], vec![]), &["\"n\"", "NaN or infinite"]),
+        refused("elu alpha nan", one("Elu", &[2], &["x"], vec![a_float("alpha", f32::NAN)], vec![]), &["\"n\"", "NaN or infinite"]),
         refused("where cond float", one("Where", &[2], &["x", "x", "x"], vec![], vec![]), &["\"n\" Where"]),
         refused("sum no inputs", one("Sum", &[2], &[], vec![], vec![]), &["\"n\" Sum"]),
         runs("sum one input", one("Sum", &[2], &["x"], vec![], vec![])),

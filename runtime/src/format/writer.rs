@@ -6,6 +6,38 @@ use super::*;
 use crate::ir::WeightRef;
 use crate::{DType, Error, Result, Tensor};
 
+/// JSON has no NaN or infinity: serde_json writes them as `null`, which no reader accepts, so
+/// a graph carrying one in an attribute or a quantization scale is refused before it is written.
+fn check_json_numbers(graph: &crate::ir::Graph) -> Result<()> {
+    for (index, node) in graph.nodes.iter().enumerate() {
+        let json = serde_json::to_string(&node.op).unwrap_or_default();
+        if serde_json::from_str::<crate::ir::Op>(&json).is_err() {
+            return Err(Error::Node {
+                index,
+                name: node.name.clone(),
+                op: node.op.name().to_string(),
+                msg: format!(
+                    "an attribute is NaN or infinite, which a .efm file cannot store: {json}"
+                ),
+            });
+        }
+    }
+    for t in &graph.tensors {
+        if let Some(q) = t
+            .quant
+            .as_ref()
+            .filter(|q| q.scale.iter().any(|s| !s.is_finite()))
+        {
+            return Err(Error::invalid(format!(
+                "tensor \"{}\" has a quantization scale that is NaN or infinite ({:?}), \
+                 which a .efm file cannot store",
+                t.name, q.scale
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Serialises `meta` and the constants into `.efm` bytes. `consts[id]` is the value of tensor
 /// `id` when it is a constant; each constant's `weight` reference is filled in here. An f16
 /// constant for an f32 tensor is stored as f16 (`WeightRef::stored`); the loader widens it.
@@ -34,6 +66,7 @@ pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
             });
         }
     }
+    check_json_numbers(&meta.graph)?;
     let json = serde_json::to_vec(&meta).map_err(|e| Error::invalid(format!("metadata: {e}")))?;
     let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     z.write_all(&json)
