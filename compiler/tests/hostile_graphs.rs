@@ -548,6 +548,7 @@ fn misc_cases() -> Vec<Case> {
         refused("range delta 0", one("Range", &[1], &["a", "b", "c"], vec![], vec![i64s("a", &[0]), i64s("b", &[5]), i64s("c", &[0])]), &["\"n\" Range"]),
         refused("range non-scalar", one("Range", &[1], &["a", "b", "c"], vec![], vec![i64s("a", &[0, 1]), i64s("b", &[5]), i64s("c", &[1])]), &["\"n\" Range"]),
         refused("range runtime", one("Range", &[], &["x", "b", "c"], vec![], vec![f32s("b", &[], &[5.0]), f32s("c", &[], &[1.0])]), &["\"n\" Range"]),
+        refused("range nan", one("Range", &[1], &["a", "b", "c"], vec![], vec![f32s("a", &[], &[f32::NAN]), f32s("b", &[], &[5.0]), f32s("c", &[], &[1.0])]), &["\"n\" Range"]),
         refused("constant no value", model(13, vec![node("Constant", "n", &[], &["y"], vec![])], vec![], &["y"], vec![]), &["\"n\" Constant"]),
         refused("constant bad raw", model(13, vec![node("Constant", "n", &[], &["y"], vec![AttributeProto {name: "value".into(), r#type: AttributeType::Tensor as i32, t: Some(TensorProto {dims: vec![3], data_type: DataType::Float as i32, raw_data: vec![0; 5], ..Default::default()}), ..Default::default()}])], vec![], &["y"], vec![]), &["\"n\" Constant", "raw bytes"]),
         refused("softmax axis", one("Softmax", &[2, 3], &["x"], vec![a_int("axis", -3)], vec![]), &["\"n\" Softmax", "axis"]),
@@ -590,6 +591,8 @@ fn misc_cases() -> Vec<Case> {
 #[rustfmt::skip]
 fn graph_cases() -> Vec<Case> {
     vec![
+        refused("empty graph", model(13, vec![], vec![], &[], vec![]), &["no outputs"]),
+        refused("no outputs", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[2])], &[], vec![]), &["no outputs"]),
         runs("output is input", model(13, vec![], vec![f32_in("x", &[2])], &["x"], vec![])),
         runs("duplicate output names", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[2])], &["y", "y"], vec![])),
         refused("node output twice", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![]), node("Relu", "m", &["x"], &["y"], vec![])], vec![f32_in("x", &[2])], &["y"], vec![]), &["\"m\"", "twice"]),

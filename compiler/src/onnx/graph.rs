@@ -130,6 +130,9 @@ pub fn import_model(proto: &ModelProto, input_shapes: &[(String, Vec<usize>)]) -
 
 /// Graph outputs in ONNX order, each computed by a node and carrying its ONNX name.
 fn bind_outputs(b: &mut Builder, graph: &tract_onnx::pb::GraphProto) -> Result<()> {
+    if graph.output.is_empty() {
+        bail!("the graph has no outputs");
+    }
     let mut taken: HashMap<TensorId, ()> = HashMap::new();
     for vi in &graph.output {
         let name = &vi.name;

@@ -105,6 +105,9 @@ fn range(ctx: &mut NodeCtx) -> Result<()> {
         scalar(ctx, 1, "limit")?,
         scalar(ctx, 2, "delta")?,
     );
+    if !(start.is_finite() && limit.is_finite() && delta.is_finite()) {
+        bail!("Range start {start}, limit {limit} and delta {delta} must be finite");
+    }
     if delta == 0.0 {
         bail!("Range delta is zero");
     }
