@@ -81,7 +81,23 @@ pub struct CompileReport {
 /// Compiles an ONNX model into `.efm` bytes.
 pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, CompileReport)> {
     let source = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut module = crate::onnx::import_onnx(path, &opts.input_shapes)?;
+    let module = crate::onnx::import_onnx(path, &opts.input_shapes)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    compile_module(module, &name, &source, opts)
+}
+
+/// Compiles an imported module into `.efm` bytes: rewrite rules, quantization or half
+/// weights as `opts` asks, then the file, whose provenance names `source_name` and the sha256
+/// of `source` (the model file's bytes).
+pub fn compile_module(
+    mut module: Module,
+    source_name: &str,
+    source: &[u8],
+    opts: &CompileOptions,
+) -> Result<(Vec<u8>, CompileReport)> {
     let all_rules = crate::passes::rules();
     // Quantization inserts QuantizeLinear/DequantizeLinear around plain Conv inputs, so a Conv
     // does not take its residual Add until the int8 rules have run.
@@ -132,18 +148,16 @@ pub fn compile_onnx(path: &Path, opts: &CompileOptions) -> Result<(Vec<u8>, Comp
         calibration = Some(quantized.summary);
         layers = quantized.layers;
     }
+    module.copy_outputs_aliasing_inputs();
     let (consts, f16_weights): (Vec<Option<Tensor>>, usize) = match opts.precision {
         Precision::Fp16 => crate::fp16::half_weights(&module),
         _ => (module.consts.clone(), 0),
     };
-    let sha = Sha256::digest(&source);
+    let sha = Sha256::digest(source);
     let meta = Meta {
         graph: module.graph.clone(),
         provenance: Provenance {
-            source: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            source: source_name.to_string(),
             source_sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
             compiler: format!("edgefuse {}", env!("CARGO_PKG_VERSION")),
             precision: opts.precision.name().into(),

@@ -17,5 +17,5 @@ pub mod onnx;
 pub mod passes;
 pub mod quant;
 
-pub use compile::{compile_onnx, CompileOptions, CompileReport, Precision};
+pub use compile::{compile_module, compile_onnx, CompileOptions, CompileReport, Precision};
 pub use module::Module;

@@ -11,20 +11,22 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::proto::*;
 use edgefuse_compiler::onnx::import_proto;
-use edgefuse_compiler::{compile::write_module, passes};
+use edgefuse_compiler::quant::{Batch, Method, QuantOptions};
+use edgefuse_compiler::{compile_module, CompileOptions, Precision};
 use edgefuse_runtime::cpu::{Session, SessionOptions};
-use edgefuse_runtime::format::Meta;
 use edgefuse_runtime::{DType, Model, Tensor};
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::*;
 use tract_onnx::prelude::Framework;
 
-/// Import → passes → `.efm` bytes.
+/// Import → passes → `.efm` bytes, as `edgefuse compile` runs them (fp32).
 fn compile(m: &ModelProto) -> Result<Vec<u8>, String> {
-    let mut module = import_proto(m, &[]).map_err(|e| format!("{e:#}"))?;
-    passes::optimize(&mut module, &passes::rules()).map_err(|e| format!("{e:#}"))?;
-    write_module(&module, Meta::default()).map_err(|e| format!("{e:#}"))
+    let module = import_proto(m, &[]).map_err(|e| format!("{e:#}"))?;
+    let opts = CompileOptions::default();
+    let (bytes, _) =
+        compile_module(module, "hostile.onnx", &[], &opts).map_err(|e| format!("{e:#}"))?;
+    Ok(bytes)
 }
 
 /// Load → plan → run on deterministic inputs (`feed` overrides them).
@@ -594,6 +596,8 @@ fn graph_cases() -> Vec<Case> {
         refused("empty graph", model(13, vec![], vec![], &[], vec![]), &["no outputs"]),
         refused("no outputs", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[2])], &[], vec![]), &["no outputs"]),
         runs("output is input", model(13, vec![], vec![f32_in("x", &[2])], &["x"], vec![])),
+        runs("output is a reshape of an input", one("Reshape", &[2, 3], &["x", "s"], vec![], vec![i64s("s", &[3, 2])])),
+        runs("outputs are an input and its flattening", model(13, vec![node("Flatten", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[2, 3, 2])], &["y", "x", "y"], vec![])),
         runs("duplicate output names", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![])], vec![f32_in("x", &[2])], &["y", "y"], vec![])),
         refused("node output twice", model(13, vec![node("Relu", "n", &["x"], &["y"], vec![]), node("Relu", "m", &["x"], &["y"], vec![])], vec![f32_in("x", &[2])], &["y"], vec![]), &["\"m\"", "twice"]),
         refused("node output shadows input", model(13, vec![node("Relu", "n", &["x"], &["x"], vec![])], vec![f32_in("x", &[2])], &["x"], vec![]), &["\"n\"", "twice"]),
@@ -643,6 +647,77 @@ fn misc_ops_and_graph_structure() {
     let mut cases = misc_cases();
     cases.extend(graph_cases());
     assert_none(failures(cases));
+}
+
+/// A graph output that is a view of a graph input (a Flatten, a Reshape) gets its own copy:
+/// the runtime refuses an output sharing the caller's input, which also stopped calibration of
+/// any model that reshapes its input first (an MLP's Flatten), whose layers' inputs are probed
+/// as outputs.
+#[test]
+fn outputs_that_are_views_of_inputs_compile_run_and_calibrate() {
+    let w: Vec<f32> = (0..4 * 12)
+        .map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.5)
+        .collect();
+    let m = model(
+        13,
+        vec![
+            node("Flatten", "flat", &["x"], &["f"], vec![]),
+            node("Gemm", "fc", &["f", "w"], &["y"], vec![a_int("transB", 1)]),
+        ],
+        vec![f32_in("x", &[1, 3, 4])],
+        &["y", "f"],
+        vec![f32s("w", &[4, 12], &w)],
+    );
+    let x: Vec<f32> = (0..12).map(|i| i as f32 * 0.1 - 0.5).collect();
+    let want: Vec<f32> = (0..4)
+        .map(|o| (0..12).map(|i| w[o * 12 + i] * x[i]).sum())
+        .collect();
+    let calib: Vec<f32> = (0..8 * 12).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
+    for precision in [Precision::Fp32, Precision::Int8] {
+        let module = import_proto(&m, &[]).unwrap();
+        let quant = (precision == Precision::Int8).then(|| QuantOptions {
+            method: Method::MinMax,
+            calibrate: vec![Batch {
+                input: None,
+                data: Tensor::from_vec(&[8, 3, 4], calib.clone()).unwrap(),
+            }],
+            validate: None,
+            max_drop: None,
+            progress: false,
+        });
+        let opts = CompileOptions {
+            precision,
+            quant,
+            ..Default::default()
+        };
+        let (bytes, _) = compile_module(module, "mlp.onnx", &[], &opts)
+            .unwrap_or_else(|e| panic!("{precision:?}: {e:#}"));
+        let model = Model::from_bytes(&bytes).unwrap();
+        let names: Vec<&str> = model
+            .graph()
+            .outputs
+            .iter()
+            .map(|&o| model.graph().tensors[o].name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["y", "f"],
+            "{precision:?}: the outputs keep their names and order"
+        );
+        let mut s = Session::new(model, SessionOptions::with_threads(1)).unwrap();
+        let out = s
+            .run_tensors(&[Tensor::from_vec(&[1, 3, 4], x.clone()).unwrap()])
+            .unwrap();
+        assert_eq!(out[1].shape, [1, 12]);
+        assert_eq!(
+            out[1].as_slice::<f32>().unwrap(),
+            x,
+            "{precision:?}: f is x flattened"
+        );
+        for (g, w) in out[0].as_slice::<f32>().unwrap().iter().zip(&want) {
+            assert!((g - w).abs() < 0.05, "{precision:?}: y {g} against {w}");
+        }
+    }
 }
 
 #[test]

@@ -55,10 +55,11 @@ impl Runner {
                 probes.push(Probe::Output(graph.outputs.len() - 1));
             }
         }
-        let probed = Module {
+        let mut probed = Module {
             graph,
             consts: m.consts.clone(),
         };
+        probed.copy_outputs_aliasing_inputs();
         let bytes = crate::compile::write_module(&probed, Meta::default())?;
         let model = Model::from_bytes(&bytes).context("loading the model for calibration")?;
         let session = Session::new(model, SessionOptions::default())?;
