@@ -88,6 +88,23 @@ impl AlignedBuf {
         let offset = buf.as_ptr().align_offset(64).min(63);
         AlignedBuf { buf, offset, len }
     }
+    /// [`AlignedBuf::zeroed`], or `None` where the allocator cannot give `len` bytes (a plan
+    /// asking for more memory than the machine has): the caller reports it rather than the
+    /// process aborting. Zeroed by the allocator, so untouched pages stay unmapped.
+    pub fn try_zeroed(len: usize) -> Option<Self> {
+        let cap = len.checked_add(63)?;
+        let layout = std::alloc::Layout::array::<u8>(cap).ok()?;
+        // SAFETY: `layout` is not empty (`cap` ≥ 63).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: `ptr` comes from the global allocator with u8's alignment and `cap` bytes,
+        // all of them initialised (zeroed).
+        let buf = unsafe { Vec::from_raw_parts(ptr, cap, cap) };
+        let offset = buf.as_ptr().align_offset(64).min(63);
+        Some(AlignedBuf { buf, offset, len })
+    }
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut b = Self::zeroed(bytes.len());
         b.as_mut_slice().copy_from_slice(bytes);

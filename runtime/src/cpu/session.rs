@@ -52,6 +52,16 @@ struct Step {
     outputs: Vec<TensorId>,
 }
 
+/// `len` zeroed bytes of `what`, or an error saying the machine could not give them (a model
+/// planned for more memory than there is must not abort the process).
+pub(crate) fn alloc(len: usize, what: &str) -> Result<AlignedBuf> {
+    AlignedBuf::try_zeroed(len).ok_or_else(|| {
+        Error::invalid(format!(
+            "the model needs {len} bytes of {what}, more than this machine could allocate"
+        ))
+    })
+}
+
 /// A model ready to run on the CPU: kernels built, memory planned, arena allocated.
 pub struct Session {
     model: Arc<Model>,
@@ -125,12 +135,12 @@ impl Session {
         }
         let plan = plan::plan(graph, scratch)?;
         let arenas = (0..parts)
-            .map(|_| AlignedBuf::zeroed(plan.arena_bytes()))
-            .collect();
+            .map(|_| alloc(plan.arena_bytes(), "working memory"))
+            .collect::<Result<_>>()?;
         let whole = model.graph();
         let outputs = if parts > 1 {
-            let bytes = |&o: &TensorId| AlignedBuf::zeroed(whole.tensors[o].byte_len());
-            whole.outputs.iter().map(bytes).collect()
+            let bytes = |&o: &TensorId| alloc(whole.tensors[o].byte_len(), "output");
+            whole.outputs.iter().map(bytes).collect::<Result<_>>()?
         } else {
             Vec::new()
         };
@@ -475,4 +485,46 @@ fn execute(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::ops::{Binary, BinaryOp};
+    use crate::ir::Op;
+    use crate::testing::{info, model, node};
+
+    /// A plan asking for more memory than the machine can address — 300 inputs of 1 TiB, all
+    /// live at once (each file's tensors are checked only one by one) — is an error from
+    /// `Session::new` naming the need, not an aborted process.
+    #[test]
+    fn a_plan_beyond_memory_is_an_error() {
+        let n = 300;
+        let big = [1usize << 38];
+        let mut tensors: Vec<_> = (0..n).map(|i| info(&format!("x{i}"), &big)).collect();
+        let mut nodes = Vec::new();
+        let mut sum = 0;
+        for i in 1..n {
+            tensors.push(info(&format!("s{i}"), &big));
+            let out = tensors.len() - 1;
+            let add = Op::Binary(Binary { op: BinaryOp::Add });
+            nodes.push(node(&format!("add{i}"), add, &[sum, i], &[out]));
+            sum = out;
+        }
+        let consts = vec![None; tensors.len()];
+        let graph = Graph {
+            tensors,
+            nodes,
+            inputs: (0..n).collect(),
+            outputs: vec![sum],
+        };
+        let e = Session::new(model(graph, &consts), SessionOptions::with_threads(1))
+            .err()
+            .expect("an arena of 300 TiB was allocated");
+        assert!(
+            e.to_string()
+                .contains("more than this machine could allocate"),
+            "{e}"
+        );
+    }
 }

@@ -202,7 +202,10 @@ impl CudaSession {
         }
         phases.mark("memory plan, arena and I/O buffers");
         let any_cpu = steps.iter().any(|s| matches!(s, Step::Cpu { .. }));
-        let host = AlignedBuf::zeroed(if any_cpu { plan.tensor_bytes } else { 0 });
+        let host = crate::cpu::session::alloc(
+            if any_cpu { plan.tensor_bytes } else { 0 },
+            "host memory for the CPU nodes",
+        )?;
 
         let mut session = CudaSession {
             segments: segments(&steps),
@@ -216,7 +219,7 @@ impl CudaSession {
             outputs,
             mapped,
             host,
-            host_scratch: AlignedBuf::zeroed(built.host_scratch),
+            host_scratch: crate::cpu::session::alloc(built.host_scratch, "CPU node scratch")?,
             _weights: weights,
             _arena: arena,
             dev,
