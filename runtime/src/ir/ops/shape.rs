@@ -127,11 +127,10 @@ impl OpInfo for Slice {
             ));
         }
         for i in 0..r {
-            let (s, st, n) = (self.starts[i] as i64, self.steps[i], self.lens[i] as i64);
-            let last = s + (n - 1).max(0) * st;
-            if st == 0
-                || (n > 0 && (s >= x.shape[i] as i64 || last < 0 || last >= x.shape[i] as i64))
-            {
+            let (s, st, n, dim) = (self.starts[i], self.steps[i], self.lens[i], x.shape[i]);
+            // The last index read, start + (len − 1)·step, exactly (any usize and i64 fit).
+            let last = s as i128 + (n.max(1) - 1) as i128 * st as i128;
+            if st == 0 || (n > 0 && (s >= dim || last < 0 || last >= dim as i128)) {
                 return Err(Error::invalid(format!(
                     "Slice reads outside axis {i} of {:?}",
                     x.shape
