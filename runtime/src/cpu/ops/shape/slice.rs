@@ -10,10 +10,13 @@ use crate::Result;
 pub fn build(op: &Slice, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let x = &b.inputs[0];
     let si = contiguous_strides(&x.shape);
+    // An axis read at most once never takes its step, which may then be any i64 (ONNX's
+    // `x[0:1:k]`); below two reads the shape check bounds |step| by the axis.
     let src: Vec<isize> = si
         .iter()
         .zip(&op.steps)
-        .map(|(&s, &st)| s * st as isize)
+        .zip(&op.lens)
+        .map(|((&s, &st), &n)| if n < 2 { 0 } else { s * st as isize })
         .collect();
     let base = if op.lens.contains(&0) {
         0
