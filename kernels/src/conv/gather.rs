@@ -43,9 +43,11 @@ pub(super) fn unfold_images(
         let reach = (images - 1) * stride + channels * isz;
         let iw = g.iw as i64;
         // Window origins (and so offsets) reach one pad before the plane and past it.
-        let far =
-            (g.oh * g.sh + g.kh * g.dh + g.ow * g.sw + g.kw * g.dw + g.pt + g.pl) as i64 * (iw + 1);
-        if reach as i64 + far > i32::MAX as i64 {
+        let far = (g.oh * g.sh + g.kh * g.dh + g.ow * g.sw + g.kw * g.dw + g.pt + g.pl) as i64;
+        if far
+            .checked_mul(iw + 1)
+            .is_none_or(|far| reach as i64 + far > i32::MAX as i64)
+        {
             return false;
         }
         assert!(x.len() >= reach, "im2col: short input");

@@ -9,6 +9,11 @@ use super::{expect_inputs, Fact, OpInfo, UnaryOp};
 use crate::tensor::DType;
 use crate::{Error, Result};
 
+/// Largest padded input, stride or dilation a window may have along one axis. No model comes
+/// near it, and below it the kernels' index arithmetic (output·stride + tap·dilation − pad)
+/// cannot overflow; a file may carry any value.
+pub const MAX_WINDOW_EXTENT: usize = 1 << 40;
+
 /// Output length of one spatial axis of a convolution or pooling window.
 pub fn conv_out_len(
     input: usize,
@@ -31,6 +36,12 @@ pub fn conv_out_len(
             "window {kernel} (dilation {dilation}) or input {input} padded by {pad_begin}+{pad_end} is too large"
         )));
     };
+    if padded.max(stride).max(dilation) > MAX_WINDOW_EXTENT {
+        return Err(Error::invalid(format!(
+            "window stride {stride}, dilation {dilation} or input {input} padded by \
+             {pad_begin}+{pad_end} exceeds {MAX_WINDOW_EXTENT}"
+        )));
+    }
     if kernel == 0 || stride == 0 || dilation == 0 || padded < eff {
         return Err(Error::invalid(format!(
             "window {kernel} (dilation {dilation}, stride {stride}) does not fit input {input} padded by {pad_begin}+{pad_end}"
@@ -179,12 +190,15 @@ pub fn transposed_len(
             .checked_add(kernel.checked_sub(1)?.checked_mul(dilation)?)?
             .checked_add(1)
     })();
-    len.ok_or_else(|| {
-        Error::invalid(format!(
-            "transposed window {kernel} (dilation {dilation}, stride {stride}, output padding \
-             {output_padding}) over input {input} has no size or is too large"
-        ))
-    })
+    let fits = |v: usize| (1..=MAX_WINDOW_EXTENT).contains(&v);
+    len.filter(|&len| fits(len) && fits(stride) && fits(dilation))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "transposed window {kernel} (dilation {dilation}, stride {stride}, output \
+                 padding {output_padding}) over input {input} has no size, a zero step or \
+                 exceeds {MAX_WINDOW_EXTENT}"
+            ))
+        })
 }
 
 /// Transposed convolution. Inputs: X [N, C, *S], W [C, M/group, *K], optional B [M].
