@@ -17,7 +17,14 @@ struct SliceKernel(StridedCopy);
 pub fn build(op: &Slice, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let x = &b.inputs[0];
     let si = strides(&x.shape);
-    let ss: Vec<i64> = si.iter().zip(&op.steps).map(|(&s, &st)| s * st).collect();
+    // An axis read at most once never takes its step, which may then be any i64 (as the CPU
+    // kernel: below two reads the shape check bounds |step| by the axis).
+    let ss: Vec<i64> = si
+        .iter()
+        .zip(&op.steps)
+        .zip(&op.lens)
+        .map(|((&s, &st), &n)| if n < 2 { 0 } else { s * st })
+        .collect();
     let base = if op.lens.contains(&0) {
         0
     } else {
