@@ -68,8 +68,14 @@ impl Module {
                 !g.inputs.contains(&o) && g.inputs.iter().any(|&i| root[i] == root[o])
             })
             .collect();
+        // An output listed twice gets one copy.
+        let mut copies: Vec<(TensorId, TensorId)> = Vec::new();
         for k in aliased {
             let view = self.graph.outputs[k];
+            if let Some(&(_, out)) = copies.iter().find(|(v, _)| *v == view) {
+                self.graph.outputs[k] = out;
+                continue;
+            }
             let info = &mut self.graph.tensors[view];
             let name = std::mem::take(&mut info.name);
             info.name = format!("{name}/view");
@@ -86,6 +92,62 @@ impl Module {
                 outputs: vec![out],
             });
             self.graph.outputs[k] = out;
+            copies.push((view, out));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgefuse_runtime::ir::ops::Reshape;
+    use edgefuse_runtime::ir::Fact;
+    use edgefuse_runtime::DType;
+
+    /// x → Reshape → y, with y listed as an output twice and z = Relu(y) once: y gets one
+    /// Identity copy under its name for both places; z, computed, is left alone.
+    #[test]
+    fn an_output_viewing_an_input_gets_one_copy() {
+        let mut m = Module::default();
+        let x = m.add_value("x", Fact::new(DType::F32, vec![2, 3]));
+        let y = m.add_value("y", Fact::new(DType::F32, vec![6]));
+        let z = m.add_value("z", Fact::new(DType::F32, vec![6]));
+        m.graph.inputs = vec![x];
+        m.graph.nodes = vec![
+            Node {
+                name: "rs".into(),
+                op: Op::Reshape(Reshape { shape: vec![6] }),
+                inputs: vec![x],
+                outputs: vec![y],
+            },
+            Node {
+                name: "relu".into(),
+                op: Op::Unary(Unary { op: UnaryOp::Relu }),
+                inputs: vec![y],
+                outputs: vec![z],
+            },
+        ];
+        m.graph.outputs = vec![y, z, y];
+        m.copy_outputs_aliasing_inputs();
+        let g = &m.graph;
+        let copy = g.outputs[0];
+        assert_eq!(g.outputs, [copy, z, copy]);
+        assert_ne!(copy, y);
+        assert_eq!(g.tensors[copy].name, "y");
+        assert_eq!(g.tensors[y].name, "y/view");
+        assert_eq!(g.nodes.len(), 3);
+        let last = &g.nodes[2];
+        assert!(matches!(
+            last.op,
+            Op::Unary(Unary {
+                op: UnaryOp::Identity
+            })
+        ));
+        assert_eq!(
+            (last.inputs.as_slice(), last.outputs.as_slice()),
+            ([y].as_slice(), [copy].as_slice())
+        );
+        assert_eq!(m.consts.len(), g.tensors.len());
+        g.validate_with_consts(&|_| false).unwrap();
     }
 }
