@@ -187,6 +187,28 @@ fn every_damaged_file_is_refused_with_a_clear_error() {
     eprintln!("{checked} damaged files refused");
 }
 
+/// A count of 0 (threads, iterations, labels, frames) is refused naming the option, before any
+/// file is read; it used to run as 1 (threads, iterations) or print nothing (labels).
+#[test]
+fn zero_counts_are_refused_naming_the_option() {
+    for args in [
+        ["bench", "m.efm", "--iters", "0"],
+        ["bench", "m.efm", "--threads", "0"],
+        ["run", "m.efm", "--threads", "0"],
+        ["classify", "m.efm", "--top", "0"],
+        ["classify", "m.efm", "--frames", "0"],
+    ] {
+        let o = edgefuse().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "`{}` ran", args.join(" "));
+        assert!(
+            err.starts_with("error: ") && err.contains(args[2]) && err.contains("at least 1"),
+            "`{}`: {err}",
+            args.join(" ")
+        );
+    }
+}
+
 #[test]
 fn thread_counts_past_the_machine_are_refused_at_once() {
     let Some(models) = models_dir() else { return };

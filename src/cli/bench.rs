@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "auto")]
     backend: Backend,
     /// Timed iterations, after the first run and the warm-up.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::positive)]
     iters: usize,
     /// Untimed runs for this many milliseconds after the first run (at least one), so the
     /// timed runs see a warmed CPU: a short run measured straight from a cold start is slower
@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long, default_value_t = 200)]
     warmup_ms: u64,
     /// CPU threads (default: the machine's cores, at most 8).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     threads: Option<usize>,
     /// CUDA precision: fp16 (tensor cores) or fp32 (exact); default fp16 exactly when the
     /// model's weights are stored as f16 (`compile --precision fp16`).

@@ -32,14 +32,14 @@ pub struct Args {
     #[arg(long)]
     source: String,
     /// Labels per frame.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::positive)]
     top: usize,
     /// One JSON object per frame on stdout (frame, source, top, timings_ms); summary on stderr.
     #[arg(long)]
     json: bool,
     /// Stop after N frames.
-    #[arg(long)]
-    frames: Option<u64>,
+    #[arg(long, value_parser = super::positive)]
+    frames: Option<usize>,
     /// Class labels, one per line (default: those stored in the model).
     #[arg(long)]
     labels: Option<PathBuf>,
@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "auto")]
     backend: Backend,
     /// CPU threads for inference (default: the machine's cores, at most 8).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     threads: Option<usize>,
     /// CUDA precision: fp16 (tensor cores) or fp32 (exact); default fp16 exactly when the
     /// model's weights are stored as f16 (`compile --precision fp16`).
@@ -88,7 +88,7 @@ pub fn run(a: Args) -> Result<()> {
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
     let opts = CaptureOptions {
         ring: 3,
-        max_frames: a.frames,
+        max_frames: a.frames.map(|n| n as u64),
         looping: a.looping,
     };
     let capture = CaptureThread::spawn(source, opts, stop.clone());

@@ -120,6 +120,16 @@ pub(crate) fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
+/// A count that must be at least 1 (`--threads`, `--iters`, `--top`, `--frames`): 0 is refused
+/// rather than quietly taken as 1 or as nothing.
+pub(crate) fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("\"{s}\" is not a whole number")),
+    }
+}
+
 /// The CPU thread count: `--threads`, else the machine's cores (at most 8).
 pub(crate) fn session_options(threads: Option<usize>) -> edgefuse_runtime::cpu::SessionOptions {
     let mut o = edgefuse_runtime::cpu::SessionOptions::default();

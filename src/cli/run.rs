@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "auto")]
     backend: Backend,
     /// CPU threads (default: the machine's cores, at most 8).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     threads: Option<usize>,
     /// CUDA precision: fp16 (tensor cores) or fp32 (exact); default fp16 exactly when the
     /// model's weights are stored as f16 (`compile --precision fp16`).
