@@ -187,6 +187,58 @@ fn every_damaged_file_is_refused_with_a_clear_error() {
     eprintln!("{checked} damaged files refused");
 }
 
+/// `compile -o` replaces an earlier compiled model, never the ONNX model it reads (`-o
+/// model.onnx` destroyed it) or any other file; `--report` likewise. Refused before compiling,
+/// the file left as it was.
+#[test]
+fn compile_never_writes_over_its_model_or_a_foreign_file() {
+    let Some(models) = models_dir() else { return };
+    let dir = scratch_dir().join("compile-outputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx = dir.join("m.onnx");
+    std::fs::copy(models.join("seed_cnn_mnist.onnx"), &onnx).unwrap();
+    let original = std::fs::read(&onnx).unwrap();
+    let note = dir.join("notes.txt");
+    std::fs::write(&note, "keep me").unwrap();
+    let efm = dir.join("m.efm");
+    let _ = std::fs::remove_file(&efm);
+    let compile = |extra: &[&std::path::Path]| {
+        let mut c = edgefuse();
+        c.arg("compile").arg(&onnx).arg("-o");
+        for e in extra {
+            c.arg(e);
+        }
+        c.output().unwrap()
+    };
+    for (out, what) in [(&onnx, "the model itself"), (&note, "a text file")] {
+        let o = compile(&[out]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "-o {what} was written");
+        assert!(
+            err.starts_with("error: -o ") && err.contains("refusing to replace"),
+            "{what}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&onnx).unwrap(), original, "the model changed");
+    assert_eq!(std::fs::read_to_string(&note).unwrap(), "keep me");
+    // A new file, then the same compiled file again, are written.
+    for _ in 0..2 {
+        let o = compile(&[&efm]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // --report onto the model is refused too.
+    let mut c = edgefuse();
+    c.arg("compile")
+        .arg(&onnx)
+        .arg("-o")
+        .arg(&efm)
+        .arg("--report")
+        .arg(&onnx);
+    let o = c.output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--report"));
+    assert_eq!(std::fs::read(&onnx).unwrap(), original, "the model changed");
+}
+
 /// A count of 0 (threads, iterations, labels, frames) is refused naming the option, before any
 /// file is read; it used to run as 1 (threads, iterations) or print nothing (labels).
 #[test]
