@@ -188,10 +188,10 @@ fn every_damaged_file_is_refused_with_a_clear_error() {
 }
 
 /// `compile -o` replaces an earlier compiled model, never the ONNX model it reads (`-o
-/// model.onnx` destroyed it) or any other file; `--report` likewise. Refused before compiling,
-/// the file left as it was.
+/// model.onnx` destroyed it) or any other file; `--report`, `bundle -o` and `classify
+/// --save-input` likewise. Refused before any work, the file left as it was.
 #[test]
-fn compile_never_writes_over_its_model_or_a_foreign_file() {
+fn outputs_never_replace_the_model_or_a_foreign_file() {
     let Some(models) = models_dir() else { return };
     let dir = scratch_dir().join("compile-outputs");
     std::fs::create_dir_all(&dir).unwrap();
@@ -237,6 +237,49 @@ fn compile_never_writes_over_its_model_or_a_foreign_file() {
     let o = c.output().unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--report"));
     assert_eq!(std::fs::read(&onnx).unwrap(), original, "the model changed");
+    // `bundle -o` onto the compiled model, `classify --save-input` onto it: refused as well.
+    let compiled = std::fs::read(&efm).unwrap();
+    let keys = dir.join("keys");
+    let _ = std::fs::remove_dir_all(&keys);
+    let o = edgefuse()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let key = keys.join("edgefuse.key");
+    let bundle = |out: &std::path::Path| {
+        let mut c = edgefuse();
+        c.arg("bundle").arg(&efm).arg("--key").arg(&key);
+        c.args(["--version", "1.0.0", "-o"]).arg(out);
+        c.output().unwrap()
+    };
+    let o = bundle(&efm);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("refusing to replace"),
+        "{err}"
+    );
+    let o = edgefuse()
+        .arg("classify")
+        .arg(&efm)
+        .args(["--source", "synthetic", "--save-input"])
+        .arg(&efm)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--save-input"), "{err}");
+    assert_eq!(
+        std::fs::read(&efm).unwrap(),
+        compiled,
+        "the compiled model changed"
+    );
+    // A bundle is written, and written again over itself.
+    for _ in 0..2 {
+        let o = bundle(&dir.join("m.bundle"));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 /// A count of 0 (threads, iterations, labels, frames) is refused naming the option, before any

@@ -35,6 +35,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    super::replaceable(&a.output, bundle::MAGIC, "-o")?;
     let key = SecretKey::load(&a.key)?;
     bundle::parse_version(&a.version)?;
     let bytes =
@@ -61,7 +62,8 @@ pub fn run(a: Args) -> Result<()> {
         self_test,
     };
     let out = bundle::build(manifest, &bytes, &key)?;
-    std::fs::write(&a.output, &out).with_context(|| format!("writing {}", a.output.display()))?;
+    // Written beside and renamed into place: an earlier bundle survives a failed write.
+    edgefuse_runtime::format::write_file(&a.output, &out)?;
     let b = bundle::Bundle::parse(&out)?;
     println!(
         "wrote {}: {} {} ({} bytes, model sha256 {}, key {})",

@@ -64,6 +64,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(path) = &a.save_input {
+        super::replaceable(path, b"\x93NUMPY", "--save-input")?;
+    }
     super::check_backend(a.backend)?;
     let model = Model::load(&a.model)?;
     let spec = a

@@ -1,6 +1,6 @@
 //! `edgefuse compile`: ONNX → `.efm`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use edgefuse_compiler::{CompileOptions, Precision};
@@ -87,33 +87,10 @@ fn parse_input(s: &str) -> Result<(String, Vec<usize>), String> {
     Ok((n, super::parse_shape(&v)?))
 }
 
-/// Whether a file may be replaced by what `compile` writes: it does not exist, is empty, or
-/// begins with `head` (an earlier compiled model or report). Anything else — the ONNX model
-/// itself given as `-o`, a photograph — is refused before the compile starts.
-fn replaceable(path: &Path, head: &[u8], what: &str) -> Result<()> {
-    use std::io::Read;
-    if path.is_dir() {
-        anyhow::bail!("{what} {}: a directory, not a file", path.display());
-    }
-    let Ok(f) = std::fs::File::open(path) else {
-        return Ok(());
-    };
-    let mut start = Vec::with_capacity(head.len());
-    f.take(head.len() as u64).read_to_end(&mut start)?;
-    if start.is_empty() || start == head {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "{what} {}: the file exists and is not one that compile writes; refusing to replace it \
-         (remove it or choose another path)",
-        path.display()
-    )
-}
-
 pub fn run(a: Args) -> Result<()> {
-    replaceable(&a.output, edgefuse_runtime::format::MAGIC, "-o")?;
+    super::replaceable(&a.output, edgefuse_runtime::format::MAGIC, "-o")?;
     if let Some(r) = &a.report {
-        replaceable(r, b"<!DOCTYPE html>", "--report")?;
+        super::replaceable(r, b"<!DOCTYPE html>", "--report")?;
     }
     let labels = match &a.labels {
         Some(p) => Some(

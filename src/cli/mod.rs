@@ -120,6 +120,30 @@ pub(crate) fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
+/// Whether an output file may be replaced: it does not exist, is empty, or begins with `head`
+/// (a file of the kind the command writes: an earlier compiled model, bundle, report or
+/// array). Anything else — the model being read given as the output, a photograph — is
+/// refused, naming `option`, before any work starts.
+pub(crate) fn replaceable(path: &std::path::Path, head: &[u8], option: &str) -> anyhow::Result<()> {
+    use std::io::Read;
+    if path.is_dir() {
+        anyhow::bail!("{option} {}: a directory, not a file", path.display());
+    }
+    let Ok(f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut start = Vec::with_capacity(head.len());
+    f.take(head.len() as u64).read_to_end(&mut start)?;
+    if start.is_empty() || start == head {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{option} {}: the file exists and is not one this command writes; refusing to replace \
+         it (remove it or choose another path)",
+        path.display()
+    )
+}
+
 /// A count that must be at least 1 (`--threads`, `--iters`, `--top`, `--frames`): 0 is refused
 /// rather than quietly taken as 1 or as nothing.
 pub(crate) fn positive(s: &str) -> Result<usize, String> {
