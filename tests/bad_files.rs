@@ -221,6 +221,14 @@ fn outputs_never_replace_the_model_or_a_foreign_file() {
     }
     assert_eq!(std::fs::read(&onnx).unwrap(), original, "the model changed");
     assert_eq!(std::fs::read_to_string(&note).unwrap(), "keep me");
+    // A device is not replaced by a file renamed over it.
+    let o = compile(&[std::path::Path::new("/dev/null")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
     // A new file, then the same compiled file again, are written.
     for _ in 0..2 {
         let o = compile(&[&efm]);

@@ -126,8 +126,17 @@ pub(crate) fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
 /// refused, naming `option`, before any work starts.
 pub(crate) fn replaceable(path: &std::path::Path, head: &[u8], option: &str) -> anyhow::Result<()> {
     use std::io::Read;
-    if path.is_dir() {
-        anyhow::bail!("{option} {}: a directory, not a file", path.display());
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            anyhow::bail!("{option} {}: a directory, not a file", path.display())
+        }
+        // A device, pipe or socket (`/dev/null`): the file is written beside and renamed into
+        // place, which would replace the node itself.
+        Ok(m) if !m.is_file() => anyhow::bail!(
+            "{option} {}: not a regular file (a device, pipe or socket)",
+            path.display()
+        ),
+        _ => {}
     }
     let Ok(f) = std::fs::File::open(path) else {
         return Ok(());
