@@ -12,7 +12,8 @@ use super::Backend;
     about = "Run a .efm model on .npy inputs; writes one NAME.npy per output",
     long_about = "Run a .efm model on .npy inputs and write one NAME.npy per output into --output-dir.\n\n\
     Output file names are the model's tensor names with characters outside [A-Za-z0-9_.-]\n\
-    replaced by '_'. A model with a single input also accepts --input FILE.npy.\n\n\
+    replaced by '_' (a name that would repeat an earlier output's gets -INDEX). A model with a\n\
+    single input also accepts --input FILE.npy.\n\n\
     Example: edgefuse run mnist.efm --input image=digits.npy --output-dir out/"
 )]
 pub struct Args {
@@ -83,10 +84,13 @@ pub fn run(a: Args) -> Result<()> {
     session.run()?;
     std::fs::create_dir_all(&a.output_dir)
         .with_context(|| format!("creating {}", a.output_dir.display()))?;
-    for (i, &o) in g.outputs.iter().enumerate() {
-        let path = a
-            .output_dir
-            .join(format!("{}.npy", super::sanitize_name(&g.tensors[o].name)));
+    let names: Vec<&str> = g
+        .outputs
+        .iter()
+        .map(|&o| g.tensors[o].name.as_str())
+        .collect();
+    for (i, (&o, stem)) in g.outputs.iter().zip(file_stems(&names)).enumerate() {
+        let path = a.output_dir.join(format!("{stem}.npy"));
         crate::npy::write(&path, session.output(i))?;
         println!(
             "{} {:?} → {}",
@@ -96,4 +100,36 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Each output's file name without `.npy`: its name with characters outside `[A-Za-z0-9_.-]`
+/// replaced by `_`; one that would repeat an earlier output's (`a:0` and `a_0`, an output
+/// listed twice) or name no file (empty, dots only) takes `-INDEX` or `outputINDEX`, so no
+/// output's file replaces another's.
+fn file_stems(names: &[&str]) -> Vec<String> {
+    let mut stems: Vec<String> = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let mut stem = super::sanitize_name(name);
+        if stem.chars().all(|c| c == '.') {
+            stem = format!("output{i}");
+        }
+        while stems.contains(&stem) {
+            stem = format!("{stem}-{i}");
+        }
+        stems.push(stem);
+    }
+    stems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_stems;
+
+    #[test]
+    fn output_files_never_collide() {
+        assert_eq!(
+            file_stems(&["probs", "a:0", "a_0", "probs", "", "..", "x/y"]),
+            ["probs", "a_0", "a_0-2", "probs-3", "output4", "output5", "x_y"]
+        );
+    }
 }
