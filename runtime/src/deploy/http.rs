@@ -16,6 +16,13 @@ use super::{DeployError, DeployResult, ErrorKind};
 /// Largest request or response head accepted.
 const MAX_HEAD: usize = 16 << 10;
 
+/// Most bytes of an agent's answer a client reads: answers are small JSON objects, and a
+/// `Content-Length` past this (a broken or hostile peer) is an error, not an allocation.
+const MAX_RESPONSE: u64 = 16 << 20;
+
+/// Bytes a body buffer reserves before any arrive; a longer body grows it as it comes.
+const RESERVE_AHEAD: usize = 1 << 20;
+
 /// A byte stream, plain or TLS.
 pub trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
@@ -106,9 +113,12 @@ pub fn read_head(s: &mut dyn Stream) -> io::Result<(Head, Vec<u8>)> {
 /// Reads exactly `len` body bytes (some may already be in `have`); a short read is an
 /// `UnexpectedEof` whose message gives the count received.
 pub fn read_body(s: &mut dyn Stream, mut have: Vec<u8>, len: u64) -> io::Result<Vec<u8>> {
-    let len = len as usize;
+    let len = usize::try_from(len).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("a body of {len} bytes"))
+    })?;
     have.truncate(len);
-    have.reserve_exact(len - have.len());
+    // Only what a peer has announced, up to a bound: the bytes must still arrive.
+    have.reserve_exact((len - have.len()).min(RESERVE_AHEAD));
     let mut chunk = vec![0u8; 256 << 10];
     while have.len() < len {
         let want = (len - have.len()).min(chunk.len());
@@ -335,11 +345,71 @@ pub fn request(
             .first
             .parse::<u16>()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response"))?;
+        if len > MAX_RESPONSE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("an answer of {len} bytes (an agent answers at most {MAX_RESPONSE})"),
+            ));
+        }
         Ok((code, read_body(stream.as_mut(), rest, len)?))
     });
     match (answer, sent) {
         (Ok(a), _) => Ok(a),
         (Err(_), Err(e)) => Err(net(e)),
         (Err(e), Ok(())) => Err(net(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer announcing an absurd body is an error naming it, for the client (which reads
+    /// at most `MAX_RESPONSE`) and for `read_body` itself (which reserves only
+    /// `RESERVE_AHEAD` before bytes arrive); it used to reserve the announced size at once.
+    #[test]
+    fn an_absurd_content_length_is_an_error_not_an_allocation() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = read_head(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999\r\n\r\n{}");
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let e = request(
+            &url,
+            None,
+            "GET",
+            "/v1/status",
+            None,
+            b"",
+            Duration::from_secs(5),
+        )
+        .err()
+        .expect("an answer of 10^17 bytes was accepted");
+        assert!(e.to_string().contains("99999999999999999 bytes"), "{e}");
+        server.join().unwrap();
+        // read_body on a peer that closes early: a truncation error, nothing reserved ahead.
+        let mut short: &[u8] = b"abc";
+        let e = read_body(&mut ShortPeer(&mut short), Vec::new(), 1 << 50).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    }
+
+    struct ShortPeer<'a, 'b>(&'a mut &'b [u8]);
+
+    impl io::Read for ShortPeer<'_, '_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl io::Write for ShortPeer<'_, '_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 }
