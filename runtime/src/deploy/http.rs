@@ -386,8 +386,7 @@ mod tests {
             b"",
             Duration::from_secs(5),
         )
-        .err()
-        .expect("an answer of 10^17 bytes was accepted");
+        .expect_err("an answer of 10^17 bytes was accepted");
         assert!(e.to_string().contains("99999999999999999 bytes"), "{e}");
         server.join().unwrap();
         // read_body on a peer that closes early: a truncation error, nothing reserved ahead.
