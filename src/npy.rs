@@ -20,6 +20,13 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor> {
         bail!("Fortran-order arrays are not supported; save with np.ascontiguousarray");
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    if shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .is_none()
+    {
+        bail!("shape {shape:?} has more elements than memory holds");
+    }
     let descr = match npy.dtype() {
         npyz::DType::Plain(ty) => ty.to_string(),
         other => bail!("structured dtype {} is not supported", other.descr()),
@@ -104,4 +111,25 @@ pub fn write(path: &Path, t: TensorView) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// A header whose shape multiplies past usize is refused, naming the shape.
+    #[test]
+    fn a_shape_past_usize_is_refused() {
+        let mut h = "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }".to_string();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        let e = super::parse(&b).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("more elements than memory holds"),
+            "{e:#}"
+        );
+    }
 }

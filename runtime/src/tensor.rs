@@ -163,11 +163,14 @@ impl Tensor {
 
     /// Builds a tensor from raw little-endian bytes; the length must match the shape.
     pub fn from_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        if n * dtype.size() != bytes.len() {
+        // Checked: a shape from a file may multiply past usize (and wrap to the data's length).
+        let need = shape
+            .iter()
+            .try_fold(dtype.size(), |n, &d| n.checked_mul(d));
+        if need != Some(bytes.len()) {
+            let need = need.map_or("more than memory holds".into(), |n| format!("{n} bytes"));
             return Err(Error::invalid(format!(
-                "tensor of shape {shape:?} {dtype} needs {} bytes, got {}",
-                n * dtype.size(),
+                "tensor of shape {shape:?} {dtype} needs {need}, got {}",
                 bytes.len()
             )));
         }
@@ -313,7 +316,18 @@ impl TensorViewMut<'_> {
 
 #[cfg(test)]
 mod aligned_tests {
-    use super::AlignedBuf;
+    use super::{AlignedBuf, DType, Tensor};
+
+    /// A shape whose element count passes usize (2^96 here, which wraps to 0) is refused,
+    /// whatever data comes with it; it used to be taken with no data.
+    #[test]
+    fn a_shape_past_usize_is_refused() {
+        let huge = [1usize << 32, 1 << 32, 1 << 32];
+        let e = Tensor::from_bytes(DType::F32, &huge, &[]).unwrap_err();
+        assert!(e.to_string().contains("more than memory holds"), "{e}");
+        assert!(Tensor::from_vec::<f32>(&huge, vec![]).is_err());
+        assert!(Tensor::from_vec(&[2, 2], vec![0f32; 4]).is_ok());
+    }
 
     #[test]
     fn aligned_buffers_start_on_64_bytes_and_clones_too() {
