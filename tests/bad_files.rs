@@ -50,19 +50,7 @@ fn with_plain_meta(good: &[u8]) -> Vec<u8> {
     flate2::read::DeflateDecoder::new(&good[moff..moff + mlen])
         .read_to_end(&mut json)
         .unwrap();
-    let align = |v: usize| v.div_ceil(64) * 64;
-    let new_woff = align(128 + json.len());
-    let mut b = vec![0u8; align(new_woff + wlen)];
-    b[..128].copy_from_slice(&good[..128]);
-    b[128..128 + json.len()].copy_from_slice(&json);
-    b[new_woff..new_woff + wlen].copy_from_slice(&good[woff..woff + wlen]);
-    b[64..68].copy_from_slice(&1u32.to_le_bytes());
-    b[80..88].copy_from_slice(&(json.len() as u64).to_le_bytes());
-    b[104..112].copy_from_slice(&(new_woff as u64).to_le_bytes());
-    let total = b.len() as u64;
-    b[20..28].copy_from_slice(&total.to_le_bytes());
-    fix_meta_crc(&mut b);
-    b
+    plain_efm(&json, &good[woff..woff + wlen])
 }
 
 /// Rewrites the metadata section's checksum so corrupt contents get past the crc check.

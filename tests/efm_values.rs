@@ -72,37 +72,6 @@ const ENUMS: &[&[&str]] = &[
 // ---------------------------------------------------------------------------------------------
 // Writing and trying files
 
-/// `.efm` bytes holding `json` as plain metadata (section kind 1) and `weights` as they are:
-/// the layout and checksums of `format::write`, but any metadata, weight references included.
-fn efm(json: &[u8], weights: &[u8]) -> Vec<u8> {
-    let align = |v: usize| v.div_ceil(64) * 64;
-    let (moff, woff) = (128, align(128 + json.len()));
-    let total = align(woff + weights.len());
-    let mut b = vec![0u8; total];
-    b[..8].copy_from_slice(format::MAGIC);
-    b[8..10].copy_from_slice(&format::VERSION_MAJOR.to_le_bytes());
-    b[10..12].copy_from_slice(&format::VERSION_MINOR.to_le_bytes());
-    b[12..16].copy_from_slice(&2u32.to_le_bytes());
-    b[20..28].copy_from_slice(&(total as u64).to_le_bytes());
-    for (i, (kind, off, bytes)) in [
-        (format::SECTION_META, moff, json),
-        (format::SECTION_WEIGHTS, woff, weights),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let e = 64 + 32 * i;
-        b[e..e + 4].copy_from_slice(&kind.to_le_bytes());
-        b[e + 8..e + 16].copy_from_slice(&(off as u64).to_le_bytes());
-        b[e + 16..e + 24].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-        b[e + 24..e + 28].copy_from_slice(&crc32fast::hash(bytes).to_le_bytes());
-        b[off..off + bytes.len()].copy_from_slice(bytes);
-    }
-    let crc = crc32fast::hash(&b[..128]);
-    b[16..20].copy_from_slice(&crc.to_le_bytes());
-    b
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     /// `Model::from_bytes` said no.
@@ -452,7 +421,7 @@ fn mutate_and_run(what: &str, meta: &Meta, weights: &[u8], cap: usize) -> Tally 
     };
     let one = |label: String, json: Vec<u8>, tally: &mut Tally| {
         tally.tried += 1;
-        match try_file(&efm(&json, weights)) {
+        match try_file(&plain_efm(&json, weights)) {
             Ok(o) => tally.counts[o as usize] += 1,
             Err(p) => tally.panics.push(format!("{what}: {label}: {p}")),
         }
@@ -527,7 +496,10 @@ fn hostile_values_in_reference_models_are_refused_not_panicked_on() {
         let parsed = format::parse(&bytes).unwrap();
         let weights = &bytes[parsed.weights.clone()];
         assert_eq!(
-            try_file(&efm(&serde_json::to_vec(&parsed.meta).unwrap(), weights)),
+            try_file(&plain_efm(
+                &serde_json::to_vec(&parsed.meta).unwrap(),
+                weights
+            )),
             Ok(Outcome::Ran),
             "{model}: the unchanged file does not run"
         );
@@ -1007,7 +979,7 @@ fn edited(bytes: &[u8], edits: &[(&str, Value)]) -> Vec<u8> {
     }
     let mut meta: Meta = serde_json::from_value(root).unwrap();
     reinfer(&mut meta.graph);
-    efm(
+    plain_efm(
         &serde_json::to_vec(&meta).unwrap(),
         &bytes[parsed.weights.clone()],
     )

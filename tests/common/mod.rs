@@ -182,3 +182,35 @@ pub fn max_diff(a: &[f32], b: &[f32]) -> (f32, f32) {
     let r = b.iter().fold(0f32, |m, v| m.max(v.abs()));
     (d, r)
 }
+
+/// `.efm` bytes holding `json` as plain metadata (section kind 1) and `weights` as they are:
+/// the layout and checksums of `edgefuse_runtime::format::write`, but any metadata (weight
+/// references included) and no inflation: for tests that mutate what the metadata says.
+pub fn plain_efm(json: &[u8], weights: &[u8]) -> Vec<u8> {
+    let align = |v: usize| v.div_ceil(64) * 64;
+    let (moff, woff) = (128, align(128 + json.len()));
+    let total = align(woff + weights.len());
+    let mut b = vec![0u8; total];
+    b[..8].copy_from_slice(edgefuse_runtime::format::MAGIC);
+    b[8..10].copy_from_slice(&edgefuse_runtime::format::VERSION_MAJOR.to_le_bytes());
+    b[10..12].copy_from_slice(&edgefuse_runtime::format::VERSION_MINOR.to_le_bytes());
+    b[12..16].copy_from_slice(&2u32.to_le_bytes());
+    b[20..28].copy_from_slice(&(total as u64).to_le_bytes());
+    for (i, (kind, off, bytes)) in [
+        (edgefuse_runtime::format::SECTION_META, moff, json),
+        (edgefuse_runtime::format::SECTION_WEIGHTS, woff, weights),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = 64 + 32 * i;
+        b[e..e + 4].copy_from_slice(&kind.to_le_bytes());
+        b[e + 8..e + 16].copy_from_slice(&(off as u64).to_le_bytes());
+        b[e + 16..e + 24].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+        b[e + 24..e + 28].copy_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+        b[off..off + bytes.len()].copy_from_slice(bytes);
+    }
+    let crc = crc32fast::hash(&b[..128]);
+    b[16..20].copy_from_slice(&crc.to_le_bytes());
+    b
+}
