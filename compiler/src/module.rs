@@ -56,12 +56,7 @@ impl Module {
     /// outputs too).
     pub fn copy_outputs_aliasing_inputs(&mut self) {
         let g = &self.graph;
-        let mut root: Vec<TensorId> = (0..g.tensors.len()).collect();
-        for node in &g.nodes {
-            if node.op.is_view() {
-                root[node.outputs[0]] = root[node.inputs[0]];
-            }
-        }
+        let root = g.storage_roots();
         let aliased: Vec<usize> = (0..g.outputs.len())
             .filter(|&k| {
                 let o = g.outputs[k];

@@ -8,7 +8,6 @@
 use anyhow::{Context, Result};
 use edgefuse_runtime::cpu::{Session, SessionOptions};
 use edgefuse_runtime::format::Meta;
-use edgefuse_runtime::ir::TensorId;
 use edgefuse_runtime::tensor::TensorView;
 use edgefuse_runtime::{DType, Model, Tensor};
 
@@ -32,13 +31,9 @@ impl Runner {
         let mut graph = m.graph.clone();
         let outputs = graph.outputs.len();
         let by_name = |name: &str| graph.tensors.iter().position(|t| t.name == name);
-        // Root of each tensor through views, to spot views of graph inputs.
-        let mut root: Vec<TensorId> = (0..graph.tensors.len()).collect();
-        for node in &graph.nodes {
-            if node.op.is_view() {
-                root[node.outputs[0]] = root[node.inputs[0]];
-            }
-        }
+        // Root of each tensor through views, to spot views of graph inputs (read from the
+        // sample itself; the model's own outputs that view an input get a copy below).
+        let root = graph.storage_roots();
         let mut probes = Vec::with_capacity(probe.len());
         for name in probe {
             let id = by_name(name).with_context(|| format!("no tensor named \"{name}\""))?;

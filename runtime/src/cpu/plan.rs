@@ -43,12 +43,7 @@ pub fn plan(graph: &Graph, scratch: usize) -> Result<MemoryPlan> {
     let n = graph.tensors.len();
     let nodes = graph.nodes.len();
     // Root storage of each tensor (views resolve to their input's root).
-    let mut root: Vec<TensorId> = (0..n).collect();
-    for node in &graph.nodes {
-        if node.op.is_view() {
-            root[node.outputs[0]] = root[node.inputs[0]];
-        }
-    }
+    let root = graph.storage_roots();
     // Lifetime of each root, in "time" units: inputs live from 0, node k writes at k + 1.
     let mut first = vec![usize::MAX; n];
     let mut last = vec![0usize; n];

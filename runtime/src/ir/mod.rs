@@ -116,6 +116,18 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The tensor whose storage each tensor shares: itself, or for the output of a view
+    /// (Reshape) its input's root. Runtimes plan views as aliases of that storage.
+    pub fn storage_roots(&self) -> Vec<TensorId> {
+        let mut root: Vec<TensorId> = (0..self.tensors.len()).collect();
+        for node in &self.nodes {
+            if node.op.is_view() {
+                root[node.outputs[0]] = root[node.inputs[0]];
+            }
+        }
+        root
+    }
+
     /// Checks the structural invariants a reader relies on: ids in range, topological order, each
     /// tensor produced once, shapes agreeing with each op's inference. Run on every loaded file.
     pub fn validate(&self) -> crate::Result<()> {

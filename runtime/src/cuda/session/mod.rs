@@ -92,17 +92,6 @@ pub struct CudaSession {
 // SAFETY: the session owns its device resources; `run` takes &mut self, so nothing is shared.
 unsafe impl Send for CudaSession {}
 
-/// Root storage of each tensor: views resolve to their input's root (as in `cpu::plan`).
-fn roots(g: &crate::ir::Graph) -> Vec<TensorId> {
-    let mut root: Vec<TensorId> = (0..g.tensors.len()).collect();
-    for n in &g.nodes {
-        if n.op.is_view() {
-            root[n.outputs[0]] = root[n.inputs[0]];
-        }
-    }
-    root
-}
-
 const ALIGN: usize = 256;
 
 impl CudaSession {
@@ -134,7 +123,7 @@ impl CudaSession {
         let arena = DeviceBuffer::zeroed(&dev, plan.arena_bytes())?;
 
         // Inputs and outputs in one pinned buffer.
-        let root = roots(graph);
+        let root = graph.storage_roots();
         let mut io_offsets: Vec<(TensorId, usize, usize)> = Vec::new();
         let mut io_len = 0usize;
         for &t in graph.inputs.iter().chain(&graph.outputs) {
