@@ -19,7 +19,7 @@ use common::*;
 use edgefuse_runtime::cpu::{Session, SessionOptions};
 use edgefuse_runtime::format::{self, Meta};
 use edgefuse_runtime::ir::ops::*;
-use edgefuse_runtime::ir::{Graph, Node, Op, TensorInfo};
+use edgefuse_runtime::ir::{Graph, Node, Op, QuantParams, TensorInfo};
 use edgefuse_runtime::tensor::TensorView;
 use edgefuse_runtime::{DType, Model, Tensor};
 use serde_json::Value;
@@ -1080,6 +1080,92 @@ fn a_slice_axis_read_once_takes_any_step() {
             y[0].as_slice::<f32>().unwrap(),
             &[5.0, 4.0, 3.0],
             "step {step}"
+        );
+    }
+}
+
+/// Quantization parameters of a tensor are read by preprocessing (an integer model input); the
+/// loader refuses the ones no tensor can have, naming what is wrong. Before the check a scale of
+/// 0 loaded and made every preprocessed pixel saturate.
+#[test]
+fn impossible_quantization_parameters_are_refused() {
+    let mut b = Builder::default();
+    let x = b.input(DType::U8, &[1, 3, 2, 2]);
+    let y = b.one(Op::Cast(Cast { to: DType::F32 }), &[x]);
+    let bytes = b.write(&[y]);
+    let parsed = format::parse(&bytes).unwrap();
+    let with = |quant: Option<QuantParams>, dtype: DType| {
+        let mut meta = parsed.meta.clone();
+        meta.graph.tensors[x].quant = quant;
+        meta.graph.tensors[x].dtype = dtype;
+        plain_efm(
+            &serde_json::to_vec(&meta).unwrap(),
+            &bytes[parsed.weights.clone()],
+        )
+    };
+    let q = |scale: Vec<f32>, zero_point: Vec<i32>, axis: Option<usize>| {
+        Some(QuantParams {
+            scale,
+            zero_point,
+            axis,
+        })
+    };
+    for (quant, dtype) in [
+        (q(vec![0.02], vec![128], None), DType::U8),
+        (q(vec![0.5], vec![-128], None), DType::I8),
+        (q(vec![0.1, 0.2, 0.3], vec![0, 1, 2], Some(1)), DType::U8),
+    ] {
+        Model::from_bytes(&with(quant.clone(), dtype))
+            .unwrap_or_else(|e| panic!("{quant:?} {dtype}: refused: {e}"));
+    }
+    let cases = [
+        ("scale 0", q(vec![0.0], vec![0], None), DType::U8, "scale 0"),
+        (
+            "negative scale",
+            q(vec![-1.0], vec![0], None),
+            DType::U8,
+            "scale -1",
+        ),
+        (
+            "zero point 256",
+            q(vec![1.0], vec![256], None),
+            DType::U8,
+            "zero point 256",
+        ),
+        (
+            "zero point -129",
+            q(vec![1.0], vec![-129], None),
+            DType::I8,
+            "zero point -129",
+        ),
+        ("no scale", q(vec![], vec![], None), DType::U8, "0 scales"),
+        (
+            "a zero point short",
+            q(vec![1.0, 1.0, 1.0], vec![0], Some(1)),
+            DType::U8,
+            "1 zero points",
+        ),
+        (
+            "axis past the rank",
+            q(vec![1.0], vec![0], Some(4)),
+            DType::U8,
+            "axis 4",
+        ),
+        (
+            "an f32 tensor",
+            q(vec![1.0], vec![0], None),
+            DType::F32,
+            "f32 tensor",
+        ),
+    ];
+    for (what, quant, dtype, says) in cases {
+        let e = match Model::from_bytes(&with(quant, dtype)) {
+            Ok(_) => panic!("{what}: loaded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains(says) && e.contains("\"t0\""),
+            "{what}: unclear error: {e}"
         );
     }
 }

@@ -48,6 +48,43 @@ pub struct QuantParams {
     pub axis: Option<usize>,
 }
 
+impl QuantParams {
+    /// Whether these can quantize a tensor of `dtype` and `shape`: an 8-bit type, scales finite
+    /// and positive, zero points in the type's range, one of each per tensor or per channel of
+    /// `axis`. What is wrong otherwise.
+    fn check(&self, dtype: DType, shape: &[usize]) -> Result<(), String> {
+        let range = match dtype {
+            DType::U8 => 0..=255,
+            DType::I8 => -128..=127,
+            _ => {
+                return Err(format!(
+                    "a {dtype} tensor cannot carry quantization parameters"
+                ))
+            }
+        };
+        let per = match self.axis {
+            None => 1,
+            Some(a) => *shape
+                .get(a)
+                .ok_or_else(|| format!("quantization axis {a} is past rank {}", shape.len()))?,
+        };
+        if self.scale.len() != per || self.zero_point.len() != per {
+            return Err(format!(
+                "{} scales and {} zero points where the tensor needs {per} of each",
+                self.scale.len(),
+                self.zero_point.len()
+            ));
+        }
+        if let Some(s) = self.scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!("quantization scale {s} is not a positive number"));
+        }
+        if let Some(z) = self.zero_point.iter().find(|z| !range.contains(*z)) {
+            return Err(format!("zero point {z} is outside {dtype}'s range"));
+        }
+        Ok(())
+    }
+}
+
 /// One tensor of the graph: an input, a constant (weights) or an intermediate/output value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TensorInfo {
@@ -157,6 +194,13 @@ impl Graph {
                     t.name,
                     t.shape
                 ),
+            }
+            if let Some(e) = t
+                .quant
+                .as_ref()
+                .and_then(|q| q.check(t.dtype, &t.shape).err())
+            {
+                crate::invalid!("tensor {i} \"{}\": {e}", t.name);
             }
             if let Some(w) = t.weight {
                 let Some(stored) = w.stored_dtype(t.dtype) else {

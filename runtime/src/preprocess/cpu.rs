@@ -73,12 +73,20 @@ impl Target {
         if !matches!(info.dtype, DType::F32 | DType::F16 | DType::U8 | DType::I8) {
             return Err(bad("preprocessing writes f32, f16, u8 or i8 inputs only"));
         }
+        // The loader checked the parameters (`Graph::validate`); per-channel ones are the model's
+        // business, which preprocessing does not do.
         let quant = match &info.quant {
-            Some(q) if !q.scale.is_empty() => Quant {
+            None => Quant::default(),
+            Some(q) if q.scale.len() == 1 && q.zero_point.len() == 1 => Quant {
                 scale: q.scale[0],
-                zero_point: q.zero_point.first().copied().unwrap_or(0) as f32,
+                zero_point: q.zero_point[0] as f32,
             },
-            _ => Quant::default(),
+            Some(q) => {
+                return Err(bad(&format!(
+                    "preprocessing quantizes per tensor, and this input has {} scales",
+                    q.scale.len()
+                )))
+            }
         };
         Ok(Target {
             width: w,
@@ -438,5 +446,55 @@ impl Ctx<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::QuantParams;
+
+    fn u8_input(quant: QuantParams) -> TensorInfo {
+        TensorInfo {
+            name: "image".into(),
+            dtype: DType::U8,
+            shape: vec![1, 3, 4, 4],
+            weight: None,
+            quant: Some(quant),
+        }
+    }
+
+    #[test]
+    fn an_integer_input_is_quantized_per_tensor_only() {
+        let spec = PreprocessSpec::default();
+        let t = Target::for_input(
+            &spec,
+            &u8_input(QuantParams {
+                scale: vec![0.5],
+                zero_point: vec![7],
+                axis: None,
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            t.quant,
+            Quant {
+                scale: 0.5,
+                zero_point: 7.0
+            }
+        );
+        // Used to take the first channel's parameters for all three.
+        let e = Target::for_input(
+            &spec,
+            &u8_input(QuantParams {
+                scale: vec![0.5, 0.25, 0.125],
+                zero_point: vec![0, 1, 2],
+                axis: Some(1),
+            }),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("\"image\"") && e.contains("3 scales"), "{e}");
     }
 }
