@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use edgefuse_runtime::tensor::TensorView;
 use edgefuse_runtime::{DType, Tensor};
 use npyz::WriterBuilder;
@@ -15,22 +15,30 @@ pub fn read(path: &Path) -> Result<Tensor> {
 
 /// Parses `.npy` bytes.
 pub fn parse(bytes: &[u8]) -> Result<Tensor> {
-    let npy = npyz::NpyFile::new(bytes)?;
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| anyhow!("{}", one_line(&e.to_string())))?;
     if npy.order() != npyz::Order::C {
         bail!("Fortran-order arrays are not supported; save with np.ascontiguousarray");
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    if shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .is_none()
-    {
+    let Some(elems) = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
         bail!("shape {shape:?} has more elements than memory holds");
-    }
+    };
     let descr = match npy.dtype() {
         npyz::DType::Plain(ty) => ty.to_string(),
         other => bail!("structured dtype {} is not supported", other.descr()),
     };
+    // npyz reports data that ends early as an I/O error without sizes; name them instead.
+    let item = match descr.as_str() {
+        "<f8" | "<i8" => 8,
+        "<f4" | "<i4" => 4,
+        "<f2" => 2,
+        _ => 1,
+    };
+    let need = elems.saturating_mul(item);
+    let have = bytes.len().saturating_sub(header_len(bytes));
+    if have < need {
+        bail!("the data is {have} bytes, but shape {shape:?} of {descr} needs {need}");
+    }
     let t = match descr.as_str() {
         "<f4" => Tensor::from_vec(&shape, npy.into_vec::<f32>()?)?,
         "<f8" => Tensor::from_vec(
@@ -61,6 +69,39 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor> {
         }
     };
     Ok(t)
+}
+
+/// The bytes before the data: magic, version, header length and header (format 1.0 has a
+/// 16-bit length, 2.0 and 3.0 a 32-bit one). Only called on bytes npyz parsed.
+fn header_len(bytes: &[u8]) -> usize {
+    let le = |r: std::ops::Range<usize>| {
+        bytes.get(r).map_or(0, |b| {
+            b.iter().rev().fold(0usize, |a, &x| a << 8 | x as usize)
+        })
+    };
+    match bytes.get(6) {
+        Some(1) => 10 + le(8..10),
+        _ => 12 + le(8..12),
+    }
+}
+
+/// npyz's header errors in one line: its parser's come as a multi-line source excerpt with a
+/// caret ("syntax error: --> 1:54 | … | ^--- | = expected value").
+fn one_line(msg: &str) -> String {
+    let mut lines = msg.lines().map(str::trim);
+    let first = lines.next().unwrap_or_default();
+    let Some((what, place)) = first.split_once("-->") else {
+        return msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    };
+    let what = what.trim().trim_end_matches(':');
+    let expected = lines
+        .filter_map(|l| l.strip_prefix('='))
+        .map(str::trim)
+        .next_back();
+    match expected {
+        Some(e) => format!("header: {what} at line:column {}: {e}", place.trim()),
+        None => format!("header: {what} at line:column {}", place.trim()),
+    }
 }
 
 fn bytemuck_u16(v: &[u16]) -> &[u8] {
@@ -115,10 +156,9 @@ pub fn write(path: &Path, t: TensorView) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    /// A header whose shape multiplies past usize is refused, naming the shape.
-    #[test]
-    fn a_shape_past_usize_is_refused() {
-        let mut h = "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }".to_string();
+    /// A format 1.0 `.npy` of `header` (a Python dict literal) and `data`.
+    fn npy(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = header.to_string();
         while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
@@ -126,10 +166,38 @@ mod tests {
         let mut b = b"\x93NUMPY\x01\x00".to_vec();
         b.extend_from_slice(&(h.len() as u16).to_le_bytes());
         b.extend_from_slice(h.as_bytes());
-        let e = super::parse(&b).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("more elements than memory holds"),
-            "{e:#}"
+        b.extend_from_slice(data);
+        b
+    }
+
+    fn error(bytes: &[u8]) -> String {
+        format!("{:#}", super::parse(bytes).unwrap_err())
+    }
+
+    /// A header whose shape multiplies past usize is refused, naming the shape.
+    #[test]
+    fn a_shape_past_usize_is_refused() {
+        let e = error(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }", &[]));
+        assert!(e.contains("more elements than memory holds"), "{e}");
+    }
+
+    /// Data that ends early names both sizes (npyz says "failed to fill whole buffer"), and a
+    /// header that does not parse is one line naming the place (npyz's is a six-line excerpt).
+    #[test]
+    fn short_data_and_bad_headers_are_one_line_naming_what_is_wrong() {
+        let shape = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+        let e = error(&npy(shape, &[0; 20]));
+        assert_eq!(e, "the data is 20 bytes, but shape [2, 3] of <f4 needs 24");
+        assert_eq!(super::parse(&npy(shape, &[0; 24])).unwrap().shape, [2, 3]);
+        let e = error(&npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3,, }",
+            &[],
+        ));
+        assert_eq!(
+            e,
+            "header: could not parse Python expression: syntax error at line:column 1:54: \
+             expected value"
         );
+        assert!(!error(b"\x93NUMPY\x01").contains('\n'));
     }
 }
