@@ -251,16 +251,31 @@ fn looks_idx(p: &Path) -> bool {
         .is_some_and(|n| n.contains("idx3") || n.contains("idx1") || n.ends_with("-ubyte"))
 }
 
+/// The most a gzip file may decompress to: 1 GiB (MNIST's training images are 47 MB). A gzip
+/// bomb of a few MB would otherwise take all the memory there is.
+const GZIP_LIMIT: u64 = 1 << 30;
+
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .context("gzip data is damaged")?;
-        return Ok(out);
+    gunzip_within(std::fs::read(path)?, GZIP_LIMIT)
+}
+
+/// `raw`, or its decompression when it is gzip, refused past `limit` bytes.
+fn gunzip_within(raw: Vec<u8>, limit: u64) -> Result<Vec<u8>> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
-    Ok(raw)
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .context("gzip data is damaged")?;
+    if out.len() as u64 > limit {
+        bail!(
+            "gzip data decompresses to more than {} MiB; give a smaller set",
+            limit >> 20
+        );
+    }
+    Ok(out)
 }
 
 /// Parses IDX bytes (`00 00 type ndim`, big-endian dims, data). None when the magic is not IDX.
@@ -331,5 +346,26 @@ mod tests {
         let mut huge = b.clone();
         huge[4] = 0xff;
         assert!(parse_idx(&huge).is_err());
+    }
+
+    /// Gzip data is decompressed up to a limit, then refused naming it (the limit here is
+    /// 1 MiB: the real one, 1 GiB, is too much to allocate in a test).
+    #[test]
+    fn a_gzip_bomb_is_refused_at_the_limit() {
+        use std::io::Write;
+        let gz = |n: usize| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&vec![0u8; n]).unwrap();
+            e.finish().unwrap()
+        };
+        let bomb = gz((1 << 20) + 1);
+        assert!(bomb.len() < 8 << 10, "{} bytes", bomb.len());
+        let e = gunzip_within(bomb, 1 << 20).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "gzip data decompresses to more than 1 MiB; give a smaller set"
+        );
+        assert_eq!(gunzip_within(gz(1 << 20), 1 << 20).unwrap().len(), 1 << 20);
+        assert_eq!(gunzip_within(b"IDX".to_vec(), 1).unwrap(), b"IDX");
     }
 }
