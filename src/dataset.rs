@@ -28,6 +28,7 @@ pub fn load_inputs(specs: &[String], prep: Option<&PreprocessSpec>) -> Result<Ve
                 _ => (None, PathBuf::from(s)),
             };
             let data = load_samples(&path, prep)?;
+            check_finite(&path, &data)?;
             Ok(Batch { input: name, data })
         })
         .collect()
@@ -67,6 +68,27 @@ fn guess_labels(data: &Path) -> Option<PathBuf> {
         .filter(|c| c != name)
         .map(|c| data.with_file_name(c))
         .find(|p| p.is_file())
+}
+
+/// Refuses samples with a NaN or infinite value, naming the first: calibration would measure
+/// ranges around them, or skip them, without a word.
+fn check_finite(path: &Path, t: &Tensor) -> Result<()> {
+    let bad = match t.dtype {
+        DType::F32 => t.as_slice::<f32>()?.iter().position(|v| !v.is_finite()),
+        DType::F16 => t
+            .as_slice::<half::f16>()?
+            .iter()
+            .position(|v| !v.is_finite()),
+        _ => None,
+    };
+    let Some(at) = bad else { return Ok(()) };
+    let per_sample = t.shape.iter().skip(1).product::<usize>().max(1);
+    let value = t.to_f32_vec()?[at];
+    bail!(
+        "{}: sample {} (counting from 0) has a value that is {value}, at element {at}",
+        path.display(),
+        at / per_sample
+    )
 }
 
 /// Labels as class indices: IDX (u8), `.npy` (integers), or text (one integer per line).
@@ -346,6 +368,30 @@ mod tests {
         let mut huge = b.clone();
         huge[4] = 0xff;
         assert!(parse_idx(&huge).is_err());
+    }
+
+    /// A NaN or infinite sample is refused naming the file and the sample; it used to
+    /// calibrate without a word.
+    #[test]
+    fn samples_that_are_not_numbers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (bad, says) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+            let mut v = vec![0.5f32; 3 * 4];
+            v[2 * 4 + 1] = bad;
+            let path = dir.path().join("cal.npy");
+            crate::npy::write(&path, Tensor::from_vec(&[3, 4], v).unwrap().view()).unwrap();
+            let e = load_inputs(&[path.display().to_string()], None)
+                .err()
+                .unwrap()
+                .to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "{}: sample 2 (counting from 0) has a value that is {says}, at element 9",
+                    path.display()
+                )
+            );
+        }
     }
 
     /// Gzip data is decompressed up to a limit, then refused naming it (the limit here is

@@ -252,6 +252,14 @@ fn bad_quantization_options_and_data_are_refused_with_one_line() {
             .view(),
     )
     .unwrap();
+    let empty = scratch_dir().join("no-samples.npy");
+    edgefuse::npy::write(
+        &empty,
+        edgefuse_runtime::Tensor::from_vec(&[0, 1, 28, 28], Vec::<f32>::new())
+            .unwrap()
+            .view(),
+    )
+    .unwrap();
     let missing = scratch_dir().join("missing.npy");
     let d = data_dir(&models).join("mnist");
     let test_images = d.join("test-images-idx3-ubyte.gz");
@@ -287,6 +295,15 @@ fn bad_quantization_options_and_data_are_refused_with_one_line() {
                 wrong.display().to_string(),
             ],
             "does not split",
+        ),
+        (
+            vec![
+                "--precision".into(),
+                "int8".into(),
+                "--calibrate".into(),
+                empty.display().to_string(),
+            ],
+            "holds no samples",
         ),
         (
             vec![

@@ -49,7 +49,14 @@ pub fn samples(g: &Graph, batches: &[Batch], what: &str) -> Result<Vec<Sample>> 
         };
         let size: usize = info.shape.iter().product();
         let total = batch.data.len();
-        if size == 0 || total == 0 || total % size != 0 {
+        if total == 0 {
+            bail!(
+                "{what}: data of shape {:?} for input \"{}\" holds no samples",
+                batch.data.shape,
+                info.name
+            );
+        }
+        if size == 0 || total % size != 0 {
             bail!(
                 "{what}: data of shape {:?} does not split into inputs \"{}\" of shape {:?}",
                 batch.data.shape,
