@@ -109,11 +109,10 @@ fn bytemuck_u16(v: &[u16]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 2) }
 }
 
-/// Writes a tensor as a C-order `.npy` file (f16 tensors are widened to float32).
+/// Writes a tensor as a C-order `.npy` file (f16 tensors are widened to float32), atomically:
+/// an interrupted write leaves the file that was there.
 pub fn write(path: &Path, t: TensorView) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(file);
+    let mut w = std::io::Cursor::new(Vec::new());
     let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
     macro_rules! put {
         ($ty:ty) => {{
@@ -151,7 +150,8 @@ pub fn write(path: &Path, t: TensorView) -> Result<()> {
             wr.finish()?;
         }
     }
-    Ok(())
+    edgefuse_runtime::format::write_file(path, &w.into_inner())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

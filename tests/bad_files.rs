@@ -394,3 +394,64 @@ fn a_report_into_a_closed_pipe_ends_quietly() {
         o.status
     );
 }
+
+/// `run` writes NAME.npy per output into --output-dir: it replaces an earlier array there, but
+/// never an input of the same run (it used to: `--input image=out/probs.npy --output-dir out`
+/// overwrote the input with the model's output) nor a file that is not an array.
+#[test]
+fn run_outputs_never_replace_an_input_or_a_foreign_file() {
+    let Some(models) = models_dir() else { return };
+    let efm = compiled(&models, "seed_cnn_mnist");
+    let r = refs(&models, "seed_cnn_mnist");
+    let (name, file, _) = &r.inputs[0];
+    let output = &r.outputs[0].0;
+    let dir = scratch_dir().join("run-outputs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let clash = dir.join(format!("{output}.npy"));
+    let run = |input: &std::path::Path| {
+        edgefuse()
+            .arg("run")
+            .arg(&efm)
+            .arg("--input")
+            .arg(format!("{name}={}", input.display()))
+            .arg("--output-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    // The input given under the output's own name.
+    std::fs::copy(file, &clash).unwrap();
+    let original = std::fs::read(&clash).unwrap();
+    let o = run(&clash);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("would replace an input"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&clash).unwrap(),
+        original,
+        "the input changed"
+    );
+    // A file of another kind under that name.
+    std::fs::write(&clash, "keep me").unwrap();
+    let o = run(file);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--output-dir") && err.contains("refusing to replace"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&clash).unwrap(), "keep me");
+    // An earlier output is replaced, and no temporary file is left beside it.
+    std::fs::remove_file(&clash).unwrap();
+    for _ in 0..2 {
+        let o = run(file);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from(format!("{output}.npy"))]);
+}

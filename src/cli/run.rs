@@ -48,6 +48,7 @@ pub fn run(a: Args) -> Result<()> {
     let g = model.graph();
     let mut session = super::open_session(model.clone(), a.backend, a.threads, a.gpu_precision)?;
     let mut given = vec![false; g.inputs.len()];
+    let mut input_files = Vec::new();
     for spec in &a.inputs {
         let (name, file) = match spec.split_once('=') {
             Some((n, f)) => (n.to_string(), f.to_string()),
@@ -69,6 +70,7 @@ pub fn run(a: Args) -> Result<()> {
             );
         };
         let t = crate::npy::read(std::path::Path::new(&file))?;
+        input_files.extend(std::fs::canonicalize(&file));
         session
             .set_input(index, t.view())
             .with_context(|| format!("--input {name}={file}"))?;
@@ -81,17 +83,31 @@ pub fn run(a: Args) -> Result<()> {
             g.tensors[g.inputs[missing]].name
         );
     }
-    session.run()?;
-    std::fs::create_dir_all(&a.output_dir)
-        .with_context(|| format!("creating {}", a.output_dir.display()))?;
+    // Before running: an output replaces only an earlier array, never an input of this run.
     let names: Vec<&str> = g
         .outputs
         .iter()
         .map(|&o| g.tensors[o].name.as_str())
         .collect();
-    for (i, (&o, stem)) in g.outputs.iter().zip(file_stems(&names)).enumerate() {
-        let path = a.output_dir.join(format!("{stem}.npy"));
-        crate::npy::write(&path, session.output(i))?;
+    let paths: Vec<PathBuf> = file_stems(&names)
+        .iter()
+        .map(|stem| a.output_dir.join(format!("{stem}.npy")))
+        .collect();
+    for path in &paths {
+        super::replaceable(path, b"\x93NUMPY", "--output-dir")?;
+        if std::fs::canonicalize(path).is_ok_and(|p| input_files.contains(&p)) {
+            bail!(
+                "--output-dir: output {} would replace an input of this run; choose another \
+                 directory",
+                path.display()
+            );
+        }
+    }
+    session.run()?;
+    std::fs::create_dir_all(&a.output_dir)
+        .with_context(|| format!("creating {}", a.output_dir.display()))?;
+    for (i, (&o, path)) in g.outputs.iter().zip(&paths).enumerate() {
+        crate::npy::write(path, session.output(i))?;
         println!(
             "{} {:?} → {}",
             g.tensors[o].name,
