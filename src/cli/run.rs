@@ -12,8 +12,9 @@ use super::Backend;
     about = "Run a .efm model on .npy inputs; writes one NAME.npy per output",
     long_about = "Run a .efm model on .npy inputs and write one NAME.npy per output into --output-dir.\n\n\
     Output file names are the model's tensor names with characters outside [A-Za-z0-9_.-]\n\
-    replaced by '_' (a name that would repeat an earlier output's gets -INDEX). A model with a\n\
-    single input also accepts --input FILE.npy.\n\n\
+    replaced by '_' (a name that would repeat an earlier output's gets -INDEX). A file already\n\
+    there is replaced only when it is an array and not one of this run's inputs. A model with\n\
+    a single input also accepts --input FILE.npy.\n\n\
     Example: edgefuse run mnist.efm --input image=digits.npy --output-dir out/"
 )]
 pub struct Args {
