@@ -190,7 +190,7 @@ pub fn run(a: Args) -> Result<()> {
                 cal,
                 &report.layers,
             );
-            std::fs::write(path, page)
+            edgefuse_runtime::format::write_file(path, page.as_bytes())
                 .with_context(|| format!("writing the report {}", path.display()))?;
             println!("report     {}", path.display());
         }

@@ -104,7 +104,8 @@ pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes `.efm` bytes to `path` atomically: a temporary file beside it, fsync, rename.
+/// Writes `bytes` (a `.efm` file, a bundle, an array, a report) to `path` atomically: a temporary
+/// file beside it, fsync, rename.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let io = |e| Error::Io {
         path: path.to_path_buf(),
