@@ -455,3 +455,58 @@ fn run_outputs_never_replace_an_input_or_a_foreign_file() {
         .collect();
     assert_eq!(left, [std::ffi::OsString::from(format!("{output}.npy"))]);
 }
+
+/// Labels must name the classes one to one: a list longer or shorter than the classifier's
+/// output (ImageNet's 1001 with "background" for a 1000-class model) is refused by `compile`
+/// before anything is written, and by `classify --labels`; it used to shift or drop names
+/// silently. Blank lines after the last label are not classes.
+#[test]
+fn labels_that_do_not_fit_the_classes_are_refused() {
+    let Some(models) = models_dir() else { return };
+    let dir = scratch_dir().join("labels");
+    std::fs::create_dir_all(&dir).unwrap();
+    let digits: String = (0..10).map(|d| format!("digit {d}\n")).collect();
+    let eleven = dir.join("eleven.txt");
+    std::fs::write(&eleven, format!("background\n{digits}")).unwrap();
+    let ten = dir.join("ten.txt");
+    std::fs::write(&ten, format!("{digits}\n\n")).unwrap();
+    let efm = dir.join("m.efm");
+    let compile = |labels: &std::path::Path| {
+        edgefuse()
+            .arg("compile")
+            .arg(models.join("seed_cnn_mnist.onnx"))
+            .arg("-o")
+            .arg(&efm)
+            .args(["--preprocess", "mnist", "--labels"])
+            .arg(labels)
+            .output()
+            .unwrap()
+    };
+    let _ = std::fs::remove_file(&efm);
+    let o = compile(&eleven);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("--labels")
+            && err.contains("11 labels for output \"probs\" [1, 10], which scores 10 classes"),
+        "{err}"
+    );
+    assert!(!efm.exists(), "a model was written");
+    let o = compile(&ten);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let classify = |labels: &std::path::Path| {
+        edgefuse()
+            .arg("classify")
+            .arg(&efm)
+            .args(["--source", "synthetic", "--frames", "1", "--labels"])
+            .arg(labels)
+            .output()
+            .unwrap()
+    };
+    let o = classify(&eleven);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("11 labels"), "{err}");
+    let o = classify(&ten);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("digit "), "{out}");
+}

@@ -28,6 +28,35 @@ pub struct Timings {
     pub infer: f64,
 }
 
+/// Whether `labels` name the classes of `graph`'s first output, when that output is a vector of
+/// class scores (`[classes]` or `[1, classes]`): one label per class, or an error saying how
+/// the counts differ. A list one longer or shorter (ImageNet's with or without "background")
+/// would name every class by its neighbour's label. Other outputs take any labels.
+pub fn check_labels(graph: &crate::ir::Graph, labels: &[String]) -> Result<()> {
+    let Some(out) = graph.outputs.first().map(|&o| &graph.tensors[o]) else {
+        return Ok(());
+    };
+    let classes = out.shape.last().copied().unwrap_or(0);
+    if labels.is_empty()
+        || labels.len() == classes
+        || out.shape.len() > 2
+        || out.shape.iter().product::<usize>() != classes
+    {
+        return Ok(());
+    }
+    let hint = if labels.len().abs_diff(classes) == 1 {
+        " (one has a \"background\" class the other lacks?)"
+    } else {
+        ""
+    };
+    Err(Error::invalid(format!(
+        "{} labels for output \"{}\" {:?}, which scores {classes} classes{hint}",
+        labels.len(),
+        out.name,
+        out.shape
+    )))
+}
+
 /// A model with its preprocessing and labels, ready for frames.
 pub struct Classifier {
     session: Engine,
@@ -85,6 +114,7 @@ impl Classifier {
         let labels = labels
             .or_else(|| model.meta().labels.clone())
             .unwrap_or_default();
+        check_labels(g, &labels)?;
         let pre = CpuPreprocessor::new(spec, target)?;
         let input = Tensor::zeros(info.dtype, &info.shape);
         Ok(Classifier {

@@ -92,16 +92,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(r) = &a.report {
         super::replaceable(r, b"<!DOCTYPE html>", "--report")?;
     }
-    let labels = match &a.labels {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("reading labels {}", p.display()))?
-                .lines()
-                .map(|l| l.trim_end().to_string())
-                .collect(),
-        ),
-        None => None,
-    };
+    let labels = a.labels.as_deref().map(super::read_labels).transpose()?;
     let board = a
         .board
         .as_deref()
@@ -145,6 +136,10 @@ pub fn run(a: Args) -> Result<()> {
         {
             println!("{note}");
         }
+    }
+    if let (Some(path), Some(labels)) = (&a.labels, &model.meta().labels) {
+        edgefuse_runtime::classify::check_labels(model.graph(), labels)
+            .with_context(|| format!("--labels {}", path.display()))?;
     }
     if let Some(spec) = &a.preprocess {
         let g = model.graph();

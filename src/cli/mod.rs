@@ -212,11 +212,16 @@ pub(crate) fn check_backend(b: Backend) -> Result<()> {
 /// Reads a labels file: one label per line.
 pub(crate) fn read_labels(path: &std::path::Path) -> Result<Vec<String>> {
     use anyhow::Context;
-    Ok(std::fs::read_to_string(path)
+    let mut labels: Vec<String> = std::fs::read_to_string(path)
         .with_context(|| format!("reading labels {}", path.display()))?
         .lines()
         .map(|l| l.trim_end().to_string())
-        .collect())
+        .collect();
+    // Blank lines at the end are an editor's, not classes; blank lines inside keep their place.
+    while labels.last().is_some_and(String::is_empty) {
+        labels.pop();
+    }
+    Ok(labels)
 }
 
 /// Opens `model` on the chosen backend: the one place `run`, `bench` and `classify` pick it.
