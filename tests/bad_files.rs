@@ -510,3 +510,44 @@ fn labels_that_do_not_fit_the_classes_are_refused() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && out.contains("digit "), "{out}");
 }
+
+/// A write that fails part way (here a file-size limit, as a full disk would) leaves the file
+/// that was there and no temporary file beside it (the partial copy used to stay), and the
+/// error says the cause once.
+#[test]
+fn a_failed_write_leaves_the_old_file_and_no_partial_copy() {
+    let Some(models) = models_dir() else { return };
+    let dir = scratch_dir().join("full-disk");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let efm = dir.join("m.efm");
+    let o = edgefuse()
+        .arg("compile")
+        .arg(models.join("seed_cnn_mnist.onnx"))
+        .arg("-o")
+        .arg(&efm)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = std::fs::read(&efm).unwrap();
+    // 100 blocks of 512 bytes: less than the file. SIGXFSZ ignored, so the write fails with EFBIG.
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 100; exec \"$0\" compile \"$1\" -o \"$2\"")
+        .arg(env!("CARGO_BIN_EXE_edgefuse"))
+        .arg(models.join("seed_cnn_fashion.onnx"))
+        .arg(&efm)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("File too large") && !err.contains("caused by"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&efm).unwrap(), before, "the model changed");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("m.efm")]);
+}

@@ -121,11 +121,15 @@ pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         std::process::id()
     ));
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    // A full disk (or a file-size limit) leaves neither the partial copy nor a changed `path`.
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| {
+            drop(f);
+            std::fs::rename(&tmp, path)
+        })
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
 }
