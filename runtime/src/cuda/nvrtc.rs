@@ -182,8 +182,12 @@ fn store(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            // A full disk leaves no partial cache entry behind.
+            let _ = std::fs::remove_file(&tmp);
+        })
 }
 
 #[cfg(test)]
