@@ -98,6 +98,15 @@ pub fn compile_module(
     source: &[u8],
     opts: &CompileOptions,
 ) -> Result<(Vec<u8>, CompileReport)> {
+    // Names from the ONNX file reach terminals (this compile's table, `inspect`, `run`):
+    // control characters in them are written as escapes from here on.
+    for name in (module.graph.tensors.iter_mut().map(|t| &mut t.name))
+        .chain(module.graph.nodes.iter_mut().map(|n| &mut n.name))
+    {
+        if let std::borrow::Cow::Owned(p) = format::printable(name) {
+            *name = p;
+        }
+    }
     let all_rules = crate::passes::rules();
     // Quantization inserts QuantizeLinear/DequantizeLinear around plain Conv inputs, so a Conv
     // does not take its residual Add until the int8 rules have run.
@@ -154,7 +163,7 @@ pub fn compile_module(
         _ => (module.consts.clone(), 0),
     };
     let sha = Sha256::digest(source);
-    let meta = Meta {
+    let mut meta = Meta {
         graph: module.graph.clone(),
         provenance: Provenance {
             source: source_name.to_string(),
@@ -171,6 +180,8 @@ pub fn compile_module(
         preprocess: opts.preprocess.clone(),
         labels: opts.labels.clone(),
     };
+    // The rest of the text: labels, the source's file name.
+    meta.make_printable();
     let refs: Vec<_> = consts.iter().map(|c| c.as_ref()).collect();
     let bytes = format::write(meta, &refs)?;
     let report = CompileReport {

@@ -831,3 +831,38 @@ fn mutated_lstm_textgen() {
 fn mutated_silero_vad() {
     mutated_reference_model("silero_vad_16k_sequence.onnx");
 }
+
+/// Names with control characters (a terminal escape in a node, a bell in an output) compile
+/// with the characters written as escapes, so `inspect` and `run` never send them to a
+/// terminal; a `.efm` file that holds one raw is refused on load, naming the string.
+#[test]
+fn control_characters_in_names_are_escaped_and_refused_raw() {
+    let m = model(
+        13,
+        vec![node(
+            "Relu",
+            "conv\u{1b}]0;owned\u{7}",
+            &["x"],
+            &["pro\u{1b}[31mbs"],
+            vec![],
+        )],
+        vec![f32_in("x", &[1, 4])],
+        &["pro\u{1b}[31mbs"],
+        vec![],
+    );
+    let bytes = compile(&m).unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    let g = model.graph();
+    assert_eq!(g.tensors[g.outputs[0]].name, "pro\\u{1b}[31mbs");
+    assert_eq!(g.nodes[0].name, "conv\\u{1b}]0;owned\\u{7}");
+    load_and_run(&bytes, &[]).unwrap();
+    // The same file with a raw escape in its metadata, checksums fixed.
+    let mut parsed = edgefuse_runtime::format::parse(&bytes).unwrap();
+    parsed.meta.graph.nodes[0].name = "conv\u{1b}[2J".into();
+    let raw = edgefuse_runtime::format::write(parsed.meta, &[None, None]).unwrap();
+    let e = Model::from_bytes(&raw).err().unwrap().to_string();
+    assert!(
+        e.contains("node 0's name holds a control character: \"conv\\u{1b}[2J\""),
+        "{e}"
+    );
+}

@@ -20,7 +20,7 @@ mod meta;
 mod reader;
 mod writer;
 
-pub use meta::{Calibration, Meta, Provenance};
+pub use meta::{printable, Calibration, Meta, Provenance};
 pub use reader::{parse, Parsed};
 pub use writer::{write, write_file};
 

@@ -137,8 +137,9 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed> {
     } else {
         &bytes[meta_range]
     };
-    let meta: Meta =
+    let mut meta: Meta =
         serde_json::from_slice(json).map_err(|e| bad(format!("metadata does not parse: {e}")))?;
+    meta.check_printable().map_err(bad)?;
     let wlen = weights.len() as u64;
     for t in &meta.graph.tensors {
         if let Some(w) = t.weight {
