@@ -209,13 +209,13 @@ pub(crate) fn check_backend(b: Backend) -> Result<()> {
     Ok(())
 }
 
-/// Reads a labels file: one label per line.
+/// Reads a labels file: one label per line, control characters written as escapes.
 pub(crate) fn read_labels(path: &std::path::Path) -> Result<Vec<String>> {
     use anyhow::Context;
     let mut labels: Vec<String> = std::fs::read_to_string(path)
         .with_context(|| format!("reading labels {}", path.display()))?
         .lines()
-        .map(|l| l.trim_end().to_string())
+        .map(|l| edgefuse_runtime::format::printable(l.trim_end()).into_owned())
         .collect();
     // Blank lines at the end are an editor's, not classes; blank lines inside keep their place.
     while labels.last().is_some_and(String::is_empty) {
