@@ -5,6 +5,10 @@ use std::str::FromStr;
 
 use crate::{Error, Result};
 
+/// The largest width or height of a frame or image (zune-jpeg's own default limit). Keeps every
+/// size product far from overflow and a few bytes of header from announcing gigabytes.
+pub const MAX_SIDE: usize = 1 << 14;
+
 /// Pixel formats a source can deliver. Everything but MJPEG is sampled in place by the
 /// preprocessing step; MJPEG is decoded to RGB24 first (`decode::Decoder`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

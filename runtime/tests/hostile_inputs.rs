@@ -1,0 +1,268 @@
+//! Hostile inputs to the camera path, built in memory: image files, camera frames, raw frame
+//! files and preprocessing specs that are wrong in one way each. Every case either gives the
+//! right frame or one error naming what is wrong: no panic, no huge allocation, no endless
+//! stream of errors, no silent garbage. Each table runs every case and then lists the ones
+//! that went otherwise.
+
+use std::io::Write;
+use std::path::Path;
+
+use edgefuse_runtime::capture::{self, encode, Frame, PixelFormat};
+
+/// What a case should give: a frame of this size, or an error containing this text.
+#[derive(Debug)]
+enum Want {
+    Size(usize, usize),
+    Err(&'static str),
+}
+
+/// Checks one outcome; a panic counts as a failure, with its message.
+fn judge(
+    name: &str,
+    got: std::thread::Result<edgefuse_runtime::Result<(usize, usize)>>,
+    want: &Want,
+    failures: &mut Vec<String>,
+) {
+    let shown = match &got {
+        Ok(Ok((w, h))) => format!("{w}x{h}"),
+        Ok(Err(e)) => format!("error: {e}"),
+        Err(p) => format!(
+            "PANIC: {}",
+            p.downcast_ref::<String>()
+                .map(String::as_str)
+                .or(p.downcast_ref::<&str>().copied())
+                .unwrap_or("?")
+        ),
+    };
+    println!("{name}: {shown}");
+    let ok = match (&got, want) {
+        (Ok(Ok(size)), Want::Size(w, h)) => *size == (*w, *h),
+        (Ok(Err(e)), Want::Err(needle)) => e.to_string().contains(needle),
+        _ => false,
+    };
+    if !ok {
+        failures.push(format!("{name}: want {want:?}, got {shown}"));
+    }
+}
+
+fn report(failures: Vec<String>) {
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// A 16x12 test picture, packed RGB24.
+fn picture(w: usize, h: usize) -> Vec<u8> {
+    (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+}
+
+/// A PNG written by hand: any header (even a lying one), optional palette, `rows` deflated.
+fn png(w: u32, h: u32, depth: u8, color: u8, palette: &[u8], rows: &[u8]) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    if !palette.is_empty() {
+        png_chunk(&mut out, b"PLTE", palette);
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(rows).unwrap();
+    png_chunk(&mut out, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// An image encoded by the `image` crate.
+fn encoded(format: image::ImageFormat, img: image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// A baseline JPEG of the test picture with its frame header's size replaced.
+fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
+    let mut d = encode::encode(&picture(16, 16), 16, 16, PixelFormat::Mjpeg).unwrap();
+    let sof = d.windows(2).position(|m| m == [0xFF, 0xC0]).unwrap();
+    d[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    d[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    d
+}
+
+/// A 24-bit BMP header announcing `w x h`, followed by `data`.
+fn bmp(w: i32, h: i32, data: &[u8]) -> Vec<u8> {
+    let mut out = b"BM".to_vec();
+    out.extend_from_slice(&(54 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&54u32.to_le_bytes());
+    out.extend_from_slice(&40u32.to_le_bytes());
+    out.extend_from_slice(&w.to_le_bytes());
+    out.extend_from_slice(&h.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&24u16.to_le_bytes());
+    out.extend_from_slice(&[0; 24]);
+    out.extend_from_slice(data);
+    out
+}
+
+/// `tests/fixtures/progressive.jpg` and `cmyk.jpg`: a 16x12 picture saved by Pillow
+/// (`save(..., progressive=True)`, `convert("CMYK").save(...)`), kinds `image` cannot write.
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn image_files_decode_or_name_what_is_wrong() {
+    use image::{DynamicImage, ImageBuffer, ImageFormat};
+    let (w, h) = (16u32, 12u32);
+    let rgb = image::RgbImage::from_raw(w, h, picture(16, 12)).unwrap();
+    let png_ok = encoded(ImageFormat::Png, DynamicImage::ImageRgb8(rgb.clone()));
+    let jpeg_ok = encoded(ImageFormat::Jpeg, DynamicImage::ImageRgb8(rgb.clone()));
+    let bmp_ok = encoded(ImageFormat::Bmp, DynamicImage::ImageRgb8(rgb.clone()));
+    let sixteen = DynamicImage::ImageLuma16(ImageBuffer::from_fn(w, h, |x, y| {
+        image::Luma([(x * 4000 + y * 300) as u16])
+    }));
+    let gray_alpha = DynamicImage::ImageLumaA8(ImageBuffer::from_fn(w, h, |x, y| {
+        image::LumaA([(x * 16) as u8, (y * 20) as u8])
+    }));
+    let palette: Vec<u8> = (0..=255u8).flat_map(|i| [i, 255 - i, i / 2]).collect();
+    let indexed: Vec<u8> = (0..12u8)
+        .flat_map(|y| std::iter::once(0).chain((0..16u8).map(move |x| x * 16 + y)))
+        .collect();
+    let photo = picture(64, 48);
+    let big_jpeg = encode::encode(&photo, 64, 48, PixelFormat::Mjpeg).unwrap();
+    let cases: Vec<(&str, Vec<u8>, Want)> = vec![
+        ("ok.png", png_ok.clone(), Want::Size(16, 12)),
+        ("ok.jpg", jpeg_ok.clone(), Want::Size(16, 12)),
+        ("ok.bmp", bmp_ok.clone(), Want::Size(16, 12)),
+        (
+            "sixteen_bit.png",
+            encoded(ImageFormat::Png, sixteen),
+            Want::Size(16, 12),
+        ),
+        (
+            "gray_alpha.png",
+            encoded(ImageFormat::Png, gray_alpha),
+            Want::Size(16, 12),
+        ),
+        (
+            "palette.png",
+            png(16, 12, 8, 3, &palette, &indexed),
+            Want::Size(16, 12),
+        ),
+        (
+            "one_column.png",
+            png(1, 40, 8, 0, &[], &[0; 80]),
+            Want::Size(1, 40),
+        ),
+        (
+            "progressive.jpg",
+            fixture("progressive.jpg"),
+            Want::Size(16, 12),
+        ),
+        ("cmyk.jpg", fixture("cmyk.jpg"), Want::Size(16, 12)),
+        // The content decides, not the extension.
+        ("png_named.jpg", png_ok.clone(), Want::Size(16, 12)),
+        ("jpeg_named.bmp", jpeg_ok.clone(), Want::Size(16, 12)),
+        ("bmp_named.png", bmp_ok.clone(), Want::Size(16, 12)),
+        ("empty.png", Vec::new(), Want::Err("empty file")),
+        (
+            "text.png",
+            b"not an image at all".to_vec(),
+            Want::Err("cannot decode"),
+        ),
+        (
+            "truncated.png",
+            png_ok[..png_ok.len() / 2].to_vec(),
+            Want::Err("cannot decode"),
+        ),
+        (
+            "truncated.jpg",
+            big_jpeg[..big_jpeg.len() / 2].to_vec(),
+            Want::Err("cannot decode"),
+        ),
+        (
+            "truncated.bmp",
+            bmp_ok[..bmp_ok.len() / 2].to_vec(),
+            Want::Err("cannot decode"),
+        ),
+        (
+            "zero.png",
+            png(0, 0, 8, 2, &[], &[]),
+            Want::Err("cannot decode"),
+        ),
+        ("zero.jpg", jpeg_claiming(0, 0), Want::Err("cannot decode")),
+        ("zero.bmp", bmp(0, 0, &[]), Want::Err("cannot decode")),
+        (
+            "negative.bmp",
+            bmp(-5, i32::MIN, &[]),
+            Want::Err("cannot decode"),
+        ),
+        // Decompression bombs: a few bytes announcing a huge picture.
+        (
+            "bomb.png",
+            png(100_000, 100_000, 8, 2, &[], &[0; 1000]),
+            Want::Err("100000x100000"),
+        ),
+        (
+            "bomb.jpg",
+            jpeg_claiming(65_000, 65_000),
+            Want::Err("65000x65000"),
+        ),
+        (
+            "bomb.bmp",
+            bmp(100_000, 100_000, &[]),
+            Want::Err("100000, 100000"),
+        ),
+        (
+            "bomb_within_limits.png",
+            png(12_000, 12_000, 8, 2, &[], &[0; 1000]),
+            Want::Err("cannot decode"),
+        ),
+        (
+            "bomb_within_limits.jpg",
+            jpeg_claiming(12_000, 12_000),
+            Want::Err("12000x12000"),
+        ),
+        (
+            "bomb_within_limits.bmp",
+            bmp(12_000, 12_000, &[]),
+            Want::Err("cannot decode"),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (name, bytes, want) in &cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let got = std::panic::catch_unwind(|| {
+            let mut f = Frame::empty();
+            capture::image::load(&path, &mut f)?;
+            f.check()?;
+            Ok((f.width, f.height))
+        });
+        judge(name, got, want, &mut failures);
+    }
+    // A folder named like an image, given as a file.
+    let folder = dir.path().join("folder.png");
+    std::fs::create_dir(&folder).unwrap();
+    let got = std::panic::catch_unwind(|| {
+        capture::image::load(&folder, &mut Frame::empty()).map(|()| (0, 0))
+    });
+    judge("folder.png", got, &Want::Err("folder.png"), &mut failures);
+    report(failures);
+}
