@@ -8,6 +8,8 @@ use std::io::Write;
 use std::path::Path;
 
 use edgefuse_runtime::capture::{self, encode, Frame, PixelFormat};
+use edgefuse_runtime::preprocess::{CpuPreprocessor, PreprocessSpec, Target};
+use edgefuse_runtime::{DType, Tensor};
 
 /// What a case should give: a frame of this size, or an error containing this text.
 #[derive(Debug)]
@@ -264,5 +266,162 @@ fn image_files_decode_or_name_what_is_wrong() {
         capture::image::load(&folder, &mut Frame::empty()).map(|()| (0, 0))
     });
     judge("folder.png", got, &Want::Err("folder.png"), &mut failures);
+    report(failures);
+}
+
+/// A 32x32 f32 model input.
+fn target(channels: usize) -> Target {
+    Target {
+        width: 32,
+        height: 32,
+        channels,
+        dtype: DType::F32,
+        quant: Default::default(),
+    }
+}
+
+/// A frame of the test picture in `format`, as `encode` packs it.
+fn frame(format: PixelFormat, w: usize, h: usize) -> Frame {
+    Frame::new(
+        format,
+        w,
+        h,
+        encode::encode(&picture(w, h), w, h, format).unwrap(),
+    )
+}
+
+#[test]
+fn camera_frames_preprocess_or_name_what_is_wrong() {
+    let good = frame(PixelFormat::Yuyv, 64, 48);
+    let with = |f: &dyn Fn(&mut Frame)| {
+        let mut g = good.clone();
+        f(&mut g);
+        g
+    };
+    let mjpeg = |data: Vec<u8>| Frame::new(PixelFormat::Mjpeg, 64, 48, data);
+    let mut garbage = vec![0xFF, 0xD8];
+    garbage.extend((0..500).map(|i| (i * 37 % 256) as u8));
+    garbage.extend([0xFF, 0xD9]);
+    let cases: Vec<(&str, Frame, Want)> = vec![
+        ("good", good.clone(), Want::Size(64, 48)),
+        (
+            "odd_yuyv",
+            frame(PixelFormat::Yuyv, 63, 47),
+            Want::Size(63, 47),
+        ),
+        ("odd_uyvy", frame(PixelFormat::Uyvy, 1, 1), Want::Size(1, 1)),
+        (
+            "odd_nv12",
+            frame(PixelFormat::Nv12, 63, 47),
+            Want::Size(63, 47),
+        ),
+        (
+            "one_pixel_nv12",
+            frame(PixelFormat::Nv12, 1, 1),
+            Want::Size(1, 1),
+        ),
+        (
+            "one_row_rgb",
+            frame(PixelFormat::Rgb24, 640, 1),
+            Want::Size(640, 1),
+        ),
+        (
+            "one_column_grey",
+            frame(PixelFormat::Grey, 1, 480),
+            Want::Size(1, 480),
+        ),
+        (
+            "jpeg",
+            mjpeg(encode::encode(&picture(64, 48), 64, 48, PixelFormat::Mjpeg).unwrap()),
+            Want::Size(64, 48),
+        ),
+        (
+            "short",
+            with(&|f| f.data.truncate(1000)),
+            Want::Err("short yuyv frame: 1000 bytes"),
+        ),
+        (
+            "empty",
+            with(&|f| f.data.clear()),
+            Want::Err("short yuyv frame: 0 bytes"),
+        ),
+        (
+            "long",
+            with(&|f| f.data.extend([0; 100])),
+            Want::Err("long yuyv frame: 6244 bytes"),
+        ),
+        (
+            "twice_as_long",
+            with(&|f| f.data.extend(good.data.clone())),
+            Want::Err("long yuyv frame"),
+        ),
+        (
+            "zero_width",
+            with(&|f| f.width = 0),
+            Want::Err("frame size 0x48"),
+        ),
+        (
+            "zero_height",
+            with(&|f| f.height = 0),
+            Want::Err("frame size 64x0"),
+        ),
+        (
+            "stride_too_small",
+            with(&|f| f.stride = 100),
+            Want::Err("line stride 100"),
+        ),
+        // stride x height wraps around to 0 bytes.
+        (
+            "stride_wraps",
+            with(&|f| (f.stride, f.data) = (1 << 60, Vec::new())),
+            Want::Err("line stride 1152921504606846976"),
+        ),
+        (
+            "width_wraps",
+            with(&|f| (f.width, f.height, f.stride, f.data) = (1 << 62, 4, 1 << 63, Vec::new())),
+            Want::Err("frame size 4611686018427387904x4"),
+        ),
+        (
+            "huge",
+            with(&|f| (f.width, f.height) = (100_000, 100_000)),
+            Want::Err("frame size 100000x100000"),
+        ),
+        (
+            "jpeg_of_another_size",
+            mjpeg(encode::encode(&picture(32, 24), 32, 24, PixelFormat::Mjpeg).unwrap()),
+            Want::Err("the JPEG is 32x24, the stream announced 64x48"),
+        ),
+        (
+            "jpeg_bomb",
+            mjpeg(jpeg_claiming(12_000, 12_000)),
+            Want::Err("the JPEG is 12000x12000"),
+        ),
+        (
+            "jpeg_too_short_for_its_size",
+            Frame::new(PixelFormat::Mjpeg, 1920, 1080, jpeg_claiming(1920, 1080)),
+            Want::Err("cannot hold a 1920x1080 picture"),
+        ),
+        (
+            "jpeg_garbage",
+            mjpeg(garbage),
+            Want::Err("corrupt MJPEG frame"),
+        ),
+        (
+            "jpeg_empty",
+            mjpeg(Vec::new()),
+            Want::Err("not a JPEG (0 bytes"),
+        ),
+    ];
+    let mut out = Tensor::zeros(DType::F32, &[1, 3, 32, 32]);
+    let mut failures = Vec::new();
+    for (name, frame, want) in &cases {
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let spec = PreprocessSpec::parse("crop=32,mean=0,std=255").unwrap();
+            let mut pre = CpuPreprocessor::new(spec, target(3))?;
+            pre.run(frame, out.bytes_mut())?;
+            Ok((frame.width, frame.height))
+        }));
+        judge(name, got, want, &mut failures);
+    }
     report(failures);
 }
