@@ -425,3 +425,90 @@ fn camera_frames_preprocess_or_name_what_is_wrong() {
     }
     report(failures);
 }
+
+/// What a source gives on successive calls, until its end (at most 6 calls): `WxH` per frame
+/// (checked), `error: ...` per bad frame, `end`.
+fn stream(spec: &str) -> Vec<String> {
+    let mut source = match capture::open(spec) {
+        Ok(s) => s,
+        Err(e) => return vec![format!("open error: {e}")],
+    };
+    let mut frame = Frame::empty();
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        match source.next_frame(&mut frame).and_then(|more| {
+            if more {
+                frame.check()?;
+            }
+            Ok(more)
+        }) {
+            Ok(true) => seen.push(format!("{}x{}", frame.width, frame.height)),
+            Ok(false) => {
+                seen.push("end".into());
+                break;
+            }
+            Err(e) => seen.push(format!("error: {e}")),
+        }
+    }
+    seen
+}
+
+#[test]
+fn raw_frame_files_stream_or_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let frame = vec![128u8; 16 * 8 * 2];
+    let ok = file("ok.yuyv", &[&frame[..], &frame[..], &frame[..100]].concat());
+    let folder = dir.path().join("folder.yuyv");
+    std::fs::create_dir(&folder).unwrap();
+    // Each call's outcome must contain its text.
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            format!("{ok}:16x8"),
+            vec!["16x8", "16x8", "short frame", "end"],
+        ),
+        (
+            format!("{}:16x8", file("empty.yuyv", &[])),
+            vec!["empty.yuyv: empty file"],
+        ),
+        (
+            format!("{}:rgb24:1024x1024", file("tiny.raw", &[1; 10])),
+            vec!["holds 10 bytes, less than one 1024x1024 rgb24 frame (3145728 bytes)"],
+        ),
+        (
+            format!("{ok}:100000x100000"),
+            vec!["100000x100000: each side must be 1 to 16384"],
+        ),
+        // 2^33 bytes a line times 2^32 lines wraps around to 0 bytes a frame.
+        (
+            format!("{ok}:4294967296x4294967296"),
+            vec!["4294967296x4294967296: each side must be 1 to 16384"],
+        ),
+        // A folder reads as an I/O error: one, then the stream ends.
+        (format!("{}:16x8", folder.display()), vec!["error: ", "end"]),
+        (
+            format!("{}:mjpeg:16x8", file("empty.mjpeg", &[])),
+            vec!["empty file"],
+        ),
+        (
+            format!("{}:mjpeg:16x8", file("junk.mjpeg", b"not a jpeg")),
+            vec!["error: not a JPEG", "end"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (spec, want) in &cases {
+        let got = std::panic::catch_unwind(|| stream(spec));
+        println!("{spec}: {got:?}");
+        let ok = got.as_ref().is_ok_and(|got| {
+            got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g.contains(w))
+        });
+        if !ok {
+            failures.push(format!("{spec}: want {want:?}, got {got:?}"));
+        }
+    }
+    report(failures);
+}
