@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use edgefuse_runtime::capture::{self, encode, Frame, PixelFormat};
+use edgefuse_runtime::ir::{QuantParams, TensorInfo};
 use edgefuse_runtime::preprocess::{CpuPreprocessor, PreprocessSpec, Target};
 use edgefuse_runtime::{DType, Tensor};
 
@@ -509,6 +510,123 @@ fn raw_frame_files_stream_or_name_what_is_wrong() {
         if !ok {
             failures.push(format!("{spec}: want {want:?}, got {got:?}"));
         }
+    }
+    report(failures);
+}
+
+/// A spec from the `key=value` form, or from JSON as a `.efm` stores it (starting with `{`).
+fn spec_from(text: &str) -> edgefuse_runtime::Result<PreprocessSpec> {
+    if text.starts_with('{') {
+        serde_json::from_str(text).map_err(|e| edgefuse_runtime::Error::invalid(e.to_string()))
+    } else {
+        PreprocessSpec::parse(text)
+    }
+}
+
+#[test]
+fn preprocessing_specs_and_targets_run_or_name_what_is_wrong() {
+    let t = |width, height, channels, dtype| Target {
+        width,
+        height,
+        channels,
+        dtype,
+        quant: Default::default(),
+    };
+    let rgb = t(32, 32, 3, DType::F32);
+    let cases: Vec<(&str, Target, Want)> = vec![
+        ("crop=32,mean=127,std=128", rgb, Want::Size(32, 32)),
+        ("fit=letterbox,pad=114,std=-1", rgb, Want::Size(32, 32)),
+        (
+            "color=gray,crop=32",
+            t(32, 32, 1, DType::F32),
+            Want::Size(32, 32),
+        ),
+        ("crop=32,std=0", rgb, Want::Err("must not be zero")),
+        ("crop=32,scale=0", rgb, Want::Err("std")),
+        ("crop=32,std=nan", rgb, Want::Err("finite")),
+        ("crop=32,std=1e-40", rgb, Want::Err("std=1e-40")),
+        (
+            "crop=32,mean=3e38,std=0.1",
+            rgb,
+            Want::Err("mean=3e38, std=0.1 (channel 0): pixel value 0"),
+        ),
+        ("crop=32,std=1/1/1e-39", rgb, Want::Err("channel 2")),
+        ("fit=letterbox,pad=nan", rgb, Want::Err("pad=NaN")),
+        ("fit=letterbox,pad=inf", rgb, Want::Err("pad=inf")),
+        (
+            "fit=letterbox,pad=3e38,std=0.5",
+            rgb,
+            Want::Err("std=0.5 (channel 0): pad=3e38"),
+        ),
+        ("crop=100000", rgb, Want::Err("crop=100000x100000")),
+        (
+            "resize=4000000000,crop=32",
+            rgb,
+            Want::Err("resize=4000000000"),
+        ),
+        (r#"{"std":[1e-40]}"#, rgb, Want::Err("std=1e-40")),
+        (
+            r#"{"pad":1e39,"fit":"letterbox"}"#,
+            rgb,
+            Want::Err("pad=inf"),
+        ),
+        (r#"{"mean":[]}"#, rgb, Want::Err("mean")),
+        (r#"{"crop":[0,5]}"#, rgb, Want::Err("positive")),
+        // The target disagreeing with the spec.
+        ("crop=32", t(32, 32, 1, DType::F32), Want::Err("1 channels")),
+        ("color=gray,crop=32", rgb, Want::Err("3 channels")),
+        ("crop=32", t(0, 32, 3, DType::F32), Want::Err("0x32")),
+        ("crop=32", t(16, 32, 3, DType::F32), Want::Err("16x32")),
+        ("crop=32", t(32, 32, 3, DType::I64), Want::Err("i64")),
+    ];
+    let good = frame(PixelFormat::Yuyv, 64, 48);
+    let mut failures = Vec::new();
+    for (text, target, want) in &cases {
+        let got = std::panic::catch_unwind(|| {
+            let mut pre = CpuPreprocessor::new(spec_from(text)?, *target)?;
+            let shape = [1, target.channels, target.height, target.width];
+            let mut out = Tensor::zeros(target.dtype, &shape);
+            pre.run(&good, out.bytes_mut())?;
+            if out.to_f32_vec().unwrap().iter().any(|v| !v.is_finite()) {
+                return Err(edgefuse_runtime::Error::invalid("non-finite output"));
+            }
+            Ok((target.width, target.height))
+        });
+        let t = target;
+        let name = format!(
+            "{text} -> {}x{}x{} {}",
+            t.width, t.height, t.channels, t.dtype
+        );
+        judge(&name, got, want, &mut failures);
+    }
+    // An integer input's quantization, from the model.
+    let quant = |scale: f32, zero_point: i32| QuantParams {
+        scale: vec![scale],
+        zero_point: vec![zero_point],
+        axis: None,
+    };
+    let spec = PreprocessSpec::parse("crop=32").unwrap();
+    for (dtype, q, want) in [
+        (DType::U8, quant(0.5, 10), Want::Size(32, 32)),
+        (DType::I8, quant(1.0, -128), Want::Size(32, 32)),
+        (DType::U8, quant(0.0, 0), Want::Err("scale 0")),
+        (DType::U8, quant(f32::NAN, 0), Want::Err("scale NaN")),
+        (DType::U8, quant(-1.0, 0), Want::Err("scale -1")),
+        (DType::U8, quant(1.0, 300), Want::Err("zero point 300")),
+        (DType::I8, quant(1.0, 128), Want::Err("zero point 128")),
+    ] {
+        let info = TensorInfo {
+            name: "image".into(),
+            dtype,
+            shape: vec![1, 3, 32, 32],
+            weight: None,
+            quant: Some(q.clone()),
+        };
+        let got = std::panic::catch_unwind(|| {
+            let t = Target::for_input(&spec, &info)?;
+            Ok((t.width, t.height))
+        });
+        judge(&format!("{dtype} {q:?}"), got, &want, &mut failures);
     }
     report(failures);
 }
