@@ -630,3 +630,39 @@ fn preprocessing_specs_and_targets_run_or_name_what_is_wrong() {
     }
     report(failures);
 }
+
+/// A source that delivers one good frame and then panics.
+struct Panicking(u64);
+
+impl capture::FrameSource for Panicking {
+    fn describe(&self) -> String {
+        "panicking".into()
+    }
+    fn next_frame(&mut self, f: &mut Frame) -> edgefuse_runtime::Result<bool> {
+        self.0 += 1;
+        assert!(self.0 < 2, "a bug in the source");
+        *f = frame(PixelFormat::Grey, 4, 4);
+        Ok(true)
+    }
+}
+
+#[test]
+fn a_source_that_panics_is_an_error_not_the_end_of_the_stream() {
+    use edgefuse_runtime::capture::thread::{CaptureOptions, CaptureThread};
+    let capture = CaptureThread::spawn(
+        Box::new(Panicking(0)),
+        CaptureOptions::default(),
+        Default::default(),
+    );
+    let mut seen = Vec::new();
+    while let Some(c) = capture.next() {
+        seen.push(c.result.map_err(|e| e.to_string()));
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].is_ok(), "{seen:?}");
+    let e = seen[1].as_ref().unwrap_err();
+    assert!(
+        e.contains("panicking: the frame source panicked: a bug in the source"),
+        "{e}"
+    );
+}
