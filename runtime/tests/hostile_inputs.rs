@@ -578,6 +578,16 @@ fn preprocessing_specs_and_targets_run_or_name_what_is_wrong() {
         ("crop=32", t(0, 32, 3, DType::F32), Want::Err("0x32")),
         ("crop=32", t(16, 32, 3, DType::F32), Want::Err("16x32")),
         ("crop=32", t(32, 32, 3, DType::I64), Want::Err("i64")),
+        (
+            "crop=32,mean=127,std=128",
+            t(32, 32, 3, DType::F16),
+            Want::Size(32, 32),
+        ),
+        (
+            "crop=32,std=0.001",
+            t(32, 32, 3, DType::F16),
+            Want::Err("pixel value 255 normalises beyond f16"),
+        ),
     ];
     let good = frame(PixelFormat::Yuyv, 64, 48);
     let mut failures = Vec::new();

@@ -92,8 +92,9 @@ impl Target {
     }
 
     /// Checks the step can write this target from `spec`: the spec's channels and crop, a size
-    /// of at least 1x1, an element type it writes, and for integer types a quantization with a
-    /// positive finite scale and a zero point in the type's range.
+    /// of at least 1x1, an element type it writes, for f16 normalised values within its range,
+    /// and for integer types a quantization with a positive finite scale and a zero point in
+    /// the type's range.
     pub fn check(&self, spec: &PreprocessSpec) -> Result<()> {
         let bad = |why: String| {
             Err(Error::invalid(format!(
@@ -114,7 +115,27 @@ impl Target {
             return bad(format!("the preprocessing crops {cw}x{ch}"));
         }
         let range = match self.dtype {
-            DType::F32 | DType::F16 => return Ok(()),
+            DType::F32 => return Ok(()),
+            DType::F16 => {
+                // The spec keeps 0..255 and the pad finite in f32; f16 ends at 65504.
+                for c in 0..self.channels {
+                    let (m, s) = spec.mean_std(c);
+                    let (scale, bias) = pixel::norm_coeffs(m, s);
+                    for (k, v) in [0.0, 255.0, spec.pad].into_iter().enumerate() {
+                        if (v * scale + bias).abs() > f16::MAX.to_f32() {
+                            let what = if k == 2 {
+                                "the pad".to_string()
+                            } else {
+                                format!("pixel value {v}")
+                            };
+                            return bad(format!(
+                                "mean={m:?}, std={s:?} (channel {c}): {what} normalises beyond f16's range"
+                            ));
+                        }
+                    }
+                }
+                return Ok(());
+            }
             DType::U8 => 0.0..=255.0,
             DType::I8 => -128.0..=127.0,
             _ => return bad("preprocessing writes f32, f16, u8 or i8 inputs only".into()),
