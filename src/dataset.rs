@@ -199,7 +199,18 @@ fn load_images(what: &Path, files: &[PathBuf], prep: Option<&PreprocessSpec>) ->
     let target = Target::for_input(spec, &info)?;
     let mut pre = CpuPreprocessor::new(spec.clone(), target)?;
     let per = target.byte_len();
-    let mut bytes = vec![0u8; per * files.len()];
+    // Sized by the spec and the number of files: refused, not an abort, when the machine
+    // cannot hold it.
+    let total = per.saturating_mul(files.len());
+    let mut bytes = Vec::new();
+    if bytes.try_reserve_exact(total).is_err() {
+        bail!(
+            "{}: {} images preprocessed to {w}x{h} need {total} bytes, more than this machine can allocate",
+            what.display(),
+            files.len()
+        );
+    }
+    bytes.resize(total, 0);
     let mut frame = Frame::empty();
     for (f, out) in files.iter().zip(bytes.chunks_exact_mut(per)) {
         edgefuse_runtime::capture::image::load(f, &mut frame)?;
@@ -413,5 +424,20 @@ mod tests {
         );
         assert_eq!(gunzip_within(gz(1 << 20), 1 << 20).unwrap().len(), 1 << 20);
         assert_eq!(gunzip_within(b"IDX".to_vec(), 1).unwrap(), b"IDX");
+    }
+
+    #[test]
+    fn images_too_many_for_memory_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let photo = dir.path().join("a.png");
+        std::fs::write(&photo, b"never read").unwrap();
+        // 10000 inputs of 3 x 16384 x 16384 f32: 32 TB.
+        let spec = PreprocessSpec::parse("crop=16384").unwrap();
+        let e = load_images(dir.path(), &vec![photo; 10_000], Some(&spec)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("10000 images preprocessed to 16384x16384 need"),
+            "{e}"
+        );
     }
 }

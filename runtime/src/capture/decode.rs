@@ -1,4 +1,5 @@
-//! MJPEG (and any JPEG) to RGB24 with zune-jpeg, into a buffer reused from frame to frame.
+//! JPEG to RGB24 with zune-jpeg: MJPEG frames into a buffer reused from frame to frame, and
+//! JPEG image files (`image::load`), both through [`decode_jpeg`].
 
 use std::io::Cursor;
 
@@ -6,6 +7,7 @@ use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
+use super::frame::MAX_SIDE;
 use super::{Frame, PixelFormat};
 use crate::{Error, Result};
 
@@ -23,7 +25,8 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    /// Decodes an MJPEG frame to RGB24. A corrupt or truncated JPEG is an error naming the frame.
+    /// Decodes an MJPEG frame to RGB24. A corrupt or truncated JPEG, or one whose size is not
+    /// the frame's announced size, is an error naming the frame.
     pub fn decode(&mut self, frame: &Frame) -> Result<&Frame> {
         let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("corrupt MJPEG frame: {e}"));
         // A truncated frame lacks the end-of-image marker (cameras may pad with zeros after it).
@@ -38,23 +41,56 @@ impl Decoder {
                 frame.data.len()
             )));
         }
-        let options = DecoderOptions::default()
-            .jpeg_set_out_colorspace(ColorSpace::RGB)
-            .set_strict_mode(true);
-        let mut dec = JpegDecoder::new_with_options(Cursor::new(&frame.data[..]), options);
-        dec.decode_headers().map_err(|e| bad(&e))?;
-        let (w, h) = dec.dimensions().ok_or_else(|| bad(&"no image size"))?;
-        let len = dec
-            .output_buffer_size()
-            .ok_or_else(|| bad(&"no image size"))?;
-        if len != w * h * 3 {
-            return Err(bad(&format!("{len} output bytes for {w}x{h} RGB")));
-        }
-        self.out.data.resize(len, 0);
-        dec.decode_into(&mut self.out.data).map_err(|e| bad(&e))?;
-        self.out.format = PixelFormat::Rgb24;
-        (self.out.width, self.out.height, self.out.stride) = (w, h, w * 3);
+        decode_jpeg(
+            &frame.data,
+            Some((frame.width, frame.height)),
+            &mut self.out,
+        )
+        .map_err(|e| bad(&e))?;
         self.out.index = frame.index;
         Ok(&self.out)
     }
+}
+
+/// Decodes a whole JPEG into `out` as RGB24 (grey and CMYK converted). Strict: a scan cut
+/// short is an error, not grey fill. The picture must be `announced` (width, height) when
+/// given, at most [`MAX_SIDE`] a side, and no larger than the data can hold — every 8x8 block
+/// takes at least one bit — so a few bytes of header never allocate a huge frame of nothing.
+pub(crate) fn decode_jpeg(
+    data: &[u8],
+    announced: Option<(usize, usize)>,
+    out: &mut Frame,
+) -> std::result::Result<(), String> {
+    // zune's own limit is MAX_SIDE; it is raised to the format's so the check below names the size.
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX))
+        .set_strict_mode(true);
+    let mut dec = JpegDecoder::new_with_options(Cursor::new(data), options);
+    dec.decode_headers().map_err(|e| e.to_string())?;
+    let (w, h) = dec.dimensions().ok_or("no image size")?;
+    if let Some((aw, ah)) = announced.filter(|&a| a != (w, h)) {
+        return Err(format!(
+            "the JPEG is {w}x{h}, the stream announced {aw}x{ah}"
+        ));
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(format!("{w}x{h} is larger than {MAX_SIDE} on a side"));
+    }
+    if w * h > data.len() * 8 * 64 {
+        return Err(format!(
+            "{} bytes cannot hold a {w}x{h} picture (truncated, or a decompression bomb)",
+            data.len()
+        ));
+    }
+    let len = dec.output_buffer_size().ok_or("no image size")?;
+    if len != w * h * 3 {
+        return Err(format!("{len} output bytes for {w}x{h} RGB"));
+    }
+    out.data.resize(len, 0);
+    dec.decode_into(&mut out.data).map_err(|e| e.to_string())?;
+    out.format = PixelFormat::Rgb24;
+    (out.width, out.height, out.stride) = (w, h, w * 3);
+    Ok(())
 }

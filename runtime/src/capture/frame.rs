@@ -5,6 +5,10 @@ use std::str::FromStr;
 
 use crate::{Error, Result};
 
+/// The largest width or height of a frame or image (zune-jpeg's own default limit). Keeps every
+/// size product far from overflow and a few bytes of header from announcing gigabytes.
+pub const MAX_SIDE: usize = 1 << 14;
+
 /// Pixel formats a source can deliver. Everything but MJPEG is sampled in place by the
 /// preprocessing step; MJPEG is decoded to RGB24 first (`decode::Decoder`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,11 +154,14 @@ impl Frame {
         }
     }
 
-    /// Checks size, stride and length: a short or oversized frame is an error for this frame.
+    /// Checks size, stride and length: a frame with more or fewer bytes than its size and
+    /// format make is an error for this frame (sources drop a driver's padding after the last
+    /// line). Sides are at most [`MAX_SIDE`] and lines at most `4 * MAX_SIDE` bytes apart, so no
+    /// size product can overflow.
     pub fn check(&self) -> Result<()> {
-        if self.width == 0 || self.height == 0 {
+        if self.width == 0 || self.height == 0 || self.width > MAX_SIDE || self.height > MAX_SIDE {
             return Err(Error::invalid(format!(
-                "empty frame size {}x{}",
+                "frame size {}x{}: each side must be 1 to {MAX_SIDE}",
                 self.width, self.height
             )));
         }
@@ -167,19 +174,25 @@ impl Frame {
             }
             return Ok(());
         }
-        if self.stride < self.format.min_stride(self.width) {
+        let min = self.format.min_stride(self.width);
+        if self.stride < min || self.stride > 4 * MAX_SIDE {
             return Err(Error::invalid(format!(
-                "{} line stride {} is less than {} for width {}",
+                "{} line stride {} is not {min} to {} for width {}",
                 self.format,
                 self.stride,
-                self.format.min_stride(self.width),
+                4 * MAX_SIDE,
                 self.width
             )));
         }
         let want = self.format.frame_len(self.stride, self.height).unwrap_or(0);
-        if self.data.len() < want {
+        if self.data.len() != want {
             return Err(Error::invalid(format!(
-                "short {} frame: {} bytes, {}x{} needs {want}",
+                "{} {} frame: {} bytes, {}x{} needs {want}",
+                if self.data.len() < want {
+                    "short"
+                } else {
+                    "long"
+                },
                 self.format,
                 self.data.len(),
                 self.width,

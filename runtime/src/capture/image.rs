@@ -1,9 +1,13 @@
 //! An image file or a folder of images (PNG, JPEG, BMP), decoded with the `image` crate into
 //! RGB24 frames. A file that does not decode is an error for that frame; the folder goes on.
 
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use super::{Frame, FrameSource, PixelFormat};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+use super::frame::MAX_SIDE;
+use super::{decode, Frame, FrameSource, PixelFormat};
 use crate::{Error, Result};
 
 const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp"];
@@ -61,10 +65,36 @@ impl ImageSource {
     }
 }
 
-/// Decodes one image file into an RGB24 frame.
+/// Decodes one image file into an RGB24 frame. The content decides the format, not the
+/// extension; JPEGs go through the strict decoder of MJPEG frames (`decode::decode_jpeg`), and
+/// PNG and BMP pictures are held to [`MAX_SIDE`] a side before anything is allocated for them.
 pub fn load(path: &Path, frame: &mut Frame) -> Result<()> {
-    let img = image::open(path)
-        .map_err(|e| Error::invalid(format!("{}: cannot decode the image: {e}", path.display())))?
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::invalid(format!("{}: cannot decode the image: {e}", path.display()))
+    };
+    if bytes.is_empty() {
+        return Err(bad(&"empty file"));
+    }
+    let format = image::guess_format(&bytes).map_err(|_| bad(&"not a PNG, JPEG or BMP file"))?;
+    if format == ImageFormat::Jpeg {
+        return decode::decode_jpeg(&bytes, None, frame).map_err(|e| bad(&e));
+    }
+    if !matches!(format, ImageFormat::Png | ImageFormat::Bmp) {
+        return Err(bad(&format!("a {format:?} file (PNG, JPEG or BMP only)")));
+    }
+    let decoder = ImageReader::with_format(Cursor::new(&bytes[..]), format)
+        .into_decoder()
+        .map_err(|e| bad(&e))?;
+    let (w, h) = decoder.dimensions();
+    if w as usize > MAX_SIDE || h as usize > MAX_SIDE {
+        return Err(bad(&format!("{w}x{h} is larger than {MAX_SIDE} on a side")));
+    }
+    let img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| bad(&e))?
         .into_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     frame.data.clear();

@@ -1,11 +1,13 @@
 //! A raw frame file: frames of one format and size back to back, named `PATH[:FMT]:WxH`
 //! (format from the extension when not given: `frames.yuyv:1920x1080`). MJPEG files hold
-//! concatenated JPEGs. A short last frame is an error for that frame, then the stream ends.
+//! concatenated JPEGs. A short last frame, or a read that fails, is an error for that frame,
+//! then the stream ends.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
+use super::frame::MAX_SIDE;
 use super::{Frame, FrameSource, PixelFormat};
 use crate::{Error, Result};
 
@@ -42,8 +44,10 @@ impl RawSpec {
                 (rest, format)
             }
         };
-        if width == 0 || height == 0 {
-            return Err(Error::invalid(format!("--source {spec}: empty frame size")));
+        if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+            return Err(Error::invalid(format!(
+                "--source {spec}: frame size {width}x{height}: each side must be 1 to {MAX_SIDE}"
+            )));
         }
         Ok(Some(RawSpec {
             path: PathBuf::from(path),
@@ -72,17 +76,33 @@ pub struct RawSource {
 }
 
 impl RawSource {
+    /// Opens the file; an empty file, or a regular file shorter than one frame, is an error
+    /// here rather than a stream of nothing.
     pub fn open(spec: RawSpec) -> Result<RawSource> {
         let io = |e| Error::Io {
             path: spec.path.clone(),
             source: e,
         };
-        let body = match spec
+        let frame_len = spec
             .format
-            .frame_len(spec.format.min_stride(spec.width), spec.height)
-        {
+            .frame_len(spec.format.min_stride(spec.width), spec.height);
+        let file = File::open(&spec.path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if meta.is_file() && meta.len() < frame_len.unwrap_or(1) as u64 {
+            return Err(Error::invalid(match (meta.len(), frame_len) {
+                (0, _) | (_, None) => format!("{}: empty file", spec.path.display()),
+                (n, Some(len)) => format!(
+                    "{} holds {n} bytes, less than one {}x{} {} frame ({len} bytes)",
+                    spec.path.display(),
+                    spec.width,
+                    spec.height,
+                    spec.format
+                ),
+            }));
+        }
+        let body = match frame_len {
             Some(frame_len) => Body::Fixed {
-                reader: BufReader::with_capacity(1 << 20, File::open(&spec.path).map_err(io)?),
+                reader: BufReader::with_capacity(1 << 20, file),
                 frame_len,
             },
             None => {
@@ -149,10 +169,12 @@ impl FrameSource for RawSource {
                         Ok(n) => got += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => {
+                            // Reading on would fail the same way for ever.
+                            self.done = true;
                             return Err(Error::Io {
                                 path: self.spec.path.clone(),
                                 source: e,
-                            })
+                            });
                         }
                     }
                 }

@@ -1,6 +1,7 @@
 //! A capture thread: reads frames from a source into a small ring of reused buffers while the
 //! caller preprocesses and runs the model on the previous one.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::{Frame, FrameSource};
-use crate::Result;
+use crate::{Error, Result};
 
 /// One frame from the capture thread, or the error for that frame.
 pub struct Captured {
@@ -70,14 +71,31 @@ impl CaptureThread {
                         return;
                     };
                     let t = Instant::now();
-                    let mut r = source.next_frame(&mut frame);
-                    if matches!(r, Ok(false)) && opts.looping && count > 0 && source.rewind() {
-                        r = source.next_frame(&mut frame);
-                    }
+                    // A panic in the source is an error for this frame and ends the stream: the
+                    // caller hears of it rather than seeing an ordinary end.
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        let mut r = source.next_frame(&mut frame);
+                        if matches!(r, Ok(false)) && opts.looping && count > 0 && source.rewind() {
+                            r = source.next_frame(&mut frame);
+                        }
+                        r
+                    }));
+                    let panicked = r.is_err();
                     let result = match r {
-                        Ok(true) => Ok(()),
-                        Ok(false) => return,
-                        Err(e) => Err(e),
+                        Ok(Ok(true)) => Ok(()),
+                        Ok(Ok(false)) => return,
+                        Ok(Err(e)) => Err(e),
+                        Err(panic) => {
+                            let msg = panic
+                                .downcast_ref::<&str>()
+                                .copied()
+                                .or(panic.downcast_ref::<String>().map(String::as_str))
+                                .unwrap_or("no message");
+                            Err(Error::invalid(format!(
+                                "{}: the frame source panicked: {msg}",
+                                source.describe()
+                            )))
+                        }
                     };
                     count += 1;
                     let c = Captured {
@@ -85,7 +103,7 @@ impl CaptureThread {
                         result,
                         capture_ms: t.elapsed().as_secs_f64() * 1e3,
                     };
-                    if full_tx.send(c).is_err() {
+                    if full_tx.send(c).is_err() || panicked {
                         return;
                     }
                 }

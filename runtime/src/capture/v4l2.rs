@@ -196,7 +196,11 @@ impl FrameSource for V4l2Source {
                 )));
             }
         };
-        let used = (meta.bytesused as usize).min(buf.len());
+        let mut used = (meta.bytesused as usize).min(buf.len());
+        // Drivers may pad a frame past its last line (sizeimage); the frame is its lines only.
+        if let Some(len) = o.format.frame_len(o.stride, o.height) {
+            used = used.min(len);
+        }
         frame.format = o.format;
         (frame.width, frame.height, frame.stride) = (o.width, o.height, o.stride);
         frame.data.clear();

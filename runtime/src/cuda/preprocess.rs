@@ -55,6 +55,7 @@ fn format_code(f: PixelFormat) -> Option<i32> {
 impl CudaPreprocessor {
     pub fn new(dev: &Device, spec: PreprocessSpec, target: Target) -> Result<CudaPreprocessor> {
         spec.validate()?;
+        target.check(&spec)?;
         let Some(suffix) = super::ops::float_suffix(target.dtype) else {
             return Err(Error::invalid(format!(
                 "GPU preprocessing writes f32 or f16 inputs; this input is {} (use the CPU path)",

@@ -88,13 +88,80 @@ impl Target {
                 )))
             }
         };
-        Ok(Target {
+        let target = Target {
             width: w,
             height: h,
             channels: c,
             dtype: info.dtype,
             quant,
-        })
+        };
+        target.check(spec).map_err(|e| bad(&e.to_string()))?;
+        Ok(target)
+    }
+
+    /// Checks the step can write this target from `spec`: the spec's channels and crop, a size
+    /// of at least 1x1, an element type it writes, for f16 normalised values within its range,
+    /// and for integer types a quantization with a positive finite scale and a zero point in
+    /// the type's range.
+    pub fn check(&self, spec: &PreprocessSpec) -> Result<()> {
+        let bad = |why: String| {
+            Err(Error::invalid(format!(
+                "preprocess target {}x{}, {} channels, {}: {why}",
+                self.width, self.height, self.channels, self.dtype
+            )))
+        };
+        if self.channels != spec.channels() {
+            return bad(format!("the preprocessing makes {}", spec.channels()));
+        }
+        if self.width == 0 || self.height == 0 {
+            return bad("an empty size".into());
+        }
+        if let Some((cw, ch)) = spec
+            .crop
+            .filter(|&(w, h)| (w as usize, h as usize) != (self.width, self.height))
+        {
+            return bad(format!("the preprocessing crops {cw}x{ch}"));
+        }
+        let range = match self.dtype {
+            DType::F32 => return Ok(()),
+            DType::F16 => {
+                // The spec keeps 0..255 and the pad finite in f32; f16 ends at 65504.
+                for c in 0..self.channels {
+                    let (m, s) = spec.mean_std(c);
+                    let (scale, bias) = pixel::norm_coeffs(m, s);
+                    for (k, v) in [0.0, 255.0, spec.pad].into_iter().enumerate() {
+                        if (v * scale + bias).abs() > f16::MAX.to_f32() {
+                            let what = if k == 2 {
+                                "the pad".to_string()
+                            } else {
+                                format!("pixel value {v}")
+                            };
+                            return bad(format!(
+                                "mean={m:?}, std={s:?} (channel {c}): {what} normalises beyond f16's range"
+                            ));
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            DType::U8 => 0.0..=255.0,
+            DType::I8 => -128.0..=127.0,
+            _ => return bad("preprocessing writes f32, f16, u8 or i8 inputs only".into()),
+        };
+        let q = self.quant;
+        if !(q.scale.is_finite() && q.scale > 0.0) {
+            return bad(format!(
+                "quantization scale {} is not positive and finite",
+                q.scale
+            ));
+        }
+        if !range.contains(&q.zero_point) {
+            return bad(format!(
+                "zero point {} is outside {}",
+                q.zero_point, self.dtype
+            ));
+        }
+        Ok(())
     }
 
     pub fn byte_len(&self) -> usize {
@@ -126,6 +193,7 @@ pub struct CpuPreprocessor {
 impl CpuPreprocessor {
     pub fn new(spec: PreprocessSpec, target: Target) -> Result<CpuPreprocessor> {
         spec.validate()?;
+        target.check(&spec)?;
         let mut scale = [1.0; 3];
         let mut bias = [0.0; 3];
         for c in 0..target.channels.min(3) {

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::pixel;
+use crate::capture::frame::MAX_SIDE;
 use crate::{Error, Result};
 
 /// How the frame is fitted into the model's input size.
@@ -171,7 +173,8 @@ impl PreprocessSpec {
         Ok(spec)
     }
 
-    /// Checks the values make sense (std never zero, channel counts 1 or 3, sizes non-zero).
+    /// Checks the values make sense: std never zero, channel counts 1 or 3, sizes 1 to
+    /// `MAX_SIDE`, and every pixel value (0 to 255, and the pad) finite after normalisation.
     pub fn validate(&self) -> Result<()> {
         let c = self.channels();
         for (name, v) in [("mean", &self.mean), ("std", &self.std)] {
@@ -192,6 +195,38 @@ impl PreprocessSpec {
         }
         if self.resize == Some(0) || self.crop.is_some_and(|(w, h)| w == 0 || h == 0) {
             return Err(Error::invalid("preprocess: sizes must be positive"));
+        }
+        if let Some(r) = self.resize.filter(|&r| r as usize > MAX_SIDE) {
+            return Err(Error::invalid(format!(
+                "preprocess resize={r}: at most {MAX_SIDE}"
+            )));
+        }
+        if let Some((w, h)) = self.crop.filter(|&(w, h)| w.max(h) as usize > MAX_SIDE) {
+            return Err(Error::invalid(format!(
+                "preprocess crop={w}x{h}: at most {MAX_SIDE} a side"
+            )));
+        }
+        if !self.pad.is_finite() {
+            return Err(Error::invalid(format!(
+                "preprocess pad={}: must be finite",
+                self.pad
+            )));
+        }
+        for c in 0..self.channels() {
+            let (m, s) = self.mean_std(c);
+            let (scale, bias) = pixel::norm_coeffs(m, s);
+            for (k, v) in [0.0, 255.0, self.pad].into_iter().enumerate() {
+                if !(v * scale + bias).is_finite() {
+                    let what = if k == 2 {
+                        format!("pad={v:?}")
+                    } else {
+                        format!("pixel value {v}")
+                    };
+                    return Err(Error::invalid(format!(
+                        "preprocess mean={m:?}, std={s:?} (channel {c}): {what} normalises to a value out of the f32 range"
+                    )));
+                }
+            }
         }
         Ok(())
     }
