@@ -9,10 +9,13 @@ mod flash_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgefuse_runtime::deploy::http::Url;
 use flash_support::*;
+
+const EXE: &str = env!("CARGO_BIN_EXE_edgefuse");
 
 /// Sends `bytes` as one request (write errors ignored: the agent may answer before reading it
 /// all) and returns everything the agent answers, reading for at most 15 s.
@@ -220,5 +223,205 @@ fn silent_and_trickling_connections_do_not_hold_the_agent() {
         held < Duration::from_secs(8),
         "a head sent one byte every 500 ms was read for {held:?} (the timeout is 5 s)"
     );
+}
+
+fn edgefuse(args: &[&str]) -> (bool, String) {
+    let mut child = Command::new(EXE)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("edgefuse {args:?} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !err.contains("panicked"),
+        "edgefuse {args:?} panicked: {err}"
+    );
+    (o.status.success(), err)
+}
+
+/// Option values that do not parse are refused at once, naming the option and the value; an
+/// agent given one must not start serving with a limit nobody asked for.
+#[test]
+fn bad_option_values_are_refused_naming_them() {
+    let env = Env::new();
+    let p = |s: &str| env.path(s).display().to_string();
+    let (store, trust, token) = (p("store"), p("keys/edgefuse.pub"), p("token"));
+    let agent = |extra: &[&str]| {
+        let mut a = vec![
+            "agent",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            &store,
+            "--trust",
+            &trust,
+            "--token-file",
+            &token,
+        ];
+        a.extend_from_slice(extra);
+        edgefuse(&a)
+    };
+    for (value, needle) in [
+        ("NaN", "NaN"),
+        ("-1", "-1"),
+        ("0", "0"),
+        ("inf", "inf"),
+        ("1e300", "1e300"),
+        ("", "''"),
+    ] {
+        let (ok, err) = agent(&["--max-bundle-mb", value]);
+        assert!(!ok, "--max-bundle-mb {value:?} was accepted");
+        assert!(
+            err.contains("--max-bundle-mb") && err.contains(needle),
+            "--max-bundle-mb {value:?}: {err}"
+        );
+    }
+    for (value, needle) in [("-5", "-5"), ("soon", "soon"), ("0", "0")] {
+        let (ok, err) = agent(&["--timeout-s", value]);
+        assert!(!ok, "--timeout-s {value:?} was accepted");
+        assert!(err.contains("--timeout-s") && err.contains(needle), "{err}");
+    }
+    let (ok, err) = edgefuse(&[
+        "agent",
+        "--listen",
+        "localhost:99999",
+        "--store",
+        &store,
+        "--trust",
+        &trust,
+        "--token-file",
+        &token,
+    ]);
+    assert!(!ok && err.contains("localhost:99999"), "{err}");
+    for url in [
+        "ftp://10.0.0.7:7443",
+        "http://",
+        "http://host:99999",
+        "http://[::1",
+        "http://[::1]7443",
+        "http://host:port",
+        "dir:",
+    ] {
+        let (ok, err) = edgefuse(&["status", "--to", url, "--timeout-s", "1"]);
+        assert!(!ok && err.contains(url), "--to {url}: {err}");
+    }
+}
+
+/// Key and token files that are not keys or tokens: empty, the wrong length, PEM, a directory, a
+/// large file, an endless device, a token of two lines. Each is refused naming the file and
+/// what is wrong with it, reading only a bounded amount (under a 2 GiB address-space limit, so an
+/// unbounded read fails as "out of memory" rather than straining the machine).
+#[test]
+fn key_and_token_files_that_are_not_keys_are_refused() {
+    let env = Env::new();
+    let s = |p: std::path::PathBuf| p.display().to_string();
+    let efm = s(env.path("m.efm"));
+    std::fs::write(&efm, tiny_model(1.0, 0)).unwrap();
+    let efb = s(env.path("m.efb"));
+    std::fs::write(&efb, make_bundle(&env.key, "1.0.0", &[], 1.0, 0)).unwrap();
+    let out = s(env.path("out.efb"));
+    let (store, trust) = (s(env.path("store")), s(env.pub_path()));
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(env.path(name), bytes).unwrap();
+        s(env.path(name))
+    };
+    let large = s(env.path("large"));
+    std::fs::File::create(&large)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let limited = |args: &[&str]| {
+        let mut a = vec!["-c", "ulimit -v 2097152; exec timeout 20 \"$@\"", "sh", EXE];
+        a.extend_from_slice(args);
+        let o = Command::new("sh").args(&a).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        (o.status.code(), err)
+    };
+    // The limit leaves room for real work.
+    let (code, err) = limited(&["verify", &efb, "--trust", &trust]);
+    assert_eq!(code, Some(0), "{err}");
+
+    // (what, file, what the error must say besides the file's name)
+    let unreadable = [
+        ("empty", write("empty", b""), ""),
+        ("binary", write("binary", &[0xff; 64]), ""),
+        ("directory", s(env.path("keys")), "directory"),
+        ("3 GiB file", large.clone(), "longer than"),
+        ("/dev/zero", "/dev/zero".to_string(), "longer than"),
+    ];
+    let not_keys = [
+        ("short", write("short", b"abcd\n"), "64 hex digits"),
+        ("long", write("long", "ab".repeat(40).as_bytes()), "64 hex digits"),
+        ("not hex", write("nothex", "zz".repeat(32).as_bytes()), "64 hex digits"),
+        (
+            "PEM",
+            write(
+                "pem",
+                b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n",
+            ),
+            "64 hex digits",
+        ),
+    ];
+    let bad_tokens = [
+        ("empty token", write("emptytoken", b"\n"), "empty"),
+        (
+            "two lines",
+            write("twolines", format!("{TOKEN}\r\nX-Injected: 1\n").as_bytes()),
+            "one line",
+        ),
+    ];
+    for (what, f, needle) in unreadable.iter().chain(&not_keys) {
+        for args in [
+            vec!["verify", &efb, "--trust", f],
+            vec!["bundle", &efm, "--key", f, "--version", "1.0.0", "-o", &out],
+        ] {
+            let (code, err) = limited(&args);
+            assert_eq!(code, Some(1), "{what} as {}: {err}", args[2]);
+            assert!(
+                err.starts_with("error: ") && err.contains(f.as_str()) && err.contains(needle),
+                "{what} as {}: {err}",
+                args[2]
+            );
+        }
+    }
+    for (what, f, needle) in unreadable.iter().chain(&bad_tokens) {
+        for args in [
+            vec!["status", "--to", "http://127.0.0.1:9", "--token-file", f],
+            vec![
+                "agent",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                &store,
+                "--trust",
+                &trust,
+                "--token-file",
+                f,
+            ],
+        ] {
+            let (code, err) = limited(&args);
+            assert_eq!(code, Some(1), "{what} as {} --token-file: {err}", args[0]);
+            assert!(
+                err.starts_with("error: ")
+                    && err.contains("--token-file")
+                    && err.contains(f.as_str())
+                    && err.contains(needle),
+                "{what} as {} --token-file: {err}",
+                args[0]
+            );
+        }
+    }
+    assert!(!env.path("out.efb").exists());
 }
 
