@@ -425,3 +425,168 @@ fn key_and_token_files_that_are_not_keys_are_refused() {
     assert!(!env.path("out.efb").exists());
 }
 
+/// A store damaged on disk while the agent was down: it opens, reports what it repaired, never
+/// makes an unverified slot active, and installs again afterwards.
+#[test]
+fn a_damaged_store_opens_reports_and_never_activates_an_unverified_slot() {
+    use edgefuse_runtime::deploy::store::{read_pointer, Pointer};
+    use edgefuse_runtime::deploy::{InstallOptions, Store};
+    use std::path::Path;
+
+    let env = Env::new();
+    let b100 = make_bundle(&env.key, "1.0.0", &[], 1.0, 0);
+    let b110 = make_bundle(&env.key, "1.1.0", &[], 2.0, 0);
+    let b200 = make_bundle(&env.key, "2.0.0", &[], 3.0, 0);
+    let write_ptr = |root: &Path, p: serde_json::Value| {
+        std::fs::write(root.join("active"), p.to_string()).unwrap()
+    };
+    type Damage = Box<dyn Fn(&Path)>;
+    // (what, damage, the version active after opening)
+    let cases: Vec<(&str, Damage, Option<&str>)> = vec![
+        (
+            "active is not JSON",
+            Box::new(|r| std::fs::write(r.join("active"), "{{{").unwrap()),
+            Some("1.1.0"),
+        ),
+        (
+            "active is empty",
+            Box::new(|r| std::fs::write(r.join("active"), "").unwrap()),
+            Some("1.1.0"),
+        ),
+        (
+            "active removed",
+            Box::new(|r| std::fs::remove_file(r.join("active")).unwrap()),
+            Some("1.1.0"),
+        ),
+        (
+            "active names ../../etc",
+            Box::new(move |r| {
+                let mut p = read_pointer(r).unwrap();
+                p.slot = "../../etc".into();
+                write_ptr(r, serde_json::to_value(p).unwrap())
+            }),
+            Some("1.1.0"),
+        ),
+        (
+            "active claims another version",
+            Box::new(move |r| {
+                let mut p = read_pointer(r).unwrap();
+                p.version = "9.9.9".into();
+                write_ptr(r, serde_json::to_value(p).unwrap())
+            }),
+            Some("1.1.0"),
+        ),
+        (
+            "active's version is not a version",
+            Box::new(move |r| {
+                let mut p = read_pointer(r).unwrap();
+                p.version = "latest".into();
+                write_ptr(r, serde_json::to_value(p).unwrap())
+            }),
+            Some("1.1.0"),
+        ),
+        (
+            "active's generation is the largest",
+            Box::new(move |r| {
+                let mut p = read_pointer(r).unwrap();
+                p.generation = u64::MAX;
+                write_ptr(r, serde_json::to_value(p).unwrap())
+            }),
+            Some("1.1.0"),
+        ),
+        (
+            "active names slot a with b's hash",
+            Box::new(move |r| {
+                let mut p: Pointer = read_pointer(r).unwrap();
+                p.slot = "a".into();
+                write_ptr(r, serde_json::to_value(p).unwrap())
+            }),
+            Some("1.1.0"),
+        ),
+        (
+            "active model truncated",
+            Box::new(|r| {
+                let m = r.join("slots/b.efm");
+                let n = std::fs::metadata(&m).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&m)
+                    .unwrap()
+                    .set_len(n / 2)
+                    .unwrap();
+            }),
+            Some("1.0.0"),
+        ),
+        (
+            "active seal missing",
+            Box::new(|r| std::fs::remove_file(r.join("slots/b.seal")).unwrap()),
+            Some("1.0.0"),
+        ),
+        (
+            "active model swapped for another of the same size",
+            Box::new(|r| {
+                std::fs::copy(r.join("slots/a.efm"), r.join("slots/b.efm"))
+                    .map(|_| ())
+                    .unwrap()
+            }),
+            Some("1.0.0"),
+        ),
+        (
+            "seals swapped",
+            Box::new(|r| {
+                std::fs::rename(r.join("slots/a.seal"), r.join("slots/x")).unwrap();
+                std::fs::rename(r.join("slots/b.seal"), r.join("slots/a.seal")).unwrap();
+                std::fs::rename(r.join("slots/x"), r.join("slots/b.seal")).unwrap();
+            }),
+            None,
+        ),
+        (
+            "slots removed",
+            Box::new(|r| std::fs::remove_dir_all(r.join("slots")).unwrap()),
+            None,
+        ),
+    ];
+    for (what, damage, want) in cases {
+        let root = env.path(&what.replace(' ', "_"));
+        {
+            let s = Store::open(&root, env.public, None).unwrap();
+            s.install(&b100, &InstallOptions::default()).unwrap();
+            s.install(&b110, &InstallOptions::default()).unwrap();
+        }
+        damage(&root);
+        let s = Store::open(&root, env.public, None)
+            .unwrap_or_else(|e| panic!("{what}: the store did not open: {e}"));
+        let st = s.status();
+        assert_eq!(st.active_version.as_deref(), want, "{what}: {st:?}");
+        match want {
+            Some(v) => assert_eq!(check_store(&root, &env.public), v, "{what}"),
+            None => assert!(read_pointer(&root).is_none(), "{what}"),
+        }
+        assert!(
+            st.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("recovered"))
+                || what.contains("generation"),
+            "{what}: nothing reported: {st:?}"
+        );
+        s.install(&b200, &InstallOptions::default())
+            .unwrap_or_else(|e| panic!("{what}: install after recovery: {e}"));
+        assert_eq!(check_store(&root, &env.public), "2.0.0", "{what}");
+        eprintln!("{what:>50}: {}", st.last_error.unwrap_or_default());
+    }
+    // A real agent starts on a damaged store and says what it repaired.
+    let root = env.path("agent-store");
+    Store::open(&root, env.public, None)
+        .unwrap()
+        .install(&b100, &InstallOptions::default())
+        .unwrap();
+    std::fs::write(root.join("active"), "garbage").unwrap();
+    let agent = Agent::spawn(&env, &root, &[], &[]);
+    let st = env.client().status(&agent.url).unwrap();
+    assert_eq!(st.active_version.as_deref(), Some("1.0.0"));
+    assert!(st
+        .last_error
+        .unwrap_or_default()
+        .contains("active pointer repaired"));
+}
+

@@ -222,10 +222,12 @@ impl Store {
         }
         sync_dir(&self.root.join("slots"))?;
         let ptr = read_pointer(&self.root);
+        // The pointer must name a slot that verifies and say what that slot holds: its version
+        // decides which bundles are newer.
         let ok = ptr.as_ref().is_some_and(|p| {
             valid
                 .iter()
-                .any(|(s, m)| *s == p.slot && m.model_sha256 == p.sha256)
+                .any(|(s, m)| *s == p.slot && m.model_sha256 == p.sha256 && m.version == p.version)
         });
         if !ok {
             let generation = ptr.as_ref().map_or(0, |p| p.generation) + 1;
