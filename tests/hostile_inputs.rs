@@ -590,3 +590,48 @@ fn a_damaged_store_opens_reports_and_never_activates_an_unverified_slot() {
         .contains("active pointer repaired"));
 }
 
+/// Profiles with wrong types or absurd values are refused naming the field and the value,
+/// never taken with a memory size that wraps (`total_mb` of 2^44 MB was 0 bytes).
+#[test]
+fn profiles_with_wrong_types_or_absurd_values_are_refused() {
+    let good = include_str!("../boards/x86-64-cuda.toml");
+    assert!(good.contains("total_mb = 32768") && good.contains("memory_mb = 12288"));
+    let cases = [
+        ("cores = 8", "cores = \"four\"", "cores"),
+        ("cores = 8", "cores = -1", "cores"),
+        ("cores = 8", "cores = 0", "cpu.cores 0"),
+        ("total_mb = 32768", "total_mb = 0", "memory.total_mb 0"),
+        (
+            "total_mb = 32768",
+            "total_mb = 17592186044416",
+            "17592186044416",
+        ),
+        ("total_mb = 32768", "total_mb = 3.5", "total_mb"),
+        ("memory_mb = 12288", "memory_mb = 0", "gpu.memory_mb 0"),
+        (
+            "memory_mb = 12288",
+            "memory_mb = 9223372036854775807",
+            "9223372036854775807",
+        ),
+        ("width = 1920", "width = 0", "camera.width 0"),
+        ("fps = 30", "fps = 0", "camera.fps 0"),
+        ("features = [\"avx2\", \"fma\"]", "features = 7", "features"),
+    ];
+    for (from, to, needle) in cases {
+        assert!(good.contains(from), "{from}");
+        let text = good.replacen(from, to, 1);
+        match edgefuse_runtime::board::Board::parse(&text, "t") {
+            Ok(b) => panic!(
+                "{to}: accepted; {} bytes for models",
+                b.model_memory_bytes()
+            ),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("board profile t") && e.contains(needle),
+                    "{to}: {e}"
+                );
+            }
+        }
+    }
+}
