@@ -86,6 +86,9 @@ pub struct Board {
     pub build: Build,
 }
 
+/// Largest memory size a profile may give, in MB (16 TiB).
+const MAX_MB: u64 = 16 << 20;
+
 const BUILTIN: &[(&str, &str)] = &[
     (
         "jetson-orin-nano",
@@ -136,6 +139,22 @@ impl Board {
         }
         if b.defaults.backend == "cuda" && !b.cuda_usable() {
             return bad("defaults.backend is cuda but the board has no usable CUDA GPU".into());
+        }
+        // Counts and sizes: above 0, and memory sizes that stay sizes in bytes (at most 16 TiB).
+        let counts = [
+            ("cpu.cores", u64::from(b.cpu.cores), 1 << 16),
+            ("memory.total_mb", b.memory.total_mb, MAX_MB),
+            (
+                "gpu.memory_mb",
+                b.gpu.as_ref().and_then(|g| g.memory_mb).unwrap_or(1),
+                MAX_MB,
+            ),
+            ("camera.width", u64::from(b.camera.width), 1 << 16),
+            ("camera.height", u64::from(b.camera.height), 1 << 16),
+            ("camera.fps", u64::from(b.camera.fps), 1 << 16),
+        ];
+        if let Some((name, v, max)) = counts.iter().find(|(_, v, max)| *v == 0 || v > max) {
+            return bad(format!("{name} {v} is not between 1 and {max}"));
         }
         Ok(b)
     }

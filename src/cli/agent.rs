@@ -37,20 +37,38 @@ pub struct Args {
     /// This device's board; bundles that list boards must list it.
     #[arg(long)]
     board: Option<String>,
-    /// Largest bundle accepted, in MiB (fractions allowed).
-    #[arg(long, default_value_t = 512.0)]
+    /// Largest bundle accepted, in MiB (fractions allowed; at most 1048576, 1 TiB).
+    #[arg(
+        long,
+        default_value_t = 512.0,
+        value_parser = bundle_mb,
+        allow_negative_numbers = true
+    )]
     max_bundle_mb: f64,
-    /// Seconds a connection may stay silent.
-    #[arg(long, default_value_t = 30)]
-    timeout_s: u64,
+    /// Seconds a connection may stay silent, and the most a request head may take.
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_parser = super::positive,
+        allow_negative_numbers = true
+    )]
+    timeout_s: usize,
+}
+
+/// `--max-bundle-mb`: a size above 0 and at most 1 TiB (NaN, infinities and 0 would refuse
+/// everything or nothing).
+fn bundle_mb(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1048576.0 => Ok(v),
+        _ => Err(format!(
+            "\"{s}\" is not a size in MiB above 0 and at most 1048576"
+        )),
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
     let trust = PublicKey::load(&a.trust)?;
-    let token = std::fs::read_to_string(&a.token_file)
-        .with_context(|| format!("reading --token-file {}", a.token_file.display()))?
-        .trim()
-        .to_string();
+    let token = super::target::read_token(&a.token_file)?;
     if token.len() < 16 {
         bail!(
             "--token-file {}: the token must be at least 16 characters",
@@ -86,7 +104,7 @@ pub fn run(a: Args) -> Result<()> {
             token,
             tls,
             max_bundle: (a.max_bundle_mb * 1048576.0) as u64,
-            io_timeout: Duration::from_secs(a.timeout_s.max(1)),
+            io_timeout: Duration::from_secs(a.timeout_s as u64),
             max_connections: 64,
         },
     )?;

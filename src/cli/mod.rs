@@ -153,8 +153,8 @@ pub(crate) fn replaceable(path: &std::path::Path, head: &[u8], option: &str) -> 
     )
 }
 
-/// A count that must be at least 1 (`--threads`, `--iters`, `--top`, `--frames`): 0 is refused
-/// rather than quietly taken as 1 or as nothing.
+/// A count that must be at least 1 (`--threads`, `--iters`, `--top`, `--frames`, `--timeout-s`):
+/// 0 is refused rather than quietly taken as 1 or as nothing.
 pub(crate) fn positive(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),

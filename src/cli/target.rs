@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use edgefuse_runtime::deploy::client::Client;
 use edgefuse_runtime::deploy::http::{self, Url};
+use edgefuse_runtime::deploy::keys;
 use edgefuse_runtime::deploy::{DeployResult, InstallOptions, Installed, PublicKey, Status, Store};
 
 /// Options shared by every command that talks to targets.
@@ -22,8 +23,29 @@ pub struct Conn {
     #[arg(long)]
     trust: Option<PathBuf>,
     /// Seconds to wait on one agent.
-    #[arg(long, default_value_t = 60)]
-    timeout_s: u64,
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_parser = super::positive,
+        allow_negative_numbers = true
+    )]
+    timeout_s: usize,
+}
+
+/// The token in `--token-file`: one line of printable characters (it goes into a header line).
+pub fn read_token(path: &std::path::Path) -> Result<String> {
+    let token = keys::read_line_file(path, "token")
+        .with_context(|| format!("reading --token-file {}", path.display()))?;
+    if token.is_empty() {
+        bail!("--token-file {}: the file is empty", path.display());
+    }
+    if token.chars().any(char::is_control) {
+        bail!(
+            "--token-file {}: the token must be one line of printable characters",
+            path.display()
+        );
+    }
+    Ok(token)
 }
 
 pub enum Target {
@@ -51,22 +73,14 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(c: &Conn) -> Result<Ctx> {
-        let token = match &c.token_file {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .with_context(|| format!("reading --token-file {}", p.display()))?
-                    .trim()
-                    .to_string(),
-            ),
-            None => None,
-        };
+        let token = c.token_file.as_deref().map(read_token).transpose()?;
         let tls = c.ca.as_deref().map(http::client_tls).transpose()?;
         let trust = c.trust.as_deref().map(PublicKey::load).transpose()?;
         Ok(Ctx {
             client: Client {
                 token,
                 tls,
-                timeout: Duration::from_secs(c.timeout_s.max(1)),
+                timeout: Duration::from_secs(c.timeout_s as u64),
             },
             trust,
         })

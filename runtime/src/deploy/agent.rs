@@ -10,11 +10,11 @@
 //! `{"error": "...", "kind": "..."}` with a status code per [`ErrorKind`]. One thread per
 //! connection (bounded); the store serialises installs.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::http::{self, Head, Stream};
 use super::store::{InstallOptions, Store};
@@ -125,6 +125,8 @@ fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
     tcp.set_read_timeout(Some(cfg.io_timeout))?;
     tcp.set_write_timeout(Some(cfg.io_timeout))?;
     tcp.set_nodelay(true)?;
+    // The same socket, to shorten its read timeout while the head arrives.
+    let ctl = tcp.try_clone()?;
     let mut stream: Box<dyn Stream> = match &cfg.tls {
         Some(tls) => {
             let conn = rustls::ServerConnection::new(Arc::clone(tls)).map_err(io::Error::other)?;
@@ -132,7 +134,17 @@ fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
         }
         None => Box::new(tcp),
     };
-    let (head, rest) = http::read_head(stream.as_mut())?;
+    let (head, rest) = match read_head_within(stream.as_mut(), &ctl, cfg.io_timeout) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            let e = DeployError::new(ErrorKind::BadRequest, format!("bad request: {e}"));
+            http::write_response(stream.as_mut(), 400, &error_body(&e))?;
+            drain(stream.as_mut());
+            return Err(io::Error::other(e.msg));
+        }
+        Err(e) => return Err(e),
+    };
+    ctl.set_read_timeout(Some(cfg.io_timeout))?;
     let result = handle(stream.as_mut(), cfg, &head, rest);
     let (code, body) = match &result {
         Ok(body) => (200, body.clone()),
@@ -154,19 +166,68 @@ fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
     }
     http::write_response(stream.as_mut(), code, &body)?;
     if code == 413 || code == 401 {
-        // The body was not read: let the client finish sending (bounded) so it reads the refusal
-        // instead of a connection reset.
-        let mut sink = [0u8; 64 << 10];
-        let mut drained = 0usize;
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while drained < (64 << 20) && std::time::Instant::now() < deadline {
-            match stream.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
+        drain(stream.as_mut());
     }
     Ok(())
+}
+
+/// After a refusal sent before the request was read: lets the client finish sending (bounded)
+/// so it reads the refusal instead of a connection reset.
+fn drain(stream: &mut dyn Stream) {
+    let mut sink = [0u8; 64 << 10];
+    let mut drained = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while drained < (64 << 20) && Instant::now() < deadline {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// Reads the request head within `limit` in all, not per read: a peer sending a byte now and
+/// then does not hold a connection (and, 64 of them, the agent) for ever.
+fn read_head_within(
+    stream: &mut dyn Stream,
+    tcp: &TcpStream,
+    limit: Duration,
+) -> io::Result<(Head, Vec<u8>)> {
+    struct Within<'a> {
+        stream: &'a mut dyn Stream,
+        tcp: &'a TcpStream,
+        until: Option<Instant>,
+        limit: Duration,
+    }
+    impl Read for Within<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if let Some(until) = self.until {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("request head not received within {:?}", self.limit),
+                    ));
+                }
+                self.tcp.set_read_timeout(Some(left))?;
+            }
+            self.stream.read(buf)
+        }
+    }
+    impl Write for Within<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.stream.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.stream.flush()
+        }
+    }
+    http::read_head(&mut Within {
+        stream,
+        tcp,
+        // A limit past the clock's range is no limit.
+        until: Instant::now().checked_add(limit),
+        limit,
+    })
 }
 
 fn handle(
@@ -195,9 +256,20 @@ fn handle(
         ("GET", "/v1/status") => Ok(json(&cfg.store.status())),
         ("POST", "/v1/rollback") => cfg.store.rollback().map(|i| json(&i)),
         ("POST", "/v1/install") => {
-            let len = head.content_length().ok_or_else(|| {
-                DeployError::new(ErrorKind::BadRequest, "install needs a Content-Length")
-            })?;
+            if let Some(te) = head.header("transfer-encoding") {
+                return Err(DeployError::new(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "Transfer-Encoding {te:?} is not supported: send the bundle with a Content-Length"
+                    ),
+                ));
+            }
+            let len = head
+                .content_length()
+                .map_err(|e| DeployError::new(ErrorKind::BadRequest, e.to_string()))?
+                .ok_or_else(|| {
+                    DeployError::new(ErrorKind::BadRequest, "install needs a Content-Length")
+                })?;
             if len > cfg.max_bundle {
                 return Err(DeployError::new(
                     ErrorKind::TooLarge,

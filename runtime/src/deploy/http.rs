@@ -43,9 +43,33 @@ impl Head {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    pub fn content_length(&self) -> Option<u64> {
-        self.header("content-length")
-            .and_then(|v| v.trim().parse().ok())
+    /// The `Content-Length`: None when absent; an error naming the value when it is not a
+    /// decimal number of bytes, or when two of them disagree.
+    pub fn content_length(&self) -> io::Result<Option<u64>> {
+        let mut found = None;
+        for (_, v) in self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
+            let n = Some(v)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "Content-Length {} is not a number of bytes",
+                        shown(v)
+                    ))
+                })?;
+            if found.is_some_and(|f| f != n) {
+                return Err(invalid(format!(
+                    "two different Content-Length headers ({} and {n})",
+                    found.unwrap_or(n)
+                )));
+            }
+            found = Some(n);
+        }
+        Ok(found)
     }
     /// The path without its query string.
     pub fn path(&self) -> &str {
@@ -61,7 +85,20 @@ impl Head {
     }
 }
 
-/// Reads a head (request or response). Returns it and the body bytes read past it.
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// `s` quoted for an error message, cut after 60 characters.
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(60) {
+        Some((i, _)) => format!("{:?}...", &s[..i]),
+        None => format!("{s:?}"),
+    }
+}
+
+/// Reads a head (request or response). Returns it and the body bytes read past it; an
+/// `InvalidData` error names a malformed line.
 pub fn read_head(s: &mut dyn Stream) -> io::Result<(Head, Vec<u8>)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
@@ -79,27 +116,34 @@ pub fn read_head(s: &mut dyn Stream) -> io::Result<(Head, Vec<u8>)> {
             break from + p + 4;
         }
         if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "HTTP head longer than 16 KiB",
-            ));
+            return Err(invalid("HTTP head longer than 16 KiB"));
         }
     };
-    let text = std::str::from_utf8(&buf[..end - 4])
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "HTTP head is not UTF-8"))?;
+    let text =
+        std::str::from_utf8(&buf[..end - 4]).map_err(|_| invalid("HTTP head is not UTF-8"))?;
     let mut lines = text.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
+    let line = lines.next().unwrap_or("");
+    let mut first = line.split(' ');
     let (a, b) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
     // Request: METHOD TARGET VERSION. Response: VERSION CODE REASON.
     let (first, target) = if a.starts_with("HTTP/") {
         (b.to_string(), String::new())
+    } else if a.is_empty() || b.is_empty() {
+        return Err(invalid(format!(
+            "malformed request line {} (expected METHOD PATH HTTP/1.1)",
+            shown(line)
+        )));
     } else {
         (a.to_string(), b.to_string())
     };
     let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+        .map(|l| {
+            let (k, v) = l
+                .split_once(':')
+                .ok_or_else(|| invalid(format!("header line {} has no ':'", shown(l))))?;
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect::<io::Result<_>>()?;
     Ok((
         Head {
             first,
@@ -203,7 +247,13 @@ impl Url {
         let auth = rest.split('/').next().unwrap_or("");
         let (host, port) = if let Some(r) = auth.strip_prefix('[') {
             let (h, p) = r.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            (h, p.strip_prefix(':'))
+            match p {
+                "" => (h, None),
+                p => (
+                    h,
+                    Some(p.strip_prefix(':').ok_or_else(|| bad("no ':' after ]"))?),
+                ),
+            }
         } else {
             match auth.rsplit_once(':') {
                 Some((h, p)) => (h, Some(p)),
@@ -340,7 +390,7 @@ pub fn request(
         .and_then(|_| stream.flush());
     // If sending failed, the agent may still have answered (a refusal before the body was read).
     let answer = read_head(stream.as_mut()).and_then(|(h, rest)| {
-        let len = h.content_length().unwrap_or(rest.len() as u64);
+        let len = h.content_length()?.unwrap_or(rest.len() as u64);
         let code = h
             .first
             .parse::<u16>()

@@ -30,7 +30,7 @@ impl SecretKey {
     }
 
     pub fn load(path: &Path) -> DeployResult<SecretKey> {
-        let text = read_key_file(path, "secret key")?;
+        let text = read_line_file(path, "secret key")?;
         let seed = unhex::<32>(&text).ok_or_else(|| {
             DeployError::new(
                 ErrorKind::BadRequest,
@@ -88,7 +88,7 @@ impl SecretKey {
 
 impl PublicKey {
     pub fn load(path: &Path) -> DeployResult<PublicKey> {
-        let text = read_key_file(path, "public key")?;
+        let text = read_line_file(path, "public key")?;
         PublicKey::from_hex(&text).ok_or_else(|| {
             DeployError::new(
                 ErrorKind::BadRequest,
@@ -122,6 +122,27 @@ impl PublicKey {
     }
 }
 
-fn read_key_file(path: &Path, what: &str) -> DeployResult<String> {
-    std::fs::read_to_string(path).map_err(|e| DeployError::io(&format!("reading {what}"), path, e))
+/// Longest key or token file read: a device or a large file given by mistake is an error
+/// after this many bytes, not an endless read.
+const MAX_LINE_FILE: u64 = 4 << 10;
+
+/// Reads a short text file holding one value (a key, a token), trimmed: at most 4 KiB.
+pub fn read_line_file(path: &Path, what: &str) -> DeployResult<String> {
+    use std::io::Read;
+    let io = |e| DeployError::io(&format!("reading {what}"), path, e);
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_LINE_FILE + 1).read_to_end(&mut bytes))
+        .map_err(io)?;
+    let bad = |why: &str| {
+        DeployError::new(
+            ErrorKind::BadRequest,
+            format!("{}: not a {what}: {why}", path.display()),
+        )
+    };
+    if bytes.len() as u64 > MAX_LINE_FILE {
+        return Err(bad(&format!("longer than {MAX_LINE_FILE} bytes")));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| bad("not text"))?;
+    Ok(text.trim().to_string())
 }

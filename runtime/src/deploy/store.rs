@@ -32,7 +32,7 @@ const CHUNK: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pointer {
     pub slot: String,
-    /// Bumped at every switch; [`super::ActiveModel`] reloads when it changes.
+    /// Bumped (wrapping) at every switch; [`super::ActiveModel`] reloads when it changes.
     pub generation: u64,
     pub version: String,
     pub sha256: String,
@@ -222,13 +222,15 @@ impl Store {
         }
         sync_dir(&self.root.join("slots"))?;
         let ptr = read_pointer(&self.root);
+        // The pointer must name a slot that verifies and say what that slot holds: its version
+        // decides which bundles are newer.
         let ok = ptr.as_ref().is_some_and(|p| {
             valid
                 .iter()
-                .any(|(s, m)| *s == p.slot && m.model_sha256 == p.sha256)
+                .any(|(s, m)| *s == p.slot && m.model_sha256 == p.sha256 && m.version == p.version)
         });
         if !ok {
-            let generation = ptr.as_ref().map_or(0, |p| p.generation) + 1;
+            let generation = ptr.as_ref().map_or(0, |p| p.generation).wrapping_add(1);
             // The newest valid slot becomes active.
             let best = valid
                 .iter()
@@ -360,7 +362,7 @@ impl Store {
         fault::step(8);
         sync_dir(&slots)?;
         fault::step(9);
-        let generation = current.as_ref().map_or(0, |p| p.generation) + 1;
+        let generation = current.as_ref().map_or(0, |p| p.generation).wrapping_add(1);
         self.write_pointer(&Pointer {
             slot: slot.into(),
             generation,
@@ -390,7 +392,7 @@ impl Store {
                     format!("rollback: slot {other} holds no previous model"),
                 )
             })?;
-            let generation = cur.generation + 1;
+            let generation = cur.generation.wrapping_add(1);
             s.write_pointer(&Pointer {
                 slot: other.into(),
                 generation,
