@@ -86,17 +86,29 @@ impl Geometry {
         };
         Ok(Geometry {
             src: (src_w, src_h),
-            x: axis(src_w, rw, out_w, ox, spec.interp),
-            y: axis(src_h, rh, out_h, oy, spec.interp),
+            x: axis(src_w, rw, out_w, ox, spec.interp)?,
+            y: axis(src_h, rh, out_h, oy, spec.interp)?,
         })
     }
 }
 
+/// The most entries one axis's tap table may have (16 Mi: 128 MB of indices and weights). A
+/// 4K frame shrunk to 224 by area needs 18 × 224; only a model input of extreme aspect behind
+/// a letterbox (a 16384-row input showing one resized row) comes near it.
+const MAX_TAPS: usize = 1 << 24;
+
 /// Output `o` is resized index `o + offset` (inside when 0 <= that < `resized`).
-fn axis(src: usize, resized: usize, n: usize, offset: i64, interp: Interp) -> Axis {
+fn axis(src: usize, resized: usize, n: usize, offset: i64, interp: Interp) -> Result<Axis> {
     let scale = src as f64 / resized as f64;
     let area = interp == Interp::Area && scale > 1.0;
     let taps = if area { scale.ceil() as usize + 1 } else { 2 };
+    if taps.saturating_mul(n) > MAX_TAPS {
+        return Err(Error::invalid(format!(
+            "preprocess: interp=area from {src} to {resized} pixels over an axis of {n} needs \
+             {taps} taps per pixel, more than the {MAX_TAPS} table entries allowed (use \
+             interp=bilinear or a less extreme input shape)"
+        )));
+    }
     let mut idx = vec![0u32; taps * n];
     let mut w = vec![0f32; taps * n];
     let lo = (-offset).clamp(0, n as i64) as usize;
@@ -128,13 +140,13 @@ fn axis(src: usize, resized: usize, n: usize, offset: i64, interp: Interp) -> Ax
             w[n + o] = f as f32;
         }
     }
-    Axis {
+    Ok(Axis {
         n,
         taps,
         idx,
         w,
         inside: lo..hi,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -175,5 +187,19 @@ mod tests {
                 assert_eq!(g.y.inside, 22..78);
             }
         }
+    }
+
+    /// A letterbox into a 1 × 16384 input shows one resized row: area taps of 16385 per output
+    /// over 16384 outputs were 268 M entries (2 GB) before the bound; now an error.
+    #[test]
+    fn an_extreme_area_table_is_an_error_not_gigabytes() {
+        let spec = PreprocessSpec::parse("fit=letterbox,interp=area").unwrap();
+        let e = Geometry::new(&spec, 16384, 16384, 1, 16384)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("16385 taps per pixel"), "{e}");
+        // The 4K frame into a 224 input still has its table.
+        let spec = PreprocessSpec::parse("interp=area").unwrap();
+        assert_eq!(Geometry::new(&spec, 3840, 2160, 224, 224).unwrap().x.taps, 11);
     }
 }
