@@ -10,7 +10,7 @@
 //! `{"error": "...", "kind": "..."}` with a status code per [`ErrorKind`]. One thread per
 //! connection (bounded); the store serialises installs.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -192,42 +192,7 @@ fn read_head_within(
     tcp: &TcpStream,
     limit: Duration,
 ) -> io::Result<(Head, Vec<u8>)> {
-    struct Within<'a> {
-        stream: &'a mut dyn Stream,
-        tcp: &'a TcpStream,
-        until: Option<Instant>,
-        limit: Duration,
-    }
-    impl Read for Within<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if let Some(until) = self.until {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("request head not received within {:?}", self.limit),
-                    ));
-                }
-                self.tcp.set_read_timeout(Some(left))?;
-            }
-            self.stream.read(buf)
-        }
-    }
-    impl Write for Within<'_> {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.stream.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            self.stream.flush()
-        }
-    }
-    http::read_head(&mut Within {
-        stream,
-        tcp,
-        // A limit past the clock's range is no limit.
-        until: Instant::now().checked_add(limit),
-        limit,
-    })
+    http::read_head(&mut http::Deadline::new(stream, tcp, limit))
 }
 
 fn handle(

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -94,6 +94,66 @@ fn shown(s: &str) -> String {
     match s.char_indices().nth(60) {
         Some((i, _)) => format!("{:?}...", &s[..i]),
         None => format!("{s:?}"),
+    }
+}
+
+/// A stream whose reads all end within one time limit, not per read: a peer trickling a byte
+/// now and then cannot hold the other side for ever. `tcp` is the socket under `stream` (a
+/// clone), whose read timeout is shortened to what is left before each read.
+pub struct Deadline<'a> {
+    stream: &'a mut dyn Stream,
+    tcp: &'a TcpStream,
+    until: Option<Instant>,
+    limit: Duration,
+}
+
+impl<'a> Deadline<'a> {
+    pub fn new(stream: &'a mut dyn Stream, tcp: &'a TcpStream, limit: Duration) -> Deadline<'a> {
+        Deadline {
+            stream,
+            tcp,
+            // A limit past the clock's range is no limit.
+            until: Instant::now().checked_add(limit),
+            limit,
+        }
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let late = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the peer did not finish within {:?}", self.limit),
+            )
+        };
+        if let Some(until) = self.until {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(late());
+            }
+            self.tcp.set_read_timeout(Some(left))?;
+        }
+        // A socket timeout reads as "Resource temporarily unavailable": say which one it was.
+        self.stream.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                if self.until.is_some_and(|u| Instant::now() >= u) {
+                    late()
+                } else {
+                    io::Error::new(io::ErrorKind::TimedOut, "the peer went silent")
+                }
+            }
+            _ => e,
+        })
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
     }
 }
 
@@ -360,6 +420,7 @@ pub fn request(
     tcp.set_read_timeout(Some(timeout)).map_err(net)?;
     tcp.set_write_timeout(Some(timeout)).map_err(net)?;
     tcp.set_nodelay(true).map_err(net)?;
+    let ctl = tcp.try_clone().map_err(net)?;
     let mut stream: Box<dyn Stream> = if url.tls {
         let cfg = tls.ok_or_else(|| {
             DeployError::new(
@@ -389,7 +450,10 @@ pub fn request(
         .and_then(|_| stream.write_all(body))
         .and_then(|_| stream.flush());
     // If sending failed, the agent may still have answered (a refusal before the body was read).
-    let answer = read_head(stream.as_mut()).and_then(|(h, rest)| {
+    // The answer may wait up to `timeout` for an install to finish, then must arrive within
+    // another: an agent trickling it cannot hold a rollout.
+    let mut stream = Deadline::new(stream.as_mut(), &ctl, timeout.saturating_mul(2));
+    let answer = read_head(&mut stream).and_then(|(h, rest)| {
         let len = h.content_length()?.unwrap_or(rest.len() as u64);
         let code = h
             .first
@@ -401,7 +465,7 @@ pub fn request(
                 format!("an answer of {len} bytes (an agent answers at most {MAX_RESPONSE})"),
             ));
         }
-        Ok((code, read_body(stream.as_mut(), rest, len)?))
+        Ok((code, read_body(&mut stream, rest, len)?))
     });
     match (answer, sent) {
         (Ok(a), _) => Ok(a),
@@ -443,6 +507,45 @@ mod tests {
         let mut short: &[u8] = b"abc";
         let e = read_body(&mut ShortPeer(&mut short), Vec::new(), 1 << 50).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    }
+
+    /// An agent that trickles its answer (a byte every 100 ms, each read well inside the
+    /// per-read timeout) cannot hold the client: the whole answer must come within twice the
+    /// timeout. Before, this 200-byte answer held it for 20 s (any length: for ever).
+    #[test]
+    fn a_trickled_answer_is_cut_at_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = read_head(&mut s);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 160\r\n\r\n{}",
+                "x".repeat(160)
+            );
+            for b in answer.bytes() {
+                if s.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let t = Instant::now();
+        let e = request(
+            &url,
+            None,
+            "GET",
+            "/v1/status",
+            None,
+            b"",
+            Duration::from_secs(1),
+        )
+        .expect_err("a trickled answer was waited for");
+        let took = t.elapsed();
+        assert!(e.to_string().contains("did not finish within 2s"), "{e}");
+        assert!(took < Duration::from_secs(4), "took {took:?}");
+        server.join().unwrap();
     }
 
     struct ShortPeer<'a, 'b>(&'a mut &'b [u8]);

@@ -200,6 +200,9 @@ mod tests {
         assert!(e.contains("16385 taps per pixel"), "{e}");
         // The 4K frame into a 224 input still has its table.
         let spec = PreprocessSpec::parse("interp=area").unwrap();
-        assert_eq!(Geometry::new(&spec, 3840, 2160, 224, 224).unwrap().x.taps, 11);
+        assert_eq!(
+            Geometry::new(&spec, 3840, 2160, 224, 224).unwrap().x.taps,
+            11
+        );
     }
 }
