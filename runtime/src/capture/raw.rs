@@ -1,6 +1,6 @@
 //! A raw frame file: frames of one format and size back to back, named `PATH[:FMT]:WxH`
 //! (format from the extension when not given: `frames.yuyv:1920x1080`). MJPEG files hold
-//! concatenated JPEGs. A short last frame, or a read that fails, is an error for that frame,
+//! concatenated JPEGs, read one at a time. A short last frame, or a read that fails, is an error for that frame,
 //! then the stream ends.
 
 use std::fs::File;
@@ -64,9 +64,17 @@ enum Body {
         reader: BufReader<File>,
         frame_len: usize,
     },
-    /// Concatenated JPEGs, split at start-of-image markers.
-    Jpegs { data: Vec<u8>, starts: Vec<usize> },
+    /// Concatenated JPEGs read one at a time, split where an end-of-image marker meets the
+    /// next start-of-image; `ahead` holds what was read past the last one.
+    Jpegs {
+        reader: BufReader<File>,
+        ahead: Vec<u8>,
+    },
 }
+
+/// The largest JPEG a raw MJPEG file may hold (a 16384 × 16384 frame at a low compression is
+/// less): without a marker the file would otherwise be read whole into one frame.
+const MAX_JPEG: usize = 64 << 20;
 
 pub struct RawSource {
     spec: RawSpec,
@@ -100,16 +108,13 @@ impl RawSource {
                 ),
             }));
         }
+        let reader = BufReader::with_capacity(1 << 20, file);
         let body = match frame_len {
-            Some(frame_len) => Body::Fixed {
-                reader: BufReader::with_capacity(1 << 20, file),
-                frame_len,
+            Some(frame_len) => Body::Fixed { reader, frame_len },
+            None => Body::Jpegs {
+                reader,
+                ahead: Vec::new(),
             },
-            None => {
-                let data = std::fs::read(&spec.path).map_err(io)?;
-                let starts = jpeg_starts(&data);
-                Body::Jpegs { data, starts }
-            }
         };
         Ok(RawSource {
             spec,
@@ -120,23 +125,13 @@ impl RawSource {
     }
 }
 
-/// Offsets of each JPEG in concatenated JPEG data: an SOI marker at the start or right after an EOI.
-fn jpeg_starts(d: &[u8]) -> Vec<usize> {
-    let mut starts = Vec::new();
-    if d.is_empty() {
-        return starts;
-    }
-    starts.push(0);
-    let mut i = 2;
-    while i + 3 < d.len() {
-        if d[i] == 0xFF && d[i + 1] == 0xD9 && d[i + 2] == 0xFF && d[i + 3] == 0xD8 {
-            starts.push(i + 2);
-            i += 4;
-        } else {
-            i += 1;
-        }
-    }
-    starts
+/// Where the JPEG at the start of `d` ends (after its EOI), when the next one's SOI follows in
+/// `d`; the search starts at `from` (bytes before it were searched already).
+fn jpeg_end(d: &[u8], from: usize) -> Option<usize> {
+    d.windows(4)
+        .skip(from)
+        .position(|w| w == [0xFF, 0xD9, 0xFF, 0xD8])
+        .map(|p| from + p + 2)
 }
 
 impl FrameSource for RawSource {
@@ -191,15 +186,47 @@ impl FrameSource for RawSource {
                     )));
                 }
             }
-            Body::Jpegs { data, starts } => {
-                let k = frame.index as usize;
-                let Some(&start) = starts.get(k) else {
-                    self.done = true;
-                    return Ok(false);
-                };
-                let end = starts.get(k + 1).copied().unwrap_or(data.len());
+            Body::Jpegs { reader, ahead } => {
                 frame.data.clear();
-                frame.data.extend_from_slice(&data[start..end]);
+                frame.data.append(ahead);
+                let mut from = 2;
+                loop {
+                    if let Some(end) = jpeg_end(&frame.data, from) {
+                        ahead.extend_from_slice(&frame.data[end..]);
+                        frame.data.truncate(end);
+                        break;
+                    }
+                    if frame.data.len() > MAX_JPEG {
+                        self.done = true;
+                        return Err(Error::invalid(format!(
+                            "{}: frame {} runs past {} MiB without a JPEG marker",
+                            self.spec.path.display(),
+                            frame.index,
+                            MAX_JPEG >> 20
+                        )));
+                    }
+                    from = frame.data.len().saturating_sub(3).max(2);
+                    let had = frame.data.len();
+                    let got = reader
+                        .by_ref()
+                        .take(1 << 16)
+                        .read_to_end(&mut frame.data)
+                        .map_err(|e| {
+                            self.done = true;
+                            Error::Io {
+                                path: self.spec.path.clone(),
+                                source: e,
+                            }
+                        })?;
+                    if got == 0 {
+                        // The end of the file ends the last JPEG.
+                        self.done = true;
+                        if had == 0 {
+                            return Ok(false);
+                        }
+                        break;
+                    }
+                }
             }
         }
         Ok(true)
@@ -210,7 +237,10 @@ impl FrameSource for RawSource {
         self.done = false;
         match &mut self.body {
             Body::Fixed { reader, .. } => reader.seek(SeekFrom::Start(0)).is_ok(),
-            Body::Jpegs { .. } => true,
+            Body::Jpegs { reader, ahead } => {
+                ahead.clear();
+                reader.seek(SeekFrom::Start(0)).is_ok()
+            }
         }
     }
 }
@@ -240,9 +270,40 @@ mod tests {
             .contains("pixel format"));
     }
 
+    /// Concatenated JPEGs split where an EOI meets the next SOI, the file read a piece at a
+    /// time (it used to be read whole: a long recording took its size in memory), then
+    /// rewound.
     #[test]
     fn jpegs_split_at_markers() {
-        let d = [0xFF, 0xD8, 1, 2, 0xFF, 0xD9, 0xFF, 0xD8, 3, 0xFF, 0xD9];
-        assert_eq!(jpeg_starts(&d), vec![0, 6]);
+        let one = |fill: u8, len: usize| {
+            let mut j = vec![0xFF, 0xD8];
+            j.extend(std::iter::repeat_n(fill, len));
+            j.extend([0xFF, 0xD9]);
+            j
+        };
+        // The second spans two 64 KiB reads, and its EOI with the third's SOI straddles the
+        // second read's end (file offsets 131071..131075).
+        let jpegs = [one(1, 3), one(2, 131_062), one(3, 10)];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mjpeg");
+        std::fs::write(&path, jpegs.concat()).unwrap();
+        let spec = RawSpec::parse(&format!("{}:mjpeg:16x8", path.display()))
+            .unwrap()
+            .unwrap();
+        let mut src = RawSource::open(spec).unwrap();
+        let mut frame = Frame::new(PixelFormat::Mjpeg, 16, 8, Vec::new());
+        for _ in 0..2 {
+            for j in &jpegs {
+                assert!(src.next_frame(&mut frame).unwrap());
+                assert!(
+                    frame.data == *j,
+                    "{} bytes, want {}",
+                    frame.data.len(),
+                    j.len()
+                );
+            }
+            assert!(!src.next_frame(&mut frame).unwrap());
+            assert!(src.rewind());
+        }
     }
 }
