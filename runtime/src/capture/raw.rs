@@ -1,7 +1,7 @@
 //! A raw frame file: frames of one format and size back to back, named `PATH[:FMT]:WxH`
 //! (format from the extension when not given: `frames.yuyv:1920x1080`). MJPEG files hold
-//! concatenated JPEGs, read one at a time. A short last frame, or a read that fails, is an error for that frame,
-//! then the stream ends.
+//! concatenated JPEGs, read one at a time. A short last frame, or a read that fails, is an
+//! error for that frame, then the stream ends.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
