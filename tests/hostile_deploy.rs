@@ -635,3 +635,71 @@ fn profiles_with_wrong_types_or_absurd_values_are_refused() {
         }
     }
 }
+
+/// Two repairs that must keep what the operator chose and what is on disk:
+/// - an `active` pointer right about its slot and hash but wrong about the version keeps that
+///   slot (it used to switch to the newest slot, undoing a rollback);
+/// - a signed slot this runtime cannot load (here a model from a newer format major) is kept
+///   for a runtime that can, and never made active (it used to be deleted).
+#[test]
+fn store_repairs_keep_a_rollback_and_a_signed_model_this_runtime_cannot_load() {
+    use edgefuse_runtime::deploy::store::{read_pointer, slot_model};
+    use edgefuse_runtime::deploy::{InstallOptions, Store};
+
+    let env = Env::new();
+    let b100 = make_bundle(&env.key, "1.0.0", &[], 1.0, 0);
+    let b110 = make_bundle(&env.key, "1.1.0", &[], 2.0, 0);
+    let fresh = |name: &str| {
+        let root = env.path(name);
+        let s = Store::open(&root, env.public, None).unwrap();
+        s.install(&b100, &InstallOptions::default()).unwrap();
+        s.install(&b110, &InstallOptions::default()).unwrap();
+        (root, s)
+    };
+
+    let (root, s) = fresh("rolled-back");
+    s.rollback().unwrap();
+    drop(s);
+    let mut p = read_pointer(&root).unwrap();
+    p.version = "9.9.9".into();
+    std::fs::write(root.join("active"), serde_json::to_vec(&p).unwrap()).unwrap();
+    let s = Store::open(&root, env.public, None).unwrap();
+    assert_eq!(s.status().active_version.as_deref(), Some("1.0.0"));
+    assert_eq!(check_store(&root, &env.public), "1.0.0");
+    drop(s);
+
+    // Slot b (1.1.0, active) re-signed around a model whose header says format 99.
+    let (root, s) = fresh("newer-format");
+    drop(s);
+    let mut model = std::fs::read(slot_model(&root, "b")).unwrap();
+    model[8..10].copy_from_slice(&99u16.to_le_bytes());
+    let count = u32::from_le_bytes(model[12..16].try_into().unwrap()) as usize;
+    model[16..20].fill(0);
+    let crc = crc32fast::hash(&model[..64 + 32 * count]);
+    model[16..20].copy_from_slice(&crc.to_le_bytes());
+    let st = edgefuse_runtime::deploy::selftest::generate(
+        edgefuse_runtime::Model::from_bytes(&tiny_model(2.0, 0)).unwrap(),
+        7,
+    )
+    .unwrap();
+    let signed =
+        edgefuse_runtime::deploy::bundle::build(manifest("1.1.0", &[], st), &model, &env.key)
+            .unwrap();
+    let parts = edgefuse_runtime::deploy::Bundle::parse(&signed).unwrap();
+    let seal = parts.seal();
+    std::fs::write(root.join("slots/b.efm"), &model).unwrap();
+    std::fs::write(root.join("slots/b.seal"), seal).unwrap();
+    let s = Store::open(&root, env.public, None).unwrap();
+    let st = s.status();
+    assert_eq!(st.active_version.as_deref(), Some("1.0.0"), "{st:?}");
+    let note = st.last_error.unwrap_or_default();
+    assert!(
+        note.contains("slot b (1.1.0) is signed but does not load here"),
+        "{note}"
+    );
+    assert_eq!(
+        std::fs::read(root.join("slots/b.efm")).unwrap(),
+        model,
+        "slot b was cleared"
+    );
+}

@@ -117,6 +117,15 @@ impl Drop for FileLock<'_> {
 }
 
 fn slot_verify(root: &Path, slot: &str, trust: &PublicKey) -> DeployResult<Option<Manifest>> {
+    let manifest = slot_signed(root, slot, trust)?;
+    if manifest.is_some() {
+        slot_loads(root, slot)?;
+    }
+    Ok(manifest)
+}
+
+/// The slot's manifest when its seal and model are there and the signature and hash hold.
+fn slot_signed(root: &Path, slot: &str, trust: &PublicKey) -> DeployResult<Option<Manifest>> {
     let (seal_p, model_p) = (slot_seal(root, slot), slot_model(root, slot));
     if !seal_p.exists() && !model_p.exists() {
         return Ok(None);
@@ -125,9 +134,14 @@ fn slot_verify(root: &Path, slot: &str, trust: &PublicKey) -> DeployResult<Optio
     let model = fs::read(&model_p).map_err(|e| DeployError::io("reading", &model_p, e))?;
     let b = Bundle::parse_parts(&seal, &model)?;
     b.verify(trust)?;
-    Model::load(&model_p)
-        .map_err(|e| DeployError::new(ErrorKind::BadBundle, format!("slot {slot}: {e}")))?;
     Ok(Some(b.manifest))
+}
+
+/// Whether this runtime loads the slot's model.
+fn slot_loads(root: &Path, slot: &str) -> DeployResult<()> {
+    Model::load(&slot_model(root, slot))
+        .map(|_| ())
+        .map_err(|e| DeployError::new(ErrorKind::BadBundle, format!("slot {slot}: {e}")))
 }
 
 /// Writes `bytes` to `path` in chunks and fsyncs it.
@@ -155,8 +169,9 @@ fn rename(from: &Path, to: &Path) -> DeployResult<()> {
 
 impl Store {
     /// Opens (creating if needed) the store at `root` and recovers it: temporaries are removed,
-    /// slots that do not verify are cleared, and `active` is made to name a slot that verifies
-    /// (or removed when none does).
+    /// slots whose signature or hash fails are cleared (a signed slot this runtime cannot load is
+    /// kept, never active), and `active` is made to name a slot that verifies — the one it
+    /// named when only its version was wrong — or removed when none does.
     pub fn open(root: &Path, trust: PublicKey, board: Option<String>) -> DeployResult<Store> {
         fs::create_dir_all(root.join("slots"))
             .map_err(|e| DeployError::io("creating the store", root, e))?;
@@ -210,8 +225,17 @@ impl Store {
         }
         let mut valid = Vec::new();
         for slot in SLOTS {
-            match slot_verify(&self.root, slot, &self.trust) {
-                Ok(Some(m)) => valid.push((slot, m)),
+            match slot_signed(&self.root, slot, &self.trust) {
+                // A signed model this runtime does not load (a newer loader's rule, or a file
+                // from a newer compiler) is kept for a runtime that does, never made active.
+                Ok(Some(m)) => match slot_loads(&self.root, slot) {
+                    Ok(()) => valid.push((slot, m)),
+                    Err(e) => notes.push(format!(
+                        "slot {slot} ({}) is signed but does not load here, kept but not \
+                         active ({e})",
+                        m.version
+                    )),
+                },
                 Ok(None) => {}
                 Err(e) => {
                     notes.push(format!("cleared slot {slot} ({e})"));
@@ -231,11 +255,20 @@ impl Store {
         });
         if !ok {
             let generation = ptr.as_ref().map_or(0, |p| p.generation).wrapping_add(1);
-            // The newest valid slot becomes active.
-            let best = valid
-                .iter()
-                .filter_map(|(s, m)| m.semver().ok().map(|v| (v, *s, m)))
-                .max_by(|a, b| a.0.cmp(&b.0));
+            // The slot the pointer names, when only its version is wrong (so a rollback stays
+            // rolled back); else the newest valid slot becomes active.
+            let same = valid.iter().find(|(s, m)| {
+                ptr.as_ref()
+                    .is_some_and(|p| *s == p.slot && m.model_sha256 == p.sha256)
+            });
+            let best = same
+                .and_then(|(s, m)| m.semver().ok().map(|v| (v, *s, m)))
+                .or_else(|| {
+                    valid
+                        .iter()
+                        .filter_map(|(s, m)| m.semver().ok().map(|v| (v, *s, m)))
+                        .max_by(|a, b| a.0.cmp(&b.0))
+                });
             match best {
                 Some((_, slot, m)) => {
                     notes.push(format!(
