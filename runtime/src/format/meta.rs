@@ -102,11 +102,12 @@ impl Meta {
         out
     }
 
-    /// Refuses metadata whose text holds a control character (an escape sequence in a name
-    /// would reach the terminal of whoever inspects or runs the file), naming the string.
+    /// Refuses metadata whose text holds a control character other than tab (an escape sequence
+    /// in a name would reach the terminal of whoever inspects or runs the file), naming the
+    /// string.
     pub fn check_printable(&mut self) -> Result<(), String> {
         for (what, s) in self.texts_mut() {
-            if s.chars().any(char::is_control) {
+            if s.chars().any(is_unsafe) {
                 return Err(format!(
                     "{what} holds a control character: \"{}\"",
                     printable(s)
@@ -127,14 +128,20 @@ impl Meta {
     }
 }
 
-/// `s` with each control character written as its escape (`\u{1b}`, `\n`).
+/// A character a terminal would act on rather than show: a control character other than tab
+/// (tab-separated label lists are common and harmless).
+fn is_unsafe(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+/// `s` with each control character but tab written as its escape (`\u{1b}`, `\n`).
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(is_unsafe) {
         return s.into();
     }
     s.chars()
         .map(|c| {
-            if c.is_control() {
+            if is_unsafe(c) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
@@ -164,5 +171,6 @@ mod tests {
         assert_eq!(meta.labels.as_ref().unwrap()[1], "dog\\u{1b}[2J");
         assert_eq!(meta.provenance.source, "m\\n.onnx");
         assert_eq!(printable("naïve name"), "naïve name");
+        assert_eq!(printable("n01440764\ttench"), "n01440764\ttench");
     }
 }
