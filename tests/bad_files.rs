@@ -509,6 +509,36 @@ fn labels_that_do_not_fit_the_classes_are_refused() {
     let o = classify(&ten);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && out.contains("digit "), "{out}");
+    // A model compiled before trailing blank lines were dropped stored them as labels: it
+    // still classifies with its own labels.
+    let bytes = std::fs::read(&efm).unwrap();
+    let parsed = edgefuse_runtime::format::parse(&bytes).unwrap();
+    let mut meta = parsed.meta.clone();
+    meta.labels
+        .as_mut()
+        .unwrap()
+        .extend(["".to_string(), "".to_string()]);
+    let old = dir.join("old.efm");
+    std::fs::write(
+        &old,
+        plain_efm(
+            &serde_json::to_vec(&meta).unwrap(),
+            &bytes[parsed.weights.clone()],
+        ),
+    )
+    .unwrap();
+    let o = edgefuse()
+        .arg("classify")
+        .arg(&old)
+        .args(["--source", "synthetic", "--frames", "1"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("digit "),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A write that fails part way (here a file-size limit, as a full disk would) leaves the file

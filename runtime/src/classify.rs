@@ -111,9 +111,14 @@ impl Classifier {
                 out.name, out.dtype, out.shape
             )));
         }
-        let labels = labels
+        let mut labels = labels
             .or_else(|| model.meta().labels.clone())
             .unwrap_or_default();
+        // Files compiled before `compile` dropped them kept a labels file's trailing blank
+        // lines as labels.
+        while labels.last().is_some_and(String::is_empty) {
+            labels.pop();
+        }
         check_labels(g, &labels)?;
         let pre = CpuPreprocessor::new(spec, target)?;
         let input = Tensor::zeros(info.dtype, &info.shape);
