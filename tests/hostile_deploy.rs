@@ -703,3 +703,43 @@ fn store_repairs_keep_a_rollback_and_a_signed_model_this_runtime_cannot_load() {
         "slot b was cleared"
     );
 }
+
+/// The head's deadline holds under TLS too: a peer that opens a 16 KiB handshake record and
+/// trickles it a byte every 500 ms is cut at the 5 s timeout. The limit used to be set once
+/// per read above rustls, whose own loop then read the socket for as long as bytes kept coming.
+#[test]
+fn a_trickled_tls_handshake_does_not_hold_the_agent() {
+    let env = Env::new();
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let (cert, key) = (format!("{fx}/cert.pem"), format!("{fx}/key.pem"));
+    let agent = Agent::spawn(
+        &env,
+        &env.path("store"),
+        &["--tls-cert", &cert, "--tls-key", &key],
+        &[],
+    );
+    let mut s = TcpStream::connect((agent.url.host.as_str(), agent.url.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let t0 = Instant::now();
+    // A handshake record header announcing 16 KiB, then its body one byte at a time.
+    let _ = s.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+    while t0.elapsed() < Duration::from_secs(14) {
+        std::thread::sleep(Duration::from_millis(500));
+        if s.write_all(&[0x01]).is_err() {
+            break;
+        }
+        // The agent closing shows as a read that ends (or fails) at once.
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 64];
+        let closed = matches!(s.read(&mut b), Ok(0)) || t0.elapsed() > Duration::from_secs(14);
+        s.set_nonblocking(false).unwrap();
+        if closed {
+            break;
+        }
+    }
+    let held = t0.elapsed();
+    assert!(
+        held < Duration::from_secs(8),
+        "a TLS handshake trickled one byte every 500 ms was read for {held:?} (the timeout is 5 s)"
+    );
+}

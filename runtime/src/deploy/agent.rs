@@ -122,11 +122,13 @@ pub fn serve(listener: TcpListener, cfg: AgentConfig) -> io::Result<()> {
 }
 
 fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
-    tcp.set_read_timeout(Some(cfg.io_timeout))?;
     tcp.set_write_timeout(Some(cfg.io_timeout))?;
     tcp.set_nodelay(true)?;
-    // The same socket, to shorten its read timeout while the head arrives.
-    let ctl = tcp.try_clone()?;
+    // The head (and a TLS handshake before it) must arrive within the timeout in all: a peer
+    // sending a byte now and then does not hold a connection (and, 64 of them, the agent).
+    let clock = http::Clock::new(cfg.io_timeout);
+    clock.limit(cfg.io_timeout);
+    let tcp = http::Socket::new(tcp, Arc::clone(&clock));
     let mut stream: Box<dyn Stream> = match &cfg.tls {
         Some(tls) => {
             let conn = rustls::ServerConnection::new(Arc::clone(tls)).map_err(io::Error::other)?;
@@ -134,7 +136,7 @@ fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
         }
         None => Box::new(tcp),
     };
-    let (head, rest) = match read_head_within(stream.as_mut(), &ctl, cfg.io_timeout) {
+    let (head, rest) = match http::read_head(stream.as_mut()) {
         Ok(h) => h,
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             let e = DeployError::new(ErrorKind::BadRequest, format!("bad request: {e}"));
@@ -144,7 +146,7 @@ fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    ctl.set_read_timeout(Some(cfg.io_timeout))?;
+    clock.unlimit();
     let result = handle(stream.as_mut(), cfg, &head, rest);
     let (code, body) = match &result {
         Ok(body) => (200, body.clone()),
@@ -183,16 +185,6 @@ fn drain(stream: &mut dyn Stream) {
             Ok(n) => drained += n,
         }
     }
-}
-
-/// Reads the request head within `limit` in all, not per read: a peer sending a byte now and
-/// then does not hold a connection (and, 64 of them, the agent) for ever.
-fn read_head_within(
-    stream: &mut dyn Stream,
-    tcp: &TcpStream,
-    limit: Duration,
-) -> io::Result<(Head, Vec<u8>)> {
-    http::read_head(&mut http::Deadline::new(stream, tcp, limit))
 }
 
 fn handle(

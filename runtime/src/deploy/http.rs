@@ -97,63 +97,85 @@ fn shown(s: &str) -> String {
     }
 }
 
-/// A stream whose reads all end within one time limit, not per read: a peer trickling a byte
-/// now and then cannot hold the other side for ever. `tcp` is the socket under `stream` (a
-/// clone), whose read timeout is shortened to what is left before each read.
-pub struct Deadline<'a> {
-    stream: &'a mut dyn Stream,
-    tcp: &'a TcpStream,
-    until: Option<Instant>,
-    limit: Duration,
+/// Read time limits shared by a [`Socket`] and its owner: each read waits at most `per_read`,
+/// and while a limit is set ([`Clock::limit`]) all reads must end by its deadline, so a peer
+/// trickling a byte now and then cannot hold the other side for ever.
+pub struct Clock {
+    per_read: Duration,
+    until: std::sync::Mutex<Option<(Instant, Duration)>>,
 }
 
-impl<'a> Deadline<'a> {
-    pub fn new(stream: &'a mut dyn Stream, tcp: &'a TcpStream, limit: Duration) -> Deadline<'a> {
-        Deadline {
-            stream,
-            tcp,
-            // A limit past the clock's range is no limit.
-            until: Instant::now().checked_add(limit),
-            limit,
-        }
+impl Clock {
+    pub fn new(per_read: Duration) -> Arc<Clock> {
+        Arc::new(Clock {
+            per_read,
+            until: std::sync::Mutex::new(None),
+        })
+    }
+    /// From now on, reads end within `limit` in all (a limit past the clock's range is none).
+    pub fn limit(&self, limit: Duration) {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Instant::now().checked_add(limit).map(|u| (u, limit));
+    }
+    /// Back to the per-read limit alone.
+    pub fn unlimit(&self) {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
-impl Read for Deadline<'_> {
+/// A TCP socket that applies its [`Clock`] on every read. It sits under TLS as well, so the
+/// limits hold for every record and handshake read rustls makes, not per call above it.
+pub struct Socket {
+    tcp: TcpStream,
+    clock: Arc<Clock>,
+}
+
+impl Socket {
+    pub fn new(tcp: TcpStream, clock: Arc<Clock>) -> Socket {
+        Socket { tcp, clock }
+    }
+}
+
+impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let late = || {
+        let until = *self.clock.until.lock().unwrap_or_else(|e| e.into_inner());
+        let late = |limit: Duration| {
             io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("the peer did not finish within {:?}", self.limit),
+                format!("the peer did not finish within {limit:?}"),
             )
         };
-        if let Some(until) = self.until {
-            let left = until.saturating_duration_since(Instant::now());
+        let mut wait = self.clock.per_read;
+        if let Some((u, limit)) = until {
+            let left = u.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(late());
+                return Err(late(limit));
             }
-            self.tcp.set_read_timeout(Some(left))?;
+            wait = wait.min(left);
         }
+        self.tcp.set_read_timeout(Some(wait))?;
         // A socket timeout reads as "Resource temporarily unavailable": say which one it was.
-        self.stream.read(buf).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                if self.until.is_some_and(|u| Instant::now() >= u) {
-                    late()
-                } else {
-                    io::Error::new(io::ErrorKind::TimedOut, "the peer went silent")
-                }
+        self.tcp.read(buf).map_err(|e| match (e.kind(), until) {
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some((u, limit)))
+                if Instant::now() >= u =>
+            {
+                late(limit)
             }
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, _) => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the peer sent nothing for {:?}", self.clock.per_read),
+            ),
             _ => e,
         })
     }
 }
 
-impl Write for Deadline<'_> {
+impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
+        self.tcp.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
+        self.tcp.flush()
     }
 }
 
@@ -417,10 +439,10 @@ pub fn request(
         .first()
         .ok_or_else(|| net(io::Error::other("host has no address")))?;
     let tcp = TcpStream::connect_timeout(addr, timeout).map_err(net)?;
-    tcp.set_read_timeout(Some(timeout)).map_err(net)?;
     tcp.set_write_timeout(Some(timeout)).map_err(net)?;
     tcp.set_nodelay(true).map_err(net)?;
-    let ctl = tcp.try_clone().map_err(net)?;
+    let clock = Clock::new(timeout);
+    let tcp = Socket::new(tcp, Arc::clone(&clock));
     let mut stream: Box<dyn Stream> = if url.tls {
         let cfg = tls.ok_or_else(|| {
             DeployError::new(
@@ -450,10 +472,10 @@ pub fn request(
         .and_then(|_| stream.write_all(body))
         .and_then(|_| stream.flush());
     // If sending failed, the agent may still have answered (a refusal before the body was read).
-    // The answer may wait up to `timeout` for an install to finish, then must arrive within
-    // another: an agent trickling it cannot hold a rollout.
-    let mut stream = Deadline::new(stream.as_mut(), &ctl, timeout.saturating_mul(2));
-    let answer = read_head(&mut stream).and_then(|(h, rest)| {
+    // The whole answer must come within twice the timeout (no silence longer than one, while
+    // an install finishes): an agent trickling it cannot hold a rollout.
+    clock.limit(timeout.saturating_mul(2));
+    let answer = read_head(stream.as_mut()).and_then(|(h, rest)| {
         let len = h.content_length()?.unwrap_or(rest.len() as u64);
         let code = h
             .first
@@ -465,7 +487,7 @@ pub fn request(
                 format!("an answer of {len} bytes (an agent answers at most {MAX_RESPONSE})"),
             ));
         }
-        Ok((code, read_body(&mut stream, rest, len)?))
+        Ok((code, read_body(stream.as_mut(), rest, len)?))
     });
     match (answer, sent) {
         (Ok(a), _) => Ok(a),

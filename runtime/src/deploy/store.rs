@@ -139,7 +139,7 @@ fn slot_signed(root: &Path, slot: &str, trust: &PublicKey) -> DeployResult<Optio
 
 /// Whether this runtime loads the slot's model.
 fn slot_loads(root: &Path, slot: &str) -> DeployResult<()> {
-    Model::load(&slot_model(root, slot))
+    Model::load(slot_model(root, slot))
         .map(|_| ())
         .map_err(|e| DeployError::new(ErrorKind::BadBundle, format!("slot {slot}: {e}")))
 }
