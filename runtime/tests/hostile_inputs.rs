@@ -349,12 +349,12 @@ fn camera_frames_preprocess_or_name_what_is_wrong() {
         (
             "long",
             with(&|f| f.data.extend([0; 100])),
-            Want::Err("long yuyv frame: 6244 bytes"),
+            Want::Size(64, 48),
         ),
         (
             "twice_as_long",
             with(&|f| f.data.extend(good.data.clone())),
-            Want::Err("long yuyv frame"),
+            Want::Size(64, 48),
         ),
         (
             "zero_width",
@@ -389,13 +389,14 @@ fn camera_frames_preprocess_or_name_what_is_wrong() {
         ),
         (
             "jpeg_of_another_size",
+            // Decoded and preprocessed at its own 32x24 (the frame announced 64x48).
             mjpeg(encode::encode(&picture(32, 24), 32, 24, PixelFormat::Mjpeg).unwrap()),
-            Want::Err("the JPEG is 32x24, the stream announced 64x48"),
+            Want::Size(64, 48),
         ),
         (
             "jpeg_bomb",
             mjpeg(jpeg_claiming(12_000, 12_000)),
-            Want::Err("the JPEG is 12000x12000"),
+            Want::Err("cannot hold a 12000x12000 picture"),
         ),
         (
             "jpeg_too_short_for_its_size",

@@ -25,8 +25,8 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    /// Decodes an MJPEG frame to RGB24. A corrupt or truncated JPEG, or one whose size is not
-    /// the frame's announced size, is an error naming the frame.
+    /// Decodes an MJPEG frame to RGB24 at the JPEG's own size (a camera may send another size
+    /// than it negotiated). A corrupt or truncated JPEG is an error naming the frame.
     pub fn decode(&mut self, frame: &Frame) -> Result<&Frame> {
         let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("corrupt MJPEG frame: {e}"));
         // A truncated frame lacks the end-of-image marker (cameras may pad with zeros after it).
@@ -41,26 +41,17 @@ impl Decoder {
                 frame.data.len()
             )));
         }
-        decode_jpeg(
-            &frame.data,
-            Some((frame.width, frame.height)),
-            &mut self.out,
-        )
-        .map_err(|e| bad(&e))?;
+        decode_jpeg(&frame.data, &mut self.out).map_err(|e| bad(&e))?;
         self.out.index = frame.index;
         Ok(&self.out)
     }
 }
 
 /// Decodes a whole JPEG into `out` as RGB24 (grey and CMYK converted). Strict: a scan cut
-/// short is an error, not grey fill. The picture must be `announced` (width, height) when
-/// given, at most [`MAX_SIDE`] a side, and no larger than the data can hold — every 8x8 block
-/// takes at least one bit — so a few bytes of header never allocate a huge frame of nothing.
-pub(crate) fn decode_jpeg(
-    data: &[u8],
-    announced: Option<(usize, usize)>,
-    out: &mut Frame,
-) -> std::result::Result<(), String> {
+/// short is an error, not grey fill. The picture must be at most [`MAX_SIDE`] a side and no
+/// larger than the data can hold — every 8x8 block takes at least one bit — so a few bytes of
+/// header never allocate a huge frame of nothing.
+pub(crate) fn decode_jpeg(data: &[u8], out: &mut Frame) -> std::result::Result<(), String> {
     // zune's own limit is MAX_SIDE; it is raised to the format's so the check below names the size.
     let options = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::RGB)
@@ -70,11 +61,6 @@ pub(crate) fn decode_jpeg(
     let mut dec = JpegDecoder::new_with_options(Cursor::new(data), options);
     dec.decode_headers().map_err(|e| e.to_string())?;
     let (w, h) = dec.dimensions().ok_or("no image size")?;
-    if let Some((aw, ah)) = announced.filter(|&a| a != (w, h)) {
-        return Err(format!(
-            "the JPEG is {w}x{h}, the stream announced {aw}x{ah}"
-        ));
-    }
     if w > MAX_SIDE || h > MAX_SIDE {
         return Err(format!("{w}x{h} is larger than {MAX_SIDE} on a side"));
     }

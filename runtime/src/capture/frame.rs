@@ -154,9 +154,9 @@ impl Frame {
         }
     }
 
-    /// Checks size, stride and length: a frame with more or fewer bytes than its size and
-    /// format make is an error for this frame (sources drop a driver's padding after the last
-    /// line). Sides are at most [`MAX_SIDE`] and lines at most `4 * MAX_SIDE` bytes apart, so no
+    /// Checks size, stride and length: a frame with fewer bytes than its size and format make
+    /// is an error for this frame (bytes past them, a driver's or a library's padding, are not
+    /// read). Sides are at most [`MAX_SIDE`] and lines at most `4 * MAX_SIDE` bytes apart, so no
     /// size product can overflow.
     pub fn check(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 || self.width > MAX_SIDE || self.height > MAX_SIDE {
@@ -185,14 +185,9 @@ impl Frame {
             )));
         }
         let want = self.format.frame_len(self.stride, self.height).unwrap_or(0);
-        if self.data.len() != want {
+        if self.data.len() < want {
             return Err(Error::invalid(format!(
-                "{} {} frame: {} bytes, {}x{} needs {want}",
-                if self.data.len() < want {
-                    "short"
-                } else {
-                    "long"
-                },
+                "short {} frame: {} bytes, {}x{} needs {want}",
                 self.format,
                 self.data.len(),
                 self.width,

@@ -81,7 +81,7 @@ pub fn load(path: &Path, frame: &mut Frame) -> Result<()> {
     }
     let format = image::guess_format(&bytes).map_err(|_| bad(&"not a PNG, JPEG or BMP file"))?;
     if format == ImageFormat::Jpeg {
-        return decode::decode_jpeg(&bytes, None, frame).map_err(|e| bad(&e));
+        return decode::decode_jpeg(&bytes, frame).map_err(|e| bad(&e));
     }
     if !matches!(format, ImageFormat::Png | ImageFormat::Bmp) {
         return Err(bad(&format!("a {format:?} file (PNG, JPEG or BMP only)")));
