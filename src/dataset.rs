@@ -201,9 +201,11 @@ fn load_images(what: &Path, files: &[PathBuf], prep: Option<&PreprocessSpec>) ->
     let per = target.byte_len();
     // Sized by the spec and the number of files: refused, not an abort, when the machine
     // cannot hold it.
+    // Over 64 GiB is refused outright: with the kernel's overcommit on, a larger reservation
+    // can succeed and then be killed while it is filled.
     let total = per.saturating_mul(files.len());
     let mut bytes = Vec::new();
-    if bytes.try_reserve_exact(total).is_err() {
+    if total > 64 << 30 || bytes.try_reserve_exact(total).is_err() {
         bail!(
             "{}: {} images preprocessed to {w}x{h} need {total} bytes, more than this machine can allocate",
             what.display(),

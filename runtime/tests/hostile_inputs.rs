@@ -267,6 +267,23 @@ fn image_files_decode_or_name_what_is_wrong() {
         capture::image::load(&folder, &mut Frame::empty()).map(|()| (0, 0))
     });
     judge("folder.png", got, &Want::Err("folder.png"), &mut failures);
+    // A pipe named like an image: refused, not read for ever.
+    let pipe = dir.path().join("pipe.jpg");
+    if std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let got = std::panic::catch_unwind(|| {
+            capture::image::load(&pipe, &mut Frame::empty()).map(|()| (0, 0))
+        });
+        judge(
+            "pipe.jpg",
+            got,
+            &Want::Err("not a regular file"),
+            &mut failures,
+        );
+    }
     report(failures);
 }
 

@@ -107,7 +107,7 @@ pub fn run(a: Args) -> Result<()> {
                 if let Some(path) = &a.save_input {
                     crate::npy::write(path, classifier.input().view()).map_err(|e| {
                         edgefuse_runtime::Error::invalid(format!(
-                            "--save-input {}: {e}",
+                            "--save-input {}: {e:#}",
                             path.display()
                         ))
                     })?;

@@ -12,6 +12,10 @@ use crate::{Error, Result};
 
 const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp"];
 
+/// The largest image file read (an uncompressed 16384 × 16384 BMP is 768 MiB, a photograph a
+/// few MB).
+const MAX_FILE: u64 = 1 << 30;
+
 /// Whether the path has an image extension this source reads.
 pub fn is_image(path: &Path) -> bool {
     path.extension()
@@ -69,13 +73,29 @@ impl ImageSource {
 /// extension; JPEGs go through the strict decoder of MJPEG frames (`decode::decode_jpeg`), and
 /// PNG and BMP pictures are held to [`MAX_SIDE`] a side before anything is allocated for them.
 pub fn load(path: &Path, frame: &mut Frame) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+    let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,
-    })?;
+    };
     let bad = |e: &dyn std::fmt::Display| {
         Error::invalid(format!("{}: cannot decode the image: {e}", path.display()))
     };
+    // A pipe or device named like an image would be read for ever, a huge file whole.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(bad(&"a directory"));
+    }
+    if !meta.is_file() {
+        return Err(bad(&"not a regular file"));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(bad(&format!(
+            "{} bytes, more than an image file may have ({} MiB)",
+            meta.len(),
+            MAX_FILE >> 20
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
     if bytes.is_empty() {
         return Err(bad(&"empty file"));
     }

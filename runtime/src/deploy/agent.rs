@@ -167,7 +167,7 @@ fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
         }
     }
     http::write_response(stream.as_mut(), code, &body)?;
-    if code == 413 || code == 401 {
+    if code == 413 || code == 401 || code == 400 {
         drain(stream.as_mut());
     }
     Ok(())
