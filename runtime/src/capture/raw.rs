@@ -72,8 +72,8 @@ enum Body {
     },
 }
 
-/// The largest JPEG a raw MJPEG file may hold (a 16384 × 16384 frame at a low compression is
-/// less): without a marker the file would otherwise be read whole into one frame.
+/// The largest JPEG a raw MJPEG file may hold (a camera's 4K frame is a few MB): without a
+/// marker the file would otherwise be read whole into one frame.
 const MAX_JPEG: usize = 64 << 20;
 
 pub struct RawSource {
