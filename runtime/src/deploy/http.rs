@@ -442,6 +442,8 @@ pub fn request(
     tcp.set_write_timeout(Some(timeout)).map_err(net)?;
     tcp.set_nodelay(true).map_err(net)?;
     let clock = Clock::new(timeout);
+    // Reads while sending are the TLS handshake's: within the timeout in all.
+    clock.limit(timeout);
     let tcp = Socket::new(tcp, Arc::clone(&clock));
     let mut stream: Box<dyn Stream> = if url.tls {
         let cfg = tls.ok_or_else(|| {
