@@ -420,8 +420,7 @@ fn fleet_flash_honours_canary_and_stops_on_failure() {
 #[test]
 fn agent_serves_https() {
     let env = Env::new();
-    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
-    let (cert, key) = (format!("{fx}/cert.pem"), format!("{fx}/key.pem"));
+    let (cert, key) = tls_fixture();
     let agent = Agent::spawn(
         &env,
         &env.path("store"),

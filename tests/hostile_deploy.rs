@@ -710,8 +710,7 @@ fn store_repairs_keep_a_rollback_and_a_signed_model_this_runtime_cannot_load() {
 #[test]
 fn a_trickled_tls_handshake_does_not_hold_the_agent() {
     let env = Env::new();
-    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
-    let (cert, key) = (format!("{fx}/cert.pem"), format!("{fx}/key.pem"));
+    let (cert, key) = tls_fixture();
     let agent = Agent::spawn(
         &env,
         &env.path("store"),

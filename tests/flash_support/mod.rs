@@ -29,6 +29,12 @@ fn info(name: &str, shape: &[usize]) -> TensorInfo {
     }
 }
 
+/// The test certificate and key (`tests/fixtures/tls`): paths of cert.pem and key.pem.
+pub fn tls_fixture() -> (String, String) {
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    (format!("{fx}/cert.pem"), format!("{fx}/key.pem"))
+}
+
 /// `.efm` bytes of y = x + w (w = [k, k+1, k+2]), padded with an unused constant of `pad` bytes.
 pub fn tiny_model(k: f32, pad: usize) -> Vec<u8> {
     let mut tensors = vec![info("x", &[3]), info("w", &[3]), info("y", &[3])];

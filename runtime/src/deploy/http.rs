@@ -505,26 +505,34 @@ mod tests {
     /// A peer announcing an absurd body is an error naming it, for the client (which reads
     /// at most `MAX_RESPONSE`) and for `read_body` itself (which reserves only
     /// `RESERVE_AHEAD` before bytes arrive); it used to reserve the announced size at once.
-    #[test]
-    fn an_absurd_content_length_is_an_error_not_an_allocation() {
+    /// A peer on loopback that reads one request and answers it with `answer`; its URL.
+    fn answer_once(
+        answer: impl FnOnce(&mut TcpStream) + Send + 'static,
+    ) -> (Url, std::thread::JoinHandle<()>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             let _ = read_head(&mut s);
+            answer(&mut s);
+        });
+        (
+            Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+            server,
+        )
+    }
+
+    fn status(url: &Url, timeout: Duration) -> DeployResult<(u16, Vec<u8>)> {
+        request(url, None, "GET", "/v1/status", None, b"", timeout)
+    }
+
+    #[test]
+    fn an_absurd_content_length_is_an_error_not_an_allocation() {
+        let (url, server) = answer_once(|s| {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999\r\n\r\n{}");
         });
-        let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let e = request(
-            &url,
-            None,
-            "GET",
-            "/v1/status",
-            None,
-            b"",
-            Duration::from_secs(5),
-        )
-        .expect_err("an answer of 10^17 bytes was accepted");
+        let e = status(&url, Duration::from_secs(5))
+            .expect_err("an answer of 10^17 bytes was accepted");
         assert!(e.to_string().contains("99999999999999999 bytes"), "{e}");
         server.join().unwrap();
         // read_body on a peer that closes early: a truncation error, nothing reserved ahead.
@@ -535,14 +543,10 @@ mod tests {
 
     /// An agent that trickles its answer (a byte every 100 ms, each read well inside the
     /// per-read timeout) cannot hold the client: the whole answer must come within twice the
-    /// timeout. Before, this 200-byte answer held it for 20 s (any length: for ever).
+    /// timeout. Before, this answer of about 200 bytes held it for 20 s (any length: for ever).
     #[test]
     fn a_trickled_answer_is_cut_at_the_deadline() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let _ = read_head(&mut s);
+        let (url, server) = answer_once(|s| {
             let answer = format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: 160\r\n\r\n{}",
                 "x".repeat(160)
@@ -554,18 +558,8 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
         let t = Instant::now();
-        let e = request(
-            &url,
-            None,
-            "GET",
-            "/v1/status",
-            None,
-            b"",
-            Duration::from_secs(1),
-        )
-        .expect_err("a trickled answer was waited for");
+        let e = status(&url, Duration::from_secs(1)).expect_err("a trickled answer was waited for");
         let took = t.elapsed();
         assert!(e.to_string().contains("did not finish within 2s"), "{e}");
         assert!(took < Duration::from_secs(4), "took {took:?}");

@@ -47,32 +47,6 @@ impl Target {
             Layout::Nchw => (s[1], s[2], s[3]),
             Layout::Nhwc => (s[3], s[1], s[2]),
         };
-        if c != spec.channels() {
-            return Err(bad(&format!(
-                "has {c} channels but the preprocessing (color={}, layout={}) makes {}",
-                match spec.color {
-                    Color::Gray => "gray",
-                    Color::Rgb => "rgb",
-                    Color::Bgr => "bgr",
-                },
-                if spec.layout == Layout::Nchw {
-                    "nchw"
-                } else {
-                    "nhwc"
-                },
-                spec.channels()
-            )));
-        }
-        if let Some((cw, ch)) = spec.crop {
-            if (cw as usize, ch as usize) != (w, h) {
-                return Err(bad(&format!(
-                    "is {w}x{h} but the preprocessing crops {cw}x{ch}"
-                )));
-            }
-        }
-        if !matches!(info.dtype, DType::F32 | DType::F16 | DType::U8 | DType::I8) {
-            return Err(bad("preprocessing writes f32, f16, u8 or i8 inputs only"));
-        }
         // The loader checked the parameters (`Graph::validate`); per-channel ones are the model's
         // business, which preprocessing does not do.
         let quant = match &info.quant {
@@ -111,7 +85,20 @@ impl Target {
             )))
         };
         if self.channels != spec.channels() {
-            return bad(format!("the preprocessing makes {}", spec.channels()));
+            return bad(format!(
+                "the preprocessing (color={}, layout={}) makes {} channels",
+                match spec.color {
+                    Color::Gray => "gray",
+                    Color::Rgb => "rgb",
+                    Color::Bgr => "bgr",
+                },
+                if spec.layout == Layout::Nchw {
+                    "nchw"
+                } else {
+                    "nhwc"
+                },
+                spec.channels()
+            ));
         }
         if self.width == 0 || self.height == 0 {
             return bad("an empty size".into());
