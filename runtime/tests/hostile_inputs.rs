@@ -287,6 +287,38 @@ fn image_files_decode_or_name_what_is_wrong() {
     report(failures);
 }
 
+/// Stray bytes between two header segments, which libjpeg and Pillow accept, decode to the
+/// same pixels as the clean file; a marker inside the entropy-coded scan, which would leave the
+/// rest of the picture grey, is still refused.
+#[test]
+fn stray_bytes_between_segments_decode() {
+    let clean = encode::encode(&picture(64, 48), 64, 48, PixelFormat::Mjpeg).unwrap();
+    let load = |bytes: &[u8]| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("photo.jpg");
+        std::fs::write(&path, bytes).unwrap();
+        let mut f = Frame::empty();
+        capture::image::load(&path, &mut f).map(|()| f)
+    };
+    let want = load(&clean).unwrap();
+    // After the first segment that follows the start-of-image marker.
+    let first = 2 + 2 + usize::from(u16::from_be_bytes([clean[4], clean[5]]));
+    assert_eq!(clean[first], 0xFF, "a segment starts at {first}");
+    let mut stray = clean.clone();
+    stray.splice(first..first, [0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC]);
+    let got = load(&stray).unwrap_or_else(|e| panic!("stray bytes refused: {e}"));
+    assert_eq!((got.width, got.height), (64, 48));
+    assert!(got.data == want.data, "stray bytes changed the pixels");
+
+    // A restart marker in the middle of the scan data.
+    let sos = clean.windows(2).rposition(|m| m == [0xFF, 0xDA]).unwrap();
+    let mid = sos + (clean.len() - sos) / 2;
+    let mut broken = clean.clone();
+    broken.splice(mid..mid, [0xFF, 0xC4]);
+    let err = load(&broken).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("cannot decode"), "{err}");
+}
+
 /// A 32x32 f32 model input.
 fn target(channels: usize) -> Target {
     Target {

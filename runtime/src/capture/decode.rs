@@ -48,16 +48,30 @@ impl Decoder {
 }
 
 /// Decodes a whole JPEG into `out` as RGB24 (grey and CMYK converted). Strict: a scan cut
-/// short is an error, not grey fill. The picture must be at most [`MAX_SIDE`] a side and no
-/// larger than the data can hold — every 8x8 block takes at least one bit — so a few bytes of
-/// header never allocate a huge frame of nothing.
+/// short or a marker inside a scan is an error, not grey fill. Stray bytes between two header
+/// segments lose no picture data (libjpeg and Pillow accept them), so such a file is decoded
+/// again without strict mode. The picture must be at most
+/// [`MAX_SIDE`] a side and no larger than the data can hold — every 8x8 block takes at least
+/// one bit — so a few bytes of header never allocate a huge frame of nothing.
 pub(crate) fn decode_jpeg(data: &[u8], out: &mut Frame) -> std::result::Result<(), String> {
+    match decode_with(data, out, true) {
+        Err(e) if e.contains(STRAY_BYTES) => decode_with(data, out, false),
+        other => other,
+    }
+}
+
+/// zune-jpeg's strict-mode error for bytes between two header segments: the one refusal that
+/// `decode_jpeg` retries without strict mode (`stray_bytes_between_segments_decode` watches the
+/// wording).
+const STRAY_BYTES: &str = "Extra bytes between headers";
+
+fn decode_with(data: &[u8], out: &mut Frame, strict: bool) -> std::result::Result<(), String> {
     // zune's own limit is MAX_SIDE; it is raised to the format's so the check below names the size.
     let options = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::RGB)
         .set_max_width(usize::from(u16::MAX))
         .set_max_height(usize::from(u16::MAX))
-        .set_strict_mode(true);
+        .set_strict_mode(strict);
     let mut dec = JpegDecoder::new_with_options(Cursor::new(data), options);
     dec.decode_headers().map_err(|e| e.to_string())?;
     let (w, h) = dec.dimensions().ok_or("no image size")?;

@@ -70,7 +70,7 @@ impl ImageSource {
 }
 
 /// Decodes one image file into an RGB24 frame. The content decides the format, not the
-/// extension; JPEGs go through the strict decoder of MJPEG frames (`decode::decode_jpeg`), and
+/// extension; JPEGs go through the decoder of MJPEG frames (`decode::decode_jpeg`, strict about scan data), and
 /// PNG and BMP pictures are held to [`MAX_SIDE`] a side before anything is allocated for them.
 pub fn load(path: &Path, frame: &mut Frame) -> Result<()> {
     let io = |e| Error::Io {
