@@ -742,3 +742,43 @@ fn a_trickled_tls_handshake_does_not_hold_the_agent() {
         "a TLS handshake trickled one byte every 500 ms was read for {held:?} (the timeout is 5 s)"
     );
 }
+
+/// An authenticated upload must keep up 1 KiB/s after the first timeout: a client that sends a
+/// good head announcing 1 MB and then trickles the body a byte every 500 ms is cut at about the
+/// 5 s timeout, and the store is as it was. The body used to have only the per-read limit, so
+/// such a client held its connection for ever.
+#[test]
+fn a_trickled_upload_body_is_cut_and_installs_nothing() {
+    let env = Env::new();
+    let store = env.path("store");
+    let agent = Agent::spawn(&env, &store, &[], &[]);
+    let before = snapshot(&store);
+    let mut s = TcpStream::connect((agent.url.host.as_str(), agent.url.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let head = format!(
+        "POST /v1/install HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(14) {
+        std::thread::sleep(Duration::from_millis(500));
+        if s.write_all(&[0x42]).is_err() {
+            break;
+        }
+        // The agent answering or closing shows as a read that returns at once.
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 64];
+        let answered =
+            !matches!(s.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        s.set_nonblocking(false).unwrap();
+        if answered {
+            break;
+        }
+    }
+    let held = t0.elapsed();
+    assert!(
+        held < Duration::from_secs(8),
+        "an upload trickled one byte every 500 ms was read for {held:?} (the timeout is 5 s)"
+    );
+    assert_eq!(snapshot(&store), before, "the store changed");
+}

@@ -20,6 +20,10 @@ use super::http::{self, Head, Stream};
 use super::store::{InstallOptions, Store};
 use super::{constant_time_eq, DeployError, ErrorKind};
 
+/// The slowest upload the agent waits for, after the first `io_timeout`: 1 KiB/s (8 kbit/s,
+/// below any working GPRS link). A 20 MB bundle may take up to 5.5 hours at it.
+pub const MIN_UPLOAD_RATE: u64 = 1024;
+
 pub struct AgentConfig {
     pub store: Arc<Store>,
     pub token: String,
@@ -146,7 +150,9 @@ fn connection(tcp: TcpStream, cfg: &AgentConfig, peer: &str) -> io::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    clock.unlimit();
+    // The body may take as long as it needs at MIN_UPLOAD_RATE, no longer: an authenticated
+    // client trickling an upload does not hold the connection for ever either.
+    clock.limit_rate(cfg.io_timeout, MIN_UPLOAD_RATE);
     let result = handle(stream.as_mut(), cfg, &head, rest);
     let (code, body) = match &result {
         Ok(body) => (200, body.clone()),

@@ -98,28 +98,70 @@ fn shown(s: &str) -> String {
 }
 
 /// Read time limits shared by a [`Socket`] and its owner: each read waits at most `per_read`,
-/// and while a limit is set ([`Clock::limit`]) all reads must end by its deadline, so a peer
-/// trickling a byte now and then cannot hold the other side for ever.
+/// and while a limit is set ([`Clock::limit`], [`Clock::limit_rate`]) all reads must end by its
+/// deadline, so a peer trickling a byte now and then cannot hold the other side for ever.
 pub struct Clock {
     per_read: Duration,
-    until: std::sync::Mutex<Option<(Instant, Duration)>>,
+    limit: std::sync::Mutex<Option<Limit>>,
+}
+
+/// A deadline of `base` after `start`, moved later by one second for every `min_rate` bytes
+/// received (Apache's `mod_reqtimeout` rule): a body may take as long as it needs at that rate.
+#[derive(Clone, Copy)]
+struct Limit {
+    start: Instant,
+    base: Duration,
+    min_rate: u64,
+    received: u64,
+}
+
+impl Limit {
+    /// None: past the clock's range, no limit.
+    fn deadline(&self) -> Option<Instant> {
+        let earned = match self.min_rate {
+            0 => Duration::ZERO,
+            r => Duration::from_secs_f64(self.received as f64 / r as f64),
+        };
+        self.start.checked_add(self.base.checked_add(earned)?)
+    }
+
+    fn late(&self) -> io::Error {
+        let msg = match self.min_rate {
+            0 => format!("the peer did not finish within {:?}", self.base),
+            r => format!(
+                "the peer sent {} bytes in {:.1?}, slower than {r} bytes/s after the first {:?}",
+                self.received,
+                self.start.elapsed(),
+                self.base
+            ),
+        };
+        io::Error::new(io::ErrorKind::TimedOut, msg)
+    }
 }
 
 impl Clock {
     pub fn new(per_read: Duration) -> Arc<Clock> {
         Arc::new(Clock {
             per_read,
-            until: std::sync::Mutex::new(None),
+            limit: std::sync::Mutex::new(None),
         })
     }
     /// From now on, reads end within `limit` in all (a limit past the clock's range is none).
     pub fn limit(&self, limit: Duration) {
-        *self.until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Instant::now().checked_add(limit).map(|u| (u, limit));
+        self.limit_rate(limit, 0);
     }
-    /// Back to the per-read limit alone.
-    pub fn unlimit(&self) {
-        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    /// From now on, reads end within `base`, plus a second for every `min_rate` bytes they
+    /// bring (0: none).
+    pub fn limit_rate(&self, base: Duration, min_rate: u64) {
+        *self.lock() = Some(Limit {
+            start: Instant::now(),
+            base,
+            min_rate,
+            received: 0,
+        });
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Limit>> {
+        self.limit.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -138,35 +180,34 @@ impl Socket {
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let until = *self.clock.until.lock().unwrap_or_else(|e| e.into_inner());
-        let late = |limit: Duration| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the peer did not finish within {limit:?}"),
-            )
-        };
+        let limit = *self.clock.lock();
+        let until = limit.and_then(|l| Some((l.deadline()?, l)));
         let mut wait = self.clock.per_read;
-        if let Some((u, limit)) = until {
+        if let Some((u, l)) = until {
             let left = u.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(late(limit));
+                return Err(l.late());
             }
             wait = wait.min(left);
         }
         self.tcp.set_read_timeout(Some(wait))?;
         // A socket timeout reads as "Resource temporarily unavailable": say which one it was.
-        self.tcp.read(buf).map_err(|e| match (e.kind(), until) {
-            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some((u, limit)))
+        let n = self.tcp.read(buf).map_err(|e| match (e.kind(), until) {
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some((u, l)))
                 if Instant::now() >= u =>
             {
-                late(limit)
+                l.late()
             }
             (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, _) => io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("the peer sent nothing for {:?}", self.clock.per_read),
             ),
             _ => e,
-        })
+        })?;
+        if let Some(l) = self.clock.lock().as_mut() {
+            l.received = l.received.saturating_add(n as u64);
+        }
+        Ok(n)
     }
 }
 
