@@ -13,6 +13,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgefuse_runtime::deploy::http::Url;
+use edgefuse_runtime::deploy::selftest;
+use edgefuse_runtime::ir::ops::{Binary, BinaryOp};
+use edgefuse_runtime::ir::{Graph, Node, Op, TensorInfo};
+use edgefuse_runtime::{format, DType};
 use flash_support::*;
 
 const EXE: &str = env!("CARGO_BIN_EXE_edgefuse");
@@ -781,4 +785,103 @@ fn a_trickled_upload_body_is_cut_and_installs_nothing() {
         "an upload trickled one byte every 500 ms was read for {held:?} (the timeout is 5 s)"
     );
     assert_eq!(snapshot(&store), before, "the store changed");
+}
+
+/// A bundle signed with the trusted key whose model is too large for this machine: y = x + x
+/// with x of 40% of its memory (whose arena, inputs and outputs need about twice the memory
+/// there is). `verify` and the agent refuse it naming the memory, before they allocate the
+/// self-test's input — which used to be written whole first, taking the memory and then the
+/// process (by `abort` or the OOM killer). The agent keeps serving and installs nothing.
+#[test]
+fn a_signed_model_too_large_for_the_machine_is_refused_before_its_self_test_runs() {
+    use edgefuse_runtime::deploy::bundle;
+    use selftest::{SelfTest, TestInput, TestOutput};
+    let Some(total) = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        let l = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+        l.split_whitespace().nth(1)?.parse::<u64>().ok()
+    }) else {
+        eprintln!("skipped: no /proc/meminfo, so no memory size to exceed");
+        return;
+    };
+    let n = (total * 1024 * 2 / 5 / 4) as usize;
+    let shape = [n];
+    let graph = Graph {
+        tensors: vec![
+            TensorInfo {
+                name: "x".into(),
+                dtype: DType::F32,
+                shape: shape.to_vec(),
+                weight: None,
+                quant: None,
+            },
+            TensorInfo {
+                name: "y".into(),
+                dtype: DType::F32,
+                shape: shape.to_vec(),
+                weight: None,
+                quant: None,
+            },
+        ],
+        nodes: vec![Node {
+            name: "double".into(),
+            op: Op::Binary(Binary { op: BinaryOp::Add }),
+            inputs: vec![0, 0],
+            outputs: vec![1],
+        }],
+        inputs: vec![0],
+        outputs: vec![1],
+    };
+    let model = format::write(
+        format::Meta {
+            graph,
+            ..Default::default()
+        },
+        &[None, None],
+    )
+    .unwrap();
+    let test = SelfTest {
+        generator: selftest::GENERATOR.into(),
+        seed: 7,
+        tolerance: selftest::TOLERANCE,
+        inputs: vec![TestInput {
+            name: "x".into(),
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            sha256: "0".repeat(64),
+        }],
+        outputs: vec![TestOutput {
+            name: "y".into(),
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            values: Vec::new(),
+        }],
+    };
+    let env = Env::new();
+    let bundle = bundle::build(manifest("1.0.0", &[], test), &model, &env.key).unwrap();
+    let path = env.path("huge.efb");
+    std::fs::write(&path, &bundle).unwrap();
+    let (ok, err) = edgefuse(&[
+        "verify",
+        &path.display().to_string(),
+        "--trust",
+        &env.pub_path().display().to_string(),
+    ]);
+    let refused = |err: &str| {
+        err.contains("self-test") && (err.contains("available") || err.contains("could allocate"))
+    };
+    assert!(!ok && refused(&err), "verify: {err}");
+
+    let store = env.path("store");
+    let agent = Agent::spawn(&env, &store, &[], &[]);
+    let before = snapshot(&store);
+    let err = env
+        .client()
+        .install(&agent.url, &bundle, false)
+        .unwrap_err()
+        .to_string();
+    assert!(refused(&err), "install: {err}");
+    assert_eq!(snapshot(&store), before, "the store changed");
+    env.client()
+        .status(&agent.url)
+        .expect("the agent stopped serving");
 }

@@ -77,9 +77,42 @@ pub fn synthetic_input(dtype: DType, shape: &[usize], seed: u64, index: usize) -
     t.unwrap_or_else(|_| Tensor::zeros(dtype, shape))
 }
 
-fn inputs_of(model: &Model, seed: u64) -> Vec<(String, Tensor)> {
+/// A one-thread session for the self-test and its synthetic inputs. The session's working
+/// memory is allocated first, fallibly, and then what the test will hold — that memory, the
+/// inputs and the outputs twice (as tensors and as f32 values) — is checked against the memory
+/// this machine has available, so a model too large for the device is an error naming both
+/// sizes, never an abort or the OOM killer.
+fn prepare(model: &Arc<Model>, seed: u64) -> DeployResult<(Session, Vec<(String, Tensor)>)> {
+    let fail = |m: String| DeployError::new(ErrorKind::SelfTest, m);
+    let session = Session::new(Arc::clone(model), SessionOptions::with_threads(1))
+        .map_err(|e| fail(format!("preparing the model: {e}")))?;
     let g = model.graph();
-    g.inputs
+    let bytes = |id: usize| {
+        let t = &g.tensors[id];
+        t.shape
+            .iter()
+            .try_fold(t.dtype.size(), |n, &d| n.checked_mul(d))
+    };
+    let need = g
+        .inputs
+        .iter()
+        .map(|&id| bytes(id))
+        .chain(g.outputs.iter().map(|&id| bytes(id)?.checked_mul(2)))
+        .try_fold(session.arena_bytes(), |n, b| n.checked_add(b?));
+    let available = mem_available();
+    match (need, available) {
+        (Some(need), Some(have)) if need as u64 <= have => {}
+        (Some(_), None) => {}
+        (need, have) => {
+            return Err(fail(format!(
+                "the self-test needs {} of memory (working memory, inputs and outputs), this machine has {} available",
+                need.map_or("more than the address space".into(), |n| mib(n as u64)),
+                have.map_or("?".into(), mib)
+            )))
+        }
+    }
+    let inputs = g
+        .inputs
         .iter()
         .enumerate()
         .map(|(k, &id)| {
@@ -89,19 +122,36 @@ fn inputs_of(model: &Model, seed: u64) -> Vec<(String, Tensor)> {
                 synthetic_input(info.dtype, &info.shape, seed, k),
             )
         })
-        .collect()
+        .collect();
+    Ok((session, inputs))
 }
 
-fn run(model: Arc<Model>, inputs: &[Tensor]) -> crate::Result<Vec<Tensor>> {
-    let mut s = Session::new(model, SessionOptions::with_threads(1))?;
-    s.run_tensors(inputs)
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// `MemAvailable` of `/proc/meminfo` in bytes; None where there is none (not Linux).
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Runs `model` on the synthetic input for `seed` and records input hashes and outputs.
 pub fn generate(model: Arc<Model>, seed: u64) -> DeployResult<SelfTest> {
-    let named = inputs_of(&model, seed);
-    let tensors: Vec<Tensor> = named.iter().map(|(_, t)| t.clone()).collect();
-    let outs = run(model.clone(), &tensors).map_err(|e| {
+    let (mut session, named) = prepare(&model, seed)?;
+    let inputs = named
+        .iter()
+        .map(|(n, t)| TestInput {
+            name: n.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            sha256: sha256_hex(t.bytes()),
+        })
+        .collect();
+    let tensors: Vec<Tensor> = named.into_iter().map(|(_, t)| t).collect();
+    let outs = session.run_tensors(&tensors).map_err(|e| {
         DeployError::new(
             ErrorKind::SelfTest,
             format!("running the model on the synthetic input: {e}"),
@@ -126,15 +176,7 @@ pub fn generate(model: Arc<Model>, seed: u64) -> DeployResult<SelfTest> {
         generator: GENERATOR.into(),
         seed,
         tolerance: TOLERANCE,
-        inputs: named
-            .iter()
-            .map(|(n, t)| TestInput {
-                name: n.clone(),
-                dtype: t.dtype,
-                shape: t.shape.clone(),
-                sha256: sha256_hex(t.bytes()),
-            })
-            .collect(),
+        inputs,
         outputs,
     })
 }
@@ -148,7 +190,8 @@ pub fn check(test: &SelfTest, model: Arc<Model>) -> DeployResult<()> {
             test.generator
         )));
     }
-    let named = inputs_of(&model, test.seed);
+    let (mut session, named) = prepare(&model, test.seed)
+        .map_err(|e| DeployError::new(e.kind, format!("self-test failed: {}", e.msg)))?;
     if named.len() != test.inputs.len() {
         return Err(fail(format!(
             "the model takes {} inputs, the test has {}",
@@ -164,7 +207,9 @@ pub fn check(test: &SelfTest, model: Arc<Model>) -> DeployResult<()> {
         }
     }
     let tensors: Vec<Tensor> = named.into_iter().map(|(_, t)| t).collect();
-    let outs = run(model, &tensors).map_err(|e| fail(format!("running the model: {e}")))?;
+    let outs = session
+        .run_tensors(&tensors)
+        .map_err(|e| fail(format!("running the model: {e}")))?;
     if outs.len() != test.outputs.len() {
         return Err(fail(format!(
             "the model gives {} outputs, the test expects {}",
