@@ -484,3 +484,28 @@ fn lowering_rules() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A model with several unsupported ops names them all in one error, each with the nodes that
+/// use it (three at most, then a count), rather than one per compile attempt.
+#[test]
+fn every_unsupported_op_is_named_at_once() {
+    let mut custom = node("FusedGemm", "fg", &["x"], &["f"], vec![]);
+    custom.domain = "com.microsoft".into();
+    let nodes = vec![
+        node("Relu", "ok", &["x"], &["r"], vec![]),
+        node("Hardmax", "h0", &["r"], &["h0"], vec![]),
+        custom,
+        node("Hardmax", "h1", &["h0"], &["h1"], vec![]),
+        node("Hardmax", "h2", &["h1"], &["h2"], vec![]),
+        node("Hardmax", "h3", &["h2"], &["h3"], vec![]),
+        node("Hardmax", "h4", &["h3"], &["y"], vec![]),
+    ];
+    let m = model(17, nodes, vec![f32_in("x", &[1, 4])], &["y"], vec![]);
+    let e = err(&m, &[]);
+    assert!(
+        e.contains(
+            r#"6 nodes use ops edgefuse does not support: op "Hardmax" (opset 17) at node #1 "h0", node #3 "h1", node #4 "h2" and 2 more; op "FusedGemm" of domain "com.microsoft" at node #2 "fg""#
+        ),
+        "{e}"
+    );
+}

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{anyhow, bail, Result};
 use edgefuse_runtime::ir::ops::{Unary, UnaryOp};
 use edgefuse_runtime::ir::{Node, Op, TensorId};
-use tract_onnx::pb::ModelProto;
+use tract_onnx::pb::{ModelProto, NodeProto};
 
 use super::context::{Builder, NodeCtx};
 use super::inputs::input_fact;
@@ -82,18 +82,14 @@ pub fn import_model(proto: &ModelProto, input_shapes: &[(String, Vec<usize>)]) -
         .flat_map(|n| n.output.iter().map(String::as_str))
         .collect();
     let registry = Registry::with_all_ops();
+    if let Some(msg) = unsupported_ops(&graph.node, &registry, opset) {
+        bail!("{msg}");
+    }
     for (index, node) in graph.node.iter().enumerate() {
         let label = format!("node #{index} \"{}\"", node.name);
-        if !is_default_domain(&node.domain) {
-            bail!(
-                "{label}: op \"{}\" of domain \"{}\" is not supported by edgefuse (only the default ONNX domain is)",
-                node.op_type,
-                node.domain
-            );
-        }
         let Some(import) = registry.get(&node.op_type) else {
             bail!(
-                "{label}: op \"{}\" (opset {opset}) is not supported by edgefuse",
+                "{label}: op \"{}\" is not supported by edgefuse",
                 node.op_type
             );
         };
@@ -171,4 +167,65 @@ fn bind_outputs(b: &mut Builder, graph: &tract_onnx::pb::GraphProto) -> Result<(
         b.module.graph.outputs.push(out);
     }
     Ok(())
+}
+
+/// Every op of `nodes` edgefuse cannot import, named at once with the nodes that use it (the
+/// first three of each), so a model's gaps show in one compile rather than one per attempt.
+/// None when every node has an importer in the default domain.
+fn unsupported_ops(nodes: &[NodeProto], registry: &Registry, opset: i64) -> Option<String> {
+    // (op, domain) in order of first use, with the nodes using it.
+    let mut found: Vec<((&str, &str), Vec<String>)> = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        let supported = is_default_domain(&node.domain) && registry.get(&node.op_type).is_some();
+        if supported {
+            continue;
+        }
+        let key = (node.op_type.as_str(), node.domain.as_str());
+        let at = format!("node #{index} \"{}\"", node.name);
+        match found.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, at_nodes)) => at_nodes.push(at),
+            None => found.push((key, vec![at])),
+        }
+    }
+    let describe = |(op, domain): (&str, &str)| {
+        if is_default_domain(domain) {
+            format!("op \"{op}\" (opset {opset})")
+        } else {
+            format!("op \"{op}\" of domain \"{domain}\"")
+        }
+    };
+    let default_only = |(_, domain): (&str, &str)| {
+        if is_default_domain(domain) {
+            ""
+        } else {
+            " (only the default ONNX domain is)"
+        }
+    };
+    match found.as_slice() {
+        [] => None,
+        [(key, at)] if at.len() == 1 => Some(format!(
+            "{}: {} is not supported by edgefuse{}",
+            at[0],
+            describe(*key),
+            default_only(*key)
+        )),
+        _ => {
+            let count: usize = found.iter().map(|(_, at)| at.len()).sum();
+            let list: Vec<String> = found
+                .iter()
+                .map(|(key, at)| {
+                    let more = match at.len() {
+                        n if n > 3 => format!(" and {} more", n - 3),
+                        _ => String::new(),
+                    };
+                    let shown = at.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+                    format!("{} at {shown}{more}", describe(*key))
+                })
+                .collect();
+            Some(format!(
+                "{count} nodes use ops edgefuse does not support: {}",
+                list.join("; ")
+            ))
+        }
+    }
 }
