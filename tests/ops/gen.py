@@ -38,13 +38,16 @@ class Case:
     """One model: `nodes` over graph inputs `inputs` (name -> array fed at run time) and
     `consts` (name -> array stored as an initializer); `outputs` names what to compare.
     `atol`/`rtol`: |got - want| <= atol + rtol * |want|. `error`: edgefuse must refuse the
-    model with a message containing it (onnxruntime's outputs are not recorded)."""
+    model with a message containing it (onnxruntime's outputs are not recorded). `domains`:
+    other opsets the model imports, e.g. [("com.microsoft", 1)]. `model`: a ready ModelProto
+    (e.g. from onnxruntime's quantizer) instead of `nodes`."""
 
     def __init__(self, name, nodes, inputs, outputs, consts=None, opset=17, atol=1e-5,
-                 rtol=1e-5, error=None):
+                 rtol=1e-5, error=None, domains=(), model=None):
         self.name, self.nodes, self.inputs, self.outputs = name, nodes, inputs, outputs
         self.consts = consts or {}
         self.opset, self.atol, self.rtol, self.error = opset, atol, rtol, error
+        self.domains, self.model = list(domains), model
 
 
 def single(name, op, inputs, attrs=None, consts=None, outputs=1, **kw):
@@ -52,8 +55,10 @@ def single(name, op, inputs, attrs=None, consts=None, outputs=1, **kw):
     the order given by `order` (default: inputs then consts); `None` in order is an omitted
     optional input."""
     order = kw.pop("order", list(inputs) + list(consts or {}))
+    domain = kw.pop("domain", None)
     outs = [f"y{i}" for i in range(outputs)] if isinstance(outputs, int) else outputs
-    node = helper.make_node(op, [o or "" for o in order], outs, name=name, **(attrs or {}))
+    node = helper.make_node(op, [o or "" for o in order], outs, name=name, domain=domain,
+                            **(attrs or {}))
     return Case(name, [node], inputs, outs, consts=consts, **kw)
 
 
@@ -73,6 +78,9 @@ def encode(a):
 
 
 def build(case):
+    if case.model is not None:
+        return case.model
+
     def vi(name, a):
         return helper.make_tensor_value_info(name, DTYPES[a.dtype][1], list(a.shape))
 
@@ -83,7 +91,9 @@ def build(case):
         [helper.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in case.outputs],
         initializer=[numpy_helper.from_array(a, n) for n, a in case.consts.items()],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", case.opset)])
+    opsets = [helper.make_opsetid("", case.opset)]
+    opsets += [helper.make_opsetid(d, v) for d, v in case.domains]
+    model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8
     # Output types from onnx's shape inference (onnxruntime needs them).
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -95,7 +105,8 @@ def build(case):
         if v is None or not v.type.tensor_type.elem_type:
             raise SystemExit(f"{case.name}: no type inferred for output {n}")
         model.graph.output.append(v)
-    onnx.checker.check_model(model)
+    if not case.domains:
+        onnx.checker.check_model(model)
     return model
 
 

@@ -76,18 +76,19 @@ pub fn import_model(proto: &ModelProto, input_shapes: &[(String, Vec<usize>)]) -
         }
     }
 
-    let produced_later: HashSet<&str> = graph
-        .node
+    // onnxruntime's QOperator nodes as DequantizeLinear → float op → QuantizeLinear.
+    let nodes = super::qoperator::lower(&graph.node);
+    let produced_later: HashSet<&str> = nodes
         .iter()
-        .flat_map(|n| n.output.iter().map(String::as_str))
+        .flat_map(|(_, n)| n.output.iter().map(String::as_str))
         .collect();
     let registry = Registry::with_all_ops();
-    if let Some(msg) = unsupported_ops(&graph.node, &registry, opset) {
+    if let Some(msg) = unsupported_ops(&nodes, &registry, opset) {
         bail!("{msg}");
     }
-    for (index, node) in graph.node.iter().enumerate() {
+    for &(index, ref node) in &nodes {
         let label = format!("node #{index} \"{}\"", node.name);
-        let Some(import) = registry.get(&node.op_type) else {
+        let Some(import) = registry.get(&node.domain, &node.op_type) else {
             bail!(
                 "{label}: op \"{}\" is not supported by edgefuse",
                 node.op_type
@@ -172,11 +173,15 @@ fn bind_outputs(b: &mut Builder, graph: &tract_onnx::pb::GraphProto) -> Result<(
 /// Every op of `nodes` edgefuse cannot import, named at once with the nodes that use it (the
 /// first three of each), so a model's gaps show in one compile rather than one per attempt.
 /// None when every node has an importer in the default domain.
-fn unsupported_ops(nodes: &[NodeProto], registry: &Registry, opset: i64) -> Option<String> {
+fn unsupported_ops(
+    nodes: &[(usize, NodeProto)],
+    registry: &Registry,
+    opset: i64,
+) -> Option<String> {
     // (op, domain) in order of first use, with the nodes using it.
     let mut found: Vec<((&str, &str), Vec<String>)> = Vec::new();
-    for (index, node) in nodes.iter().enumerate() {
-        let supported = is_default_domain(&node.domain) && registry.get(&node.op_type).is_some();
+    for &(index, ref node) in nodes {
+        let supported = registry.get(&node.domain, &node.op_type).is_some();
         if supported {
             continue;
         }
@@ -194,20 +199,12 @@ fn unsupported_ops(nodes: &[NodeProto], registry: &Registry, opset: i64) -> Opti
             format!("op \"{op}\" of domain \"{domain}\"")
         }
     };
-    let default_only = |(_, domain): (&str, &str)| {
-        if is_default_domain(domain) {
-            ""
-        } else {
-            " (only the default ONNX domain is)"
-        }
-    };
     match found.as_slice() {
         [] => None,
         [(key, at)] if at.len() == 1 => Some(format!(
-            "{}: {} is not supported by edgefuse{}",
+            "{}: {} is not supported by edgefuse",
             at[0],
-            describe(*key),
-            default_only(*key)
+            describe(*key)
         )),
         _ => {
             let count: usize = found.iter().map(|(_, at)| at.len()).sum();

@@ -15,6 +15,7 @@ mod graph;
 mod inputs;
 pub mod ops;
 pub(crate) mod prune;
+mod qoperator;
 mod registry;
 mod tensor;
 

@@ -1,4 +1,6 @@
-//! The table from ONNX op type to importer function, filled by each op family's `register`.
+//! The table from ONNX op type (and domain) to importer function, filled by each op family's
+//! `register`. The default ONNX domain is `""` (`"ai.onnx"` is the same); ops of onnxruntime's
+//! `com.microsoft` domain that quantized exports use are registered with `insert_in`.
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ pub type ImportFn = fn(&mut NodeCtx) -> Result<()>;
 
 #[derive(Default)]
 pub struct Registry {
-    map: HashMap<&'static str, ImportFn>,
+    map: HashMap<(&'static str, &'static str), ImportFn>,
 }
 
 impl Registry {
@@ -23,17 +25,27 @@ impl Registry {
         reg
     }
 
+    /// An op of the default ONNX domain.
     pub fn insert(&mut self, op_type: &'static str, f: ImportFn) {
-        self.map.insert(op_type, f);
+        self.insert_in("", op_type, f);
     }
 
-    pub fn get(&self, op_type: &str) -> Option<ImportFn> {
-        self.map.get(op_type).copied()
+    /// An op of another domain (`com.microsoft`).
+    pub fn insert_in(&mut self, domain: &'static str, op_type: &'static str, f: ImportFn) {
+        self.map.insert((domain, op_type), f);
     }
 
-    /// Supported op types, sorted.
+    pub fn get(&self, domain: &str, op_type: &str) -> Option<ImportFn> {
+        let domain = if domain == "ai.onnx" { "" } else { domain };
+        self.map.get(&(domain, op_type)).copied()
+    }
+
+    /// Supported op types of the default domain, sorted.
     pub fn op_types(&self) -> Vec<&'static str> {
-        let mut v: Vec<_> = self.map.keys().copied().collect();
+        let mut v: Vec<_> = (self.map.keys())
+            .filter(|(d, _)| d.is_empty())
+            .map(|&(_, op)| op)
+            .collect();
         v.sort_unstable();
         v
     }

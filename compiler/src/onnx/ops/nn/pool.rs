@@ -1,7 +1,9 @@
 //! MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
 
 use anyhow::{bail, Result};
-use edgefuse_runtime::ir::ops::{GlobalPool, Op, Pool, PoolKind};
+use edgefuse_runtime::ir::ops::{DequantizeLinear, GlobalPool, Op, Pool, PoolKind, QuantizeLinear};
+use edgefuse_runtime::ir::TensorId;
+use edgefuse_runtime::{DType, Tensor};
 
 use super::window;
 use crate::onnx::NodeCtx;
@@ -33,8 +35,32 @@ fn pool(ctx: &mut NodeCtx, kind: PoolKind) -> Result<()> {
         count_include_pad: ctx.int("count_include_pad", 0)? != 0,
     });
     let input = ctx.input(0)?;
+    if kind == PoolKind::Max && matches!(x.dtype, DType::U8 | DType::I8) {
+        return max_pool_bytes(ctx, op, input, x.dtype);
+    }
     let out = ctx.emit1(op, &[input])?;
     ctx.set_output(0, out)
+}
+
+/// MaxPool over u8/i8 values (onnxruntime's QOperator graphs pool the quantized tensor): the
+/// pool between DequantizeLinear and QuantizeLinear at scale 1 and zero point 0, exact, which
+/// `fold_qdq_into_qpool` turns into a byte max.
+fn max_pool_bytes(ctx: &mut NodeCtx, op: Op, x: TensorId, dtype: DType) -> Result<()> {
+    let one = ctx.add_const(Tensor::scalar(1.0f32));
+    let zero = ctx.add_const(Tensor::from_bytes(dtype, &[], &[0])?);
+    let xf = ctx.emit1(
+        Op::DequantizeLinear(DequantizeLinear { axis: None }),
+        &[x, one, zero],
+    )?;
+    let yf = ctx.emit1(op, &[xf])?;
+    let y = ctx.emit1(
+        Op::QuantizeLinear(QuantizeLinear {
+            axis: None,
+            to: dtype,
+        }),
+        &[yf, one, zero],
+    )?;
+    ctx.set_output(0, y)
 }
 
 pub fn max_pool(ctx: &mut NodeCtx) -> Result<()> {
