@@ -1,14 +1,21 @@
-//! LSTM and GRU, kept whole as one IR op each (default activations only).
+//! LSTM and GRU, kept whole as one IR op each (default activations only), and onnxruntime's
+//! `com.microsoft` DynamicQuantizeLSTM (what `quantize_dynamic` makes of an LSTM) as `QLstm`.
 
 use anyhow::{bail, Result};
-use edgefuse_runtime::ir::ops::{Direction, Gru, Lstm, Op};
+use edgefuse_runtime::ir::ops::{Direction, Gru, Lstm, Op, QLstm};
 use edgefuse_runtime::ir::TensorId;
+use edgefuse_runtime::{DType, Tensor};
 
 use crate::onnx::{NodeCtx, Registry};
 
 pub fn register(reg: &mut Registry) {
     reg.insert("LSTM", lstm);
     reg.insert("GRU", gru);
+    reg.insert_in(
+        "com.microsoft",
+        "DynamicQuantizeLSTM",
+        dynamic_quantize_lstm,
+    );
 }
 
 fn direction(ctx: &NodeCtx) -> Result<Direction> {
@@ -89,8 +96,8 @@ fn layout(ctx: &NodeCtx) -> Result<bool> {
     }
 }
 
-fn lstm(ctx: &mut NodeCtx) -> Result<()> {
-    ctx.expect_inputs(3, 8)?;
+/// The LSTM's attributes and its optional inputs (B, initial_h, initial_c, P), as present.
+fn lstm_attrs(ctx: &NodeCtx, hidden: usize) -> Result<(Lstm, Vec<TensorId>)> {
     let dir = direction(ctx)?;
     check_activations(ctx, &["Sigmoid", "Tanh", "Tanh"], dir.count())?;
     let batch_first = layout(ctx)?;
@@ -101,8 +108,8 @@ fn lstm(ctx: &mut NodeCtx) -> Result<()> {
         ctx.opt_input(6),
         ctx.opt_input(7),
     );
-    let op = Op::Lstm(Lstm {
-        hidden: hidden(ctx)?,
+    let lstm = Lstm {
+        hidden,
         direction: dir,
         batch_first,
         has_bias: b.is_some(),
@@ -111,10 +118,103 @@ fn lstm(ctx: &mut NodeCtx) -> Result<()> {
         has_peepholes: p.is_some(),
         clip: clip(ctx)?,
         input_forget: ctx.int("input_forget", 0)? != 0,
-    });
+    };
+    Ok((lstm, [b, h0, c0, p].into_iter().flatten().collect()))
+}
+
+fn lstm(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(3, 8)?;
+    let (lstm, rest) = lstm_attrs(ctx, hidden(ctx)?)?;
     let mut inputs: Vec<TensorId> = vec![ctx.input(0)?, ctx.input(1)?, ctx.input(2)?];
-    inputs.extend([b, h0, c0, p].into_iter().flatten());
+    inputs.extend(rest);
+    ctx.emit_outputs(Op::Lstm(lstm), &inputs)
+}
+
+/// DynamicQuantizeLSTM: an LSTM whose W `[D, I, 4H]` and R `[D, H, 4H]` are i8 constants with
+/// scales per direction (`[D]`) or per gate row (`[D, 4H]`) and zero points of 0, inputs 8 to
+/// 11 (W_scale, W_zero_point, R_scale, R_zero_point); X and h are quantized at run time. That
+/// is `QLstm`'s arithmetic: W and R are transposed to its `[D, 4H, ·]` rows once, here.
+fn dynamic_quantize_lstm(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(12, 12)?;
+    let (w_shape, r_shape) = (ctx.input_fact(1)?.shape, ctx.input_fact(2)?.shape);
+    let ([d, i, g], [_, h, _]) = (w_shape.as_slice(), r_shape.as_slice()) else {
+        bail!("W {w_shape:?} and R {r_shape:?} must be [D, I, 4H] and [D, H, 4H]");
+    };
+    let (d, i, h) = (*d, *i, *h);
+    if *g != 4 * h || r_shape != [d, h, 4 * h] {
+        bail!("W {w_shape:?} and R {r_shape:?} must be [D, I, 4H] and [D, H, 4H]");
+    }
+    if ctx
+        .attr_int("hidden_size")?
+        .is_some_and(|hs| hs != h as i64)
+    {
+        bail!("hidden_size differs from R {r_shape:?}");
+    }
+    let (lstm, rest) = lstm_attrs(ctx, h)?;
+    if lstm.direction.count() != d {
+        bail!(
+            "W {w_shape:?} has {d} directions, the direction attribute {}",
+            lstm.direction.count()
+        );
+    }
+    let (w, w_scale) = rows_i8(ctx, 1, 8, 9, "W", i)?;
+    let (r, r_scale) = rows_i8(ctx, 2, 10, 11, "R", h)?;
+    let (w, r) = (ctx.add_const(w), ctx.add_const(r));
+    let mut inputs: Vec<TensorId> = vec![ctx.input(0)?, w, r];
+    inputs.extend(rest);
+    let op = Op::QLstm(QLstm {
+        lstm,
+        w_scale,
+        r_scale,
+    });
     ctx.emit_outputs(op, &inputs)
+}
+
+/// The i8 constant `[D, K, 4H]` of input `at`, transposed to `[D, 4H, K]`, and one scale per
+/// row (`D·4H`) from its scale (`[D]` or `[D, 4H]`, input `scale_at`) and its zero point
+/// (input `zp_at`), which must be 0.
+fn rows_i8(
+    ctx: &NodeCtx,
+    at: usize,
+    scale_at: usize,
+    zp_at: usize,
+    what: &str,
+    k: usize,
+) -> Result<(Tensor, Vec<f32>)> {
+    let t = ctx.require_const(at, what)?;
+    if t.dtype != DType::I8 {
+        bail!(
+            "{what} is {}; only symmetric i8 weights are supported",
+            t.dtype
+        );
+    }
+    let (d, g) = (t.shape[0], t.shape[2]);
+    let zp = ctx.require_const(zp_at, &format!("{what}_zero_point"))?;
+    if zp.bytes().iter().any(|&z| z != 0) {
+        bail!("{what}_zero_point is not 0; only symmetric i8 weights are supported");
+    }
+    let scale = ctx.const_f32s(scale_at, &format!("{what}_scale"))?;
+    let rows = match scale.len() {
+        n if n == d => scale
+            .iter()
+            .flat_map(|&s| std::iter::repeat_n(s, g))
+            .collect(),
+        n if n == d * g => scale,
+        n => bail!("{what}_scale has {n} values; [D] = [{d}] or [D, 4H] = [{d}, {g}] expected"),
+    };
+    if rows.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        bail!("{what}_scale holds a value that is not finite and positive");
+    }
+    let src = t.bytes();
+    let mut out = vec![0u8; src.len()];
+    for dir in 0..d {
+        for kk in 0..k {
+            for row in 0..g {
+                out[(dir * g + row) * k + kk] = src[(dir * k + kk) * g + row];
+            }
+        }
+    }
+    Ok((Tensor::from_bytes(DType::I8, &[d, g, k], &out)?, rows))
 }
 
 fn gru(ctx: &mut NodeCtx) -> Result<()> {
