@@ -1,6 +1,8 @@
-"""onnxruntime's dynamic quantization (`quantize_dynamic`) of LSTMs: DynamicQuantizeLSTM
-(com.microsoft), i8 weights per direction or per gate row, X and h quantized at run time —
-imported as edgefuse's QLstm, whose arithmetic is the same scheme.
+"""onnxruntime's dynamic quantization (`quantize_dynamic`): MatMul and Conv as
+DynamicQuantizeLinear → MatMulInteger / ConvInteger → Cast → Mul (u8 activations, i8 or u8
+weights, per tensor or per channel), and LSTMs as DynamicQuantizeLSTM (com.microsoft), i8
+weights per direction or per gate row, X and h quantized at run time — imported as edgefuse's
+QLstm, whose arithmetic is the same scheme.
 
 With one sequence the two agree to float rounding. With a batch, onnxruntime quantizes each
 step's h in as many parts as it has threads (one range per part), edgefuse over the whole batch
@@ -60,8 +62,68 @@ def quantized(name, seed, per_channel, T=5, B=2, I=8, H=16, direction="forward",
     return Case(name, [], inputs, ["y", "y_h"], model=q, atol=atol, rtol=1e-5)
 
 
+def dynamic(name, model, inputs, per_channel, weight_type="QInt8", want=("MatMulInteger",)):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model.ir_version = 8
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
+        onnx.save(model, src)
+        quantize_dynamic(src, dst, weight_type=getattr(QuantType, weight_type),
+                         per_channel=per_channel)
+        q = onnx.load(dst)
+    ops = [n.op_type for n in q.graph.node]
+    for w in want:
+        assert w in ops, ops
+    return Case(name, [], inputs, [o.name for o in q.graph.output], model=q, atol=1e-5,
+                rtol=1e-5)
+
+
+def linear_model(seed, rows, k, n, relu_then_second=False):
+    """y = x·W + b (and, with `relu_then_second`, Relu then a second layer): what a
+    PyTorch Linear exports as."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((k, n)) * 0.3).astype(np.float32)
+    b = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["y0" if relu_then_second else "y"])]
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+    out_n = n
+    if relu_then_second:
+        w2 = (rng.standard_normal((n, 7)) * 0.3).astype(np.float32)
+        nodes += [helper.make_node("Relu", ["y0"], ["r"]),
+                  helper.make_node("MatMul", ["r", "w2"], ["y"])]
+        inits.append(numpy_helper.from_array(w2, "w2"))
+        out_n = 7
+    graph = helper.make_graph(
+        nodes, "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, out_n])],
+        initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def conv_model(seed):
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((6, 3, 3, 3)) * 0.3).astype(np.float32)
+    b = (rng.standard_normal(6) * 0.1).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])],
+        "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 9, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 5, 5])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def cases():
     return [
+        dynamic("dynamic_matmul_per_tensor", linear_model(10, 4, 16, 8),
+                {"x": rand(11, (4, 16), -2.0, 2.0)}, per_channel=False),
+        dynamic("dynamic_matmul_per_column_two_layers", linear_model(12, 3, 32, 12, True),
+                {"x": rand(13, (3, 32), -1.0, 3.0)}, per_channel=True),
+        dynamic("dynamic_matmul_u8_weights", linear_model(14, 2, 300, 5),
+                {"x": rand(15, (2, 300))}, per_channel=False, weight_type="QUInt8"),
+        dynamic("dynamic_conv", conv_model(16), {"x": rand(17, (1, 3, 9, 9))},
+                per_channel=False, want=("ConvInteger", "DynamicQuantizeLinear")),
         quantized("dynamic_lstm_forward", 1, per_channel=False),
         quantized("dynamic_lstm_per_row", 2, per_channel=True),
         quantized("dynamic_lstm_bidirectional_h0", 3, per_channel=True,

@@ -80,6 +80,7 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Op::Gru(o) => recurrent::gru::build(o, b),
         Op::QuantizeLinear(o) => quant::quantize::build(o, b),
         Op::DequantizeLinear(o) => quant::dequantize::build(o, b),
+        Op::DynamicQuantizeLinear(_) => quant::dynamic_quantize::build(b),
         Op::QConv(o) => quant::qconv::build(o, b),
         Op::QGemm(o) => quant::qgemm::build(o, b),
         Op::QAdd(o) => quant::qadd::build(o, b),

@@ -22,7 +22,7 @@ pub use elementwise::{Binary, BinaryOp, Unary, UnaryOp};
 pub use linalg::{Gemm, MatMul};
 pub use nn::{BatchNorm, Conv, ConvTranspose, GlobalPool, Pool, PoolKind};
 pub use qlinear::{QAdd, QConv, QGemm, QOut, QPool, QScale};
-pub use quant::{DequantizeLinear, QuantizeLinear};
+pub use quant::{DequantizeLinear, DynamicQuantizeLinear, QuantizeLinear};
 pub use qweight::{QGather, QGru, QLstm};
 pub use recurrent::{Direction, Gru, Lstm};
 pub use reduce::{Reduce, ReduceOp, Softmax};
@@ -86,6 +86,7 @@ pub enum Op {
     Gru(Gru),
     QuantizeLinear(QuantizeLinear),
     DequantizeLinear(DequantizeLinear),
+    DynamicQuantizeLinear(DynamicQuantizeLinear),
     QConv(QConv),
     QGemm(QGemm),
     QAdd(QAdd),
@@ -124,6 +125,7 @@ macro_rules! dispatch {
             Op::Gru($o) => $e,
             Op::QuantizeLinear($o) => $e,
             Op::DequantizeLinear($o) => $e,
+            Op::DynamicQuantizeLinear($o) => $e,
             Op::QConv($o) => $e,
             Op::QGemm($o) => $e,
             Op::QAdd($o) => $e,

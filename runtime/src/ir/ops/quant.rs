@@ -1,4 +1,5 @@
-//! QuantizeLinear / DequantizeLinear (ONNX semantics: round half to even, saturate).
+//! QuantizeLinear / DequantizeLinear (ONNX semantics: round half to even, saturate), and
+//! DynamicQuantizeLinear, which takes its u8 scale and zero point from the input's range.
 //!
 //! Inputs: x, scale, zero_point (optional; then the quantized type is u8). Scale and zero point
 //! are per tensor, or per channel along `axis`.
@@ -64,5 +65,30 @@ impl OpInfo for DequantizeLinear {
             )));
         }
         Ok(vec![Fact::new(DType::F32, inputs[0].shape.clone())])
+    }
+}
+
+/// DynamicQuantizeLinear: f32 `x` → (u8 `y`, f32 scale `[]`, u8 zero point `[]`), the range
+/// `[min(0, min x), max(0, max x)]` mapped onto 0..=255 (scale 1 where that range is empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DynamicQuantizeLinear {}
+
+impl OpInfo for DynamicQuantizeLinear {
+    fn name(&self) -> &'static str {
+        "DynamicQuantizeLinear"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs("DynamicQuantizeLinear", inputs, 1, 1)?;
+        if inputs[0].dtype != DType::F32 {
+            return Err(Error::invalid(format!(
+                "DynamicQuantizeLinear takes f32, got {}",
+                inputs[0].dtype
+            )));
+        }
+        Ok(vec![
+            Fact::new(DType::U8, inputs[0].shape.clone()),
+            Fact::new(DType::F32, vec![]),
+            Fact::new(DType::U8, vec![]),
+        ])
     }
 }

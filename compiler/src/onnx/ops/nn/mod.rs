@@ -2,7 +2,7 @@
 //! resolved here into explicit pads.
 
 mod batchnorm;
-mod conv;
+pub(crate) mod conv;
 mod conv_transpose;
 mod pool;
 

@@ -1,5 +1,7 @@
 //! QuantizeLinear / DequantizeLinear: per tensor, or per channel when the scale is 1-D with more
-//! than one element.
+//! than one element; the dynamic-quantization ops in `integer.rs`.
+
+mod integer;
 
 use anyhow::{bail, Result};
 use edgefuse_runtime::ir::ops::{DequantizeLinear, Op, QuantizeLinear};
@@ -11,6 +13,9 @@ use crate::onnx::{dtype_from_onnx, NodeCtx, Registry};
 pub fn register(reg: &mut Registry) {
     reg.insert("QuantizeLinear", quantize);
     reg.insert("DequantizeLinear", dequantize);
+    reg.insert("DynamicQuantizeLinear", integer::dynamic_quantize_linear);
+    reg.insert("MatMulInteger", integer::matmul_integer);
+    reg.insert("ConvInteger", integer::conv_integer);
 }
 
 /// Per-channel axis, or None for per-tensor parameters; also checks the zero point's shape.

@@ -1,0 +1,82 @@
+//! Dynamic quantization as onnxruntime's `quantize_dynamic` writes it: DynamicQuantizeLinear
+//! (an op of its own), and MatMulInteger / ConvInteger as the float op between
+//! DequantizeLinear at scale 1 (the integers minus their zero points, exact in f32) and a Cast
+//! to i32. The float product is exact while its sums stay within 2^24 (K ≤ 258 for u8 × u8);
+//! beyond that it is the i32 rounded to f32, which is what the Cast to float after it in
+//! these graphs gives anyway.
+
+use anyhow::{bail, Result};
+use edgefuse_runtime::ir::ops::{Cast, DequantizeLinear, DynamicQuantizeLinear, MatMul, Op};
+use edgefuse_runtime::ir::TensorId;
+use edgefuse_runtime::{DType, Tensor};
+
+use crate::onnx::ops::nn::conv::conv_op;
+use crate::onnx::NodeCtx;
+
+pub fn dynamic_quantize_linear(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    let x = ctx.input(0)?;
+    ctx.emit_outputs(Op::DynamicQuantizeLinear(DynamicQuantizeLinear {}), &[x])
+}
+
+/// Input `at` (u8 or i8) minus its zero point (input `zp_at`: one value, or one per index of
+/// `axis`), as f32.
+fn integers(ctx: &mut NodeCtx, at: usize, zp_at: usize, axis: usize) -> Result<TensorId> {
+    let x = ctx.input(at)?;
+    let f = ctx.fact(x);
+    if !matches!(f.dtype, DType::U8 | DType::I8) {
+        bail!("input {at} is {}; u8 or i8 expected", f.dtype);
+    }
+    let zp = ctx.opt_input(zp_at);
+    let n = zp.map_or(1, |z| ctx.fact(z).len());
+    if let Some(z) = zp {
+        let zf = ctx.fact(z);
+        if zf.dtype != f.dtype {
+            bail!("zero point {zp_at} is {}, its input {}", zf.dtype, f.dtype);
+        }
+        if n != 1 && (zf.rank() != 1 || f.shape.get(axis) != Some(&n)) {
+            bail!(
+                "zero point {zp_at} {:?} is neither one value nor one per index of axis {axis} of {:?}",
+                zf.shape,
+                f.shape
+            );
+        }
+    }
+    let (ones, axis) = match n {
+        1 => (Tensor::scalar(1.0f32), None),
+        n => (Tensor::from_vec(&[n], vec![1.0f32; n])?, Some(axis)),
+    };
+    let ones = ctx.add_const(ones);
+    let mut inputs = vec![x, ones];
+    inputs.extend(zp);
+    ctx.emit1(Op::DequantizeLinear(DequantizeLinear { axis }), &inputs)
+}
+
+fn to_i32(ctx: &mut NodeCtx, y: TensorId) -> Result<()> {
+    let y = ctx.emit1(Op::Cast(Cast { to: DType::I32 }), &[y])?;
+    ctx.set_output(0, y)
+}
+
+/// MatMulInteger: A's zero point one value (onnxruntime's quantizer writes one), B's one or
+/// one per column.
+pub fn matmul_integer(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(2, 4)?;
+    let (ra, rb) = (ctx.input_fact(0)?.rank(), ctx.input_fact(1)?.rank());
+    if ra < 1 || rb < 1 {
+        bail!("A and B must have at least one dimension");
+    }
+    let a = integers(ctx, 0, 2, usize::MAX)?;
+    let b = integers(ctx, 1, 3, rb - 1)?;
+    let y = ctx.emit1(Op::MatMul(MatMul {}), &[a, b])?;
+    to_i32(ctx, y)
+}
+
+/// ConvInteger: x's zero point one value, w's one or one per output channel.
+pub fn conv_integer(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(2, 4)?;
+    let op = conv_op(ctx, &ctx.input_fact(0)?, &ctx.input_fact(1)?, false)?;
+    let x = integers(ctx, 0, 2, usize::MAX)?;
+    let w = integers(ctx, 1, 3, 0)?;
+    let y = ctx.emit1(op, &[x, w])?;
+    to_i32(ctx, y)
+}

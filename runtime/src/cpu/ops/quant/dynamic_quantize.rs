@@ -1,0 +1,67 @@
+//! CPU kernel for DynamicQuantizeLinear: the scale and zero point from the input's range
+//! (`qrnn::dynamic_params`, onnxruntime's `GetQuantizationParameter`), then the values
+//! quantized as QuantizeLinear does — a true division, rounded half to even, the zero point
+//! added, clamped — so results match onnxruntime bit for bit.
+
+use edgefuse_kernels::qgemm::round_even;
+use edgefuse_kernels::vmath::map_into;
+
+use super::qrnn::dynamic_params;
+use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
+use crate::tensor::{DType, TensorView, TensorViewMut};
+use crate::Result;
+
+pub fn build(b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
+    if b.inputs[0].dtype != DType::F32 {
+        return unsupported(format!("DynamicQuantizeLinear of {}", b.inputs[0].dtype));
+    }
+    Ok(Box::new(DynamicQuantizeKernel))
+}
+
+struct DynamicQuantizeKernel;
+
+impl CpuKernel for DynamicQuantizeKernel {
+    fn run(
+        &self,
+        inputs: &[TensorView],
+        outputs: &mut [TensorViewMut],
+        _scratch: &mut [u8],
+        _ctx: &Ctx,
+    ) -> Result<()> {
+        let x = inputs[0].typed::<f32>();
+        let (s, zp) = dynamic_params(x);
+        let z = zp as f32;
+        // As in QuantizeLinear's kernel: the whole number `q` read from the mantissa's low
+        // byte after adding 1.5·2^23 (NaN becomes 0).
+        map_into(x, &mut *outputs[0].data, move |v: f32| {
+            let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(0.0, 255.0);
+            (q + 12_582_912.0).to_bits() as u8
+        });
+        outputs[1].typed::<f32>()[0] = s;
+        outputs[2].data[0] = zp as u8;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::ops::eval;
+    use crate::ir::ops::{DynamicQuantizeLinear, Op};
+    use crate::Tensor;
+
+    /// The ONNX reference's example, and an all-zero input (scale 1, zero point 0).
+    #[test]
+    fn range_scale_zero_point_and_values() {
+        let op = Op::DynamicQuantizeLinear(DynamicQuantizeLinear {});
+        let x = Tensor::from_vec(&[6], vec![0.0f32, 2.0, -3.0, -2.5, 1.34, 0.5]).unwrap();
+        let out = eval(&op, &[&x]).unwrap();
+        assert_eq!(out[0].bytes(), &[153, 255, 0, 26, 221, 179]);
+        assert_eq!(out[1].as_slice::<f32>().unwrap(), &[0.019607844]);
+        assert_eq!(out[2].bytes(), &[153]);
+        let zeros = Tensor::from_vec(&[3], vec![0.0f32; 3]).unwrap();
+        let out = eval(&op, &[&zeros]).unwrap();
+        assert_eq!(out[0].bytes(), &[0, 0, 0]);
+        assert_eq!(out[1].as_slice::<f32>().unwrap(), &[1.0]);
+        assert_eq!(out[2].bytes(), &[0]);
+    }
+}
