@@ -27,6 +27,16 @@ def cases():
             single(f"{low}_int64", op, {"x": ints(41, (3, 5), -4, 4)}, {"axis": 1}),
             single(f"{low}_int32", op, {"x": ints(42, (4, 3), -4, 4, np.int32)}, {"axis": 0}),
         ]
+    # NaN never wins after the first element (onnxruntime's comparisons).
+    nan = np.array([[1, np.nan, 3, 2], [np.nan, 1, 1, np.nan], [3, 1, np.nan, -1]], np.float32)
+    out += [
+        single("argmax_nan", "ArgMax", {"x": nan}, {"axis": 1}),
+        single("argmin_nan_last", "ArgMin", {"x": nan}, {"axis": 1, "select_last_index": 1}),
+        # NaN counts as the largest value.
+        single("topk_nan_largest", "TopK", {"x": nan}, consts={"k": i64([2])}, outputs=2),
+        single("topk_nan_smallest", "TopK", {"x": nan}, {"largest": 0}, consts={"k": i64([3])},
+               outputs=2),
+    ]
     segmentation = rand(43, (1, 5, 3, 4))
     out.append(single("argmax_segmentation_classes", "ArgMax", {"x": segmentation},
                       {"axis": 1, "keepdims": 0}))
