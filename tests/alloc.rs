@@ -93,3 +93,45 @@ fn check_runs(name: &str, efm: &std::path::Path, inputs: &[Tensor], keep: &mut V
         }
     }
 }
+
+/// Ops no reference model has, from the operator cases of `tests/ops` (compiled here, zero
+/// inputs): normalisations, ArgMax, TopK (its sort in scratch), CumSum, GatherElements, Tile and
+/// DepthToSpace, ReduceLogSumExp (its sums in scratch), PRelu, Selu, Xor.
+#[cfg(feature = "compiler")]
+#[test]
+fn newer_operators_allocate_nothing() {
+    use edgefuse_compiler::{compile_onnx, CompileOptions};
+    let dir = repo_root().join("tests/ops");
+    let mut keep = Vec::new();
+    for case in [
+        "new_norm/layernorm_broadcast_scale",
+        "new_norm/instancenorm_4d",
+        "new_norm/lpnorm_p1_axis0",
+        "new_index/argmax_axis1",
+        "new_index/topk_ties_lower_index_first",
+        "new_index/cumsum_axis1_excl1_rev1",
+        "new_index/gatherelements_axis2_fed_int32",
+        "new_index/tile_some_axes",
+        "new_index/depthtospace_crd",
+        "new_reduce/logsumexp_attr_axes_opset13",
+        "new_unary/prelu_per_channel",
+        "new_unary/selu_default",
+        "new_unary/xor_broadcast",
+    ] {
+        let (bytes, _) = compile_onnx(
+            &dir.join(format!("{case}.onnx")),
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let efm = scratch_dir().join(format!("{}.efm", case.replace('/', "-")));
+        std::fs::write(&efm, bytes).unwrap();
+        let model = Model::load(&efm).unwrap();
+        let g = model.graph();
+        let inputs: Vec<Tensor> = g
+            .inputs
+            .iter()
+            .map(|&i| Tensor::zeros(g.tensors[i].dtype, &g.tensors[i].shape))
+            .collect();
+        check_runs(case, &efm, &inputs, &mut keep);
+    }
+}

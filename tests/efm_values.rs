@@ -41,9 +41,20 @@ const ENUMS: &[&[&str]] = &[
         "TfHalfPixelForNn",
     ],
     &["RoundPreferFloor", "RoundPreferCeil", "Floor", "Ceil"],
-    &["Mean", "Sum", "Max", "Min", "Prod", "L2"],
     &[
-        "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Equal", "Less", "Greater",
+        "Mean",
+        "Sum",
+        "Max",
+        "Min",
+        "Prod",
+        "L2",
+        "L1",
+        "SumSquare",
+        "LogSumExp",
+    ],
+    &[
+        "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Equal", "Less", "Greater", "PRelu",
+        "And", "Or", "Xor",
     ],
     &[
         "Identity",
@@ -66,6 +77,10 @@ const ENUMS: &[&[&str]] = &[
         "HardSwish",
         "Gelu",
         "Not",
+        "Sin",
+        "Cos",
+        "Sign",
+        "Softsign",
     ],
 ];
 
@@ -693,6 +708,89 @@ fn movement_graph() -> Vec<u8> {
     b.write(&[mx, parts[1], rn])
 }
 
+/// Normalisations, ArgMax, TopK, CumSum, GatherElements, PRelu, the logical ops, the newer
+/// unary functions and reductions.
+fn norm_index_graph() -> Vec<u8> {
+    let mut b = Builder::default();
+    let x = b.input(DType::F32, &[2, 3, 4, 5]);
+    let (s, bias) = (b.weight(&[4, 5]), b.weight(&[5]));
+    let ln = b.one(
+        Op::LayerNorm(LayerNorm {
+            axis: 2,
+            epsilon: 1e-5,
+        }),
+        &[x, s, bias],
+    );
+    let (cs, cb) = (b.weight(&[3]), b.weight(&[3]));
+    let inorm = b.one(
+        Op::InstanceNorm(InstanceNorm { epsilon: 1e-5 }),
+        &[ln, cs, cb],
+    );
+    let lp = b.one(Op::LpNorm(LpNorm { axis: 1, p: 2 }), &[inorm]);
+    let slope = b.weight(&[3, 1, 1]);
+    let pr = b.one(
+        Op::Binary(Binary {
+            op: BinaryOp::PRelu,
+        }),
+        &[lp, slope],
+    );
+    let sel = b.one(
+        Op::Unary(Unary {
+            op: UnaryOp::Selu {
+                alpha: 1.5,
+                gamma: 1.1,
+            },
+        }),
+        &[pr],
+    );
+    let arg = b.one(
+        Op::ArgReduce(ArgReduce {
+            max: true,
+            axis: 1,
+            keepdims: true,
+            last: true,
+        }),
+        &[sel],
+    );
+    let topk = b.node(
+        Op::TopK(TopK {
+            axis: 3,
+            k: 2,
+            largest: false,
+        }),
+        &[sel],
+    );
+    let ge = b.one(
+        Op::GatherElements(GatherElements { axis: 3 }),
+        &[sel, topk[1]],
+    );
+    let cum = b.one(
+        Op::CumSum(CumSum {
+            axis: 2,
+            exclusive: true,
+            reverse: true,
+        }),
+        &[ge],
+    );
+    let lse = b.one(
+        Op::Reduce(Reduce {
+            op: ReduceOp::LogSumExp,
+            axes: vec![1, 3],
+            keepdims: false,
+        }),
+        &[cum],
+    );
+    let zero = b.constant(Tensor::scalar(0.0f32));
+    let pos = b.one(
+        Op::Binary(Binary {
+            op: BinaryOp::Greater,
+        }),
+        &[lse, zero],
+    );
+    let xor = b.one(Op::Binary(Binary { op: BinaryOp::Xor }), &[pos, pos]);
+    b.write(&[arg, xor, topk[1]])
+}
+
 /// GRU (bidirectional, with bias and initial state), LSTM (batch-first, peepholes), MatMul,
 /// Gemm, ConvTranspose, BatchNorm, pooling.
 fn float_graph() -> Vec<u8> {
@@ -951,6 +1049,7 @@ fn hostile_values_in_hand_written_graphs_are_refused_not_panicked_on() {
         ("movement", movement_graph()),
         ("float", float_graph()),
         ("int8", int8_graph()),
+        ("norm_index", norm_index_graph()),
     ] {
         let start = std::time::Instant::now();
         let parsed = format::parse(&bytes).unwrap();

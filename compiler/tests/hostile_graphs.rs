@@ -590,6 +590,68 @@ fn misc_cases() -> Vec<Case> {
     ]
 }
 
+/// One node `op` named "n" at opset 17 over `x` (f32, `shape`), outputs `outs`.
+fn one17(
+    op: &str,
+    shape: &[i64],
+    inputs: &[&str],
+    outs: &[&str],
+    attrs: Vec<AttributeProto>,
+    inits: Vec<TensorProto>,
+) -> ModelProto {
+    model(
+        17,
+        vec![node(op, "n", inputs, outs, attrs)],
+        vec![f32_in("x", shape)],
+        outs,
+        inits,
+    )
+}
+
+/// Normalisations, ArgMax/TopK/CumSum/GatherElements, Tile/DepthToSpace/SpaceToDepth, PRelu
+/// and the logical ops: attributes and operands that do not fit, and empty tensors.
+#[rustfmt::skip]
+fn norm_and_index_cases() -> Vec<Case> {
+    let s3 = || vec![f32s("s", &[3], &[1.0; 3])];
+    let k = |v: i64| vec![i64s("k", &[v])];
+    vec![
+        refused("layernorm axis", one17("LayerNormalization", &[2, 3], &["x", "s"], &["y"], vec![a_int("axis", 2)], s3()), &["\"n\" LayerNormalization", "axis"]),
+        refused("layernorm scale shape", one17("LayerNormalization", &[2, 3], &["x", "s"], &["y"], vec![], vec![f32s("s", &[4], &[1.0; 4])]), &["\"n\" LayerNormalization", "broadcast"]),
+        refused("layernorm mean output", one17("LayerNormalization", &[2, 3], &["x", "s"], &["y", "m"], vec![], s3()), &["\"n\" LayerNormalization", "Mean"]),
+        refused("layernorm epsilon nan", one17("LayerNormalization", &[2, 3], &["x", "s"], &["y"], vec![a_float("epsilon", f32::NAN)], s3()), &["\"n\"", "NaN or infinite"]),
+        runs("layernorm over empty rows", on_empty("LayerNormalization", &[2, 3], 0, vec![], vec![f32s("w", &[3], &[1.0; 3])])),
+        refused("instancenorm 2-D", one17("InstanceNormalization", &[2, 3], &["x", "s", "s"], &["y"], vec![], s3()), &["\"n\" InstanceNormalization"]),
+        refused("instancenorm scale length", one17("InstanceNormalization", &[1, 2, 3], &["x", "s", "s"], &["y"], vec![], s3()), &["\"n\" InstanceNormalization"]),
+        refused("lpnorm p 3", one17("LpNormalization", &[2, 3], &["x"], &["y"], vec![a_int("p", 3)], vec![]), &["\"n\" LpNormalization", "p=3"]),
+        runs("lpnorm over empty axis", on_empty("LpNormalization", &[2, 3], 1, vec![], vec![])),
+        refused("argmax axis", one17("ArgMax", &[2, 3], &["x"], &["y"], vec![a_int("axis", 2)], vec![]), &["\"n\" ArgMax", "axis"]),
+        refused("argmin over empty axis", on_empty("ArgMin", &[2, 3], 1, vec![a_int("axis", 1)], vec![]), &["\"n\" ArgMin"]),
+        runs("argmax over empty rows", on_empty("ArgMax", &[2, 3], 0, vec![a_int("axis", 1)], vec![])),
+        refused("topk k too large", one17("TopK", &[2, 3], &["x", "k"], &["v", "i"], vec![], k(4)), &["\"n\" TopK", "K = 4"]),
+        refused("topk k negative", one17("TopK", &[2, 3], &["x", "k"], &["v", "i"], vec![], k(-1)), &["\"n\" TopK", "K = -1"]),
+        refused("topk k vector", one17("TopK", &[2, 3], &["x", "k"], &["v", "i"], vec![], vec![i64s("k", &[1, 2])]), &["\"n\" TopK"]),
+        refused("topk k runtime", model(17, vec![node("Cast", "c", &["x"], &["xi"], vec![a_int("to", 7)]), node("Slice", "l", &["xi", "z", "o"], &["k"], vec![]), node("TopK", "n", &["x", "k"], &["v", "i"], vec![])], vec![f32_in("x", &[3])], &["v", "i"], vec![i64s("z", &[0]), i64s("o", &[1])]), &["\"n\" TopK", "constant"]),
+        refused("cumsum axis", one17("CumSum", &[2, 3], &["x", "a"], &["y"], vec![], vec![i64s("a", &[2])]), &["\"n\" CumSum", "axis"]),
+        refused("gatherelements rank", one17("GatherElements", &[2, 3], &["x", "i"], &["y"], vec![], vec![i64s("i", &[0, 1])]), &["\"n\" GatherElements"]),
+        refused("gatherelements wider", one17("GatherElements", &[2, 3], &["x", "i"], &["y"], vec![a_int("axis", 1)], vec![TensorProto {name: "i".into(), dims: vec![3, 1], data_type: DataType::Int64 as i32, int64_data: vec![0; 3], ..Default::default()}]), &["\"n\" GatherElements"]),
+        refused("tile repeats short", one17("Tile", &[2, 3], &["x", "r"], &["y"], vec![], vec![i64s("r", &[2])]), &["\"n\" Tile", "repeats"]),
+        refused("tile repeats negative", one17("Tile", &[2, 3], &["x", "r"], &["y"], vec![], vec![i64s("r", &[1, -2])]), &["\"n\" Tile", "repeats"]),
+        refused("tile huge", one17("Tile", &[2, 3], &["x", "r"], &["y"], vec![], vec![i64s("r", &[BIG, BIG])]), &["\"n\" Tile"]),
+        runs("tile zero", one17("Tile", &[2, 3], &["x", "r"], &["y"], vec![], vec![i64s("r", &[0, 2])])),
+        refused("depthtospace channels", one17("DepthToSpace", &[1, 6, 2, 2], &["x"], &["y"], vec![a_int("blocksize", 2)], vec![]), &["\"n\" DepthToSpace", "channels"]),
+        refused("depthtospace blocksize 0", one17("DepthToSpace", &[1, 4, 2, 2], &["x"], &["y"], vec![a_int("blocksize", 0)], vec![]), &["\"n\" DepthToSpace", "blocksize"]),
+        refused("depthtospace blocksize huge", one17("DepthToSpace", &[1, 4, 2, 2], &["x"], &["y"], vec![a_int("blocksize", i64::MAX)], vec![]), &["\"n\" DepthToSpace"]),
+        refused("depthtospace mode", one17("DepthToSpace", &[1, 4, 2, 2], &["x"], &["y"], vec![a_int("blocksize", 2), a_str("mode", "XYZ")], vec![]), &["\"n\" DepthToSpace", "mode"]),
+        refused("spacetodepth 3-D", one17("SpaceToDepth", &[4, 2, 2], &["x"], &["y"], vec![a_int("blocksize", 2)], vec![]), &["\"n\" SpaceToDepth", "4-D"]),
+        refused("spacetodepth not divisible", one17("SpaceToDepth", &[1, 1, 3, 4], &["x"], &["y"], vec![a_int("blocksize", 2)], vec![]), &["\"n\" SpaceToDepth", "blocks"]),
+        refused("prelu slope wider", one17("PRelu", &[3], &["x", "s"], &["y"], vec![], vec![f32s("s", &[2, 3], &[0.1; 6])]), &["\"n\" PRelu", "slope"]),
+        refused("and float", one17("And", &[2], &["x", "x"], &["y"], vec![], vec![]), &["\"n\" And"]),
+        refused("selu int", model(17, vec![node("Selu", "n", &["x"], &["y"], vec![])], vec![vi("x", DataType::Int64, &[D::N(2)])], &["y"], vec![]), &["\"n\" Selu"]),
+        refused("celu alpha 0", one17("Celu", &[2], &["x"], &["y"], vec![a_float("alpha", 0.0)], vec![]), &["\"n\" Celu", "alpha"]),
+        runs("logsumexp over empty axis", on_empty("ReduceLogSumExp", &[2, 3], 1, vec![a_ints("axes", &[1])], vec![])),
+    ]
+}
+
 #[rustfmt::skip]
 fn graph_cases() -> Vec<Case> {
     vec![
@@ -645,6 +707,7 @@ fn linalg_rnn_and_quant_operands() {
 #[test]
 fn misc_ops_and_graph_structure() {
     let mut cases = misc_cases();
+    cases.extend(norm_and_index_cases());
     cases.extend(graph_cases());
     assert_none(failures(cases));
 }

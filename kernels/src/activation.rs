@@ -68,6 +68,54 @@ pub fn leaky_relu(x: f32, alpha: f32) -> f32 {
     }
 }
 
+/// -1, 0 or 1 by the sign of x (±0 give 0, NaN stays NaN), as ONNX Sign.
+#[inline]
+pub fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x * 0.0
+    }
+}
+
+/// x / (1 + |x|) (ONNX Softsign).
+#[inline]
+pub fn softsign(x: f32) -> f32 {
+    x / (1.0 + x.abs())
+}
+
+/// gamma · elu(x, alpha) (ONNX Selu).
+#[inline]
+pub fn selu(x: f32, alpha: f32, gamma: f32) -> f32 {
+    if x > 0.0 {
+        gamma * x
+    } else {
+        gamma * (alpha * x.exp_m1())
+    }
+}
+
+/// max(0, x) + min(0, alpha·(e^(x/alpha) − 1)) (ONNX Celu).
+#[inline]
+pub fn celu(x: f32, alpha: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        alpha * (x / alpha).exp_m1()
+    }
+}
+
+/// x for x > alpha, 0 otherwise (ONNX ThresholdedRelu).
+#[inline]
+pub fn thresholded_relu(x: f32, alpha: f32) -> f32 {
+    if x > alpha {
+        x
+    } else {
+        0.0
+    }
+}
+
 /// x for x > 0, alpha·(e^x − 1) otherwise.
 #[inline]
 pub fn elu(x: f32, alpha: f32) -> f32 {

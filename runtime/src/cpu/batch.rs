@@ -165,6 +165,16 @@ fn part_op(op: &Op, ins: &[Fact], batched: &[bool], n: usize, sub: usize) -> Opt
                 && broadcasts(out_rank)
         }
         Op::Softmax(s) => data_only && s.axis != 0,
+        Op::ArgReduce(a) => data_only && a.axis != 0,
+        Op::TopK(t) => data_only && t.axis != 0,
+        Op::CumSum(c) => data_only && c.axis != 0,
+        Op::LpNorm(l) => data_only && l.axis != 0,
+        // Each item's own rows (LayerNorm from axis 1 on) or planes (InstanceNorm); the
+        // parameters are not batched.
+        Op::LayerNorm(l) => data_only && l.axis != 0,
+        Op::InstanceNorm(_) => data_only,
+        // Batched indices into batched data, along a later axis.
+        Op::GatherElements(g) => g.axis != 0 && batched[0] && batched[1],
         Op::Reduce(r) => data_only && !r.axes.contains(&0),
         Op::Transpose(t) => data_only && t.perm.first() == Some(&0),
         Op::Split(s) => data_only && s.axis != 0,

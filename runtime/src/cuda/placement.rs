@@ -100,4 +100,72 @@ mod tests {
         assert!(matches!(&p[1], Placement::Cpu(why) if why.contains("Equal")));
         assert_eq!(p[2], Placement::Gpu);
     }
+
+    /// Ops without a CUDA kernel stay on the CPU, named: PRelu and the logical ops among the
+    /// binaries, the newer activations, LayerNormalization, ArgMax.
+    #[test]
+    fn ops_without_cuda_kernels_fall_back_per_node() {
+        use crate::ir::ops::{ArgReduce, LayerNorm};
+        let mut tensors: Vec<TensorInfo> = ["x", "s", "p", "l", "u"]
+            .iter()
+            .map(|n| t(n, DType::F32))
+            .collect();
+        tensors.push(TensorInfo {
+            shape: vec![],
+            ..t("a", DType::I64)
+        });
+        let node = |name: &str, op, inputs: Vec<usize>, output| Node {
+            name: name.into(),
+            op,
+            inputs,
+            outputs: vec![output],
+        };
+        let g = Graph {
+            tensors,
+            nodes: vec![
+                node(
+                    "prelu",
+                    Op::Binary(Binary {
+                        op: BinaryOp::PRelu,
+                    }),
+                    vec![0, 1],
+                    2,
+                ),
+                node(
+                    "ln",
+                    Op::LayerNorm(LayerNorm {
+                        axis: 0,
+                        epsilon: 1e-5,
+                    }),
+                    vec![2, 1],
+                    3,
+                ),
+                node("sin", Op::Unary(Unary { op: UnaryOp::Sin }), vec![3], 4),
+                node(
+                    "argmax",
+                    Op::ArgReduce(ArgReduce {
+                        max: true,
+                        axis: 0,
+                        keepdims: false,
+                        last: false,
+                    }),
+                    vec![4],
+                    5,
+                ),
+            ],
+            inputs: vec![0, 1],
+            outputs: vec![5],
+        };
+        g.validate().unwrap();
+        let p = placements(&g);
+        for (p, name) in p
+            .iter()
+            .zip(["PRelu", "LayerNormalization", "Sin", "ArgMax"])
+        {
+            assert!(
+                matches!(p, Placement::Cpu(why) if why.contains(name)),
+                "{p:?}"
+            );
+        }
+    }
 }

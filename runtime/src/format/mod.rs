@@ -27,8 +27,10 @@ pub use writer::{write, write_file};
 pub const MAGIC: &[u8; 8] = b"EDGEFUSE";
 /// Readers refuse files with a newer major version; minor versions only add optional fields.
 pub const VERSION_MAJOR: u16 = 1;
-/// Minor 1: deflated metadata; 2: the `QLstm`, `QGru` and `QGather` ops; 3:
-/// `DynamicQuantizeLinear`.
+/// Minor 1: deflated metadata; 2: the `QLstm`, `QGru` and `QGather` ops; 3: the `LayerNorm`,
+/// `InstanceNorm`, `LpNorm`, `ArgReduce`, `TopK`, `CumSum`, `GatherElements` and
+/// `DynamicQuantizeLinear` ops, and the PRelu/And/Or/Xor, Sin/Cos/Sign/Softsign/Selu/Celu/
+/// ThresholdedRelu and ReduceL1/SumSquare/LogSumExp kinds of `Binary`, `Unary` and `Reduce`.
 pub const VERSION_MINOR: u16 = 3;
 pub const HEADER_LEN: usize = 64;
 pub const SECTION_ENTRY_LEN: usize = 32;

@@ -5,6 +5,7 @@ pub mod elementwise;
 pub mod linalg;
 pub mod misc;
 pub mod nn;
+pub mod norm;
 pub mod quant;
 pub mod recurrent;
 pub mod reduce;
@@ -18,6 +19,7 @@ pub fn register_all(reg: &mut Registry) {
     linalg::register(reg);
     misc::register(reg);
     nn::register(reg);
+    norm::register(reg);
     quant::register(reg);
     recurrent::register(reg);
     reduce::register(reg);

@@ -8,6 +8,7 @@
 pub mod elementwise;
 pub mod linalg;
 pub mod nn;
+pub mod norm;
 pub mod quant;
 pub mod recurrent;
 pub mod reduce;
@@ -88,6 +89,13 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Op::QLstm(o) => quant::qlstm::build(o, b),
         Op::QGru(o) => quant::qgru::build(o, b),
         Op::QGather(o) => quant::qgather::build(o, b),
+        Op::LayerNorm(o) => norm::layer_norm::build(o, b),
+        Op::InstanceNorm(o) => norm::instance_norm::build(o, b),
+        Op::LpNorm(o) => norm::lp_norm::build(o, b),
+        Op::ArgReduce(o) => reduce::arg::build(o, b),
+        Op::TopK(o) => reduce::topk::build(o, b),
+        Op::CumSum(o) => reduce::cumsum::build(o, b),
+        Op::GatherElements(o) => shape::gather_elements::build(o, b),
     }
 }
 

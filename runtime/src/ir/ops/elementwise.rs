@@ -18,15 +18,25 @@ pub enum BinaryOp {
     Equal,
     Less,
     Greater,
+    /// `a < 0 ? a·b : a`; `b` (the slope) broadcasts to `a`'s shape (ONNX PRelu).
+    PRelu,
+    And,
+    Or,
+    Xor,
 }
 
 impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         matches!(self, BinaryOp::Equal | BinaryOp::Less | BinaryOp::Greater)
     }
+    /// And, Or, Xor: bool operands, bool result.
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+    }
 }
 
-/// `out = a (op) b` with numpy broadcasting. f32 and integer types; comparisons give bool.
+/// `out = a (op) b` with numpy broadcasting. f32 and integer types; comparisons give bool; the
+/// logical ops take and give bool; PRelu's slope broadcasts one way, to the data's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Binary {
     pub op: BinaryOp,
@@ -45,6 +55,10 @@ impl OpInfo for Binary {
             BinaryOp::Equal => "Equal",
             BinaryOp::Less => "Less",
             BinaryOp::Greater => "Greater",
+            BinaryOp::PRelu => "PRelu",
+            BinaryOp::And => "And",
+            BinaryOp::Or => "Or",
+            BinaryOp::Xor => "Xor",
         }
     }
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
@@ -59,7 +73,21 @@ impl OpInfo for Binary {
                 b.dtype
             )));
         }
+        if self.op.is_logical() && a.dtype != DType::Bool {
+            return Err(Error::invalid(format!(
+                "{} of {} and {}",
+                self.name(),
+                a.dtype,
+                b.dtype
+            )));
+        }
         let shape = broadcast_shapes(&a.shape, &b.shape)?;
+        if self.op == BinaryOp::PRelu && shape != a.shape {
+            return Err(Error::invalid(format!(
+                "PRelu slope {:?} does not broadcast to the input {:?}",
+                b.shape, a.shape
+            )));
+        }
         let dtype = if self.op.is_comparison() {
             DType::Bool
         } else {
@@ -108,6 +136,25 @@ pub enum UnaryOp {
         beta: f32,
     },
     Not,
+    Sin,
+    Cos,
+    /// -1, 0 or 1 (NaN stays NaN).
+    Sign,
+    /// x / (1 + |x|).
+    Softsign,
+    /// gamma · (x for x > 0, alpha·(e^x − 1) otherwise).
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
+    /// max(0, x) + min(0, alpha·(e^(x/alpha) − 1)).
+    Celu {
+        alpha: f32,
+    },
+    /// x for x > alpha, 0 otherwise.
+    ThresholdedRelu {
+        alpha: f32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +189,13 @@ impl OpInfo for Unary {
             UnaryOp::Elu { .. } => "Elu",
             UnaryOp::HardSigmoid { .. } => "HardSigmoid",
             UnaryOp::Not => "Not",
+            UnaryOp::Sin => "Sin",
+            UnaryOp::Cos => "Cos",
+            UnaryOp::Sign => "Sign",
+            UnaryOp::Softsign => "Softsign",
+            UnaryOp::Selu { .. } => "Selu",
+            UnaryOp::Celu { .. } => "Celu",
+            UnaryOp::ThresholdedRelu { .. } => "ThresholdedRelu",
         }
     }
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
@@ -149,7 +203,7 @@ impl OpInfo for Unary {
         let ok = match self.op {
             UnaryOp::Identity => true,
             UnaryOp::Not => inputs[0].dtype == DType::Bool,
-            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Clip { .. } => {
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Clip { .. } | UnaryOp::Sign => {
                 matches!(inputs[0].dtype, DType::F32 | DType::I64 | DType::I32)
             }
             _ => inputs[0].dtype == DType::F32,

@@ -6,6 +6,7 @@
 pub mod elementwise;
 pub mod linalg;
 pub mod nn;
+pub mod norm;
 pub mod qlinear;
 pub mod quant;
 pub mod qweight;
@@ -21,14 +22,15 @@ use crate::{Error, Result};
 pub use elementwise::{Binary, BinaryOp, Unary, UnaryOp};
 pub use linalg::{Gemm, MatMul};
 pub use nn::{BatchNorm, Conv, ConvTranspose, GlobalPool, Pool, PoolKind};
+pub use norm::{InstanceNorm, LayerNorm, LpNorm};
 pub use qlinear::{QAdd, QConv, QGemm, QOut, QPool, QScale};
 pub use quant::{DequantizeLinear, DynamicQuantizeLinear, QuantizeLinear};
 pub use qweight::{QGather, QGru, QLstm};
 pub use recurrent::{Direction, Gru, Lstm};
-pub use reduce::{Reduce, ReduceOp, Softmax};
+pub use reduce::{ArgReduce, CumSum, Reduce, ReduceOp, Softmax, TopK};
 pub use shape::{
-    Cast, Concat, Expand, Gather, NearestMode, Pad, PadMode, Reshape, Resize, ResizeCoord,
-    ResizeMode, Slice, Split, Transpose, Where,
+    Cast, Concat, Expand, Gather, GatherElements, NearestMode, Pad, PadMode, Reshape, Resize,
+    ResizeCoord, ResizeMode, Slice, Split, Transpose, Where,
 };
 
 /// Static type and shape of a tensor.
@@ -94,6 +96,13 @@ pub enum Op {
     QLstm(QLstm),
     QGru(QGru),
     QGather(QGather),
+    LayerNorm(LayerNorm),
+    InstanceNorm(InstanceNorm),
+    LpNorm(LpNorm),
+    ArgReduce(ArgReduce),
+    TopK(TopK),
+    CumSum(CumSum),
+    GatherElements(GatherElements),
 }
 
 macro_rules! dispatch {
@@ -133,6 +142,13 @@ macro_rules! dispatch {
             Op::QLstm($o) => $e,
             Op::QGru($o) => $e,
             Op::QGather($o) => $e,
+            Op::LayerNorm($o) => $e,
+            Op::InstanceNorm($o) => $e,
+            Op::LpNorm($o) => $e,
+            Op::ArgReduce($o) => $e,
+            Op::TopK($o) => $e,
+            Op::CumSum($o) => $e,
+            Op::GatherElements($o) => $e,
         }
     };
 }

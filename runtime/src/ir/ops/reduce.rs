@@ -1,4 +1,4 @@
-//! Reductions and Softmax.
+//! Reductions, ArgMax/ArgMin, TopK, CumSum and Softmax: ops along axes.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,9 @@ pub enum ReduceOp {
     Min,
     Prod,
     L2,
+    L1,
+    SumSquare,
+    LogSumExp,
 }
 
 /// Reduction over sorted, distinct `axes`.
@@ -63,6 +66,9 @@ impl OpInfo for Reduce {
             ReduceOp::Min => "ReduceMin",
             ReduceOp::Prod => "ReduceProd",
             ReduceOp::L2 => "ReduceL2",
+            ReduceOp::L1 => "ReduceL1",
+            ReduceOp::SumSquare => "ReduceSumSquare",
+            ReduceOp::LogSumExp => "ReduceLogSumExp",
         }
     }
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
@@ -94,5 +100,114 @@ impl OpInfo for Reduce {
             }
         }
         Ok(vec![Fact::new(x.dtype, out)])
+    }
+}
+
+/// The index of the largest (or smallest) element along `axis`, as i64: the first of equal
+/// ones, or the last with `last` (ONNX `select_last_index`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArgReduce {
+    pub max: bool,
+    pub axis: usize,
+    pub keepdims: bool,
+    pub last: bool,
+}
+
+impl OpInfo for ArgReduce {
+    fn name(&self) -> &'static str {
+        if self.max {
+            "ArgMax"
+        } else {
+            "ArgMin"
+        }
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs(self.name(), inputs, 1, 1)?;
+        let x = &inputs[0];
+        if self.axis >= x.rank() || x.shape[self.axis] == 0 {
+            return Err(Error::invalid(format!(
+                "{} along axis {} of {:?}",
+                self.name(),
+                self.axis,
+                x.shape
+            )));
+        }
+        if !matches!(
+            x.dtype,
+            DType::F32 | DType::I64 | DType::I32 | DType::U8 | DType::I8
+        ) {
+            return Err(Error::invalid(format!(
+                "{} does not take {}",
+                self.name(),
+                x.dtype
+            )));
+        }
+        let mut out = x.shape.clone();
+        if self.keepdims {
+            out[self.axis] = 1;
+        } else {
+            out.remove(self.axis);
+        }
+        Ok(vec![Fact::new(DType::I64, out)])
+    }
+}
+
+/// The `k` largest (or smallest) elements along `axis` and their i64 indices, in order (ties:
+/// the lower index first, as onnxruntime).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopK {
+    pub axis: usize,
+    pub k: usize,
+    pub largest: bool,
+}
+
+impl OpInfo for TopK {
+    fn name(&self) -> &'static str {
+        "TopK"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs("TopK", inputs, 1, 1)?;
+        let x = &inputs[0];
+        if self.axis >= x.rank() || self.k > x.shape[self.axis] {
+            return Err(Error::invalid(format!(
+                "TopK of {} along axis {} of {:?}",
+                self.k, self.axis, x.shape
+            )));
+        }
+        if !matches!(x.dtype, DType::F32 | DType::I64 | DType::I32) {
+            return Err(Error::invalid(format!("TopK does not take {}", x.dtype)));
+        }
+        let mut shape = x.shape.clone();
+        shape[self.axis] = self.k;
+        Ok(vec![
+            Fact::new(x.dtype, shape.clone()),
+            Fact::new(DType::I64, shape),
+        ])
+    }
+}
+
+/// Running sums along `axis`: `exclusive` leaves the element itself out, `reverse` sums from
+/// the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CumSum {
+    pub axis: usize,
+    pub exclusive: bool,
+    pub reverse: bool,
+}
+
+impl OpInfo for CumSum {
+    fn name(&self) -> &'static str {
+        "CumSum"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs("CumSum", inputs, 1, 1)?;
+        let x = &inputs[0];
+        if self.axis >= x.rank() || !matches!(x.dtype, DType::F32 | DType::I64 | DType::I32) {
+            return Err(Error::invalid(format!(
+                "CumSum along axis {} of {} {:?}",
+                self.axis, x.dtype, x.shape
+            )));
+        }
+        Ok(vec![x.clone()])
     }
 }

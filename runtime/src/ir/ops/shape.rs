@@ -1,5 +1,5 @@
-//! Data-movement ops: reshape (a view), transpose, concat, slice, gather, pad, cast, split,
-//! resize, expand, where. All resolved to static attributes by the importer.
+//! Data-movement ops: reshape (a view), transpose, concat, slice, gather, gather-elements, pad,
+//! cast, split, resize, expand, where. All resolved to static attributes by the importer.
 
 use serde::{Deserialize, Serialize};
 
@@ -164,6 +164,35 @@ impl OpInfo for Gather {
         out.extend_from_slice(&idx.shape);
         out.extend_from_slice(&x.shape[self.axis + 1..]);
         Ok(vec![Fact::new(x.dtype, out)])
+    }
+}
+
+/// `out[i…] = x[i… with i[axis] = indices[i…]]`: the output has the indices' shape, which
+/// matches the data's on every other axis (it may be shorter); negative indices count from
+/// the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatherElements {
+    pub axis: usize,
+}
+
+impl OpInfo for GatherElements {
+    fn name(&self) -> &'static str {
+        "GatherElements"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        expect_inputs("GatherElements", inputs, 2, 2)?;
+        let (x, idx) = (&inputs[0], &inputs[1]);
+        let fits = idx.rank() == x.rank()
+            && self.axis < x.rank()
+            && (idx.shape[self.axis] == 0 || x.shape[self.axis] > 0)
+            && (0..x.rank()).all(|i| i == self.axis || idx.shape[i] <= x.shape[i]);
+        if !fits || !matches!(idx.dtype, DType::I64 | DType::I32) {
+            return Err(Error::invalid(format!(
+                "GatherElements along axis {} of {:?} with {} indices {:?}",
+                self.axis, x.shape, idx.dtype, idx.shape
+            )));
+        }
+        Ok(vec![Fact::new(x.dtype, idx.shape.clone())])
     }
 }
 

@@ -24,6 +24,13 @@ pub fn register(reg: &mut Registry) {
     reg.insert("Mish", |c| plain(c, UnaryOp::Mish));
     reg.insert("HardSwish", |c| plain(c, UnaryOp::HardSwish));
     reg.insert("Not", |c| plain(c, UnaryOp::Not));
+    reg.insert("Sin", |c| plain(c, UnaryOp::Sin));
+    reg.insert("Cos", |c| plain(c, UnaryOp::Cos));
+    reg.insert("Sign", |c| plain(c, UnaryOp::Sign));
+    reg.insert("Softsign", |c| plain(c, UnaryOp::Softsign));
+    reg.insert("Selu", selu);
+    reg.insert("Celu", celu);
+    reg.insert("ThresholdedRelu", thresholded_relu);
     reg.insert("Gelu", gelu);
     reg.insert("LeakyRelu", leaky_relu);
     reg.insert("Elu", elu);
@@ -67,6 +74,28 @@ fn hard_sigmoid(ctx: &mut NodeCtx) -> Result<()> {
     let alpha = ctx.float("alpha", 0.2)?;
     let beta = ctx.float("beta", 0.5)?;
     unary(ctx, UnaryOp::HardSigmoid { alpha, beta })
+}
+
+fn selu(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    let alpha = ctx.float("alpha", 1.673_263_2)?;
+    let gamma = ctx.float("gamma", 1.050_701)?;
+    unary(ctx, UnaryOp::Selu { alpha, gamma })
+}
+
+fn celu(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    let alpha = ctx.float("alpha", 1.0)?;
+    if alpha == 0.0 {
+        bail!("Celu with alpha 0");
+    }
+    unary(ctx, UnaryOp::Celu { alpha })
+}
+
+fn thresholded_relu(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(1, 1)?;
+    let alpha = ctx.float("alpha", 1.0)?;
+    unary(ctx, UnaryOp::ThresholdedRelu { alpha })
 }
 
 /// Clip bounds: attributes before opset 11, optional constant scalar inputs from 11. Absent

@@ -1,4 +1,4 @@
-//! Binary ops with numpy broadcasting; variadic Max/Min/Sum/Mean as chains; Where.
+//! Binary ops with numpy broadcasting (arithmetic, comparisons, And/Or/Xor, PRelu); variadic Max/Min/Sum/Mean as chains; Where.
 
 use anyhow::{bail, Result};
 use edgefuse_runtime::ir::ops::{Binary, BinaryOp, Op, Unary, UnaryOp, Where};
@@ -15,6 +15,11 @@ pub fn register(reg: &mut Registry) {
     reg.insert("Equal", |c| binary(c, BinaryOp::Equal));
     reg.insert("Less", |c| binary(c, BinaryOp::Less));
     reg.insert("Greater", |c| binary(c, BinaryOp::Greater));
+    reg.insert("And", |c| binary(c, BinaryOp::And));
+    reg.insert("Or", |c| binary(c, BinaryOp::Or));
+    reg.insert("Xor", |c| binary(c, BinaryOp::Xor));
+    // The slope broadcasts one way, to X's shape (checked by the op's inference).
+    reg.insert("PRelu", |c| binary(c, BinaryOp::PRelu));
     reg.insert("GreaterOrEqual", |c| negated(c, BinaryOp::Less));
     reg.insert("LessOrEqual", |c| negated(c, BinaryOp::Greater));
     reg.insert("Max", |c| variadic(c, BinaryOp::Max, false));

@@ -1,5 +1,7 @@
-//! Reductions (ReduceMean/Sum/Max/Min/Prod/L2) and Softmax/LogSoftmax.
+//! Reductions (ReduceMean/Sum/Max/Min/Prod/L1/L2/SumSquare/LogSumExp), ArgMax/ArgMin, TopK,
+//! CumSum and Softmax/LogSoftmax.
 
+mod arg;
 #[allow(
     clippy::module_inception,
     reason = "reduce/reduce.rs holds the Reduce* importers beside reduce/softmax.rs"
@@ -19,6 +21,17 @@ pub fn register(reg: &mut Registry) {
     reg.insert("ReduceMin", |c| reduce::reduce(c, ReduceOp::Min, 18));
     reg.insert("ReduceProd", |c| reduce::reduce(c, ReduceOp::Prod, 18));
     reg.insert("ReduceL2", |c| reduce::reduce(c, ReduceOp::L2, 18));
+    reg.insert("ReduceL1", |c| reduce::reduce(c, ReduceOp::L1, 18));
+    reg.insert("ReduceSumSquare", |c| {
+        reduce::reduce(c, ReduceOp::SumSquare, 18)
+    });
+    reg.insert("ReduceLogSumExp", |c| {
+        reduce::reduce(c, ReduceOp::LogSumExp, 18)
+    });
+    reg.insert("ArgMax", |c| arg::arg(c, true));
+    reg.insert("ArgMin", |c| arg::arg(c, false));
+    reg.insert("TopK", arg::topk);
+    reg.insert("CumSum", arg::cumsum);
     reg.insert("Softmax", |c| softmax::softmax(c, false));
     reg.insert("LogSoftmax", |c| softmax::softmax(c, true));
 }

@@ -1,7 +1,8 @@
 //! Reduce* ops: axes from the attribute (older opsets) or a constant input (newer).
 
 use anyhow::Result;
-use edgefuse_runtime::ir::ops::{Op, Reduce, ReduceOp};
+use edgefuse_runtime::ir::ops::{Binary, BinaryOp, Op, Reduce, ReduceOp, Unary, UnaryOp};
+use edgefuse_runtime::ir::TensorId;
 
 use crate::onnx::context::norm_axis;
 use crate::onnx::NodeCtx;
@@ -26,7 +27,7 @@ pub fn reduce(ctx: &mut NodeCtx, op: ReduceOp, axes_input_since: i64) -> Result<
             .iter()
             .map(|&a| norm_axis(a, rank))
             .collect::<Result<_>>()?,
-        None if ctx.int("noop_with_empty_axes", 0)? != 0 => return ctx.set_output(0, x),
+        None if ctx.int("noop_with_empty_axes", 0)? != 0 => return reduce_nothing(ctx, op, x),
         None => (0..rank).collect(),
     };
     axes.sort_unstable();
@@ -37,4 +38,15 @@ pub fn reduce(ctx: &mut NodeCtx, op: ReduceOp, axes_input_since: i64) -> Result<
         keepdims: ctx.int("keepdims", 1)? != 0,
     });
     ctx.emit_outputs(op, &[x])
+}
+
+/// A reduction over no axes (`noop_with_empty_axes`): each element alone, through the op's
+/// element-wise part, as onnxruntime: |x| for L1 and L2, x² for SumSquare, x for the rest.
+fn reduce_nothing(ctx: &mut NodeCtx, op: ReduceOp, x: TensorId) -> Result<()> {
+    let y = match op {
+        ReduceOp::L1 | ReduceOp::L2 => ctx.emit1(Op::Unary(Unary { op: UnaryOp::Abs }), &[x])?,
+        ReduceOp::SumSquare => ctx.emit1(Op::Binary(Binary { op: BinaryOp::Mul }), &[x, x])?,
+        _ => x,
+    };
+    ctx.set_output(0, y)
 }

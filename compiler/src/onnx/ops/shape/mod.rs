@@ -1,9 +1,11 @@
 //! Data-movement ops. Attribute-defining inputs (Reshape's shape, Slice's starts/ends, Pad's
-//! pads, Resize's scales/sizes, Expand's shape, Split's sizes, Squeeze/Unsqueeze axes) must be
-//! constants once input shapes are fixed; they become the IR ops' static attributes.
+//! pads, Resize's scales/sizes, Expand's shape, Split's sizes, Squeeze/Unsqueeze axes, Tile's
+//! repeats) must be constants once input shapes are fixed; they become the IR ops' static
+//! attributes.
 
 mod movement;
 mod pad;
+mod rearrange;
 mod reshape;
 mod resize;
 mod slice;
@@ -18,6 +20,7 @@ pub fn register(reg: &mut Registry) {
     reg.insert("Transpose", movement::transpose);
     reg.insert("Concat", movement::concat);
     reg.insert("Gather", movement::gather);
+    reg.insert("GatherElements", movement::gather_elements);
     reg.insert("Cast", movement::cast);
     reg.insert("Expand", movement::expand);
     reg.insert("Split", movement::split);
@@ -25,4 +28,7 @@ pub fn register(reg: &mut Registry) {
     reg.insert("Pad", pad::pad);
     reg.insert("Resize", resize::resize);
     reg.insert("Upsample", resize::upsample);
+    reg.insert("Tile", rearrange::tile);
+    reg.insert("DepthToSpace", rearrange::depth_to_space);
+    reg.insert("SpaceToDepth", rearrange::space_to_depth);
 }

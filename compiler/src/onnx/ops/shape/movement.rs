@@ -1,8 +1,10 @@
-//! Transpose, Concat, Gather, Cast, Expand, Split.
+//! Transpose, Concat, Gather, GatherElements, Cast, Expand, Split.
 
 use anyhow::{bail, Result};
 use edgefuse_runtime::ir::ops::broadcast_shapes;
-use edgefuse_runtime::ir::ops::{Cast, Concat, Expand, Gather, Op, Split, Transpose};
+use edgefuse_runtime::ir::ops::{
+    Cast, Concat, Expand, Gather, GatherElements, Op, Split, Transpose,
+};
 
 use crate::onnx::context::{norm_axis, to_usizes};
 use crate::onnx::{dtype_from_onnx, NodeCtx};
@@ -38,6 +40,14 @@ pub fn gather(ctx: &mut NodeCtx) -> Result<()> {
     let axis = norm_axis(ctx.int("axis", 0)?, r)?;
     let inputs = [ctx.input(0)?, ctx.input(1)?];
     ctx.emit_outputs(Op::Gather(Gather { axis }), &inputs)
+}
+
+pub fn gather_elements(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(2, 2)?;
+    let r = ctx.input_fact(0)?.rank();
+    let axis = norm_axis(ctx.int("axis", 0)?, r)?;
+    let inputs = [ctx.input(0)?, ctx.input(1)?];
+    ctx.emit_outputs(Op::GatherElements(GatherElements { axis }), &inputs)
 }
 
 pub fn cast(ctx: &mut NodeCtx) -> Result<()> {

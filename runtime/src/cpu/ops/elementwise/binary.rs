@@ -3,8 +3,9 @@
 //! The layout merges axes at build time, so same-shape operands become one contiguous row, a
 //! scalar operand a row with stride 0, and a per-channel operand ([N,C,H,W] op [C,1,1]) rows of
 //! H·W with stride 0 — each served by its own tight inner loop. f32, i64, i32, i8 and u8 for every
-//! op (integer Div truncates, and gives 0 on division by zero instead of trapping); Equal also on
-//! bool; Pow also with an f32 base and an exponent of another type.
+//! arithmetic op and PRelu (integer Div truncates, and gives 0 on division by zero instead of
+//! trapping); Equal also on bool; And, Or and Xor on bool only; Pow also with an f32 base and an
+//! exponent of another type.
 
 use edgefuse_kernels::strided::{broadcast_strides, contiguous_strides, Strided};
 use rayon::prelude::*;
@@ -28,6 +29,7 @@ pub fn build(op: &Binary, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
                 || (a == bb && matches!(a, I64 | I32 | I8 | U8))
         }
         BinaryOp::Equal => a == bb && matches!(a, F32 | I64 | I32 | I8 | U8 | Bool),
+        BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => a == Bool && bb == Bool,
         _ => a == bb && matches!(a, F32 | I64 | I32 | I8 | U8),
     };
     if !ok {
@@ -183,6 +185,15 @@ impl CpuKernel for BinaryKernel {
                     _ => apply(l, t, xs, y.data, o, |a, b| powf(a, b as f32)),
                 }
             }
+            DType::Bool if self.op.is_logical() => {
+                // Any non-zero byte is true.
+                let (x, y, o) = (x.data, y.data, &mut *out.data);
+                match self.op {
+                    BinaryOp::And => apply(l, t, x, y, o, |a, b| (a != 0 && b != 0) as u8),
+                    BinaryOp::Or => apply(l, t, x, y, o, |a, b| (a != 0 || b != 0) as u8),
+                    _ => apply(l, t, x, y, o, |a, b| ((a != 0) != (b != 0)) as u8),
+                }
+            }
             DType::F32 => self.run_num(x.typed::<f32>(), y.typed::<f32>(), out, t),
             DType::I64 => self.run_num(x.typed::<i64>(), y.typed::<i64>(), out, t),
             DType::I32 => self.run_num(x.typed::<i32>(), y.typed::<i32>(), out, t),
@@ -213,6 +224,10 @@ impl BinaryKernel {
             BinaryOp::Div => apply(l, t, x, y, o, T::div),
             BinaryOp::Pow => apply(l, t, x, y, o, T::pow),
             BinaryOp::Max => apply(l, t, x, y, o, T::max),
+            BinaryOp::PRelu => {
+                let zero = <T as bytemuck::Zeroable>::zeroed();
+                apply(l, t, x, y, o, |a, b| if a < zero { a.mul(b) } else { a })
+            }
             _ => apply(l, t, x, y, o, T::min),
         }
     }

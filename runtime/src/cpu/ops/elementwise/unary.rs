@@ -1,7 +1,7 @@
 //! CPU kernel for Unary: one scalar function mapped over a contiguous tensor.
 //!
-//! f32 for every op (the math lives in `edgefuse_kernels::activation`); Neg, Abs, Relu and Clip
-//! also on i64 and i32; Not on bool; Identity on any dtype (a copy).
+//! f32 for every op (the math lives in `edgefuse_kernels::activation`); Neg, Abs, Relu, Clip and
+//! Sign also on i64 and i32; Not on bool; Identity on any dtype (a copy).
 
 use edgefuse_kernels::activation as act;
 use edgefuse_kernels::vmath;
@@ -22,7 +22,7 @@ pub fn build(op: &Unary, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let ok = match op.op {
         UnaryOp::Identity => true,
         UnaryOp::Not => dtype == DType::Bool,
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Clip { .. } => {
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Clip { .. } | UnaryOp::Sign => {
             matches!(dtype, DType::F32 | DType::I64 | DType::I32)
         }
         _ => dtype == DType::F32,
@@ -67,6 +67,7 @@ macro_rules! int_ops {
             UnaryOp::Neg => map(x, o, $t, |v: $ty| v.wrapping_neg()),
             UnaryOp::Abs => map(x, o, $t, |v: $ty| v.wrapping_abs()),
             UnaryOp::Relu => map(x, o, $t, |v: $ty| v.max(0)),
+            UnaryOp::Sign => map(x, o, $t, |v: $ty| v.signum()),
             UnaryOp::Clip { min, max } => {
                 // Float bounds saturate into the integer range (±inf: unbounded).
                 let (lo, hi) = (min as $ty, max as $ty);
@@ -137,6 +138,13 @@ pub(crate) fn with_f32_fn<M: F32Map>(op: UnaryOp, m: M) {
         UnaryOp::LeakyRelu { alpha } => m.apply(move |v| act::leaky_relu(v, alpha)),
         UnaryOp::Elu { alpha } => m.apply(move |v| act::elu(v, alpha)),
         UnaryOp::HardSigmoid { alpha, beta } => m.apply(move |v| act::hard_sigmoid(v, alpha, beta)),
+        UnaryOp::Sin => m.apply(f32::sin),
+        UnaryOp::Cos => m.apply(f32::cos),
+        UnaryOp::Sign => m.apply(act::sign),
+        UnaryOp::Softsign => m.apply(act::softsign),
+        UnaryOp::Selu { alpha, gamma } => m.apply(move |v| act::selu(v, alpha, gamma)),
+        UnaryOp::Celu { alpha } => m.apply(move |v| act::celu(v, alpha)),
+        UnaryOp::ThresholdedRelu { alpha } => m.apply(move |v| act::thresholded_relu(v, alpha)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! CPU kernel for Reduce: Mean, Sum, Max, Min, Prod and L2 over sorted axes.
+//! CPU kernel for Reduce: Mean, Sum, Max, Min, Prod, L1, L2, SumSquare and LogSumExp over sorted
+//! axes.
 //!
 //! The input is walked once in memory order through a [`Strided`] layout whose second operand is
 //! the output with stride 0 on reduced axes: a row along a reduced axis folds into one output
@@ -16,7 +17,7 @@ pub fn build(op: &Reduce, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let x = &b.inputs[0];
     let ok = match x.dtype {
         DType::F32 => true,
-        DType::I64 | DType::I32 => op.op != ReduceOp::L2,
+        DType::I64 | DType::I32 => !matches!(op.op, ReduceOp::L2 | ReduceOp::LogSumExp),
         _ => false,
     };
     if !ok || op.axes.iter().any(|&a| a >= x.rank()) {
@@ -40,6 +41,7 @@ pub fn build(op: &Reduce, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         dtype: x.dtype,
         layout,
         count,
+        out_len: kept.iter().product(),
     }))
 }
 
@@ -50,6 +52,8 @@ struct ReduceKernel {
     layout: Strided<2>,
     /// Elements folded into each output.
     count: usize,
+    /// Elements of the output.
+    out_len: usize,
 }
 
 /// What a reduction needs of its element type.
@@ -63,6 +67,7 @@ trait Acc: bytemuck::Pod + PartialOrd {
     fn max(self, o: Self) -> Self;
     fn min(self, o: Self) -> Self;
     fn div_count(self, n: usize) -> Self;
+    fn abs(self) -> Self;
 }
 
 impl Acc for f32 {
@@ -98,6 +103,10 @@ impl Acc for f32 {
     fn div_count(self, n: usize) -> f32 {
         self / n as f32
     }
+    #[inline(always)]
+    fn abs(self) -> f32 {
+        f32::abs(self)
+    }
 }
 
 macro_rules! int_acc {
@@ -126,20 +135,36 @@ macro_rules! int_acc {
             fn div_count(self, n: usize) -> $t {
                 if n == 0 { 0 } else { self / n as $t }
             }
+            #[inline(always)]
+            fn abs(self) -> $t {
+                self.wrapping_abs()
+            }
         }
     )*};
 }
 int_acc!(i64, i32);
 
 impl CpuKernel for ReduceKernel {
+    fn scratch_bytes(&self) -> usize {
+        if self.op == ReduceOp::LogSumExp {
+            self.out_len * 4
+        } else {
+            0
+        }
+    }
     fn run(
         &self,
         inputs: &[TensorView],
         outputs: &mut [TensorViewMut],
-        _scratch: &mut [u8],
+        scratch: &mut [u8],
         _ctx: &Ctx,
     ) -> Result<()> {
         let (x, out) = (&inputs[0], &mut outputs[0]);
+        if self.op == ReduceOp::LogSumExp {
+            let sums: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[..self.out_len * 4]);
+            self.log_sum_exp(x.typed::<f32>(), out.typed::<f32>(), sums);
+            return Ok(());
+        }
         match self.dtype {
             DType::F32 => self.typed(x.typed::<f32>(), out.typed::<f32>()),
             DType::I64 => self.typed(x.typed::<i64>(), out.typed::<i64>()),
@@ -156,7 +181,11 @@ impl ReduceKernel {
             ReduceOp::Prod => self.fold(x, out, T::ONE, |v| v, T::mul),
             ReduceOp::Max => self.fold(x, out, T::LOWEST, |v| v, T::max),
             ReduceOp::Min => self.fold(x, out, T::HIGHEST, |v| v, T::min),
-            ReduceOp::L2 => self.fold(x, out, T::ZERO, |v: T| v.mul(v), T::add),
+            ReduceOp::L2 | ReduceOp::SumSquare => {
+                self.fold(x, out, T::ZERO, |v: T| v.mul(v), T::add)
+            }
+            ReduceOp::L1 => self.fold(x, out, T::ZERO, T::abs, T::add),
+            ReduceOp::LogSumExp => unreachable!("run takes LogSumExp apart"),
         }
         match self.op {
             ReduceOp::Mean => out.iter_mut().for_each(|o| *o = o.div_count(self.count)),
@@ -166,6 +195,18 @@ impl ReduceKernel {
                 o.iter_mut().for_each(|o| *o = o.sqrt());
             }
             _ => {}
+        }
+    }
+
+    /// `max + ln(Σ exp(x − max))` per output (the maximum itself where it is ±∞ or NaN).
+    fn log_sum_exp(&self, x: &[f32], out: &mut [f32], sums: &mut [f32]) {
+        self.fold(x, out, f32::NEG_INFINITY, |v| v, <f32 as Acc>::max);
+        sums.fill(0.0);
+        self.walk(x, sums, |s, v, o| s + (v - out[o]).exp());
+        for (o, s) in out.iter_mut().zip(sums.iter()) {
+            if o.is_finite() {
+                *o += s.ln();
+            }
         }
     }
 
@@ -179,6 +220,12 @@ impl ReduceKernel {
         f: impl Fn(T, T) -> T,
     ) {
         out.fill(init);
+        self.walk(x, out, |acc, v, _| f(acc, map(v)));
+    }
+
+    /// `acc[o] = f(acc[o], x, o)` for every `x` reduced into output `o`, in memory order.
+    fn walk<T: Copy, A: Copy>(&self, x: &[T], acc: &mut [A], f: impl Fn(A, T, usize) -> A) {
+        let out = acc;
         let l = &self.layout;
         let n = l.inner();
         let [sx, so] = l.inner_strides();
@@ -187,19 +234,19 @@ impl ReduceKernel {
             let row = &x[ox..ox + n];
             match (sx, so) {
                 (1, 0) => {
-                    let acc = row.iter().fold(out[oo], |a, &v| f(a, map(v)));
+                    let acc = row.iter().fold(out[oo], |a, &v| f(a, v, oo));
                     out[oo] = acc;
                 }
                 (1, 1) => {
-                    for (o, &v) in out[oo..oo + n].iter_mut().zip(row) {
-                        *o = f(*o, map(v));
+                    for (j, (o, &v)) in out[oo..oo + n].iter_mut().zip(row).enumerate() {
+                        *o = f(*o, v, oo + j);
                     }
                 }
                 // A layout with one element per row (every axis reduced, or a size-1 input).
                 _ => {
                     for j in 0..n {
                         let o = oo + j * so as usize;
-                        out[o] = f(out[o], map(x[ox + j * sx as usize]));
+                        out[o] = f(out[o], x[ox + j * sx as usize], o);
                     }
                 }
             }

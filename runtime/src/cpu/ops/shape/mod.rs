@@ -5,6 +5,7 @@ pub mod cast;
 pub mod concat;
 pub mod expand;
 pub mod gather;
+pub mod gather_elements;
 pub mod pad;
 pub mod reshape;
 pub mod resize;

@@ -37,7 +37,7 @@ pub fn supports(op: &Binary, inputs: &[Fact], outputs: &[Fact]) -> Support {
     check_rank(outputs[0].rank())?;
     code(op.op)
         .map(|_| ())
-        .ok_or_else(|| format!("{:?} (comparison)", op.op))
+        .ok_or_else(|| format!("{:?} (no CUDA form)", op.op))
 }
 
 /// Strides of `shape` inside an output of rank `rank` (left-padded), 0 on broadcast axes.

@@ -36,7 +36,9 @@ pub fn act_code(op: UnaryOp) -> Option<(i32, f32, f32)> {
         LeakyRelu { alpha } => (20, alpha, 0.0),
         Elu { alpha } => (21, alpha, 0.0),
         HardSigmoid { alpha, beta } => (22, alpha, beta),
-        Not => return None,
+        Not | Sin | Cos | Sign | Softsign | Selu { .. } | Celu { .. } | ThresholdedRelu { .. } => {
+            return None
+        }
     })
 }
 
