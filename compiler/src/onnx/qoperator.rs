@@ -119,6 +119,11 @@ const LOWERINGS: &[Lowering] = &[
     },
 ];
 
+/// The (domain, op type) of every op lowered here.
+pub fn lowered_ops() -> impl Iterator<Item = (&'static str, &'static str)> {
+    LOWERINGS.iter().map(|l| (l.domain, l.op))
+}
+
 fn find(node: &NodeProto) -> Option<&'static Lowering> {
     let domain = match node.domain.as_str() {
         "ai.onnx" => "",

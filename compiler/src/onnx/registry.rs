@@ -40,6 +40,16 @@ impl Registry {
         self.map.get(&(domain, op_type)).copied()
     }
 
+    /// Every (domain, op type) pair with an importer, the QOperator ops lowered before import
+    /// included, sorted (the default domain is `""`).
+    pub fn ops(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v: Vec<_> = (self.map.keys().copied())
+            .chain(super::qoperator::lowered_ops())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Supported op types of the default domain, sorted.
     pub fn op_types(&self) -> Vec<&'static str> {
         let mut v: Vec<_> = (self.map.keys())
