@@ -894,7 +894,8 @@ fn float_graph() -> Vec<u8> {
     b.write(&[gru[0], gru[1], lstm[0], gp])
 }
 
-/// Int8 ops: QuantizeLinear, QConv, QPool, QAdd, QGemm, DequantizeLinear, QLstm, QGru, QGather.
+/// Int8 ops: QuantizeLinear, QConv, QPool, QAdd, QGemm, DequantizeLinear, QLstm, QGru, QGather,
+/// DynamicQuantizeLinear.
 fn int8_graph() -> Vec<u8> {
     let q = |scale, zero_point| QScale { scale, zero_point };
     let mut b = Builder::default();
@@ -1039,7 +1040,8 @@ fn int8_graph() -> Vec<u8> {
         }),
         &[table, tok],
     );
-    b.write(&[ql[0], qgru[1], emb])
+    let dyn_q = b.node(Op::DynamicQuantizeLinear(DynamicQuantizeLinear {}), &[dq]);
+    b.write(&[ql[0], qgru[1], emb, dyn_q[0], dyn_q[1], dyn_q[2]])
 }
 
 #[test]
