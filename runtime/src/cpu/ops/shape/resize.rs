@@ -86,9 +86,16 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
             _ => n_out as f32 / n_in as f32,
         };
         let stride = strides[a] as usize;
+        // An axis scaled by exactly 1 keeps its indices under every mode, as onnxruntime's
+        // (tf_half_pixel_for_nn would otherwise shift it by half a pixel before rounding).
+        let same = n_in == n_out && scale == 1.0;
         let axis = (0..n_out)
             .map(|o| {
-                let c = source_coord(op.coord, o, scale, n_in, n_out);
+                let c = if same {
+                    o as f32
+                } else {
+                    source_coord(op.coord, o, scale, n_in, n_out)
+                };
                 match op.mode {
                     ResizeMode::Nearest(m) => {
                         let i = nearest(m, c, n_in) * stride;
@@ -368,6 +375,21 @@ mod tests {
             &[2],
         );
         assert_eq!(got, vec![11.0, 13.0]);
+    }
+
+    #[test]
+    fn axes_of_scale_one_keep_their_indices() {
+        // tf_half_pixel_for_nn + ceil maps index i to ceil(i + 0.5) = i + 1 on an axis of scale
+        // 1; onnxruntime (and so exporters) leave such an axis alone.
+        let x = Tensor::from_vec(&[2, 2], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+        let got = resize(
+            &x,
+            ResizeMode::Nearest(NearestMode::Ceil),
+            ResizeCoord::TfHalfPixelForNn,
+            &[2, 4],
+        );
+        // Columns: ceil((j + 0.5) / 2) = 1, 1, 2, 2, clamped to 1; rows unchanged.
+        assert_eq!(got, vec![2.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 4.0]);
     }
 
     #[test]
