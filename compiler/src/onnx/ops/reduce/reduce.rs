@@ -1,7 +1,7 @@
 //! Reduce* ops: axes from the attribute (older opsets) or a constant input (newer).
 
 use anyhow::Result;
-use edgefuse_runtime::ir::ops::{Op, Reduce, ReduceOp};
+use edgefuse_runtime::ir::ops::{Op, Reduce, ReduceOp, Unary, UnaryOp};
 
 use crate::onnx::context::norm_axis;
 use crate::onnx::NodeCtx;
@@ -26,7 +26,13 @@ pub fn reduce(ctx: &mut NodeCtx, op: ReduceOp, axes_input_since: i64) -> Result<
             .iter()
             .map(|&a| norm_axis(a, rank))
             .collect::<Result<_>>()?,
-        None if ctx.int("noop_with_empty_axes", 0)? != 0 => return ctx.set_output(0, x),
+        // No reduction, but the element-wise part still applies: ReduceL2 is |x|.
+        None if ctx.int("noop_with_empty_axes", 0)? != 0 => {
+            return match op {
+                ReduceOp::L2 => ctx.emit_outputs(Op::Unary(Unary { op: UnaryOp::Abs }), &[x]),
+                _ => ctx.set_output(0, x),
+            };
+        }
         None => (0..rank).collect(),
     };
     axes.sort_unstable();
