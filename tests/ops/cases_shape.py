@@ -186,6 +186,7 @@ def cases():
         pad("pad_reflect_1d_wide", [3, 3], "reflect", data=rand(15, (5,)), opset=13),
         pad("pad_edge_batch_axis", [1, 0, 0, 0, 0, 0, 0, 1], "edge"),
         pad("pad_all_negative", [0, 0, -1, -1, 0, 0, -1, -2], "constant"),
+        pad("pad_crop_to_empty", [0, -2, 0, 0, 0, 0, 0, 1], "constant"),
         pad("pad_wrap", [0, 0, 1, 1, 0, 0, 1, 1], "wrap", opset=19, error="wrap"),
         single("pad_opset2_attr", "Pad", {"x": p}, {"pads": [0, 0, 1, 1, 0, 0, 1, 1]}, opset=2,
                error="opset 2"),
