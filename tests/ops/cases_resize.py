@@ -49,6 +49,10 @@ def cases():
         for sname, sc, sz in shapes:
             out.append(resize(f"resize_linear_{coord}_{sname}", x,
                               {"mode": "linear", "coordinate_transformation_mode": coord}, sc, sz))
+    for sname, sc, sz in shapes[:3]:
+        out.append(resize(f"resize_linear_tf_half_pixel_for_nn_{sname}", x,
+                          {"mode": "linear", "coordinate_transformation_mode": "tf_half_pixel_for_nn"},
+                          sc, sz))
     out += [
         resize("resize_nearest_default_attrs", x, {}, [1, 1, 2, 3]),
         resize("resize_linear_default_coord", x, {"mode": "linear"}, [1, 1, 1.5, 2]),
