@@ -1,5 +1,5 @@
-//! CPU kernel for Resize (f32): nearest with every ONNX `nearest_mode`, and N-linear, under every
-//! supported `coordinate_transformation_mode`.
+//! CPU kernel for Resize (f32): nearest with every ONNX `nearest_mode`, N-linear and cubic
+//! (`cubic.rs`), under every supported `coordinate_transformation_mode`.
 //!
 //! Build maps each output index of each axis to its source: one input index for nearest (rounded
 //! by the mode, then clamped), or two neighbours and their weights for linear (the source
@@ -13,6 +13,8 @@ use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::{NearestMode, Resize, ResizeCoord, ResizeMode};
 use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
+
+mod cubic;
 
 /// Interpolated axes allowed besides the last (2³ = 8 corner rows per output row).
 const MAX_LERP_OUTER: usize = 3;
@@ -39,6 +41,24 @@ fn source_coord(coord: ResizeCoord, x: usize, scale: f32, len_in: usize, len_out
         }
         ResizeCoord::Asymmetric => x / scale,
         ResizeCoord::TfHalfPixelForNn => (x + 0.5) / scale,
+    }
+}
+
+/// Axis `a`'s scale: the ONNX one, or out/in where none is recorded.
+fn axis_scale(op: &Resize, a: usize, n_in: usize, n_out: usize) -> f32 {
+    match op.scales.get(a) {
+        Some(&s) if s > 0.0 => s,
+        _ => n_out as f32 / n_in as f32,
+    }
+}
+
+/// [`source_coord`], except that an axis scaled by exactly 1 keeps its indices under every rule,
+/// as onnxruntime's does (tf_half_pixel_for_nn would otherwise shift it by half a pixel).
+fn axis_coord(coord: ResizeCoord, x: usize, scale: f32, len_in: usize, len_out: usize) -> f32 {
+    if len_in == len_out && scale == 1.0 {
+        x as f32
+    } else {
+        source_coord(coord, x, scale, len_in, len_out)
     }
 }
 
@@ -77,25 +97,18 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     if x.shape.contains(&0) {
         return unsupported("Resize of an empty input to a non-empty output");
     }
+    if let ResizeMode::Cubic { a, exclude_outside } = op.mode {
+        return cubic::build(op, &x.shape, a, exclude_outside);
+    }
     let strides = contiguous_strides(&x.shape);
     let mut taps: Vec<Vec<Tap>> = Vec::with_capacity(r);
     for a in 0..r {
         let (n_in, n_out) = (x.shape[a], out[a]);
-        let scale = match op.scales.get(a) {
-            Some(&s) if s > 0.0 => s,
-            _ => n_out as f32 / n_in as f32,
-        };
+        let scale = axis_scale(op, a, n_in, n_out);
         let stride = strides[a] as usize;
-        // An axis scaled by exactly 1 keeps its indices under every mode, as onnxruntime's
-        // (tf_half_pixel_for_nn would otherwise shift it by half a pixel before rounding).
-        let same = n_in == n_out && scale == 1.0;
         let axis = (0..n_out)
             .map(|o| {
-                let c = if same {
-                    o as f32
-                } else {
-                    source_coord(op.coord, o, scale, n_in, n_out)
-                };
+                let c = axis_coord(op.coord, o, scale, n_in, n_out);
                 match op.mode {
                     ResizeMode::Nearest(m) => {
                         let i = nearest(m, c, n_in) * stride;
@@ -106,7 +119,7 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
                             w1: 0.0,
                         }
                     }
-                    ResizeMode::Linear => {
+                    ResizeMode::Linear | ResizeMode::Cubic { .. } => {
                         let c = c.clamp(0.0, (n_in - 1) as f32);
                         let i0 = (c as usize).min(n_in - 1);
                         let i1 = (i0 + 1).min(n_in - 1);
@@ -375,6 +388,32 @@ mod tests {
             &[2],
         );
         assert_eq!(got, vec![11.0, 13.0]);
+    }
+
+    #[test]
+    fn cubic_matches_onnx_example() {
+        // ONNX's test_resize_upsample_scales_cubic: 1..=16 as 4×4, scales 2, half pixel,
+        // a = -0.75; its first output row.
+        let x = Tensor::from_vec(&[1, 1, 4, 4], (1..=16).map(|v| v as f32).collect()).unwrap();
+        let mode = ResizeMode::Cubic {
+            a: -0.75,
+            exclude_outside: false,
+        };
+        let got = resize(&x, mode, ResizeCoord::HalfPixel, &[1, 1, 8, 8]);
+        let want = [
+            0.47265625, 0.76953125, 1.2460938, 1.875, 2.28125, 2.9101562, 3.3867188, 3.6835938,
+        ];
+        close(&got[..8], &want);
+        // exclude_outside: the taps past the edge weigh nothing (onnxruntime's values).
+        let mode = ResizeMode::Cubic {
+            a: -0.75,
+            exclude_outside: true,
+        };
+        let got = resize(&x, mode, ResizeCoord::HalfPixel, &[1, 1, 8, 8]);
+        let want = [
+            0.31818193, 0.6276902, 1.0998285, 1.7514205, 2.1576705, 2.8092623, 3.2814007, 3.5909085,
+        ];
+        close(&got[..8], &want);
     }
 
     #[test]
