@@ -417,6 +417,26 @@ mod tests {
     }
 
     #[test]
+    fn cubic_with_absurd_scales_does_not_panic() {
+        // A hostile file: source coordinates at ±inf and NaN.
+        let x = Tensor::from_vec(&[3], vec![1.0f32, 2.0, 3.0]).unwrap();
+        for scale in [1e-45f32, -1e-45, f32::NAN] {
+            for exclude_outside in [false, true] {
+                let op = Op::Resize(Resize {
+                    mode: ResizeMode::Cubic {
+                        a: -0.75,
+                        exclude_outside,
+                    },
+                    coord: ResizeCoord::Asymmetric,
+                    scales: vec![scale],
+                    out_shape: vec![2],
+                });
+                let _ = eval(&op, &[&x]);
+            }
+        }
+    }
+
+    #[test]
     fn axes_of_scale_one_keep_their_indices() {
         // tf_half_pixel_for_nn + ceil maps index i to ceil(i + 0.5) = i + 1 on an axis of scale
         // 1; onnxruntime (and so exporters) leave such an axis alone.

@@ -46,7 +46,8 @@ fn taps(
             let mut off = [0; 4];
             let last = n_in as i64 - 1;
             for (k, (w, off)) in w.iter_mut().zip(&mut off).enumerate() {
-                let i = base as i64 - 1 + k as i64;
+                // Saturating: a hostile file's scale can put `c` at ±inf.
+                let i = (base as i64).saturating_add(k as i64 - 1);
                 if excl && !(0..=last).contains(&i) {
                     *w = 0.0;
                 }
