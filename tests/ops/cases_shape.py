@@ -271,8 +271,9 @@ def cases():
         single("expand_u8", "Expand", {"x": ints(41, (1, 3), 0, 256, np.uint8)},
                consts={"s": i64(2, 1, 3)}),
         pad("pad_bool_edge", [1, 1], "edge", data=np.array([True, False, True]), opset=13),
-        single("reshape_runtime_shape", "Reshape", {"x": f, "s": i64(4, 6)}, error="shape"),
+        single("reshape_runtime_shape", "Reshape", {"x": f, "s": i64(4, 6)},
+               error="must be a constant"),
         single("expand_runtime_shape", "Expand", {"x": rand(23, (3, 1)), "s": i64(2, 3, 4)},
-               error="shape"),
+               error="must be a constant"),
     ]
     return out
