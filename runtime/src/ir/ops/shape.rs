@@ -296,6 +296,8 @@ pub enum ResizeCoord {
     AlignCorners,
     Asymmetric,
     TfHalfPixelForNn,
+    /// Opset 19: half pixel, shifted so the output stays centred when its length was rounded.
+    HalfPixelSymmetric,
 }
 
 /// Resize to a static `out_shape` (same rank); `scales` are the ONNX scales (or out/in).

@@ -74,6 +74,7 @@ pub fn resize(ctx: &mut NodeCtx) -> Result<()> {
         "align_corners" => ResizeCoord::AlignCorners,
         "asymmetric" => ResizeCoord::Asymmetric,
         "tf_half_pixel_for_nn" => ResizeCoord::TfHalfPixelForNn,
+        "half_pixel_symmetric" => ResizeCoord::HalfPixelSymmetric,
         other => bail!("coordinate_transformation_mode \"{other}\" is not supported"),
     };
     if ctx.int("antialias", 0)? != 0 {

@@ -41,6 +41,11 @@ fn source_coord(coord: ResizeCoord, x: usize, scale: f32, len_in: usize, len_out
         }
         ResizeCoord::Asymmetric => x / scale,
         ResizeCoord::TfHalfPixelForNn => (x + 0.5) / scale,
+        ResizeCoord::HalfPixelSymmetric => {
+            let adjustment = len_out as f32 / (scale * len_in as f32);
+            let offset = len_in as f32 / 2.0 * (1.0 - adjustment);
+            offset + (x + 0.5) / scale - 0.5
+        }
     }
 }
 
