@@ -66,6 +66,12 @@ def cases():
         resize("resize_cubic_2d_input", rand(4, (5, 6)), {"mode": "cubic"}, [1.6, 0.7]),
         resize("resize_cubic_one_axis", x, {"mode": "cubic"}, [1, 1, 1, 2.5]),
     ]
+    # Opset 19's half_pixel_symmetric (the fractional scales round the output length).
+    for mode in ["nearest", "linear", "cubic"]:
+        for sname, sc, sz in shapes[:4] + [("frac_odd", [1, 1, 1.3, 0.7], None)]:
+            out.append(resize(f"resize_{mode}_half_pixel_symmetric_{sname}", x,
+                              {"mode": mode, "coordinate_transformation_mode": "half_pixel_symmetric"},
+                              sc, sz, opset=19))
     for sname, sc, sz in shapes[:3]:
         out.append(resize(f"resize_linear_tf_half_pixel_for_nn_{sname}", x,
                           {"mode": "linear", "coordinate_transformation_mode": "tf_half_pixel_for_nn"},
@@ -83,9 +89,6 @@ def cases():
         resize("resize_3d_linear", rand(2, (2, 3, 6)), {"mode": "linear"}, [1, 1, 1.5]),
         resize("resize_nearest_channels_too", x, {"mode": "nearest"}, [1, 2, 2, 1]),
         resize("resize_linear_2d_input", rand(3, (4, 5)), {"mode": "linear"}, [2, 0.8]),
-        resize("resize_linear_half_pixel_symmetric", x,
-               {"mode": "linear", "coordinate_transformation_mode": "half_pixel_symmetric"},
-               [1, 1, 1.5, 2.5], opset=19, error="half_pixel_symmetric"),
         resize("resize_linear_antialias", x, {"mode": "linear", "antialias": 1}, [1, 1, 0.5, 0.5],
                opset=18, error="antialias"),
         resize("resize_tf_crop_and_resize", x, {"mode": "linear",
