@@ -267,21 +267,21 @@ fn per_node_errors_have_context_and_never_panic() {
         ],
     );
     assert!(err(&m, &[]).contains("activations"));
-    // Resize cubic.
+    // Resize with antialias.
     let m = model(
-        13,
+        18,
         vec![node(
             "Resize",
             "rz",
             &["x", "", "sc"],
             &["y"],
-            vec![a_str("mode", "cubic")],
+            vec![a_str("mode", "linear"), a_int("antialias", 1)],
         )],
         vec![f32_in("x", &[1, 1, 2, 2])],
         &["y"],
         vec![f32s("sc", &[4], &[1.0, 1.0, 2.0, 2.0])],
     );
-    assert!(err(&m, &[]).contains("cubic"));
+    assert!(err(&m, &[]).contains("antialias"));
     // External data.
     let mut w = f32s("w", &[2, 2], &[]);
     w.data_location = Some(1);

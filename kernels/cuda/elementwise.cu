@@ -14,8 +14,9 @@ __device__ __forceinline__ float binary_apply(int op, float a, float b) {
     case 2: return a * b;
     case 3: return a / b;
     case 4: return powf(a, b);
-    case 5: return fmaxf(a, b);
-    case 6: return fminf(a, b);
+    // NaN in either operand gives NaN, as the CPU kernel (fmaxf/fminf would drop it).
+    case 5: return (a > b || a != a) ? a : b;
+    case 6: return (a < b || a != a) ? a : b;
     default: return a;
     }
 }

@@ -14,7 +14,7 @@
 //! checked against each op's own shape inference. Anything it does not know keeps the graph
 //! whole.
 
-use crate::ir::ops::{Op, ResizeCoord};
+use crate::ir::ops::Op;
 use crate::ir::{Fact, Graph};
 
 /// The graph of one of `parts` equal parts of the batch, or why the graph cannot be cut: its
@@ -214,10 +214,8 @@ fn part_op(op: &Op, ins: &[Fact], batched: &[bool], n: usize, sub: usize) -> Opt
         // integers (TensorFlow's half-pixel for nearest moves every index by half a step, and
         // so reads the next item).
         Op::Resize(r) => {
-            data_only
-                && r.coord != ResizeCoord::TfHalfPixelForNn
-                && r.scales.first().is_none_or(|&s| s == 1.0)
-                && cut(&mut r.out_shape, n, sub)
+            // An axis of scale 1 keeps its indices under every coordinate rule (cpu Resize).
+            data_only && r.scales.first().is_none_or(|&s| s == 1.0) && cut(&mut r.out_shape, n, sub)
         }
     };
     ok.then_some(op)

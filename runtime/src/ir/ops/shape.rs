@@ -297,11 +297,17 @@ impl OpInfo for Split {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum ResizeMode {
     /// Nearest with ONNX `nearest_mode` (round_prefer_floor, round_prefer_ceil, floor, ceil).
     Nearest(NearestMode),
     Linear,
+    /// Cubic convolution with ONNX `cubic_coeff_a` (`a`) and `exclude_outside` (taps outside the
+    /// input weigh 0, the others renormalised to sum to 1).
+    Cubic {
+        a: f32,
+        exclude_outside: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +325,8 @@ pub enum ResizeCoord {
     AlignCorners,
     Asymmetric,
     TfHalfPixelForNn,
+    /// Opset 19: half pixel, shifted so the output stays centred when its length was rounded.
+    HalfPixelSymmetric,
 }
 
 /// Resize to a static `out_shape` (same rank); `scales` are the ONNX scales (or out/in).

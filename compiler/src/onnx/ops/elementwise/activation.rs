@@ -2,7 +2,9 @@
 //! opset 11, from constant inputs).
 
 use anyhow::{bail, Result};
-use edgefuse_runtime::ir::ops::{Op, Unary, UnaryOp};
+use edgefuse_runtime::ir::ops::{Binary, BinaryOp, Op, Unary, UnaryOp};
+use edgefuse_runtime::ir::TensorId;
+use edgefuse_runtime::{DType, Tensor};
 
 use crate::onnx::{NodeCtx, Registry};
 
@@ -50,11 +52,40 @@ fn plain(ctx: &mut NodeCtx, op: UnaryOp) -> Result<()> {
 
 fn gelu(ctx: &mut NodeCtx) -> Result<()> {
     ctx.expect_inputs(1, 1)?;
-    let approx = ctx.string("approximate", "none")?;
-    if approx != "none" {
-        bail!("Gelu with approximate=\"{approx}\" is not supported (only \"none\")");
+    match ctx.string("approximate", "none")?.as_str() {
+        "none" => unary(ctx, UnaryOp::Gelu),
+        "tanh" => gelu_tanh(ctx),
+        other => {
+            bail!("Gelu with approximate=\"{other}\" is not supported (\"none\" and \"tanh\" are)")
+        }
     }
-    unary(ctx, UnaryOp::Gelu)
+}
+
+/// Gelu's tanh approximation, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, as the element-wise
+/// ops that onnxruntime's formula names, in its order.
+fn gelu_tanh(ctx: &mut NodeCtx) -> Result<()> {
+    let x = ctx.input(0)?;
+    if ctx.fact(x).dtype != DType::F32 {
+        bail!("Gelu of {} is not supported", ctx.fact(x).dtype);
+    }
+    let bin = |ctx: &mut NodeCtx, op: BinaryOp, a: TensorId, b: TensorId| {
+        ctx.emit1(Op::Binary(Binary { op }), &[a, b])
+    };
+    let c = |ctx: &mut NodeCtx, v: f32| ctx.add_const(Tensor::scalar(v));
+    let x2 = bin(ctx, BinaryOp::Mul, x, x)?;
+    let x3 = bin(ctx, BinaryOp::Mul, x2, x)?;
+    let k = c(ctx, 0.044715);
+    let cubic = bin(ctx, BinaryOp::Mul, x3, k)?;
+    let inner = bin(ctx, BinaryOp::Add, x, cubic)?;
+    let k = c(ctx, (2.0 / std::f32::consts::PI).sqrt());
+    let scaled = bin(ctx, BinaryOp::Mul, inner, k)?;
+    let t = ctx.emit1(Op::Unary(Unary { op: UnaryOp::Tanh }), &[scaled])?;
+    let one = c(ctx, 1.0);
+    let t1 = bin(ctx, BinaryOp::Add, t, one)?;
+    let half = c(ctx, 0.5);
+    let hx = bin(ctx, BinaryOp::Mul, x, half)?;
+    let y = bin(ctx, BinaryOp::Mul, hx, t1)?;
+    ctx.set_output(0, y)
 }
 
 fn leaky_relu(ctx: &mut NodeCtx) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use edgefuse_runtime::ir::ops::{Binary, BinaryOp, Op, Unary, UnaryOp, Where};
-use edgefuse_runtime::Tensor;
+use edgefuse_runtime::{DType, Tensor};
 
 use crate::onnx::{NodeCtx, Registry};
 
@@ -11,7 +11,7 @@ pub fn register(reg: &mut Registry) {
     reg.insert("Sub", |c| binary(c, BinaryOp::Sub));
     reg.insert("Mul", |c| binary(c, BinaryOp::Mul));
     reg.insert("Div", |c| binary(c, BinaryOp::Div));
-    reg.insert("Pow", |c| binary(c, BinaryOp::Pow));
+    reg.insert("Pow", pow);
     reg.insert("Equal", |c| binary(c, BinaryOp::Equal));
     reg.insert("Less", |c| binary(c, BinaryOp::Less));
     reg.insert("Greater", |c| binary(c, BinaryOp::Greater));
@@ -35,6 +35,18 @@ fn binary(ctx: &mut NodeCtx, op: BinaryOp) -> Result<()> {
     ctx.emit_outputs(Op::Binary(Binary { op }), &inputs)
 }
 
+/// Pow: a float base takes any exponent type; an integer base only an integer exponent (the CPU
+/// kernel computes in the base's type).
+fn pow(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(2, 2)?;
+    let (base, exp) = (ctx.input_fact(0)?.dtype, ctx.input_fact(1)?.dtype);
+    let float = |d: DType| matches!(d, DType::F32 | DType::F16);
+    if !float(base) && float(exp) {
+        bail!("Pow of an integer base ({base}) by a float exponent ({exp}) is not supported");
+    }
+    binary(ctx, BinaryOp::Pow)
+}
+
 /// `a >= b` as `not(a < b)`, `a <= b` as `not(a > b)`.
 fn negated(ctx: &mut NodeCtx, op: BinaryOp) -> Result<()> {
     ctx.expect_inputs(2, 2)?;
@@ -55,7 +67,7 @@ fn variadic(ctx: &mut NodeCtx, op: BinaryOp, mean: bool) -> Result<()> {
         acc = ctx.emit1(Op::Binary(Binary { op }), &[acc, x])?;
     }
     if mean && n > 1 {
-        if ctx.fact(acc).dtype != edgefuse_runtime::DType::F32 {
+        if ctx.fact(acc).dtype != DType::F32 {
             bail!("Mean needs f32 inputs");
         }
         let d = ctx.add_const(Tensor::scalar(n as f32));

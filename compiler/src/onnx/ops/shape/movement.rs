@@ -5,6 +5,7 @@ use edgefuse_runtime::ir::ops::broadcast_shapes;
 use edgefuse_runtime::ir::ops::{
     Cast, Concat, Expand, Gather, GatherElements, Op, Split, Transpose,
 };
+use edgefuse_runtime::DType;
 
 use crate::onnx::context::{norm_axis, to_usizes};
 use crate::onnx::{dtype_from_onnx, NodeCtx};
@@ -38,6 +39,16 @@ pub fn gather(ctx: &mut NodeCtx) -> Result<()> {
     ctx.expect_inputs(2, 2)?;
     let r = ctx.input_fact(0)?.rank();
     let axis = norm_axis(ctx.int("axis", 0)?, r)?;
+    // Constant indices are checked here, so that the file cannot fail on every run.
+    if let Some(t) = ctx
+        .input_const(1)
+        .filter(|t| matches!(t.dtype, DType::I64 | DType::I32))
+    {
+        let n = ctx.input_fact(0)?.shape[axis] as i64;
+        if let Some(bad) = t.to_i64_vec()?.into_iter().find(|&i| i < -n || i >= n) {
+            bail!("index {bad} is out of range for axis {axis} of size {n}");
+        }
+    }
     let inputs = [ctx.input(0)?, ctx.input(1)?];
     ctx.emit_outputs(Op::Gather(Gather { axis }), &inputs)
 }

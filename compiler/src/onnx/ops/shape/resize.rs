@@ -1,5 +1,5 @@
-//! Resize (opset 11+: X, roi, scales, sizes) and the deprecated Upsample (scales), nearest or
-//! linear, resolved to a static output shape.
+//! Resize (opset 11+: X, roi, scales, sizes) and the deprecated Upsample (scales), nearest,
+//! linear or cubic, resolved to a static output shape.
 
 use anyhow::{bail, Result};
 use edgefuse_runtime::ir::ops::{NearestMode, Op, Resize, ResizeCoord, ResizeMode};
@@ -19,7 +19,11 @@ fn mode(ctx: &NodeCtx, name: &str) -> Result<ResizeMode> {
             },
         ),
         "linear" | "bilinear" => ResizeMode::Linear,
-        other => bail!("resize mode \"{other}\" is not supported (nearest and linear are)"),
+        "cubic" => ResizeMode::Cubic {
+            a: ctx.float("cubic_coeff_a", -0.75)?,
+            exclude_outside: ctx.int("exclude_outside", 0)? != 0,
+        },
+        other => bail!("resize mode \"{other}\" is not supported (nearest, linear and cubic are)"),
     })
 }
 
@@ -70,6 +74,7 @@ pub fn resize(ctx: &mut NodeCtx) -> Result<()> {
         "align_corners" => ResizeCoord::AlignCorners,
         "asymmetric" => ResizeCoord::Asymmetric,
         "tf_half_pixel_for_nn" => ResizeCoord::TfHalfPixelForNn,
+        "half_pixel_symmetric" => ResizeCoord::HalfPixelSymmetric,
         other => bail!("coordinate_transformation_mode \"{other}\" is not supported"),
     };
     if ctx.int("antialias", 0)? != 0 {

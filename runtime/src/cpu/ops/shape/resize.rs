@@ -1,5 +1,5 @@
-//! CPU kernel for Resize (f32): nearest with every ONNX `nearest_mode`, and N-linear, under every
-//! supported `coordinate_transformation_mode`.
+//! CPU kernel for Resize (f32): nearest with every ONNX `nearest_mode`, N-linear and cubic
+//! (`cubic.rs`), under every supported `coordinate_transformation_mode`.
 //!
 //! Build maps each output index of each axis to its source: one input index for nearest (rounded
 //! by the mode, then clamped), or two neighbours and their weights for linear (the source
@@ -13,6 +13,8 @@ use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
 use crate::ir::ops::{NearestMode, Resize, ResizeCoord, ResizeMode};
 use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
+
+mod cubic;
 
 /// Interpolated axes allowed besides the last (2³ = 8 corner rows per output row).
 const MAX_LERP_OUTER: usize = 3;
@@ -39,6 +41,29 @@ fn source_coord(coord: ResizeCoord, x: usize, scale: f32, len_in: usize, len_out
         }
         ResizeCoord::Asymmetric => x / scale,
         ResizeCoord::TfHalfPixelForNn => (x + 0.5) / scale,
+        ResizeCoord::HalfPixelSymmetric => {
+            let adjustment = len_out as f32 / (scale * len_in as f32);
+            let offset = len_in as f32 / 2.0 * (1.0 - adjustment);
+            offset + (x + 0.5) / scale - 0.5
+        }
+    }
+}
+
+/// Axis `a`'s scale: the ONNX one, or out/in where none is recorded.
+fn axis_scale(op: &Resize, a: usize, n_in: usize, n_out: usize) -> f32 {
+    match op.scales.get(a) {
+        Some(&s) if s > 0.0 => s,
+        _ => n_out as f32 / n_in as f32,
+    }
+}
+
+/// [`source_coord`], except that an axis scaled by exactly 1 keeps its indices under every rule,
+/// as onnxruntime's does (tf_half_pixel_for_nn would otherwise shift it by half a pixel).
+fn axis_coord(coord: ResizeCoord, x: usize, scale: f32, len_in: usize, len_out: usize) -> f32 {
+    if len_in == len_out && scale == 1.0 {
+        x as f32
+    } else {
+        source_coord(coord, x, scale, len_in, len_out)
     }
 }
 
@@ -77,18 +102,18 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     if x.shape.contains(&0) {
         return unsupported("Resize of an empty input to a non-empty output");
     }
+    if let ResizeMode::Cubic { a, exclude_outside } = op.mode {
+        return cubic::build(op, &x.shape, a, exclude_outside);
+    }
     let strides = contiguous_strides(&x.shape);
     let mut taps: Vec<Vec<Tap>> = Vec::with_capacity(r);
     for a in 0..r {
         let (n_in, n_out) = (x.shape[a], out[a]);
-        let scale = match op.scales.get(a) {
-            Some(&s) if s > 0.0 => s,
-            _ => n_out as f32 / n_in as f32,
-        };
+        let scale = axis_scale(op, a, n_in, n_out);
         let stride = strides[a] as usize;
         let axis = (0..n_out)
             .map(|o| {
-                let c = source_coord(op.coord, o, scale, n_in, n_out);
+                let c = axis_coord(op.coord, o, scale, n_in, n_out);
                 match op.mode {
                     ResizeMode::Nearest(m) => {
                         let i = nearest(m, c, n_in) * stride;
@@ -99,7 +124,7 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
                             w1: 0.0,
                         }
                     }
-                    ResizeMode::Linear => {
+                    ResizeMode::Linear | ResizeMode::Cubic { .. } => {
                         let c = c.clamp(0.0, (n_in - 1) as f32);
                         let i0 = (c as usize).min(n_in - 1);
                         let i1 = (i0 + 1).min(n_in - 1);
@@ -368,6 +393,67 @@ mod tests {
             &[2],
         );
         assert_eq!(got, vec![11.0, 13.0]);
+    }
+
+    #[test]
+    fn cubic_matches_onnx_example() {
+        // ONNX's test_resize_upsample_scales_cubic: 1..=16 as 4×4, scales 2, half pixel,
+        // a = -0.75; its first output row.
+        let x = Tensor::from_vec(&[1, 1, 4, 4], (1..=16).map(|v| v as f32).collect()).unwrap();
+        let mode = ResizeMode::Cubic {
+            a: -0.75,
+            exclude_outside: false,
+        };
+        let got = resize(&x, mode, ResizeCoord::HalfPixel, &[1, 1, 8, 8]);
+        let want = [
+            0.47265625, 0.76953125, 1.2460938, 1.875, 2.28125, 2.9101562, 3.3867188, 3.6835938,
+        ];
+        close(&got[..8], &want);
+        // exclude_outside: the taps past the edge weigh nothing (onnxruntime's values).
+        let mode = ResizeMode::Cubic {
+            a: -0.75,
+            exclude_outside: true,
+        };
+        let got = resize(&x, mode, ResizeCoord::HalfPixel, &[1, 1, 8, 8]);
+        let want = [
+            0.31818193, 0.6276902, 1.0998285, 1.7514205, 2.1576705, 2.8092623, 3.2814007, 3.5909085,
+        ];
+        close(&got[..8], &want);
+    }
+
+    #[test]
+    fn cubic_with_absurd_scales_does_not_panic() {
+        // A hostile file: source coordinates at ±inf and NaN.
+        let x = Tensor::from_vec(&[3], vec![1.0f32, 2.0, 3.0]).unwrap();
+        for scale in [1e-45f32, -1e-45, f32::NAN] {
+            for exclude_outside in [false, true] {
+                let op = Op::Resize(Resize {
+                    mode: ResizeMode::Cubic {
+                        a: -0.75,
+                        exclude_outside,
+                    },
+                    coord: ResizeCoord::Asymmetric,
+                    scales: vec![scale],
+                    out_shape: vec![2],
+                });
+                let _ = eval(&op, &[&x]);
+            }
+        }
+    }
+
+    #[test]
+    fn axes_of_scale_one_keep_their_indices() {
+        // tf_half_pixel_for_nn + ceil maps index i to ceil(i + 0.5) = i + 1 on an axis of scale
+        // 1; onnxruntime (and so exporters) leave such an axis alone.
+        let x = Tensor::from_vec(&[2, 2], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+        let got = resize(
+            &x,
+            ResizeMode::Nearest(NearestMode::Ceil),
+            ResizeCoord::TfHalfPixelForNn,
+            &[2, 4],
+        );
+        // Columns: ceil((j + 0.5) / 2) = 1, 1, 2, 2, clamped to 1; rows unchanged.
+        assert_eq!(got, vec![2.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 4.0]);
     }
 
     #[test]
