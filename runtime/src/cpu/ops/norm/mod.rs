@@ -6,8 +6,6 @@ pub mod instance_norm;
 pub mod layer_norm;
 pub mod lp_norm;
 
-use rayon::prelude::*;
-
 /// Elements below which the kernels stay on the calling thread.
 const PAR_MIN: usize = 1 << 15;
 
@@ -29,28 +27,56 @@ pub(crate) fn normalize_rows<F>(
         return;
     }
     let rows = out.len() / inner;
-    let one = |r: usize, x: &[f32], out: &mut [f32]| {
-        let n = inner as f32;
-        let mean = x.iter().sum::<f32>() / n;
-        let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
-        let inv = 1.0 / (var + eps).sqrt();
-        for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-            *o = affine(r, j, (v - mean) * inv);
-        }
-    };
-    if threads > 1 && out.len() >= PAR_MIN && rows > 1 {
-        let per = rows.div_ceil(threads * 4).max(1);
-        out.par_chunks_mut(per * inner)
-            .zip(x.par_chunks(per * inner))
-            .enumerate()
-            .for_each(|(k, (o, x))| {
-                for (i, (o, x)) in o.chunks_mut(inner).zip(x.chunks(inner)).enumerate() {
-                    one(k * per + i, x, o);
-                }
-            });
+    // One instance of the row loop and its fork for every caller: the device binary carries
+    // the threading code once.
+    let rows_per_task = if threads > 1 && out.len() >= PAR_MIN && rows > 1 {
+        rows.div_ceil(threads * 4).max(1)
     } else {
-        for (r, (o, x)) in out.chunks_mut(inner).zip(x.chunks(inner)).enumerate() {
-            one(r, x, o);
+        rows
+    };
+    let job = Rows {
+        inner,
+        eps,
+        per: rows_per_task,
+        affine: &affine,
+    };
+    job.run(0, x, out);
+}
+
+struct Rows<'a> {
+    inner: usize,
+    eps: f32,
+    /// Rows one task normalises; the rest go to `rayon::join`.
+    per: usize,
+    affine: &'a (dyn Fn(usize, usize, f32) -> f32 + Sync),
+}
+
+impl Rows<'_> {
+    /// Rows from `first` on: `x` and `out` hold whole rows.
+    fn run(&self, first: usize, x: &[f32], out: &mut [f32]) {
+        let rows = out.len() / self.inner;
+        if rows > self.per {
+            let half = rows / 2 * self.inner;
+            let (xa, xb) = x.split_at(half);
+            let (oa, ob) = out.split_at_mut(half);
+            rayon::join(
+                || self.run(first, xa, oa),
+                || self.run(first + rows / 2, xb, ob),
+            );
+            return;
+        }
+        let n = self.inner as f32;
+        for (i, (o, x)) in out
+            .chunks_mut(self.inner)
+            .zip(x.chunks(self.inner))
+            .enumerate()
+        {
+            let mean = x.iter().sum::<f32>() / n;
+            let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for (j, (o, &v)) in o.iter_mut().zip(x).enumerate() {
+                *o = (self.affine)(first + i, j, (v - mean) * inv);
+            }
         }
     }
 }

@@ -63,5 +63,11 @@ mod tests {
         assert_eq!(out[0].bytes(), &[0, 0, 0]);
         assert_eq!(out[1].as_slice::<f32>().unwrap(), &[1.0]);
         assert_eq!(out[2].bytes(), &[0]);
+        // A range past f32's: onnxruntime's infinite scale, zero point 0, every value 0.
+        let huge = Tensor::from_vec(&[4], vec![-3e38f32, 3e38, 1.0, -2.0]).unwrap();
+        let out = eval(&op, &[&huge]).unwrap();
+        assert_eq!(out[0].bytes(), &[0, 0, 0, 0]);
+        assert_eq!(out[1].as_slice::<f32>().unwrap(), &[f32::INFINITY]);
+        assert_eq!(out[2].bytes(), &[0]);
     }
 }

@@ -19,16 +19,18 @@ use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::{Error, Result};
 
 /// ONNX DynamicQuantizeLinear's parameters for `x`: the range `[min(0, min x), max(0, max x)]`
-/// mapped onto 0..=255. Returns (scale, zero point); an all-zero tensor gets (1, 0).
+/// mapped onto 0..=255, as onnxruntime's `GetQuantizationParameter` computes them. Returns
+/// (scale, zero point); an all-zero tensor gets (1, 0), and a range past f32's gets an infinite
+/// scale and zero point 0, as there (every value then quantizes to 0).
 pub fn dynamic_params(x: &[f32]) -> (f32, i32) {
     let (lo, hi) = x
         .iter()
         .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let scale = (hi - lo) / 255.0;
-    if !(scale.is_finite() && scale > 0.0) {
+    if hi == lo {
         return (1.0, 0);
     }
-    let zp = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32;
+    let scale = (hi - lo) / 255.0;
+    let zp = (-lo / scale).clamp(0.0, 255.0).round_ties_even() as i32;
     (scale, zp)
 }
 

@@ -76,19 +76,16 @@ impl TopKKernel {
                 }
                 // Best first; equal values by index. A stable sort on the value alone would do
                 // the same, but an unstable sort with the index as a tie-break allocates nothing.
-                let by = |a: &u32, b: &u32| {
-                    let (va, vb) = (x[base + *a as usize * inner], x[base + *b as usize * inner]);
+                let by = |a: u32, b: u32| {
+                    let (va, vb) = (x[base + a as usize * inner], x[base + b as usize * inner]);
                     let c = if largest {
                         vb.cmp_key(&va)
                     } else {
                         va.cmp_key(&vb)
                     };
-                    c.then(a.cmp(b))
+                    c.then(a.cmp(&b))
                 };
-                if k < len {
-                    order.select_nth_unstable_by(k, by);
-                }
-                order[..k].sort_unstable_by(by);
+                best_first(&mut order[..len], k, &by);
                 let out_base = o * k * inner + i;
                 for (r, &j) in order[..k].iter().enumerate() {
                     values[out_base + r * inner] = x[base + j as usize * inner];
@@ -97,6 +94,15 @@ impl TopKKernel {
             }
         }
     }
+}
+
+/// Puts the `k` best of `order` first, best first, by `by`. Not generic: the sort is compiled
+/// once for every element type (the device binary carries it once).
+fn best_first(order: &mut [u32], k: usize, by: &dyn Fn(u32, u32) -> Ordering) {
+    if k < order.len() {
+        order.select_nth_unstable_by(k, |a, b| by(*a, *b));
+    }
+    order[..k].sort_unstable_by(|a, b| by(*a, *b));
 }
 
 impl CpuKernel for TopKKernel {
