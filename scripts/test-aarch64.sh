@@ -48,10 +48,10 @@ echo "aarch64 leg: $(ls "$EFM_DIR" | wc -l) models compiled on $(uname -m)"
 # 2. The device binaries, as the boards build them, and their stripped sizes (targets: CPU-only
 #    <= 6 MB, with CUDA <= 10 MB). The CPU one must run here under emulation.
 size_of() { stat -c %s "$1"; }
-cargo build --release --target $TARGET -p edgefuse --no-default-features --features v4l
-aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cpu $TD/$TARGET/release/edgefuse
-cargo build --release --target $TARGET -p edgefuse --no-default-features --features cuda,v4l
-aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cuda $TD/$TARGET/release/edgefuse
+cargo build --profile device --target $TARGET -p edgefuse --no-default-features --features v4l
+aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cpu $TD/$TARGET/device/edgefuse
+cargo build --profile device --target $TARGET -p edgefuse --no-default-features --features cuda,v4l
+aarch64-linux-gnu-strip -o target/edgefuse-aarch64-cuda $TD/$TARGET/device/edgefuse
 cpu=$(size_of target/edgefuse-aarch64-cpu); cuda=$(size_of target/edgefuse-aarch64-cuda)
 echo "aarch64 device binary, stripped: cpu+v4l $cpu bytes, cuda+v4l $cuda bytes"
 [ "$cpu" -le 6000000 ] || { echo "error: CPU-only device binary is $cpu bytes, over 6 MB"; exit 1; }

@@ -60,7 +60,7 @@ pub fn run(a: Args) -> Result<()> {
             b.camera.source, b.camera.width, b.camera.height, b.camera.fps, b.camera.format
         );
         println!(
-            "build     cross build --release --target {} --no-default-features --features {}",
+            "build     cross build --profile device --target {} --no-default-features --features {}",
             b.target,
             b.build.cargo_features.join(",")
         );

@@ -186,13 +186,30 @@ impl CpuKernel for BinaryKernel {
                 }
             }
             DType::Bool if self.op.is_logical() => {
-                // Any non-zero byte is true.
-                let (x, y, o) = (x.data, y.data, &mut *out.data);
-                match self.op {
-                    BinaryOp::And => apply(l, t, x, y, o, |a, b| (a != 0 && b != 0) as u8),
-                    BinaryOp::Or => apply(l, t, x, y, o, |a, b| (a != 0 || b != 0) as u8),
-                    _ => apply(l, t, x, y, o, |a, b| ((a != 0) != (b != 0)) as u8),
-                }
+                // Any non-zero byte is true; the op is its truth table, so the three share one
+                // loop.
+                let table: [u8; 4] = match self.op {
+                    BinaryOp::And => [0, 0, 0, 1],
+                    BinaryOp::Or => [0, 1, 1, 1],
+                    _ => [0, 1, 1, 0],
+                };
+                apply_serial(l, x.data, y.data, out.data, move |a: u8, b: u8| {
+                    table[usize::from(a != 0) * 2 + usize::from(b != 0)]
+                });
+            }
+            DType::I64 if self.op == BinaryOp::PRelu => prelu_serial::<i64>(l, x, y, out),
+            DType::I32 if self.op == BinaryOp::PRelu => prelu_serial::<i32>(l, x, y, out),
+            DType::I8 if self.op == BinaryOp::PRelu => prelu_serial::<i8>(l, x, y, out),
+            DType::U8 if self.op == BinaryOp::PRelu => out.data.copy_from_slice(x.data),
+            DType::F32 if self.op == BinaryOp::PRelu => {
+                let o = out.typed::<f32>();
+                apply(l, t, x.typed::<f32>(), y.typed::<f32>(), o, |a, b| {
+                    if a < 0.0 {
+                        a * b
+                    } else {
+                        a
+                    }
+                });
             }
             DType::F32 => self.run_num(x.typed::<f32>(), y.typed::<f32>(), out, t),
             DType::I64 => self.run_num(x.typed::<i64>(), y.typed::<i64>(), out, t),
@@ -224,10 +241,6 @@ impl BinaryKernel {
             BinaryOp::Div => apply(l, t, x, y, o, T::div),
             BinaryOp::Pow => apply(l, t, x, y, o, T::pow),
             BinaryOp::Max => apply(l, t, x, y, o, T::max),
-            BinaryOp::PRelu => {
-                let zero = <T as bytemuck::Zeroable>::zeroed();
-                apply(l, t, x, y, o, |a, b| if a < zero { a.mul(b) } else { a })
-            }
             _ => apply(l, t, x, y, o, T::min),
         }
     }
@@ -271,9 +284,40 @@ where
         }
         return;
     }
+    apply_serial(l, a, b, out, f);
+}
+
+/// [`apply`] on the calling thread: also for ops rare enough (integer PRelu, And, Or, Xor) that
+/// threaded instances of their own would cost the device binary more than they save.
+fn apply_serial<A: Copy, B: Copy, C, F: Fn(A, B) -> C>(
+    l: &Strided<3>,
+    a: &[A],
+    b: &[B],
+    out: &mut [C],
+    f: F,
+) {
+    let n = l.inner();
+    let [_, sa, sb] = l.inner_strides();
+    if n * l.rows() == 0 {
+        return;
+    }
     l.for_rows(0, l.rows(), |r, [_, oa, ob]| {
         row(&mut out[r * n..(r + 1) * n], a, oa, sa, b, ob, sb, &f);
     });
+}
+
+/// Integer PRelu, `x < 0 ? x·slope : x` (wrapping), on the calling thread. (u8 is never below
+/// zero: a copy.)
+fn prelu_serial<T: Num + crate::tensor::Element>(
+    l: &Strided<3>,
+    x: &TensorView,
+    y: &TensorView,
+    out: &mut TensorViewMut,
+) {
+    let (x, y): (&[T], &[T]) = (x.typed::<T>(), y.typed::<T>());
+    let o: &mut [T] = bytemuck::cast_slice_mut(out.data);
+    let zero = <T as bytemuck::Zeroable>::zeroed();
+    apply_serial(l, x, y, o, |a, b| if a < zero { a.mul(b) } else { a });
 }
 
 /// One row: `out[j] = f(a[oa + j·sa], b[ob + j·sb])`.

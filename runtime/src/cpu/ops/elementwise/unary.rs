@@ -138,13 +138,30 @@ pub(crate) fn with_f32_fn<M: F32Map>(op: UnaryOp, m: M) {
         UnaryOp::LeakyRelu { alpha } => m.apply(move |v| act::leaky_relu(v, alpha)),
         UnaryOp::Elu { alpha } => m.apply(move |v| act::elu(v, alpha)),
         UnaryOp::HardSigmoid { alpha, beta } => m.apply(move |v| act::hard_sigmoid(v, alpha, beta)),
-        UnaryOp::Sin => m.apply(f32::sin),
-        UnaryOp::Cos => m.apply(f32::cos),
-        UnaryOp::Sign => m.apply(act::sign),
-        UnaryOp::Softsign => m.apply(act::softsign),
-        UnaryOp::Selu { alpha, gamma } => m.apply(move |v| act::selu(v, alpha, gamma)),
-        UnaryOp::Celu { alpha } => m.apply(move |v| act::celu(v, alpha)),
-        UnaryOp::ThresholdedRelu { alpha } => m.apply(move |v| act::thresholded_relu(v, alpha)),
+        UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Sign
+        | UnaryOp::Softsign
+        | UnaryOp::Selu { .. }
+        | UnaryOp::Celu { .. }
+        | UnaryOp::ThresholdedRelu { .. } => m.apply(move |v| rare(op, v)),
+    }
+}
+
+/// The ops rare in the networks edgefuse serves, behind one function: one instance of each
+/// caller's loop (and its threading) for all of them, not one per op — the device binary
+/// carries them for a few KiB. A match per element, which the branch predictor keeps cheap.
+#[inline(never)]
+fn rare(op: UnaryOp, v: f32) -> f32 {
+    match op {
+        UnaryOp::Sin => v.sin(),
+        UnaryOp::Cos => v.cos(),
+        UnaryOp::Sign => act::sign(v),
+        UnaryOp::Softsign => act::softsign(v),
+        UnaryOp::Selu { alpha, gamma } => act::selu(v, alpha, gamma),
+        UnaryOp::Celu { alpha } => act::celu(v, alpha),
+        UnaryOp::ThresholdedRelu { alpha } => act::thresholded_relu(v, alpha),
+        _ => v,
     }
 }
 
