@@ -1270,3 +1270,57 @@ fn impossible_quantization_parameters_are_refused() {
         );
     }
 }
+
+/// Review: files that pass `Graph::validate` — a zero-sized input whose later dimensions are
+/// huge, a DequantizeLinear with an empty zero point — must be refused or run, never panic.
+#[test]
+fn review_zero_sized_huge_dims_and_empty_zero_points() {
+    use edgefuse_runtime::ir::ops::{DequantizeLinear, GatherElements, Softmax};
+    const BIG: usize = 1 << 40;
+    let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut b = Builder::default();
+    let x = b.input(DType::F32, &[0, BIG, BIG]);
+    let y = b.one(
+        Op::CumSum(CumSum {
+            axis: 0,
+            exclusive: false,
+            reverse: false,
+        }),
+        &[x],
+    );
+    files.push(("CumSum", b.write(&[y])));
+    let mut b = Builder::default();
+    let x = b.input(DType::F32, &[0, BIG, BIG]);
+    let i = b.input(DType::I64, &[0, 1, 1]);
+    let y = b.one(Op::GatherElements(GatherElements { axis: 1 }), &[x, i]);
+    files.push(("GatherElements", b.write(&[y])));
+    let mut b = Builder::default();
+    let x = b.input(DType::F32, &[0, 1 << 62]);
+    let y = b.node(
+        Op::TopK(TopK {
+            axis: 1,
+            k: 0,
+            largest: true,
+        }),
+        &[x],
+    );
+    files.push(("TopK", b.write(&[y[0]])));
+    let mut b = Builder::default();
+    let x = b.input(DType::F32, &[0, BIG, BIG]);
+    let y = b.one(Op::Softmax(Softmax { axis: 0, log: false }), &[x]);
+    files.push(("Softmax (before opsB)", b.write(&[y])));
+    let mut b = Builder::default();
+    let x = b.input(DType::U8, &[4]);
+    let s = b.constant(Tensor::scalar(1.0f32));
+    let z = b.constant(Tensor::from_vec::<u8>(&[0], vec![]).unwrap());
+    let y = b.one(Op::DequantizeLinear(DequantizeLinear { axis: None }), &[x, s, z]);
+    files.push(("DequantizeLinear zero point []", b.write(&[y])));
+    let mut bad = Vec::new();
+    for (what, f) in &files {
+        match try_file(f) {
+            Ok(o) => eprintln!("{what}: {o:?}"),
+            Err(p) => bad.push(format!("{what}: {p}")),
+        }
+    }
+    assert!(bad.is_empty(), "panics:\n{}", bad.join("\n"));
+}
