@@ -1335,7 +1335,13 @@ fn zero_sized_huge_dims_and_mismatched_zero_points_are_refused() {
             axis: 1,
             epsilon: 1e-5,
         };
-        one(what, DType::F32, &x, Op::LayerNorm(ln), &[s.clone()]);
+        one(
+            what,
+            DType::F32,
+            &x,
+            Op::LayerNorm(ln),
+            std::slice::from_ref(&s),
+        );
     }
     let mut b = Builder::default();
     let x = b.input(DType::F32, &[0, 5, BIG, BIG]);

@@ -24,16 +24,20 @@ pub fn build(op: &LayerNorm, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     };
     let scale = strides(1);
     let bias = b.inputs.get(2).map(|_| strides(2));
-    // Nothing to expand (or normalise) when the input is empty.
-    let rows = if x.len() == 0 { 0 } else { 1 };
     let expanded = scale.iter().count() + bias.iter().flatten().count();
+    // Nothing to expand (or normalise) when the input is empty.
+    let scratch = if x.is_empty() {
+        0
+    } else {
+        expanded * inner * 4
+    };
     Ok(Box::new(LayerNormKernel {
         inner,
         eps: op.epsilon,
         row_shape,
         scale,
         bias,
-        scratch: rows * expanded * inner * 4,
+        scratch,
     }))
 }
 
@@ -115,5 +119,37 @@ impl CpuKernel for LayerNormKernel {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::ops::eval;
+    use crate::ir::ops::{LayerNorm, Op};
+    use crate::testing::values;
+    use crate::Tensor;
+
+    /// A scale and bias broadcast over a row ([3, 1] and [4] over rows of [2, 3, 4]) give the
+    /// result of the same values written out in full.
+    #[test]
+    fn broadcast_parameters_match_full_rows() {
+        let op = Op::LayerNorm(LayerNorm {
+            axis: 1,
+            epsilon: 1e-5,
+        });
+        let x = values(&[5, 2, 3, 4], 1);
+        let (s, b) = (values(&[3, 1], 2), values(&[4], 3));
+        let (sv, bv) = (s.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
+        let full = |f: &dyn Fn(usize) -> f32| {
+            Tensor::from_vec(&[2, 3, 4], (0..24).map(f).collect()).unwrap()
+        };
+        let s_full = full(&|j| sv[(j / 4) % 3]);
+        let b_full = full(&|j| bv[j % 4]);
+        let got = eval(&op, &[&x, &s, &b]).unwrap();
+        let want = eval(&op, &[&x, &s_full, &b_full]).unwrap();
+        assert_eq!(
+            got[0].as_slice::<f32>().unwrap(),
+            want[0].as_slice::<f32>().unwrap()
+        );
     }
 }
