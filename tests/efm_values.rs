@@ -588,6 +588,20 @@ impl Builder {
         });
         outputs
     }
+    /// A node whose outputs are typed as given, without the op's inference (which may refuse).
+    fn node_as(&mut self, op: Op, inputs: &[usize], outputs: &[(DType, &[usize])]) -> Vec<usize> {
+        let outputs: Vec<usize> = outputs
+            .iter()
+            .map(|&(dtype, shape)| self.tensor(dtype, shape, None))
+            .collect();
+        self.graph.nodes.push(Node {
+            name: format!("n{}", self.graph.nodes.len()),
+            op,
+            inputs: inputs.to_vec(),
+            outputs: outputs.clone(),
+        });
+        outputs
+    }
     fn one(&mut self, op: Op, inputs: &[usize]) -> usize {
         self.node(op, inputs)[0]
     }
@@ -1269,4 +1283,138 @@ fn impossible_quantization_parameters_are_refused() {
             "{what}: unclear error: {e}"
         );
     }
+}
+
+/// Zero-sized tensors whose other dimensions are huge (each dimension's product with the 0 read
+/// as 1 past the size cap), and quantization zero points with another element count than the
+/// scale: every kernel that takes the outer/inner sizes around an axis gets one. Each file must
+/// be refused or run, never panic or abort.
+#[test]
+fn zero_sized_huge_dims_and_mismatched_zero_points_are_refused() {
+    const BIG: usize = 1 << 40;
+    let huge = [0, BIG, BIG];
+    let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut one = |what, dtype, shape: &[usize], op: Op, extra: &[Tensor]| {
+        let mut b = Builder::default();
+        let mut ins = vec![b.input(dtype, shape)];
+        ins.extend(extra.iter().map(|t| b.constant(t.clone())));
+        let y = b.node_as(op, &ins, &[(DType::F32, shape)]);
+        files.push((what, b.write(&y)));
+    };
+    let empty = |shape: &[usize]| Tensor::from_vec::<f32>(shape, vec![]).unwrap();
+    let cumsum = CumSum {
+        axis: 0,
+        exclusive: false,
+        reverse: false,
+    };
+    one("CumSum", DType::F32, &huge, Op::CumSum(cumsum), &[]);
+    let softmax = Softmax {
+        axis: 0,
+        log: false,
+    };
+    one("Softmax", DType::F32, &huge, Op::Softmax(softmax), &[]);
+    let lp = LpNorm { axis: 0, p: 2 };
+    one("LpNormalization", DType::F32, &huge, Op::LpNorm(lp), &[]);
+    let inorm = InstanceNorm { epsilon: 1e-5 };
+    let c = empty(&[0]);
+    let x = [1, 0, BIG, BIG];
+    one(
+        "InstanceNormalization",
+        DType::F32,
+        &x,
+        Op::InstanceNorm(inorm),
+        &[c.clone(), c],
+    );
+    let s = Tensor::from_vec(&[1], vec![1.0f32]).unwrap();
+    for (what, x) in [
+        ("LayerNormalization past the cap", [0, 1 << 20, 1 << 20]),
+        // 2^38 bytes if the 0 were 1: loads; a broadcast scale must not cost a table per element.
+        ("LayerNormalization under the cap", [0, 1 << 18, 1 << 18]),
+    ] {
+        let ln = LayerNorm {
+            axis: 1,
+            epsilon: 1e-5,
+        };
+        one(
+            what,
+            DType::F32,
+            &x,
+            Op::LayerNorm(ln),
+            std::slice::from_ref(&s),
+        );
+    }
+    let mut b = Builder::default();
+    let x = b.input(DType::F32, &[0, 5, BIG, BIG]);
+    let arg = ArgReduce {
+        max: true,
+        axis: 1,
+        keepdims: true,
+        last: false,
+    };
+    let y = b.node_as(Op::ArgReduce(arg), &[x], &[(DType::I64, &[0, 1, BIG, BIG])]);
+    files.push(("ArgMax", b.write(&y)));
+    let mut b = Builder::default();
+    let x = b.input(DType::F32, &huge);
+    let i = b.input(DType::I64, &[0, 1, 1]);
+    let y = b.node_as(
+        Op::GatherElements(GatherElements { axis: 1 }),
+        &[x, i],
+        &[(DType::F32, &[0, 1, 1])],
+    );
+    files.push(("GatherElements", b.write(&y)));
+    let mut b = Builder::default();
+    let x = b.input(DType::F32, &[0, 1 << 62]);
+    let topk = TopK {
+        axis: 1,
+        k: 0,
+        largest: true,
+    };
+    let y = b.node_as(
+        Op::TopK(topk),
+        &[x],
+        &[(DType::F32, &[0, 0]), (DType::I64, &[0, 0])],
+    );
+    files.push(("TopK", b.write(&y)));
+    // Zero points with no element, or two for one scale.
+    for (dq_what, q_what, z) in [
+        (
+            "DequantizeLinear zero point []",
+            "QuantizeLinear zero point []",
+            vec![],
+        ),
+        (
+            "DequantizeLinear zero point [2]",
+            "QuantizeLinear zero point [2]",
+            vec![0u8, 0],
+        ),
+    ] {
+        let zero = Tensor::from_vec::<u8>(&[z.len()], z).unwrap();
+        let mut b = Builder::default();
+        let x = b.input(DType::U8, &[4]);
+        let s = b.constant(Tensor::scalar(1.0f32));
+        let z = b.constant(zero.clone());
+        let dq = DequantizeLinear { axis: None };
+        let y = b.node_as(Op::DequantizeLinear(dq), &[x, s, z], &[(DType::F32, &[4])]);
+        files.push((dq_what, b.write(&y)));
+        let mut b = Builder::default();
+        let x = b.input(DType::F32, &[4]);
+        let s = b.constant(Tensor::scalar(1.0f32));
+        let z = b.constant(zero);
+        let q = QuantizeLinear {
+            axis: None,
+            to: DType::U8,
+        };
+        let y = b.node_as(Op::QuantizeLinear(q), &[x, s, z], &[(DType::U8, &[4])]);
+        files.push((q_what, b.write(&y)));
+    }
+    let mut bad = Vec::new();
+    for (what, f) in &files {
+        match try_file(f) {
+            Ok(Outcome::Refused) => {}
+            Ok(_) if what.ends_with("under the cap") => {}
+            Ok(o) => bad.push(format!("{what}: {o:?}, not refused at load")),
+            Err(p) => bad.push(format!("{what}: {p}")),
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -186,8 +186,14 @@ impl Graph {
             if is_const(i) {
                 defined[i] = true;
             }
-            let elems = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            match elems.and_then(|e| e.checked_mul(t.dtype.size())) {
+            // Bytes with every 0 dimension read as 1 (an upper bound of the real size): a
+            // zero-sized tensor must not hide huge dimensions, so that the product of any subset
+            // of the dimensions (the outer/inner sizes a kernel takes) fits.
+            let bytes = t
+                .shape
+                .iter()
+                .try_fold(t.dtype.size(), |a, &d| a.checked_mul(d.max(1)));
+            match bytes {
                 Some(b) if b <= (1usize << 40) => {}
                 _ => crate::invalid!(
                     "tensor {i} \"{}\" has an impossible shape {:?}",

@@ -10,7 +10,10 @@ use super::{expect_inputs, Fact, OpInfo};
 use crate::tensor::DType;
 use crate::{Error, Result};
 
-fn check_params(name: &str, x: &Fact, scale: &Fact, axis: Option<usize>) -> Result<()> {
+/// The scale fits `x` (one value, or one per channel along `axis`) and the zero point, when
+/// given, has as many elements as the scale and the quantized type `q`.
+fn check_params(name: &str, inputs: &[Fact], q: DType, axis: Option<usize>) -> Result<()> {
+    let (x, scale) = (&inputs[0], &inputs[1]);
     let ok = match axis {
         None => scale.len() == 1,
         Some(a) => a < x.rank() && scale.rank() == 1 && scale.shape[0] == x.shape[a],
@@ -20,6 +23,14 @@ fn check_params(name: &str, x: &Fact, scale: &Fact, axis: Option<usize>) -> Resu
             "{name}: scale {:?} does not fit input {:?} (axis {axis:?})",
             scale.shape, x.shape
         )));
+    }
+    if let Some(zero) = inputs.get(2) {
+        if zero.len() != scale.len() || zero.dtype != q {
+            return Err(Error::invalid(format!(
+                "{name}: zero point {} {:?} does not match scale {:?} of {q}",
+                zero.dtype, zero.shape, scale.shape
+            )));
+        }
     }
     Ok(())
 }
@@ -38,7 +49,7 @@ impl OpInfo for QuantizeLinear {
     }
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
         expect_inputs("QuantizeLinear", inputs, 2, 3)?;
-        check_params("QuantizeLinear", &inputs[0], &inputs[1], self.axis)?;
+        check_params("QuantizeLinear", inputs, self.to, self.axis)?;
         if inputs[0].dtype != DType::F32 || !matches!(self.to, DType::U8 | DType::I8) {
             return Err(Error::invalid("QuantizeLinear maps f32 to u8 or i8"));
         }
@@ -57,7 +68,7 @@ impl OpInfo for DequantizeLinear {
     }
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
         expect_inputs("DequantizeLinear", inputs, 2, 3)?;
-        check_params("DequantizeLinear", &inputs[0], &inputs[1], self.axis)?;
+        check_params("DequantizeLinear", inputs, inputs[0].dtype, self.axis)?;
         if !matches!(inputs[0].dtype, DType::U8 | DType::I8 | DType::I32) {
             return Err(Error::invalid(format!(
                 "DequantizeLinear takes u8, i8 or i32, got {}",

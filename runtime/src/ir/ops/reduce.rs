@@ -82,7 +82,13 @@ impl OpInfo for Reduce {
                 x.rank()
             )));
         }
-        if !matches!(x.dtype, DType::F32 | DType::I64 | DType::I32) {
+        // L2 and LogSumExp take f32 only: a square root or a logarithm has no integer result.
+        let ok = match x.dtype {
+            DType::F32 => true,
+            DType::I64 | DType::I32 => !matches!(self.op, ReduceOp::L2 | ReduceOp::LogSumExp),
+            _ => false,
+        };
+        if !ok {
             return Err(Error::invalid(format!(
                 "{} does not take {}",
                 self.name(),

@@ -4,7 +4,9 @@
 //! The input is walked once in memory order through a [`Strided`] layout whose second operand is
 //! the output with stride 0 on reduced axes: a row along a reduced axis folds into one output
 //! element, a row along a kept axis combines element-wise. f32 for every op; i64 and i32 for
-//! Sum, Max, Min, Prod and Mean (integer Mean truncates).
+//! every op but L2 and LogSumExp (refused by the op's inference). Integer Mean truncates; integer
+//! Sum, Prod, SumSquare and L1 wrap on overflow (two's complement, `|MIN|` is `MIN`), where
+//! onnxruntime's SumSquare and L1 saturate.
 
 use edgefuse_kernels::strided::{contiguous_strides, Strided};
 

@@ -44,7 +44,7 @@ impl CudaKernel for DequantizeKernel {
     fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
         let zp = io.inputs.get(2).copied().unwrap_or(0);
         // SAFETY: (const Q* x, const float* scale, const Q* zp, float* y, i64 n, i64 inner,
-        // i64 channels); scale and zp (or null) hold `channels` values.
+        // i64 channels); scale and zp (or null) hold `channels` values (the op's `infer`).
         unsafe {
             dev.launch(
                 &self.f,

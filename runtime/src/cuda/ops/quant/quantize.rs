@@ -55,7 +55,8 @@ impl CudaKernel for QuantizeKernel {
         let zp = io.inputs.get(2).copied().unwrap_or(0);
         let (lo, hi) = self.range;
         // SAFETY: (const float* x, const float* scale, const Q* zp, Q* y, i64 n, i64 inner,
-        // i64 channels, float lo, float hi); scale and zp (or null) hold `channels` values.
+        // i64 channels, float lo, float hi); scale and zp (or null) hold `channels` values
+        // (the op's `infer`).
         unsafe {
             dev.launch(
                 &self.f,
