@@ -7,6 +7,9 @@
 //! f32 — the graph's inputs (one cast at entry) and outputs (one at exit), and nodes that run
 //! in f32 (no f16 kernel) or on the CPU. So the API boundary stays f32, integer inputs (token
 //! ids) pass untouched, and every op's own CUDA file decides what it supports, in either dtype.
+//! A node whose result is cast to an integer type stays f32: such a value is an exact quantity
+//! (an index, a count, the integer product of an imported MatMulInteger or ConvInteger), which
+//! f16's 11-bit mantissa and 65504 range would not hold.
 
 use std::borrow::Cow;
 
@@ -148,6 +151,21 @@ pub fn lower(graph: &Graph, precision: Precision) -> Lowered {
     lower_with(graph, precision, &[])
 }
 
+/// Per tensor: whether a `Cast` to an integer type reads it.
+fn cast_to_integer(graph: &Graph) -> Vec<bool> {
+    let mut read = vec![false; graph.tensors.len()];
+    for node in &graph.nodes {
+        if let Op::Cast(c) = &node.op {
+            if !is_float(c.to) {
+                for &t in &node.inputs {
+                    read[t] = true;
+                }
+            }
+        }
+    }
+    read
+}
+
 /// [`lower`], with model nodes flagged in `keep_f32` computing in f32 (a session flags those
 /// whose f16 kernel failed to build on the device, then lowers again).
 pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Lowered {
@@ -192,6 +210,7 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
     };
     let mut placements = Vec::with_capacity(graph.nodes.len());
     let mut dtypes = Vec::with_capacity(graph.nodes.len());
+    let cast_to_integer = cast_to_integer(graph);
     for (k, node) in graph.nodes.iter().enumerate() {
         let orig_in = facts(graph, &node.inputs);
         let narrow = |f: &Fact| match f.dtype {
@@ -208,6 +227,7 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
         };
         let in_half = half_in != orig_in
             && !keep_f32.get(k).copied().unwrap_or(false)
+            && !node.outputs.iter().any(|&o| cast_to_integer[o])
             && ops::supports(&node.op, &half_in, &half_out).is_ok();
         if in_half {
             for (&o, f) in node.outputs.iter().zip(&half_out) {

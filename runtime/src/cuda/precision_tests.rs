@@ -321,3 +321,49 @@ fn a_node_kept_in_f32_is_cast_around() {
         "g widened for the softmax, h for Equal; out is f32"
     );
 }
+
+/// A product cast to an integer (how MatMulInteger imports: integers as f32, MatMul, Cast to
+/// i32) stays f32 in an fp16 session: f16 would overflow its sums past 65504.
+#[test]
+fn fp16_keeps_f32_for_values_cast_to_integers() {
+    let mut g = model(true);
+    let (p, i) = (g.tensors.len(), g.tensors.len() + 1);
+    g.tensors.push(t("prod", DType::F32, &[2, 4]));
+    g.tensors.push(t("prod_i32", DType::I32, &[2, 4]));
+    g.nodes.push(node(
+        "mm",
+        Op::MatMul(crate::ir::ops::MatMul {}),
+        &[0, 1],
+        &[p],
+    ));
+    g.nodes.push(node(
+        "to_int",
+        Op::Cast(crate::ir::ops::Cast { to: DType::I32 }),
+        &[p],
+        &[i],
+    ));
+    g.outputs.push(i);
+    // W is [4, 8]: x [2, 8] times Wᵀ is what Gemm computes; MatMul needs [8, 4].
+    g.tensors[1].shape = vec![8, 4];
+    g.nodes[0] = node(
+        "fc",
+        Op::Gemm(Gemm {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_a: false,
+            trans_b: false,
+            act: Some(UnaryOp::Relu),
+        }),
+        &[0, 1, 2],
+        &[3],
+    );
+    g.validate().unwrap();
+    let l = lower(&g, Precision::F16);
+    check_consistent(&l, &g);
+    assert_eq!(l.node_dtype[0], Some(DType::F16), "fc still runs in f16");
+    assert_eq!(
+        l.node_dtype[4],
+        Some(DType::F32),
+        "the product cast to i32 runs in f32"
+    );
+}
