@@ -104,19 +104,19 @@ fn newer_operators_allocate_nothing() {
     let dir = repo_root().join("tests/ops");
     let mut keep = Vec::new();
     for case in [
-        "new_norm/layernorm_broadcast_scale",
-        "new_norm/instancenorm_4d",
-        "new_norm/lpnorm_p1_axis0",
-        "new_index/argmax_axis1",
-        "new_index/topk_ties_lower_index_first",
-        "new_index/cumsum_axis1_excl1_rev1",
-        "new_index/gatherelements_axis2_fed_int32",
-        "new_index/tile_some_axes",
-        "new_index/depthtospace_crd",
-        "new_reduce/logsumexp_attr_axes_opset13",
-        "new_unary/prelu_per_channel",
-        "new_unary/selu_default",
-        "new_unary/xor_broadcast",
+        "normalization/layernorm_broadcast_scale",
+        "normalization/instancenorm_4d",
+        "normalization/lpnorm_p1_axis0",
+        "indexing/argmax_axis1",
+        "indexing/topk_ties_lower_index_first",
+        "indexing/cumsum_axis1_excl1_rev1",
+        "indexing/gatherelements_axis2_fed_int32",
+        "indexing/tile_some_axes",
+        "indexing/depthtospace_crd",
+        "reduce_norms/logsumexp_attr_axes_opset13",
+        "elementwise_more/prelu_per_channel",
+        "elementwise_more/selu_default",
+        "elementwise_more/xor_broadcast",
     ] {
         let (bytes, _) = compile_onnx(
             &dir.join(format!("{case}.onnx")),
