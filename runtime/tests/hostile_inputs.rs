@@ -288,8 +288,8 @@ fn image_files_decode_or_name_what_is_wrong() {
 }
 
 /// Stray bytes between two header segments, which libjpeg and Pillow accept, decode to the
-/// same pixels as the clean file; a marker inside the entropy-coded scan, which would leave the
-/// rest of the picture grey, is still refused.
+/// same pixels as the clean file; a scan cut short (with stray bytes too) or broken by a marker,
+/// which would leave the rest of the picture grey, is still refused.
 #[test]
 fn stray_bytes_between_segments_decode() {
     let clean = encode::encode(&picture(64, 48), 64, 48, PixelFormat::Mjpeg).unwrap();
@@ -309,6 +309,12 @@ fn stray_bytes_between_segments_decode() {
     let got = load(&stray).unwrap_or_else(|e| panic!("stray bytes refused: {e}"));
     assert_eq!((got.width, got.height), (64, 48));
     assert!(got.data == want.data, "stray bytes changed the pixels");
+    // Stray bytes do not excuse a scan cut short: still an error, not grey fill.
+    let cut = load(&stray[..stray.len() * 2 / 3])
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(cut.contains("cannot decode"), "{cut}");
 
     // A restart marker in the middle of the scan data.
     let sos = clean.windows(2).rposition(|m| m == [0xFF, 0xDA]).unwrap();

@@ -167,6 +167,29 @@ def cases():
              attrs={"channels_last": 1}),
         cnn_quantized_by_onnxruntime(),
     ]
-    # channels_last is not lowered: refused, naming the op.
-    out[-2].error = "QLinearGlobalAveragePool"
+    # channels_last is not lowered: refused, naming the op and the attribute.
+    out[-2].error = "QLinearGlobalAveragePool: channels_last=1 is not supported"
+    gemm_b = {"b": quantized(8, (5, 8), None, None, np.int8), "bs": f(np.linspace(0.01, 0.02, 5)),
+              "bz": np.zeros(5, np.int8),
+              "c": np.random.default_rng(9).integers(-300, 300, 5).astype(np.int32)}
+    out += [
+        # alpha scales the bias too: onnxruntime adds C to the i32 product before scaling.
+        wrap("qgemm_alpha_bias", "QGemm", rand(7, (2, 8), -2.0, 2.0), 0.016, u8(128), 0.02,
+             u8(128), ["xq", "xs", "xz", "b", "bs", "bz", "c", "ys", "yz"], gemm_b,
+             domain="com.microsoft", attrs={"transB": 1, "alpha": 0.5}),
+        # C as [1, N]: per column, like B's scales.
+        wrap("qgemm_bias_row", "QGemm", rand(7, (2, 8), -2.0, 2.0), 0.016, u8(128), 0.03,
+             u8(128), ["xq", "xs", "xz", "b", "bs", "bz", "c", "ys", "yz"],
+             dict(gemm_b, c=gemm_b["c"].reshape(1, 5)), domain="com.microsoft",
+             attrs={"transB": 1}),
+        # Malformed: too few inputs, and an output zero point left out.
+        wrap("qlinear_conv_too_few_inputs", "QLinearConv", x4, 0.016, u8(128), 0.05, u8(100),
+             ["xq", "xs", "xz", "w", "ws"], conv_consts),
+        wrap("qlinear_add_no_output_zero_point", "QLinearAdd", x4, 0.016, u8(128), 0.03,
+             u8(120), ["xq", "xs", "xz", "b", "bs", "bz", "ys"],
+             {"b": quantized(10, (4, 1, 6), None, None), "bs": f(0.01), "bz": u8(128)},
+             domain="com.microsoft"),
+    ]
+    out[-2].error = "QLinearConv: 5 inputs; 7 to 9 expected"
+    out[-1].error = "the output's scale and zero point are required"
     return out

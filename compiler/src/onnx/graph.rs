@@ -77,7 +77,7 @@ pub fn import_model(proto: &ModelProto, input_shapes: &[(String, Vec<usize>)]) -
     }
 
     // onnxruntime's QOperator nodes as DequantizeLinear → float op → QuantizeLinear.
-    let nodes = super::qoperator::lower(&graph.node);
+    let nodes = super::qoperator::lower(&graph.node)?;
     let produced_later: HashSet<&str> = nodes
         .iter()
         .flat_map(|(_, n)| n.output.iter().map(String::as_str))
@@ -172,7 +172,7 @@ fn bind_outputs(b: &mut Builder, graph: &tract_onnx::pb::GraphProto) -> Result<(
 
 /// Every op of `nodes` edgefuse cannot import, named at once with the nodes that use it (the
 /// first three of each), so a model's gaps show in one compile rather than one per attempt.
-/// None when every node has an importer in the default domain.
+/// None when every node has an importer.
 fn unsupported_ops(
     nodes: &[(usize, NodeProto)],
     registry: &Registry,

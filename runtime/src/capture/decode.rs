@@ -49,21 +49,53 @@ impl Decoder {
 
 /// Decodes a whole JPEG into `out` as RGB24 (grey and CMYK converted). Strict: a scan cut
 /// short or a marker inside a scan is an error, not grey fill. Stray bytes between two header
-/// segments lose no picture data (libjpeg and Pillow accept them), so such a file is decoded
-/// again without strict mode. The picture must be at most
-/// [`MAX_SIDE`] a side and no larger than the data can hold — every 8x8 block takes at least
-/// one bit — so a few bytes of header never allocate a huge frame of nothing.
+/// segments lose no picture data (libjpeg and Pillow accept them), so such a file is decoded,
+/// strictly still, with those bytes left out. The picture must be at most [`MAX_SIDE`] a side
+/// and no larger than the data can hold — every 8x8 block takes at least one bit — so a few
+/// bytes of header never allocate a huge frame of nothing.
 pub(crate) fn decode_jpeg(data: &[u8], out: &mut Frame) -> std::result::Result<(), String> {
     match decode_with(data, out, true) {
-        Err(e) if e.contains(STRAY_BYTES) => decode_with(data, out, false),
+        Err(e) if e.contains(STRAY_BYTES) => match without_stray_bytes(data) {
+            Some(clean) => decode_with(&clean, out, true),
+            None => Err(e),
+        },
         other => other,
     }
 }
 
-/// zune-jpeg's strict-mode error for bytes between two header segments: the one refusal that
-/// `decode_jpeg` retries without strict mode (`stray_bytes_between_segments_decode` watches the
-/// wording).
+/// zune-jpeg's strict-mode error for bytes between two header segments, the one refusal
+/// `decode_jpeg` mends (`stray_bytes_between_segments_decode` watches the wording).
 const STRAY_BYTES: &str = "Extra bytes between headers";
+
+/// `data` with the bytes that stand between header segments (before the scan) left out; None
+/// when the headers do not parse as segments.
+fn without_stray_bytes(data: &[u8]) -> Option<Vec<u8>> {
+    if data.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut out = Vec::with_capacity(data.len());
+    out.extend_from_slice(&data[..2]);
+    let mut at = 2;
+    loop {
+        // Stray bytes up to the next marker, then any fill bytes (0xFF) before its code.
+        at += data.get(at..)?.iter().position(|&b| b == 0xFF)?;
+        while data.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        let marker = *data.get(at + 1)?;
+        if marker == 0xDA {
+            // Start of scan: the rest (the scan's own header, data and what follows) as it is.
+            out.extend_from_slice(&data[at..]);
+            return Some(out);
+        }
+        let len = match marker {
+            0x01 | 0xD0..=0xD8 => 2,
+            _ => 2 + usize::from(u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?])),
+        };
+        out.extend_from_slice(data.get(at..at + len)?);
+        at += len;
+    }
+}
 
 fn decode_with(data: &[u8], out: &mut Frame, strict: bool) -> std::result::Result<(), String> {
     // zune's own limit is MAX_SIDE; it is raised to the format's so the check below names the size.

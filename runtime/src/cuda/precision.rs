@@ -7,9 +7,10 @@
 //! f32 — the graph's inputs (one cast at entry) and outputs (one at exit), and nodes that run
 //! in f32 (no f16 kernel) or on the CPU. So the API boundary stays f32, integer inputs (token
 //! ids) pass untouched, and every op's own CUDA file decides what it supports, in either dtype.
-//! A node whose result is cast to an integer type stays f32: such a value is an exact quantity
-//! (an index, a count, the integer product of an imported MatMulInteger or ConvInteger), which
-//! f16's 11-bit mantissa and 65504 range would not hold.
+//! A node whose result a Cast to an integer type reads directly stays f32: such a value is an
+//! exact quantity (the integer product of an imported MatMulInteger or ConvInteger, an index),
+//! which f16's 11-bit mantissa and 65504 range would not hold. (Only that node: one that feeds
+//! it through a view or a rounding op still computes in f16.)
 
 use std::borrow::Cow;
 

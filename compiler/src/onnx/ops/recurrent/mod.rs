@@ -141,7 +141,7 @@ fn dynamic_quantize_lstm(ctx: &mut NodeCtx) -> Result<()> {
         bail!("W {w_shape:?} and R {r_shape:?} must be [D, I, 4H] and [D, H, 4H]");
     };
     let (d, i, h) = (*d, *i, *h);
-    if *g != 4 * h || r_shape != [d, h, 4 * h] {
+    if h == 0 || *g != 4 * h || r_shape != [d, h, 4 * h] {
         bail!("W {w_shape:?} and R {r_shape:?} must be [D, I, 4H] and [D, H, 4H]");
     }
     if ctx

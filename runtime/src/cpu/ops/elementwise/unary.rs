@@ -161,6 +161,7 @@ fn rare(op: UnaryOp, v: f32) -> f32 {
         UnaryOp::Selu { alpha, gamma } => act::selu(v, alpha, gamma),
         UnaryOp::Celu { alpha } => act::celu(v, alpha),
         UnaryOp::ThresholdedRelu { alpha } => act::thresholded_relu(v, alpha),
+        // `with_f32_fn` sends only the ops above here.
         _ => v,
     }
 }

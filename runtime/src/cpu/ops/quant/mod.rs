@@ -1,7 +1,6 @@
-//! CPU kernels of the quant family: QuantizeLinear/DequantizeLinear/DynamicQuantizeLinear, and
-//! the int8 compute ops
-//! (`QConv`, `QGemm`, `QAdd`, `QPool`) built on `edgefuse_kernels::qgemm`; the weight-only int8
-//! ops (`QLstm`, `QGru` with dynamically quantized activations, `QGather`).
+//! CPU kernels of the quant family: QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear;
+//! the int8 compute ops (`QConv`, `QGemm`, `QAdd`, `QPool`) built on `edgefuse_kernels::qgemm`;
+//! the weight-only int8 ops (`QLstm`, `QGru` with dynamically quantized activations, `QGather`).
 
 pub mod dequantize;
 pub mod dynamic_quantize;
