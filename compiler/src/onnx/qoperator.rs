@@ -281,7 +281,7 @@ fn lower_one(node: &NodeProto, l: &Lowering) -> Result<Vec<NodeProto>> {
         }
         Layout::OutputFirst => {
             let rest = node.input.len().saturating_sub(2);
-            if rest == 0 || rest % 3 != 0 {
+            if rest == 0 || !rest.is_multiple_of(3) {
                 bail!(
                     "{} inputs; the output's scale and zero point, then triples",
                     node.input.len()
