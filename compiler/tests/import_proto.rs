@@ -102,6 +102,22 @@ fn input_shapes() {
         module.graph.tensors[module.graph.inputs[0]].shape,
         vec![1, 3]
     );
+    // A size written as 0 or -1 (some exporters' unknown) is unknown, and named as written.
+    let x = vi("x", DataType::Float, &[D::N(1), D::N(0), D::N(-1)]);
+    let m = model(
+        13,
+        vec![node("Relu", "r", &["x"], &["y"], vec![])],
+        vec![x],
+        &["y"],
+        vec![],
+    );
+    let e = err(&m, &[]);
+    assert!(e.contains("dimension 1 (0) is not fixed"), "{e}");
+    let module = ok(&m, &[("x".into(), vec![1, 4, 5])]);
+    assert_eq!(
+        module.graph.tensors[module.graph.inputs[0]].shape,
+        vec![1, 4, 5]
+    );
 }
 
 #[test]

@@ -26,6 +26,9 @@ pub fn input_fact(vi: &ValueInfoProto, given: Option<&[usize]>) -> Result<Fact> 
             .iter()
             .map(|d| match &d.value {
                 Some(Dim::DimValue(v)) if *v > 0 => (Some(*v as usize), v.to_string()),
+                // 0 and -1 are how some exporters write an unknown size: unknown here too,
+                // named as written.
+                Some(Dim::DimValue(v)) => (None, v.to_string()),
                 Some(Dim::DimParam(p)) if !p.is_empty() => (None, format!("\"{p}\"")),
                 _ => (None, "?".to_string()),
             })
