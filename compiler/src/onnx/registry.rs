@@ -49,14 +49,4 @@ impl Registry {
         v.sort_unstable();
         v
     }
-
-    /// Supported op types of the default domain, sorted.
-    pub fn op_types(&self) -> Vec<&'static str> {
-        let mut v: Vec<_> = (self.map.keys())
-            .filter(|(d, _)| d.is_empty())
-            .map(|&(_, op)| op)
-            .collect();
-        v.sort_unstable();
-        v
-    }
 }
