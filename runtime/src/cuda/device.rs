@@ -198,9 +198,14 @@ impl Device {
     }
     pub fn dnn(&self) -> Result<&dnn::Dnn> {
         self.dnn
-            .get_or_init(|| dnn::Dnn::new(&self.stream).ok())
+            .get_or_init(|| dnn::Dnn::new(&self.stream, &self.info.name).ok())
             .as_ref()
             .ok_or_else(|| Error::Cuda("cuDNN (libcudnn) could not be loaded".into()))
+    }
+
+    /// The cuDNN handle if a node has made it.
+    pub fn dnn_if_loaded(&self) -> Option<&dnn::Dnn> {
+        self.dnn.get().and_then(Option::as_ref)
     }
 
     pub fn cu_stream(&self) -> ds::CUstream {

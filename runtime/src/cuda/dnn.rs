@@ -3,11 +3,13 @@
 //! `cudnnConvolutionBiasActivationForward`; other epilogues are our `elementwise_bias_act`.
 
 use std::ffi::c_void;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use cudarc::cudnn::sys as cs;
 use cudarc::driver::CudaStream;
 
+use super::dnn_choices::Choices;
 use crate::tensor::DType;
 use crate::{Error, Result};
 
@@ -24,6 +26,8 @@ fn check(what: &str, s: cs::cudnnStatus_t) -> Result<()> {
 
 pub struct Dnn {
     handle: cs::cudnnHandle_t,
+    /// Algorithm choices kept on disk for this cuDNN and GPU model.
+    pub choices: Choices,
 }
 
 // SAFETY: used by one session at a time (the session owns its Device).
@@ -32,7 +36,21 @@ unsafe impl Send for Dnn {}
 unsafe impl Sync for Dnn {}
 
 impl Dnn {
-    pub fn new(stream: &Arc<CudaStream>) -> Result<Dnn> {
+    /// A handle bound to `stream`, with the algorithm choices stored for `gpu` (a device name)
+    /// in the kernel cache directory.
+    pub fn new(stream: &Arc<CudaStream>, gpu: &str) -> Result<Dnn> {
+        let dir = super::nvrtc::cache_dir();
+        Dnn::with_choices(stream, |version| {
+            Choices::open(dir.as_deref(), version, gpu)
+        })
+    }
+
+    /// A handle with the choices `choices(cudnn version)` gives (tests use a directory of
+    /// their own).
+    pub fn with_choices(
+        stream: &Arc<CudaStream>,
+        choices: impl FnOnce(usize) -> Choices,
+    ) -> Result<Dnn> {
         // SAFETY: only tries to dlopen the library.
         if !unsafe { cs::is_culib_present() } {
             return Err(Error::Cuda("libcudnn not found".into()));
@@ -46,7 +64,12 @@ impl Dnn {
                 cs::cudnnSetStream(handle, stream.cu_stream() as cs::cudaStream_t),
             )?;
         }
-        Ok(Dnn { handle })
+        // SAFETY: the library is loaded (checked above).
+        let version = unsafe { cs::cudnnGetVersion() };
+        Ok(Dnn {
+            handle,
+            choices: choices(version),
+        })
     }
 }
 
@@ -73,6 +96,33 @@ pub struct ConvShape {
     pub pad: (usize, usize),
     pub stride: (usize, usize),
     pub dilation: (usize, usize),
+}
+
+impl ConvShape {
+    /// What a choice of algorithm depends on besides the GPU and cuDNN version: the dtype and
+    /// every dimension.
+    fn key(&self, dtype: DType) -> String {
+        let s = self;
+        format!(
+            "{dtype}:n{}c{}h{}w{}:k{}r{}x{}:o{}x{}:g{}:p{}x{}:s{}x{}:d{}x{}",
+            s.n,
+            s.c,
+            s.h,
+            s.w,
+            s.k,
+            s.kh,
+            s.kw,
+            s.oh,
+            s.ow,
+            s.group,
+            s.pad.0,
+            s.pad.1,
+            s.stride.0,
+            s.stride.1,
+            s.dilation.0,
+            s.dilation.1
+        )
+    }
 }
 
 /// Descriptors and the chosen algorithm of one convolution.
@@ -200,47 +250,87 @@ impl ConvPlan {
                     0.0,
                 ),
             )?;
-            let mut perf = [std::mem::zeroed::<cs::cudnnConvolutionFwdAlgoPerfStruct>(); 8];
-            let mut found = 0;
-            check(
-                "choosing an algorithm",
-                cs::cudnnGetConvolutionForwardAlgorithm_v7(
-                    dnn.handle,
-                    p.x,
-                    p.w,
-                    p.conv,
-                    p.y,
-                    perf.len() as i32,
-                    &mut found,
-                    perf.as_mut_ptr(),
-                ),
-            )?;
-            let pick = perf[..found.max(0) as usize].iter().find(|a| {
+            let key = s.key(dtype);
+            let kept = dnn.choices.get(&key);
+            let accepted = kept.and_then(|algo| p.workspace_for(dnn, algo).map(|ws| (algo, ws)));
+            if let Some((algo, ws)) = accepted {
+                (p.algo, p.workspace) = (algo, ws);
+                dnn.choices.hits.fetch_add(1, Relaxed);
+            } else {
+                // The heuristic's first answer usually does; asking for all of them costs
+                // ~1 ms of CPU a layer (pytorch/pytorch#187212), so only when it does not.
+                let algo = match p.heuristic(dnn, 1, dtype)? {
+                    Some(a) => a,
+                    None => p.heuristic(dnn, 8, dtype)?.ok_or_else(|| {
+                        Error::Unsupported("cuDNN has no algorithm for this convolution".into())
+                    })?,
+                };
+                p.algo = algo;
+                p.workspace = p.workspace_for(dnn, algo).ok_or_else(|| {
+                    Error::Cuda("cuDNN refused the workspace query of its own choice".into())
+                })?;
+                dnn.choices.queries.fetch_add(1, Relaxed);
+                dnn.choices.put(&key, algo);
+            }
+        }
+        Ok(p)
+    }
+
+    /// The first usable algorithm among the heuristic's best `count`: it succeeded, fits
+    /// [`MAX_WORKSPACE`] and, in f32, is not tensor-op math (TF32 would break exactness).
+    ///
+    /// # Safety
+    /// The descriptors are set.
+    unsafe fn heuristic(
+        &self,
+        dnn: &Dnn,
+        count: usize,
+        dtype: DType,
+    ) -> Result<Option<cs::cudnnConvolutionFwdAlgo_t>> {
+        let mut perf = [std::mem::zeroed::<cs::cudnnConvolutionFwdAlgoPerfStruct>(); 8];
+        let count = count.min(perf.len());
+        let mut found = 0;
+        check(
+            "choosing an algorithm",
+            cs::cudnnGetConvolutionForwardAlgorithm_v7(
+                dnn.handle,
+                self.x,
+                self.w,
+                self.conv,
+                self.y,
+                count as i32,
+                &mut found,
+                perf.as_mut_ptr(),
+            ),
+        )?;
+        let found = (found.max(0) as usize).min(count);
+        Ok(perf[..found]
+            .iter()
+            .find(|a| {
                 a.status == cs::cudnnStatus_t::CUDNN_STATUS_SUCCESS
                     && a.memory <= MAX_WORKSPACE
                     && (dtype != DType::F32
                         || a.mathType != cs::cudnnMathType_t::CUDNN_TENSOR_OP_MATH)
-            });
-            let Some(pick) = pick else {
-                return Err(Error::Unsupported(
-                    "cuDNN has no algorithm for this convolution".into(),
-                ));
-            };
-            p.algo = pick.algo;
-            check(
-                "workspace size",
-                cs::cudnnGetConvolutionForwardWorkspaceSize(
-                    dnn.handle,
-                    p.x,
-                    p.w,
-                    p.conv,
-                    p.y,
-                    p.algo,
-                    &mut p.workspace,
-                ),
-            )?;
-        }
-        Ok(p)
+            })
+            .map(|a| a.algo))
+    }
+
+    /// The workspace `algo` needs here, or None when cuDNN refuses it for this convolution or
+    /// it needs more than [`MAX_WORKSPACE`].
+    ///
+    /// # Safety
+    /// The descriptors are set.
+    unsafe fn workspace_for(
+        &self,
+        dnn: &Dnn,
+        algo: cs::cudnnConvolutionFwdAlgo_t,
+    ) -> Option<usize> {
+        let mut bytes = 0;
+        let status = cs::cudnnGetConvolutionForwardWorkspaceSize(
+            dnn.handle, self.x, self.w, self.conv, self.y, algo, &mut bytes,
+        );
+        (status == cs::cudnnStatus_t::CUDNN_STATUS_SUCCESS && bytes <= MAX_WORKSPACE)
+            .then_some(bytes)
     }
 
     /// `y = conv(x, w)`, or with `fused = (bias, z)`, `y = relu(conv(x, w) + z + bias)` in one
@@ -322,5 +412,55 @@ impl Drop for ConvPlan {
                 cs::cudnnDestroyActivationDescriptor(self.act);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cuda::ops::testing::device;
+
+    /// Needs a GPU with cuDNN (skipped, saying so, without one).
+    #[test]
+    fn a_kept_choice_is_used_and_one_cudnn_refuses_is_asked_again() {
+        let Some(dev) = device() else { return };
+        let dir = std::env::temp_dir().join(format!("edgefuse-dnn-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let open = || {
+            Dnn::with_choices(&dev.stream, |v| Choices::open(Some(&dir), v, "test GPU"))
+                .expect("cuDNN")
+        };
+        // Stride 2, which cuDNN's FFT algorithm does not do.
+        let shape = ConvShape {
+            n: 1,
+            c: 4,
+            h: 9,
+            w: 9,
+            k: 8,
+            kh: 3,
+            kw: 3,
+            oh: 5,
+            ow: 5,
+            group: 1,
+            pad: (1, 1),
+            stride: (2, 2),
+            dilation: (1, 1),
+        };
+        let first = open();
+        let asked = ConvPlan::new(&first, &shape, DType::F16).unwrap();
+        assert_eq!(first.choices.counts(), (0, 1));
+        let second = open();
+        let kept = ConvPlan::new(&second, &shape, DType::F16).unwrap();
+        assert_eq!(second.choices.counts(), (1, 0));
+        assert_eq!((kept.algo, kept.workspace), (asked.algo, asked.workspace));
+
+        let third = open();
+        let fft = cs::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_FFT;
+        third.choices.put(&shape.key(DType::F16), fft);
+        let redone = ConvPlan::new(&third, &shape, DType::F16).unwrap();
+        assert_eq!(third.choices.counts(), (0, 1));
+        assert_eq!(redone.algo, asked.algo);
+        assert_eq!(open().choices.get(&shape.key(DType::F16)), Some(asked.algo));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

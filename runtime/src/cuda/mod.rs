@@ -3,7 +3,7 @@
 //! [`device`] opens the GPU and loads CUDA at run time (nothing is linked: a build with this
 //! feature runs on machines without CUDA, where [`probe`] says why there is no GPU);
 //! [`nvrtc`] compiles `kernels/cuda/*.cu` for the device's arch, cached on disk; [`blas`] and
-//! [`dnn`] wrap cuBLAS and cuDNN; [`ops`] mirrors `cpu::ops`, one file per op; [`placement`]
+//! [`dnn`] wrap cuBLAS and cuDNN ([`dnn_choices`] keeps cuDNN's algorithm choices on disk); [`ops`] mirrors `cpu::ops`, one file per op; [`placement`]
 //! says which nodes have CUDA kernels (no GPU needed); [`precision`] lowers a graph to fp16
 //! (f16 activations and weights, casts at the edges; no GPU needed); [`preprocess`] runs camera
 //! preprocessing as one kernel; [`CudaSession`] uploads the weights once,
@@ -13,6 +13,7 @@
 pub mod blas;
 pub mod device;
 pub mod dnn;
+pub mod dnn_choices;
 pub mod nvrtc;
 pub mod ops;
 pub mod placement;

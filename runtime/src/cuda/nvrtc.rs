@@ -177,7 +177,7 @@ pub fn compile_cached(src: &Source, arch: &str) -> Result<Vec<u8>> {
 }
 
 /// Writes under a temporary name and renames, so a reader never sees half a file.
-fn store(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn store(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
     }

@@ -116,6 +116,13 @@ impl CudaSession {
             "  of which constants narrowed and uploaded".into(),
             built.upload_ms,
         ));
+        if let Some(dnn) = dev.dnn_if_loaded() {
+            let (kept, asked) = dnn.choices.counts();
+            phases.steps.push((
+                format!("  of which cuDNN algorithms: {kept} kept on disk, {asked} asked (in the lines above)"),
+                0.0,
+            ));
+        }
         let graph = &built.lowered.graph;
         let (weights, const_offsets) = (built.weights, built.const_offsets);
         let scratch = built.scratch;
