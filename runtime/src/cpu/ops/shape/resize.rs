@@ -392,6 +392,52 @@ mod tests {
         assert_eq!(got, vec![2.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 4.0]);
     }
 
+    /// Linear over three axes sums each output's four corner rows with the outermost axis's
+    /// taps varying fastest (`grid::Grid`): the kernel's results bit for bit. The other order
+    /// gives other last bits on these values, so a change of order shows here.
+    #[test]
+    fn linear_sums_corner_rows_outermost_axis_fastest() {
+        let (shape, out) = ([3, 4, 5], [5, 7, 9]);
+        let x = crate::testing::values(&shape, 7);
+        let got = resize(&x, ResizeMode::Linear, ResizeCoord::AlignCorners, &out);
+        let xs = x.as_slice::<f32>().unwrap();
+        // The kernel's taps along one axis: (i0, i1, w0, w1).
+        let tap = |n_in: usize, n_out: usize, o: usize| {
+            let c = o as f32 * (n_in as f32 - 1.0) / (n_out as f32 - 1.0);
+            let c = c.clamp(0.0, (n_in - 1) as f32);
+            let i0 = (c as usize).min(n_in - 1);
+            let i1 = (i0 + 1).min(n_in - 1);
+            let w1 = if i1 == i0 { 0.0 } else { c - i0 as f32 };
+            ([i0, i1], [1.0 - w1, w1])
+        };
+        let (mut fastest, mut slowest) = (Vec::new(), Vec::new());
+        for i in 0..out[0] {
+            for j in 0..out[1] {
+                for k in 0..out[2] {
+                    let ((a, wa), (b, wb), (c, wc)) = (
+                        tap(shape[0], out[0], i),
+                        tap(shape[1], out[1], j),
+                        tap(shape[2], out[2], k),
+                    );
+                    let row = |p: usize, q: usize| {
+                        let src = &xs[(a[p] * shape[1] + b[q]) * shape[2]..];
+                        wc[0] * src[c[0]] + wc[1] * src[c[1]]
+                    };
+                    let sum = |order: [(usize, usize); 4]| {
+                        order
+                            .iter()
+                            .fold(0.0f32, |acc, &(p, q)| acc + wa[p] * wb[q] * row(p, q))
+                    };
+                    fastest.push(sum([(0, 0), (1, 0), (0, 1), (1, 1)]).to_bits());
+                    slowest.push(sum([(0, 0), (0, 1), (1, 0), (1, 1)]).to_bits());
+                }
+            }
+        }
+        let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, fastest);
+        assert_ne!(fastest, slowest, "the two orders agree on these values");
+    }
+
     #[test]
     fn trilinear_matches_separable_reference() {
         let x = Tensor::from_vec(&[2, 2, 2], (0..8).map(|v| (v * v) as f32).collect()).unwrap();
