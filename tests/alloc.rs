@@ -105,7 +105,8 @@ fn check_runs(name: &str, efm: &std::path::Path, inputs: &[Tensor], keep: &mut V
 
 /// Ops no reference model has, from the operator cases of `tests/ops` (compiled here, zero
 /// inputs): normalisations, ArgMax, TopK (its sort in scratch), CumSum, GatherElements, Tile and
-/// DepthToSpace, ReduceLogSumExp (its sums in scratch), PRelu, Selu, Xor.
+/// DepthToSpace, ReduceLogSumExp (its sums in scratch), integer ReduceSumSquare (its exact sums
+/// in scratch), linear and cubic Resize, PRelu, Selu, Xor.
 #[cfg(feature = "compiler")]
 #[test]
 fn newer_operators_allocate_nothing() {
@@ -124,6 +125,9 @@ fn newer_operators_allocate_nothing() {
         "indexing/tile_some_axes",
         "indexing/depthtospace_crd",
         "reduce_norms/logsumexp_attr_axes_opset13",
+        "reduce_norms/sumsquare_int32_saturates",
+        "resize/resize_linear_half_pixel_up2",
+        "resize/resize_cubic_half_pixel_up2_excl0_a075",
         "elementwise_more/prelu_per_channel",
         "elementwise_more/selu_default",
         "elementwise_more/xor_broadcast",

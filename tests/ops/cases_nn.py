@@ -55,8 +55,6 @@ def cases():
              {"dilations": [2], "group": 2}),
         conv("conv_1d_same_upper", rand(19, (1, 3, 10)), rand(20, (4, 3, 3)),
              {"auto_pad": "SAME_UPPER", "strides": [3]}),
-        conv("conv_3d", rand(22, (1, 2, 4, 5, 5)), rand(23, (3, 2, 3, 3, 3)), {"pads": [1] * 6},
-             error="3 spatial axes"),
         conv("conv_batch_winograd", rand(24, (2, 8, 10, 10)), rand(25, (8, 8, 3, 3)),
              {"pads": [1, 1, 1, 1]}),
         single("conv_weights_input", "Conv", {"x": x, "w": rand(26, (3, 4, 3, 3))}),
@@ -114,8 +112,6 @@ def cases():
                    {"kernel_shape": [3, 3], "pads": [0, 1, 2, 0]}),
             single(f"{lo}_1d", op, {"x": rand(41, (2, 3, 9))},
                    {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
-            single(f"{lo}_3d", op, {"x": rand(42, (1, 2, 4, 5, 5))},
-                   {"kernel_shape": [2, 2, 2], "strides": [2, 2, 2]}, error="3 spatial axes"),
         ]
     out += [
         single("maxpool_dilations", "MaxPool", {"x": p},

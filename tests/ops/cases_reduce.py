@@ -1,6 +1,7 @@
 """Reductions: every Reduce* with axes as attribute (before opset 13, or 18 for all but
 ReduceSum) and as input, negative axes, keepdims 0/1, axes omitted (all), and
-noop_with_empty_axes."""
+noop_with_empty_axes; integer Sum, Mean and Prod past their type's range, which onnxruntime
+saturates (values chosen where its f64 accumulation is exact)."""
 
 import numpy as np
 
@@ -48,5 +49,20 @@ def cases():
                {"axes": [1]}, opset=13, rtol=1e-6),
         single("reduce_sum_three_axes", "ReduceSum", {"x": x}, consts={"a": i64(0, -1, 2)},
                opset=13),
+        single("reduce_sum_int32_saturates", "ReduceSum",
+               {"x": np.array([[2**31 - 1, 1, 0], [2**31 - 1, 1, -1], [-2**31, -1, 0],
+                               [2**30, 2**30, 2**30]], np.int32)}, consts={"a": i64(1)}, opset=13),
+        single("reduce_sum_int64_saturates", "ReduceSum",
+               {"x": np.array([[2**62, 2**62, -2**62], [-2**63, -1, 0], [2**62, 2**62, 0]],
+                              np.int64)}, consts={"a": i64(1)}, opset=13),
+        single("reduce_mean_int32_wide_sum", "ReduceMean",
+               {"x": np.array([[2**31 - 1, 2**31 - 1, -7], [-2**31, -2**31, 1], [-7, 2, 0]],
+                              np.int32)}, {"axes": [1]}, opset=13),
+        single("reduce_prod_int32_saturates", "ReduceProd",
+               {"x": np.array([[65536, 65536, 1], [65536, -65536, 1], [65536, 65536, 0],
+                               [-3, 5, 7]], np.int32)}, {"axes": [1], "keepdims": 0}, opset=13),
+        single("reduce_prod_int64_saturates", "ReduceProd",
+               {"x": np.array([[2**32, 2**32, 1], [2**31, -2**32, 1], [-3, 5, 7]], np.int64)},
+               {"axes": [1], "keepdims": 0}, opset=13),
     ]
     return out

@@ -1,5 +1,7 @@
 """ReduceL1, ReduceL2, ReduceSumSquare and ReduceLogSumExp: axes as the attribute (opset 13)
-and as a constant input (opset 18), keepdims, negative axes, all axes, noop_with_empty_axes."""
+and as a constant input (opset 18), keepdims, negative axes, all axes, noop_with_empty_axes;
+integer L1 and SumSquare past their type's range, which onnxruntime saturates (values chosen
+where its f64 accumulation is exact)."""
 
 import numpy as np
 
@@ -35,5 +37,20 @@ def cases():
         single("l1_int64", "ReduceL1", {"x": ints(81, (3, 4), -5, 5)}, {"axes": [1]}, opset=13),
         single("sumsquare_int32", "ReduceSumSquare", {"x": ints(82, (3, 4), -5, 5, np.int32)},
                {"axes": [0], "keepdims": 0}, opset=13),
+        single("sumsquare_int32_saturates", "ReduceSumSquare",
+               {"x": np.array([[46341, 0, 1], [30000, 30000, 30000], [46340, 0, 0],
+                               [-2**31, 0, 0]], np.int32)}, {"axes": [1]}, opset=13),
+        single("sumsquare_int32_saturates_kept_inner", "ReduceSumSquare",
+               {"x": np.array([[46341, 3, -2**31], [1, 4, 0]], np.int32)},
+               {"axes": [0], "keepdims": 0}, opset=13),
+        single("l1_int32_saturates", "ReduceL1",
+               {"x": np.array([[-2**31, 0, 0], [2**31 - 1, 1, 0], [2**30, 2**30, -1],
+                               [-5, 7, 2**30]], np.int32)}, consts={"a": i64([-1])}, opset=18),
+        single("sumsquare_int64_saturates", "ReduceSumSquare",
+               {"x": np.array([[3037000500, 0], [-2**63, 1], [5, -6], [2**26, 2**26]], np.int64)},
+               {"axes": [1], "keepdims": 0}, opset=13),
+        single("l1_int64_saturates", "ReduceL1",
+               {"x": np.array([[-2**63, 0], [2**62, 2**62], [2**62, -2**62], [-7, 3]], np.int64)},
+               {"axes": [1]}, opset=13),
     ]
     return out

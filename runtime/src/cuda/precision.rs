@@ -7,16 +7,24 @@
 //! f32 — the graph's inputs (one cast at entry) and outputs (one at exit), and nodes that run
 //! in f32 (no f16 kernel) or on the CPU. So the API boundary stays f32, integer inputs (token
 //! ids) pass untouched, and every op's own CUDA file decides what it supports, in either dtype.
-//! A node whose result a Cast to an integer type reads directly stays f32: such a value is an
-//! exact quantity (the integer product of an imported MatMulInteger or ConvInteger, an index),
-//! which f16's 11-bit mantissa and 65504 range would not hold. (Only that node: one that feeds
-//! it through a view or a rounding op still computes in f16.)
+//!
+//! A value a Cast to an integer type reads is an exact quantity (the integer product of an
+//! imported MatMulInteger or ConvInteger, an index), which f16's 11-bit mantissa and 65504 range
+//! would not hold, so the node that computes it stays f32 — found by walking back from the Cast
+//! through the ops that compute nothing of their own (`passes_exactly`): data movement, whose
+//! every output element is a copy of one input element (Reshape, also Flatten, Squeeze and
+//! Unsqueeze; Transpose, Slice, Gather, GatherElements, Concat, Split, Expand, Pad, Identity).
+//! The walk follows their float inputs (a Concat's every part, not a Gather's indices), keeps
+//! the moving nodes themselves f32 (so no narrowing happens on the way), and stops at the first
+//! node that computes: that node stays f32, the nodes before it compute in f16 as usual. Ops that
+//! do arithmetic on the value, however simple (Floor, Clip, Neg, Max), stop the walk: the
+//! quantity cast is theirs.
 
 use std::borrow::Cow;
 
 use super::ops;
 use super::placement::Placement;
-use crate::ir::ops::Cast;
+use crate::ir::ops::{Cast, UnaryOp};
 use crate::ir::{Fact, Graph, Node, Op, TensorId, TensorInfo, WeightRef};
 use crate::tensor::{DType, TensorView};
 use crate::{Error, Result};
@@ -152,19 +160,45 @@ pub fn lower(graph: &Graph, precision: Precision) -> Lowered {
     lower_with(graph, precision, &[])
 }
 
-/// Per tensor: whether a `Cast` to an integer type reads it.
-fn cast_to_integer(graph: &Graph) -> Vec<bool> {
-    let mut read = vec![false; graph.tensors.len()];
-    for node in &graph.nodes {
-        if let Op::Cast(c) = &node.op {
-            if !is_float(c.to) {
-                for &t in &node.inputs {
-                    read[t] = true;
+/// Whether `op` only moves values: each output element is a copy of one element of its float
+/// inputs (or a fill value), so a value cast to an integer after it is exactly what its
+/// producer computed. Everything else computes, and ends the walk of [`exact_values`].
+fn passes_exactly(op: &Op) -> bool {
+    match op {
+        Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Slice(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Expand(_)
+        | Op::Pad(_) => true,
+        Op::Unary(u) => u.op == UnaryOp::Identity,
+        _ => false,
+    }
+}
+
+/// Per tensor: whether it holds a value that reaches a `Cast` to an integer type through
+/// nothing but [`passes_exactly`] ops (the module documentation says why it stays f32).
+fn exact_values(graph: &Graph) -> Vec<bool> {
+    let mut exact = vec![false; graph.tensors.len()];
+    // Nodes are in topological order: walking them backwards sees every reader of a tensor
+    // before its producer, so one pass carries the mark from the Cast to the computing node.
+    for node in graph.nodes.iter().rev() {
+        let marks_inputs = match &node.op {
+            Op::Cast(c) => !is_float(c.to),
+            op => passes_exactly(op) && node.outputs.iter().any(|&o| exact[o]),
+        };
+        if marks_inputs {
+            for &t in &node.inputs {
+                if is_float(graph.tensors[t].dtype) {
+                    exact[t] = true;
                 }
             }
         }
     }
-    read
+    exact
 }
 
 /// [`lower`], with model nodes flagged in `keep_f32` computing in f32 (a session flags those
@@ -211,7 +245,7 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
     };
     let mut placements = Vec::with_capacity(graph.nodes.len());
     let mut dtypes = Vec::with_capacity(graph.nodes.len());
-    let cast_to_integer = cast_to_integer(graph);
+    let exact = exact_values(graph);
     for (k, node) in graph.nodes.iter().enumerate() {
         let orig_in = facts(graph, &node.inputs);
         let narrow = |f: &Fact| match f.dtype {
@@ -228,7 +262,7 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
         };
         let in_half = half_in != orig_in
             && !keep_f32.get(k).copied().unwrap_or(false)
-            && !node.outputs.iter().any(|&o| cast_to_integer[o])
+            && !node.outputs.iter().any(|&o| exact[o])
             && ops::supports(&node.op, &half_in, &half_out).is_ok();
         if in_half {
             for (&o, f) in node.outputs.iter().zip(&half_out) {

@@ -367,3 +367,76 @@ fn fp16_keeps_f32_for_values_cast_to_integers() {
         "the product cast to i32 runs in f32"
     );
 }
+
+/// A product reaches its Cast to i32 through value-moving ops (Reshape, Transpose, Identity,
+/// Concat): the product and every op on the way stay f32. A product rounded first (Floor) is
+/// the Floor's value that is cast: the Floor stays f32, its product computes in f16.
+#[test]
+fn fp16_walks_back_through_moves_to_the_value_cast_to_an_integer() {
+    use crate::ir::ops::{Cast, Concat, MatMul, Reshape, Transpose, Unary};
+    let tensors = vec![
+        t("x", DType::F32, &[2, 8]),               // 0
+        weight("W", &[8, 4], 0, Some(DType::F16)), // 1
+        t("p", DType::F32, &[2, 4]),               // 2: mm
+        t("pr", DType::F32, &[4, 2]),              // 3: Reshape
+        t("pt", DType::F32, &[2, 4]),              // 4: Transpose
+        t("pi", DType::F32, &[2, 4]),              // 5: Identity
+        t("q", DType::F32, &[2, 4]),               // 6: mm_other
+        t("cat", DType::F32, &[4, 4]),             // 7: Concat(pi, q)
+        t("cat_i32", DType::I32, &[4, 4]),         // 8
+        t("r", DType::F32, &[2, 4]),               // 9: mm_rounded
+        t("rf", DType::F32, &[2, 4]),              // 10: Floor
+        t("rf_i32", DType::I32, &[2, 4]),          // 11
+        t("s", DType::F32, &[2, 4]),               // 12: mm_float (not cast)
+        t("s2", DType::F32, &[4, 2]),              // 13: Reshape of s, read as f32
+    ];
+    let unary = |op| Op::Unary(Unary { op });
+    let to_i32 = || Op::Cast(Cast { to: DType::I32 });
+    let g = Graph {
+        tensors,
+        nodes: vec![
+            node("mm", Op::MatMul(MatMul {}), &[0, 1], &[2]),
+            node(
+                "view",
+                Op::Reshape(Reshape { shape: vec![4, 2] }),
+                &[2],
+                &[3],
+            ),
+            node(
+                "swap",
+                Op::Transpose(Transpose { perm: vec![1, 0] }),
+                &[3],
+                &[4],
+            ),
+            node("same", unary(UnaryOp::Identity), &[4], &[5]),
+            node("mm_other", Op::MatMul(MatMul {}), &[0, 1], &[6]),
+            node("join", Op::Concat(Concat { axis: 0 }), &[5, 6], &[7]),
+            node("join_to_int", to_i32(), &[7], &[8]),
+            node("mm_rounded", Op::MatMul(MatMul {}), &[0, 1], &[9]),
+            node("floor", unary(UnaryOp::Floor), &[9], &[10]),
+            node("floor_to_int", to_i32(), &[10], &[11]),
+            node("mm_float", Op::MatMul(MatMul {}), &[0, 1], &[12]),
+            node(
+                "view_float",
+                Op::Reshape(Reshape { shape: vec![4, 2] }),
+                &[12],
+                &[13],
+            ),
+        ],
+        inputs: vec![0],
+        outputs: vec![8, 11, 13],
+    };
+    g.validate().unwrap();
+    let l = lower(&g, Precision::F16);
+    check_consistent(&l, &g);
+    let dtype_of = |name: &str| {
+        let k = g.nodes.iter().position(|n| n.name == name).unwrap();
+        l.node_dtype[k]
+    };
+    for name in ["mm", "view", "swap", "same", "mm_other", "join", "floor"] {
+        assert_eq!(dtype_of(name), Some(DType::F32), "{name} stays f32");
+    }
+    for name in ["mm_rounded", "mm_float", "view_float"] {
+        assert_eq!(dtype_of(name), Some(DType::F16), "{name} computes in f16");
+    }
+}

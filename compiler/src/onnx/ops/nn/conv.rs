@@ -1,10 +1,10 @@
-//! Conv (1-D, 2-D, 3-D; grouped and depthwise; dilations; auto_pad).
+//! Conv (1-D and 2-D; grouped and depthwise; dilations; auto_pad).
 
 use anyhow::{bail, Result};
 use edgefuse_runtime::ir::ops::{Conv, Op};
 use edgefuse_runtime::ir::Fact;
 
-use super::window;
+use super::{check_spatial_rank, window};
 use crate::onnx::NodeCtx;
 
 pub fn conv(ctx: &mut NodeCtx) -> Result<()> {
@@ -32,6 +32,7 @@ pub(crate) fn conv_op(ctx: &NodeCtx, x: &Fact, w: &Fact, has_bias: bool) -> Resu
     }
     let kernel = ctx.usizes_attr("kernel_shape", w.shape[2..].to_vec())?;
     let win = window(ctx, &x.shape[2..], kernel)?;
+    check_spatial_rank("convolution", &win.kernel)?;
     Ok(Op::Conv(Conv {
         kernel: win.kernel,
         strides: win.strides,

@@ -4,6 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use edgefuse_runtime::ir::ops::nn::transposed_len;
 use edgefuse_runtime::ir::ops::{ConvTranspose, Op};
 
+use super::check_spatial_rank;
 use crate::onnx::NodeCtx;
 
 pub fn conv_transpose(ctx: &mut NodeCtx) -> Result<()> {
@@ -28,6 +29,7 @@ pub fn conv_transpose(ctx: &mut NodeCtx) -> Result<()> {
     if strides.contains(&0) || dilations.contains(&0) || kernel.contains(&0) {
         bail!("zero stride, dilation or kernel size");
     }
+    check_spatial_rank("transposed convolution", &kernel)?;
     let auto_pad = ctx.string("auto_pad", "NOTSET")?;
     let mut output_shape = ctx.usizes_attr("output_shape", vec![])?;
     if output_shape.len() == s + 2 {

@@ -20,6 +20,20 @@ pub fn register(reg: &mut Registry) {
     reg.insert("BatchNormalization", batchnorm::batch_norm);
 }
 
+/// Refuses a window over other than one or two spatial axes: the backends' convolution and
+/// pooling kernels (`Window2d`) take 1-D and 2-D windows only, so a `.efm` holding a 3-D one could
+/// never run. `what` names the operation ("convolution", "pooling", ...). The CPU kernels keep
+/// their own check for files not written by this compiler.
+pub(crate) fn check_spatial_rank(what: &str, kernel: &[usize]) -> Result<()> {
+    if !(1..=2).contains(&kernel.len()) {
+        bail!(
+            "{}-D {what} (kernel {kernel:?}) is not supported; 1-D and 2-D are",
+            kernel.len()
+        );
+    }
+    Ok(())
+}
+
 /// Window attributes shared by Conv and the pools, with `auto_pad` resolved.
 pub(crate) struct Window {
     pub kernel: Vec<usize>,

@@ -5,7 +5,7 @@ use edgefuse_runtime::ir::ops::{DequantizeLinear, GlobalPool, Op, Pool, PoolKind
 use edgefuse_runtime::ir::TensorId;
 use edgefuse_runtime::{DType, Tensor};
 
-use super::window;
+use super::{check_spatial_rank, window};
 use crate::onnx::NodeCtx;
 
 fn pool(ctx: &mut NodeCtx, kind: PoolKind) -> Result<()> {
@@ -25,6 +25,7 @@ fn pool(ctx: &mut NodeCtx, kind: PoolKind) -> Result<()> {
     };
     let kernel = crate::onnx::context::to_usizes(&kernel, "kernel_shape")?;
     let win = window(ctx, &x.shape[2..], kernel)?;
+    check_spatial_rank("pooling", &win.kernel)?;
     let op = Op::Pool(Pool {
         kind,
         kernel: win.kernel,

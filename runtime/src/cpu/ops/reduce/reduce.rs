@@ -4,9 +4,14 @@
 //! The input is walked once in memory order through a [`Strided`] layout whose second operand is
 //! the output with stride 0 on reduced axes: a row along a reduced axis folds into one output
 //! element, a row along a kept axis combines element-wise. f32 for every op; i64 and i32 for
-//! every op but L2 and LogSumExp (refused by the op's inference). Integer Mean truncates; integer
-//! Sum, Prod, SumSquare and L1 wrap on overflow (two's complement, `|MIN|` is `MIN`), where
-//! onnxruntime's SumSquare and L1 saturate.
+//! every op but L2 and LogSumExp (refused by the op's inference).
+//!
+//! Integer Sum, Mean, Prod, SumSquare and L1 give the exact result saturated to the element
+//! type, as onnxruntime (1.32) does: they accumulate in i128 (a scratch row of the outputs) and
+//! clamp once at the end, so `|i32::MIN|` is `i32::MAX` and a sum that overflows on the way but
+//! ends in range is exact; Mean divides the exact sum, truncating toward zero. (onnxruntime
+//! accumulates in f64: for i64 values whose sums pass 2⁵³ its last bits are rounded and depend on
+//! its order of summation, where ours stay exact.) Max and Min need no accumulator.
 
 use edgefuse_kernels::strided::{contiguous_strides, Strided};
 
@@ -58,100 +63,47 @@ struct ReduceKernel {
     out_len: usize,
 }
 
-/// What a reduction needs of its element type.
-trait Acc: bytemuck::Pod + PartialOrd {
-    const ZERO: Self;
-    const ONE: Self;
-    const LOWEST: Self;
-    const HIGHEST: Self;
-    fn add(self, o: Self) -> Self;
-    fn mul(self, o: Self) -> Self;
-    fn max(self, o: Self) -> Self;
-    fn min(self, o: Self) -> Self;
-    fn div_count(self, n: usize) -> Self;
-    fn abs(self) -> Self;
+/// The integer element types, reduced exactly in i128 and clamped back.
+trait Int: bytemuck::Pod + Into<i128> {
+    fn saturate(v: i128) -> Self;
 }
 
-impl Acc for f32 {
-    const ZERO: f32 = 0.0;
-    const ONE: f32 = 1.0;
-    const LOWEST: f32 = f32::NEG_INFINITY;
-    const HIGHEST: f32 = f32::INFINITY;
-    #[inline(always)]
-    fn add(self, o: f32) -> f32 {
-        self + o
-    }
-    #[inline(always)]
-    fn mul(self, o: f32) -> f32 {
-        self * o
-    }
-    /// NaN propagates.
-    #[inline(always)]
-    fn max(self, o: f32) -> f32 {
-        if o > self || o.is_nan() {
-            o
-        } else {
-            self
-        }
-    }
-    #[inline(always)]
-    fn min(self, o: f32) -> f32 {
-        if o < self || o.is_nan() {
-            o
-        } else {
-            self
-        }
-    }
-    fn div_count(self, n: usize) -> f32 {
-        self / n as f32
-    }
-    #[inline(always)]
-    fn abs(self) -> f32 {
-        f32::abs(self)
-    }
-}
-
-macro_rules! int_acc {
+macro_rules! int {
     ($($t:ty),*) => {$(
-        impl Acc for $t {
-            const ZERO: $t = 0;
-            const ONE: $t = 1;
-            const LOWEST: $t = <$t>::MIN;
-            const HIGHEST: $t = <$t>::MAX;
-            #[inline(always)]
-            fn add(self, o: $t) -> $t {
-                self.wrapping_add(o)
-            }
-            #[inline(always)]
-            fn mul(self, o: $t) -> $t {
-                self.wrapping_mul(o)
-            }
-            #[inline(always)]
-            fn max(self, o: $t) -> $t {
-                Ord::max(self, o)
-            }
-            #[inline(always)]
-            fn min(self, o: $t) -> $t {
-                Ord::min(self, o)
-            }
-            fn div_count(self, n: usize) -> $t {
-                if n == 0 { 0 } else { self / n as $t }
-            }
-            #[inline(always)]
-            fn abs(self) -> $t {
-                self.wrapping_abs()
+        impl Int for $t {
+            fn saturate(v: i128) -> $t {
+                // In range after the clamp, so the conversion cannot fail.
+                <$t>::try_from(v.clamp(<$t>::MIN.into(), <$t>::MAX.into())).unwrap_or(<$t>::MAX)
             }
         }
     )*};
 }
-int_acc!(i64, i32);
+int!(i64, i32);
+
+/// f32 maximum and minimum: NaN propagates.
+fn max_f32(a: f32, v: f32) -> f32 {
+    if v > a || v.is_nan() {
+        v
+    } else {
+        a
+    }
+}
+
+fn min_f32(a: f32, v: f32) -> f32 {
+    if v < a || v.is_nan() {
+        v
+    } else {
+        a
+    }
+}
 
 impl CpuKernel for ReduceKernel {
     fn scratch_bytes(&self) -> usize {
-        if self.op == ReduceOp::LogSumExp {
-            self.out_len * 4
-        } else {
-            0
+        match (self.op, self.dtype) {
+            (ReduceOp::LogSumExp, _) => self.out_len * 4,
+            (_, DType::F32) => 0,
+            // One i128 per output, and room to align them.
+            _ => (self.out_len + 1) * std::mem::size_of::<i128>(),
         }
     }
     fn run(
@@ -167,42 +119,77 @@ impl CpuKernel for ReduceKernel {
             self.log_sum_exp(x.typed::<f32>(), out.typed::<f32>(), sums);
             return Ok(());
         }
+        if self.dtype == DType::F32 {
+            self.float(x.typed::<f32>(), out.typed::<f32>());
+            return Ok(());
+        }
+        let (_, wide, _) = bytemuck::pod_align_to_mut::<u8, i128>(scratch);
+        let Some(wide) = wide.get_mut(..self.out_len) else {
+            return Err(crate::Error::Invalid(format!(
+                "{:?} reduction: scratch too small",
+                self.op
+            )));
+        };
         match self.dtype {
-            DType::F32 => self.typed(x.typed::<f32>(), out.typed::<f32>()),
-            DType::I64 => self.typed(x.typed::<i64>(), out.typed::<i64>()),
-            _ => self.typed(x.typed::<i32>(), out.typed::<i32>()),
+            DType::I64 => self.exact(x.typed::<i64>(), out.typed::<i64>(), wide),
+            _ => self.exact(x.typed::<i32>(), out.typed::<i32>(), wide),
         }
         Ok(())
     }
 }
 
 impl ReduceKernel {
-    fn typed<T: Acc>(&self, x: &[T], out: &mut [T]) {
+    fn float(&self, x: &[f32], out: &mut [f32]) {
         match self.op {
-            ReduceOp::Sum | ReduceOp::Mean => self.fold(x, out, T::ZERO, |v| v, T::add),
-            ReduceOp::Prod => self.fold(x, out, T::ONE, |v| v, T::mul),
-            ReduceOp::Max => self.fold(x, out, T::LOWEST, |v| v, T::max),
-            ReduceOp::Min => self.fold(x, out, T::HIGHEST, |v| v, T::min),
-            ReduceOp::L2 | ReduceOp::SumSquare => {
-                self.fold(x, out, T::ZERO, |v: T| v.mul(v), T::add)
-            }
-            ReduceOp::L1 => self.fold(x, out, T::ZERO, T::abs, T::add),
+            ReduceOp::Sum | ReduceOp::Mean => self.fold(x, out, 0.0, |a, v| a + v),
+            ReduceOp::Prod => self.fold(x, out, 1.0, |a, v| a * v),
+            ReduceOp::Max => self.fold(x, out, f32::NEG_INFINITY, max_f32),
+            ReduceOp::Min => self.fold(x, out, f32::INFINITY, min_f32),
+            ReduceOp::L2 | ReduceOp::SumSquare => self.fold(x, out, 0.0, |a, v| a + v * v),
+            ReduceOp::L1 => self.fold(x, out, 0.0, |a, v| a + v.abs()),
             ReduceOp::LogSumExp => unreachable!("run takes LogSumExp apart"),
         }
         match self.op {
-            ReduceOp::Mean => out.iter_mut().for_each(|o| *o = o.div_count(self.count)),
-            ReduceOp::L2 => {
-                // L2 only exists for f32 (checked at build).
-                let o: &mut [f32] = bytemuck::cast_slice_mut(out);
-                o.iter_mut().for_each(|o| *o = o.sqrt());
+            ReduceOp::Mean => {
+                let n = self.count as f32;
+                out.iter_mut().for_each(|o| *o /= n);
             }
+            ReduceOp::L2 => out.iter_mut().for_each(|o| *o = o.sqrt()),
             _ => {}
+        }
+    }
+
+    /// An integer reduction: exact in `wide`, then saturated into `out`. Each step is exact or
+    /// already past every integer type's range: a sum of at most 2⁴⁰ terms of at most 2⁶³ (Sum,
+    /// L1) fits i128; squares (≤ 2¹²⁶) and products saturate at i128's bounds, a product's
+    /// with its sign.
+    fn exact<T: Int>(&self, x: &[T], out: &mut [T], wide: &mut [i128]) {
+        let (init, step): (i128, fn(i128, i128) -> i128) = match self.op {
+            ReduceOp::Sum | ReduceOp::Mean => (0, i128::saturating_add),
+            ReduceOp::SumSquare => (0, |a, v| a.saturating_add(v.saturating_mul(v))),
+            ReduceOp::L1 => (0, |a, v| a.saturating_add(v.saturating_abs())),
+            ReduceOp::Prod => (1, i128::saturating_mul),
+            ReduceOp::Max => (i128::MIN, Ord::max),
+            ReduceOp::Min => (i128::MAX, Ord::min),
+            // f32 only (the op's inference refuses them on integers).
+            ReduceOp::L2 | ReduceOp::LogSumExp => (0, |a, _| a),
+        };
+        wide.fill(init);
+        self.walk(x, wide, |a, v: T, _| step(a, v.into()));
+        let count = i128::try_from(self.count).unwrap_or(i128::MAX);
+        for (o, &w) in out.iter_mut().zip(wide.iter()) {
+            let w = match self.op {
+                ReduceOp::Mean if count == 0 => 0,
+                ReduceOp::Mean => w / count,
+                _ => w,
+            };
+            *o = T::saturate(w);
         }
     }
 
     /// `max + ln(Σ exp(x − max))` per output (the maximum itself where it is ±∞ or NaN).
     fn log_sum_exp(&self, x: &[f32], out: &mut [f32], sums: &mut [f32]) {
-        self.fold(x, out, f32::NEG_INFINITY, |v| v, <f32 as Acc>::max);
+        self.fold(x, out, f32::NEG_INFINITY, max_f32);
         sums.fill(0.0);
         self.walk(x, sums, |s, v, o| s + (v - out[o]).exp());
         for (o, s) in out.iter_mut().zip(sums.iter()) {
@@ -212,17 +199,10 @@ impl ReduceKernel {
         }
     }
 
-    /// out[o] = f(init, map(x) for every x reduced into o).
-    fn fold<T: Acc>(
-        &self,
-        x: &[T],
-        out: &mut [T],
-        init: T,
-        map: impl Fn(T) -> T,
-        f: impl Fn(T, T) -> T,
-    ) {
+    /// out[o] = f(…f(f(init, x₀), x₁)…) over the `x` reduced into o, in memory order.
+    fn fold(&self, x: &[f32], out: &mut [f32], init: f32, f: impl Fn(f32, f32) -> f32) {
         out.fill(init);
-        self.walk(x, out, |acc, v, _| f(acc, map(v)));
+        self.walk(x, out, |acc, v, _| f(acc, v));
     }
 
     /// `acc[o] = f(acc[o], x, o)` for every `x` reduced into output `o`, in memory order.

@@ -5,7 +5,8 @@
 //! by the mode, then clamped), or two neighbours and their weights for linear (the source
 //! coordinate clamped to [0, len − 1] first, as onnxruntime does). Axes whose map is the identity
 //! cost nothing at run time; linear interpolates along at most [`MAX_LERP_OUTER`] axes besides
-//! the last.
+//! the last. Linear and cubic share the walk over output rows and their corner rows
+//! (`grid.rs`), with two taps per axis or four.
 
 use edgefuse_kernels::strided::{contiguous_strides, MAX_RANK};
 
@@ -15,6 +16,9 @@ use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
 
 mod cubic;
+mod grid;
+
+use grid::{Grid, Taps};
 
 /// Interpolated axes allowed besides the last (2³ = 8 corner rows per output row).
 const MAX_LERP_OUTER: usize = 3;
@@ -80,15 +84,6 @@ fn nearest(mode: NearestMode, c: f32, len: usize) -> usize {
     (i.max(0.0) as usize).min(len - 1)
 }
 
-/// One output index's source along one axis: element offsets of the two neighbours and weights.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Tap {
-    off0: usize,
-    off1: usize,
-    w0: f32,
-    w1: f32,
-}
-
 pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
     let x = &b.inputs[0];
     let r = x.rank();
@@ -106,7 +101,7 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         return cubic::build(op, &x.shape, a, exclude_outside);
     }
     let strides = contiguous_strides(&x.shape);
-    let mut taps: Vec<Vec<Tap>> = Vec::with_capacity(r);
+    let mut taps: Vec<Vec<Taps<2>>> = Vec::with_capacity(r);
     for a in 0..r {
         let (n_in, n_out) = (x.shape[a], out[a]);
         let scale = axis_scale(op, a, n_in, n_out);
@@ -117,11 +112,9 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
                 match op.mode {
                     ResizeMode::Nearest(m) => {
                         let i = nearest(m, c, n_in) * stride;
-                        Tap {
-                            off0: i,
-                            off1: i,
-                            w0: 1.0,
-                            w1: 0.0,
+                        Taps {
+                            off: [i, i],
+                            w: [1.0, 0.0],
                         }
                     }
                     ResizeMode::Linear | ResizeMode::Cubic { .. } => {
@@ -129,11 +122,9 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
                         let i0 = (c as usize).min(n_in - 1);
                         let i1 = (i0 + 1).min(n_in - 1);
                         let w1 = if i1 == i0 { 0.0 } else { c - i0 as f32 };
-                        Tap {
-                            off0: i0 * stride,
-                            off1: i1 * stride,
-                            w0: 1.0 - w1,
-                            w1,
+                        Taps {
+                            off: [i0 * stride, i1 * stride],
+                            w: [1.0 - w1, w1],
                         }
                     }
                 }
@@ -141,35 +132,36 @@ pub fn build(op: &Resize, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
             .collect();
         taps.push(axis);
     }
-    let lerp: Vec<bool> = taps.iter().map(|t| t.iter().any(|t| t.w1 != 0.0)).collect();
+    let lerp: Vec<bool> = taps
+        .iter()
+        .map(|t| t.iter().any(|t| t.w[1] != 0.0))
+        .collect();
     let outer_lerp = lerp[..r - 1].iter().filter(|&&l| l).count();
     if outer_lerp > MAX_LERP_OUTER {
         return unsupported(format!("linear Resize along {} axes", outer_lerp + 1));
     }
     Ok(Box::new(ResizeKernel {
-        out_shape: out,
-        last_lerp: lerp[r - 1],
-        lerp,
-        taps,
+        grid: Grid {
+            out_shape: out,
+            taps,
+            interp: lerp,
+        },
     }))
 }
 
+/// Nearest and linear: two taps per axis (nearest's second weighs nothing).
 struct ResizeKernel {
-    out_shape: Vec<usize>,
-    /// Per axis: whether any output index mixes two inputs.
-    lerp: Vec<bool>,
-    last_lerp: bool,
-    /// Per axis, per output index.
-    taps: Vec<Vec<Tap>>,
+    grid: Grid<2, true>,
 }
 
 impl ResizeKernel {
     fn empty(out_shape: Vec<usize>) -> ResizeKernel {
         ResizeKernel {
-            out_shape,
-            lerp: Vec::new(),
-            last_lerp: false,
-            taps: Vec::new(),
+            grid: Grid {
+                out_shape,
+                taps: Vec::new(),
+                interp: Vec::new(),
+            },
         }
     }
 }
@@ -184,68 +176,12 @@ impl CpuKernel for ResizeKernel {
     ) -> Result<()> {
         let x = inputs[0].typed::<f32>();
         let out = outputs[0].typed::<f32>();
-        if out.is_empty() {
-            return Ok(());
-        }
-        let r = self.out_shape.len();
-        let wo = self.out_shape[r - 1];
-        let last = &self.taps[r - 1];
-        let outer = &self.out_shape[..r - 1];
-        let mut idx = [0usize; MAX_RANK];
-        // Corner rows of the current output row: input offsets and weights.
-        let mut corners = [(0usize, 1.0f32); 1 << MAX_LERP_OUTER];
-        for dst in out.chunks_exact_mut(wo) {
-            let mut n = 1;
-            corners[0] = (0, 1.0);
-            for (a, &i) in idx[..r - 1].iter().enumerate() {
-                let t = self.taps[a][i];
-                if self.lerp[a] {
-                    for c in 0..n {
-                        let (off, w) = corners[c];
-                        corners[c] = (off + t.off0, w * t.w0);
-                        corners[c + n] = (off + t.off1, w * t.w1);
-                    }
-                    n *= 2;
-                } else {
-                    for c in corners[..n].iter_mut() {
-                        c.0 += t.off0;
-                    }
-                }
-            }
-            let corners = &corners[..n];
-            if n == 1 {
-                let src = &x[corners[0].0..];
-                if self.last_lerp {
-                    for (o, t) in dst.iter_mut().zip(last) {
-                        *o = t.w0 * src[t.off0] + t.w1 * src[t.off1];
-                    }
-                } else {
-                    for (o, t) in dst.iter_mut().zip(last) {
-                        *o = src[t.off0];
-                    }
-                }
-            } else {
-                dst.fill(0.0);
-                for &(off, w) in corners {
-                    let src = &x[off..];
-                    if self.last_lerp {
-                        for (o, t) in dst.iter_mut().zip(last) {
-                            *o += w * (t.w0 * src[t.off0] + t.w1 * src[t.off1]);
-                        }
-                    } else {
-                        for (o, t) in dst.iter_mut().zip(last) {
-                            *o += w * src[t.off0];
-                        }
-                    }
-                }
-            }
-            for a in (0..r - 1).rev() {
-                idx[a] += 1;
-                if idx[a] < outer[a] {
-                    break;
-                }
-                idx[a] = 0;
-            }
+        if self.grid.last_interp() {
+            self.grid.run(x, out, |src, t| {
+                t.w[0] * src[t.off[0]] + t.w[1] * src[t.off[1]]
+            });
+        } else {
+            self.grid.run(x, out, |src, t| src[t.off[0]]);
         }
         Ok(())
     }
@@ -454,6 +390,52 @@ mod tests {
         );
         // Columns: ceil((j + 0.5) / 2) = 1, 1, 2, 2, clamped to 1; rows unchanged.
         assert_eq!(got, vec![2.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 4.0]);
+    }
+
+    /// Linear over three axes sums each output's four corner rows with the outermost axis's
+    /// taps varying fastest (`grid::Grid`): the kernel's results bit for bit. The other order
+    /// gives other last bits on these values, so a change of order shows here.
+    #[test]
+    fn linear_sums_corner_rows_outermost_axis_fastest() {
+        let (shape, out) = ([3, 4, 5], [5, 7, 9]);
+        let x = crate::testing::values(&shape, 7);
+        let got = resize(&x, ResizeMode::Linear, ResizeCoord::AlignCorners, &out);
+        let xs = x.as_slice::<f32>().unwrap();
+        // The kernel's taps along one axis: (i0, i1, w0, w1).
+        let tap = |n_in: usize, n_out: usize, o: usize| {
+            let c = o as f32 * (n_in as f32 - 1.0) / (n_out as f32 - 1.0);
+            let c = c.clamp(0.0, (n_in - 1) as f32);
+            let i0 = (c as usize).min(n_in - 1);
+            let i1 = (i0 + 1).min(n_in - 1);
+            let w1 = if i1 == i0 { 0.0 } else { c - i0 as f32 };
+            ([i0, i1], [1.0 - w1, w1])
+        };
+        let (mut fastest, mut slowest) = (Vec::new(), Vec::new());
+        for i in 0..out[0] {
+            for j in 0..out[1] {
+                for k in 0..out[2] {
+                    let ((a, wa), (b, wb), (c, wc)) = (
+                        tap(shape[0], out[0], i),
+                        tap(shape[1], out[1], j),
+                        tap(shape[2], out[2], k),
+                    );
+                    let row = |p: usize, q: usize| {
+                        let src = &xs[(a[p] * shape[1] + b[q]) * shape[2]..];
+                        wc[0] * src[c[0]] + wc[1] * src[c[1]]
+                    };
+                    let sum = |order: [(usize, usize); 4]| {
+                        order
+                            .iter()
+                            .fold(0.0f32, |acc, &(p, q)| acc + wa[p] * wb[q] * row(p, q))
+                    };
+                    fastest.push(sum([(0, 0), (1, 0), (0, 1), (1, 1)]).to_bits());
+                    slowest.push(sum([(0, 0), (0, 1), (1, 0), (1, 1)]).to_bits());
+                }
+            }
+        }
+        let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, fastest);
+        assert_ne!(fastest, slowest, "the two orders agree on these values");
     }
 
     #[test]
