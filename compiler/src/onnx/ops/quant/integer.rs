@@ -54,7 +54,17 @@ fn integers(ctx: &mut NodeCtx, at: usize, zp_at: usize, axis: Option<usize>) -> 
     let ones = ctx.add_const(ones);
     let mut inputs = vec![x, ones];
     inputs.extend(zp);
-    ctx.emit1(Op::DequantizeLinear(DequantizeLinear { axis }), &inputs)
+    let op = Op::DequantizeLinear(DequantizeLinear { axis });
+    // Constant weights stay quantized, as DequantizeLinear's importer keeps them: the rules
+    // read them (`fold_dynamic_matmul`), and `fold_constant_dequantize` folds what they leave.
+    if ctx.is_const(x) && f.rank() >= 2 {
+        let out = ctx.emit_unfolded(op, &inputs)?;
+        return match out.as_slice() {
+            [one] => Ok(*one),
+            _ => bail!("internal: DequantizeLinear gave {} outputs", out.len()),
+        };
+    }
+    ctx.emit1(op, &inputs)
 }
 
 fn to_i32(ctx: &mut NodeCtx, y: TensorId) -> Result<()> {

@@ -1,0 +1,251 @@
+//! CPU kernel for DynamicQuantizeMatMul: X quantized to u8 per run exactly as
+//! DynamicQuantizeLinear does (`dynamic_quantize::quantize_into`, onnxruntime's bytes), then the
+//! integer product with the constant weights (i32 accumulation, exact) and the f32 epilogue
+//! `acc·(sx·w_scale[n]) + B[n]` — the rounding steps of onnxruntime's Cast → Mul → Add.
+//!
+//! The weights are packed at build for the shape the plan fixes: up to [`GEMV_ROWS`] rows of X
+//! run as one-column products over weight rows widened to i16 (`qgemm::gemv`: a 16-column panel
+//! would waste most of its columns), more as `qgemm` panels (`QWeights::run_dynamic`: VNNI,
+//! AVX2, NEON dot-product or portable, as this CPU runs). Threads split the output columns of a
+//! single row, the rows of a few, and whole panels of rows past that.
+
+use edgefuse_kernels::qgemm::gemv::gemv;
+use edgefuse_kernels::qgemm::{Dynamic, Epilogue, OutKind, QKernel, QWeights, Source, NR};
+use rayon::prelude::*;
+
+use super::dynamic_quantize::quantize_into;
+use super::requant::constant;
+use crate::cpu::ops::nn::conv::PAR_MIN_WORK;
+use crate::cpu::ops::{BuildCtx, CpuKernel, Ctx};
+use crate::ir::ops::{DynamicQuantizeMatMul, OpInfo};
+use crate::tensor::{DType, TensorView, TensorViewMut};
+use crate::{Error, Result};
+
+/// Most rows of X run as one-column products.
+pub const GEMV_ROWS: usize = 4;
+
+/// Most threads one product takes (scratch is planned for this many).
+const MAX_LANES: usize = 8;
+
+/// Weight columns per thread's share of a one-row product (whole cache lines of output).
+const COL_BLOCK: usize = 16;
+
+/// The weights as the chosen path reads them.
+enum Weights {
+    /// `[N][K]` minus their zero points, as i16, for `gemv`.
+    Rows(Vec<i16>),
+    /// Packed for `qgemm`, one weight row per output column.
+    Packed(QWeights),
+}
+
+struct DynamicMatMulKernel {
+    /// Rows of X (every dimension but the last).
+    rows: usize,
+    k: usize,
+    n: usize,
+    w: Weights,
+    /// Per output column: `mult` the weight scale, `add` the bias (0 without one).
+    epi: Epilogue,
+}
+
+pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
+    op.infer(b.inputs)?;
+    let (x, wf) = (&b.inputs[0], &b.inputs[1]);
+    let (k, n) = (wf.shape[0], wf.shape[1]);
+    let rows = x.len() / k.max(1);
+    let wv = constant(b.consts, 1, "DynamicQuantizeMatMul weights")?;
+    let bias = if op.has_bias {
+        constant(b.consts, 2, "a DynamicQuantizeMatMul bias")?
+            .typed::<f32>()
+            .to_vec()
+    } else {
+        vec![0.0; n]
+    };
+    let per_col = |v: &[f32]| -> Vec<f32> {
+        (0..n)
+            .map(|c| if v.len() == 1 { v[0] } else { v[c] })
+            .collect()
+    };
+    let zp: Vec<i32> = (0..n)
+        .map(|c| op.w_zero_point[if op.w_zero_point.len() == 1 { 0 } else { c }])
+        .collect();
+    // W is [K, N]: weight row c (output column c) gathers column c.
+    let value = |kk: usize, c: usize| -> i32 {
+        let byte = wv.data[kk * n + c];
+        let v = match wv.dtype {
+            DType::I8 => byte as i8 as i32,
+            _ => byte as i32,
+        };
+        v - zp[c]
+    };
+    let w = if rows <= GEMV_ROWS && k < 1 << 15 {
+        let mut t = vec![0i16; n * k];
+        for (c, row) in t.chunks_exact_mut(k.max(1)).enumerate().take(n) {
+            for (kk, d) in row.iter_mut().enumerate() {
+                *d = value(kk, c) as i16;
+            }
+        }
+        Weights::Rows(t)
+    } else {
+        let mut t = vec![0i32; n * k];
+        for (c, row) in t.chunks_exact_mut(k.max(1)).enumerate().take(n) {
+            for (kk, d) in row.iter_mut().enumerate() {
+                *d = value(kk, c);
+            }
+        }
+        Weights::Packed(QWeights::new(QKernel::detect(), &t, n, k, 0))
+    };
+    Ok(Box::new(DynamicMatMulKernel {
+        rows,
+        k,
+        n,
+        w,
+        epi: Epilogue {
+            mult: per_col(&op.w_scale),
+            add: bias,
+            kind: OutKind::F32 {
+                lo: f32::NEG_INFINITY,
+                hi: f32::INFINITY,
+            },
+        },
+    }))
+}
+
+impl DynamicMatMulKernel {
+    /// Bytes of X quantized (u8), rounded to 64.
+    fn xq_bytes(&self) -> usize {
+        (self.rows * self.k).next_multiple_of(64)
+    }
+
+    /// Bytes of the path's own scratch: X minus its zero point as i16, or a panel per lane.
+    fn path_bytes(&self) -> usize {
+        match &self.w {
+            Weights::Rows(_) => 2 * self.rows * self.k,
+            Weights::Packed(w) => w.scratch_bytes().next_multiple_of(64) * MAX_LANES,
+        }
+    }
+
+    /// Threads worth using: one per `PAR_MIN_WORK` multiply-adds, at most the session's.
+    fn lanes(&self, ctx: &Ctx) -> usize {
+        let work = self.rows * self.k * self.n;
+        ctx.threads.min(MAX_LANES).min(work / PAR_MIN_WORK).max(1)
+    }
+
+    /// Up to [`GEMV_ROWS`] rows: `y = gemv(...) + bias` per row, written in that order so the
+    /// rounding is that of a Mul then an Add.
+    fn run_rows(&self, w: &[i16], xi: &[i16], sx: f32, y: &mut [f32], lanes: usize) {
+        let (k, n) = (self.k, self.n);
+        let cols = |w: &[i16], x: &[i16], c0: usize, y: &mut [f32]| {
+            let c1 = c0 + y.len();
+            gemv(w, k, x, sx, &self.epi.mult[c0..c1], y, false);
+            for (v, b) in y.iter_mut().zip(&self.epi.add[c0..c1]) {
+                *v += b;
+            }
+        };
+        if lanes == 1 {
+            for (x, yr) in xi.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+                cols(w, x, 0, yr);
+            }
+        } else if self.rows == 1 {
+            let chunk = n.div_ceil(lanes).next_multiple_of(COL_BLOCK);
+            y.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, yc)| cols(&w[i * chunk * k..], xi, i * chunk, yc));
+        } else {
+            y.par_chunks_mut(n)
+                .zip(xi.par_chunks(k))
+                .for_each(|(yr, x)| cols(w, x, 0, yr));
+        }
+    }
+
+    /// More rows: `qgemm` panels, whole panels of rows per thread, each with its own scratch.
+    fn run_panels(
+        &self,
+        w: &QWeights,
+        xq: &[u8],
+        dynx: Dynamic,
+        y: &mut [f32],
+        scratch: &mut [u8],
+        lanes: usize,
+    ) {
+        let (k, n) = (self.k, self.n);
+        let per = w.scratch_bytes().next_multiple_of(64);
+        let chunk = self.rows.div_ceil(lanes).next_multiple_of(NR);
+        // Rows `first..` of X into `yc`, whose length says how many.
+        let part = |first: usize, yc: &mut [f32], sc: &mut [u8]| {
+            let r = yc.len() / n;
+            let src = Source::Rows {
+                x: &xq[first * k..(first + r) * k],
+                ld: k,
+            };
+            w.run_dynamic(&src, 0, r, dynx, &self.epi, yc, 1, n, sc, 0..n);
+        };
+        if lanes == 1 || chunk >= self.rows {
+            part(0, y, &mut scratch[..per]);
+        } else {
+            y.par_chunks_mut(chunk * n)
+                .zip(scratch[..per * lanes].par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(i, (yc, sc))| part(i * chunk, yc, sc));
+        }
+    }
+}
+
+impl CpuKernel for DynamicMatMulKernel {
+    fn scratch_bytes(&self) -> usize {
+        self.xq_bytes() + self.path_bytes()
+    }
+
+    fn run(
+        &self,
+        inputs: &[TensorView],
+        outputs: &mut [TensorViewMut],
+        scratch: &mut [u8],
+        ctx: &Ctx,
+    ) -> Result<()> {
+        let (k, n) = (self.k, self.n);
+        let x = inputs[0].typed::<f32>();
+        let y = outputs[0].typed::<f32>();
+        if x.len() != self.rows * k
+            || y.len() != self.rows * n
+            || scratch.len() < self.scratch_bytes()
+        {
+            return Err(Error::invalid(
+                "DynamicQuantizeMatMul: buffers do not match the planned shapes",
+            ));
+        }
+        let (xq, rest) = scratch.split_at_mut(self.xq_bytes());
+        let xq = &mut xq[..x.len()];
+        let (sx, zx) = quantize_into(x, xq);
+        if self.rows == 0 || n == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            // No products: every row is the bias.
+            for yr in y.chunks_exact_mut(n) {
+                yr.copy_from_slice(&self.epi.add);
+            }
+            return Ok(());
+        }
+        let lanes = self.lanes(ctx);
+        match &self.w {
+            Weights::Rows(w) => {
+                let xi: &mut [i16] = bytemuck::try_cast_slice_mut(&mut rest[..2 * x.len()])
+                    .map_err(|e| Error::invalid(format!("DynamicQuantizeMatMul scratch: {e}")))?;
+                for (d, &q) in xi.iter_mut().zip(xq.iter()) {
+                    *d = q as i16 - zx as i16;
+                }
+                self.run_rows(w, xi, sx, y, lanes);
+            }
+            Weights::Packed(w) => {
+                let dynx = Dynamic {
+                    zero_point: zx,
+                    scale: sx,
+                    accumulate: false,
+                };
+                self.run_panels(w, xq, dynx, y, rest, lanes);
+            }
+        }
+        Ok(())
+    }
+}
