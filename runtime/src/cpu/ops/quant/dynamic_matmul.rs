@@ -52,7 +52,7 @@ pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CpuKern
     op.infer(b.inputs)?;
     let (x, wf) = (&b.inputs[0], &b.inputs[1]);
     let (k, n) = (wf.shape[0], wf.shape[1]);
-    let rows = x.len() / k.max(1);
+    let rows = x.shape[..x.rank() - 1].iter().product::<usize>();
     let wv = constant(b.consts, 1, "DynamicQuantizeMatMul weights")?;
     let bias = if op.has_bias {
         constant(b.consts, 2, "a DynamicQuantizeMatMul bias")?
@@ -247,5 +247,139 @@ impl CpuKernel for DynamicMatMulKernel {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::ops::{eval, eval_threads};
+    use crate::ir::ops::{DynamicQuantizeLinear, DynamicQuantizeMatMul, Op};
+    use crate::testing::values;
+    use crate::{DType, Tensor};
+
+    /// DynamicQuantizeLinear of `x`, then the i32 products, the scale and the bias in the
+    /// order onnxruntime's Cast → Mul → Add round them.
+    fn reference(x: &Tensor, w: &Tensor, op: &DynamicQuantizeMatMul, bias: &[f32]) -> Vec<f32> {
+        let q = eval(&Op::DynamicQuantizeLinear(DynamicQuantizeLinear {}), &[x]).unwrap();
+        let (xq, sx, zx) = (
+            q[0].bytes(),
+            q[1].as_slice::<f32>().unwrap()[0],
+            q[2].bytes()[0],
+        );
+        let (k, n) = (w.shape[0], w.shape[1]);
+        let at = |v: usize, c: usize| if v == 1 { 0 } else { c };
+        let mut y = Vec::new();
+        let rows: usize = x.shape[..x.shape.len() - 1].iter().product();
+        for r in 0..rows {
+            let row = &xq[r * k..(r + 1) * k];
+            for c in 0..n {
+                let zw = op.w_zero_point[at(op.w_zero_point.len(), c)];
+                let acc: i64 = (0..k)
+                    .map(|i| {
+                        let b = w.bytes()[i * n + c];
+                        let wv = if w.dtype == DType::I8 {
+                            b as i8 as i64
+                        } else {
+                            b as i64
+                        };
+                        (row[i] as i64 - zx as i64) * (wv - zw as i64)
+                    })
+                    .sum();
+                let s = sx * op.w_scale[at(op.w_scale.len(), c)];
+                let v = acc as i32 as f32 * s;
+                y.push(if bias.is_empty() { v } else { v + bias[c] });
+            }
+        }
+        y
+    }
+
+    /// Every path (one row split by columns, a few rows, panels of many rows split between
+    /// threads), i8 and u8 weights, per-tensor and per-column parameters, with and without a
+    /// bias, on one thread and two: onnxruntime's arithmetic bit for bit.
+    #[test]
+    fn matches_the_quantized_chain_bit_for_bit() {
+        let cases: [(&[usize], usize, usize, DType, bool, bool); 7] = [
+            (&[1, 2000], 2000, 96, DType::I8, false, true),
+            (&[3, 700], 700, 130, DType::U8, true, true),
+            (&[2, 5, 330], 330, 17, DType::I8, true, false),
+            (&[80, 520], 520, 70, DType::I8, false, true),
+            (&[2, 40, 300], 300, 96, DType::U8, false, false),
+            (&[6], 6, 3, DType::I8, true, true),
+            (&[4, 0], 0, 5, DType::U8, false, true),
+        ];
+        for (i, &(shape, k, n, wt, per_col, has_bias)) in cases.iter().enumerate() {
+            let x = values(shape, 10 + i as u64);
+            let raw: Vec<u8> = (0..k * n)
+                .map(|j| ((j * 97 + i * 31) % 251) as u8)
+                .collect();
+            let w = Tensor::from_bytes(wt, &[k, n], &raw).unwrap();
+            let count = if per_col { n } else { 1 };
+            let op = DynamicQuantizeMatMul {
+                w_scale: (0..count).map(|c| 0.01 + 0.003 * c as f32).collect(),
+                w_zero_point: (0..count)
+                    .map(|c| match wt {
+                        DType::I8 => (c as i32 % 5) - 2,
+                        _ => 120 + (c as i32 % 9),
+                    })
+                    .collect(),
+                has_bias,
+            };
+            let bias: Vec<f32> = if has_bias {
+                (0..n).map(|c| 0.25 - 0.01 * c as f32).collect()
+            } else {
+                vec![]
+            };
+            let want = reference(&x, &w, &op, &bias);
+            let b = Tensor::from_vec(&[bias.len()], bias.clone()).unwrap();
+            let mut inputs = vec![&x, &w];
+            if has_bias {
+                inputs.push(&b);
+            }
+            let wrapped = Op::DynamicQuantizeMatMul(op.clone());
+            for threads in [1, 2] {
+                let got = eval_threads(&wrapped, &inputs, threads).unwrap();
+                let got = got[0].as_slice::<f32>().unwrap();
+                assert_eq!(got.len(), want.len(), "case {i}");
+                for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "case {i}, {threads}T, [{j}]: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Hostile attributes and shapes are refused with the op named, never a panic.
+    #[test]
+    fn refuses_what_does_not_fit() {
+        let x = values(&[2, 4], 1);
+        let w = Tensor::from_bytes(DType::I8, &[4, 3], &[1; 12]).unwrap();
+        let bad = [
+            (vec![0.5; 2], vec![0; 2], false),
+            (vec![-1.0], vec![0], false),
+            (vec![f32::NAN], vec![0], false),
+            (vec![0.5], vec![200], false),
+            (vec![0.5], vec![0], true),
+        ];
+        for (w_scale, w_zero_point, has_bias) in bad {
+            let op = Op::DynamicQuantizeMatMul(DynamicQuantizeMatMul {
+                w_scale,
+                w_zero_point,
+                has_bias,
+            });
+            let e = eval(&op, &[&x, &w]).unwrap_err().to_string();
+            assert!(e.contains("DynamicQuantizeMatMul"), "{e}");
+        }
+        let op = Op::DynamicQuantizeMatMul(DynamicQuantizeMatMul {
+            w_scale: vec![0.5],
+            w_zero_point: vec![0],
+            has_bias: false,
+        });
+        let short = values(&[2, 5], 2);
+        assert!(eval(&op, &[&short, &w]).is_err());
+        let wf = values(&[4, 3], 3);
+        assert!(eval(&op, &[&x, &wf]).is_err());
     }
 }
