@@ -127,7 +127,7 @@ impl DynamicMatMulKernel {
 
     /// Threads worth using: one per `PAR_MIN_WORK` multiply-adds, at most the session's.
     fn lanes(&self, ctx: &Ctx) -> usize {
-        let work = self.rows * self.k * self.n;
+        let work = (self.rows * self.k).saturating_mul(self.n);
         ctx.threads.min(MAX_LANES).min(work / PAR_MIN_WORK).max(1)
     }
 
