@@ -1,9 +1,14 @@
 //! Dynamic quantization as onnxruntime's `quantize_dynamic` writes it: DynamicQuantizeLinear
 //! (an op of its own), and MatMulInteger / ConvInteger as the float op between
 //! DequantizeLinear at scale 1 (the integers minus their zero points, exact in f32) and a Cast
-//! to i32. The float product is exact while every partial sum stays within 2^24 (K ≤ 258 for
-//! u8 × u8 at full range); past that it carries f32 accumulation error, a relative 2^-24 per
-//! addition at most — far below the 8-bit quantization's own, but not onnxruntime's exact i32.
+//! to i32. Constant weights keep their DequantizeLinear as a node (u8/i8 in the graph), so the
+//! rule `fold_dynamic_matmul` (`passes/qdynamic.rs`) can make `quantize_dynamic`'s MatMul chain
+//! — DynamicQuantizeLinear → MatMulInteger → Cast → Mul(sx·sw) — one `DynamicQuantizeMatMul`,
+//! exact i32 products on the int8 kernels with the weights stored as bytes. What it does not
+//! take stays the float product, folded back to f32 weights by `fold_constant_dequantize`:
+//! exact while every partial sum stays within 2^24 (K ≤ 258 for u8 × u8 at full range); past
+//! that it carries f32 accumulation error, a relative 2^-24 per addition at most — far below
+//! the 8-bit quantization's own, but not onnxruntime's exact i32.
 
 use anyhow::{bail, Result};
 use edgefuse_runtime::ir::ops::{Cast, DequantizeLinear, DynamicQuantizeLinear, MatMul, Op};
