@@ -150,6 +150,34 @@ def integer_only():
                 ["y", "xs"], consts={"w": w, "wz": np.array(3, dtype=np.int8)})
 
 
+def ms_dynamic_matmul(name, seed, wtype, per_column, bias):
+    """onnxruntime's fused op, com.microsoft DynamicQuantizeMatMul, written directly."""
+    rng = np.random.default_rng(seed)
+    k, n = 300, 12
+    if wtype == np.int8:
+        w = rng.integers(-128, 128, size=(k, n)).astype(np.int8)
+        zp = np.zeros(n if per_column else (), np.int8)
+    else:
+        w = rng.integers(0, 256, size=(k, n)).astype(np.uint8)
+        zp = rng.integers(100, 150, size=n if per_column else ()).astype(np.uint8)
+    scale = (rng.uniform(0.001, 0.01, size=n if per_column else ())).astype(np.float32)
+    consts = {"B": w, "b_scale": scale, "b_zero_point": zp}
+    if bias:
+        consts["bias"] = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    ins = ["A", "B", "b_scale", "b_zero_point"] + (["bias"] if bias else [])
+    a = rand(seed + 1, (2, 3, k), -1.0, 2.0)
+    graph = helper.make_graph(
+        [helper.make_node("DynamicQuantizeMatMul", ins, ["y"], domain="com.microsoft")], name,
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, list(a.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, n])],
+        initializer=[numpy_helper.from_array(v, c) for c, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    return Case(name, [], {"A": a}, ["y"], model=model, atol=1e-5, rtol=1e-5,
+                fused={"ops": ["DynamicQuantizeMatMul"]})
+
+
 def conv_model(seed):
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((6, 3, 3, 3)) * 0.3).astype(np.float32)
@@ -189,6 +217,8 @@ def cases():
         dynamic("dynamic_int8_zero_input", mlp_model(32, (2, 64), [8]),
                 {"x": np.zeros((2, 64), np.float32)}, per_channel=False, fused=INT8_MATMUL),
         integer_only(),
+        ms_dynamic_matmul("dynamic_ms_matmul_i8_per_column_bias", 50, np.int8, True, True),
+        ms_dynamic_matmul("dynamic_ms_matmul_u8_per_tensor", 52, np.uint8, False, False),
         dynamic("dynamic_conv", conv_model(16), {"x": rand(17, (1, 3, 9, 9))},
                 per_channel=False, want=("ConvInteger", "DynamicQuantizeLinear")),
         quantized("dynamic_lstm_forward", 1, per_channel=False),

@@ -3,11 +3,13 @@
 //! integer product with the constant weights (i32 accumulation, exact) and the f32 epilogue
 //! `acc·(sx·w_scale[n]) + B[n]` — the rounding steps of onnxruntime's Cast → Mul → Add.
 //!
-//! The weights are packed at build for the shape the plan fixes: up to [`GEMV_ROWS`] rows of X
-//! run as one-column products over weight rows widened to i16 (`qgemm::gemv`: a 16-column panel
-//! would waste most of its columns), more as `qgemm` panels (`QWeights::run_dynamic`: VNNI,
-//! AVX2, NEON dot-product or portable, as this CPU runs). Threads split the output columns of a
-//! single row, the rows of a few, and whole panels of rows past that.
+//! The weights are packed at build for the shape the plan fixes. Up to [`GEMV_ROWS`] rows of X
+//! run one row at a time as matrix-vector products — `qgemm`'s own (whole weight rows per
+//! `vpdpbusd`) where it has one for these weights (`QWeights::one_column_rows`), else
+//! `qgemm::gemv` over weight rows widened to i16 — since a 16-column panel would waste most of
+//! its columns; more rows run as `qgemm` panels (`QWeights::run_dynamic`: VNNI, AVX2, NEON
+//! dot-product or portable, as this CPU runs). Threads split the output columns of a single row,
+//! the rows of a few, and whole panels of rows past that.
 
 use edgefuse_kernels::qgemm::gemv::gemv;
 use edgefuse_kernels::qgemm::{Dynamic, Epilogue, OutKind, QKernel, QWeights, Source, NR};
@@ -32,9 +34,11 @@ const COL_BLOCK: usize = 16;
 
 /// The weights as the chosen path reads them.
 enum Weights {
-    /// `[N][K]` minus their zero points, as i16, for `gemv`.
+    /// `[N][K]` minus their zero points, as i16, for `gemv` (a few rows of X, and no
+    /// matrix-vector product of `qgemm`'s for these weights).
     Rows(Vec<i16>),
-    /// Packed for `qgemm`, one weight row per output column.
+    /// Packed for `qgemm`, one weight row per output column: panels, or one column at a time
+    /// for a few rows of X where `one_column_rows` holds.
     Packed(QWeights),
 }
 
@@ -49,6 +53,15 @@ struct DynamicMatMulKernel {
 }
 
 pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
+    build_for(op, b, QKernel::detect())
+}
+
+/// [`build`] on the kernel family `kernel` (which this CPU must run).
+fn build_for(
+    op: &DynamicQuantizeMatMul,
+    b: &BuildCtx,
+    kernel: QKernel,
+) -> Result<Box<dyn CpuKernel>> {
     op.infer(b.inputs)?;
     let (x, wf) = (&b.inputs[0], &b.inputs[1]);
     let (k, n) = (wf.shape[0], wf.shape[1]);
@@ -78,22 +91,17 @@ pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CpuKern
         };
         v - zp[c]
     };
-    let w = if rows <= GEMV_ROWS && k < 1 << 15 {
-        let mut t = vec![0i16; n * k];
-        for (c, row) in t.chunks_exact_mut(k.max(1)).enumerate().take(n) {
-            for (kk, d) in row.iter_mut().enumerate() {
-                *d = value(kk, c) as i16;
-            }
+    let mut t = vec![0i32; n * k];
+    for (c, row) in t.chunks_exact_mut(k.max(1)).enumerate().take(n) {
+        for (kk, d) in row.iter_mut().enumerate() {
+            *d = value(kk, c);
         }
-        Weights::Rows(t)
+    }
+    let packed = QWeights::new(kernel, &t, n, k, 0);
+    let w = if rows <= GEMV_ROWS && !packed.one_column_rows() && k < 1 << 15 {
+        Weights::Rows(t.iter().map(|&v| v as i16).collect())
     } else {
-        let mut t = vec![0i32; n * k];
-        for (c, row) in t.chunks_exact_mut(k.max(1)).enumerate().take(n) {
-            for (kk, d) in row.iter_mut().enumerate() {
-                *d = value(kk, c);
-            }
-        }
-        Weights::Packed(QWeights::new(QKernel::detect(), &t, n, k, 0))
+        Weights::Packed(packed)
     };
     Ok(Box::new(DynamicMatMulKernel {
         rows,
@@ -155,6 +163,45 @@ impl DynamicMatMulKernel {
             y.par_chunks_mut(n)
                 .zip(xi.par_chunks(k))
                 .for_each(|(yr, x)| cols(w, x, 0, yr));
+        }
+    }
+
+    /// A few rows through `qgemm`'s matrix-vector product, one row of X at a time, each thread
+    /// with its own scratch: one row's columns split between the threads, or a row each.
+    fn run_columns(
+        &self,
+        w: &QWeights,
+        xq: &[u8],
+        dynx: Dynamic,
+        y: &mut [f32],
+        scratch: &mut [u8],
+        lanes: usize,
+    ) {
+        let (k, n) = (self.k, self.n);
+        let per = w.scratch_bytes().next_multiple_of(64);
+        // Columns `c0..` (as many as `yc` holds) of row `p`.
+        let part = |p: usize, c0: usize, yc: &mut [f32], sc: &mut [u8]| {
+            let src = Source::Rows {
+                x: &xq[p * k..(p + 1) * k],
+                ld: k,
+            };
+            w.run_dynamic(&src, 0, 1, dynx, &self.epi, yc, 1, 1, sc, c0..c0 + yc.len());
+        };
+        if lanes == 1 {
+            for (p, yr) in y.chunks_exact_mut(n).enumerate() {
+                part(p, 0, yr, &mut scratch[..per]);
+            }
+        } else if self.rows == 1 {
+            let chunk = n.div_ceil(lanes).next_multiple_of(COL_BLOCK);
+            y.par_chunks_mut(chunk)
+                .zip(scratch[..per * lanes].par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(i, (yc, sc))| part(0, i * chunk, yc, sc));
+        } else {
+            y.par_chunks_mut(n)
+                .zip(scratch[..per * self.rows].par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(p, (yr, sc))| part(p, 0, yr, sc));
         }
     }
 
@@ -243,7 +290,11 @@ impl CpuKernel for DynamicMatMulKernel {
                     scale: sx,
                     accumulate: false,
                 };
-                self.run_panels(w, xq, dynx, y, rest, lanes);
+                if self.rows <= GEMV_ROWS && w.one_column_rows() {
+                    self.run_columns(w, xq, dynx, y, rest, lanes);
+                } else {
+                    self.run_panels(w, xq, dynx, y, rest, lanes);
+                }
             }
         }
         Ok(())
@@ -252,10 +303,53 @@ impl CpuKernel for DynamicMatMulKernel {
 
 #[cfg(test)]
 mod tests {
-    use crate::cpu::ops::{eval, eval_threads};
+    use edgefuse_kernels::qgemm::QKernel;
+
+    use super::build_for;
+    use crate::cpu::ops::{eval, BuildCtx, Ctx};
     use crate::ir::ops::{DynamicQuantizeLinear, DynamicQuantizeMatMul, Op};
+    use crate::ir::Fact;
+    use crate::tensor::AlignedBuf;
     use crate::testing::values;
     use crate::{DType, Tensor};
+
+    /// The op on `inputs` through the kernel family `kernel`, on `threads` threads.
+    fn run(
+        op: &DynamicQuantizeMatMul,
+        inputs: &[&Tensor],
+        kernel: QKernel,
+        threads: usize,
+    ) -> Vec<f32> {
+        let facts: Vec<Fact> = inputs
+            .iter()
+            .map(|t| Fact::new(t.dtype, t.shape.clone()))
+            .collect();
+        let out = Op::DynamicQuantizeMatMul(op.clone()).infer(&facts).unwrap();
+        let views: Vec<_> = inputs.iter().map(|t| t.view()).collect();
+        let consts: Vec<_> = views.iter().map(|v| Some(*v)).collect();
+        let b = BuildCtx {
+            inputs: &facts,
+            outputs: &out,
+            consts: &consts,
+        };
+        let kern = build_for(op, &b, kernel).unwrap();
+        let mut y = Tensor::zeros(DType::F32, &out[0].shape);
+        let mut scratch = AlignedBuf::zeroed(kern.scratch_bytes());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            kern.run(
+                &views,
+                &mut [y.view_mut()],
+                scratch.as_mut_slice(),
+                &Ctx { threads },
+            )
+        })
+        .unwrap();
+        y.as_slice::<f32>().unwrap().to_vec()
+    }
 
     /// DynamicQuantizeLinear of `x`, then the i32 products, the scale and the bias in the
     /// order onnxruntime's Cast → Mul → Add round them.
@@ -295,7 +389,8 @@ mod tests {
 
     /// Every path (one row split by columns, a few rows, panels of many rows split between
     /// threads), i8 and u8 weights, per-tensor and per-column parameters, with and without a
-    /// bias, on one thread and two: onnxruntime's arithmetic bit for bit.
+    /// bias, on every kernel family this CPU runs, on one thread and two: onnxruntime's
+    /// arithmetic bit for bit.
     #[test]
     fn matches_the_quantized_chain_bit_for_bit() {
         let cases: [(&[usize], usize, usize, DType, bool, bool); 7] = [
@@ -335,17 +430,17 @@ mod tests {
             if has_bias {
                 inputs.push(&b);
             }
-            let wrapped = Op::DynamicQuantizeMatMul(op.clone());
-            for threads in [1, 2] {
-                let got = eval_threads(&wrapped, &inputs, threads).unwrap();
-                let got = got[0].as_slice::<f32>().unwrap();
-                assert_eq!(got.len(), want.len(), "case {i}");
-                for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert_eq!(
-                        g.to_bits(),
-                        w.to_bits(),
-                        "case {i}, {threads}T, [{j}]: {g} vs {w}"
-                    );
+            for kernel in QKernel::supported() {
+                for threads in [1, 2] {
+                    let got = run(&op, &inputs, kernel, threads);
+                    assert_eq!(got.len(), want.len(), "case {i}");
+                    for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            g.to_bits(),
+                            w.to_bits(),
+                            "case {i}, {kernel:?}, {threads}T, [{j}]: {g} vs {w}"
+                        );
+                    }
                 }
             }
         }
