@@ -393,7 +393,9 @@ mod tests {
     /// arithmetic bit for bit.
     #[test]
     fn matches_the_quantized_chain_bit_for_bit() {
-        let cases: [(&[usize], usize, usize, DType, bool, bool); 7] = [
+        // X's shape, K, N, W's type, per-column parameters, a bias.
+        type Case<'a> = (&'a [usize], usize, usize, DType, bool, bool);
+        let cases: [Case; 7] = [
             (&[1, 2000], 2000, 96, DType::I8, false, true),
             (&[3, 700], 700, 130, DType::U8, true, true),
             (&[2, 5, 330], 330, 17, DType::I8, true, false),
