@@ -115,7 +115,8 @@ fn check_runs(name: &str, efm: &std::path::Path, inputs: &[Tensor], keep: &mut V
 /// Ops no reference model has, from the operator cases of `tests/ops` (compiled here, zero
 /// inputs): normalisations, ArgMax, TopK (its sort in scratch), CumSum, GatherElements, Tile and
 /// DepthToSpace, ReduceLogSumExp (its sums in scratch), integer ReduceSumSquare (its exact sums
-/// in scratch), linear and cubic Resize, PRelu, Selu, Xor.
+/// in scratch), linear and cubic Resize, PRelu, Selu, Xor, DynamicQuantizeMatMul (X quantized in
+/// scratch; one row, a few, and panels of many).
 #[cfg(feature = "compiler")]
 #[test]
 fn newer_operators_allocate_nothing() {
@@ -140,6 +141,9 @@ fn newer_operators_allocate_nothing() {
         "elementwise_more/prelu_per_channel",
         "elementwise_more/selu_default",
         "elementwise_more/xor_broadcast",
+        "dynamic/dynamic_int8_row_per_tensor_bias",
+        "dynamic/dynamic_int8_rows_per_channel_u8",
+        "dynamic/dynamic_int8_3d_many_rows_no_bias",
     ] {
         let (bytes, _) = compile_onnx(
             &dir.join(format!("{case}.onnx")),

@@ -909,7 +909,7 @@ fn float_graph() -> Vec<u8> {
 }
 
 /// Int8 ops: QuantizeLinear, QConv, QPool, QAdd, QGemm, DequantizeLinear, QLstm, QGru, QGather,
-/// DynamicQuantizeLinear.
+/// DynamicQuantizeLinear, DynamicQuantizeMatMul.
 fn int8_graph() -> Vec<u8> {
     let q = |scale, zero_point| QScale { scale, zero_point };
     let mut b = Builder::default();
@@ -1055,7 +1055,20 @@ fn int8_graph() -> Vec<u8> {
         &[table, tok],
     );
     let dyn_q = b.node(Op::DynamicQuantizeLinear(DynamicQuantizeLinear {}), &[dq]);
-    b.write(&[ql[0], qgru[1], emb, dyn_q[0], dyn_q[1], dyn_q[2]])
+    // [4, 5] · u8 W [5, 3] with per-column zero points, and a bias.
+    let mw = b.constant(
+        Tensor::from_vec(&[5, 3], (0..15).map(|i| (i * 37 % 256) as u8).collect()).unwrap(),
+    );
+    let mb = b.weight(&[3]);
+    let dmm = b.one(
+        Op::DynamicQuantizeMatMul(DynamicQuantizeMatMul {
+            w_scale: vec![0.01, 0.02, 0.03],
+            w_zero_point: vec![100, 128, 7],
+            has_bias: true,
+        }),
+        &[dq, mw, mb],
+    );
+    b.write(&[ql[0], qgru[1], emb, dyn_q[0], dyn_q[1], dyn_q[2], dmm])
 }
 
 #[test]

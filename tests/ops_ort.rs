@@ -4,7 +4,8 @@
 //! thread and on two; every output must be within `atol + rtol·|want|` of onnxruntime's (integer
 //! and boolean outputs exactly, NaN where NaN). A case with `error` must be refused — by the
 //! compiler, the loader or the CPU session's build; in the `refused` family by the compiler
-//! itself — with a message naming it.
+//! itself — with a message naming it. A case with `fused` names ops the compile with the rules
+//! must hold, and that compile's tolerances.
 //! Needs nothing outside the repository.
 
 #![cfg(feature = "compiler")]
@@ -141,7 +142,20 @@ fn run_case(c: &Value) -> Vec<String> {
             .iter()
             .map(|o| (o["name"].as_str().unwrap().to_string(), tensor(o)))
             .collect();
-        let (atol, rtol) = (c["atol"].as_f64().unwrap(), c["rtol"].as_f64().unwrap());
+        let (mut atol, mut rtol) = (c["atol"].as_f64().unwrap(), c["rtol"].as_f64().unwrap());
+        // What the rewrite rules must make of the model: these ops, and these tolerances.
+        let fused = &c["fused"];
+        if !no_fuse && fused.is_object() {
+            let ops: Vec<&str> = model.graph().nodes.iter().map(|n| n.op.name()).collect();
+            for want in fused["ops"].as_array().into_iter().flatten() {
+                let want = want.as_str().unwrap();
+                if !ops.contains(&want) {
+                    failures.push(format!("{name} ({how}): no {want} among {ops:?}"));
+                }
+            }
+            atol = fused["atol"].as_f64().unwrap_or(atol);
+            rtol = fused["rtol"].as_f64().unwrap_or(rtol);
+        }
         for threads in [1, 2] {
             let got = std::panic::catch_unwind(|| {
                 let mut s = Session::new(model.clone(), SessionOptions::with_threads(threads))?;

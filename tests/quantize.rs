@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use edgefuse_runtime::cpu::{Session, SessionOptions};
-use edgefuse_runtime::Model;
+use edgefuse_runtime::{DType, Model};
 
 fn data_dir(models: &Path) -> PathBuf {
     models.parent().unwrap().join("data")
@@ -380,5 +380,34 @@ fn image_folder_calibration_uses_the_preprocessing_spec() {
     assert!(
         b * 3 < a,
         "int8 file {b} bytes is not under a third of fp32's {a}"
+    );
+}
+
+/// onnxruntime's `quantize_dynamic` MatMul (a 1024 × 160 layer with a bias) compiles to one
+/// DynamicQuantizeMatMul reading the i8 weights: the file holds them as bytes (about a quarter
+/// of the f32 layer), and nothing of the float chain is left.
+#[test]
+fn quantize_dynamic_matmul_keeps_int8_weights() {
+    let onnx = repo_root().join("tests/ops/dynamic/dynamic_int8_row_per_tensor_bias.onnx");
+    let efm = scratch_dir().join("dynamic_int8_row.efm");
+    let o = edgefuse()
+        .arg("compile")
+        .arg(&onnx)
+        .arg("-o")
+        .arg(&efm)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = Model::load(&efm).unwrap();
+    let g = model.graph();
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops, ["DynamicQuantizeMatMul"], "{ops:?}");
+    let w = &g.tensors[g.nodes[0].inputs[1]];
+    assert_eq!((w.dtype, w.shape.as_slice()), (DType::I8, &[1024, 160][..]));
+    let size = std::fs::metadata(&efm).unwrap().len();
+    let f32_weights = 1024 * 160 * 4;
+    assert!(
+        size < f32_weights / 3,
+        "the file is {size} bytes; the f32 weights alone would be {f32_weights}"
     );
 }

@@ -4,6 +4,12 @@ weights, per tensor or per channel), and LSTMs as DynamicQuantizeLSTM (com.micro
 weights per direction or per gate row, X and h quantized at run time — imported as edgefuse's
 QLstm, whose arithmetic is the same scheme.
 
+MatMul's chain (DynamicQuantizeLinear → MatMulInteger → Cast → Mul [→ Add]) compiles to one
+DynamicQuantizeMatMul: its exact i32 products and onnxruntime's rounding steps (Cast, Mul,
+Add) give onnxruntime's floats bit for bit, which the `fused` tolerances of 0 check, with K
+large enough that a float product would not be exact. Without the rules the chain runs as
+float ops, within 1e-5.
+
 With one sequence the two agree to float rounding. With a batch, onnxruntime quantizes each
 step's h in as many parts as it has threads (one range per part), edgefuse over the whole batch
 (one range): equally valid, so those cases allow half of h's quantization step (2/255)."""
@@ -62,7 +68,11 @@ def quantized(name, seed, per_channel, T=5, B=2, I=8, H=16, direction="forward",
     return Case(name, [], inputs, ["y", "y_h"], model=q, atol=atol, rtol=1e-5)
 
 
-def dynamic(name, model, inputs, per_channel, weight_type="QInt8", want=("MatMulInteger",)):
+INT8_MATMUL = {"ops": ["DynamicQuantizeMatMul"], "atol": 0.0, "rtol": 0.0}
+
+
+def dynamic(name, model, inputs, per_channel, weight_type="QInt8", want=("MatMulInteger",),
+            fused=None, rtol=1e-5):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model.ir_version = 8
@@ -76,7 +86,7 @@ def dynamic(name, model, inputs, per_channel, weight_type="QInt8", want=("MatMul
     for w in want:
         assert w in ops, ops
     return Case(name, [], inputs, [o.name for o in q.graph.output], model=q, atol=1e-5,
-                rtol=1e-5)
+                rtol=rtol, fused=fused)
 
 
 def linear_model(seed, rows, k, n, relu_then_second=False):
@@ -102,6 +112,72 @@ def linear_model(seed, rows, k, n, relu_then_second=False):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def mlp_model(seed, shape, widths, bias=True):
+    """Layers `x·W + b` (b when `bias`) of the given output widths, ReLU between them, over an
+    input of `shape` (2-D or 3-D; the last axis is K)."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, k, cur = [], [], shape[-1], "x"
+    for i, n in enumerate(widths):
+        w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        out = "y" if i == len(widths) - 1 else f"h{i}"
+        mm = f"m{i}" if bias else (f"m{i}" if i < len(widths) - 1 else out)
+        nodes.append(helper.make_node("MatMul", [cur, f"w{i}"], [mm]))
+        if bias:
+            b = (rng.standard_normal(n) * 0.1).astype(np.float32)
+            inits.append(numpy_helper.from_array(b, f"b{i}"))
+            nodes.append(helper.make_node("Add", [mm, f"b{i}"], [out if i == len(widths) - 1
+                                                                 else f"a{i}"]))
+            mm = f"a{i}"
+        if i < len(widths) - 1:
+            nodes.append(helper.make_node("Relu", [mm], [out]))
+        cur, k = out, n
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(shape[:-1]) + [k])],
+        initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def integer_only():
+    """DynamicQuantizeLinear → MatMulInteger with the i32 product as the output (no Cast, no
+    Mul): not the chain, so it stays float ops, exact for this K (integers compared exactly)."""
+    rng = np.random.default_rng(40)
+    w = rng.integers(-128, 128, size=(24, 6)).astype(np.int8)
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+             helper.make_node("MatMulInteger", ["xq", "w", "xz", "wz"], ["y"])]
+    return Case("dynamic_matmul_integer_output", nodes, {"x": rand(41, (3, 24), -1.0, 2.0)},
+                ["y", "xs"], consts={"w": w, "wz": np.array(3, dtype=np.int8)})
+
+
+def ms_dynamic_matmul(name, seed, wtype, per_column, bias):
+    """onnxruntime's fused op, com.microsoft DynamicQuantizeMatMul, written directly."""
+    rng = np.random.default_rng(seed)
+    k, n = 300, 12
+    if wtype == np.int8:
+        w = rng.integers(-128, 128, size=(k, n)).astype(np.int8)
+        zp = np.zeros(n if per_column else (), np.int8)
+    else:
+        w = rng.integers(0, 256, size=(k, n)).astype(np.uint8)
+        zp = rng.integers(100, 150, size=n if per_column else ()).astype(np.uint8)
+    scale = (rng.uniform(0.001, 0.01, size=n if per_column else ())).astype(np.float32)
+    consts = {"B": w, "b_scale": scale, "b_zero_point": zp}
+    if bias:
+        consts["bias"] = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    ins = ["A", "B", "b_scale", "b_zero_point"] + (["bias"] if bias else [])
+    a = rand(seed + 1, (2, 3, k), -1.0, 2.0)
+    graph = helper.make_graph(
+        [helper.make_node("DynamicQuantizeMatMul", ins, ["y"], domain="com.microsoft")], name,
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, list(a.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, n])],
+        initializer=[numpy_helper.from_array(v, c) for c, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    return Case(name, [], {"A": a}, ["y"], model=model, atol=1e-5, rtol=1e-5,
+                fused={"ops": ["DynamicQuantizeMatMul"]})
+
+
 def conv_model(seed):
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((6, 3, 3, 3)) * 0.3).astype(np.float32)
@@ -122,6 +198,27 @@ def cases():
                 {"x": rand(13, (3, 32), -1.0, 3.0)}, per_channel=True),
         dynamic("dynamic_matmul_u8_weights", linear_model(14, 2, 300, 5),
                 {"x": rand(15, (2, 300))}, per_channel=False, weight_type="QUInt8"),
+        # The chain as one DynamicQuantizeMatMul: one row (gemv), a few rows, many rows
+        # (qgemm panels, split between threads), 3-D inputs, K past f32's exact sums.
+        dynamic("dynamic_int8_row_per_tensor_bias", mlp_model(20, (1, 1024), [160]),
+                {"x": rand(21, (1, 1024), -3.0, 2.0)}, per_channel=False, fused=INT8_MATMUL),
+        dynamic("dynamic_int8_rows_per_channel_u8", mlp_model(22, (3, 700), [64]),
+                {"x": rand(23, (3, 700), -1.0, 4.0)}, per_channel=True, weight_type="QUInt8",
+                fused=INT8_MATMUL),
+        dynamic("dynamic_int8_3d_per_channel_bias", mlp_model(24, (2, 5, 640), [33, 17]),
+                {"x": rand(25, (2, 5, 640), -2.0, 2.0)}, per_channel=True, fused=INT8_MATMUL),
+        dynamic("dynamic_int8_3d_many_rows_no_bias", mlp_model(26, (2, 40, 520), [70], False),
+                {"x": rand(27, (2, 40, 520), -0.5, 3.0)}, per_channel=False, fused=INT8_MATMUL),
+        dynamic("dynamic_int8_many_rows_u8_per_tensor", mlp_model(28, (64, 300), [96, 24]),
+                {"x": rand(29, (64, 300), -2.0, 2.0)}, per_channel=False,
+                weight_type="QUInt8", fused=INT8_MATMUL),
+        dynamic("dynamic_int8_all_negative_input", mlp_model(30, (2, 256), [20]),
+                {"x": rand(31, (2, 256), -3.0, -0.5)}, per_channel=True, fused=INT8_MATMUL),
+        dynamic("dynamic_int8_zero_input", mlp_model(32, (2, 64), [8]),
+                {"x": np.zeros((2, 64), np.float32)}, per_channel=False, fused=INT8_MATMUL),
+        integer_only(),
+        ms_dynamic_matmul("dynamic_ms_matmul_i8_per_column_bias", 50, np.int8, True, True),
+        ms_dynamic_matmul("dynamic_ms_matmul_u8_per_tensor", 52, np.uint8, False, False),
         dynamic("dynamic_conv", conv_model(16), {"x": rand(17, (1, 3, 9, 9))},
                 per_channel=False, want=("ConvInteger", "DynamicQuantizeLinear")),
         quantized("dynamic_lstm_forward", 1, per_channel=False),

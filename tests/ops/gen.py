@@ -40,14 +40,16 @@ class Case:
     `atol`/`rtol`: |got - want| <= atol + rtol * |want|. `error`: edgefuse must refuse the
     model with a message containing it (onnxruntime's outputs are not recorded). `domains`:
     other opsets the model imports, e.g. [("com.microsoft", 1)]. `model`: a ready ModelProto
-    (e.g. from onnxruntime's quantizer) instead of `nodes`."""
+    (e.g. from onnxruntime's quantizer) instead of `nodes`. `fused`: what the compile with the
+    rewrite rules must give, {"ops": [op names its graph must hold], "atol": .., "rtol": ..}
+    (tolerances for that compile, in place of `atol`/`rtol`)."""
 
     def __init__(self, name, nodes, inputs, outputs, consts=None, opset=17, atol=1e-5,
-                 rtol=1e-5, error=None, domains=(), model=None):
+                 rtol=1e-5, error=None, domains=(), model=None, fused=None):
         self.name, self.nodes, self.inputs, self.outputs = name, nodes, inputs, outputs
         self.consts = consts or {}
         self.opset, self.atol, self.rtol, self.error = opset, atol, rtol, error
-        self.domains, self.model = list(domains), model
+        self.domains, self.model, self.fused = list(domains), model, fused
 
 
 def single(name, op, inputs, attrs=None, consts=None, outputs=1, **kw):
@@ -141,6 +143,8 @@ def run_family(path):
             "atol": case.atol,
             "rtol": case.rtol,
         }
+        if case.fused is not None:
+            rec["fused"] = case.fused
         if case.error is not None:
             rec["error"] = case.error
         else:

@@ -10,6 +10,7 @@ mod batchnorm;
 mod gemm;
 mod pad;
 mod qdq;
+mod qdynamic;
 mod qops;
 pub(crate) mod query;
 mod qweight;
@@ -103,6 +104,14 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "fold_dq_into_qgather",
             apply: qweight::fold_dq_into_qgather,
+        },
+        Rule {
+            name: "fold_dynamic_matmul",
+            apply: qdynamic::fold_dynamic_matmul,
+        },
+        Rule {
+            name: "fold_bias_into_dynamic_matmul",
+            apply: qdynamic::fold_bias_into_dynamic_matmul,
         },
         Rule {
             name: "fold_clip_into_qdq",

@@ -257,6 +257,16 @@ impl QWeights {
         self.k
     }
 
+    /// Whether a one-column product (`cols` 1) runs as dot products over whole weight rows
+    /// (AVX-512 VNNI, u8 × i8: 64 bytes of a row per `vpdpbusd`) rather than through a
+    /// 16-column panel with one live column; a caller with a few columns then does best with
+    /// one run per column.
+    pub fn one_column_rows(&self) -> bool {
+        cfg!(target_arch = "x86_64")
+            && self.kernel == QKernel::Avx512Vnni
+            && self.format == Format::U8
+    }
+
     /// Scratch bytes `run` needs: a block of packed panels (up to 16 for the VNNI byte kernel,
     /// one for the others).
     pub fn scratch_bytes(&self) -> usize {

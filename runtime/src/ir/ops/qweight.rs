@@ -3,6 +3,8 @@
 //! Weights are i8, symmetric (zero point 0), with one f32 scale per output row:
 //! `real = q·scale[row]`. QLstm/QGru quantize X and h at run time (dynamic quantization, as
 //! ONNX Runtime's DynamicQuantizeLSTM does); states and gate math stay f32.
+//! `DynamicQuantizeMatMul` is onnxruntime's `quantize_dynamic` MatMul pattern as one op: u8 or
+//! i8 weights with per-tensor or per-column scales and zero points, X quantized at run time.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,19 @@ pub struct QGru {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QGather {
     pub scale: Vec<f32>,
+}
+
+/// `Y[.., n] = sx·w_scale[n]·Σ_k (xq[.., k] − zx)·(W[k, n] − w_zero_point[n]) + B[n]`, where
+/// `(xq, sx, zx)` is DynamicQuantizeLinear of the whole of X (one u8 range per run). Inputs: X
+/// (f32) `[.., K]`, W (u8/i8, constant) `[K, N]` (MatMul's layout), optional B (f32) `[N]`.
+/// `w_scale` and `w_zero_point` hold one value, or one per column of W. What onnxruntime's
+/// `quantize_dynamic` writes as DynamicQuantizeLinear → MatMulInteger → Cast → Mul (→ Add), and
+/// its `com.microsoft` DynamicQuantizeMatMul.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DynamicQuantizeMatMul {
+    pub w_scale: Vec<f32>,
+    pub w_zero_point: Vec<i32>,
+    pub has_bias: bool,
 }
 
 fn check_scales(what: &str, s: &[f32], rows: usize) -> Result<()> {
@@ -80,6 +95,64 @@ impl OpInfo for QGru {
     fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
         let f = float_facts("QGru", inputs, &self.w_scale, &self.r_scale)?;
         self.gru.infer(&f)
+    }
+}
+
+impl OpInfo for DynamicQuantizeMatMul {
+    fn name(&self) -> &'static str {
+        "DynamicQuantizeMatMul"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        let name = "DynamicQuantizeMatMul";
+        expect_inputs(name, inputs, 2, 3)?;
+        let (x, w) = (&inputs[0], &inputs[1]);
+        if x.dtype != DType::F32
+            || x.rank() < 1
+            || !matches!(w.dtype, DType::U8 | DType::I8)
+            || w.rank() != 2
+        {
+            return Err(Error::invalid(format!(
+                "{name} takes f32 X [.., K] and u8/i8 W [K, N], got {} {:?} and {} {:?}",
+                x.dtype, x.shape, w.dtype, w.shape
+            )));
+        }
+        let (k, n) = (w.shape[0], w.shape[1]);
+        if x.shape[x.rank() - 1] != k {
+            return Err(Error::invalid(format!(
+                "{name}: X {:?} does not match W {:?}",
+                x.shape, w.shape
+            )));
+        }
+        if self.has_bias != (inputs.len() == 3)
+            || inputs
+                .get(2)
+                .is_some_and(|b| b.dtype != DType::F32 || b.shape != [n])
+        {
+            return Err(Error::invalid(format!(
+                "{name}: the bias must be f32 [{n}]"
+            )));
+        }
+        let count = self.w_scale.len();
+        let range = if w.dtype == DType::I8 {
+            -128..=127
+        } else {
+            0..=255
+        };
+        if !(count == 1 || count == n)
+            || self.w_zero_point.len() != count
+            || self.w_scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.w_zero_point.iter().any(|z| !range.contains(z))
+        {
+            return Err(Error::invalid(format!(
+                "{name}: {count} weight scales / {} zero points do not fit {n} {} columns \
+                 (scales finite and positive, zero points in the type's range)",
+                self.w_zero_point.len(),
+                w.dtype
+            )));
+        }
+        let mut shape = x.shape.clone();
+        *shape.last_mut().expect("rank checked") = n;
+        Ok(vec![Fact::new(DType::F32, shape)])
     }
 }
 

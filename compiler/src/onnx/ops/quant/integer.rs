@@ -1,12 +1,20 @@
 //! Dynamic quantization as onnxruntime's `quantize_dynamic` writes it: DynamicQuantizeLinear
 //! (an op of its own), and MatMulInteger / ConvInteger as the float op between
 //! DequantizeLinear at scale 1 (the integers minus their zero points, exact in f32) and a Cast
-//! to i32. The float product is exact while every partial sum stays within 2^24 (K ≤ 258 for
-//! u8 × u8 at full range); past that it carries f32 accumulation error, a relative 2^-24 per
-//! addition at most — far below the 8-bit quantization's own, but not onnxruntime's exact i32.
+//! to i32. Constant weights keep their DequantizeLinear as a node (u8/i8 in the graph), so the
+//! rule `fold_dynamic_matmul` (`passes/qdynamic.rs`) can make `quantize_dynamic`'s MatMul chain
+//! — DynamicQuantizeLinear → MatMulInteger → Cast → Mul(sx·sw) — one `DynamicQuantizeMatMul`,
+//! exact i32 products on the int8 kernels with the weights stored as bytes. What it does not
+//! take stays the float product, folded back to f32 weights by `fold_constant_dequantize`:
+//! exact while every partial sum stays within 2^24 (K ≤ 258 for u8 × u8 at full range); past
+//! that it carries f32 accumulation error, a relative 2^-24 per addition at most — far below
+//! the 8-bit quantization's own, but not onnxruntime's exact i32. onnxruntime's own fusion of
+//! that chain, `com.microsoft` DynamicQuantizeMatMul, imports as the op directly.
 
 use anyhow::{bail, Result};
-use edgefuse_runtime::ir::ops::{Cast, DequantizeLinear, DynamicQuantizeLinear, MatMul, Op};
+use edgefuse_runtime::ir::ops::{
+    Cast, DequantizeLinear, DynamicQuantizeLinear, DynamicQuantizeMatMul, MatMul, Op,
+};
 use edgefuse_runtime::ir::TensorId;
 use edgefuse_runtime::{DType, Tensor};
 
@@ -54,7 +62,17 @@ fn integers(ctx: &mut NodeCtx, at: usize, zp_at: usize, axis: Option<usize>) -> 
     let ones = ctx.add_const(ones);
     let mut inputs = vec![x, ones];
     inputs.extend(zp);
-    ctx.emit1(Op::DequantizeLinear(DequantizeLinear { axis }), &inputs)
+    let op = Op::DequantizeLinear(DequantizeLinear { axis });
+    // Constant weights stay quantized, as DequantizeLinear's importer keeps them: the rules
+    // read them (`fold_dynamic_matmul`), and `fold_constant_dequantize` folds what they leave.
+    if ctx.is_const(x) && f.rank() >= 2 {
+        let out = ctx.emit_unfolded(op, &inputs)?;
+        return match out.as_slice() {
+            [one] => Ok(*one),
+            _ => bail!("internal: DequantizeLinear gave {} outputs", out.len()),
+        };
+    }
+    ctx.emit1(op, &inputs)
 }
 
 fn to_i32(ctx: &mut NodeCtx, y: TensorId) -> Result<()> {
@@ -84,4 +102,83 @@ pub fn conv_integer(ctx: &mut NodeCtx) -> Result<()> {
     let w = integers(ctx, 1, 3, Some(0))?;
     let y = ctx.emit1(op, &[x, w])?;
     to_i32(ctx, y)
+}
+
+/// `com.microsoft` DynamicQuantizeMatMul (A, B, b_scale, b_zero_point?, bias?): B a 2-D u8/i8
+/// constant, its scale and zero point one value or one per column, the bias `[N]`, all
+/// constants.
+pub fn dynamic_quantize_matmul(ctx: &mut NodeCtx) -> Result<()> {
+    ctx.expect_inputs(3, 5)?;
+    let a = ctx.input(0)?;
+    let (af, bf) = (ctx.input_fact(0)?, ctx.input_fact(1)?);
+    if af.dtype != DType::F32 || !matches!(bf.dtype, DType::U8 | DType::I8) || bf.rank() != 2 {
+        bail!(
+            "A must be f32 and B a 2-D u8/i8 matrix; got {} {:?} and {} {:?}",
+            af.dtype,
+            af.shape,
+            bf.dtype,
+            bf.shape
+        );
+    }
+    let n = bf.shape[1];
+    let b = ctx.input(1)?;
+    let constant = |i: usize, what: &str| -> Result<Option<Tensor>> {
+        match ctx.opt_input(i) {
+            None => Ok(None),
+            Some(_) => match ctx.input_const(i) {
+                Some(t) => Ok(Some(t.clone())),
+                None => bail!("{what} (input {i}) must be a constant"),
+            },
+        }
+    };
+    if !ctx.is_const(b) {
+        bail!("B (input 1) must be a constant");
+    }
+    let per_column = |len: usize, what: &str| -> Result<()> {
+        if len == 1 || len == n {
+            Ok(())
+        } else {
+            bail!("{what} has {len} values; one or one per column ({n}) is supported")
+        }
+    };
+    let scale = constant(2, "b_scale")?
+        .ok_or_else(|| anyhow::anyhow!("b_scale (input 2) is missing"))?
+        .to_f32_vec()?;
+    per_column(scale.len(), "b_scale")?;
+    let zero_point: Vec<i32> = match constant(3, "b_zero_point")? {
+        Some(z) if z.dtype != bf.dtype => bail!("b_zero_point is {}, B {}", z.dtype, bf.dtype),
+        Some(z) => z.to_i64_vec()?.into_iter().map(|v| v as i32).collect(),
+        None => vec![0; scale.len()],
+    };
+    per_column(zero_point.len(), "b_zero_point")?;
+    // One scale and one zero point each, or both per column.
+    let at = |len: usize, c: usize| if len == 1 { 0 } else { c };
+    let (w_scale, w_zero_point) = if scale.len() == zero_point.len() {
+        (scale, zero_point)
+    } else {
+        (
+            (0..n).map(|c| scale[at(scale.len(), c)]).collect(),
+            (0..n)
+                .map(|c| zero_point[at(zero_point.len(), c)])
+                .collect(),
+        )
+    };
+    let mut inputs = vec![a, b];
+    if let Some(bias) = constant(4, "bias")? {
+        if bias.dtype != DType::F32 || bias.shape.iter().product::<usize>() != n {
+            bail!(
+                "bias {} {:?} must be f32 with {n} values",
+                bias.dtype,
+                bias.shape
+            );
+        }
+        let values = bias.to_f32_vec()?;
+        inputs.push(ctx.add_const(Tensor::from_vec(&[n], values)?));
+    }
+    let op = Op::DynamicQuantizeMatMul(DynamicQuantizeMatMul {
+        w_scale,
+        w_zero_point,
+        has_bias: inputs.len() == 3,
+    });
+    ctx.emit_outputs(op, &inputs)
 }

@@ -16,6 +16,11 @@ pub fn register(reg: &mut Registry) {
     reg.insert("DynamicQuantizeLinear", integer::dynamic_quantize_linear);
     reg.insert("MatMulInteger", integer::matmul_integer);
     reg.insert("ConvInteger", integer::conv_integer);
+    reg.insert_in(
+        "com.microsoft",
+        "DynamicQuantizeMatMul",
+        integer::dynamic_quantize_matmul,
+    );
 }
 
 /// Per-channel axis, or None for per-tensor parameters; also checks the zero point's shape.

@@ -20,6 +20,20 @@ pub fn build(b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
 
 struct DynamicQuantizeKernel;
 
+/// DynamicQuantizeLinear of `x` into `out` (as long as `x`): returns the scale and zero point.
+/// DynamicQuantizeMatMul quantizes its input through this too, so the two agree byte for byte.
+pub fn quantize_into(x: &[f32], out: &mut [u8]) -> (f32, i32) {
+    let (s, zp) = dynamic_params(x);
+    let z = zp as f32;
+    // As in QuantizeLinear's kernel: the whole number `q` read from the mantissa's low byte
+    // after adding 1.5·2^23 (NaN becomes 0).
+    map_into(x, out, move |v: f32| {
+        let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(0.0, 255.0);
+        (q + 12_582_912.0).to_bits() as u8
+    });
+    (s, zp)
+}
+
 impl CpuKernel for DynamicQuantizeKernel {
     fn run(
         &self,
@@ -29,14 +43,7 @@ impl CpuKernel for DynamicQuantizeKernel {
         _ctx: &Ctx,
     ) -> Result<()> {
         let x = inputs[0].typed::<f32>();
-        let (s, zp) = dynamic_params(x);
-        let z = zp as f32;
-        // As in QuantizeLinear's kernel: the whole number `q` read from the mantissa's low
-        // byte after adding 1.5·2^23 (NaN becomes 0).
-        map_into(x, &mut *outputs[0].data, move |v: f32| {
-            let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(0.0, 255.0);
-            (q + 12_582_912.0).to_bits() as u8
-        });
+        let (s, zp) = quantize_into(x, &mut outputs[0].data[..x.len()]);
         outputs[1].typed::<f32>()[0] = s;
         outputs[2].data[0] = zp as u8;
         Ok(())

@@ -1,8 +1,10 @@
 //! CPU kernels of the quant family: QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear;
 //! the int8 compute ops (`QConv`, `QGemm`, `QAdd`, `QPool`) built on `edgefuse_kernels::qgemm`;
-//! the weight-only int8 ops (`QLstm`, `QGru` with dynamically quantized activations, `QGather`).
+//! the weight-only int8 ops (`QLstm`, `QGru` with dynamically quantized activations, `QGather`)
+//! and `DynamicQuantizeMatMul` (X quantized per run, as DynamicQuantizeLinear does).
 
 pub mod dequantize;
+pub mod dynamic_matmul;
 pub mod dynamic_quantize;
 pub mod qadd;
 pub mod qconv;
