@@ -9,7 +9,8 @@
 //! `qgemm::gemv` over weight rows widened to i16 — since a 16-column panel would waste most of
 //! its columns; more rows run as `qgemm` panels (`QWeights::run_dynamic`: VNNI, AVX2, NEON
 //! dot-product or portable, as this CPU runs). Threads split the output columns of a single row,
-//! the rows of a few, and whole panels of rows past that.
+//! the rows of a few, the output columns again for up to one panel of rows (each thread's into
+//! scratch, then copied into Y), and whole panels of rows past that.
 
 use edgefuse_kernels::qgemm::gemv::gemv;
 use edgefuse_kernels::qgemm::{Dynamic, Epilogue, OutKind, QKernel, QWeights, Source, NR};
@@ -160,7 +161,16 @@ impl DynamicMatMulKernel {
         match &self.w {
             Weights::Empty => 0,
             Weights::Rows(_) => 2 * self.rows * self.k,
-            Weights::Packed(w) => w.scratch_bytes().next_multiple_of(64) * self.slots,
+            Weights::Packed(w) => {
+                let panels = w.scratch_bytes().next_multiple_of(64) * self.slots;
+                // `run_panels` splits one panel of rows by columns, through a copy of Y.
+                let split = if self.slots > 1 && self.rows <= NR {
+                    4 * self.rows * self.n
+                } else {
+                    0
+                };
+                panels + split
+            }
         }
     }
 
@@ -265,7 +275,32 @@ impl DynamicMatMulKernel {
             };
             w.run_dynamic(&src, 0, r, dynx, &self.epi, yc, 1, n, sc, 0..n);
         };
-        if lanes == 1 || chunk >= self.rows {
+        if lanes > 1 && chunk >= self.rows {
+            // One panel of rows at most: the weight rows (Y's columns) split between the lanes
+            // instead, each lane's `[rows, width]` into its own part of `buf`, then copied into
+            // Y. The same integers and epilogue per element as a whole-width run.
+            let rows = self.rows;
+            let width = n.div_ceil(lanes).next_multiple_of(NR);
+            let (panels, buf) = scratch.split_at_mut(per * self.slots);
+            let buf: &mut [f32] = bytemuck::cast_slice_mut(&mut buf[..4 * rows * n]);
+            let src = Source::Rows {
+                x: &xq[..rows * k],
+                ld: k,
+            };
+            buf.par_chunks_mut(width * rows)
+                .zip(panels[..per * lanes].par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(i, (b, sc))| {
+                    let (c0, wd) = (i * width, b.len() / rows);
+                    w.run_dynamic(&src, 0, rows, dynx, &self.epi, b, 1, wd, sc, c0..c0 + wd);
+                });
+            for (i, b) in buf.chunks(width * rows).enumerate() {
+                let wd = b.len() / rows;
+                for (yr, br) in y.chunks_exact_mut(n).zip(b.chunks_exact(wd)) {
+                    yr[i * width..i * width + wd].copy_from_slice(br);
+                }
+            }
+        } else if lanes == 1 || chunk >= self.rows {
             part(0, y, &mut scratch[..per]);
         } else {
             y.par_chunks_mut(chunk * n)
@@ -429,15 +464,15 @@ mod tests {
         y
     }
 
-    /// Every path (one row split by columns, a few rows, panels of many rows split between
-    /// threads), i8 and u8 weights, per-tensor and per-column parameters, with and without a
-    /// bias, on every kernel family this CPU runs, on one thread and two: onnxruntime's
-    /// arithmetic bit for bit.
+    /// Every path (one row split by columns, a few rows, one panel of rows split by columns,
+    /// panels of many rows split between threads), i8 and u8 weights, per-tensor and
+    /// per-column parameters, with and without a bias, on every kernel family this CPU runs,
+    /// on one thread and two: onnxruntime's arithmetic bit for bit.
     #[test]
     fn matches_the_quantized_chain_bit_for_bit() {
         // X's shape, K, N, W's type, per-column parameters, a bias.
         type Case<'a> = (&'a [usize], usize, usize, DType, bool, bool);
-        let cases: [Case; 9] = [
+        let cases: [Case; 10] = [
             (&[1, 2000], 2000, 96, DType::I8, false, true),
             (&[3, 700], 700, 130, DType::U8, true, true),
             (&[2, 5, 330], 330, 17, DType::I8, true, false),
@@ -447,6 +482,8 @@ mod tests {
             (&[4, 0], 0, 5, DType::U8, false, true),
             (&[0, 7], 7, 3, DType::I8, true, true),
             (&[2, 9], 9, 0, DType::U8, false, false),
+            // One panel of rows split by columns on two threads, unevenly (32 + 8).
+            (&[12, 600], 600, 40, DType::U8, true, true),
         ];
         for (i, &(shape, k, n, wt, per_col, has_bias)) in cases.iter().enumerate() {
             let x = values(shape, 10 + i as u64);
