@@ -9,7 +9,7 @@
 //! `qgemm::gemv` over weight rows widened to i16 — since a 16-column panel would waste most of
 //! its columns; more rows run as `qgemm` panels (`QWeights::run_dynamic`: VNNI, AVX2, NEON
 //! dot-product or portable, as this CPU runs). Threads split the output columns of a single row,
-//! the rows of a few, the output columns again for less than a panel of rows per thread (each
+//! the rows of a few, the output columns again for at most a panel of rows per thread (each
 //! thread's into scratch, then copied into Y), and whole panels of rows past that.
 
 use edgefuse_kernels::qgemm::gemv::gemv;
@@ -163,9 +163,9 @@ impl DynamicMatMulKernel {
             Weights::Rows(_) => 2 * self.rows * self.k,
             Weights::Packed(w) => {
                 let panels = w.scratch_bytes().next_multiple_of(64) * self.slots;
-                // `run_panels` splits fewer rows than a panel per lane by columns, through a
+                // `run_panels` splits at most a panel of rows per lane by columns, through a
                 // copy of Y.
-                let split = if self.slots > 1 && self.rows < NR * self.slots {
+                let split = if self.slots > 1 && self.rows <= NR * self.slots {
                     4 * self.rows * self.n
                 } else {
                     0
@@ -276,8 +276,8 @@ impl DynamicMatMulKernel {
             };
             w.run_dynamic(&src, 0, r, dynx, &self.epi, yc, 1, n, sc, 0..n);
         };
-        if lanes > 1 && self.rows < NR * lanes {
-            // Less than a panel of rows per lane: the weight rows (Y's columns) split between
+        if lanes > 1 && self.rows <= NR * lanes {
+            // At most a panel of rows per lane: the weight rows (Y's columns) split between
             // the lanes instead, each lane's `[rows, width]` into its own part of `buf`, then
             // copied into Y. The same integers and epilogue per element as a whole-width run.
             let rows = self.rows;
@@ -473,7 +473,7 @@ mod tests {
     fn matches_the_quantized_chain_bit_for_bit() {
         // X's shape, K, N, W's type, per-column parameters, a bias.
         type Case<'a> = (&'a [usize], usize, usize, DType, bool, bool);
-        let cases: [Case; 11] = [
+        let cases: [Case; 12] = [
             (&[1, 2000], 2000, 96, DType::I8, false, true),
             (&[3, 700], 700, 130, DType::U8, true, true),
             (&[2, 5, 330], 330, 17, DType::I8, true, false),
@@ -485,8 +485,9 @@ mod tests {
             (&[2, 9], 9, 0, DType::U8, false, false),
             // One panel of rows split by columns on two threads, unevenly (32 + 8).
             (&[12, 600], 600, 40, DType::U8, true, true),
-            // Less than a panel of rows per thread: 20 rows split by columns too.
+            // At most a panel of rows per thread: 20 and 32 rows split by columns too.
             (&[20, 400], 400, 50, DType::I8, false, true),
+            (&[32, 300], 300, 70, DType::U8, true, false),
         ];
         for (i, &(shape, k, n, wt, per_col, has_bias)) in cases.iter().enumerate() {
             let x = values(shape, 10 + i as u64);
