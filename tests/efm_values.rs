@@ -1420,6 +1420,56 @@ fn zero_sized_huge_dims_and_mismatched_zero_points_are_refused() {
         let y = b.node_as(Op::QuantizeLinear(q), &[x, s, z], &[(DType::U8, &[4])]);
         files.push((q_what, b.write(&y)));
     }
+    // DynamicQuantizeMatMul with a W of no bytes: K or N huge (2^33) yet under the cap, as
+    // the 0 reads as 1. The kernel's build packed, and planned scratch, by K and N: the
+    // process aborted on a 32 GiB allocation. These load and run.
+    let big = 1usize << 33;
+    let dqmm = |bias| {
+        Op::DynamicQuantizeMatMul(DynamicQuantizeMatMul {
+            w_scale: vec![0.1],
+            w_zero_point: vec![0],
+            has_bias: bias,
+        })
+    };
+    for (what, x, w, y, dtype) in [
+        (
+            "DynamicQuantizeMatMul K 2^33 under the cap",
+            vec![0, big],
+            [big, 0],
+            vec![0, 0],
+            DType::U8,
+        ),
+        (
+            "DynamicQuantizeMatMul N 2^33 under the cap",
+            vec![0, 0],
+            [0, big],
+            vec![0, big],
+            DType::U8,
+        ),
+        (
+            "DynamicQuantizeMatMul i8 K 2^33, 3 rows under the cap",
+            vec![3, 0, big],
+            [big, 0],
+            vec![3, 0, 0],
+            DType::I8,
+        ),
+    ] {
+        let mut b = Builder::default();
+        let xi = b.input(DType::F32, &x);
+        let wi = b.constant(Tensor::from_bytes(dtype, &w, &[]).unwrap());
+        let out = b.node_as(dqmm(false), &[xi, wi], &[(DType::F32, &y)]);
+        files.push((what, b.write(&out)));
+    }
+    // K = 0 with a bias: each row is the bias.
+    let mut b = Builder::default();
+    let xi = b.input(DType::F32, &[2, 0]);
+    let wi = b.constant(Tensor::from_bytes(DType::U8, &[0, 3], &[]).unwrap());
+    let bi = b.weight(&[3]);
+    let out = b.node_as(dqmm(true), &[xi, wi, bi], &[(DType::F32, &[2, 3])]);
+    files.push((
+        "DynamicQuantizeMatMul K 0 with a bias under the cap",
+        b.write(&out),
+    ));
     let mut bad = Vec::new();
     for (what, f) in &files {
         match try_file(f) {

@@ -150,8 +150,10 @@ def integer_only():
                 ["y", "xs"], consts={"w": w, "wz": np.array(3, dtype=np.int8)})
 
 
-def ms_dynamic_matmul(name, seed, wtype, per_column, bias):
-    """onnxruntime's fused op, com.microsoft DynamicQuantizeMatMul, written directly."""
+def ms_dynamic_matmul(name, seed, wtype, per_column, bias, scale=None):
+    """onnxruntime's fused op, com.microsoft DynamicQuantizeMatMul, written directly. `scale`:
+    b_scale values the op does not take (zero, negative), which import as float ops (exact
+    here: i8 weights keep K = 300's partial sums within 2^24)."""
     rng = np.random.default_rng(seed)
     k, n = 300, 12
     if wtype == np.int8:
@@ -160,7 +162,8 @@ def ms_dynamic_matmul(name, seed, wtype, per_column, bias):
     else:
         w = rng.integers(0, 256, size=(k, n)).astype(np.uint8)
         zp = rng.integers(100, 150, size=n if per_column else ()).astype(np.uint8)
-    scale = (rng.uniform(0.001, 0.01, size=n if per_column else ())).astype(np.float32)
+    drawn = (rng.uniform(0.001, 0.01, size=n if per_column else ())).astype(np.float32)
+    scale = drawn if scale is None else np.array(scale, np.float32)
     consts = {"B": w, "b_scale": scale, "b_zero_point": zp}
     if bias:
         consts["bias"] = (rng.standard_normal(n) * 0.1).astype(np.float32)
@@ -174,6 +177,9 @@ def ms_dynamic_matmul(name, seed, wtype, per_column, bias):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                     helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
+    if scale is not drawn:
+        return Case(name, [], {"A": a}, ["y"], model=model, atol=0.0, rtol=0.0,
+                    fused={"ops": ["MatMul"], "atol": 0.0, "rtol": 0.0})
     return Case(name, [], {"A": a}, ["y"], model=model, atol=1e-5, rtol=1e-5,
                 fused={"ops": ["DynamicQuantizeMatMul"]})
 
@@ -219,6 +225,10 @@ def cases():
         integer_only(),
         ms_dynamic_matmul("dynamic_ms_matmul_i8_per_column_bias", 50, np.int8, True, True),
         ms_dynamic_matmul("dynamic_ms_matmul_u8_per_tensor", 52, np.uint8, False, False),
+        ms_dynamic_matmul("dynamic_ms_matmul_zero_scale", 54, np.int8, False, True,
+                          scale=0.0),
+        ms_dynamic_matmul("dynamic_ms_matmul_negative_zero_scales", 56, np.int8, True, True,
+                          scale=[0.01, -0.02, 0.0, -0.005] * 3),
         dynamic("dynamic_conv", conv_model(16), {"x": rand(17, (1, 3, 9, 9))},
                 per_channel=False, want=("ConvInteger", "DynamicQuantizeLinear")),
         quantized("dynamic_lstm_forward", 1, per_channel=False),

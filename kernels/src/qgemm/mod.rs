@@ -208,14 +208,18 @@ impl QWeights {
             }
             let row = &shifted_row[..];
             // With a shift the sum also carries `s` per packed k (padding included: its
-            // activations are the zero point, so it adds nothing to `s·Σ(x − zx)`).
-            let sum: i32 = row.iter().sum::<i32>() + s * (gs * kg) as i32;
+            // activations are the zero point, so it adds nothing to `s·Σ(x − zx)`). Modulo
+            // 2^32, like every correction: the accumulator's true value fits i32 even where a
+            // term alone does not (a long row of u8 weights), and wrapping terms add up to it.
+            let sum = row
+                .iter()
+                .fold(s.wrapping_mul((gs * kg) as i32), |a, &v| a.wrapping_add(v));
             if format != Format::I16 {
                 sums[r] = sum;
             }
             corr[r] = match format {
-                Format::U8 => -zx * sum,
-                Format::S8 => (128 - zx) * sum,
+                Format::U8 => (-zx).wrapping_mul(sum),
+                Format::S8 => (128 - zx).wrapping_mul(sum),
                 Format::I16 => 0,
             };
             for g in 0..kg {
@@ -249,6 +253,14 @@ impl QWeights {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// What row `m`'s accumulator gains before the epilogue for activations with zero point
+    /// `zx` (u8 domain): the packed correction, moved from the packing's zero point to `zx`.
+    /// Modulo 2^32 (see `new`).
+    #[inline(always)]
+    pub(crate) fn correction(&self, m: usize, zx: i32) -> i32 {
+        self.corr[m].wrapping_add((self.zx - zx).wrapping_mul(self.sums[m]))
     }
     pub fn rows(&self) -> usize {
         self.m
@@ -666,7 +678,8 @@ pub(crate) unsafe fn drive(job: &Job, out: &mut Out, scratch: &mut [u8], micro: 
             for group in panel.chunks_exact(64) {
                 for (j, cs) in colsum.iter_mut().enumerate() {
                     let b = &group[4 * j..4 * j + 4];
-                    *cs += b[0] as i32 + b[1] as i32 + b[2] as i32 + b[3] as i32;
+                    let quad = b[0] as i32 + b[1] as i32 + b[2] as i32 + b[3] as i32;
+                    *cs = cs.wrapping_add(quad);
                 }
             }
         }
@@ -705,12 +718,15 @@ fn epilogue(
     for (i, a) in acc.iter().enumerate().take(rows) {
         let m = m0 + i;
         let w = job.wts;
-        let corr = w.corr[m] + (w.zx - job.x.zero_point) * w.sums[m];
+        let corr = w.correction(m, job.x.zero_point);
         let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
         let s = w.shift.get(m).copied().unwrap_or(0);
         let mut y = [0f32; NR];
         for j in 0..NR {
-            y[j] = (a[j].wrapping_add(corr).wrapping_add(s * colsum[j])) as f32 * mult + add;
+            let v = a[j]
+                .wrapping_add(corr)
+                .wrapping_add(s.wrapping_mul(colsum[j]));
+            y[j] = v as f32 * mult + add;
         }
         match (job.epi.kind, &mut *out) {
             (OutKind::Int { zp, lo, hi }, Out::Bytes(o)) => {

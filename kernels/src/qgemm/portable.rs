@@ -42,7 +42,9 @@ unsafe fn micro_generic(
                     *p.add(j * 4 + 2),
                     *p.add(j * 4 + 3),
                 ];
-                *aj += dot(x, wv);
+                // Modulo 2^32: with shifted weights the sum may pass i32 on its way to a
+                // result that fits once the corrections are added (`QWeights::new`).
+                *aj = aj.wrapping_add(dot(x, wv));
             }
         }
     }

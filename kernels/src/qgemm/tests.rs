@@ -655,3 +655,57 @@ fn byte_floors_match_the_definition_far_out_of_range() {
         }
     }
 }
+
+/// A long row of u8 weights (0..=255, shifted into i8 where the family reads u8 × i8): the
+/// accumulator and the shift's correction `s·Σx` each pass i32 though the product fits it.
+/// Every family, one column and a panel's worth, bit for bit with the definition's epilogue.
+#[test]
+fn long_rows_of_u8_weights_wrap_to_the_exact_product() {
+    let mut rng = Rng(0x10e6_c0de);
+    let (m, k, zx) = (3, 200_000, 128);
+    // Activations close to their zero point, so the true sums stay well inside i32.
+    let cols = 6;
+    let x: Vec<u8> = (0..cols * k).map(|_| rng.range(120, 136) as u8).collect();
+    let src = Source::Rows { x: &x, ld: k };
+    let w: Vec<i32> = (0..m * k)
+        .map(|i| match i / k {
+            0 => 255,
+            1 => rng.range(0, 255),
+            _ => rng.range(200, 255),
+        })
+        .collect();
+    let want = reference(&src, 0, zx, &w, m, k, cols);
+    let epi = Epilogue {
+        mult: vec![0.01, 0.02, 0.03],
+        add: vec![0.5, -1.0, 2.0],
+        kind: OutKind::F32 {
+            lo: f32::NEG_INFINITY,
+            hi: f32::INFINITY,
+        },
+    };
+    let dynx = Dynamic {
+        zero_point: zx,
+        scale: 0.5,
+        accumulate: false,
+    };
+    for kernel in QKernel::supported() {
+        let wts = QWeights::new(kernel, &w, m, k, 0);
+        let mut scratch = vec![0u8; wts.scratch_bytes()];
+        for n in [1, cols] {
+            let mut out = vec![0f32; n * m];
+            wts.run_dynamic(&src, 0, n, dynx, &epi, &mut out, 1, m, &mut scratch, 0..m);
+            for p in 0..n {
+                for r in 0..m {
+                    let acc = i32::try_from(want[r * cols + p]).expect("fits i32");
+                    let y = acc as f32 * (epi.mult[r] * 0.5) + epi.add[r];
+                    let got = out[p * m + r];
+                    assert_eq!(
+                        got.to_bits(),
+                        y.to_bits(),
+                        "{kernel:?} ({r}, {p}): {got} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -130,7 +130,7 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
             let mut add = [_mm512_setzero_ps(); MR];
             let constants = |m: usize| {
                 (
-                    _mm512_set1_epi32(w.corr[m] + (w.zx - zx) * w.sums[m]),
+                    _mm512_set1_epi32(w.correction(m, zx)),
                     _mm512_set1_epi32(if SHIFTED { w.shift[m] } else { 0 }),
                     _mm512_set1_ps(job.epi.mult[m] * job.x.scale),
                     _mm512_set1_ps(job.epi.add[m]),
@@ -294,7 +294,9 @@ pub(crate) unsafe fn narrow_u8_bytes(
     let shifted = !w.shift.is_empty();
     if shifted {
         for (j, s) in colsum.iter_mut().enumerate().take(n) {
-            *s = cols[j * len..(j + 1) * len].iter().map(|&b| b as i32).sum();
+            *s = cols[j * len..(j + 1) * len]
+                .iter()
+                .fold(0i32, |a, &b| a.wrapping_add(b as i32));
         }
     }
     let full = len / 64;
@@ -327,7 +329,7 @@ pub(crate) unsafe fn narrow_u8_bytes(
         }
         for (i, acc) in acc.iter().enumerate().take(rows) {
             let m = m0 + i;
-            let corr = w.corr[m] + (w.zx - zx) * w.sums[m];
+            let corr = w.correction(m, zx);
             let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
             let at = (m - job.rows.start) * job.row_stride + (q0 - job.first);
             assert!(at + n <= o_len, "qgemm: output too small");
@@ -366,7 +368,9 @@ unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
     let colsum: i32 = if w.shift.is_empty() {
         0
     } else {
-        panel[..n].iter().map(|&b| b as i32).sum()
+        panel[..n]
+            .iter()
+            .fold(0i32, |a, &b| a.wrapping_add(b as i32))
     };
     let xs = panel.as_ptr();
     let full = n / 64;
@@ -410,7 +414,8 @@ unsafe fn gemv_vnni_u8(job: &Job, out: &mut Out, scratch: &mut [u8]) {
         }
         let acc = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
         // `drive`'s epilogue for one element.
-        let corr = w.corr[m] + (w.zx - zx) * w.sums[m] + w.shift.get(m).map_or(0, |s| s * colsum);
+        let shift = w.shift.get(m).map_or(0, |s| s.wrapping_mul(colsum));
+        let corr = w.correction(m, zx).wrapping_add(shift);
         let (mult, add) = (job.epi.mult[m] * job.x.scale, job.epi.add[m]);
         let y = acc.wrapping_add(corr) as f32 * mult + add;
         let at = (m - job.rows.start) * job.row_stride;

@@ -9,11 +9,13 @@
 //! exact while every partial sum stays within 2^24 (K ≤ 258 for u8 × u8 at full range); past
 //! that it carries f32 accumulation error, a relative 2^-24 per addition at most — far below
 //! the 8-bit quantization's own, but not onnxruntime's exact i32. onnxruntime's own fusion of
-//! that chain, `com.microsoft` DynamicQuantizeMatMul, imports as the op directly.
+//! that chain, `com.microsoft` DynamicQuantizeMatMul, imports as the op directly (as the float
+//! ops where a weight scale is not finite and positive, which the op does not take).
 
 use anyhow::{bail, Result};
 use edgefuse_runtime::ir::ops::{
-    Cast, DequantizeLinear, DynamicQuantizeLinear, DynamicQuantizeMatMul, MatMul, Op,
+    Binary, BinaryOp, Cast, DequantizeLinear, DynamicQuantizeLinear, DynamicQuantizeMatMul, MatMul,
+    Op,
 };
 use edgefuse_runtime::ir::TensorId;
 use edgefuse_runtime::{DType, Tensor};
@@ -175,10 +177,45 @@ pub fn dynamic_quantize_matmul(ctx: &mut NodeCtx) -> Result<()> {
         let values = bias.to_f32_vec()?;
         inputs.push(ctx.add_const(Tensor::from_vec(&[n], values)?));
     }
+    if w_scale.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        // The op takes finite positive scales; onnxruntime takes any.
+        let scale = ctx.add_const(Tensor::from_vec(&[w_scale.len()], w_scale)?);
+        return dynamic_quantize_matmul_float(ctx, scale, inputs.get(2).copied());
+    }
     let op = Op::DynamicQuantizeMatMul(DynamicQuantizeMatMul {
         w_scale,
         w_zero_point,
         has_bias: inputs.len() == 3,
     });
     ctx.emit_outputs(op, &inputs)
+}
+
+/// `com.microsoft` DynamicQuantizeMatMul as float ops, for scales the op does not take (zero,
+/// negative, not finite): DynamicQuantizeLinear of A, both sides' integers minus their zero
+/// points as f32, their MatMul, times `sx·b_scale`, plus the bias — onnxruntime's rounding
+/// steps, with the product exact while its partial sums stay within 2^24 (as MatMulInteger's
+/// float path, see the module's notes).
+/// `scale` holds b_scale (`[1]` or `[N]`), `bias` the bias as `[N]`.
+fn dynamic_quantize_matmul_float(
+    ctx: &mut NodeCtx,
+    scale: TensorId,
+    bias: Option<TensorId>,
+) -> Result<()> {
+    let a = ctx.input(0)?;
+    let q = ctx.emit(Op::DynamicQuantizeLinear(DynamicQuantizeLinear {}), &[a])?;
+    let [xq, sx, zx] = q[..] else {
+        bail!("internal: DynamicQuantizeLinear gave {} outputs", q.len());
+    };
+    let one = ctx.add_const(Tensor::scalar(1.0f32));
+    let dq = Op::DequantizeLinear(DequantizeLinear { axis: None });
+    let xi = ctx.emit1(dq, &[xq, one, zx])?;
+    let wi = integers(ctx, 1, 3, Some(1))?;
+    let prod = ctx.emit1(Op::MatMul(MatMul {}), &[xi, wi])?;
+    let mul = Op::Binary(Binary { op: BinaryOp::Mul });
+    let s = ctx.emit1(mul.clone(), &[sx, scale])?;
+    let mut y = ctx.emit1(mul, &[prod, s])?;
+    if let Some(bias) = bias {
+        y = ctx.emit1(Op::Binary(Binary { op: BinaryOp::Add }), &[y, bias])?;
+    }
+    ctx.set_output(0, y)
 }

@@ -9,7 +9,8 @@
 //! `qgemm::gemv` over weight rows widened to i16 — since a 16-column panel would waste most of
 //! its columns; more rows run as `qgemm` panels (`QWeights::run_dynamic`: VNNI, AVX2, NEON
 //! dot-product or portable, as this CPU runs). Threads split the output columns of a single row,
-//! the rows of a few, and whole panels of rows past that.
+//! the rows of a few, the output columns again for at most a panel of rows per thread (each
+//! thread's into scratch, then copied into Y), and whole panels of rows past that.
 
 use edgefuse_kernels::qgemm::gemv::gemv;
 use edgefuse_kernels::qgemm::{Dynamic, Epilogue, OutKind, QKernel, QWeights, Source, NR};
@@ -26,7 +27,8 @@ use crate::{Error, Result};
 /// Most rows of X run as one-column products.
 pub const GEMV_ROWS: usize = 4;
 
-/// Most threads one product takes (scratch is planned for this many).
+/// Most threads one product takes (scratch is planned for this many, or the machine's cores
+/// where it has fewer).
 const MAX_LANES: usize = 8;
 
 /// Weight columns per thread's share of a one-row product (whole cache lines of output).
@@ -34,6 +36,9 @@ const COL_BLOCK: usize = 16;
 
 /// The weights as the chosen path reads them.
 enum Weights {
+    /// No products: X has no rows, or K or N is 0 (Y is then empty, or each row the bias).
+    /// Nothing is packed, and nothing sized by K or N is held: a zero-sized W bounds neither.
+    Empty,
     /// `[N][K]` minus their zero points, as i16, for `gemv` (a few rows of X, and no
     /// matrix-vector product of `qgemm`'s for these weights).
     Rows(Vec<i16>),
@@ -48,8 +53,11 @@ struct DynamicMatMulKernel {
     k: usize,
     n: usize,
     w: Weights,
-    /// Per output column: `mult` the weight scale, `add` the bias (0 without one).
+    /// Per output column: `mult` the weight scale, `add` the bias (0 without one); empty for
+    /// [`Weights::Empty`].
     epi: Epilogue,
+    /// Threads whose scratch is planned: [`MAX_LANES`], or the machine's cores if fewer.
+    slots: usize,
 }
 
 pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
@@ -66,6 +74,28 @@ fn build_for(
     let (x, wf) = (&b.inputs[0], &b.inputs[1]);
     let (k, n) = (wf.shape[0], wf.shape[1]);
     let rows = x.shape[..x.rank() - 1].iter().product::<usize>();
+    let slots = crate::cpu::cores().clamp(1, MAX_LANES);
+    let f32_out = OutKind::F32 {
+        lo: f32::NEG_INFINITY,
+        hi: f32::INFINITY,
+    };
+    if rows == 0 || k == 0 || n == 0 {
+        // W [0, N] or [K, 0] holds no bytes, so the file bounds neither K nor N (`Graph::validate`
+        // reads a 0 as 1): build nothing in proportion to either.
+        return Ok(Box::new(DynamicMatMulKernel {
+            rows,
+            k,
+            n,
+            w: Weights::Empty,
+            epi: Epilogue {
+                mult: vec![],
+                add: vec![],
+                kind: f32_out,
+            },
+            slots,
+        }));
+    }
+    // From here W holds K·N bytes, so everything below is in proportion to the file.
     let wv = constant(b.consts, 1, "DynamicQuantizeMatMul weights")?;
     let bias = if op.has_bias {
         constant(b.consts, 2, "a DynamicQuantizeMatMul bias")?
@@ -92,7 +122,7 @@ fn build_for(
         v - zp[c]
     };
     let mut t = vec![0i32; n * k];
-    for (c, row) in t.chunks_exact_mut(k.max(1)).enumerate().take(n) {
+    for (c, row) in t.chunks_exact_mut(k).enumerate() {
         for (kk, d) in row.iter_mut().enumerate() {
             *d = value(kk, c);
         }
@@ -111,32 +141,45 @@ fn build_for(
         epi: Epilogue {
             mult: per_col(&op.w_scale),
             add: bias,
-            kind: OutKind::F32 {
-                lo: f32::NEG_INFINITY,
-                hi: f32::INFINITY,
-            },
+            kind: f32_out,
         },
+        slots,
     }))
 }
 
 impl DynamicMatMulKernel {
-    /// Bytes of X quantized (u8), rounded to 64.
+    /// Bytes of X quantized (u8), rounded to 64 (none without products).
     fn xq_bytes(&self) -> usize {
-        (self.rows * self.k).next_multiple_of(64)
+        match self.w {
+            Weights::Empty => 0,
+            _ => (self.rows * self.k).next_multiple_of(64),
+        }
     }
 
     /// Bytes of the path's own scratch: X minus its zero point as i16, or a panel per lane.
     fn path_bytes(&self) -> usize {
         match &self.w {
+            Weights::Empty => 0,
             Weights::Rows(_) => 2 * self.rows * self.k,
-            Weights::Packed(w) => w.scratch_bytes().next_multiple_of(64) * MAX_LANES,
+            Weights::Packed(w) => {
+                let panels = w.scratch_bytes().next_multiple_of(64) * self.slots;
+                // `run_panels` splits at most a panel of rows per lane by columns, through a
+                // copy of Y.
+                let split = if self.slots > 1 && self.rows <= NR * self.slots {
+                    4 * self.rows * self.n
+                } else {
+                    0
+                };
+                panels + split
+            }
         }
     }
 
-    /// Threads worth using: one per `PAR_MIN_WORK` multiply-adds, at most the session's.
+    /// Threads worth using: one per `PAR_MIN_WORK` multiply-adds, at most the session's and
+    /// the scratch's.
     fn lanes(&self, ctx: &Ctx) -> usize {
         let work = (self.rows * self.k).saturating_mul(self.n);
-        ctx.threads.min(MAX_LANES).min(work / PAR_MIN_WORK).max(1)
+        ctx.threads.min(self.slots).min(work / PAR_MIN_WORK).max(1)
     }
 
     /// Up to [`GEMV_ROWS`] rows: `y = gemv(...) + bias` per row, written in that order so the
@@ -198,10 +241,16 @@ impl DynamicMatMulKernel {
                 .enumerate()
                 .for_each(|(i, (yc, sc))| part(0, i * chunk, yc, sc));
         } else {
-            y.par_chunks_mut(n)
-                .zip(scratch[..per * self.rows].par_chunks_mut(per))
+            // Rows shared out between the lanes, each lane's in turn on its own scratch.
+            let chunk = self.rows.div_ceil(lanes);
+            y.par_chunks_mut(chunk * n)
+                .zip(scratch[..per * lanes].par_chunks_mut(per))
                 .enumerate()
-                .for_each(|(p, (yr, sc))| part(p, 0, yr, sc));
+                .for_each(|(i, (yc, sc))| {
+                    for (j, yr) in yc.chunks_exact_mut(n).enumerate() {
+                        part(i * chunk + j, 0, yr, sc);
+                    }
+                });
         }
     }
 
@@ -227,7 +276,32 @@ impl DynamicMatMulKernel {
             };
             w.run_dynamic(&src, 0, r, dynx, &self.epi, yc, 1, n, sc, 0..n);
         };
-        if lanes == 1 || chunk >= self.rows {
+        if lanes > 1 && self.rows <= NR * lanes {
+            // At most a panel of rows per lane: the weight rows (Y's columns) split between
+            // the lanes instead, each lane's `[rows, width]` into its own part of `buf`, then
+            // copied into Y. The same integers and epilogue per element as a whole-width run.
+            let rows = self.rows;
+            let width = n.div_ceil(lanes).next_multiple_of(NR);
+            let (panels, buf) = scratch.split_at_mut(per * self.slots);
+            let buf: &mut [f32] = bytemuck::cast_slice_mut(&mut buf[..4 * rows * n]);
+            let src = Source::Rows {
+                x: &xq[..rows * k],
+                ld: k,
+            };
+            buf.par_chunks_mut(width * rows)
+                .zip(panels[..per * lanes].par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(i, (b, sc))| {
+                    let (c0, wd) = (i * width, b.len() / rows);
+                    w.run_dynamic(&src, 0, rows, dynx, &self.epi, b, 1, wd, sc, c0..c0 + wd);
+                });
+            for (i, b) in buf.chunks(width * rows).enumerate() {
+                let wd = b.len() / rows;
+                for (yr, br) in y.chunks_exact_mut(n).zip(b.chunks_exact(wd)) {
+                    yr[i * width..i * width + wd].copy_from_slice(br);
+                }
+            }
+        } else if lanes == 1 || chunk >= self.rows {
             part(0, y, &mut scratch[..per]);
         } else {
             y.par_chunks_mut(chunk * n)
@@ -261,21 +335,25 @@ impl CpuKernel for DynamicMatMulKernel {
                 "DynamicQuantizeMatMul: buffers do not match the planned shapes",
             ));
         }
-        let (xq, rest) = scratch.split_at_mut(self.xq_bytes());
-        let xq = &mut xq[..x.len()];
-        let (sx, zx) = quantize_into(x, xq);
-        if self.rows == 0 || n == 0 {
-            return Ok(());
-        }
-        if k == 0 {
-            // No products: every row is the bias.
-            for yr in y.chunks_exact_mut(n) {
-                yr.copy_from_slice(&self.epi.add);
+        if let Weights::Empty = self.w {
+            // No products: Y is empty, or (K = 0) every row is the bias.
+            match inputs.get(2) {
+                Some(b) if !y.is_empty() => {
+                    let b = b.typed::<f32>();
+                    for yr in y.chunks_exact_mut(n) {
+                        yr.copy_from_slice(b);
+                    }
+                }
+                _ => y.fill(0.0),
             }
             return Ok(());
         }
+        let (xq, rest) = scratch.split_at_mut(self.xq_bytes());
+        let xq = &mut xq[..x.len()];
+        let (sx, zx) = quantize_into(x, xq);
         let lanes = self.lanes(ctx);
         match &self.w {
+            Weights::Empty => unreachable!("returned above"),
             Weights::Rows(w) => {
                 let xi: &mut [i16] = bytemuck::try_cast_slice_mut(&mut rest[..2 * x.len()])
                     .map_err(|e| Error::invalid(format!("DynamicQuantizeMatMul scratch: {e}")))?;
@@ -387,15 +465,15 @@ mod tests {
         y
     }
 
-    /// Every path (one row split by columns, a few rows, panels of many rows split between
-    /// threads), i8 and u8 weights, per-tensor and per-column parameters, with and without a
-    /// bias, on every kernel family this CPU runs, on one thread and two: onnxruntime's
-    /// arithmetic bit for bit.
+    /// Every path (one row split by columns, a few rows, one panel of rows split by columns,
+    /// panels of many rows split between threads), i8 and u8 weights, per-tensor and
+    /// per-column parameters, with and without a bias, on every kernel family this CPU runs,
+    /// on one thread and two: onnxruntime's arithmetic bit for bit.
     #[test]
     fn matches_the_quantized_chain_bit_for_bit() {
         // X's shape, K, N, W's type, per-column parameters, a bias.
         type Case<'a> = (&'a [usize], usize, usize, DType, bool, bool);
-        let cases: [Case; 7] = [
+        let cases: [Case; 12] = [
             (&[1, 2000], 2000, 96, DType::I8, false, true),
             (&[3, 700], 700, 130, DType::U8, true, true),
             (&[2, 5, 330], 330, 17, DType::I8, true, false),
@@ -403,6 +481,13 @@ mod tests {
             (&[2, 40, 300], 300, 96, DType::U8, false, false),
             (&[6], 6, 3, DType::I8, true, true),
             (&[4, 0], 0, 5, DType::U8, false, true),
+            (&[0, 7], 7, 3, DType::I8, true, true),
+            (&[2, 9], 9, 0, DType::U8, false, false),
+            // One panel of rows split by columns on two threads, unevenly (32 + 8).
+            (&[12, 600], 600, 40, DType::U8, true, true),
+            // At most a panel of rows per thread: 20 and 32 rows split by columns too.
+            (&[20, 400], 400, 50, DType::I8, false, true),
+            (&[32, 300], 300, 70, DType::U8, true, false),
         ];
         for (i, &(shape, k, n, wt, per_col, has_bias)) in cases.iter().enumerate() {
             let x = values(shape, 10 + i as u64);
