@@ -65,14 +65,18 @@ fn unsupported_op_and_domain() {
 
 #[test]
 fn input_shapes() {
+    // y = Relu(x), x as given.
+    let relu_over = |x| {
+        model(
+            13,
+            vec![node("Relu", "r", &["x"], &["y"], vec![])],
+            vec![x],
+            &["y"],
+            vec![],
+        )
+    };
     let x = vi("x", DataType::Float, &[D::P("N"), D::N(3), D::P("W")]);
-    let m = model(
-        13,
-        vec![node("Relu", "r", &["x"], &["y"], vec![])],
-        vec![x],
-        &["y"],
-        vec![],
-    );
+    let m = relu_over(x);
     // W unresolved: error naming input and dim, suggesting --input.
     let e = err(&m, &[]);
     assert!(
@@ -90,13 +94,7 @@ fn input_shapes() {
     assert!(err(&m, &[("x".into(), vec![2, 3, 5]), ("z".into(), vec![1])]).contains("\"z\""));
     // Symbolic batch alone defaults to 1.
     let x = vi("x", DataType::Float, &[D::P("N"), D::N(3)]);
-    let m = model(
-        13,
-        vec![node("Relu", "r", &["x"], &["y"], vec![])],
-        vec![x],
-        &["y"],
-        vec![],
-    );
+    let m = relu_over(x);
     let module = ok(&m, &[]);
     assert_eq!(
         module.graph.tensors[module.graph.inputs[0]].shape,
@@ -104,13 +102,7 @@ fn input_shapes() {
     );
     // A size written as 0 or -1 (some exporters' unknown) is unknown, and named as written.
     let x = vi("x", DataType::Float, &[D::N(1), D::N(0), D::N(-1)]);
-    let m = model(
-        13,
-        vec![node("Relu", "r", &["x"], &["y"], vec![])],
-        vec![x],
-        &["y"],
-        vec![],
-    );
+    let m = relu_over(x);
     let e = err(&m, &[]);
     assert!(e.contains("dimension 1 (0) is not fixed"), "{e}");
     let module = ok(&m, &[("x".into(), vec![1, 4, 5])]);

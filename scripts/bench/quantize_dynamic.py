@@ -11,7 +11,8 @@ Usage:
 
 EDGEFUSE_BEFORE, a binary built from an earlier commit, adds its file size and latency as the
 "before" columns. Every latency is the median of `ROUNDS` runs of `edgefuse bench` (100 timed
-iterations after 200 ms of warm-up) or of onnxruntime (the same, in one fresh process each).
+iterations after 200 ms of warm-up) or of onnxruntime (`ort_one.py`, the CPU table's timer: the
+same, in one fresh process each).
 """
 import json
 import os
@@ -27,27 +28,6 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 ROUNDS = 5
 ITERS = 100
 
-ORT_TIMER = r"""
-import sys, time, numpy as np, onnxruntime as ort
-model, inputs, threads, iters = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-feeds = dict(np.load(inputs))
-so = ort.SessionOptions()
-so.intra_op_num_threads = threads
-so.inter_op_num_threads = 1
-so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-sess.run(None, feeds)
-warm = time.perf_counter()
-while time.perf_counter() - warm < 0.2:
-    sess.run(None, feeds)
-times = []
-for _ in range(iters):
-    t = time.perf_counter()
-    sess.run(None, feeds)
-    times.append((time.perf_counter() - t) * 1e3)
-times.sort()
-print(times[len(times) // 2])
-"""
 
 
 def mlp(path, widths=(1024, 1024, 1024, 512), k=512, seed=0):
@@ -92,12 +72,25 @@ def edgefuse_ms(exe, efm, threads):
 
 
 def ort_ms(model, inputs, threads):
+    """onnxruntime through the table's own timer, `ort_one.py` (`inputs`: a refs-like folder)."""
     runs = []
     for _ in range(ROUNDS):
-        out = subprocess.run([sys.executable, "-c", ORT_TIMER, model, inputs, str(threads),
-                              str(ITERS)], check=True, capture_output=True, text=True).stdout
-        runs.append(float(out))
+        out = subprocess.run([sys.executable, os.path.join(HERE, "ort_one.py"), model, inputs,
+                              str(threads), str(ITERS)], check=True, capture_output=True,
+                             text=True).stdout
+        runs.append(json.loads(out)["median_ms"])
     return median(runs)
+
+
+def write_inputs(folder, feeds):
+    """`feeds` as `ort_one.py` reads them: a `refs.json` naming one `.npy` file per input."""
+    os.makedirs(folder, exist_ok=True)
+    entries = []
+    for i, (name, value) in enumerate(feeds.items()):
+        np.save(os.path.join(folder, f"input_{i}.npy"), value)
+        entries.append({"name": name, "file": f"input_{i}.npy"})
+    with open(os.path.join(folder, "refs.json"), "w") as f:
+        json.dump({"inputs": entries}, f)
 
 
 def compile_efm(exe, onnx_path, efm, shape):
@@ -131,8 +124,8 @@ def main():
     rows = []
     for label, q, feeds, shape in models:
         stem = label.replace(" ", "_")
-        inputs = os.path.join(out, f"{stem}.npz")
-        np.savez(inputs, **feeds)
+        inputs = os.path.join(out, f"{stem}.inputs")
+        write_inputs(inputs, feeds)
         row = {"model": label, "onnx_bytes": os.path.getsize(q)}
         ops = sorted({n.op_type for n in onnx.load(q).graph.node})
         row["onnx_ops"] = ops
