@@ -230,6 +230,61 @@ pub fn add_inplace(xs: &mut [f32], r: &[f32]) {
     widest!(body(xs: &mut [f32], r: &[f32]))
 }
 
+/// `(min(0, min xs), max(0, max xs))` with NaNs ignored (as `f32::min` and `f32::max` ignore
+/// them): DynamicQuantizeLinear's range. Sixteen independent lanes so the comparisons
+/// vectorise; min and max are exact, so any order gives the sequential fold's values.
+pub fn range_with_zero(xs: &[f32]) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::gemm::Kernel::detect() == crate::gemm::Kernel::Avx512 {
+        // SAFETY: `Kernel::detect` reports AVX-512 only where the CPU runs it.
+        return unsafe { range_avx512(xs) };
+    }
+    range_lanes(xs, (0.0, 0.0))
+}
+
+/// [`range_with_zero`] of `xs`, started from `(lo, hi)`. `v < lo` is false for a NaN, so a NaN
+/// keeps the bound (as `vminps`/`vmaxps` do).
+/// Eight independent lanes, so the comparisons do not wait on each other.
+fn range_lanes(xs: &[f32], (lo, hi): (f32, f32)) -> (f32, f32) {
+    let step =
+        |(lo, hi): (f32, f32), &v: &f32| (if v < lo { v } else { lo }, if v > hi { v } else { hi });
+    let mut lanes = [(lo, hi); 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l = step(*l, v);
+        }
+    }
+    let (lo, hi) = lanes
+        .iter()
+        .fold((lo, hi), |acc, &(l, h)| step(step(acc, &l), &h));
+    tail.iter().fold((lo, hi), step)
+}
+
+/// [`range_with_zero`] 64 values per step in four pairs of registers (`vminps`/`vmaxps` keep
+/// their second operand, the bound, for a NaN).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn range_avx512(xs: &[f32]) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    let mut lo = [_mm512_setzero_ps(); 4];
+    let mut hi = [_mm512_setzero_ps(); 4];
+    let chunks = xs.chunks_exact(64);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..4 {
+            // SAFETY: `c` holds 64 floats; unaligned loads of 16 of them.
+            let v = unsafe { _mm512_loadu_ps(c.as_ptr().add(16 * j)) };
+            lo[j] = _mm512_min_ps(v, lo[j]);
+            hi[j] = _mm512_max_ps(v, hi[j]);
+        }
+    }
+    let lo = _mm512_min_ps(_mm512_min_ps(lo[0], lo[1]), _mm512_min_ps(lo[2], lo[3]));
+    let hi = _mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]));
+    range_lanes(tail, (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi)))
+}
+
 /// The LSTM cell over `n = c.len()` units, in one pass: with the gates in ONNX order
 /// (`i, o, f, c`), each the recurrent product `g[k]` plus the input projection `p[k]`,
 /// `c = σ(f)·c + σ(i)·tanh(c̃)` and `h = σ(o)·tanh(c)`. The same operations, in the same
@@ -341,6 +396,29 @@ mod tests {
             -87.0, -60.0, -1e-30, 0.0, 1e-30, 1e-6, 60.0, 88.0, -200.0, 200.0,
         ]);
         v
+    }
+
+    /// The lanes' range is the sequential fold's, NaNs skipped, over lengths around the
+    /// 16-lane chunks, the extremes in the tail and in the chunks.
+    #[test]
+    fn range_with_zero_is_the_fold() {
+        let fold = |xs: &[f32]| {
+            xs.iter()
+                .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+        };
+        let mut xs: Vec<f32> = (0..70)
+            .map(|i| ((i * 37 % 23) as f32 - 9.0) * 0.37)
+            .collect();
+        xs[5] = f32::NAN;
+        xs[40] = -100.0;
+        xs[66] = 250.0;
+        for n in [0, 1, 15, 16, 17, 33, 64, 65, 70] {
+            assert_eq!(range_with_zero(&xs[..n]), fold(&xs[..n]), "n = {n}");
+            assert_eq!(range_lanes(&xs[..n], (0.0, 0.0)), fold(&xs[..n]), "n = {n}");
+        }
+        assert_eq!(range_with_zero(&[3.0, 5.0]), (0.0, 5.0));
+        assert_eq!(range_with_zero(&[-3.0; 20]), (-3.0, 0.0));
+        assert_eq!(range_with_zero(&[f32::NAN; 20]), (0.0, 0.0));
     }
 
     #[test]

@@ -196,6 +196,60 @@ def conv_model(seed):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+INT8_CONV = {"ops": ["DynamicQuantizeConv"], "atol": 0.0, "rtol": 0.0}
+
+
+def conv_net(seed, shape, layers):
+    """Conv layers over an input of `shape` (NCHW), each a dict: `m` output channels, `k`
+    kernel, and optionally `stride`, `pads` (the Conv's), `group`, `bias` (default True),
+    `act` ("Relu", "Clip" 0..6 or "Sigmoid") and `tf_pad` (an explicit zero Pad before the
+    Conv, as TF/Keras exports write "same" padding: [top, left, bottom, right])."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, cur, c = [], [], "x", shape[1]
+    for i, l in enumerate(layers):
+        m, k, group = l["m"], l["k"], l.get("group", 1)
+        if "tf_pad" in l:
+            t, lf, b, r = l["tf_pad"]
+            inits.append(numpy_helper.from_array(
+                np.array([0, 0, t, lf, 0, 0, b, r], np.int64), f"p{i}"))
+            nodes.append(helper.make_node("Pad", [cur, f"p{i}"], [f"pad{i}"]))
+            cur = f"pad{i}"
+        w = (rng.standard_normal((m, c // group, k, k)) / np.sqrt(c // group * k * k))
+        inits.append(numpy_helper.from_array(w.astype(np.float32), f"w{i}"))
+        ins = [cur, f"w{i}"]
+        if l.get("bias", True):
+            inits.append(numpy_helper.from_array(
+                (rng.standard_normal(m) * 0.1).astype(np.float32), f"b{i}"))
+            ins.append(f"b{i}")
+        out = f"c{i}"
+        attrs = {"strides": [l.get("stride", 1)] * 2, "group": group}
+        if "pads" in l:
+            attrs["pads"] = l["pads"]
+        nodes.append(helper.make_node("Conv", ins, [out], **attrs))
+        act = l.get("act")
+        if act == "Clip":
+            inits += [numpy_helper.from_array(np.array(0.0, np.float32), f"lo{i}"),
+                      numpy_helper.from_array(np.array(6.0, np.float32), f"hi{i}")]
+            nodes.append(helper.make_node("Clip", [out, f"lo{i}", f"hi{i}"], [f"a{i}"]))
+            out = f"a{i}"
+        elif act:
+            nodes.append(helper.make_node(act, [out], [f"a{i}"]))
+            out = f"a{i}"
+        cur, c = out, m
+    nodes[-1].output[0] = "y"
+    graph = helper.make_graph(
+        nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def dyn_conv(name, seed, shape, layers, lo=-1.0, hi=1.0, weight_type="QInt8", fused=INT8_CONV,
+             x=None):
+    return dynamic(name, conv_net(seed, shape, layers),
+                   {"x": rand(seed + 1, shape, lo, hi) if x is None else x}, per_channel=False,
+                   weight_type=weight_type, want=("ConvInteger",), fused=fused)
+
+
 def cases():
     return [
         dynamic("dynamic_matmul_per_tensor", linear_model(10, 4, 16, 8),
@@ -230,7 +284,40 @@ def cases():
         ms_dynamic_matmul("dynamic_ms_matmul_negative_zero_scales", 56, np.int8, True, True,
                           scale=[0.01, -0.02, 0.0, -0.005] * 3),
         dynamic("dynamic_conv", conv_model(16), {"x": rand(17, (1, 3, 9, 9))},
-                per_channel=False, want=("ConvInteger", "DynamicQuantizeLinear")),
+                per_channel=False, want=("ConvInteger", "DynamicQuantizeLinear"),
+                fused=INT8_CONV),
+        # The Conv chain as one DynamicQuantizeConv, bit for bit: every QConv plan (1×1 in
+        # place, batched small planes, shifted stride 1, unfolded, grouped, depthwise on the
+        # fp32 planar and blocked kernels), u8 weights (rows shifted into i8), K past f32's
+        # exact sums, TF-style Pad folded in, ReLU / Clip in the epilogue.
+        dyn_conv("dynamic_conv_pointwise_relu", 60, (1, 24, 20, 20),
+                 [{"m": 40, "k": 1, "act": "Relu"}, {"m": 16, "k": 1}], -2.0, 3.0),
+        dyn_conv("dynamic_conv_batch_small_planes", 62, (3, 8, 6, 6),
+                 [{"m": 12, "k": 3, "pads": [1, 1, 1, 1], "act": "Clip"}, {"m": 5, "k": 1}]),
+        dyn_conv("dynamic_conv_stride1_padded_u8", 64, (1, 16, 18, 18),
+                 [{"m": 24, "k": 3, "pads": [1, 1, 1, 1]}], -0.5, 2.5, weight_type="QUInt8"),
+        dyn_conv("dynamic_conv_deep_k_stride2", 66, (1, 96, 15, 15),
+                 [{"m": 20, "k": 3, "stride": 2, "pads": [1, 1, 1, 1], "bias": False}]),
+        dyn_conv("dynamic_conv_grouped_u8", 68, (2, 12, 10, 10),
+                 [{"m": 8, "k": 3, "group": 4, "pads": [0, 0, 1, 1]}], weight_type="QUInt8"),
+        dyn_conv("dynamic_conv_depthwise_wide_tf_pad", 70, (1, 16, 56, 56),
+                 [{"m": 16, "k": 3, "group": 16, "stride": 2, "tf_pad": [0, 0, 1, 1],
+                   "act": "Clip"},
+                  {"m": 16, "k": 5, "group": 16, "tf_pad": [2, 2, 2, 2], "act": "Relu"}],
+                 -3.0, 3.0),
+        dyn_conv("dynamic_conv_depthwise_small_planes", 72, (2, 40, 7, 7),
+                 [{"m": 40, "k": 3, "group": 40, "pads": [1, 1, 1, 1], "act": "Relu"},
+                  {"m": 24, "k": 1}], weight_type="QUInt8"),
+        dyn_conv("dynamic_conv_all_negative", 74, (1, 8, 9, 9),
+                 [{"m": 8, "k": 3, "group": 8, "pads": [1, 1, 1, 1]}, {"m": 6, "k": 1}],
+                 -3.0, -0.5),
+        dyn_conv("dynamic_conv_zero_input", 76, (1, 4, 8, 8),
+                 [{"m": 6, "k": 3, "pads": [1, 1, 1, 1]}],
+                 x=np.zeros((1, 4, 8, 8), np.float32)),
+        # An activation the epilogue does not clamp: applied after it, in f32.
+        dyn_conv("dynamic_conv_sigmoid", 78, (1, 6, 12, 12),
+                 [{"m": 10, "k": 3, "pads": [1, 1, 1, 1], "act": "Sigmoid"}],
+                 fused={"ops": ["DynamicQuantizeConv"], "atol": 1e-6, "rtol": 1e-6}),
         quantized("dynamic_lstm_forward", 1, per_channel=False),
         quantized("dynamic_lstm_per_row", 2, per_channel=True),
         quantized("dynamic_lstm_bidirectional_h0", 3, per_channel=True,

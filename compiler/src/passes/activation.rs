@@ -9,7 +9,7 @@ use super::query::{absorb, find_pair, producers, use_counts};
 use crate::Module;
 
 /// Activations a Conv/Gemm epilogue computes.
-fn fusable(op: &Op) -> Option<UnaryOp> {
+pub(super) fn fusable(op: &Op) -> Option<UnaryOp> {
     match op {
         Op::Unary(Unary { op: u }) => match u {
             UnaryOp::Relu

@@ -114,6 +114,22 @@ pub fn rules() -> Vec<Rule> {
             apply: qdynamic::fold_bias_into_dynamic_matmul,
         },
         Rule {
+            name: "fold_dynamic_conv",
+            apply: qdynamic::fold_dynamic_conv,
+        },
+        Rule {
+            name: "fold_bias_into_dynamic_conv",
+            apply: qdynamic::fold_bias_into_dynamic_conv,
+        },
+        Rule {
+            name: "fold_pad_into_dynamic_conv",
+            apply: qdynamic::fold_pad_into_dynamic_conv,
+        },
+        Rule {
+            name: "fuse_dynamic_conv_activation",
+            apply: qdynamic::fuse_dynamic_conv_activation,
+        },
+        Rule {
             name: "fold_clip_into_qdq",
             apply: qdq::fold_clip_into_qdq,
         },

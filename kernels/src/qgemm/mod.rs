@@ -421,6 +421,47 @@ impl QWeights {
         )
     }
 
+    /// Rows `rows` and columns `cols` of the product, element (m, p) at
+    /// `(m − rows.start)·row_stride + (p − cols.start)·col_stride`, for activations quantized
+    /// statically (`x` None: as [`QWeights::run_rows`] and [`QWeights::run_cols`]) or at run
+    /// time (`x`: as [`QWeights::run_dynamic`], `epi.kind` then `OutKind::F32`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_part(
+        &self,
+        src: &Source,
+        src_xor: u8,
+        cols: std::ops::Range<usize>,
+        x: Option<Dynamic>,
+        epi: &Epilogue,
+        out: &mut Out,
+        row_stride: usize,
+        col_stride: usize,
+        scratch: &mut [u8],
+        rows: std::ops::Range<usize>,
+    ) {
+        if let Some(d) = x {
+            assert!(
+                matches!((epi.kind, &*out), (OutKind::F32 { .. }, Out::F32(_)))
+                    && (0..=255).contains(&d.zero_point),
+                "qgemm: dynamic runs write f32 from u8-domain activations"
+            );
+        }
+        assert!(cols.start <= cols.end, "qgemm: columns out of range");
+        self.run_job(
+            src,
+            src_xor,
+            cols.end,
+            epi,
+            out,
+            row_stride,
+            col_stride,
+            scratch,
+            rows,
+            x.unwrap_or_else(|| self.fixed()),
+            cols.start,
+        )
+    }
+
     /// Whether [`QWeights::run_cols_shared`] takes products of these weights through `epi`
     /// (u8 × i8 on AVX-512 VNNI, written as bytes); else the caller splits columns into
     /// buffers of its own.

@@ -18,6 +18,12 @@ pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u
         (Format::U8, Out::Bytes(o), OutKind::Int { zp, lo, hi }) if job.col_stride == 1 => {
             return drive_vnni_u8_bytes(job, o.as_mut_ptr(), o.len(), scratch, zp, lo, hi)
         }
+        (Format::U8, Out::F32(o), OutKind::F32 { lo, hi }) if job.col_stride == 1 => {
+            return match job.wts.shift.is_empty() {
+                true => vnni_u8_f32::<false>(job, o, scratch, lo, hi),
+                false => vnni_u8_f32::<true>(job, o, scratch, lo, hi),
+            };
+        }
         _ => {}
     }
     match job.wts.format {
@@ -233,6 +239,115 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
                         store,
                         _mm512_castsi128_si512(q),
                     );
+                }
+            }
+            m0 += MR;
+        }
+        p0 += panels * NR;
+    }
+}
+
+/// [`drive`] for u8 × i8 products written as f32 along contiguous rows (a dynamically
+/// quantized convolution's output, or a QConv's read by a float op), with (`SHIFTED`) or
+/// without rows whose weights were shifted into i8: as [`drive_vnni_u8_bytes`], the
+/// accumulators stay in registers through the epilogue (`clamp(acc·mult + add, lo, hi)`, added
+/// to the output where the job accumulates), 16 columns per masked store, and up to
+/// [`QWeights::block_panels`] panels are packed at a time with each tile of rows run over all
+/// of them. `drive`'s arithmetic, operation for operation, so the floats are the same.
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run` (or `run_part`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+unsafe fn vnni_u8_f32<const SHIFTED: bool>(
+    job: &Job,
+    o: &mut [f32],
+    scratch: &mut [u8],
+    lo: f32,
+    hi: f32,
+) {
+    let w = job.wts;
+    let per = w.kg * NR * 4;
+    let block = w.block_panels();
+    let zx = job.x.zero_point;
+    let pad = (zx as u8) ^ w.xor;
+    let (lov, hiv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let mut p0 = job.first;
+    while p0 < job.cols {
+        let panels = (job.cols - p0).div_ceil(NR).min(block);
+        // Σ_k x per column of each panel, for rows whose weights were shifted.
+        let mut colsum = [_mm512_setzero_si512(); MAX_BLOCK_PANELS];
+        for (b, cs) in colsum.iter_mut().enumerate().take(panels) {
+            let q0 = p0 + b * NR;
+            let panel = &mut scratch[b * per..(b + 1) * per];
+            pack_panel(
+                job.src,
+                w.format,
+                w.k,
+                w.kg,
+                q0,
+                NR.min(job.cols - q0),
+                job.xor,
+                zx,
+                pad,
+                panel,
+            );
+            if SHIFTED {
+                let ones = _mm512_set1_epi8(1);
+                for g in 0..w.kg {
+                    // SAFETY: the panel holds `kg` groups of 64 bytes.
+                    let x = _mm512_loadu_si512(panel.as_ptr().add(g * 64) as *const _);
+                    *cs = _mm512_dpbusd_epi32(*cs, x, ones);
+                }
+            }
+        }
+        let mut m0 = job.rows.start;
+        while m0 < job.rows.end {
+            let rows = MR.min(job.rows.end - m0);
+            // The tile's epilogue constants, once for the whole block of panels.
+            let mut corr = [_mm512_setzero_si512(); MR];
+            let mut shift = [_mm512_setzero_si512(); MR];
+            let mut mult = [_mm512_setzero_ps(); MR];
+            let mut add = [_mm512_setzero_ps(); MR];
+            for i in 0..rows {
+                let m = m0 + i;
+                corr[i] = _mm512_set1_epi32(w.correction(m, zx));
+                shift[i] = _mm512_set1_epi32(if SHIFTED { w.shift[m] } else { 0 });
+                mult[i] = _mm512_set1_ps(job.epi.mult[m] * job.x.scale);
+                add[i] = _mm512_set1_ps(job.epi.add[m]);
+            }
+            for (b, &colsum) in colsum.iter().enumerate().take(panels) {
+                let q0 = p0 + b * NR;
+                let np = NR.min(job.cols - q0);
+                // SAFETY: the block holds `panels` panels of `kg` groups of 64 bytes; each row
+                // `kg` i32 groups.
+                let c = vnni_tile::<false>(
+                    w.kg,
+                    w.w.as_ptr().add(m0 * w.kg),
+                    w.kg,
+                    rows,
+                    scratch.as_ptr().add(b * per),
+                    [_mm512_setzero_si512(); MR],
+                );
+                let store: __mmask16 = ((1u32 << np) - 1) as __mmask16;
+                for i in 0..rows {
+                    let mut v = _mm512_add_epi32(c[i], corr[i]);
+                    if SHIFTED {
+                        v = _mm512_add_epi32(v, _mm512_mullo_epi32(shift[i], colsum));
+                    }
+                    let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), mult[i]), add[i]);
+                    // `clamp(y, lo, hi)`: `max` gives its second operand, `lo`, for a NaN.
+                    let y = _mm512_min_ps(_mm512_max_ps(y, lov), hiv);
+                    let at = (m0 + i - job.rows.start) * job.row_stride + (q0 - job.first);
+                    assert!(at + np <= o.len(), "qgemm: output too small");
+                    // SAFETY: elements at..at + np of `o` (checked just above); masked-off
+                    // lanes are never accessed.
+                    let dst = o.as_mut_ptr().add(at);
+                    let y = if job.x.accumulate {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(store, dst), y)
+                    } else {
+                        y
+                    };
+                    _mm512_mask_storeu_ps(dst, store, y);
                 }
             }
             m0 += MR;

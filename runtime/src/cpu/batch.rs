@@ -183,7 +183,9 @@ fn part_op(op: &Op, ins: &[Fact], batched: &[bool], n: usize, sub: usize) -> Opt
         Op::QuantizeLinear(q) => data_only && q.axis != Some(0),
         Op::DequantizeLinear(q) => data_only && q.axis != Some(0),
         // One range over the whole tensor, every item of the batch included.
-        Op::DynamicQuantizeLinear(_) | Op::DynamicQuantizeMatMul(_) => false,
+        Op::DynamicQuantizeLinear(_)
+        | Op::DynamicQuantizeMatMul(_)
+        | Op::DynamicQuantizeConv(_) => false,
         // A bias C broadcasts over the rows.
         Op::Gemm(g) => {
             data_only && !g.trans_a && ins.get(2).is_none_or(|c| c.rank() < 2 || c.shape[0] == 1)

@@ -31,8 +31,8 @@ pub const VERSION_MAJOR: u16 = 1;
 /// `InstanceNorm`, `LpNorm`, `ArgReduce`, `TopK`, `CumSum`, `GatherElements` and
 /// `DynamicQuantizeLinear` ops, and the PRelu/And/Or/Xor, Sin/Cos/Sign/Softsign/Selu/Celu/
 /// ThresholdedRelu and ReduceL1/SumSquare/LogSumExp kinds of `Binary`, `Unary` and `Reduce`;
-/// 4: `DynamicQuantizeMatMul`.
-pub const VERSION_MINOR: u16 = 4;
+/// 4: `DynamicQuantizeMatMul`; 5: `DynamicQuantizeConv`.
+pub const VERSION_MINOR: u16 = 5;
 pub const HEADER_LEN: usize = 64;
 pub const SECTION_ENTRY_LEN: usize = 32;
 pub const ALIGN: usize = 64;

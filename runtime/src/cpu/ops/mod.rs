@@ -90,6 +90,7 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
         Op::QGru(o) => quant::qgru::build(o, b),
         Op::QGather(o) => quant::qgather::build(o, b),
         Op::DynamicQuantizeMatMul(o) => quant::dynamic_matmul::build(o, b),
+        Op::DynamicQuantizeConv(o) => quant::dynamic_conv::build(o, b),
         Op::LayerNorm(o) => norm::layer_norm::build(o, b),
         Op::InstanceNorm(o) => norm::instance_norm::build(o, b),
         Op::LpNorm(o) => norm::lp_norm::build(o, b),

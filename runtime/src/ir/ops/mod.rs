@@ -25,7 +25,7 @@ pub use nn::{BatchNorm, Conv, ConvTranspose, GlobalPool, Pool, PoolKind};
 pub use norm::{InstanceNorm, LayerNorm, LpNorm};
 pub use qlinear::{QAdd, QConv, QGemm, QOut, QPool, QScale};
 pub use quant::{DequantizeLinear, DynamicQuantizeLinear, QuantizeLinear};
-pub use qweight::{DynamicQuantizeMatMul, QGather, QGru, QLstm};
+pub use qweight::{DynamicQuantizeConv, DynamicQuantizeMatMul, QGather, QGru, QLstm};
 pub use recurrent::{Direction, Gru, Lstm};
 pub use reduce::{ArgReduce, CumSum, Reduce, ReduceOp, Softmax, TopK};
 pub use shape::{
@@ -97,6 +97,7 @@ pub enum Op {
     QGru(QGru),
     QGather(QGather),
     DynamicQuantizeMatMul(DynamicQuantizeMatMul),
+    DynamicQuantizeConv(DynamicQuantizeConv),
     LayerNorm(LayerNorm),
     InstanceNorm(InstanceNorm),
     LpNorm(LpNorm),
@@ -144,6 +145,7 @@ macro_rules! dispatch {
             Op::QGru($o) => $e,
             Op::QGather($o) => $e,
             Op::DynamicQuantizeMatMul($o) => $e,
+            Op::DynamicQuantizeConv($o) => $e,
             Op::LayerNorm($o) => $e,
             Op::InstanceNorm($o) => $e,
             Op::LpNorm($o) => $e,

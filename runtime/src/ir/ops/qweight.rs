@@ -4,11 +4,12 @@
 //! `real = q·scale[row]`. QLstm/QGru quantize X and h at run time (dynamic quantization, as
 //! ONNX Runtime's DynamicQuantizeLSTM does); states and gate math stay f32.
 //! `DynamicQuantizeMatMul` is onnxruntime's `quantize_dynamic` MatMul pattern as one op: u8 or
-//! i8 weights with per-tensor or per-column scales and zero points, X quantized at run time.
+//! i8 weights with per-tensor or per-column scales and zero points, X quantized at run time;
+//! `DynamicQuantizeConv` is its Conv (ConvInteger) pattern as one op.
 
 use serde::{Deserialize, Serialize};
 
-use super::{expect_inputs, Fact, Gru, Lstm, OpInfo};
+use super::{expect_inputs, Conv, Fact, Gru, Lstm, OpInfo};
 use crate::tensor::DType;
 use crate::{Error, Result};
 
@@ -47,6 +48,20 @@ pub struct DynamicQuantizeMatMul {
     pub w_scale: Vec<f32>,
     pub w_zero_point: Vec<i32>,
     pub has_bias: bool,
+}
+
+/// `Y[n, m, ..] = act(sx·w_scale[m]·Σ (xq − zx)·(W[m, ..] − w_zero_point[m]) + B[m])`: the
+/// convolution `conv` of `(xq, sx, zx)`, DynamicQuantizeLinear of the whole of X (one u8 range
+/// per run; padding reads `zx`, the real 0), with the constant u8/i8 weights W
+/// `[M, C/group, *K]`. Inputs: X (f32) `[N, C, *S]`, W, optional B (f32) `[M]`.
+/// `w_scale` and `w_zero_point` hold one value, or one per output channel. `conv.act` is the
+/// fused activation; `conv.residual` is not taken. What onnxruntime's `quantize_dynamic` writes
+/// for a Conv: DynamicQuantizeLinear → ConvInteger → Cast → Mul(sx·sw) (→ Add bias).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DynamicQuantizeConv {
+    pub conv: Conv,
+    pub w_scale: Vec<f32>,
+    pub w_zero_point: Vec<i32>,
 }
 
 fn check_scales(what: &str, s: &[f32], rows: usize) -> Result<()> {
@@ -153,6 +168,49 @@ impl OpInfo for DynamicQuantizeMatMul {
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("rank checked") = n;
         Ok(vec![Fact::new(DType::F32, shape)])
+    }
+}
+
+impl OpInfo for DynamicQuantizeConv {
+    fn name(&self) -> &'static str {
+        "DynamicQuantizeConv"
+    }
+    fn infer(&self, inputs: &[Fact]) -> Result<Vec<Fact>> {
+        let name = "DynamicQuantizeConv";
+        expect_inputs(name, inputs, 2, 3)?;
+        let (x, w) = (&inputs[0], &inputs[1]);
+        if x.dtype != DType::F32
+            || !matches!(w.dtype, DType::U8 | DType::I8)
+            || inputs.get(2).is_some_and(|b| b.dtype != DType::F32)
+            || self.conv.residual
+        {
+            return Err(Error::invalid(format!(
+                "{name} takes f32 X, u8/i8 W and an f32 bias (and no residual), got {} and {}",
+                x.dtype, w.dtype
+            )));
+        }
+        let m = w.shape.first().copied().unwrap_or(0);
+        let count = self.w_scale.len();
+        let range = if w.dtype == DType::I8 {
+            -128..=127
+        } else {
+            0..=255
+        };
+        if !(count == 1 || count == m)
+            || self.w_zero_point.len() != count
+            || self.w_scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.w_zero_point.iter().any(|z| !range.contains(z))
+        {
+            return Err(Error::invalid(format!(
+                "{name}: {count} weight scales / {} zero points do not fit {m} {} channels \
+                 (scales finite and positive, zero points in the type's range)",
+                self.w_zero_point.len(),
+                w.dtype
+            )));
+        }
+        let mut f = inputs.to_vec();
+        f[1].dtype = DType::F32;
+        self.conv.infer(&f)
     }
 }
 

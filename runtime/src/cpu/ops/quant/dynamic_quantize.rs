@@ -34,6 +34,19 @@ pub fn quantize_into(x: &[f32], out: &mut [u8]) -> (f32, i32) {
     (s, zp)
 }
 
+/// [`quantize_into`] written as `q − zp` in f32 (whole numbers, exact): the integers a float
+/// kernel convolves (DynamicQuantizeConv's depthwise layers). Returns the scale and zero point.
+pub fn quantize_ints_into(x: &[f32], out: &mut [f32]) -> (f32, i32) {
+    let (s, zp) = dynamic_params(x);
+    let z = zp as f32;
+    map_into(x, out, move |v: f32| {
+        let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(0.0, 255.0);
+        // A NaN quantizes to byte 0 there (`q >= 0` is false for it).
+        (if q >= 0.0 { q } else { 0.0 }) - z
+    });
+    (s, zp)
+}
+
 impl CpuKernel for DynamicQuantizeKernel {
     fn run(
         &self,

@@ -11,13 +11,16 @@ use edgefuse_kernels::conv::{im2col_u8_ld, DepthwisePlan, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
 #[cfg(target_arch = "x86_64")]
 use edgefuse_kernels::qgemm::dw_vnni::{DwVnni, Filters};
-use edgefuse_kernels::qgemm::{Epilogue, Out, QKernel, QWeights, SharedBytes, Source, MR, NR};
+use edgefuse_kernels::qgemm::{
+    clamp, Dynamic, Epilogue, Out, OutKind, QKernel, QWeights, SharedBytes, Source, MR, NR,
+};
+use edgefuse_kernels::vmath::map_inplace;
 use rayon::prelude::*;
 
 use super::requant::{constant, stage, weights_minus_zp, Domain, Stage};
 use crate::cpu::ops::nn::conv::PAR_MIN_WORK;
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
-use crate::ir::ops::QConv;
+use crate::ir::ops::{Conv, QConv, QOut};
 use crate::tensor::{DType, TensorView, TensorViewMut};
 use crate::Result;
 
@@ -36,7 +39,7 @@ enum Plan {
     },
 }
 
-struct QConvKernel {
+pub(super) struct QConvKernel {
     n: usize,
     c: usize,
     m: usize,
@@ -93,86 +96,138 @@ struct Shift {
 const BATCH_BELOW_PLANE: usize = 512;
 
 pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CpuKernel>> {
-    let (x, w, y) = (&b.inputs[0], &b.inputs[1], &b.outputs[0]);
-    let Some(geom) = Window2d::from_axes(
-        &x.shape[2..],
-        &op.conv.kernel,
-        &op.conv.strides,
-        &op.conv.dilations,
-        &op.conv.pads,
-        &y.shape[2..],
-    ) else {
-        return unsupported(format!("QConv with {} spatial axes", op.conv.kernel.len()));
+    let spec = Spec {
+        conv: &op.conv,
+        x: Domain::new(b.inputs[0].dtype, &op.x),
+        x_scale: op.x.scale,
+        w_scale: &op.w_scale,
+        w_zero_point: &op.w_zero_point,
+        out: op.out,
     };
-    let (n, c, m, group) = (x.shape[0], x.shape[1], w.shape[0], op.conv.group);
-    let wv = constant(b.consts, 1, "QConv weights")?;
-    let bias = if op.conv.has_bias {
-        constant(b.consts, 2, "a QConv bias")?
-            .typed::<f32>()
-            .to_vec()
-    } else {
-        Vec::new()
-    };
-    let wq = weights_minus_zp(&wv, m, &op.w_zero_point);
-    let xd = Domain::new(x.dtype, &op.x);
-    let kernel = QKernel::detect();
-    let stage = stage(&op.out, op.conv.act, op.x.scale, &op.w_scale, &bias, m)?;
-    let plan = if group == c && c == m && geom.taps() <= depthwise::MAX_TAPS {
-        Plan::Depthwise {
-            plan: DepthwisePlan::new(&geom),
-            taps: depthwise::taps_f32(&wq),
-            vnni: if y.dtype == DType::F32 {
-                None
-            } else {
-                vnni(&geom, &wq, c)
-            },
-        }
-    } else {
-        let (mg, k) = (m / group, c / group * geom.taps());
-        let groups = (0..group)
-            .map(|g| QWeights::new(kernel, &wq[g * mg * k..(g + 1) * mg * k], mg, k, xd.zp))
-            .collect();
-        let epis = (0..group)
-            .map(|g| Epilogue {
-                mult: stage.epi.mult[g * mg..(g + 1) * mg].to_vec(),
-                add: stage.epi.add[g * mg..(g + 1) * mg].to_vec(),
-                kind: stage.epi.kind,
-            })
-            .collect();
-        Plan::Gemm { groups, epis }
-    };
-    let g = &geom;
-    let direct =
-        g.taps() == 1 && (g.sh, g.sw, g.pt, g.pl) == (1, 1, 0, 0) && (g.oh, g.ow) == (g.ih, g.iw);
-    let gemm = matches!(plan, Plan::Gemm { .. });
-    let batched = gemm && n > 1 && g.out_size() < BATCH_BELOW_PLANE;
-    let shift = (gemm && !direct && !batched && (g.sh, g.sw) == (1, 1)).then(|| {
-        let (ph, pw) = (g.ih + g.pt + g.pb, g.iw + g.pl + g.pr);
-        Shift {
-            taps: (0..g.taps())
-                .map(|t| (t / g.kw) * g.dh * pw + (t % g.kw) * g.dw)
-                .collect(),
-            ph,
-            pw,
-            padded: (g.pt, g.pl, g.pb, g.pr) != (0, 0, 0, 0),
-            cols: (g.oh - 1) * pw + g.ow,
-        }
-    });
-    let unfold = gemm && (!direct || batched) && shift.is_none();
-    Ok(Box::new(QConvKernel {
-        unfold,
-        batched,
-        shift,
-        n,
-        c,
-        m,
-        group,
-        geom,
-        x: xd,
-        plan,
-        stage,
-        out_f32: y.dtype == DType::F32,
-    }))
+    Ok(Box::new(QConvKernel::new(&spec, b)?))
+}
+
+/// What a QConv kernel is built from: the convolution, its activations' domain and scale
+/// (for activations quantized at run time: domain zero point 0 and scale 1, the run's own
+/// given to [`QConvKernel::execute`]), the weights' quantization and the output.
+pub(super) struct Spec<'a> {
+    pub conv: &'a Conv,
+    pub x: Domain,
+    pub x_scale: f32,
+    pub w_scale: &'a [f32],
+    pub w_zero_point: &'a [i32],
+    pub out: QOut,
+}
+
+/// The activations of one run: their domain and, where they were quantized at run time, their
+/// scale (`dynamic`); `mult` is the depthwise plan's per-channel multiplier (the stage's, or
+/// `sx·w_scale[m]` for a run-time scale), which it reads as one array.
+pub(super) struct RunX<'a> {
+    pub dom: Domain,
+    pub dynamic: Option<Dynamic>,
+    pub mult: &'a [f32],
+}
+
+impl QConvKernel {
+    pub(super) fn new(spec: &Spec, b: &BuildCtx) -> Result<QConvKernel> {
+        let conv = spec.conv;
+        let (x, w, y) = (&b.inputs[0], &b.inputs[1], &b.outputs[0]);
+        let Some(geom) = Window2d::from_axes(
+            &x.shape[2..],
+            &conv.kernel,
+            &conv.strides,
+            &conv.dilations,
+            &conv.pads,
+            &y.shape[2..],
+        ) else {
+            return unsupported(format!("QConv with {} spatial axes", conv.kernel.len()));
+        };
+        let (n, c, m, group) = (x.shape[0], x.shape[1], w.shape[0], conv.group);
+        let wv = constant(b.consts, 1, "QConv weights")?;
+        let bias = if conv.has_bias {
+            constant(b.consts, 2, "a QConv bias")?
+                .typed::<f32>()
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        let wq = weights_minus_zp(&wv, m, spec.w_zero_point);
+        let xd = spec.x;
+        let kernel = QKernel::detect();
+        let stage = stage(&spec.out, conv.act, spec.x_scale, spec.w_scale, &bias, m)?;
+        let plan = if group == c && c == m && geom.taps() <= depthwise::MAX_TAPS {
+            Plan::Depthwise {
+                plan: DepthwisePlan::new(&geom),
+                taps: depthwise::taps_f32(&wq),
+                vnni: if y.dtype == DType::F32 {
+                    None
+                } else {
+                    vnni(&geom, &wq, c)
+                },
+            }
+        } else {
+            let (mg, k) = (m / group, c / group * geom.taps());
+            let groups = (0..group)
+                .map(|g| QWeights::new(kernel, &wq[g * mg * k..(g + 1) * mg * k], mg, k, xd.zp))
+                .collect();
+            let epis = (0..group)
+                .map(|g| Epilogue {
+                    mult: stage.epi.mult[g * mg..(g + 1) * mg].to_vec(),
+                    add: stage.epi.add[g * mg..(g + 1) * mg].to_vec(),
+                    kind: stage.epi.kind,
+                })
+                .collect();
+            Plan::Gemm { groups, epis }
+        };
+        let g = &geom;
+        let direct = g.taps() == 1
+            && (g.sh, g.sw, g.pt, g.pl) == (1, 1, 0, 0)
+            && (g.oh, g.ow) == (g.ih, g.iw);
+        let gemm = matches!(plan, Plan::Gemm { .. });
+        let batched = gemm && n > 1 && g.out_size() < BATCH_BELOW_PLANE;
+        let shift = (gemm && !direct && !batched && (g.sh, g.sw) == (1, 1)).then(|| {
+            let (ph, pw) = (g.ih + g.pt + g.pb, g.iw + g.pl + g.pr);
+            Shift {
+                taps: (0..g.taps())
+                    .map(|t| (t / g.kw) * g.dh * pw + (t % g.kw) * g.dw)
+                    .collect(),
+                ph,
+                pw,
+                padded: (g.pt, g.pl, g.pb, g.pr) != (0, 0, 0, 0),
+                cols: (g.oh - 1) * pw + g.ow,
+            }
+        });
+        let unfold = gemm && (!direct || batched) && shift.is_none();
+        Ok(QConvKernel {
+            unfold,
+            batched,
+            shift,
+            n,
+            c,
+            m,
+            group,
+            geom,
+            x: xd,
+            plan,
+            stage,
+            out_f32: y.dtype == DType::F32,
+        })
+    }
+
+    /// Input and output elements (every image).
+    pub(super) fn sizes(&self) -> (usize, usize) {
+        let g = &self.geom;
+        (
+            self.n * self.c * g.in_size(),
+            self.n * self.m * g.out_size(),
+        )
+    }
+
+    /// The stage's multipliers per output channel (`x_scale·w_scale[m]`, over the output
+    /// scale for byte outputs).
+    pub(super) fn mult(&self) -> &[f32] {
+        &self.stage.epi.mult
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -260,14 +315,14 @@ impl QConvKernel {
     /// Runs `f(x_img, c0, out_block, lane_scratch)` on every block of `block` channels of every
     /// image, each lane taking a run of whole blocks with its own scratch slice.
     #[allow(clippy::type_complexity)]
-    fn channel_blocks<T: Send>(
+    fn channel_blocks<X: Sync, T: Send>(
         &self,
         block: usize,
-        x: &[u8],
+        x: &[X],
         out: &mut [T],
         scratch: &mut [u8],
         lanes: usize,
-        f: &(dyn Fn(&[u8], usize, &mut [T], &mut [u8]) + Sync),
+        f: &(dyn Fn(&[X], usize, &mut [T], &mut [u8]) + Sync),
     ) {
         let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
         let per = self.lane_scratch();
@@ -297,6 +352,7 @@ impl QConvKernel {
     #[allow(clippy::too_many_arguments)]
     fn depthwise<T: Send>(
         &self,
+        run: &RunX,
         plan: &DepthwisePlan,
         taps: &[f32],
         x: &[u8],
@@ -318,10 +374,10 @@ impl QConvKernel {
                     plan,
                     ob.len() / osz,
                     &x_img[c0 * isz..],
-                    self.x.xor,
-                    self.x.zp,
+                    run.dom.xor,
+                    run.dom.zp,
                     &taps[c0 * t..],
-                    &e.mult[c0..],
+                    &run.mult[c0..],
                     &e.add[c0..],
                     e.kind,
                     plane(ob),
@@ -329,6 +385,48 @@ impl QConvKernel {
                 );
             },
         );
+    }
+
+    /// Whether the plan is depthwise, which [`QConvKernel::depthwise_ints`] runs on f32 planes.
+    pub(super) fn is_depthwise(&self) -> bool {
+        matches!(self.plan, Plan::Depthwise { .. })
+    }
+
+    /// A depthwise plan with f32 outputs over activations given as f32 planes of `x − zx`
+    /// (whole numbers): the fp32 plan as the float Conv runs it — its planar kernel on wide
+    /// planes, where the byte path's channel-interleaved blocks cost transposes — with no bias,
+    /// so each sum is the exact integer (the window stays within `MAX_TAPS`); then each block's
+    /// planes through the epilogue `clamp(acc·run.mult[m] + add[m])`, as the byte path does.
+    pub(super) fn depthwise_ints(
+        &self,
+        run: &RunX,
+        x: &[f32],
+        out: &mut TensorViewMut,
+        scratch: &mut [u8],
+        ctx: &Ctx,
+    ) {
+        let Plan::Depthwise { plan, taps, .. } = &self.plan else {
+            unreachable!("depthwise_ints on a GEMM plan")
+        };
+        let OutKind::F32 { lo, hi } = self.stage.epi.kind else {
+            unreachable!("depthwise_ints with byte outputs")
+        };
+        let (isz, osz, t) = (self.geom.in_size(), self.geom.out_size(), self.geom.taps());
+        let add = &self.stage.epi.add;
+        let lanes = self.lanes(ctx);
+        let y = out.typed::<f32>();
+        self.channel_blocks(plan.lanes(), x, y, scratch, lanes, &|x_img, c0, ob, sc| {
+            let n = ob.len() / osz;
+            let sc: &mut [f32] = bytemuck::cast_slice_mut(&mut sc[..plan.scratch_len() * 4]);
+            plan.run_block_clamped(n, &x_img[c0 * isz..], &taps[c0 * t..], None, ob, sc, None);
+            for (c, plane) in ob.chunks_exact_mut(osz).enumerate() {
+                let (m, a) = (run.mult[c0 + c], add[c0 + c]);
+                map_inplace(plane, move |v| clamp(v * m + a, lo, hi));
+            }
+        });
+        if let Some(post) = &self.stage.post {
+            post.apply(0.0, y);
+        }
     }
 
     /// Depthwise through the VNNI byte kernel, 16 channels at a time.
@@ -360,6 +458,7 @@ impl QConvKernel {
     #[allow(clippy::too_many_arguments)]
     fn gemm<T: Send + Sync + bytemuck::Pod>(
         &self,
+        run: &RunX,
         groups: &[QWeights],
         epis: &[Epilogue],
         x: &[u8],
@@ -404,11 +503,12 @@ impl QConvKernel {
             ow: wide,
         };
         // Padding reads the zero point, as its raw byte.
-        let pad = (self.x.zp as u8) ^ self.x.xor;
-        for run in 0..runs {
+        let pad = (run.dom.zp as u8) ^ run.dom.xor;
+        let xor = run.dom.xor;
+        for r in 0..runs {
             for (g, wts) in groups.iter().enumerate() {
                 let src = if let Some(s) = &self.shift {
-                    let x0 = (run * self.c + g * cg) * isz;
+                    let x0 = (r * self.c + g * cg) * isz;
                     let xg = &x[x0..x0 + cg * isz];
                     let xs: &[u8] = if s.padded {
                         let g = &self.geom;
@@ -435,7 +535,7 @@ impl QConvKernel {
                     }
                 } else if self.unfold {
                     for i in 0..per_run {
-                        let img = run * per_run + i;
+                        let img = r * per_run + i;
                         let x0 = (img * self.c + g * cg) * isz;
                         let xg = &x[x0..x0 + cg * isz];
                         let taps = self.geom.taps();
@@ -458,7 +558,7 @@ impl QConvKernel {
                         channels: k,
                     }
                 } else {
-                    let x0 = (run * self.c + g * cg) * isz;
+                    let x0 = (r * self.c + g * cg) * isz;
                     Source::Conv {
                         x: &x[x0..x0 + cg * isz],
                         g: self.geom,
@@ -491,7 +591,7 @@ impl QConvKernel {
                                 unsafe {
                                     wts.run_cols_shared(
                                         &src,
-                                        self.x.xor,
+                                        xor,
                                         c0..c1,
                                         &epis[g],
                                         &shared,
@@ -514,15 +614,17 @@ impl QConvKernel {
                         let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
                             let c0 = lane * cw;
                             let c1 = (c0 + cw).min(wide);
-                            wts.run_cols(
+                            wts.run_part(
                                 &src,
-                                self.x.xor,
+                                xor,
                                 c0..c1,
+                                run.dynamic,
                                 &epis[g],
                                 &mut wrap(o),
                                 c1 - c0,
                                 1,
                                 sc,
+                                0..mg,
                             );
                         };
                         st.par_chunks_mut(mg * cw)
@@ -547,10 +649,11 @@ impl QConvKernel {
                     let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
                         let first = lane * chunk;
                         let rows = first..(first + chunk).min(mg);
-                        wts.run_rows(
+                        wts.run_part(
                             &src,
-                            self.x.xor,
-                            wide,
+                            xor,
+                            0..wide,
+                            run.dynamic,
                             &epis[g],
                             &mut wrap(o),
                             wide,
@@ -573,7 +676,7 @@ impl QConvKernel {
                     let st: &mut [T] = &mut bytemuck::cast_slice_mut(staged)[..mg * wide];
                     compute(st);
                     let (ow, oh) = (self.geom.ow, self.geom.oh);
-                    let y0 = (run * self.m + g * mg) * osz;
+                    let y0 = (r * self.m + g * mg) * osz;
                     for (j, row) in st.chunks_exact(wide).enumerate() {
                         let dst = &mut out[y0 + j * osz..y0 + (j + 1) * osz];
                         for (oy, d) in dst.chunks_exact_mut(ow).enumerate().take(oh) {
@@ -590,7 +693,7 @@ impl QConvKernel {
                         }
                     }
                 } else {
-                    let y0 = (run * self.m + g * mg) * osz;
+                    let y0 = (r * self.m + g * mg) * osz;
                     compute(&mut out[y0..y0 + mg * osz]);
                 }
             }
@@ -613,15 +716,34 @@ impl CpuKernel for QConvKernel {
         scratch: &mut [u8],
         ctx: &Ctx,
     ) -> Result<()> {
-        let x = inputs[0].data;
+        let run = RunX {
+            dom: self.x,
+            dynamic: None,
+            mult: &self.stage.epi.mult,
+        };
+        self.execute(&run, inputs[0].data, &mut outputs[0], scratch, ctx);
+        Ok(())
+    }
+}
+
+impl QConvKernel {
+    /// The convolution of `x` (bytes, as `run.dom` reads them) into `out`.
+    pub(super) fn execute(
+        &self,
+        run: &RunX,
+        x: &[u8],
+        out: &mut TensorViewMut,
+        scratch: &mut [u8],
+        ctx: &Ctx,
+    ) {
         let lanes = self.lanes(ctx);
-        let out = &mut outputs[0];
         match (&self.plan, self.out_f32) {
             #[cfg(target_arch = "x86_64")]
             (Plan::Depthwise { vnni: Some(v), .. }, false) => {
                 self.depthwise_vnni(v, x, &mut *out.data, scratch, lanes)
             }
             (Plan::Depthwise { plan, taps, .. }, false) => self.depthwise(
+                run,
                 plan,
                 taps,
                 x,
@@ -631,6 +753,7 @@ impl CpuKernel for QConvKernel {
                 lanes,
             ),
             (Plan::Depthwise { plan, taps, .. }, true) => self.depthwise(
+                run,
                 plan,
                 taps,
                 x,
@@ -640,6 +763,7 @@ impl CpuKernel for QConvKernel {
                 lanes,
             ),
             (Plan::Gemm { groups, epis }, false) => self.gemm(
+                run,
                 groups,
                 epis,
                 x,
@@ -649,6 +773,7 @@ impl CpuKernel for QConvKernel {
                 lanes,
             ),
             (Plan::Gemm { groups, epis }, true) => self.gemm(
+                run,
                 groups,
                 epis,
                 x,
@@ -661,6 +786,5 @@ impl CpuKernel for QConvKernel {
         if let Some(post) = &self.stage.post {
             post.apply(0.0, out.typed::<f32>());
         }
-        Ok(())
     }
 }

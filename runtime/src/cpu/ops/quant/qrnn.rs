@@ -23,9 +23,7 @@ use crate::{Error, Result};
 /// (scale, zero point); an all-zero tensor gets (1, 0), and a range past f32's gets an infinite
 /// scale and zero point 0, as there (every value then quantizes to 0).
 pub fn dynamic_params(x: &[f32]) -> (f32, i32) {
-    let (lo, hi) = x
-        .iter()
-        .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = edgefuse_kernels::vmath::range_with_zero(x);
     if hi == lo {
         return (1.0, 0);
     }
