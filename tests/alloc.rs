@@ -116,7 +116,8 @@ fn check_runs(name: &str, efm: &std::path::Path, inputs: &[Tensor], keep: &mut V
 /// inputs): normalisations, ArgMax, TopK (its sort in scratch), CumSum, GatherElements, Tile and
 /// DepthToSpace, ReduceLogSumExp (its sums in scratch), integer ReduceSumSquare (its exact sums
 /// in scratch), linear and cubic Resize, PRelu, Selu, Xor, DynamicQuantizeMatMul (X quantized in
-/// scratch; one row, a few, and panels of many).
+/// scratch; one row, a few, and panels of many), DynamicQuantizeConv (X quantized in scratch;
+/// 1×1, batched, shifted, depthwise, an activation after the epilogue).
 #[cfg(feature = "compiler")]
 #[test]
 fn newer_operators_allocate_nothing() {
@@ -144,6 +145,11 @@ fn newer_operators_allocate_nothing() {
         "dynamic/dynamic_int8_row_per_tensor_bias",
         "dynamic/dynamic_int8_rows_per_channel_u8",
         "dynamic/dynamic_int8_3d_many_rows_no_bias",
+        "dynamic/dynamic_conv_pointwise_relu",
+        "dynamic/dynamic_conv_batch_small_planes",
+        "dynamic/dynamic_conv_stride1_padded_u8",
+        "dynamic/dynamic_conv_depthwise_wide_tf_pad",
+        "dynamic/dynamic_conv_sigmoid",
     ] {
         let (bytes, _) = compile_onnx(
             &dir.join(format!("{case}.onnx")),

@@ -909,7 +909,7 @@ fn float_graph() -> Vec<u8> {
 }
 
 /// Int8 ops: QuantizeLinear, QConv, QPool, QAdd, QGemm, DequantizeLinear, QLstm, QGru, QGather,
-/// DynamicQuantizeLinear, DynamicQuantizeMatMul.
+/// DynamicQuantizeLinear, DynamicQuantizeMatMul, DynamicQuantizeConv.
 fn int8_graph() -> Vec<u8> {
     let q = |scale, zero_point| QScale { scale, zero_point };
     let mut b = Builder::default();
@@ -1068,7 +1068,46 @@ fn int8_graph() -> Vec<u8> {
         }),
         &[dq, mw, mb],
     );
-    b.write(&[ql[0], qgru[1], emb, dyn_q[0], dyn_q[1], dyn_q[2], dmm])
+    // DynamicQuantizeConv: a depthwise 3×3 (i8 weights, Clip) over the f32 input, then a 1×1
+    // (u8 weights with per-channel zero points, a bias).
+    let conv = |group, kernel: usize, pads: usize, has_bias, act| Conv {
+        kernel: vec![kernel; 2],
+        strides: vec![1, 1],
+        pads: vec![pads; 4],
+        dilations: vec![1, 1],
+        group,
+        has_bias,
+        act,
+        residual: false,
+    };
+    let dw = b.constant(
+        Tensor::from_vec(&[4, 1, 3, 3], (0..36).map(|i| (i % 9) as i8 - 4).collect()).unwrap(),
+    );
+    let dqc = b.one(
+        Op::DynamicQuantizeConv(DynamicQuantizeConv {
+            conv: conv(4, 3, 1, false, Some(UnaryOp::Clip { min: 0.0, max: 6.0 })),
+            w_scale: vec![0.05],
+            w_zero_point: vec![0],
+        }),
+        &[x, dw],
+    );
+    let pw = b.constant(
+        Tensor::from_vec(
+            &[3, 4, 1, 1],
+            (0..12).map(|i| (i * 53 % 256) as u8).collect(),
+        )
+        .unwrap(),
+    );
+    let pb = b.weight(&[3]);
+    let dqc = b.one(
+        Op::DynamicQuantizeConv(DynamicQuantizeConv {
+            conv: conv(1, 1, 0, true, None),
+            w_scale: vec![0.01, 0.02, 0.03],
+            w_zero_point: vec![100, 128, 7],
+        }),
+        &[dqc, pw, pb],
+    );
+    b.write(&[ql[0], qgru[1], emb, dyn_q[0], dyn_q[1], dyn_q[2], dmm, dqc])
 }
 
 #[test]
@@ -1460,6 +1499,36 @@ fn zero_sized_huge_dims_and_mismatched_zero_points_are_refused() {
         let out = b.node_as(dqmm(false), &[xi, wi], &[(DType::F32, &y)]);
         files.push((what, b.write(&out)));
     }
+    // DynamicQuantizeConv with a filter of no bytes: M or C huge (2^33) yet under the cap.
+    let dqc = |c: usize, m: usize, y: &[usize]| {
+        let mut b = Builder::default();
+        let xi = b.input(DType::F32, &[1, c, 4, 4]);
+        let wi = b.constant(Tensor::from_bytes(DType::I8, &[m, c, 1, 1], &[]).unwrap());
+        let op = Op::DynamicQuantizeConv(DynamicQuantizeConv {
+            conv: Conv {
+                kernel: vec![1, 1],
+                strides: vec![1, 1],
+                pads: vec![0; 4],
+                dilations: vec![1, 1],
+                group: 1,
+                has_bias: false,
+                act: None,
+                residual: false,
+            },
+            w_scale: vec![0.1],
+            w_zero_point: vec![0],
+        });
+        let out = b.node_as(op, &[xi, wi], &[(DType::F32, y)]);
+        b.write(&out)
+    };
+    files.push((
+        "DynamicQuantizeConv M 2^33, no input channels under the cap",
+        dqc(0, big, &[1, big, 4, 4]),
+    ));
+    files.push((
+        "DynamicQuantizeConv C 2^33, no output channels under the cap",
+        dqc(big, 0, &[1, 0, 4, 4]),
+    ));
     // K = 0 with a bias: each row is the bias.
     let mut b = Builder::default();
     let xi = b.input(DType::F32, &[2, 0]);

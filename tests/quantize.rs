@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use edgefuse_runtime::cpu::{Session, SessionOptions};
+use edgefuse_runtime::ir::ops::UnaryOp;
+use edgefuse_runtime::ir::Op;
 use edgefuse_runtime::{DType, Model};
 
 fn data_dir(models: &Path) -> PathBuf {
@@ -410,4 +412,50 @@ fn quantize_dynamic_matmul_keeps_int8_weights() {
         size < f32_weights / 3,
         "the file is {size} bytes; the f32 weights alone would be {f32_weights}"
     );
+}
+
+/// onnxruntime's `quantize_dynamic` Conv chain, with the TF-style zero Pad before each layer
+/// and the Clip / Relu after it, compiles to DynamicQuantizeConv alone: the pads, bias and
+/// activation folded in, the i8 filters kept as bytes.
+#[test]
+fn quantize_dynamic_conv_keeps_int8_weights_and_folds_pad_bias_activation() {
+    let onnx = repo_root().join("tests/ops/dynamic/dynamic_conv_depthwise_wide_tf_pad.onnx");
+    let efm = scratch_dir().join("dynamic_conv_dw.efm");
+    let o = edgefuse()
+        .arg("compile")
+        .arg(&onnx)
+        .arg("-o")
+        .arg(&efm)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = Model::load(&efm).unwrap();
+    let g = model.graph();
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(
+        ops,
+        ["DynamicQuantizeConv", "DynamicQuantizeConv"],
+        "{ops:?}"
+    );
+    for (node, k, pads, act) in [
+        (
+            &g.nodes[0],
+            3,
+            [0, 0, 1, 1],
+            UnaryOp::Clip { min: 0.0, max: 6.0 },
+        ),
+        (&g.nodes[1], 5, [2, 2, 2, 2], UnaryOp::Relu),
+    ] {
+        let Op::DynamicQuantizeConv(op) = &node.op else {
+            unreachable!("checked above")
+        };
+        assert_eq!(op.conv.pads, pads);
+        assert_eq!(op.conv.act, Some(act));
+        assert!(op.conv.has_bias);
+        let w = &g.tensors[node.inputs[1]];
+        assert_eq!(
+            (w.dtype, w.shape.as_slice()),
+            (DType::I8, &[16, 1, k, k][..])
+        );
+    }
 }
