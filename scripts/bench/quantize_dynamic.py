@@ -4,7 +4,9 @@ CPU latency (median of several runs), 1 and 2 threads.
 Models: an MLP of 1024-wide layers (512 → 1024 → 1024 → 1024 → 512, bias and ReLU; what a
 PyTorch MLP exports as MatMul + Add) at batch 1 and 32, quantized with the defaults (u8
 activations, i8 weights per tensor) and with `per_channel=True`; and the seed text LSTM
-(`../shared/models/seed_lstm_textgen.onnx`: its LSTM becomes DynamicQuantizeLSTM), when present.
+(`../shared/models/seed_lstm_textgen.onnx`: its LSTM becomes DynamicQuantizeLSTM), and the seed
+CNN and EfficientNet-Lite0 at the references' batch (their Convs become ConvInteger), when
+present.
 
 Usage:
     python3 scripts/bench/quantize_dynamic.py OUT_DIR EDGEFUSE [EDGEFUSE_BEFORE]
@@ -121,6 +123,20 @@ def main():
         tokens = np.random.default_rng(0).integers(0, 1000, (1, 20)).astype(np.int64)
         name = onnx.load(q).graph.input[0].name
         models.append(("seed_lstm_dynq b1", q, {name: tokens}, None))
+    # CNNs: their Convs become ConvInteger (DynamicQuantizeConv here), at the references'
+    # batch and inputs.
+    for stem in ("seed_cnn_mnist", "efficientnet_lite0"):
+        src = os.path.join(ROOT, "..", "shared", "models", f"{stem}.onnx")
+        refs = os.path.join(ROOT, "..", "shared", "models", "refs", stem)
+        if not os.path.exists(src):
+            continue
+        q = os.path.join(out, f"{stem}_dynq.onnx")
+        quantize(src, q, False)
+        meta = json.load(open(os.path.join(refs, "refs.json")))
+        feeds = {i["name"]: np.load(os.path.join(refs, i["file"])) for i in meta["inputs"]}
+        shape = ",".join(f"{k}={'x'.join(map(str, v.shape))}" for k, v in feeds.items())
+        batch = next(iter(feeds.values())).shape[0]
+        models.append((f"{stem}_dynq b{batch}", q, feeds, shape))
     rows = []
     for label, q, feeds, shape in models:
         stem = label.replace(" ", "_")
