@@ -455,7 +455,7 @@ fn quantize_dynamic_conv_keeps_int8_weights_and_folds_pad_bias_activation() {
         let w = &g.tensors[node.inputs[1]];
         assert_eq!(
             (w.dtype, w.shape.as_slice()),
-            (DType::I8, &[16, 1, k, k][..])
+            (DType::I8, &[24, 1, k, k][..])
         );
     }
 }

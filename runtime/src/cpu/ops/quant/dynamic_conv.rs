@@ -1,5 +1,5 @@
 //! CPU kernel for DynamicQuantizeConv: X quantized to u8 per run exactly as
-//! DynamicQuantizeLinear does (`dynamic_quantize::quantize_into`, onnxruntime's bytes), then
+//! DynamicQuantizeLinear does (`dynamic_quantize::quantize_split`, onnxruntime's bytes), then
 //! QConv's convolution of those bytes (its plans: depthwise, 1×1 in place, shifted, unfolded;
 //! i32 accumulation, exact) with the run's zero point as the padding and the epilogue
 //! `acc·(sx·w_scale[m]) + B[m]` — the rounding steps of onnxruntime's Cast → Mul → Add —
@@ -8,13 +8,13 @@
 //! The QConv kernel is built once with zero point 0 and scale 1 for X; each run hands it the
 //! range's zero point and scale (`RunX`): the GEMM plans take them as `qgemm::Dynamic`, the
 //! depthwise plan as a per-channel multiplier `sx·w_scale[m]` computed into scratch, over X
-//! quantized to f32 planes of `q − zx` (`quantize_ints_into`): the fp32 depthwise kernels
+//! quantized to f32 planes of `q − zx` (`quantize_split`): the fp32 depthwise kernels
 //! (`QConvKernel::depthwise_ints`), whose planar path runs wide planes several times faster
 //! than the byte path's channel-interleaved blocks.
 
 use edgefuse_kernels::qgemm::Dynamic;
 
-use super::dynamic_quantize::{quantize_into, quantize_ints_into};
+use super::dynamic_quantize::quantize_split;
 use super::qconv::{QConvKernel, RunX, Spec};
 use super::requant::Domain;
 use crate::cpu::ops::{unsupported, BuildCtx, CpuKernel, Ctx};
@@ -98,11 +98,7 @@ impl CpuKernel for DynamicConvKernel {
         let (xq, rest) = scratch.split_at_mut(self.xq_bytes);
         let (mult, rest) = rest.split_at_mut(self.mult_bytes);
         let depthwise = self.conv.is_depthwise();
-        let (sx, zx) = if depthwise {
-            quantize_ints_into(x, bytemuck::cast_slice_mut(&mut xq[..xs * 4]))
-        } else {
-            quantize_into(x, &mut xq[..xs])
-        };
+        let (sx, zx) = quantize_split(x, xq, depthwise, ctx.threads);
         // onnxruntime's Mul(sx, sw) per channel, then Mul(acc, ·): the same f32 products.
         let w_scale = self.conv.mult();
         let mult: &mut [f32] = bytemuck::cast_slice_mut(&mut mult[..w_scale.len() * 4]);

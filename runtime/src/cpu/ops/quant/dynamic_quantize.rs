@@ -24,6 +24,12 @@ struct DynamicQuantizeKernel;
 /// DynamicQuantizeMatMul quantizes its input through this too, so the two agree byte for byte.
 pub fn quantize_into(x: &[f32], out: &mut [u8]) -> (f32, i32) {
     let (s, zp) = dynamic_params(x);
+    bytes_with(x, out, s, zp);
+    (s, zp)
+}
+
+/// `x` quantized with `(s, zp)` into bytes.
+fn bytes_with(x: &[f32], out: &mut [u8], s: f32, zp: i32) {
     let z = zp as f32;
     // As in QuantizeLinear's kernel: the whole number `q` read from the mantissa's low byte
     // after adding 1.5·2^23 (NaN becomes 0).
@@ -31,19 +37,57 @@ pub fn quantize_into(x: &[f32], out: &mut [u8]) -> (f32, i32) {
         let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(0.0, 255.0);
         (q + 12_582_912.0).to_bits() as u8
     });
-    (s, zp)
 }
 
-/// [`quantize_into`] written as `q − zp` in f32 (whole numbers, exact): the integers a float
-/// kernel convolves (DynamicQuantizeConv's depthwise layers). Returns the scale and zero point.
-pub fn quantize_ints_into(x: &[f32], out: &mut [f32]) -> (f32, i32) {
-    let (s, zp) = dynamic_params(x);
+/// `x` quantized with `(s, zp)` as `q − zp` in f32 (whole numbers, exact).
+fn ints_with(x: &[f32], out: &mut [f32], s: f32, zp: i32) {
     let z = zp as f32;
     map_into(x, out, move |v: f32| {
         let q = (round_even((v / s).clamp(-300.0, 300.0)) + z).clamp(0.0, 255.0);
         // A NaN quantizes to byte 0 there (`q >= 0` is false for it).
         (if q >= 0.0 { q } else { 0.0 }) - z
     });
+}
+
+/// Elements per thread below which [`quantize_split`] stays on the calling thread.
+const SPLIT_MIN: usize = 1 << 15;
+
+/// [`quantize_into`] — bytes, or with `ints` the f32 `q − zp` a float kernel convolves
+/// (DynamicQuantizeConv's depthwise layers), into `out` as f32s — split between `threads`
+/// where `x` is large: each part's range, then the whole range's scale and zero point (the
+/// parts' extremes give the same parameters as the whole), then each part quantized. The same
+/// values as on one thread. Returns the scale and zero point.
+pub fn quantize_split(x: &[f32], out: &mut [u8], ints: bool, threads: usize) -> (f32, i32) {
+    let parts = threads.min(x.len() / SPLIT_MIN).max(1);
+    let quantize = |x: &[f32], out: &mut [u8], s: f32, zp: i32| {
+        if ints {
+            ints_with(x, bytemuck::cast_slice_mut(&mut out[..x.len() * 4]), s, zp)
+        } else {
+            bytes_with(x, &mut out[..x.len()], s, zp)
+        }
+    };
+    let (s, zp) = if parts == 1 {
+        dynamic_params(x)
+    } else {
+        use rayon::prelude::*;
+        let chunk = x.len().div_ceil(parts);
+        let (lo, hi) = x
+            .par_chunks(chunk)
+            .map(edgefuse_kernels::vmath::range_with_zero)
+            .reduce(|| (0.0, 0.0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+        // (The range of [lo, hi] is (lo, hi): lo ≤ 0 ≤ hi.)
+        dynamic_params(&[lo, hi])
+    };
+    if parts == 1 {
+        quantize(x, out, s, zp);
+    } else {
+        use rayon::prelude::*;
+        let chunk = x.len().div_ceil(parts);
+        let elem = if ints { 4 } else { 1 };
+        x.par_chunks(chunk)
+            .zip(out.par_chunks_mut(chunk * elem))
+            .for_each(|(x, o)| quantize(x, o, s, zp));
+    }
     (s, zp)
 }
 
