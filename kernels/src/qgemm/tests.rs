@@ -363,52 +363,65 @@ fn dynamic_runs_take_the_zero_point_and_scale_of_the_call() {
     let (m, k, cols) = (21, 37, 19);
     let x: Vec<u8> = (0..cols * k).map(|_| rng.range(0, 255) as u8).collect();
     let src = Source::Rows { x: &x, ld: k };
-    for wide in [false, true] {
-        let lim = if wide { 255 } else { 127 };
-        let w: Vec<i32> = (0..m * k).map(|_| rng.range(-lim, lim)).collect();
+    // 0: weights that fit i8; 1: −255..255 (i16 panels); 2: u8 minus a per-row zero point
+    // (the u8 × i8 panels with shifted rows).
+    for wide in 0..3 {
+        let zw: Vec<i32> = (0..m).map(|_| rng.range(0, 255)).collect();
+        let w: Vec<i32> = (0..m * k)
+            .map(|i| match wide {
+                0 => rng.range(-127, 127),
+                1 => rng.range(-255, 255),
+                _ => rng.range(0, 255) - zw[i / k],
+            })
+            .collect();
         for kernel in QKernel::supported() {
             let wts = QWeights::new(kernel, &w, m, k, 3);
             let zx = 141;
             let want = reference(&src, 0, zx, &w, m, k, cols);
-            let epi = Epilogue {
-                mult: (0..m).map(|r| 0.01 * (r + 1) as f32).collect(),
-                add: (0..m).map(|r| r as f32).collect(),
-                kind: OutKind::F32 {
-                    lo: f32::NEG_INFINITY,
-                    hi: f32::INFINITY,
-                },
-            };
-            let mut scratch = vec![0u8; wts.scratch_bytes()];
-            // Output [cols, m]: rows of the product are columns of `out`.
-            let mut out = vec![2.0f32; cols * m];
-            for accumulate in [false, true] {
-                let dynx = Dynamic {
-                    zero_point: zx,
-                    scale: 0.5,
-                    accumulate,
+            // Unclamped, and clamped to a band the values cross.
+            for (lo, hi) in [(f32::NEG_INFINITY, f32::INFINITY), (-1.0, 4.0)] {
+                let epi = Epilogue {
+                    mult: (0..m).map(|r| 0.01 * (r + 1) as f32).collect(),
+                    add: (0..m).map(|r| r as f32 * 0.25).collect(),
+                    kind: OutKind::F32 { lo, hi },
                 };
-                wts.run_dynamic(
-                    &src,
-                    0,
-                    cols,
-                    dynx,
-                    &epi,
-                    &mut out,
-                    1,
-                    m,
-                    &mut scratch,
-                    0..m,
-                );
-                for p in 0..cols {
-                    for r in 0..m {
-                        let y = want[r * cols + p] as f64 * 0.5 * epi.mult[r] as f64
-                            + epi.add[r] as f64;
-                        let y = if accumulate { 2.0 * y } else { y };
-                        let got = out[p * m + r] as f64;
-                        assert!(
-                            (got - y).abs() <= 1e-4 * y.abs().max(1.0),
-                            "{kernel:?} wide {wide} acc {accumulate} ({r}, {p}): {got} vs {y}"
+                let mut scratch = vec![0u8; wts.scratch_bytes()];
+                // Output [cols, m] (rows of the product are columns of `out`: a MatMul's
+                // layout) and [m, cols] (along rows: a convolution's, the VNNI f32 driver's).
+                for (rs, cs) in [(1, m), (cols, 1)] {
+                    let mut out = vec![2.0f32; cols * m];
+                    for accumulate in [false, true] {
+                        let dynx = Dynamic {
+                            zero_point: zx,
+                            scale: 0.5,
+                            accumulate,
+                        };
+                        wts.run_dynamic(
+                            &src,
+                            0,
+                            cols,
+                            dynx,
+                            &epi,
+                            &mut out,
+                            rs,
+                            cs,
+                            &mut scratch,
+                            0..m,
                         );
+                        for p in 0..cols {
+                            for r in 0..m {
+                                let y = want[r * cols + p] as f64 * 0.5 * epi.mult[r] as f64
+                                    + epi.add[r] as f64;
+                                let y = y.clamp(lo as f64, hi as f64);
+                                let y = if accumulate { 2.0 * y } else { y };
+                                let got = out[r * rs + p * cs] as f64;
+                                assert!(
+                                    (got - y).abs() <= 1e-4 * y.abs().max(1.0),
+                                    "{kernel:?} wide {wide} ({rs}, {cs}) acc {accumulate} \
+                                     ({r}, {p}): {got} vs {y}"
+                                );
+                            }
+                        }
                     }
                 }
             }

@@ -5,7 +5,8 @@
 //! runs the integer GEMM per image and group. A 1×1 stride-1 convolution reads its input planes
 //! as they are; any other is first unfolded (byte im2col) once per image and group into shared
 //! scratch, so the panels every thread packs are contiguous runs. Weights are packed when the
-//! kernel is built.
+//! kernel is built. DynamicQuantizeConv (`dynamic_conv.rs`) builds the same kernel
+//! (`QConvKernel::new`) and hands each run its activations' zero point and scale (`RunX`).
 
 use edgefuse_kernels::conv::{im2col_u8_ld, DepthwisePlan, Window2d};
 use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
