@@ -94,24 +94,30 @@ pub enum Out<'a> {
     F32(&'a mut [f32]),
 }
 
-/// A byte output shared by threads that each write their own columns of every row (a product
-/// split by columns, [`QWeights::run_cols_shared`]): the whole output, borrowed for the
-/// parallel call.
-pub struct SharedBytes<'a> {
-    ptr: *mut u8,
+/// An output shared by threads that each write their own columns of every row (a product
+/// split by columns, [`QWeights::run_cols_shared`] for bytes, [`QWeights::run_cols_shared_f32`]
+/// for floats): the whole output, borrowed for the parallel call.
+pub struct Shared<'a, T> {
+    ptr: *mut T,
     len: usize,
-    _out: std::marker::PhantomData<&'a mut [u8]>,
+    _out: std::marker::PhantomData<&'a mut [T]>,
 }
 
-// SAFETY: `SharedBytes` stands for a `&mut [u8]` borrowed for the whole parallel call; the
-// threads sharing it write disjoint columns (the contract of `run_cols_shared`).
-unsafe impl Send for SharedBytes<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for SharedBytes<'_> {}
+/// A byte output shared by threads writing their own columns.
+pub type SharedBytes<'a> = Shared<'a, u8>;
+/// An f32 output shared by threads writing their own columns.
+pub type SharedF32<'a> = Shared<'a, f32>;
 
-impl<'a> SharedBytes<'a> {
-    pub fn new(out: &'a mut [u8]) -> SharedBytes<'a> {
-        SharedBytes {
+// SAFETY: `Shared` stands for a `&mut [T]` borrowed for the whole parallel call; the threads
+// sharing it write disjoint columns (the contract of `run_cols_shared` and
+// `run_cols_shared_f32`).
+unsafe impl<T: Send> Send for Shared<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Shared<'_, T> {}
+
+impl<'a, T> Shared<'a, T> {
+    pub fn new(out: &'a mut [T]) -> Shared<'a, T> {
+        Shared {
             ptr: out.as_mut_ptr(),
             len: out.len(),
             _out: std::marker::PhantomData,
@@ -546,6 +552,88 @@ impl QWeights {
         // (Unreachable elsewhere: `writes_shared` holds on x86-64 only.)
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (job, zp, lo, hi, out.ptr);
+    }
+
+    /// Whether [`QWeights::run_cols_shared_f32`] takes products of these weights through `epi`
+    /// (u8 × i8 on AVX-512 VNNI, written as f32); else the caller splits columns into buffers
+    /// of its own.
+    pub fn writes_shared_f32(&self, epi: &Epilogue) -> bool {
+        cfg!(target_arch = "x86_64")
+            && self.kernel == QKernel::Avx512Vnni
+            && self.format == Format::U8
+            && matches!(epi.kind, OutKind::F32 { .. })
+    }
+
+    /// [`QWeights::run_cols_shared`] for f32 outputs, with the activations quantized
+    /// statically (`x` None) or at run time (`x`, as [`QWeights::run_dynamic`]): element
+    /// (m, p), for every row m and the columns p in `cols`, at `m·row_stride + p` of `out`.
+    /// Panics unless [`QWeights::writes_shared_f32`] holds and `out` holds every row's columns.
+    ///
+    /// # Safety
+    /// While it runs, nothing else accesses columns `cols` of `out`'s rows (other threads
+    /// take other columns).
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run_cols_shared_f32(
+        &self,
+        src: &Source,
+        src_xor: u8,
+        cols: std::ops::Range<usize>,
+        x: Option<Dynamic>,
+        epi: &Epilogue,
+        out: &SharedF32,
+        row_stride: usize,
+        scratch: &mut [u8],
+    ) {
+        assert!(
+            self.writes_shared_f32(epi),
+            "qgemm: no shared-output kernel"
+        );
+        let OutKind::F32 { lo, hi } = epi.kind else {
+            unreachable!("checked by writes_shared_f32")
+        };
+        let x = x.unwrap_or_else(|| self.fixed());
+        assert!((0..=255).contains(&x.zero_point), "qgemm: zero point");
+        assert!(cols.start <= cols.end, "qgemm: columns out of range");
+        assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
+        assert!(
+            scratch.len() >= self.scratch_bytes(),
+            "qgemm: scratch too small"
+        );
+        if cols.is_empty() || self.m == 0 {
+            return;
+        }
+        assert!(
+            self.m == 1 || cols.end <= row_stride,
+            "qgemm: columns past the row stride"
+        );
+        let end = (self.m - 1)
+            .checked_mul(row_stride)
+            .and_then(|v| v.checked_add(cols.end));
+        assert!(end.is_some_and(|e| e <= out.len), "qgemm: output too small");
+        src.check(self.k, cols.end);
+        let job = Job {
+            wts: self,
+            src,
+            xor: src_xor ^ self.xor,
+            first: cols.start,
+            cols: cols.end,
+            epi,
+            row_stride,
+            col_stride: 1,
+            rows: 0..self.m,
+            x,
+        };
+        // SAFETY: the VNNI kernel family was checked to be supported when the weights were
+        // packed; bounds are checked above: the job writes (m, p) at m·row_stride + p, inside
+        // `out`, and only columns `cols`, which the caller guarantees are this call's alone.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            let (o, len) = (out.ptr.add(cols.start), out.len - cols.start);
+            x86::drive_vnni_u8_f32(&job, o, len, scratch, lo, hi)
+        }
+        // (Unreachable elsewhere: `writes_shared_f32` holds on x86-64 only.)
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (job, lo, hi, out.ptr);
     }
 
     /// The statically quantized case: the activation zero point packed with the weights.

@@ -603,6 +603,129 @@ fn shared_column_ranges_match_the_whole_product() {
     }
 }
 
+/// `run_cols_shared_f32` over disjoint column ranges, from threads of their own, gives the
+/// whole product's floats (run-time zero point and scale, clamped), touching no other column;
+/// on i8 and shifted u8 weights.
+#[test]
+fn shared_f32_column_ranges_match_the_whole_product() {
+    let mut rng = Rng(17);
+    let (m, h, w) = (21, 13, 31);
+    let cols = h * w;
+    let mut ran = false;
+    for (c, wide) in [(24, false), (24, true), (150, true)] {
+        let x: Vec<u8> = (0..c * h * w).map(|_| rng.next() as u8).collect();
+        let src = Source::Conv {
+            x: &x,
+            g: window(h, w, 1, 1, 0, 1),
+            channels: c,
+        };
+        let zw: Vec<i32> = (0..m).map(|_| rng.range(0, 255)).collect();
+        let wts: Vec<i32> = (0..m * c)
+            .map(|i| match wide {
+                false => rng.range(-127, 127),
+                true => rng.range(0, 255) - zw[i / c],
+            })
+            .collect();
+        let epi = Epilogue {
+            mult: (0..m).map(|r| 0.003 * (r + 1) as f32).collect(),
+            add: vec![-1.5; m],
+            kind: OutKind::F32 { lo: -4.0, hi: 9.0 },
+        };
+        let x_run = Dynamic {
+            zero_point: 133,
+            scale: 0.25,
+            accumulate: false,
+        };
+        for kernel in QKernel::supported() {
+            let qw = QWeights::new(kernel, &wts, m, c, 0);
+            if !qw.writes_shared_f32(&epi) {
+                continue;
+            }
+            ran = true;
+            let mut whole = vec![0f32; m * cols];
+            let mut scratch = vec![0u8; qw.scratch_bytes()];
+            qw.run_dynamic(
+                &src,
+                0,
+                cols,
+                x_run,
+                &epi,
+                &mut whole,
+                cols,
+                1,
+                &mut scratch,
+                0..m,
+            );
+            for cuts in [
+                vec![0, 1, cols],
+                vec![0, 160, 250, cols],
+                vec![0, 16, 17, cols],
+            ] {
+                // Guard values after the output: they stay as they were.
+                let mut out = vec![f32::MAX; m * cols + 16];
+                let shared = SharedF32::new(&mut out[..m * cols]);
+                std::thread::scope(|s| {
+                    for r in cuts.windows(2) {
+                        let (c0, c1, shared, src) = (r[0], r[1], &shared, &src);
+                        let (qw, epi) = (&qw, &epi);
+                        s.spawn(move || {
+                            let mut scratch = vec![0u8; qw.scratch_bytes()];
+                            // SAFETY: the threads take disjoint column ranges.
+                            unsafe {
+                                qw.run_cols_shared_f32(
+                                    src,
+                                    0,
+                                    c0..c1,
+                                    Some(x_run),
+                                    epi,
+                                    shared,
+                                    cols,
+                                    &mut scratch,
+                                )
+                            }
+                        });
+                    }
+                });
+                assert_eq!(
+                    &out[..m * cols],
+                    &whole[..],
+                    "{kernel:?} wide {wide} {cuts:?}"
+                );
+                assert!(out[m * cols..].iter().all(|&v| v == f32::MAX));
+                for r in cuts.windows(2) {
+                    let (c0, c1) = (r[0], r[1]);
+                    let mut out = vec![f32::MAX; m * cols];
+                    let shared = SharedF32::new(&mut out);
+                    // SAFETY: one thread.
+                    unsafe {
+                        qw.run_cols_shared_f32(
+                            &src,
+                            0,
+                            c0..c1,
+                            Some(x_run),
+                            &epi,
+                            &shared,
+                            cols,
+                            &mut scratch,
+                        )
+                    };
+                    for (i, (&got, &want)) in out.iter().zip(&whole).enumerate() {
+                        let mine = (c0..c1).contains(&(i % cols));
+                        assert_eq!(
+                            got,
+                            if mine { want } else { f32::MAX },
+                            "{kernel:?} columns {c0}..{c1} at {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if !ran {
+        eprintln!("qgemm: shared f32 output test skipped, this CPU has no AVX-512 VNNI");
+    }
+}
+
 /// Byte outputs whose lower bound is the type's floor (0 for u8, -128 for i8: layers without a
 /// ReLU clamp) are narrowed by saturation where the VNNI path drops the `max`: values far past
 /// both bounds, past i32's range, infinite and NaN still give what `quantize_byte` gives.

@@ -19,10 +19,7 @@ pub(crate) unsafe fn drive_avx512vnni(job: &Job, out: &mut Out, scratch: &mut [u
             return drive_vnni_u8_bytes(job, o.as_mut_ptr(), o.len(), scratch, zp, lo, hi)
         }
         (Format::U8, Out::F32(o), OutKind::F32 { lo, hi }) if job.col_stride == 1 => {
-            return match job.wts.shift.is_empty() {
-                true => vnni_u8_f32::<false>(job, o, scratch, lo, hi),
-                false => vnni_u8_f32::<true>(job, o, scratch, lo, hi),
-            };
+            return drive_vnni_u8_f32(job, o.as_mut_ptr(), o.len(), scratch, lo, hi);
         }
         _ => {}
     }
@@ -256,11 +253,30 @@ unsafe fn vnni_u8_bytes<const SHIFTED: bool, const HOIST: bool>(
 /// of them. `drive`'s arithmetic, operation for operation, so the floats are the same.
 ///
 /// # Safety
-/// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run` (or `run_part`).
+/// The CPU must support AVX-512F/BW/VNNI; `job` checked by `QWeights::run` (or `run_part`,
+/// `run_cols_shared_f32`); `o` is valid for writes of `o_len` floats, of which this call
+/// writes only the job's elements, and nothing else accesses those while it runs.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub(crate) unsafe fn drive_vnni_u8_f32(
+    job: &Job,
+    o: *mut f32,
+    o_len: usize,
+    scratch: &mut [u8],
+    lo: f32,
+    hi: f32,
+) {
+    match job.wts.shift.is_empty() {
+        true => vnni_u8_f32::<false>(job, o, o_len, scratch, lo, hi),
+        false => vnni_u8_f32::<true>(job, o, o_len, scratch, lo, hi),
+    }
+}
+
+/// [`drive_vnni_u8_f32`] with (`SHIFTED`) or without rows whose weights were shifted into i8.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 unsafe fn vnni_u8_f32<const SHIFTED: bool>(
     job: &Job,
-    o: &mut [f32],
+    o: *mut f32,
+    o_len: usize,
     scratch: &mut [u8],
     lo: f32,
     hi: f32,
@@ -338,10 +354,10 @@ unsafe fn vnni_u8_f32<const SHIFTED: bool>(
                     // `clamp(y, lo, hi)`: `max` gives its second operand, `lo`, for a NaN.
                     let y = _mm512_min_ps(_mm512_max_ps(y, lov), hiv);
                     let at = (m0 + i - job.rows.start) * job.row_stride + (q0 - job.first);
-                    assert!(at + np <= o.len(), "qgemm: output too small");
-                    // SAFETY: elements at..at + np of `o` (checked just above); masked-off
-                    // lanes are never accessed.
-                    let dst = o.as_mut_ptr().add(at);
+                    assert!(at + np <= o_len, "qgemm: output too small");
+                    // SAFETY: elements at..at + np of `o` (checked just above), the job's own;
+                    // masked-off lanes are never accessed.
+                    let dst = o.add(at);
                     let y = if job.x.accumulate {
                         _mm512_add_ps(_mm512_maskz_loadu_ps(store, dst), y)
                     } else {

@@ -13,7 +13,8 @@ use edgefuse_kernels::qgemm::depthwise::{self, PlaneOut};
 #[cfg(target_arch = "x86_64")]
 use edgefuse_kernels::qgemm::dw_vnni::{DwVnni, Filters};
 use edgefuse_kernels::qgemm::{
-    clamp, Dynamic, Epilogue, Out, OutKind, QKernel, QWeights, SharedBytes, Source, MR, NR,
+    clamp, Dynamic, Epilogue, Out, OutKind, QKernel, QWeights, SharedBytes, SharedF32, Source, MR,
+    NR,
 };
 use edgefuse_kernels::vmath::map_inplace;
 use rayon::prelude::*;
@@ -606,6 +607,37 @@ impl QConvKernel {
                                         &src,
                                         xor,
                                         c0..c1,
+                                        &epis[g],
+                                        &shared,
+                                        wide,
+                                        sc,
+                                    )
+                                }
+                            };
+                            scratch[..per * parts]
+                                .par_chunks_mut(per)
+                                .enumerate()
+                                .for_each(work);
+                            return;
+                        }
+                        if self.out_f32 && wts.writes_shared_f32(&epis[g]) {
+                            // As above for f32 outputs: each thread's panels are 16 floats,
+                            // whole cache lines, so no staging buffer and no copy afterwards.
+                            let parts = wide.div_ceil(cw);
+                            debug_assert_eq!(std::mem::size_of::<T>(), 4, "f32 outputs");
+                            let floats: &mut [f32] =
+                                bytemuck::cast_slice_mut(&mut out_g[..mg * wide]);
+                            let shared = SharedF32::new(floats);
+                            let work = |(lane, sc): (usize, &mut [u8])| {
+                                let c0 = lane * cw;
+                                let c1 = (c0 + cw).min(wide);
+                                // SAFETY: each part writes only its own columns c0..c1.
+                                unsafe {
+                                    wts.run_cols_shared_f32(
+                                        &src,
+                                        xor,
+                                        c0..c1,
+                                        run.dynamic,
                                         &epis[g],
                                         &shared,
                                         wide,
