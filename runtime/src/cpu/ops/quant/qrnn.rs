@@ -3,10 +3,13 @@
 //! DynamicQuantizeLSTM scheme). X (all time steps at once) and each step's h are quantized to u8
 //! with a per-tensor scale and zero point taken from their range; the input projection is one
 //! `qgemm` (u8 × i8 → i32, dequantized by `sx·sw[row]` and added to the biases); each step's
-//! recurrent product is one `qgemm::gemv` for a batch of one, else one `qgemm` whose columns are
-//! the batch items. Gate math, c and h stay f32.
+//! recurrent product, for a batch of one, is one `qgemm::row_blocks` product on AVX-512 VNNI
+//! (R interleaved in blocks of 16 rows) or one `qgemm::gemv` over R widened to i16 elsewhere,
+//! and for larger batches one `qgemm` whose columns are the batch items. Gate math, c and h stay
+//! f32.
 
 use edgefuse_kernels::qgemm::gemv::gemv;
+use edgefuse_kernels::qgemm::row_blocks::RowBlocks;
 use edgefuse_kernels::qgemm::Source;
 use edgefuse_kernels::qgemm::{quantize_byte, Dynamic, Epilogue, OutKind, QKernel, QWeights};
 use edgefuse_kernels::rnn::{RnnDims, RnnProducts};
@@ -40,8 +43,10 @@ pub fn quantize_u8(v: f32, inv_scale: f32, zp: i32) -> u8 {
     quantize_byte(v * inv_scale + zp as f32, 0.0, 255.0)
 }
 
-/// R for the step products: rows widened to i16 for `gemv` (batch 1), or packed for `qgemm`.
+/// R for the step products: interleaved for VNNI or rows widened to i16 for `gemv` (batch 1),
+/// or packed for `qgemm`.
 enum RecWeights {
+    Blocks(RowBlocks),
     Rows(Vec<i16>),
     Packed(QWeights),
 }
@@ -101,7 +106,10 @@ impl QRecurrent {
         let rv = constant(b.consts, 2, &format!("{name} weights R"))?;
         let wi: Vec<i32> = wv.data.iter().map(|&v| v as i8 as i32).collect();
         let w = QWeights::new(QKernel::detect(), &wi, rows, dims.input, 0);
-        let r = if dims.batch == 1 {
+        let r = if dims.batch == 1 && RowBlocks::pays() {
+            let ri: Vec<i8> = rv.data.iter().map(|&v| v as i8).collect();
+            RecWeights::Blocks(RowBlocks::new(&ri, rows, hidden))
+        } else if dims.batch == 1 {
             RecWeights::Rows(rv.data.iter().map(|&v| v as i8 as i16).collect())
         } else {
             let ri: Vec<i32> = rv.data.iter().map(|&v| v as i8 as i32).collect();
@@ -123,6 +131,7 @@ impl QRecurrent {
     fn xq_bytes(&self) -> usize {
         (self.dims.x_len() + 3) & !3
     }
+    /// h as i16 (`gemv`) or u8 (the others, `RowBlocks` reading k rounded up to 4).
     fn hq_bytes(&self) -> usize {
         (2 * self.dims.batch * self.dims.hidden + 3) & !3
     }
@@ -130,7 +139,7 @@ impl QRecurrent {
     fn panel_bytes(&self) -> usize {
         match &self.r {
             RecWeights::Packed(r) => r.scratch_bytes().max(self.w.scratch_bytes()),
-            RecWeights::Rows(_) => self.w.scratch_bytes(),
+            RecWeights::Rows(_) | RecWeights::Blocks(_) => self.w.scratch_bytes(),
         }
     }
 
@@ -172,7 +181,7 @@ impl QRecurrent {
         let floats: &mut [f32] = bytemuck::try_cast_slice_mut(floats).map_err(cast)?;
         let hq = match self.r {
             RecWeights::Rows(_) => HBuf::I16(bytemuck::try_cast_slice_mut(hq).map_err(cast)?),
-            RecWeights::Packed(_) => HBuf::U8(hq),
+            RecWeights::Packed(_) | RecWeights::Blocks(_) => HBuf::U8(hq),
         };
         Ok((
             floats,
@@ -186,7 +195,7 @@ impl QRecurrent {
     }
 }
 
-/// Quantized h: minus its zero point for `gemv`, or u8 for `qgemm`.
+/// Quantized h: minus its zero point for `gemv`, or u8 for `RowBlocks` and `qgemm`.
 enum HBuf<'s> {
     I16(&'s mut [i16]),
     U8(&'s mut [u8]),
@@ -251,6 +260,16 @@ impl RnnProducts for QProducts<'_> {
         let inv = 1.0 / sh;
         let row0 = dir * rec.gates * hs + col0;
         match (&rec.r, &mut self.hq) {
+            (RecWeights::Blocks(r), HBuf::U8(hq)) => {
+                for (q, &v) in hq.iter_mut().zip(h) {
+                    *q = quantize_u8(v, inv, zh);
+                }
+                for b in 0..bs {
+                    let y = &mut gates[b * ld..b * ld + cols];
+                    let rows = row0..row0 + cols;
+                    r.run(&hq[b * hs..], zh, sh, &rec.r_epi.mult, rows, y, accumulate);
+                }
+            }
             (RecWeights::Rows(r), HBuf::I16(hq)) => {
                 for (q, &v) in hq.iter_mut().zip(h) {
                     *q = quantize_u8(v, inv, zh) as i16 - zh as i16;
