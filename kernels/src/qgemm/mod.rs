@@ -24,7 +24,8 @@
 //! [`QWeights::run_dynamic`] serves dynamic quantization (activations quantized at run time, as
 //! in ORT's DynamicQuantizeLSTM): the zero point and scale of the activations are arguments of
 //! the call, and the f32 result `sx·mult[m]·acc + add[m]` is stored or added to the output.
-//! [`gemv`] is the one-column product for the recurrent steps.
+//! [`gemv`] is the one-column product for the recurrent steps, [`row_blocks`] the same over
+//! rows interleaved for AVX-512 VNNI.
 
 pub mod depthwise;
 #[cfg(target_arch = "x86_64")]
@@ -33,6 +34,7 @@ pub mod gemv;
 mod isa;
 mod pack;
 mod portable;
+pub mod row_blocks;
 
 #[cfg(target_arch = "aarch64")]
 mod neon;

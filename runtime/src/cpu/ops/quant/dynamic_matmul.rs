@@ -4,15 +4,17 @@
 //! `acc·(sx·w_scale[n]) + B[n]` — the rounding steps of onnxruntime's Cast → Mul → Add.
 //!
 //! The weights are packed at build for the shape the plan fixes. Up to [`GEMV_ROWS`] rows of X
-//! run one row at a time as matrix-vector products — `qgemm`'s own (whole weight rows per
-//! `vpdpbusd`) where it has one for these weights (`QWeights::one_column_rows`), else
-//! `qgemm::gemv` over weight rows widened to i16 — since a 16-column panel would waste most of
-//! its columns; more rows run as `qgemm` panels (`QWeights::run_dynamic`: VNNI, AVX2, NEON
+//! run as matrix-vector products — on AVX-512 VNNI over i8 weights all rows at once over
+//! `qgemm::row_blocks` (16 weight rows per `vpdpbusd`, the epilogue of `run_dynamic`), else one
+//! row at a time, `qgemm`'s own (whole weight rows per `vpdpbusd`) where it has one for these
+//! weights (`QWeights::one_column_rows`: u8 weights shifted into i8), or `qgemm::gemv` over
+//! weight rows widened to i16 — since a 16-column panel would waste most of its columns; more rows run as `qgemm` panels (`QWeights::run_dynamic`: VNNI, AVX2, NEON
 //! dot-product or portable, as this CPU runs). Threads split the output columns of a single row,
 //! the rows of a few, the output columns again for at most a panel of rows per thread (each
 //! thread's into scratch, then copied into Y), and whole panels of rows past that.
 
 use edgefuse_kernels::qgemm::gemv::gemv;
+use edgefuse_kernels::qgemm::row_blocks::{Epi, RowBlocks};
 use edgefuse_kernels::qgemm::{Dynamic, Epilogue, OutKind, QKernel, QWeights, Source, NR};
 use rayon::prelude::*;
 
@@ -42,6 +44,8 @@ enum Weights {
     /// `[N][K]` minus their zero points, as i16, for `gemv` (a few rows of X, and no
     /// matrix-vector product of `qgemm`'s for these weights).
     Rows(Vec<i16>),
+    /// i8 weights interleaved for VNNI (a few rows of X): all rows of X in one product.
+    Blocks(RowBlocks),
     /// Packed for `qgemm`, one weight row per output column: panels, or one column at a time
     /// for a few rows of X where `one_column_rows` holds.
     Packed(QWeights),
@@ -127,8 +131,12 @@ fn build_for(
             *d = value(kk, c);
         }
     }
+    let fits_i8 = t.iter().all(|v| (-128..=127).contains(v));
     let packed = QWeights::new(kernel, &t, n, k, 0);
-    let w = if rows <= GEMV_ROWS && !packed.one_column_rows() && k < 1 << 15 {
+    let w = if rows <= GEMV_ROWS && kernel == QKernel::Avx512Vnni && fits_i8 && k < 1 << 15 {
+        let ti: Vec<i8> = t.iter().map(|&v| v as i8).collect();
+        Weights::Blocks(RowBlocks::new(&ti, n, k))
+    } else if rows <= GEMV_ROWS && !packed.one_column_rows() && k < 1 << 15 {
         Weights::Rows(t.iter().map(|&v| v as i16).collect())
     } else {
         Weights::Packed(packed)
@@ -148,18 +156,19 @@ fn build_for(
 }
 
 impl DynamicMatMulKernel {
-    /// Bytes of X quantized (u8), rounded to 64 (none without products).
+    /// Bytes of X quantized (u8), and room for `RowBlocks` to read the last row's k rounded up
+    /// to 4, rounded to 64 (none without products).
     fn xq_bytes(&self) -> usize {
         match self.w {
             Weights::Empty => 0,
-            _ => (self.rows * self.k).next_multiple_of(64),
+            _ => (self.rows * self.k + 3).next_multiple_of(64),
         }
     }
 
     /// Bytes of the path's own scratch: X minus its zero point as i16, or a panel per lane.
     fn path_bytes(&self) -> usize {
         match &self.w {
-            Weights::Empty => 0,
+            Weights::Empty | Weights::Blocks(_) => 0,
             Weights::Rows(_) => 2 * self.rows * self.k,
             Weights::Packed(w) => {
                 let panels = w.scratch_bytes().next_multiple_of(64) * self.slots;
@@ -206,6 +215,29 @@ impl DynamicMatMulKernel {
             y.par_chunks_mut(n)
                 .zip(xi.par_chunks(k))
                 .for_each(|(yr, x)| cols(w, x, 0, yr));
+        }
+    }
+
+    /// A few rows over `RowBlocks`, all rows of X at once: output columns split between the
+    /// threads in whole blocks of 16, each thread's through a product of its own.
+    fn run_blocks(&self, w: &RowBlocks, xq: &[u8], zx: i32, sx: f32, y: &mut [f32], lanes: usize) {
+        let (k, n, rows) = (self.k, self.n, self.rows);
+        let epi = Epi::Dynamic {
+            epi: &self.epi,
+            accumulate: false,
+        };
+        if lanes == 1 {
+            w.run(xq, k, rows, zx, sx, 0..n, epi, y, n);
+        } else if rows == 1 {
+            let chunk = n.div_ceil(lanes).next_multiple_of(COL_BLOCK);
+            y.par_chunks_mut(chunk).enumerate().for_each(|(i, yc)| {
+                let c0 = i * chunk;
+                w.run(xq, k, 1, zx, sx, c0..c0 + yc.len(), epi, yc, yc.len());
+            });
+        } else {
+            y.par_chunks_mut(n)
+                .enumerate()
+                .for_each(|(p, yr)| w.run(&xq[p * k..], k, 1, zx, sx, 0..n, epi, yr, n));
         }
     }
 
@@ -348,12 +380,13 @@ impl CpuKernel for DynamicMatMulKernel {
             }
             return Ok(());
         }
-        let (xq, rest) = scratch.split_at_mut(self.xq_bytes());
-        let xq = &mut xq[..x.len()];
+        let (xq_all, rest) = scratch.split_at_mut(self.xq_bytes());
+        let xq = &mut xq_all[..x.len()];
         let (sx, zx) = quantize_into(x, xq);
         let lanes = self.lanes(ctx);
         match &self.w {
             Weights::Empty => unreachable!("returned above"),
+            Weights::Blocks(w) => self.run_blocks(w, xq_all, zx, sx, y, lanes),
             Weights::Rows(w) => {
                 let xi: &mut [i16] = bytemuck::try_cast_slice_mut(&mut rest[..2 * x.len()])
                     .map_err(|e| Error::invalid(format!("DynamicQuantizeMatMul scratch: {e}")))?;

@@ -2,11 +2,15 @@
 //! `edgefuse_kernels::rnn` computed with dynamic quantization (ONNX Runtime's
 //! DynamicQuantizeLSTM scheme). X (all time steps at once) and each step's h are quantized to u8
 //! with a per-tensor scale and zero point taken from their range; the input projection is one
-//! `qgemm` (u8 × i8 → i32, dequantized by `sx·sw[row]` and added to the biases); each step's
-//! recurrent product is one `qgemm::gemv` for a batch of one, else one `qgemm` whose columns are
-//! the batch items. Gate math, c and h stay f32.
+//! product (u8 × i8 → i32, dequantized by `sx·sw[row]` and added to the biases); each step's
+//! recurrent product, for a batch of one, one product with h, and for larger batches one `qgemm`
+//! whose columns are the batch items. At batch 1 on AVX-512 VNNI both products run over W and R
+//! interleaved in blocks of 16 rows (`qgemm::row_blocks`, with `qgemm`'s and `gemv`'s arithmetic);
+//! elsewhere the projection is one `qgemm` and the step product one `qgemm::gemv` over R widened
+//! to i16. Gate math, c and h stay f32.
 
 use edgefuse_kernels::qgemm::gemv::gemv;
+use edgefuse_kernels::qgemm::row_blocks::{Epi, RowBlocks};
 use edgefuse_kernels::qgemm::Source;
 use edgefuse_kernels::qgemm::{quantize_byte, Dynamic, Epilogue, OutKind, QKernel, QWeights};
 use edgefuse_kernels::rnn::{RnnDims, RnnProducts};
@@ -38,8 +42,16 @@ pub fn quantize_u8(v: f32, inv_scale: f32, zp: i32) -> u8 {
     quantize_byte(v * inv_scale + zp as f32, 0.0, 255.0)
 }
 
-/// R for the step products: rows widened to i16 for `gemv` (batch 1), or packed for `qgemm`.
+/// W for the input projection: interleaved for VNNI (batch 1), or packed for `qgemm`.
+enum InWeights {
+    Blocks(RowBlocks),
+    Packed(QWeights),
+}
+
+/// R for the step products: interleaved for VNNI or rows widened to i16 for `gemv` (batch 1),
+/// or packed for `qgemm`.
 enum RecWeights {
+    Blocks(RowBlocks),
     Rows(Vec<i16>),
     Packed(QWeights),
 }
@@ -61,8 +73,8 @@ pub(super) struct QRecurrent {
     gates: usize,
     input_facts: Vec<(DType, usize)>,
     output_lens: Vec<usize>,
-    /// W `[D·G·H, I]` packed for `qgemm`, with `sw` as the epilogue's multipliers.
-    w: QWeights,
+    /// W `[D·G·H, I]`, with `sw` as the epilogue's multipliers.
+    w: InWeights,
     w_epi: Epilogue,
     /// R `[D·G·H, H]`, and its row scales (the epilogue's multipliers when packed).
     r: RecWeights,
@@ -97,9 +109,18 @@ impl QRecurrent {
         let rows = dims.dirs * gates * hidden;
         let wv = constant(b.consts, 1, &format!("{name} weights W"))?;
         let rv = constant(b.consts, 2, &format!("{name} weights R"))?;
-        let wi: Vec<i32> = wv.data.iter().map(|&v| v as i8 as i32).collect();
-        let w = QWeights::new(QKernel::detect(), &wi, rows, dims.input, 0);
-        let r = if dims.batch == 1 {
+        let blocks = dims.batch == 1 && RowBlocks::pays();
+        let w = if blocks {
+            let wi: Vec<i8> = wv.data.iter().map(|&v| v as i8).collect();
+            InWeights::Blocks(RowBlocks::new(&wi, rows, dims.input))
+        } else {
+            let wi: Vec<i32> = wv.data.iter().map(|&v| v as i8 as i32).collect();
+            InWeights::Packed(QWeights::new(QKernel::detect(), &wi, rows, dims.input, 0))
+        };
+        let r = if blocks {
+            let ri: Vec<i8> = rv.data.iter().map(|&v| v as i8).collect();
+            RecWeights::Blocks(RowBlocks::new(&ri, rows, hidden))
+        } else if dims.batch == 1 {
             RecWeights::Rows(rv.data.iter().map(|&v| v as i8 as i16).collect())
         } else {
             let ri: Vec<i32> = rv.data.iter().map(|&v| v as i8 as i32).collect();
@@ -118,17 +139,23 @@ impl QRecurrent {
         })
     }
 
+    /// X as u8, and room for `RowBlocks` to read the last row's k rounded up to 4.
     fn xq_bytes(&self) -> usize {
-        (self.dims.x_len() + 3) & !3
+        (self.dims.x_len() + 3).next_multiple_of(4)
     }
+    /// h as i16 (`gemv`) or u8 (the others, `RowBlocks` reading k rounded up to 4).
     fn hq_bytes(&self) -> usize {
         (2 * self.dims.batch * self.dims.hidden + 3) & !3
     }
 
     fn panel_bytes(&self) -> usize {
+        let w = match &self.w {
+            InWeights::Packed(w) => w.scratch_bytes(),
+            InWeights::Blocks(_) => 0,
+        };
         match &self.r {
-            RecWeights::Packed(r) => r.scratch_bytes().max(self.w.scratch_bytes()),
-            RecWeights::Rows(_) => self.w.scratch_bytes(),
+            RecWeights::Packed(r) => r.scratch_bytes().max(w),
+            RecWeights::Rows(_) | RecWeights::Blocks(_) => w,
         }
     }
 
@@ -170,7 +197,7 @@ impl QRecurrent {
         let floats: &mut [f32] = bytemuck::try_cast_slice_mut(floats).map_err(cast)?;
         let hq = match self.r {
             RecWeights::Rows(_) => HBuf::I16(bytemuck::try_cast_slice_mut(hq).map_err(cast)?),
-            RecWeights::Packed(_) => HBuf::U8(hq),
+            RecWeights::Packed(_) | RecWeights::Blocks(_) => HBuf::U8(hq),
         };
         Ok((
             floats,
@@ -184,7 +211,7 @@ impl QRecurrent {
     }
 }
 
-/// Quantized h: minus its zero point for `gemv`, or u8 for `qgemm`.
+/// Quantized h: minus its zero point for `gemv`, or u8 for `RowBlocks` and `qgemm`.
 enum HBuf<'s> {
     I16(&'s mut [i16]),
     U8(&'s mut [u8]),
@@ -201,23 +228,37 @@ pub(super) struct QProducts<'s> {
 impl RnnProducts for QProducts<'_> {
     fn project(&mut self, x: &[f32], rows: usize, proj: &mut [f32]) {
         let rec = self.rec;
-        let (k, n) = (rec.dims.input, rec.w.rows());
+        let k = rec.dims.input;
+        let n = match &rec.w {
+            InWeights::Blocks(w) => w.rows(),
+            InWeights::Packed(w) => w.rows(),
+        };
         let x = &x[..rows * k];
         let (sx, zx) = dynamic_params(x);
         let inv = 1.0 / sx;
         for (q, &v) in self.xq.iter_mut().zip(x) {
             *q = quantize_u8(v, inv, zx);
         }
+        if rows == 0 || n == 0 {
+            return;
+        }
+        let w = match &rec.w {
+            InWeights::Blocks(w) => {
+                let epi = Epi::Dynamic {
+                    epi: &rec.w_epi,
+                    accumulate: true,
+                };
+                return w.run(self.xq, k, rows, zx, sx, 0..n, epi, proj, n);
+            }
+            InWeights::Packed(w) => w,
+        };
         let src = Source::Rows { x: self.xq, ld: k };
         let dynx = Dynamic {
             zero_point: zx,
             scale: sx,
             accumulate: true,
         };
-        if rows == 0 || n == 0 {
-            return;
-        }
-        rec.w.run_dynamic(
+        w.run_dynamic(
             &src,
             0,
             rows,
@@ -249,6 +290,16 @@ impl RnnProducts for QProducts<'_> {
         let inv = 1.0 / sh;
         let row0 = dir * rec.gates * hs + col0;
         match (&rec.r, &mut self.hq) {
+            (RecWeights::Blocks(r), HBuf::U8(hq)) => {
+                for (q, &v) in hq.iter_mut().zip(h) {
+                    *q = quantize_u8(v, inv, zh);
+                }
+                let epi = Epi::Scaled {
+                    scale: &rec.r_epi.mult,
+                    accumulate,
+                };
+                r.run(hq, hs, bs, zh, sh, row0..row0 + cols, epi, gates, ld);
+            }
             (RecWeights::Rows(r), HBuf::I16(hq)) => {
                 for (q, &v) in hq.iter_mut().zip(h) {
                     *q = quantize_u8(v, inv, zh) as i16 - zh as i16;
