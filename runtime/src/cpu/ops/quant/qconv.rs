@@ -262,6 +262,10 @@ fn vnni(_: &Window2d, _: &[i32], _: usize) -> Option<Box<Vnni>> {
 /// than their rows: with few rows, every thread would otherwise pack every activation panel.
 const SPLIT_COLS_ROWS: usize = 256;
 
+/// Fewest multiply-adds of one image's product that a batch run image by image splits
+/// between threads.
+const PER_IMAGE_MIN_WORK: usize = 8 * PAR_MIN_WORK;
+
 /// Most threads one QConv splits its work over (each gets its own scratch).
 const MAX_LANES: usize = 8;
 
@@ -320,9 +324,18 @@ impl QConvKernel {
         b.next_multiple_of(64)
     }
 
-    /// Threads worth using: one per `PAR_MIN_WORK` multiply-adds, at most the session's.
+    /// Threads worth using: one per `PAR_MIN_WORK` multiply-adds of one image's product, at
+    /// most the session's. A batch run image by image (a GEMM plan not batched) forks once per
+    /// image, so it asks `PER_IMAGE_MIN_WORK` of each: below that the forks cost more than they
+    /// share (the `quantize_dynamic` seed CNN's first layer, 195 k multiply-adds an image at
+    /// batch 16 — a batch no session can cut, X's range being the whole batch's — took 0.30 ms
+    /// on two threads against 0.16 ms on one).
     fn lanes(&self, ctx: &Ctx) -> usize {
         let work = self.m * self.geom.out_size() * self.geom.taps() * (self.c / self.group);
+        let per_image = self.n > 1 && !self.batched && matches!(self.plan, Plan::Gemm { .. });
+        if per_image && work < PER_IMAGE_MIN_WORK {
+            return 1;
+        }
         ctx.threads.min(MAX_LANES).min(work / PAR_MIN_WORK).max(1)
     }
 
