@@ -503,37 +503,18 @@ impl QWeights {
         let OutKind::Int { zp, lo, hi } = epi.kind else {
             unreachable!("checked by writes_shared")
         };
-        assert!(cols.start <= cols.end, "qgemm: columns out of range");
-        assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
-        assert!(
-            scratch.len() >= self.scratch_bytes(),
-            "qgemm: scratch too small"
-        );
-        if cols.is_empty() || self.m == 0 {
-            return;
-        }
-        // Columns inside a row, so no two rows' runs meet (the threads' disjointness rests
-        // on it), and every row inside the output.
-        assert!(
-            self.m == 1 || cols.end <= row_stride,
-            "qgemm: columns past the row stride"
-        );
-        let end = (self.m - 1)
-            .checked_mul(row_stride)
-            .and_then(|v| v.checked_add(cols.end));
-        assert!(end.is_some_and(|e| e <= out.len), "qgemm: output too small");
-        src.check(self.k, cols.end);
-        let job = Job {
-            wts: self,
+        let x = self.fixed();
+        let Some(job) = self.shared_job(
             src,
-            xor: src_xor ^ self.xor,
-            first: cols.start,
-            cols: cols.end,
+            src_xor,
+            cols.clone(),
+            x,
             epi,
+            out.len,
             row_stride,
-            col_stride: 1,
-            rows: 0..self.m,
-            x: self.fixed(),
+            scratch,
+        ) else {
+            return;
         };
         // SAFETY: the VNNI kernel family was checked to be supported when the weights were
         // packed; bounds are checked above: the job writes (m, p) at m·row_stride + p, inside
@@ -595,35 +576,17 @@ impl QWeights {
         };
         let x = x.unwrap_or_else(|| self.fixed());
         assert!((0..=255).contains(&x.zero_point), "qgemm: zero point");
-        assert!(cols.start <= cols.end, "qgemm: columns out of range");
-        assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
-        assert!(
-            scratch.len() >= self.scratch_bytes(),
-            "qgemm: scratch too small"
-        );
-        if cols.is_empty() || self.m == 0 {
-            return;
-        }
-        assert!(
-            self.m == 1 || cols.end <= row_stride,
-            "qgemm: columns past the row stride"
-        );
-        let end = (self.m - 1)
-            .checked_mul(row_stride)
-            .and_then(|v| v.checked_add(cols.end));
-        assert!(end.is_some_and(|e| e <= out.len), "qgemm: output too small");
-        src.check(self.k, cols.end);
-        let job = Job {
-            wts: self,
+        let Some(job) = self.shared_job(
             src,
-            xor: src_xor ^ self.xor,
-            first: cols.start,
-            cols: cols.end,
-            epi,
-            row_stride,
-            col_stride: 1,
-            rows: 0..self.m,
+            src_xor,
+            cols.clone(),
             x,
+            epi,
+            out.len,
+            row_stride,
+            scratch,
+        ) else {
+            return;
         };
         // SAFETY: the VNNI kernel family was checked to be supported when the weights were
         // packed; bounds are checked above: the job writes (m, p) at m·row_stride + p, inside
@@ -636,6 +599,55 @@ impl QWeights {
         // (Unreachable elsewhere: `writes_shared_f32` holds on x86-64 only.)
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (job, lo, hi, out.ptr);
+    }
+
+    /// The job of a shared-output run over columns `cols` of every row of an output of
+    /// `out_len` elements, rows `row_stride` apart, after the checks its safety rests on; None
+    /// when there is nothing to compute.
+    #[allow(clippy::too_many_arguments)]
+    fn shared_job<'a>(
+        &'a self,
+        src: &'a Source<'a>,
+        src_xor: u8,
+        cols: std::ops::Range<usize>,
+        x: Dynamic,
+        epi: &'a Epilogue,
+        out_len: usize,
+        row_stride: usize,
+        scratch: &[u8],
+    ) -> Option<Job<'a>> {
+        assert!(cols.start <= cols.end, "qgemm: columns out of range");
+        assert!(epi.mult.len() >= self.m && epi.add.len() >= self.m);
+        assert!(
+            scratch.len() >= self.scratch_bytes(),
+            "qgemm: scratch too small"
+        );
+        if cols.is_empty() || self.m == 0 {
+            return None;
+        }
+        // Columns inside a row, so no two rows' runs meet (the threads' disjointness rests
+        // on it), and every row inside the output.
+        assert!(
+            self.m == 1 || cols.end <= row_stride,
+            "qgemm: columns past the row stride"
+        );
+        let end = (self.m - 1)
+            .checked_mul(row_stride)
+            .and_then(|v| v.checked_add(cols.end));
+        assert!(end.is_some_and(|e| e <= out_len), "qgemm: output too small");
+        src.check(self.k, cols.end);
+        Some(Job {
+            wts: self,
+            src,
+            xor: src_xor ^ self.xor,
+            first: cols.start,
+            cols: cols.end,
+            epi,
+            row_stride,
+            col_stride: 1,
+            rows: 0..self.m,
+            x,
+        })
     }
 
     /// The statically quantized case: the activation zero point packed with the weights.
