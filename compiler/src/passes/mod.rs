@@ -122,10 +122,6 @@ pub fn rules() -> Vec<Rule> {
             apply: qdynamic::fold_bias_into_dynamic_conv,
         },
         Rule {
-            name: "fold_pad_into_dynamic_conv",
-            apply: qdynamic::fold_pad_into_dynamic_conv,
-        },
-        Rule {
             name: "fuse_dynamic_conv_activation",
             apply: qdynamic::fuse_dynamic_conv_activation,
         },

@@ -5,14 +5,12 @@
 //! `DynamicQuantizeMatMul(x, W)` (W stays u8/i8 in the file; the kernel quantizes x itself, as
 //! DynamicQuantizeLinear does), and `fold_bias_into_dynamic_matmul` takes the bias Add that
 //! follows into its epilogue. Its Conv chain (ConvInteger) becomes `DynamicQuantizeConv(x, W)`
-//! the same way (`fold_dynamic_conv`), which then takes the bias Add, a zero Pad before it (the
-//! TF-style "same" padding: zeros leave DynamicQuantizeLinear's range, which always holds 0,
-//! as it is, and quantize to the zero point the convolution pads with) and the activation
-//! after it. Anything else stays the float chain, exact as before.
+//! the same way (`fold_dynamic_conv`), which then takes the bias Add and the activation after
+//! it; `pad::fold_pad_into_conv` folds a zero Pad before it, as for a Conv. Anything else stays the float chain, exact as before.
 
 use anyhow::Result;
 use edgefuse_runtime::ir::ops::{
-    BinaryOp, Cast, DequantizeLinear, DynamicQuantizeConv, DynamicQuantizeMatMul, PadMode,
+    BinaryOp, Cast, DequantizeLinear, DynamicQuantizeConv, DynamicQuantizeMatMul,
 };
 use edgefuse_runtime::ir::{Op, TensorId};
 use edgefuse_runtime::{DType, Tensor};
@@ -360,48 +358,6 @@ pub fn fold_bias_into_dynamic_conv(m: &mut Module) -> Result<bool> {
         }
     }
     Ok(false)
-}
-
-/// Pad (constant 0, spatial axes only, single use) → DynamicQuantizeConv: the pads move into
-/// the convolution. Exact: the padded zeros leave DynamicQuantizeLinear's range (which always
-/// holds 0) as it is, and quantize to the zero point, which the convolution pads with.
-pub fn fold_pad_into_dynamic_conv(m: &mut Module) -> Result<bool> {
-    let g = &m.graph;
-    let pair = find_pair(
-        g,
-        |a| match &g.nodes[a].op {
-            Op::Pad(p) => {
-                let r = p.pads.len() / 2;
-                p.mode == PadMode::Constant
-                    && p.value == 0.0
-                    && r >= 3
-                    && p.pads[..2] == [0, 0]
-                    && p.pads[r..r + 2] == [0, 0]
-            }
-            _ => false,
-        },
-        |b| matches!(g.nodes[b].op, Op::DynamicQuantizeConv(_)),
-    );
-    let Some((a, b)) = pair else { return Ok(false) };
-    let Op::Pad(p) = m.graph.nodes[a].op.clone() else {
-        unreachable!("matched above")
-    };
-    let src = m.graph.nodes[a].inputs[0];
-    let node = &mut m.graph.nodes[b];
-    if let Op::DynamicQuantizeConv(op) = &mut node.op {
-        let r = p.pads.len() / 2;
-        let s = r - 2;
-        let c = &mut op.conv;
-        if c.pads.len() != 2 * s {
-            return Ok(false);
-        }
-        for i in 0..s {
-            c.pads[i] += p.pads[2 + i];
-            c.pads[s + i] += p.pads[r + 2 + i];
-        }
-    }
-    node.inputs[0] = src;
-    Ok(true)
 }
 
 /// DynamicQuantizeConv → activation (single use): the activation in its epilogue.

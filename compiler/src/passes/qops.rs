@@ -10,6 +10,7 @@ use edgefuse_runtime::ir::ops::{
 use edgefuse_runtime::ir::{Op, TensorId};
 use edgefuse_runtime::{DType, Tensor};
 
+use super::pad::{add_pads, zero_spatial_pad};
 use super::qdq::{dq_of, sole_q_reader, Dq};
 use super::query::{producers, use_counts};
 use crate::Module;
@@ -289,7 +290,6 @@ pub fn fold_qdq_into_qpool(m: &mut Module) -> Result<bool> {
 /// of the spatial axes only → `QConv(q)` with the pads added: the padded positions hold
 /// `Q(0) = zero point`, which is exactly what the QConv pads with.
 pub fn fold_pad_into_qconv(m: &mut Module) -> Result<bool> {
-    use edgefuse_runtime::ir::ops::PadMode;
     let prod = producers(&m.graph);
     for k in 0..m.graph.nodes.len() {
         let Op::QConv(c) = &m.graph.nodes[k].op else {
@@ -307,20 +307,9 @@ pub fn fold_pad_into_qconv(m: &mut Module) -> Result<bool> {
         let Some(pk) = prod[qnode.inputs[0]] else {
             continue;
         };
-        let Op::Pad(p) = &m.graph.nodes[pk].op else {
+        let Some(p) = zero_spatial_pad(&m.graph.nodes[pk].op) else {
             continue;
         };
-        let r = p.pads.len() / 2;
-        let spatial_zero = p.mode == PadMode::Constant
-            && p.value == 0.0
-            && r >= 3
-            && p.pads[0] == 0
-            && p.pads[1] == 0
-            && p.pads[r] == 0
-            && p.pads[r + 1] == 0;
-        if !spatial_zero {
-            continue;
-        }
         let Some((q0, xs)) = activation(m, &prod, m.graph.nodes[pk].inputs[0]) else {
             continue;
         };
@@ -329,12 +318,11 @@ pub fn fold_pad_into_qconv(m: &mut Module) -> Result<bool> {
         }
         let p = p.clone();
         let node = &mut m.graph.nodes[k];
-        if let Op::QConv(c) = &mut node.op {
-            let s = r - 2;
-            for i in 0..s {
-                c.conv.pads[i] += p.pads[2 + i];
-                c.conv.pads[s + i] += p.pads[r + 2 + i];
-            }
+        let Op::QConv(c) = &mut node.op else {
+            unreachable!("matched above")
+        };
+        if !add_pads(&mut c.conv, &p) {
+            continue;
         }
         node.inputs[0] = q0;
         return Ok(true);

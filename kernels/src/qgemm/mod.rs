@@ -470,20 +470,20 @@ impl QWeights {
         )
     }
 
-    /// Whether [`QWeights::run_cols_shared`] takes products of these weights through `epi`
-    /// (u8 × i8 on AVX-512 VNNI, written as bytes); else the caller splits columns into
-    /// buffers of its own.
-    pub fn writes_shared(&self, epi: &Epilogue) -> bool {
+    /// Whether [`QWeights::run_cols_shared`] (byte outputs) and
+    /// [`QWeights::run_cols_shared_f32`] (f32 outputs) take products of these weights (u8 × i8
+    /// on AVX-512 VNNI); else the caller splits columns into buffers of its own.
+    pub fn writes_shared(&self) -> bool {
         cfg!(target_arch = "x86_64")
             && self.kernel == QKernel::Avx512Vnni
             && self.format == Format::U8
-            && matches!(epi.kind, OutKind::Int { .. })
     }
 
     /// [`QWeights::run_cols`] written straight into the whole output: element (m, p), for
     /// every row m and the columns p in `cols`, at `m·row_stride + p` of `out`. Threads split
     /// one product's columns this way without buffers of their own or a copy afterwards.
-    /// Panics unless [`QWeights::writes_shared`] holds and `out` holds every row's columns.
+    /// Panics unless [`QWeights::writes_shared`] holds, `epi` writes bytes and `out` holds
+    /// every row's columns.
     ///
     /// # Safety
     /// While it runs, nothing else accesses columns `cols` of `out`'s rows (other threads
@@ -499,9 +499,9 @@ impl QWeights {
         row_stride: usize,
         scratch: &mut [u8],
     ) {
-        assert!(self.writes_shared(epi), "qgemm: no shared-output kernel");
+        assert!(self.writes_shared(), "qgemm: no shared-output kernel");
         let OutKind::Int { zp, lo, hi } = epi.kind else {
-            unreachable!("checked by writes_shared")
+            panic!("qgemm: run_cols_shared writes bytes")
         };
         let x = self.fixed();
         let Some(job) = self.shared_job(
@@ -537,20 +537,11 @@ impl QWeights {
         let _ = (job, zp, lo, hi, out.ptr);
     }
 
-    /// Whether [`QWeights::run_cols_shared_f32`] takes products of these weights through `epi`
-    /// (u8 × i8 on AVX-512 VNNI, written as f32); else the caller splits columns into buffers
-    /// of its own.
-    pub fn writes_shared_f32(&self, epi: &Epilogue) -> bool {
-        cfg!(target_arch = "x86_64")
-            && self.kernel == QKernel::Avx512Vnni
-            && self.format == Format::U8
-            && matches!(epi.kind, OutKind::F32 { .. })
-    }
-
     /// [`QWeights::run_cols_shared`] for f32 outputs, with the activations quantized
     /// statically (`x` None) or at run time (`x`, as [`QWeights::run_dynamic`]): element
     /// (m, p), for every row m and the columns p in `cols`, at `m·row_stride + p` of `out`.
-    /// Panics unless [`QWeights::writes_shared_f32`] holds and `out` holds every row's columns.
+    /// Panics unless [`QWeights::writes_shared`] holds, `epi` writes f32 and `out` holds every
+    /// row's columns.
     ///
     /// # Safety
     /// While it runs, nothing else accesses columns `cols` of `out`'s rows (other threads
@@ -567,12 +558,9 @@ impl QWeights {
         row_stride: usize,
         scratch: &mut [u8],
     ) {
-        assert!(
-            self.writes_shared_f32(epi),
-            "qgemm: no shared-output kernel"
-        );
+        assert!(self.writes_shared(), "qgemm: no shared-output kernel");
         let OutKind::F32 { lo, hi } = epi.kind else {
-            unreachable!("checked by writes_shared_f32")
+            panic!("qgemm: run_cols_shared_f32 writes f32")
         };
         let x = x.unwrap_or_else(|| self.fixed());
         assert!((0..=255).contains(&x.zero_point), "qgemm: zero point");
@@ -596,7 +584,7 @@ impl QWeights {
             let (o, len) = (out.ptr.add(cols.start), out.len - cols.start);
             x86::drive_vnni_u8_f32(&job, o, len, scratch, lo, hi)
         }
-        // (Unreachable elsewhere: `writes_shared_f32` holds on x86-64 only.)
+        // (Unreachable elsewhere: `writes_shared` holds on x86-64 only.)
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (job, lo, hi, out.ptr);
     }

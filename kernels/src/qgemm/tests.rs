@@ -533,7 +533,7 @@ fn shared_column_ranges_match_the_whole_product() {
         };
         for kernel in QKernel::supported() {
             let qw = QWeights::new(kernel, &wts, m, c, 41);
-            if !qw.writes_shared(&epi) {
+            if !qw.writes_shared() {
                 continue;
             }
             ran = true;
@@ -638,7 +638,7 @@ fn shared_f32_column_ranges_match_the_whole_product() {
         };
         for kernel in QKernel::supported() {
             let qw = QWeights::new(kernel, &wts, m, c, 0);
-            if !qw.writes_shared_f32(&epi) {
+            if !qw.writes_shared() {
                 continue;
             }
             ran = true;

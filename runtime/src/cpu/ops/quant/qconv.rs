@@ -595,7 +595,7 @@ impl QConvKernel {
                 let mut compute = |out_g: &mut [T]| {
                     let cw = wide.div_ceil(lanes.max(1)).next_multiple_of(NR);
                     if lanes > 1 && mg <= SPLIT_COLS_ROWS && wide >= lanes * 4 * NR {
-                        if !self.out_f32 && wts.writes_shared(&epis[g]) {
+                        if !self.out_f32 && wts.writes_shared() {
                             // Each thread writes its run of columns (its own panels) of every
                             // row straight into the output (bytes: T is u8). Runs of whole
                             // cache lines where that leaves no thread idle, so rows whose width
@@ -633,7 +633,7 @@ impl QConvKernel {
                                 .for_each(work);
                             return;
                         }
-                        if self.out_f32 && wts.writes_shared_f32(&epis[g]) {
+                        if self.out_f32 && wts.writes_shared() {
                             // As above for f32 outputs: each thread's panels are 16 floats,
                             // whole cache lines, so no staging buffer and no copy afterwards.
                             let parts = wide.div_ceil(cw);
