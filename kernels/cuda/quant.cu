@@ -43,6 +43,86 @@ extern "C" __global__ void quant_dequantize_i32(const int* x, const float* scale
     dequantize(x, scale, zp, y, n, inner, channels);
 }
 
+// DynamicQuantizeLinear on the device, in two launches captured with the rest of the graph.
+// `quant_dyn_range`: up to DYN_THREADS blocks of DYN_THREADS threads, each block folding a
+// grid-stride share of X into its (min, max), stored as parts[2b], parts[2b + 1]. Then
+// `quant_dyn_quantize`: every block folds those parts into X's range [min(0, lo), max(0, hi)]
+// (min and max are exact, so every block and the CPU get the same range in any order; a NaN
+// keeps the bound, as `vminps`/`vmaxps` do on the CPU) and computes the scale and zero point
+// as `qrnn::dynamic_params` does — (hi − lo) / 255 and round_half_even(clamp(−lo / scale, 0,
+// 255)), (1, 0) for an all-zero range — then quantizes its share as the CPU's
+// DynamicQuantizeLinear does: a true division, clamped to ±300, rounded half to even, the zero
+// point added, clamped to 0..255 (a NaN becomes 0). Block 0 also stores the parameters for what
+// reads them: a `DynQ` (the convolution or product after it) and the op's scale and zero point
+// outputs, each optional (null).
+#define DYN_THREADS 256
+
+// The run's X scale and zero point (QConvParams::dyn).
+struct DynQ {
+    float scale;
+    int zp;
+};
+
+// (lo, hi) folded over the block (blockDim.x == DYN_THREADS); every thread gets the result.
+__device__ __forceinline__ void block_range(float& lo, float& hi) {
+    __shared__ float slo[DYN_THREADS], shi[DYN_THREADS];
+    slo[threadIdx.x] = lo;
+    shi[threadIdx.x] = hi;
+    __syncthreads();
+    for (int s = DYN_THREADS / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            slo[threadIdx.x] = fminf(slo[threadIdx.x], slo[threadIdx.x + s]);
+            shi[threadIdx.x] = fmaxf(shi[threadIdx.x], shi[threadIdx.x + s]);
+        }
+        __syncthreads();
+    }
+    lo = slo[0];
+    hi = shi[0];
+}
+
+extern "C" __global__ void quant_dyn_range(const float* x, i64_t n, float* parts) {
+    float lo = 0.0f, hi = 0.0f;
+    FOR_EACH(i, n) {
+        lo = fminf(lo, x[i]);
+        hi = fmaxf(hi, x[i]);
+    }
+    block_range(lo, hi);
+    if (threadIdx.x == 0) {
+        parts[2 * blockIdx.x] = lo;
+        parts[2 * blockIdx.x + 1] = hi;
+    }
+}
+
+extern "C" __global__ void quant_dyn_quantize(const float* x, i64_t n, const float* parts,
+                                              int blocks, unsigned char* y, DynQ* dq,
+                                              float* scale_out, unsigned char* zp_out) {
+    float lo = 0.0f, hi = 0.0f;
+    if ((int)threadIdx.x < blocks) {
+        lo = parts[2 * threadIdx.x];
+        hi = parts[2 * threadIdx.x + 1];
+    }
+    block_range(lo, hi);
+    float scale = 1.0f;
+    int zp = 0;
+    if (hi != lo) {
+        scale = __fdiv_rn(__fsub_rn(hi, lo), 255.0f);
+        zp = (int)rintf(fminf(fmaxf(__fdiv_rn(-lo, scale), 0.0f), 255.0f));
+    }
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        if (dq) {
+            dq->scale = scale;
+            dq->zp = zp;
+        }
+        if (scale_out) *scale_out = scale;
+        if (zp_out) *zp_out = (unsigned char)zp;
+    }
+    const float z = (float)zp;
+    FOR_EACH(i, n) {
+        const float r = rintf(fminf(fmaxf(__fdiv_rn(x[i], scale), -300.0f), 300.0f));
+        y[i] = (unsigned char)(int)fminf(fmaxf(__fadd_rn(r, z), 0.0f), 255.0f);
+    }
+}
+
 // QConv: int8 convolution (1-D as height 1), `lanes` threads per output (a power of two up to
 // 32, chosen at load from the reduction length: one for depthwise and short reductions, a warp
 // for the 1x1 projections of 960 channels), each summing every lanes-th term of the reduction,
@@ -53,11 +133,27 @@ extern "C" __global__ void quant_dequantize_i32(const int* x, const float* scale
 // y = acc * mult[m] + add[m] without contraction (as the CPU's requantizing epilogue), and for
 // byte outputs q = round_half_even(clamp(y + zp, lo, hi)); for f32 outputs clamp(y, lo, hi).
 // Mirrors `QConvParams` in cuda/ops/quant/qconv.rs.
+//
+// `dyn` is set for DynamicQuantizeConv: X was quantized on the device in this run
+// (`quant_dyn_quantize`), so its zero point is read from there instead of `zx`, and `mult[m]`
+// holds the weights' scale alone, multiplied by the run's X scale as onnxruntime's
+// Mul(sx, sw) does. Null for QConv.
 struct QConvParams {
     i64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group;
     int zx, lanes;
     float zp, lo, hi;
+    const DynQ* dyn;
 };
+
+__device__ __forceinline__ int qconv_zx(const QConvParams& p) {
+    return p.dyn ? p.dyn->zp : p.zx;
+}
+// The epilogue's `acc·mult + add`, without contraction (as the CPU's requantizing epilogue).
+__device__ __forceinline__ float qconv_epi(int acc, const float* mult, const float* add, int m,
+                                           const QConvParams& p) {
+    const float k = p.dyn ? __fmul_rn(p.dyn->scale, mult[m]) : mult[m];
+    return __fadd_rn(__fmul_rn((float)acc, k), add[m]);
+}
 
 // The requantizing store shared by the int8 ops (the CPU's `quantize_byte`): the output's zero
 // point added in f32, the clamp, rounding half to even, then the byte (two's complement for
@@ -95,7 +191,7 @@ __device__ void qconv(const X* x, const short* w, const float* mult, const float
     const int cg = (int)(p.c / p.group), kh = (int)p.kh, kw = (int)p.kw, kk = kh * kw;
     const int red = cg * kk, lanes = p.lanes, h = (int)p.h, wd = (int)p.w;
     const int dh = (int)p.dh, dw = (int)p.dw, plane = h * wd;
-    const int total = (int)(p.n * p.m * p.oh * p.ow) * lanes;
+    const int total = (int)(p.n * p.m * p.oh * p.ow) * lanes, zx = qconv_zx(p);
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
         const int i = t / lanes, lane = t - i * lanes;
         const QConvAt a = qconv_at(i, p);
@@ -107,7 +203,7 @@ __device__ void qconv(const X* x, const short* w, const float* mult, const float
             if (a.ys >= 0 && a.ys < h && a.xs >= 0 && a.xs < wd) {
                 const X* xp = xg + a.ys * wd + a.xs;
                 for (int r = lane; r < red; r += lanes)
-                    acc += ((int)xp[r * plane] - p.zx) * (int)wm[r];
+                    acc += ((int)xp[r * plane] - zx) * (int)wm[r];
             }
         } else if (lanes == 1) {
             // One thread walks the whole window: nested loops, no divisions.
@@ -120,7 +216,7 @@ __device__ void qconv(const X* x, const short* w, const float* mult, const float
                     for (int kx = 0; kx < kw; ++kx) {
                         const int ix = a.xs + kx * dw;
                         if (ix < 0 || ix >= wd) continue;
-                        acc += ((int)xp[iy * wd + ix] - p.zx) * (int)wp[ky * kw + kx];
+                        acc += ((int)xp[iy * wd + ix] - zx) * (int)wp[ky * kw + kx];
                     }
                 }
             }
@@ -129,13 +225,11 @@ __device__ void qconv(const X* x, const short* w, const float* mult, const float
                 const int ci = r / kk, tap = r - ci * kk, ky = tap / kw, kx = tap - ky * kw;
                 const int iy = a.ys + ky * dh, ix = a.xs + kx * dw;
                 if (iy >= 0 && iy < h && ix >= 0 && ix < wd)
-                    acc += ((int)xg[ci * plane + iy * wd + ix] - p.zx) * (int)wm[r];
+                    acc += ((int)xg[ci * plane + iy * wd + ix] - zx) * (int)wm[r];
             }
         }
         acc = lane_sum(acc, lanes);
-        if (lane == 0)
-            qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[a.m]), add[a.m]), p.zp, p.lo, p.hi,
-                   0);
+        if (lane == 0) qstore(y, i, qconv_epi(acc, mult, add, a.m, p), p.zp, p.lo, p.hi, 0);
     }
 }
 
@@ -162,7 +256,8 @@ __device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const flo
     const int cg = (int)(p.c / p.group), c4 = (cg + 3) / 4, kk = (int)(p.kh * p.kw);
     const int kw = (int)p.kw, h = (int)p.h, wd = (int)p.w, red = c4 * kk, lanes = p.lanes;
     const int dh = (int)p.dh, dw = (int)p.dw, plane = h * wd;
-    const unsigned zx = (unsigned char)p.zx;
+    const int zxi = qconv_zx(p);
+    const unsigned zx = (unsigned char)zxi;
     const int total = (int)(p.n * p.m * p.oh * p.ow) * lanes;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
         const int i = t / lanes, lane = t - i * lanes;
@@ -186,9 +281,8 @@ __device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const flo
         }
         acc = lane_sum(acc, lanes);
         if (lane == 0) {
-            acc -= p.zx * sumw[a.m];
-            qstore(y, i, __fadd_rn(__fmul_rn((float)acc, mult[a.m]), add[a.m]), p.zp, p.lo, p.hi,
-                   0);
+            acc -= zxi * sumw[a.m];
+            qstore(y, i, qconv_epi(acc, mult, add, a.m, p), p.zp, p.lo, p.hi, 0);
         }
     }
 }
@@ -202,12 +296,13 @@ __device__ void qconv_pointwise(const X* x, const short* w, const float* mult, c
     const int c = (int)p.c, m_all = (int)p.m, plane = (int)(p.h * p.w);
     const i64_t b = blockIdx.z / pw.splits;
     const X* xb = x + b * c * plane;
+    const int zx = qconv_zx(p);
     pointwise_gemm<int>(
-        c, m_all, plane, pw, [&](int k, int q) { return (int)xb[k * plane + q] - p.zx; },
+        c, m_all, plane, pw, [&](int k, int q) { return (int)xb[k * plane + q] - zx; },
         [&](int m, int k) { return (int)w[m * c + k]; },
         [&](int m, int q, int acc) {
-            qstore(y, (b * m_all + m) * plane + q,
-                   __fadd_rn(__fmul_rn((float)acc, mult[m]), add[m]), p.zp, p.lo, p.hi, 0);
+            qstore(y, (b * m_all + m) * plane + q, qconv_epi(acc, mult, add, m, p), p.zp, p.lo,
+                   p.hi, 0);
         });
 }
 
@@ -300,3 +395,29 @@ extern "C" __global__ void quant_pool_q8(const unsigned char* x, unsigned char* 
         y[i] = (unsigned char)((int)fminf(fmaxf(v, 0.0f), 255.0f) ^ p.flip);
     }
 }
+
+// QGather: rows of an i8 table [rows, row], each value times its row's scale (the CPU's
+// `q as f32 * s`), in f32 or rounded once to f16. Indices may be negative (from the end); one out
+// of range writes zeros, as Gather does (the CPU backend reports it instead).
+template <typename I, typename Y>
+__device__ void qgather(const signed char* x, const float* scale, const I* idx, Y* y, i64_t n_idx,
+                        i64_t rows, i64_t row) {
+    FOR_EACH(i, n_idx * row) {
+        const i64_t k = i / row, j = i - k * row;
+        i64_t r = (i64_t)idx[k];
+        if (r < 0) r += rows;
+        st(y, i, (r < 0 || r >= rows) ? 0.0f : __fmul_rn((float)x[r * row + j], scale[r]));
+    }
+}
+
+#define QGATHER(I, SI, Y, SY)                                                                        \
+    extern "C" __global__ void quant_gather##SI##_##SY(const signed char* x, const float* scale,     \
+                                                       const I* idx, Y* y, i64_t n_idx, i64_t rows,  \
+                                                       i64_t row) {                                  \
+        qgather(x, scale, idx, y, n_idx, rows, row);                                                 \
+    }
+
+QGATHER(i64_t, , float, f32)
+QGATHER(i64_t, , f16_t, f16)
+QGATHER(int, _i32, float, f32)
+QGATHER(int, _i32, f16_t, f16)

@@ -81,6 +81,12 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
         Op::QGemm(o) => quant::qgemm::supports(o, inputs, outputs),
         Op::QAdd(o) => quant::qadd::supports(o, inputs, outputs),
         Op::QPool(o) => quant::qpool::supports(o, inputs, outputs),
+        Op::DynamicQuantizeLinear(_) => quant::dynamic_quantize::supports(inputs),
+        Op::QGather(_) => quant::qgather::supports(inputs, outputs),
+        Op::QLstm(o) => quant::qrnn::supports_lstm(o, inputs, outputs),
+        Op::QGru(o) => quant::qrnn::supports_gru(o, inputs, outputs),
+        Op::DynamicQuantizeConv(o) => quant::dynamic_conv::supports(o, inputs, outputs),
+        Op::DynamicQuantizeMatMul(o) => quant::dynamic_matmul::supports(o, inputs, outputs),
         other => Err(format!("no CUDA kernel for {}", other.name())),
     }
 }
@@ -116,6 +122,12 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         Op::QGemm(o) => quant::qgemm::build(o, b),
         Op::QAdd(o) => quant::qadd::build(o, b),
         Op::QPool(o) => quant::qpool::build(o, b),
+        Op::DynamicQuantizeLinear(_) => quant::dynamic_quantize::build(b),
+        Op::QGather(o) => quant::qgather::build(o, b),
+        Op::QLstm(o) => quant::qrnn::build_lstm(o, b),
+        Op::QGru(o) => quant::qrnn::build_gru(o, b),
+        Op::DynamicQuantizeConv(o) => quant::dynamic_conv::build(o, b),
+        Op::DynamicQuantizeMatMul(o) => quant::dynamic_matmul::build(o, b),
         other => Err(crate::Error::Unsupported(format!(
             "no CUDA kernel for {}",
             other.name()

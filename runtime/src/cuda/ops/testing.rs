@@ -41,10 +41,37 @@ fn in_dtype(t: &Tensor, float: DType) -> Tensor {
         .remove(0)
 }
 
+/// Like [`check`] against another op's CPU result (`reference` on `ref_inputs`): for a GPU
+/// kernel that computes `op` another way than the CPU kernel does (QLstm with its weights
+/// widened, against the float LSTM of those weights).
+pub fn check_against(
+    op: &Op,
+    inputs: &[Tensor],
+    consts: &[bool],
+    tol: f32,
+    reference: &Op,
+    ref_inputs: &[Tensor],
+) {
+    let refs: Vec<&Tensor> = ref_inputs.iter().collect();
+    let expected = crate::cpu::ops::eval(reference, &refs).expect("CPU reference");
+    compare_to(op, inputs, consts, tol, DType::F32, expected);
+}
+
 fn compare(op: &Op, inputs: &[Tensor], consts: &[bool], tol: f32, float: DType) {
     // The CPU reference first, so the case itself is checked on machines without a GPU too.
     let refs: Vec<&Tensor> = inputs.iter().collect();
     let expected = crate::cpu::ops::eval(op, &refs).expect("CPU reference");
+    compare_to(op, inputs, consts, tol, float, expected);
+}
+
+fn compare_to(
+    op: &Op,
+    inputs: &[Tensor],
+    consts: &[bool],
+    tol: f32,
+    float: DType,
+    expected: Vec<Tensor>,
+) {
     let Some(dev) = device() else { return };
     // Shapes are inferred as the model's graph has them (f32); an fp16 plan then narrows
     // every f32 tensor, as `cuda::precision::lower` does.

@@ -1,13 +1,22 @@
 //! QuantizeLinear / DequantizeLinear on the GPU (`kernels/cuda/quant.cu`), so a QDQ model's
 //! conversions stay on the device between its convolutions, and the int8 compute ops QConv
-//! (QGemm is a 1×1 QConv), QAdd and QPool, whose arithmetic mirrors the CPU kernels' (`cpu::ops::quant`) expression by
-//! expression, so both backends round alike.
+//! (QGemm is a 1×1 QConv), QAdd and QPool, whose arithmetic mirrors the CPU kernels'
+//! (`cpu::ops::quant`) expression by expression, so both backends round alike. onnxruntime's
+//! `quantize_dynamic` ops quantize X on the device each run (DynamicQuantizeLinear) and feed
+//! QConv's kernels: DynamicQuantizeConv, and DynamicQuantizeMatMul as a 1×1 QConv. QGather
+//! widens its rows as it copies them; QLstm and QGru run the float recurrence over their
+//! weights widened at build (`qrnn`).
 
 pub mod dequantize;
+pub mod dynamic_conv;
+pub mod dynamic_matmul;
+pub mod dynamic_quantize;
 pub mod qadd;
 pub mod qconv;
+pub mod qgather;
 pub mod qgemm;
 pub mod qpool;
+pub mod qrnn;
 pub mod quantize;
 
 use crate::ir::ops::{QScale, UnaryOp};

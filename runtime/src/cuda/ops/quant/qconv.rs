@@ -46,9 +46,11 @@ struct QConvParams {
     zp: f32,
     lo: f32,
     hi: f32,
+    /// `const DynQ*`: the run's X scale and zero point for DynamicQuantizeConv, 0 for QConv.
+    dynq: u64,
 }
 
-// SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
+// SAFETY: plain `repr(C)` numbers and a device address, the layout of the CUDA struct.
 unsafe impl DeviceRepr for QConvParams {}
 
 /// The epilogue: per-channel `mult` and `add`, and (zp, lo, hi) of the output.
@@ -124,7 +126,9 @@ pub fn supports(op: &QConv, inputs: &[Fact], outputs: &[Fact]) -> Support {
     requant(op, &[], w.shape[0]).map(|_| ())
 }
 
-struct QConvKernel {
+/// A QConv prepared for the device; DynamicQuantizeConv and DynamicQuantizeMatMul run it too
+/// (`launch_on`, with the run's X scale and zero point in device memory).
+pub(super) struct QConvKernel {
     f: CudaFunction,
     p: QConvParams,
     /// The prepared weights (i16 weights minus zero points, or dp4a words), then (dp4a) the
@@ -171,6 +175,11 @@ fn hw(v: &[usize], one: usize) -> (i64, i64) {
 }
 
 pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    Ok(Box::new(build_kernel(op, b)?))
+}
+
+/// [`build`], unboxed.
+pub(super) fn build_kernel(op: &QConv, b: &BuildCtx) -> Result<QConvKernel> {
     let (x, w, y) = (&b.inputs[0], &b.inputs[1], &b.outputs[0]);
     let m = w.shape[0];
     let constant = |i: usize, what: &str| {
@@ -258,6 +267,7 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         zp: rq.zp,
         lo: rq.lo,
         hi: rq.hi,
+        dynq: 0,
     };
     let name = format!(
         "quant_conv_{}{}_{}",
@@ -269,7 +279,7 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         byte_suffix(x.dtype).expect("checked by supports"),
         out_suffix(&op.out).expect("checked by supports")
     );
-    Ok(Box::new(QConvKernel {
+    Ok(QConvKernel {
         f: b.dev.function(&name)?,
         p,
         buf: DeviceBuffer::from_bytes(b.dev, &bytes)?,
@@ -282,18 +292,25 @@ pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         } else {
             None
         },
-    }))
+    })
 }
 
-impl CudaKernel for QConvKernel {
-    fn scratch_bytes(&self) -> usize {
-        self.split.as_ref().map_or(0, |s| s.part_bytes)
-    }
-
-    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
+impl QConvKernel {
+    /// Enqueues the convolution of the bytes at `x` into `y`, the split's parts (if any) in
+    /// `scratch`. `dynq` is 0, or the device address of a `DynQ` (f32 scale, i32 zero point)
+    /// the stream writes before this runs: X's zero point and the factor of `mult`.
+    pub(super) fn launch_on(
+        &self,
+        dev: &Device,
+        x: u64,
+        y: u64,
+        scratch: u64,
+        dynq: u64,
+    ) -> Result<()> {
         let base = self.buf.ptr;
         let (w, mult, add) = (base, base + self.mult_at, base + self.add_at);
-        let (x, y) = (&io.inputs[0], &io.outputs[0]);
+        let p = QConvParams { dynq, ..self.p };
+        let (x, y) = (&x, &y);
         match self.sumw_at {
             // SAFETY: (const X* x, const int* w4, const int* sumw, const float* mult,
             // const float* add, Y* y, QConvParams p); x and y hold the shapes `p` was built
@@ -310,7 +327,7 @@ impl CudaKernel for QConvKernel {
                         arg(&mult),
                         arg(&add),
                         arg(y),
-                        arg(&self.p),
+                        arg(&p),
                     ],
                 )
             },
@@ -319,7 +336,7 @@ impl CudaKernel for QConvKernel {
             // built from x's shape and m, and its parts in scratch.
             None if self.split.is_some() => unsafe {
                 let split = self.split.as_ref().expect("checked");
-                let pw = split.args(io.scratch);
+                let pw = split.args(scratch);
                 dev.launch_grid3(
                     &self.f,
                     split.grid,
@@ -330,7 +347,7 @@ impl CudaKernel for QConvKernel {
                         arg(&mult),
                         arg(&add),
                         arg(y),
-                        arg(&self.p),
+                        arg(&p),
                         arg(&pw),
                     ],
                 )
@@ -340,10 +357,20 @@ impl CudaKernel for QConvKernel {
                 dev.launch(
                     &self.f,
                     self.threads,
-                    &mut [arg(x), arg(&w), arg(&mult), arg(&add), arg(y), arg(&self.p)],
+                    &mut [arg(x), arg(&w), arg(&mult), arg(&add), arg(y), arg(&p)],
                 )
             },
         }
+    }
+}
+
+impl CudaKernel for QConvKernel {
+    fn scratch_bytes(&self) -> usize {
+        self.split.as_ref().map_or(0, |s| s.part_bytes)
+    }
+
+    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
+        self.launch_on(dev, io.inputs[0], io.outputs[0], io.scratch, 0)
     }
 }
 
