@@ -1,0 +1,160 @@
+"""The int8 CUDA kernels' arithmetic checked on the CPU, no GPU needed: `kernels/cuda/quant.cu`
+(with `prelude.cuh`) is compiled by g++ against `shim.h`, which runs every thread of a launch
+(blocks one after another, a block's threads as OS threads with a barrier for __syncthreads),
+with the grids the runtime uses. DynamicQuantizeConv's device sequence — the range kernel, the
+quantize kernel, then a QConv kernel reading the run's zero point and scale from device memory
+(the per-output, dp4a and tiled pointwise kernels) — must give onnxruntime's DynamicQuantizeLinear
+bytes, scale and zero point and ConvInteger → Cast → Mul → Add (→ Clip) outputs bit for bit;
+QGather the CPU kernel's `q·scale[row]`.
+
+What it does not cover: lanes > 1 (warp shuffles) and split K (atomics), the Rust side's launch
+arguments, and anything NVRTC compiles differently — the CUDA unit tests check those on the GPU
+(scripts/gpu-check.sh). The inline PTX dp4a is replaced by its definition in C.
+
+Usage: python3 scripts/cuda-emu/check.py [BUILD_DIR]   (default target/cuda-emu; needs g++,
+numpy, onnx, onnxruntime). Exits 1 on any mismatch.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto as T, helper as h, numpy_helper as nh
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def build(out):
+    os.makedirs(out, exist_ok=True)
+    pre = open(os.path.join(ROOT, "kernels/cuda/prelude.cuh")).read()
+    # The f16 loads and stores are inline PTX; the f32 kernels checked here do not use them.
+    pre = re.sub(r"__device__ __forceinline__ float ld\(const f16_t\* p, i64_t i\) \{.*?\n\}\n", "", pre, flags=re.S)
+    pre = re.sub(r"__device__ __forceinline__ void st\(f16_t\* p, i64_t i, float v\) \{.*?\n\}\n", "", pre, flags=re.S)
+    q = open(os.path.join(ROOT, "kernels/cuda/quant.cu")).read()
+    # f16 instances go with the f16 stores.
+    q = "\n".join(l for l in q.splitlines() if not re.match(r"QGATHER\(.*f16\)", l))
+    byte = "(int)(signed char)(b >> (8 * j))"
+    q, n_u = re.subn(r'asm\("dp4a\.u32\.s32.*?\);',
+                     f"d = c; for (int j = 0; j < 4; ++j) d += (int)((a >> (8 * j)) & 255) * {byte};", q, flags=re.S)
+    q, n_s = re.subn(r'asm\("dp4a\.s32\.s32.*?\);',
+                     f"d = c; for (int j = 0; j < 4; ++j) d += (int)(signed char)(a >> (8 * j)) * {byte};", q, flags=re.S)
+    if n_u != 1 or n_s != 1 or "asm" in pre + q:
+        sys.exit("cuda-emu: quant.cu's inline PTX changed; update check.py's replacements")
+    open(os.path.join(out, "kernels.h"), "w").write('#include "shim.h"\n' + pre + "\n" + q)
+    exe = os.path.join(out, "quant_main")
+    subprocess.run(["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-w", "-I", HERE, "-I", out,
+                    os.path.join(HERE, "quant_main.cpp"), "-o", exe], check=True)
+    return exe
+
+
+def ort_dynamic_conv(x, w, wzp, sw, b, stride, pad, group, clip):
+    """onnxruntime's quantize_dynamic pattern for a Conv: (y, xq, scale, zero point)."""
+    m = w.shape[0]
+    inits = [nh.from_array(w, "w"), nh.from_array(np.array(wzp, dtype=w.dtype), "wzp"),
+             nh.from_array(sw.reshape(1, m, 1, 1), "sw"), nh.from_array(b.reshape(1, m, 1, 1), "b")]
+    nodes = [h.make_node("DynamicQuantizeLinear", ["x"], ["xq", "sx", "zx"]),
+             h.make_node("ConvInteger", ["xq", "w", "zx", "wzp"], ["acc"], strides=[stride] * 2, pads=[pad] * 4,
+                         group=group),
+             h.make_node("Cast", ["acc"], ["accf"], to=T.FLOAT),
+             h.make_node("Mul", ["sx", "sw"], ["s"]),
+             h.make_node("Mul", ["accf", "s"], ["ys"]),
+             h.make_node("Add", ["ys", "b"], ["y0"])]
+    out = "y0"
+    if clip:
+        inits += [nh.from_array(np.array(0, np.float32), "lo"), nh.from_array(np.array(6, np.float32), "hi")]
+        nodes.append(h.make_node("Clip", ["y0", "lo", "hi"], ["y1"]))
+        out = "y1"
+    outs = [h.make_tensor_value_info(n, t, None) for n, t in
+            [(out, T.FLOAT), ("xq", T.UINT8), ("sx", T.FLOAT), ("zx", T.UINT8)]]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, list(x.shape))], outs, inits)
+    model = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    model.ir_version = 8
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, {"x": x})
+
+
+def conv_case(exe, work, kind, n, c, hw, m, k, stride, pad, group, wdtype, wzp, clip, seed, x_kind="normal"):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c, hw, hw)) * 1.7 + 0.3).astype(np.float32)
+    if x_kind == "positive":
+        x = np.abs(x) + 0.1
+    elif x_kind == "zeros":
+        x = np.zeros_like(x)
+    cg = c // group
+    lo, hi = (0, 256) if wdtype == np.uint8 else (-128, 128)
+    w = rng.integers(lo, hi, (m, cg, k, k)).astype(wdtype)
+    sw = (0.003 + rng.random(m) * 0.01).astype(np.float32)
+    b = (rng.standard_normal(m) * 0.5).astype(np.float32)
+    want = ort_dynamic_conv(x, w, wzp, sw, b, stride, pad, group, clip)
+    oh = (hw + 2 * pad - k) // stride + 1
+    np.array([n, c, hw, hw, m, oh, oh, k, k, stride, stride, 1, 1, pad, pad, group], np.int64).tofile(f"{work}/p.i64")
+    np.array([0, 6] if clip else [-np.inf, np.inf], np.float32).tofile(f"{work}/clamp.f32")
+    x.tofile(f"{work}/x.f32")
+    sw.tofile(f"{work}/mult.f32")  # QConv's mult with X's scale 1: the weight scale alone
+    b.tofile(f"{work}/add.f32")
+    wq = w.astype(np.int32) - wzp
+    wq.astype(np.int16).tofile(f"{work}/w.i16")
+    if kind == "dp4a":  # qconv.rs `pack_dp4a`
+        taps, rows = k * k, wq.reshape(m, cg, k * k)
+        words = np.zeros((m, (cg + 3) // 4, taps), np.uint32)
+        for ch in range(cg):
+            words[:, ch // 4, :] |= rows[:, ch, :].astype(np.int8).view(np.uint8).astype(np.uint32) << (8 * (ch % 4))
+        words.view(np.int32).tofile(f"{work}/w4.i32")
+        rows.reshape(m, -1).sum(1).astype(np.int32).tofile(f"{work}/sums.i32")
+    subprocess.run([exe, "conv", kind, work], check=True)
+    y = np.fromfile(f"{work}/y.f32", np.float32).reshape(want[0].shape)
+    xq = np.fromfile(f"{work}/xq.u8", np.uint8).reshape(x.shape)
+    params = np.fromfile(f"{work}/params.f32", np.float32)
+    ok = (np.array_equal(xq, want[1]) and params[0] == want[2] and params[1] == want[3]
+          and params[2] == want[2] and params[3] == want[3] and np.array_equal(y, want[0]))
+    name = f"{kind} {n}x{c}x{hw}x{hw} -> {m} k{k} s{stride} p{pad} g{group} {np.dtype(wdtype).name} zp {wzp}"
+    name += " ReLU6" * clip + f" x {x_kind}"
+    diff = np.abs(y.astype(np.float64) - want[0]).max()
+    print(f"  {'ok  ' if ok else 'FAIL'} DynamicQuantizeConv {name}" + ("" if ok else f" (max |diff| {diff:.3g})"))
+    return ok
+
+
+def gather_case(exe, work):
+    rng = np.random.default_rng(9)
+    table = rng.integers(-128, 128, (7, 2, 3)).astype(np.int8)
+    scale = (0.01 + rng.random(7) * 0.1).astype(np.float32)
+    idx = np.array([0, 6, -1, 3, -7, 2], np.int64)
+    table.tofile(f"{work}/table.i8")
+    scale.tofile(f"{work}/scale.f32")
+    idx.tofile(f"{work}/idx.i64")
+    subprocess.run([exe, "gather", work], check=True)
+    y = np.fromfile(f"{work}/y.f32", np.float32)
+    want = (table[idx].astype(np.float32) * scale[idx][:, None, None]).ravel()
+    ok = np.array_equal(y, want)
+    print(f"  {'ok  ' if ok else 'FAIL'} QGather, negative indices")
+    return ok
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/cuda-emu")
+    exe = build(out)
+    work = os.path.join(out, "work")
+    os.makedirs(work, exist_ok=True)
+    cases = [  # kind, n, c, hw, m, k, stride, pad, group, w dtype, w zero point, clip, seed[, x]
+        ("generic", 2, 5, 9, 6, 3, 2, 1, 1, np.uint8, 128, False, 1),
+        ("generic", 1, 12, 10, 12, 3, 1, 1, 12, np.int8, 0, True, 2),  # depthwise
+        ("generic", 1, 8, 7, 4, 5, 1, 2, 1, np.uint8, 3, True, 3),
+        ("generic", 1, 64, 70, 2, 1, 1, 0, 1, np.uint8, 0, False, 4),  # 77 range blocks
+        ("generic", 1, 4, 9, 3, 3, 1, 1, 1, np.uint8, 5, False, 5, "positive"),  # zero point 0
+        ("generic", 1, 4, 9, 3, 3, 1, 1, 1, np.uint8, 5, False, 6, "zeros"),  # scale 1
+        ("dp4a", 2, 8, 9, 8, 3, 1, 1, 1, np.int8, 0, True, 7),
+        ("dp4a", 1, 6, 11, 5, 3, 2, 1, 1, np.int8, 0, False, 8),  # a partial word of channels
+        ("pw", 2, 36, 9, 40, 1, 1, 0, 1, np.int8, 0, True, 9),
+        ("pw", 1, 70, 6, 33, 1, 1, 0, 1, np.uint8, 131, False, 10),
+    ]
+    ok = all([conv_case(exe, work, *c) for c in cases])
+    ok = gather_case(exe, work) and ok
+    print("cuda-emu: every case equal" if ok else "cuda-emu: MISMATCH")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

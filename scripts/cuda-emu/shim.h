@@ -1,0 +1,70 @@
+// The CUDA subset our kernels use, emulated on the CPU so their arithmetic can be checked on a
+// machine without a GPU (scripts/cuda-emu/check.py). Blocks run one after another; the threads
+// of a block run as OS threads, with a barrier for __syncthreads, so `__shared__` (a function
+// static here) is shared by the block as on the device. Warp shuffles and atomics are not
+// emulated (they abort): cases use one lane per output and no split K.
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+using std::max;
+using std::min;
+
+struct Dim3 {
+    unsigned x = 0, y = 0, z = 0;
+};
+thread_local Dim3 threadIdx, blockIdx;
+Dim3 blockDim, gridDim;
+std::barrier<>* block_barrier;
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+inline void __syncthreads() { block_barrier->arrive_and_wait(); }
+// Compiled with -ffp-contract=off: each operation rounds once, as the _rn intrinsics.
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+template <typename T>
+T __ldcg(const T* p) {
+    return *p;
+}
+inline void __threadfence() {}
+template <typename T>
+T __shfl_xor_sync(unsigned, T, int, int) {
+    fprintf(stderr, "cuda-emu: warp shuffles are not emulated (use one lane)\n");
+    abort();
+}
+template <typename T>
+T atomicAdd(T*, T) {
+    fprintf(stderr, "cuda-emu: atomics are not emulated (no split K)\n");
+    abort();
+}
+
+// Runs `body` as every thread of a (gx, gy, gz) grid of `block`-thread blocks.
+template <typename F>
+void launch(unsigned gx, unsigned gy, unsigned gz, unsigned block, F body) {
+    gridDim = {gx, gy, gz};
+    blockDim = {block, 1, 1};
+    for (unsigned bz = 0; bz < gz; ++bz)
+        for (unsigned by = 0; by < gy; ++by)
+            for (unsigned bx = 0; bx < gx; ++bx) {
+                std::barrier<> bar(block);
+                block_barrier = &bar;
+                std::vector<std::thread> threads;
+                for (unsigned t = 0; t < block; ++t)
+                    threads.emplace_back([&, t] {
+                        threadIdx = {t, 0, 0};
+                        blockIdx = {bx, by, bz};
+                        body();
+                    });
+                for (auto& th : threads) th.join();
+            }
+}
