@@ -16,8 +16,10 @@
 # run: the CUDA test suite (every model equal to the refs: fp32 within 1e-4·max(1,max|ref|),
 # fp16 same top-1 and within 1e-2, computing in f16 on tensor cores), then
 # `edgefuse bench --backend cuda` per model and precision (fp16 files run in fp16) beside
-# PyTorch (eager and CUDA-graph replay) on the same card, printed as one table; logs and the
-# table go to $OUT (or carry/gpu-check/out).
+# PyTorch (eager and CUDA-graph replay) on the same card, printed as one table; then
+# onnxruntime's quantize_dynamic variants of three models (scripts/gpu/dynamic_models.py:
+# outputs against onnxruntime's, latency); logs and the table go to $OUT (or
+# carry/gpu-check/out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${GPU_CHECK_DIR:-carry/gpu-check}
@@ -104,6 +106,25 @@ prepare() {
         fi
     done
     rmdir "$D/staged" 2>/dev/null || rm -rf "$D/staged"
+    # onnxruntime's quantize_dynamic models (the GPU's dynamic int8 ops), as far as they fit.
+    echo "== quantize_dynamic models (scripts/gpu/dynamic_models.py)"
+    local dq=$D/staged-dynq
+    python3 scripts/gpu/dynamic_models.py prepare "$dq" "$host_cli" "$shared" 2>"$D/dynq.log" \
+        || echo "quantize_dynamic models: $(tail -1 "$D/dynq.log")" >> "$D/MANIFEST.omitted"
+    rm -f "$D/dynq.log"
+    mkdir -p "$D/dynq"
+    for m in seed_cnn_mnist seed_lstm_textgen efficientnet_lite0; do
+        [ -f "$dq/$m.dynq.efm" ] || continue
+        local size
+        size=$(cat "$dq/$m".* | wc -c)
+        if [ $((used + size)) -le $BUDGET ]; then
+            mv "$dq/$m".* "$D/dynq/"
+            used=$((used + size))
+        else
+            echo "$m.dynq: $((size / 1024 / 1024)) MiB does not fit the 64 MiB carry" >> "$D/MANIFEST.omitted"
+        fi
+    done
+    rm -rf "$dq"
     {
         echo "# gpu-check carry, prepared $(date -u +%FT%TZ) at $(git rev-parse --short HEAD)"
         (cd "$D" && find . -type f ! -name MANIFEST ! -name MANIFEST.omitted | sort | xargs ls -l | awk '{print $5, $9}')
@@ -164,6 +185,10 @@ run() {
         : > "$out/torch.jsonl"
     fi
     python3 scripts/gpu/table.py "$out/bench.jsonl" "$out/torch.jsonl" | tee "$out/table.md"
+    # quantize_dynamic models: equal to onnxruntime's outputs, then their latency.
+    if [ -d "$D/dynq" ]; then
+        python3 scripts/gpu/dynamic_models.py check "$D/dynq" "$D/bin/edgefuse" "$out" | tee -a "$out/table.md" || status=1
+    fi
     # The camera preprocessing kernel (issue 4: <= 0.03 ms on the H100, equal to the CPU path).
     { echo; grep -h "gpu preprocess" "$out/runtime-tests.log" || echo "gpu preprocess: no timing (test failed or skipped)"; } | tee -a "$out/table.md"
     return $status
