@@ -6,31 +6,16 @@
 //! the outputs are the CPU's (and onnxruntime's). Depthwise layers take QConv's per-output
 //! kernel; the CPU convolves them in f32 over `q − zx`, whose sums are the same integers.
 
-use super::dynamic_quantize::{DynQuantize, Params, DYNQ_BYTES, PARTS_BYTES};
-use super::qconv::{self, QConvKernel};
-use crate::cuda::device::Device;
-use crate::cuda::ops::{BuildCtx, CudaKernel, Io, Support};
-use crate::ir::ops::{DynamicQuantizeConv, QConv, QOut, QScale};
+use super::dynamic_quantize::{over_quantized, Quantized};
+use super::qconv;
+use crate::cuda::ops::{BuildCtx, CudaKernel, Support};
+use crate::ir::ops::{DynamicQuantizeConv, QConv};
 use crate::ir::Fact;
 use crate::tensor::DType;
 use crate::Result;
 
-/// The QConv the quantized bytes go through: X's scale 1 and zero point 0 (the kernel takes
-/// the run's from device memory), so its `mult` is the weight scale alone; f32 out.
-pub(super) fn as_qconv(op: &DynamicQuantizeConv) -> QConv {
-    QConv {
-        conv: op.conv.clone(),
-        x: QScale {
-            scale: 1.0,
-            zero_point: 0,
-        },
-        w_scale: op.w_scale.clone(),
-        w_zero_point: op.w_zero_point.clone(),
-        out: QOut {
-            dtype: DType::F32,
-            q: None,
-        },
-    }
+fn as_qconv(op: &DynamicQuantizeConv) -> QConv {
+    over_quantized(op.conv.clone(), &op.w_scale, &op.w_zero_point)
 }
 
 /// The facts with X as the bytes it becomes.
@@ -48,13 +33,6 @@ pub fn supports(op: &DynamicQuantizeConv, inputs: &[Fact], outputs: &[Fact]) -> 
         .map_err(|e| e.replace("QConv", "DynamicQuantizeConv"))
 }
 
-struct DynamicConvKernel {
-    q: DynQuantize,
-    conv: QConvKernel,
-    /// Scratch for X's bytes, rounded up to 256.
-    xq_bytes: usize,
-}
-
 pub fn build(op: &DynamicQuantizeConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let facts = byte_facts(b.inputs);
     let conv = qconv::build_kernel(
@@ -66,31 +44,7 @@ pub fn build(op: &DynamicQuantizeConv, b: &BuildCtx) -> Result<Box<dyn CudaKerne
             consts: b.consts,
         },
     )?;
-    let n = b.inputs[0].len();
-    Ok(Box::new(DynamicConvKernel {
-        q: DynQuantize::new(b.dev, n)?,
-        conv,
-        xq_bytes: n.next_multiple_of(256),
-    }))
-}
-
-/// Scratch: the range's parts, the `DynQ`, X's bytes, then the convolution's own.
-impl CudaKernel for DynamicConvKernel {
-    fn scratch_bytes(&self) -> usize {
-        PARTS_BYTES + DYNQ_BYTES + self.xq_bytes + self.conv.scratch_bytes()
-    }
-
-    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
-        let dynq = io.scratch + PARTS_BYTES as u64;
-        let xq = dynq + DYNQ_BYTES as u64;
-        let rest = xq + self.xq_bytes as u64;
-        let out = Params {
-            dynq,
-            ..Params::default()
-        };
-        self.q.launch(dev, io.inputs[0], io.scratch, xq, out)?;
-        self.conv.launch_on(dev, xq, io.outputs[0], rest, dynq)
-    }
+    Ok(Box::new(Quantized::new(b.dev, b.inputs[0].len(), conv)?))
 }
 
 #[cfg(test)]

@@ -5,38 +5,20 @@
 //! The sums are exact and the epilogue is `acc·(sx·w_scale[n]) + B[n]` in the CPU's f32 steps,
 //! so the outputs are the CPU's (and onnxruntime's).
 
-use super::dynamic_quantize::{DynQuantize, Params, DYNQ_BYTES, PARTS_BYTES};
-use super::qconv::{self, QConvKernel};
-use crate::cuda::device::Device;
-use crate::cuda::ops::{BuildCtx, CudaKernel, Io, Support};
-use crate::ir::ops::{Conv, DynamicQuantizeMatMul, QConv, QOut, QScale};
+use super::dynamic_quantize::{over_quantized, Quantized};
+use super::{qconv, qgemm};
+use crate::cuda::ops::{BuildCtx, CudaKernel, Support};
+use crate::ir::ops::{DynamicQuantizeMatMul, QConv};
 use crate::ir::Fact;
 use crate::tensor::{DType, TensorView};
 use crate::{Error, Result};
 
 fn as_qconv(op: &DynamicQuantizeMatMul) -> QConv {
-    QConv {
-        conv: Conv {
-            kernel: vec![1, 1],
-            strides: vec![1, 1],
-            pads: vec![0; 4],
-            dilations: vec![1, 1],
-            group: 1,
-            has_bias: op.has_bias,
-            act: None,
-            residual: false,
-        },
-        x: QScale {
-            scale: 1.0,
-            zero_point: 0,
-        },
-        w_scale: op.w_scale.clone(),
-        w_zero_point: op.w_zero_point.clone(),
-        out: QOut {
-            dtype: DType::F32,
-            q: None,
-        },
-    }
+    over_quantized(
+        qgemm::one_by_one(op.has_bias, None),
+        &op.w_scale,
+        &op.w_zero_point,
+    )
 }
 
 /// X `[.., K]` as bytes `[rows, K, 1, 1]`, W `[K, N]` as `[N, K, 1, 1]`, Y `[.., N]` as
@@ -79,13 +61,6 @@ fn transpose(w: &[u8], k: usize, n: usize) -> Vec<u8> {
     t
 }
 
-struct DynamicMatMulKernel {
-    q: DynQuantize,
-    conv: QConvKernel,
-    /// Scratch for X's bytes, rounded up to 256.
-    xq_bytes: usize,
-}
-
 pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (fin, fout) = conv_facts(b.inputs, b.outputs);
     let w = b.consts.get(1).copied().flatten().ok_or_else(|| {
@@ -108,31 +83,7 @@ pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CudaKer
             consts: &consts,
         },
     )?;
-    let len = b.inputs[0].len();
-    Ok(Box::new(DynamicMatMulKernel {
-        q: DynQuantize::new(b.dev, len)?,
-        conv,
-        xq_bytes: len.next_multiple_of(256),
-    }))
-}
-
-/// Scratch: the range's parts, the `DynQ`, X's bytes, then the product's own.
-impl CudaKernel for DynamicMatMulKernel {
-    fn scratch_bytes(&self) -> usize {
-        PARTS_BYTES + DYNQ_BYTES + self.xq_bytes + self.conv.scratch_bytes()
-    }
-
-    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
-        let dynq = io.scratch + PARTS_BYTES as u64;
-        let xq = dynq + DYNQ_BYTES as u64;
-        let rest = xq + self.xq_bytes as u64;
-        let out = Params {
-            dynq,
-            ..Params::default()
-        };
-        self.q.launch(dev, io.inputs[0], io.scratch, xq, out)?;
-        self.conv.launch_on(dev, xq, io.outputs[0], rest, dynq)
-    }
+    Ok(Box::new(Quantized::new(b.dev, b.inputs[0].len(), conv)?))
 }
 
 #[cfg(test)]

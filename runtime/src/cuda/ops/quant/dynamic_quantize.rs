@@ -1,15 +1,17 @@
 //! DynamicQuantizeLinear on the GPU (`quant_dyn_range`, then `quant_dyn_quantize`): X's range
 //! folded on the device, the scale and zero point computed there as the CPU's
 //! `qrnn::dynamic_params` does, and X quantized as the CPU's DynamicQuantizeLinear does, so the
-//! bytes, scale and zero point are the CPU's (and onnxruntime's). [`DynQuantize`] is shared
-//! with DynamicQuantizeConv and DynamicQuantizeMatMul, which quantize their input the same way
-//! into scratch and read the parameters from device memory: nothing comes back to the host, so
-//! the whole run stays in the session's CUDA graph.
+//! bytes, scale and zero point are the CPU's (and onnxruntime's). DynamicQuantizeConv and
+//! DynamicQuantizeMatMul run a QConv over X quantized the same way into scratch ([`Quantized`]),
+//! its parameters read from device memory: nothing comes back to the host, so the whole run
+//! stays in the session's CUDA graph.
 
 use cudarc::driver::CudaFunction;
 
+use super::qconv::QConvKernel;
 use crate::cuda::device::{arg, Device};
 use crate::cuda::ops::{BuildCtx, CudaKernel, Io, Support};
+use crate::ir::ops::{Conv, QConv, QOut, QScale};
 use crate::ir::Fact;
 use crate::tensor::DType;
 use crate::Result;
@@ -19,13 +21,13 @@ use crate::Result;
 const THREADS: usize = 256;
 
 /// Bytes of scratch for the parts: (min, max) per range block.
-pub(super) const PARTS_BYTES: usize = THREADS * 2 * 4;
+const PARTS_BYTES: usize = THREADS * 2 * 4;
 
 /// Bytes of a `DynQ` (f32 scale, i32 zero point), rounded to the scratch's alignment.
-pub(super) const DYNQ_BYTES: usize = 64;
+const DYNQ_BYTES: usize = 64;
 
 /// The two launches that quantize `n` f32 values per run.
-pub(super) struct DynQuantize {
+struct DynQuantize {
     range: CudaFunction,
     quantize: CudaFunction,
     n: i64,
@@ -34,7 +36,7 @@ pub(super) struct DynQuantize {
 }
 
 impl DynQuantize {
-    pub(super) fn new(dev: &Device, n: usize) -> Result<DynQuantize> {
+    fn new(dev: &Device, n: usize) -> Result<DynQuantize> {
         Ok(DynQuantize {
             range: dev.function("quant_dyn_range")?,
             quantize: dev.function("quant_dyn_quantize")?,
@@ -46,14 +48,7 @@ impl DynQuantize {
     /// Enqueues both kernels: `x` (n f32) into the bytes at `y`, the parts in `parts`
     /// ([`PARTS_BYTES`]), and the parameters where given (0 for none): `dynq` a `DynQ`, `scale`
     /// an f32, `zero_point` a byte.
-    pub(super) fn launch(
-        &self,
-        dev: &Device,
-        x: u64,
-        parts: u64,
-        y: u64,
-        out: Params,
-    ) -> Result<()> {
+    fn launch(&self, dev: &Device, x: u64, parts: u64, y: u64, out: Params) -> Result<()> {
         let blocks = self.blocks as i32;
         // SAFETY: (const float* x, i64 n, float* parts); x holds n floats, parts 2·blocks.
         unsafe {
@@ -90,10 +85,68 @@ impl DynQuantize {
 
 /// Where the quantize kernel stores the run's parameters (device addresses; 0 for none).
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Params {
-    pub dynq: u64,
-    pub scale: u64,
-    pub zero_point: u64,
+struct Params {
+    dynq: u64,
+    scale: u64,
+    zero_point: u64,
+}
+
+/// The QConv that runs over X's bytes: X's scale 1 and zero point 0 (the kernels take the
+/// run's from the `DynQ`), so its `mult` is the weight scale alone; f32 out.
+pub(super) fn over_quantized(conv: Conv, w_scale: &[f32], w_zero_point: &[i32]) -> QConv {
+    QConv {
+        conv,
+        x: QScale {
+            scale: 1.0,
+            zero_point: 0,
+        },
+        w_scale: w_scale.to_vec(),
+        w_zero_point: w_zero_point.to_vec(),
+        out: QOut {
+            dtype: DType::F32,
+            q: None,
+        },
+    }
+}
+
+/// A QConv over X quantized on the device each run (DynamicQuantizeConv, and
+/// DynamicQuantizeMatMul as a 1×1 one): the two launches into scratch, then the convolution
+/// of those bytes, which reads the run's zero point and scale from the `DynQ` they left.
+/// Scratch: the range's parts, the `DynQ`, X's bytes, then the convolution's own.
+pub(super) struct Quantized {
+    q: DynQuantize,
+    conv: QConvKernel,
+    /// Scratch for X's bytes, rounded up to 256.
+    xq_bytes: usize,
+}
+
+impl Quantized {
+    /// `conv`, built for u8 X, run over the `n` values of X quantized per run.
+    pub(super) fn new(dev: &Device, n: usize, conv: QConvKernel) -> Result<Quantized> {
+        Ok(Quantized {
+            q: DynQuantize::new(dev, n)?,
+            conv,
+            xq_bytes: n.next_multiple_of(256),
+        })
+    }
+}
+
+impl CudaKernel for Quantized {
+    fn scratch_bytes(&self) -> usize {
+        PARTS_BYTES + DYNQ_BYTES + self.xq_bytes + self.conv.scratch_bytes()
+    }
+
+    fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
+        let dynq = io.scratch + PARTS_BYTES as u64;
+        let xq = dynq + DYNQ_BYTES as u64;
+        let rest = xq + self.xq_bytes as u64;
+        let out = Params {
+            dynq,
+            ..Params::default()
+        };
+        self.q.launch(dev, io.inputs[0], io.scratch, xq, out)?;
+        self.conv.launch_on(dev, xq, io.outputs[0], rest, dynq)
+    }
 }
 
 /// Blocks of the range kernel for `n` values: one per 4096, at least one, at most [`THREADS`].

@@ -4,22 +4,27 @@
 
 use super::qconv;
 use crate::cuda::ops::{BuildCtx, CudaKernel, Support};
-use crate::ir::ops::{Conv, QConv, QGemm};
+use crate::ir::ops::{Conv, QConv, QGemm, UnaryOp};
 use crate::ir::Fact;
 use crate::Result;
 
+/// A 1×1 convolution, stride 1, no padding: what a product over rows is as a QConv.
+pub(super) fn one_by_one(has_bias: bool, act: Option<UnaryOp>) -> Conv {
+    Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        pads: vec![0; 4],
+        dilations: vec![1, 1],
+        group: 1,
+        has_bias,
+        act,
+        residual: false,
+    }
+}
+
 fn as_qconv(op: &QGemm) -> QConv {
     QConv {
-        conv: Conv {
-            kernel: vec![1, 1],
-            strides: vec![1, 1],
-            pads: vec![0; 4],
-            dilations: vec![1, 1],
-            group: 1,
-            has_bias: op.has_bias,
-            act: op.act,
-            residual: false,
-        },
+        conv: one_by_one(op.has_bias, op.act),
         x: op.x,
         w_scale: op.w_scale.clone(),
         w_zero_point: op.w_zero_point.clone(),
