@@ -440,3 +440,58 @@ fn fp16_walks_back_through_moves_to_the_value_cast_to_an_integer() {
         assert_eq!(dtype_of(name), Some(DType::F16), "{name} computes in f16");
     }
 }
+
+#[test]
+fn fp16_runs_quantize_dynamic_ops_in_f32_on_the_gpu() {
+    // x → DynamicQuantizeMatMul (i8 W, f32 bias) → ReLU: the int8 op quantizes f32 X, so it
+    // stays f32 (no f16 form) but on the GPU; the ReLU after it computes in f16.
+    let mut w = weight("W", &[8, 4], 0, None);
+    w.dtype = DType::I8;
+    w.weight = Some(WeightRef {
+        offset: 0,
+        len: 32,
+        stored: None,
+    });
+    let g = Graph {
+        tensors: vec![
+            t("x", DType::F32, &[2, 8]),   // 0
+            w,                             // 1
+            weight("b", &[4], 64, None),   // 2
+            t("y", DType::F32, &[2, 4]),   // 3
+            t("out", DType::F32, &[2, 4]), // 4
+        ],
+        nodes: vec![
+            node(
+                "dqmm",
+                Op::DynamicQuantizeMatMul(crate::ir::ops::DynamicQuantizeMatMul {
+                    w_scale: vec![0.01],
+                    w_zero_point: vec![0],
+                    has_bias: true,
+                }),
+                &[0, 1, 2],
+                &[3],
+            ),
+            node(
+                "relu",
+                Op::Unary(crate::ir::ops::Unary { op: UnaryOp::Relu }),
+                &[3],
+                &[4],
+            ),
+        ],
+        inputs: vec![0],
+        outputs: vec![4],
+    };
+    g.validate().unwrap();
+    let l = lower(&g, Precision::F16);
+    check_consistent(&l, &g);
+    assert!(l.placements[0].is_gpu(), "{:?}", l.placements[0]);
+    assert_eq!(l.node_dtype[0], Some(DType::F32));
+    assert_eq!(l.node_dtype[1], Some(DType::F16));
+    let dqmm = l.graph.nodes.iter().find(|n| n.name == "dqmm").unwrap();
+    assert_eq!(l.graph.tensors[dqmm.inputs[0]].dtype, DType::F32);
+    assert_eq!(
+        l.graph.tensors[dqmm.inputs[2]].dtype,
+        DType::F32,
+        "the bias as stored"
+    );
+}
