@@ -134,10 +134,10 @@ extern "C" __global__ void quant_dyn_quantize(const float* x, i64_t n, const flo
 // byte outputs q = round_half_even(clamp(y + zp, lo, hi)); for f32 outputs clamp(y, lo, hi).
 // Mirrors `QConvParams` in cuda/ops/quant/qconv.rs.
 //
-// `dyn` is set for DynamicQuantizeConv: X was quantized on the device in this run
-// (`quant_dyn_quantize`), so its zero point is read from there instead of `zx`, and `mult[m]`
-// holds the weights' scale alone, multiplied by the run's X scale as onnxruntime's
-// Mul(sx, sw) does. Null for QConv.
+// `dyn` is set for DynamicQuantizeConv and DynamicQuantizeMatMul (a 1x1 QConv): X was
+// quantized on the device in this run (`quant_dyn_quantize`), so its zero point is read from
+// there instead of `zx`, and `mult[m]` holds the weights' scale alone, multiplied by the run's
+// X scale as onnxruntime's Mul(sx, sw) does. Null for QConv.
 struct QConvParams {
     i64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group;
     int zx, lanes;
@@ -397,27 +397,24 @@ extern "C" __global__ void quant_pool_q8(const unsigned char* x, unsigned char* 
 }
 
 // QGather: rows of an i8 table [rows, row], each value times its row's scale (the CPU's
-// `q as f32 * s`), in f32 or rounded once to f16. Indices may be negative (from the end); one out
-// of range writes zeros, as Gather does (the CPU backend reports it instead).
-template <typename I, typename Y>
-__device__ void qgather(const signed char* x, const float* scale, const I* idx, Y* y, i64_t n_idx,
-                        i64_t rows, i64_t row) {
+// `q as f32 * s`), f32 out. Indices may be negative (from the end); one out of range writes
+// zeros, as Gather does (the CPU backend reports it instead).
+template <typename I>
+__device__ void qgather(const signed char* x, const float* scale, const I* idx, float* y,
+                        i64_t n_idx, i64_t rows, i64_t row) {
     FOR_EACH(i, n_idx * row) {
         const i64_t k = i / row, j = i - k * row;
         i64_t r = (i64_t)idx[k];
         if (r < 0) r += rows;
-        st(y, i, (r < 0 || r >= rows) ? 0.0f : __fmul_rn((float)x[r * row + j], scale[r]));
+        y[i] = (r < 0 || r >= rows) ? 0.0f : __fmul_rn((float)x[r * row + j], scale[r]);
     }
 }
 
-#define QGATHER(I, SI, Y, SY)                                                                        \
-    extern "C" __global__ void quant_gather##SI##_##SY(const signed char* x, const float* scale,     \
-                                                       const I* idx, Y* y, i64_t n_idx, i64_t rows,  \
-                                                       i64_t row) {                                  \
-        qgather(x, scale, idx, y, n_idx, rows, row);                                                 \
-    }
-
-QGATHER(i64_t, , float, f32)
-QGATHER(i64_t, , f16_t, f16)
-QGATHER(int, _i32, float, f32)
-QGATHER(int, _i32, f16_t, f16)
+extern "C" __global__ void quant_gather(const signed char* x, const float* scale, const i64_t* idx,
+                                        float* y, i64_t n_idx, i64_t rows, i64_t row) {
+    qgather(x, scale, idx, y, n_idx, rows, row);
+}
+extern "C" __global__ void quant_gather_i32(const signed char* x, const float* scale, const int* idx,
+                                            float* y, i64_t n_idx, i64_t rows, i64_t row) {
+    qgather(x, scale, idx, y, n_idx, rows, row);
+}

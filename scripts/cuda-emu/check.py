@@ -34,8 +34,6 @@ def build(out):
     pre = re.sub(r"__device__ __forceinline__ float ld\(const f16_t\* p, i64_t i\) \{.*?\n\}\n", "", pre, flags=re.S)
     pre = re.sub(r"__device__ __forceinline__ void st\(f16_t\* p, i64_t i, float v\) \{.*?\n\}\n", "", pre, flags=re.S)
     q = open(os.path.join(ROOT, "kernels/cuda/quant.cu")).read()
-    # f16 instances go with the f16 stores.
-    q = "\n".join(l for l in q.splitlines() if not re.match(r"QGATHER\(.*f16\)", l))
     byte = "(int)(signed char)(b >> (8 * j))"
     q, n_u = re.subn(r'asm\("dp4a\.u32\.s32.*?\);',
                      f"d = c; for (int j = 0; j < 4; ++j) d += (int)((a >> (8 * j)) & 255) * {byte};", q, flags=re.S)

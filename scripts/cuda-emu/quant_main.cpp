@@ -32,7 +32,7 @@ static int gather() {
     i64_t rows = scale.size(), row = x.size() / rows, n_idx = idx.size();
     std::vector<float> y(n_idx * row, NAN);
     launch(blocks_of(n_idx * row), 1, 1, 256,
-           [&] { quant_gather_f32(x.data(), scale.data(), idx.data(), y.data(), n_idx, rows, row); });
+           [&] { quant_gather(x.data(), scale.data(), idx.data(), y.data(), n_idx, rows, row); });
     save("y.f32", y);
     return 0;
 }

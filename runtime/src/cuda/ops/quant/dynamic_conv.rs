@@ -151,7 +151,7 @@ mod tests {
                 &Op::DynamicQuantizeConv(op),
                 &ins,
                 &[false, true, true],
-                1e-6,
+                0.0,
             );
         }
     }
