@@ -7,8 +7,9 @@ quantize kernel, then a QConv kernel reading the run's zero point and scale from
 bytes, scale and zero point and ConvInteger → Cast → Mul → Add (→ Clip) outputs bit for bit;
 QGather the CPU kernel's `q·scale[row]`.
 
-What it does not cover: lanes > 1 (warp shuffles) and split K (atomics), the Rust side's launch
-arguments, and anything NVRTC compiles differently — the CUDA unit tests check those on the GPU
+Each case runs with the lanes per output the runtime picks (`cuda::ops::lanes_for`: warp
+shuffles emulated). What it does not cover: split K (atomics), the Rust side's launch arguments,
+and anything NVRTC compiles differently — the CUDA unit tests check those on the GPU
 (scripts/gpu-check.sh). The inline PTX dp4a is replaced by its definition in C.
 
 Usage: python3 scripts/cuda-emu/check.py [BUILD_DIR]   (default target/cuda-emu; needs g++,
@@ -102,13 +103,17 @@ def conv_case(exe, work, kind, n, c, hw, m, k, stride, pad, group, wdtype, wzp, 
             words[:, ch // 4, :] |= rows[:, ch, :].astype(np.int8).view(np.uint8).astype(np.uint32) << (8 * (ch % 4))
         words.view(np.int32).tofile(f"{work}/w4.i32")
         rows.reshape(m, -1).sum(1).astype(np.int32).tofile(f"{work}/sums.i32")
-    subprocess.run([exe, "conv", kind, work], check=True)
+    terms = ((cg + 3) // 4 if kind == "dp4a" else cg) * k * k
+    lanes = 1 << (min(max(terms // 16, 1), 32).bit_length() - 1)  # cuda::ops::lanes_for(terms, 32)
+    subprocess.run([exe, "conv", kind, work, str(lanes)], check=True)
     y = np.fromfile(f"{work}/y.f32", np.float32).reshape(want[0].shape)
     xq = np.fromfile(f"{work}/xq.u8", np.uint8).reshape(x.shape)
     params = np.fromfile(f"{work}/params.f32", np.float32)
     ok = (np.array_equal(xq, want[1]) and params[0] == want[2] and params[1] == want[3]
           and params[2] == want[2] and params[3] == want[3] and np.array_equal(y, want[0]))
     name = f"{kind} {n}x{c}x{hw}x{hw} -> {m} k{k} s{stride} p{pad} g{group} {np.dtype(wdtype).name} zp {wzp}"
+    if kind != "pw":  # the tiled kernel has no lanes
+        name += f", {lanes} lane{'s' * (lanes > 1)}"
     name += " ReLU6" * clip + f" x {x_kind}"
     diff = np.abs(y.astype(np.float64) - want[0]).max()
     print(f"  {'ok  ' if ok else 'FAIL'} DynamicQuantizeConv {name}" + ("" if ok else f" (max |diff| {diff:.3g})"))
@@ -145,6 +150,7 @@ def main():
         ("generic", 1, 4, 9, 3, 3, 1, 1, 1, np.uint8, 5, False, 6, "zeros"),  # scale 1
         ("dp4a", 2, 8, 9, 8, 3, 1, 1, 1, np.int8, 0, True, 7),
         ("dp4a", 1, 6, 11, 5, 3, 2, 1, 1, np.int8, 0, False, 8),  # a partial word of channels
+        ("dp4a", 1, 64, 6, 7, 3, 1, 1, 1, np.int8, 0, True, 11),  # 144 words: 8 lanes
         ("pw", 2, 36, 9, 40, 1, 1, 0, 1, np.int8, 0, True, 9),
         ("pw", 1, 70, 6, 33, 1, 1, 0, 1, np.uint8, 131, False, 10),
     ]

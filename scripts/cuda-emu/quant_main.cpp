@@ -1,7 +1,7 @@
 // Runs DynamicQuantizeConv's device sequence (quant_dyn_range, quant_dyn_quantize, then one
 // QConv kernel with the run's parameters read from a DynQ), or QGather, with the grids the
 // runtime launches them with (cuda/ops/quant/*.rs), on files written by check.py:
-//   quant_main conv generic|dp4a|pw DIR     quant_main gather DIR
+//   quant_main conv generic|dp4a|pw DIR LANES     quant_main gather DIR
 #include "kernels.h"
 
 #include <fstream>
@@ -37,7 +37,7 @@ static int gather() {
     return 0;
 }
 
-static int conv(const std::string& kind) {
+static int conv(const std::string& kind, int lanes) {
     auto ip = load<i64_t>("p.i64");  // n c h w m oh ow kh kw sh sw dh dw pt pl group
     auto clamp = load<float>("clamp.f32");
     auto x = load<float>("x.f32");
@@ -62,7 +62,7 @@ static int conv(const std::string& kind) {
     i64_t* shape = &p.n;
     for (int k = 0; k < 16; ++k) shape[k] = ip[k];
     p.zx = -1000;  // must not be read: the zero point comes from `dyn`
-    p.lanes = 1;
+    p.lanes = lanes;
     p.zp = 0.0f;
     p.lo = clamp[0];
     p.hi = clamp[1];
@@ -71,12 +71,12 @@ static int conv(const std::string& kind) {
     std::vector<float> y(outputs, NAN);
     if (kind == "generic") {
         auto w = load<short>("w.i16");
-        launch(blocks_of(outputs), 1, 1, 256,
+        launch(blocks_of(outputs * lanes), 1, 1, 256,
                [&] { quant_conv_u8_f32(xq.data(), w.data(), mult.data(), add.data(), y.data(), p); });
     } else if (kind == "dp4a") {
         auto w4 = load<int>("w4.i32");
         auto sums = load<int>("sums.i32");
-        launch(blocks_of(outputs), 1, 1, 256, [&] {
+        launch(blocks_of(outputs * lanes), 1, 1, 256, [&] {
             quant_conv_dp4a_u8_f32(xq.data(), w4.data(), sums.data(), mult.data(), add.data(),
                                    y.data(), p);
         });
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
         dir = argv[2];
         return gather();
     }
-    if (argc < 4) return 2;
+    if (argc < 5) return 2;
     dir = argv[3];
-    return conv(argv[2]);
+    return conv(argv[2], atoi(argv[4]));
 }

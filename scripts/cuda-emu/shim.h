@@ -1,10 +1,16 @@
 // The CUDA subset our kernels use, emulated on the CPU so their arithmetic can be checked on a
 // machine without a GPU (scripts/cuda-emu/check.py). Blocks run one after another; the threads
 // of a block run as OS threads, with a barrier for __syncthreads, so `__shared__` (a function
-// static here) is shared by the block as on the device. Warp shuffles and atomics are not
-// emulated (they abort): cases use one lane per output and no split K.
+// static here) is shared by the block as on the device. `__shfl_xor_sync` waits for every lane
+// of its mask (per warp and mask), as the device's does. Atomics are not emulated (they
+// abort): cases use no split K.
 #include <algorithm>
 #include <barrier>
+#include <bit>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -37,10 +43,45 @@ T __ldcg(const T* p) {
     return *p;
 }
 inline void __threadfence() {}
+// One warp's shuffles: the lanes of each mask meet, publish their values, read their partner's,
+// and meet again before the slots are reused.
+struct Warp {
+    struct Group {
+        int arrived = 0;
+        unsigned long long generation = 0;
+        long long values[32];
+    };
+    std::mutex m;
+    std::condition_variable cv;
+    std::unordered_map<unsigned, Group> groups;
+
+    void meet(std::unique_lock<std::mutex>& lock, Group& g, unsigned mask) {
+        const unsigned long long mine = g.generation;
+        if (++g.arrived == std::popcount(mask)) {
+            g.arrived = 0;
+            ++g.generation;
+            cv.notify_all();
+        } else {
+            cv.wait(lock, [&] { return g.generation != mine; });
+        }
+    }
+};
+Warp* block_warps;
+
 template <typename T>
-T __shfl_xor_sync(unsigned, T, int, int) {
-    fprintf(stderr, "cuda-emu: warp shuffles are not emulated (use one lane)\n");
-    abort();
+T __shfl_xor_sync(unsigned mask, T v, int off, int width) {
+    static_assert(sizeof(T) <= sizeof(long long));
+    const int lane = threadIdx.x & 31;
+    if (!(mask >> lane & 1) || off >= width) abort();
+    Warp& w = block_warps[threadIdx.x >> 5];
+    std::unique_lock<std::mutex> lock(w.m);
+    Warp::Group& g = w.groups[mask];
+    memcpy(&g.values[lane], &v, sizeof(T));
+    w.meet(lock, g, mask);
+    T r;
+    memcpy(&r, &g.values[lane ^ off], sizeof(T));
+    w.meet(lock, g, mask);
+    return r;
 }
 template <typename T>
 T atomicAdd(T*, T) {
@@ -58,6 +99,8 @@ void launch(unsigned gx, unsigned gy, unsigned gz, unsigned block, F body) {
             for (unsigned bx = 0; bx < gx; ++bx) {
                 std::barrier<> bar(block);
                 block_barrier = &bar;
+                std::unique_ptr<Warp[]> warps(new Warp[(block + 31) / 32]);
+                block_warps = warps.get();
                 std::vector<std::thread> threads;
                 for (unsigned t = 0; t < block; ++t)
                     threads.emplace_back([&, t] {
