@@ -39,7 +39,7 @@ pub fn supports(op: &DynamicQuantizeMatMul, inputs: &[Fact], outputs: &[Fact]) -
     if inputs[0].dtype != DType::F32 {
         return Err(format!("DynamicQuantizeMatMul of {}", inputs[0].dtype));
     }
-    if inputs[1].rank() != 2 || inputs[1].len() == 0 {
+    if inputs[1].rank() != 2 || inputs[1].is_empty() {
         return Err(format!(
             "DynamicQuantizeMatMul with W {:?}",
             inputs[1].shape

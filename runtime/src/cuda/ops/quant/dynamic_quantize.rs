@@ -26,6 +26,9 @@ const PARTS_BYTES: usize = THREADS * 2 * 4;
 /// Bytes of a `DynQ` (f32 scale, i32 zero point), rounded to the scratch's alignment.
 const DYNQ_BYTES: usize = 64;
 
+// One (min, max) per range block, and the `DynQ` after the parts on the scratch's alignment.
+const _: () = assert!(PARTS_BYTES >= THREADS * 8 && PARTS_BYTES.is_multiple_of(64));
+
 /// The two launches that quantize `n` f32 values per run.
 struct DynQuantize {
     range: CudaFunction,
@@ -208,7 +211,6 @@ mod tests {
         assert_eq!(blocks_for(1 << 30), THREADS);
         assert_eq!(quantize_grid(1), 1);
         assert_eq!(quantize_grid(1 << 40), 65_535);
-        assert!(PARTS_BYTES >= THREADS * 8 && PARTS_BYTES % 64 == 0);
     }
 
     /// Bytes, scale and zero point equal the CPU's: a range across zero over several range
