@@ -324,19 +324,38 @@ impl QConvKernel {
         b.next_multiple_of(64)
     }
 
-    /// Threads worth using: one per `PAR_MIN_WORK` multiply-adds of one image's product, at
-    /// most the session's. A batch run image by image (a GEMM plan not batched) forks once per
-    /// image, so it asks `PER_IMAGE_MIN_WORK` of each: below that the forks cost more than they
-    /// share (the `quantize_dynamic` seed CNN's first layer, 195 k multiply-adds an image at
-    /// batch 16 — a batch no session can cut, X's range being the whole batch's — took 0.30 ms
-    /// on two threads against 0.16 ms on one).
-    fn lanes(&self, ctx: &Ctx) -> usize {
+    /// Whether a batch runs image by image through a GEMM plan (not batched), so the images
+    /// can be split between threads.
+    fn splits_images(&self) -> bool {
+        self.n > 1 && !self.batched && matches!(self.plan, Plan::Gemm { .. })
+    }
+
+    /// Scratch of one thread running whole images: its own unfolded input, staging and lane.
+    fn image_scratch(&self) -> usize {
+        self.unfold_bytes() + self.batch_out_bytes() + self.split_bytes() + self.lane_scratch()
+    }
+
+    /// (threads sharing each product, threads taking whole images). Threads worth using: one
+    /// per `PAR_MIN_WORK` multiply-adds of one image's product, at most the session's. A batch
+    /// run image by image (a GEMM plan not batched) gives each thread whole images when it has
+    /// at least as many images as threads — no fork per image, no product split — and
+    /// otherwise splits each image's product, forking once per image, only from
+    /// `PER_IMAGE_MIN_WORK` an image: below that the forks cost more than they share (the
+    /// `quantize_dynamic` seed CNN's first layer, 195 k multiply-adds an image at batch 16 — a
+    /// batch no session can cut, X's range being the whole batch's — took 0.30 ms on two
+    /// threads against 0.16 ms on one).
+    fn lanes(&self, ctx: &Ctx) -> (usize, usize) {
         let work = self.m * self.geom.out_size() * self.geom.taps() * (self.c / self.group);
-        let per_image = self.n > 1 && !self.batched && matches!(self.plan, Plan::Gemm { .. });
-        if per_image && work < PER_IMAGE_MIN_WORK {
-            return 1;
+        let threads = ctx.threads.min(MAX_LANES);
+        if self.splits_images() {
+            if threads > 1 && self.n >= threads && work * self.n >= 2 * PAR_MIN_WORK {
+                return (1, threads);
+            }
+            if work < PER_IMAGE_MIN_WORK {
+                return (1, 1);
+            }
         }
-        ctx.threads.min(MAX_LANES).min(work / PAR_MIN_WORK).max(1)
+        (threads.min(work / PAR_MIN_WORK).max(1), 1)
     }
 
     /// Runs `f(x_img, c0, out_block, lane_scratch)` on every block of `block` channels of every
@@ -440,7 +459,7 @@ impl QConvKernel {
         };
         let (isz, osz, t) = (self.geom.in_size(), self.geom.out_size(), self.geom.taps());
         let add = &self.stage.epi.add;
-        let lanes = self.lanes(ctx);
+        let (lanes, _) = self.lanes(ctx);
         let y = out.typed::<f32>();
         self.channel_blocks(plan.lanes(), x, y, scratch, lanes, &|x_img, c0, ob, sc| {
             let n = ob.len() / osz;
@@ -481,7 +500,8 @@ impl QConvKernel {
     }
 
     /// GEMM: per image (or, batched, all images at once) and group, each lane takes a run of
-    /// output channels.
+    /// output channels; or, with `image_lanes` > 1, the images split between threads, each
+    /// running whole images on its own scratch ([`QConvKernel::image_scratch`]).
     #[allow(clippy::too_many_arguments)]
     fn gemm<T: Send + Sync + bytemuck::Pod>(
         &self,
@@ -489,6 +509,46 @@ impl QConvKernel {
         groups: &[QWeights],
         epis: &[Epilogue],
         x: &[u8],
+        out: &mut [T],
+        wrap: fn(&mut [T]) -> Out,
+        scratch: &mut [u8],
+        (lanes, image_lanes): (usize, usize),
+    ) {
+        let image = self.m * self.geom.out_size();
+        if image_lanes > 1 {
+            let per = self.image_scratch();
+            let images = self.n.div_ceil(image_lanes);
+            out[..self.n * image]
+                .par_chunks_mut(images * image)
+                .zip(scratch[..per * image_lanes].par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(lane, (o, sc))| {
+                    for (i, o) in o.chunks_exact_mut(image).enumerate() {
+                        let r = lane * images + i;
+                        self.gemm_run(run, groups, epis, x, r, o, wrap, sc, 1);
+                    }
+                });
+            return;
+        }
+        if self.batched {
+            self.gemm_run(run, groups, epis, x, 0, out, wrap, scratch, lanes);
+        } else {
+            for (r, o) in out[..self.n * image].chunks_exact_mut(image).enumerate() {
+                self.gemm_run(run, groups, epis, x, r, o, wrap, scratch, lanes);
+            }
+        }
+    }
+
+    /// One product per group: image `r`'s into `out` (its own output), or, batched, every
+    /// image's (`r` 0, `out` the whole output).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_run<T: Send + Sync + bytemuck::Pod>(
+        &self,
+        run: &RunX,
+        groups: &[QWeights],
+        epis: &[Epilogue],
+        x: &[u8],
+        r: usize,
         out: &mut [T],
         wrap: fn(&mut [T]) -> Out,
         scratch: &mut [u8],
@@ -502,12 +562,8 @@ impl QConvKernel {
         let (staged, scratch) = scratch.split_at_mut(self.batch_out_bytes());
         let (colsplit, scratch) = scratch.split_at_mut(self.split_bytes());
         let k = cg * self.geom.taps();
-        // Images per product and the product's columns.
-        let (per_run, runs) = if self.batched {
-            (self.n, 1)
-        } else {
-            (1, self.n)
-        };
+        // Images per product.
+        let per_run = if self.batched { self.n } else { 1 };
         let wide = match &self.shift {
             Some(s) => s.cols,
             None => per_run * osz,
@@ -532,228 +588,215 @@ impl QConvKernel {
         // Padding reads the zero point, as its raw byte.
         let pad = (run.dom.zp as u8) ^ run.dom.xor;
         let xor = run.dom.xor;
-        for r in 0..runs {
-            for (g, wts) in groups.iter().enumerate() {
-                let src = if let Some(s) = &self.shift {
-                    let x0 = (r * self.c + g * cg) * isz;
-                    let xg = &x[x0..x0 + cg * isz];
-                    let xs: &[u8] = if s.padded {
-                        let g = &self.geom;
-                        let padded = &mut col[..cg * s.ph * s.pw];
-                        padded.fill(pad);
-                        for (src, dst) in xg
-                            .chunks_exact(isz)
-                            .zip(padded.chunks_exact_mut(s.ph * s.pw))
-                        {
-                            for (r, row) in src.chunks_exact(g.iw).enumerate() {
-                                let at = (r + g.pt) * s.pw + g.pl;
-                                dst[at..at + g.iw].copy_from_slice(row);
-                            }
-                        }
-                        padded
-                    } else {
-                        xg
-                    };
-                    Source::Shifted {
-                        x: xs,
-                        channels: cg,
-                        plane: s.ph * s.pw,
-                        taps: &s.taps,
-                    }
-                } else if self.unfold {
-                    for i in 0..per_run {
-                        let img = r * per_run + i;
-                        let x0 = (img * self.c + g * cg) * isz;
-                        let xg = &x[x0..x0 + cg * isz];
-                        let taps = self.geom.taps();
-                        if lanes > 1 && per_run == 1 && cg > 1 {
-                            // One image: its channels' rows of the unfolded matrix are
-                            // disjoint runs, unfolded in parallel (the stem's 3 channels).
-                            col[..k * wide]
-                                .par_chunks_mut(taps * wide)
-                                .zip(xg.par_chunks(isz))
-                                .for_each(|(rows, plane)| {
-                                    im2col_u8_ld(&self.geom, 1, plane, rows, wide, 0, pad)
-                                });
-                        } else {
-                            im2col_u8_ld(&self.geom, cg, xg, col, wide, i * osz, pad);
+        for (g, wts) in groups.iter().enumerate() {
+            let src = if let Some(s) = &self.shift {
+                let x0 = (r * self.c + g * cg) * isz;
+                let xg = &x[x0..x0 + cg * isz];
+                let xs: &[u8] = if s.padded {
+                    let g = &self.geom;
+                    let padded = &mut col[..cg * s.ph * s.pw];
+                    padded.fill(pad);
+                    for (src, dst) in xg
+                        .chunks_exact(isz)
+                        .zip(padded.chunks_exact_mut(s.ph * s.pw))
+                    {
+                        for (r, row) in src.chunks_exact(g.iw).enumerate() {
+                            let at = (r + g.pt) * s.pw + g.pl;
+                            dst[at..at + g.iw].copy_from_slice(row);
                         }
                     }
-                    Source::Conv {
-                        x: &col[..k * wide],
-                        g: flat,
-                        channels: k,
-                    }
+                    padded
                 } else {
-                    let x0 = (r * self.c + g * cg) * isz;
-                    Source::Conv {
-                        x: &x[x0..x0 + cg * isz],
-                        g: self.geom,
-                        channels: cg,
-                    }
+                    xg
                 };
-                let mut compute = |out_g: &mut [T]| {
-                    let cw = wide.div_ceil(lanes.max(1)).next_multiple_of(NR);
-                    if lanes > 1 && mg <= SPLIT_COLS_ROWS && wide >= lanes * 4 * NR {
-                        if !self.out_f32 && wts.writes_shared() {
-                            // Each thread writes its run of columns (its own panels) of every
-                            // row straight into the output (bytes: T is u8). Runs of whole
-                            // cache lines where that leaves no thread idle, so rows whose width
-                            // is a multiple of 64 (the large planes; the arena aligns tensors
-                            // to 64 bytes) share no line between threads.
-                            let cw = match wide.div_ceil(lanes).next_multiple_of(64) {
-                                c if wide.div_ceil(c) == lanes => c,
-                                // (Rows too short to give every thread whole lines.)
-                                _ => cw,
-                            };
-                            let parts = wide.div_ceil(cw);
-                            debug_assert_eq!(std::mem::size_of::<T>(), 1, "byte outputs");
-                            let bytes: &mut [u8] =
-                                bytemuck::cast_slice_mut(&mut out_g[..mg * wide]);
-                            let shared = SharedBytes::new(bytes);
-                            let work = |(lane, sc): (usize, &mut [u8])| {
-                                let c0 = lane * cw;
-                                let c1 = (c0 + cw).min(wide);
-                                // SAFETY: each part writes only its own columns c0..c1.
-                                unsafe {
-                                    wts.run_cols_shared(
-                                        &src,
-                                        xor,
-                                        c0..c1,
-                                        &epis[g],
-                                        &shared,
-                                        wide,
-                                        sc,
-                                    )
-                                }
-                            };
-                            scratch[..per * parts]
-                                .par_chunks_mut(per)
-                                .enumerate()
-                                .for_each(work);
-                            return;
-                        }
-                        if self.out_f32 && wts.writes_shared() {
-                            // As above for f32 outputs: each thread's panels are 16 floats,
-                            // whole cache lines, so no staging buffer and no copy afterwards.
-                            let parts = wide.div_ceil(cw);
-                            debug_assert_eq!(std::mem::size_of::<T>(), 4, "f32 outputs");
-                            let floats: &mut [f32] =
-                                bytemuck::cast_slice_mut(&mut out_g[..mg * wide]);
-                            let shared = SharedF32::new(floats);
-                            let work = |(lane, sc): (usize, &mut [u8])| {
-                                let c0 = lane * cw;
-                                let c1 = (c0 + cw).min(wide);
-                                // SAFETY: each part writes only its own columns c0..c1.
-                                unsafe {
-                                    wts.run_cols_shared_f32(
-                                        &src,
-                                        xor,
-                                        c0..c1,
-                                        run.dynamic,
-                                        &epis[g],
-                                        &shared,
-                                        wide,
-                                        sc,
-                                    )
-                                }
-                            };
-                            scratch[..per * parts]
-                                .par_chunks_mut(per)
-                                .enumerate()
-                                .for_each(work);
-                            return;
-                        }
-                        // Each thread takes a run of columns (its own panels) for every row,
-                        // into its block of the staging buffer; then the rows are copied out.
+                Source::Shifted {
+                    x: xs,
+                    channels: cg,
+                    plane: s.ph * s.pw,
+                    taps: &s.taps,
+                }
+            } else if self.unfold {
+                for i in 0..per_run {
+                    let img = r * per_run + i;
+                    let x0 = (img * self.c + g * cg) * isz;
+                    let xg = &x[x0..x0 + cg * isz];
+                    let taps = self.geom.taps();
+                    if lanes > 1 && per_run == 1 && cg > 1 {
+                        // One image: its channels' rows of the unfolded matrix are
+                        // disjoint runs, unfolded in parallel (the stem's 3 channels).
+                        col[..k * wide]
+                            .par_chunks_mut(taps * wide)
+                            .zip(xg.par_chunks(isz))
+                            .for_each(|(rows, plane)| {
+                                im2col_u8_ld(&self.geom, 1, plane, rows, wide, 0, pad)
+                            });
+                    } else {
+                        im2col_u8_ld(&self.geom, cg, xg, col, wide, i * osz, pad);
+                    }
+                }
+                Source::Conv {
+                    x: &col[..k * wide],
+                    g: flat,
+                    channels: k,
+                }
+            } else {
+                let x0 = (r * self.c + g * cg) * isz;
+                Source::Conv {
+                    x: &x[x0..x0 + cg * isz],
+                    g: self.geom,
+                    channels: cg,
+                }
+            };
+            let mut compute = |out_g: &mut [T]| {
+                let cw = wide.div_ceil(lanes.max(1)).next_multiple_of(NR);
+                if lanes > 1 && mg <= SPLIT_COLS_ROWS && wide >= lanes * 4 * NR {
+                    if !self.out_f32 && wts.writes_shared() {
+                        // Each thread writes its run of columns (its own panels) of every
+                        // row straight into the output (bytes: T is u8). Runs of whole
+                        // cache lines where that leaves no thread idle, so rows whose width
+                        // is a multiple of 64 (the large planes; the arena aligns tensors
+                        // to 64 bytes) share no line between threads.
+                        let cw = match wide.div_ceil(lanes).next_multiple_of(64) {
+                            c if wide.div_ceil(c) == lanes => c,
+                            // (Rows too short to give every thread whole lines.)
+                            _ => cw,
+                        };
                         let parts = wide.div_ceil(cw);
-                        let st: &mut [T] =
-                            &mut bytemuck::cast_slice_mut(&mut *colsplit)[..mg * wide];
-                        let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
+                        debug_assert_eq!(std::mem::size_of::<T>(), 1, "byte outputs");
+                        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out_g[..mg * wide]);
+                        let shared = SharedBytes::new(bytes);
+                        let work = |(lane, sc): (usize, &mut [u8])| {
                             let c0 = lane * cw;
                             let c1 = (c0 + cw).min(wide);
-                            wts.run_part(
-                                &src,
-                                xor,
-                                c0..c1,
-                                run.dynamic,
-                                &epis[g],
-                                &mut wrap(o),
-                                c1 - c0,
-                                1,
-                                sc,
-                                0..mg,
-                            );
-                        };
-                        st.par_chunks_mut(mg * cw)
-                            .zip(scratch[..per * parts].par_chunks_mut(per))
-                            .enumerate()
-                            .for_each(work);
-                        // Rows out in parallel: row r gathers its run from every part.
-                        let st = &*st;
-                        let row_out = |(r, row): (usize, &mut [T])| {
-                            for part in 0..parts {
-                                let (c0, c1) = (part * cw, ((part + 1) * cw).min(wide));
-                                let w = c1 - c0;
-                                row[c0..c1].copy_from_slice(&st[mg * c0 + r * w..][..w]);
+                            // SAFETY: each part writes only its own columns c0..c1.
+                            unsafe {
+                                wts.run_cols_shared(&src, xor, c0..c1, &epis[g], &shared, wide, sc)
                             }
                         };
-                        out_g[..mg * wide]
-                            .par_chunks_mut(wide)
+                        scratch[..per * parts]
+                            .par_chunks_mut(per)
                             .enumerate()
-                            .for_each(row_out);
+                            .for_each(work);
                         return;
                     }
+                    if self.out_f32 && wts.writes_shared() {
+                        // As above for f32 outputs: each thread's panels are 16 floats,
+                        // whole cache lines, so no staging buffer and no copy afterwards.
+                        let parts = wide.div_ceil(cw);
+                        debug_assert_eq!(std::mem::size_of::<T>(), 4, "f32 outputs");
+                        let floats: &mut [f32] = bytemuck::cast_slice_mut(&mut out_g[..mg * wide]);
+                        let shared = SharedF32::new(floats);
+                        let work = |(lane, sc): (usize, &mut [u8])| {
+                            let c0 = lane * cw;
+                            let c1 = (c0 + cw).min(wide);
+                            // SAFETY: each part writes only its own columns c0..c1.
+                            unsafe {
+                                wts.run_cols_shared_f32(
+                                    &src,
+                                    xor,
+                                    c0..c1,
+                                    run.dynamic,
+                                    &epis[g],
+                                    &shared,
+                                    wide,
+                                    sc,
+                                )
+                            }
+                        };
+                        scratch[..per * parts]
+                            .par_chunks_mut(per)
+                            .enumerate()
+                            .for_each(work);
+                        return;
+                    }
+                    // Each thread takes a run of columns (its own panels) for every row,
+                    // into its block of the staging buffer; then the rows are copied out.
+                    let parts = wide.div_ceil(cw);
+                    let st: &mut [T] = &mut bytemuck::cast_slice_mut(&mut *colsplit)[..mg * wide];
                     let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
-                        let first = lane * chunk;
-                        let rows = first..(first + chunk).min(mg);
+                        let c0 = lane * cw;
+                        let c1 = (c0 + cw).min(wide);
                         wts.run_part(
                             &src,
                             xor,
-                            0..wide,
+                            c0..c1,
                             run.dynamic,
                             &epis[g],
                             &mut wrap(o),
-                            wide,
+                            c1 - c0,
                             1,
                             sc,
-                            rows,
+                            0..mg,
                         );
                     };
-                    if lanes == 1 || chunk >= mg {
-                        work((0, (out_g, &mut scratch[..per])));
-                    } else {
-                        out_g
-                            .par_chunks_mut(chunk * wide)
-                            .zip(scratch[..per * lanes].par_chunks_mut(per))
-                            .enumerate()
-                            .for_each(work);
-                    }
-                };
-                if let Some(s) = &self.shift {
-                    let st: &mut [T] = &mut bytemuck::cast_slice_mut(staged)[..mg * wide];
-                    compute(st);
-                    let (ow, oh) = (self.geom.ow, self.geom.oh);
-                    let y0 = (r * self.m + g * mg) * osz;
-                    for (j, row) in st.chunks_exact(wide).enumerate() {
-                        let dst = &mut out[y0 + j * osz..y0 + (j + 1) * osz];
-                        for (oy, d) in dst.chunks_exact_mut(ow).enumerate().take(oh) {
-                            d.copy_from_slice(&row[oy * s.pw..oy * s.pw + ow]);
+                    st.par_chunks_mut(mg * cw)
+                        .zip(scratch[..per * parts].par_chunks_mut(per))
+                        .enumerate()
+                        .for_each(work);
+                    // Rows out in parallel: row r gathers its run from every part.
+                    let st = &*st;
+                    let row_out = |(r, row): (usize, &mut [T])| {
+                        for part in 0..parts {
+                            let (c0, c1) = (part * cw, ((part + 1) * cw).min(wide));
+                            let w = c1 - c0;
+                            row[c0..c1].copy_from_slice(&st[mg * c0 + r * w..][..w]);
                         }
-                    }
-                } else if self.batched {
-                    let st: &mut [T] = &mut bytemuck::cast_slice_mut(staged)[..mg * wide];
-                    compute(st);
-                    for (j, row) in st.chunks_exact(wide).enumerate() {
-                        for (img, src) in row.chunks_exact(osz).enumerate() {
-                            let y0 = (img * self.m + g * mg + j) * osz;
-                            out[y0..y0 + osz].copy_from_slice(src);
-                        }
-                    }
-                } else {
-                    let y0 = (r * self.m + g * mg) * osz;
-                    compute(&mut out[y0..y0 + mg * osz]);
+                    };
+                    out_g[..mg * wide]
+                        .par_chunks_mut(wide)
+                        .enumerate()
+                        .for_each(row_out);
+                    return;
                 }
+                let work = |(lane, (o, sc)): (usize, (&mut [T], &mut [u8]))| {
+                    let first = lane * chunk;
+                    let rows = first..(first + chunk).min(mg);
+                    wts.run_part(
+                        &src,
+                        xor,
+                        0..wide,
+                        run.dynamic,
+                        &epis[g],
+                        &mut wrap(o),
+                        wide,
+                        1,
+                        sc,
+                        rows,
+                    );
+                };
+                if lanes == 1 || chunk >= mg {
+                    work((0, (out_g, &mut scratch[..per])));
+                } else {
+                    out_g
+                        .par_chunks_mut(chunk * wide)
+                        .zip(scratch[..per * lanes].par_chunks_mut(per))
+                        .enumerate()
+                        .for_each(work);
+                }
+            };
+            if let Some(s) = &self.shift {
+                let st: &mut [T] = &mut bytemuck::cast_slice_mut(staged)[..mg * wide];
+                compute(st);
+                let (ow, oh) = (self.geom.ow, self.geom.oh);
+                let y0 = g * mg * osz;
+                for (j, row) in st.chunks_exact(wide).enumerate() {
+                    let dst = &mut out[y0 + j * osz..y0 + (j + 1) * osz];
+                    for (oy, d) in dst.chunks_exact_mut(ow).enumerate().take(oh) {
+                        d.copy_from_slice(&row[oy * s.pw..oy * s.pw + ow]);
+                    }
+                }
+            } else if self.batched {
+                let st: &mut [T] = &mut bytemuck::cast_slice_mut(staged)[..mg * wide];
+                compute(st);
+                for (j, row) in st.chunks_exact(wide).enumerate() {
+                    for (img, src) in row.chunks_exact(osz).enumerate() {
+                        let y0 = (img * self.m + g * mg + j) * osz;
+                        out[y0..y0 + osz].copy_from_slice(src);
+                    }
+                }
+            } else {
+                let y0 = g * mg * osz;
+                compute(&mut out[y0..y0 + mg * osz]);
             }
         }
     }
@@ -761,10 +804,15 @@ impl QConvKernel {
 
 impl CpuKernel for QConvKernel {
     fn scratch_bytes(&self) -> usize {
-        self.unfold_bytes()
+        let lanes = self.unfold_bytes()
             + self.batch_out_bytes()
             + self.split_bytes()
-            + self.lane_scratch() * MAX_LANES
+            + self.lane_scratch() * MAX_LANES;
+        if self.splits_images() {
+            lanes.max(self.image_scratch() * MAX_LANES)
+        } else {
+            lanes
+        }
     }
 
     fn run(
@@ -794,7 +842,7 @@ impl QConvKernel {
         scratch: &mut [u8],
         ctx: &Ctx,
     ) {
-        let lanes = self.lanes(ctx);
+        let (lanes, image_lanes) = self.lanes(ctx);
         match (&self.plan, self.out_f32) {
             #[cfg(target_arch = "x86_64")]
             (Plan::Depthwise { vnni: Some(v), .. }, false) => {
@@ -828,7 +876,7 @@ impl QConvKernel {
                 &mut *out.data,
                 |o| Out::Bytes(o),
                 scratch,
-                lanes,
+                (lanes, image_lanes),
             ),
             (Plan::Gemm { groups, epis }, true) => self.gemm(
                 run,
@@ -838,7 +886,7 @@ impl QConvKernel {
                 out.typed::<f32>(),
                 |o| Out::F32(o),
                 scratch,
-                lanes,
+                (lanes, image_lanes),
             ),
         }
         if let Some(post) = &self.stage.post {
