@@ -125,3 +125,58 @@ impl CpuKernel for DynamicConvKernel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::ops::{eval, eval_threads};
+    use crate::ir::ops::{Conv, DynamicQuantizeConv, Op, UnaryOp};
+    use crate::tensor::DType;
+    use crate::Tensor;
+
+    /// Batches of three run image by image: on two threads the images split between them
+    /// (depthwise over f32 planes, shifted, unfolded at stride 2, 1×1 in place), the same
+    /// values as on one.
+    #[test]
+    fn a_batch_split_by_image_gives_the_values_of_one_thread() {
+        // (x shape, output channels, kernel, stride, pad, group)
+        let cases: [(&[usize], usize, usize, usize, usize, usize); 4] = [
+            (&[3, 32, 20, 20], 32, 3, 1, 1, 32),
+            (&[3, 8, 26, 26], 16, 3, 1, 1, 1),
+            (&[3, 3, 50, 50], 8, 3, 2, 1, 1),
+            (&[3, 16, 24, 24], 8, 1, 1, 0, 1),
+        ];
+        for (i, (xs, m, k, stride, pad, group)) in cases.into_iter().enumerate() {
+            let n: usize = xs.iter().product();
+            let x: Vec<f32> = (0..n)
+                .map(|j| ((j * 37 + i) % 101) as f32 * 0.05 - 2.0)
+                .collect();
+            let x = Tensor::from_vec(xs, x).unwrap();
+            let mut w = Tensor::zeros(DType::I8, &[m, xs[1] / group, k, k]);
+            for (j, b) in w.bytes_mut().iter_mut().enumerate() {
+                *b = ((j * 131 + i) % 251) as u8;
+            }
+            let bias = Tensor::from_vec(&[m], (0..m).map(|j| j as f32 * 0.1).collect()).unwrap();
+            let op = Op::DynamicQuantizeConv(DynamicQuantizeConv {
+                conv: Conv {
+                    kernel: vec![k, k],
+                    strides: vec![stride, stride],
+                    pads: vec![pad; 4],
+                    dilations: vec![1, 1],
+                    group,
+                    has_bias: true,
+                    act: Some(UnaryOp::Relu),
+                    residual: false,
+                },
+                w_scale: vec![0.003],
+                w_zero_point: vec![0],
+            });
+            let one = eval(&op, &[&x, &w, &bias]).unwrap();
+            let two = eval_threads(&op, &[&x, &w, &bias], 2).unwrap();
+            assert_eq!(
+                one[0].bytes(),
+                two[0].bytes(),
+                "case {i}: 1 and 2 threads differ"
+            );
+        }
+    }
+}

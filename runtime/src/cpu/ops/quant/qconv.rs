@@ -324,10 +324,10 @@ impl QConvKernel {
         b.next_multiple_of(64)
     }
 
-    /// Whether a batch runs image by image through a GEMM plan (not batched), so the images
-    /// can be split between threads.
+    /// Whether a batch runs image by image (a depthwise plan, or a GEMM plan not batched), so
+    /// the images can be split between threads.
     fn splits_images(&self) -> bool {
-        self.n > 1 && !self.batched && matches!(self.plan, Plan::Gemm { .. })
+        self.n > 1 && !self.batched
     }
 
     /// Scratch of one thread running whole images: its own unfolded input, staging and lane.
@@ -335,15 +335,15 @@ impl QConvKernel {
         self.unfold_bytes() + self.batch_out_bytes() + self.split_bytes() + self.lane_scratch()
     }
 
-    /// (threads sharing each product, threads taking whole images). Threads worth using: one
-    /// per `PAR_MIN_WORK` multiply-adds of one image's product, at most the session's. A batch
-    /// run image by image (a GEMM plan not batched) gives each thread whole images when it has
-    /// at least as many images as threads — no fork per image, no product split — and
-    /// otherwise splits each image's product, forking once per image, only from
-    /// `PER_IMAGE_MIN_WORK` an image: below that the forks cost more than they share (the
-    /// `quantize_dynamic` seed CNN's first layer, 195 k multiply-adds an image at batch 16 — a
-    /// batch no session can cut, X's range being the whole batch's — took 0.30 ms on two
-    /// threads against 0.16 ms on one).
+    /// (threads sharing each image's work, threads taking whole images). Threads worth using:
+    /// one per `PAR_MIN_WORK` multiply-adds of one image's work, at most the session's. A batch
+    /// run image by image gives each thread whole images when it has at least as many images
+    /// as threads — no fork per image, no split of an image's work. Otherwise each image's
+    /// work is split, forking once per image; a GEMM plan only from `PER_IMAGE_MIN_WORK` an
+    /// image: below that the forks cost more than they share (the `quantize_dynamic` seed
+    /// CNN's first layer, 195 k multiply-adds an image at batch 16 — a batch no session can
+    /// cut, X's range being the whole batch's — took 0.30 ms on two threads against 0.16 ms on
+    /// one).
     fn lanes(&self, ctx: &Ctx) -> (usize, usize) {
         let work = self.m * self.geom.out_size() * self.geom.taps() * (self.c / self.group);
         let threads = ctx.threads.min(MAX_LANES);
@@ -351,7 +351,7 @@ impl QConvKernel {
             if threads > 1 && self.n >= threads && work * self.n >= 2 * PAR_MIN_WORK {
                 return (1, threads);
             }
-            if work < PER_IMAGE_MIN_WORK {
+            if work < PER_IMAGE_MIN_WORK && matches!(self.plan, Plan::Gemm { .. }) {
                 return (1, 1);
             }
         }
@@ -359,7 +359,8 @@ impl QConvKernel {
     }
 
     /// Runs `f(x_img, c0, out_block, lane_scratch)` on every block of `block` channels of every
-    /// image, each lane taking a run of whole blocks with its own scratch slice.
+    /// image: each lane taking a run of whole blocks of each image with its own scratch slice,
+    /// or, with `image_lanes` > 1, whole images.
     #[allow(clippy::type_complexity)]
     fn channel_blocks<X: Sync, T: Send>(
         &self,
@@ -367,11 +368,29 @@ impl QConvKernel {
         x: &[X],
         out: &mut [T],
         scratch: &mut [u8],
-        lanes: usize,
+        (lanes, image_lanes): (usize, usize),
         f: &(dyn Fn(&[X], usize, &mut [T], &mut [u8]) + Sync),
     ) {
         let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
         let per = self.lane_scratch();
+        if image_lanes > 1 {
+            let (xi, oi) = (self.c * isz, self.c * osz);
+            let images = self.n.div_ceil(image_lanes);
+            out[..self.n * oi]
+                .par_chunks_mut(images * oi)
+                .zip(scratch[..per * image_lanes].par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(lane, (o, sc))| {
+                    for (i, o) in o.chunks_exact_mut(oi).enumerate() {
+                        let img = lane * images + i;
+                        let x_img = &x[img * xi..(img + 1) * xi];
+                        for (b, ob) in o.chunks_mut(block * osz).enumerate() {
+                            f(x_img, b * block, ob, &mut *sc);
+                        }
+                    }
+                });
+            return;
+        }
         let lanes = lanes.min(self.c.div_ceil(block));
         let chunk = self.c.div_ceil(block).div_ceil(lanes) * block;
         for img in 0..self.n {
@@ -405,7 +424,7 @@ impl QConvKernel {
         out: &mut [T],
         plane: fn(&mut [T]) -> PlaneOut,
         scratch: &mut [u8],
-        lanes: usize,
+        lanes: (usize, usize),
     ) {
         let (isz, osz, t) = (self.geom.in_size(), self.geom.out_size(), self.geom.taps());
         let e = &self.stage.epi;
@@ -459,7 +478,7 @@ impl QConvKernel {
         };
         let (isz, osz, t) = (self.geom.in_size(), self.geom.out_size(), self.geom.taps());
         let add = &self.stage.epi.add;
-        let (lanes, _) = self.lanes(ctx);
+        let lanes = self.lanes(ctx);
         let y = out.typed::<f32>();
         self.channel_blocks(plan.lanes(), x, y, scratch, lanes, &|x_img, c0, ob, sc| {
             let n = ob.len() / osz;
@@ -477,7 +496,14 @@ impl QConvKernel {
 
     /// Depthwise through the VNNI byte kernel, 16 channels at a time.
     #[cfg(target_arch = "x86_64")]
-    fn depthwise_vnni(&self, v: &Vnni, x: &[u8], out: &mut [u8], scratch: &mut [u8], lanes: usize) {
+    fn depthwise_vnni(
+        &self,
+        v: &Vnni,
+        x: &[u8],
+        out: &mut [u8],
+        scratch: &mut [u8],
+        lanes: (usize, usize),
+    ) {
         use edgefuse_kernels::qgemm::dw_vnni::LANES as L;
         let (isz, osz) = (self.geom.in_size(), self.geom.out_size());
         let e = &self.stage.epi;
@@ -842,7 +868,7 @@ impl QConvKernel {
         scratch: &mut [u8],
         ctx: &Ctx,
     ) {
-        let (lanes, image_lanes) = self.lanes(ctx);
+        let lanes = self.lanes(ctx);
         match (&self.plan, self.out_f32) {
             #[cfg(target_arch = "x86_64")]
             (Plan::Depthwise { vnni: Some(v), .. }, false) => {
@@ -876,7 +902,7 @@ impl QConvKernel {
                 &mut *out.data,
                 |o| Out::Bytes(o),
                 scratch,
-                (lanes, image_lanes),
+                lanes,
             ),
             (Plan::Gemm { groups, epis }, true) => self.gemm(
                 run,
@@ -886,7 +912,7 @@ impl QConvKernel {
                 out.typed::<f32>(),
                 |o| Out::F32(o),
                 scratch,
-                (lanes, image_lanes),
+                lanes,
             ),
         }
         if let Some(post) = &self.stage.post {

@@ -89,7 +89,7 @@ fn qconv_plans_match_the_float_definition() {
         [usize; 4],
         usize,
     );
-    let cases: [Case; 15] = [
+    let cases: [Case; 16] = [
         // Enough work for two threads, few rows: the columns split over the threads (on
         // VNNI written straight into the output, in runs of whole cache lines: the second
         // case's 784-pixel rows split at column 448).
@@ -105,11 +105,12 @@ fn qconv_plans_match_the_float_definition() {
         (&[3, 8, 4, 5], 6, [1, 1], [1, 1], [0, 0, 0, 0], 1),
         (&[1, 4, 30, 30], 3, [3, 3], [1, 1], [1, 1, 1, 1], 1),
         (&[1, 16, 24, 24], 7, [1, 1], [1, 1], [0, 0, 0, 0], 1),
-        // Batches run image by image (planes of 512 or more), the images split between the
-        // threads: shifted, unfolded (stride 2) and read in place (1×1).
+        // Batches run image by image (planes of 512 or more; depthwise), the images split
+        // between the threads: shifted, unfolded (stride 2), read in place (1×1), depthwise.
         (&[4, 8, 26, 26], 16, [3, 3], [1, 1], [1, 1, 1, 1], 1),
         (&[3, 3, 50, 50], 8, [3, 3], [2, 2], [1, 1, 1, 1], 1),
         (&[3, 16, 24, 24], 8, [1, 1], [1, 1], [0, 0, 0, 0], 1),
+        (&[3, 32, 20, 20], 32, [3, 3], [1, 1], [1, 1, 1, 1], 32),
     ];
     for (i, (xs, m, kernel, strides, pads, group)) in cases.into_iter().enumerate() {
         for (xd, out) in [
