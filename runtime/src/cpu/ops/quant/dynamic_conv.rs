@@ -138,8 +138,9 @@ mod tests {
     /// values as on one.
     #[test]
     fn a_batch_split_by_image_gives_the_values_of_one_thread() {
-        // (x shape, output channels, kernel, stride, pad, group)
-        let cases: [(&[usize], usize, usize, usize, usize, usize); 4] = [
+        /// (x shape, output channels, kernel, stride, pad, group)
+        type Case = (&'static [usize], usize, usize, usize, usize, usize);
+        let cases: [Case; 4] = [
             (&[3, 32, 20, 20], 32, 3, 1, 1, 32),
             (&[3, 8, 26, 26], 16, 3, 1, 1, 1),
             (&[3, 3, 50, 50], 8, 3, 2, 1, 1),
