@@ -238,7 +238,43 @@ pub fn max_pool_u8(g: &Window2d, x: &[u8], xor: u8, y: &mut [u8]) {
         // `tiles`), and `x`, `y` hold the plane and its output (checked just above).
         return unsafe { max_pool_2x2_u8_avx512(g, x, xor, y) };
     }
+    #[cfg(target_arch = "aarch64")]
+    if tiles(g) && (g.kh, g.kw) == (2, 2) && x.len() >= g.in_size() && y.len() >= g.out_size() {
+        return max_pool_2x2_u8_neon(g, x, xor, y);
+    }
     max_pool_mapped(g, x, y, 0, |v| v ^ xor)
+}
+
+/// [`max_pool_u8`] over 2×2 windows at stride 2 on NEON: 16 outputs a step, each input row's
+/// 32 bytes split into even and odd taps by `vld2q_u8`, the four maxima in the u8 domain; the
+/// row's tail by the same arithmetic one output at a time. `g` must tile the input with 2×2
+/// windows; `x` and `y` hold the plane and its output.
+#[cfg(target_arch = "aarch64")]
+fn max_pool_2x2_u8_neon(g: &Window2d, x: &[u8], xor: u8, y: &mut [u8]) {
+    use std::arch::aarch64::*;
+    let ow = g.ow;
+    for (oy, out) in y[..g.out_size()].chunks_exact_mut(ow.max(1)).enumerate() {
+        let r0 = &x[2 * oy * g.iw..][..2 * ow];
+        let r1 = &x[(2 * oy + 1) * g.iw..][..2 * ow];
+        let mut j = 0;
+        while j + 16 <= ow {
+            // SAFETY: NEON is part of aarch64; bytes 2j .. 2j + 32 of each row are inside
+            // it (2·ow long) and outputs j .. j + 16 inside `out` (j + 16 ≤ ow).
+            unsafe {
+                let flip = vdupq_n_u8(xor);
+                let a = vld2q_u8(r0.as_ptr().add(2 * j));
+                let b = vld2q_u8(r1.as_ptr().add(2 * j));
+                let top = vmaxq_u8(veorq_u8(a.0, flip), veorq_u8(a.1, flip));
+                let bottom = vmaxq_u8(veorq_u8(b.0, flip), veorq_u8(b.1, flip));
+                vst1q_u8(out.as_mut_ptr().add(j), vmaxq_u8(top, bottom));
+            }
+            j += 16;
+        }
+        for (k, o) in out.iter_mut().enumerate().skip(j) {
+            let t = (r0[2 * k] ^ xor).max(r0[2 * k + 1] ^ xor);
+            *o = t.max((r1[2 * k] ^ xor).max(r1[2 * k + 1] ^ xor));
+        }
+    }
 }
 
 /// [`max_pool_u8`] over 2×2 windows at stride 2 (the windows tile the input): per output row,
@@ -423,7 +459,8 @@ mod tests {
         }
     }
 
-    /// The byte 2×2 stride-2 path (AVX-512BW where this CPU has it) against the generic loop:
+    /// The byte 2×2 stride-2 path (AVX-512BW where this CPU has it, NEON on aarch64) against
+    /// the generic loop:
     /// widths below, at and past 32 outputs, odd input edges left out, u8 and i8 (xor 0x80)
     /// domains.
     #[test]
