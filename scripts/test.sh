@@ -14,7 +14,7 @@ nvrtc=$(python3 -c 'import nvidia.cuda_nvrtc as m, os; print(os.path.join(list(m
 [ -n "$nvrtc" ] && export LD_LIBRARY_PATH="$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cargo test --profile ci --workspace "$@"
 # The int8 CUDA kernels' arithmetic run on the CPU against onnxruntime (scripts/cuda-emu/check.py,
-# ~10 s): needs g++ and python3 with numpy, onnx and onnxruntime. .ci/run installs them and sets
+# ~20 s): needs g++ and python3 with numpy, onnx and onnxruntime. .ci/run installs them and sets
 # EDGEFUSE_REQUIRE_EMU=1, so there a missing piece fails instead of skipping.
 if command -v g++ >/dev/null && python3 -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
     python3 scripts/cuda-emu/check.py
