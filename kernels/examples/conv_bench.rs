@@ -227,6 +227,24 @@ fn main() {
                 let us = time(500, || edgefuse_kernels::pool::max_pool_planes(&g, planes, &x, &mut y));
                 println!("1T {name:16}: {us:8.1} us");
             }
+            // ResNet's stem pool: 3×3 stride 2, padded, 64 planes of 112×112 → 56×56, f32 and bytes.
+            if "pool resnet".contains(&only) && threads == 1 {
+                let mut g = geom(112, 3, 1);
+                (g.sh, g.sw, g.oh, g.ow) = (2, 2, 56, 56);
+                let planes = 64;
+                let x = fill(planes * 112 * 112);
+                let mut y = vec![0.0f32; planes * 56 * 56];
+                let us = time(100, || edgefuse_kernels::pool::max_pool_planes(&g, planes, &x, &mut y));
+                println!("1T pool resnet f32   : {us:8.1} us");
+                let xb: Vec<u8> = (0..planes * 112 * 112).map(|i| (i * 7919 % 251) as u8).collect();
+                let mut yb = vec![0u8; planes * 56 * 56];
+                let us = time(100, || {
+                    for (xp, yp) in xb.chunks_exact(112 * 112).zip(yb.chunks_exact_mut(56 * 56)) {
+                        edgefuse_kernels::pool::max_pool_u8(&g, xp, 0x80, yp)
+                    }
+                });
+                println!("1T pool resnet bytes : {us:8.1} us");
+            }
             if threads == 1 {
                 bench_q_depthwise(&only);
             }

