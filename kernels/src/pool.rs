@@ -146,7 +146,7 @@ fn max_pool_mapped<T: Copy + PartialOrd>(
         for ki in ylo..yhi {
             let row = &x[(ys + (ki * g.dh) as isize) as usize * g.iw..][..g.iw];
             if g.sw == 2 && g.iw <= SPLIT_ROW_MAX {
-                stride2_taps(g, row, out, &mut split, &keep);
+                stride2_taps(g, row, out, &mut split, keep);
                 continue;
             }
             for kj in 0..g.kw {
@@ -201,7 +201,7 @@ fn stride2_taps<T: Copy>(
             continue;
         }
         let ix0 = xlo * 2 + kj * g.dw - g.pl;
-        let src = if ix0 % 2 == 0 {
+        let src = if ix0.is_multiple_of(2) {
             &even[ix0 / 2..]
         } else {
             &odd[ix0 / 2..]
