@@ -269,6 +269,10 @@ const PER_IMAGE_MIN_WORK: usize = 8 * PAR_MIN_WORK;
 /// Most threads one QConv splits its work over (each gets its own scratch).
 const MAX_LANES: usize = 8;
 
+/// Most scratch one image needs for its images to be split between threads (each thread then
+/// holds its own: up to `MAX_LANES` times this). A large stem's unfolded input stays shared.
+const IMAGE_SCRATCH_MAX: usize = 1 << 20;
+
 impl QConvKernel {
     /// Bytes of one image-and-group's unfolded (or padded) input (0 when read in place).
     fn unfold_bytes(&self) -> usize {
@@ -324,10 +328,11 @@ impl QConvKernel {
         b.next_multiple_of(64)
     }
 
-    /// Whether a batch runs image by image (a depthwise plan, or a GEMM plan not batched), so
-    /// the images can be split between threads.
+    /// Whether a batch runs image by image (a depthwise plan, or a GEMM plan not batched) and
+    /// each image's scratch is small enough to give every thread its own, so the images can be
+    /// split between threads.
     fn splits_images(&self) -> bool {
-        self.n > 1 && !self.batched
+        self.n > 1 && !self.batched && self.image_scratch() <= IMAGE_SCRATCH_MAX
     }
 
     /// Scratch of one thread running whole images: its own unfolded input, staging and lane.
@@ -338,7 +343,9 @@ impl QConvKernel {
     /// (threads sharing each image's work, threads taking whole images). Threads worth using:
     /// one per `PAR_MIN_WORK` multiply-adds of one image's work, at most the session's. A batch
     /// run image by image gives each thread whole images when it has at least as many images
-    /// as threads — no fork per image, no split of an image's work. Otherwise each image's
+    /// as threads and they share out evenly enough — no fork per image, no split of an image's
+    /// work (with 3 large images on 2 threads, splitting each is 1.5 image-times against 2).
+    /// Otherwise each image's
     /// work is split, forking once per image; a GEMM plan only from `PER_IMAGE_MIN_WORK` an
     /// image: below that the forks cost more than they share (the `quantize_dynamic` seed
     /// CNN's first layer, 195 k multiply-adds an image at batch 16 — a batch no session can
@@ -348,7 +355,12 @@ impl QConvKernel {
         let work = self.m * self.geom.out_size() * self.geom.taps() * (self.c / self.group);
         let threads = ctx.threads.min(MAX_LANES);
         if self.splits_images() {
-            if threads > 1 && self.n >= threads && work * self.n >= 2 * PAR_MIN_WORK {
+            // Whole images where they share out evenly enough: a multiple of the threads, many
+            // images each, or images too small to split anyway.
+            let even = self.n.is_multiple_of(threads)
+                || self.n >= 4 * threads
+                || work < PER_IMAGE_MIN_WORK;
+            if threads > 1 && self.n >= threads && work * self.n >= 2 * PAR_MIN_WORK && even {
                 return (1, threads);
             }
             if work < PER_IMAGE_MIN_WORK && matches!(self.plan, Plan::Gemm { .. }) {
