@@ -281,22 +281,23 @@ fn tiles(g: &Window2d) -> bool {
 /// of a u8 or i8 tensor) and written in that domain. Every window must hold at least one
 /// input tap ([`windows_all_nonempty`]); a window in the padding only would read 0.
 pub fn max_pool_u8(g: &Window2d, x: &[u8], xor: u8, y: &mut [u8]) {
-    #[cfg(target_arch = "x86_64")]
-    if tiles(g)
+    // 2×2 windows tiling the input, with the plane and its output in `x` and `y`.
+    let tiled_2x2 = tiles(g)
         && (g.kh, g.kw) == (2, 2)
         && g.out_size() > 0
         && x.len() >= g.in_size()
-        && y.len() >= g.out_size()
+        && y.len() >= g.out_size();
+    #[cfg(target_arch = "x86_64")]
+    if tiled_2x2
         && std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512vl")
     {
-        // SAFETY: AVX-512F/BW/VL were detected; the window tiles the input (checked by
-        // `tiles`), and `x`, `y` hold the plane and its output (checked just above).
+        // SAFETY: AVX-512F/BW/VL were detected; `tiled_2x2` holds.
         return unsafe { max_pool_2x2_u8_avx512(g, x, xor, y) };
     }
     #[cfg(target_arch = "aarch64")]
-    if tiles(g) && (g.kh, g.kw) == (2, 2) && x.len() >= g.in_size() && y.len() >= g.out_size() {
+    if tiled_2x2 {
         return max_pool_2x2_u8_neon(g, x, xor, y);
     }
     if g.sw == 2 && g.iw <= SPLIT_ROW_MAX && windows_all_nonempty(g) {
@@ -496,6 +497,34 @@ mod tests {
     /// The 2×2 stride-2 path (AVX-512 where this CPU has it) over a run of planes against the
     /// generic loop, bit for bit: widths below, at and past 16 outputs, odd input edges left out, NaNs kept out
     /// as the generic rule does, and signed zeros in the order the generic path visits them.
+    /// `k × k` windows at stride `s`, dilation `d`, padding `pad` (begin, end) on both axes, with
+    /// the given output size.
+    fn square(
+        (ih, iw): (usize, usize),
+        k: usize,
+        s: usize,
+        d: usize,
+        pad: (usize, usize),
+        (oh, ow): (usize, usize),
+    ) -> Window2d {
+        Window2d {
+            ih,
+            iw,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            dh: d,
+            dw: d,
+            pt: pad.0,
+            pl: pad.0,
+            pb: pad.1,
+            pr: pad.1,
+            oh,
+            ow,
+        }
+    }
+
     #[test]
     fn tiled_2x2_matches_the_generic_loop() {
         for (ih, iw) in [
@@ -510,22 +539,7 @@ mod tests {
             (6, 70),
         ] {
             let (oh, ow) = (ih / 2, iw / 2);
-            let g = Window2d {
-                ih,
-                iw,
-                kh: 2,
-                kw: 2,
-                sh: 2,
-                sw: 2,
-                dh: 1,
-                dw: 1,
-                pt: 0,
-                pl: 0,
-                pb: 0,
-                pr: 0,
-                oh,
-                ow,
-            };
+            let g = square((ih, iw), 2, 2, 1, (0, 0), (oh, ow));
             // Three planes: one call over the run, against the generic loop plane by plane.
             let planes = 3;
             let x: Vec<f32> = (0..planes * ih * iw)
@@ -564,22 +578,7 @@ mod tests {
             (6, 130),
         ] {
             let (oh, ow) = (ih / 2, iw / 2);
-            let g = Window2d {
-                ih,
-                iw,
-                kh: 2,
-                kw: 2,
-                sh: 2,
-                sw: 2,
-                dh: 1,
-                dw: 1,
-                pt: 0,
-                pl: 0,
-                pb: 0,
-                pr: 0,
-                oh,
-                ow,
-            };
+            let g = square((ih, iw), 2, 2, 1, (0, 0), (oh, ow));
             let x: Vec<u8> = (0..ih * iw).map(|i| ((i * 7919) % 251) as u8).collect();
             for xor in [0u8, 0x80] {
                 let mut want = vec![1u8; oh * ow];
@@ -606,22 +605,7 @@ mod tests {
         ] {
             let out = |len: usize| (len + pb + pe - d * (k - 1) - 1) / 2 + 1;
             let (oh, ow) = (out(ih), out(iw));
-            let g = Window2d {
-                ih,
-                iw,
-                kh: k,
-                kw: k,
-                sh: 2,
-                sw: 2,
-                dh: d,
-                dw: d,
-                pt: pb,
-                pl: pb,
-                pb: pe,
-                pr: pe,
-                oh,
-                ow,
-            };
+            let g = square((ih, iw), k, 2, d, (pb, pe), (oh, ow));
             let x: Vec<f32> = (0..ih * iw)
                 .map(|i| match i % 13 {
                     3 => f32::NAN,
