@@ -13,8 +13,8 @@ t0=$(date +%s)
 nvrtc=$(python3 -c 'import nvidia.cuda_nvrtc as m, os; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)
 [ -n "$nvrtc" ] && export LD_LIBRARY_PATH="$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cargo test --profile ci --workspace "$@"
-# The int8 CUDA kernels' arithmetic run on the CPU against onnxruntime (scripts/cuda-emu/check.py,
-# ~20 s): needs g++ and python3 with numpy, onnx and onnxruntime. .ci/run installs them and sets
+# The int8 and fused CUDA kernels' arithmetic run on the CPU against onnxruntime and the unfused
+# kernels (scripts/cuda-emu/check.py, ~1 min on 2 cores): needs g++ and python3 with numpy, onnx and onnxruntime. .ci/run installs them and sets
 # EDGEFUSE_REQUIRE_EMU=1, so there a missing piece fails instead of skipping.
 if command -v g++ >/dev/null && python3 -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
     python3 scripts/cuda-emu/check.py

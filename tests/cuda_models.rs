@@ -149,10 +149,11 @@ fn check(model: &str, precision: &str, run_as: Option<Precision>) {
         .collect();
     let count = |d: DType| s.node_dtypes().iter().filter(|&&x| x == Some(d)).count();
     let (f16_nodes, f32_nodes) = (count(DType::F16), count(DType::F32));
-    let casts = s.device_graph().nodes.len() - m.graph().nodes.len();
+    let fused = s.absorbed().iter().flatten().count();
+    let casts = s.device_graph().nodes.len() + fused - m.graph().nodes.len();
     eprintln!(
         "{label}: {} nodes ({f16_nodes} compute in f16, {f32_nodes} in f32, {casts} casts \
-         inserted), on the CPU: {on_cpu:?}",
+         inserted, {fused} fused into the kernel before them), on the CPU: {on_cpu:?}",
         m.graph().nodes.len()
     );
     if want == Precision::F16 {

@@ -79,10 +79,18 @@ __device__ void global_pool(const T* x, T* y, i64_t planes, i64_t len, int is_ma
 // across the lanes by shuffles; then bias, residual and the activation (`act_apply`). Taps
 // outside the input (either side's padding) add nothing, so asymmetric padding needs no
 // pre-padded copy. 32-bit indices (the build checks the sizes).
+//
+// A max pool folded in (the device graph's Conv → MaxPool, runtime/src/cuda/fuse.rs): windows
+// of pool_h × pool_w convolution outputs, stride the window, no padding, y [n, m, out_h,
+// out_w]. Each window position has its own `lanes` threads (window × lanes ≤ 32, one aligned
+// group), and the group's maximum after the activation is the pooled output: the pool costs
+// no launch and the convolution's output never reaches memory. Without one, the window is
+// 1 × 1 and out_h × out_w is oh × ow.
 // Mirrors `DirectParams` in runtime/src/cuda/ops/nn/conv_direct.rs.
 struct DirectParams {
     int n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group, lanes, act;
     float p0, p1;
+    int pool_h, pool_w, out_h, out_w;
 };
 
 template <typename T>
@@ -90,11 +98,13 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
                             DirectParams p) {
     const int cg = p.c / p.group, mg = p.m / p.group, kk = p.kh * p.kw;
     const int plane = p.h * p.w, lanes = p.lanes;
-    const int total = p.n * p.m * p.oh * p.ow * lanes;
+    const int span = p.pool_h * p.pool_w * lanes;
+    const int total = p.n * p.m * p.out_h * p.out_w * span;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
-        const int i = t / lanes, lane = t - i * lanes;
-        const int ox = i % p.ow, r0 = i / p.ow, oy = r0 % p.oh, r1 = r0 / p.oh;
+        const int i = t / span, r = t - i * span, win = r / lanes, lane = r - win * lanes;
+        const int px = i % p.out_w, r0 = i / p.out_w, py = r0 % p.out_h, r1 = r0 / p.out_h;
         const int m = r1 % p.m, b = r1 / p.m, g = m / mg;
+        const int oy = py * p.pool_h + win / p.pool_w, ox = px * p.pool_w + win % p.pool_w;
         const int ys = oy * p.sh - p.pt, xs = ox * p.sw - p.pl;
         const T* xg = x + (b * p.c + g * cg) * plane;
         const T* wm = w + m * cg * kk;
@@ -113,11 +123,11 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
             }
         }
         acc = lane_sum(acc, lanes);
-        if (lane == 0) {
-            if (bias) acc += ld(bias, m);
-            if (res) acc += ld(res, i);
-            st(y, i, act_apply(p.act, acc, p.p0, p.p1));
-        }
+        if (bias) acc += ld(bias, m);
+        if (res) acc += ld(res, i);
+        acc = act_apply(p.act, acc, p.p0, p.p1);
+        if (span != lanes) acc = lane_max(acc, span);
+        if (r == 0) st(y, i, acc);
     }
 }
 

@@ -39,6 +39,90 @@ __device__ __forceinline__ A lane_sum(A acc, int lanes) {
     return acc;
 }
 
+// Maximum of `v` over the aligned group of `lanes` threads (as lane_sum): every lane gets it.
+__device__ __forceinline__ float lane_max(float v, int lanes) {
+    if (lanes == 1) return v;
+    const unsigned mask =
+        lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u) << ((threadIdx.x & 31) & ~(lanes - 1));
+    for (int off = lanes >> 1; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(mask, v, off, lanes));
+    return v;
+}
+
+// Element i of p through L2 (not L1): for values other blocks of the running kernel wrote.
+template <typename T>
+__device__ __forceinline__ float ld_cg(const T* p, i64_t i) {
+    const T v = __ldcg(p + i);
+    return ld(&v, 0);
+}
+
+// Max (is_max) or sum of v over the block (blockDim.x a multiple of 32); every thread gets it.
+// `shared` holds 32 floats. Starts with a barrier, so calls may follow each other.
+__device__ __forceinline__ float block_reduce(float v, int is_max, float* shared) {
+    for (int o = 16; o > 0; o /= 2) {
+        float other = __shfl_xor_sync(0xffffffffu, v, o);
+        v = is_max ? fmaxf(v, other) : v + other;
+    }
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < warps ? shared[lane] : (is_max ? -3.402823466e38f : 0.0f);
+        for (int o = 16; o > 0; o /= 2) {
+            float other = __shfl_xor_sync(0xffffffffu, v, o);
+            v = is_max ? fmaxf(v, other) : v + other;
+        }
+        if (lane == 0) shared[0] = v;
+    }
+    __syncthreads();
+    return shared[0];
+}
+
+// Rows up to ROW_CACHE elements per thread are read once into registers (a 1000-class row is
+// four per thread): one trip to memory instead of three.
+#define ROW_CACHE 8
+
+// Softmax (log: LogSoftmax) of one row of `len` values, `load(j)` reading element j, written
+// to yr by the whole block (the Softmax kernel, and the few-row GEMM with a Softmax folded in).
+template <typename T, typename LD>
+__device__ void softmax_row(LD load, T* yr, i64_t len, int log, float* shared) {
+    float m = -3.402823466e38f;
+    if (len <= (i64_t)ROW_CACHE * blockDim.x) {
+        float v[ROW_CACHE];
+#pragma unroll
+        for (int u = 0; u < ROW_CACHE; ++u) {
+            const i64_t j = threadIdx.x + (i64_t)u * blockDim.x;
+            v[u] = j < len ? load(j) : -3.402823466e38f;
+            m = fmaxf(m, v[u]);
+        }
+        m = block_reduce(m, 1, shared);
+        float s = 0.0f;
+#pragma unroll
+        for (int u = 0; u < ROW_CACHE; ++u) {
+            v[u] -= m;
+            if (threadIdx.x + (i64_t)u * blockDim.x < len) s += expf(v[u]);
+        }
+        s = block_reduce(s, 0, shared);
+        const float ls = logf(s);
+#pragma unroll
+        for (int u = 0; u < ROW_CACHE; ++u) {
+            const i64_t j = threadIdx.x + (i64_t)u * blockDim.x;
+            if (j < len) st(yr, j, log ? v[u] - ls : expf(v[u]) / s);
+        }
+        return;
+    }
+    for (i64_t j = threadIdx.x; j < len; j += blockDim.x) m = fmaxf(m, load(j));
+    m = block_reduce(m, 1, shared);
+    float s = 0.0f;
+    for (i64_t j = threadIdx.x; j < len; j += blockDim.x) s += expf(load(j) - m);
+    s = block_reduce(s, 0, shared);
+    float ls = logf(s);
+    for (i64_t j = threadIdx.x; j < len; j += blockDim.x) {
+        float e = load(j) - m;
+        st(yr, j, log ? e - ls : expf(e) / s);
+    }
+}
+
 // Activation codes shared with runtime/src/cuda/ops/elementwise/unary.rs (`act_code`).
 __device__ __forceinline__ float softplus_f(float x) {
     return x > 20.0f ? x : log1pf(expf(x));

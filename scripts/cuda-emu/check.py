@@ -1,15 +1,22 @@
-"""The int8 CUDA kernels' arithmetic checked on the CPU, no GPU needed: `kernels/cuda/quant.cu`
-(with `prelude.cuh`) is compiled by g++ against `shim.h`, which runs every thread of a launch
-(blocks one after another, a block's threads as OS threads with a barrier for __syncthreads),
-with the grids the runtime uses. DynamicQuantizeConv's device sequence — the range kernel, the
-quantize kernel, then a QConv kernel reading the run's zero point and scale from device memory
-(the per-output, dp4a and tiled pointwise kernels) — must give onnxruntime's DynamicQuantizeLinear
-bytes, scale and zero point and ConvInteger → Cast → Mul → Add (→ Clip) outputs bit for bit;
-QGather the CPU kernel's `q·scale[row]`.
+"""CUDA kernels' arithmetic checked on the CPU, no GPU needed: kernel sources (with
+`prelude.cuh`) are compiled by g++ against `shim.h`, which runs every thread of a launch (blocks
+one after another, a block's threads as OS threads with a barrier for __syncthreads, warp
+shuffles meeting per mask, atomicAdd on counters), with the grids the runtime uses.
 
-Each case runs with the lanes per output the runtime picks (`cuda::ops::lanes_for`: warp
-shuffles emulated). What it does not cover: split K (atomics), the Rust side's launch arguments,
-and anything NVRTC compiles differently — the CUDA unit tests check those on the GPU
+- int8 (`quant.cu`): DynamicQuantizeConv's device sequence — the range kernel, the quantize
+  kernel, then a QConv kernel reading the run's zero point and scale from device memory (the
+  per-output, dp4a and tiled pointwise kernels) — must give onnxruntime's DynamicQuantizeLinear
+  bytes, scale and zero point and ConvInteger → Cast → Mul → Add (→ Clip) outputs bit for bit;
+  QGather the CPU kernel's `q·scale[row]`.
+- Fusions (`nn.cu`, `linalg.cu`, `reduce.cu`; runtime/src/cuda/fuse.rs): a max pool run inside
+  the direct convolution must equal the convolution kernel then the pool kernel bit for bit (at
+  the same lanes) and onnxruntime's Conv → Relu → MaxPool within 1e-5; a Softmax run by the
+  few-row GEMM's last block must equal the GEMM kernel then the Softmax kernel bit for bit, leave
+  its block counter at 0, and give the same on a second run.
+
+Each case runs with the lanes per output the runtime picks (`cuda::ops::lanes_for`). What it does
+not cover: split K in the tiled pointwise kernel, the Rust side's launch arguments, f16, and
+anything NVRTC compiles differently — the CUDA unit tests check those on the GPU
 (scripts/gpu-check.sh). The inline PTX dp4a is replaced by its definition in C.
 
 Usage: python3 scripts/cuda-emu/check.py [BUILD_DIR]   (default target/cuda-emu; needs g++,
@@ -28,12 +35,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def build(out):
-    os.makedirs(out, exist_ok=True)
+def prelude():
     pre = open(os.path.join(ROOT, "kernels/cuda/prelude.cuh")).read()
     # The f16 loads and stores are inline PTX; the f32 kernels checked here do not use them.
     pre = re.sub(r"__device__ __forceinline__ float ld\(const f16_t\* p, i64_t i\) \{.*?\n\}\n", "", pre, flags=re.S)
     pre = re.sub(r"__device__ __forceinline__ void st\(f16_t\* p, i64_t i, float v\) \{.*?\n\}\n", "", pre, flags=re.S)
+    return pre
+
+
+def compile_main(out, main, source):
+    name = os.path.splitext(main)[0]
+    inc = os.path.join(out, name + "-include")  # each program's own kernels.h
+    os.makedirs(inc, exist_ok=True)
+    open(os.path.join(inc, "kernels.h"), "w").write('#include "shim.h"\n' + source)
+    exe = os.path.join(out, name)
+    subprocess.run(["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-w", "-I", HERE,
+                    "-I", inc, os.path.join(HERE, main), "-o", exe], check=True)
+    return exe
+
+
+def build(out):
+    pre = prelude()
     q = open(os.path.join(ROOT, "kernels/cuda/quant.cu")).read()
     byte = "(int)(signed char)(b >> (8 * j))"
     q, n_u = re.subn(r'asm\("dp4a\.u32\.s32.*?\);',
@@ -42,11 +64,89 @@ def build(out):
                      f"d = c; for (int j = 0; j < 4; ++j) d += (int)(signed char)(a >> (8 * j)) * {byte};", q, flags=re.S)
     if n_u != 1 or n_s != 1 or "asm" in pre + q:
         sys.exit("cuda-emu: quant.cu's inline PTX changed; update check.py's replacements")
-    open(os.path.join(out, "kernels.h"), "w").write('#include "shim.h"\n' + pre + "\n" + q)
-    exe = os.path.join(out, "quant_main")
-    subprocess.run(["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-w", "-I", HERE, "-I", out,
-                    os.path.join(HERE, "quant_main.cpp"), "-o", exe], check=True)
-    return exe
+    return compile_main(out, "quant_main.cpp", pre + "\n" + q)
+
+
+def build_fused(out):
+    """nn.cu, linalg.cu and reduce.cu in f32 (their f16 instantiations dropped)."""
+    src = prelude()
+    for f, macro in [("nn.cu", "NN"), ("linalg.cu", "LINALG"), ("reduce.cu", "REDUCE")]:
+        text, n = re.subn(rf"^{macro}\(f16_t, f16\)$", "", open(os.path.join(ROOT, "kernels/cuda", f)).read(), flags=re.M)
+        if n != 1 or "asm" in text:
+            sys.exit(f"cuda-emu: {f} changed (its f16 instantiation or inline PTX); update check.py")
+        src += "\n" + text
+    return compile_main(out, "fused_main.cpp", src)
+
+
+def lanes_for(terms, most):
+    """cuda::ops::lanes_for."""
+    per = min(max(terms // 16, 1), 32, max(most, 1))
+    return 1 << (per.bit_length() - 1)
+
+
+def ort_conv_relu_maxpool(x, w, b, stride, pad, group, pool):
+    inits = [nh.from_array(w, "w"), nh.from_array(b, "b")]
+    nodes = [h.make_node("Conv", ["x", "w", "b"], ["c"], strides=[stride] * 2, pads=[pad] * 4, group=group),
+             h.make_node("Relu", ["c"], ["r"]),
+             h.make_node("MaxPool", ["r"], ["y"], kernel_shape=list(pool), strides=list(pool))]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, list(x.shape))],
+                     [h.make_tensor_value_info("y", T.FLOAT, None)], inits)
+    model = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    model.ir_version = 8
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, {"x": x})[0]
+
+
+def convpool_case(exe, work, n, c, hw, m, k, stride, pad, group, pool, seed):
+    """Conv + ReLU + MaxPool with the pool folded into the direct kernel (cuda/fuse.rs)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+    cg = c // group
+    w = (rng.standard_normal((m, cg, k, k)) / np.sqrt(cg * k * k)).astype(np.float32)
+    b = (rng.standard_normal(m) * 0.1).astype(np.float32)
+    want = ort_conv_relu_maxpool(x, w, b, stride, pad, group, pool)
+    oh = (hw + 2 * pad - k) // stride + 1
+    unfused = lanes_for(cg * k * k, cg)
+    fused = min(unfused, 32 // (pool[0] * pool[1]))
+    np.array([n, c, hw, hw, m, oh, oh, k, k, stride, stride, 1, 1, pad, pad, group, fused, unfused, 1, *pool],
+             np.int32).tofile(f"{work}/p.i32")
+    x.tofile(f"{work}/x.f32")
+    w.tofile(f"{work}/w.f32")
+    b.tofile(f"{work}/b.f32")
+    subprocess.run([exe, "convpool", work], check=True)
+    y, same, unf = (np.fromfile(f"{work}/{f}.f32", np.float32) for f in ("y", "y_same", "y_unfused"))
+    diff = np.abs(y - want.ravel()).max() if y.size == want.size else np.inf
+    bound = 1e-5 * max(1.0, float(np.abs(want).max()))
+    ok = y.size == want.size and np.array_equal(y, same) and diff <= bound and np.abs(unf - want.ravel()).max() <= bound
+    print(f"  {'ok  ' if ok else 'FAIL'} Conv {n}x{c}x{hw}x{hw} -> {m} k{k} s{stride} p{pad} g{group} + ReLU + "
+          f"MaxPool {pool[0]}x{pool[1]}: {fused} lanes x {pool[0] * pool[1]} positions; the unfused kernels' bits: "
+          f"{'same' if np.array_equal(y, same) else 'DIFFER'}; onnxruntime within {diff:.2g} (bound {bound:.2g})")
+    return ok
+
+
+def gemmsoftmax_case(exe, work, m, n, k, log, seed):
+    """A few-row Gemm with a Softmax over its rows run by its last block (cuda/fuse.rs)."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    bt = (rng.standard_normal((n, k)) / np.sqrt(k) * 3).astype(np.float32)
+    bias = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    np.array([m, n, k, int(log)], np.int32).tofile(f"{work}/p.i32")
+    a.tofile(f"{work}/a.f32")
+    bt.tofile(f"{work}/b.f32")
+    bias.tofile(f"{work}/bias.f32")
+    subprocess.run([exe, "gemmsoftmax", work], check=True)
+    y, same = (np.fromfile(f"{work}/{f}.f32", np.float32) for f in ("y", "y_same"))
+    counter = np.fromfile(f"{work}/counter.u32", np.uint32)
+    z = a.astype(np.float64) @ bt.T.astype(np.float64) + bias
+    z -= z.max(1, keepdims=True)
+    want = (z - np.log(np.exp(z).sum(1, keepdims=True))) if log else np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    diff = np.abs(y - want.ravel()).max()
+    ok = np.array_equal(y, same) and counter[0] == 0 and diff <= 1e-5 * max(1.0, float(np.abs(want).max()))
+    blocks = (m * n * 32 + 255) // 256
+    print(f"  {'ok  ' if ok else 'FAIL'} Gemm [{m}, {k}] x [{k}, {n}] + {'LogSoftmax' if log else 'Softmax'} "
+          f"({blocks} blocks, the last normalising; run twice): the unfused kernels' bits: "
+          f"{'same' if np.array_equal(y, same) else 'DIFFER'}; float64 within {diff:.2g}; counter left at {counter[0]}")
+    return ok
 
 
 def ort_dynamic_conv(x, w, wzp, sw, b, stride, pad, group, clip):
@@ -156,6 +256,21 @@ def main():
     ]
     ok = all([conv_case(exe, work, *c) for c in cases])
     ok = gather_case(exe, work) and ok
+    fused = build_fused(out)
+    convpools = [  # n, c, hw, m, k, stride, pad, group, pool, seed
+        (1, 1, 28, 32, 3, 1, 0, 1, (2, 2), 21),  # the seed CNN's first layer
+        (1, 32, 13, 16, 3, 1, 0, 1, (2, 2), 22),  # its second (16 of 64 channels): 11x11 to 5x5
+        (2, 8, 9, 6, 3, 2, 1, 2, (1, 2), 23),  # batch 2, groups, stride 2, padding, a 1x2 window
+        (1, 4, 18, 3, 3, 1, 1, 1, (4, 4), 24),  # 16 positions x 2 lanes
+    ]
+    ok = all([convpool_case(fused, work, *c) for c in convpools]) and ok
+    gemms = [  # m, n, k, log, seed
+        (1, 10, 64, False, 31),  # the seed CNN's head
+        (1, 1000, 128, False, 32),  # the seed LSTM's
+        (3, 90, 40, True, 33),  # three rows, LogSoftmax
+        (1, 2100, 8, False, 34),  # a row past the register cache
+    ]
+    ok = all([gemmsoftmax_case(fused, work, *c) for c in gemms]) and ok
     print("cuda-emu: every case equal" if ok else "cuda-emu: MISMATCH")
     sys.exit(0 if ok else 1)
 

@@ -2,8 +2,9 @@
 // machine without a GPU (scripts/cuda-emu/check.py). Blocks run one after another; the threads
 // of a block run as OS threads, with a barrier for __syncthreads, so `__shared__` (a function
 // static here) is shared by the block as on the device. `__shfl_xor_sync` waits for every lane
-// of its mask (per warp and mask), as the device's does. Atomics are not emulated (they
-// abort): cases use no split K.
+// of its mask (per warp and mask), as the device's does. atomicAdd on unsigned words (the
+// last-block counters) is emulated; blocks finishing in index order is one of the device's
+// orders.
 #include <algorithm>
 #include <barrier>
 #include <bit>
@@ -84,9 +85,16 @@ T __shfl_xor_sync(unsigned mask, T v, int off, int width) {
     return r;
 }
 template <typename T>
-T atomicAdd(T*, T) {
-    fprintf(stderr, "cuda-emu: atomics are not emulated (no split K)\n");
-    abort();
+T __shfl_xor_sync(unsigned mask, T v, int off) {
+    return __shfl_xor_sync(mask, v, off, 32);
+}
+// Blocks run one after another, so only a block's own threads can race here.
+std::mutex atomic_mutex;
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+    std::lock_guard<std::mutex> lock(atomic_mutex);
+    const unsigned old = *p;
+    *p = old + v;
+    return old;
 }
 
 // Runs `body` as every thread of a (gx, gy, gz) grid of `block`-thread blocks.

@@ -26,10 +26,11 @@ pub struct Args {
     gpu_precision: Option<super::GpuPrecision>,
 }
 
-/// Per node: where it runs on `backend`, why when a CUDA run keeps it on the CPU, and the
-/// float dtype a CUDA run computes it in; plus the CUDA precision, when CUDA is shown.
+/// Per node: where it runs on `backend`, why when a CUDA run keeps it on the CPU, the float
+/// dtype a CUDA run computes it in, and the node whose CUDA kernel runs it (fused); plus the
+/// CUDA precision, when CUDA is shown.
 type Placed = (
-    Vec<(&'static str, Option<String>, Option<DType>)>,
+    Vec<(&'static str, Option<String>, Option<DType>, Option<usize>)>,
     Option<&'static str>,
 );
 
@@ -44,7 +45,7 @@ fn placements(
         super::Backend::Auto => edgefuse_runtime::engine::cuda_status().is_ok(),
     };
     if !cuda {
-        return Ok((vec![("cpu", None, None); g.nodes.len()], None));
+        return Ok((vec![("cpu", None, None, None); g.nodes.len()], None));
     }
     #[cfg(feature = "cuda")]
     {
@@ -56,9 +57,9 @@ fn placements(
         };
         let nodes = precision::placements(g, p)
             .into_iter()
-            .map(|(placed, dtype)| match placed {
-                Placement::Gpu => ("cuda", None, dtype),
-                Placement::Cpu(why) => ("cpu", Some(why), dtype),
+            .map(|(placed, dtype, inside)| match placed {
+                Placement::Gpu => ("cuda", None, dtype, inside),
+                Placement::Cpu(why) => ("cpu", Some(why), dtype, inside),
             })
             .collect();
         Ok((nodes, Some(p.name())))
@@ -95,7 +96,7 @@ pub fn run(a: Args) -> Result<()> {
         .map(|(k, n)| {
             let out = &g.tensors[n.outputs[0]];
             json!({"index": k, "name": n.name, "op": n.op.name(), "backend": placed[k].0, "fallback_reason": placed[k].1,
-                   "precision": placed[k].2.unwrap_or(out.dtype), "output_shape": out.shape, "attrs": n.op})
+                   "precision": placed[k].2.unwrap_or(out.dtype), "fused_into": placed[k].3, "output_shape": out.shape, "attrs": n.op})
         })
         .collect();
     let (arena, unshared) = match &plan {
@@ -247,11 +248,11 @@ pub fn run(a: Args) -> Result<()> {
             placed[k].0,
             placed[k].2.unwrap_or(out.dtype).name(),
             out.shape,
-            placed[k]
-                .1
-                .as_ref()
-                .map(|w| format!("  ({w})"))
-                .unwrap_or_default()
+            match (&placed[k].1, placed[k].3) {
+                (Some(why), _) => format!("  ({why})"),
+                (None, Some(a)) => format!("  (inside #{a}'s kernel)"),
+                (None, None) => String::new(),
+            }
         );
     }
     Ok(())

@@ -5,7 +5,8 @@
 //! [`nvrtc`] compiles `kernels/cuda/*.cu` for the device's arch, cached on disk; [`blas`] and
 //! [`dnn`] wrap cuBLAS and cuDNN ([`dnn_choices`] keeps cuDNN's algorithm choices on disk); [`ops`] mirrors `cpu::ops`, one file per op; [`placement`]
 //! says which nodes have CUDA kernels (no GPU needed); [`precision`] lowers a graph to fp16
-//! (f16 activations and weights, casts at the edges; no GPU needed); [`preprocess`] runs camera
+//! (f16 activations and weights, casts at the edges; no GPU needed) and [`fuse`] lets a kernel
+//! run its only reader (Conv → MaxPool, Gemm → Softmax); [`preprocess`] runs camera
 //! preprocessing as one kernel; [`CudaSession`] uploads the weights once,
 //! captures the plan as CUDA graphs and replays them, running unsupported nodes on the CPU with
 //! explicit copies.
@@ -14,6 +15,7 @@ pub mod blas;
 pub mod device;
 pub mod dnn;
 pub mod dnn_choices;
+pub mod fuse;
 pub mod nvrtc;
 pub mod ops;
 pub mod placement;

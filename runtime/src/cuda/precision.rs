@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 
+use super::fuse::{fuse, Fused};
 use super::ops;
 use super::placement::Placement;
 use crate::ir::ops::{Cast, UnaryOp};
@@ -87,6 +88,10 @@ pub struct Lowered {
     /// Per model node: the float dtype it computes in (None: its data input is not float, as
     /// for the int8 ops).
     pub node_dtype: Vec<Option<DType>>,
+    /// Per device node: the reader it runs inside its kernel ([`super::fuse`]).
+    pub fused: Vec<Option<Fused>>,
+    /// Per model node: the model node whose kernel runs it, if absorbed ([`super::fuse`]).
+    pub absorbed: Vec<Option<usize>>,
 }
 
 impl Lowered {
@@ -133,10 +138,19 @@ pub fn convert(data: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     }
 }
 
-/// Per model node: where it runs and in which float dtype, at `precision`.
-pub fn placements(graph: &Graph, precision: Precision) -> Vec<(Placement, Option<DType>)> {
+/// Per model node: where it runs and in which float dtype, at `precision`, and the model node
+/// whose kernel runs it when it was fused into one ([`super::fuse`]).
+pub fn placements(
+    graph: &Graph,
+    precision: Precision,
+) -> Vec<(Placement, Option<DType>, Option<usize>)> {
     let l = lower(graph, precision);
-    l.placements.into_iter().zip(l.node_dtype).collect()
+    l.placements
+        .into_iter()
+        .zip(l.node_dtype)
+        .zip(l.absorbed)
+        .map(|((p, d), a)| (p, d, a))
+        .collect()
 }
 
 fn facts(graph: &Graph, ids: &[TensorId]) -> Vec<Fact> {
@@ -212,7 +226,7 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
         first.filter(|&d| is_float(d))
     };
     if precision == Precision::F32 {
-        return Lowered {
+        let mut l = Lowered {
             precision,
             graph: graph.clone(),
             origin: (0..n).collect(),
@@ -229,7 +243,11 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
                 })
                 .collect(),
             node_dtype: graph.nodes.iter().map(node_dtype).collect(),
+            fused: vec![None; graph.nodes.len()],
+            absorbed: vec![None; graph.nodes.len()],
         };
+        fuse(&mut l);
+        return l;
     }
     let half = precision.dtype();
     let mut b = Builder {
@@ -295,14 +313,18 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
         let t = b.get(o, graph.tensors[o].dtype);
         b.g.outputs.push(t);
     }
-    Lowered {
+    let mut l = Lowered {
         precision,
+        fused: vec![None; b.g.nodes.len()],
+        absorbed: vec![None; graph.nodes.len()],
         graph: b.g,
         origin: b.origin,
         node_origin: b.node_origin,
         placements,
         node_dtype: dtypes,
-    }
+    };
+    fuse(&mut l);
+    l
 }
 
 struct Builder {

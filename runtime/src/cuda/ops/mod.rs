@@ -19,6 +19,7 @@ pub(crate) mod testing;
 use cudarc::driver::DeviceRepr;
 
 use super::device::Device;
+use super::fuse::Fused;
 use crate::ir::{Fact, Op};
 use crate::tensor::{DType, TensorView};
 use crate::Result;
@@ -46,8 +47,11 @@ pub trait CudaKernel: Send + Sync {
 pub struct BuildCtx<'a> {
     pub dev: &'a Device,
     pub inputs: &'a [Fact],
+    /// The node's outputs; with `fused`, the absorbed reader's.
     pub outputs: &'a [Fact],
     pub consts: &'a [Option<TensorView<'a>>],
+    /// The reader the kernel runs too (`cuda::fuse`), or None.
+    pub fused: Option<&'a Fused>,
 }
 
 /// Why a node stays on the CPU, or Ok when a CUDA kernel exists for it.
@@ -93,6 +97,19 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
 
 /// Builds the CUDA kernel for one op (after `supports` said yes).
 pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    if let Some(f) = b.fused {
+        // Only the kernels `cuda::fuse::absorbs` names take a reader.
+        supports(op, b.inputs, std::slice::from_ref(&f.mid)).map_err(crate::Error::Unsupported)?;
+        return match (op, &f.op) {
+            (Op::Conv(o), Op::Pool(_)) => nn::conv_direct::build(o, b),
+            (Op::Gemm(o), Op::Softmax(_)) => linalg::gemm::build(o, b),
+            (op, r) => Err(crate::Error::Unsupported(format!(
+                "{} cannot run a {} in its kernel",
+                op.name(),
+                r.name()
+            ))),
+        };
+    }
     if let Err(why) = supports(op, b.inputs, b.outputs) {
         return Err(crate::Error::Unsupported(why));
     }

@@ -103,6 +103,7 @@ fn compare_to(
             inputs: &facts,
             outputs: &out_facts,
             consts: &views,
+            fused: None,
         },
     )
     .expect("CUDA kernel builds");

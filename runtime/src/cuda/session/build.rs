@@ -3,7 +3,8 @@
 //!
 //! An f16 kernel that fails to build on the device (say cuDNN has no f16 algorithm for one
 //! convolution) sends its node back to f32, and the graph is lowered again; an f32 kernel that
-//! fails to build moves its node to the CPU, as the fp32 path always did.
+//! fails to build moves its node to the CPU, as the fp32 path always did (a fused node's
+//! failure is an error: its outputs are its absorbed reader's, `cuda::fuse`).
 
 use std::borrow::Cow;
 
@@ -102,6 +103,7 @@ fn try_build(
                 inputs: &inputs,
                 outputs: &outputs,
                 consts: &consts,
+                fused: lowered.fused[k].as_ref(),
             };
             let t = std::time::Instant::now();
             let built = ops::build(&node.op, &b);
@@ -125,6 +127,10 @@ fn try_build(
                         failed_f16.push(j);
                         continue;
                     }
+                    // A fused node's outputs are its reader's: the CPU kernel of its own op
+                    // would not fill them. (Its kernels are ours and build wherever the
+                    // others do.)
+                    Some(_) if lowered.fused[k].is_some() => return Err(node_err(e)),
                     Some(j) => {
                         placements[j] = Placement::Cpu(format!("CUDA kernel failed to build: {e}"))
                     }

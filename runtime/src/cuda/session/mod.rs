@@ -255,7 +255,12 @@ impl CudaSession {
     pub fn node_dtypes(&self) -> &[Option<DType>] {
         &self.lowered.node_dtype
     }
-    /// The graph the GPU runs: the model's, or its fp16 lowering (with the inserted casts).
+    /// Per model node: the model node whose kernel runs it, when fused into it (`cuda::fuse`).
+    pub fn absorbed(&self) -> &[Option<usize>] {
+        &self.lowered.absorbed
+    }
+    /// The graph the GPU runs: the model's, or its fp16 lowering (with the inserted casts),
+    /// less the nodes fused into others.
     pub fn device_graph(&self) -> &crate::ir::Graph {
         &self.lowered.graph
     }

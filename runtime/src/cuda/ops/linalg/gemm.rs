@@ -2,7 +2,8 @@
 //! `elementwise_bias_act` when C is a row/column/scalar bias or an activation is fused.
 //! A full `[M, N]` C is copied into Y first and accumulated by cuBLAS (beta). Few-row products
 //! with B transposed or constant (transposed once at build) and no full C run as one
-//! `linalg_gemm_small_*` launch with the bias and activation inside (`small`).
+//! `linalg_gemm_small_*` launch with the bias and activation inside (`small`), and a Softmax
+//! over the rows too when one reads only this Gemm (`takes_softmax`, `cuda::fuse`).
 
 use cudarc::driver::CudaFunction;
 
@@ -11,8 +12,8 @@ use super::small;
 use crate::cuda::blas::Gemm as BlasGemm;
 use crate::cuda::device::{arg, cuda_err, Device, DeviceBuffer};
 use crate::cuda::ops::{check_float, float_suffix, BuildCtx, CudaKernel, Io, Support};
-use crate::ir::ops::Gemm;
-use crate::ir::Fact;
+use crate::ir::ops::{Gemm, Softmax};
+use crate::ir::{Fact, Op};
 use crate::Result;
 
 /// How C enters the result.
@@ -106,27 +107,56 @@ impl CudaKernel for SmallKernel {
     }
 }
 
+/// How C enters the few-row kernel, when the product runs there: A not transposed, B
+/// transposed or constant (transposed at build), no full C other than a bias, and a size the
+/// kernel takes.
+fn small_bias(op: &Gemm, inputs: &[Fact], b_const: bool) -> Option<Bias> {
+    let (m, n, k) = dims(op, inputs);
+    let bias = bias_kind(op, inputs, m, n).ok()?;
+    // A full C with beta 1 is a bias too, element by element (a batch-1 Linear's [N] bias
+    // reads as a full [1, N] C).
+    let bias = match bias {
+        Bias::Full if op.beta == 1.0 => Bias::Epilogue {
+            inner: 1,
+            channels: (m * n) as i64,
+        },
+        Bias::Full => return None,
+        other => other,
+    };
+    let fits = !op.trans_a && (op.trans_b || b_const) && small::suits(m, n, k);
+    fits.then_some(bias)
+}
+
+/// Whether the kernel can take `softmax` reading this Gemm's output `y`: a Softmax or
+/// LogSoftmax over the rows (the last axis), and the product on the few-row kernel.
+pub fn takes_softmax(
+    op: &Gemm,
+    inputs: &[Fact],
+    b_const: bool,
+    softmax: &Softmax,
+    y: &Fact,
+) -> bool {
+    softmax.axis + 1 == y.rank() && small_bias(op, inputs, b_const).is_some()
+}
+
 pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let dtype = b.inputs[0].dtype;
     let (m, n, k) = dims(op, b.inputs);
     let bias = bias_kind(op, b.inputs, m, n).map_err(crate::Error::Unsupported)?;
     let b_const = b.consts.get(1).and_then(|c| c.as_ref());
-    // A full C with beta 1 is a bias too, element by element (a batch-1 Linear's [N] bias
-    // reads as a full [1, N] C).
-    let small_bias = match bias {
-        Bias::Full if op.beta == 1.0 => Some(Bias::Epilogue {
-            inner: 1,
-            channels: (m * n) as i64,
-        }),
-        Bias::Full => None,
-        other => Some(other),
+    let softmax = match b.fused.map(|f| (&f.op, &f.mid)) {
+        Some((Op::Softmax(s), y)) if takes_softmax(op, b.inputs, b_const.is_some(), s, y) => {
+            Some(s.log)
+        }
+        Some((r, _)) => {
+            return Err(crate::Error::Unsupported(format!(
+                "this Gemm cannot run a {} in its kernel",
+                r.name()
+            )))
+        }
+        None => None,
     };
-    if let (false, Some(bias), true, true) = (
-        op.trans_a,
-        small_bias,
-        op.trans_b || b_const.is_some(),
-        small::suits(m, n, k),
-    ) {
+    if let Some(bias) = small_bias(op, b.inputs, b_const.is_some()) {
         let bt = match (op.trans_b, b_const) {
             (false, Some(c)) => Some(small::transposed(b.dev, c.data, (k, n), dtype.size())?),
             _ => None,
@@ -136,8 +166,11 @@ pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             _ => (None, false),
         };
         let act = epilogue(op.act).map_err(crate::Error::Unsupported)?;
-        let gemm =
+        let mut gemm =
             small::SmallGemm::new(b.dev, dtype, (m, n, k), k, op.alpha, inner_channels, act)?;
+        if let Some(log) = softmax {
+            gemm.fold_softmax(b.dev, log)?;
+        }
         return Ok(Box::new(SmallKernel { gemm, has_bias, bt }));
     }
     let mut gemm = BlasGemm::new(dtype, op.trans_a, op.trans_b, m, n, k);

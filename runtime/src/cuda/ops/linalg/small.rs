@@ -2,7 +2,7 @@
 //! act(alpha · A · Bᵀ + bias)` with B stored `[N, K]`, a warp per output element. For batch-1
 //! Gemms and an LSTM's input projection this is a few µs where cuBLAS took 5–13 µs on an H200,
 //! and a model whose products all fit never creates the cuBLAS handle (~0.1 s at load, more
-//! at its first call).
+//! at its first call). A Softmax over Y's rows can run in the same launch (`fold_softmax`).
 
 use cudarc::driver::{CudaFunction, DeviceRepr};
 
@@ -25,6 +25,7 @@ struct SmallGemmParams {
     alpha: f32,
     p0: f32,
     p1: f32,
+    softmax: i32,
 }
 
 // SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
@@ -42,6 +43,8 @@ pub fn suits(m: usize, n: usize, k: usize) -> bool {
 pub struct SmallGemm {
     f: CudaFunction,
     p: SmallGemmParams,
+    /// With a Softmax folded in: the count of finished blocks (`linalg.cu`).
+    counter: Option<DeviceBuffer>,
 }
 
 impl SmallGemm {
@@ -72,8 +75,17 @@ impl SmallGemm {
                 alpha,
                 p0,
                 p1,
+                softmax: 0,
             },
+            counter: None,
         })
+    }
+
+    /// Folds a Softmax (`log`: LogSoftmax) over each row of Y into the kernel.
+    pub fn fold_softmax(&mut self, dev: &Device, log: bool) -> Result<()> {
+        self.counter = Some(DeviceBuffer::zeroed(dev, 4)?);
+        self.p.softmax = if log { 2 } else { 1 };
+        Ok(())
     }
 
     /// Runs the product.
@@ -82,10 +94,18 @@ impl SmallGemm {
     /// `a` holds M rows `lda` apart of K elements, `b` `[N, K]`, `y` `[M, N]`, `bias` (or 0)
     /// what its (inner, channels) index, all in the dtype given to `new`.
     pub unsafe fn run(&self, dev: &Device, a: u64, b: u64, bias: u64, y: u64) -> Result<()> {
+        let counter = self.counter.as_ref().map_or(0, |c| c.ptr);
         dev.launch(
             &self.f,
             (self.p.m * self.p.n) as usize * 32,
-            &mut [arg(&a), arg(&b), arg(&bias), arg(&y), arg(&self.p)],
+            &mut [
+                arg(&a),
+                arg(&b),
+                arg(&bias),
+                arg(&y),
+                arg(&self.p),
+                arg(&counter),
+            ],
         )
     }
 }

@@ -1,7 +1,8 @@
 //! Direct convolution (`nn_conv_direct_*`): depthwise and small convolutions, where
 //! cuDNN's per-layer set-up (several ms at load) and its launches (a fp16 NCHW depthwise layer
 //! took 52 µs on an H200 against a few for this kernel) cost more than the work. Bias,
-//! residual and activation run in the same kernel, and asymmetric padding needs no copy.
+//! residual and activation run in the same kernel, and asymmetric padding needs no copy. A
+//! max pool reading only the convolution can run inside it too (`takes_pool`, `cuda::fuse`).
 
 use cudarc::driver::{CudaFunction, DeviceRepr};
 
@@ -9,8 +10,8 @@ use super::super::elementwise::unary::epilogue;
 use super::conv::hw;
 use crate::cuda::device::{arg, Device};
 use crate::cuda::ops::{float_suffix, lanes_for, BuildCtx, CudaKernel, Io};
-use crate::ir::ops::Conv;
-use crate::ir::Fact;
+use crate::ir::ops::{Conv, Pool, PoolKind};
+use crate::ir::{Fact, Op};
 use crate::{Error, Result};
 
 /// Mirrors `DirectParams` in `kernels/cuda/nn.cu`.
@@ -37,6 +38,10 @@ struct DirectParams {
     act: i32,
     p0: f32,
     p1: f32,
+    pool_h: i32,
+    pool_w: i32,
+    out_h: i32,
+    out_w: i32,
 }
 
 // SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
@@ -63,6 +68,34 @@ pub fn suits(op: &Conv, x: &Fact, y: &Fact) -> bool {
     fits && (depthwise || one_d || y.len() * reduction(op, x) <= SMALL_MACS)
 }
 
+/// Whether the direct kernel can take `pool` reading this convolution's output `mid` (giving
+/// `y`): the convolution runs direct, has no residual (indexed by its own output), and the
+/// pool's windows tile `mid` — a max, window = stride, no padding or dilation, floor rounding,
+/// a power of two of 2 to 32 positions (they share one output's lanes, `build`).
+pub fn takes_pool(op: &Conv, x: &Fact, mid: &Fact, pool: &Pool, y: &Fact) -> bool {
+    let s = op.kernel.len();
+    let window: usize = pool.kernel.iter().product();
+    // y is [n, m, mid's extents / the window] (after the kernel length is checked).
+    let floor = || {
+        y.rank() == mid.rank()
+            && y.shape[..2] == mid.shape[..2]
+            && (2..mid.rank()).all(|d| y.shape[d] == mid.shape[d] / pool.kernel[d - 2])
+    };
+    pool.kind == PoolKind::Max
+        && !op.residual
+        && pool.kernel.len() == s
+        && pool.strides == pool.kernel
+        && pool.pads.iter().all(|&p| p == 0)
+        && pool.dilations.iter().all(|&d| d == 1)
+        && window.is_power_of_two()
+        && (2..=32).contains(&window)
+        && mid.rank() == s + 2
+        && floor()
+        && y.dtype == mid.dtype
+        && !super::conv_pointwise::suits(op, x, mid)
+        && suits(op, x, mid)
+}
+
 struct DirectKernel {
     f: CudaFunction,
     p: DirectParams,
@@ -72,7 +105,19 @@ struct DirectKernel {
 }
 
 pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
-    let (x, y) = (&b.inputs[0], &b.outputs[0]);
+    // With a pool folded in, `y` is the convolution's own output and `out` the pool's.
+    let (x, out) = (&b.inputs[0], &b.outputs[0]);
+    let (y, (pool_h, pool_w)) = match b.fused.map(|f| (&f.op, &f.mid)) {
+        Some((Op::Pool(p), mid)) if takes_pool(op, x, mid, p, out) => (mid, hw(&p.kernel, 1)),
+        Some((r, _)) => {
+            return Err(Error::Unsupported(format!(
+                "the direct convolution cannot run this {}",
+                r.name()
+            )))
+        }
+        None => (out, (1, 1)),
+    };
+    let (out_h, out_w) = hw(&out.shape[2..], 1);
     let (act, p0, p1) = epilogue(op.act).map_err(Error::Unsupported)?;
     let s = op.kernel.len();
     let (h, w) = hw(&x.shape[2..], 1);
@@ -83,7 +128,9 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (pt, pl) = hw(&op.pads[..s], 0);
     // A lane takes whole channels: at most as many lanes as channels per group.
     let cg = x.shape[1] / op.group.max(1);
-    let lanes = lanes_for(cg * kh * kw, cg);
+    // The window's positions share a warp: at most 32 lanes in all.
+    let window = pool_h * pool_w;
+    let lanes = lanes_for(cg * kh * kw, cg).min((32 / window) as i32);
     let i = |v: usize| v as i32;
     let p = DirectParams {
         n: i(x.shape[0]),
@@ -106,6 +153,10 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         act,
         p0,
         p1,
+        pool_h: i(pool_h),
+        pool_w: i(pool_w),
+        out_h: i(out_h),
+        out_w: i(out_w),
     };
     let sfx = float_suffix(x.dtype).expect("checked by supports");
     Ok(Box::new(DirectKernel {
@@ -113,7 +164,7 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         p,
         has_bias: op.has_bias,
         residual: op.residual_index(),
-        threads: y.len() * lanes as usize,
+        threads: out.len() * window * lanes as usize,
     }))
 }
 

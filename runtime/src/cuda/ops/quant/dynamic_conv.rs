@@ -42,6 +42,7 @@ pub fn build(op: &DynamicQuantizeConv, b: &BuildCtx) -> Result<Box<dyn CudaKerne
             inputs: &facts,
             outputs: b.outputs,
             consts: b.consts,
+            fused: None,
         },
     )?;
     Ok(Box::new(Quantized::new(b.dev, b.inputs[0].len(), conv)?))

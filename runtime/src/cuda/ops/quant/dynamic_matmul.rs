@@ -81,6 +81,7 @@ pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CudaKer
             inputs: &fin,
             outputs: &fout,
             consts: &consts,
+            fused: None,
         },
     )?;
     Ok(Box::new(Quantized::new(b.dev, b.inputs[0].len(), conv)?))

@@ -60,6 +60,7 @@ pub fn build(op: &QGemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         inputs: &fin,
         outputs: &fout,
         consts: b.consts,
+        fused: None,
     };
     qconv::build(&as_qconv(op), &conv)
 }

@@ -81,6 +81,7 @@ fn build_widened(
         inputs: &facts,
         outputs: b.outputs,
         consts: &consts,
+        fused: None,
     })?;
     Ok(Box::new(Widened {
         inner,

@@ -1,0 +1,361 @@
+//! Fusions of the device graph, made at load (TensorRT's layer fusion; the model file and the
+//! CPU backend are unchanged): a node whose output has exactly one reader, where that reader
+//! can run inside the node's kernel, absorbs it. The reader's node leaves the device graph, the
+//! node writes the reader's output, and the node's own output never reaches memory. Each saves
+//! one launch — on small batch-1 models, what the time is mostly made of (the seed CNN's eight
+//! kernels took 3–10 µs each on an H200, launches included).
+//!
+//! - **Conv → MaxPool**: a convolution on the direct kernel and a max pool whose windows tile
+//!   its output (window = stride, no padding, no dilation, a power of two of at most 32
+//!   positions, floor rounding): each window position gets its own lanes and the group takes
+//!   the maximum after the activation (`conv_direct`). The seed CNN's two pools.
+//! - **Gemm → Softmax / LogSoftmax over its rows**: a Gemm on the few-row kernel; its last
+//!   block normalises the rows (`small`). A classifier's head.
+//!
+//! Which nodes fuse is decided from the graph alone (no GPU), so `inspect --backend cuda` shows
+//! it; the op files say what their kernels take (`conv_direct::takes_pool`,
+//! `gemm::takes_softmax`).
+
+use super::ops::{linalg, nn};
+use super::precision::Lowered;
+use crate::ir::{Fact, Op};
+
+/// What a device node's kernel runs besides its own op.
+#[derive(Debug, Clone)]
+pub struct Fused {
+    /// The absorbed reader's op; its output is now the node's.
+    pub op: Op,
+    /// The node's own output, which no longer exists on the device.
+    pub mid: Fact,
+}
+
+/// Whether `op` (inputs `inputs`, which of them constant `consts`, output `mid`) can run
+/// `reader` (output `out`) inside its kernel.
+pub fn absorbs(
+    op: &Op,
+    inputs: &[Fact],
+    consts: &[bool],
+    mid: &Fact,
+    reader: &Op,
+    out: &Fact,
+) -> bool {
+    match (op, reader) {
+        (Op::Conv(c), Op::Pool(p)) => nn::conv_direct::takes_pool(c, &inputs[0], mid, p, out),
+        (Op::Gemm(g), Op::Softmax(s)) => {
+            linalg::gemm::takes_softmax(g, inputs, consts.get(1) == Some(&true), s, mid)
+        }
+        _ => false,
+    }
+}
+
+/// Fuses `l`'s device graph in place (see the module documentation); records each fusion in
+/// `l.fused` (per device node) and `l.absorbed` (per model node).
+pub fn fuse(l: &mut Lowered) {
+    let g = &l.graph;
+    // Readers of each tensor, the caller counting for graph outputs.
+    let mut readers = vec![0usize; g.tensors.len()];
+    for n in &g.nodes {
+        for &t in &n.inputs {
+            readers[t] += 1;
+        }
+    }
+    for &t in &g.outputs {
+        readers[t] += 1;
+    }
+    let on_gpu = |k: usize| l.node_origin[k].is_some_and(|j| l.placements[j].is_gpu());
+    let mut gone = vec![false; g.nodes.len()];
+    let mut fused: Vec<Option<Fused>> = vec![None; g.nodes.len()];
+    let mut outputs: Vec<Option<Vec<usize>>> = vec![None; g.nodes.len()];
+    for (i, node) in g.nodes.iter().enumerate() {
+        let &[mid] = &node.outputs[..] else { continue };
+        if gone[i] || readers[mid] != 1 || !on_gpu(i) {
+            continue;
+        }
+        let Some(r) = (i + 1..g.nodes.len()).find(|&r| g.nodes[r].inputs.contains(&mid)) else {
+            continue;
+        };
+        let reader = &g.nodes[r];
+        if !on_gpu(r) || reader.inputs.len() != 1 || reader.outputs.len() != 1 {
+            continue;
+        }
+        let inputs: Vec<Fact> = node.inputs.iter().map(|&t| g.tensors[t].fact()).collect();
+        let consts: Vec<bool> = node
+            .inputs
+            .iter()
+            .map(|&t| g.tensors[t].weight.is_some())
+            .collect();
+        let (mid_f, out) = (g.tensors[mid].fact(), g.tensors[reader.outputs[0]].fact());
+        if mid_f.dtype != out.dtype
+            || !absorbs(&node.op, &inputs, &consts, &mid_f, &reader.op, &out)
+        {
+            continue;
+        }
+        gone[r] = true;
+        outputs[i] = Some(reader.outputs.clone());
+        fused[i] = Some(Fused {
+            op: reader.op.clone(),
+            mid: mid_f,
+        });
+        if let (Some(a), Some(b)) = (l.node_origin[i], l.node_origin[r]) {
+            l.absorbed[b] = Some(a);
+        }
+    }
+    if !gone.iter().any(|&x| x) {
+        return;
+    }
+    let nodes = std::mem::take(&mut l.graph.nodes);
+    let origins = std::mem::take(&mut l.node_origin);
+    l.fused.clear();
+    for (k, ((mut node, origin), f)) in nodes.into_iter().zip(origins).zip(fused).enumerate() {
+        if gone[k] {
+            continue;
+        }
+        if let Some(o) = outputs[k].take() {
+            node.outputs = o;
+        }
+        l.graph.nodes.push(node);
+        l.node_origin.push(origin);
+        l.fused.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cpu::{Session, SessionOptions};
+    use crate::cuda::ops::testing::device;
+    use crate::cuda::precision::{lower, Precision};
+    use crate::cuda::{CudaOptions, CudaSession};
+    use crate::ir::ops::{Conv, Gemm, Pool, PoolKind, Reshape, Softmax, UnaryOp};
+    use crate::ir::Graph;
+    use crate::testing::{info, node, values};
+    use crate::{Model, Tensor};
+
+    fn conv(pads: usize) -> Op {
+        Op::Conv(Conv {
+            kernel: vec![3, 3],
+            strides: vec![1, 1],
+            pads: vec![pads; 4],
+            dilations: vec![1, 1],
+            group: 1,
+            has_bias: true,
+            act: Some(UnaryOp::Relu),
+            residual: false,
+        })
+    }
+
+    fn max_pool(k: usize, stride: usize) -> Op {
+        Op::Pool(Pool {
+            kind: PoolKind::Max,
+            kernel: vec![k, k],
+            strides: vec![stride, stride],
+            pads: vec![0; 4],
+            dilations: vec![1, 1],
+            ceil_mode: false,
+            count_include_pad: false,
+        })
+    }
+
+    /// A small CNN with the seed CNN's pattern, batch 2: Conv → MaxPool (2×2) twice, the
+    /// second over an odd extent (5×5 → 2×2), then Reshape → Gemm → LogSoftmax; `pool2` is the
+    /// second pool's (kernel, stride), `extra` also makes the first convolution's output a
+    /// graph output.
+    fn cnn(pool2: (usize, usize), extra: bool) -> (Graph, Vec<Option<Tensor>>) {
+        let p2 = (5 - pool2.0) / pool2.1 + 1;
+        let mut tensors = vec![
+            info("x", &[2, 3, 12, 12]),       // 0
+            info("w1", &[8, 3, 3, 3]),        // 1
+            info("b1", &[8]),                 // 2
+            info("c1", &[2, 8, 12, 12]),      // 3
+            info("p1", &[2, 8, 6, 6]),        // 4
+            info("w2", &[16, 8, 2, 2]),       // 5
+            info("b2", &[16]),                // 6
+            info("c2", &[2, 16, 5, 5]),       // 7
+            info("p2", &[2, 16, p2, p2]),     // 8
+            info("flat", &[2, 16 * p2 * p2]), // 9
+            info("W", &[10, 16 * p2 * p2]),   // 10
+            info("B", &[10]),                 // 11
+            info("g", &[2, 10]),              // 12
+            info("y", &[2, 10]),              // 13
+        ];
+        tensors[5].shape = vec![16, 8, 2, 2];
+        let mut conv2 = conv(0);
+        if let Op::Conv(c) = &mut conv2 {
+            c.kernel = vec![2, 2];
+        }
+        let graph = Graph {
+            tensors,
+            nodes: vec![
+                node("conv1", conv(1), &[0, 1, 2], &[3]),
+                node("pool1", max_pool(2, 2), &[3], &[4]),
+                node("conv2", conv2, &[4, 5, 6], &[7]),
+                node("pool2", max_pool(pool2.0, pool2.1), &[7], &[8]),
+                node(
+                    "flat",
+                    Op::Reshape(Reshape {
+                        shape: vec![2, 16 * p2 * p2],
+                    }),
+                    &[8],
+                    &[9],
+                ),
+                node(
+                    "fc",
+                    Op::Gemm(Gemm {
+                        alpha: 1.0,
+                        beta: 1.0,
+                        trans_a: false,
+                        trans_b: true,
+                        act: None,
+                    }),
+                    &[9, 10, 11],
+                    &[12],
+                ),
+                node(
+                    "logsoftmax",
+                    Op::Softmax(Softmax { axis: 1, log: true }),
+                    &[12],
+                    &[13],
+                ),
+            ],
+            inputs: vec![0],
+            outputs: if extra { vec![13, 3] } else { vec![13] },
+        };
+        let consts = (0..graph.tensors.len())
+            .map(|i| {
+                [1, 2, 5, 6, 10, 11]
+                    .contains(&i)
+                    .then(|| values(&graph.tensors[i].shape, 10 + i as u64))
+            })
+            .collect();
+        (graph, consts)
+    }
+
+    fn ops(g: &Graph) -> Vec<&'static str> {
+        g.nodes.iter().map(|n| n.op.name()).collect()
+    }
+
+    #[test]
+    fn pools_and_softmax_run_inside_the_kernel_before_them() {
+        let (g, _) = cnn((2, 2), false);
+        for precision in [Precision::F32, Precision::F16] {
+            let l = lower(&g, precision);
+            let device: Vec<&str> = ops(&l.graph).into_iter().filter(|&o| o != "Cast").collect();
+            assert_eq!(device, ["Conv", "Conv", "Reshape", "Gemm"], "{precision:?}");
+            assert_eq!(
+                l.absorbed,
+                [None, Some(0), None, Some(2), None, None, Some(5)],
+                "{precision:?}"
+            );
+            // The fused nodes write their reader's outputs; the pools' inputs are gone.
+            let conv1 = l.graph.nodes.iter().find(|n| n.name == "conv1").unwrap();
+            assert_eq!(conv1.outputs, [4]);
+            assert!(l.graph.nodes.iter().all(|n| !n.inputs.contains(&3)));
+            let k = l.graph.nodes.iter().position(|n| n.name == "fc").unwrap();
+            assert!(matches!(
+                l.fused[k].as_ref().map(|f| &f.op),
+                Some(Op::Softmax(_))
+            ));
+            assert_eq!(l.fused.len(), l.graph.nodes.len());
+            assert_eq!(l.node_origin.len(), l.graph.nodes.len());
+        }
+    }
+
+    #[test]
+    fn what_does_not_fuse() {
+        // An overlapping pool (3×3, stride 2) stays a node; a graph output stays in memory.
+        let (g, _) = cnn((3, 2), true);
+        let l = lower(&g, Precision::F32);
+        assert_eq!(
+            ops(&l.graph),
+            ["Conv", "MaxPool", "Conv", "MaxPool", "Reshape", "Gemm"]
+        );
+        assert_eq!(l.absorbed, [None, None, None, None, None, None, Some(5)]);
+        let x = Fact::new(crate::DType::F32, vec![1, 8, 6, 6]);
+        let mid = Fact::new(crate::DType::F32, vec![1, 8, 6, 6]);
+        let y = Fact::new(crate::DType::F32, vec![1, 8, 3, 3]);
+        let Op::Conv(c) = conv(1) else { unreachable!() };
+        let Op::Pool(p) = max_pool(2, 2) else {
+            unreachable!()
+        };
+        assert!(nn::conv_direct::takes_pool(&c, &x, &mid, &p, &y));
+        // Average pools, padded pools, ceil rounding, a residual: no.
+        let avg = Pool {
+            kind: PoolKind::Avg,
+            ..p.clone()
+        };
+        let padded = Pool {
+            pads: vec![1, 1, 1, 1],
+            ..p.clone()
+        };
+        assert!(!nn::conv_direct::takes_pool(&c, &x, &mid, &avg, &y));
+        assert!(!nn::conv_direct::takes_pool(&c, &x, &mid, &padded, &y));
+        let ceil = Fact::new(crate::DType::F32, vec![1, 8, 4, 4]);
+        let odd = Fact::new(crate::DType::F32, vec![1, 8, 7, 7]);
+        assert!(!nn::conv_direct::takes_pool(&c, &x, &odd, &p, &ceil));
+        let res = Conv {
+            residual: true,
+            ..c.clone()
+        };
+        assert!(!nn::conv_direct::takes_pool(&res, &x, &mid, &p, &y));
+        // A Softmax over another axis than the rows: no.
+        let Op::Gemm(gm) = &g.nodes[5].op else {
+            unreachable!()
+        };
+        let facts: Vec<Fact> = g.nodes[5]
+            .inputs
+            .iter()
+            .map(|&t| g.tensors[t].fact())
+            .collect();
+        let cols = Softmax {
+            axis: 0,
+            log: false,
+        };
+        let rows = Softmax { axis: 1, ..cols };
+        let gy = g.tensors[12].fact();
+        assert!(linalg::gemm::takes_softmax(gm, &facts, true, &rows, &gy));
+        assert!(!linalg::gemm::takes_softmax(gm, &facts, true, &cols, &gy));
+    }
+
+    fn model(graph: Graph, consts: &[Option<Tensor>]) -> Arc<Model> {
+        crate::testing::model(graph, consts)
+    }
+
+    #[test]
+    fn fused_kernels_match_the_cpu() {
+        if device().is_none() {
+            return;
+        }
+        let (g, consts) = cnn((2, 2), false);
+        let m = model(g, &consts);
+        let x = values(&[2, 3, 12, 12], 1);
+        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
+            .unwrap()
+            .run_tensors(std::slice::from_ref(&x))
+            .unwrap()[0]
+            .to_f32_vec()
+            .unwrap();
+        for (precision, tol) in [(Precision::F32, 1e-5f32), (Precision::F16, 2e-2)] {
+            let opts = CudaOptions {
+                precision: Some(precision),
+                ..CudaOptions::default()
+            };
+            let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+            assert_eq!(s.absorbed().iter().flatten().count(), 3);
+            // Replayed three times: the Softmax's block counter resets itself.
+            for run in 0..3 {
+                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
+                    .to_f32_vec()
+                    .unwrap();
+                let d = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(d <= tol, "{precision:?} run {run}: max |diff| {d}");
+            }
+        }
+        eprintln!("Conv+MaxPool and Gemm+LogSoftmax fused: fp32 and fp16 match the CPU");
+    }
+}
