@@ -54,16 +54,27 @@ __device__ void pool(const T* x, T* y, PoolParams p, int is_max) {
     }
 }
 
-// One warp per plane: y[plane] = mean or max of x[plane, 0..len].
+// One warp per plane: y[plane] = mean or max of x[plane, 0..len]. With `in` on, of
+// act(x + in_bias[channel]) as `conv_direct`'s in_on (the writer's epilogue, moved here).
+// Mirrors `InAct` in runtime/src/cuda/ops/nn/global_pool.rs.
+struct InAct {
+    i64_t channels;
+    int on, act;
+    float p0, p1;
+};
+
 template <typename T>
-__device__ void global_pool(const T* x, T* y, i64_t planes, i64_t len, int is_max) {
+__device__ void global_pool(const T* x, T* y, i64_t planes, i64_t len, int is_max, InAct in,
+                            const T* in_bias) {
     i64_t warp = ((i64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     int lane = threadIdx.x % 32;
     if (warp >= planes) return;
     const T* xp = x + warp * len;
+    const float ib = in_bias ? ld(in_bias, warp % in.channels) : 0.0f;
     float acc = is_max ? -3.402823466e38f : 0.0f;
     for (i64_t j = lane; j < len; j += 32) {
         float v = ld(xp, j);
+        if (in.on) v = act_apply(in.act, v + ib, in.p0, in.p1);
         acc = is_max ? fmaxf(acc, v) : acc + v;
     }
     for (int o = 16; o > 0; o /= 2) {
@@ -86,16 +97,22 @@ __device__ void global_pool(const T* x, T* y, i64_t planes, i64_t len, int is_ma
 // group), and the group's maximum after the activation is the pooled output: the pool costs
 // no launch and the convolution's output never reaches memory. Without one, the window is
 // 1 × 1 and out_h × out_w is oh × ow.
+//
+// in_on: the writer of x left out its epilogue (runtime/src/cuda/fuse.rs), so each loaded
+// value becomes act(x + in_bias[channel]) (in_act, in_p0, in_p1; in_bias null: no bias).
+// Taps outside the input still add nothing, as zero padding of the activated tensor does.
 // Mirrors `DirectParams` in runtime/src/cuda/ops/nn/conv_direct.rs.
 struct DirectParams {
     int n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group, lanes, act;
     float p0, p1;
     int pool_h, pool_w, out_h, out_w;
+    int in_on, in_act;
+    float in_p0, in_p1;
 };
 
 template <typename T>
 __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res, T* y,
-                            DirectParams p) {
+                            DirectParams p, const T* in_bias) {
     const int cg = p.c / p.group, mg = p.m / p.group, kk = p.kh * p.kw;
     const int plane = p.h * p.w, lanes = p.lanes;
     const int span = p.pool_h * p.pool_w * lanes;
@@ -112,13 +129,16 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
         for (int ci = lane; ci < cg; ci += lanes) {
             const T* xp = xg + ci * plane;
             const T* wp = wm + ci * kk;
+            const float ib = in_bias ? ld(in_bias, g * cg + ci) : 0.0f;
             for (int ky = 0; ky < p.kh; ++ky) {
                 const int iy = ys + ky * p.dh;
                 if (iy < 0 || iy >= p.h) continue;
                 for (int kx = 0; kx < p.kw; ++kx) {
                     const int ix = xs + kx * p.dw;
                     if (ix < 0 || ix >= p.w) continue;
-                    acc += ld(xp, iy * p.w + ix) * ld(wp, ky * p.kw + kx);
+                    float xv = ld(xp, iy * p.w + ix);
+                    if (p.in_on) xv = act_apply(p.in_act, xv + ib, p.in_p0, p.in_p1);
+                    acc += xv * ld(wp, ky * p.kw + kx);
                 }
             }
         }
@@ -158,8 +178,9 @@ __device__ void conv_pointwise(const T* x, const T* w, const T* bias, const T* r
 #define NN(T, S)                                                                                     \
     extern "C" __global__ void nn_pool_max_##S(const T* x, T* y, PoolParams p) { pool(x, y, p, 1); } \
     extern "C" __global__ void nn_conv_direct_##S(const T* x, const T* w, const T* bias,             \
-                                                  const T* res, T* y, DirectParams p) {              \
-        conv_direct(x, w, bias, res, y, p);                                                          \
+                                                  const T* res, T* y, DirectParams p,                \
+                                                  const T* in_bias) {                                \
+        conv_direct(x, w, bias, res, y, p, in_bias);                                                 \
     }                                                                                                \
     extern "C" __global__ void nn_conv_pointwise_##S(const T* x, const T* w, const T* bias,          \
                                                      const T* res, T* y, PointwiseParams p,         \
@@ -167,11 +188,13 @@ __device__ void conv_pointwise(const T* x, const T* w, const T* bias, const T* r
         conv_pointwise(x, w, bias, res, y, p, pw);                                                   \
     }                                                                                                \
     extern "C" __global__ void nn_pool_avg_##S(const T* x, T* y, PoolParams p) { pool(x, y, p, 0); } \
-    extern "C" __global__ void nn_global_pool_max_##S(const T* x, T* y, i64_t planes, i64_t len) {   \
-        global_pool(x, y, planes, len, 1);                                                           \
+    extern "C" __global__ void nn_global_pool_max_##S(const T* x, T* y, i64_t planes, i64_t len,     \
+                                                      InAct in, const T* in_bias) {                  \
+        global_pool(x, y, planes, len, 1, in, in_bias);                                              \
     }                                                                                                \
-    extern "C" __global__ void nn_global_pool_avg_##S(const T* x, T* y, i64_t planes, i64_t len) {   \
-        global_pool(x, y, planes, len, 0);                                                           \
+    extern "C" __global__ void nn_global_pool_avg_##S(const T* x, T* y, i64_t planes, i64_t len,     \
+                                                      InAct in, const T* in_bias) {                  \
+        global_pool(x, y, planes, len, 0, in, in_bias);                                              \
     }
 
 NN(float, f32)

@@ -12,7 +12,9 @@ shuffles meeting per mask, atomicAdd on counters), with the grids the runtime us
   the direct convolution must equal the convolution kernel then the pool kernel bit for bit (at
   the same lanes) and onnxruntime's Conv → Relu → MaxPool within 1e-5; a Softmax run by the
   few-row GEMM's last block must equal the GEMM kernel then the Softmax kernel bit for bit, leave
-  its block counter at 0, and give the same on a second run.
+  its block counter at 0, and give the same on a second run; a convolution's bias and ReLU6
+  applied by a depthwise convolution and a global average pool as they load must give
+  onnxruntime's Conv → Clip → Conv → Clip and Conv → Clip → GlobalAveragePool within 1e-5.
 
 Each case runs with the lanes per output the runtime picks (`cuda::ops::lanes_for`). What it does
 not cover: split K in the tiled pointwise kernel, the Rust side's launch arguments, f16, and
@@ -121,6 +123,42 @@ def convpool_case(exe, work, n, c, hw, m, k, stride, pad, group, pool, seed):
     print(f"  {'ok  ' if ok else 'FAIL'} Conv {n}x{c}x{hw}x{hw} -> {m} k{k} s{stride} p{pad} g{group} + ReLU + "
           f"MaxPool {pool[0]}x{pool[1]}: {fused} lanes x {pool[0] * pool[1]} positions; the unfused kernels' bits: "
           f"{'same' if np.array_equal(y, same) else 'DIFFER'}; onnxruntime within {diff:.2g} (bound {bound:.2g})")
+    return ok
+
+
+def prologue_case(exe, work, n, c, hw, m, k, stride, pads, seed):
+    """A 1x1 convolution's bias and ReLU6 applied by its readers as they load (cuda/fuse.rs)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+    w1 = (rng.standard_normal((m, c, 1, 1)) * 2).astype(np.float32)
+    b1 = rng.standard_normal(m).astype(np.float32)
+    w2 = rng.standard_normal((m, 1, k, k)).astype(np.float32)
+    b2 = (rng.standard_normal(m) * 0.1).astype(np.float32)
+    inits = [nh.from_array(w1, "w1"), nh.from_array(b1, "b1"), nh.from_array(w2, "w2"), nh.from_array(b2, "b2"),
+             nh.from_array(np.array(0, np.float32), "lo"), nh.from_array(np.array(6, np.float32), "hi")]
+    pt, pl, pb, pr = pads
+    nodes = [h.make_node("Conv", ["x", "w1", "b1"], ["c1"]),
+             h.make_node("Clip", ["c1", "lo", "hi"], ["a1"]),
+             h.make_node("Conv", ["a1", "w2", "b2"], ["c2"], strides=[stride] * 2, pads=[pt, pl, pb, pr], group=m),
+             h.make_node("Clip", ["c2", "lo", "hi"], ["y"]),
+             h.make_node("GlobalAveragePool", ["a1"], ["g"])]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, list(x.shape))],
+                     [h.make_tensor_value_info("y", T.FLOAT, None), h.make_tensor_value_info("g", T.FLOAT, None)], inits)
+    model = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    model.ir_version = 8
+    want_y, want_g = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.array([n, c, hw, hw, m, k, stride, pt, pl, pb, pr, lanes_for(c, c)], np.int32).tofile(f"{work}/p.i32")
+    np.array([0, 6], np.float32).tofile(f"{work}/clip.f32")
+    for name, v in [("x", x), ("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)]:
+        v.tofile(f"{work}/{name}.f32")
+    subprocess.run([exe, "prologue", work], check=True)
+    y, gp = (np.fromfile(f"{work}/{f}.f32", np.float32) for f in ("y", "g"))
+    dy = np.abs(y - want_y.ravel()).max() if y.size == want_y.size else np.inf
+    dg = np.abs(gp - want_g.ravel()).max() if gp.size == want_g.size else np.inf
+    ok = dy <= 1e-5 * max(1.0, float(np.abs(want_y).max())) and dg <= 1e-5 * max(1.0, float(np.abs(want_g).max()))
+    print(f"  {'ok  ' if ok else 'FAIL'} Conv 1x1 {c} -> {m} over {hw}x{hw} (batch {n}) with its bias and ReLU6 applied by "
+          f"its readers: a depthwise {k}x{k} s{stride} pads {pads} within {dy:.2g}, a global average pool within "
+          f"{dg:.2g} of onnxruntime")
     return ok
 
 
@@ -271,6 +309,11 @@ def main():
         (1, 2100, 8, False, 34),  # a row past the register cache
     ]
     ok = all([gemmsoftmax_case(fused, work, *c) for c in gemms]) and ok
+    prologues = [  # n, c, hw, m, k, stride, pads (top, left, bottom, right), seed
+        (1, 4, 9, 12, 3, 2, (0, 0, 1, 1), 41),  # EfficientNet's stride-2 TF "same" padding
+        (2, 3, 7, 5, 5, 1, (2, 2, 2, 2), 42),
+    ]
+    ok = all([prologue_case(fused, work, *c) for c in prologues]) and ok
     print("cuda-emu: every case equal" if ok else "cuda-emu: MISMATCH")
     sys.exit(0 if ok else 1)
 

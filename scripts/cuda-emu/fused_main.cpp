@@ -7,6 +7,9 @@
 //   fused_main gemmsoftmax DIR few-row GEMM + softmax: y.f32 (fused, run twice: the second run
 //                              after the counter's reset), y_same.f32 (GEMM, then the softmax
 //                              kernel); counter.u32 after the runs
+//   fused_main prologue DIR    a convolution without its epilogue (the direct kernel standing
+//                              in for cuDNN), then a depthwise convolution and a global average
+//                              pool each applying that epilogue as they load: y.f32, g.f32
 #include "kernels.h"
 
 #include <fstream>
@@ -53,7 +56,7 @@ static int convpool() {
     f.pool_h = ph, f.pool_w = pw, f.out_h = out_h, f.out_w = out_w;
     std::vector<float> y(outs, NAN);
     launch(blocks_of(outs * ph * pw * f.lanes), 1, 1, 256,
-           [&] { nn_conv_direct_f32(x.data(), w.data(), b.data(), nullptr, y.data(), f); });
+           [&] { nn_conv_direct_f32(x.data(), w.data(), b.data(), nullptr, y.data(), f, nullptr); });
     save("y.f32", y);
     // Unfused: the convolution (window 1 x 1), then the pool kernel.
     PoolParams pp{p.n * p.m, p.oh, p.ow, out_h, out_w, ph, pw, ph, pw, 1, 1, 0, 0, 0, 0, 0};
@@ -63,7 +66,7 @@ static int convpool() {
         u.pool_h = u.pool_w = 1, u.out_h = p.oh, u.out_w = p.ow;
         std::vector<float> mid(mids, NAN), yu(outs, NAN);
         launch(blocks_of(mids * u.lanes), 1, 1, 256,
-               [&] { nn_conv_direct_f32(x.data(), w.data(), b.data(), nullptr, mid.data(), u); });
+               [&] { nn_conv_direct_f32(x.data(), w.data(), b.data(), nullptr, mid.data(), u, nullptr); });
         launch(blocks_of(outs), 1, 1, 256, [&] { nn_pool_max_f32(mid.data(), yu.data(), pp); });
         save(run == 0 ? "y_same.f32" : "y_unfused.f32", yu);
     }
@@ -102,11 +105,56 @@ static int gemmsoftmax() {
     return 0;
 }
 
+static int prologue() {
+    // producer: n c h w m (1x1, no padding); consumer: k stride pt pl pb pr (depthwise);
+    // clip lo hi
+    auto ip = load<int>("p.i32");
+    auto clip = load<float>("clip.f32");
+    auto x = load<float>("x.f32");
+    auto w1 = load<float>("w1.f32");
+    auto b1 = load<float>("b1.f32");
+    auto w2 = load<float>("w2.f32");
+    auto b2 = load<float>("b2.f32");
+    const int n = ip[0], c = ip[1], h = ip[2], w = ip[3], m = ip[4];
+    const int k = ip[5], st = ip[6], pt = ip[7], pl = ip[8], pb = ip[9], pr = ip[10];
+    const int lanes1 = ip[11];
+    // The producer as cuDNN runs it with its epilogue moved: no bias, no activation.
+    DirectParams a{};
+    a.n = n, a.c = c, a.h = h, a.w = w, a.m = m, a.oh = h, a.ow = w, a.kh = a.kw = 1;
+    a.sh = a.sw = a.dh = a.dw = 1, a.group = 1, a.lanes = lanes1, a.act = 0;
+    a.pool_h = a.pool_w = 1, a.out_h = h, a.out_w = w;
+    const i64_t mids = (i64_t)n * m * h * w;
+    std::vector<float> mid(mids, NAN);
+    launch(blocks_of(mids * lanes1), 1, 1, 256,
+           [&] { nn_conv_direct_f32(x.data(), w1.data(), nullptr, nullptr, mid.data(), a, nullptr); });
+    // The depthwise consumer: act(x + b1) on load; its own bias and clip after.
+    DirectParams d{};
+    d.n = n, d.c = m, d.h = h, d.w = w, d.m = m;
+    d.oh = (h + pt + pb - k) / st + 1, d.ow = (w + pl + pr - k) / st + 1;
+    d.kh = d.kw = k, d.sh = d.sw = st, d.dh = d.dw = 1, d.pt = pt, d.pl = pl, d.group = m;
+    d.lanes = 1, d.act = 19, d.p0 = clip[0], d.p1 = clip[1];
+    d.pool_h = d.pool_w = 1, d.out_h = d.oh, d.out_w = d.ow;
+    d.in_on = 1, d.in_act = 19, d.in_p0 = clip[0], d.in_p1 = clip[1];
+    const i64_t outs = (i64_t)n * m * d.oh * d.ow;
+    std::vector<float> y(outs, NAN);
+    launch(blocks_of(outs), 1, 1, 256,
+           [&] { nn_conv_direct_f32(mid.data(), w2.data(), b2.data(), nullptr, y.data(), d, b1.data()); });
+    save("y.f32", y);
+    // The global average pool consumer (global_pool.rs: a warp per plane).
+    InAct in{m, 1, 19, clip[0], clip[1]};
+    std::vector<float> g((i64_t)n * m, NAN);
+    launch(blocks_of((i64_t)n * m * 32), 1, 1, 256,
+           [&] { nn_global_pool_avg_f32(mid.data(), g.data(), (i64_t)n * m, (i64_t)h * w, in, b1.data()); });
+    save("g.f32", g);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc < 3) return 2;
     std::string what = argv[1];
     dir = argv[2];
     if (what == "convpool") return convpool();
     if (what == "gemmsoftmax") return gemmsoftmax();
+    if (what == "prologue") return prologue();
     return 2;
 }

@@ -27,12 +27,20 @@ pub struct Args {
 }
 
 /// Per node: where it runs on `backend`, why when a CUDA run keeps it on the CPU, the float
-/// dtype a CUDA run computes it in, and the node whose CUDA kernel runs it (fused); plus the
-/// CUDA precision, when CUDA is shown.
-type Placed = (
-    Vec<(&'static str, Option<String>, Option<DType>, Option<usize>)>,
-    Option<&'static str>,
-);
+/// dtype a CUDA run computes it in, and what of it another node's CUDA kernel runs (fused);
+/// plus the CUDA precision, when CUDA is shown.
+type Placed = (Vec<NodePlace>, Option<&'static str>);
+
+#[derive(Clone)]
+struct NodePlace {
+    on: &'static str,
+    why: Option<String>,
+    dtype: Option<DType>,
+    /// The node whose kernel runs this one.
+    inside: Option<usize>,
+    /// The node whose kernel runs this one's bias and activation.
+    epilogue_in: Option<usize>,
+}
 
 fn placements(
     g: &edgefuse_runtime::ir::Graph,
@@ -45,7 +53,14 @@ fn placements(
         super::Backend::Auto => edgefuse_runtime::engine::cuda_status().is_ok(),
     };
     if !cuda {
-        return Ok((vec![("cpu", None, None, None); g.nodes.len()], None));
+        let cpu = NodePlace {
+            on: "cpu",
+            why: None,
+            dtype: None,
+            inside: None,
+            epilogue_in: None,
+        };
+        return Ok((vec![cpu; g.nodes.len()], None));
     }
     #[cfg(feature = "cuda")]
     {
@@ -57,9 +72,18 @@ fn placements(
         };
         let nodes = precision::placements(g, p)
             .into_iter()
-            .map(|(placed, dtype, inside)| match placed {
-                Placement::Gpu => ("cuda", None, dtype, inside),
-                Placement::Cpu(why) => ("cpu", Some(why), dtype, inside),
+            .map(|p| {
+                let (on, why) = match p.placement {
+                    Placement::Gpu => ("cuda", None),
+                    Placement::Cpu(why) => ("cpu", Some(why)),
+                };
+                NodePlace {
+                    on,
+                    why,
+                    dtype: p.dtype,
+                    inside: p.inside,
+                    epilogue_in: p.epilogue_in,
+                }
             })
             .collect();
         Ok((nodes, Some(p.name())))
@@ -95,8 +119,9 @@ pub fn run(a: Args) -> Result<()> {
         .enumerate()
         .map(|(k, n)| {
             let out = &g.tensors[n.outputs[0]];
-            json!({"index": k, "name": n.name, "op": n.op.name(), "backend": placed[k].0, "fallback_reason": placed[k].1,
-                   "precision": placed[k].2.unwrap_or(out.dtype), "fused_into": placed[k].3, "output_shape": out.shape, "attrs": n.op})
+            json!({"index": k, "name": n.name, "op": n.op.name(), "backend": placed[k].on, "fallback_reason": placed[k].why,
+                   "precision": placed[k].dtype.unwrap_or(out.dtype), "fused_into": placed[k].inside,
+                   "epilogue_in": placed[k].epilogue_in, "output_shape": out.shape, "attrs": n.op})
         })
         .collect();
     let (arena, unshared) = match &plan {
@@ -222,7 +247,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let counts: Vec<String> = op_counts.iter().map(|(o, n)| format!("{o} ×{n}")).collect();
     if a.backend != super::Backend::Cpu {
-        let on_cpu = placed.iter().filter(|p| p.0 == "cpu").count();
+        let on_cpu = placed.iter().filter(|p| p.on == "cpu").count();
         println!(
             "placement  {} of {} nodes on cuda, {on_cpu} on the cpu{}",
             g.nodes.len() - on_cpu,
@@ -245,13 +270,14 @@ pub fn run(a: Args) -> Result<()> {
             "{k:>4}  {:<18} {:<28} {:<5} {:<5} {:?}{}",
             n.op.name(),
             name,
-            placed[k].0,
-            placed[k].2.unwrap_or(out.dtype).name(),
+            placed[k].on,
+            placed[k].dtype.unwrap_or(out.dtype).name(),
             out.shape,
-            match (&placed[k].1, placed[k].3) {
-                (Some(why), _) => format!("  ({why})"),
-                (None, Some(a)) => format!("  (inside #{a}'s kernel)"),
-                (None, None) => String::new(),
+            match (&placed[k].why, placed[k].inside, placed[k].epilogue_in) {
+                (Some(why), _, _) => format!("  ({why})"),
+                (None, Some(a), _) => format!("  (inside #{a}'s kernel)"),
+                (None, None, Some(r)) => format!("  (bias and activation in #{r}'s kernel)"),
+                (None, None, None) => String::new(),
             }
         );
     }

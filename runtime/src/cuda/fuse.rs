@@ -12,12 +12,21 @@
 //! - **Gemm → Softmax / LogSoftmax over its rows**: a Gemm on the few-row kernel; its last
 //!   block normalises the rows (`small`). A classifier's head.
 //!
+//!
+//! The other way round, a reader can take over a node's epilogue: a convolution through cuDNN
+//! runs its bias and any activation but ReLU as a separate kernel (`conv`); when its only
+//! reader is a direct convolution or a global pool, that reader applies `act(x + bias)` to each
+//! value it loads ([`Prologue`]) and the epilogue's launch goes. EfficientNet-Lite0's fifteen
+//! expand layers (ReLU6, read by their depthwise layer) and its head (read by the average
+//! pool).
+//!
 //! Which nodes fuse is decided from the graph alone (no GPU), so `inspect --backend cuda` shows
 //! it; the op files say what their kernels take (`conv_direct::takes_pool`,
 //! `gemm::takes_softmax`).
 
 use super::ops::{linalg, nn};
 use super::precision::Lowered;
+use crate::ir::ops::UnaryOp;
 use crate::ir::{Fact, Op};
 
 /// What a device node's kernel runs besides its own op.
@@ -27,6 +36,15 @@ pub struct Fused {
     pub op: Op,
     /// The node's own output, which no longer exists on the device.
     pub mid: Fact,
+}
+
+/// An input transform a kernel applies as it loads its data input: `act(x + bias[channel])`,
+/// the epilogue of the node that wrote it (whose kernel then leaves it out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prologue {
+    pub act: Option<UnaryOp>,
+    /// Whether the bias is the node's last input (moved there from the writer's).
+    pub bias: bool,
 }
 
 /// Whether `op` (inputs `inputs`, which of them constant `consts`, output `mid`) can run
@@ -49,10 +67,16 @@ pub fn absorbs(
 }
 
 /// Fuses `l`'s device graph in place (see the module documentation); records each fusion in
-/// `l.fused` (per device node) and `l.absorbed` (per model node).
+/// `l.fused` and `l.prologue` (per device node), `l.absorbed` and `l.epilogue_in` (per model
+/// node).
 pub fn fuse(l: &mut Lowered) {
+    absorb_readers(l);
+    move_epilogues(l);
+}
+
+/// Readers of each tensor of `l`'s device graph, the caller counting for graph outputs.
+fn readers(l: &Lowered) -> Vec<usize> {
     let g = &l.graph;
-    // Readers of each tensor, the caller counting for graph outputs.
     let mut readers = vec![0usize; g.tensors.len()];
     for n in &g.nodes {
         for &t in &n.inputs {
@@ -62,7 +86,69 @@ pub fn fuse(l: &mut Lowered) {
     for &t in &g.outputs {
         readers[t] += 1;
     }
-    let on_gpu = |k: usize| l.node_origin[k].is_some_and(|j| l.placements[j].is_gpu());
+    readers
+}
+
+/// Whether device node `k` runs on the GPU.
+fn on_gpu(l: &Lowered, k: usize) -> bool {
+    l.node_origin[k].is_some_and(|j| l.placements[j].is_gpu())
+}
+
+/// A cuDNN convolution's separate epilogue moves into its only reader's loads.
+fn move_epilogues(l: &mut Lowered) {
+    let readers = readers(l);
+    l.prologue = vec![None; l.graph.nodes.len()];
+    for i in 0..l.graph.nodes.len() {
+        let g = &l.graph;
+        let node = &g.nodes[i];
+        let (Op::Conv(c), &[mid]) = (&node.op, &node.outputs[..]) else {
+            continue;
+        };
+        if readers[mid] != 1 || !on_gpu(l, i) || l.fused[i].is_some() {
+            continue;
+        }
+        let x = g.tensors[node.inputs[0]].fact();
+        let mid_f = g.tensors[mid].fact();
+        if !nn::conv::separate_epilogue(c, &x, &mid_f) {
+            continue;
+        }
+        let Some(r) = (i + 1..g.nodes.len()).find(|&r| g.nodes[r].inputs.contains(&mid)) else {
+            continue;
+        };
+        let reader = &g.nodes[r];
+        let out = g.tensors[reader.outputs[0]].fact();
+        let takes = match &reader.op {
+            Op::Conv(rc) => nn::conv_direct::takes_prologue(rc, &mid_f, &out),
+            Op::GlobalPool(_) => true,
+            _ => false,
+        };
+        if !takes || reader.inputs[0] != mid || !on_gpu(l, r) || l.prologue[r].is_some() {
+            continue;
+        }
+        let Op::Conv(c) = &mut l.graph.nodes[i].op else {
+            unreachable!()
+        };
+        let prologue = Prologue {
+            act: c.act.take(),
+            bias: std::mem::take(&mut c.has_bias),
+        };
+        if prologue.bias {
+            let b = l.graph.nodes[i].inputs.remove(2);
+            l.graph.nodes[r].inputs.push(b);
+        }
+        l.prologue[r] = Some(prologue);
+        if let (Some(a), Some(b)) = (l.node_origin[i], l.node_origin[r]) {
+            l.epilogue_in[a] = Some(b);
+        }
+    }
+}
+
+/// Nodes run their only reader inside their kernel.
+fn absorb_readers(l: &mut Lowered) {
+    let readers = readers(l);
+    let gpu: Vec<bool> = (0..l.graph.nodes.len()).map(|k| on_gpu(l, k)).collect();
+    let on_gpu = |k: usize| gpu[k];
+    let g = &l.graph;
     let mut gone = vec![false; g.nodes.len()];
     let mut fused: Vec<Option<Fused>> = vec![None; g.nodes.len()];
     let mut outputs: Vec<Option<Vec<usize>>> = vec![None; g.nodes.len()];
@@ -316,6 +402,180 @@ mod tests {
         let gy = g.tensors[12].fact();
         assert!(linalg::gemm::takes_softmax(gm, &facts, true, &rows, &gy));
         assert!(!linalg::gemm::takes_softmax(gm, &facts, true, &cols, &gy));
+    }
+
+    /// EfficientNet's pattern: a convolution cuDNN runs with a separate ReLU6 epilogue, read
+    /// only by a depthwise convolution (direct kernel, TF "same" stride 2); another read only
+    /// by a global average pool; then Reshape → Gemm.
+    fn mbconv() -> (Graph, Vec<Option<Tensor>>) {
+        let relu6 = Some(UnaryOp::Clip { min: 0.0, max: 6.0 });
+        let conv = |k: usize, pads: Vec<usize>, stride: usize, group: usize| {
+            Op::Conv(Conv {
+                kernel: vec![k, k],
+                strides: vec![stride, stride],
+                pads,
+                dilations: vec![1, 1],
+                group,
+                has_bias: true,
+                act: relu6,
+                residual: false,
+            })
+        };
+        let graph = Graph {
+            tensors: vec![
+                info("x", &[1, 16, 32, 32]),  // 0
+                info("wa", &[64, 16, 3, 3]),  // 1
+                info("ba", &[64]),            // 2
+                info("a", &[1, 64, 32, 32]),  // 3
+                info("wd", &[64, 1, 3, 3]),   // 4
+                info("bd", &[64]),            // 5
+                info("d", &[1, 64, 16, 16]),  // 6
+                info("wc", &[128, 64, 3, 3]), // 7
+                info("bc", &[128]),           // 8
+                info("c", &[1, 128, 16, 16]), // 9
+                info("p", &[1, 128, 1, 1]),   // 10
+                info("flat", &[1, 128]),      // 11
+                info("W", &[10, 128]),        // 12
+                info("B", &[10]),             // 13
+                info("y", &[1, 10]),          // 14
+            ],
+            nodes: vec![
+                node("expand", conv(3, vec![1; 4], 1, 1), &[0, 1, 2], &[3]),
+                node("dw", conv(3, vec![0, 0, 1, 1], 2, 64), &[3, 4, 5], &[6]),
+                node("head", conv(3, vec![1; 4], 1, 1), &[6, 7, 8], &[9]),
+                node(
+                    "gap",
+                    Op::GlobalPool(crate::ir::ops::GlobalPool {
+                        kind: PoolKind::Avg,
+                    }),
+                    &[9],
+                    &[10],
+                ),
+                node(
+                    "flat",
+                    Op::Reshape(Reshape {
+                        shape: vec![1, 128],
+                    }),
+                    &[10],
+                    &[11],
+                ),
+                node(
+                    "fc",
+                    Op::Gemm(Gemm {
+                        alpha: 1.0,
+                        beta: 1.0,
+                        trans_a: false,
+                        trans_b: true,
+                        act: None,
+                    }),
+                    &[11, 12, 13],
+                    &[14],
+                ),
+            ],
+            inputs: vec![0],
+            outputs: vec![14],
+        };
+        let consts = (0..graph.tensors.len())
+            .map(|i| {
+                [1, 2, 4, 5, 7, 8, 12, 13]
+                    .contains(&i)
+                    .then(|| values(&graph.tensors[i].shape, 30 + i as u64))
+            })
+            .collect();
+        (graph, consts)
+    }
+
+    #[test]
+    fn a_cudnn_epilogue_moves_into_its_readers_loads() {
+        let (g, _) = mbconv();
+        for precision in [Precision::F32, Precision::F16] {
+            let l = lower(&g, precision);
+            let find = |name: &str| l.graph.nodes.iter().position(|n| n.name == name).unwrap();
+            let relu6 = Prologue {
+                act: Some(UnaryOp::Clip { min: 0.0, max: 6.0 }),
+                bias: true,
+            };
+            for (writer, reader) in [("expand", "dw"), ("head", "gap")] {
+                let (w, r) = (find(writer), find(reader));
+                let Op::Conv(c) = &l.graph.nodes[w].op else {
+                    unreachable!()
+                };
+                assert!(!c.has_bias && c.act.is_none(), "{precision:?} {writer}");
+                assert_eq!(l.graph.nodes[w].inputs.len(), 2);
+                assert_eq!(
+                    l.prologue[r].as_ref(),
+                    Some(&relu6),
+                    "{precision:?} {reader}"
+                );
+                // The bias moved to the reader's last input.
+                let bias = *l.graph.nodes[r].inputs.last().unwrap();
+                assert_eq!(l.origin[bias], if writer == "expand" { 2 } else { 8 });
+            }
+            assert_eq!(
+                l.epilogue_in,
+                [Some(1), None, Some(3), None, None, None],
+                "{precision:?}"
+            );
+        }
+        // A direct or tiled convolution keeps its epilogue (it costs nothing there); so does one
+        // whose output has a second reader.
+        let (mut g2, _) = mbconv();
+        g2.outputs.push(3);
+        let l = lower(&g2, Precision::F32);
+        assert_eq!(l.epilogue_in, [None, None, Some(3), None, None, None]);
+        let x = Fact::new(crate::DType::F32, vec![1, 16, 32, 32]);
+        let y = Fact::new(crate::DType::F32, vec![1, 64, 32, 32]);
+        let Op::Conv(c) = &g.nodes[0].op else {
+            unreachable!()
+        };
+        assert!(nn::conv::separate_epilogue(c, &x, &y));
+        let small = Fact::new(crate::DType::F32, vec![1, 16, 8, 8]);
+        let small_y = Fact::new(crate::DType::F32, vec![1, 64, 8, 8]);
+        assert!(!nn::conv::separate_epilogue(c, &small, &small_y));
+        let relu = Conv {
+            act: Some(UnaryOp::Relu),
+            ..c.clone()
+        };
+        assert!(
+            !nn::conv::separate_epilogue(&relu, &x, &y),
+            "cuDNN runs bias + ReLU"
+        );
+    }
+
+    #[test]
+    fn moved_epilogues_match_the_cpu() {
+        if device().is_none() {
+            return;
+        }
+        let (g, consts) = mbconv();
+        let m = model(g, &consts);
+        let x = values(&[1, 16, 32, 32], 1);
+        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
+            .unwrap()
+            .run_tensors(std::slice::from_ref(&x))
+            .unwrap()[0]
+            .to_f32_vec()
+            .unwrap();
+        let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+        for (precision, tol) in [(Precision::F32, 1e-4f32), (Precision::F16, 2e-2)] {
+            let opts = CudaOptions {
+                precision: Some(precision),
+                ..CudaOptions::default()
+            };
+            let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+            for run in 0..2 {
+                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
+                    .to_f32_vec()
+                    .unwrap();
+                let d = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(d <= tol * scale, "{precision:?} run {run}: max |diff| {d}");
+            }
+        }
+        eprintln!("cuDNN epilogues applied by the depthwise and pool kernels: fp32 and fp16 match the CPU");
     }
 
     fn model(graph: Graph, consts: &[Option<Tensor>]) -> Arc<Model> {

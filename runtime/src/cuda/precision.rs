@@ -22,7 +22,7 @@
 
 use std::borrow::Cow;
 
-use super::fuse::{fuse, Fused};
+use super::fuse::{fuse, Fused, Prologue};
 use super::ops;
 use super::placement::Placement;
 use crate::ir::ops::{Cast, UnaryOp};
@@ -92,6 +92,11 @@ pub struct Lowered {
     pub fused: Vec<Option<Fused>>,
     /// Per model node: the model node whose kernel runs it, if absorbed ([`super::fuse`]).
     pub absorbed: Vec<Option<usize>>,
+    /// Per device node: the input transform its kernel applies ([`super::fuse`]).
+    pub prologue: Vec<Option<Prologue>>,
+    /// Per model node: the model node whose kernel runs its bias and activation, if moved
+    /// there ([`super::fuse`]).
+    pub epilogue_in: Vec<Option<usize>>,
 }
 
 impl Lowered {
@@ -138,18 +143,28 @@ pub fn convert(data: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     }
 }
 
-/// Per model node: where it runs and in which float dtype, at `precision`, and the model node
-/// whose kernel runs it when it was fused into one ([`super::fuse`]).
-pub fn placements(
-    graph: &Graph,
-    precision: Precision,
-) -> Vec<(Placement, Option<DType>, Option<usize>)> {
+/// Where a model node runs under the CUDA backend, as `inspect` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodePlacement {
+    pub placement: Placement,
+    /// The float dtype it computes in.
+    pub dtype: Option<DType>,
+    /// The model node whose kernel runs it ([`super::fuse`]).
+    pub inside: Option<usize>,
+    /// The model node whose kernel runs its bias and activation ([`super::fuse`]).
+    pub epilogue_in: Option<usize>,
+}
+
+/// Per model node, at `precision`: see [`NodePlacement`].
+pub fn placements(graph: &Graph, precision: Precision) -> Vec<NodePlacement> {
     let l = lower(graph, precision);
-    l.placements
-        .into_iter()
-        .zip(l.node_dtype)
-        .zip(l.absorbed)
-        .map(|((p, d), a)| (p, d, a))
+    (0..graph.nodes.len())
+        .map(|k| NodePlacement {
+            placement: l.placements[k].clone(),
+            dtype: l.node_dtype[k],
+            inside: l.absorbed[k],
+            epilogue_in: l.epilogue_in[k],
+        })
         .collect()
 }
 
@@ -245,6 +260,8 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
             node_dtype: graph.nodes.iter().map(node_dtype).collect(),
             fused: vec![None; graph.nodes.len()],
             absorbed: vec![None; graph.nodes.len()],
+            prologue: vec![None; graph.nodes.len()],
+            epilogue_in: vec![None; graph.nodes.len()],
         };
         fuse(&mut l);
         return l;
@@ -317,6 +334,8 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
         precision,
         fused: vec![None; b.g.nodes.len()],
         absorbed: vec![None; graph.nodes.len()],
+        prologue: vec![None; b.g.nodes.len()],
+        epilogue_in: vec![None; graph.nodes.len()],
         graph: b.g,
         origin: b.origin,
         node_origin: b.node_origin,

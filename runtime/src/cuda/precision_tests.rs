@@ -304,8 +304,9 @@ fn conversion_rounds_to_nearest_and_refuses_other_types() {
 fn inspect_view_lists_placement_and_dtype_per_model_node() {
     let p = placements(&model(true), Precision::F16);
     assert_eq!(p.len(), 4);
-    assert_eq!(p[0], (Placement::Gpu, Some(DType::F16), None));
-    assert_eq!(p[3].1, Some(DType::F32));
+    assert_eq!(p[0].placement, Placement::Gpu);
+    assert_eq!(p[0].dtype, Some(DType::F16));
+    assert_eq!(p[3].dtype, Some(DType::F32));
 }
 
 #[test]

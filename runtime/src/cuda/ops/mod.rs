@@ -19,7 +19,7 @@ pub(crate) mod testing;
 use cudarc::driver::DeviceRepr;
 
 use super::device::Device;
-use super::fuse::Fused;
+use super::fuse::{Fused, Prologue};
 use crate::ir::{Fact, Op};
 use crate::tensor::{DType, TensorView};
 use crate::Result;
@@ -52,6 +52,9 @@ pub struct BuildCtx<'a> {
     pub consts: &'a [Option<TensorView<'a>>],
     /// The reader the kernel runs too (`cuda::fuse`), or None.
     pub fused: Option<&'a Fused>,
+    /// The transform the kernel applies to its data input as it loads it (`cuda::fuse`): the
+    /// writer's bias (then the node's last input) and activation.
+    pub prologue: Option<&'a Prologue>,
 }
 
 /// Why a node stays on the CPU, or Ok when a CUDA kernel exists for it.
@@ -97,9 +100,17 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
 
 /// Builds the CUDA kernel for one op (after `supports` said yes).
 pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    if b.prologue.is_some() && !matches!(op, Op::Conv(_) | Op::GlobalPool(_)) {
+        return Err(crate::Error::Unsupported(format!(
+            "{} cannot apply its writer's epilogue",
+            op.name()
+        )));
+    }
     if let Some(f) = b.fused {
         // Only the kernels `cuda::fuse::absorbs` names take a reader.
-        supports(op, b.inputs, std::slice::from_ref(&f.mid)).map_err(crate::Error::Unsupported)?;
+        let own = b.inputs.len() - usize::from(b.prologue.is_some_and(|p| p.bias));
+        supports(op, &b.inputs[..own], std::slice::from_ref(&f.mid))
+            .map_err(crate::Error::Unsupported)?;
         return match (op, &f.op) {
             (Op::Conv(o), Op::Pool(_)) => nn::conv_direct::build(o, b),
             (Op::Gemm(o), Op::Softmax(_)) => linalg::gemm::build(o, b),
@@ -110,7 +121,9 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             ))),
         };
     }
-    if let Err(why) = supports(op, b.inputs, b.outputs) {
+    // A moved bias is an extra last input the op's own checks do not expect.
+    let own = b.inputs.len() - usize::from(b.prologue.is_some_and(|p| p.bias));
+    if let Err(why) = supports(op, &b.inputs[..own], b.outputs) {
         return Err(crate::Error::Unsupported(why));
     }
     match op {

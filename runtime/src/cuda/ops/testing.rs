@@ -104,6 +104,7 @@ fn compare_to(
             outputs: &out_facts,
             consts: &views,
             fused: None,
+            prologue: None,
         },
     )
     .expect("CUDA kernel builds");

@@ -104,6 +104,7 @@ fn try_build(
                 outputs: &outputs,
                 consts: &consts,
                 fused: lowered.fused[k].as_ref(),
+                prologue: lowered.prologue[k].as_ref(),
             };
             let t = std::time::Instant::now();
             let built = ops::build(&node.op, &b);
@@ -127,10 +128,12 @@ fn try_build(
                         failed_f16.push(j);
                         continue;
                     }
-                    // A fused node's outputs are its reader's: the CPU kernel of its own op
-                    // would not fill them. (Its kernels are ours and build wherever the
-                    // others do.)
-                    Some(_) if lowered.fused[k].is_some() => return Err(node_err(e)),
+                    // A fused node's outputs are its reader's, or its input lacks its writer's
+                    // epilogue: the CPU kernel of its own op would not do. (Its kernels are
+                    // ours and build wherever the others do.)
+                    Some(_) if lowered.fused[k].is_some() || lowered.prologue[k].is_some() => {
+                        return Err(node_err(e))
+                    }
                     Some(j) => {
                         placements[j] = Placement::Cpu(format!("CUDA kernel failed to build: {e}"))
                     }

@@ -77,6 +77,14 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     build_cudnn(op, b)
 }
 
+/// Whether `op` runs through cuDNN with a separate epilogue kernel (its bias and any
+/// activation but ReLU, no residual): one a reader can take over (`cuda::fuse::Prologue`).
+pub fn separate_epilogue(op: &Conv, x: &Fact, y: &Fact) -> bool {
+    let cudnn = !super::conv_pointwise::suits(op, x, y) && !super::conv_direct::suits(op, x, y);
+    let in_cudnn = op.has_bias && op.act == Some(UnaryOp::Relu);
+    cudnn && !op.residual && !in_cudnn && (op.has_bias || op.act.is_some())
+}
+
 /// The convolution through cuDNN (see the module documentation).
 pub fn build_cudnn(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (x, y) = (&b.inputs[0], &b.outputs[0]);

@@ -42,6 +42,10 @@ struct DirectParams {
     pool_w: i32,
     out_h: i32,
     out_w: i32,
+    in_on: i32,
+    in_act: i32,
+    in_p0: f32,
+    in_p1: f32,
 }
 
 // SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
@@ -96,11 +100,19 @@ pub fn takes_pool(op: &Conv, x: &Fact, mid: &Fact, pool: &Pool, y: &Fact) -> boo
         && suits(op, x, mid)
 }
 
+/// Whether the direct kernel runs this convolution and can so apply its input's writer's
+/// epilogue as it loads (`cuda::fuse::Prologue`).
+pub fn takes_prologue(op: &Conv, x: &Fact, y: &Fact) -> bool {
+    !super::conv_pointwise::suits(op, x, y) && suits(op, x, y)
+}
+
 struct DirectKernel {
     f: CudaFunction,
     p: DirectParams,
     has_bias: bool,
     residual: Option<usize>,
+    /// Input index of the writer's bias (`cuda::fuse::Prologue`).
+    in_bias: Option<usize>,
     threads: usize,
 }
 
@@ -131,6 +143,14 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     // The window's positions share a warp: at most 32 lanes in all.
     let window = pool_h * pool_w;
     let lanes = lanes_for(cg * kh * kw, cg).min((32 / window) as i32);
+    let (in_on, (in_act, in_p0, in_p1), in_bias) = match b.prologue {
+        Some(pro) => (
+            1,
+            epilogue(pro.act).map_err(Error::Unsupported)?,
+            pro.bias.then(|| b.inputs.len() - 1),
+        ),
+        None => (0, (0, 0.0, 0.0), None),
+    };
     let i = |v: usize| v as i32;
     let p = DirectParams {
         n: i(x.shape[0]),
@@ -157,6 +177,10 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         pool_w: i(pool_w),
         out_h: i(out_h),
         out_w: i(out_w),
+        in_on,
+        in_act,
+        in_p0,
+        in_p1,
     };
     let sfx = float_suffix(x.dtype).expect("checked by supports");
     Ok(Box::new(DirectKernel {
@@ -164,6 +188,7 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         p,
         has_bias: op.has_bias,
         residual: op.residual_index(),
+        in_bias,
         threads: out.len() * window * lanes as usize,
     }))
 }
@@ -173,9 +198,10 @@ impl CudaKernel for DirectKernel {
         let (x, w, y) = (io.inputs[0], io.inputs[1], io.outputs[0]);
         let bias = if self.has_bias { io.inputs[2] } else { 0 };
         let res = self.residual.map_or(0, |r| io.inputs[r]);
-        // SAFETY: (const T* x, const T* w, const T* bias, const T* res, T* y, DirectParams p);
-        // the buffers hold the shapes `p` was built from; bias (m values) and res (y's shape)
-        // are null when absent.
+        let in_bias = self.in_bias.map_or(0, |r| io.inputs[r]);
+        // SAFETY: (const T* x, const T* w, const T* bias, const T* res, T* y, DirectParams p,
+        // const T* in_bias); the buffers hold the shapes `p` was built from; bias (m values),
+        // res (y's shape) and in_bias (c values) are null when absent.
         unsafe {
             dev.launch(
                 &self.f,
@@ -187,6 +213,7 @@ impl CudaKernel for DirectKernel {
                     arg(&res),
                     arg(&y),
                     arg(&self.p),
+                    arg(&in_bias),
                 ],
             )
         }

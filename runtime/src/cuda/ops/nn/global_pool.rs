@@ -1,6 +1,10 @@
-//! GlobalAveragePool / GlobalMaxPool: `nn_global_pool_{avg,max}_{f32,f16}`, one warp per plane.
+//! GlobalAveragePool / GlobalMaxPool: `nn_global_pool_{avg,max}_{f32,f16}`, one warp per plane,
+//! applying its input's writer's bias and activation as it loads when they moved here
+//! (`cuda::fuse::Prologue`).
 
-use cudarc::driver::CudaFunction;
+use cudarc::driver::{CudaFunction, DeviceRepr};
+
+use super::super::elementwise::unary::epilogue;
 
 use crate::cuda::device::{arg, Device};
 use crate::cuda::ops::{check_float, float_suffix, BuildCtx, CudaKernel, Io, Support};
@@ -20,10 +24,27 @@ pub fn supports(_op: &GlobalPool, inputs: &[Fact], _outputs: &[Fact]) -> Support
     Ok(())
 }
 
+/// Mirrors `InAct` in `kernels/cuda/nn.cu`.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+struct InAct {
+    channels: i64,
+    on: i32,
+    act: i32,
+    p0: f32,
+    p1: f32,
+}
+
+// SAFETY: plain `repr(C)` numbers, the layout of the CUDA struct.
+unsafe impl DeviceRepr for InAct {}
+
 struct GlobalPoolKernel {
     f: CudaFunction,
     planes: i64,
     len: i64,
+    input: InAct,
+    /// Input index of the writer's bias.
+    in_bias: Option<usize>,
 }
 
 pub fn build(op: &GlobalPool, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
@@ -33,6 +54,22 @@ pub fn build(op: &GlobalPool, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     } else {
         "avg"
     };
+    let input = match b.prologue {
+        Some(p) => {
+            let (act, p0, p1) = epilogue(p.act).map_err(crate::Error::Unsupported)?;
+            InAct {
+                channels: x.shape[1].max(1) as i64,
+                on: 1,
+                act,
+                p0,
+                p1,
+            }
+        }
+        None => InAct {
+            channels: 1,
+            ..InAct::default()
+        },
+    };
     Ok(Box::new(GlobalPoolKernel {
         f: b.dev.function(&format!(
             "nn_global_pool_{kind}_{}",
@@ -40,12 +77,16 @@ pub fn build(op: &GlobalPool, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         ))?,
         planes: (x.shape[0] * x.shape[1]) as i64,
         len: x.shape[2..].iter().product::<usize>() as i64,
+        input,
+        in_bias: b.prologue.filter(|p| p.bias).map(|_| b.inputs.len() - 1),
     }))
 }
 
 impl CudaKernel for GlobalPoolKernel {
     fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
-        // SAFETY: (const T* x, T* y, i64 planes, i64 len); one warp (32 threads) per plane.
+        let in_bias = self.in_bias.map_or(0, |r| io.inputs[r]);
+        // SAFETY: (const T* x, T* y, i64 planes, i64 len, InAct in, const T* in_bias); one warp
+        // (32 threads) per plane; in_bias (or null) holds `channels` values.
         unsafe {
             dev.launch(
                 &self.f,
@@ -55,6 +96,8 @@ impl CudaKernel for GlobalPoolKernel {
                     arg(&io.outputs[0]),
                     arg(&self.planes),
                     arg(&self.len),
+                    arg(&self.input),
+                    arg(&in_bias),
                 ],
             )
         }

@@ -43,6 +43,7 @@ pub fn build(op: &DynamicQuantizeConv, b: &BuildCtx) -> Result<Box<dyn CudaKerne
             outputs: b.outputs,
             consts: b.consts,
             fused: None,
+            prologue: None,
         },
     )?;
     Ok(Box::new(Quantized::new(b.dev, b.inputs[0].len(), conv)?))

@@ -82,6 +82,7 @@ pub fn build(op: &DynamicQuantizeMatMul, b: &BuildCtx) -> Result<Box<dyn CudaKer
             outputs: &fout,
             consts: &consts,
             fused: None,
+            prologue: None,
         },
     )?;
     Ok(Box::new(Quantized::new(b.dev, b.inputs[0].len(), conv)?))

@@ -61,6 +61,7 @@ pub fn build(op: &QGemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         outputs: &fout,
         consts: b.consts,
         fused: None,
+        prologue: None,
     };
     qconv::build(&as_qconv(op), &conv)
 }

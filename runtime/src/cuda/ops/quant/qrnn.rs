@@ -82,6 +82,7 @@ fn build_widened(
         outputs: b.outputs,
         consts: &consts,
         fused: None,
+        prologue: None,
     })?;
     Ok(Box::new(Widened {
         inner,
