@@ -198,6 +198,15 @@ impl Engine {
             Engine::Cuda(s) => s.device_graph(),
         }
     }
+    /// What node `k` of [`Self::profile_graph`] runs: its op, with what a CUDA kernel runs
+    /// besides (`Conv+MaxPool`, `Gemm+Softmax`, `Conv+in-act` for a writer's epilogue).
+    pub fn profile_label(&self, k: usize) -> String {
+        match self {
+            Engine::Cpu(s) => s.model().graph().nodes[k].op.name().to_string(),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(s) => s.node_label(k),
+        }
+    }
     /// The steps of the load and their times in ms, where the backend records them (CUDA).
     pub fn load_phases(&self) -> Option<&[(String, f64)]> {
         match self {

@@ -150,13 +150,17 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     if let Some(p) = session.profile() {
-        print_profile(session.profile_graph(), p);
+        print_profile(&session, p);
     }
     Ok(())
 }
 
 /// The nodes by time spent, slowest first, until 99 % of the total is listed.
-fn print_profile(g: &edgefuse_runtime::ir::Graph, p: &[edgefuse_runtime::cpu::NodeTime]) {
+fn print_profile(
+    session: &edgefuse_runtime::engine::Engine,
+    p: &[edgefuse_runtime::cpu::NodeTime],
+) {
+    let g = session.profile_graph();
     let total: u64 = p.iter().map(|t| t.nanos).sum();
     let runs = p.iter().map(|t| t.calls).max().unwrap_or(0).max(1);
     let mut order: Vec<usize> = (0..p.len()).collect();
@@ -166,7 +170,7 @@ fn print_profile(g: &edgefuse_runtime::ir::Graph, p: &[edgefuse_runtime::cpu::No
         total as f64 / runs as f64 / 1e6
     );
     println!(
-        "  {:>4}  {:>9}  {:>6}  {:<14} {:<32} output",
+        "  {:>4}  {:>9}  {:>6}  {:<18} {:<32} output",
         "#", "ms", "share", "op", "name"
     );
     let mut shown = 0u64;
@@ -182,11 +186,11 @@ fn print_profile(g: &edgefuse_runtime::ir::Graph, p: &[edgefuse_runtime::cpu::No
             .map(|&o| format!("{:?}", g.tensors[o].shape))
             .unwrap_or_default();
         println!(
-            "  {:>4}  {:>9.4}  {:>5.1}%  {:<14} {:<32} {out}",
+            "  {:>4}  {:>9.4}  {:>5.1}%  {:<18} {:<32} {out}",
             i,
             p[i].nanos as f64 / runs as f64 / 1e6,
             100.0 * p[i].nanos as f64 / total.max(1) as f64,
-            node.op.name(),
+            session.profile_label(i),
             node.name.chars().take(32).collect::<String>(),
         );
     }

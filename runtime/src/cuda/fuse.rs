@@ -66,12 +66,12 @@ pub fn absorbs(
     }
 }
 
-/// Fuses `l`'s device graph in place (see the module documentation); records each fusion in
-/// `l.fused` and `l.prologue` (per device node), `l.absorbed` and `l.epilogue_in` (per model
-/// node).
-pub fn fuse(l: &mut Lowered) {
-    absorb_readers(l);
-    move_epilogues(l);
+/// Fuses `l`'s device graph in place (see the module documentation), leaving out the model
+/// nodes flagged in `unfused`; records each fusion in `l.fused` and `l.prologue` (per device
+/// node), `l.absorbed` and `l.epilogue_in` (per model node).
+pub fn fuse(l: &mut Lowered, unfused: &[bool]) {
+    absorb_readers(l, unfused);
+    move_epilogues(l, unfused);
 }
 
 /// Readers of each tensor of `l`'s device graph, the caller counting for graph outputs.
@@ -89,13 +89,13 @@ fn readers(l: &Lowered) -> Vec<usize> {
     readers
 }
 
-/// Whether device node `k` runs on the GPU.
-fn on_gpu(l: &Lowered, k: usize) -> bool {
-    l.node_origin[k].is_some_and(|j| l.placements[j].is_gpu())
+/// Whether device node `k` runs on the GPU and may fuse.
+fn on_gpu(l: &Lowered, k: usize, unfused: &[bool]) -> bool {
+    l.node_origin[k].is_some_and(|j| l.placements[j].is_gpu() && unfused.get(j) != Some(&true))
 }
 
 /// A cuDNN convolution's separate epilogue moves into its only reader's loads.
-fn move_epilogues(l: &mut Lowered) {
+fn move_epilogues(l: &mut Lowered, unfused: &[bool]) {
     let readers = readers(l);
     l.prologue = vec![None; l.graph.nodes.len()];
     for i in 0..l.graph.nodes.len() {
@@ -104,7 +104,7 @@ fn move_epilogues(l: &mut Lowered) {
         let (Op::Conv(c), &[mid]) = (&node.op, &node.outputs[..]) else {
             continue;
         };
-        if readers[mid] != 1 || !on_gpu(l, i) || l.fused[i].is_some() {
+        if readers[mid] != 1 || !on_gpu(l, i, unfused) || l.fused[i].is_some() {
             continue;
         }
         let x = g.tensors[node.inputs[0]].fact();
@@ -116,13 +116,17 @@ fn move_epilogues(l: &mut Lowered) {
             continue;
         };
         let reader = &g.nodes[r];
-        let out = g.tensors[reader.outputs[0]].fact();
+        // The reader's own output: the pooled one when it absorbed a pool.
+        let out = match &l.fused[r] {
+            Some(f) => f.mid.clone(),
+            None => g.tensors[reader.outputs[0]].fact(),
+        };
         let takes = match &reader.op {
             Op::Conv(rc) => nn::conv_direct::takes_prologue(rc, &mid_f, &out),
             Op::GlobalPool(_) => true,
             _ => false,
         };
-        if !takes || reader.inputs[0] != mid || !on_gpu(l, r) || l.prologue[r].is_some() {
+        if !takes || reader.inputs[0] != mid || !on_gpu(l, r, unfused) || l.prologue[r].is_some() {
             continue;
         }
         let Op::Conv(c) = &mut l.graph.nodes[i].op else {
@@ -144,9 +148,11 @@ fn move_epilogues(l: &mut Lowered) {
 }
 
 /// Nodes run their only reader inside their kernel.
-fn absorb_readers(l: &mut Lowered) {
+fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
     let readers = readers(l);
-    let gpu: Vec<bool> = (0..l.graph.nodes.len()).map(|k| on_gpu(l, k)).collect();
+    let gpu: Vec<bool> = (0..l.graph.nodes.len())
+        .map(|k| on_gpu(l, k, unfused))
+        .collect();
     let on_gpu = |k: usize| gpu[k];
     let g = &l.graph;
     let mut gone = vec![false; g.nodes.len()];
@@ -346,6 +352,21 @@ mod tests {
             assert_eq!(l.fused.len(), l.graph.nodes.len());
             assert_eq!(l.node_origin.len(), l.graph.nodes.len());
         }
+    }
+
+    #[test]
+    fn nodes_flagged_unfused_keep_their_own_kernels() {
+        // A session flags a node whose fused kernel failed to build and lowers again.
+        let (g, _) = cnn((2, 2), false);
+        let mut unfused = vec![false; g.nodes.len()];
+        unfused[3] = true; // pool2, the reader
+        unfused[5] = true; // fc, the absorber
+        let l = crate::cuda::precision::lower_fusing(&g, Precision::F32, &[], &unfused);
+        assert_eq!(
+            ops(&l.graph),
+            ["Conv", "Conv", "MaxPool", "Reshape", "Gemm", "LogSoftmax"]
+        );
+        assert_eq!(l.absorbed, [None, Some(0), None, None, None, None, None]);
     }
 
     #[test]

@@ -233,6 +233,17 @@ fn exact_values(graph: &Graph) -> Vec<bool> {
 /// [`lower`], with model nodes flagged in `keep_f32` computing in f32 (a session flags those
 /// whose f16 kernel failed to build on the device, then lowers again).
 pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Lowered {
+    lower_fusing(graph, precision, keep_f32, &[])
+}
+
+/// [`lower_with`], with model nodes flagged in `unfused` left out of every fusion (a session
+/// flags those whose fused kernel failed to build, then lowers again).
+pub fn lower_fusing(
+    graph: &Graph,
+    precision: Precision,
+    keep_f32: &[bool],
+    unfused: &[bool],
+) -> Lowered {
     let n = graph.tensors.len();
     // A node computes in the float type of its data (first) input; an int8 op (QConv, with
     // an f32 bias) or an integer op has none.
@@ -263,7 +274,7 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
             prologue: vec![None; graph.nodes.len()],
             epilogue_in: vec![None; graph.nodes.len()],
         };
-        fuse(&mut l);
+        fuse(&mut l, unfused);
         return l;
     }
     let half = precision.dtype();
@@ -342,7 +353,7 @@ pub fn lower_with(graph: &Graph, precision: Precision, keep_f32: &[bool]) -> Low
         placements,
         node_dtype: dtypes,
     };
-    fuse(&mut l);
+    fuse(&mut l, unfused);
     l
 }
 

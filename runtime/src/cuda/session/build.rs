@@ -3,8 +3,9 @@
 //!
 //! An f16 kernel that fails to build on the device (say cuDNN has no f16 algorithm for one
 //! convolution) sends its node back to f32, and the graph is lowered again; an f32 kernel that
-//! fails to build moves its node to the CPU, as the fp32 path always did (a fused node's
-//! failure is an error: its outputs are its absorbed reader's, `cuda::fuse`).
+//! fails to build moves its node to the CPU, as the fp32 path always did; a fused kernel
+//! (`cuda::fuse`) that fails to build sends its node back unfused, and the graph is lowered
+//! again.
 
 use std::borrow::Cow;
 
@@ -15,7 +16,7 @@ use crate::cpu::ops::{self as cpu_ops, CpuKernel};
 use crate::cuda::device::{cuda_err, Device, DeviceBuffer};
 use crate::cuda::ops::{self, BuildCtx, CudaKernel};
 use crate::cuda::placement::Placement;
-use crate::cuda::precision::{lower_with, Lowered, Precision};
+use crate::cuda::precision::{lower_fusing, Lowered, Precision};
 use crate::ir::Fact;
 use crate::tensor::{DType, TensorView};
 use crate::{Error, Model, Result};
@@ -47,23 +48,32 @@ pub(super) struct Built {
 
 /// Lowers, builds and uploads; see the module documentation.
 pub(super) fn build(dev: &Device, model: &Model, precision: Precision) -> Result<Built> {
-    let mut keep_f32 = vec![false; model.graph().nodes.len()];
+    let n = model.graph().nodes.len();
+    let (mut keep_f32, mut unfused) = (vec![false; n], vec![false; n]);
     loop {
-        let lowered = lower_with(model.graph(), precision, &keep_f32);
+        let lowered = lower_fusing(model.graph(), precision, &keep_f32, &unfused);
         match try_build(dev, model, lowered)? {
             Ok(built) => return Ok(built),
             // Each round flags nodes not flagged before, so this ends.
-            Err(failed) => failed.into_iter().for_each(|j| keep_f32[j] = true),
+            Err(Failed::F16(nodes)) => nodes.into_iter().for_each(|j| keep_f32[j] = true),
+            Err(Failed::Fused(nodes)) => nodes.into_iter().for_each(|j| unfused[j] = true),
         }
     }
 }
 
-/// Builds every kernel of `lowered`, or returns the model nodes whose f16 kernel failed.
+/// Model nodes to lower again: f16 kernels that failed (then f32), or fused kernels that
+/// failed in f32 (then unfused, each node with its own kernel or the CPU's).
+enum Failed {
+    F16(Vec<usize>),
+    Fused(Vec<usize>),
+}
+
+/// Builds every kernel of `lowered`, or returns the model nodes to lower again.
 fn try_build(
     dev: &Device,
     model: &Model,
     lowered: Lowered,
-) -> Result<std::result::Result<Built, Vec<usize>>> {
+) -> Result<std::result::Result<Built, Failed>> {
     let graph = &lowered.graph;
     // Constants as the device holds them (narrowed copies made here, once).
     let host: Vec<Option<Cow<[u8]>>> = (0..graph.tensors.len())
@@ -71,7 +81,7 @@ fn try_build(
         .collect::<Result<_>>()?;
     let mut placements = lowered.placements.clone();
     let mut kernels = Vec::with_capacity(graph.nodes.len());
-    let mut failed_f16 = Vec::new();
+    let (mut failed_f16, mut failed_fused) = (Vec::new(), Vec::new());
     let (mut scratch, mut host_scratch) = (0usize, 0usize);
     let mut build_ms: Vec<(&'static str, usize, f64)> = Vec::new();
     for (k, node) in graph.nodes.iter().enumerate() {
@@ -129,10 +139,11 @@ fn try_build(
                         continue;
                     }
                     // A fused node's outputs are its reader's, or its input lacks its writer's
-                    // epilogue: the CPU kernel of its own op would not do. (Its kernels are
-                    // ours and build wherever the others do.)
-                    Some(_) if lowered.fused[k].is_some() || lowered.prologue[k].is_some() => {
-                        return Err(node_err(e))
+                    // epilogue: the CPU kernel of its own op would not do. Lowered again
+                    // without that fusion, it and its partner build on their own.
+                    Some(j) if lowered.fused[k].is_some() || lowered.prologue[k].is_some() => {
+                        failed_fused.push(j);
+                        continue;
                     }
                     Some(j) => {
                         placements[j] = Placement::Cpu(format!("CUDA kernel failed to build: {e}"))
@@ -152,7 +163,10 @@ fn try_build(
         kernels.push(Kernel::Cpu(kernel));
     }
     if !failed_f16.is_empty() {
-        return Ok(Err(failed_f16));
+        return Ok(Err(Failed::F16(failed_f16)));
+    }
+    if !failed_fused.is_empty() {
+        return Ok(Err(Failed::Fused(failed_fused)));
     }
     build_ms.sort_by(|a, b| b.2.total_cmp(&a.2));
     let t = std::time::Instant::now();

@@ -264,6 +264,18 @@ impl CudaSession {
     pub fn device_graph(&self) -> &crate::ir::Graph {
         &self.lowered.graph
     }
+    /// What device node `k` runs: its op, `+` the reader fused into its kernel, `+in-act` when
+    /// it applies its input's writer's epilogue (`cuda::fuse`).
+    pub fn node_label(&self, k: usize) -> String {
+        let mut label = self.lowered.graph.nodes[k].op.name().to_string();
+        if let Some(f) = &self.lowered.fused[k] {
+            label = format!("{label}+{}", f.op.name());
+        }
+        if self.lowered.prologue[k].is_some() {
+            label.push_str("+in-act");
+        }
+        label
+    }
     /// CUDA graphs launched per inference (0 when graphs are off).
     pub fn graph_launches(&self) -> usize {
         self.segments
