@@ -16,7 +16,8 @@
 # run: the CUDA test suite (every model equal to the refs: fp32 within 1e-4·max(1,max|ref|),
 # fp16 same top-1 and within 1e-2, computing in f16 on tensor cores), then
 # `edgefuse bench --backend cuda` per model and precision (fp16 files run in fp16) beside
-# PyTorch (eager and CUDA-graph replay) on the same card, printed as one table; then
+# PyTorch (eager and CUDA-graph replay) on the same card, printed as one table, and the models
+# whose kernels fuse (runtime/src/cuda/fuse.rs) against `bench --no-fuse`; then
 # onnxruntime's quantize_dynamic variants of three models (scripts/gpu/dynamic_models.py:
 # outputs against onnxruntime's, latency); logs and the table go to $OUT (or
 # carry/gpu-check/out).
@@ -177,6 +178,19 @@ run() {
             fi
         done
     done
+    # What the fusions (runtime/src/cuda/fuse.rs) gain, fused and unfused alternating, 3 each.
+    echo "== fused against unfused (bench --no-fuse), medians of 2000, alternating"
+    for c in seed_cnn_mnist.fp32 seed_cnn_mnist.fp16 seed_lstm_textgen.fp32 efficientnet_lite0.fp16 efficientnet_lite0.fp32; do
+        local f="$D/bench/$c.efm"
+        [ -f "$f" ] || f="$D/models/$c.efm"
+        [ -f "$f" ] || continue
+        local fused="" unfused=""
+        for _ in 1 2 3; do
+            fused+="$("$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
+            unfused+="$("$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json --no-fuse 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
+        done
+        echo "$c fused: $fused ms; unfused: $unfused ms" | tee -a "$out/fusion.txt"
+    done
     echo "== PyTorch on the same card"
     # PyTorch brings its own cuDNN: not the system one our LD_LIBRARY_PATH points at.
     if [ -z "${SKIP_TORCH:-}" ]; then
@@ -185,6 +199,9 @@ run() {
         : > "$out/torch.jsonl"
     fi
     python3 scripts/gpu/table.py "$out/bench.jsonl" "$out/torch.jsonl" | tee "$out/table.md"
+    if [ -s "$out/fusion.txt" ]; then
+        { echo; echo "fused against unfused (ms, three alternating runs each):"; cat "$out/fusion.txt"; } >> "$out/table.md"
+    fi
     # quantize_dynamic models: equal to onnxruntime's outputs, then their latency.
     if [ -d "$D/dynq" ]; then
         python3 scripts/gpu/dynamic_models.py check "$D/dynq" "$D/bin/edgefuse" "$out" | tee -a "$out/table.md" || status=1

@@ -28,6 +28,8 @@ pub struct EngineOptions {
     /// CUDA: compute in fp16 (true) or fp32 (false); default fp16 exactly when the model's
     /// weights are stored as f16 (`compile --precision fp16`).
     pub fp16: Option<bool>,
+    /// CUDA: every node in its own kernel (`cuda::fuse` off).
+    pub no_fuse: bool,
 }
 
 /// A session on the backend that was picked.
@@ -88,6 +90,7 @@ impl Engine {
         let o = crate::cuda::CudaOptions {
             arch: opts.arch.clone(),
             graphs: !opts.no_graphs,
+            fuse: !opts.no_fuse,
             precision: opts.fp16.map(|h| {
                 if h {
                     crate::cuda::Precision::F16

@@ -39,6 +39,10 @@ pub struct Args {
     /// phases).
     #[arg(long)]
     profile: bool,
+    /// CUDA: every node in its own kernel, none fused (`inspect --backend cuda` shows the
+    /// fusions), to measure what fusion gains.
+    #[arg(long)]
+    no_fuse: bool,
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -86,7 +90,13 @@ fn synthetic_input(dtype: DType, shape: &[usize]) -> Tensor {
 pub fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
     let model = Model::load(&a.model)?;
-    let mut session = super::open_session(model.clone(), a.backend, a.threads, a.gpu_precision)?;
+    let mut session = super::open_session_with(
+        model.clone(),
+        a.backend,
+        a.threads,
+        a.gpu_precision,
+        a.no_fuse,
+    )?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let g = model.graph();
     for (i, &id) in g.inputs.iter().enumerate() {

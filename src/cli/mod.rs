@@ -232,9 +232,21 @@ pub(crate) fn open_session(
     threads: Option<usize>,
     gpu_precision: Option<GpuPrecision>,
 ) -> Result<edgefuse_runtime::engine::Engine> {
+    open_session_with(model, backend, threads, gpu_precision, false)
+}
+
+/// [`open_session`], with CUDA's fusions off when `no_fuse` (`bench --no-fuse`).
+pub(crate) fn open_session_with(
+    model: std::sync::Arc<edgefuse_runtime::Model>,
+    backend: Backend,
+    threads: Option<usize>,
+    gpu_precision: Option<GpuPrecision>,
+    no_fuse: bool,
+) -> Result<edgefuse_runtime::engine::Engine> {
     let opts = edgefuse_runtime::engine::EngineOptions {
         cpu: session_options(threads),
         fp16: gpu_precision.map(|p| p == GpuPrecision::Fp16),
+        no_fuse,
         ..Default::default()
     };
     let (engine, note) = edgefuse_runtime::engine::Engine::open(model, backend.into(), &opts)?;

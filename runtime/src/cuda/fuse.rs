@@ -617,13 +617,19 @@ mod tests {
             .unwrap()[0]
             .to_f32_vec()
             .unwrap();
-        for (precision, tol) in [(Precision::F32, 1e-5f32), (Precision::F16, 2e-2)] {
+        for (precision, tol, fuse) in [
+            (Precision::F32, 1e-5f32, true),
+            (Precision::F16, 2e-2, true),
+            (Precision::F32, 1e-5, false),
+        ] {
             let opts = CudaOptions {
                 precision: Some(precision),
+                fuse,
                 ..CudaOptions::default()
             };
             let mut s = CudaSession::new(m.clone(), &opts).unwrap();
-            assert_eq!(s.absorbed().iter().flatten().count(), 3);
+            let fused = if fuse { 3 } else { 0 };
+            assert_eq!(s.absorbed().iter().flatten().count(), fused);
             // Replayed three times: the Softmax's block counter resets itself.
             for run in 0..3 {
                 let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]

@@ -47,9 +47,14 @@ pub(super) struct Built {
 }
 
 /// Lowers, builds and uploads; see the module documentation.
-pub(super) fn build(dev: &Device, model: &Model, precision: Precision) -> Result<Built> {
+pub(super) fn build(
+    dev: &Device,
+    model: &Model,
+    precision: Precision,
+    fuse: bool,
+) -> Result<Built> {
     let n = model.graph().nodes.len();
-    let (mut keep_f32, mut unfused) = (vec![false; n], vec![false; n]);
+    let (mut keep_f32, mut unfused) = (vec![false; n], vec![!fuse; n]);
     loop {
         let lowered = lower_fusing(model.graph(), precision, &keep_f32, &unfused);
         match try_build(dev, model, lowered)? {

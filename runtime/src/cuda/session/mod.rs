@@ -40,6 +40,9 @@ pub struct CudaOptions {
     /// What float tensors compute in; default: fp16 when the model's weights are stored as f16
     /// (`compile --precision fp16`), else fp32 ([`Precision::of`]).
     pub precision: Option<Precision>,
+    /// Let kernels run their readers and writers' epilogues (`cuda::fuse`; default); off runs
+    /// every node in its own kernel (for comparison).
+    pub fuse: bool,
 }
 
 impl Default for CudaOptions {
@@ -50,6 +53,7 @@ impl Default for CudaOptions {
             mapped_io: None,
             graphs: true,
             precision: None,
+            fuse: true,
         }
     }
 }
@@ -102,7 +106,7 @@ impl CudaSession {
         let precision = opts
             .precision
             .unwrap_or_else(|| Precision::of(model.graph()));
-        let built = build::build(&dev, &model, precision)?;
+        let built = build::build(&dev, &model, precision, opts.fuse)?;
         phases.mark("graph lowered, kernels built, weights uploaded");
         // … and what that step spent, by op (the big ones), and on the upload.
         for &(op, n, ms) in &built.build_ms {
