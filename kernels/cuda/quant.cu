@@ -138,11 +138,25 @@ extern "C" __global__ void quant_dyn_quantize(const float* x, i64_t n, const flo
 // quantized on the device in this run (`quant_dyn_quantize`), so its zero point is read from
 // there instead of `zx`, and `mult[m]` holds the weights' scale alone, multiplied by the run's
 // X scale as onnxruntime's Mul(sx, sw) does. Null for QConv.
+// QAdd in the u8 domain (bytes xor `xa`/`xb` with zero points `za`/`zb`, as the CPU kernel):
+// y = (a - za)·ka + (b - zb)·kb, then the store (`kb`, `ka` in output units for byte outputs).
+struct QAddParams {
+    int xa, xb, flip;
+    float za, zb, ka, kb, zp, lo, hi;
+};
+
+// `add_other` is set when a QAdd reading only this QConv runs in its kernel
+// (runtime/src/cuda/fuse.rs): the QConv's byte is computed as it would be stored, then the QAdd's
+// arithmetic with the other operand's byte at the same index (`add_conv_is_a`: which operand
+// the QConv's output is), stored as the QAdd stores (`qconv_store`). Y is then the QAdd's output.
 struct QConvParams {
     i64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group;
     int zx, lanes;
     float zp, lo, hi;
     const DynQ* dyn;
+    const unsigned char* add_other;
+    int add_conv_is_a;
+    QAddParams qadd;
 };
 
 __device__ __forceinline__ int qconv_zx(const QConvParams& p) {
@@ -170,6 +184,24 @@ __device__ __forceinline__ void qstore(signed char* y, i64_t i, float v, float z
 __device__ __forceinline__ void qstore(float* y, i64_t i, float v, float zp, float lo, float hi,
                                        int flip) {
     y[i] = fminf(fmaxf(v, lo), hi);
+}
+
+// The QConv's store of output i (`qstore` with the QConv's zero point and clamp), or with a QAdd
+// folded in, the byte it would have stored put through the QAdd's arithmetic (`qadd`'s, in the
+// same order, so the same bits as the two kernels).
+template <typename Y>
+__device__ __forceinline__ void qconv_store(Y* y, i64_t i, float v, const QConvParams& p) {
+    if (!p.add_other) {
+        qstore(y, i, v, p.zp, p.lo, p.hi, 0);
+        return;
+    }
+    const int q = (unsigned char)(int)rintf(fminf(fmaxf(__fadd_rn(v, p.zp), p.lo), p.hi));
+    const int o = p.add_other[i];
+    const int a = p.add_conv_is_a ? q : o, b = p.add_conv_is_a ? o : q;
+    const QAddParams& k = p.qadd;
+    const float ra = __fmul_rn((float)(a ^ k.xa) - k.za, k.ka);
+    const float rb = __fmul_rn((float)(b ^ k.xb) - k.zb, k.kb);
+    qstore(y, i, __fadd_rn(ra, rb), k.zp, k.lo, k.hi, k.flip);
 }
 
 // Where output `i` reads: image b, group g, channel m, and the top-left tap (ys, xs). In 32-bit
@@ -229,7 +261,7 @@ __device__ void qconv(const X* x, const short* w, const float* mult, const float
             }
         }
         acc = lane_sum(acc, lanes);
-        if (lane == 0) qstore(y, i, qconv_epi(acc, mult, add, a.m, p), p.zp, p.lo, p.hi, 0);
+        if (lane == 0) qconv_store(y, i, qconv_epi(acc, mult, add, a.m, p), p);
     }
 }
 
@@ -282,7 +314,7 @@ __device__ void qconv_dp4a(const X* x, const int* w4, const int* sumw, const flo
         acc = lane_sum(acc, lanes);
         if (lane == 0) {
             acc -= zxi * sumw[a.m];
-            qstore(y, i, qconv_epi(acc, mult, add, a.m, p), p.zp, p.lo, p.hi, 0);
+            qconv_store(y, i, qconv_epi(acc, mult, add, a.m, p), p);
         }
     }
 }
@@ -301,8 +333,7 @@ __device__ void qconv_pointwise(const X* x, const short* w, const float* mult, c
         c, m_all, plane, pw, [&](int k, int q) { return (int)xb[k * plane + q] - zx; },
         [&](int m, int k) { return (int)w[m * c + k]; },
         [&](int m, int q, int acc) {
-            qstore(y, (b * m_all + m) * plane + q, qconv_epi(acc, mult, add, m, p), p.zp, p.lo,
-                   p.hi, 0);
+            qconv_store(y, (b * m_all + m) * plane + q, qconv_epi(acc, mult, add, m, p), p);
         });
 }
 
@@ -329,13 +360,6 @@ QCONV(unsigned char, u8, float, f32)
 QCONV(signed char, i8, unsigned char, u8)
 QCONV(signed char, i8, signed char, i8)
 QCONV(signed char, i8, float, f32)
-
-// QAdd in the u8 domain (bytes xor `xa`/`xb` with zero points `za`/`zb`, as the CPU kernel):
-// y = (a - za)·ka + (b - zb)·kb, then the store (`kb`, `ka` in output units for byte outputs).
-struct QAddParams {
-    int xa, xb, flip;
-    float za, zb, ka, kb, zp, lo, hi;
-};
 
 template <typename Y>
 __device__ void qadd(const unsigned char* a, const unsigned char* b, Y* y, i64_t n, QAddParams p) {

@@ -7,7 +7,8 @@ shuffles meeting per mask, atomicAdd on counters), with the grids the runtime us
   kernel, then a QConv kernel reading the run's zero point and scale from device memory (the
   per-output, dp4a and tiled pointwise kernels) — must give onnxruntime's DynamicQuantizeLinear
   bytes, scale and zero point and ConvInteger → Cast → Mul → Add (→ Clip) outputs bit for bit;
-  QGather the CPU kernel's `q·scale[row]`.
+  QGather the CPU kernel's `q·scale[row]`; a QConv with a QAdd folded into its store must give the
+  QConv kernel then the QAdd kernel's bytes, for each of the three QConv kernels.
 - Fusions (`nn.cu`, `linalg.cu`, `reduce.cu`; runtime/src/cuda/fuse.rs): a max pool run inside
   the direct convolution must equal the convolution kernel then the pool kernel bit for bit (at
   the same lanes) and onnxruntime's Conv → Relu → MaxPool within 1e-5; a Softmax run by the
@@ -294,6 +295,8 @@ def main():
     ]
     ok = all([conv_case(exe, work, *c) for c in cases])
     ok = gather_case(exe, work) and ok
+    # QConv with a QAdd folded into its store, against the two kernels (cuda/fuse.rs).
+    ok = subprocess.run([exe, "qadd"]).returncode == 0 and ok
     fused = build_fused(out)
     convpools = [  # n, c, hw, m, k, stride, pad, group, pool, seed
         (1, 1, 28, 32, 3, 1, 0, 1, (2, 2), 21),  # the seed CNN's first layer

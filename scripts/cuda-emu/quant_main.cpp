@@ -5,6 +5,7 @@
 #include "kernels.h"
 
 #include <fstream>
+#include <set>
 #include <string>
 
 static std::string dir;
@@ -58,7 +59,7 @@ static int conv(const std::string& kind, int lanes) {
     });
     save("xq.u8", xq);
     save("params.f32", std::vector<float>{dq.scale, (float)dq.zp, scale_out, (float)zp_out});
-    QConvParams p;
+    QConvParams p{};
     i64_t* shape = &p.n;
     for (int k = 0; k < 16; ++k) shape[k] = ip[k];
     p.zx = -1000;  // must not be read: the zero point comes from `dyn`
@@ -92,9 +93,95 @@ static int conv(const std::string& kind, int lanes) {
     return 0;
 }
 
+// A QConv with a QAdd folded into its store (runtime/src/cuda/fuse.rs) against the QConv kernel
+// then the QAdd kernel, for each of the three QConv kernels: prints one line per case, returns 1
+// unless every output byte is equal.
+static unsigned lcg_state = 12345;
+static int lcg(int lo, int hi) {
+    lcg_state = lcg_state * 1103515245u + 12345u;
+    return lo + (int)((lcg_state >> 8) % (unsigned)(hi - lo));
+}
+
+static bool qadd_case(const char* kind, int c, int hw, int m, int k, int conv_is_a, int y_i8) {
+    const int n = 1, pad = k / 2, oh = hw;
+    QConvParams p{};
+    p.n = n, p.c = c, p.h = hw, p.w = hw, p.m = m, p.oh = oh, p.ow = oh, p.kh = p.kw = k;
+    p.sh = p.sw = p.dh = p.dw = 1, p.pt = p.pl = pad, p.group = 1;
+    p.zx = 7, p.zp = 100.0f, p.lo = 0.0f, p.hi = 255.0f;
+    const bool dp4a = std::string(kind) == "dp4a", pw = std::string(kind) == "pw";
+    const int terms = (dp4a ? (c + 3) / 4 : c) * k * k;
+    int per = std::clamp(terms / 16, 1, 32), lanes = 1;
+    while (lanes * 2 <= per) lanes *= 2;
+    p.lanes = pw ? 1 : lanes;
+    if (dp4a) p.zx = 7;
+    std::vector<unsigned char> x((size_t)n * c * hw * hw), other((size_t)n * m * oh * oh);
+    for (auto& v : x) v = (unsigned char)lcg(0, 256);
+    for (auto& v : other) v = (unsigned char)lcg(0, 256);
+    std::vector<short> w((size_t)m * c * k * k);
+    for (auto& v : w) v = (short)lcg(-128, 128);
+    std::vector<float> mult(m), add(m);
+    for (int i = 0; i < m; ++i) mult[i] = 0.0005f + lcg(0, 1000) * 1e-6f, add[i] = lcg(-2000, 2000) * 0.01f;
+    // dp4a words and row sums from the same i8 weights.
+    const int c4 = (c + 3) / 4, taps = k * k;
+    std::vector<int> w4((size_t)m * c4 * taps, 0), sums(m, 0);
+    for (int r = 0; r < m; ++r)
+        for (int ch = 0; ch < c; ++ch)
+            for (int t = 0; t < taps; ++t) {
+                const int v = w[((size_t)r * c + ch) * taps + t];
+                w4[((size_t)r * c4 + ch / 4) * taps + t] |= (int)((unsigned)(unsigned char)(signed char)v << (8 * (ch % 4)));
+                sums[r] += v;
+            }
+    QAddParams q{0, y_i8 ? 0x80 : 0, y_i8 ? 0x80 : 0, 100.0f, 128.0f, 0.7f, 0.45f, 90.0f, 0.0f, 255.0f};
+    const i64_t outs = (i64_t)n * m * oh * oh;
+    auto run = [&](QConvParams pp, unsigned char* y) {
+        if (dp4a) {
+            launch(blocks_of(outs * pp.lanes), 1, 1, 256, [&] {
+                quant_conv_dp4a_u8_u8(x.data(), w4.data(), sums.data(), mult.data(), add.data(), y, pp);
+            });
+        } else if (pw) {
+            PwSplit<int> split{1, c, nullptr, nullptr};
+            launch((unsigned)((hw * hw + 31) / 32), (unsigned)((m + 31) / 32), (unsigned)n, 256, [&] {
+                quant_conv_pw_u8_u8(x.data(), w.data(), mult.data(), add.data(), y, pp, split);
+            });
+        } else {
+            launch(blocks_of(outs * pp.lanes), 1, 1, 256,
+                   [&] { quant_conv_u8_u8(x.data(), w.data(), mult.data(), add.data(), y, pp); });
+        }
+    };
+    // Unfused: the QConv's bytes, then the QAdd kernel.
+    std::vector<unsigned char> conv(outs, 0xee), want(outs, 0xee), got(outs, 0x11);
+    run(p, conv.data());
+    const unsigned char* a = conv_is_a ? conv.data() : other.data();
+    const unsigned char* b = conv_is_a ? other.data() : conv.data();
+    launch(blocks_of(outs), 1, 1, 256, [&] { quant_add_q8(a, b, want.data(), outs, q); });
+    // Fused.
+    QConvParams f = p;
+    f.add_other = other.data(), f.add_conv_is_a = conv_is_a, f.qadd = q;
+    run(f, got.data());
+    i64_t diff = 0;
+    for (i64_t i = 0; i < outs; ++i) diff += got[i] != want[i];
+    std::set<int> distinct(want.begin(), want.end());
+    printf("  %s QConv %s %dx%dx%d -> %d k%d %d lane%s + QAdd (the QConv's output as %s, %s out): %lld of %lld bytes differ (%zu distinct values)\n",
+           diff ? "FAIL" : "ok  ", kind, c, hw, hw, m, k, p.lanes, p.lanes > 1 ? "s" : "", conv_is_a ? "a" : "b",
+           y_i8 ? "i8" : "u8", (long long)diff, (long long)outs, distinct.size());
+    return diff == 0;
+}
+
+static int qadd_all() {
+    bool ok = true;
+    ok &= qadd_case("generic", 6, 9, 5, 3, 1, 0);
+    ok &= qadd_case("generic", 40, 7, 6, 1, 0, 1);  // 1x1 over a plane the per-output kernel takes
+    ok &= qadd_case("dp4a", 12, 8, 7, 3, 0, 0);
+    ok &= qadd_case("pw", 36, 9, 40, 1, 1, 1);
+    ok &= qadd_case("pw", 70, 6, 33, 1, 0, 0);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
-    if (argc < 3) return 2;
+    if (argc < 2) return 2;
     std::string what = argv[1];
+    if (what == "qadd") return qadd_all();
+    if (argc < 3) return 2;
     if (what == "gather") {
         dir = argv[2];
         return gather();

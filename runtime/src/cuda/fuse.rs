@@ -24,7 +24,7 @@
 //! it; the op files say what their kernels take (`conv_direct::takes_pool`,
 //! `gemm::takes_softmax`).
 
-use super::ops::{linalg, nn};
+use super::ops::{linalg, nn, quant};
 use super::precision::Lowered;
 use crate::ir::ops::UnaryOp;
 use crate::ir::{Fact, Op};
@@ -36,6 +36,10 @@ pub struct Fused {
     pub op: Op,
     /// The node's own output, which no longer exists on the device.
     pub mid: Fact,
+    /// Where `mid` sat among the reader's inputs.
+    pub at: Vec<usize>,
+    /// How many of the reader's other inputs follow the node's own (a QAdd's other operand).
+    pub extra: usize,
 }
 
 /// An input transform a kernel applies as it loads its data input: `act(x + bias[channel])`,
@@ -48,15 +52,26 @@ pub struct Prologue {
 }
 
 /// Whether `op` (inputs `inputs`, which of them constant `consts`, output `mid`) can run
-/// `reader` (output `out`) inside its kernel.
+/// `reader` (output `out`; `mid` its input `at`, `others` its other inputs) inside its kernel.
+#[allow(clippy::too_many_arguments)]
 pub fn absorbs(
     op: &Op,
     inputs: &[Fact],
     consts: &[bool],
     mid: &Fact,
     reader: &Op,
+    at: usize,
+    others: &[Fact],
     out: &Fact,
 ) -> bool {
+    if !others.is_empty() {
+        return match (op, reader, others) {
+            (Op::QConv(c), Op::QAdd(a), [other]) => {
+                quant::qconv::takes_qadd(c, mid, a, at, other, out)
+            }
+            _ => false,
+        };
+    }
     match (op, reader) {
         (Op::Conv(c), Op::Pool(p)) => nn::conv_direct::takes_pool(c, &inputs[0], mid, p, out),
         (Op::Gemm(g), Op::Softmax(s)) => {
@@ -158,6 +173,14 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
     let mut gone = vec![false; g.nodes.len()];
     let mut fused: Vec<Option<Fused>> = vec![None; g.nodes.len()];
     let mut outputs: Vec<Option<Vec<usize>>> = vec![None; g.nodes.len()];
+    let mut extra_inputs: Vec<Vec<usize>> = vec![Vec::new(); g.nodes.len()];
+    // Which node writes each tensor (none: an input or a constant).
+    let mut writer = vec![None; g.tensors.len()];
+    for (k, n) in g.nodes.iter().enumerate() {
+        for &t in &n.outputs {
+            writer[t] = Some(k);
+        }
+    }
     for (i, node) in g.nodes.iter().enumerate() {
         let &[mid] = &node.outputs[..] else { continue };
         if gone[i] || readers[mid] != 1 || !on_gpu(i) {
@@ -167,9 +190,23 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
             continue;
         };
         let reader = &g.nodes[r];
-        if !on_gpu(r) || reader.inputs.len() != 1 || reader.outputs.len() != 1 {
+        if !on_gpu(r) || reader.outputs.len() != 1 || gone[r] || fused[r].is_some() {
             continue;
         }
+        // The reader's other inputs become the node's: they must exist when it runs.
+        let at: Vec<usize> = (0..reader.inputs.len())
+            .filter(|&k| reader.inputs[k] == mid)
+            .collect();
+        let others: Vec<usize> = reader
+            .inputs
+            .iter()
+            .copied()
+            .filter(|&t| t != mid)
+            .collect();
+        if others.iter().any(|&t| writer[t].is_some_and(|w| w >= i)) {
+            continue;
+        }
+        let other_facts: Vec<Fact> = others.iter().map(|&t| g.tensors[t].fact()).collect();
         let inputs: Vec<Fact> = node.inputs.iter().map(|&t| g.tensors[t].fact()).collect();
         let consts: Vec<bool> = node
             .inputs
@@ -177,8 +214,18 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
             .map(|&t| g.tensors[t].weight.is_some())
             .collect();
         let (mid_f, out) = (g.tensors[mid].fact(), g.tensors[reader.outputs[0]].fact());
-        if mid_f.dtype != out.dtype
-            || !absorbs(&node.op, &inputs, &consts, &mid_f, &reader.op, &out)
+        let same_type = mid_f.dtype == out.dtype || !others.is_empty();
+        if !same_type
+            || !absorbs(
+                &node.op,
+                &inputs,
+                &consts,
+                &mid_f,
+                &reader.op,
+                at[0],
+                &other_facts,
+                &out,
+            )
         {
             continue;
         }
@@ -187,7 +234,10 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
         fused[i] = Some(Fused {
             op: reader.op.clone(),
             mid: mid_f,
+            at,
+            extra: others.len(),
         });
+        extra_inputs[i] = others;
         if let (Some(a), Some(b)) = (l.node_origin[i], l.node_origin[r]) {
             l.absorbed[b] = Some(a);
         }
@@ -205,6 +255,7 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
         if let Some(o) = outputs[k].take() {
             node.outputs = o;
         }
+        node.inputs.append(&mut extra_inputs[k]);
         l.graph.nodes.push(node);
         l.node_origin.push(origin);
         l.fused.push(f);

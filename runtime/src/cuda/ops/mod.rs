@@ -108,12 +108,12 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     }
     if let Some(f) = b.fused {
         // Only the kernels `cuda::fuse::absorbs` names take a reader.
-        let own = b.inputs.len() - usize::from(b.prologue.is_some_and(|p| p.bias));
-        supports(op, &b.inputs[..own], std::slice::from_ref(&f.mid))
+        supports(op, own_inputs(b), std::slice::from_ref(&f.mid))
             .map_err(crate::Error::Unsupported)?;
         return match (op, &f.op) {
             (Op::Conv(o), Op::Pool(_)) => nn::conv_direct::build(o, b),
             (Op::Gemm(o), Op::Softmax(_)) => linalg::gemm::build(o, b),
+            (Op::QConv(o), Op::QAdd(_)) => quant::qconv::build(o, b),
             (op, r) => Err(crate::Error::Unsupported(format!(
                 "{} cannot run a {} in its kernel",
                 op.name(),
@@ -121,9 +121,7 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             ))),
         };
     }
-    // A moved bias is an extra last input the op's own checks do not expect.
-    let own = b.inputs.len() - usize::from(b.prologue.is_some_and(|p| p.bias));
-    if let Err(why) = supports(op, &b.inputs[..own], b.outputs) {
+    if let Err(why) = supports(op, own_inputs(b), b.outputs) {
         return Err(crate::Error::Unsupported(why));
     }
     match op {
@@ -163,6 +161,13 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             other.name()
         ))),
     }
+}
+
+/// The node's own inputs: without those fusion appended (a fused reader's other operands, then
+/// a moved bias), which the op's own checks do not expect.
+fn own_inputs<'a>(b: &BuildCtx<'a>) -> &'a [Fact] {
+    let extra = b.fused.map_or(0, |f| f.extra) + usize::from(b.prologue.is_some_and(|p| p.bias));
+    &b.inputs[..b.inputs.len() - extra]
 }
 
 /// Views: the output aliases the input, nothing to launch.

@@ -14,7 +14,7 @@ use crate::{Error, Result};
 /// Mirrors `QAddParams` in `kernels/cuda/quant.cu`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[repr(C)]
-struct QAddParams {
+pub(super) struct QAddParams {
     xa: i32,
     xb: i32,
     flip: i32,
@@ -31,7 +31,7 @@ struct QAddParams {
 unsafe impl DeviceRepr for QAddParams {}
 
 /// The kernel's parameters for these input dtypes, as the CPU kernel derives them.
-fn params(op: &QAdd, a: DType, b: DType) -> std::result::Result<QAddParams, String> {
+pub(super) fn params(op: &QAdd, a: DType, b: DType) -> std::result::Result<QAddParams, String> {
     let ((xa, za), (xb, zb)) = (domain(a, &op.a), domain(b, &op.b));
     let mut p = QAddParams {
         xa,

@@ -11,12 +11,13 @@
 
 use cudarc::driver::{CudaFunction, DeviceRepr};
 
+use super::qadd::QAddParams;
 use super::{byte_suffix, float_clamp, int_clamp};
 use crate::cuda::device::{arg, Device, DeviceBuffer};
 use crate::cuda::ops::nn::conv_pointwise::{is_pointwise, Split};
 use crate::cuda::ops::{lanes_for, BuildCtx, CudaKernel, Io, Support};
-use crate::ir::ops::{QConv, QOut};
-use crate::ir::Fact;
+use crate::ir::ops::{QAdd, QConv, QOut};
+use crate::ir::{Fact, Op};
 use crate::tensor::DType;
 use crate::{Error, Result};
 
@@ -48,6 +49,12 @@ struct QConvParams {
     hi: f32,
     /// `const DynQ*`: the run's X scale and zero point for DynamicQuantizeConv, 0 for QConv.
     dynq: u64,
+    /// `const unsigned char*`: a fused QAdd's other operand, set at launch; 0 without one.
+    add_other: u64,
+    /// Whether the QConv's output is the fused QAdd's first operand.
+    add_conv_is_a: i32,
+    /// The fused QAdd's parameters.
+    qadd: QAddParams,
 }
 
 // SAFETY: plain `repr(C)` numbers and a device address, the layout of the CUDA struct.
@@ -130,6 +137,10 @@ pub fn supports(op: &QConv, inputs: &[Fact], outputs: &[Fact]) -> Support {
 /// (`launch_on`, with the run's X scale and zero point in device memory).
 pub(super) struct QConvKernel {
     f: CudaFunction,
+    /// The kernel's name (its output type last).
+    name: String,
+    /// Input index of a fused QAdd's other operand (`cuda::fuse`).
+    add_from: Option<usize>,
     p: QConvParams,
     /// The prepared weights (i16 weights minus zero points, or dp4a words), then (dp4a) the
     /// row sums, then `mult` and `add` (f32).
@@ -174,8 +185,62 @@ fn hw(v: &[usize], one: usize) -> (i64, i64) {
     }
 }
 
+/// Whether the kernel can run `add` reading this QConv's output `mid` as its operand `mid_at`
+/// (the other operand `other`, the result `y`): elementwise over one shape, the other operand
+/// and the output of types the QAdd kernel takes.
+pub fn takes_qadd(
+    op: &QConv,
+    mid: &Fact,
+    add: &QAdd,
+    mid_at: usize,
+    other: &Fact,
+    y: &Fact,
+) -> bool {
+    let (a, b) = if mid_at == 0 {
+        (mid.dtype, other.dtype)
+    } else {
+        (other.dtype, mid.dtype)
+    };
+    byte_suffix(op.out.dtype).is_some()
+        && mid.dtype == op.out.dtype
+        && other.shape == mid.shape
+        && y.shape == mid.shape
+        && y.dtype == add.out.dtype
+        && out_suffix(&add.out).is_some()
+        && byte_suffix(other.dtype).is_some()
+        && super::qadd::params(add, a, b).is_ok()
+}
+
 pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
-    Ok(Box::new(build_kernel(op, b)?))
+    let mut k = build_kernel(op, b)?;
+    if let Some(f) = b.fused {
+        let (Op::QAdd(add), [mid_at]) = (&f.op, &f.at[..]) else {
+            return Err(Error::Unsupported(format!(
+                "QConv cannot run a {} in its kernel",
+                f.op.name()
+            )));
+        };
+        let other = &b.inputs[b.inputs.len() - 1];
+        if !takes_qadd(op, &f.mid, add, *mid_at, other, &b.outputs[0]) {
+            return Err(Error::Unsupported("QConv cannot run this QAdd".into()));
+        }
+        let (da, db) = if *mid_at == 0 {
+            (f.mid.dtype, other.dtype)
+        } else {
+            (other.dtype, f.mid.dtype)
+        };
+        k.p.qadd = super::qadd::params(add, da, db).map_err(Error::Unsupported)?;
+        k.p.add_conv_is_a = i32::from(*mid_at == 0);
+        k.add_from = Some(b.inputs.len() - 1);
+        // The kernel stores the QAdd's output type.
+        let stem = k.name.rsplit_once('_').map_or(&k.name[..], |(s, _)| s);
+        let name = format!(
+            "{stem}_{}",
+            out_suffix(&add.out).expect("checked by takes_qadd")
+        );
+        k.f = b.dev.function(&name)?;
+    }
+    Ok(Box::new(k))
 }
 
 /// [`build`], unboxed.
@@ -268,6 +333,9 @@ pub(super) fn build_kernel(op: &QConv, b: &BuildCtx) -> Result<QConvKernel> {
         lo: rq.lo,
         hi: rq.hi,
         dynq: 0,
+        add_other: 0,
+        add_conv_is_a: 0,
+        qadd: QAddParams::default(),
     };
     let name = format!(
         "quant_conv_{}{}_{}",
@@ -281,6 +349,8 @@ pub(super) fn build_kernel(op: &QConv, b: &BuildCtx) -> Result<QConvKernel> {
     );
     Ok(QConvKernel {
         f: b.dev.function(&name)?,
+        name,
+        add_from: None,
         p,
         buf: DeviceBuffer::from_bytes(b.dev, &bytes)?,
         sumw_at,
@@ -307,9 +377,20 @@ impl QConvKernel {
         scratch: u64,
         dynq: u64,
     ) -> Result<()> {
+        self.launch_with(dev, x, y, scratch, QConvParams { dynq, ..self.p })
+    }
+
+    /// [`Self::launch_on`] with the parameters given.
+    fn launch_with(
+        &self,
+        dev: &Device,
+        x: u64,
+        y: u64,
+        scratch: u64,
+        p: QConvParams,
+    ) -> Result<()> {
         let base = self.buf.ptr;
         let (w, mult, add) = (base, base + self.mult_at, base + self.add_at);
-        let p = QConvParams { dynq, ..self.p };
         let (x, y) = (&x, &y);
         match self.sumw_at {
             // SAFETY: (const X* x, const int* w4, const int* sumw, const float* mult,
@@ -370,7 +451,13 @@ impl CudaKernel for QConvKernel {
     }
 
     fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
-        self.launch_on(dev, io.inputs[0], io.outputs[0], io.scratch, 0)
+        // A fused QAdd's other operand holds y's shape in bytes (`takes_qadd`).
+        let add_other = self.add_from.map_or(0, |i| io.inputs[i]);
+        let p = QConvParams {
+            add_other,
+            ..self.p
+        };
+        self.launch_with(dev, io.inputs[0], io.outputs[0], io.scratch, p)
     }
 }
 
