@@ -11,6 +11,10 @@
 //!   the maximum after the activation (`conv_direct`). The seed CNN's two pools.
 //! - **Gemm → Softmax / LogSoftmax over its rows**: a Gemm on the few-row kernel; its last
 //!   block normalises the rows (`small`). A classifier's head.
+//! - **QConv → QAdd**: the QConv computes the byte it would store, then the QAdd's arithmetic
+//!   with the other operand's byte (`qconv_store`; the same bits as the two kernels). The other
+//!   operand becomes the QConv's last input, so it must be written before the QConv runs.
+//!   MobileNetV2 int8's ten residual adds.
 //!
 //!
 //! The other way round, a reader can take over a node's epilogue: a convolution through cuDNN
@@ -274,7 +278,7 @@ mod tests {
     use crate::ir::ops::{Conv, Gemm, Pool, PoolKind, Reshape, Softmax, UnaryOp};
     use crate::ir::Graph;
     use crate::testing::{info, node, values};
-    use crate::{Model, Tensor};
+    use crate::{DType, Model, Tensor};
 
     fn conv(pads: usize) -> Op {
         Op::Conv(Conv {
@@ -648,6 +652,144 @@ mod tests {
             }
         }
         eprintln!("cuDNN epilogues applied by the depthwise and pool kernels: fp32 and fp16 match the CPU");
+    }
+
+    /// MobileNetV2's residual: `x` (u8) → QConv A (3×3, i8 weights: dp4a) and QConv B (1×1:
+    /// the tiled kernel), then `QAdd(A, B)` (i8 out), then `QAdd(x, that)` (u8 out). Only the
+    /// later writer of a QAdd's operands can run it, so B takes the first QAdd; the second
+    /// stays (its operand's writer was the first QAdd, itself absorbed).
+    fn residual() -> (Graph, Vec<Option<Tensor>>) {
+        use crate::ir::ops::{QAdd, QConv, QOut, QScale};
+        let q = |scale: f32, zero_point: i32| QScale { scale, zero_point };
+        let out = |dtype: DType, zp: i32| QOut {
+            dtype,
+            q: Some(q(0.05, zp)),
+        };
+        let qconv = |k: usize, pads: usize| {
+            Op::QConv(QConv {
+                conv: Conv {
+                    kernel: vec![k, k],
+                    strides: vec![1, 1],
+                    pads: vec![pads; 4],
+                    dilations: vec![1, 1],
+                    group: 1,
+                    has_bias: true,
+                    act: None,
+                    residual: false,
+                },
+                x: q(0.02, 7),
+                w_scale: (0..8).map(|i| 0.01 + i as f32 * 1e-3).collect(),
+                w_zero_point: vec![0; 8],
+                out: out(DType::U8, 3),
+            })
+        };
+        let tensor = |name: &str, dtype: DType, shape: &[usize]| crate::ir::TensorInfo {
+            dtype,
+            ..info(name, shape)
+        };
+        let graph = Graph {
+            tensors: vec![
+                tensor("x", DType::U8, &[1, 8, 6, 6]),  // 0
+                tensor("wa", DType::I8, &[8, 8, 3, 3]), // 1
+                tensor("ba", DType::F32, &[8]),         // 2
+                tensor("a", DType::U8, &[1, 8, 6, 6]),  // 3
+                tensor("wb", DType::I8, &[8, 8, 1, 1]), // 4
+                tensor("bb", DType::F32, &[8]),         // 5
+                tensor("b", DType::U8, &[1, 8, 6, 6]),  // 6
+                tensor("s", DType::I8, &[1, 8, 6, 6]),  // 7
+                tensor("y", DType::U8, &[1, 8, 6, 6]),  // 8
+            ],
+            nodes: vec![
+                node("A", qconv(3, 1), &[0, 1, 2], &[3]),
+                node("B", qconv(1, 0), &[0, 4, 5], &[6]),
+                node(
+                    "add1",
+                    Op::QAdd(QAdd {
+                        a: q(0.05, 3),
+                        b: q(0.05, 3),
+                        act: None,
+                        out: out(DType::I8, -5),
+                    }),
+                    &[3, 6],
+                    &[7],
+                ),
+                node(
+                    "add2",
+                    Op::QAdd(QAdd {
+                        a: q(0.02, 7),
+                        b: q(0.05, -5),
+                        act: Some(UnaryOp::Relu),
+                        out: out(DType::U8, 4),
+                    }),
+                    &[0, 7],
+                    &[8],
+                ),
+            ],
+            inputs: vec![0],
+            outputs: vec![8],
+        };
+        let bytes = |dtype: DType, shape: &[usize], seed: usize| {
+            let mut t = Tensor::zeros(dtype, shape);
+            for (i, b) in t.bytes_mut().iter_mut().enumerate() {
+                *b = ((i * 131 + seed * 17) % 251) as u8;
+            }
+            t
+        };
+        let bias = |seed: u64| values(&[8], seed);
+        let consts = (0..graph.tensors.len())
+            .map(|i| match i {
+                1 => Some(bytes(DType::I8, &[8, 8, 3, 3], 1)),
+                2 => Some(bias(2)),
+                4 => Some(bytes(DType::I8, &[8, 8, 1, 1], 3)),
+                5 => Some(bias(4)),
+                _ => None,
+            })
+            .collect();
+        (graph, consts)
+    }
+
+    #[test]
+    fn a_qadd_runs_in_the_later_qconv_writing_its_operands() {
+        let (g, _) = residual();
+        let l = lower(&g, Precision::F32);
+        assert_eq!(ops(&l.graph), ["QConv", "QConv", "QAdd"]);
+        assert_eq!(l.absorbed, [None, None, Some(1), None]);
+        // B writes the first QAdd's output, reading A's as its extra last input.
+        let b = &l.graph.nodes[1];
+        assert_eq!(b.inputs, [0, 4, 5, 3]);
+        assert_eq!(b.outputs, [7]);
+        let f = l.fused[1].as_ref().unwrap();
+        assert_eq!((f.at.as_slice(), f.extra), (&[1][..], 1));
+    }
+
+    #[test]
+    fn qconv_with_a_qadd_equals_the_cpu_exactly() {
+        if device().is_none() {
+            return;
+        }
+        let (g, consts) = residual();
+        let m = model(g, &consts);
+        let mut x = Tensor::zeros(DType::U8, &[1, 8, 6, 6]);
+        for (i, b) in x.bytes_mut().iter_mut().enumerate() {
+            *b = ((i * 37 + 11) % 256) as u8;
+        }
+        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
+            .unwrap()
+            .run_tensors(std::slice::from_ref(&x))
+            .unwrap();
+        for fuse in [true, false] {
+            let opts = CudaOptions {
+                fuse,
+                ..CudaOptions::default()
+            };
+            let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+            assert_eq!(s.absorbed().iter().flatten().count(), usize::from(fuse));
+            for run in 0..2 {
+                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap();
+                assert_eq!(got[0].bytes(), want[0].bytes(), "fuse {fuse} run {run}");
+            }
+        }
+        eprintln!("QConv + QAdd in one kernel: the CPU's bytes exactly");
     }
 
     fn model(graph: Graph, consts: &[Option<Tensor>]) -> Arc<Model> {
