@@ -180,7 +180,7 @@ run() {
     done
     # What the fusions (runtime/src/cuda/fuse.rs) gain, fused and unfused alternating, 3 each.
     echo "== fused against unfused (bench --no-fuse), medians of 2000, alternating"
-    for c in seed_cnn_mnist.fp32 seed_cnn_mnist.fp16 seed_lstm_textgen.fp32 efficientnet_lite0.fp16 efficientnet_lite0.fp32; do
+    for c in seed_cnn_mnist.fp32 seed_cnn_mnist.fp16 seed_lstm_textgen.fp32 efficientnet_lite0.fp16 efficientnet_lite0.fp32 mobilenet_v2_int8_qdq.fp32; do
         local f="$D/bench/$c.efm"
         [ -f "$f" ] || f="$D/models/$c.efm"
         [ -f "$f" ] || continue
