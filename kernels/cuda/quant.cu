@@ -123,6 +123,14 @@ extern "C" __global__ void quant_dyn_quantize(const float* x, i64_t n, const flo
     }
 }
 
+// QAdd in the u8 domain (bytes xor `xa`/`xb` with zero points `za`/`zb`, as the CPU kernel):
+// y = (a - za)·ka + (b - zb)·kb, then the store (`kb`, `ka` in output units for byte outputs).
+// Mirrors `QAddParams` in cuda/ops/quant/qadd.rs.
+struct QAddParams {
+    int xa, xb, flip;
+    float za, zb, ka, kb, zp, lo, hi;
+};
+
 // QConv: int8 convolution (1-D as height 1), `lanes` threads per output (a power of two up to
 // 32, chosen at load from the reduction length: one for depthwise and short reductions, a warp
 // for the 1x1 projections of 960 channels), each summing every lanes-th term of the reduction,
@@ -138,13 +146,6 @@ extern "C" __global__ void quant_dyn_quantize(const float* x, i64_t n, const flo
 // quantized on the device in this run (`quant_dyn_quantize`), so its zero point is read from
 // there instead of `zx`, and `mult[m]` holds the weights' scale alone, multiplied by the run's
 // X scale as onnxruntime's Mul(sx, sw) does. Null for QConv.
-// QAdd in the u8 domain (bytes xor `xa`/`xb` with zero points `za`/`zb`, as the CPU kernel):
-// y = (a - za)·ka + (b - zb)·kb, then the store (`kb`, `ka` in output units for byte outputs).
-struct QAddParams {
-    int xa, xb, flip;
-    float za, zb, ka, kb, zp, lo, hi;
-};
-
 // `add_other` is set when a QAdd reading only this QConv runs in its kernel
 // (runtime/src/cuda/fuse.rs): the QConv's byte is computed as it would be stored, then the QAdd's
 // arithmetic with the other operand's byte at the same index (`add_conv_is_a`: which operand

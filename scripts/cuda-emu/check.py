@@ -8,7 +8,8 @@ shuffles meeting per mask, atomicAdd on counters), with the grids the runtime us
   per-output, dp4a and tiled pointwise kernels) — must give onnxruntime's DynamicQuantizeLinear
   bytes, scale and zero point and ConvInteger → Cast → Mul → Add (→ Clip) outputs bit for bit;
   QGather the CPU kernel's `q·scale[row]`; a QConv with a QAdd folded into its store must give the
-  QConv kernel then the QAdd kernel's bytes, for each of the three QConv kernels.
+  QConv kernel then the QAdd kernel's outputs exactly, for each of the three QConv kernels (split
+  K included), u8 and i8 inputs and QConv outputs, u8, i8 and f32 QAdd outputs.
 - Fusions (`nn.cu`, `linalg.cu`, `reduce.cu`; runtime/src/cuda/fuse.rs): a max pool run inside
   the direct convolution must equal the convolution kernel then the pool kernel bit for bit (at
   the same lanes) and onnxruntime's Conv → Relu → MaxPool within 1e-5; a Softmax run by the
@@ -18,7 +19,7 @@ shuffles meeting per mask, atomicAdd on counters), with the grids the runtime us
   onnxruntime's Conv → Clip → Conv → Clip and Conv → Clip → GlobalAveragePool within 1e-5.
 
 Each case runs with the lanes per output the runtime picks (`cuda::ops::lanes_for`). What it does
-not cover: split K in the tiled pointwise kernel, the Rust side's launch arguments, f16, and
+not cover: the Rust side's launch arguments, f16, and
 anything NVRTC compiles differently — the CUDA unit tests check those on the GPU
 (scripts/gpu-check.sh). The inline PTX dp4a is replaced by its definition in C.
 
