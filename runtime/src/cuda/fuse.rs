@@ -16,7 +16,6 @@
 //!   operand becomes the QConv's last input, so it must be written before the QConv runs.
 //!   MobileNetV2 int8's ten residual adds.
 //!
-//!
 //! The other way round, a reader can take over a node's epilogue: a convolution through cuDNN
 //! runs its bias and any activation but ReLU as a separate kernel (`conv`); when its only
 //! reader is a direct convolution or a global pool, that reader applies `act(x + bias)` to each
@@ -26,7 +25,12 @@
 //!
 //! Which nodes fuse is decided from the graph alone (no GPU), so `inspect --backend cuda` shows
 //! it; the op files say what their kernels take (`conv_direct::takes_pool`,
-//! `gemm::takes_softmax`).
+//! `gemm::takes_softmax`, `qconv::takes_qadd`, `conv::separate_epilogue`,
+//! `conv_direct::takes_prologue`). The results are those of the separate kernels: bit for bit in
+//! f32 and int8 (at the same lanes; `scripts/cuda-emu` checks it), and in f16 a moved epilogue
+//! skips one rounding to f16 (the reader uses `act(x + bias)` in f32). A session whose fused
+//! kernel fails to build lowers again without that fusion (`lower_fusing`), and
+//! `CudaOptions::fuse` (`bench --no-fuse`) turns them all off.
 
 use super::ops::{linalg, nn, quant};
 use super::precision::Lowered;
@@ -40,7 +44,7 @@ pub struct Fused {
     pub op: Op,
     /// The node's own output, which no longer exists on the device.
     pub mid: Fact,
-    /// Where `mid` sat among the reader's inputs.
+    /// Where `mid` sat among the reader's inputs (once: it has no other reader).
     pub at: Vec<usize>,
     /// How many of the reader's other inputs follow the node's own (a QAdd's other operand).
     pub extra: usize,
