@@ -54,8 +54,18 @@ __device__ void pool(const T* x, T* y, PoolParams p, int is_max) {
     }
 }
 
+// A moved epilogue applied to a loaded value (`conv_direct`'s in_on): 0 none, 1 any activation,
+// 2 a Clip written out (`act_apply`'s expression for it, without its switch in a kernel's
+// innermost loop).
+__device__ __forceinline__ float in_act_apply(int on, int act, float x, float bias, float p0,
+                                              float p1) {
+    if (on == 2) return fminf(fmaxf(x + bias, p0), p1);
+    return on ? act_apply(act, x + bias, p0, p1) : x;
+}
+
 // One warp per plane: y[plane] = mean or max of x[plane, 0..len]. With `in` on, of
-// act(x + in_bias[channel]) as `conv_direct`'s in_on (the writer's epilogue, moved here).
+// act(x + in_bias[channel]) as `conv_direct`'s in_on (the writer's epilogue, moved here;
+// `in_act_apply`).
 // Mirrors `InAct` in runtime/src/cuda/ops/nn/global_pool.rs.
 struct InAct {
     i64_t channels;
@@ -73,8 +83,7 @@ __device__ void global_pool(const T* x, T* y, i64_t planes, i64_t len, int is_ma
     const float ib = in_bias ? ld(in_bias, warp % in.channels) : 0.0f;
     float acc = is_max ? -3.402823466e38f : 0.0f;
     for (i64_t j = lane; j < len; j += 32) {
-        float v = ld(xp, j);
-        if (in.on) v = act_apply(in.act, v + ib, in.p0, in.p1);
+        const float v = in_act_apply(in.on, in.act, ld(xp, j), ib, in.p0, in.p1);
         acc = is_max ? fmaxf(acc, v) : acc + v;
     }
     for (int o = 16; o > 0; o /= 2) {
@@ -99,7 +108,8 @@ __device__ void global_pool(const T* x, T* y, i64_t planes, i64_t len, int is_ma
 // 1 × 1 and out_h × out_w is oh × ow.
 //
 // in_on: the writer of x left out its epilogue (runtime/src/cuda/fuse.rs), so each loaded
-// value becomes act(x + in_bias[channel]) (in_act, in_p0, in_p1; in_bias null: no bias).
+// value becomes act(x + in_bias[channel]) (in_act, in_p0, in_p1; in_bias null: no bias); 2:
+// the activation is a Clip to [in_p0, in_p1], written out (`in_act_apply`).
 // Taps outside the input still add nothing, as zero padding of the activated tensor does.
 // Mirrors `DirectParams` in runtime/src/cuda/ops/nn/conv_direct.rs.
 struct DirectParams {
@@ -136,8 +146,8 @@ __device__ void conv_direct(const T* x, const T* w, const T* bias, const T* res,
                 for (int kx = 0; kx < p.kw; ++kx) {
                     const int ix = xs + kx * p.dw;
                     if (ix < 0 || ix >= p.w) continue;
-                    float xv = ld(xp, iy * p.w + ix);
-                    if (p.in_on) xv = act_apply(p.in_act, xv + ib, p.in_p0, p.in_p1);
+                    const float xv =
+                        in_act_apply(p.in_on, p.in_act, ld(xp, iy * p.w + ix), ib, p.in_p0, p.in_p1);
                     acc += xv * ld(wp, ky * p.kw + kx);
                 }
             }

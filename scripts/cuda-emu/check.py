@@ -128,7 +128,7 @@ def convpool_case(exe, work, n, c, hw, m, k, stride, pad, group, pool, seed):
     return ok
 
 
-def prologue_case(exe, work, n, c, hw, m, k, stride, pads, seed):
+def prologue_case(exe, work, n, c, hw, m, k, stride, pads, mode, seed):
     """A 1x1 convolution's bias and ReLU6 applied by its readers as they load (cuda/fuse.rs)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
@@ -149,7 +149,7 @@ def prologue_case(exe, work, n, c, hw, m, k, stride, pads, seed):
     model = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
     model.ir_version = 8
     want_y, want_g = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    np.array([n, c, hw, hw, m, k, stride, pt, pl, pb, pr, lanes_for(c, c)], np.int32).tofile(f"{work}/p.i32")
+    np.array([n, c, hw, hw, m, k, stride, pt, pl, pb, pr, lanes_for(c, c), mode], np.int32).tofile(f"{work}/p.i32")
     np.array([0, 6], np.float32).tofile(f"{work}/clip.f32")
     for name, v in [("x", x), ("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)]:
         v.tofile(f"{work}/{name}.f32")
@@ -160,7 +160,7 @@ def prologue_case(exe, work, n, c, hw, m, k, stride, pads, seed):
     ok = dy <= 1e-5 * max(1.0, float(np.abs(want_y).max())) and dg <= 1e-5 * max(1.0, float(np.abs(want_g).max()))
     print(f"  {'ok  ' if ok else 'FAIL'} Conv 1x1 {c} -> {m} over {hw}x{hw} (batch {n}) with its bias and ReLU6 applied by "
           f"its readers: a depthwise {k}x{k} s{stride} pads {pads} within {dy:.2g}, a global average pool within "
-          f"{dg:.2g} of onnxruntime")
+          f"{dg:.2g} of onnxruntime ({'the clamp written out' if mode == 2 else 'act_apply'})")
     return ok
 
 
@@ -313,9 +313,9 @@ def main():
         (1, 2100, 8, False, 34),  # a row past the register cache
     ]
     ok = all([gemmsoftmax_case(fused, work, *c) for c in gemms]) and ok
-    prologues = [  # n, c, hw, m, k, stride, pads (top, left, bottom, right), seed
-        (1, 4, 9, 12, 3, 2, (0, 0, 1, 1), 41),  # EfficientNet's stride-2 TF "same" padding
-        (2, 3, 7, 5, 5, 1, (2, 2, 2, 2), 42),
+    prologues = [  # n, c, hw, m, k, stride, pads (top, left, bottom, right), in_on, seed
+        (1, 4, 9, 12, 3, 2, (0, 0, 1, 1), 2, 41),  # EfficientNet's stride-2 TF "same" padding
+        (2, 3, 7, 5, 5, 1, (2, 2, 2, 2), 1, 42),
     ]
     ok = all([prologue_case(fused, work, *c) for c in prologues]) and ok
     print("cuda-emu: every case equal" if ok else "cuda-emu: MISMATCH")

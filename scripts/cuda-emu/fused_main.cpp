@@ -117,7 +117,7 @@ static int prologue() {
     auto b2 = load<float>("b2.f32");
     const int n = ip[0], c = ip[1], h = ip[2], w = ip[3], m = ip[4];
     const int k = ip[5], st = ip[6], pt = ip[7], pl = ip[8], pb = ip[9], pr = ip[10];
-    const int lanes1 = ip[11];
+    const int lanes1 = ip[11], mode = ip[12];  // in_on: 2 the Clip written out, 1 act_apply
     // The producer as cuDNN runs it with its epilogue moved: no bias, no activation.
     DirectParams a{};
     a.n = n, a.c = c, a.h = h, a.w = w, a.m = m, a.oh = h, a.ow = w, a.kh = a.kw = 1;
@@ -134,14 +134,14 @@ static int prologue() {
     d.kh = d.kw = k, d.sh = d.sw = st, d.dh = d.dw = 1, d.pt = pt, d.pl = pl, d.group = m;
     d.lanes = 1, d.act = 19, d.p0 = clip[0], d.p1 = clip[1];
     d.pool_h = d.pool_w = 1, d.out_h = d.oh, d.out_w = d.ow;
-    d.in_on = 1, d.in_act = 19, d.in_p0 = clip[0], d.in_p1 = clip[1];
+    d.in_on = mode, d.in_act = 19, d.in_p0 = clip[0], d.in_p1 = clip[1];
     const i64_t outs = (i64_t)n * m * d.oh * d.ow;
     std::vector<float> y(outs, NAN);
     launch(blocks_of(outs), 1, 1, 256,
            [&] { nn_conv_direct_f32(mid.data(), w2.data(), b2.data(), nullptr, y.data(), d, b1.data()); });
     save("y.f32", y);
     // The global average pool consumer (global_pool.rs: a warp per plane).
-    InAct in{m, 1, 19, clip[0], clip[1]};
+    InAct in{m, mode, 19, clip[0], clip[1]};
     std::vector<float> g((i64_t)n * m, NAN);
     launch(blocks_of((i64_t)n * m * 32), 1, 1, 256,
            [&] { nn_global_pool_avg_f32(mid.data(), g.data(), (i64_t)n * m, (i64_t)h * w, in, b1.data()); });

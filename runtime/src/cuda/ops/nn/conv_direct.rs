@@ -10,7 +10,7 @@ use super::super::elementwise::unary::epilogue;
 use super::conv::hw;
 use crate::cuda::device::{arg, Device};
 use crate::cuda::ops::{float_suffix, lanes_for, BuildCtx, CudaKernel, Io};
-use crate::ir::ops::{Conv, Pool, PoolKind};
+use crate::ir::ops::{Conv, Pool, PoolKind, UnaryOp};
 use crate::ir::{Fact, Op};
 use crate::{Error, Result};
 
@@ -100,6 +100,20 @@ pub fn takes_pool(op: &Conv, x: &Fact, mid: &Fact, pool: &Pool, y: &Fact) -> boo
         && suits(op, x, mid)
 }
 
+/// `in_on` of a moved epilogue with activation `act` (`in_act_apply` in `nn.cu`): 2 for Clip
+/// (ReLU6), run as the clamp `act_apply` computes for it; 1 for any other.
+pub(super) fn in_mode(act: Option<UnaryOp>) -> i32 {
+    match act {
+        Some(UnaryOp::Clip { .. }) => 2,
+        _ => 1,
+    }
+}
+
+/// The (activation code, p0, p1) of a moved epilogue (for Clip, p0 and p1 are its bounds).
+pub(super) fn in_params(act: Option<UnaryOp>) -> std::result::Result<(i32, f32, f32), String> {
+    epilogue(act)
+}
+
 /// Whether the direct kernel runs this convolution and can so apply its input's writer's
 /// epilogue as it loads (`cuda::fuse::Prologue`).
 pub fn takes_prologue(op: &Conv, x: &Fact, y: &Fact) -> bool {
@@ -145,8 +159,8 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let lanes = lanes_for(cg * kh * kw, cg).min((32 / window) as i32);
     let (in_on, (in_act, in_p0, in_p1), in_bias) = match b.prologue {
         Some(pro) => (
-            1,
-            epilogue(pro.act).map_err(Error::Unsupported)?,
+            in_mode(pro.act),
+            in_params(pro.act).map_err(Error::Unsupported)?,
             pro.bias.then(|| b.inputs.len() - 1),
         ),
         None => (0, (0, 0.0, 0.0), None),

@@ -4,7 +4,7 @@
 
 use cudarc::driver::{CudaFunction, DeviceRepr};
 
-use super::super::elementwise::unary::epilogue;
+use super::conv_direct::{in_mode, in_params};
 
 use crate::cuda::device::{arg, Device};
 use crate::cuda::ops::{check_float, float_suffix, BuildCtx, CudaKernel, Io, Support};
@@ -56,10 +56,10 @@ pub fn build(op: &GlobalPool, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     };
     let input = match b.prologue {
         Some(p) => {
-            let (act, p0, p1) = epilogue(p.act).map_err(crate::Error::Unsupported)?;
+            let (act, p0, p1) = in_params(p.act).map_err(crate::Error::Unsupported)?;
             InAct {
                 channels: x.shape[1].max(1) as i64,
-                on: 1,
+                on: in_mode(p.act),
                 act,
                 p0,
                 p1,
