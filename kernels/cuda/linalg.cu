@@ -10,16 +10,28 @@
 // Gemm → Softmax, runtime/src/cuda/fuse.rs): the last block to finish, counted in `counter`
 // (zeroed at build, reset by that block), normalises the rows as the Softmax kernel does (the
 // same code and block size, so the same bits), reading what the other blocks wrote through L2.
+//
+// tail.n > 0: a second few-row product reading only Y folded in too (Gemm → Gemm, fuse.rs): the
+// last block computes Y2 [M, tail.n] = act(alpha · Y · B2ᵀ + bias2) into tail.y (B2 stored
+// [tail.n, N]; bias2 indexed as bias), a warp per output as above (so the same bits as a second
+// launch), reading Y through L2; a folded Softmax then normalises Y2's rows instead of Y's.
 // Mirrors `SmallGemm` in runtime/src/cuda/ops/linalg/small.rs.
 struct SmallGemmParams {
     int m, n, k, lda, inner, channels, act;
     float alpha, p0, p1;
     int softmax;
 };
+struct SmallTail {
+    const void* b;
+    const void* bias;
+    void* y;
+    int n, inner, channels, act;
+    float alpha, p0, p1;
+};
 
 template <typename T>
 __device__ void gemm_small(const T* a, const T* b, const T* bias, T* y, SmallGemmParams p,
-                           unsigned* counter) {
+                           unsigned* counter, SmallTail tail) {
     const int lane = threadIdx.x & 31;
     const int warps = p.m * p.n, stride = (blockDim.x * gridDim.x) >> 5;
     for (int o = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; o < warps; o += stride) {
@@ -35,7 +47,7 @@ __device__ void gemm_small(const T* a, const T* b, const T* bias, T* y, SmallGem
             st(y, o, act_apply(p.act, v, p.p0, p.p1));
         }
     }
-    if (p.softmax) {
+    if (p.softmax || tail.n) {
         __shared__ int last;
         __shared__ float shared[32];
         __threadfence();
@@ -44,9 +56,36 @@ __device__ void gemm_small(const T* a, const T* b, const T* bias, T* y, SmallGem
         __syncthreads();
         if (!last) return;
         __threadfence();
-        for (int r = 0; r < p.m; ++r) {
-            T* yr = y + (i64_t)r * p.n;
-            softmax_row([&](i64_t j) { return ld_cg(yr, j); }, yr, p.n, p.softmax == 2, shared);
+        T* ys = y;
+        int ns = p.n;
+        if (tail.n) {
+            const T* b2 = (const T*)tail.b;
+            const T* bias2 = (const T*)tail.bias;
+            T* y2 = (T*)tail.y;
+            const int outs = p.m * tail.n, nwarps = blockDim.x >> 5;
+            for (int o = threadIdx.x >> 5; o < outs; o += nwarps) {
+                const int r = o / tail.n, c = o - r * tail.n;
+                const T* yr = y + (i64_t)r * p.n;
+                const T* bc = b2 + (i64_t)c * p.n;
+                float acc = 0.0f;
+                for (int q = lane; q < p.n; q += 32) acc += ld_cg(yr, q) * ld(bc, q);
+                acc = lane_sum(acc, 32);
+                if (lane == 0) {
+                    float v = tail.alpha * acc;
+                    if (bias2) v += ld(bias2, (o / tail.inner) % tail.channels);
+                    st(y2, o, act_apply(tail.act, v, tail.p0, tail.p1));
+                }
+            }
+            __threadfence();
+            __syncthreads();
+            ys = y2;
+            ns = tail.n;
+        }
+        if (p.softmax) {
+            for (int r = 0; r < p.m; ++r) {
+                T* yr = ys + (i64_t)r * ns;
+                softmax_row([&](i64_t j) { return ld_cg(yr, j); }, yr, ns, p.softmax == 2, shared);
+            }
         }
         if (threadIdx.x == 0) *counter = 0;
     }
@@ -54,8 +93,9 @@ __device__ void gemm_small(const T* a, const T* b, const T* bias, T* y, SmallGem
 
 #define LINALG(T, S)                                                                                 \
     extern "C" __global__ void linalg_gemm_small_##S(const T* a, const T* b, const T* bias, T* y,    \
-                                                     SmallGemmParams p, unsigned* counter) {         \
-        gemm_small(a, b, bias, y, p, counter);                                                       \
+                                                     SmallGemmParams p, unsigned* counter,           \
+                                                     SmallTail tail) {                               \
+        gemm_small(a, b, bias, y, p, counter, tail);                                                 \
     }
 
 LINALG(float, f32)

@@ -128,6 +128,34 @@ def convpool_case(exe, work, n, c, hw, m, k, stride, pad, group, pool, seed):
     return ok
 
 
+def gemmtail_case(exe, work, m, n, k, n2, softmax, seed):
+    """Gemm (ReLU) → Gemm (→ Softmax): the second product in the first's last block (cuda/fuse.rs)."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b1 = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+    c1 = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    b2 = (rng.standard_normal((n2, n)) / np.sqrt(n) * 3).astype(np.float32)
+    c2 = (rng.standard_normal(n2) * 0.1).astype(np.float32)
+    np.array([m, n, k, n2, softmax, 1, 0], np.int32).tofile(f"{work}/p.i32")  # ReLU, then none
+    for name, v in [("a", a), ("b1", b1), ("c1", c1), ("b2", b2), ("c2", c2)]:
+        v.tofile(f"{work}/{name}.f32")
+    subprocess.run([exe, "gemmtail", work], check=True)
+    y, same = (np.fromfile(f"{work}/{f}.f32", np.float32) for f in ("y", "y_same"))
+    counter = np.fromfile(f"{work}/counter.u32", np.uint32)
+    h1 = np.maximum(a.astype(np.float64) @ b1.T + c1, 0)
+    z = 0.75 * (h1 @ b2.T) + c2
+    if softmax:
+        z = z - z.max(1, keepdims=True)
+        z = z - np.log(np.exp(z).sum(1, keepdims=True)) if softmax == 2 else np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    diff = np.abs(y - z.ravel()).max()
+    ok = np.array_equal(y, same) and counter[0] == 0 and diff <= 1e-5 * max(1.0, float(np.abs(z).max()))
+    tail = {0: "", 1: " → Softmax", 2: " → LogSoftmax"}[softmax]
+    print(f"  {'ok  ' if ok else 'FAIL'} Gemm [{m}, {k}] x [{k}, {n}] + ReLU → Gemm x [{n}, {n2}]{tail} in one launch "
+          f"({(m * n * 32 + 255) // 256} blocks, run twice): the unfused kernels' bits: "
+          f"{'same' if np.array_equal(y, same) else 'DIFFER'}; float64 within {diff:.2g}; counter left at {counter[0]}")
+    return ok
+
+
 def prologue_case(exe, work, n, c, hw, m, k, stride, pads, mode, seed):
     """A 1x1 convolution's bias and ReLU6 applied by its readers as they load (cuda/fuse.rs)."""
     rng = np.random.default_rng(seed)
@@ -313,6 +341,12 @@ def main():
         (1, 2100, 8, False, 34),  # a row past the register cache
     ]
     ok = all([gemmsoftmax_case(fused, work, *c) for c in gemms]) and ok
+    tails = [  # m, n, k, n2, softmax, seed
+        (1, 64, 576, 10, 1, 51),  # the seed CNN's head
+        (3, 100, 40, 30, 2, 52),  # three rows, LogSoftmax
+        (2, 48, 16, 300, 0, 53),  # no Softmax, more outputs than the block's warps
+    ]
+    ok = all([gemmtail_case(fused, work, *c) for c in tails]) and ok
     prologues = [  # n, c, hw, m, k, stride, pads (top, left, bottom, right), in_on, seed
         (1, 4, 9, 12, 3, 2, (0, 0, 1, 1), 2, 41),  # EfficientNet's stride-2 TF "same" padding
         (2, 3, 7, 5, 5, 1, (2, 2, 2, 2), 1, 42),

@@ -7,6 +7,9 @@
 //   fused_main gemmsoftmax DIR few-row GEMM + softmax: y.f32 (fused, run twice: the second run
 //                              after the counter's reset), y_same.f32 (GEMM, then the softmax
 //                              kernel); counter.u32 after the runs
+//   fused_main gemmtail DIR    two few-row GEMMs (+ softmax), the second in the first's last
+//                              block: y.f32 (fused, run twice), y_same.f32 (three kernels);
+//                              counter.u32
 //   fused_main prologue DIR    a convolution without its epilogue (the direct kernel standing
 //                              in for cuDNN), then a depthwise convolution and a global average
 //                              pool each applying that epilogue as they load: y.f32, g.f32
@@ -89,19 +92,66 @@ static int gemmsoftmax() {
     for (int run = 0; run < 2; ++run) {
         std::fill(y.begin(), y.end(), NAN);
         launch(blocks_of(outs * 32), 1, 1, 256, [&] {
-            linalg_gemm_small_f32(a.data(), bt.data(), bias.data(), y.data(), f, &counter);
+            linalg_gemm_small_f32(a.data(), bt.data(), bias.data(), y.data(), f, &counter, SmallTail{});
         });
     }
     save("y.f32", y);
     save("counter.u32", std::vector<unsigned>{counter});
     std::vector<float> mid(outs, NAN), yu(outs, NAN);
     launch(blocks_of(outs * 32), 1, 1, 256, [&] {
-        linalg_gemm_small_f32(a.data(), bt.data(), bias.data(), mid.data(), p, nullptr);
+        linalg_gemm_small_f32(a.data(), bt.data(), bias.data(), mid.data(), p, nullptr, SmallTail{});
     });
     // reduce/softmax.rs: one block per row (at most 65535), 256 threads.
     launch((unsigned)std::clamp<i64_t>(p.m, 1, 65535), 1, 1, 256,
            [&] { reduce_softmax_rows_f32(mid.data(), yu.data(), p.m, p.n, ip[3]); });
     save("y_same.f32", yu);
+    return 0;
+}
+
+static int gemmtail() {
+    auto ip = load<int>("p.i32");  // m n k n2 softmax(0, 1 or 2) act1 act2 (activation codes)
+    auto a = load<float>("a.f32");
+    auto b1 = load<float>("b1.f32");  // [N, K]
+    auto c1 = load<float>("c1.f32");  // [N]
+    auto b2 = load<float>("b2.f32");  // [N2, N]
+    auto c2 = load<float>("c2.f32");  // [N2]
+    SmallGemmParams p{};
+    p.m = ip[0], p.n = ip[1], p.k = ip[2], p.lda = ip[2], p.inner = 1, p.channels = ip[1];
+    p.act = ip[5], p.alpha = 1.0f;
+    const int n2 = ip[3];
+    SmallGemmParams q{};
+    q.m = p.m, q.n = n2, q.k = p.n, q.lda = p.n, q.inner = 1, q.channels = n2, q.act = ip[6];
+    q.alpha = 0.75f;
+    const i64_t mids = (i64_t)p.m * p.n, outs = (i64_t)p.m * n2;
+    // Fused: Y in scratch, Y2 (then its softmax) in y.
+    unsigned counter = 0;
+    std::vector<float> scratch(mids, NAN), y(outs, NAN);
+    SmallGemmParams f = p;
+    f.softmax = ip[4];
+    for (int run = 0; run < 2; ++run) {
+        std::fill(y.begin(), y.end(), NAN);
+        SmallTail t{b2.data(), c2.data(), y.data(), n2, 1, n2, q.act, q.alpha, 0.0f, 0.0f};
+        launch(blocks_of(mids * 32), 1, 1, 256, [&] {
+            linalg_gemm_small_f32(a.data(), b1.data(), c1.data(), scratch.data(), f, &counter, t);
+        });
+    }
+    save("y.f32", y);
+    save("counter.u32", std::vector<unsigned>{counter});
+    // Unfused: three launches as the runtime makes them.
+    std::vector<float> y1(mids, NAN), y2(outs, NAN), y3(outs, NAN);
+    launch(blocks_of(mids * 32), 1, 1, 256, [&] {
+        linalg_gemm_small_f32(a.data(), b1.data(), c1.data(), y1.data(), p, nullptr, SmallTail{});
+    });
+    launch(blocks_of(outs * 32), 1, 1, 256, [&] {
+        linalg_gemm_small_f32(y1.data(), b2.data(), c2.data(), y2.data(), q, nullptr, SmallTail{});
+    });
+    if (ip[4]) {
+        launch((unsigned)std::clamp<i64_t>(p.m, 1, 65535), 1, 1, 256,
+               [&] { reduce_softmax_rows_f32(y2.data(), y3.data(), p.m, n2, ip[4] == 2); });
+        save("y_same.f32", y3);
+    } else {
+        save("y_same.f32", y2);
+    }
     return 0;
 }
 
@@ -156,5 +206,6 @@ int main(int argc, char** argv) {
     if (what == "convpool") return convpool();
     if (what == "gemmsoftmax") return gemmsoftmax();
     if (what == "prologue") return prologue();
+    if (what == "gemmtail") return gemmtail();
     return 2;
 }

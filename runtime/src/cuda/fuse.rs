@@ -11,6 +11,10 @@
 //!   the maximum after the activation (`conv_direct`). The seed CNN's two pools.
 //! - **Gemm → Softmax / LogSoftmax over its rows**: a Gemm on the few-row kernel; its last
 //!   block normalises the rows (`small`). A classifier's head.
+//! - **Gemm → Gemm (→ Softmax)**: a second few-row product over the first's output, small
+//!   enough for one block (N·N2 ≤ 2¹⁶), run by the first's last block (its B and C become the
+//!   node's last inputs; the first's output goes to scratch), then any Softmax over its rows. The
+//!   seed CNN's Dense(64) → Dense(10) → Softmax is one launch.
 //! - **QConv → QAdd**: the QConv computes the byte it would store, then the QAdd's arithmetic
 //!   with the other operand's byte (`qconv_store`; the same bits as the two kernels). The other
 //!   operand becomes the QConv's last input, so it must be written before the QConv runs.
@@ -25,7 +29,7 @@
 //!
 //! Which nodes fuse is decided from the graph alone (no GPU), so `inspect --backend cuda` shows
 //! it; the op files say what their kernels take (`conv_direct::takes_pool`,
-//! `gemm::takes_softmax`, `qconv::takes_qadd`, `conv::separate_epilogue`,
+//! `gemm::takes_softmax`, `gemm::takes_gemm`, `qconv::takes_qadd`, `conv::separate_epilogue`,
 //! `conv_direct::takes_prologue`). The results are those of the separate kernels: bit for bit in
 //! f32 and int8 (at the same lanes; `scripts/cuda-emu` checks it), and in f16 a moved epilogue
 //! skips one rounding to f16 (the reader uses `act(x + bias)` in f32). A session whose fused
@@ -46,8 +50,11 @@ pub struct Fused {
     pub mid: Fact,
     /// Where `mid` sat among the reader's inputs (once: it has no other reader).
     pub at: Vec<usize>,
-    /// How many of the reader's other inputs follow the node's own (a QAdd's other operand).
+    /// How many of the reader's other inputs follow the node's own (a QAdd's other operand, a
+    /// second Gemm's B and C).
     pub extra: usize,
+    /// A reader of the reader's output the kernel runs too (Gemm → Gemm → Softmax).
+    pub next: Option<Box<Fused>>,
 }
 
 /// An input transform a kernel applies as it loads its data input: `act(x + bias[channel])`,
@@ -60,7 +67,8 @@ pub struct Prologue {
 }
 
 /// Whether `op` (inputs `inputs`, which of them constant `consts`, output `mid`) can run
-/// `reader` (output `out`; `mid` its input `at`, `others` its other inputs) inside its kernel.
+/// `reader` (output `out`; `mid` its input `at`, `others` its other inputs, which of them
+/// constant `others_const`) inside its kernel.
 #[allow(clippy::too_many_arguments)]
 pub fn absorbs(
     op: &Op,
@@ -69,13 +77,21 @@ pub fn absorbs(
     mid: &Fact,
     reader: &Op,
     at: usize,
-    others: &[Fact],
+    (others, others_const): (&[Fact], &[bool]),
     out: &Fact,
 ) -> bool {
     if !others.is_empty() {
         return match (op, reader, others) {
             (Op::QConv(c), Op::QAdd(a), [other]) => {
                 quant::qconv::takes_qadd(c, mid, a, at, other, out)
+            }
+            (Op::Gemm(g), Op::Gemm(g2), _) => {
+                let mut in2 = vec![mid.clone()];
+                in2.extend_from_slice(others);
+                let b_const = consts.get(1) == Some(&true);
+                let b2_const = others_const.first() == Some(&true);
+                mid.dtype == out.dtype
+                    && linalg::gemm::takes_gemm(g, inputs, b_const, g2, at, &in2, b2_const)
             }
             _ => false,
         };
@@ -215,6 +231,10 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
             continue;
         }
         let other_facts: Vec<Fact> = others.iter().map(|&t| g.tensors[t].fact()).collect();
+        let other_consts: Vec<bool> = others
+            .iter()
+            .map(|&t| g.tensors[t].weight.is_some())
+            .collect();
         let inputs: Vec<Fact> = node.inputs.iter().map(|&t| g.tensors[t].fact()).collect();
         let consts: Vec<bool> = node
             .inputs
@@ -231,7 +251,7 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
                 &mid_f,
                 &reader.op,
                 at[0],
-                &other_facts,
+                (&other_facts, &other_consts),
                 &out,
             )
         {
@@ -239,16 +259,43 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
         }
         gone[r] = true;
         outputs[i] = Some(reader.outputs.clone());
-        fused[i] = Some(Fused {
+        let mut f = Fused {
             op: reader.op.clone(),
             mid: mid_f,
             at,
             extra: others.len(),
-        });
+            next: None,
+        };
         extra_inputs[i] = others;
         if let (Some(a), Some(b)) = (l.node_origin[i], l.node_origin[r]) {
             l.absorbed[b] = Some(a);
         }
+        // A second Gemm's Softmax, run by the same last block.
+        if let Op::Gemm(_) = &reader.op {
+            let y2 = reader.outputs[0];
+            let next = (r + 1..g.nodes.len()).find(|&s| g.nodes[s].inputs.contains(&y2));
+            if let Some(s) = next.filter(|&s| readers[y2] == 1 && on_gpu(s)) {
+                let sm = &g.nodes[s];
+                let y2f = g.tensors[y2].fact();
+                if let (Op::Softmax(x), &[o]) = (&sm.op, &sm.outputs[..]) {
+                    if x.axis + 1 == y2f.rank() && g.tensors[o].dtype == y2f.dtype {
+                        gone[s] = true;
+                        outputs[i] = Some(sm.outputs.clone());
+                        f.next = Some(Box::new(Fused {
+                            op: sm.op.clone(),
+                            mid: y2f,
+                            at: vec![0],
+                            extra: 0,
+                            next: None,
+                        }));
+                        if let (Some(a), Some(b)) = (l.node_origin[i], l.node_origin[s]) {
+                            l.absorbed[b] = Some(a);
+                        }
+                    }
+                }
+            }
+        }
+        fused[i] = Some(f);
     }
     if !gone.iter().any(|&x| x) {
         return;
@@ -794,6 +841,127 @@ mod tests {
             }
         }
         eprintln!("QConv + QAdd in one kernel: the CPU's bytes exactly");
+    }
+
+    /// A classifier's head: Gemm (ReLU) → Gemm (B stored [K, N]: transposed at build) →
+    /// Softmax, batch 2.
+    fn head() -> (Graph, Vec<Option<Tensor>>) {
+        let gemm = |trans_b: bool, act: Option<UnaryOp>| {
+            Op::Gemm(Gemm {
+                alpha: 1.0,
+                beta: 1.0,
+                trans_a: false,
+                trans_b,
+                act,
+            })
+        };
+        let graph = Graph {
+            tensors: vec![
+                info("x", &[2, 20]),   // 0
+                info("w1", &[16, 20]), // 1
+                info("c1", &[16]),     // 2
+                info("h", &[2, 16]),   // 3
+                info("w2", &[16, 5]),  // 4
+                info("c2", &[5]),      // 5
+                info("z", &[2, 5]),    // 6
+                info("y", &[2, 5]),    // 7
+            ],
+            nodes: vec![
+                node("fc1", gemm(true, Some(UnaryOp::Relu)), &[0, 1, 2], &[3]),
+                node("fc2", gemm(false, None), &[3, 4, 5], &[6]),
+                node(
+                    "softmax",
+                    Op::Softmax(Softmax {
+                        axis: 1,
+                        log: false,
+                    }),
+                    &[6],
+                    &[7],
+                ),
+            ],
+            inputs: vec![0],
+            outputs: vec![7],
+        };
+        let consts = (0..graph.tensors.len())
+            .map(|i| {
+                [1, 2, 4, 5]
+                    .contains(&i)
+                    .then(|| values(&graph.tensors[i].shape, 50 + i as u64))
+            })
+            .collect();
+        (graph, consts)
+    }
+
+    #[test]
+    fn a_classifier_head_is_one_kernel() {
+        // Lowered from the written model: its weights are constants (fc2's B is transposed).
+        let (g, consts) = head();
+        let m = model(g, &consts);
+        for precision in [Precision::F32, Precision::F16] {
+            let l = lower(m.graph(), precision);
+            let device: Vec<&str> = ops(&l.graph).into_iter().filter(|&o| o != "Cast").collect();
+            assert_eq!(device, ["Gemm"], "{precision:?}");
+            assert_eq!(l.absorbed, [None, Some(0), Some(0)]);
+            let k = l.graph.nodes.iter().position(|n| n.name == "fc1").unwrap();
+            let f = l.fused[k].as_ref().unwrap();
+            assert!(matches!(f.op, Op::Gemm(_)) && f.extra == 2);
+            assert!(matches!(
+                f.next.as_deref().map(|n| &n.op),
+                Some(Op::Softmax(_))
+            ));
+            // fc2's B and C follow fc1's own inputs.
+            assert_eq!(l.origin[l.graph.nodes[k].inputs[3]], 4);
+            assert_eq!(l.origin[l.graph.nodes[k].inputs[4]], 5);
+        }
+        // A second product too large for one block stays a node (its Softmax then fuses).
+        let (mut big, mut consts) = head();
+        big.tensors[4].shape = vec![16, 5000];
+        big.tensors[5].shape = vec![5000];
+        for t in [6, 7] {
+            big.tensors[t].shape = vec![2, 5000];
+        }
+        consts[4] = Some(values(&[16, 5000], 54));
+        consts[5] = Some(values(&[5000], 55));
+        let big = model(big, &consts);
+        let l = lower(big.graph(), Precision::F32);
+        assert_eq!(ops(&l.graph), ["Gemm", "Gemm"]);
+        assert_eq!(l.absorbed, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn a_fused_head_matches_the_cpu() {
+        if device().is_none() {
+            return;
+        }
+        let (g, consts) = head();
+        let m = model(g, &consts);
+        let x = values(&[2, 20], 1);
+        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
+            .unwrap()
+            .run_tensors(std::slice::from_ref(&x))
+            .unwrap()[0]
+            .to_f32_vec()
+            .unwrap();
+        for (precision, tol) in [(Precision::F32, 1e-6f32), (Precision::F16, 1e-2)] {
+            let opts = CudaOptions {
+                precision: Some(precision),
+                ..CudaOptions::default()
+            };
+            let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+            assert_eq!(s.absorbed().iter().flatten().count(), 2);
+            for run in 0..3 {
+                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
+                    .to_f32_vec()
+                    .unwrap();
+                let d = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(d <= tol, "{precision:?} run {run}: max |diff| {d}");
+            }
+        }
+        eprintln!("Gemm → Gemm → Softmax in one kernel: fp32 and fp16 match the CPU");
     }
 
     fn model(graph: Graph, consts: &[Option<Tensor>]) -> Arc<Model> {

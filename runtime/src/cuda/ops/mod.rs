@@ -112,7 +112,7 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             .map_err(crate::Error::Unsupported)?;
         return match (op, &f.op) {
             (Op::Conv(o), Op::Pool(_)) => nn::conv_direct::build(o, b),
-            (Op::Gemm(o), Op::Softmax(_)) => linalg::gemm::build(o, b),
+            (Op::Gemm(o), Op::Softmax(_) | Op::Gemm(_)) => linalg::gemm::build(o, b),
             (Op::QConv(o), Op::QAdd(_)) => quant::qconv::build(o, b),
             (op, r) => Err(crate::Error::Unsupported(format!(
                 "{} cannot run a {} in its kernel",

@@ -272,8 +272,10 @@ impl CudaSession {
     /// it applies its input's writer's epilogue (`cuda::fuse`).
     pub fn node_label(&self, k: usize) -> String {
         let mut label = self.lowered.graph.nodes[k].op.name().to_string();
-        if let Some(f) = &self.lowered.fused[k] {
-            label = format!("{label}+{}", f.op.name());
+        let mut f = self.lowered.fused[k].as_ref();
+        while let Some(x) = f {
+            label = format!("{label}+{}", x.op.name());
+            f = x.next.as_deref();
         }
         if self.lowered.prologue[k].is_some() {
             label.push_str("+in-act");

@@ -96,14 +96,42 @@ struct SmallKernel {
     gemm: small::SmallGemm,
     has_bias: bool,
     bt: Option<DeviceBuffer>,
+    /// A second product folded in (`cuda::fuse`): Y goes to scratch, Y2 to the output.
+    tail: Option<TailIo>,
+}
+
+/// Where a folded second product's operands are.
+struct TailIo {
+    /// B2 transposed at build, else input `b2_at` as it is (`[N2, N]`).
+    bt: Option<DeviceBuffer>,
+    b2_at: usize,
+    bias2_at: Option<usize>,
+    mid_bytes: usize,
 }
 
 impl CudaKernel for SmallKernel {
+    fn scratch_bytes(&self) -> usize {
+        self.tail.as_ref().map_or(0, |t| t.mid_bytes)
+    }
+
     fn launch(&self, dev: &Device, io: &Io) -> Result<()> {
         let b = self.bt.as_ref().map_or(io.inputs[1], |t| t.ptr);
         let bias = if self.has_bias { io.inputs[2] } else { 0 };
-        // SAFETY: A [M, K], B [N, K] (as checked at build), the bias its facts, Y [M, N].
-        unsafe { self.gemm.run(dev, io.inputs[0], b, bias, io.outputs[0]) }
+        let Some(t) = &self.tail else {
+            // SAFETY: A [M, K], B [N, K] (as checked at build), the bias its facts, Y [M, N].
+            return unsafe { self.gemm.run(dev, io.inputs[0], b, bias, io.outputs[0]) };
+        };
+        let b2 = t.bt.as_ref().map_or(io.inputs[t.b2_at], |x| x.ptr);
+        let bias2 = t.bias2_at.map_or(0, |i| io.inputs[i]);
+        // SAFETY: as above, Y [M, N] in scratch (`mid_bytes`), B2 [N2, N], bias2 its facts,
+        // Y2 [M, N2] the output.
+        unsafe {
+            self.gemm.run_tail(
+                dev,
+                (io.inputs[0], b, bias, io.scratch),
+                (b2, bias2, io.outputs[0]),
+            )
+        }
     }
 }
 
@@ -127,6 +155,30 @@ fn small_bias(op: &Gemm, inputs: &[Fact], b_const: bool) -> Option<Bias> {
     fits.then_some(bias)
 }
 
+/// Whether the few-row kernel's last block can run `op2` reading this Gemm's output as its A
+/// (`at` 0; `inputs2` its inputs, that output first; `b2_const` whether its B is a constant):
+/// both products on the few-row kernel, over the same rows, and the second small enough for one
+/// block (N·N2 ≤ 2¹⁶ multiply-adds a row).
+pub fn takes_gemm(
+    op: &Gemm,
+    inputs: &[Fact],
+    b_const: bool,
+    op2: &Gemm,
+    at: usize,
+    inputs2: &[Fact],
+    b2_const: bool,
+) -> bool {
+    if at != 0 || op2.trans_a || inputs2.len() < 2 {
+        return false;
+    }
+    let ((m, n, _), (m2, n2, k2)) = (dims(op, inputs), dims(op2, inputs2));
+    small_bias(op, inputs, b_const).is_some()
+        && small_bias(op2, inputs2, b2_const).is_some()
+        && (m2, k2) == (m, n)
+        && n * n2 <= 1 << 16
+        && inputs2.iter().all(|f| f.dtype == inputs[0].dtype)
+}
+
 /// Whether the kernel can take `softmax` reading this Gemm's output `y`: a Softmax or
 /// LogSoftmax over the rows (the last axis), and the product on the few-row kernel.
 pub fn takes_softmax(
@@ -141,22 +193,38 @@ pub fn takes_softmax(
 
 pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let dtype = b.inputs[0].dtype;
-    let (m, n, k) = dims(op, b.inputs);
-    let bias = bias_kind(op, b.inputs, m, n).map_err(crate::Error::Unsupported)?;
+    // The node's own inputs; a folded second product's follow them.
+    let own = b.inputs.len() - b.fused.map_or(0, |f| f.extra);
+    let inputs = &b.inputs[..own];
+    let (m, n, k) = dims(op, inputs);
+    let bias = bias_kind(op, inputs, m, n).map_err(crate::Error::Unsupported)?;
     let b_const = b.consts.get(1).and_then(|c| c.as_ref());
-    let softmax = match b.fused.map(|f| (&f.op, &f.mid)) {
-        Some((Op::Softmax(s), y)) if takes_softmax(op, b.inputs, b_const.is_some(), s, y) => {
-            Some(s.log)
-        }
-        Some((r, _)) => {
-            return Err(crate::Error::Unsupported(format!(
-                "this Gemm cannot run a {} in its kernel",
-                r.name()
-            )))
-        }
-        None => None,
+    let refuse = |what: &str| {
+        crate::Error::Unsupported(format!("this Gemm cannot run a {what} in its kernel"))
     };
-    if let Some(bias) = small_bias(op, b.inputs, b_const.is_some()) {
+    let softmax_of = |f: Option<&crate::cuda::fuse::Fused>| match f.map(|f| (&f.op, &f.mid)) {
+        Some((Op::Softmax(s), y)) if s.axis + 1 == y.rank() => Ok(Some(s.log)),
+        Some((r, _)) => Err(refuse(r.name())),
+        None => Ok(None),
+    };
+    let (softmax, tail) = match b.fused.map(|f| (&f.op, f)) {
+        Some((Op::Gemm(g2), f)) => {
+            let mut in2 = vec![f.mid.clone()];
+            in2.extend_from_slice(&b.inputs[own..]);
+            let b2 = b.consts.get(own).and_then(|c| c.as_ref());
+            let at = f.at.first().copied().unwrap_or(usize::MAX);
+            if !takes_gemm(op, inputs, b_const.is_some(), g2, at, &in2, b2.is_some()) {
+                return Err(refuse("Gemm"));
+            }
+            (softmax_of(f.next.as_deref())?, Some((g2, in2, b2)))
+        }
+        Some((Op::Softmax(s), f)) if takes_softmax(op, inputs, b_const.is_some(), s, &f.mid) => {
+            (Some(s.log), None)
+        }
+        Some((r, _)) => return Err(refuse(r.name())),
+        None => (None, None),
+    };
+    if let Some(bias) = small_bias(op, inputs, b_const.is_some()) {
         let bt = match (op.trans_b, b_const) {
             (false, Some(c)) => Some(small::transposed(b.dev, c.data, (k, n), dtype.size())?),
             _ => None,
@@ -168,10 +236,52 @@ pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         let act = epilogue(op.act).map_err(crate::Error::Unsupported)?;
         let mut gemm =
             small::SmallGemm::new(b.dev, dtype, (m, n, k), k, op.alpha, inner_channels, act)?;
+        let tail = match tail {
+            Some((g2, in2, b2)) => {
+                let (_, n2, k2) = dims(g2, &in2);
+                let bias2 = small_bias(g2, &in2, b2.is_some()).expect("checked by takes_gemm");
+                let (inner, channels) = match bias2 {
+                    Bias::Epilogue { inner, channels } => (inner, channels),
+                    _ => (1, 1),
+                };
+                let (act, p0, p1) = epilogue(g2.act).map_err(crate::Error::Unsupported)?;
+                gemm.fold_gemm(
+                    b.dev,
+                    small::SmallTail {
+                        n: n2 as i32,
+                        inner: inner as i32,
+                        channels: channels as i32,
+                        act,
+                        alpha: g2.alpha,
+                        p0,
+                        p1,
+                        ..Default::default()
+                    },
+                )?;
+                let bt = match (g2.trans_b, b2) {
+                    (false, Some(c)) => {
+                        Some(small::transposed(b.dev, c.data, (k2, n2), dtype.size())?)
+                    }
+                    _ => None,
+                };
+                Some(TailIo {
+                    bt,
+                    b2_at: own,
+                    bias2_at: matches!(bias2, Bias::Epilogue { .. }).then_some(own + 1),
+                    mid_bytes: gemm.mid_bytes(dtype.size()),
+                })
+            }
+            None => None,
+        };
         if let Some(log) = softmax {
             gemm.fold_softmax(b.dev, log)?;
         }
-        return Ok(Box::new(SmallKernel { gemm, has_bias, bt }));
+        return Ok(Box::new(SmallKernel {
+            gemm,
+            has_bias,
+            bt,
+            tail,
+        }));
     }
     let mut gemm = BlasGemm::new(dtype, op.trans_a, op.trans_b, m, n, k);
     gemm.alpha = op.alpha;
