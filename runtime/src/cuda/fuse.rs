@@ -12,7 +12,7 @@
 //! - **Gemm → Softmax / LogSoftmax over its rows**: a Gemm on the few-row kernel; its last
 //!   block normalises the rows (`small`). A classifier's head.
 //! - **Gemm → Gemm (→ Softmax)**: a second few-row product over the first's output, small
-//!   enough for one block (N·N2 ≤ 2¹⁶), run by the first's last block (its B and C become the
+//!   enough for one block (M·N·N2 ≤ 2¹⁶), run by the first's last block (its B and C become the
 //!   node's last inputs; the first's output goes to scratch), then any Softmax over its rows. The
 //!   seed CNN's Dense(64) → Dense(10) → Softmax is one launch.
 //! - **QConv → QAdd**: the QConv computes the byte it would store, then the QAdd's arithmetic

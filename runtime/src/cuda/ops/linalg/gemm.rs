@@ -157,8 +157,8 @@ fn small_bias(op: &Gemm, inputs: &[Fact], b_const: bool) -> Option<Bias> {
 
 /// Whether the few-row kernel's last block can run `op2` reading this Gemm's output as its A
 /// (`at` 0; `inputs2` its inputs, that output first; `b2_const` whether its B is a constant):
-/// both products on the few-row kernel, over the same rows, and the second small enough for one
-/// block (N·N2 ≤ 2¹⁶ multiply-adds a row).
+/// both products on the few-row kernel, over the same rows, with an activation the kernel has,
+/// and the second small enough for one block (M·N·N2 ≤ 2¹⁶ multiply-adds).
 pub fn takes_gemm(
     op: &Gemm,
     inputs: &[Fact],
@@ -175,7 +175,8 @@ pub fn takes_gemm(
     small_bias(op, inputs, b_const).is_some()
         && small_bias(op2, inputs2, b2_const).is_some()
         && (m2, k2) == (m, n)
-        && n * n2 <= 1 << 16
+        && m * n * n2 <= 1 << 16
+        && epilogue(op2.act).is_ok()
         && inputs2.iter().all(|f| f.dtype == inputs[0].dtype)
 }
 
