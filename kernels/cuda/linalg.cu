@@ -29,23 +29,33 @@ struct SmallTail {
     float alpha, p0, p1;
 };
 
+// Output o of a few-row product, by one warp: its lanes split K (`load_a(q)` reads A's row),
+// a shuffle sum, then lane 0 stores act(alpha·acc + bias). The first product and a folded second
+// one both go through here, so a folded one gives a second launch's bits.
+template <typename T, typename LA>
+__device__ __forceinline__ void small_output(LA load_a, const T* bc, int k, int o, float alpha,
+                                             const T* bias, int inner, int channels, int act,
+                                             float p0, float p1, T* y) {
+    const int lane = threadIdx.x & 31;
+    float acc = 0.0f;
+    for (int q = lane; q < k; q += 32) acc += load_a(q) * ld(bc, q);
+    acc = lane_sum(acc, 32);
+    if (lane == 0) {
+        float v = alpha * acc;
+        if (bias) v += ld(bias, (o / inner) % channels);
+        st(y, o, act_apply(act, v, p0, p1));
+    }
+}
+
 template <typename T>
 __device__ void gemm_small(const T* a, const T* b, const T* bias, T* y, SmallGemmParams p,
                            unsigned* counter, SmallTail tail) {
-    const int lane = threadIdx.x & 31;
     const int warps = p.m * p.n, stride = (blockDim.x * gridDim.x) >> 5;
     for (int o = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; o < warps; o += stride) {
         const int r = o / p.n, c = o - r * p.n;
         const T* ar = a + (i64_t)r * p.lda;
-        const T* bc = b + (i64_t)c * p.k;
-        float acc = 0.0f;
-        for (int q = lane; q < p.k; q += 32) acc += ld(ar, q) * ld(bc, q);
-        acc = lane_sum(acc, 32);
-        if (lane == 0) {
-            float v = p.alpha * acc;
-            if (bias) v += ld(bias, (o / p.inner) % p.channels);
-            st(y, o, act_apply(p.act, v, p.p0, p.p1));
-        }
+        small_output([&](int q) { return ld(ar, q); }, b + (i64_t)c * p.k, p.k, o, p.alpha, bias,
+                     p.inner, p.channels, p.act, p.p0, p.p1, y);
     }
     if (p.softmax || tail.n) {
         __shared__ int last;
@@ -66,15 +76,9 @@ __device__ void gemm_small(const T* a, const T* b, const T* bias, T* y, SmallGem
             for (int o = threadIdx.x >> 5; o < outs; o += nwarps) {
                 const int r = o / tail.n, c = o - r * tail.n;
                 const T* yr = y + (i64_t)r * p.n;
-                const T* bc = b2 + (i64_t)c * p.n;
-                float acc = 0.0f;
-                for (int q = lane; q < p.n; q += 32) acc += ld_cg(yr, q) * ld(bc, q);
-                acc = lane_sum(acc, 32);
-                if (lane == 0) {
-                    float v = tail.alpha * acc;
-                    if (bias2) v += ld(bias2, (o / tail.inner) % tail.channels);
-                    st(y2, o, act_apply(tail.act, v, tail.p0, tail.p1));
-                }
+                small_output([&](int q) { return ld_cg(yr, q); }, b2 + (i64_t)c * p.n, p.n, o,
+                             tail.alpha, bias2, tail.inner, tail.channels, tail.act, tail.p0,
+                             tail.p1, y2);
             }
             __threadfence();
             __syncthreads();

@@ -14,30 +14,7 @@
 //                              in for cuDNN), then a depthwise convolution and a global average
 //                              pool each applying that epilogue as they load: y.f32, g.f32
 #include "kernels.h"
-
-#include <fstream>
-#include <string>
-
-static std::string dir;
-
-template <typename T>
-std::vector<T> load(const char* name) {
-    std::ifstream in(dir + "/" + name, std::ios::binary);
-    std::vector<char> b((std::istreambuf_iterator<char>(in)), {});
-    std::vector<T> v(b.size() / sizeof(T));
-    memcpy(v.data(), b.data(), v.size() * sizeof(T));
-    return v;
-}
-template <typename T>
-void save(const char* name, const std::vector<T>& v) {
-    std::ofstream out(dir + "/" + name, std::ios::binary);
-    out.write((const char*)v.data(), v.size() * sizeof(T));
-}
-
-// Device::launch: 256-thread blocks, at most 65535.
-static unsigned blocks_of(i64_t threads) {
-    return (unsigned)std::clamp<i64_t>((threads + 255) / 256, 1, 65535);
-}
+#include "files.h"
 
 static int convpool() {
     // n c h w m oh ow kh kw sh sw dh dw pt pl group lanes_fused lanes_unfused act pool_h pool_w

@@ -1,31 +1,12 @@
 // Runs DynamicQuantizeConv's device sequence (quant_dyn_range, quant_dyn_quantize, then one
 // QConv kernel with the run's parameters read from a DynQ), or QGather, with the grids the
 // runtime launches them with (cuda/ops/quant/*.rs), on files written by check.py:
-//   quant_main conv generic|dp4a|pw DIR LANES     quant_main gather DIR
+//   quant_main conv generic|dp4a|pw DIR LANES     quant_main gather DIR     quant_main qadd
 #include "kernels.h"
+#include "files.h"
 
-#include <fstream>
 #include <set>
 #include <type_traits>
-#include <string>
-
-static std::string dir;
-
-template <typename T>
-std::vector<T> load(const char* name) {
-    std::ifstream in(dir + "/" + name, std::ios::binary);
-    std::vector<char> b((std::istreambuf_iterator<char>(in)), {});
-    std::vector<T> v(b.size() / sizeof(T));
-    memcpy(v.data(), b.data(), v.size() * sizeof(T));
-    return v;
-}
-template <typename T>
-void save(const char* name, const std::vector<T>& v) {
-    std::ofstream out(dir + "/" + name, std::ios::binary);
-    out.write((const char*)v.data(), v.size() * sizeof(T));
-}
-
-static unsigned blocks_of(i64_t threads) { return (unsigned)std::clamp<i64_t>((threads + 255) / 256, 1, 65535); }
 
 static int gather() {
     auto x = load<signed char>("table.i8");

@@ -694,11 +694,7 @@ mod tests {
                 let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
                     .to_f32_vec()
                     .unwrap();
-                let d = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
+                let d = max_diff(&got, &want);
                 assert!(d <= tol * scale, "{precision:?} run {run}: max |diff| {d}");
             }
         }
@@ -953,15 +949,19 @@ mod tests {
                 let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
                     .to_f32_vec()
                     .unwrap();
-                let d = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
+                let d = max_diff(&got, &want);
                 assert!(d <= tol, "{precision:?} run {run}: max |diff| {d}");
             }
         }
         eprintln!("Gemm → Gemm → Softmax in one kernel: fp32 and fp16 match the CPU");
+    }
+
+    fn max_diff(got: &[f32], want: &[f32]) -> f32 {
+        assert_eq!(got.len(), want.len());
+        got.iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
     }
 
     fn model(graph: Graph, consts: &[Option<Tensor>]) -> Arc<Model> {
@@ -1000,11 +1000,7 @@ mod tests {
                 let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
                     .to_f32_vec()
                     .unwrap();
-                let d = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
+                let d = max_diff(&got, &want);
                 assert!(d <= tol, "{precision:?} run {run}: max |diff| {d}");
             }
         }
