@@ -48,8 +48,8 @@ pub struct Fused {
     pub op: Op,
     /// The node's own output, which no longer exists on the device.
     pub mid: Fact,
-    /// Where `mid` sat among the reader's inputs (once: it has no other reader).
-    pub at: Vec<usize>,
+    /// Where `mid` sat among the reader's inputs (it sits there once: it has one reader).
+    pub at: usize,
     /// How many of the reader's other inputs follow the node's own (a QAdd's other operand, a
     /// second Gemm's B and C).
     pub extra: usize,
@@ -128,6 +128,11 @@ fn readers(l: &Lowered) -> Vec<usize> {
     readers
 }
 
+/// The first node after node `after` that reads tensor `t` (with one reader: the reader).
+fn reader_after(g: &crate::ir::Graph, after: usize, t: usize) -> Option<usize> {
+    (after + 1..g.nodes.len()).find(|&r| g.nodes[r].inputs.contains(&t))
+}
+
 /// Whether device node `k` runs on the GPU and may fuse.
 fn on_gpu(l: &Lowered, k: usize, unfused: &[bool]) -> bool {
     l.node_origin[k].is_some_and(|j| l.placements[j].is_gpu() && unfused.get(j) != Some(&true))
@@ -151,7 +156,7 @@ fn move_epilogues(l: &mut Lowered, unfused: &[bool]) {
         if !nn::conv::separate_epilogue(c, &x, &mid_f) {
             continue;
         }
-        let Some(r) = (i + 1..g.nodes.len()).find(|&r| g.nodes[r].inputs.contains(&mid)) else {
+        let Some(r) = reader_after(g, i, mid) else {
             continue;
         };
         let reader = &g.nodes[r];
@@ -210,7 +215,7 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
         if gone[i] || readers[mid] != 1 || !on_gpu(i) {
             continue;
         }
-        let Some(r) = (i + 1..g.nodes.len()).find(|&r| g.nodes[r].inputs.contains(&mid)) else {
+        let Some(r) = reader_after(g, i, mid) else {
             continue;
         };
         let reader = &g.nodes[r];
@@ -218,9 +223,9 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
             continue;
         }
         // The reader's other inputs become the node's: they must exist when it runs.
-        let at: Vec<usize> = (0..reader.inputs.len())
-            .filter(|&k| reader.inputs[k] == mid)
-            .collect();
+        let Some(at) = reader.inputs.iter().position(|&t| t == mid) else {
+            continue;
+        };
         let others: Vec<usize> = reader
             .inputs
             .iter()
@@ -250,7 +255,7 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
                 &consts,
                 &mid_f,
                 &reader.op,
-                at[0],
+                at,
                 (&other_facts, &other_consts),
                 &out,
             )
@@ -273,7 +278,7 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
         // A second Gemm's Softmax, run by the same last block.
         if let Op::Gemm(_) = &reader.op {
             let y2 = reader.outputs[0];
-            let next = (r + 1..g.nodes.len()).find(|&s| g.nodes[s].inputs.contains(&y2));
+            let next = reader_after(g, r, y2);
             if let Some(s) = next.filter(|&s| readers[y2] == 1 && on_gpu(s)) {
                 let sm = &g.nodes[s];
                 let y2f = g.tensors[y2].fact();
@@ -284,7 +289,7 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
                         f.next = Some(Box::new(Fused {
                             op: sm.op.clone(),
                             mid: y2f,
-                            at: vec![0],
+                            at: 0,
                             extra: 0,
                             next: None,
                         }));
@@ -806,7 +811,7 @@ mod tests {
         assert_eq!(b.inputs, [0, 4, 5, 3]);
         assert_eq!(b.outputs, [7]);
         let f = l.fused[1].as_ref().unwrap();
-        assert_eq!((f.at.as_slice(), f.extra), (&[1][..], 1));
+        assert_eq!((f.at, f.extra), (1, 1));
     }
 
     #[test]

@@ -213,8 +213,7 @@ pub fn build(op: &Gemm, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
             let mut in2 = vec![f.mid.clone()];
             in2.extend_from_slice(&b.inputs[own..]);
             let b2 = b.consts.get(own).and_then(|c| c.as_ref());
-            let at = f.at.first().copied().unwrap_or(usize::MAX);
-            if !takes_gemm(op, inputs, b_const.is_some(), g2, at, &in2, b2.is_some()) {
+            if !takes_gemm(op, inputs, b_const.is_some(), g2, f.at, &in2, b2.is_some()) {
                 return Err(refuse("Gemm"));
             }
             (softmax_of(f.next.as_deref())?, Some((g2, in2, b2)))

@@ -196,41 +196,48 @@ pub fn takes_qadd(
     other: &Fact,
     y: &Fact,
 ) -> bool {
+    qadd_params(op, mid, add, mid_at, other, y).is_some()
+}
+
+/// The fused QAdd's kernel parameters, when [`takes_qadd`].
+fn qadd_params(
+    op: &QConv,
+    mid: &Fact,
+    add: &QAdd,
+    mid_at: usize,
+    other: &Fact,
+    y: &Fact,
+) -> Option<QAddParams> {
     let (a, b) = if mid_at == 0 {
         (mid.dtype, other.dtype)
     } else {
         (other.dtype, mid.dtype)
     };
-    byte_suffix(op.out.dtype).is_some()
+    let fits = byte_suffix(op.out.dtype).is_some()
         && mid.dtype == op.out.dtype
         && other.shape == mid.shape
         && y.shape == mid.shape
         && y.dtype == add.out.dtype
         && out_suffix(&add.out).is_some()
-        && byte_suffix(other.dtype).is_some()
-        && super::qadd::params(add, a, b).is_ok()
+        && byte_suffix(other.dtype).is_some();
+    fits.then(|| super::qadd::params(add, a, b).ok()).flatten()
 }
 
 pub fn build(op: &QConv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let mut k = build_kernel(op, b)?;
     if let Some(f) = b.fused {
-        let (Op::QAdd(add), [mid_at]) = (&f.op, &f.at[..]) else {
+        let Op::QAdd(add) = &f.op else {
             return Err(Error::Unsupported(format!(
                 "QConv cannot run a {} in its kernel",
                 f.op.name()
             )));
         };
         let other = &b.inputs[b.inputs.len() - 1];
-        if !takes_qadd(op, &f.mid, add, *mid_at, other, &b.outputs[0]) {
+        let Some(q) = qadd_params(op, &f.mid, add, f.at, other, &b.outputs[0]) else {
             return Err(Error::Unsupported("QConv cannot run this QAdd".into()));
-        }
-        let (da, db) = if *mid_at == 0 {
-            (f.mid.dtype, other.dtype)
-        } else {
-            (other.dtype, f.mid.dtype)
         };
-        k.p.qadd = super::qadd::params(add, da, db).map_err(Error::Unsupported)?;
-        k.p.add_conv_is_a = i32::from(*mid_at == 0);
+        k.p.qadd = q;
+        k.p.add_conv_is_a = i32::from(f.at == 0);
         k.add_from = Some(b.inputs.len() - 1);
         // The kernel stores the QAdd's output type.
         let stem = k.name.rsplit_once('_').map_or(&k.name[..], |(s, _)| s);
