@@ -342,6 +342,74 @@ fn fp16_plans_of_the_reference_models() {
         if model == "efficientnet_lite0" {
             assert!(kept.is_empty(), "{model}: {kept:?}");
             assert_eq!(casts, 2, "{model}: one cast in, one out");
+            // Fifteen of its sixteen projections (1×1, bias only) run on cuDNN and leave their
+            // bias to their readers (block 5's, 3.8 M products, runs on the direct kernel, the
+            // bias inside), and the nine with a residual add to it in place.
+            let carried = l.bias_carried.iter().filter(|&&c| c).count();
+            assert_eq!(carried, 15, "{model}: biases carried");
+            assert_eq!(l.in_place.len(), 9, "{model}: in-place residuals");
+            let plan =
+                edgefuse_runtime::cpu::plan::plan_in_place(&l.graph, 0, &l.in_place).unwrap();
+            let shared = l
+                .in_place
+                .iter()
+                .filter(|&&(o, i)| plan.slots[o] == plan.slots[i])
+                .count();
+            assert_eq!(
+                shared, 9,
+                "{model}: residuals sharing memory with the output"
+            );
+        }
+    }
+}
+
+/// Carried biases (`cuda::carry`) computed from the model's constants give the model's values:
+/// the f32 device graph with every bias-only convolution's bias carried, run by the CPU's
+/// kernels, against onnxruntime's outputs. (On the GPU only cuDNN's convolutions carry them;
+/// here every one that can does, so the arithmetic is checked without a GPU.)
+#[test]
+fn carried_biases_keep_the_reference_outputs() {
+    let Some(models) = models_dir() else { return };
+    for model in [
+        "efficientnet_lite0",
+        "ddddocr_crnn",
+        "silero_vad_16k_sequence",
+    ] {
+        let m = Model::load(compiled(&models, model)).unwrap();
+        let g = m.graph();
+        let mut l = precision::lower_fusing(g, Precision::F32, &[], &vec![true; g.nodes.len()]);
+        edgefuse_runtime::cuda::carry::carry_biases_where(&mut l, &[], |_, _, _| true);
+        let carried = l.bias_carried.iter().filter(|&&c| c).count();
+        eprintln!("{model}: {carried} biases carried");
+        if model == "efficientnet_lite0" {
+            assert_eq!(carried, 16, "{model}");
+        }
+        let cm = l.cpu_model(&m).unwrap();
+        let r = refs(&models, model);
+        let mut c = edgefuse_runtime::cpu::Session::new(cm.clone(), Default::default()).unwrap();
+        for (name, file, _) in &r.inputs {
+            let i = cm.input_index(name).unwrap();
+            c.set_input(i, edgefuse::npy::read(file).unwrap().view())
+                .unwrap();
+        }
+        c.run().unwrap();
+        for (o, (_, file, _)) in r.outputs.iter().enumerate() {
+            let want = edgefuse::npy::read(file).unwrap().to_f32_vec().unwrap();
+            let v = c.output(o);
+            let got = edgefuse_runtime::Tensor::from_bytes(v.dtype, v.shape, v.data)
+                .unwrap()
+                .to_f32_vec()
+                .unwrap();
+            let scale = want.iter().fold(1f32, |a, x| a.max(x.abs()));
+            let d = want
+                .iter()
+                .zip(&got)
+                .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+            eprintln!(
+                "{model} output {o}: max |diff| {d:.2e} (bound {:.2e})",
+                1e-4 * scale
+            );
+            assert!(d <= 1e-4 * scale, "{model} output {o}: {d}");
         }
     }
 }

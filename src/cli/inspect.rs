@@ -40,6 +40,8 @@ struct NodePlace {
     inside: Option<usize>,
     /// The node whose kernel runs this one's bias and activation.
     epilogue_in: Option<usize>,
+    /// Whether this one's bias is added by its readers.
+    bias_carried: bool,
 }
 
 fn placements(
@@ -59,6 +61,7 @@ fn placements(
             dtype: None,
             inside: None,
             epilogue_in: None,
+            bias_carried: false,
         };
         return Ok((vec![cpu; g.nodes.len()], None));
     }
@@ -83,6 +86,7 @@ fn placements(
                     dtype: p.dtype,
                     inside: p.inside,
                     epilogue_in: p.epilogue_in,
+                    bias_carried: p.bias_carried,
                 }
             })
             .collect();
@@ -121,7 +125,7 @@ pub fn run(a: Args) -> Result<()> {
             let out = &g.tensors[n.outputs[0]];
             json!({"index": k, "name": n.name, "op": n.op.name(), "backend": placed[k].on, "fallback_reason": placed[k].why,
                    "precision": placed[k].dtype.unwrap_or(out.dtype), "fused_into": placed[k].inside,
-                   "epilogue_in": placed[k].epilogue_in, "output_shape": out.shape, "attrs": n.op})
+                   "epilogue_in": placed[k].epilogue_in, "bias_carried": placed[k].bias_carried, "output_shape": out.shape, "attrs": n.op})
         })
         .collect();
     let (arena, unshared) = match &plan {
@@ -277,6 +281,9 @@ pub fn run(a: Args) -> Result<()> {
                 (Some(why), _, _) => format!("  ({why})"),
                 (None, Some(a), _) => format!("  (inside #{a}'s kernel)"),
                 (None, None, Some(r)) => format!("  (bias and activation in #{r}'s kernel)"),
+                (None, None, None) if placed[k].bias_carried => {
+                    "  (bias added by its readers)".to_string()
+                }
                 (None, None, None) => String::new(),
             }
         );

@@ -40,10 +40,31 @@ const ALIGN: usize = 64;
 
 /// Plans `graph` with `scratch` bytes of kernel scratch.
 pub fn plan(graph: &Graph, scratch: usize) -> Result<MemoryPlan> {
+    plan_in_place(graph, scratch, &[])
+}
+
+/// [`plan`], where each (output, input) pair of `in_place` shares memory when the input's
+/// value has no reader after the node writing the output, both are the same size, and
+/// neither is a graph input, a graph output or a constant (a kernel computing `y += f(x)`
+/// with y holding the input then needs no copy). Pairs that do not qualify get memory of
+/// their own, as in [`plan`].
+pub fn plan_in_place(
+    graph: &Graph,
+    scratch: usize,
+    in_place: &[(TensorId, TensorId)],
+) -> Result<MemoryPlan> {
     let n = graph.tensors.len();
     let nodes = graph.nodes.len();
     // Root storage of each tensor (views resolve to their input's root).
-    let root = graph.storage_roots();
+    let mut root = graph.storage_roots();
+    for &(o, i) in in_place {
+        if shares(graph, &root, o, i) {
+            let (from, to) = (root[o], root[i]);
+            root.iter_mut()
+                .filter(|r| **r == from)
+                .for_each(|r| *r = to);
+        }
+    }
     // Lifetime of each root, in "time" units: inputs live from 0, node k writes at k + 1.
     let mut first = vec![usize::MAX; n];
     let mut last = vec![0usize; n];
@@ -134,6 +155,32 @@ pub fn plan(graph: &Graph, scratch: usize) -> Result<MemoryPlan> {
     })
 }
 
+/// Whether output `o` may take input `i`'s memory (see [`plan_in_place`]).
+fn shares(graph: &Graph, root: &[TensorId], o: TensorId, i: TensorId) -> bool {
+    let Some(k) = graph.nodes.iter().position(|n| n.outputs.contains(&o)) else {
+        return false;
+    };
+    let (ro, ri) = (root[o], root[i]);
+    let io = |r: TensorId| {
+        graph
+            .inputs
+            .iter()
+            .chain(&graph.outputs)
+            .any(|&t| root[t] == r)
+    };
+    let read_later = graph.nodes[k + 1..]
+        .iter()
+        .any(|n| n.inputs.iter().any(|&t| root[t] == ri));
+    ro != ri
+        && graph.nodes[k].inputs.contains(&i)
+        && !read_later
+        && !io(ro)
+        && !io(ri)
+        && graph.tensors[ri].weight.is_none()
+        && graph.tensors[ro].byte_len() == graph.tensors[ri].byte_len()
+        && graph.tensors[o].byte_len() == graph.tensors[i].byte_len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +237,27 @@ mod tests {
             Slot::Arena { offset, len } => offset..offset + len,
             Slot::Const(_) => panic!("not in the arena"),
         }
+    }
+
+    #[test]
+    fn in_place_pairs_share_memory_only_when_the_input_dies_there() {
+        let g = chain();
+        let p = plan_in_place(&g, 0, &[(2, 1), (4, 3), (1, 0)]).unwrap();
+        // b takes a's memory (a's last reader writes b), and b's view c with it.
+        assert_eq!(range(p.slots[2]), range(p.slots[1]));
+        assert_eq!(range(p.slots[3]).start, range(p.slots[1]).start);
+        // d is the graph's output, x its input: neither shares.
+        assert!(range(p.slots[4]).start != range(p.slots[3]).start);
+        assert!(range(p.slots[1]).start != range(p.slots[0]).start);
+        // a read again after b is written: b gets its own memory.
+        let mut g = chain();
+        g.nodes[3].inputs.push(1);
+        let p = plan_in_place(&g, 0, &[(2, 1)]).unwrap();
+        let (a, b) = (range(p.slots[1]), range(p.slots[2]));
+        assert!(a.end <= b.start || b.end <= a.start, "{a:?} {b:?}");
+        // A pair of tensors of different sizes, or one the node does not read: refused.
+        let p = plan_in_place(&g, 0, &[(3, 1), (4, 1)]).unwrap();
+        assert!(range(p.slots[4]).start != range(p.slots[1]).start);
     }
 
     #[test]

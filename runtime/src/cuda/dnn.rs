@@ -333,8 +333,8 @@ impl ConvPlan {
             .then_some(bytes)
     }
 
-    /// `y = conv(x, w)`, or with `fused = (bias, z)`, `y = relu(conv(x, w) + z + bias)` in one
-    /// cuDNN call (z optional).
+    /// `y = conv(x, w)` (`y = conv(x, w) + y` with `accumulate`: cuDNN's `beta = 1`), or with
+    /// `fused = (bias, z)`, `y = relu(conv(x, w) + z + bias)` in one cuDNN call (z optional).
     ///
     /// # Safety
     /// Device buffers must match the shapes given to `new` (z that of y); `workspace` must
@@ -345,6 +345,7 @@ impl ConvPlan {
         x: u64,
         w: u64,
         fused: Option<(u64, Option<u64>)>,
+        accumulate: bool,
         y: u64,
         workspace: u64,
     ) -> Result<()> {
@@ -384,7 +385,7 @@ impl ConvPlan {
                 self.algo,
                 ws,
                 self.workspace,
-                zero,
+                if accumulate { one } else { zero },
                 self.y,
                 y as *mut c_void,
             ),

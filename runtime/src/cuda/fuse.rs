@@ -109,6 +109,7 @@ pub fn absorbs(
 /// nodes flagged in `unfused`; records each fusion in `l.fused` and `l.prologue` (per device
 /// node), `l.absorbed` and `l.epilogue_in` (per model node).
 pub fn fuse(l: &mut Lowered, unfused: &[bool]) {
+    super::carry::carry_biases(l, unfused);
     absorb_readers(l, unfused);
     move_epilogues(l, unfused);
 }
@@ -134,7 +135,7 @@ fn reader_after(g: &crate::ir::Graph, after: usize, t: usize) -> Option<usize> {
 }
 
 /// Whether device node `k` runs on the GPU and may fuse.
-fn on_gpu(l: &Lowered, k: usize, unfused: &[bool]) -> bool {
+pub(super) fn on_gpu(l: &Lowered, k: usize, unfused: &[bool]) -> bool {
     l.node_origin[k].is_some_and(|j| l.placements[j].is_gpu() && unfused.get(j) != Some(&true))
 }
 

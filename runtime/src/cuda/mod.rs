@@ -12,6 +12,7 @@
 //! explicit copies.
 
 pub mod blas;
+pub mod carry;
 pub mod device;
 pub mod dnn;
 pub mod dnn_choices;

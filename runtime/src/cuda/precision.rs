@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 
+use super::carry::{widen, DerivedMap};
 use super::fuse::{fuse, Fused, Prologue};
 use super::ops;
 use super::placement::Placement;
@@ -97,6 +98,15 @@ pub struct Lowered {
     /// Per model node: the model node whose kernel runs its bias and activation, if moved
     /// there ([`super::fuse`]).
     pub epilogue_in: Vec<Option<usize>>,
+    /// Biases computed at upload, by device tensor ([`super::carry`]).
+    pub derived: DerivedMap,
+    /// (output, residual input) pairs a kernel computes in place, the output taking the
+    /// residual's memory where the memory plan can ([`super::carry`]).
+    pub in_place: Vec<(TensorId, TensorId)>,
+    /// Per device node: whether [`super::carry`] changed it (its bias left out or replaced).
+    pub carried: Vec<bool>,
+    /// Per model node: whether its bias is carried to its readers ([`super::carry`]).
+    pub bias_carried: Vec<bool>,
 }
 
 impl Lowered {
@@ -115,6 +125,64 @@ impl Lowered {
         } else {
             convert(v.data, v.dtype, want).map(Cow::Owned)
         })
+    }
+
+    /// Every device tensor's bytes, as [`Lowered::constant`] (None for non-constants), the
+    /// derived biases computed from the device's values of the constants they combine.
+    pub fn constants<'m>(
+        &self,
+        model_constant: impl Fn(TensorId) -> Option<TensorView<'m>>,
+    ) -> Result<Vec<Option<Cow<'m, [u8]>>>> {
+        let tensors = &self.graph.tensors;
+        let mut out: Vec<Option<Cow<'m, [u8]>>> = Vec::with_capacity(tensors.len());
+        for (t, info) in tensors.iter().enumerate() {
+            let c = match self.derived.get(&t) {
+                Some(d) => {
+                    let value = |id: TensorId| -> Result<(Vec<f32>, Vec<usize>)> {
+                        let bytes = out.get(id).and_then(|b| b.as_deref()).ok_or_else(|| {
+                            Error::invalid(format!(
+                                "carried bias: tensor {id} is not an earlier constant"
+                            ))
+                        })?;
+                        Ok((widen(bytes, tensors[id].dtype)?, tensors[id].shape.clone()))
+                    };
+                    let channels = info.shape.first().copied().unwrap_or(0);
+                    let v = d.eval(channels, value)?;
+                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    Some(Cow::Owned(convert(&bytes, DType::F32, info.dtype)?))
+                }
+                None => self.constant(t, &model_constant).transpose()?,
+            };
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// The device graph as a model the CPU backend runs, with each constant as the device
+    /// holds it: how a rewrite of an f32 device graph is checked without a GPU. Refused when a
+    /// kernel runs more than its own op (`fused`, `prologue`), which the CPU's kernels do not.
+    pub fn cpu_model(&self, model: &crate::Model) -> Result<std::sync::Arc<crate::Model>> {
+        if self.fused.iter().any(Option::is_some) || self.prologue.iter().any(Option::is_some) {
+            return Err(Error::Unsupported(
+                "a device graph with fused kernels has no CPU equivalent".into(),
+            ));
+        }
+        let consts = self.constants(|o| model.constant(o))?;
+        let tensors: Vec<Option<crate::Tensor>> = consts
+            .iter()
+            .zip(&self.graph.tensors)
+            .map(|(c, info)| {
+                c.as_deref()
+                    .map(|b| crate::Tensor::from_bytes(info.dtype, &info.shape, b))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        let refs: Vec<Option<&crate::Tensor>> = tensors.iter().map(Option::as_ref).collect();
+        let meta = crate::format::Meta {
+            graph: self.graph.clone(),
+            ..Default::default()
+        };
+        crate::Model::from_bytes(&crate::format::write(meta, &refs)?)
     }
 }
 
@@ -153,6 +221,8 @@ pub struct NodePlacement {
     pub inside: Option<usize>,
     /// The model node whose kernel runs its bias and activation ([`super::fuse`]).
     pub epilogue_in: Option<usize>,
+    /// Whether its bias is added by its readers instead ([`super::carry`]).
+    pub bias_carried: bool,
 }
 
 /// Per model node, at `precision`: see [`NodePlacement`].
@@ -164,6 +234,7 @@ pub fn placements(graph: &Graph, precision: Precision) -> Vec<NodePlacement> {
             dtype: l.node_dtype[k],
             inside: l.absorbed[k],
             epilogue_in: l.epilogue_in[k],
+            bias_carried: l.bias_carried[k],
         })
         .collect()
 }
@@ -273,6 +344,10 @@ pub fn lower_fusing(
             absorbed: vec![None; graph.nodes.len()],
             prologue: vec![None; graph.nodes.len()],
             epilogue_in: vec![None; graph.nodes.len()],
+            derived: DerivedMap::new(),
+            in_place: Vec::new(),
+            carried: vec![false; graph.nodes.len()],
+            bias_carried: vec![false; graph.nodes.len()],
         };
         fuse(&mut l, unfused);
         return l;
@@ -347,6 +422,10 @@ pub fn lower_fusing(
         absorbed: vec![None; graph.nodes.len()],
         prologue: vec![None; b.g.nodes.len()],
         epilogue_in: vec![None; graph.nodes.len()],
+        derived: DerivedMap::new(),
+        in_place: Vec::new(),
+        carried: vec![false; b.g.nodes.len()],
+        bias_carried: vec![false; graph.nodes.len()],
         graph: b.g,
         origin: b.origin,
         node_origin: b.node_origin,

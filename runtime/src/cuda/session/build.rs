@@ -4,8 +4,8 @@
 //! An f16 kernel that fails to build on the device (say cuDNN has no f16 algorithm for one
 //! convolution) sends its node back to f32, and the graph is lowered again; an f32 kernel that
 //! fails to build moves its node to the CPU, as the fp32 path always did; a fused kernel
-//! (`cuda::fuse`) that fails to build sends its node back unfused, and the graph is lowered
-//! again.
+//! (`cuda::fuse`, `cuda::carry`) that fails to build sends its node back unfused, and the
+//! graph is lowered again.
 
 use std::borrow::Cow;
 
@@ -81,9 +81,7 @@ fn try_build(
 ) -> Result<std::result::Result<Built, Failed>> {
     let graph = &lowered.graph;
     // Constants as the device holds them (narrowed copies made here, once).
-    let host: Vec<Option<Cow<[u8]>>> = (0..graph.tensors.len())
-        .map(|t| lowered.constant(t, |o| model.constant(o)).transpose())
-        .collect::<Result<_>>()?;
+    let host: Vec<Option<Cow<[u8]>>> = lowered.constants(|o| model.constant(o))?;
     let mut placements = lowered.placements.clone();
     let mut kernels = Vec::with_capacity(graph.nodes.len());
     let (mut failed_f16, mut failed_fused) = (Vec::new(), Vec::new());
@@ -144,9 +142,15 @@ fn try_build(
                         continue;
                     }
                     // A fused node's outputs are its reader's, or its input lacks its writer's
-                    // epilogue: the CPU kernel of its own op would not do. Lowered again
-                    // without that fusion, it and its partner build on their own.
-                    Some(j) if lowered.fused[k].is_some() || lowered.prologue[k].is_some() => {
+                    // epilogue or bias, or its bias is computed (which the CPU, reading the
+                    // model's constants, would not see): the CPU kernel of its own op would not
+                    // do. Lowered again without that fusion, it and its partners build on
+                    // their own.
+                    Some(j)
+                        if lowered.fused[k].is_some()
+                            || lowered.prologue[k].is_some()
+                            || lowered.carried[k] =>
+                    {
                         failed_fused.push(j);
                         continue;
                     }

@@ -130,7 +130,11 @@ impl CudaSession {
         let graph = &built.lowered.graph;
         let (weights, const_offsets) = (built.weights, built.const_offsets);
         let scratch = built.scratch;
-        let plan = plan::plan(graph, scratch.div_ceil(ALIGN) * ALIGN)?;
+        let plan = plan::plan_in_place(
+            graph,
+            scratch.div_ceil(ALIGN) * ALIGN,
+            &built.lowered.in_place,
+        )?;
         let arena = DeviceBuffer::zeroed(&dev, plan.arena_bytes())?;
 
         // Inputs and outputs in one pinned buffer.

@@ -1,13 +1,17 @@
 //! Conv (1-D and 2-D): f32 pointwise layers through our tiled kernel (`conv_pointwise`),
 //! depthwise and small layers through our direct kernel (`conv_direct`), the rest through
-//! cuDNN. Bias, residual and ReLU or no activation run fused inside cuDNN; other fused
-//! activations (ReLU6, Swish, …) run as `elementwise_bias_act` right after. Asymmetric padding (TF "same")
-//! first pads the input into scratch with `shape_pad`, then convolves without padding.
+//! cuDNN. Bias, residual and ReLU run fused inside cuDNN's call, and so does a residual
+//! without bias or activation (`y = conv(x) + y`, y holding the residual: `cuda::carry` leaves
+//! such convolutions); other epilogues (a bias alone, ReLU6, Swish, …) run as
+//! `elementwise_bias_act` right after. Asymmetric padding (TF "same") first pads the input into
+//! scratch with `shape_pad`, then convolves without padding.
 
 use cudarc::driver::CudaFunction;
 
 use super::super::elementwise::unary::epilogue;
-use crate::cuda::device::{arg, Device};
+use cudarc::driver::result as dr;
+
+use crate::cuda::device::{arg, cuda_err, Device};
 use crate::cuda::dnn::{ConvPlan, ConvShape};
 use crate::cuda::ops::{
     check_float, float_suffix, size_suffix, BuildCtx, CudaKernel, Dims, Io, Support,
@@ -52,8 +56,14 @@ struct ConvKernel {
     /// Bias, residual and activation run inside cuDNN's call.
     fused: bool,
     has_bias: bool,
-    /// Input index of the residual, added in the epilogue (`elementwise_bias_res_act`).
+    /// Input index of the residual, added in the epilogue (`elementwise_bias_res_act`), or by
+    /// cuDNN itself when `accumulate`.
     residual: Option<usize>,
+    /// No bias, no activation, a residual: cuDNN adds the convolution to y, which holds the
+    /// residual (shared memory, or copied there first), and no epilogue runs.
+    accumulate: bool,
+    /// Bytes of y.
+    y_bytes: usize,
     epilogue: Option<Epilogue>,
     prepad: Option<PrePad>,
 }
@@ -77,10 +87,15 @@ pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     build_cudnn(op, b)
 }
 
+/// Whether `op` runs through cuDNN (neither our pointwise nor our direct kernel suits it).
+pub fn runs_on_cudnn(op: &Conv, x: &Fact, y: &Fact) -> bool {
+    !super::conv_pointwise::suits(op, x, y) && !super::conv_direct::suits(op, x, y)
+}
+
 /// Whether `op` runs through cuDNN with a separate epilogue kernel (its bias and any
 /// activation but ReLU, no residual): one a reader can take over (`cuda::fuse::Prologue`).
 pub fn separate_epilogue(op: &Conv, x: &Fact, y: &Fact) -> bool {
-    let cudnn = !super::conv_pointwise::suits(op, x, y) && !super::conv_direct::suits(op, x, y);
+    let cudnn = runs_on_cudnn(op, x, y);
     let in_cudnn = op.has_bias && op.act == Some(UnaryOp::Relu);
     cudnn && !op.residual && !in_cudnn && (op.has_bias || op.act.is_some())
 }
@@ -140,7 +155,8 @@ pub fn build_cudnn(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     // implicit precomputed GEMM algorithm, which made EfficientNet's f16 1×1 projections
     // 1.4–2× slower on an H200 than the algorithm cuDNN picks plus our epilogue kernel.)
     let fused = op.has_bias && op.act == Some(UnaryOp::Relu);
-    let needs_epilogue = !fused && (op.has_bias || op.act.is_some() || op.residual);
+    let accumulate = op.residual && !op.has_bias && op.act.is_none();
+    let needs_epilogue = !fused && !accumulate && (op.has_bias || op.act.is_some() || op.residual);
     let epilogue = if needs_epilogue {
         let code = epilogue(op.act).map_err(crate::Error::Unsupported)?;
         let which = if op.residual {
@@ -161,6 +177,8 @@ pub fn build_cudnn(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         fused,
         has_bias: op.has_bias,
         residual: op.residual_index(),
+        accumulate,
+        y_bytes: y.len() * dtype.size(),
         epilogue,
         prepad,
     }))
@@ -203,9 +221,20 @@ impl CudaKernel for ConvKernel {
         }
         let residual = self.residual.map(|r| io.inputs[r]);
         let fused = self.fused.then_some((bias, residual));
+        if let (true, Some(r)) = (self.accumulate, residual) {
+            if r != y {
+                // SAFETY: the residual and y are distinct device buffers of `y_bytes` each
+                // (the same shape and dtype), ordered on the session's stream.
+                unsafe { dr::memcpy_dtod_async(y, r, self.y_bytes, dev.cu_stream()) }
+                    .map_err(|e| cuda_err("copying a residual into a convolution's output", e))?;
+            }
+        }
         // SAFETY: buffers match the facts the plan was built from; workspace follows the padded
-        // input inside scratch.
-        unsafe { self.plan.run(dev.dnn()?, x, w, fused, y, workspace)? };
+        // input inside scratch; with `accumulate`, y holds the residual.
+        unsafe {
+            self.plan
+                .run(dev.dnn()?, x, w, fused, self.accumulate, y, workspace)?
+        };
         if let (Some((f, (act, p0, p1), n, inner, channels)), Some(r)) =
             (&self.epilogue, self.residual)
         {
@@ -495,6 +524,16 @@ mod tests {
             check(&op, &inputs, &[false, true, true, false], 1e-4);
             check_f16(&op, &inputs, &[false, true, true, false], 2e-2);
         }
+        // A residual without bias or activation: cuDNN adds the convolution to y, the residual
+        // copied there first (separate buffers here; a session shares them, `cuda::carry`).
+        let op = Op::Conv(Conv {
+            act: None,
+            has_bias: false,
+            ..c.clone()
+        });
+        let inputs = [inputs[0].clone(), inputs[1].clone(), inputs[3].clone()];
+        check(&op, &inputs, &[false, true, false], 1e-4);
+        check_f16(&op, &inputs, &[false, true, false], 2e-2);
     }
 
     #[test]
