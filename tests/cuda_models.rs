@@ -359,6 +359,22 @@ fn fp16_plans_of_the_reference_models() {
                 shared, 9,
                 "{model}: residuals sharing memory with the output"
             );
+            // What the device holds: the f16 weights, not also their f32 originals.
+            let consts = l.constants(|o| m.constant(o)).unwrap();
+            let bytes: usize = consts.iter().flatten().map(|c| c.len()).sum();
+            let f32_bytes: usize = g
+                .tensors
+                .iter()
+                .filter(|t| t.weight.is_some())
+                .map(|t| t.byte_len())
+                .sum();
+            eprintln!(
+                "{model} fp16: {bytes} bytes of constants on the device ({f32_bytes} in f32)"
+            );
+            assert!(
+                bytes * 100 <= f32_bytes * 51,
+                "{model}: {bytes} of {f32_bytes}"
+            );
         }
     }
 }

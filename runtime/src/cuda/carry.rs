@@ -147,7 +147,7 @@ pub fn carry_biases_where(
     };
     // Per tensor: the offset it carries (a device constant over its channels).
     let mut offset: Vec<Option<TensorId>> = vec![None; l.graph.tensors.len()];
-    for k in 0..nodes {
+    for (k, &here) in gpu.iter().enumerate() {
         let node = &l.graph.nodes[k];
         let Op::Conv(c) = &node.op else { continue };
         let c = c.clone();
@@ -157,7 +157,7 @@ pub fn carry_biases_where(
         let x_off = offset[x];
         let r_off = res.and_then(|r| offset[r]);
         let (xf, yf) = (l.graph.tensors[x].fact(), l.graph.tensors[y].fact());
-        let carries = gpu[k]
+        let carries = here
             && moves(&c, &xf, &yf)
             && c.has_bias
             && c.act.is_none()

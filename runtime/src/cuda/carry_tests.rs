@@ -211,7 +211,7 @@ fn nothing_is_carried_past_a_graph_output_or_an_unfused_reader() {
     let (graph, consts) = blocks(false);
     let mut graph = model(graph, &consts).graph().clone();
     let carry = |graph: &Graph, unfused: &[bool]| {
-        let mut l = lower_fusing(graph, Precision::F32, &[], &vec![true; 6]);
+        let mut l = lower_fusing(graph, Precision::F32, &[], &[true; 6]);
         carry_biases_where(&mut l, unfused, |_, _, _| true);
         l.bias_carried
     };

@@ -333,8 +333,7 @@ impl ConvPlan {
             .then_some(bytes)
     }
 
-    /// `y = conv(x, w)` (`y = conv(x, w) + y` with `accumulate`: cuDNN's `beta = 1`), or with
-    /// `fused = (bias, z)`, `y = relu(conv(x, w) + z + bias)` in one cuDNN call (z optional).
+    /// `y = conv(x, w)` and what `with` adds, in one cuDNN call.
     ///
     /// # Safety
     /// Device buffers must match the shapes given to `new` (z that of y); `workspace` must
@@ -342,10 +341,8 @@ impl ConvPlan {
     pub unsafe fn run(
         &self,
         dnn: &Dnn,
-        x: u64,
-        w: u64,
-        fused: Option<(u64, Option<u64>)>,
-        accumulate: bool,
+        (x, w): (u64, u64),
+        with: ConvAdds,
         y: u64,
         workspace: u64,
     ) -> Result<()> {
@@ -353,8 +350,8 @@ impl ConvPlan {
         let one = &one as *const f32 as *const c_void;
         let zero = &zero as *const f32 as *const c_void;
         let ws = workspace as *mut c_void;
-        let status = match fused {
-            Some((b, z)) => cs::cudnnConvolutionBiasActivationForward(
+        let status = match with {
+            ConvAdds::BiasRelu(b, z) => cs::cudnnConvolutionBiasActivationForward(
                 dnn.handle,
                 one,
                 self.x,
@@ -374,7 +371,7 @@ impl ConvPlan {
                 self.y,
                 y as *mut c_void,
             ),
-            None => cs::cudnnConvolutionForward(
+            ConvAdds::Nothing | ConvAdds::Y => cs::cudnnConvolutionForward(
                 dnn.handle,
                 one,
                 self.x,
@@ -385,13 +382,23 @@ impl ConvPlan {
                 self.algo,
                 ws,
                 self.workspace,
-                if accumulate { one } else { zero },
+                if with == ConvAdds::Y { one } else { zero },
                 self.y,
                 y as *mut c_void,
             ),
         };
         check("cuDNN convolution", status)
     }
+}
+
+/// What a cuDNN convolution adds to `conv(x, w)` ([`ConvPlan::run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvAdds {
+    Nothing,
+    /// y's prior value (cuDNN's `beta = 1`): `y = conv(x, w) + y`.
+    Y,
+    /// `y = relu(conv(x, w) + z + bias)` with (bias, z), z optional.
+    BiasRelu(u64, Option<u64>),
 }
 
 impl Drop for ConvPlan {

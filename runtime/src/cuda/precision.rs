@@ -127,15 +127,34 @@ impl Lowered {
         })
     }
 
-    /// Every device tensor's bytes, as [`Lowered::constant`] (None for non-constants), the
-    /// derived biases computed from the device's values of the constants they combine.
+    /// Every device tensor's bytes, as [`Lowered::constant`] (None for non-constants and for
+    /// constants nothing reads, such as the f32 originals of narrowed weights), the derived
+    /// biases computed from the device's values of the constants they combine.
     pub fn constants<'m>(
         &self,
         model_constant: impl Fn(TensorId) -> Option<TensorView<'m>>,
     ) -> Result<Vec<Option<Cow<'m, [u8]>>>> {
         let tensors = &self.graph.tensors;
+        let mut read = vec![false; tensors.len()];
+        let nodes = self.graph.nodes.iter().flat_map(|n| &n.inputs);
+        for &t in nodes.chain(&self.graph.outputs) {
+            read[t] = true;
+        }
+        for d in self.derived.values() {
+            let through = d
+                .through
+                .iter()
+                .flat_map(|(w, _, o)| std::iter::once(w).chain(o));
+            for &t in d.base.iter().chain(&d.add).chain(through) {
+                read[t] = true;
+            }
+        }
         let mut out: Vec<Option<Cow<'m, [u8]>>> = Vec::with_capacity(tensors.len());
         for (t, info) in tensors.iter().enumerate() {
+            if !read[t] {
+                out.push(None);
+                continue;
+            }
             let c = match self.derived.get(&t) {
                 Some(d) => {
                     let value = |id: TensorId| -> Result<(Vec<f32>, Vec<usize>)> {

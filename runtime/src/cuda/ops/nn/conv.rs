@@ -12,7 +12,7 @@ use super::super::elementwise::unary::epilogue;
 use cudarc::driver::result as dr;
 
 use crate::cuda::device::{arg, cuda_err, Device};
-use crate::cuda::dnn::{ConvPlan, ConvShape};
+use crate::cuda::dnn::{ConvAdds, ConvPlan, ConvShape};
 use crate::cuda::ops::{
     check_float, float_suffix, size_suffix, BuildCtx, CudaKernel, Dims, Io, Support,
 };
@@ -220,7 +220,6 @@ impl CudaKernel for ConvKernel {
             workspace += p.bytes as u64;
         }
         let residual = self.residual.map(|r| io.inputs[r]);
-        let fused = self.fused.then_some((bias, residual));
         if let (true, Some(r)) = (self.accumulate, residual) {
             if r != y {
                 // SAFETY: the residual and y are distinct device buffers of `y_bytes` each
@@ -231,10 +230,14 @@ impl CudaKernel for ConvKernel {
         }
         // SAFETY: buffers match the facts the plan was built from; workspace follows the padded
         // input inside scratch; with `accumulate`, y holds the residual.
-        unsafe {
-            self.plan
-                .run(dev.dnn()?, x, w, fused, self.accumulate, y, workspace)?
+        let adds = if self.fused {
+            ConvAdds::BiasRelu(bias, residual)
+        } else if self.accumulate {
+            ConvAdds::Y
+        } else {
+            ConvAdds::Nothing
         };
+        unsafe { self.plan.run(dev.dnn()?, (x, w), adds, y, workspace)? };
         if let (Some((f, (act, p0, p1), n, inner, channels)), Some(r)) =
             (&self.epilogue, self.residual)
         {
