@@ -171,8 +171,16 @@ fn shares(graph: &Graph, root: &[TensorId], o: TensorId, i: TensorId) -> bool {
     let read_later = graph.nodes[k + 1..]
         .iter()
         .any(|n| n.inputs.iter().any(|&t| root[t] == ri));
+    // The node reads i's memory through i alone: a second input there (the same tensor as
+    // data and residual, or a view of it) would be overwritten while it is read.
+    let reads_ri = graph.nodes[k]
+        .inputs
+        .iter()
+        .filter(|&&t| root[t] == ri)
+        .count();
     ro != ri
         && graph.nodes[k].inputs.contains(&i)
+        && reads_ri == 1
         && !read_later
         && !io(ro)
         && !io(ri)
@@ -258,6 +266,12 @@ mod tests {
         // A pair of tensors of different sizes, or one the node does not read: refused.
         let p = plan_in_place(&g, 0, &[(3, 1), (4, 1)]).unwrap();
         assert!(range(p.slots[4]).start != range(p.slots[1]).start);
+        // A node reading a twice (as data and residual, say): b would overwrite a as it reads.
+        let mut g = chain();
+        g.nodes[1].inputs.push(1);
+        let p = plan_in_place(&g, 0, &[(2, 1)]).unwrap();
+        let (a, b) = (range(p.slots[1]), range(p.slots[2]));
+        assert!(a.end <= b.start || b.end <= a.start, "{a:?} {b:?}");
     }
 
     #[test]

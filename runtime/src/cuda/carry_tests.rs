@@ -288,19 +288,43 @@ fn derived_bias_arithmetic() {
 /// head (ReLU) → average pool.
 fn residual_blocks() -> (Graph, Vec<Option<Tensor>>) {
     let clip6 = Some(UnaryOp::Clip { min: 0.0, max: 6.0 });
+    // The stem: 3 → 8 channels over 112×112 on the direct kernel, with a 2×2 max pool it
+    // absorbs (so the device graph loses a node before the carrying ones), then 8 → 24.
     let mut tensors = vec![
-        info("x", &[1, 3, 56, 56]),  // 0
-        info("ws", &[24, 3, 3, 3]),  // 1
-        info("bs", &[24]),           // 2
-        info("s", &[1, 24, 56, 56]), // 3
+        info("x", &[1, 3, 112, 112]),  // 0
+        info("ws", &[8, 3, 3, 3]),     // 1
+        info("bs", &[8]),              // 2
+        info("s0", &[1, 8, 112, 112]), // 3
+        info("s1", &[1, 8, 56, 56]),   // 4
+        info("wt", &[24, 8, 1, 1]),    // 5
+        info("bt", &[24]),             // 6
+        info("s", &[1, 24, 56, 56]),   // 7
     ];
-    let mut nodes = vec![node(
-        "stem",
-        Op::Conv(conv(3, 1, 1, 1, Some(UnaryOp::Relu))),
-        &[0, 1, 2],
-        &[3],
-    )];
-    let mut at = 3;
+    let pool = Op::Pool(crate::ir::ops::Pool {
+        kind: crate::ir::ops::PoolKind::Max,
+        kernel: vec![2, 2],
+        strides: vec![2, 2],
+        pads: vec![0; 4],
+        dilations: vec![1, 1],
+        ceil_mode: false,
+        count_include_pad: false,
+    });
+    let mut nodes = vec![
+        node(
+            "stem",
+            Op::Conv(conv(3, 1, 1, 1, Some(UnaryOp::Relu))),
+            &[0, 1, 2],
+            &[3],
+        ),
+        node("pool", pool, &[3], &[4]),
+        node(
+            "widen",
+            Op::Conv(conv(1, 1, 0, 1, Some(UnaryOp::Relu))),
+            &[4, 5, 6],
+            &[7],
+        ),
+    ];
+    let mut at = 7;
     for b in 0..2 {
         let t = tensors.len();
         tensors.extend([
@@ -391,11 +415,18 @@ fn carried_biases_and_in_place_residuals_match_the_cpu() {
         "{:?}",
         l.bias_carried
     );
+    // The pool went into the stem's kernel: `carried` follows the device graph's nodes.
+    assert_eq!(l.absorbed[1], Some(0));
+    assert_eq!(l.carried.len(), l.graph.nodes.len());
+    for (n, &c) in l.graph.nodes.iter().zip(&l.carried) {
+        let touched = n.name.starts_with("project") || n.name == "expand1" || n.name == "head";
+        assert_eq!(c, touched, "{}", n.name);
+    }
     assert_eq!(l.in_place.len(), 2);
     if crate::cuda::ops::testing::device().is_none() {
         return;
     }
-    let x = values(&[1, 3, 56, 56], 1);
+    let x = values(&[1, 3, 112, 112], 1);
     let want = Session::new(m.clone(), SessionOptions::with_threads(1))
         .unwrap()
         .run_tensors(std::slice::from_ref(&x))

@@ -308,11 +308,13 @@ fn absorb_readers(l: &mut Lowered, unfused: &[bool]) {
     }
     let nodes = std::mem::take(&mut l.graph.nodes);
     let origins = std::mem::take(&mut l.node_origin);
+    let carried = std::mem::take(&mut l.carried);
     l.fused.clear();
     for (k, ((mut node, origin), f)) in nodes.into_iter().zip(origins).zip(fused).enumerate() {
         if gone[k] {
             continue;
         }
+        l.carried.push(carried[k]);
         if let Some(o) = outputs[k].take() {
             node.outputs = o;
         }

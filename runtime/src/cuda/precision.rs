@@ -107,6 +107,12 @@ pub struct Lowered {
     pub carried: Vec<bool>,
     /// Per model node: whether its bias is carried to its readers ([`super::carry`]).
     pub bias_carried: Vec<bool>,
+    /// Per graph input: the device holds it in f16 and the host converts the caller's f32
+    /// value as it copies it in ([`HOST_CAST_MAX`]).
+    pub host_inputs: Vec<bool>,
+    /// Per graph output: the device writes it in f16 and the host widens it to f32 after the
+    /// run.
+    pub host_outputs: Vec<bool>,
 }
 
 impl Lowered {
@@ -367,6 +373,8 @@ pub fn lower_fusing(
             in_place: Vec::new(),
             carried: vec![false; graph.nodes.len()],
             bias_carried: vec![false; graph.nodes.len()],
+            host_inputs: vec![false; graph.inputs.len()],
+            host_outputs: vec![false; graph.outputs.len()],
         };
         fuse(&mut l, unfused);
         return l;
@@ -435,8 +443,20 @@ pub fn lower_fusing(
         let t = b.get(o, graph.tensors[o].dtype);
         b.g.outputs.push(t);
     }
+    // Every model node flagged unfused: `CudaOptions::fuse` is off, and so is this.
+    let fusing = unfused.is_empty() || unfused.iter().any(|&u| !u);
+    let (host_inputs, host_outputs) = if fusing {
+        host_edge_casts(&mut b.g, &mut b.node_origin)
+    } else {
+        (
+            vec![false; b.g.inputs.len()],
+            vec![false; b.g.outputs.len()],
+        )
+    };
     let mut l = Lowered {
         precision,
+        host_inputs,
+        host_outputs,
         fused: vec![None; b.g.nodes.len()],
         absorbed: vec![None; graph.nodes.len()],
         prologue: vec![None; b.g.nodes.len()],
@@ -453,6 +473,79 @@ pub fn lower_fusing(
     };
     fuse(&mut l, unfused);
     l
+}
+
+/// Largest graph input or output (elements) whose f32 ↔ f16 conversion at the edge of an
+/// fp16 session runs on the host rather than as a cast kernel: a few µs of CPU at most, where
+/// a launch costs 2–5 µs of the seed CNN's ~40 (the input as it is copied into the pinned
+/// buffer, `CudaSession::set_input`; the output after the run).
+pub const HOST_CAST_MAX: usize = 4096;
+
+/// Moves the inserted casts at the graph's edges to the host where the tensor is small
+/// ([`HOST_CAST_MAX`]) and the cast is all that reads it (an input) or all that writes it for
+/// nothing else to read (an output): the device graph's input or output becomes the f16 tensor.
+fn host_edge_casts(g: &mut Graph, node_origin: &mut Vec<Option<usize>>) -> (Vec<bool>, Vec<bool>) {
+    let mut readers = vec![0usize; g.tensors.len()];
+    for n in &g.nodes {
+        for &t in &n.inputs {
+            readers[t] += 1;
+        }
+    }
+    let small =
+        |g: &Graph, t: TensorId| g.tensors[t].shape.iter().product::<usize>() <= HOST_CAST_MAX;
+    let inserted_cast = |g: &Graph, k: usize, to: DType| {
+        node_origin[k].is_none() && matches!(&g.nodes[k].op, Op::Cast(c) if c.to == to)
+    };
+    let mut gone = vec![false; g.nodes.len()];
+    let mut host_inputs = vec![false; g.inputs.len()];
+    for (i, host) in host_inputs.iter_mut().enumerate() {
+        let t = g.inputs[i];
+        let Some(k) = (0..g.nodes.len()).find(|&k| g.nodes[k].inputs == [t]) else {
+            continue;
+        };
+        let out = g.nodes[k].outputs[0];
+        let twice = g.inputs.iter().filter(|&&x| x == t).count() > 1;
+        if readers[t] == 1
+            && !twice
+            && !g.outputs.contains(&t)
+            && g.tensors[t].dtype == DType::F32
+            && inserted_cast(g, k, DType::F16)
+            && small(g, t)
+        {
+            gone[k] = true;
+            g.inputs[i] = out;
+            *host = true;
+        }
+    }
+    let mut host_outputs = vec![false; g.outputs.len()];
+    for (j, host) in host_outputs.iter_mut().enumerate() {
+        let o = g.outputs[j];
+        let Some(k) = (0..g.nodes.len()).find(|&k| g.nodes[k].outputs.contains(&o)) else {
+            continue;
+        };
+        let h = g.nodes[k].inputs[0];
+        let h_written = g.nodes.iter().any(|n| n.outputs.contains(&h));
+        let twice = g.outputs.iter().filter(|&&x| x == o).count() > 1;
+        if readers[o] == 0
+            && !twice
+            && h_written
+            && !g.outputs.contains(&h)
+            && g.tensors[h].dtype == DType::F16
+            && inserted_cast(g, k, DType::F32)
+            && small(g, o)
+        {
+            gone[k] = true;
+            g.outputs[j] = h;
+            *host = true;
+        }
+    }
+    fn keep<T>(v: &mut Vec<T>, gone: &[bool]) {
+        let kept = std::mem::take(v).into_iter().zip(gone).filter(|(_, &g)| !g);
+        *v = kept.map(|(x, _)| x).collect();
+    }
+    keep(&mut g.nodes, &gone);
+    keep(node_origin, &gone);
+    (host_inputs, host_outputs)
 }
 
 struct Builder {

@@ -175,7 +175,8 @@ fn fp32_runs_the_graph_as_it_is() {
 #[test]
 fn fp16_narrows_float_values_with_one_cast_at_each_edge() {
     let g = model(true);
-    let l = lower(&g, Precision::F16);
+    // Fusion off: the edge casts stay kernels (else these small ones run on the host, below).
+    let l = lower_fusing(&g, Precision::F16, &[], &[true; 4]);
     check_consistent(&l, &g);
     // The API boundary is unchanged: f32 x and i64 ids in, f32 out, bool mask out.
     assert_eq!(l.graph.inputs, g.inputs);
@@ -301,6 +302,41 @@ fn conversion_rounds_to_nearest_and_refuses_other_types() {
 }
 
 #[test]
+fn small_edge_casts_run_on_the_host() {
+    let g = model(true);
+    let l = lower(&g, Precision::F16);
+    check_consistent(&l, &g);
+    // x (16 values) comes in as f16, narrowed by the host; out (12) leaves as f16, widened by
+    // the host; only h's cast for the CPU's Equal stays a kernel.
+    assert_eq!(l.host_inputs, [true, false]);
+    assert_eq!(l.host_outputs, [true, false]);
+    let dtypes =
+        |ids: &[usize]| -> Vec<DType> { ids.iter().map(|&i| l.graph.tensors[i].dtype).collect() };
+    assert_eq!(dtypes(&l.graph.inputs), [DType::F16, DType::I64]);
+    assert_eq!(dtypes(&l.graph.outputs), [DType::F16, DType::Bool]);
+    assert_eq!(l.origin[l.graph.inputs[0]], 0);
+    assert_eq!(l.origin[l.graph.outputs[0]], 6);
+    assert_eq!(casts(&l), [("h".to_string(), DType::F32)]);
+    // Past HOST_CAST_MAX values the input's cast stays a kernel.
+    let mut big = model(true);
+    let rows = HOST_CAST_MAX / 8 + 1;
+    for t in [0, 3, 7] {
+        big.tensors[t].shape[0] = rows;
+    }
+    big.validate().unwrap();
+    let l = lower(&big, Precision::F16);
+    check_consistent(&l, &big);
+    assert_eq!(l.host_inputs, [false, false]);
+    assert_eq!(l.host_outputs, [true, false]);
+    assert_eq!(l.graph.inputs, big.inputs);
+    // An output read by a node as well keeps its cast: here h, made an output.
+    let mut g = model(true);
+    g.outputs.push(3);
+    let l = lower(&g, Precision::F16);
+    assert_eq!(l.host_outputs, [true, false, false]);
+}
+
+#[test]
 fn inspect_view_lists_placement_and_dtype_per_model_node() {
     let p = placements(&model(true), Precision::F16);
     assert_eq!(p.len(), 4);
@@ -312,7 +348,7 @@ fn inspect_view_lists_placement_and_dtype_per_model_node() {
 #[test]
 fn a_node_kept_in_f32_is_cast_around() {
     let g = model(true);
-    let l = lower_with(&g, Precision::F16, &[false, false, true]);
+    let l = lower_fusing(&g, Precision::F16, &[false, false, true], &[true; 4]);
     check_consistent(&l, &g);
     assert_eq!(l.node_dtype[2], Some(DType::F32));
     let names: Vec<String> = casts(&l).into_iter().map(|c| c.0).collect();

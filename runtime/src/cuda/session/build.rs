@@ -149,7 +149,8 @@ fn try_build(
                     Some(j)
                         if lowered.fused[k].is_some()
                             || lowered.prologue[k].is_some()
-                            || lowered.carried[k] =>
+                            || lowered.carried[k]
+                            || node.inputs.iter().any(|t| lowered.derived.contains_key(t)) =>
                     {
                         failed_fused.push(j);
                         continue;

@@ -40,8 +40,10 @@ pub struct CudaOptions {
     /// What float tensors compute in; default: fp16 when the model's weights are stored as f16
     /// (`compile --precision fp16`), else fp32 ([`Precision::of`]).
     pub precision: Option<Precision>,
-    /// Let kernels run their readers and writers' epilogues (`cuda::fuse`; default); off runs
-    /// every node in its own kernel (for comparison).
+    /// Let kernels run their readers and writers' epilogues and biases (`cuda::fuse`,
+    /// `cuda::carry`), and the host convert small f16 inputs and outputs
+    /// (`precision::HOST_CAST_MAX`); default. Off runs every node in its own kernel, with the
+    /// edge casts as kernels (for comparison).
     pub fuse: bool,
 }
 
@@ -64,6 +66,10 @@ struct IoSlot {
     host_offset: usize,
     dev: u64,
     len: usize,
+    /// The device holds it in f16, the caller sees f32 (`Lowered::host_inputs`/`host_outputs`):
+    /// an input is narrowed as it is copied in; an output is widened after the run into this
+    /// buffer.
+    host_cast: Option<Vec<u8>>,
 }
 
 /// A model ready to run on the GPU.
@@ -98,6 +104,22 @@ unsafe impl Send for CudaSession {}
 
 const ALIGN: usize = 256;
 
+/// f32 little-endian bytes to f16 (round to nearest even), `dst` half as long.
+fn narrow_f32(src: &[u8], dst: &mut [u8]) {
+    for (s, d) in src.chunks_exact(4).zip(dst.chunks_exact_mut(2)) {
+        let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        d.copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+    }
+}
+
+/// f16 little-endian bytes to f32, `dst` twice as long.
+fn widen_f16(src: &[u8], dst: &mut [u8]) {
+    for (s, d) in src.chunks_exact(2).zip(dst.chunks_exact_mut(4)) {
+        let v = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
+        d.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
 impl CudaSession {
     pub fn new(model: Arc<Model>, opts: &CudaOptions) -> Result<CudaSession> {
         let dev = Device::open(opts.ordinal, opts.arch.as_deref())?;
@@ -130,11 +152,20 @@ impl CudaSession {
         let graph = &built.lowered.graph;
         let (weights, const_offsets) = (built.weights, built.const_offsets);
         let scratch = built.scratch;
-        let plan = plan::plan_in_place(
-            graph,
-            scratch.div_ceil(ALIGN) * ALIGN,
-            &built.lowered.in_place,
-        )?;
+        // In place only where a CUDA kernel writes the output (a CPU kernel's output and
+        // inputs are separate slices of the host mirror).
+        let on_gpu = |o: &TensorId| {
+            let k = graph.nodes.iter().position(|n| n.outputs.contains(o));
+            k.is_some_and(|k| matches!(built.kernels[k], Kernel::Gpu(_)))
+        };
+        let in_place: Vec<(TensorId, TensorId)> = built
+            .lowered
+            .in_place
+            .iter()
+            .copied()
+            .filter(|(o, _)| on_gpu(o))
+            .collect();
+        let plan = plan::plan_in_place(graph, scratch.div_ceil(ALIGN) * ALIGN, &in_place)?;
         let arena = DeviceBuffer::zeroed(&dev, plan.arena_bytes())?;
 
         // Inputs and outputs in one pinned buffer.
@@ -162,19 +193,31 @@ impl CudaSession {
                 return p;
             }
             match plan.slots[t] {
-                Slot::Const(r) => weights.ptr + const_offsets[r].unwrap_or(0),
+                // A constant nothing reads was not uploaded: null, never another's bytes.
+                Slot::Const(r) => const_offsets[r].map_or(0, |o| weights.ptr + o),
                 Slot::Arena { offset, .. } => arena.ptr + offset as u64,
             }
         };
-        let slot = |&(t, host_offset, len): &(TensorId, usize, usize)| IoSlot {
+        let slot = |(&(t, host_offset, len), &cast): (&(TensorId, usize, usize), &bool)| IoSlot {
             tensor: t,
             host_offset,
             dev: ptr(t),
             len,
+            // f16 on the device, f32 for the caller: twice the bytes.
+            host_cast: cast.then(|| vec![0u8; len * 2]),
         };
         let n_in = graph.inputs.len();
-        let inputs: Vec<IoSlot> = io_offsets[..n_in].iter().map(slot).collect();
-        let outputs: Vec<IoSlot> = io_offsets[n_in..].iter().map(slot).collect();
+        let l = &built.lowered;
+        let inputs: Vec<IoSlot> = io_offsets[..n_in]
+            .iter()
+            .zip(&l.host_inputs)
+            .map(slot)
+            .collect();
+        let outputs: Vec<IoSlot> = io_offsets[n_in..]
+            .iter()
+            .zip(&l.host_outputs)
+            .map(slot)
+            .collect();
 
         // Steps, with explicit copies around CPU nodes.
         let host_offset = |t: TensorId| match plan.slots[t] {
@@ -307,20 +350,46 @@ impl CudaSession {
                 graph.inputs.len()
             )));
         };
-        graph.tensors[slot.tensor].check_value(&value)?;
         let (off, len) = (slot.host_offset, slot.len);
-        self.io.as_mut_slice()[off..off + len].copy_from_slice(value.data);
+        let dst = &mut self.io.as_mut_slice()[off..off + len];
+        if slot.host_cast.is_some() {
+            let model = self.model.graph();
+            model.tensors[model.inputs[index]].check_value(&value)?;
+            narrow_f32(value.data, dst);
+        } else {
+            graph.tensors[slot.tensor].check_value(&value)?;
+            dst.copy_from_slice(value.data);
+        }
         Ok(())
     }
 
     /// Output `index` of the last run.
     pub fn output(&self, index: usize) -> TensorView<'_> {
         let slot = &self.outputs[index];
+        if let Some(wide) = &slot.host_cast {
+            let model = self.model.graph();
+            let info = &model.tensors[model.outputs[index]];
+            return TensorView {
+                dtype: info.dtype,
+                shape: &info.shape,
+                data: wide,
+            };
+        }
         let info = &self.lowered.graph.tensors[slot.tensor];
         TensorView {
             dtype: info.dtype,
             shape: &info.shape,
             data: &self.io.as_slice()[slot.host_offset..slot.host_offset + slot.len],
+        }
+    }
+
+    /// Widens the outputs the device wrote in f16 for a caller expecting f32 (after a run).
+    fn widen_outputs(&mut self) {
+        let io = self.io.as_slice();
+        for slot in &mut self.outputs {
+            if let Some(wide) = &mut slot.host_cast {
+                widen_f16(&io[slot.host_offset..slot.host_offset + slot.len], wide);
+            }
         }
     }
 
@@ -348,7 +417,9 @@ impl CudaSession {
     /// Runs the graph on the inputs set: one graph launch per segment, CPU nodes in between.
     pub fn run(&mut self) -> Result<()> {
         if self.profile.is_some() {
-            return self.run_profiled();
+            self.run_profiled()?;
+            self.widen_outputs();
+            return Ok(());
         }
         for s in 0..self.segments.len() {
             match &self.segments[s] {
@@ -361,7 +432,9 @@ impl CudaSession {
                 Segment::Cpu(k) => self.run_cpu(*k)?,
             }
         }
-        self.dev.synchronize()
+        self.dev.synchronize()?;
+        self.widen_outputs();
+        Ok(())
     }
 
     /// Convenience: sets every input, runs, and copies the outputs out (allocates the results).
