@@ -47,6 +47,26 @@ __device__ void pad(const T* x, T* y, i64_t n, int rank, Dims od, Dims xd, Dims 
     }
 }
 
+// Zero padding and narrowing in one pass: an f32 x into an f16 y, each element what the f32 → f16
+// cast (`elementwise_cast_f32_f16`) and then `pad` with the constant 0 would give. A convolution
+// on cuDNN with TF "same" padding reading the f32 graph input of an fp16 session runs it as its
+// pre-padding (runtime/src/cuda/fuse.rs, `Prologue::narrow`): one launch instead of two.
+extern "C" __global__ void shape_pad_zero_narrow(const float* x, f16_t* y, i64_t n, int rank, Dims od,
+                                                 Dims xd, Dims begin) {
+    FOR_EACH(i, n) {
+        i64_t rem = i, ix = 0, stride = 1;
+        bool outside = false;
+        for (int k = rank - 1; k >= 0; --k) {
+            i64_t c = rem % od.d[k] - begin.d[k];
+            rem /= od.d[k];
+            outside |= c < 0 || c >= xd.d[k];
+            ix += c * stride;
+            stride *= xd.d[k];
+        }
+        st(y, i, outside ? 0.0f : x[ix]);
+    }
+}
+
 // Gather along an axis: x [outer, axis_len, inner] -> y [outer, n_idx, inner]. Indices may be
 // negative (from the end); one out of range writes zeros (the CPU backend reports it instead).
 template <typename T, typename I>

@@ -16,10 +16,12 @@ shuffles meeting per mask, atomicAdd on counters), with the grids the runtime us
   few-row GEMM's last block must equal the GEMM kernel then the Softmax kernel bit for bit, leave
   its block counter at 0, and give the same on a second run; a convolution's bias and ReLU6
   applied by a depthwise convolution and a global average pool as they load must give
-  onnxruntime's Conv → Clip → Conv → Clip and Conv → Clip → GlobalAveragePool within 1e-5.
+  onnxruntime's Conv → Clip → Conv → Clip and Conv → Clip → GlobalAveragePool within 1e-5; the
+  pre-padding that narrows an f32 input to f16 (`shape.cu`, an input cast absorbed) must give
+  numpy's zero pad of the f16 cast bit for bit (g++'s `_Float16` standing in for `cvt.rn`).
 
 Each case runs with the lanes per output the runtime picks (`cuda::ops::lanes_for`). What it does
-not cover: the Rust side's launch arguments, f16, and
+not cover: the Rust side's launch arguments, f16 arithmetic, and
 anything NVRTC compiles differently — the CUDA unit tests check those on the GPU
 (scripts/gpu-check.sh). The inline PTX dp4a is replaced by its definition in C.
 
@@ -71,9 +73,24 @@ def build(out):
     return compile_main(out, "quant_main.cpp", pre + "\n" + q)
 
 
+# The f16 store, emulated: g++'s _Float16 conversion rounds to nearest even, as the PTX
+# `cvt.rn.f16.f32` it stands in for.
+F16_STORE = """
+__device__ __forceinline__ void st(f16_t* p, i64_t i, float v) {
+    _Float16 h = (_Float16)v;
+    memcpy(&p[i], &h, 2);
+}
+"""
+
+
 def build_fused(out):
-    """nn.cu, linalg.cu and reduce.cu in f32 (their f16 instantiations dropped)."""
-    src = prelude()
+    """nn.cu, linalg.cu and reduce.cu in f32 (their f16 instantiations dropped); shape.cu (bit
+    copies, and the narrowing pre-padding with the f16 store emulated)."""
+    src = prelude() + F16_STORE
+    shape = open(os.path.join(ROOT, "kernels/cuda/shape.cu")).read()
+    if "asm" in shape:
+        sys.exit("cuda-emu: shape.cu has inline PTX; update check.py")
+    src += "\n" + shape
     for f, macro in [("nn.cu", "NN"), ("linalg.cu", "LINALG"), ("reduce.cu", "REDUCE")]:
         text, n = re.subn(rf"^{macro}\(f16_t, f16\)$", "", open(os.path.join(ROOT, "kernels/cuda", f)).read(), flags=re.M)
         if n != 1 or "asm" in text:
@@ -304,6 +321,25 @@ def gather_case(exe, work):
     return ok
 
 
+def padnarrow_case(exe, work, shape, begin, end, seed):
+    """The pre-padding that narrows (`shape_pad_zero_narrow`, cuda/fuse.rs): numpy's zero pad
+    of the f16 cast, bit for bit, specials included (past f16's range, subnormal, -0, inf)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[:6] = [70000.0, -1e-6, 3e-8, -0.0, np.inf, 65519.0]
+    od = [s + b + e for s, b, e in zip(shape, begin, end)]
+    params = [len(shape)] + od + list(shape) + list(begin)
+    np.array(params, np.int64).tofile(f"{work}/p.i64")
+    x.tofile(f"{work}/x.f32")
+    subprocess.run([exe, "padnarrow", work], check=True)
+    y = np.fromfile(f"{work}/y.u16", np.uint16)
+    want = np.pad(x.astype(np.float16), list(zip(begin, end))).view(np.uint16).ravel()
+    ok = np.array_equal(y, want)
+    print(f"  {'ok  ' if ok else 'FAIL'} pad + narrow {shape} pads {begin} / {end}")
+    return ok
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/cuda-emu")
     exe = build(out)
@@ -352,6 +388,11 @@ def main():
         (2, 3, 7, 5, 5, 1, (2, 2, 2, 2), 1, 42),
     ]
     ok = all([prologue_case(fused, work, *c) for c in prologues]) and ok
+    pads = [  # shape, begin, end, seed
+        ((1, 3, 17, 16), (0, 0, 0, 0), (0, 0, 1, 1), 61),  # EfficientNet's stem: TF "same", stride 2
+        ((2, 2, 5, 7), (0, 0, 2, 1), (0, 0, 1, 3), 62),
+    ]
+    ok = all([padnarrow_case(fused, work, *c) for c in pads]) and ok
     print("cuda-emu: every case equal" if ok else "cuda-emu: MISMATCH")
     sys.exit(0 if ok else 1)
 

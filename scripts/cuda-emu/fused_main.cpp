@@ -13,8 +13,27 @@
 //   fused_main prologue DIR    a convolution without its epilogue (the direct kernel standing
 //                              in for cuDNN), then a depthwise convolution and a global average
 //                              pool each applying that epilogue as they load: y.f32, g.f32
+//   fused_main padnarrow DIR   the pre-padding that narrows an f32 input to f16 (a cast
+//                              absorbed): y.u16
 #include "kernels.h"
 #include "files.h"
+
+static int padnarrow() {
+    auto ip = load<i64_t>("p.i64");  // rank, od[rank], xd[rank], begin[rank]
+    auto x = load<float>("x.f32");
+    const int rank = (int)ip[0];
+    Dims od{}, xd{}, begin{};
+    i64_t n = 1;
+    for (int k = 0; k < rank; ++k) {
+        od.d[k] = ip[1 + k], xd.d[k] = ip[1 + rank + k], begin.d[k] = ip[1 + 2 * rank + k];
+        n *= od.d[k];
+    }
+    std::vector<f16_t> y(n, 0x7e00);  // NaN: every element must be written
+    launch(blocks_of(n), 1, 1, 256,
+           [&] { shape_pad_zero_narrow(x.data(), y.data(), n, rank, od, xd, begin); });
+    save("y.u16", y);
+    return 0;
+}
 
 static int convpool() {
     // n c h w m oh ow kh kw sh sw dh dw pt pl group lanes_fused lanes_unfused act pool_h pool_w
@@ -184,5 +203,6 @@ int main(int argc, char** argv) {
     if (what == "gemmsoftmax") return gemmsoftmax();
     if (what == "prologue") return prologue();
     if (what == "gemmtail") return gemmtail();
+    if (what == "padnarrow") return padnarrow();
     return 2;
 }

@@ -27,6 +27,12 @@
 //! expand layers (ReLU6, read by their depthwise layer) and its head (read by the average
 //! pool).
 //!
+//! And an inserted f32 → f16 cast whose only reader is a convolution through cuDNN with TF
+//! "same" padding runs in that convolution's pre-padding kernel, which reads the f32 value and
+//! narrows it as it pads ([`Prologue::narrow`]): EfficientNet-Lite0 fp16's input. (Small
+//! edge casts run on the host instead, `precision::HOST_CAST_MAX`; biases that would cost a
+//! launch are carried to their readers first, `cuda::carry`.)
+//!
 //! Which nodes fuse is decided from the graph alone (no GPU), so `inspect --backend cuda` shows
 //! it; the op files say what their kernels take (`conv_direct::takes_pool`,
 //! `gemm::takes_softmax`, `gemm::takes_gemm`, `qconv::takes_qadd`, `conv::separate_epilogue`,
@@ -64,6 +70,9 @@ pub struct Prologue {
     pub act: Option<UnaryOp>,
     /// Whether the bias is the node's last input (moved there from the writer's).
     pub bias: bool,
+    /// The data input is f32 and the kernel narrows it to its f16 as it loads it (the inserted
+    /// cast before it absorbed, [`narrow_into_prepad`]); no act or bias then.
+    pub narrow: bool,
 }
 
 /// Whether `op` (inputs `inputs`, which of them constant `consts`, output `mid`) can run
@@ -112,6 +121,65 @@ pub fn fuse(l: &mut Lowered, unfused: &[bool]) {
     super::carry::carry_biases(l, unfused);
     absorb_readers(l, unfused);
     move_epilogues(l, unfused);
+    narrow_into_prepad(l, unfused);
+}
+
+/// An inserted f32 → f16 cast whose only reader is a convolution through cuDNN that pads its
+/// input first (TF "same" padding, which cuDNN does not take): the convolution's pre-padding
+/// kernel reads the f32 value and narrows it as it pads (`shape_pad_zero_narrow`), and the
+/// cast's launch goes. EfficientNet-Lite0 fp16's stem (the 150 528 values of its input).
+fn narrow_into_prepad(l: &mut Lowered, unfused: &[bool]) {
+    let readers = readers(l);
+    let mut gone = vec![false; l.graph.nodes.len()];
+    for (k, flag) in gone.iter_mut().enumerate() {
+        let g = &l.graph;
+        let cast = &g.nodes[k];
+        let (Op::Cast(c), &[x], &[mid]) = (&cast.op, &cast.inputs[..], &cast.outputs[..]) else {
+            continue;
+        };
+        let narrowing = g.tensors[x].dtype == crate::DType::F32 && c.to == crate::DType::F16;
+        if l.node_origin[k].is_some() || !narrowing || readers[mid] != 1 {
+            continue;
+        }
+        let Some(r) = reader_after(g, k, mid) else {
+            continue;
+        };
+        let reader = &g.nodes[r];
+        let Op::Conv(conv) = &reader.op else { continue };
+        let (xf, yf) = (g.tensors[mid].fact(), g.tensors[reader.outputs[0]].fact());
+        let s = conv.kernel.len();
+        let asymmetric = conv.pads.len() == 2 * s && conv.pads[..s] != conv.pads[s..];
+        let free = l.fused[r].is_none() && l.prologue[r].is_none();
+        if !asymmetric
+            || !free
+            || reader.inputs[0] != mid
+            || !on_gpu(l, r, unfused)
+            || !nn::conv::runs_on_cudnn(conv, &xf, &yf)
+        {
+            continue;
+        }
+        l.graph.nodes[r].inputs[0] = x;
+        l.prologue[r] = Some(Prologue {
+            act: None,
+            bias: false,
+            narrow: true,
+        });
+        *flag = true;
+    }
+    if !gone.iter().any(|&g| g) {
+        return;
+    }
+    drop_flagged(&mut l.graph.nodes, &gone);
+    drop_flagged(&mut l.node_origin, &gone);
+    drop_flagged(&mut l.fused, &gone);
+    drop_flagged(&mut l.prologue, &gone);
+    drop_flagged(&mut l.carried, &gone);
+}
+
+/// Drops the entries of a per-node vector whose node is flagged in `gone`.
+pub(super) fn drop_flagged<T>(v: &mut Vec<T>, gone: &[bool]) {
+    let kept = std::mem::take(v).into_iter().zip(gone).filter(|(_, &g)| !g);
+    *v = kept.map(|(x, _)| x).collect();
 }
 
 /// Readers of each tensor of `l`'s device graph, the caller counting for graph outputs.
@@ -180,6 +248,7 @@ fn move_epilogues(l: &mut Lowered, unfused: &[bool]) {
         let prologue = Prologue {
             act: c.act.take(),
             bias: std::mem::take(&mut c.has_bias),
+            narrow: false,
         };
         if prologue.bias {
             let b = l.graph.nodes[i].inputs.remove(2);
@@ -620,6 +689,101 @@ mod tests {
         (graph, consts)
     }
 
+    /// EfficientNet-Lite0's stem: x [1, 3, 224, 224] → 3×3 stride-2 convolution to 32
+    /// channels (10.8 M products: cuDNN) with TF "same" padding (`pads`) → global average pool.
+    fn stem(pads: Vec<usize>) -> (Graph, Vec<Option<Tensor>>) {
+        let graph = Graph {
+            tensors: vec![
+                info("x", &[1, 3, 224, 224]),  // 0
+                info("w", &[32, 3, 3, 3]),     // 1
+                info("b", &[32]),              // 2
+                info("s", &[1, 32, 112, 112]), // 3
+                info("y", &[1, 32, 1, 1]),     // 4
+            ],
+            nodes: vec![
+                node(
+                    "stem",
+                    Op::Conv(Conv {
+                        kernel: vec![3, 3],
+                        strides: vec![2, 2],
+                        pads,
+                        dilations: vec![1, 1],
+                        group: 1,
+                        has_bias: true,
+                        act: Some(UnaryOp::Relu),
+                        residual: false,
+                    }),
+                    &[0, 1, 2],
+                    &[3],
+                ),
+                node(
+                    "gap",
+                    Op::GlobalPool(crate::ir::ops::GlobalPool {
+                        kind: PoolKind::Avg,
+                    }),
+                    &[3],
+                    &[4],
+                ),
+            ],
+            inputs: vec![0],
+            outputs: vec![4],
+        };
+        let consts = (0..5)
+            .map(|i| (i == 1 || i == 2).then(|| values(&graph.tensors[i].shape, 40 + i as u64)))
+            .collect();
+        (graph, consts)
+    }
+
+    #[test]
+    fn the_input_cast_runs_in_the_stems_padding() {
+        let (g, consts) = stem(vec![0, 0, 1, 1]);
+        let m = model(g, &consts);
+        let l = lower(m.graph(), Precision::F16);
+        // No cast left: the input's narrowed by the stem's pre-padding, the pooled output
+        // widened by the host.
+        assert!(
+            ops(&l.graph).iter().all(|&o| o != "Cast"),
+            "{:?}",
+            ops(&l.graph)
+        );
+        assert_eq!(l.graph.nodes[0].inputs[0], 0);
+        assert!(l.prologue[0].as_ref().is_some_and(|p| p.narrow));
+        assert_eq!(l.host_outputs, [true]);
+        assert_eq!(l.fused.len(), l.graph.nodes.len());
+        // Symmetric padding needs no pre-padding: the cast stays; fusion off: too.
+        let (g2, _) = stem(vec![1; 4]);
+        assert!(ops(&lower(&g2, Precision::F16).graph).contains(&"Cast"));
+        let off = crate::cuda::precision::lower_fusing(m.graph(), Precision::F16, &[], &[true; 2]);
+        assert_eq!(ops(&off.graph).iter().filter(|&&o| o == "Cast").count(), 2);
+        if device().is_none() {
+            return;
+        }
+        let x = values(&[1, 3, 224, 224], 7);
+        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
+            .unwrap()
+            .run_tensors(std::slice::from_ref(&x))
+            .unwrap()[0]
+            .to_f32_vec()
+            .unwrap();
+        let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+        for fuse in [true, false] {
+            let opts = CudaOptions {
+                precision: Some(Precision::F16),
+                fuse,
+                ..CudaOptions::default()
+            };
+            let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+            for run in 0..2 {
+                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
+                    .to_f32_vec()
+                    .unwrap();
+                let d = max_diff(&got, &want);
+                assert!(d <= 2e-2 * scale, "fuse {fuse} run {run}: max |diff| {d}");
+            }
+        }
+        eprintln!("the stem narrowing its f32 input as it pads matches the CPU");
+    }
+
     #[test]
     fn a_cudnn_epilogue_moves_into_its_readers_loads() {
         let (g, _) = mbconv();
@@ -629,6 +793,7 @@ mod tests {
             let relu6 = Prologue {
                 act: Some(UnaryOp::Clip { min: 0.0, max: 6.0 }),
                 bias: true,
+                narrow: false,
             };
             for (writer, reader) in [("expand", "dw"), ("head", "gap")] {
                 let (w, r) = (find(writer), find(reader));

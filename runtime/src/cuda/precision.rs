@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 
 use super::carry::{widen, DerivedMap};
-use super::fuse::{fuse, Fused, Prologue};
+use super::fuse::{drop_flagged, fuse, Fused, Prologue};
 use super::ops;
 use super::placement::Placement;
 use crate::ir::ops::{Cast, UnaryOp};
@@ -539,12 +539,8 @@ fn host_edge_casts(g: &mut Graph, node_origin: &mut Vec<Option<usize>>) -> (Vec<
             *host = true;
         }
     }
-    fn keep<T>(v: &mut Vec<T>, gone: &[bool]) {
-        let kept = std::mem::take(v).into_iter().zip(gone).filter(|(_, &g)| !g);
-        *v = kept.map(|(x, _)| x).collect();
-    }
-    keep(&mut g.nodes, &gone);
-    keep(node_origin, &gone);
+    drop_flagged(&mut g.nodes, &gone);
+    drop_flagged(node_origin, &gone);
     (host_inputs, host_outputs)
 }
 

@@ -39,6 +39,8 @@ pub fn supports(op: &Conv, inputs: &[Fact], outputs: &[Fact]) -> Support {
 /// Pre-padding of the input into scratch, for asymmetric pads.
 struct PrePad {
     f: CudaFunction,
+    /// The input is f32 and the kernel narrows it to f16 as it pads (`Prologue::narrow`).
+    narrow: bool,
     n: i64,
     od: Dims,
     xd: Dims,
@@ -78,6 +80,9 @@ pub(super) fn hw(v: &[usize], one: usize) -> (usize, usize) {
 }
 
 pub fn build(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
+    if b.prologue.is_some_and(|p| p.narrow) {
+        return build_cudnn(op, b);
+    }
     if super::conv_pointwise::suits(op, &b.inputs[0], &b.outputs[0]) {
         return super::conv_pointwise::build(op, b);
     }
@@ -103,10 +108,21 @@ pub fn separate_epilogue(op: &Conv, x: &Fact, y: &Fact) -> bool {
 /// The convolution through cuDNN (see the module documentation).
 pub fn build_cudnn(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     let (x, y) = (&b.inputs[0], &b.outputs[0]);
-    let dtype = x.dtype;
+    let dtype = y.dtype;
     let s = op.kernel.len();
     let (begin, end) = (&op.pads[..s], &op.pads[s..]);
     let symmetric = begin == end;
+    let narrow = b.prologue.is_some_and(|p| p.narrow);
+    if narrow && (symmetric || x.dtype != crate::DType::F32 || dtype != crate::DType::F16) {
+        return Err(crate::Error::Unsupported(
+            "narrowing needs an f32 input, f16 output and asymmetric padding".into(),
+        ));
+    }
+    if b.prologue.is_some() && !narrow {
+        return Err(crate::Error::Unsupported(
+            "a convolution on cuDNN cannot apply its writer's epilogue".into(),
+        ));
+    }
     let (mut h, mut w) = hw(&x.shape[2..], 1);
     let mut pad = hw(begin, 0);
     let prepad = if symmetric {
@@ -122,9 +138,14 @@ pub fn build_cudnn(op: &Conv, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
         for i in 0..s {
             pb[2 + i] = begin[i] as i64;
         }
+        let name = if narrow {
+            "shape_pad_zero_narrow".to_string()
+        } else {
+            format!("shape_pad_{}", size_suffix(dtype))
+        };
         Some(PrePad {
-            f: b.dev
-                .function(&format!("shape_pad_{}", size_suffix(dtype)))?,
+            f: b.dev.function(&name)?,
+            narrow,
             n: od.iter().product::<usize>() as i64,
             bytes: (od.iter().product::<usize>() * dtype.size()).div_ceil(256) * 256,
             od: Dims::from(od.iter().map(|&d| d as i64)),
@@ -196,25 +217,25 @@ impl CudaKernel for ConvKernel {
         if let Some(p) = &self.prepad {
             let (mode, zero) = (0i32, 0u32);
             let dst = io.scratch;
+            let mut args = [
+                arg(&x),
+                arg(&dst),
+                arg(&p.n),
+                arg(&p.rank),
+                arg(&p.od),
+                arg(&p.xd),
+                arg(&p.begin),
+                arg(&mode),
+                arg(&zero),
+            ];
+            // Narrowing takes no mode or value.
+            let count = if p.narrow { 7 } else { 9 };
             // SAFETY: (const T* x, T* y, i64 n, int rank, Dims od, Dims xd, Dims begin, int mode,
-            // T value); `dst` has `p.bytes` of scratch. The zero value is passed as 4 bytes; the
+            // T value), or narrowing (const float* x, f16* y, … Dims begin); `dst` has `p.bytes`
+            // of scratch (the f16 size when narrowing). The zero value is passed as 4 bytes; the
             // kernel reads only its element size (little-endian, so the low bytes are zero too).
             unsafe {
-                dev.launch(
-                    &p.f,
-                    p.n as usize,
-                    &mut [
-                        arg(&x),
-                        arg(&dst),
-                        arg(&p.n),
-                        arg(&p.rank),
-                        arg(&p.od),
-                        arg(&p.xd),
-                        arg(&p.begin),
-                        arg(&mode),
-                        arg(&zero),
-                    ],
-                )?;
+                dev.launch(&p.f, p.n as usize, &mut args[..count])?;
             }
             x = dst;
             workspace += p.bytes as u64;
