@@ -291,6 +291,32 @@ cases!(
     ddddocr_crnn
 );
 
+/// Asserts `ops::build_gate` accepts every GPU node of `l`'s device graph.
+fn passes_the_build_gate(l: &precision::Lowered, label: &str) {
+    let g = &l.graph;
+    for (k, n) in g.nodes.iter().enumerate() {
+        if !l.node_origin[k].is_none_or(|j| l.placements[j].is_gpu()) {
+            continue;
+        }
+        let facts = |ids: &[usize]| -> Vec<edgefuse_runtime::ir::Fact> {
+            ids.iter().map(|&t| g.tensors[t].fact()).collect()
+        };
+        let gate = edgefuse_runtime::cuda::ops::build_gate(
+            &n.op,
+            &facts(&n.inputs),
+            &facts(&n.outputs),
+            l.fused[k].as_ref(),
+            l.prologue[k].as_ref(),
+        );
+        if let Err(why) = gate {
+            panic!(
+                "{label}: device node {k} ({}) refused at build: {why}",
+                n.name
+            );
+        }
+    }
+}
+
 /// The fp16 plan of every reference model, decided without a GPU (what a GPU run will
 /// compute in, and where the casts go): EfficientNet-Lite0, the fp16 speed target, runs whole
 /// in f16 on the GPU with one cast in and one out.
@@ -314,6 +340,13 @@ fn fp16_plans_of_the_reference_models() {
             eprintln!("{model}: no f16 weights in its fp16 file (int8); fp32 by default");
         }
         let l = precision::lower(g, Precision::F16);
+        // Every node the lowerings make is one its kernel's build accepts (else a GPU would
+        // quietly send it back to f32, unfused, or to the CPU).
+        passes_the_build_gate(&l, &format!("{model} fp16"));
+        passes_the_build_gate(
+            &precision::lower(g, Precision::F32),
+            &format!("{model} fp32"),
+        );
         let casts = l.node_origin.iter().filter(|o| o.is_none()).count();
         // Per op and where it runs: the nodes not computing in f16 on the GPU.
         let mut kept = std::collections::BTreeMap::<String, usize>::new();

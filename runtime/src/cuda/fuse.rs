@@ -750,6 +750,17 @@ mod tests {
         assert!(l.prologue[0].as_ref().is_some_and(|p| p.narrow));
         assert_eq!(l.host_outputs, [true]);
         assert_eq!(l.fused.len(), l.graph.nodes.len());
+        // What the build asks: the f32 input counts as the f16 value it becomes (asked as it
+        // is, the Conv has mixed dtypes, and the session would send the stem back to f32).
+        let first = &l.graph.nodes[0];
+        let facts = |ids: &[usize]| -> Vec<Fact> {
+            ids.iter().map(|&t| l.graph.tensors[t].fact()).collect()
+        };
+        let (ins, outs) = (facts(&first.inputs), facts(&first.outputs));
+        assert_eq!(ins[0].dtype, crate::DType::F32);
+        assert!(crate::cuda::ops::supports(&first.op, &ins, &outs).is_err());
+        crate::cuda::ops::supports_as_built(&first.op, &ins, &outs, l.prologue[0].as_ref())
+            .unwrap();
         // Symmetric padding needs no pre-padding: the cast stays; fusion off: too.
         let (g2, _) = stem(vec![1; 4]);
         assert!(ops(&lower(&g2, Precision::F16).graph).contains(&"Cast"));
@@ -773,6 +784,13 @@ mod tests {
                 ..CudaOptions::default()
             };
             let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+            // Built as lowered: the stem in f16, no cast kernel when fusing.
+            assert_eq!(s.node_dtypes()[0], Some(crate::DType::F16));
+            let casts = ops(s.device_graph())
+                .iter()
+                .filter(|&&o| o == "Cast")
+                .count();
+            assert_eq!(casts, if fuse { 0 } else { 2 }, "fuse {fuse}");
             for run in 0..2 {
                 let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
                     .to_f32_vec()

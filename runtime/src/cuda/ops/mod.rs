@@ -100,16 +100,9 @@ pub fn supports(op: &Op, inputs: &[Fact], outputs: &[Fact]) -> Support {
 
 /// Builds the CUDA kernel for one op (after `supports` said yes).
 pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
-    if b.prologue.is_some() && !matches!(op, Op::Conv(_) | Op::GlobalPool(_)) {
-        return Err(crate::Error::Unsupported(format!(
-            "{} cannot apply its writer's epilogue",
-            op.name()
-        )));
-    }
+    build_gate(op, b.inputs, b.outputs, b.fused, b.prologue).map_err(crate::Error::Unsupported)?;
     if let Some(f) = b.fused {
         // Only the kernels `cuda::fuse::absorbs` names take a reader.
-        supports(op, own_inputs(b), std::slice::from_ref(&f.mid))
-            .map_err(crate::Error::Unsupported)?;
         return match (op, &f.op) {
             (Op::Conv(o), Op::Pool(_)) => nn::conv_direct::build(o, b),
             (Op::Gemm(o), Op::Softmax(_) | Op::Gemm(_)) => linalg::gemm::build(o, b),
@@ -120,9 +113,6 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
                 r.name()
             ))),
         };
-    }
-    if let Err(why) = supports(op, own_inputs(b), b.outputs) {
-        return Err(crate::Error::Unsupported(why));
     }
     match op {
         Op::Conv(o) => nn::conv::build(o, b),
@@ -163,11 +153,45 @@ pub fn build(op: &Op, b: &BuildCtx) -> Result<Box<dyn CudaKernel>> {
     }
 }
 
-/// The node's own inputs: without those fusion appended (a fused reader's other operands, then
-/// a moved bias), which the op's own checks do not expect.
-fn own_inputs<'a>(b: &BuildCtx<'a>) -> &'a [Fact] {
-    let extra = b.fused.map_or(0, |f| f.extra) + usize::from(b.prologue.is_some_and(|p| p.bias));
-    &b.inputs[..b.inputs.len() - extra]
+/// What [`build`] checks before it builds a node of the device graph (no GPU needed, so tests
+/// ask it of every node a lowering makes): its own op's [`supports`] on its own inputs (those
+/// fusion appended left out) and, when it runs a reader, on its own output; and only the ops
+/// that can take a prologue have one.
+pub fn build_gate(
+    op: &Op,
+    inputs: &[Fact],
+    outputs: &[Fact],
+    fused: Option<&Fused>,
+    prologue: Option<&Prologue>,
+) -> Support {
+    if prologue.is_some() && !matches!(op, Op::Conv(_) | Op::GlobalPool(_)) {
+        return Err(format!("{} cannot apply its writer's epilogue", op.name()));
+    }
+    let extra = fused.map_or(0, |f| f.extra) + usize::from(prologue.is_some_and(|p| p.bias));
+    let own = inputs
+        .get(..inputs.len().saturating_sub(extra))
+        .unwrap_or(&[]);
+    match fused {
+        Some(f) => supports_as_built(op, own, std::slice::from_ref(&f.mid), prologue),
+        None => supports_as_built(op, own, outputs, prologue),
+    }
+}
+
+/// [`supports`] for a node as the device graph builds it: a data input narrowed as the
+/// kernel loads it (`Prologue::narrow`, an f32 value the op computes on in f16) is asked about
+/// as the f16 value it becomes.
+pub fn supports_as_built(
+    op: &Op,
+    inputs: &[Fact],
+    outputs: &[Fact],
+    prologue: Option<&Prologue>,
+) -> Support {
+    if prologue.is_some_and(|p| p.narrow) && !inputs.is_empty() {
+        let mut narrowed = inputs.to_vec();
+        narrowed[0] = Fact::new(crate::DType::F16, narrowed[0].shape.clone());
+        return supports(op, &narrowed, outputs);
+    }
+    supports(op, inputs, outputs)
 }
 
 /// Views: the output aliases the input, nothing to launch.

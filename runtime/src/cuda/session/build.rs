@@ -137,6 +137,12 @@ fn try_build(
                     continue;
                 }
                 Err(e) => match origin {
+                    // A convolution narrowing its f32 input as it pads: first without that
+                    // (the cast back as a kernel), still in f16.
+                    Some(j) if lowered.prologue[k].as_ref().is_some_and(|p| p.narrow) => {
+                        failed_fused.push(j);
+                        continue;
+                    }
                     Some(j) if lowered.node_dtype[j] == Some(DType::F16) => {
                         failed_f16.push(j);
                         continue;

@@ -68,8 +68,8 @@ struct IoSlot {
     len: usize,
     /// The device holds it in f16, the caller sees f32 (`Lowered::host_inputs`/`host_outputs`):
     /// an input is narrowed as it is copied in; an output is widened after the run into this
-    /// buffer.
-    host_cast: Option<Vec<u8>>,
+    /// buffer (aligned: callers view it as f32).
+    host_cast: Option<AlignedBuf>,
 }
 
 /// A model ready to run on the GPU.
@@ -204,7 +204,7 @@ impl CudaSession {
             dev: ptr(t),
             len,
             // f16 on the device, f32 for the caller: twice the bytes.
-            host_cast: cast.then(|| vec![0u8; len * 2]),
+            host_cast: cast.then(|| AlignedBuf::zeroed(len * 2)),
         };
         let n_in = graph.inputs.len();
         let l = &built.lowered;
@@ -324,8 +324,10 @@ impl CudaSession {
             label = format!("{label}+{}", x.op.name());
             f = x.next.as_deref();
         }
-        if self.lowered.prologue[k].is_some() {
-            label.push_str("+in-act");
+        match &self.lowered.prologue[k] {
+            Some(p) if p.narrow => label.push_str("+narrow"),
+            Some(_) => label.push_str("+in-act"),
+            None => {}
         }
         label
     }
@@ -372,7 +374,7 @@ impl CudaSession {
             return TensorView {
                 dtype: info.dtype,
                 shape: &info.shape,
-                data: wide,
+                data: wide.as_slice(),
             };
         }
         let info = &self.lowered.graph.tensors[slot.tensor];
@@ -388,7 +390,10 @@ impl CudaSession {
         let io = self.io.as_slice();
         for slot in &mut self.outputs {
             if let Some(wide) = &mut slot.host_cast {
-                widen_f16(&io[slot.host_offset..slot.host_offset + slot.len], wide);
+                widen_f16(
+                    &io[slot.host_offset..slot.host_offset + slot.len],
+                    wide.as_mut_slice(),
+                );
             }
         }
     }
