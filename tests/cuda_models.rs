@@ -529,3 +529,42 @@ fn backend_flags_without_a_gpu() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("backend: cpu"), "{err}");
 }
+
+/// The host's share of an fp16 CUDA load, no GPU needed: mapping and checking the file
+/// (`Model::load`), the lowering, and the device's constants prepared (`Lowered::constants`),
+/// medians of 7, printed. Not a timed test: `cargo test --profile ci --features cuda --test
+/// cuda_models -- --ignored host_side_load_costs --nocapture`.
+#[test]
+#[ignore]
+fn host_side_load_costs() {
+    let Some(models) = models_dir() else { return };
+    let Some(efm) = compiled_fp16(&models, "efficientnet_lite0") else {
+        return;
+    };
+    let mut times: Vec<[f64; 3]> = Vec::new();
+    for _ in 0..7 {
+        let t = std::time::Instant::now();
+        let m = Model::load(&efm).unwrap();
+        let load = t.elapsed().as_secs_f64() * 1e3;
+        let t = std::time::Instant::now();
+        let l = precision::lower(m.graph(), Precision::F16);
+        let lower = t.elapsed().as_secs_f64() * 1e3;
+        let t = std::time::Instant::now();
+        let c = l.constants(|o| m.stored_constant(o)).unwrap();
+        let consts = t.elapsed().as_secs_f64() * 1e3;
+        assert!(c.iter().flatten().count() > 0);
+        times.push([load, lower, consts]);
+    }
+    let median = |i: usize| {
+        let mut v: Vec<f64> = times.iter().map(|t| t[i]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    eprintln!(
+        "efficientnet_lite0 fp16, host side of a CUDA load (medians of 7): Model::load {:.2} ms, \
+         lowering {:.2} ms, device constants {:.2} ms",
+        median(0),
+        median(1),
+        median(2)
+    );
+}

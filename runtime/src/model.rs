@@ -23,14 +23,17 @@ impl Storage {
 }
 
 /// A compiled model, loaded and checked. Weights stay in the mapped file and are used in place,
-/// except f16-stored weights (`compile --precision fp16`), which are widened to f32 once, here.
+/// except f16-stored weights (`compile --precision fp16`), which are widened to f32 once, when
+/// first read as f32 ([`Model::constant`]); an fp16 CUDA session reads them as stored
+/// ([`Model::stored_constant`]) and never widens them.
 pub struct Model {
     storage: Storage,
     meta: Meta,
     weights: std::ops::Range<usize>,
     version: (u16, u16),
-    /// `widened[id]`: the f32 copy of an f16-stored constant (empty when the file has none).
-    widened: Vec<Option<AlignedBuf>>,
+    /// `widened[id]`: the f32 copy of an f16-stored constant, made on first use (empty when
+    /// the file stores none).
+    widened: Vec<std::sync::OnceLock<AlignedBuf>>,
 }
 
 impl Model {
@@ -74,7 +77,15 @@ impl Model {
 
     fn from_storage(storage: Storage) -> Result<Arc<Model>> {
         let parsed = format::parse(storage.bytes())?;
-        let widened = widen_f16(&parsed.meta, &storage.bytes()[parsed.weights.clone()]);
+        let tensors = &parsed.meta.graph.tensors;
+        let any_f16 = tensors
+            .iter()
+            .any(|t| t.weight.is_some_and(|w| w.stored.is_some()));
+        let widened = if any_f16 {
+            tensors.iter().map(|_| std::sync::OnceLock::new()).collect()
+        } else {
+            Vec::new()
+        };
         Ok(Arc::new(Model {
             storage,
             meta: parsed.meta,
@@ -101,20 +112,31 @@ impl Model {
     }
 
     /// The value of constant tensor `id`, in place (64-byte aligned), or None for non-constants.
+    /// An f16-stored constant is widened to its f32 dtype on first use.
     pub fn constant(&self, id: TensorId) -> Option<TensorView<'_>> {
         let info = self.meta.graph.tensors.get(id)?;
-        let w = info.weight?;
-        if let Some(Some(buf)) = self.widened.get(id) {
-            return Some(TensorView {
-                dtype: info.dtype,
-                shape: &info.shape,
-                data: buf.as_slice(),
-            });
+        let stored = self.stored_constant(id)?;
+        if stored.dtype == info.dtype {
+            return Some(stored);
         }
-        let start = self.weights.start + w.offset as usize;
-        // Bounds were checked by `format::parse`.
+        let buf = self.widened.get(id)?.get_or_init(|| widen_f16(stored.data));
         Some(TensorView {
             dtype: info.dtype,
+            shape: &info.shape,
+            data: buf.as_slice(),
+        })
+    }
+
+    /// Constant tensor `id` as the file stores it: f16 for weights `compile --precision fp16`
+    /// halved (`WeightRef::stored`), else as [`Model::constant`]. None for non-constants.
+    pub fn stored_constant(&self, id: TensorId) -> Option<TensorView<'_>> {
+        let info = self.meta.graph.tensors.get(id)?;
+        let w = info.weight?;
+        let start = self.weights.start + w.offset as usize;
+        // Bounds (and an f16-stored length of half the tensor's bytes) were checked by
+        // `format::parse`.
+        Some(TensorView {
+            dtype: w.stored.unwrap_or(info.dtype),
             shape: &info.shape,
             data: &self.storage.bytes()[start..start + w.len as usize],
         })
@@ -132,29 +154,16 @@ impl Model {
 }
 
 /// f32 copies of the constants stored as f16 (bounds were checked by `format::parse`).
-fn widen_f16(meta: &Meta, weights: &[u8]) -> Vec<Option<AlignedBuf>> {
-    let tensors = &meta.graph.tensors;
-    if !tensors
-        .iter()
-        .any(|t| t.weight.is_some_and(|w| w.stored.is_some()))
+/// f16 little-endian bytes widened to f32.
+fn widen_f16(src: &[u8]) -> AlignedBuf {
+    let mut buf = AlignedBuf::zeroed(src.len() * 2);
+    for (d, s) in buf
+        .as_mut_slice()
+        .chunks_exact_mut(4)
+        .zip(src.chunks_exact(2))
     {
-        return Vec::new();
+        let v = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
+        d.copy_from_slice(&v.to_le_bytes());
     }
-    tensors
-        .iter()
-        .map(|t| {
-            let w = t.weight.filter(|w| w.stored == Some(crate::DType::F16))?;
-            let src = &weights[w.offset as usize..(w.offset + w.len) as usize];
-            let mut buf = AlignedBuf::zeroed(src.len() * 2);
-            for (d, s) in buf
-                .as_mut_slice()
-                .chunks_exact_mut(4)
-                .zip(src.chunks_exact(2))
-            {
-                let v = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
-                d.copy_from_slice(&v.to_le_bytes());
-            }
-            Some(buf)
-        })
-        .collect()
+    buf
 }

@@ -117,6 +117,12 @@ mod tests {
             v.typed::<f32>(),
             &[1.0, -2.5, half::f16::from_f32(1e-3).to_f32()]
         );
+        // As stored: the file's f16 bytes (what an fp16 CUDA session uploads), unwidened; the
+        // f32 view is made once and kept.
+        let s = m.stored_constant(1).unwrap();
+        assert_eq!((s.dtype, s.data), (DType::F16, w16.bytes()));
+        assert_eq!(m.constant(1).unwrap().data.as_ptr(), v.data.as_ptr());
+        assert!(m.stored_constant(0).is_none() && m.constant(0).is_none());
         // An f16 constant cannot stand for an i64 tensor.
         let (mut meta, _) = tiny();
         meta.graph.tensors[1].dtype = DType::I64;

@@ -81,7 +81,8 @@ fn try_build(
 ) -> Result<std::result::Result<Built, Failed>> {
     let graph = &lowered.graph;
     // Constants as the device holds them (narrowed copies made here, once).
-    let host: Vec<Option<Cow<[u8]>>> = lowered.constants(|o| model.constant(o))?;
+    // Weights as the file stores them: an fp16 file's f16 weights go to the device as they are.
+    let host: Vec<Option<Cow<[u8]>>> = lowered.constants(|o| model.stored_constant(o))?;
     let mut placements = lowered.placements.clone();
     let mut kernels = Vec::with_capacity(graph.nodes.len());
     let (mut failed_f16, mut failed_fused) = (Vec::new(), Vec::new());
