@@ -20,29 +20,37 @@ __device__ void strided_copy(const T* src, T* dst, i64_t n, int rank, Dims dims,
 }
 
 // Pad: out dims `od`, input dims `xd`, `begin` the leading pads; mode 0 constant, 1 reflect, 2 edge.
+// The input element output element i reads (`*outside`: none, the constant's place in mode 0).
+__device__ __forceinline__ i64_t pad_source(i64_t i, int rank, Dims od, Dims xd, Dims begin,
+                                            int mode, bool* outside) {
+    i64_t rem = i, ix = 0, stride = 1;
+    *outside = false;
+    for (int k = rank - 1; k >= 0; --k) {
+        i64_t c = rem % od.d[k] - begin.d[k];
+        rem /= od.d[k];
+        i64_t len = xd.d[k];
+        if (c < 0 || c >= len) {
+            if (mode == 0) {
+                *outside = true;
+            } else if (mode == 1) {
+                c = c < 0 ? -c : 2 * (len - 1) - c;
+            } else {
+                c = c < 0 ? 0 : len - 1;
+            }
+        }
+        ix += c * stride;
+        stride *= len;
+    }
+    return ix;
+}
+
 // `value` holds the constant's bits in the element type.
 template <typename T>
 __device__ void pad(const T* x, T* y, i64_t n, int rank, Dims od, Dims xd, Dims begin, int mode,
                     T value) {
     FOR_EACH(i, n) {
-        i64_t rem = i, ix = 0, stride = 1;
-        bool outside = false;
-        for (int k = rank - 1; k >= 0; --k) {
-            i64_t c = rem % od.d[k] - begin.d[k];
-            rem /= od.d[k];
-            i64_t len = xd.d[k];
-            if (c < 0 || c >= len) {
-                if (mode == 0) {
-                    outside = true;
-                } else if (mode == 1) {
-                    c = c < 0 ? -c : 2 * (len - 1) - c;
-                } else {
-                    c = c < 0 ? 0 : len - 1;
-                }
-            }
-            ix += c * stride;
-            stride *= len;
-        }
+        bool outside;
+        i64_t ix = pad_source(i, rank, od, xd, begin, mode, &outside);
         y[i] = outside ? value : x[ix];
     }
 }
@@ -54,15 +62,8 @@ __device__ void pad(const T* x, T* y, i64_t n, int rank, Dims od, Dims xd, Dims 
 extern "C" __global__ void shape_pad_zero_narrow(const float* x, f16_t* y, i64_t n, int rank, Dims od,
                                                  Dims xd, Dims begin) {
     FOR_EACH(i, n) {
-        i64_t rem = i, ix = 0, stride = 1;
-        bool outside = false;
-        for (int k = rank - 1; k >= 0; --k) {
-            i64_t c = rem % od.d[k] - begin.d[k];
-            rem /= od.d[k];
-            outside |= c < 0 || c >= xd.d[k];
-            ix += c * stride;
-            stride *= xd.d[k];
-        }
+        bool outside;
+        i64_t ix = pad_source(i, rank, od, xd, begin, 0, &outside);
         st(y, i, outside ? 0.0f : x[ix]);
     }
 }

@@ -18,7 +18,8 @@ shuffles meeting per mask, atomicAdd on counters), with the grids the runtime us
   applied by a depthwise convolution and a global average pool as they load must give
   onnxruntime's Conv → Clip → Conv → Clip and Conv → Clip → GlobalAveragePool within 1e-5; the
   pre-padding that narrows an f32 input to f16 (`shape.cu`, an input cast absorbed) must give
-  numpy's zero pad of the f16 cast bit for bit (g++'s `_Float16` standing in for `cvt.rn`).
+  numpy's zero pad of the f16 cast bit for bit (g++'s `_Float16` standing in for `cvt.rn`), and
+  the Pad kernel numpy's pad in each mode (constant, reflect, edge).
 
 Each case runs with the lanes per output the runtime picks (`cuda::ops::lanes_for`). What it does
 not cover: the Rust side's launch arguments, f16 arithmetic, and
@@ -334,9 +335,29 @@ def padnarrow_case(exe, work, shape, begin, end, seed):
     x.tofile(f"{work}/x.f32")
     subprocess.run([exe, "padnarrow", work], check=True)
     y = np.fromfile(f"{work}/y.u16", np.uint16)
-    want = np.pad(x.astype(np.float16), list(zip(begin, end))).view(np.uint16).ravel()
+    with np.errstate(over="ignore"):  # 70000 narrows to inf, as intended
+        want = np.pad(x.astype(np.float16), list(zip(begin, end))).view(np.uint16).ravel()
     ok = np.array_equal(y, want)
     print(f"  {'ok  ' if ok else 'FAIL'} pad + narrow {shape} pads {begin} / {end}")
+    return ok
+
+
+def pad_case(exe, work, shape, begin, end, mode, seed):
+    """The Pad kernel (`shape_pad_*`, also a convolution's pre-padding) against numpy's pad."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(np.float32)
+    od = [s + b + e for s, b, e in zip(shape, begin, end)]
+    value = np.float32(-1.5)
+    params = [len(shape)] + od + list(shape) + list(begin) + [mode, int(value.view(np.uint32))]
+    np.array(params, np.int64).tofile(f"{work}/p.i64")
+    x.tofile(f"{work}/x.f32")
+    subprocess.run([exe, "pad", work], check=True)
+    y = np.fromfile(f"{work}/y.f32", np.float32)
+    kw = {"constant_values": value} if mode == 0 else {}
+    name = ["constant", "reflect", "edge"][mode]
+    want = np.pad(x, list(zip(begin, end)), mode=name, **kw).ravel()
+    ok = np.array_equal(y, want)
+    print(f"  {'ok  ' if ok else 'FAIL'} Pad ({name}) {shape} pads {begin} / {end}")
     return ok
 
 
@@ -393,6 +414,12 @@ def main():
         ((2, 2, 5, 7), (0, 0, 2, 1), (0, 0, 1, 3), 62),
     ]
     ok = all([padnarrow_case(fused, work, *c) for c in pads]) and ok
+    plain = [  # shape, begin, end, mode (0 constant, 1 reflect, 2 edge), seed
+        ((2, 3, 6, 5), (0, 1, 2, 0), (1, 0, 1, 3), 0, 71),
+        ((1, 2, 6, 5), (0, 0, 2, 3), (0, 0, 3, 1), 1, 72),
+        ((3, 4, 5), (1, 0, 2), (0, 2, 4), 2, 73),
+    ]
+    ok = all([pad_case(fused, work, *c) for c in plain]) and ok
     print("cuda-emu: every case equal" if ok else "cuda-emu: MISMATCH")
     sys.exit(0 if ok else 1)
 

@@ -15,6 +15,7 @@
 //                              pool each applying that epilogue as they load: y.f32, g.f32
 //   fused_main padnarrow DIR   the pre-padding that narrows an f32 input to f16 (a cast
 //                              absorbed): y.u16
+//   fused_main pad DIR         the Pad kernel on f32 bits (constant, reflect, edge): y.f32
 #include "kernels.h"
 #include "files.h"
 
@@ -32,6 +33,25 @@ static int padnarrow() {
     launch(blocks_of(n), 1, 1, 256,
            [&] { shape_pad_zero_narrow(x.data(), y.data(), n, rank, od, xd, begin); });
     save("y.u16", y);
+    return 0;
+}
+
+static int pad() {
+    auto ip = load<i64_t>("p.i64");  // rank, od[rank], xd[rank], begin[rank], mode, value bits
+    auto x = load<unsigned int>("x.f32");
+    const int rank = (int)ip[0];
+    Dims od{}, xd{}, begin{};
+    i64_t n = 1;
+    for (int k = 0; k < rank; ++k) {
+        od.d[k] = ip[1 + k], xd.d[k] = ip[1 + rank + k], begin.d[k] = ip[1 + 2 * rank + k];
+        n *= od.d[k];
+    }
+    const int mode = (int)ip[1 + 3 * rank];
+    const unsigned int value = (unsigned int)ip[2 + 3 * rank];
+    std::vector<unsigned int> y(n, 0x7fc00000u);  // NaN: every element must be written
+    launch(blocks_of(n), 1, 1, 256,
+           [&] { shape_pad_f32(x.data(), y.data(), n, rank, od, xd, begin, mode, value); });
+    save("y.f32", y);
     return 0;
 }
 
@@ -204,5 +224,6 @@ int main(int argc, char** argv) {
     if (what == "prologue") return prologue();
     if (what == "gemmtail") return gemmtail();
     if (what == "padnarrow") return padnarrow();
+    if (what == "pad") return pad();
     return 2;
 }

@@ -423,36 +423,13 @@ fn carried_biases_and_in_place_residuals_match_the_cpu() {
         assert_eq!(c, touched, "{}", n.name);
     }
     assert_eq!(l.in_place.len(), 2);
-    if crate::cuda::ops::testing::device().is_none() {
-        return;
-    }
     let x = values(&[1, 3, 112, 112], 1);
-    let want = Session::new(m.clone(), SessionOptions::with_threads(1))
-        .unwrap()
-        .run_tensors(std::slice::from_ref(&x))
-        .unwrap()[0]
-        .to_f32_vec()
-        .unwrap();
-    let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
-    for (precision, tol) in [(Precision::F32, 1e-4f32), (Precision::F16, 2e-2)] {
-        for fuse in [true, false] {
-            let opts = crate::cuda::CudaOptions {
-                precision: Some(precision),
-                fuse,
-                ..Default::default()
-            };
-            let mut s = crate::cuda::CudaSession::new(m.clone(), &opts).unwrap();
-            for run in 0..2 {
-                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
-                    .to_f32_vec()
-                    .unwrap();
-                let d = max_diff(&got, &want);
-                assert!(
-                    d <= tol * scale,
-                    "{precision:?} fuse {fuse} run {run}: max |diff| {d}"
-                );
-            }
-        }
-    }
+    let runs = [
+        (Precision::F32, true, 1e-4f32),
+        (Precision::F32, false, 1e-4),
+        (Precision::F16, true, 2e-2),
+        (Precision::F16, false, 2e-2),
+    ];
+    crate::cuda::ops::testing::session_matches_cpu(&m, &x, &runs, |_, _, _| {});
     eprintln!("carried biases, in-place residuals: fp32 and fp16 match the CPU");
 }

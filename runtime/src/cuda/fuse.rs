@@ -400,7 +400,7 @@ mod tests {
 
     use super::*;
     use crate::cpu::{Session, SessionOptions};
-    use crate::cuda::ops::testing::device;
+    use crate::cuda::ops::testing::{device, session_matches_cpu};
     use crate::cuda::precision::{lower, Precision};
     use crate::cuda::{CudaOptions, CudaSession};
     use crate::ir::ops::{Conv, Gemm, Pool, PoolKind, Reshape, Softmax, UnaryOp};
@@ -766,24 +766,12 @@ mod tests {
         assert!(ops(&lower(&g2, Precision::F16).graph).contains(&"Cast"));
         let off = crate::cuda::precision::lower_fusing(m.graph(), Precision::F16, &[], &[true; 2]);
         assert_eq!(ops(&off.graph).iter().filter(|&&o| o == "Cast").count(), 2);
-        if device().is_none() {
-            return;
-        }
         let x = values(&[1, 3, 224, 224], 7);
-        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
-            .unwrap()
-            .run_tensors(std::slice::from_ref(&x))
-            .unwrap()[0]
-            .to_f32_vec()
-            .unwrap();
-        let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
-        for fuse in [true, false] {
-            let opts = CudaOptions {
-                precision: Some(Precision::F16),
-                fuse,
-                ..CudaOptions::default()
-            };
-            let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+        let runs = [
+            (Precision::F16, true, 2e-2f32),
+            (Precision::F16, false, 2e-2),
+        ];
+        session_matches_cpu(&m, &x, &runs, |s, _, fuse| {
             // Built as lowered: the stem in f16, no cast kernel when fusing.
             assert_eq!(s.node_dtypes()[0], Some(crate::DType::F16));
             let casts = ops(s.device_graph())
@@ -791,14 +779,7 @@ mod tests {
                 .filter(|&&o| o == "Cast")
                 .count();
             assert_eq!(casts, if fuse { 0 } else { 2 }, "fuse {fuse}");
-            for run in 0..2 {
-                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
-                    .to_f32_vec()
-                    .unwrap();
-                let d = max_diff(&got, &want);
-                assert!(d <= 2e-2 * scale, "fuse {fuse} run {run}: max |diff| {d}");
-            }
-        }
+        });
         eprintln!("the stem narrowing its f32 input as it pads matches the CPU");
     }
 
@@ -862,33 +843,13 @@ mod tests {
 
     #[test]
     fn moved_epilogues_match_the_cpu() {
-        if device().is_none() {
-            return;
-        }
         let (g, consts) = mbconv();
-        let m = model(g, &consts);
         let x = values(&[1, 16, 32, 32], 1);
-        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
-            .unwrap()
-            .run_tensors(std::slice::from_ref(&x))
-            .unwrap()[0]
-            .to_f32_vec()
-            .unwrap();
-        let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
-        for (precision, tol) in [(Precision::F32, 1e-4f32), (Precision::F16, 2e-2)] {
-            let opts = CudaOptions {
-                precision: Some(precision),
-                ..CudaOptions::default()
-            };
-            let mut s = CudaSession::new(m.clone(), &opts).unwrap();
-            for run in 0..2 {
-                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
-                    .to_f32_vec()
-                    .unwrap();
-                let d = max_diff(&got, &want);
-                assert!(d <= tol * scale, "{precision:?} run {run}: max |diff| {d}");
-            }
-        }
+        let runs = [
+            (Precision::F32, true, 1e-4f32),
+            (Precision::F16, true, 2e-2),
+        ];
+        session_matches_cpu(&model(g, &consts), &x, &runs, |_, _, _| {});
         eprintln!("cuDNN epilogues applied by the depthwise and pool kernels: fp32 and fp16 match the CPU");
     }
 
@@ -1117,33 +1078,16 @@ mod tests {
 
     #[test]
     fn a_fused_head_matches_the_cpu() {
-        if device().is_none() {
-            return;
-        }
         let (g, consts) = head();
-        let m = model(g, &consts);
         let x = values(&[2, 20], 1);
-        let want = Session::new(m.clone(), SessionOptions::with_threads(1))
-            .unwrap()
-            .run_tensors(std::slice::from_ref(&x))
-            .unwrap()[0]
-            .to_f32_vec()
-            .unwrap();
-        for (precision, tol) in [(Precision::F32, 1e-6f32), (Precision::F16, 1e-2)] {
-            let opts = CudaOptions {
-                precision: Some(precision),
-                ..CudaOptions::default()
-            };
-            let mut s = CudaSession::new(m.clone(), &opts).unwrap();
+        // Softmax outputs: the bound is absolute.
+        let runs = [
+            (Precision::F32, true, 1e-6f32),
+            (Precision::F16, true, 1e-2),
+        ];
+        session_matches_cpu(&model(g, &consts), &x, &runs, |s, _, _| {
             assert_eq!(s.absorbed().iter().flatten().count(), 2);
-            for run in 0..3 {
-                let got = s.run_tensors(std::slice::from_ref(&x)).unwrap()[0]
-                    .to_f32_vec()
-                    .unwrap();
-                let d = max_diff(&got, &want);
-                assert!(d <= tol, "{precision:?} run {run}: max |diff| {d}");
-            }
-        }
+        });
         eprintln!("Gemm → Gemm → Softmax in one kernel: fp32 and fp16 match the CPU");
     }
 

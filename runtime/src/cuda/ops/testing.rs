@@ -160,3 +160,50 @@ fn compare_to(
 }
 
 pub(crate) use crate::testing::values;
+
+/// `m` run on the CPU and then on the GPU at each `(precision, fuse, tol)` of `runs`, three
+/// times each (the second and third replay its CUDA graphs), every first output within
+/// `tol · max(1, max|want|)` of the CPU's; `check` sees each session before it runs. Says it
+/// was skipped, and returns, without a usable GPU.
+pub fn session_matches_cpu(
+    m: &std::sync::Arc<crate::Model>,
+    x: &Tensor,
+    runs: &[(crate::cuda::Precision, bool, f32)],
+    check: impl Fn(&crate::cuda::CudaSession, crate::cuda::Precision, bool),
+) {
+    if device().is_none() {
+        return;
+    }
+    let want = crate::cpu::Session::new(m.clone(), crate::cpu::SessionOptions::with_threads(1))
+        .unwrap()
+        .run_tensors(std::slice::from_ref(x))
+        .unwrap()[0]
+        .to_f32_vec()
+        .unwrap();
+    let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+    for &(precision, fuse, tol) in runs {
+        let opts = crate::cuda::CudaOptions {
+            precision: Some(precision),
+            fuse,
+            ..Default::default()
+        };
+        let mut s = crate::cuda::CudaSession::new(m.clone(), &opts).unwrap();
+        check(&s, precision, fuse);
+        for run in 0..3 {
+            let got = s.run_tensors(std::slice::from_ref(x)).unwrap()[0]
+                .to_f32_vec()
+                .unwrap();
+            assert_eq!(got.len(), want.len());
+            let d = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                d <= tol * scale,
+                "{precision:?} fuse {fuse} run {run}: max |diff| {d} (bound {})",
+                tol * scale
+            );
+        }
+    }
+}
