@@ -153,7 +153,6 @@ impl Model {
     }
 }
 
-/// f32 copies of the constants stored as f16 (bounds were checked by `format::parse`).
 /// f16 little-endian bytes widened to f32.
 fn widen_f16(src: &[u8]) -> AlignedBuf {
     let mut buf = AlignedBuf::zeroed(src.len() * 2);

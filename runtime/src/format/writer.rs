@@ -40,7 +40,8 @@ fn check_json_numbers(graph: &crate::ir::Graph) -> Result<()> {
 
 /// Serialises `meta` and the constants into `.efm` bytes. `consts[id]` is the value of tensor
 /// `id` when it is a constant; each constant's `weight` reference is filled in here. An f16
-/// constant for an f32 tensor is stored as f16 (`WeightRef::stored`); the loader widens it.
+/// constant for an f32 tensor is stored as f16 (`WeightRef::stored`); `Model::constant`
+/// widens it on first use.
 pub fn write(mut meta: Meta, consts: &[Option<&Tensor>]) -> Result<Vec<u8>> {
     if consts.len() != meta.graph.tensors.len() {
         return Err(Error::invalid("one constant slot per tensor expected"));

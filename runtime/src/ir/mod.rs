@@ -24,7 +24,8 @@ pub struct WeightRef {
     /// else of the tensor's dtype.
     pub len: u64,
     /// How the bytes are stored when it differs from the tensor's dtype: only `F16` for an `F32`
-    /// tensor (`compile --precision fp16`); the loader widens such weights to f32.
+    /// tensor (`compile --precision fp16`); `Model::constant` widens such weights to f32 on
+    /// first use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored: Option<DType>,
 }

@@ -170,6 +170,13 @@ fn try_build(
                 },
             }
         }
+        // A CPU node reads the model's own constants when it runs (`exec`): widen f16-stored
+        // ones now, so no run allocates.
+        for &i in &node.inputs {
+            if graph.tensors[i].weight.is_some() {
+                let _ = model.constant(lowered.origin[i]);
+            }
+        }
         let b = cpu_ops::BuildCtx {
             inputs: &inputs,
             outputs: &outputs,
