@@ -9,7 +9,9 @@
 //! captured as a CUDA graph after one warm-up run, so an inference is one graph launch per
 //! segment (one in total when every node is on the GPU). Inputs and outputs go through one page-locked host
 //! buffer: copied in and out inside the graph on discrete GPUs, mapped and used in place on
-//! integrated ones (Jetson). `run` allocates nothing.
+//! integrated ones (Jetson); in fp16, a small input or output (`precision::HOST_CAST_MAX`) is
+//! held there in f16, narrowed by `set_input` and widened after the run. `run` allocates
+//! nothing.
 
 mod build;
 mod exec;
