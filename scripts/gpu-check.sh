@@ -191,6 +191,23 @@ run() {
         done
         echo "$c fused: $fused ms; unfused: $unfused ms" | tee -a "$out/fusion.txt"
     done
+    # Each rewrite's share in EfficientNet-Lite0 fp16 (EDGEFUSE_CUDA_SKIP, runtime/src/cuda/fuse.rs):
+    # all on, then each left out, alternating, 3 rounds.
+    local f="$D/bench/efficientnet_lite0.fp16.efm"
+    [ -f "$f" ] || f="$D/models/efficientnet_lite0.fp16.efm"
+    if [ -f "$f" ]; then
+        echo "== EfficientNet-Lite0 fp16, each rewrite left out (EDGEFUSE_CUDA_SKIP), medians of 2000"
+        declare -A skip_ms=()
+        local skips="none carry epilogues narrow host-casts absorb"
+        for _ in 1 2 3; do
+            for s in $skips; do
+                skip_ms[$s]+="$(EDGEFUSE_CUDA_SKIP=$s "$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
+            done
+        done
+        for s in $skips; do
+            echo "efficientnet_lite0.fp16 without $s: ${skip_ms[$s]}ms" | tee -a "$out/fusion.txt"
+        done
+    fi
     echo "== PyTorch on the same card"
     # PyTorch brings its own cuDNN: not the system one our LD_LIBRARY_PATH points at.
     if [ -z "${SKIP_TORCH:-}" ]; then

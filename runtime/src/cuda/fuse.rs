@@ -118,10 +118,30 @@ pub fn absorbs(
 /// nodes flagged in `unfused`; records each fusion in `l.fused` and `l.prologue` (per device
 /// node), `l.absorbed` and `l.epilogue_in` (per model node).
 pub fn fuse(l: &mut Lowered, unfused: &[bool]) {
-    super::carry::carry_biases(l, unfused);
-    absorb_readers(l, unfused);
-    move_epilogues(l, unfused);
-    narrow_into_prepad(l, unfused);
+    if !skipped("carry") {
+        super::carry::carry_biases(l, unfused);
+    }
+    if !skipped("absorb") {
+        absorb_readers(l, unfused);
+    }
+    if !skipped("epilogues") {
+        move_epilogues(l, unfused);
+    }
+    if !skipped("narrow") {
+        narrow_into_prepad(l, unfused);
+    }
+}
+
+/// The device-graph rewrites a diagnostic run leaves out: `EDGEFUSE_CUDA_SKIP`, a comma-separated
+/// list of `carry`, `absorb`, `epilogues`, `narrow` and `host-casts`, so one GPU run can measure
+/// each one's share (`scripts/gpu-check.sh`); `bench --no-fuse` leaves them all out.
+pub fn skipped(rewrite: &str) -> bool {
+    std::env::var("EDGEFUSE_CUDA_SKIP").is_ok_and(|list| names(&list, rewrite))
+}
+
+/// Whether comma-separated `list` names `rewrite`.
+fn names(list: &str, rewrite: &str) -> bool {
+    list.split(',').any(|s| s.trim() == rewrite)
 }
 
 /// An inserted f32 → f16 cast whose only reader is a convolution through cuDNN that pads its
@@ -732,6 +752,14 @@ mod tests {
             .map(|i| (i == 1 || i == 2).then(|| values(&graph.tensors[i].shape, 40 + i as u64)))
             .collect();
         (graph, consts)
+    }
+
+    #[test]
+    fn a_skip_list_names_rewrites_exactly() {
+        assert!(names("carry", "carry"));
+        assert!(names("absorb, carry", "carry"));
+        assert!(!names("carrying,narrow", "carry"));
+        assert!(!names("", "carry"));
     }
 
     #[test]

@@ -444,7 +444,8 @@ pub fn lower_fusing(
         b.g.outputs.push(t);
     }
     // Every model node flagged unfused: `CudaOptions::fuse` is off, and so is this.
-    let fusing = unfused.is_empty() || unfused.iter().any(|&u| !u);
+    let fusing =
+        (unfused.is_empty() || unfused.iter().any(|&u| !u)) && !super::fuse::skipped("host-casts");
     let (host_inputs, host_outputs) = if fusing {
         host_edge_casts(&mut b.g, &mut b.node_origin)
     } else {
