@@ -119,7 +119,11 @@ impl Model {
         if stored.dtype == info.dtype {
             return Some(stored);
         }
-        let buf = self.widened.get(id)?.get_or_init(|| widen_f16(stored.data));
+        let buf = self.widened.get(id)?.get_or_init(|| {
+            let mut buf = AlignedBuf::zeroed(stored.data.len() * 2);
+            crate::tensor::widen_f16_bytes(stored.data, buf.as_mut_slice());
+            buf
+        });
         Some(TensorView {
             dtype: info.dtype,
             shape: &info.shape,
@@ -151,18 +155,4 @@ impl Model {
         let g = &self.meta.graph;
         g.outputs.iter().position(|&i| g.tensors[i].name == name)
     }
-}
-
-/// f16 little-endian bytes widened to f32.
-fn widen_f16(src: &[u8]) -> AlignedBuf {
-    let mut buf = AlignedBuf::zeroed(src.len() * 2);
-    for (d, s) in buf
-        .as_mut_slice()
-        .chunks_exact_mut(4)
-        .zip(src.chunks_exact(2))
-    {
-        let v = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
-        d.copy_from_slice(&v.to_le_bytes());
-    }
-    buf
 }

@@ -151,6 +151,22 @@ pub struct Tensor {
     data: AlignedBuf,
 }
 
+/// f32 little-endian bytes narrowed to f16 (round to nearest even) into `dst`, half as long.
+pub fn narrow_f32_bytes(src: &[u8], dst: &mut [u8]) {
+    for (s, d) in src.chunks_exact(4).zip(dst.chunks_exact_mut(2)) {
+        let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        d.copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+    }
+}
+
+/// f16 little-endian bytes widened to f32 into `dst`, twice as long (exact).
+pub fn widen_f16_bytes(src: &[u8], dst: &mut [u8]) {
+    for (s, d) in src.chunks_exact(2).zip(dst.chunks_exact_mut(4)) {
+        let v = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
+        d.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
 impl Tensor {
     pub fn zeros(dtype: DType, shape: &[usize]) -> Tensor {
         let n: usize = shape.iter().product();

@@ -19,38 +19,40 @@
 #include "kernels.h"
 #include "files.h"
 
-static int padnarrow() {
-    auto ip = load<i64_t>("p.i64");  // rank, od[rank], xd[rank], begin[rank]
-    auto x = load<float>("x.f32");
-    const int rank = (int)ip[0];
+// A pad's shapes from p.i64: rank, od[rank], xd[rank], begin[rank], then what the mode needs.
+struct PadShape {
+    std::vector<i64_t> ip;
+    int rank;
     Dims od{}, xd{}, begin{};
     i64_t n = 1;
-    for (int k = 0; k < rank; ++k) {
-        od.d[k] = ip[1 + k], xd.d[k] = ip[1 + rank + k], begin.d[k] = ip[1 + 2 * rank + k];
-        n *= od.d[k];
+    PadShape() : ip(load<i64_t>("p.i64")), rank((int)ip[0]) {
+        for (int k = 0; k < rank; ++k) {
+            od.d[k] = ip[1 + k], xd.d[k] = ip[1 + rank + k], begin.d[k] = ip[1 + 2 * rank + k];
+            n *= od.d[k];
+        }
     }
-    std::vector<f16_t> y(n, 0x7e00);  // NaN: every element must be written
-    launch(blocks_of(n), 1, 1, 256,
-           [&] { shape_pad_zero_narrow(x.data(), y.data(), n, rank, od, xd, begin); });
+    i64_t after(int j) const { return ip[1 + 3 * rank + j]; }
+};
+
+static int padnarrow() {
+    PadShape p;
+    auto x = load<float>("x.f32");
+    std::vector<f16_t> y(p.n, 0x7e00);  // NaN: every element must be written
+    launch(blocks_of(p.n), 1, 1, 256,
+           [&] { shape_pad_zero_narrow(x.data(), y.data(), p.n, p.rank, p.od, p.xd, p.begin); });
     save("y.u16", y);
     return 0;
 }
 
 static int pad() {
-    auto ip = load<i64_t>("p.i64");  // rank, od[rank], xd[rank], begin[rank], mode, value bits
+    PadShape p;  // then mode, value bits
     auto x = load<unsigned int>("x.f32");
-    const int rank = (int)ip[0];
-    Dims od{}, xd{}, begin{};
-    i64_t n = 1;
-    for (int k = 0; k < rank; ++k) {
-        od.d[k] = ip[1 + k], xd.d[k] = ip[1 + rank + k], begin.d[k] = ip[1 + 2 * rank + k];
-        n *= od.d[k];
-    }
-    const int mode = (int)ip[1 + 3 * rank];
-    const unsigned int value = (unsigned int)ip[2 + 3 * rank];
-    std::vector<unsigned int> y(n, 0x7fc00000u);  // NaN: every element must be written
-    launch(blocks_of(n), 1, 1, 256,
-           [&] { shape_pad_f32(x.data(), y.data(), n, rank, od, xd, begin, mode, value); });
+    const int mode = (int)p.after(0);
+    const unsigned int value = (unsigned int)p.after(1);
+    std::vector<unsigned int> y(p.n, 0x7fc00000u);  // NaN: every element must be written
+    launch(blocks_of(p.n), 1, 1, 256, [&] {
+        shape_pad_f32(x.data(), y.data(), p.n, p.rank, p.od, p.xd, p.begin, mode, value);
+    });
     save("y.f32", y);
     return 0;
 }

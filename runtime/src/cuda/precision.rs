@@ -215,21 +215,16 @@ impl Lowered {
 pub fn convert(data: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     match (from, to) {
         (a, b) if a == b => Ok(data.to_vec()),
-        (DType::F32, DType::F16) => Ok(data
-            .chunks_exact(4)
-            .flat_map(|c| {
-                let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                half::f16::from_f32(v).to_le_bytes()
-            })
-            .collect()),
-        (DType::F16, DType::F32) => Ok(data
-            .chunks_exact(2)
-            .flat_map(|c| {
-                half::f16::from_le_bytes([c[0], c[1]])
-                    .to_f32()
-                    .to_le_bytes()
-            })
-            .collect()),
+        (DType::F32, DType::F16) => {
+            let mut out = vec![0u8; data.len() / 2];
+            crate::tensor::narrow_f32_bytes(data, &mut out);
+            Ok(out)
+        }
+        (DType::F16, DType::F32) => {
+            let mut out = vec![0u8; data.len() * 2];
+            crate::tensor::widen_f16_bytes(data, &mut out);
+            Ok(out)
+        }
         _ => Err(Error::Unsupported(format!(
             "converting a {from} constant to {to}"
         ))),

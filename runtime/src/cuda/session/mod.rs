@@ -106,22 +106,6 @@ unsafe impl Send for CudaSession {}
 
 const ALIGN: usize = 256;
 
-/// f32 little-endian bytes to f16 (round to nearest even), `dst` half as long.
-fn narrow_f32(src: &[u8], dst: &mut [u8]) {
-    for (s, d) in src.chunks_exact(4).zip(dst.chunks_exact_mut(2)) {
-        let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-        d.copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
-    }
-}
-
-/// f16 little-endian bytes to f32, `dst` twice as long.
-fn widen_f16(src: &[u8], dst: &mut [u8]) {
-    for (s, d) in src.chunks_exact(2).zip(dst.chunks_exact_mut(4)) {
-        let v = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
-        d.copy_from_slice(&v.to_le_bytes());
-    }
-}
-
 impl CudaSession {
     pub fn new(model: Arc<Model>, opts: &CudaOptions) -> Result<CudaSession> {
         let dev = Device::open(opts.ordinal, opts.arch.as_deref())?;
@@ -359,7 +343,7 @@ impl CudaSession {
         if slot.host_cast.is_some() {
             let model = self.model.graph();
             model.tensors[model.inputs[index]].check_value(&value)?;
-            narrow_f32(value.data, dst);
+            crate::tensor::narrow_f32_bytes(value.data, dst);
         } else {
             graph.tensors[slot.tensor].check_value(&value)?;
             dst.copy_from_slice(value.data);
@@ -392,7 +376,7 @@ impl CudaSession {
         let io = self.io.as_slice();
         for slot in &mut self.outputs {
             if let Some(wide) = &mut slot.host_cast {
-                widen_f16(
+                crate::tensor::widen_f16_bytes(
                     &io[slot.host_offset..slot.host_offset + slot.len],
                     wide.as_mut_slice(),
                 );
