@@ -34,16 +34,16 @@ use crate::ir::ops::Conv;
 use crate::ir::{Op, TensorId, TensorInfo, WeightRef};
 use crate::Result;
 
-/// A bias computed at upload: `base + Σ add + W ⊛ Σ through`, each a vector over the output
-/// channels but the `through` vectors, which run over W's input channels.
+/// A bias computed at upload: `base + add + W ⊛ through`, each a vector over the output
+/// channels but `through`, which runs over W's input channels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Derived {
     /// The node's own bias (a device constant), if it had one.
     pub base: Option<TensorId>,
-    /// Offsets arriving through a residual input.
-    pub add: Vec<TensorId>,
-    /// Offsets arriving through the data input, with the node's weight and group count.
-    pub through: Option<(TensorId, usize, Vec<TensorId>)>,
+    /// The offset arriving through a residual input.
+    pub add: Option<TensorId>,
+    /// The node's weight and group count, and the offset arriving through the data input.
+    pub through: Option<(TensorId, usize, TensorId)>,
 }
 
 impl Derived {
@@ -61,25 +61,21 @@ impl Derived {
         if out.len() != channels {
             return Err(bad("bias length"));
         }
-        for &a in &self.add {
+        if let Some(a) = self.add {
             let v = value(a)?.0;
             if v.len() != channels {
                 return Err(bad("residual offset length"));
             }
             out.iter_mut().zip(&v).for_each(|(o, x)| *o += x);
         }
-        if let Some((w, group, offsets)) = &self.through {
-            let (w, shape) = value(*w)?;
+        if let Some((w, group, offset)) = self.through {
+            let (w, shape) = value(w)?;
             let cin_g = *shape.get(1).ok_or_else(|| bad("weight rank"))?;
             let window: usize = shape[2..].iter().product();
-            let per_group = channels / group.max(&1);
-            let mut o = vec![0f32; cin_g * group];
-            for &t in offsets {
-                let v = value(t)?.0;
-                if v.len() != o.len() {
-                    return Err(bad("offset length"));
-                }
-                o.iter_mut().zip(&v).for_each(|(a, x)| *a += x);
+            let per_group = channels / group.max(1);
+            let o = value(offset)?.0;
+            if o.len() != cin_g * group {
+                return Err(bad("offset length"));
             }
             if shape[0] != channels || w.len() != channels * cin_g * window || per_group == 0 {
                 return Err(bad("weight shape"));
@@ -195,8 +191,8 @@ pub fn carry_biases_where(
                     id,
                     Derived {
                         base,
-                        add: r_off.into_iter().collect(),
-                        through: x_off.map(|o| (w.expect("a Conv has a weight"), c.group, vec![o])),
+                        add: r_off,
+                        through: x_off.map(|o| (w.expect("a Conv has a weight"), c.group, o)),
                     },
                 );
                 offset.push(None);

@@ -169,14 +169,14 @@ fn projections_carry_their_biases_to_their_readers() {
         l.derived[&e_bias],
         Derived {
             base: Some(8),
-            add: vec![],
-            through: Some((7, 1, vec![5])),
+            add: None,
+            through: Some((7, 1, 5)),
         }
     );
     let q_off = l.derived.iter().find(|(_, d)| d.base == Some(14)).unwrap();
-    assert_eq!(q_off.1.add, vec![5]);
+    assert_eq!(q_off.1.add, Some(5));
     let h_bias = g.nodes[5].inputs[2];
-    assert_eq!(l.derived[&h_bias].through, Some((16, 2, vec![*q_off.0])));
+    assert_eq!(l.derived[&h_bias].through, Some((16, 2, *q_off.0)));
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn a_padded_reader_keeps_the_bias_where_it_is() {
         l.derived[&b],
         Derived {
             base: Some(14),
-            add: vec![5],
+            add: Some(5),
             through: None,
         }
     );
@@ -264,8 +264,8 @@ fn derived_bias_arithmetic() {
     // adds its own taps times its group's offset.
     let d = Derived {
         base: Some(0),
-        add: vec![1],
-        through: Some((2, 2, vec![3])),
+        add: Some(1),
+        through: Some((2, 2, 3)),
     };
     let v = |t: TensorId| -> Result<(Vec<f32>, Vec<usize>)> {
         Ok(match t {

@@ -141,23 +141,23 @@ impl Lowered {
         model_constant: impl Fn(TensorId) -> Option<TensorView<'m>>,
     ) -> Result<Vec<Option<Cow<'m, [u8]>>>> {
         let tensors = &self.graph.tensors;
+        // What the device reads, and besides that what the derived biases are computed from.
         let mut read = vec![false; tensors.len()];
-        let nodes = self.graph.nodes.iter().flat_map(|n| &n.inputs);
-        for &t in nodes.chain(&self.graph.outputs) {
+        let g = &self.graph;
+        let nodes = g.nodes.iter().flat_map(|n| &n.inputs);
+        for &t in nodes.chain(&g.outputs).chain(&g.inputs) {
             read[t] = true;
         }
+        let mut needed = read.clone();
         for d in self.derived.values() {
-            let through = d
-                .through
-                .iter()
-                .flat_map(|(w, _, o)| std::iter::once(w).chain(o));
-            for &t in d.base.iter().chain(&d.add).chain(through) {
-                read[t] = true;
+            let through = d.through.iter().flat_map(|&(w, _, o)| [w, o]);
+            for t in d.base.into_iter().chain(d.add).chain(through) {
+                needed[t] = true;
             }
         }
         let mut out: Vec<Option<Cow<'m, [u8]>>> = Vec::with_capacity(tensors.len());
         for (t, info) in tensors.iter().enumerate() {
-            if !read[t] {
+            if !needed[t] {
                 out.push(None);
                 continue;
             }
@@ -179,6 +179,11 @@ impl Lowered {
                 None => self.constant(t, &model_constant).transpose()?,
             };
             out.push(c);
+        }
+        for (c, &r) in out.iter_mut().zip(&read) {
+            if !r {
+                *c = None;
+            }
         }
         Ok(out)
     }
