@@ -1145,10 +1145,14 @@ mod tests {
             .unwrap()[0]
             .to_f32_vec()
             .unwrap();
+        // Relative to the largest output (LogSoftmax values reach -94 here, where one f16 step
+        // is 0.0625: the emulated GPU found an absolute 2e-2 too tight for f16's own rounding).
+        let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         for (precision, tol, fuse) in [
             (Precision::F32, 1e-5f32, true),
-            (Precision::F16, 2e-2, true),
+            (Precision::F16, 1e-3, true),
             (Precision::F32, 1e-5, false),
+            (Precision::F16, 1e-3, false),
         ] {
             let opts = CudaOptions {
                 precision: Some(precision),
@@ -1164,7 +1168,7 @@ mod tests {
                     .to_f32_vec()
                     .unwrap();
                 let d = max_diff(&got, &want);
-                assert!(d <= tol, "{precision:?} run {run}: max |diff| {d}");
+                assert!(d <= tol * scale, "{precision:?} run {run}: max |diff| {d}");
             }
         }
         eprintln!("Conv+MaxPool and Gemm+LogSoftmax fused: fp32 and fp16 match the CPU");
