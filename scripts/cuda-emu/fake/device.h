@@ -5,9 +5,9 @@
 // A block's threads are fibers on one OS thread (driver.cpp's scheduler), switched only where a
 // thread waits: `__syncthreads`, a warp shuffle, or a poll for another block's word. So
 // `__shared__` is a thread_local static (one copy per block's OS thread), and `threadIdx` is set
-// by the scheduler before each switch. Blocks of a small grid run at once, each on an OS thread
-// of its own (kernels that hand words between blocks need that); larger grids run on a pool of
-// workers, blocks in index order.
+// by the scheduler before each switch. A kernel's blocks run on a few worker threads, in index
+// order; those of the LSTM sequence kernels (which hand words between blocks) all at once, each
+// on an OS thread of its own.
 #pragma once
 #include <algorithm>
 #include <bit>

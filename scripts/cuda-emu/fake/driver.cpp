@@ -13,11 +13,13 @@
 //
 // New allocations are filled with 0xFF bytes (NaN in f32 and f16), so a kernel that reads memory
 // nothing wrote shows up in its outputs.
-#include <ucontext.h>
+#include <setjmp.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <time.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -67,14 +69,17 @@ struct Shfl {
     unsigned char vals[32][8];
 };
 
+// A fiber starts through ucontext (its own stack) and then switches with _setjmp/_longjmp, which
+// unlike swapcontext make no system call (the signal mask is never touched).
 struct Fiber {
-    ucontext_t ctx;
-    bool done = false;
+    ucontext_t start;
+    jmp_buf at;
+    bool started = false, done = false;
 };
 
 struct Block {
     std::vector<Fiber> fibers;
-    ucontext_t sched;
+    jmp_buf sched;
     unsigned n = 0, cur = 0, exited = 0;
     unsigned bar_arrived = 0, bar_gen = 0;
     std::unordered_map<unsigned long long, Shfl> shfl;
@@ -107,7 +112,7 @@ thread_local Stacks g_stacks;
 void yield() {
     Block& b = *g_block;
     if (++b.waits > MAX_WAITS) fake_trap("a block's threads wait on each other forever (deadlock)");
-    swapcontext(&b.fibers[b.cur].ctx, &b.sched);
+    if (!_setjmp(b.fibers[b.cur].at)) _longjmp(b.sched, 1);
 }
 
 void release_barrier_if_all(Block& b) {
@@ -123,7 +128,7 @@ void fiber_main() {
     b.fibers[b.cur].done = true;
     ++b.exited;
     release_barrier_if_all(b);
-    // Returning resumes uc_link (the scheduler).
+    _longjmp(b.sched, 1);
 }
 
 void run_block(const Kernel& k, void** params, Dim3 bidx, unsigned threads) {
@@ -135,25 +140,75 @@ void run_block(const Kernel& k, void** params, Dim3 bidx, unsigned threads) {
     char* stacks = g_stacks.get(threads);
     for (unsigned t = 0; t < threads; ++t) {
         Fiber& f = b.fibers[t];
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = stacks + t * STACK;
-        f.ctx.uc_stack.ss_size = STACK;
-        f.ctx.uc_link = &b.sched;
-        makecontext(&f.ctx, fiber_main, 0);
+        getcontext(&f.start);
+        f.start.uc_stack.ss_sp = stacks + t * STACK;
+        f.start.uc_stack.ss_size = STACK;
+        f.start.uc_link = nullptr;
+        makecontext(&f.start, fiber_main, 0);
     }
     g_block = &b;
     blockIdx = bidx;
     for (unsigned live = threads; live > 0;) {
         live = 0;
         for (unsigned t = 0; t < threads; ++t) {
-            if (b.fibers[t].done) continue;
+            Fiber& f = b.fibers[t];
+            if (f.done) continue;
             threadIdx = {t, 0, 0};
             b.cur = t;
-            swapcontext(&b.sched, &b.fibers[t].ctx);
-            live += !b.fibers[t].done;
+            if (!_setjmp(b.sched)) {
+                if (f.started) _longjmp(f.at, 1);
+                f.started = true;
+                setcontext(&f.start);
+            }
+            live += !f.done;
         }
     }
     g_block = nullptr;
+}
+
+// Runs the blocks of large grids: a few OS threads, started once, each with its fiber stacks.
+struct Pool {
+    std::mutex m;
+    std::condition_variable work, idle;
+    std::vector<std::thread> threads;
+    unsigned long long generation = 0, next = 0, total = 0, finished = 0;
+    std::function<void(unsigned long long)> job;
+
+    Pool() {
+        const unsigned n = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+        for (unsigned i = 0; i < n; ++i) threads.emplace_back([this] { serve(); });
+        for (auto& t : threads) t.detach();
+    }
+    void serve() {
+        unsigned long long seen = 0;
+        std::unique_lock<std::mutex> lock(m);
+        for (;;) {
+            work.wait(lock, [&] { return generation != seen && next < total; });
+            seen = generation;
+            while (next < total) {
+                const unsigned long long i = next++;
+                lock.unlock();
+                job(i);
+                lock.lock();
+                if (++finished == total) idle.notify_all();
+            }
+        }
+    }
+    // Runs job(0) … job(total − 1), blocks in index order, and returns when all have.
+    void run(unsigned long long n, std::function<void(unsigned long long)> f) {
+        std::unique_lock<std::mutex> lock(m);
+        job = std::move(f);
+        total = n;
+        next = finished = 0;
+        ++generation;
+        work.notify_all();
+        idle.wait(lock, [&] { return finished == total; });
+        total = 0;
+    }
+};
+Pool& pool() {
+    static Pool* p = new Pool;  // never destroyed: its threads outlive static destructors
+    return *p;
 }
 
 }  // namespace
@@ -521,20 +576,16 @@ CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned
         auto at = [&](unsigned long long i) {
             return Dim3{unsigned(i % gx), unsigned(i / gx % gy), unsigned(i / gx / gy)};
         };
-        std::vector<std::thread> threads;
-        if (total <= 160) {
-            // Every block at once (kernels that hand words between blocks need them resident).
+        if (k->resident) {
+            // Every block at once, each on an OS thread: the kernel hands words between blocks.
+            if (total > 1024) fake_trap("a resident kernel's grid of over 1024 blocks");
+            std::vector<std::thread> threads;
             for (unsigned long long i = 0; i < total; ++i)
                 threads.emplace_back([&, i] { run_block(*k, p.data(), at(i), bx); });
+            for (auto& t : threads) t.join();
         } else {
-            std::atomic<unsigned long long> next{0};
-            const unsigned workers = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
-            for (unsigned w = 0; w < workers; ++w)
-                threads.emplace_back([&] {
-                    for (unsigned long long i; (i = next++) < total;) run_block(*k, p.data(), at(i), bx);
-                });
+            pool().run(total, [&](unsigned long long i) { run_block(*k, p.data(), at(i), bx); });
         }
-        for (auto& t : threads) t.join();
     });
     return OK;
 }
