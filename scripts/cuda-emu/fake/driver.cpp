@@ -13,9 +13,7 @@
 //
 // New allocations are filled with 0xFF bytes (NaN in f32 and f16), so a kernel that reads memory
 // nothing wrote shows up in its outputs.
-#include <setjmp.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <time.h>
 
 #include <atomic>
@@ -58,6 +56,32 @@ void fake_register(const char* name, Kernel k) { kernels()[name] = std::move(k);
 // ---------------------------------------------------------------------------------------------
 // Fibers: one block's threads.
 
+// Saves the callee-saved registers on this stack, stores its pointer in *from and continues on
+// the stack `to` (x86-64 System V).
+extern "C" void fake_switch(void** from, void* to);
+asm(R"(
+    .text
+    .p2align 4
+    .type fake_switch, @function
+fake_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size fake_switch, .-fake_switch
+)");
+
 namespace {
 
 constexpr size_t STACK = 64 << 10;
@@ -69,17 +93,16 @@ struct Shfl {
     unsigned char vals[32][8];
 };
 
-// A fiber starts through ucontext (its own stack) and then switches with _setjmp/_longjmp, which
-// unlike swapcontext make no system call (the signal mask is never touched).
+// Fibers switch stacks by `fake_switch` (below): the callee-saved registers pushed, the stack
+// pointer swapped, no system call (ucontext's functions each change the signal mask).
 struct Fiber {
-    ucontext_t start;
-    jmp_buf at;
-    bool started = false, done = false;
+    void* sp = nullptr;
+    bool done = false;
 };
 
 struct Block {
     std::vector<Fiber> fibers;
-    jmp_buf sched;
+    void* sched = nullptr;
     unsigned n = 0, cur = 0, exited = 0;
     unsigned bar_arrived = 0, bar_gen = 0;
     std::unordered_map<unsigned long long, Shfl> shfl;
@@ -112,7 +135,7 @@ thread_local Stacks g_stacks;
 void yield() {
     Block& b = *g_block;
     if (++b.waits > MAX_WAITS) fake_trap("a block's threads wait on each other forever (deadlock)");
-    if (!_setjmp(b.fibers[b.cur].at)) _longjmp(b.sched, 1);
+    fake_switch(&b.fibers[b.cur].sp, b.sched);
 }
 
 void release_barrier_if_all(Block& b) {
@@ -128,7 +151,9 @@ void fiber_main() {
     b.fibers[b.cur].done = true;
     ++b.exited;
     release_barrier_if_all(b);
-    _longjmp(b.sched, 1);
+    void* gone;
+    fake_switch(&gone, b.sched);  // never resumed
+    abort();
 }
 
 void run_block(const Kernel& k, void** params, Dim3 bidx, unsigned threads) {
@@ -139,12 +164,13 @@ void run_block(const Kernel& k, void** params, Dim3 bidx, unsigned threads) {
     b.fibers.resize(threads);
     char* stacks = g_stacks.get(threads);
     for (unsigned t = 0; t < threads; ++t) {
-        Fiber& f = b.fibers[t];
-        getcontext(&f.start);
-        f.start.uc_stack.ss_sp = stacks + t * STACK;
-        f.start.uc_stack.ss_size = STACK;
-        f.start.uc_link = nullptr;
-        makecontext(&f.start, fiber_main, 0);
+        // The new stack as fake_switch leaves a suspended one: six registers, then the address
+        // to return to (fiber_main, entered with the stack aligned as after a call).
+        void** top = (void**)(stacks + (t + 1) * STACK);
+        *--top = nullptr;
+        *--top = (void*)&fiber_main;
+        for (int r = 0; r < 6; ++r) *--top = nullptr;
+        b.fibers[t].sp = top;
     }
     g_block = &b;
     blockIdx = bidx;
@@ -155,11 +181,7 @@ void run_block(const Kernel& k, void** params, Dim3 bidx, unsigned threads) {
             if (f.done) continue;
             threadIdx = {t, 0, 0};
             b.cur = t;
-            if (!_setjmp(b.sched)) {
-                if (f.started) _longjmp(f.at, 1);
-                f.started = true;
-                setcontext(&f.start);
-            }
+            fake_switch(&b.sched, f.sp);
             live += !f.done;
         }
     }
