@@ -80,6 +80,32 @@ impl Drop for Dnn {
     }
 }
 
+/// Loads cuDNN's libraries ahead of the first convolution, so a thread can do it while the
+/// driver starts (`CudaSession::new`): libcudnn itself (through cudarc, which keeps it), then
+/// cuDNN 9's graph, ops, cnn and precompiled-engine libraries by name, kept loaded for the
+/// process — cuDNN's own dlopen of them, at its handle or its first plan, then finds them
+/// loaded. On x86-64 those dlopens took 25–55 ms (cuDNN 9.28 from PyPI, warm page cache).
+/// Nothing here fails: a missing library is the first convolution's error, as before.
+pub fn preload() {
+    static KEPT: std::sync::OnceLock<Vec<libloading::Library>> = std::sync::OnceLock::new();
+    KEPT.get_or_init(|| {
+        // SAFETY: only dlopens the library.
+        if !unsafe { cs::is_culib_present() } {
+            return Vec::new();
+        }
+        // SAFETY: the library is present; this loads it (cudarc keeps it) and asks its version.
+        let major = unsafe { cs::cudnnGetVersion() } / 10_000;
+        if major < 9 {
+            return Vec::new();
+        }
+        ["graph", "ops", "cnn", "engines_precompiled"]
+            .iter()
+            // SAFETY: cuDNN's own libraries; their initialisers are cuDNN's, run as cuDNN would.
+            .filter_map(|part| unsafe { libloading::Library::new(format!("libcudnn_{part}.so.{major}")) }.ok())
+            .collect()
+    });
+}
+
 /// Geometry of one convolution, NCHW, symmetric padding.
 #[derive(Debug, Clone)]
 pub struct ConvShape {

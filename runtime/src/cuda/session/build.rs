@@ -46,18 +46,64 @@ pub(super) struct Built {
     pub upload_ms: f64,
 }
 
-/// Lowers, builds and uploads; see the module documentation.
-pub(super) fn build(
+/// A lowering and the constants the device will hold for it: the device-free part of a
+/// round, which `CudaSession::new` does for the first round on a thread of its own while the
+/// driver and context start.
+pub(super) struct Round<'m> {
+    lowered: Lowered,
+    /// Per device tensor: a constant as the device holds it (narrowed copies made here).
+    host: Vec<Option<Cow<'m, [u8]>>>,
+}
+
+impl<'m> Round<'m> {
+    pub fn new(model: &'m Model, precision: Precision, keep_f32: &[bool], unfused: &[bool]) -> Result<Self> {
+        let lowered = lower_fusing(model.graph(), precision, keep_f32, unfused);
+        // Weights as the file stores them: an fp16 file's f16 weights go to the device as they are.
+        let host = lowered.constants(|o| model.stored_constant(o))?;
+        Ok(Round { lowered, host })
+    }
+
+    /// The first round: nothing kept in f32, everything fused unless `fuse` is off.
+    pub fn first(model: &'m Model, precision: Precision, fuse: bool) -> Result<Self> {
+        let n = model.graph().nodes.len();
+        Round::new(model, precision, &vec![false; n], &vec![!fuse; n])
+    }
+
+    /// Whether a GPU node of this lowering runs on cuDNN (whose libraries can then be loaded
+    /// before the device is open: `dnn::preload`).
+    pub fn needs_cudnn(&self) -> bool {
+        let l = &self.lowered;
+        l.graph.nodes.iter().enumerate().any(|(k, node)| {
+            let on_gpu = l.node_origin[k].is_none_or(|j| l.placements[j].is_gpu());
+            let fact = |t: usize| l.graph.tensors[t].fact();
+            match &node.op {
+                crate::ir::Op::Conv(c) if on_gpu && !node.outputs.is_empty() => {
+                    ops::nn::conv::runs_on_cudnn(c, &fact(node.inputs[0]), &fact(node.outputs[0]))
+                }
+                _ => false,
+            }
+        })
+    }
+}
+
+/// Lowers, builds and uploads, starting from `first` (`Round::first` with the same
+/// `precision` and `fuse`); see the module documentation.
+pub(super) fn build<'m>(
     dev: &Device,
-    model: &Model,
+    model: &'m Model,
     precision: Precision,
     fuse: bool,
+    first: Round<'m>,
 ) -> Result<Built> {
     let n = model.graph().nodes.len();
     let (mut keep_f32, mut unfused) = (vec![false; n], vec![!fuse; n]);
+    let mut round = Some(first);
     loop {
-        let lowered = lower_fusing(model.graph(), precision, &keep_f32, &unfused);
-        match try_build(dev, model, lowered)? {
+        let this = match round.take() {
+            Some(r) => r,
+            None => Round::new(model, precision, &keep_f32, &unfused)?,
+        };
+        match try_build(dev, model, this)? {
             Ok(built) => return Ok(built),
             // Each round flags nodes not flagged before, so this ends.
             Err(Failed::F16(nodes)) => nodes.into_iter().for_each(|j| keep_f32[j] = true),
@@ -77,12 +123,10 @@ enum Failed {
 fn try_build(
     dev: &Device,
     model: &Model,
-    lowered: Lowered,
+    round: Round,
 ) -> Result<std::result::Result<Built, Failed>> {
+    let Round { lowered, host } = round;
     let graph = &lowered.graph;
-    // Constants as the device holds them (narrowed copies made here, once).
-    // Weights as the file stores them: an fp16 file's f16 weights go to the device as they are.
-    let host: Vec<Option<Cow<[u8]>>> = lowered.constants(|o| model.stored_constant(o))?;
     let mut placements = lowered.placements.clone();
     let mut kernels = Vec::with_capacity(graph.nodes.len());
     let (mut failed_f16, mut failed_fused) = (Vec::new(), Vec::new());
