@@ -26,13 +26,15 @@ else
 fi
 # The CUDA backend end to end on the emulated GPU (scripts/cuda-emu/fake: a fake CUDA driver,
 # cuDNN and cuBLAS; the kernels compiled by g++ and run on the CPU, NVRTC still compiling every
-# one as on a device): the runtime's CUDA unit tests, then the seed models' CUDA tests against
-# the refs. Needs g++ 12 and NVRTC (same rules as above: EDGEFUSE_REQUIRE_EMU=1 fails without).
+# one as on a device): the runtime's CUDA unit tests, then five reference models' CUDA tests
+# against the refs (~1.5 min on 2 cores). Needs g++ 12 and NVRTC (same rules as above: EDGEFUSE_REQUIRE_EMU=1 fails without).
 if command -v g++ >/dev/null && [ -n "$nvrtc" ]; then
     t1=$(date +%s)
     scripts/cuda-emu/fake-gpu.sh cargo test --profile ci --workspace --lib -- cuda::
-    scripts/cuda-emu/fake-gpu.sh cargo test --profile ci --test cuda_models -- \
-        fp16::seed_cnn_mnist fp16::seed_lstm_textgen fp32::seed_cnn_mnist
+    # (One test at a time: each counts the host allocations of 20 replays.)
+    scripts/cuda-emu/fake-gpu.sh cargo test --profile ci --test cuda_models -- --test-threads 1 --exact \
+        fp16::seed_cnn_mnist fp16::seed_lstm_textgen fp32::seed_cnn_mnist fp16::efficientnet_lite0 \
+        fp32::mobilenet_v2_int8_qdq
     echo "emulated GPU: $(( $(date +%s) - t1 )) s"
 elif [ "${EDGEFUSE_REQUIRE_EMU:-0}" = 1 ]; then
     echo "emulated GPU: needs g++ and NVRTC (pip install nvidia-cuda-nvrtc-cu12)" >&2
