@@ -32,6 +32,11 @@ MODELS = ["seed_cnn_mnist", "seed_lstm_textgen", "efficientnet_lite0"]
 BOUNDS = {"seed_lstm_textgen": (5e-2, False)}
 
 
+def bench_iters():
+    """On the emulated GPU (scripts/cuda-emu/fake-gpu.sh) a time means nothing: a few runs only."""
+    return "3" if os.environ.get("EDGEFUSE_FAKE_GPU") else "2000"
+
+
 def prepare(out, cli, shared):
     os.makedirs(out, exist_ok=True)
     failed = []
@@ -84,7 +89,8 @@ def check(d, exe, out):
         rows.append(row)
         ok_all &= ok
     print("\n### onnxruntime `quantize_dynamic` models on the GPU (int8 dynamic ops)\n")
-    print("| model | placement | max \\|diff\\| / max(1, \\|ref\\|) vs onnxruntime | edgefuse ms (median of 2000) | |")
+    print("| model | placement | max \\|diff\\| / max(1, \\|ref\\|) vs onnxruntime | edgefuse ms (median of "
+          f"{bench_iters()}) | |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
     return ok_all
@@ -114,9 +120,7 @@ def check_one(d, exe, out, m, efm):
                           == want.reshape(-1, want.shape[-1]).argmax(1)).all())
     bound, need_top1 = BOUNDS.get(m, (1e-2, True))
     ok = worst <= bound and (top1 or not need_top1)
-    # On the emulated GPU (scripts/cuda-emu/fake-gpu.sh) a time means nothing: a few runs only.
-    iters = "3" if os.environ.get("EDGEFUSE_FAKE_GPU") else "2000"
-    bench = subprocess.run([exe, "bench", efm, "--backend", "cuda", "--iters", iters, "--json"],
+    bench = subprocess.run([exe, "bench", efm, "--backend", "cuda", "--iters", bench_iters(), "--json"],
                            capture_output=True, text=True)
     try:
         ms = f'{json.loads(bench.stdout).get("median_ms", float("nan")):.3f}'
