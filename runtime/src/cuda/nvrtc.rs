@@ -14,10 +14,17 @@ use edgefuse_kernels::cuda::{Source, PRELUDE};
 
 use crate::{Error, Result};
 
-/// Whether libnvrtc can be loaded.
+/// Whether libnvrtc can be loaded. The library found stays loaded for the process (cudarc's
+/// own load of it then costs nothing; its probe would load and unload it, 5–50 ms each time).
 pub fn present() -> bool {
-    // SAFETY: only tries to dlopen the library.
-    unsafe { ns::is_culib_present() }
+    static KEPT: std::sync::OnceLock<Option<libloading::Library>> = std::sync::OnceLock::new();
+    KEPT.get_or_init(|| {
+        cudarc::get_lib_name_candidates("nvrtc")
+            .iter()
+            // SAFETY: loading NVRTC runs only its own initialisers.
+            .find_map(|name| unsafe { libloading::Library::new(name) }.ok())
+    })
+    .is_some()
 }
 
 fn require() -> Result<()> {

@@ -12,7 +12,8 @@
 // results plainly).
 //
 // New allocations are filled with 0xFF bytes (NaN in f32 and f16), so a kernel that reads memory
-// nothing wrote shows up in its outputs.
+// nothing wrote shows up in its outputs, and each ends at an inaccessible page, so an access past
+// its end faults.
 #include <sys/mman.h>
 #include <time.h>
 
@@ -486,10 +487,30 @@ CUresult cuEventElapsedTime(float* ms, void* a, void* b) {
 }
 CUresult cuEventElapsedTime_v2(float* ms, void* a, void* b) { return cuEventElapsedTime(ms, a, b); }
 
+// Each allocation ends where an inaccessible page begins (its size rounded to CUDA's 256
+// bytes), so a kernel or copy reaching past an allocation's end faults at once, naming the
+// access, instead of corrupting a neighbour: compute-sanitizer's out-of-bounds check, in part.
+static std::mutex maps_mutex;
+static std::unordered_map<uintptr_t, std::pair<void*, size_t>> maps;  // address → mapping
 static void* filled(size_t bytes) {
-    void* p = aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
-    if (p) memset(p, 0xFF, bytes);
+    const size_t len = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+    const size_t page = 4096, body = (len + page - 1) / page * page;
+    void* base = mmap(nullptr, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return nullptr;
+    mprotect((char*)base + body, page, PROT_NONE);
+    void* p = (char*)base + (body - len);
+    memset(p, 0xFF, len);
+    std::lock_guard<std::mutex> lock(maps_mutex);
+    maps[(uintptr_t)p] = {base, body + page};
     return p;
+}
+static CUresult release(void* p) {
+    std::lock_guard<std::mutex> lock(maps_mutex);
+    auto it = maps.find((uintptr_t)p);
+    if (it == maps.end()) return INVALID_VALUE;
+    munmap(it->second.first, it->second.second);
+    maps.erase(it);
+    return OK;
 }
 CUresult cuMemAlloc_v2(CUdeviceptr* d, size_t bytes) {
     void* p = filled(bytes);
@@ -497,19 +518,13 @@ CUresult cuMemAlloc_v2(CUdeviceptr* d, size_t bytes) {
     *d = (CUdeviceptr)p;
     return OK;
 }
-CUresult cuMemFree_v2(CUdeviceptr d) {
-    free((void*)d);
-    return OK;
-}
+CUresult cuMemFree_v2(CUdeviceptr d) { return release((void*)d); }
 CUresult cuMemAllocHost_v2(void** p, size_t bytes) {
     *p = filled(bytes);
     return *p ? OK : 2;
 }
 CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned) { return cuMemAllocHost_v2(p, bytes); }
-CUresult cuMemFreeHost(void* p) {
-    free(p);
-    return OK;
-}
+CUresult cuMemFreeHost(void* p) { return release(p); }
 CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* d, void* p, unsigned) {
     *d = (CUdeviceptr)p;
     return OK;

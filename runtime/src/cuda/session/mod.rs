@@ -112,11 +112,14 @@ impl CudaSession {
             .precision
             .unwrap_or_else(|| Precision::of(model.graph()));
         // While the driver initialises and the context starts (~0.2 s on an H200), another
-        // thread lowers the graph, prepares the device's constants and, where a convolution
-        // will run on cuDNN, loads cuDNN's libraries.
+        // thread loads NVRTC, lowers the graph, prepares the device's constants and, where a
+        // convolution will run on cuDNN, loads cuDNN's libraries.
         let (dev, first) = std::thread::scope(|s| {
             let host = s.spawn(|| {
                 let t = std::time::Instant::now();
+                // NVRTC's version keys the kernel cache: its library loads here, not after the
+                // context.
+                let _ = crate::cuda::nvrtc::version();
                 let first = build::Round::first(&model, precision, opts.fuse)?;
                 if first.needs_cudnn() {
                     crate::cuda::dnn::preload();
@@ -132,7 +135,7 @@ impl CudaSession {
         let (dev, (first, beside_ms)) = (dev?, first?);
         let mut phases = dev.phases.clone();
         phases.steps.push((
-            "  beside those: graph lowered, constants prepared, cuDNN loaded if needed".into(),
+            "  beside those: NVRTC loaded, graph lowered, constants prepared, cuDNN loaded if needed".into(),
             beside_ms,
         ));
         let mapped = opts.mapped_io.unwrap_or(dev.info.integrated);
