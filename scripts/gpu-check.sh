@@ -7,6 +7,11 @@
 #                                      # and the fp32 files too big for the first carry (ddddocr)
 #   GPU_CHECK_DIR=carry/gpu-check-large SKIP_TORCH=1 SKIP_UNIT=1 scripts/gpu-check.sh run
 #
+# Rehearsed here, on the emulated GPU, before a GPU machine's minutes are spent on it (results
+# only; GPU_CHECK_ITERS sets the runs per median, GPU_CHECK_MODELS filters the model tests):
+#   GPU_CHECK_ITERS=2 GPU_CHECK_MODELS=seed_cnn_mnist SKIP_TORCH=1 OUT=/tmp/rehearsal \
+#       scripts/cuda-emu/fake-gpu.sh scripts/gpu-check.sh run
+#
 # prepare: the device binary (--no-default-features --features cuda), the runtime's CUDA unit
 # tests and tests/cuda_models.rs as executables, the seven reference models compiled fp32 (and
 # fp16 where this build can), batch-1 copies of the seed models for benchmarking, and the refs,
@@ -151,12 +156,17 @@ run() {
     export EDGEFUSE_KERNEL_CACHE="$PWD/$D/kernel-cache"
     nvidia-smi -L | tee "$out/device.txt" || true
     local status=0
+    # Runs per median (GPU_CHECK_ITERS=2 rehearses the script on the emulated GPU:
+    # scripts/cuda-emu/fake-gpu.sh scripts/gpu-check.sh run), and the shorter runs' shares of it.
+    local iters=${GPU_CHECK_ITERS:-2000}
+    local iters_profile=$(( iters / 10 > 0 ? iters / 10 : 1 )) iters_warm=$(( iters / 100 > 0 ? iters / 100 : 1 ))
     echo "== CUDA unit tests (each op against the CPU kernel, NVRTC for sm_72/87/90 and this card)"
     if [ -z "${SKIP_UNIT:-}" ]; then
         "$D/bin/runtime-tests" cuda:: --test-threads=1 --nocapture 2>&1 | tee "$out/runtime-tests.log" || status=1
     fi
     echo "== the seven reference models on the GPU against the refs"
-    "$D/bin/cuda_models" --test-threads=1 --nocapture 2>&1 | tee "$out/cuda-models.log" || status=1
+    # shellcheck disable=SC2086 # GPU_CHECK_MODELS: test name filters, split on purpose
+    "$D/bin/cuda_models" --test-threads=1 --nocapture ${GPU_CHECK_MODELS:-} 2>&1 | tee "$out/cuda-models.log" || status=1
     echo "== edgefuse bench --backend cuda"
     : > "$out/bench.jsonl"
     for m in $MODELS; do
@@ -167,10 +177,10 @@ run() {
             # Where each node ran and in which precision, for the record.
             "$D/bin/edgefuse" inspect "$f" --backend cuda > "$out/inspect-$m-$p.txt" 2>&1 || true
             # Load phases and per-node GPU time (node by node, with events).
-            "$D/bin/edgefuse" bench "$f" --backend cuda --iters 200 --profile > "$out/profile-$m-$p.txt" 2>&1 || true
+            "$D/bin/edgefuse" bench "$f" --backend cuda --iters "$iters_profile" --profile > "$out/profile-$m-$p.txt" 2>&1 || true
             # Once to fill the kernel cache, then the measured run (load to first result warm).
-            "$D/bin/edgefuse" bench "$f" --backend cuda --iters 20 --json >/dev/null 2>&1 || true
-            if line=$("$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json 2>"$out/bench-$m-$p.err"); then
+            "$D/bin/edgefuse" bench "$f" --backend cuda --iters "$iters_warm" --json >/dev/null 2>&1 || true
+            if line=$("$D/bin/edgefuse" bench "$f" --backend cuda --iters "$iters" --json 2>"$out/bench-$m-$p.err"); then
                 echo "$line" | python3 -c "import json,sys; j=json.load(sys.stdin); j['case']={'model':'$m','precision':'$p'}; print(json.dumps(j))" >> "$out/bench.jsonl"
             else
                 echo "{\"case\": {\"model\": \"$m\", \"precision\": \"$p\"}, \"error\": $(head -c 200 "$out/bench-$m-$p.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}" >> "$out/bench.jsonl"
@@ -186,8 +196,8 @@ run() {
         [ -f "$f" ] || continue
         local fused="" unfused=""
         for _ in 1 2 3; do
-            fused+="$("$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
-            unfused+="$("$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json --no-fuse 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
+            fused+="$("$D/bin/edgefuse" bench "$f" --backend cuda --iters "$iters" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
+            unfused+="$("$D/bin/edgefuse" bench "$f" --backend cuda --iters "$iters" --json --no-fuse 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
         done
         echo "$c fused: $fused ms; unfused: $unfused ms" | tee -a "$out/fusion.txt"
     done
@@ -201,7 +211,7 @@ run() {
         local skips="none carry epilogues narrow host-casts absorb"
         for _ in 1 2 3; do
             for s in $skips; do
-                skip_ms[$s]+="$(EDGEFUSE_CUDA_SKIP=$s "$D/bin/edgefuse" bench "$f" --backend cuda --iters 2000 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
+                skip_ms[$s]+="$(EDGEFUSE_CUDA_SKIP=$s "$D/bin/edgefuse" bench "$f" --backend cuda --iters "$iters" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])' || echo nan) "
             done
         done
         for s in $skips; do
@@ -211,7 +221,7 @@ run() {
     echo "== PyTorch on the same card"
     # PyTorch brings its own cuDNN: not the system one our LD_LIBRARY_PATH points at.
     if [ -z "${SKIP_TORCH:-}" ]; then
-        env -u LD_LIBRARY_PATH python3 scripts/gpu/torch_bench.py --iters 2000 > "$out/torch.jsonl" 2>"$out/torch.err" || status=1
+        env -u LD_LIBRARY_PATH python3 scripts/gpu/torch_bench.py --iters "$iters" > "$out/torch.jsonl" 2>"$out/torch.err" || status=1
     else
         : > "$out/torch.jsonl"
     fi
