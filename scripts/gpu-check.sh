@@ -189,7 +189,7 @@ run() {
         done
     done
     # What the fusions (runtime/src/cuda/fuse.rs) gain, fused and unfused alternating, 3 each.
-    echo "== fused against unfused (bench --no-fuse), medians of 2000, alternating"
+    echo "== fused against unfused (bench --no-fuse), medians of $iters, alternating"
     for c in seed_cnn_mnist.fp32 seed_cnn_mnist.fp16 seed_lstm_textgen.fp32 efficientnet_lite0.fp16 efficientnet_lite0.fp32 mobilenet_v2_int8_qdq.fp32; do
         local f="$D/bench/$c.efm"
         [ -f "$f" ] || f="$D/models/$c.efm"
@@ -206,7 +206,7 @@ run() {
     local f="$D/bench/efficientnet_lite0.fp16.efm"
     [ -f "$f" ] || f="$D/models/efficientnet_lite0.fp16.efm"
     if [ -f "$f" ]; then
-        echo "== EfficientNet-Lite0 fp16, each rewrite left out (EDGEFUSE_CUDA_SKIP), medians of 2000"
+        echo "== EfficientNet-Lite0 fp16, each rewrite left out (EDGEFUSE_CUDA_SKIP), medians of $iters"
         declare -A skip_ms=()
         local skips="none carry epilogues narrow host-casts absorb"
         for _ in 1 2 3; do

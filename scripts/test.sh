@@ -35,6 +35,9 @@ if command -v g++ >/dev/null && [ -n "$nvrtc" ]; then
     scripts/cuda-emu/fake-gpu.sh cargo test --profile ci --test cuda_models -- --test-threads 1 --exact \
         fp16::seed_cnn_mnist fp16::seed_lstm_textgen fp32::seed_cnn_mnist fp16::efficientnet_lite0 \
         fp32::mobilenet_v2_int8_qdq
+    # …and as an integrated GPU (a Jetson's unified memory: inputs and outputs mapped, not copied).
+    EDGEFUSE_FAKE_GPU_INTEGRATED=1 scripts/cuda-emu/fake-gpu.sh cargo test --profile ci --test cuda_models -- \
+        --test-threads 1 --exact fp16::seed_cnn_mnist fp32::seed_lstm_textgen
     echo "emulated GPU: $(( $(date +%s) - t1 )) s"
 elif [ "${EDGEFUSE_REQUIRE_EMU:-0}" = 1 ]; then
     echo "emulated GPU: needs g++ and NVRTC (pip install nvidia-cuda-nvrtc-cu12)" >&2

@@ -101,7 +101,9 @@ pub fn preload() {
         ["graph", "ops", "cnn", "engines_precompiled"]
             .iter()
             // SAFETY: cuDNN's own libraries; their initialisers are cuDNN's, run as cuDNN would.
-            .filter_map(|part| unsafe { libloading::Library::new(format!("libcudnn_{part}.so.{major}")) }.ok())
+            .filter_map(|part| {
+                unsafe { libloading::Library::new(format!("libcudnn_{part}.so.{major}")) }.ok()
+            })
             .collect()
     });
 }

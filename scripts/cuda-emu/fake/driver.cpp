@@ -343,8 +343,18 @@ CUresult cuDeviceGet(int* d, int ordinal) {
     *d = 0;
     return OK;
 }
+// EDGEFUSE_FAKE_GPU_INTEGRATED=1: an integrated GPU (a Jetson's unified memory), so the
+// session maps its inputs and outputs instead of copying them.
+static bool integrated() {
+    static const bool on = [] {
+        const char* v = getenv("EDGEFUSE_FAKE_GPU_INTEGRATED");
+        return v && *v && strcmp(v, "0") != 0;
+    }();
+    return on;
+}
 CUresult cuDeviceGetName(char* name, int len, int) {
-    snprintf(name, len, "Emulated GPU (scripts/cuda-emu/fake)");
+    snprintf(name, len, integrated() ? "Emulated integrated GPU (scripts/cuda-emu/fake)"
+                                     : "Emulated GPU (scripts/cuda-emu/fake)");
     return OK;
 }
 CUresult cuDeviceTotalMem_v2(size_t* bytes, int) {
@@ -367,7 +377,7 @@ CUresult cuDeviceGetAttribute(int* v, int attr, int) {
         case 8: *v = 49152; break;         // shared memory per block
         case 10: *v = 32; break;           // warp size
         case 16: *v = 132; break;          // SMs (an H100's)
-        case 18: *v = 0; break;            // integrated
+        case 18: *v = integrated(); break;
         case 19: *v = 1; break;            // can map host memory
         case 39: *v = 2048; break;         // threads per SM
         case 41: *v = 1; break;            // unified addressing

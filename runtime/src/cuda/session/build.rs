@@ -56,7 +56,12 @@ pub(super) struct Round<'m> {
 }
 
 impl<'m> Round<'m> {
-    pub fn new(model: &'m Model, precision: Precision, keep_f32: &[bool], unfused: &[bool]) -> Result<Self> {
+    pub fn new(
+        model: &'m Model,
+        precision: Precision,
+        keep_f32: &[bool],
+        unfused: &[bool],
+    ) -> Result<Self> {
         let lowered = lower_fusing(model.graph(), precision, keep_f32, unfused);
         // Weights as the file stores them: an fp16 file's f16 weights go to the device as they are.
         let host = lowered.constants(|o| model.stored_constant(o))?;
