@@ -40,6 +40,9 @@ fn gpu_usable() -> bool {
             eprintln!("GPU: {gpu}");
             true
         }
+        Err(why) if std::env::var("EDGEFUSE_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("EDGEFUSE_REQUIRE_GPU=1 but no usable GPU: {why}")
+        }
         Err(why) => {
             eprintln!("SKIPPED: no usable GPU ({why})");
             false

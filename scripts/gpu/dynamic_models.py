@@ -32,6 +32,16 @@ MODELS = ["seed_cnn_mnist", "seed_lstm_textgen", "efficientnet_lite0"]
 BOUNDS = {"seed_lstm_textgen": (5e-2, False)}
 
 
+def child_env():
+    """The environment for the edgefuse runs: scripts/gpu-check.sh runs Python without the CUDA
+    library path (it can make Python bind another libpython) and hands it over in
+    EDGEFUSE_CHILD_LD_LIBRARY_PATH."""
+    env = dict(os.environ)
+    if "EDGEFUSE_CHILD_LD_LIBRARY_PATH" in env:
+        env["LD_LIBRARY_PATH"] = env.pop("EDGEFUSE_CHILD_LD_LIBRARY_PATH")
+    return env
+
+
 def bench_iters():
     """On the emulated GPU (scripts/cuda-emu/fake-gpu.sh) a time means nothing: a few runs only."""
     return "3" if os.environ.get("EDGEFUSE_FAKE_GPU") else "2000"
@@ -104,8 +114,8 @@ def check_one(d, exe, out, m, efm):
     cmd = [exe, "run", efm, "--backend", "cuda", "--output-dir", res]
     for k, name in enumerate(meta["inputs"]):
         cmd += ["--input", f"{name}={os.path.join(d, f'{m}.in{k}.npy')}"]
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    placement = subprocess.run([exe, "inspect", efm, "--backend", "cuda"], capture_output=True,
+    run = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
+    placement = subprocess.run([exe, "inspect", efm, "--backend", "cuda"], capture_output=True, env=child_env(),
                                text=True).stdout
     where = next((l.split(None, 1)[1] for l in placement.splitlines() if l.startswith("placement")), "?")
     if run.returncode != 0:
@@ -120,7 +130,7 @@ def check_one(d, exe, out, m, efm):
                           == want.reshape(-1, want.shape[-1]).argmax(1)).all())
     bound, need_top1 = BOUNDS.get(m, (1e-2, True))
     ok = worst <= bound and (top1 or not need_top1)
-    bench = subprocess.run([exe, "bench", efm, "--backend", "cuda", "--iters", bench_iters(), "--json"],
+    bench = subprocess.run([exe, "bench", efm, "--backend", "cuda", "--iters", bench_iters(), "--json"], env=child_env(),
                            capture_output=True, text=True)
     try:
         ms = f'{json.loads(bench.stdout).get("median_ms", float("nan")):.3f}'

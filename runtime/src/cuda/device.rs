@@ -20,13 +20,14 @@ pub fn driver_present() -> bool {
     // search of the library path — about 1 ms on a machine without CUDA, a fifth of a small
     // model's load to first result under `--backend auto` — so a machine with neither of the
     // two answers here at once.
-    // The library found stays loaded: cudarc's load of it at `cuInit` then finds it there,
-    // where unloading it would make that a second full load.
+    // The library found stays loaded, so cudarc's load of it at `cuInit` (same names, same
+    // order: `libcuda.so` first) finds it there, where unloading it would make that a second
+    // full load.
     #[cfg(target_os = "linux")]
     {
         static KEPT: std::sync::OnceLock<Option<libloading::Library>> = std::sync::OnceLock::new();
         let found = KEPT.get_or_init(|| {
-            ["libcuda.so.1", "libcuda.so"]
+            ["libcuda.so", "libcuda.so.1"]
                 .iter()
                 // SAFETY: loading the driver library runs no code of ours.
                 .find_map(|&name| unsafe { libloading::Library::new(name) }.ok())

@@ -82,9 +82,9 @@ impl Drop for Dnn {
 
 /// Loads cuDNN's libraries ahead of the first convolution, so a thread can do it while the
 /// driver starts (`CudaSession::new`): libcudnn itself (through cudarc, which keeps it), then
-/// cuDNN 9's graph, ops, cnn and precompiled-engine libraries by name, kept loaded for the
-/// process — cuDNN's own dlopen of them, at its handle or its first plan, then finds them
-/// loaded. On x86-64 those dlopens took 25–55 ms (cuDNN 9.28 from PyPI, warm page cache).
+/// cuDNN 9's graph, ops, cnn and precompiled-engine libraries from the directory libcudnn was
+/// loaded from (never another install's), kept loaded for the process — cuDNN's own dlopen of
+/// them, at its handle or its first plan, then finds them loaded. On x86-64 those dlopens took 25–55 ms (cuDNN 9.28 from PyPI, warm page cache).
 /// Nothing here fails: a missing library is the first convolution's error, as before.
 pub fn preload() {
     static KEPT: std::sync::OnceLock<Vec<libloading::Library>> = std::sync::OnceLock::new();
@@ -98,14 +98,32 @@ pub fn preload() {
         if major < 9 {
             return Vec::new();
         }
+        let Some(dir) = loaded_from("libcudnn.so") else {
+            return Vec::new();
+        };
         ["graph", "ops", "cnn", "engines_precompiled"]
             .iter()
+            .map(|part| dir.join(format!("libcudnn_{part}.so.{major}")))
+            .filter(|path| path.is_file())
             // SAFETY: cuDNN's own libraries; their initialisers are cuDNN's, run as cuDNN would.
-            .filter_map(|part| {
-                unsafe { libloading::Library::new(format!("libcudnn_{part}.so.{major}")) }.ok()
-            })
+            .filter_map(|path| unsafe { libloading::Library::new(path) }.ok())
             .collect()
     });
+}
+
+/// The directory of the loaded library whose file name starts with `prefix` (Linux: from
+/// `/proc/self/maps`).
+fn loaded_from(prefix: &str) -> Option<std::path::PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .map(std::path::Path::new)
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
 }
 
 /// Geometry of one convolution, NCHW, symmetric padding.
@@ -455,6 +473,44 @@ impl Drop for ConvPlan {
 mod tests {
     use super::*;
     use crate::cuda::ops::testing::device;
+
+    /// Needs cuDNN's libraries, not a GPU (skipped, saying so, without them).
+    #[test]
+    fn preload_maps_cudnns_own_libraries_from_its_directory() {
+        preload();
+        let Some(dir) = loaded_from("libcudnn.so") else {
+            eprintln!("skipped: no cuDNN to preload");
+            return;
+        };
+        // SAFETY: the library is loaded (found in the process's maps).
+        let major = unsafe { cs::cudnnGetVersion() } / 10_000;
+        let graph = dir.join(format!("libcudnn_graph.so.{major}"));
+        if !graph.is_file() {
+            eprintln!(
+                "skipped: {} has no libcudnn_graph (cuDNN 8, or the emulated GPU)",
+                dir.display()
+            );
+            return;
+        }
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let mapped: Vec<&str> = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|p| p.contains("libcudnn_graph") || p.contains("libcudnn_engines_precompiled"))
+            .collect();
+        assert!(
+            !mapped.is_empty(),
+            "preload left cuDNN's graph and engine libraries unloaded"
+        );
+        let graph = graph.canonicalize().unwrap();
+        assert!(
+            mapped
+                .iter()
+                .all(|p| std::path::Path::new(p).parent() == graph.parent()),
+            "loaded from elsewhere than {}: {mapped:?}",
+            dir.display()
+        );
+    }
 
     /// Needs a GPU with cuDNN (skipped, saying so, without one).
     #[test]

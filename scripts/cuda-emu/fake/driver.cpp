@@ -143,6 +143,7 @@ void release_barrier_if_all(Block& b) {
     if (b.bar_arrived > 0 && b.bar_arrived + b.exited >= b.n) {
         b.bar_arrived = 0;
         ++b.bar_gen;
+        b.waits = 0;  // progress: the deadlock count starts again
     }
 }
 
@@ -254,6 +255,7 @@ void fake_shfl_meet(unsigned mask, const void* mine, void* theirs, int size, int
         if (++g.arrived == n) {
             g.arrived = 0;
             ++g.gen;
+            b.waits = 0;
         } else {
             while (g.gen == gen) yield();
         }
@@ -507,7 +509,10 @@ static void* filled(size_t bytes) {
     const size_t page = 4096, body = (len + page - 1) / page * page;
     void* base = mmap(nullptr, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) return nullptr;
-    mprotect((char*)base + body, page, PROT_NONE);
+    if (mprotect((char*)base + body, page, PROT_NONE) != 0) {
+        munmap(base, body + page);
+        return nullptr;
+    }
     void* p = (char*)base + (body - len);
     memset(p, 0xFF, len);
     std::lock_guard<std::mutex> lock(maps_mutex);

@@ -8,10 +8,15 @@ use crate::ir::{Fact, Op};
 use crate::tensor::{DType, TensorView};
 use crate::Tensor;
 
-/// The GPU, or None after printing why the test is skipped.
+/// The GPU, or None after printing why the test is skipped — unless `EDGEFUSE_REQUIRE_GPU=1`
+/// (the device check and the emulated GPU set it), where a GPU that cannot be opened fails the
+/// test instead of letting it pass unrun.
 pub fn device() -> Option<Device> {
     match Device::open(0, None) {
         Ok(d) => Some(d),
+        Err(e) if std::env::var("EDGEFUSE_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("EDGEFUSE_REQUIRE_GPU=1 but the GPU cannot be opened: {e}")
+        }
         Err(e) => {
             eprintln!("skipped: no usable GPU ({e})");
             None

@@ -127,9 +127,16 @@ impl CudaSession {
                 Ok::<_, Error>((first, t.elapsed().as_secs_f64() * 1e3))
             });
             let dev = Device::open(opts.ordinal, opts.arch.as_deref());
-            let first = host
-                .join()
-                .unwrap_or_else(|_| Err(Error::Cuda("the lowering thread panicked".into())));
+            let first = host.join().unwrap_or_else(|panic| {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("?");
+                Err(Error::Cuda(format!(
+                    "lowering the graph for the GPU panicked: {why}"
+                )))
+            });
             (dev, first)
         });
         let (dev, (first, beside_ms)) = (dev?, first?);
