@@ -1,6 +1,7 @@
 """Builds the emulated GPU: a fake libcuda.so.1 (driver.cpp, with every kernel of kernels/cuda
 compiled for the CPU by g++), a fake libcudnn.so.9 (dnn.cpp) and a fake libcublas.so.12
-(blas.cpp), into BUILD_DIR (default target/cuda-fake). Run the CUDA backend on them with
+(blas.cpp), into BUILD_DIR (default target/cuda-fake), then checks the driver's own promises
+(selftest.c: lazy streams, graph replay, guard pages). Run the CUDA backend on them with
 scripts/cuda-emu/fake-gpu.sh.
 
 The kernels are the files the runtime compiles with NVRTC, changed only where they use what g++
@@ -117,6 +118,11 @@ def main():
     if os.path.lexists(link):
         os.remove(link)
     os.symlink("libcuda.so.1", link)
+    # The driver's own promises (lazy streams, graph replay, guard pages).
+    test = os.path.join(obj, "selftest")
+    subprocess.run(["gcc", "-O1", "-o", test, os.path.join(HERE, "selftest.c"), cuda, f"-Wl,-rpath,{lib}"],
+                   check=True)
+    subprocess.run([test], check=True)
     print(f"fake GPU libraries in {lib}")
 
 

@@ -1,7 +1,8 @@
 // A fake CUDA driver (libcuda.so.1) for machines without a GPU: the runtime's CUDA backend,
 // unchanged, runs against it. Device memory is host memory (a device pointer is a host
-// address), every stream runs its work at once in call order (one "GPU": a global lock), stream
-// capture records that work and a graph launch replays it, and a kernel launch runs the kernel
+// address); a stream's work waits until the host synchronises with it, then runs in order (one
+// "GPU": a global lock), so a missing synchronisation reads stale memory; stream capture records
+// that work and a graph launch replays it; and a kernel launch runs the kernel
 // compiled for the CPU by g++ from kernels/cuda/*.cu (build.py) on the fiber scheduler below.
 // NVRTC stays real: the runtime still compiles every kernel, and the CUBIN is ignored here.
 //
@@ -176,9 +177,13 @@ void run_block(const Kernel& k, void** params, Dim3 bidx, unsigned threads) {
     }
     g_block = &b;
     blockIdx = bidx;
+    // Odd blocks take their threads in reverse order: a thread reading another's write with no
+    // barrier between then sees it missing in one of the two orders.
+    const bool reverse = (bidx.x + bidx.y + bidx.z) & 1;
     for (unsigned live = threads; live > 0;) {
         live = 0;
-        for (unsigned t = 0; t < threads; ++t) {
+        for (unsigned i = 0; i < threads; ++i) {
+            const unsigned t = reverse ? threads - 1 - i : i;
             Fiber& f = b.fibers[t];
             if (f.done) continue;
             threadIdx = {t, 0, 0};
@@ -288,9 +293,15 @@ std::recursive_mutex gpu;  // one GPU: work runs one op at a time
 struct Graph {
     std::vector<Op> ops;
 };
+// A stream's work waits in `pending` until the host synchronises with it (a stream or context
+// synchronisation, an event's, a synchronous copy, a free): so a result the host reads without
+// synchronising is stale here, as it can be on a GPU — a missing synchronisation fails.
 struct Stream {
     Graph* capture = nullptr;
+    bool non_blocking = false;  // CU_STREAM_NON_BLOCKING: the legacy stream does not wait for it
+    std::vector<Op> pending;
 };
+std::vector<Stream*> streams;  // guarded by `gpu`
 
 double now_ms() {
     timespec t;
@@ -298,21 +309,45 @@ double now_ms() {
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
+// Runs the work `s` holds, in order.
+void flush(Stream* s) {
+    std::lock_guard<std::recursive_mutex> lock(gpu);
+    std::vector<Op> ops;
+    ops.swap(s->pending);
+    for (auto& op : ops) op();
+}
+// Every stream's work (`blocking_only`: the streams the legacy stream waits for).
+void flush_all(bool blocking_only = false) {
+    std::lock_guard<std::recursive_mutex> lock(gpu);
+    for (Stream* s : streams)
+        if (!blocking_only || !s->non_blocking) flush(s);
+}
+
 void enqueue(void* stream, Op op) {
+    std::lock_guard<std::recursive_mutex> lock(gpu);
     auto* s = (Stream*)stream;
     if (s && s->capture) {
         s->capture->ops.push_back(std::move(op));
-        return;
+    } else if (s) {
+        s->pending.push_back(std::move(op));
+    } else {
+        // The legacy stream: after the blocking streams' work, and (here) at once.
+        flush_all(true);
+        op();
     }
-    std::lock_guard<std::recursive_mutex> lock(gpu);
-    op();
 }
 
 struct Event {
     double t = 0;
+    Stream* stream = nullptr;  // where it was last recorded
 };
 
+
 }  // namespace
+
+// Whether [p, p + n) lies in pinned host memory this driver allocated (an asynchronous copy
+// from or to any other host memory is staged at the call, as the driver does).
+bool pinned(const void* p, size_t n);
 
 extern "C" void fakecuda_enqueue(void* stream, void (*fn)(void*), void* arg, void (*drop)(void*)) {
     auto shared = std::shared_ptr<void>(arg, drop);
@@ -416,28 +451,46 @@ CUresult cuCtxGetDevice(int* d) {
     *d = 0;
     return OK;
 }
-CUresult cuCtxSynchronize() { return OK; }
+CUresult cuCtxSynchronize() {
+    flush_all();
+    return OK;
+}
 
-CUresult cuStreamCreate(void** s, unsigned) {
-    *s = new Stream;
+CUresult cuStreamCreate(void** s, unsigned flags) {
+    std::lock_guard<std::recursive_mutex> lock(gpu);
+    auto* st = new Stream;
+    st->non_blocking = flags & 1;
+    streams.push_back(st);
+    *s = st;
     return OK;
 }
-CUresult cuStreamCreateWithPriority(void** s, unsigned, int) {
-    *s = new Stream;
-    return OK;
-}
+CUresult cuStreamCreateWithPriority(void** s, unsigned flags, int) { return cuStreamCreate(s, flags); }
 CUresult cuCtxGetStreamPriorityRange(int* least, int* greatest) {
     *least = 0;
     *greatest = -5;
     return OK;
 }
 CUresult cuStreamDestroy_v2(void* s) {
-    delete (Stream*)s;
+    std::lock_guard<std::recursive_mutex> lock(gpu);
+    auto* st = (Stream*)s;
+    flush(st);  // its work still completes
+    streams.erase(std::find(streams.begin(), streams.end(), st));
+    delete st;
     return OK;
 }
-CUresult cuStreamSynchronize(void*) { return OK; }
-CUresult cuStreamQuery(void*) { return OK; }
-CUresult cuStreamWaitEvent(void*, void*, unsigned) { return OK; }
+CUresult cuStreamSynchronize(void* s) {
+    if (s)
+        flush((Stream*)s);
+    else
+        flush_all(true);
+    return OK;
+}
+CUresult cuStreamQuery(void* s) { return cuStreamSynchronize(s); }
+// The event's stream runs up to now (earlier than the waiting stream needs it: allowed).
+CUresult cuStreamWaitEvent(void*, void* e, unsigned) {
+    if (auto* st = ((Event*)e)->stream) flush(st);
+    return OK;
+}
 CUresult cuStreamBeginCapture_v2(void* s, int) {
     if (!s) return NOT_SUPPORTED;
     auto* st = (Stream*)s;
@@ -487,13 +540,23 @@ CUresult cuEventDestroy_v2(void* e) {
 }
 CUresult cuEventRecord(void* e, void* stream) {
     auto* ev = (Event*)e;
+    {
+        std::lock_guard<std::recursive_mutex> lock(gpu);
+        auto* st = (Stream*)stream;
+        if (!(st && st->capture)) ev->stream = st;
+    }
     enqueue(stream, [ev] { ev->t = now_ms(); });
     return OK;
 }
 CUresult cuEventRecordWithFlags(void* e, void* stream, unsigned) { return cuEventRecord(e, stream); }
-CUresult cuEventSynchronize(void*) { return OK; }
-CUresult cuEventQuery(void*) { return OK; }
+CUresult cuEventSynchronize(void* e) {
+    if (auto* st = ((Event*)e)->stream) flush(st);
+    return OK;
+}
+CUresult cuEventQuery(void* e) { return cuEventSynchronize(e); }
 CUresult cuEventElapsedTime(float* ms, void* a, void* b) {
+    cuEventSynchronize(a);
+    cuEventSynchronize(b);
     *ms = float(((Event*)b)->t - ((Event*)a)->t);
     return OK;
 }
@@ -502,9 +565,15 @@ CUresult cuEventElapsedTime_v2(float* ms, void* a, void* b) { return cuEventElap
 // Each allocation ends where an inaccessible page begins (its size rounded to CUDA's 256
 // bytes), so a kernel or copy reaching past an allocation's end faults at once, naming the
 // access, instead of corrupting a neighbour: compute-sanitizer's out-of-bounds check, in part.
+struct Mapping {
+    void* base;
+    size_t len;   // the mapping's, guard page included
+    size_t user;  // the allocation's, rounded to 256
+    bool host;    // pinned host memory
+};
 static std::mutex maps_mutex;
-static std::unordered_map<uintptr_t, std::pair<void*, size_t>> maps;  // address → mapping
-static void* filled(size_t bytes) {
+static std::map<uintptr_t, Mapping> maps;  // by the allocation's address
+static void* filled(size_t bytes, bool host) {
     const size_t len = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
     const size_t page = 4096, body = (len + page - 1) / page * page;
     void* base = mmap(nullptr, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -516,26 +585,37 @@ static void* filled(size_t bytes) {
     void* p = (char*)base + (body - len);
     memset(p, 0xFF, len);
     std::lock_guard<std::mutex> lock(maps_mutex);
-    maps[(uintptr_t)p] = {base, body + page};
+    maps[(uintptr_t)p] = {base, body + page, len, host};
     return p;
 }
+// Frees like the driver: after every stream's work (cuMemFree synchronises).
 static CUresult release(void* p) {
+    flush_all();
     std::lock_guard<std::mutex> lock(maps_mutex);
     auto it = maps.find((uintptr_t)p);
     if (it == maps.end()) return INVALID_VALUE;
-    munmap(it->second.first, it->second.second);
+    munmap(it->second.base, it->second.len);
     maps.erase(it);
     return OK;
 }
+extern "C++" {
+bool pinned(const void* p, size_t n) {
+    std::lock_guard<std::mutex> lock(maps_mutex);
+    auto it = maps.upper_bound((uintptr_t)p);
+    if (it == maps.begin()) return false;
+    --it;
+    return it->second.host && (uintptr_t)p + n <= it->first + it->second.user;
+}
+}
 CUresult cuMemAlloc_v2(CUdeviceptr* d, size_t bytes) {
-    void* p = filled(bytes);
+    void* p = filled(bytes, false);
     if (!p) return 2;  // out of memory
     *d = (CUdeviceptr)p;
     return OK;
 }
 CUresult cuMemFree_v2(CUdeviceptr d) { return release((void*)d); }
 CUresult cuMemAllocHost_v2(void** p, size_t bytes) {
-    *p = filled(bytes);
+    *p = filled(bytes, true);
     return *p ? OK : 2;
 }
 CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned) { return cuMemAllocHost_v2(p, bytes); }
@@ -549,11 +629,26 @@ static CUresult copy(void* stream, void* dst, const void* src, size_t n) {
     enqueue(stream, [dst, src, n] { memmove(dst, src, n); });
     return OK;
 }
+// Synchronous copies run on the legacy stream and return when done.
 CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void* h, size_t n) { return copy(nullptr, (void*)d, h, n); }
 CUresult cuMemcpyDtoH_v2(void* h, CUdeviceptr d, size_t n) { return copy(nullptr, h, (void*)d, n); }
 CUresult cuMemcpyDtoD_v2(CUdeviceptr a, CUdeviceptr b, size_t n) { return copy(nullptr, (void*)a, (void*)b, n); }
-CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* h, size_t n, void* s) { return copy(s, (void*)d, h, n); }
-CUresult cuMemcpyDtoHAsync_v2(void* h, CUdeviceptr d, size_t n, void* s) { return copy(s, h, (void*)d, n); }
+// From pageable memory the driver stages the bytes before it returns; from pinned memory it
+// reads them when the copy runs (a graph replay reads them at each replay).
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* h, size_t n, void* s) {
+    auto* st = (Stream*)s;
+    if (pinned(h, n) || (st && st->capture)) return copy(s, (void*)d, h, n);
+    auto staged = std::make_shared<std::vector<unsigned char>>((const unsigned char*)h, (const unsigned char*)h + n);
+    enqueue(s, [d, staged] { memcpy((void*)d, staged->data(), staged->size()); });
+    return OK;
+}
+// Into pageable memory the call returns when the copy is done.
+CUresult cuMemcpyDtoHAsync_v2(void* h, CUdeviceptr d, size_t n, void* s) {
+    auto* st = (Stream*)s;
+    CUresult r = copy(s, h, (void*)d, n);
+    if (!pinned(h, n) && !(st && st->capture)) cuStreamSynchronize(s);
+    return r;
+}
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr a, CUdeviceptr b, size_t n, void* s) {
     return copy(s, (void*)a, (void*)b, n);
 }
