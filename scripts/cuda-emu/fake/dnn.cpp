@@ -164,10 +164,19 @@ static int check_conv(const FakeDnnTensor* x, const FakeDnnFilter* w, const Fake
 }
 
 // cuDNN implements no DIRECT forward algorithm (its workspace query and the convolutions refuse
-// it); the others all run here, with no workspace.
+// it); the others all run here.
 static int check_algo(int algo) {
     if (algo < 0 || algo >= ALGO_COUNT) return STATUS_BAD_PARAM;
     return algo == ALGO_DIRECT ? STATUS_NOT_SUPPORTED : STATUS_SUCCESS;
+}
+
+// The workspace an algorithm asks for: IMPLICIT_PRECOMP_GEMM an index per filter tap (as
+// cuDNN's precomputed offsets), rounded to 256 bytes; the others none. The convolutions refuse
+// less, and overwrite all of it as they run (run_conv), so a workspace too small or shared
+// with live data shows up in the caller's results or faults at the allocation's guard page.
+static size_t workspace_needed(int algo, const ConvGeometry& g) {
+    if (algo != ALGO_IMPLICIT_PRECOMP_GEMM) return 0;
+    return size_t(g.cpg * g.r * g.s * 4 + 255) / 256 * 256;
 }
 
 // ---- The convolution job -----------------------------------------------------------------
@@ -184,6 +193,8 @@ struct ConvJob {
     const void* bias;   // fused: K values
     int bias_dtype;
     bool relu;          // fused: RELU (else IDENTITY)
+    void* workspace;    // overwritten with 0xA5 bytes before the convolution runs
+    size_t workspace_bytes;
 };
 
 // y = epilogue(alpha * conv(x, w)), one output plane (n, k) at a time. Products accumulate in
@@ -191,6 +202,7 @@ struct ConvJob {
 static void run_conv(void* arg) {
     const ConvJob& j = *static_cast<const ConvJob*>(arg);
     const ConvGeometry& g = j.g;
+    if (j.workspace_bytes) std::memset(j.workspace, 0xA5, j.workspace_bytes);
     const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
     const int64_t kpg = g.k / g.groups;  // outputs per group
     const int64_t taps = g.r * g.s;
@@ -356,14 +368,15 @@ API int cudnnGetConvolutionForwardAlgorithm_v7(FakeDnnHandle* handle, const Fake
     const int algos[2] = {ALGO_IMPLICIT_PRECOMP_GEMM, ALGO_IMPLICIT_GEMM};
     const int count = requested < 2 ? requested : 2;
     for (int i = 0; i < count; i++) {
-        perf[i] = FakeDnnAlgoPerf{algos[i], STATUS_SUCCESS, -1.0f, 0, DETERMINISTIC, conv->math, {0, 0, 0}};
+        perf[i] = FakeDnnAlgoPerf{algos[i], STATUS_SUCCESS, -1.0f, workspace_needed(algos[i], g), DETERMINISTIC,
+                                  conv->math, {0, 0, 0}};
     }
     *returned = count;
     return STATUS_SUCCESS;
 }
 
-// No algorithm needs workspace here; DIRECT is refused as cuDNN refuses it (dnn.rs's test of a
-// poisoned algorithm choice relies on that).
+// DIRECT is refused as cuDNN refuses it (dnn.rs's test of a poisoned algorithm choice relies on
+// that).
 API int cudnnGetConvolutionForwardWorkspaceSize(FakeDnnHandle* handle, const FakeDnnTensor* x,
                                                 const FakeDnnFilter* w, const FakeDnnConv* conv,
                                                 const FakeDnnTensor* y, int algo, size_t* bytes) {
@@ -371,7 +384,7 @@ API int cudnnGetConvolutionForwardWorkspaceSize(FakeDnnHandle* handle, const Fak
     if (!handle || !bytes) return STATUS_BAD_PARAM;
     if (int s = check_conv(x, w, conv, y, g)) return s;
     if (int s = check_algo(algo)) return s;
-    *bytes = 0;
+    *bytes = workspace_needed(algo, g);
     return STATUS_SUCCESS;
 }
 
@@ -381,11 +394,12 @@ API int cudnnConvolutionForward(FakeDnnHandle* handle, const void* alpha, const 
                                 const void* x, const FakeDnnFilter* w_desc, const void* w,
                                 const FakeDnnConv* conv, int algo, void* workspace, size_t workspace_bytes,
                                 const void* beta, const FakeDnnTensor* y_desc, void* y) {
-    (void)workspace, (void)workspace_bytes;
     ConvGeometry g;
     if (!handle || !alpha || !beta || !x || !w || !y) return STATUS_BAD_PARAM;
     if (int s = check_conv(x_desc, w_desc, conv, y_desc, g)) return s;
     if (int s = check_algo(algo)) return s;
+    const size_t need = workspace_needed(algo, g);
+    if (need && (!workspace || workspace_bytes < need)) return STATUS_BAD_PARAM;
     ConvJob* job = new (std::nothrow) ConvJob{};
     if (!job) return STATUS_ALLOC_FAILED;
     job->g = g;
@@ -393,6 +407,7 @@ API int cudnnConvolutionForward(FakeDnnHandle* handle, const void* alpha, const 
     job->alpha = *static_cast<const float*>(alpha);
     job->beta = *static_cast<const float*>(beta);
     job->fused = false;
+    job->workspace = workspace, job->workspace_bytes = need;
     enqueue(handle->stream, run_conv, job, drop_conv);
     return STATUS_SUCCESS;
 }
@@ -405,11 +420,12 @@ API int cudnnConvolutionBiasActivationForward(
     size_t workspace_bytes, const void* alpha2, const FakeDnnTensor* z_desc, const void* z,
     const FakeDnnTensor* bias_desc, const void* bias, const FakeDnnActivation* act,
     const FakeDnnTensor* y_desc, void* y) {
-    (void)workspace, (void)workspace_bytes;
     ConvGeometry g;
     if (!handle || !alpha1 || !alpha2 || !x || !w || !y || !bias) return STATUS_BAD_PARAM;
     if (int s = check_conv(x_desc, w_desc, conv, y_desc, g)) return s;
     if (int s = check_algo(algo)) return s;
+    const size_t need = workspace_needed(algo, g);
+    if (need && (!workspace || workspace_bytes < need)) return STATUS_BAD_PARAM;
     if (!z_desc || !z_desc->set || z_desc->dtype != y_desc->dtype || z_desc->n != y_desc->n ||
         z_desc->c != y_desc->c || z_desc->h != y_desc->h || z_desc->w != y_desc->w)
         return STATUS_BAD_PARAM;
@@ -433,6 +449,7 @@ API int cudnnConvolutionBiasActivationForward(
     job->bias = bias;
     job->bias_dtype = bias_desc->dtype;
     job->relu = act->mode == ACT_RELU;
+    job->workspace = workspace, job->workspace_bytes = need;
     enqueue(handle->stream, run_conv, job, drop_conv);
     return STATUS_SUCCESS;
 }
