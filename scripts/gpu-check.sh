@@ -161,6 +161,8 @@ run() {
     # Runs per median (GPU_CHECK_ITERS=2 rehearses the script on the emulated GPU:
     # scripts/cuda-emu/fake-gpu.sh scripts/gpu-check.sh run), and the shorter runs' shares of it.
     local iters=${GPU_CHECK_ITERS:-2000}
+    [[ $iters =~ ^[1-9][0-9]*$ ]] || { echo "gpu-check run: GPU_CHECK_ITERS must be a positive integer, not '$iters'" >&2; exit 2; }
+    export GPU_CHECK_ITERS=$iters
     local iters_profile=$(( iters / 10 > 0 ? iters / 10 : 1 )) iters_warm=$(( iters / 100 > 0 ? iters / 100 : 1 ))
     echo "== CUDA unit tests (each op against the CPU kernel, NVRTC for sm_72/87/90 and this card)"
     if [ -z "${SKIP_UNIT:-}" ]; then

@@ -10,7 +10,8 @@ out="${EDGEFUSE_FAKE_GPU_DIR:-$root/target/cuda-fake}"
 # Rebuilt when any of the three libraries is missing or older than a source.
 stale=0
 for l in libcuda.so.1 libcudnn.so.9 libcublas.so.12; do
-    if [[ ! -e "$out/lib/$l" ]] || [[ -n "$(find "$here/fake" "$root/kernels/cuda" -newer "$out/lib/$l" -type f | head -1)" ]]; then
+    if [[ ! -e "$out/lib/$l" ]] || [[ -n "$(find "$here/fake" "$root/kernels/cuda" -newer "$out/lib/$l" -type f \
+            \( -name '*.cpp' -o -name '*.h' -o -name '*.c' -o -name '*.py' -o -name '*.cu' -o -name '*.cuh' \) | head -1)" ]]; then
         stale=1
     fi
 done

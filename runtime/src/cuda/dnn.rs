@@ -89,11 +89,15 @@ impl Drop for Dnn {
 pub fn preload() {
     static KEPT: std::sync::OnceLock<Vec<libloading::Library>> = std::sync::OnceLock::new();
     KEPT.get_or_init(|| {
-        // SAFETY: only dlopens the library.
-        if !unsafe { cs::is_culib_present() } {
+        // libcudnn under cudarc's first name that loads (so cudarc's own load finds it), kept.
+        let Some(cudnn) = cudarc::get_lib_name_candidates("cudnn")
+            .iter()
+            // SAFETY: loading cuDNN runs only its own initialisers.
+            .find_map(|name| unsafe { libloading::Library::new(name) }.ok())
+        else {
             return Vec::new();
-        }
-        // SAFETY: the library is present; this loads it (cudarc keeps it) and asks its version.
+        };
+        // SAFETY: the library is loaded; cudarc finds it there and asks its version.
         let major = unsafe { cs::cudnnGetVersion() } / 10_000;
         if major < 9 {
             return Vec::new();
@@ -101,13 +105,13 @@ pub fn preload() {
         let Some(dir) = loaded_from("libcudnn.so") else {
             return Vec::new();
         };
-        ["graph", "ops", "cnn", "engines_precompiled"]
+        let parts = ["graph", "ops", "cnn", "engines_precompiled"]
             .iter()
             .map(|part| dir.join(format!("libcudnn_{part}.so.{major}")))
             .filter(|path| path.is_file())
             // SAFETY: cuDNN's own libraries; their initialisers are cuDNN's, run as cuDNN would.
-            .filter_map(|path| unsafe { libloading::Library::new(path) }.ok())
-            .collect()
+            .filter_map(|path| unsafe { libloading::Library::new(path) }.ok());
+        std::iter::once(cudnn).chain(parts).collect()
     });
 }
 

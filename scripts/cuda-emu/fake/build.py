@@ -75,6 +75,9 @@ def main():
     obj = os.path.join(out, "obj")
     os.makedirs(lib, exist_ok=True)
     os.makedirs(obj, exist_ok=True)
+    # A build that stops part way leaves no library behind to look fresh (fake-gpu.sh).
+    for name in os.listdir(lib):
+        os.remove(os.path.join(lib, name))
     pre = prelude()
     if "asm" in pre:
         sys.exit("cuda-emu/fake: prelude.cuh has inline PTX build.py does not replace")

@@ -356,8 +356,8 @@ API int cudnnSetActivationDescriptor(FakeDnnActivation* d, int mode, int nan, do
     return STATUS_SUCCESS;
 }
 
-// The "heuristic": IMPLICIT_PRECOMP_GEMM first, then IMPLICIT_GEMM, both without workspace and
-// with the descriptor's math type.
+// The "heuristic": IMPLICIT_PRECOMP_GEMM first (with its workspace), then IMPLICIT_GEMM (none),
+// both with the descriptor's math type.
 API int cudnnGetConvolutionForwardAlgorithm_v7(FakeDnnHandle* handle, const FakeDnnTensor* x,
                                                const FakeDnnFilter* w, const FakeDnnConv* conv,
                                                const FakeDnnTensor* y, int requested, int* returned,

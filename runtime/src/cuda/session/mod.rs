@@ -115,7 +115,9 @@ impl CudaSession {
         // thread loads NVRTC, lowers the graph, prepares the device's constants and, where a
         // convolution will run on cuDNN, loads cuDNN's libraries.
         let (dev, first) = std::thread::scope(|s| {
-            let host = s.spawn(|| {
+            // The main thread's stack size: lowering recurses over the graph.
+            let beside = std::thread::Builder::new().stack_size(8 << 20);
+            let host = beside.spawn_scoped(s, || {
                 let t = std::time::Instant::now();
                 // NVRTC's version keys the kernel cache: its library loads here, not after the
                 // context.
@@ -127,14 +129,18 @@ impl CudaSession {
                 Ok::<_, Error>((first, t.elapsed().as_secs_f64() * 1e3))
             });
             let dev = Device::open(opts.ordinal, opts.arch.as_deref());
-            let first = host.join().unwrap_or_else(|panic| {
+            let joined = match host {
+                Ok(h) => h.join(),
+                Err(e) => Ok(Err(Error::Cuda(format!("cannot start a thread: {e}")))),
+            };
+            let first = joined.unwrap_or_else(|panic| {
                 let why = panic
                     .downcast_ref::<String>()
                     .map(String::as_str)
                     .or_else(|| panic.downcast_ref::<&str>().copied())
                     .unwrap_or("?");
                 Err(Error::Cuda(format!(
-                    "lowering the graph for the GPU panicked: {why}"
+                    "preparing the session beside the driver's start panicked: {why}"
                 )))
             });
             (dev, first)
