@@ -8,8 +8,10 @@
 #   GPU_CHECK_DIR=carry/gpu-check-large SKIP_TORCH=1 SKIP_UNIT=1 scripts/gpu-check.sh run
 #
 # Rehearsed here, on the emulated GPU, before a GPU machine's minutes are spent on it (results
-# only; GPU_CHECK_ITERS sets the runs per median, GPU_CHECK_MODELS filters the model tests):
-#   GPU_CHECK_ITERS=2 GPU_CHECK_MODELS=seed_cnn_mnist SKIP_TORCH=1 OUT=/tmp/rehearsal \
+# only; GPU_CHECK_ITERS sets the runs per median, GPU_CHECK_MODELS filters the model tests), on
+# a copy, since a run unpacks and writes into its folder (the carry must stay under 64 MiB):
+#   rm -rf /tmp/gc && cp -r carry/gpu-check /tmp/gc && GPU_CHECK_DIR=/tmp/gc GPU_CHECK_ITERS=2 \
+#       GPU_CHECK_MODELS=seed_cnn_mnist SKIP_TORCH=1 OUT=/tmp/rehearsal \
 #       scripts/cuda-emu/fake-gpu.sh scripts/gpu-check.sh run
 #
 # prepare: the device binary (--no-default-features --features cuda), the runtime's CUDA unit
@@ -152,8 +154,10 @@ run() {
     # (Runs at exit, after this function's locals are gone: paths spelled out.)
     trap 'tar czf "${OUT:-$D}/gpu-check-out.tar.gz" -C "$D/out" . ; cp "$D/out/table.md" "${OUT:-$D}/" 2>/dev/null || true' EXIT
     export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    export EDGEFUSE_GPU_CHECK_DIR="$PWD/$D"
-    export EDGEFUSE_KERNEL_CACHE="$PWD/$D/kernel-cache"
+    local abs
+    case $D in /*) abs=$D ;; *) abs=$PWD/$D ;; esac
+    export EDGEFUSE_GPU_CHECK_DIR="$abs"
+    export EDGEFUSE_KERNEL_CACHE="$abs/kernel-cache"
     # A CUDA test that cannot open the GPU fails rather than skipping.
     export EDGEFUSE_REQUIRE_GPU=1
     nvidia-smi -L | tee "$out/device.txt" || true
