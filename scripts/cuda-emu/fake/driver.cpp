@@ -114,7 +114,9 @@ struct Block {
 };
 thread_local Block* g_block;
 
-// Each OS thread's fiber stacks, mapped once and reused for every block it runs.
+// Each OS thread's fiber stacks, mapped once and reused for every block it runs. Each stack's
+// lowest page is inaccessible, so a fiber overflowing its stack faults instead of writing into
+// its neighbour's.
 struct Stacks {
     char* base = nullptr;
     size_t len = 0;
@@ -125,6 +127,8 @@ struct Stacks {
             base = (char*)mmap(nullptr, len, PROT_READ | PROT_WRITE,
                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (base == MAP_FAILED) fake_trap("cannot map fiber stacks");
+            for (unsigned t = 0; t < n; ++t)
+                if (mprotect(base + t * STACK, 4096, PROT_NONE) != 0) fake_trap("cannot guard fiber stacks");
         }
         return base;
     }
