@@ -114,9 +114,13 @@ struct Block {
 };
 thread_local Block* g_block;
 
-// Each OS thread's fiber stacks, mapped once and reused for every block it runs. Each stack's
-// lowest page is inaccessible, so a fiber overflowing its stack faults instead of writing into
-// its neighbour's.
+// Set on the threads of a resident launch (one per block, all at once).
+thread_local bool g_resident = false;
+
+// Each OS thread's fiber stacks, mapped once and reused for every block it runs. On the pool's
+// workers each stack's lowest page is inaccessible, so a fiber overflowing its stack faults
+// instead of writing into its neighbour's. (Not on a resident launch's threads: a guard page is
+// a mapping of its own, and a hundred blocks of 256 would pass the kernel's limit on mappings.)
 struct Stacks {
     char* base = nullptr;
     size_t len = 0;
@@ -127,7 +131,7 @@ struct Stacks {
             base = (char*)mmap(nullptr, len, PROT_READ | PROT_WRITE,
                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (base == MAP_FAILED) fake_trap("cannot map fiber stacks");
-            for (unsigned t = 0; t < n; ++t)
+            for (unsigned t = 0; !g_resident && t < n; ++t)
                 if (mprotect(base + t * STACK, 4096, PROT_NONE) != 0) fake_trap("cannot guard fiber stacks");
         }
         return base;
@@ -732,7 +736,10 @@ CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned
             if (total > 1024) fake_trap("a resident kernel's grid of over 1024 blocks");
             std::vector<std::thread> threads;
             for (unsigned long long i = 0; i < total; ++i)
-                threads.emplace_back([&, i] { run_block(*k, p.data(), at(i), bx); });
+                threads.emplace_back([&, i] {
+                    g_resident = true;
+                    run_block(*k, p.data(), at(i), bx);
+                });
             for (auto& t : threads) t.join();
         } else {
             pool().run(total, [&](unsigned long long i) { run_block(*k, p.data(), at(i), bx); });
