@@ -86,11 +86,7 @@ impl CaptureThread {
                         Ok(Ok(false)) => return,
                         Ok(Err(e)) => Err(e),
                         Err(panic) => {
-                            let msg = panic
-                                .downcast_ref::<&str>()
-                                .copied()
-                                .or(panic.downcast_ref::<String>().map(String::as_str))
-                                .unwrap_or("no message");
+                            let msg = crate::error::panic_message(&*panic);
                             Err(Error::invalid(format!(
                                 "{}: the frame source panicked: {msg}",
                                 source.describe()

@@ -26,18 +26,26 @@ pub fn driver_present() -> bool {
     #[cfg(target_os = "linux")]
     {
         static KEPT: std::sync::OnceLock<Option<libloading::Library>> = std::sync::OnceLock::new();
-        let found = KEPT.get_or_init(|| {
-            ["libcuda.so", "libcuda.so.1"]
-                .iter()
-                // SAFETY: loading the driver library runs no code of ours.
-                .find_map(|&name| unsafe { libloading::Library::new(name) }.ok())
-        });
-        if found.is_none() {
+        if KEPT
+            .get_or_init(|| first_loadable(["libcuda.so", "libcuda.so.1"]))
+            .is_none()
+        {
             return false;
         }
     }
     // SAFETY: only tries to dlopen the library; nothing is called through it.
     unsafe { ds::is_culib_present() }
+}
+
+/// The first of `names` that loads, to be kept loaded by the caller: cudarc's own later load
+/// of the same library then finds it in the process instead of loading it again.
+pub(crate) fn first_loadable<S: AsRef<std::ffi::OsStr>>(
+    names: impl IntoIterator<Item = S>,
+) -> Option<libloading::Library> {
+    names
+        .into_iter()
+        // SAFETY: loading NVIDIA's libraries runs only their own initialisers, no code of ours.
+        .find_map(|name| unsafe { libloading::Library::new(name.as_ref()) }.ok())
 }
 
 pub(crate) fn cuda_err(what: &str, e: impl std::fmt::Debug) -> Error {

@@ -90,10 +90,7 @@ pub fn preload() {
     static KEPT: std::sync::OnceLock<Vec<libloading::Library>> = std::sync::OnceLock::new();
     KEPT.get_or_init(|| {
         // libcudnn under cudarc's first name that loads (so cudarc's own load finds it), kept.
-        let Some(cudnn) = cudarc::get_lib_name_candidates("cudnn")
-            .iter()
-            // SAFETY: loading cuDNN runs only its own initialisers.
-            .find_map(|name| unsafe { libloading::Library::new(name) }.ok())
+        let Some(cudnn) = super::device::first_loadable(cudarc::get_lib_name_candidates("cudnn"))
         else {
             return Vec::new();
         };
@@ -109,8 +106,7 @@ pub fn preload() {
             .iter()
             .map(|part| dir.join(format!("libcudnn_{part}.so.{major}")))
             .filter(|path| path.is_file())
-            // SAFETY: cuDNN's own libraries; their initialisers are cuDNN's, run as cuDNN would.
-            .filter_map(|path| unsafe { libloading::Library::new(path) }.ok());
+            .filter_map(|path| super::device::first_loadable([path]));
         std::iter::once(cudnn).chain(parts).collect()
     });
 }

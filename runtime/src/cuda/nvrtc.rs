@@ -18,13 +18,8 @@ use crate::{Error, Result};
 /// own load of it then costs nothing; its probe would load and unload it, 5–50 ms each time).
 pub fn present() -> bool {
     static KEPT: std::sync::OnceLock<Option<libloading::Library>> = std::sync::OnceLock::new();
-    KEPT.get_or_init(|| {
-        cudarc::get_lib_name_candidates("nvrtc")
-            .iter()
-            // SAFETY: loading NVRTC runs only its own initialisers.
-            .find_map(|name| unsafe { libloading::Library::new(name) }.ok())
-    })
-    .is_some()
+    KEPT.get_or_init(|| super::device::first_loadable(cudarc::get_lib_name_candidates("nvrtc")))
+        .is_some()
 }
 
 fn require() -> Result<()> {

@@ -30,6 +30,7 @@
 #include <new>
 
 #include "enqueue.h"
+#include "half.h"
 
 // ---- NVIDIA's enum values (cudarc's cublas/sys/mod.rs) ---------------------------------------
 
@@ -62,18 +63,6 @@ struct FakeBlasHandle {
 
 // ---- Helpers -------------------------------------------------------------------------------
 
-// binary16 <-> float through g++'s _Float16 (round to nearest even on the way down).
-static float half_to_float(uint16_t bits) {
-    _Float16 h;
-    std::memcpy(&h, &bits, 2);
-    return (float)h;
-}
-static uint16_t float_to_half(float v) {
-    _Float16 h = (_Float16)v;
-    uint16_t bits;
-    std::memcpy(&bits, &h, 2);
-    return bits;
-}
 static float load(const void* p, int64_t i, int type) {
     if (type == R_16F) return half_to_float(static_cast<const uint16_t*>(p)[i]);
     return static_cast<const float*>(p)[i];

@@ -25,6 +25,7 @@
 #include <new>
 
 #include "enqueue.h"
+#include "half.h"
 
 // ---- NVIDIA's enum values (cudarc's cudnn/sys/mod.rs, cuDNN 9) --------------------------------
 
@@ -85,18 +86,6 @@ struct FakeDnnAlgoPerf {
 
 // ---- Helpers -----------------------------------------------------------------------------
 
-// binary16 <-> float through g++'s _Float16 (round to nearest even on the way down).
-static float half_to_float(uint16_t bits) {
-    _Float16 h;
-    std::memcpy(&h, &bits, 2);
-    return (float)h;
-}
-static uint16_t float_to_half(float v) {
-    _Float16 h = (_Float16)v;
-    uint16_t bits;
-    std::memcpy(&bits, &h, 2);
-    return bits;
-}
 // Element i of a FLOAT or HALF array, as float.
 static float load(const void* p, size_t i, int dtype) {
     if (dtype == DATA_HALF) return half_to_float(static_cast<const uint16_t*>(p)[i]);

@@ -134,13 +134,9 @@ impl CudaSession {
                 Err(e) => Ok(Err(Error::Cuda(format!("cannot start a thread: {e}")))),
             };
             let first = joined.unwrap_or_else(|panic| {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("?");
                 Err(Error::Cuda(format!(
-                    "preparing the session beside the driver's start panicked: {why}"
+                    "preparing the session beside the driver's start panicked: {}",
+                    crate::error::panic_message(&*panic)
                 )))
             });
             (dev, first)
